@@ -1,0 +1,264 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/scope"
+)
+
+// KeySpec is a key as a store holds it: plain values, nothing compiled.
+type KeySpec struct {
+	ID          string
+	Name        string
+	Type        KeyType
+	AccountID   string
+	AppID       string
+	AppName     string
+	TenantID    string
+	TenantName  string
+	Hash        string // stored hash form, "sha256:<hex>" or "hmac-sha256:<hex>"
+	Scope       string
+	Active      bool
+	NotBefore   time.Time // zero: valid at once
+	ExpiresAt   time.Time // zero: never expires
+	IPFilters   []string
+	Group       string
+	Description string
+	// ResponseHeaders are added to the downstream response on allow.
+	ResponseHeaders []HeaderSpec
+}
+
+// HeaderSpec is one response header of a key: a fixed value or a template.
+type HeaderSpec struct {
+	Name     string
+	Value    string
+	Disabled bool
+}
+
+// Key is a compiled key record: everything a decision needs, built once when
+// the key is loaded so that a check allocates nothing.
+type Key struct {
+	Spec      KeySpec
+	Algorithm apikey.Algorithm
+	Digest    apikey.Digest
+	// ExpiresAtText is ExpiresAt in RFC 3339, or "" when the key never expires.
+	ExpiresAtText string
+
+	scope   *scope.Scope
+	ips     IPFilter
+	headers []headerTemplate
+}
+
+// CompileOptions are the server settings a key is checked against.
+type CompileOptions struct {
+	// ReservedHeaders are header names a key's response headers may not
+	// use: the identity headers and the key header.
+	ReservedHeaders []string
+}
+
+// FieldError names the field of a key that is wrong.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Compile checks a key spec and builds its record. The error joins one
+// FieldError per problem, so a caller can report them all at once.
+func Compile(spec KeySpec, opts CompileOptions) (*Key, error) {
+	var errs []error
+	bad := func(field string, err error) { errs = append(errs, &FieldError{Field: field, Err: err}) }
+	k := &Key{Spec: spec}
+
+	if spec.ID == "" {
+		bad("id", errors.New("required"))
+	}
+	if spec.Name == "" {
+		bad("name", errors.New("required"))
+	}
+	switch spec.Type {
+	case KeyTypeService:
+		if spec.AppID == "" {
+			bad("app", errors.New("required for service keys"))
+		}
+		if spec.TenantID == "" {
+			bad("tenant", errors.New("required for service keys"))
+		}
+	case KeyTypeApp:
+		if spec.AppID == "" {
+			bad("app", errors.New("required for app keys"))
+		}
+		if spec.TenantID != "" {
+			bad("tenant", errors.New("not allowed for app keys"))
+		}
+	case KeyTypeAccount:
+		if spec.AppID != "" {
+			bad("app", errors.New("not allowed for account keys"))
+		}
+		if spec.TenantID != "" {
+			bad("tenant", errors.New("not allowed for account keys"))
+		}
+	default:
+		bad("type", errors.New("required: service, app or account"))
+	}
+	var err error
+	if k.Algorithm, k.Digest, err = apikey.ParseHash(spec.Hash); err != nil {
+		bad("hash", err)
+	}
+	if k.scope, err = scope.Parse(spec.Scope); err != nil {
+		bad("scope", err)
+	}
+	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
+		bad("ip_filters", err)
+	}
+	if !spec.NotBefore.IsZero() && !spec.ExpiresAt.IsZero() && spec.NotBefore.After(spec.ExpiresAt) {
+		bad("not_before", fmt.Errorf("%s is after expires_at %s",
+			spec.NotBefore.Format(time.RFC3339), spec.ExpiresAt.Format(time.RFC3339)))
+	}
+	if !spec.ExpiresAt.IsZero() {
+		k.ExpiresAtText = spec.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	k.headers, err = compileHeaders(k, opts.ReservedHeaders)
+	if err != nil {
+		bad("response_headers", err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return k, nil
+}
+
+// Scope returns the compiled scope (for listing the services it names).
+func (k *Key) Scope() *scope.Scope { return k.scope }
+
+// Status is row 4 of the decision: active, then not-before, then expiry.
+func (k *Key) Status(now time.Time) Reason {
+	switch {
+	case !k.Spec.Active:
+		return InactiveKey
+	case !k.Spec.NotBefore.IsZero() && now.Before(k.Spec.NotBefore):
+		return NotYetValid
+	case !k.Spec.ExpiresAt.IsZero() && !now.Before(k.Spec.ExpiresAt):
+		return ExpiredKey
+	}
+	return OK
+}
+
+// Authorize is rows 6–8 for a routed request: key type, client IP, scope.
+// On scope_denied it also names the refused operation.
+func (k *Key) Authorize(t *Target, r *Request) (Reason, string) {
+	if !t.Accepts.Has(k.Spec.Type) {
+		return WrongKeyType, ""
+	}
+	if !k.ips.Allows(r.ClientIP) {
+		return IPNotAllowed, ""
+	}
+	if !k.scope.Allows(t.Service, t.Kind, t.Operation) {
+		return ScopeDenied, t.Operation
+	}
+	for i := range t.More {
+		if op := &t.More[i]; !k.scope.Allows(t.Service, op.Kind, op.Name) {
+			return ScopeDenied, op.Name
+		}
+	}
+	return OK, ""
+}
+
+// IPFilter is a compiled set of IP filters; empty allows any client.
+type IPFilter struct {
+	prefixes []netip.Prefix
+}
+
+// ParseIPFilters compiles filters written as CIDR ("10.0.0.0/8",
+// "2001:db8::/32", host bits masked), a bare address (/32 or /128), or IPv4
+// address/netmask ("192.168.178.1/255.255.255.0", contiguous masks only).
+func ParseIPFilters(filters []string) (IPFilter, error) {
+	var f IPFilter
+	var errs []error
+	for i, s := range filters {
+		p, err := parseIPFilter(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[%d] %q: %w", i, s, err))
+			continue
+		}
+		f.prefixes = append(f.prefixes, p)
+	}
+	if len(errs) > 0 {
+		return IPFilter{}, errors.Join(errs...)
+	}
+	return f, nil
+}
+
+func parseIPFilter(s string) (netip.Prefix, error) {
+	addrPart, maskPart, hasMask := strings.Cut(s, "/")
+	addr, err := netip.ParseAddr(addrPart)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not an IPv4 or IPv6 address")
+	}
+	if addr.Zone() != "" {
+		return netip.Prefix{}, errors.New("an address zone is not allowed")
+	}
+	if !hasMask {
+		return netip.PrefixFrom(addr, addr.BitLen()), nil
+	}
+	if strings.Contains(maskPart, ".") || strings.Contains(maskPart, ":") {
+		if !addr.Is4() {
+			return netip.Prefix{}, errors.New("a netmask is only allowed with an IPv4 address; use /bits for IPv6")
+		}
+		mask, err := netip.ParseAddr(maskPart)
+		if err != nil || !mask.Is4() {
+			return netip.Prefix{}, errors.New("netmask is not an IPv4 address")
+		}
+		bits, ok := maskBits(mask.As4())
+		if !ok {
+			return netip.Prefix{}, errors.New("netmask is not contiguous")
+		}
+		return netip.PrefixFrom(addr, bits).Masked(), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("prefix length must be 0..%d", addr.BitLen())
+	}
+	return p.Masked(), nil
+}
+
+// maskBits returns the prefix length of a contiguous IPv4 netmask.
+func maskBits(m [4]byte) (int, bool) {
+	v := uint32(m[0])<<24 | uint32(m[1])<<16 | uint32(m[2])<<8 | uint32(m[3])
+	ones := 0
+	for v&0x80000000 != 0 {
+		ones++
+		v <<= 1
+	}
+	return ones, v == 0
+}
+
+// Allows reports whether ip passes the filters. An empty filter allows any
+// client, even an unknown one; a non-empty filter refuses an unknown
+// (invalid) address. IPv4-mapped IPv6 sources are unmapped, zones ignored,
+// and IPv4 sources never match IPv6 filters nor the reverse.
+func (f *IPFilter) Allows(ip netip.Addr) bool {
+	if len(f.prefixes) == 0 {
+		return true
+	}
+	if !ip.IsValid() {
+		return false
+	}
+	ip = ip.Unmap().WithZone("")
+	for _, p := range f.prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Len is the number of filters.
+func (f *IPFilter) Len() int { return len(f.prefixes) }

@@ -1,0 +1,47 @@
+package authz
+
+import "fmt"
+
+// KeyType is what a key is for (SPEC §1).
+type KeyType uint8
+
+const (
+	KeyTypeUnknown KeyType = iota
+	// KeyTypeService is a tenant-level service access key: one app and one tenant.
+	KeyTypeService
+	// KeyTypeApp is an app-level service access key: one app, no tenant.
+	KeyTypeApp
+	// KeyTypeAccount is an account access key, only for the Account API.
+	KeyTypeAccount
+)
+
+var keyTypeNames = [...]string{"unknown", "service", "app", "account"}
+
+func (t KeyType) String() string {
+	if int(t) < len(keyTypeNames) {
+		return keyTypeNames[t]
+	}
+	return "unknown"
+}
+
+// ParseKeyType reads the names used in files, flags and the API.
+func ParseKeyType(s string) (KeyType, error) {
+	switch s {
+	case "service":
+		return KeyTypeService, nil
+	case "app":
+		return KeyTypeApp, nil
+	case "account":
+		return KeyTypeAccount, nil
+	}
+	return KeyTypeUnknown, fmt.Errorf("unknown key type %q (want service, app or account)", s)
+}
+
+// KeyTypes is a set of key types, as a service's key_types declares it.
+type KeyTypes uint8
+
+// With returns the set with t added.
+func (s KeyTypes) With(t KeyType) KeyTypes { return s | 1<<t }
+
+// Has reports whether t is in the set.
+func (s KeyTypes) Has(t KeyType) bool { return s&(1<<t) != 0 }

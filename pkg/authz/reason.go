@@ -1,0 +1,72 @@
+// Package authz holds keygate's decision: the request a proxy asks about, the
+// compiled key record it is decided against, and the ordered checks of SPEC §5.
+//
+// It knows nothing of gRPC, YAML, pgx or OpenTelemetry; adapters translate
+// their types into Request and Decision. It imports only the standard library
+// and keygate's pure leaf packages (apikey, scope).
+package authz
+
+// Reason is the stable code of a decision. OK means allow; every other value
+// is a deny. The snake_case names are public interface: deny bodies, metrics
+// and logs carry them, and users' dashboards and scripts match on them.
+type Reason uint8
+
+const (
+	OK Reason = iota
+	MissingKey
+	MalformedKey
+	UnknownKey
+	InactiveKey
+	NotYetValid
+	ExpiredKey
+	InvalidPath
+	UnknownRoute
+	WrongKeyType
+	IPNotAllowed
+	ScopeDenied
+	InvalidGraphQL
+	StoreUnavailable
+
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	OK:               "ok",
+	MissingKey:       "missing_key",
+	MalformedKey:     "malformed_key",
+	UnknownKey:       "unknown_key",
+	InactiveKey:      "inactive_key",
+	NotYetValid:      "not_yet_valid",
+	ExpiredKey:       "expired_key",
+	InvalidPath:      "invalid_path",
+	UnknownRoute:     "unknown_route",
+	WrongKeyType:     "wrong_key_type",
+	IPNotAllowed:     "ip_not_allowed",
+	ScopeDenied:      "scope_denied",
+	InvalidGraphQL:   "invalid_graphql",
+	StoreUnavailable: "store_unavailable",
+}
+
+// String returns the reason's stable snake_case code.
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown_reason"
+}
+
+// Reasons lists every reason, OK first, so that adapters can build their
+// per-reason metric series and responses once at start.
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
+	}
+	return out
+}
+
+// IsKeyFailure reports whether the reason is about the key itself (rows 1–4),
+// the class a "generic message" setting hides behind one text.
+func (r Reason) IsKeyFailure() bool {
+	return r >= MissingKey && r <= ExpiredKey
+}

@@ -1,0 +1,77 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+
+	"github.com/keygate/keygate/pkg/apikey"
+)
+
+// Request is what a proxy asks about, already lifted out of its wire format
+// by an adapter. Strings may alias the wire message: the engine never keeps
+// them past Check.
+type Request struct {
+	// Key is the API key value as sent, untrimmed. KeyCount is how many values
+	// the request carried (header values, comma-joined values, the query
+	// parameter): 0 is missing_key, more than one is malformed_key.
+	Key      string
+	KeyCount int
+	// ClientIP is the address IP filters are checked against; the zero Addr
+	// means "unknown", which fails closed for keys with filters.
+	ClientIP netip.Addr
+	Route    RouteInput
+}
+
+// RouteInput is what routing reads from a request.
+type RouteInput struct {
+	// Host is the :authority / Host header, possibly with a port.
+	Host   string
+	Method string
+	// Path is the request target as the proxy saw it: not decoded, with
+	// its query string.
+	Path        string
+	ContentType string
+	// Extensions are Envoy's per-route context_extensions (service, kind,
+	// operation); nil when the route sets none.
+	Extensions map[string]string
+	// Body is the request body the proxy forwarded (Envoy's
+	// with_request_body), read only by GraphQL routes. BodyTruncated is set
+	// when the proxy cut it at its buffer limit.
+	Body          []byte
+	BodyTruncated bool
+}
+
+// Operation is one (kind, operation) pair of a service a request calls.
+type Operation struct {
+	Kind, Name string
+}
+
+// Target is where a request goes once routed: the keygate service, the kind
+// and the operation, and which key types the service accepts.
+type Target struct {
+	Service   string
+	Kind      string
+	Operation string
+	Accepts   KeyTypes
+	// More lists further operations the request calls that must each be
+	// allowed too: a GraphQL document's other root fields.
+	More []Operation
+}
+
+// Router maps a request to its target. It answers OK, UnknownRoute,
+// InvalidPath or (GraphQL) InvalidGraphQL. Implementations must be safe
+// for concurrent use and should not allocate for ordinary paths.
+type Router interface {
+	Resolve(in *RouteInput) (Target, Reason)
+}
+
+// ErrKeyNotFound is what a KeyStore returns for a digest it does not hold.
+var ErrKeyNotFound = errors.New("key not found")
+
+// KeyStore finds a compiled key by the digest of its secret. Any error other
+// than ErrKeyNotFound means the store could not answer (store_unavailable);
+// it must never carry the secret.
+type KeyStore interface {
+	LookupKey(ctx context.Context, digest apikey.Digest) (*Key, error)
+}
