@@ -248,3 +248,15 @@ func (k *Key) AppendResponseHeaders(dst []Header, t *Target) []Header {
 
 // ResponseHeaderCount is the number of headers AppendResponseHeaders adds.
 func (k *Key) ResponseHeaderCount() int { return len(k.headers) }
+
+// ResponseHeadersVary reports whether some response header depends on the
+// request (${service} or ${operation}), so that an adapter can build the
+// others once per key.
+func (k *Key) ResponseHeadersVary() bool {
+	for i := range k.headers {
+		if k.headers[i].parts != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/pkg/apikey"
@@ -52,7 +53,19 @@ type Key struct {
 	scope   *scope.Scope
 	ips     IPFilter
 	headers []headerTemplate
+
+	// adapterData lets a transport adapter keep its own ready-made form of
+	// the key (e.g. header messages) with the record, built once. Records are
+	// immutable and replaced on change, so the memo never goes stale.
+	adapterData atomic.Value
 }
+
+// AdapterData returns what an adapter stored with SetAdapterData, or nil.
+func (k *Key) AdapterData() any { return k.adapterData.Load() }
+
+// SetAdapterData stores an adapter's ready-made form of the key. Every
+// caller must store the same concrete type.
+func (k *Key) SetAdapterData(v any) { k.adapterData.Store(v) }
 
 // CompileOptions are the server settings a key is checked against.
 type CompileOptions struct {
