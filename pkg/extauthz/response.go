@@ -1,0 +1,185 @@
+package extauthz
+
+import (
+	"encoding/json"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// Denial is how a reason is answered: the one mapping from reason codes to
+// transport statuses and messages (DESIGN: one closed list, one table).
+type Denial struct {
+	HTTPStatus int
+	GRPCCode   codes.Code
+	Message    string
+}
+
+var denials = map[authz.Reason]Denial{
+	authz.MissingKey:       {401, codes.Unauthenticated, "an API key is required"},
+	authz.MalformedKey:     {401, codes.Unauthenticated, "the API key is malformed"},
+	authz.UnknownKey:       {401, codes.Unauthenticated, "the API key is not valid"},
+	authz.InactiveKey:      {401, codes.Unauthenticated, "the API key is inactive"},
+	authz.NotYetValid:      {401, codes.Unauthenticated, "the API key is not valid yet"},
+	authz.ExpiredKey:       {401, codes.Unauthenticated, "the API key has expired"},
+	authz.InvalidPath:      {400, codes.InvalidArgument, "the request path is invalid"},
+	authz.UnknownRoute:     {403, codes.PermissionDenied, "no service is configured for this route"},
+	authz.WrongKeyType:     {403, codes.PermissionDenied, "this service does not accept this type of key"},
+	authz.IPNotAllowed:     {403, codes.PermissionDenied, "the client address is not allowed for this key"},
+	authz.ScopeDenied:      {403, codes.PermissionDenied, "the key's scope does not allow this operation"},
+	authz.InvalidGraphQL:   {400, codes.InvalidArgument, "the GraphQL request is invalid"},
+	authz.StoreUnavailable: {503, codes.Unavailable, "the key store is unavailable; retry later"},
+}
+
+// genericKeyMessage replaces key failures' messages when GenericKeyErrors is set.
+const genericKeyMessage = "the API key is missing or not valid"
+
+// DenialFor returns how a deny reason is answered.
+func DenialFor(r authz.Reason) Denial {
+	if d, ok := denials[r]; ok {
+		return d
+	}
+	return Denial{500, codes.Internal, "internal error"}
+}
+
+// DenyBody is the JSON body of a deny. With generic set, key failures carry
+// one message and no reason code.
+func DenyBody(r authz.Reason, generic bool) string {
+	var body struct {
+		Error  string `json:"error"`
+		Reason string `json:"reason,omitempty"`
+	}
+	if generic && r.IsKeyFailure() {
+		body.Error = genericKeyMessage
+	} else {
+		body.Error, body.Reason = DenialFor(r).Message, r.String()
+	}
+	b, _ := json.Marshal(body)
+	return string(b)
+}
+
+// headerOption builds a header that overwrites: `append: false` set
+// explicitly, which old and new Envoy both read as overwrite (newer Envoy
+// appends when `append` is unset, and refuses append together with
+// append_action, so append_action stays unset).
+func headerOption(name, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header: &corev3.HeaderValue{Key: name, Value: value},
+		Append: wrapperspb.Bool(false),
+	}
+}
+
+// buildDenials makes one immutable CheckResponse per deny reason at start.
+// gRPC only reads them when marshalling, so all requests share them.
+func buildDenials(cfg Config) map[authz.Reason]*authv3.CheckResponse {
+	out := make(map[authz.Reason]*authv3.CheckResponse, len(denials))
+	for r, d := range denials {
+		headers := []*corev3.HeaderValueOption{headerOption("content-type", "application/json")}
+		if r == authz.StoreUnavailable {
+			headers = append(headers, headerOption("retry-after", "1"))
+		}
+		out[r] = &authv3.CheckResponse{
+			Status: &rpcstatus.Status{Code: int32(d.GRPCCode)},
+			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+				Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.HTTPStatus)},
+				Headers: headers,
+				Body:    DenyBody(r, cfg.GenericKeyErrors),
+			}},
+		}
+	}
+	return out
+}
+
+// keyParts is the part of an allow that depends only on the key, built the
+// first time the key allows a request and kept with the key record.
+type keyParts struct {
+	identity []*corev3.HeaderValueOption
+	remove   []string
+	// responseHeaders is set when every response header is fixed for the
+	// key; otherwise they are rendered per request.
+	responseHeaders []*corev3.HeaderValueOption
+	dynamicHeaders  bool
+	metaKey         map[string]*structpb.Value
+}
+
+func (s *Server) partsFor(k *authz.Key) *keyParts {
+	if p, ok := k.AdapterData().(*keyParts); ok {
+		return p
+	}
+	id := s.cfg.Identity
+	spec := &k.Spec
+	p := &keyParts{remove: []string{s.cfg.KeyHeader}}
+	add := func(name, value string) {
+		if value == "" {
+			// Not applicable to this key (the tenant of an app key): removed,
+			// so a client's forged value never reaches upstream.
+			p.remove = append(p.remove, name)
+			return
+		}
+		p.identity = append(p.identity, headerOption(name, value))
+	}
+	add(id.KeyID, spec.ID)
+	add(id.KeyName, spec.Name)
+	add(id.AppID, spec.AppID)
+	add(id.TenantID, spec.TenantID)
+	add(id.AccountID, spec.AccountID)
+
+	p.dynamicHeaders = k.ResponseHeadersVary()
+	if !p.dynamicHeaders {
+		for _, h := range k.AppendResponseHeaders(nil, nil) {
+			p.responseHeaders = append(p.responseHeaders, headerOption(h.Name, h.Value))
+		}
+	}
+	// Metadata names only what applies to the key: an app key has no
+	// tenant, and an empty tenant_id would group app keys in rate limits.
+	p.metaKey = map[string]*structpb.Value{}
+	for name, v := range map[string]string{
+		"key_id": spec.ID, "key_name": spec.Name, "key_type": spec.Type.String(),
+		"app_id": spec.AppID, "tenant_id": spec.TenantID, "account_id": spec.AccountID,
+	} {
+		if v != "" {
+			p.metaKey[name] = structpb.NewStringValue(v)
+		}
+	}
+	k.SetAdapterData(p)
+	return p
+}
+
+// allowResponse builds the OkHttpResponse for an allowed request.
+func (s *Server) allowResponse(d *authz.Decision) *authv3.CheckResponse {
+	p := s.partsFor(d.Key)
+	ok := &authv3.OkHttpResponse{
+		Headers:         p.identity,
+		HeadersToRemove: p.remove,
+	}
+	if s.cfg.KeyQueryParam != "" {
+		ok.QueryParametersToRemove = s.queryRemove
+	}
+	if p.dynamicHeaders {
+		var hs [8]authz.Header
+		for _, h := range d.Key.AppendResponseHeaders(hs[:0], &d.Target) {
+			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, headerOption(h.Name, h.Value))
+		}
+	} else {
+		ok.ResponseHeadersToAdd = p.responseHeaders
+	}
+	fields := make(map[string]*structpb.Value, len(p.metaKey)+3)
+	for k, v := range p.metaKey {
+		fields[k] = v
+	}
+	fields["service"] = structpb.NewStringValue(d.Target.Service)
+	fields["kind"] = structpb.NewStringValue(d.Target.Kind)
+	fields["operation"] = structpb.NewStringValue(d.Target.Operation)
+	return &authv3.CheckResponse{
+		Status:          s.okStatus,
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: &structpb.Struct{Fields: fields},
+	}
+}

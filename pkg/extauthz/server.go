@@ -1,0 +1,102 @@
+package extauthz
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/status"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// Observer records each decision (metrics). It must not block.
+type Observer interface {
+	ObserveCheck(d *authz.Decision, elapsed time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveCheck(*authz.Decision, time.Duration) {}
+
+// Server is the ext_authz v3 Authorization service.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	engine      *authz.Engine
+	cfg         Config
+	obs         Observer
+	log         *slog.Logger
+	denied      map[authz.Reason]*authv3.CheckResponse
+	okStatus    *rpcstatus.Status
+	queryRemove []string
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer builds the adapter. cfg should have passed Validate; obs and
+// log may be nil.
+func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger) *Server {
+	cfg = cfg.WithDefaults()
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		engine:   engine,
+		cfg:      cfg,
+		obs:      obs,
+		log:      log,
+		denied:   buildDenials(cfg),
+		okStatus: &rpcstatus.Status{},
+	}
+	if cfg.KeyQueryParam != "" {
+		s.queryRemove = []string{cfg.KeyQueryParam}
+	}
+	return s
+}
+
+// Check answers every request with a CheckResponse; a gRPC error only for
+// a call cancelled by the caller.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
+	var r authz.Request
+	s.fillRequest(&r, req)
+	d := s.engine.Check(ctx, &r)
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
+	var resp *authv3.CheckResponse
+	if d.Allowed() {
+		resp = s.allowResponse(&d)
+	} else {
+		resp = s.denied[d.Reason]
+		s.logDeny(ctx, &d)
+	}
+	s.obs.ObserveCheck(&d, time.Since(start))
+	return resp, nil
+}
+
+// logDeny writes one debug line per deny and a warning for internal
+// failures. It names the key by id only, never by secret or hash.
+func (s *Server) logDeny(ctx context.Context, d *authz.Decision) {
+	if d.Reason == authz.StoreUnavailable {
+		s.log.WarnContext(ctx, "check failed: key store unavailable", "error", d.Err)
+		return
+	}
+	if !s.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	attrs := []any{"reason", d.Reason.String()}
+	if d.Key != nil {
+		attrs = append(attrs, "key_id", d.Key.Spec.ID)
+	}
+	if d.Target.Service != "" {
+		attrs = append(attrs, "service", d.Target.Service, "operation", d.Target.Operation)
+	}
+	s.log.DebugContext(ctx, "denied", attrs...)
+}
