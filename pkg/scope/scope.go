@@ -1,9 +1,229 @@
-// Package scope is keygate's scope grammar (SPEC §3). (Contract skeleton.)
+// Package scope is keygate's scope grammar (SPEC §3, §9).
+//
+// A scope is a whitespace-separated list of patterns
+//
+//	[!]service[:kind[:operation]]
+//
+// where a missing segment means "*", and a segment is a literal, "*", or a
+// literal ending in "*" that matches by prefix. An empty scope allows
+// everything; otherwise an operation is allowed iff some allow pattern
+// matches it and no "!" (deny) pattern does.
 package scope
 
-type Scope struct{}
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
 
-func Parse(s string) (*Scope, error)                         { panic("unimplemented") }
-func (s *Scope) Allows(service, kind, operation string) bool { panic("unimplemented") }
-func (s *Scope) Services() []string                          { panic("unimplemented") }
-func (s *Scope) String() string                              { panic("unimplemented") }
+// Input bounds: scopes arrive through the Account API and key files, and
+// each pattern is tried on every request, so neither may grow unboundedly.
+const (
+	MaxBytes    = 4096
+	MaxPatterns = 256
+)
+
+// PatternError is a pattern Parse refused. It names the pattern so that the
+// Account API and key-file loader can point at it.
+type PatternError struct {
+	Index   int    // 1-based position among the scope's patterns
+	Pattern string // the pattern as written
+	Reason  string
+}
+
+func (e *PatternError) Error() string {
+	return fmt.Sprintf("pattern %d %q: %s", e.Index, e.Pattern, e.Reason)
+}
+
+// segment is one compiled segment. Allows only ever compares strings, which
+// is what keeps it allocation-free.
+type segment struct {
+	lit    string
+	prefix bool // lit followed by "*"
+	any    bool // "*" or a missing segment
+}
+
+func (g *segment) match(v string) bool {
+	switch {
+	case g.any:
+		return true
+	case g.prefix:
+		return strings.HasPrefix(v, g.lit)
+	}
+	// lit is never empty, so a literal never matches a missing kind or
+	// operation: only "*" does (SPEC §9).
+	return v == g.lit
+}
+
+type pattern [3]segment
+
+func (p *pattern) match(service, kind, operation string) bool {
+	return p[0].match(service) && p[1].match(kind) && p[2].match(operation)
+}
+
+// Scope is a compiled scope. A nil *Scope is the empty scope. A Scope is
+// immutable and safe for concurrent use.
+type Scope struct {
+	allow, deny []pattern
+	services    []string
+	text        string
+}
+
+// Parse compiles a scope.
+func Parse(s string) (*Scope, error) {
+	if len(s) > MaxBytes {
+		return nil, fmt.Errorf("scope: %d bytes, at most %d", len(s), MaxBytes)
+	}
+	words := fields(s)
+	if len(words) > MaxPatterns {
+		return nil, fmt.Errorf("scope: %d patterns, at most %d", len(words), MaxPatterns)
+	}
+	sc := &Scope{text: strings.Join(words, " ")}
+	for i, w := range words {
+		deny, p, err := parsePattern(w)
+		if err != nil {
+			return nil, &PatternError{Index: i + 1, Pattern: w, Reason: err.Error()}
+		}
+		if deny {
+			sc.deny = append(sc.deny, p)
+		} else {
+			sc.allow = append(sc.allow, p)
+		}
+		if svc := p[0]; !svc.any && !svc.prefix && !slices.Contains(sc.services, svc.lit) {
+			sc.services = append(sc.services, svc.lit)
+		}
+	}
+	return sc, nil
+}
+
+// fields splits on runs of ASCII whitespace only. strings.Fields would also
+// split on Unicode spaces, silently accepting characters the grammar
+// forbids; here they reach parsePattern and are reported.
+func fields(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+		start := i
+		for i < len(s) && !isSpace(s[i]) {
+			i++
+		}
+		if i > start {
+			out = append(out, s[start:i])
+		}
+	}
+	return out
+}
+
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return false
+}
+
+func parsePattern(w string) (deny bool, p pattern, err error) {
+	if rest, ok := strings.CutPrefix(w, "!"); ok {
+		if rest == "" {
+			return false, p, errors.New("! must be followed by service[:kind[:operation]]")
+		}
+		deny, w = true, rest
+	}
+	if n := strings.Count(w, ":") + 1; n > len(p) {
+		return false, p, fmt.Errorf("%d segments, at most 3 (service:kind:operation)", n)
+	}
+	for i := range p {
+		p[i].any = true
+	}
+	for i := 0; w != ""; i++ {
+		seg, rest, more := strings.Cut(w, ":")
+		if p[i], err = parseSegment(seg); err != nil {
+			return false, p, fmt.Errorf("segment %d %w", i+1, err)
+		}
+		if more && rest == "" {
+			// "a:" would otherwise silently mean "a:*".
+			return false, p, fmt.Errorf("segment %d is empty", i+2)
+		}
+		w = rest
+	}
+	return deny, p, nil
+}
+
+func parseSegment(s string) (segment, error) {
+	if s == "" {
+		return segment{}, errors.New("is empty")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '_', c == '-', c == '/':
+		case c == '*':
+			if i != len(s)-1 {
+				return segment{}, errors.New("has * before its end (only a trailing * is allowed)")
+			}
+		default:
+			return segment{}, fmt.Errorf("has invalid %s (allowed: A-Z a-z 0-9 . _ - / and a trailing *)", describe(s[i:]))
+		}
+	}
+	switch {
+	case s == "*":
+		return segment{any: true}, nil
+	case strings.HasSuffix(s, "*"):
+		return segment{lit: s[:len(s)-1], prefix: true}, nil
+	}
+	return segment{lit: s}, nil
+}
+
+// describe names the first character of s in a form that is safe to print.
+func describe(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte 0x%02x", s[0])
+	}
+	return fmt.Sprintf("character %q", r)
+}
+
+// Allows reports whether the scope admits the operation. It does not
+// allocate. An empty scope admits everything: which services a key type may
+// call at all is decided elsewhere.
+func (s *Scope) Allows(service, kind, operation string) bool {
+	if s == nil || len(s.allow)+len(s.deny) == 0 {
+		return true
+	}
+	for i := range s.deny {
+		if s.deny[i].match(service, kind, operation) {
+			return false
+		}
+	}
+	for i := range s.allow {
+		if s.allow[i].match(service, kind, operation) {
+			return true
+		}
+	}
+	return false
+}
+
+// Services returns the distinct literal service names the scope mentions,
+// in allow and deny patterns alike, in order of first appearance. Wildcard
+// and prefix services are left out: they cannot name an undeclared service.
+// The caller owns the returned slice.
+func (s *Scope) Services() []string {
+	if s == nil {
+		return nil
+	}
+	return slices.Clone(s.services)
+}
+
+// String returns the canonical scope: the patterns as written, separated by
+// single spaces. Parsing it gives an equivalent Scope.
+func (s *Scope) String() string {
+	if s == nil {
+		return ""
+	}
+	return s.text
+}

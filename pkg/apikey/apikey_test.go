@@ -1,0 +1,234 @@
+package apikey
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Vectors computed outside Go (Python's zlib.crc32 and a separate base62
+// encoder), so that the format is pinned independently of this package.
+const (
+	vectorService = "kg_sak_0000000000000000000000000000002mBwzH"
+	// The checksum of this one is below 62^5: it pins the zero padding.
+	vectorApp = "kg_alsak_abcdefghijABCDEFGHIJ01234567890QVEpm"
+)
+
+func mustGenerate(t testing.TB, k Kind) string {
+	t.Helper()
+	s, err := Generate(k)
+	if err != nil {
+		t.Fatalf("Generate(%q): %v", k, err)
+	}
+	return s
+}
+
+// replaceAt returns s with the byte at i replaced by c.
+func replaceAt(s string, i int, c byte) string {
+	b := []byte(s)
+	b[i] = c
+	return string(b)
+}
+
+func TestGenerate(t *testing.T) {
+	for _, k := range []Kind{KindService, KindApp, KindAccount} {
+		t.Run(string(k), func(t *testing.T) {
+			s := mustGenerate(t, k)
+			head := "kg_" + string(k) + "_"
+			if !strings.HasPrefix(s, head) {
+				t.Fatalf("%q does not start with %q", s, head)
+			}
+			if got, want := len(s), len(head)+36; got != want {
+				t.Fatalf("len = %d, want %d", got, want)
+			}
+			for i := len(head); i < len(s); i++ {
+				if !strings.ContainsRune(base62, rune(s[i])) {
+					t.Fatalf("byte %d of %q is not base62", i, s)
+				}
+			}
+			if err := Validate(s); err != nil {
+				t.Fatalf("Validate(generated): %v", err)
+			}
+			if got, ok := KindOf(s); !ok || got != k {
+				t.Fatalf("KindOf = %q, %v; want %q, true", got, ok, k)
+			}
+			if s2 := mustGenerate(t, k); s2 == s {
+				t.Fatalf("two generated secrets are equal: %q", s)
+			}
+		})
+	}
+	for _, k := range []Kind{"", "SAK", "xyz", "sak_"} {
+		t.Run("unknown kind "+string(k), func(t *testing.T) {
+			if s, err := Generate(k); err == nil {
+				t.Fatalf("Generate(%q) = %q, want error", k, s)
+			}
+		})
+	}
+}
+
+// TestGenerateUsesWholeAlphabet catches an encoder that never emits some
+// digits (an off-by-one in the rejection bound, say). With 30,000 draws the
+// chance that a fair generator misses a digit is about 62·e^-484.
+func TestGenerateUsesWholeAlphabet(t *testing.T) {
+	seen := map[byte]int{}
+	for range 1000 {
+		s := mustGenerate(t, KindService)
+		for i := len("kg_sak_"); i < len(s)-6; i++ {
+			seen[s[i]]++
+		}
+	}
+	if len(seen) != 62 {
+		t.Fatalf("random part used %d distinct digits, want 62", len(seen))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	gen := mustGenerate(t, KindService)
+	long := strings.Repeat("a", MaxLen)
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string // substring of the error; "" means valid
+	}{
+		{"generated sak vector", vectorService, ""},
+		{"generated alsak vector with zero-padded checksum", vectorApp, ""},
+		{"generated fresh", gen, ""},
+		{"generated aak", mustGenerate(t, KindAccount), ""},
+		{"custom minimal length", "abcdefghijklmnop", ""},
+		{"custom with punctuation", `!"#$%&'()*+,-./:;<=>?@[\]^_{|}~`, ""},
+		{"custom at max length", long, ""},
+		{"custom uppercase KG_ prefix is not generated", "KG_sak_whatever_goes_here", ""},
+		{"custom kg without underscore", "kgsak_0000000000000000000", ""},
+
+		{"empty", "", "malformed key: empty"},
+		{"over max length", long + "a", "malformed key: longer than 512 bytes"},
+		{"control character", "abcdefg\x01ijklmnop", "malformed key: contains a control or non-ASCII character at byte 7"},
+		{"NUL", "abcdefghijklmnop\x00", "character at byte 16"},
+		{"DEL", "\x7fbcdefghijklmnop", "character at byte 0"},
+		{"inner space", "abcdefgh ijklmnop", "character at byte 8"},
+		{"leading space is not trimmed", " " + gen, "character at byte 0"},
+		{"trailing newline is not trimmed", gen + "\n", "character at byte 43"},
+		{"tab", "abcdefgh\tijklmnop", "character at byte 8"},
+		{"non-ASCII UTF-8", "abcdéfghijklmnop", "character at byte 4"},
+		{"invalid UTF-8", "abcdefghijklmno\xff", "character at byte 15"},
+		{"bad byte reported before short length", "ab\x01", "character at byte 2"},
+		{"too short", "abcdefghijklmno", "malformed key: shorter than 16 bytes"},
+		{"too short generated-looking", "kg_sak_abc", "shorter than 16 bytes"},
+
+		{"unknown kind", "kg_xyz_" + gen[len("kg_sak_"):], "malformed key: unknown type prefix"},
+		{"uppercase kind", "kg_SAK_" + gen[len("kg_sak_"):], "unknown type prefix"},
+		{"no kind separator", "kg_sak" + gen[len("kg_sak_"):], "unknown type prefix"},
+		{"empty kind", "kg__" + gen[len("kg_sak_"):], "unknown type prefix"},
+		{"one character short", gen[:len(gen)-1], "malformed key: wrong length for a generated key"},
+		{"one character long", gen + "0", "wrong length for a generated key"},
+		{"non-base62 in random part", replaceAt(gen, 10, '-'), "malformed key: generated key has a non-base62 character at byte 10"},
+		{"underscore in checksum", replaceAt(gen, len(gen)-1, '_'), "non-base62 character at byte 42"},
+		{"mistyped random character", replaceAt(vectorService, 7, '1'), "malformed key: bad checksum"},
+		{"mistyped checksum character", replaceAt(vectorService, len(vectorService)-1, 'I'), "bad checksum"},
+		{"checksum above 2^32", vectorService[:len(vectorService)-6] + "zzzzzz", "bad checksum"},
+		{"kind swapped for one of equal length", "kg_aak_" + vectorService[len("kg_sak_"):], "bad checksum"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Validate(tt.in)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate = nil, want error containing %q", tt.wantErr)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %q does not wrap ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+			if len(tt.in) >= 4 && strings.Contains(err.Error(), tt.in) {
+				t.Errorf("error %q echoes the secret", err)
+			}
+		})
+	}
+}
+
+func TestValidateCustom(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string
+	}{
+		{"minimal length", "abcdefghijklmnop", ""},
+		{"max length", strings.Repeat("x", MaxLen), ""},
+		{"printable punctuation", "~!@#$%^&*()_+{}|:<>?", ""},
+		{"legacy key of another vendor", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", ""},
+		{"uppercase KG_ is allowed", "KG_abcdefghijklmnop", ""},
+		{"empty", "", "malformed key: empty"},
+		{"too short", "abcdefghijklmno", "malformed key: shorter than 16 bytes"},
+		{"too long", strings.Repeat("x", MaxLen+1), "malformed key: longer than 512 bytes"},
+		{"space", "abcdefgh ijklmnop", "character at byte 8"},
+		{"control", "\x1babcdefghijklmnop", "character at byte 0"},
+		{"non-ASCII", "pässwordpassword", "character at byte 1"},
+		{"reserved prefix", "kg_my_own_secret_value", "malformed key: custom secrets may not start with the generated-key prefix"},
+		{"a generated secret cannot be imported as custom", vectorService, "may not start with the generated-key prefix"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateCustom(tt.in)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("ValidateCustom: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ValidateCustom = nil, want error containing %q", tt.wantErr)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %q does not wrap ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+			if len(tt.in) >= 4 && strings.Contains(err.Error(), tt.in) {
+				t.Errorf("error %q echoes the secret", err)
+			}
+		})
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     string
+		want   Kind
+		wantOK bool
+	}{
+		{"service vector", vectorService, KindService, true},
+		{"app vector", vectorApp, KindApp, true},
+		{"account generated", mustGenerate(t, KindAccount), KindAccount, true},
+		{"custom secret", "abcdefghijklmnop", "", false},
+		{"bad checksum", replaceAt(vectorService, 7, '1'), "", false},
+		{"control character", vectorService + "\n", "", false},
+		{"empty", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := KindOf(tt.in)
+			if got != tt.want || ok != tt.wantOK {
+				t.Fatalf("KindOf = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestKindValid(t *testing.T) {
+	for k, want := range map[Kind]bool{KindService: true, KindApp: true, KindAccount: true, "": false, "SAK": false, "ak": false} {
+		t.Run(string(k), func(t *testing.T) {
+			if got := k.Valid(); got != want {
+				t.Fatalf("Valid = %v, want %v", got, want)
+			}
+		})
+	}
+}
