@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/extauthz"
+	"github.com/keygate/keygate/pkg/keyfile"
+	"github.com/keygate/keygate/pkg/route"
+)
+
+// loaded is the configuration a server decides from.
+type loaded struct {
+	hasher   *apikey.Hasher
+	cfg      extauthz.Config
+	router   *route.Router
+	keys     *keyfile.Store
+	keysOpts keyfile.Options
+}
+
+// load reads and checks everything serve and check-config need, reporting
+// every problem at once. Warnings go to warn.
+func load(files fileFlags, req requestFlags, hf hashFlags, log *slog.Logger, warn func(string)) (*loaded, error) {
+	var errs []error
+	l := &loaded{cfg: req.config()}
+	if err := l.cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	h, err := hf.hasher()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	l.hasher = h
+	table, warnings, err := route.LoadFile(files.RoutesFile)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, w := range warnings {
+		warn(w)
+	}
+	if len(errs) > 0 {
+		// Keys are checked against the routes and the hasher: without them
+		// their errors would only be noise.
+		return nil, errors.Join(errs...)
+	}
+	l.router = route.NewRouter(table)
+	l.keysOpts = l.keyfileOptions(warn)
+	l.keys, err = keyfile.Open(files.KeysFile, l.keysOpts, log)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *loaded) keyfileOptions(warn func(string)) keyfile.Options {
+	return keyfile.Options{
+		Algorithm: l.hasher.Algorithm(),
+		Compile:   authzCompileOptions(l.cfg),
+		HasService: func(name string) bool {
+			_, ok := l.router.Current().Service(name)
+			return ok
+		},
+	}
+}
+
+type checkConfigCmd struct {
+	fileFlags
+	requestFlags
+	hashFlags
+}
+
+// Run validates both files and prints a summary, or every error.
+func (c *checkConfigCmd) Run(e *env) error {
+	warn := func(w string) { fmt.Fprintln(e.stderr, "warning:", w) }
+	log := slog.New(slog.DiscardHandler)
+	l, err := load(c.fileFlags, c.requestFlags, c.hashFlags, log, warn)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return fmt.Errorf("configuration is invalid")
+	}
+	t := l.router.Current()
+	fmt.Fprintf(e.stdout, "ok: %s: %d services; %s: %d keys (hash %s); key header %s; xff-trusted-hops %d\n",
+		c.RoutesFile, len(t.ServiceNames()), c.KeysFile, l.keys.Len(), l.hasher.Algorithm(),
+		l.cfg.KeyHeader, l.cfg.XFFTrustedHops)
+	return nil
+}

@@ -1,0 +1,276 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// keygateBinary builds cmd/keygate once per test run.
+func keygateBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "keygate-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "keygate")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, "../cmd/keygate").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// cliRun runs a keygate subcommand and returns stdout.
+func cliRun(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(keygateBinary(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	return stdout.String(), err
+}
+
+// newKey makes a secret and its hash form with the real CLI.
+func newKey(t *testing.T, typ string) (secret, hash string) {
+	t.Helper()
+	out, err := cliRun(t, "", "keygen", "--type", typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("keygen printed %d lines, want 2", len(lines))
+	}
+	return lines[0], lines[1]
+}
+
+// server is a running `keygate serve` and what it logged.
+type server struct {
+	cmd       *exec.Cmd
+	authzAddr string
+	adminAddr string
+	mu        sync.Mutex
+	logs      strings.Builder
+	done      chan error
+}
+
+func (s *server) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs.String()
+}
+
+// startServer runs keygate serve on 127.0.0.1:0 and waits for its listeners.
+func startServer(t *testing.T, keysFile, routesFile string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"serve", "--keys-file", keysFile, "--routes-file", routesFile,
+		"--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, extra...)
+	s := &server{cmd: exec.Command(keygateBinary(t), args...), done: make(chan error, 1)}
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrs := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var a [2]string
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.logs.WriteString(line + "\n")
+			s.mu.Unlock()
+			var rec struct{ Msg, Listener, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				if rec.Listener == "authz" {
+					a[0] = rec.Addr
+				} else if rec.Listener == "admin" {
+					a[1] = rec.Addr
+				}
+				if a[0] != "" && a[1] != "" {
+					addrs <- a
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+		}
+	})
+	select {
+	case a := <-addrs:
+		s.authzAddr, s.adminAddr = a[0], a[1]
+	case err := <-s.done:
+		t.Fatalf("keygate exited before listening: %v\n%s", err, s.Logs())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("keygate did not start listening\n%s", s.Logs())
+	}
+	return s
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// checkReq is a CheckRequest as Envoy builds it for an HTTP request.
+func checkReq(method, path, key string, extra map[string]string) *authv3.CheckRequest {
+	h := map[string]string{":method": method, ":path": path, ":authority": "api.example.com"}
+	if key != "" {
+		h["x-api-key"] = key
+	}
+	for k, v := range extra {
+		h[k] = v
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: method, Path: path, Host: "api.example.com", Headers: h, Protocol: "HTTP/1.1",
+		}},
+	}}
+}
+
+// outcome is what a test asserts about a CheckResponse.
+type outcome struct {
+	status int    // HTTP status Envoy would send: 200 on allow
+	reason string // deny reason code
+}
+
+func call(t *testing.T, c authv3.AuthorizationClient, req *authv3.CheckRequest) (outcome, *authv3.CheckResponse) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.Check(ctx, req)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if d := resp.GetDeniedResponse(); d != nil {
+		var body struct{ Reason string }
+		if err := json.Unmarshal([]byte(d.GetBody()), &body); err != nil {
+			t.Fatalf("deny body %q: %v", d.GetBody(), err)
+		}
+		return outcome{int(d.GetStatus().GetCode()), body.Reason}, resp
+	}
+	if resp.GetOkResponse() == nil {
+		t.Fatalf("neither ok nor denied: %v", resp)
+	}
+	return outcome{status: 200}, resp
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Replace by rename, as editors and ConfigMap updates do.
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const routesYAML = `services:
+  - name: email-api
+    key_types: [service]
+    routes:
+      - {path: /email/inbox, methods: [GET], kind: query, operation: listEmails}
+      - {path: /email/send, methods: [POST], kind: mutation, operation: sendEmail}
+      - {path: "/email/{id}", methods: [DELETE], kind: mutation, operation: deleteEmail}
+  - name: users-api
+    key_types: [app]
+    grpc_services: [users.v1.UserService]
+`
+
+type keyEntry struct {
+	id, typ, hash, extra string
+}
+
+func keysYAML(keys ...keyEntry) string {
+	var b strings.Builder
+	b.WriteString("apps: [{id: billing, name: Billing}]\ntenants: [{id: acme, name: ACME Corp}]\nkeys:\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  - id: %s\n    name: %s-name\n    type: %s\n    hash: %q\n", k.id, k.id, k.typ, k.hash)
+		switch k.typ {
+		case "service":
+			b.WriteString("    app: billing\n    tenant: acme\n")
+		case "app":
+			b.WriteString("    app: billing\n")
+		}
+		if k.extra != "" {
+			b.WriteString(k.extra)
+		}
+	}
+	return b.String()
+}
