@@ -12,7 +12,7 @@ import (
 	"sync"
 )
 
-var errHashForm = errors.New("hash: want sha256:<64 hex> or hmac-sha256:<64 hex>")
+var errHashForm = errors.New("want sha256:<64 hex> or hmac-sha256:<64 hex>")
 
 // ParseHash parses the stored form of a secret's hash, as FormatHash writes
 // it. Only lowercase hex is accepted so that every digest has exactly one
@@ -33,17 +33,17 @@ func ParseHash(s string) (Algorithm, Digest, error) {
 		switch c := digits[i]; {
 		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
 		case 'A' <= c && c <= 'F':
-			return "", Digest{}, errors.New("hash: uppercase hex, want lowercase")
+			return "", Digest{}, errors.New("uppercase hex, want lowercase")
 		default:
-			return "", Digest{}, fmt.Errorf("hash: character %d after %q is not a hex digit", i+1, string(a)+":")
+			return "", Digest{}, fmt.Errorf("character %d after %q is not a hex digit", i+1, string(a)+":")
 		}
 	}
 	var d Digest
 	if len(digits) != 2*len(d) {
-		return "", Digest{}, fmt.Errorf("hash: %d hex digits, want %d", len(digits), 2*len(d))
+		return "", Digest{}, fmt.Errorf("%d hex digits, want %d", len(digits), 2*len(d))
 	}
 	if _, err := hex.Decode(d[:], []byte(digits)); err != nil {
-		return "", Digest{}, fmt.Errorf("hash: %w", err) // unreachable after the checks above
+		return "", Digest{}, fmt.Errorf("%w", err) // unreachable after the checks above
 	}
 	return a, d, nil
 }

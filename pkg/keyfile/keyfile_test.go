@@ -1,0 +1,650 @@
+package keyfile
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// secret returns a fixed custom secret, so that hashes in test files are
+// stable across runs.
+func secret(n int) string { return fmt.Sprintf("test-secret-%04d-for-keyfile", n) }
+
+var (
+	plain    = apikey.NewHasher(nil)
+	peppered = apikey.NewHasher([]byte("test-pepper"))
+)
+
+func hash(n int) string { return plain.HashString(secret(n)) }
+
+var testOpts = Options{
+	Algorithm: apikey.SHA256,
+	Compile:   authz.CompileOptions{ReservedHeaders: []string{"x-api-key", "x-keygate-key-id"}},
+}
+
+// fill replaces $H1…$H9 with real hashes, $P1 with a peppered one and $S1
+// with a generated secret.
+func fill(t testing.TB, s string) string {
+	t.Helper()
+	for i := 9; i >= 1; i-- {
+		s = strings.ReplaceAll(s, fmt.Sprintf("$H%d", i), hash(i))
+	}
+	if strings.Contains(s, "$S1") {
+		sec, err := apikey.Generate(apikey.KindService)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s = strings.ReplaceAll(s, "$S1", sec)
+	}
+	return strings.ReplaceAll(s, "$P1", peppered.HashString(secret(1)))
+}
+
+// example is the file from the issue, with real hashes.
+const example = `account: default                 # optional; the account id all keys belong to (default "default")
+apps:    [{id: billing, name: Billing}]
+tenants: [{id: acme, name: ACME Corp}]
+keys:
+  - id: k-1                      # unique
+    name: acme-billing           # unique
+    type: service                # service | app | account
+    app: billing                 # required for service and app keys (must be listed in apps)
+    tenant: acme                 # required for service keys, forbidden otherwise (must be listed in tenants)
+    hash: "$H1"                  # from keygate keygen or keygate hash
+    scope: "email-api:query:* email-api:mutation:sendEmail"
+    active: true                 # default true
+    not_before: 2026-01-01T00:00:00Z   # optional, RFC 3339
+    expires_at: 2027-01-01T00:00:00Z   # optional; absent = never
+    ip_filters: ["10.0.0.0/8", "2001:db8::/32", "192.168.178.1/255.255.255.0"]
+    group: partners              # optional
+    description: "Billing access for ACME"
+    response_headers:
+      - {name: x-tier, value: gold}
+      - {name: x-who, value: "${key.name}@${tenant.id}", disabled: false}
+`
+
+func TestParseExample(t *testing.T) {
+	set, warnings, err := Parse([]byte(fill(t, example)), "keys.yaml", testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("warnings: %q", warnings)
+	}
+	if set.Len() != 1 || set.Account() != "default" {
+		t.Fatalf("Len %d, Account %q; want 1, default", set.Len(), set.Account())
+	}
+	k := set.Keys()[0]
+	want := authz.KeySpec{
+		ID:          "k-1",
+		Name:        "acme-billing",
+		Type:        authz.KeyTypeService,
+		AccountID:   "default",
+		AppID:       "billing",
+		AppName:     "Billing",
+		TenantID:    "acme",
+		TenantName:  "ACME Corp",
+		Hash:        hash(1),
+		Scope:       "email-api:query:* email-api:mutation:sendEmail",
+		Active:      true,
+		NotBefore:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		ExpiresAt:   time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		IPFilters:   []string{"10.0.0.0/8", "2001:db8::/32", "192.168.178.1/255.255.255.0"},
+		Group:       "partners",
+		Description: "Billing access for ACME",
+		ResponseHeaders: []authz.HeaderSpec{
+			{Name: "x-tier", Value: "gold"},
+			{Name: "x-who", Value: "${key.name}@${tenant.id}"},
+		},
+	}
+	if diff := cmp.Diff(want, k.Spec); diff != "" {
+		t.Errorf("spec (-want +got):\n%s", diff)
+	}
+	if k.Digest != plain.Sum(secret(1)) || k.Algorithm != apikey.SHA256 {
+		t.Errorf("digest/algorithm do not match the secret's hash")
+	}
+	got := k.AppendResponseHeaders(nil, &authz.Target{})
+	wantHeaders := []authz.Header{{Name: "x-tier", Value: "gold"}, {Name: "x-who", Value: "acme-billing@acme"}}
+	if diff := cmp.Diff(wantHeaders, got); diff != "" {
+		t.Errorf("response headers (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want []authz.KeySpec // compared on the fields set here
+	}{
+		{name: "empty file", file: ""},
+		{name: "comments only", file: "# no keys yet\n"},
+		{name: "keys null", file: "keys:\n"},
+		{name: "keys empty", file: "keys: []\n"},
+		{
+			name: "defaults: account, active, no times",
+			file: `apps: [{id: billing}]
+keys:
+  - {id: k-1, name: one, type: app, app: billing, hash: "$H1"}
+`,
+			want: []authz.KeySpec{{ID: "k-1", Name: "one", Type: authz.KeyTypeApp, AccountID: "default", AppID: "billing", Hash: hash(1), Active: true}},
+		},
+		{
+			name: "account key, inactive, quoted timestamps with offset, numeric id",
+			file: `account: acme-prod
+keys:
+  - id: 007
+    name: ops
+    type: account
+    hash: "$H1"
+    active: false
+    not_before: "2026-01-01T01:00:00+01:00"
+    expires_at: '2026-06-01T00:00:00.5Z'
+`,
+			want: []authz.KeySpec{{ID: "007", Name: "ops", Type: authz.KeyTypeAccount, AccountID: "acme-prod", Hash: hash(1),
+				NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ExpiresAt: time.Date(2026, 6, 1, 0, 0, 0, 5e8, time.UTC)}},
+		},
+		{
+			name: "file order kept; anchors followed",
+			file: `apps: [{id: a}]
+keys:
+  - {id: k-2, name: two, type: app, app: a, hash: "$H2", ip_filters: &office ["10.0.0.0/8"]}
+  - {id: k-1, name: one, type: app, app: a, hash: "$H1", ip_filters: *office}
+`,
+			want: []authz.KeySpec{
+				{ID: "k-2", Name: "two", Type: authz.KeyTypeApp, AccountID: "default", AppID: "a", Hash: hash(2), Active: true, IPFilters: []string{"10.0.0.0/8"}},
+				{ID: "k-1", Name: "one", Type: authz.KeyTypeApp, AccountID: "default", AppID: "a", Hash: hash(1), Active: true, IPFilters: []string{"10.0.0.0/8"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, warnings, err := Parse([]byte(fill(t, tt.file)), "keys.yaml", testOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != 0 {
+				t.Errorf("warnings: %q", warnings)
+			}
+			var got []authz.KeySpec
+			for _, k := range set.Keys() {
+				got = append(got, k.Spec)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("keys (-want +got):\n%s", diff)
+			}
+			if set.Len() != len(tt.want) {
+				t.Errorf("Len %d, want %d", set.Len(), len(tt.want))
+			}
+		})
+	}
+}
+
+// head declares the app and tenant most cases use; its three lines shift
+// every line number below by three.
+const head = `apps: [{id: billing, name: Billing}]
+tenants: [{id: acme, name: ACME Corp}]
+keys:
+`
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		opts *Options
+		// want is every message, in order. A message ending in "…" is
+		// matched as a prefix: its tail is another package's wording.
+		want []string
+	}{
+		{
+			name: "tenant required for service keys",
+			file: head + `  - id: k-1
+    name: one
+    type: service
+    app: billing
+    hash: "$H1"
+`,
+			want: []string{`keys.yaml:4: keys[0] (id "k-1"): tenant: required for service keys`},
+		},
+		{
+			name: "app required for service and app keys",
+			file: head + `  - {id: k-1, name: one, type: service, tenant: acme, hash: "$H1"}
+  - {id: k-2, name: two, type: app, hash: "$H2"}
+`,
+			want: []string{
+				`keys.yaml:4: keys[0] (id "k-1"): app: required for service keys`,
+				`keys.yaml:5: keys[1] (id "k-2"): app: required for app keys`,
+			},
+		},
+		{
+			name: "tenant forbidden on app and account keys",
+			file: head + `  - id: k-1
+    name: one
+    type: app
+    app: billing
+    tenant: acme
+    hash: "$H1"
+  - {id: k-2, name: two, type: account, app: billing, hash: "$H2"}
+`,
+			want: []string{
+				`keys.yaml:8: keys[0] (id "k-1"): tenant: not allowed for app keys`,
+				`keys.yaml:10: keys[1] (id "k-2"): app: not allowed for account keys`,
+			},
+		},
+		{
+			name: "unknown type",
+			file: head + `  - {id: k-1, name: one, type: admin, hash: "$H1"}
+`,
+			want: []string{`keys.yaml:4: keys[0] (id "k-1"): type: unknown key type "admin" (want service, app or account)`},
+		},
+		{
+			name: "missing type, id and name",
+			file: head + `  - hash: "$H1"
+`,
+			want: []string{
+				`keys.yaml:4: keys[0]: id: required`,
+				`keys.yaml:4: keys[0]: name: required`,
+				`keys.yaml:4: keys[0]: type: required: service, app or account`,
+			},
+		},
+		{
+			name: "duplicate id, name and hash",
+			file: head + `  - {id: k-1, name: one, type: app, app: billing, hash: "$H1"}
+  - {id: k-2, name: two, type: app, app: billing, hash: "$H2"}
+  - id: k-1
+    name: two
+    type: app
+    app: billing
+    hash: "$H1"
+`,
+			want: []string{
+				`keys.yaml:6: keys[2] (id "k-1"): id: "k-1" is also the id of keys[0] (id "k-1") (line 4)`,
+				`keys.yaml:7: keys[2] (id "k-1"): name: "two" is also the name of keys[1] (id "k-2") (line 5)`,
+				`keys.yaml:10: keys[2] (id "k-1"): hash: same hash as keys[0] (id "k-1") (line 4)`,
+			},
+		},
+		{
+			name: "app and tenant must be listed",
+			file: head + `  - id: k-1
+    name: one
+    type: service
+    app: payroll
+    tenant: globex
+    hash: "$H1"
+`,
+			want: []string{
+				`keys.yaml:7: keys[0] (id "k-1"): app: "payroll" is not listed in apps`,
+				`keys.yaml:8: keys[0] (id "k-1"): tenant: "globex" is not listed in tenants`,
+			},
+		},
+		{
+			name: "duplicate and missing app and tenant ids",
+			file: `apps:
+  - {id: billing, name: Billing}
+  - {id: billing, name: Billing again}
+  - {name: Nameless}
+tenants:
+  - {id: acme}
+  - id: acme
+keys: []
+`,
+			want: []string{
+				`keys.yaml:3: apps[1] (id "billing"): id: "billing" is also the id of apps[0] (id "billing") (line 2)`,
+				`keys.yaml:4: apps[2]: id: required`,
+				`keys.yaml:7: tenants[1] (id "acme"): id: "acme" is also the id of tenants[0] (id "acme") (line 6)`,
+			},
+		},
+		{
+			name: "timestamps must be RFC 3339",
+			file: head + `  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: "$H1"
+    not_before: 2026-01-01
+    expires_at: "next year"
+  - {id: k-2, name: two, type: app, app: billing, hash: "$H2", expires_at: 2026-01-01 10:00:00}
+`,
+			want: []string{
+				`keys.yaml:9: keys[0] (id "k-1"): not_before: "2026-01-01" is not an RFC 3339 timestamp (like 2026-01-01T00:00:00Z)`,
+				`keys.yaml:10: keys[0] (id "k-1"): expires_at: "next year" is not an RFC 3339 timestamp (like 2026-01-01T00:00:00Z)`,
+				`keys.yaml:11: keys[1] (id "k-2"): expires_at: "2026-01-01 10:00:00" is not an RFC 3339 timestamp (like 2026-01-01T00:00:00Z)`,
+			},
+		},
+		{
+			name: "not_before after expires_at",
+			file: head + `  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: "$H1"
+    expires_at: 2026-01-01T00:00:00Z
+    not_before: 2027-01-01T00:00:00Z
+`,
+			want: []string{`keys.yaml:10: keys[0] (id "k-1"): not_before: 2027-01-01T00:00:00Z is after expires_at 2026-01-01T00:00:00Z`},
+		},
+		{
+			name: "active must be a boolean",
+			file: head + `  - {id: k-1, name: one, type: app, app: billing, hash: "$H1", active: yes}
+  - {id: k-2, name: two, type: app, app: billing, hash: "$H2", active: }
+`,
+			want: []string{
+				`keys.yaml:4: keys[0] (id "k-1"): active: want true or false, got "yes"`,
+				`keys.yaml:5: keys[1] (id "k-2"): active: want true or false`,
+			},
+		},
+		{
+			name: "hash from another algorithm",
+			file: head + `  - {id: k-1, name: one, type: app, app: billing, hash: "$P1"}
+`,
+			want: []string{`keys.yaml:4: keys[0] (id "k-1"): hash: hmac-sha256 but the server hashes with sha256 (no pepper is configured)`},
+		},
+		{
+			name: "sha256 hash on a peppered server",
+			file: head + `  - {id: k-1, name: one, type: app, app: billing, hash: "$H1"}
+`,
+			opts: &Options{Algorithm: apikey.HMACSHA256},
+			want: []string{`keys.yaml:4: keys[0] (id "k-1"): hash: sha256 but the server hashes with hmac-sha256 (a pepper is configured)`},
+		},
+		{
+			name: "malformed and missing hash",
+			file: head + `  - {id: k-1, name: one, type: app, app: billing, hash: "md5:abc"}
+  - {id: k-2, name: two, type: app, app: billing}
+`,
+			want: []string{
+				`keys.yaml:4: keys[0] (id "k-1"): hash: want sha256:<64 hex> or hmac-sha256:<64 hex>`,
+				`keys.yaml:5: keys[1] (id "k-2"): hash: want sha256:<64 hex> or hmac-sha256:<64 hex>`,
+			},
+		},
+		{
+			name: "a secret where the hash goes is not echoed",
+			file: head + `  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: $S1
+`,
+			want: []string{"keys.yaml:8: keys[0] (id \"k-1\"): hash: this is a secret key, not its hash; store the output of `keygate hash`"},
+		},
+		{
+			name: "scope, ip filters and response headers checked by authz",
+			file: head + `  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: "$H1"
+    scope: "email-api:query:a:b"
+    ip_filters: ["10.0.0.0/8", "10.0.0.300", "192.168.0.1/255.0.255.0"]
+    response_headers:
+      - {name: x-api-key, value: v}
+      - {name: x-t, value: "${tenant.id}"}
+      - name: x-u
+        value: "${nope}"
+`,
+			want: []string{
+				`keys.yaml:9: keys[0] (id "k-1"): scope: pattern 1 "email-api:query:a:b": …`,
+				`keys.yaml:10: keys[0] (id "k-1"): ip_filters: [1] "10.0.0.300": …`,
+				`keys.yaml:10: keys[0] (id "k-1"): ip_filters: [2] "192.168.0.1/255.0.255.0": …`,
+				`keys.yaml:12: keys[0] (id "k-1"): response_headers: [0] "x-api-key": …`,
+				`keys.yaml:13: keys[0] (id "k-1"): response_headers: [1] "x-t": …`,
+				`keys.yaml:14: keys[0] (id "k-1"): response_headers: [2] "x-u": unknown variable ${nope} …`,
+			},
+		},
+		{
+			name: "unknown fields everywhere",
+			file: `account: a
+owner: me
+apps: [{id: billing, label: B}]
+keys:
+  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: "$H1"
+    scopes: "email-api"
+    response_headers: [{name: x-a, value: b, append: true}]
+`,
+			want: []string{
+				`keys.yaml:2: unknown field "owner" (known: account, apps, tenants, keys)`,
+				`keys.yaml:3: apps[0] (id "billing"): unknown field "label" (known: id, name)`,
+				`keys.yaml:10: keys[0] (id "k-1"): unknown field "scopes" (known: id, name, type, app, tenant, hash, scope, active, not_before, expires_at, ip_filters, group, description, response_headers)`,
+				`keys.yaml:11: keys[0] (id "k-1"): response_headers[0]: unknown field "append" (known: name, value, disabled)`,
+			},
+		},
+		{
+			name: "field given twice",
+			file: head + `  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: "$H1"
+    name: uno
+`,
+			want: []string{`keys.yaml:9: keys[0] (id "k-1"): name: given twice (first on line 5)`},
+		},
+		{
+			name: "merge keys",
+			file: head + `  - &base {id: k-1, name: one, type: app, app: billing, hash: "$H1"}
+  - <<: *base
+    id: k-2
+`,
+			want: []string{
+				`keys.yaml:5: keys[1] (id "k-2"): merge keys (<<) are not supported; write each field out`,
+				`keys.yaml:5: keys[1] (id "k-2"): name: required`,
+				`keys.yaml:5: keys[1] (id "k-2"): type: required: service, app or account`,
+				`keys.yaml:5: keys[1] (id "k-2"): hash: want sha256:<64 hex> or hmac-sha256:<64 hex>`,
+			},
+		},
+		{
+			name: "wrong shapes",
+			file: `account: [a]
+apps: {id: billing}
+keys:
+  - just-a-string
+  - id: k-1
+    name: [one]
+    ip_filters: "10.0.0.0/8"
+    response_headers: [x-a]
+`,
+			want: []string{
+				`keys.yaml:1: account: want a string`,
+				`keys.yaml:2: apps: want a list`,
+				`keys.yaml:4: keys[0]: want a mapping with id, name, type, hash, …`,
+				`keys.yaml:5: keys[1] (id "k-1"): type: required: service, app or account`,
+				`keys.yaml:5: keys[1] (id "k-1"): hash: want sha256:<64 hex> or hmac-sha256:<64 hex>`,
+				`keys.yaml:6: keys[1] (id "k-1"): name: want a string`,
+				`keys.yaml:7: keys[1] (id "k-1"): ip_filters: want a list`,
+				`keys.yaml:8: keys[1] (id "k-1"): response_headers[0]: want a mapping with name, value and disabled`,
+			},
+		},
+		{
+			name: "malformed list items",
+			file: head + `  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: "$H1"
+    ip_filters: [[10.0.0.0/8], "10.0.0.300"]
+    response_headers:
+      - {name: x-a, value: [a]}
+      - {name: x-api-key, value: v, disabled: 1}
+`,
+			want: []string{
+				`keys.yaml:9: keys[0] (id "k-1"): ip_filters[0]: want a string`,
+				`keys.yaml:11: keys[0] (id "k-1"): response_headers[0].value: want a string`,
+				`keys.yaml:12: keys[0] (id "k-1"): response_headers[1].disabled: want true or false, got "1"`,
+			},
+		},
+		{
+			name: "not a mapping at the top",
+			file: "- id: k-1\n",
+			want: []string{`keys.yaml:1: want a mapping with account, apps, tenants and keys`},
+		},
+		{
+			name: "keys not a list",
+			file: "keys: {id: k-1}\n",
+			want: []string{`keys.yaml:1: keys: want a list`},
+		},
+		{
+			name: "YAML syntax error",
+			// The line is the parser's: where the unclosed list began.
+			file: "keys:\n  - id: [k-1\n",
+			want: []string{`keys.yaml:1: did not find expected ',' or ']'`},
+		},
+		{
+			name: "two documents",
+			file: "keys: []\n---\nkeys: []\n",
+			want: []string{`keys.yaml:2: a second YAML document (---); the file must hold exactly one`},
+		},
+		{
+			name: "all problems at once, in line order",
+			file: head + `  - {id: k-1, name: one, type: service, app: billing, hash: "$H1"}
+  - {id: k-2, name: one, type: wrong, hash: "$H2"}
+  - {id: k-3, name: three, type: app, app: nope, hash: "$H1"}
+`,
+			want: []string{
+				`keys.yaml:4: keys[0] (id "k-1"): tenant: required for service keys`,
+				`keys.yaml:5: keys[1] (id "k-2"): type: unknown key type "wrong" (want service, app or account)`,
+				`keys.yaml:5: keys[1] (id "k-2"): name: "one" is also the name of keys[0] (id "k-1") (line 4)`,
+				`keys.yaml:6: keys[2] (id "k-3"): app: "nope" is not listed in apps`,
+				`keys.yaml:6: keys[2] (id "k-3"): hash: same hash as keys[0] (id "k-1") (line 4)`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := testOpts
+			if tt.opts != nil {
+				opts = *tt.opts
+			}
+			set, _, err := Parse([]byte(fill(t, tt.file)), "keys.yaml", opts)
+			if err == nil {
+				t.Fatalf("no error; parsed %d keys", set.Len())
+			}
+			if set != nil {
+				t.Error("a Set came back with the error")
+			}
+			got := strings.Split(err.Error(), "\n")
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d messages, want %d:\n%s", len(got), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if p, ok := strings.CutSuffix(w, "…"); ok {
+					if !strings.HasPrefix(got[i], p) {
+						t.Errorf("message %d:\n got %s\nwant %s", i, got[i], w)
+					}
+				} else if got[i] != w {
+					t.Errorf("message %d:\n got %s\nwant %s", i, got[i], w)
+				}
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.File != "keys.yaml" {
+				t.Errorf("errors.As(*Error) = %v, %+v", errors.As(err, &e), e)
+			}
+		})
+	}
+}
+
+func TestAliasBlowup(t *testing.T) {
+	// 1,000 aliases to a key whose ip_filters alias 1,000 filters: a million
+	// filters to compile, and as many duplicate-id errors, from 20 kB.
+	var b strings.Builder
+	b.WriteString("apps: [{id: a}]\nfilters: &f [")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "%q, ", fmt.Sprintf("10.%d.%d.0/24", i/256, i%256))
+	}
+	b.WriteString("]\nkeys:\n  - &k {id: k, name: n, type: app, app: a, hash: \"" + hash(1) + "\", ip_filters: *f}\n")
+	for range 1000 {
+		b.WriteString("  - *k\n")
+	}
+	_, _, err := Parse([]byte(b.String()), "keys.yaml", testOpts)
+	if err == nil || !strings.Contains(err.Error(), "aliases expand the file more than 10-fold; write the values out") {
+		t.Fatalf("err = %.300v", err)
+	}
+	if len(err.Error()) > 64<<10 {
+		t.Errorf("the error is %d bytes long", len(err.Error()))
+	}
+}
+
+func TestSecretNeverInErrors(t *testing.T) {
+	sec, err := apikey.Generate(apikey.KindApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := head + "  - {id: k-1, name: one, type: app, app: billing, hash: " + sec + "}\n" +
+		"  - {id: k-2, name: two, type: app, app: billing, hash: \"sha256:" + sec + "\"}\n"
+	_, _, err = Parse([]byte(file), "keys.yaml", testOpts)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.Contains(err.Error(), sec) {
+		t.Fatalf("the error quotes the secret:\n%s", err)
+	}
+}
+
+func TestParseWarnings(t *testing.T) {
+	file := fill(t, head+`  - id: k-1
+    name: one
+    type: app
+    app: billing
+    hash: "$H1"
+    scope: "email-api:query:* sms-api !sms-api:mutation:send pay*"
+`)
+	declared := map[string]bool{"email-api": true}
+	opts := testOpts
+	opts.HasService = func(name string) bool { return declared[name] }
+	set, warnings, err := Parse([]byte(file), "keys.yaml", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`keys.yaml:9: keys[0] (id "k-1"): scope: service "sms-api" is not declared`}
+	if diff := cmp.Diff(want, warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	if set.Len() != 1 {
+		t.Errorf("a warning dropped the key: Len %d", set.Len())
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(fill(f, example))
+	f.Add("")
+	f.Add("keys: []\n")
+	f.Add("keys:\n  - &a {id: a}\n  - *a\n")
+	f.Add("a: &a [*a]\n")
+	f.Add("f: &f [a, b, c]\ng: &g [*f, *f, *f]\nkeys: [{ip_filters: *g}, {ip_filters: *g}]\n")
+	f.Add("keys: [{id: k, name: n, type: app, app: x, hash: \"sha256:00\", response_headers: [{name: 1}]}]\n")
+	f.Add("keys:\n  - <<: {id: k}\n---\n")
+	f.Add("apps: [{id: a}]\nkeys:\n  - {id: k, name: n, type: app, app: a, hash: \"" + hash(1) + "\", not_before: 2026-01-01T00:00:00Z, expires_at: 2025-01-01T00:00:00Z}\n")
+	f.Fuzz(func(t *testing.T, file string) {
+		opts := testOpts
+		opts.HasService = func(string) bool { return false }
+		set, _, err := Parse([]byte(file), "fuzz.yaml", opts)
+		if err != nil {
+			if set != nil {
+				t.Fatal("a Set came back with the error")
+			}
+			for _, e := range flatten(err) {
+				var ke *Error
+				if !errors.As(e, &ke) || ke.File != "fuzz.yaml" {
+					t.Fatalf("an error that does not name the file: %v", e)
+				}
+			}
+			return
+		}
+		if len(set.Keys()) != set.Len() {
+			t.Fatalf("Keys() has %d, Len() %d", len(set.Keys()), set.Len())
+		}
+		for _, k := range set.Keys() {
+			if set.byHash[k.Digest] != k {
+				t.Fatalf("key %q is not indexed by its digest", k.Spec.ID)
+			}
+		}
+	})
+}
