@@ -28,7 +28,7 @@ vet: ## go vet
 	$(GO) vet $(PKGS)
 
 fmt-check: ## fail if gofmt would change a file
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l .); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 bench: ## Go benchmarks of the hot path (ns/op, allocs/op)

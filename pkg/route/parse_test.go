@@ -1,0 +1,798 @@
+package route
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// errLines splits a joined error into its lines, one per problem.
+func errLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+// TestParseErrors checks that each problem is reported on its own line that
+// starts with file:line, the entry and the field.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // each a prefix of one error line, in order
+	}{
+		{
+			"path without leading slash",
+			`
+services:
+  - name: email-api
+    key_types: [service]
+    routes:
+      - {path: /a}
+      - {path: /b}
+      - {path: email/read, methods: [GET]}
+`,
+			[]string{`routes.yaml:8: services[0] (email-api): routes[2]: path: "email/read" must start with "/"`},
+		},
+		{
+			"path and path_prefix together",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - path: /a
+        path_prefix: /a
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[0]: path_prefix: set together with path`},
+		},
+		{
+			"route without path",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {methods: [GET], kind: query, operation: x}
+`,
+			[]string{`routes.yaml:6: services[0] (a): routes[0]: path: missing: a route needs path or path_prefix`},
+		},
+		{
+			"same exact path, both any method",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {path: /x}
+  - name: b
+    key_types: [service]
+    routes:
+      - {path: /x}
+`,
+			[]string{`routes.yaml:10: services[1] (b): routes[0]: path: "/x" matches the same requests (any method) as services[0] (a): routes[0] (line 6)`},
+		},
+		{
+			"same prefix, overlapping methods",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {path_prefix: /x, methods: [GET, POST]}
+      - {path_prefix: /x, methods: [PUT, POST]}
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/x" matches the same requests (methods POST) as services[0] (a): routes[0] (line 6)`},
+		},
+		{
+			"any method overlaps listed methods",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {path: /x, methods: [GET]}
+      - {path: /x}
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x" matches the same requests (methods GET) as services[0] (a): routes[0] (line 6)`},
+		},
+		{
+			"templates differing only in parameter names",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {path: "/x/{id}"}
+      - {path: "/x/{name}"}
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x/{name}" matches the same requests`},
+		},
+		{
+			"same host in another case",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {host: API.example.com, path_prefix: /}
+      - {host: api.example.com., path_prefix: /}
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/" matches the same requests`},
+		},
+		{
+			"same path once normalised",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {path: /x/y}
+      - {path: "/x//%79"}
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x/y" matches the same requests`},
+		},
+		{
+			"duplicate service name",
+			`
+services:
+  - {name: a, key_types: [service]}
+  - {name: b, key_types: [service]}
+  - {name: a, key_types: [app]}
+`,
+			[]string{`routes.yaml:5: services[2] (a): name: service "a" is already declared by services[0] (line 3)`},
+		},
+		{
+			"missing service name",
+			`
+services:
+  - key_types: [service]
+`,
+			[]string{`routes.yaml:3: services[0]: name: missing`},
+		},
+		{
+			"empty service name",
+			`
+services:
+  - {name: "", key_types: [service]}
+`,
+			[]string{`routes.yaml:3: services[0]: name: empty`},
+		},
+		{
+			"invalid service name",
+			`
+services:
+  - {name: "email api", key_types: [service]}
+  - {name: "email:api", key_types: [service]}
+  - {name: "email*", key_types: [service]}
+`,
+			[]string{
+				`routes.yaml:3: services[0]: name: "email api" has invalid character " "`,
+				`routes.yaml:4: services[1]: name: "email:api" has invalid character ":"`,
+				`routes.yaml:5: services[2]: name: "email*" has invalid character "*"`,
+			},
+		},
+		{
+			"missing key_types",
+			`
+services:
+  - name: a
+`,
+			[]string{`routes.yaml:3: services[0] (a): key_types: missing`},
+		},
+		{
+			"empty key_types",
+			`
+services:
+  - name: a
+    key_types: []
+  - name: b
+    key_types:
+`,
+			[]string{
+				`routes.yaml:4: services[0] (a): key_types: empty`,
+				`routes.yaml:6: services[1] (b): key_types: empty`,
+			},
+		},
+		{
+			"bad key types",
+			`
+services:
+  - name: a
+    key_types: [service, tenant, account, service]
+`,
+			[]string{
+				`routes.yaml:4: services[0] (a): key_types[1]: unknown key type "tenant" (want service or app)`,
+				`routes.yaml:4: services[0] (a): key_types[2]: "account" is not allowed: account keys serve only the Account API`,
+				`routes.yaml:4: services[0] (a): key_types[3]: "service" is listed twice`,
+			},
+		},
+		{
+			"key_types not a list",
+			`
+services:
+  - {name: a, key_types: service}
+`,
+			[]string{`routes.yaml:3: services[0] (a): key_types: must be a list`},
+		},
+		{
+			"invalid kind and operation",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /x, kind: "qu ery", operation: "get:all"}
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): routes[0]: kind: "qu ery" has invalid character " "`,
+				`routes.yaml:6: services[0] (a): routes[0]: operation: "get:all" has invalid character ":"`,
+			},
+		},
+		{
+			"malformed templates",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: "/x/{}"}
+      - {path: "/x/{id}.json"}
+      - {path: "/x/{id"}
+      - {path: "/x/id}"}
+      - {path: "/x/{a}/{a}"}
+      - {path: "/x/{a-b}"}
+      - {path: "/x/{{a}}"}
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): routes[0]: path: malformed template "/x/{}": empty parameter {}`,
+				`routes.yaml:7: services[0] (a): routes[1]: path: malformed template "/x/{id}.json": segment "{id}.json"`,
+				`routes.yaml:8: services[0] (a): routes[2]: path: malformed template "/x/{id": segment "{id"`,
+				`routes.yaml:9: services[0] (a): routes[3]: path: malformed template "/x/id}": segment "id}"`,
+				`routes.yaml:10: services[0] (a): routes[4]: path: malformed template "/x/{a}/{a}": parameter {a} appears twice`,
+				`routes.yaml:11: services[0] (a): routes[5]: path: malformed template "/x/{a-b}": parameter name "a-b"`,
+				`routes.yaml:12: services[0] (a): routes[6]: path: malformed template "/x/{{a}}": segment "{{a}}"`,
+			},
+		},
+		{
+			"brace in a prefix",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path_prefix: "/x/{id}"}
+`,
+			[]string{`routes.yaml:6: services[0] (a): routes[0]: path_prefix: "/x/{id}" has a brace`},
+		},
+		{
+			"unknown protocol",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /x, protocol: grpc}
+`,
+			[]string{`routes.yaml:6: services[0] (a): routes[0]: protocol: unknown protocol "grpc" (want http or graphql)`},
+		},
+		{
+			"kind and operation on a graphql route",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - path: /graphql
+        protocol: graphql
+        kind: query
+        operation: x
+`,
+			[]string{
+				`routes.yaml:8: services[0] (a): routes[0]: kind: not allowed on a graphql route`,
+				`routes.yaml:9: services[0] (a): routes[0]: operation: not allowed on a graphql route`,
+			},
+		},
+		{
+			"bad gRPC services",
+			`
+services:
+  - name: a
+    key_types: [app]
+    grpc_services:
+      - UserService
+      - users.v1.
+      - users.v1.UserService
+      - {name: users.v1.Admin, kind: "ad min"}
+      - {name: users.v1.Other, knd: admin}
+      - [users.v1.List]
+      - {kind: admin}
+  - name: b
+    key_types: [app]
+    grpc_services: [users.v1.UserService]
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): grpc_services[0]: name: "UserService" is not a full gRPC service name`,
+				`routes.yaml:7: services[0] (a): grpc_services[1]: name: "users.v1." is not a full gRPC service name`,
+				`routes.yaml:9: services[0] (a): grpc_services[3]: kind: "ad min" has invalid character " "`,
+				`routes.yaml:10: services[0] (a): grpc_services[4]: knd: unknown field (known: name, kind)`,
+				`routes.yaml:11: services[0] (a): grpc_services[5]: must be a gRPC service name (pkg.Service) or a mapping`,
+				`routes.yaml:12: services[0] (a): grpc_services[6]: name: missing`,
+				`routes.yaml:15: services[1] (b): grpc_services[0]: name: gRPC service users.v1.UserService is already declared by services[0] (a): grpc_services[2] (line 8)`,
+			},
+		},
+		{
+			"malformed escapes in route paths",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /x%zz}
+      - {path_prefix: /y%4}
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): routes[0]: path: "/x%zz": invalid path: malformed percent-escape "%zz" at byte 2`,
+				`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/y%4": invalid path: malformed percent-escape "%4" at byte 2`,
+			},
+		},
+		{
+			"query, fragment and raw bytes in route paths",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: "/x?a=b"}
+      - {path: "/x#top"}
+      - {path: "/x y"}
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): routes[0]: path: "/x?a=b" has '?'`,
+				`routes.yaml:7: services[0] (a): routes[1]: path: "/x#top" has '#'`,
+				`routes.yaml:8: services[0] (a): routes[2]: path: "/x y" has byte 0x20 at offset 2`,
+			},
+		},
+		{
+			"unknown fields at every level",
+			`
+version: 1
+services:
+  - name: a
+    key_type: [app]
+    key_types: [app]
+    routes:
+      - {path: /x, method: [GET]}
+`,
+			[]string{
+				`routes.yaml:2: version: unknown field (known: services)`,
+				`routes.yaml:5: services[0] (a): key_type: unknown field (known: name, key_types, routes, grpc_services)`,
+				`routes.yaml:8: services[0] (a): routes[0]: method: unknown field (known: host, path, path_prefix, methods, kind, operation, protocol)`,
+			},
+		},
+		{
+			"field set twice",
+			`
+services:
+  - name: a
+    key_types: [app]
+    name: b
+`,
+			[]string{`routes.yaml:5: services[0] (a): name: set twice (first at line 3)`},
+		},
+		{
+			"bad methods",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /a, methods: [get]}
+      - {path: /b, methods: ["GE T"]}
+      - {path: /c, methods: [GET, GET]}
+      - {path: /d, methods: GET}
+      - {path: /e, methods: [""]}
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): routes[0]: methods[0]: "get": methods match exactly, write it in upper case`,
+				`routes.yaml:7: services[0] (a): routes[1]: methods[0]: "GE T" is not an HTTP method`,
+				`routes.yaml:8: services[0] (a): routes[2]: methods[1]: "GET" is listed twice`,
+				`routes.yaml:9: services[0] (a): routes[3]: methods: must be a list`,
+				`routes.yaml:10: services[0] (a): routes[4]: methods[0]: "" is not an HTTP method`,
+			},
+		},
+		{
+			"bad hosts",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {host: "example.com:8080", path: /a}
+      - {host: "*", path: /b}
+      - {host: "a.*.example.com", path: /c}
+      - {host: "a..example.com", path: /d}
+      - {host: "exa mple.com", path: /e}
+      - {host: "[::1]:80", path: /f}
+      - {host: "[example.com]", path: /g}
+      - {host: "", path: /h}
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): routes[0]: host: "example.com:8080": a host must not include a port`,
+				`routes.yaml:7: services[0] (a): routes[1]: host: "*" is any host: leave host out instead`,
+				`routes.yaml:8: services[0] (a): routes[2]: host: "a.*.example.com": a wildcard is a whole first label`,
+				`routes.yaml:9: services[0] (a): routes[3]: host: "a..example.com" has an empty label`,
+				`routes.yaml:10: services[0] (a): routes[4]: host: "exa mple.com" has invalid character ' '`,
+				`routes.yaml:11: services[0] (a): routes[5]: host: "[::1]:80": a host must not include a port`,
+				`routes.yaml:12: services[0] (a): routes[6]: host: "[example.com]" is not an IPv6 address`,
+				`routes.yaml:13: services[0] (a): routes[7]: host: empty: leave host out to match any host`,
+			},
+		},
+		{
+			"wrong node kinds",
+			`
+services:
+  - name: [a]
+    key_types: [app]
+  - just-a-string
+  - name: c
+    key_types: [app]
+    routes: {path: /x}
+  - name: d
+    key_types: [app]
+    routes: [/x]
+`,
+			[]string{
+				`routes.yaml:3: services[0]: name: must be a string`,
+				`routes.yaml:5: services[1]: must be a mapping with fields name, key_types, routes, grpc_services`,
+				`routes.yaml:8: services[2] (c): routes: must be a list`,
+				`routes.yaml:11: services[3] (d): routes[0]: must be a mapping with fields host, path`,
+			},
+		},
+		{"empty file", ``, []string{`routes.yaml: services: missing: the file declares no service`}},
+		{"comment only", "# nothing\n", []string{`routes.yaml: services: missing`}},
+		{"no services field", "{}\n", []string{`routes.yaml:1: services: missing`}},
+		{"empty services", "services: []\n", []string{`routes.yaml:1: services: empty`}},
+		{"null services", "services:\n", []string{`routes.yaml:1: services: empty`}},
+		{"services not a list", "services: {name: a}\n", []string{`routes.yaml:1: services: must be a list`}},
+		{"document not a mapping", "- a\n", []string{`routes.yaml:1: document: must be a mapping with fields services`}},
+		{"YAML syntax error", "services: [\n", []string{`routes.yaml: yaml: line`}},
+		{
+			"several documents",
+			"services:\n  - {name: a, key_types: [app]}\n---\nservices: []\n",
+			[]string{`routes.yaml:3: document: a routes file holds one YAML document`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb, _, err := Parse([]byte(tt.src), "routes.yaml")
+			if err == nil {
+				t.Fatal("Parse succeeded, want errors")
+			}
+			if tb != nil {
+				t.Error("Parse returned a table with its error")
+			}
+			got := errLines(err)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d errors, want %d:\n%s", len(got), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("error %d:\n got  %s\n want %s…", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestParseAllErrorsAtOnce makes sure loading does not stop at the first
+// problem: one run of check-config shows everything to fix.
+func TestParseAllErrorsAtOnce(t *testing.T) {
+	src := `
+services:
+  - name: a
+    key_types: [account]
+    routes:
+      - {path: x}
+      - {path: /y, path_prefix: /y}
+  - name: a
+    key_types: [app]
+    grpc_services: [nodot]
+    routes:
+      - {path: "/{}", protocol: soap}
+`
+	_, _, err := Parse([]byte(src), "routes.yaml")
+	want := []string{
+		`routes.yaml:4: services[0] (a): key_types[0]:`,
+		`routes.yaml:6: services[0] (a): routes[0]: path:`,
+		`routes.yaml:7: services[0] (a): routes[1]: path_prefix:`,
+		`routes.yaml:8: services[1] (a): name:`,
+		`routes.yaml:12: services[1] (a): routes[0]: protocol:`,
+		`routes.yaml:12: services[1] (a): routes[0]: path:`,
+		`routes.yaml:10: services[1] (a): grpc_services[0]: name:`,
+	}
+	got := errLines(err)
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(got), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("error %d:\n got  %s\n want %s…", i, got[i], w)
+		}
+	}
+}
+
+func TestParseWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // prefixes, in order
+	}{
+		{
+			"prefix route shadows gRPC services",
+			`
+services:
+  - name: users-api
+    key_types: [app]
+    grpc_services: [users.v1.UserService, users.v1.AdminService]
+  - name: web
+    key_types: [service]
+    routes:
+      - {path_prefix: /, kind: query, operation: page}
+`,
+			[]string{`routes.yaml:9: services[1] (web): routes[0]: path_prefix: "/" shadows gRPC services users.v1.UserService (services[0] (users-api): grpc_services[0], line 5), users.v1.AdminService (services[0] (users-api): grpc_services[1], line 5): their calls match this route`},
+		},
+		{
+			"prefix naming the gRPC service",
+			`
+services:
+  - name: users-api
+    key_types: [app]
+    grpc_services: [users.v1.UserService, users.v1.AdminService]
+    routes:
+      - {path_prefix: /users.v1.UserService, methods: [POST]}
+`,
+			[]string{`routes.yaml:7: services[0] (users-api): routes[0]: path_prefix: "/users.v1.UserService" shadows gRPC services users.v1.UserService (`},
+		},
+		{
+			"template catching every method, on one host",
+			`
+services:
+  - name: users-api
+    key_types: [app]
+    grpc_services: [users.v1.UserService]
+    routes:
+      - {host: grpc.example.com, path: "/{service}/{method}"}
+`,
+			[]string{`routes.yaml:7: services[0] (users-api): routes[0]: path: "/{service}/{method}" shadows gRPC services users.v1.UserService (services[0] (users-api): grpc_services[0], line 5): their calls on host grpc.example.com match this route`},
+		},
+		{
+			"routes that cannot take gRPC calls",
+			`
+services:
+  - name: users-api
+    key_types: [app]
+    grpc_services: [users.v1.UserService]
+    routes:
+      - {path_prefix: /, methods: [GET]}
+      - {path: /users.v1.UserService/GetUser}
+      - {path_prefix: /users.v1.UserServiceX}
+      - {path_prefix: /users.v1.User}
+      - {path: "/users.v1.UserService/{m}/x"}
+`,
+			nil,
+		},
+		{
+			"route path in a non-normal form",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: "/a//b/../%63"}
+      - {path_prefix: "/x/%2f"}
+`,
+			[]string{
+				`routes.yaml:6: services[0] (a): routes[0]: path: "/a//b/../%63" is matched as "/a/c", its normal form`,
+				`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/x/%2f" is matched as "/x/%2F", its normal form`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, warns, err := Parse([]byte(tt.src), "routes.yaml")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(warns) != len(tt.want) {
+				t.Fatalf("got %d warnings, want %d:\n%s", len(warns), len(tt.want), strings.Join(warns, "\n"))
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(warns[i], w) {
+					t.Errorf("warning %d:\n got  %s\n want %s…", i, warns[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		in   authz.RouteInput
+		want authz.Target
+	}{
+		{
+			"same path with disjoint methods",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /x, methods: [GET], kind: query, operation: get}
+      - {path: /x, methods: [POST], kind: mutation, operation: post}
+`,
+			authz.RouteInput{Method: "POST", Path: "/x"},
+			authz.Target{Service: "a", Kind: "mutation", Operation: "post", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
+			"same path on different hosts",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /x, operation: any}
+      - {host: a.example.com, path: /x, operation: a}
+      - {host: "*.example.com", path: /x, operation: wild}
+`,
+			authz.RouteInput{Host: "a.example.com", Method: "GET", Path: "/x"},
+			authz.Target{Service: "a", Operation: "a", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
+			"anchors, aliases and merge keys",
+			`
+services:
+  - name: a
+    key_types: &both [service, app]
+    routes:
+      - {<<: &read {methods: [GET, HEAD], kind: query}, path: /x, operation: x}
+      - <<: [*read, {kind: ignored, operation: y}]
+        path: /y
+  - name: b
+    key_types: *both
+`,
+			authz.RouteInput{Method: "HEAD", Path: "/y"},
+			authz.Target{Service: "a", Kind: "query", Operation: "y", Accepts: authz.KeyTypes(0).With(authz.KeyTypeService).With(authz.KeyTypeApp)},
+		},
+		{
+			"null kind and operation",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /x, kind: ~, operation: null, protocol: http, methods: ~}
+`,
+			authz.RouteInput{Method: "DELETE", Path: "/x"},
+			authz.Target{Service: "a", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
+			"IPv6 host written without brackets",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {host: "2001:DB8::1", path: /x, operation: v6}
+`,
+			authz.RouteInput{Host: "[2001:db8::1]:443", Method: "GET", Path: "/x"},
+			authz.Target{Service: "a", Operation: "v6", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb, _, err := Parse([]byte(tt.src), "routes.yaml")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			got, r := tb.Resolve(&tt.in)
+			if r != authz.OK {
+				t.Fatalf("reason = %v, want ok", r)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("target (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseAliasBomb(t *testing.T) {
+	// Each entry merges the one before nine times: expanding all of it
+	// would visit 9^8 mappings.
+	src := `
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - &m0 {path: /x0}
+      - &m1 {<<: [*m0, *m0, *m0, *m0, *m0, *m0, *m0, *m0, *m0], path: /x1}
+      - &m2 {<<: [*m1, *m1, *m1, *m1, *m1, *m1, *m1, *m1, *m1], path: /x2}
+      - &m3 {<<: [*m2, *m2, *m2, *m2, *m2, *m2, *m2, *m2, *m2], path: /x3}
+      - &m4 {<<: [*m3, *m3, *m3, *m3, *m3, *m3, *m3, *m3, *m3], path: /x4}
+      - &m5 {<<: [*m4, *m4, *m4, *m4, *m4, *m4, *m4, *m4, *m4], path: /x5}
+      - &m6 {<<: [*m5, *m5, *m5, *m5, *m5, *m5, *m5, *m5, *m5], path: /x6}
+      - &m7 {<<: [*m6, *m6, *m6, *m6, *m6, *m6, *m6, *m6, *m6], path: /x7}
+      - &m8 {<<: [*m7, *m7, *m7, *m7, *m7, *m7, *m7, *m7, *m7], path: /x8}
+`
+	_, _, err := Parse([]byte(src), "routes.yaml")
+	if err == nil || !strings.Contains(err.Error(), "too large once its YAML aliases are expanded") {
+		t.Fatalf("err = %v, want the alias budget to stop it", err)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(path, []byte(fixture), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tb, _, err := LoadFile(path)
+	if err != nil {
+		t.Fatalf("LoadFile: %v", err)
+	}
+	if _, ok := tb.Service("email-api"); !ok {
+		t.Error("email-api not declared")
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("services: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadFile(bad); err == nil || !strings.HasPrefix(err.Error(), bad+":1: services:") {
+		t.Errorf("LoadFile(bad) = %v, want an error naming %s", err, bad)
+	}
+
+	if _, _, err := LoadFile(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadFile(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(fixture)
+	for _, s := range []string{
+		"",
+		"services: []",
+		"services:\n  - {name: a, key_types: [app], routes: [{path: /x}]}\n",
+		"services:\n  - {name: a, key_types: [app], grpc_services: [a.B, {name: c.D, kind: k}]}\n",
+		"x: &a {path: /x}\nservices:\n  - {name: a, key_types: [app], routes: [*a, {<<: *a, methods: [GET]}]}\n",
+		"services:\n  - {name: a, key_types: [app], routes: [{host: '*.x.com', path: '/{a}/{b}', protocol: graphql}]}\n",
+		"services: [{name: a, key_types: [service], routes: [{path_prefix: /%zz}]}]",
+		"a: &a [*a]",
+		"services:\n  - <<: {name: a}\n    key_types: [app]\n",
+		"--- \n---\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		tb, _, err := Parse([]byte(src), "fuzz.yaml")
+		if (tb == nil) == (err == nil) {
+			t.Fatalf("table %v with error %v", tb, err)
+		}
+		if tb == nil {
+			return
+		}
+		// Whatever loaded must route without panicking.
+		for _, p := range []string{"/", "/x", "/a/b", "/a.B/M"} {
+			tb.Resolve(&authz.RouteInput{Host: "a.x.com", Method: "GET", Path: p, ContentType: "application/grpc"})
+		}
+	})
+}

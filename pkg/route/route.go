@@ -1,0 +1,454 @@
+// Package route maps a request to the keygate service, kind and operation it
+// calls (SPEC §4, §9).
+//
+// A request is routed by, in this order:
+//
+//  1. Envoy's per-route context_extensions: a non-empty "service" wins
+//     outright, with "kind" and "operation" taken as given;
+//  2. the route table of the routes file (host, exact path, template or
+//     prefix, methods);
+//  3. gRPC: a request whose content-type starts with application/grpc and
+//     whose path is /pkg.Service/Method calls operation Method of the
+//     keygate service that declares pkg.Service in grpc_services;
+//
+// and a table route marked protocol: graphql takes its kind and operations
+// from the request body through an OperationParser.
+//
+// Table routes are matched on the path without its query string, normalised
+// by NormalizePath. A route naming a host beats a host-less one (an exact
+// host beats a wildcard, a longer wildcard a shorter); within a host, an
+// exact path beats a template (more literal segments first), which beats a
+// prefix (longest first); remaining ties go to file order. A route whose
+// path matches but whose methods do not is passed over for the next one.
+//
+// A Table is compiled once by Parse or LoadFile and is read-only afterwards,
+// so any number of goroutines may call Resolve; a Router holds the current
+// Table and swaps it atomically when the file is reloaded.
+package route
+
+import (
+	"strings"
+	"sync/atomic"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+var (
+	_ authz.Router = (*Table)(nil)
+	_ authz.Router = (*Router)(nil)
+)
+
+// OperationParser reads the operations a GraphQL request calls. It is a
+// seam so that this package does not depend on a GraphQL parser.
+type OperationParser interface {
+	// Operations reads the operations a request body calls: the kind
+	// (query|mutation|subscription) and every root field, each with its
+	// Kind set. It answers authz.OK or authz.InvalidGraphQL. It is called
+	// concurrently, and ops[1:] becomes Target.More, so the slice must not
+	// be reused after it is returned.
+	Operations(in *authz.RouteInput) (kind string, ops []authz.Operation, r authz.Reason)
+}
+
+// Table is a compiled routes file.
+type Table struct {
+	services map[string]*service
+	names    []string // file order
+
+	hosts     map[string]*candidates // exact host, lower case
+	wildcards []wildcard             // longest suffix first
+	anyHost   candidates
+	grpc      map[string]grpcService // by full gRPC service name
+
+	// parser is atomic so that SetOperationParser is safe at any time,
+	// also on a table a Router already serves.
+	parser atomic.Pointer[parserHolder]
+}
+
+type parserHolder struct{ p OperationParser }
+
+type service struct {
+	name    string
+	accepts authz.KeyTypes
+}
+
+type grpcService struct {
+	service string
+	kind    string
+	accepts authz.KeyTypes
+}
+
+type pathKind uint8
+
+const (
+	exactPath pathKind = iota
+	templatePath
+	prefixPath
+)
+
+// route is one compiled table entry.
+type route struct {
+	kind     pathKind
+	path     string    // normalised; the prefix itself for prefix routes
+	segs     []segment // template routes
+	literals int       // literal segments of a template
+	methods  []string  // nil: any method
+	graphql  bool
+	target   authz.Target // Service, Kind, Operation, Accepts
+
+	// host is the lower-case host as compiled ("" for any, "*.x" for a
+	// wildcard); where and line name the entry in load messages.
+	host  string
+	where string
+	line  int
+}
+
+// segment is one segment of a template: a literal, or a {param}.
+type segment struct {
+	lit   string
+	param bool
+}
+
+// candidates are the routes of one host, each list already in precedence
+// order: exact paths (by path), then templates (more literal segments
+// first), then prefixes (longest first), ties in file order.
+type candidates struct {
+	exact     map[string][]*route
+	templates []*route
+	prefixes  []*route
+}
+
+type wildcard struct {
+	suffix string // ".example.com" for "*.example.com"
+	candidates
+}
+
+// SetOperationParser sets the parser GraphQL routes read their operations
+// with. Without one, every request a GraphQL route matches is answered
+// InvalidGraphQL: failing closed beats guessing an operation. It is safe to
+// call at any time; a reloaded Table needs it set again before it is swapped
+// in.
+func (t *Table) SetOperationParser(p OperationParser) {
+	if p == nil {
+		t.parser.Store(nil)
+		return
+	}
+	t.parser.Store(&parserHolder{p})
+}
+
+// Service reports the key types a declared service accepts.
+func (t *Table) Service(name string) (authz.KeyTypes, bool) {
+	if t == nil {
+		return 0, false
+	}
+	s, ok := t.services[name]
+	if !ok {
+		return 0, false
+	}
+	return s.accepts, true
+}
+
+// ServiceNames lists the declared services in file order.
+func (t *Table) ServiceNames() []string {
+	if t == nil {
+		return nil
+	}
+	return append([]string(nil), t.names...)
+}
+
+// Resolve maps a request to its target (SPEC §4). It answers OK,
+// UnknownRoute, InvalidPath or InvalidGraphQL. With InvalidGraphQL the
+// target names the route's service (for logs) but no operation. A nil
+// table routes nothing.
+func (t *Table) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
+	if t == nil || in == nil {
+		return authz.Target{}, authz.UnknownRoute
+	}
+	if name := in.Extensions["service"]; name != "" {
+		s, ok := t.services[name]
+		if !ok {
+			return authz.Target{}, authz.UnknownRoute
+		}
+		return authz.Target{
+			Service:   s.name,
+			Kind:      in.Extensions["kind"],
+			Operation: in.Extensions["operation"],
+			Accepts:   s.accepts,
+		}, authz.OK
+	}
+
+	p := in.Path
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	p, perr, _ := normalize(p)
+	if perr != pathOK {
+		return authz.Target{}, authz.InvalidPath
+	}
+	if r := t.match(requestHost(in.Host), in.Method, p); r != nil {
+		if r.graphql {
+			return t.resolveGraphQL(r, in)
+		}
+		return r.target, authz.OK
+	}
+	if isGRPC(in.ContentType) {
+		if tg, ok := t.resolveGRPC(p); ok {
+			return tg, authz.OK
+		}
+	}
+	return authz.Target{}, authz.UnknownRoute
+}
+
+// match finds the first route in precedence order: exact host, then
+// wildcard hosts (longest suffix first), then host-less routes.
+func (t *Table) match(host, method, path string) *route {
+	nsegs := strings.Count(path, "/")
+	if host != "" {
+		if c := t.exactHost(host); c != nil {
+			if r := c.match(method, path, nsegs); r != nil {
+				return r
+			}
+		}
+		for i := range t.wildcards {
+			w := &t.wildcards[i]
+			if wildcardMatches(w.suffix, host) {
+				if r := w.match(method, path, nsegs); r != nil {
+					return r
+				}
+			}
+		}
+	}
+	return t.anyHost.match(method, path, nsegs)
+}
+
+func (c *candidates) match(method, path string, nsegs int) *route {
+	for _, r := range c.exact[path] {
+		if r.allows(method) {
+			return r
+		}
+	}
+	for _, r := range c.templates {
+		if r.matchTemplate(path, nsegs) && r.allows(method) {
+			return r
+		}
+	}
+	for _, r := range c.prefixes {
+		if matchPrefix(r.path, path) && r.allows(method) {
+			return r
+		}
+	}
+	return nil
+}
+
+// exactHost looks host up case-insensitively. Hosts are nearly always sent
+// in lower case, so only the rare upper-case one is copied, to a stack
+// buffer: a map index with string(bytes) does not allocate.
+func (t *Table) exactHost(host string) *candidates {
+	if len(t.hosts) == 0 {
+		return nil
+	}
+	if !hasUpper(host) {
+		return t.hosts[host]
+	}
+	var buf [maxHostLen]byte
+	if len(host) > len(buf) {
+		return nil // longer than any host a route may name
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return t.hosts[string(buf[:len(host)])]
+}
+
+// maxHostLen bounds the hosts routes may name: a DNS name is at most 253
+// bytes, and an IPv6 literal far less.
+const maxHostLen = 253
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// wildcardMatches reports whether host is one or more labels followed by
+// suffix (".example.com"): never the bare "example.com".
+func wildcardMatches(suffix, host string) bool {
+	n := len(host) - len(suffix)
+	if n <= 0 || host[0] == '.' || host[n-1] == '.' {
+		return false
+	}
+	return strings.EqualFold(host[n:], suffix)
+}
+
+// requestHost strips the port and a trailing dot from a Host or
+// :authority value; "[::1]:8080" becomes "::1". Case is left alone:
+// comparisons fold it.
+func requestHost(h string) string {
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return h
+		}
+		if rest := h[end+1:]; rest != "" && !(rest[0] == ':' && allDigits(rest[1:])) {
+			return h
+		}
+		return h[1:end]
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		// More than one colon is a bare IPv6 address, not host:port.
+		if strings.IndexByte(h[:i], ':') >= 0 || !allDigits(h[i+1:]) {
+			return h
+		}
+		h = h[:i]
+	}
+	return strings.TrimSuffix(h, ".")
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *route) allows(method string) bool {
+	if r.methods == nil {
+		return true
+	}
+	for _, m := range r.methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// matchPrefix: a prefix ending in "/" matches by string; any other matches
+// itself and what lies below it, so "/a/b" never matches "/a/bc".
+func matchPrefix(prefix, path string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+}
+
+// matchTemplate matches a path of nsegs segments (its count of "/"), segment
+// by segment; a trailing slash is an empty last segment, so it is
+// significant. Counting segments once per request lets most templates be
+// skipped without looking at the path.
+func (r *route) matchTemplate(path string, nsegs int) bool {
+	if len(r.segs) != nsegs {
+		return false
+	}
+	rest := path[1:]
+	for i, s := range r.segs {
+		last := i == len(r.segs)-1
+		switch {
+		case last && s.param:
+			// The counts agree, so rest is one whole segment.
+			return rest != ""
+		case last:
+			return rest == s.lit
+		case s.param:
+			j := strings.IndexByte(rest, '/')
+			if j <= 0 {
+				return false
+			}
+			rest = rest[j+1:]
+		default:
+			if len(rest) <= len(s.lit) || rest[len(s.lit)] != '/' || rest[:len(s.lit)] != s.lit {
+				return false
+			}
+			rest = rest[len(s.lit)+1:]
+		}
+	}
+	return true
+}
+
+func isGRPC(contentType string) bool {
+	const p = "application/grpc"
+	return len(contentType) >= len(p) && strings.EqualFold(contentType[:len(p)], p)
+}
+
+// resolveGRPC reads /pkg.Service/Method.
+func (t *Table) resolveGRPC(path string) (authz.Target, bool) {
+	rest := path[1:]
+	i := strings.IndexByte(rest, '/')
+	if i <= 0 {
+		return authz.Target{}, false
+	}
+	name, method := rest[:i], rest[i+1:]
+	g, ok := t.grpc[name]
+	if !ok || !isIdent(method) {
+		return authz.Target{}, false
+	}
+	return authz.Target{Service: g.service, Kind: g.kind, Operation: method, Accepts: g.accepts}, true
+}
+
+func (t *Table) resolveGraphQL(r *route, in *authz.RouteInput) (authz.Target, authz.Reason) {
+	tg := authz.Target{Service: r.target.Service, Accepts: r.target.Accepts}
+	h := t.parser.Load()
+	if h == nil {
+		return tg, authz.InvalidGraphQL
+	}
+	kind, ops, reason := h.p.Operations(in)
+	// Anything but a clean answer with at least one field is denied: an
+	// operation-less target would be matched only by whole-service scopes,
+	// which is not what the parser meant.
+	if reason != authz.OK || len(ops) == 0 {
+		return tg, authz.InvalidGraphQL
+	}
+	tg.Kind, tg.Operation = kind, ops[0].Name
+	if len(ops) > 1 {
+		tg.More = ops[1:]
+	}
+	return tg, authz.OK
+}
+
+// isIdent is a protobuf identifier, the form of gRPC service-name parts and
+// method names.
+func isIdent(s string) bool {
+	if s == "" || '0' <= s[0] && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Router holds the current Table and swaps it atomically on reload, so a
+// request is always resolved against one whole table, old or new. The zero
+// Router serves no table and routes nothing.
+type Router struct {
+	t atomic.Pointer[Table]
+}
+
+// NewRouter returns a Router serving t. A nil table routes nothing.
+func NewRouter(t *Table) *Router {
+	r := &Router{}
+	r.t.Store(t)
+	return r
+}
+
+// Swap makes t the table later requests are resolved against.
+func (r *Router) Swap(t *Table) { r.t.Store(t) }
+
+// Current returns the table being served.
+func (r *Router) Current() *Table { return r.t.Load() }
+
+// Resolve resolves in against the current table.
+func (r *Router) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
+	return r.t.Load().Resolve(in)
+}
