@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -137,5 +136,3 @@ func (versionCmd) Run(e *env) error {
 	return err
 }
 
-// errSilent marks an error whose details were already printed.
-var errSilent = errors.New("")

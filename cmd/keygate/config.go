@@ -3,9 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
+	"os"
 
 	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
 	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/route"
@@ -16,13 +17,13 @@ type loaded struct {
 	hasher   *apikey.Hasher
 	cfg      extauthz.Config
 	router   *route.Router
-	keys     *keyfile.Store
 	keysOpts keyfile.Options
 }
 
-// load reads and checks everything serve and check-config need, reporting
-// every problem at once. Warnings go to warn.
-func load(files fileFlags, req requestFlags, hf hashFlags, log *slog.Logger, warn func(string)) (*loaded, error) {
+// load reads and checks the settings and the routes file, reporting every
+// problem at once; the keys file is checked against them by the caller.
+// Warnings go to warn.
+func load(files fileFlags, req requestFlags, hf hashFlags, warn func(string)) (*loaded, error) {
 	var errs []error
 	l := &loaded{cfg: req.config()}
 	if err := l.cfg.Validate(); err != nil {
@@ -46,19 +47,18 @@ func load(files fileFlags, req requestFlags, hf hashFlags, log *slog.Logger, war
 		return nil, errors.Join(errs...)
 	}
 	l.router = route.NewRouter(table)
-	l.keysOpts = l.keyfileOptions(warn)
-	l.keys, err = keyfile.Open(files.KeysFile, l.keysOpts, log)
-	if err != nil {
-		return nil, err
-	}
+	l.keysOpts = l.keyfileOptions()
 	return l, nil
 }
 
-func (l *loaded) keyfileOptions(warn func(string)) keyfile.Options {
+func (l *loaded) keyfileOptions() keyfile.Options {
 	return keyfile.Options{
 		Algorithm: l.hasher.Algorithm(),
 		Compile:   authzCompileOptions(l.cfg),
 		HasService: func(name string) bool {
+			if name == authz.AccountAPIService {
+				return true
+			}
 			_, ok := l.router.Current().Service(name)
 			return ok
 		},
@@ -74,15 +74,26 @@ type checkConfigCmd struct {
 // Run validates both files and prints a summary, or every error.
 func (c *checkConfigCmd) Run(e *env) error {
 	warn := func(w string) { fmt.Fprintln(e.stderr, "warning:", w) }
-	log := slog.New(slog.DiscardHandler)
-	l, err := load(c.fileFlags, c.requestFlags, c.hashFlags, log, warn)
+	l, err := load(c.fileFlags, c.requestFlags, c.hashFlags, warn)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
-		return fmt.Errorf("configuration is invalid")
+		return errors.New("configuration is invalid")
+	}
+	data, err := os.ReadFile(c.KeysFile)
+	if err != nil {
+		return fmt.Errorf("keys-file: %w", err)
+	}
+	set, warnings, err := keyfile.Parse(data, c.KeysFile, l.keysOpts)
+	for _, w := range warnings {
+		warn(w)
+	}
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return errors.New("configuration is invalid")
 	}
 	t := l.router.Current()
 	fmt.Fprintf(e.stdout, "ok: %s: %d services; %s: %d keys (hash %s); key header %s; xff-trusted-hops %d\n",
-		c.RoutesFile, len(t.ServiceNames()), c.KeysFile, l.keys.Len(), l.hasher.Algorithm(),
+		c.RoutesFile, len(t.ServiceNames()), c.KeysFile, set.Len(), l.hasher.Algorithm(),
 		l.cfg.KeyHeader, l.cfg.XFFTrustedHops)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
 	"github.com/keygate/keygate/pkg/filewatch"
+	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/metrics"
 	"github.com/keygate/keygate/pkg/route"
 )
@@ -42,13 +43,17 @@ func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }
-	l, err := load(c.fileFlags, c.requestFlags, c.hashFlags, log, warn)
+	l, err := load(c.fileFlags, c.requestFlags, c.hashFlags, warn)
+	if err != nil {
+		return err
+	}
+	keys, err := keyfile.Open(c.KeysFile, l.keysOpts, log)
 	if err != nil {
 		return err
 	}
 
-	m := metrics.New(version, func() float64 { return float64(l.keys.Len()) })
-	engine := &authz.Engine{Keys: l.keys, Routes: l.router, Hasher: l.hasher}
+	m := metrics.New(version, func() float64 { return float64(keys.Len()) })
+	engine := &authz.Engine{Keys: keys, Routes: l.router, Hasher: l.hasher}
 	authzSrv := extauthz.NewServer(engine, l.cfg, m, log)
 
 	authzLis, err := net.Listen("tcp", c.AuthzAddr)
@@ -86,7 +91,7 @@ func (c *serveCmd) Run(e *env) error {
 	go func() {
 		defer wg.Done()
 		c.watch(ctx, log, c.KeysFile, func() {
-			err := l.keys.Reload()
+			err := keys.Reload()
 			m.ObserveReload("keys", err)
 		})
 	}()
@@ -99,7 +104,7 @@ func (c *serveCmd) Run(e *env) error {
 	}()
 	log.Info("listening", "listener", "authz", "addr", authzLis.Addr().String())
 	log.Info("listening", "listener", "admin", "addr", adminLis.Addr().String())
-	log.Info("keygate serving", "version", version, "keys", l.keys.Len(), "hash", string(l.hasher.Algorithm()))
+	log.Info("keygate serving", "version", version, "keys", keys.Len(), "hash", string(l.hasher.Algorithm()))
 
 	var serveErr error
 	select {

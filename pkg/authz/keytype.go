@@ -45,3 +45,7 @@ func (s KeyTypes) With(t KeyType) KeyTypes { return s | 1<<t }
 
 // Has reports whether t is in the set.
 func (s KeyTypes) Has(t KeyType) bool { return s&(1<<t) != 0 }
+
+// AccountAPIService is the service name of keygate's own Account API, which
+// only account keys may call. It is built in: routes files do not declare it.
+const AccountAPIService = "account-api"

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"encoding/json"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -107,6 +108,17 @@ type keyParts struct {
 	responseHeaders []*corev3.HeaderValueOption
 	dynamicHeaders  bool
 	metaKey         map[string]*structpb.Value
+	// last is the allow response this key got most recently. A response is
+	// a function of the key and the (service, kind, operation) called, and
+	// a key mostly calls the same operation again, so reusing it saves
+	// building a dozen messages per request. Responses are never mutated
+	// once built, so concurrent sends may share them.
+	last atomic.Pointer[cachedAllow]
+}
+
+type cachedAllow struct {
+	service, kind, operation string
+	resp                     *authv3.CheckResponse
 }
 
 func (s *Server) partsFor(k *authz.Key) *keyParts {
@@ -155,6 +167,16 @@ func (s *Server) partsFor(k *authz.Key) *keyParts {
 // allowResponse builds the OkHttpResponse for an allowed request.
 func (s *Server) allowResponse(d *authz.Decision) *authv3.CheckResponse {
 	p := s.partsFor(d.Key)
+	t := &d.Target
+	if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
+		return c.resp
+	}
+	resp := s.buildAllow(d, p)
+	p.last.Store(&cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation, resp: resp})
+	return resp
+}
+
+func (s *Server) buildAllow(d *authz.Decision, p *keyParts) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{
 		Headers:         p.identity,
 		HeadersToRemove: p.remove,

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -12,7 +13,8 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 )
 
-// Observer records each decision (metrics). It must not block.
+// Observer records each decision (metrics). It must not block, nor keep d
+// after it returns.
 type Observer interface {
 	ObserveCheck(d *authz.Decision, elapsed time.Duration)
 }
@@ -32,6 +34,15 @@ type Server struct {
 	denied      map[authz.Reason]*authv3.CheckResponse
 	okStatus    *rpcstatus.Status
 	queryRemove []string
+	// states recycles the per-check request and decision: both escape to
+	// the heap through the store and router interfaces, and pooling them
+	// keeps a cache-hit check free of allocations of its own.
+	states sync.Pool
+}
+
+type checkState struct {
+	req authz.Request
+	dec authz.Decision
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -64,20 +75,28 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 // a call cancelled by the caller.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	var r authz.Request
-	s.fillRequest(&r, req)
-	d := s.engine.Check(ctx, &r)
+	st, _ := s.states.Get().(*checkState)
+	if st == nil {
+		st = new(checkState)
+	}
+	defer func() {
+		*st = checkState{} // drop references to the request and the key
+		s.states.Put(st)
+	}()
+	s.fillRequest(&st.req, req)
+	st.dec = s.engine.Check(ctx, &st.req)
 	if err := ctx.Err(); err != nil {
 		return nil, status.FromContextError(err).Err()
 	}
+	d := &st.dec
 	var resp *authv3.CheckResponse
 	if d.Allowed() {
-		resp = s.allowResponse(&d)
+		resp = s.allowResponse(d)
 	} else {
 		resp = s.denied[d.Reason]
-		s.logDeny(ctx, &d)
+		s.logDeny(ctx, d)
 	}
-	s.obs.ObserveCheck(&d, time.Since(start))
+	s.obs.ObserveCheck(d, time.Since(start))
 	return resp, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
@@ -385,5 +387,43 @@ func BenchmarkCheckDeny(b *testing.B) {
 		if resp, _ := f.srv.Check(ctx, req); resp.GetDeniedResponse() == nil {
 			b.Fatal("not denied")
 		}
+	}
+}
+
+// TestSharedResponsesUnderConcurrency sends many checks at once and
+// marshals every response, as gRPC does, so that -race sees any write to a
+// response shared between requests (the cached allow and the deny answers).
+func TestSharedResponsesUnderConcurrency(t *testing.T) {
+	f := newFixture(t, extauthz.Config{})
+	reqs := []*authv3.CheckRequest{
+		request("/email/read", f.service, nil),
+		request("/email/send", f.service, nil),
+		request("/users", f.app, nil),
+		request("/email/read", "", nil),
+		request("/email/send", f.scoped, nil),
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				resp, err := f.srv.Check(context.Background(), reqs[(g+i)%len(reqs)])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := proto.Marshal(resp); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	// The reused allow still names the right operation.
+	resp := check(t, f.srv, request("/email/send", f.service, nil))
+	if op := resp.GetDynamicMetadata().GetFields()["operation"].GetStringValue(); op != "sendEmail" {
+		t.Fatalf("operation = %q after switching routes, want sendEmail", op)
 	}
 }
