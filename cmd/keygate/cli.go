@@ -135,4 +135,3 @@ func (versionCmd) Run(e *env) error {
 	_, err := fmt.Fprintln(e.stdout, "keygate", version)
 	return err
 }
-
