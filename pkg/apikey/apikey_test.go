@@ -130,25 +130,7 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Validate(tt.in)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Validate = nil, want error containing %q", tt.wantErr)
-			}
-			if !errors.Is(err, ErrMalformed) {
-				t.Errorf("error %q does not wrap ErrMalformed", err)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %q does not contain %q", err, tt.wantErr)
-			}
-			if len(tt.in) >= 4 && strings.Contains(err.Error(), tt.in) {
-				t.Errorf("error %q echoes the secret", err)
-			}
+			checkMalformed(t, Validate(tt.in), tt.in, tt.wantErr)
 		})
 	}
 }
@@ -172,28 +154,11 @@ func TestValidateCustom(t *testing.T) {
 		{"non-ASCII", "pässwordpassword", "character at byte 1"},
 		{"reserved prefix", "kg_my_own_secret_value", "malformed key: custom secrets may not start with the generated-key prefix"},
 		{"a generated secret cannot be imported as custom", vectorService, "may not start with the generated-key prefix"},
+		{"comma", "abcdefgh,ijklmnop", "may not contain a comma"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateCustom(tt.in)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("ValidateCustom: %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("ValidateCustom = nil, want error containing %q", tt.wantErr)
-			}
-			if !errors.Is(err, ErrMalformed) {
-				t.Errorf("error %q does not wrap ErrMalformed", err)
-			}
-			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("error %q does not contain %q", err, tt.wantErr)
-			}
-			if len(tt.in) >= 4 && strings.Contains(err.Error(), tt.in) {
-				t.Errorf("error %q echoes the secret", err)
-			}
+			checkMalformed(t, ValidateCustom(tt.in), tt.in, tt.wantErr)
 		})
 	}
 }
@@ -230,5 +195,29 @@ func TestKindValid(t *testing.T) {
 				t.Fatalf("Valid = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// checkMalformed asserts err is nil when wantErr is empty, and otherwise a
+// malformed-key error containing wantErr that does not echo the input.
+func checkMalformed(t *testing.T, err error, in, wantErr string) {
+	t.Helper()
+	if wantErr == "" {
+		if err != nil {
+			t.Fatalf("got %v, want nil", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("got nil, want an error containing %q", wantErr)
+	}
+	if !errors.Is(err, ErrMalformed) {
+		t.Errorf("error %q does not wrap ErrMalformed", err)
+	}
+	if !strings.Contains(err.Error(), wantErr) {
+		t.Errorf("error %q does not contain %q", err, wantErr)
+	}
+	if len(in) >= 4 && strings.Contains(err.Error(), in) {
+		t.Errorf("error %q echoes the secret", err)
 	}
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestEnvironmentEquivalents(t *testing.T) {
+	t.Setenv("KEYGATE_KEYS_FILE", "../../examples/keys.yaml")
+	t.Setenv("KEYGATE_ROUTES_FILE", "../../examples/routes.yaml")
+	t.Setenv("KEYGATE_XFF_TRUSTED_HOPS", "2")
+	t.Setenv("KEYGATE_KEY_HEADER", "X-Demo-Key")
+	out, errOut, err := runCLI(t, "", "check-config")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	for _, want := range []string{"7 keys", "key header x-demo-key", "xff-trusted-hops 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+}
+
+func TestInvalidSettingsAreAllReported(t *testing.T) {
+	_, errOut, err := runCLI(t, "", "check-config", "--keys-file", "../../examples/keys.yaml",
+		"--routes-file", "../../examples/routes.yaml", "--xff-trusted-hops=-1", "--header-key-id", "x-api-key")
+	if err == nil {
+		t.Fatal("accepted invalid settings")
+	}
+	for _, want := range []string{"xff-trusted-hops: -1 is negative", `"x-api-key" is used twice`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestKeygenOutputIsTwoLines(t *testing.T) {
+	out, _, err := runCLI(t, "", "keygen", "--type", "account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "kg_aak_") || !strings.HasPrefix(lines[1], "sha256:") {
+		t.Fatalf("keygen printed %q", out)
+	}
+	if _, _, err := runCLI(t, "", "keygen", "--type", "wizard"); err == nil {
+		t.Fatal("keygen accepted an unknown type")
+	}
+}
+
+func TestHashReadsOneLine(t *testing.T) {
+	out, _, err := runCLI(t, "my-custom-secret-0001\r\n", "hash")
+	if err != nil || !strings.HasPrefix(out, "sha256:") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("got %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, "", "hash"); err == nil || !strings.Contains(err.Error(), "no secret") {
+		t.Fatalf("empty stdin: %v", err)
+	}
+}
+
+func TestHelpExitsCleanly(t *testing.T) {
+	out, _, err := runCLI(t, "", "--help")
+	if err != nil || !strings.Contains(out, "check-config") {
+		t.Fatalf("help: %v\n%s", err, out)
+	}
+}
