@@ -32,6 +32,8 @@ type Engine struct {
 	Hasher *apikey.Hasher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Usage, when set, is told about every allowed key.
+	Usage UsageRecorder
 }
 
 // Check decides one request. It never panics on bad input and never
@@ -46,7 +48,8 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		d.Reason = MalformedKey
 		return d
 	}
-	key, err := e.Keys.LookupKey(ctx, e.Hasher.Sum(r.Key))
+	digest := e.Hasher.Sum(r.Key)
+	key, err := e.Keys.LookupKey(ctx, digest)
 	switch {
 	case errors.Is(err, ErrKeyNotFound):
 		d.Reason = UnknownKey
@@ -58,12 +61,19 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		d.Reason = UnknownKey
 		return d
 	}
-	d.Key = key
 	now := time.Now
 	if e.Now != nil {
 		now = e.Now
 	}
-	if d.Reason = key.Status(now()); d.Reason != OK {
+	t := now()
+	if !key.Matches(digest, t) {
+		// A rotated-out secret past its grace period, or a store that
+		// answered for another digest: this secret is not a key.
+		d.Reason = UnknownKey
+		return d
+	}
+	d.Key = key
+	if d.Reason = key.Status(t); d.Reason != OK {
 		return d
 	}
 	if d.Target, d.Reason = e.Routes.Resolve(&r.Route); d.Reason != OK {
@@ -74,5 +84,15 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		// A cancelled call is never answered with an allow.
 		d.Reason, d.Err = StoreUnavailable, ctx.Err()
 	}
+	if d.Reason == OK && e.Usage != nil {
+		e.Usage.KeyUsed(key, t)
+	}
 	return d
+}
+
+// UsageRecorder learns which keys were used (for last-used timestamps). It
+// is called on every allow, so it must be cheap and never block; batching
+// the writes is its job.
+type UsageRecorder interface {
+	KeyUsed(k *Key, at time.Time)
 }

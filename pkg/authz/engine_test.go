@@ -278,3 +278,35 @@ func flipLast(s string) string {
 	}
 	return string(b)
 }
+
+// TestRotationGrace: after a rotation both secrets answer until the grace
+// deadline; from then on only the new one.
+func TestRotationGrace(t *testing.T) {
+	oldSecret := mustGenerate(t, apikey.KindService)
+	newSecret := mustGenerate(t, apikey.KindService)
+	spec := serviceKey(newSecret)
+	spec.PreviousHash = hasher.HashString(oldSecret)
+	spec.PreviousValidUntil = t0.Add(time.Minute)
+	k := mustCompile(t, spec)
+	store := &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k, k.PreviousDigest: k}}
+	cases := []struct {
+		name   string
+		secret string
+		now    time.Time
+		want   authz.Reason
+	}{
+		{"new secret", newSecret, t0, authz.OK},
+		{"old secret inside the grace period", oldSecret, t0.Add(59 * time.Second), authz.OK},
+		{"old secret at the grace deadline", oldSecret, t0.Add(time.Minute), authz.UnknownKey},
+		{"new secret after the grace deadline", newSecret, t0.Add(time.Hour), authz.OK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &authz.Engine{Keys: store, Routes: &fakeRouter{target: emailRd}, Hasher: hasher,
+				Now: func() time.Time { return tc.now }}
+			if d := e.Check(context.Background(), &authz.Request{Key: tc.secret, KeyCount: 1}); d.Reason != tc.want {
+				t.Fatalf("got %s, want %s", d.Reason, tc.want)
+			}
+		})
+	}
+}

@@ -32,6 +32,10 @@ type KeySpec struct {
 	Description string
 	// ResponseHeaders are added to the downstream response on allow.
 	ResponseHeaders []HeaderSpec
+	// PreviousHash is the hash of the secret a rotation replaced; it stays
+	// valid until PreviousValidUntil (the grace period), then never again.
+	PreviousHash       string
+	PreviousValidUntil time.Time
 }
 
 // HeaderSpec is one response header of a key: a fixed value or a template.
@@ -47,6 +51,10 @@ type Key struct {
 	Spec      KeySpec
 	Algorithm apikey.Algorithm
 	Digest    apikey.Digest
+	// PreviousDigest is set while a rotated-out secret is in its grace
+	// window (HasPrevious); stores index the key under both digests.
+	PreviousDigest apikey.Digest
+	HasPrevious    bool
 	// ExpiresAtText is ExpiresAt in RFC 3339, or "" when the key never expires.
 	ExpiresAtText string
 
@@ -125,6 +133,18 @@ func Compile(spec KeySpec, opts CompileOptions) (*Key, error) {
 	if k.Algorithm, k.Digest, err = apikey.ParseHash(spec.Hash); err != nil {
 		bad("hash", err)
 	}
+	if spec.PreviousHash != "" {
+		var alg apikey.Algorithm
+		if alg, k.PreviousDigest, err = apikey.ParseHash(spec.PreviousHash); err != nil {
+			bad("previous_hash", err)
+		} else if alg != k.Algorithm {
+			bad("previous_hash", fmt.Errorf("algorithm %s differs from the hash's %s", alg, k.Algorithm))
+		}
+		if spec.PreviousValidUntil.IsZero() {
+			bad("previous_valid_until", errors.New("required with previous_hash"))
+		}
+		k.HasPrevious = true
+	}
 	if k.scope, err = scope.Parse(spec.Scope); err != nil {
 		bad("scope", err)
 	}
@@ -150,6 +170,15 @@ func Compile(spec KeySpec, opts CompileOptions) (*Key, error) {
 
 // Scope returns the compiled scope (for listing the services it names).
 func (k *Key) Scope() *scope.Scope { return k.scope }
+
+// Matches reports whether d is one of the key's valid digests at now: the
+// current one, or the previous one inside its grace window.
+func (k *Key) Matches(d apikey.Digest, now time.Time) bool {
+	if d == k.Digest {
+		return true
+	}
+	return k.HasPrevious && d == k.PreviousDigest && now.Before(k.Spec.PreviousValidUntil)
+}
 
 // Status is row 4 of the decision: active, then not-before, then expiry.
 func (k *Key) Status(now time.Time) Reason {
