@@ -1,0 +1,195 @@
+// Package store holds the records of keygate's system of record — accounts,
+// apps, tenants, keys, audit events — and the interfaces the Account API
+// (writes) and the cache (reads, change feed) need from a store. It knows no
+// database; pkg/store/postgres implements it.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// Sentinel errors every implementation returns (wrapped) so that callers
+// can map them to API status codes.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrInvalid wraps a refusal by the store's own constraints (a row that
+	// would break SPEC §1); the message names the field.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Origin says where a key's secret came from.
+type Origin string
+
+const (
+	OriginGenerated Origin = "generated" // keygate made the secret
+	OriginCustom    Origin = "custom"    // the owner supplied it (ImportKey)
+)
+
+// Account isolates everything below it.
+type Account struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// App is an application whose APIs are protected. Tenant has the same shape.
+type App struct {
+	AccountID   string
+	ID          string
+	Name        string
+	Description string
+	// Active false denies every key of the app.
+	Active    bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Tenant is a customer of an app.
+type Tenant App
+
+// Key is a key record as stored: its spec (hash only, never the secret)
+// plus bookkeeping. Spec.AppName/TenantName are filled on reads.
+type Key struct {
+	Spec       authz.KeySpec
+	Origin     Origin
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	LastUsedAt time.Time // zero: never used (or not yet flushed)
+}
+
+// Actor is who made a change, for the audit log.
+type Actor struct {
+	KeyID   string // the account key that called the API; "" for bootstrap
+	KeyName string
+}
+
+// KeyUpdate lists the fields UpdateKey changes; nil fields stay as they are.
+// A zero time in NotBefore/ExpiresAt clears it.
+type KeyUpdate struct {
+	Name            *string
+	Description     *string
+	Group           *string
+	Scope           *string
+	Active          *bool
+	NotBefore       *time.Time
+	ExpiresAt       *time.Time
+	IPFilters       *[]string
+	ResponseHeaders *[]authz.HeaderSpec
+}
+
+// AppUpdate lists the fields UpdateApp/UpdateTenant change.
+type AppUpdate struct {
+	Name        *string
+	Description *string
+	Active      *bool
+}
+
+// Page asks for one page of a list. Token is what the previous page
+// returned as next ("" = first page); Size <= 0 means the default (100),
+// capped at 1000.
+type Page struct {
+	Size  int
+	Token string
+}
+
+// KeyFilter narrows ListKeys; zero fields do not filter.
+type KeyFilter struct {
+	AppID          string
+	TenantID       string
+	Group          string
+	Type           authz.KeyType
+	Active         *bool
+	ExpiringBefore time.Time // keys with expires_at < this
+	UnusedSince    time.Time // keys with last_used_at < this or never used
+}
+
+// AuditEvent is one change, as the audit log keeps it. Before and After are
+// JSON objects of the record without any secret or hash; nil when absent.
+type AuditEvent struct {
+	ID         int64
+	AccountID  string
+	At         time.Time
+	Actor      Actor
+	Action     string // e.g. "app.create", "key.update", "key.regenerate"
+	ObjectType string // "account", "app", "tenant", "key"
+	ObjectID   string
+	Before     json.RawMessage
+	After      json.RawMessage
+}
+
+// Accounts is what the Account API and bootstrap write and read. Every
+// write runs in one transaction that also writes its audit event and
+// notifies the change feed. IDs are caller-chosen when non-empty, else
+// generated (UUID).
+type Accounts interface {
+	CreateAccount(ctx context.Context, actor Actor, a Account) (Account, error)
+	GetAccount(ctx context.Context, id string) (Account, error)
+
+	CreateApp(ctx context.Context, actor Actor, a App) (App, error)
+	GetApp(ctx context.Context, accountID, id string) (App, error)
+	ListApps(ctx context.Context, accountID string, p Page) ([]App, string, error)
+	UpdateApp(ctx context.Context, actor Actor, accountID, id string, u AppUpdate) (App, error)
+	DeleteApp(ctx context.Context, actor Actor, accountID, id string) error
+
+	CreateTenant(ctx context.Context, actor Actor, t Tenant) (Tenant, error)
+	GetTenant(ctx context.Context, accountID, id string) (Tenant, error)
+	ListTenants(ctx context.Context, accountID string, p Page) ([]Tenant, string, error)
+	UpdateTenant(ctx context.Context, actor Actor, accountID, id string, u AppUpdate) (Tenant, error)
+	DeleteTenant(ctx context.Context, actor Actor, accountID, id string) error
+
+	// CreateKey stores a new key; k.Spec.Hash must be set, the secret never
+	// reaches the store. Duplicate name in the account: ErrAlreadyExists.
+	CreateKey(ctx context.Context, actor Actor, k Key) (Key, error)
+	GetKey(ctx context.Context, accountID, id string) (Key, error)
+	ListKeys(ctx context.Context, accountID string, f KeyFilter, p Page) ([]Key, string, error)
+	UpdateKey(ctx context.Context, actor Actor, accountID, id string, u KeyUpdate) (Key, error)
+	// RotateKey replaces the key's hash; the old one stays valid until
+	// graceUntil (zero: not at all).
+	RotateKey(ctx context.Context, actor Actor, accountID, id, newHash string, graceUntil time.Time) (Key, error)
+	DeleteKey(ctx context.Context, actor Actor, accountID, id string) error
+
+	ListAuditEvents(ctx context.Context, accountID string, p Page) ([]AuditEvent, string, error)
+}
+
+// Change is one entry of the change feed: the key whose record changed
+// (created, updated, rotated, deleted, or its app/tenant changed) and the
+// digests under which it was valid before the change, so a cache can drop
+// them before loading the key again by id.
+type Change struct {
+	Seq       int64
+	KeyID     string
+	OldDigest []apikey.Digest
+}
+
+// Source is what the cache reads: compiled keys and the change feed.
+type Source interface {
+	// LookupKey finds a key by a digest of its current or previous secret;
+	// authz.ErrKeyNotFound when none. Keys of inactive apps or tenants come
+	// back with Spec.Active false.
+	LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error)
+	// LookupKeyByID is LookupKey by key id (after a change).
+	LookupKeyByID(ctx context.Context, id string) (*authz.Key, error)
+	// LoadAll calls fn for every key, compiled, from one consistent
+	// snapshot, and returns the change-feed sequence that snapshot includes.
+	LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int64, err error)
+	// ChangesSince returns the changes after seq, in order, at most limit.
+	ChangesSince(ctx context.Context, seq int64, limit int) ([]Change, error)
+	// Listen blocks until ctx is done, calling notify (without blocking)
+	// whenever the change feed may have new entries, and onState with
+	// false when the listening connection is lost and true when it is
+	// (re)established; after a reconnect the caller catches up with
+	// ChangesSince, so a lost notification is never a lost change.
+	Listen(ctx context.Context, notify func(), onState func(connected bool)) error
+}
+
+// UsageWriter persists last-used times, batched by its caller.
+type UsageWriter interface {
+	TouchKeys(ctx context.Context, used map[string]time.Time) error
+}
