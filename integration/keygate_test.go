@@ -49,10 +49,25 @@ func keygateBinary(t *testing.T) string {
 	return binPath
 }
 
+// cleanEnv is the test's environment without keygate's own settings, so
+// that what a test passes as flags is all the server sees (DATABASE_URL
+// would otherwise switch it to database mode).
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "KEYGATE_") || strings.HasPrefix(kv, "DATABASE_URL=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
 // cliRun runs a keygate subcommand and returns stdout.
 func cliRun(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(keygateBinary(t), args...)
+	cmd.Env = cleanEnv()
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -99,6 +114,7 @@ func startServer(t *testing.T, keysFile, routesFile string, extra ...string) *se
 	args := append([]string{"serve", "--keys-file", keysFile, "--routes-file", routesFile,
 		"--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, extra...)
 	s := &server{cmd: exec.Command(keygateBinary(t), args...), done: make(chan error, 1)}
+	s.cmd.Env = cleanEnv()
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ type loaded struct {
 // load reads and checks the settings and the routes file, reporting every
 // problem at once; the keys file is checked against them by the caller.
 // Warnings go to warn.
-func load(files fileFlags, req requestFlags, hf hashFlags, warn func(string)) (*loaded, error) {
+func load(routesFile string, req requestFlags, hf hashFlags, warn func(string)) (*loaded, error) {
 	var errs []error
 	l := &loaded{cfg: req.config()}
 	if err := l.cfg.Validate(); err != nil {
@@ -34,7 +34,7 @@ func load(files fileFlags, req requestFlags, hf hashFlags, warn func(string)) (*
 		errs = append(errs, err)
 	}
 	l.hasher = h
-	table, warnings, err := route.LoadFile(files.RoutesFile)
+	table, warnings, err := route.LoadFile(routesFile)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -74,7 +74,7 @@ type checkConfigCmd struct {
 // Run validates both files and prints a summary, or every error.
 func (c *checkConfigCmd) Run(e *env) error {
 	warn := func(w string) { fmt.Fprintln(e.stderr, "warning:", w) }
-	l, err := load(c.fileFlags, c.requestFlags, c.hashFlags, warn)
+	l, err := load(c.RoutesFile, c.requestFlags, c.hashFlags, warn)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return errors.New("configuration is invalid")

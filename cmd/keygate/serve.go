@@ -25,7 +25,9 @@ import (
 )
 
 type serveCmd struct {
-	fileFlags
+	KeysFile    string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only), reloaded when it changes. Without a database."`
+	RoutesFile  string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
+	DatabaseURL string `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" help:"PostgreSQL URL: serve keys from the database (with the Account API) instead of a keys file."`
 	requestFlags
 	hashFlags
 	logFlags
@@ -38,33 +40,45 @@ func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
 	return authz.CompileOptions{ReservedHeaders: cfg.ReservedHeaders()}
 }
 
+// keySource is where serve's keys come from: the keys file, or PostgreSQL
+// behind the cache. Its loops run beside the listeners until shutdown.
+type keySource struct {
+	store authz.KeyStore
+	usage authz.UsageRecorder // nil: last-used is not recorded
+	count func() int
+	ready admin.Readiness
+	loops []func(ctx context.Context)
+	// account serves the Account API (database mode only).
+	account grpcService
+	close   func()
+}
+
+// grpcService is a gRPC service on a listener of its own.
+type grpcService struct {
+	addr     string
+	register func(*grpc.Server)
+	opts     []grpc.ServerOption
+}
+
 // Run serves until the context is cancelled (SIGINT/SIGTERM), then stops
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }
-	l, err := load(c.fileFlags, c.requestFlags, c.hashFlags, warn)
+	l, err := load(c.RoutesFile, c.requestFlags, c.hashFlags, warn)
 	if err != nil {
 		return err
 	}
-	keys, err := keyfile.Open(c.KeysFile, l.keysOpts, log)
+	m := metrics.New(version, nil)
+	src, err := c.openKeys(e.ctx, l, m, log)
 	if err != nil {
 		return err
 	}
+	defer src.close()
+	m.KeysLoaded(func() float64 { return float64(src.count()) })
 
-	m := metrics.New(version, func() float64 { return float64(keys.Len()) })
-	engine := &authz.Engine{Keys: keys, Routes: l.router, Hasher: l.hasher}
+	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage}
 	authzSrv := extauthz.NewServer(engine, l.cfg, m, log)
-
-	authzLis, err := net.Listen("tcp", c.AuthzAddr)
-	if err != nil {
-		return fmt.Errorf("authz-addr: %w", err)
-	}
-	adminLis, err := net.Listen("tcp", c.AdminAddr)
-	if err != nil {
-		authzLis.Close()
-		return fmt.Errorf("admin-addr: %w", err)
-	}
 
 	grpcSrv := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(grpcSrv, authzSrv)
@@ -72,39 +86,62 @@ func (c *serveCmd) Run(e *env) error {
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthSrv.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	servers := []namedServer{{"authz", c.AuthzAddr, grpcSrv}}
+	if src.account.register != nil {
+		accountSrv := grpc.NewServer(src.account.opts...)
+		src.account.register(accountSrv)
+		servers = append(servers, namedServer{"account", src.account.addr, accountSrv})
+	}
 
-	ready := func() (bool, string) { return true, "" }
-	adminSrv := &http.Server{Handler: admin.Handler(ready, m.Registry), ReadHeaderTimeout: 5 * time.Second}
+	listeners := make([]net.Listener, 0, len(servers)+1)
+	closeAll := func() {
+		for _, lis := range listeners {
+			lis.Close()
+		}
+	}
+	for _, s := range servers {
+		lis, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s-addr: %w", s.name, err)
+		}
+		listeners = append(listeners, lis)
+	}
+	adminLis, err := net.Listen("tcp", c.AdminAddr)
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("admin-addr: %w", err)
+	}
+	adminSrv := &http.Server{Handler: admin.Handler(src.ready, m.Registry), ReadHeaderTimeout: 5 * time.Second}
 
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(4)
-	go func() { defer wg.Done(); errc <- grpcSrv.Serve(authzLis) }()
+	errc := make(chan error, len(servers)+1)
+	for i, s := range servers {
+		wg.Add(1)
+		go func(srv *grpc.Server, lis net.Listener) { defer wg.Done(); errc <- srv.Serve(lis) }(s.srv, listeners[i])
+		log.Info("listening", "listener", s.name, "addr", listeners[i].Addr().String())
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := adminSrv.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
-	go func() {
-		defer wg.Done()
-		c.watch(ctx, log, c.KeysFile, func() {
-			err := keys.Reload()
-			m.ObserveReload("keys", err)
-		})
-	}()
-	go func() {
-		defer wg.Done()
+	log.Info("listening", "listener", "admin", "addr", adminLis.Addr().String())
+	loops := append(src.loops, func(ctx context.Context) {
 		c.watch(ctx, log, c.RoutesFile, func() {
 			err := reloadRoutes(l.router, c.RoutesFile, log)
 			m.ObserveReload("routes", err)
 		})
-	}()
-	log.Info("listening", "listener", "authz", "addr", authzLis.Addr().String())
-	log.Info("listening", "listener", "admin", "addr", adminLis.Addr().String())
-	log.Info("keygate serving", "version", version, "keys", keys.Len(), "hash", string(l.hasher.Algorithm()))
+	})
+	for _, loop := range loops {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	log.Info("keygate serving", "version", version, "keys", src.count(), "hash", string(l.hasher.Algorithm()))
 
 	var serveErr error
 	select {
@@ -115,12 +152,19 @@ func (c *serveCmd) Run(e *env) error {
 	// Envoy's health checks see NOT_SERVING first, then in-flight checks finish.
 	healthSrv.Shutdown()
 	stopped := make(chan struct{})
-	go func() { grpcSrv.GracefulStop(); close(stopped) }()
+	go func() {
+		for _, s := range servers {
+			s.srv.GracefulStop()
+		}
+		close(stopped)
+	}()
 	select {
 	case <-stopped:
 	case <-time.After(c.ShutdownTimeout):
 		log.Warn("shutdown timeout: cancelling remaining checks")
-		grpcSrv.Stop()
+		for _, s := range servers {
+			s.srv.Stop()
+		}
 	}
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), time.Second)
 	_ = adminSrv.Shutdown(shutCtx)
@@ -128,6 +172,41 @@ func (c *serveCmd) Run(e *env) error {
 	cancel()
 	wg.Wait()
 	return serveErr
+}
+
+type namedServer struct {
+	name string
+	addr string
+	srv  *grpc.Server
+}
+
+// openKeys opens the keys file (the embedded store) or, with a database
+// URL, PostgreSQL behind the cache.
+func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, log *slog.Logger) (*keySource, error) {
+	switch {
+	case c.KeysFile != "" && c.DatabaseURL != "":
+		return nil, errors.New("--keys-file and --database-url exclude each other: serve keys from one source")
+	case c.DatabaseURL != "":
+		return c.openDatabase(ctx, l, m, log)
+	case c.KeysFile == "":
+		return nil, errors.New("no keys: give --keys-file (KEYGATE_KEYS_FILE) or --database-url (DATABASE_URL)")
+	}
+	keys, err := keyfile.Open(c.KeysFile, l.keysOpts, log)
+	if err != nil {
+		return nil, err
+	}
+	return &keySource{
+		store: keys,
+		count: keys.Len,
+		ready: func() (bool, string) { return true, "" },
+		loops: []func(context.Context){func(ctx context.Context) {
+			c.watch(ctx, log, c.KeysFile, func() {
+				err := keys.Reload()
+				m.ObserveReload("keys", err)
+			})
+		}},
+		close: func() {},
+	}, nil
 }
 
 // watch calls reload whenever path changes, until ctx is done.

@@ -21,7 +21,7 @@ type Metrics struct {
 }
 
 // New creates and registers the instruments. keysLoaded, when non-nil, is
-// read at scrape time.
+// read at scrape time (or set later with KeysLoaded).
 func New(version string, keysLoaded func() float64) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{Registry: reg}
@@ -56,12 +56,18 @@ func New(version string, keysLoaded func() float64) *Metrics {
 	reg.MustRegister(decisions, latency, m.reloads, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if keysLoaded != nil {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "keygate_keys_loaded",
-			Help: "Keys currently loaded and able to decide.",
-		}, keysLoaded))
+		m.KeysLoaded(keysLoaded)
 	}
 	return m
+}
+
+// KeysLoaded registers the gauge of loaded keys, read at scrape time. Call
+// it once.
+func (m *Metrics) KeysLoaded(f func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keygate_keys_loaded",
+		Help: "Keys currently loaded and able to decide.",
+	}, f))
 }
 
 // ObserveCheck records one decision; it satisfies extauthz.Observer.
