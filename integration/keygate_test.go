@@ -29,7 +29,7 @@ var (
 )
 
 // keygateBinary builds cmd/keygate once per test run.
-func keygateBinary(t *testing.T) string {
+func keygateBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "keygate-bin-")
@@ -64,7 +64,7 @@ func cleanEnv() []string {
 }
 
 // cliRun runs a keygate subcommand and returns stdout.
-func cliRun(t *testing.T, stdin string, args ...string) (string, error) {
+func cliRun(t testing.TB, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(keygateBinary(t), args...)
 	cmd.Env = cleanEnv()
@@ -79,7 +79,7 @@ func cliRun(t *testing.T, stdin string, args ...string) (string, error) {
 }
 
 // newKey makes a secret and its hash form with the real CLI.
-func newKey(t *testing.T, typ string) (secret, hash string) {
+func newKey(t testing.TB, typ string) (secret, hash string) {
 	t.Helper()
 	out, err := cliRun(t, "", "keygen", "--type", typ)
 	if err != nil {
@@ -94,12 +94,13 @@ func newKey(t *testing.T, typ string) (secret, hash string) {
 
 // server is a running `keygate serve` and what it logged.
 type server struct {
-	cmd       *exec.Cmd
-	authzAddr string
-	adminAddr string
-	mu        sync.Mutex
-	logs      strings.Builder
-	done      chan error
+	cmd         *exec.Cmd
+	authzAddr   string
+	adminAddr   string
+	accountAddr string // database mode only
+	mu          sync.Mutex
+	logs        strings.Builder
+	done        chan error
 }
 
 func (s *server) Logs() string {
@@ -108,11 +109,19 @@ func (s *server) Logs() string {
 	return s.logs.String()
 }
 
-// startServer runs keygate serve on 127.0.0.1:0 and waits for its listeners.
-func startServer(t *testing.T, keysFile, routesFile string, extra ...string) *server {
+// startServer runs keygate serve with a keys file on 127.0.0.1:0 and waits
+// for its listeners.
+func startServer(t testing.TB, keysFile, routesFile string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--keys-file", keysFile, "--routes-file", routesFile,
-		"--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, extra...)
+	return startServe(t, []string{"authz", "admin"}, append([]string{"--keys-file", keysFile, "--routes-file", routesFile}, extra...)...)
+}
+
+// startServe runs `keygate serve args…` with every listener on 127.0.0.1:0
+// and waits until the named listeners report their addresses.
+func startServe(t testing.TB, listeners []string, args ...string) *server {
+	t.Helper()
+	args = append([]string{"serve", "--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--account-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, args...)
 	s := &server{cmd: exec.Command(keygateBinary(t), args...), done: make(chan error, 1)}
 	s.cmd.Env = cleanEnv()
 	stderr, err := s.cmd.StderrPipe()
@@ -122,26 +131,29 @@ func startServer(t *testing.T, keysFile, routesFile string, extra ...string) *se
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addrs := make(chan [2]string, 1)
+	addrs := make(chan map[string]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		var a [2]string
+		got := map[string]string{}
+		sent := false
 		for sc.Scan() {
 			line := sc.Text()
 			s.mu.Lock()
 			s.logs.WriteString(line + "\n")
 			s.mu.Unlock()
 			var rec struct{ Msg, Listener, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				if rec.Listener == "authz" {
-					a[0] = rec.Addr
-				} else if rec.Listener == "admin" {
-					a[1] = rec.Addr
-				}
-				if a[0] != "" && a[1] != "" {
-					addrs <- a
-				}
+			if sent || json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "listening" {
+				continue
+			}
+			got[rec.Listener] = rec.Addr
+			all := true
+			for _, l := range listeners {
+				all = all && got[l] != ""
+			}
+			if all {
+				addrs <- got
+				sent = true
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -157,7 +169,7 @@ func startServer(t *testing.T, keysFile, routesFile string, extra ...string) *se
 	})
 	select {
 	case a := <-addrs:
-		s.authzAddr, s.adminAddr = a[0], a[1]
+		s.authzAddr, s.adminAddr, s.accountAddr = a["authz"], a["admin"], a["account"]
 	case err := <-s.done:
 		t.Fatalf("keygate exited before listening: %v\n%s", err, s.Logs())
 	case <-time.After(30 * time.Second):
@@ -166,7 +178,7 @@ func startServer(t *testing.T, keysFile, routesFile string, extra ...string) *se
 	return s
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -200,7 +212,7 @@ type outcome struct {
 	reason string // deny reason code
 }
 
-func call(t *testing.T, c authv3.AuthorizationClient, req *authv3.CheckRequest) (outcome, *authv3.CheckResponse) {
+func call(t testing.TB, c authv3.AuthorizationClient, req *authv3.CheckRequest) (outcome, *authv3.CheckResponse) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -222,7 +234,7 @@ func call(t *testing.T, c authv3.AuthorizationClient, req *authv3.CheckRequest) 
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -234,7 +246,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func httpGet(t *testing.T, url string) (int, string) {
+func httpGet(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -245,7 +257,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {

@@ -12,8 +12,8 @@ import (
 // Readiness reports whether keygate can decide requests, and why not.
 type Readiness func() (ready bool, detail string)
 
-// Handler serves /healthz (the process is up), /readyz (keys are loaded
-// and the store answers) and /metrics.
+// Handler serves /healthz (the process is up), /readyz (keys are loaded;
+// 503 until then, 200 with the detail when degraded) and /metrics.
 func Handler(ready Readiness, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -26,6 +26,13 @@ func Handler(ready Readiness, reg *prometheus.Registry) http.Handler {
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready: " + detail + "\n"))
+			return
+		}
+		if detail != "" {
+			// Ready but degraded (e.g. the database is unreachable and cached
+			// keys keep deciding): still 200, so that an outage of the store
+			// does not also take every replica out of the load balancer.
+			_, _ = w.Write([]byte("ready; " + detail + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

@@ -1,0 +1,416 @@
+// Package cache puts keygate's decisions in memory: a decorator in front of
+// any store.Source that implements authz.KeyStore (and authz.UsageRecorder)
+// so that a check reads only memory on its hot path (SPEC §6).
+//
+// It holds:
+//
+//   - the compiled key records in ristretto, keyed by the first 8 bytes of a
+//     digest (little endian), each value carrying the full digest so that a
+//     prefix collision is ruled out by comparing; a record with a previous
+//     digest (rotation grace) is stored under both. ristretto may drop a
+//     Set: a record that is not there is loaded again, never assumed absent;
+//   - the set of every known digest (see digestSet): a digest outside it is
+//     authz.ErrKeyNotFound without any store call, so spraying random keys
+//     never reaches the database;
+//   - brief negative entries for digests in the set that the store does not
+//     know (a set entry that a change will soon remove);
+//   - the change-feed watermark: Run follows Source.Listen and applies
+//     Source.ChangesSince in order, never skipping one.
+//
+// Lifecycle: New, Warm (until it succeeds), then Run and RunUsageFlusher in
+// their own goroutines, LookupKey and KeyUsed from any number of
+// goroutines; Close once lookups, Run and the flusher have returned.
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxKeys         = 1_000_000
+	DefaultNegativeTTL     = 5 * time.Second
+	DefaultDegradedAfter   = 5 * time.Second
+	DefaultLookupTimeout   = 5 * time.Second
+	DefaultPollInterval    = 30 * time.Second
+	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultMaxPendingUsage = 100_000
+
+	maxRetryBackoff = 5 * time.Second
+	// catchUpPage is how many changes one ChangesSince call asks for.
+	catchUpPage = 1000
+	// usageFlushTimeout bounds the last usage write at shutdown.
+	usageFlushTimeout = 5 * time.Second
+)
+
+// Options configure a Cache. Zero values mean the defaults above.
+type Options struct {
+	// MaxKeys bounds the records held in memory, counted per digest (a key
+	// in its rotation grace period counts twice). The digest set is not
+	// bounded by it: it always holds every key.
+	MaxKeys int64
+	// NegativeTTL is how long "the store does not know this digest" is
+	// remembered; negative disables negative entries.
+	NegativeTTL time.Duration
+	// DegradedAfter is how long the change feed may be disconnected (or
+	// its catch-up failing) before Ready reports degraded.
+	DegradedAfter time.Duration
+	// LookupTimeout bounds one store lookup on a miss. The load runs
+	// detached from the request that started it, since other requests may
+	// share it; each request still stops waiting when its own context ends.
+	LookupTimeout time.Duration
+	// PollInterval is how often Run catches up with the change feed even
+	// without a notification, as a safety net; negative disables it.
+	PollInterval time.Duration
+	// RetryBackoff is the first wait after a failed catch-up; it doubles
+	// up to 5 s (or RetryBackoff, if larger).
+	RetryBackoff time.Duration
+	// MaxPendingUsage bounds the key ids waiting for the usage flusher;
+	// uses beyond it are dropped (and counted) until the next flush.
+	MaxPendingUsage int
+	// Logger receives feed and flusher events; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for negative entries, Ready and usage; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() error {
+	switch {
+	case o.MaxKeys < 0:
+		return fmt.Errorf("cache: MaxKeys %d is negative", o.MaxKeys)
+	case o.MaxKeys == 0:
+		o.MaxKeys = DefaultMaxKeys
+	}
+	if o.NegativeTTL == 0 {
+		o.NegativeTTL = DefaultNegativeTTL
+	}
+	if o.DegradedAfter <= 0 {
+		o.DegradedAfter = DefaultDegradedAfter
+	}
+	if o.LookupTimeout <= 0 {
+		o.LookupTimeout = DefaultLookupTimeout
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = DefaultRetryBackoff
+	}
+	if o.MaxPendingUsage <= 0 {
+		o.MaxPendingUsage = DefaultMaxPendingUsage
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Errors LookupKey returns when the cache cannot answer. Neither is
+// authz.ErrKeyNotFound, so the engine answers 503 store_unavailable.
+var (
+	ErrNotWarm = errors.New("cache: keys not loaded yet")
+	ErrClosed  = errors.New("cache: closed")
+)
+
+const (
+	stateCold int32 = iota
+	stateWarm
+	stateClosed
+)
+
+// entry is what ristretto holds under a digest prefix: a record, or (key
+// nil) a negative entry that is valid until expires.
+type entry struct {
+	digest  apikey.Digest
+	key     *authz.Key
+	expires int64 // Unix nanoseconds; negative entries only
+}
+
+// Cache is an authz.KeyStore that answers from memory. See the package
+// documentation.
+type Cache struct {
+	src  store.Source
+	opts Options
+	log  *slog.Logger
+
+	state atomic.Int32
+	rc    *ristretto.Cache[uint64, *entry]
+	set   *digestSet
+	sf    singleflight.Group
+
+	// wmu orders every write that a change must be able to overrule: the
+	// digest set, gen, and each ristretto Set/Del. A change bumps gen under
+	// it; a load started before that bump finds gen moved and does not
+	// store what it read (it may be the record the change replaced).
+	wmu sync.Mutex
+	gen atomic.Uint64
+
+	// Change feed, written by Run's goroutines.
+	watermark    atomic.Int64
+	running      atomic.Bool
+	connected    atomic.Bool
+	downSince    atomic.Int64 // Unix ns the feed went down; 0 while up
+	failingSince atomic.Int64 // Unix ns catch-up started failing; 0 when fine
+
+	// Hot-path counters are striped by digest so that cores do not share
+	// a cache line; the others are rare events.
+	hits, negHits, notInSet, misses             stripedCounter
+	storeLookups, storeErrors, loadsDiscarded   atomic.Uint64
+	changesApplied, feedConnects, catchUpErrors atomic.Uint64
+
+	usage usageState
+}
+
+var (
+	_ authz.KeyStore      = (*Cache)(nil)
+	_ authz.UsageRecorder = (*Cache)(nil)
+)
+
+// New returns a cold cache in front of src; call Warm before serving.
+func New(src store.Source, opts Options) (*Cache, error) {
+	if src == nil {
+		return nil, errors.New("cache: nil source")
+	}
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters: 10 * opts.MaxKeys,
+		MaxCost:     opts.MaxKeys,
+		BufferItems: 64,
+		// Prefixes are uniformly random already; cost is 1 per entry.
+		KeyToHash:          func(p uint64) (uint64, uint64) { return p, 0 },
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	c := &Cache{src: src, opts: opts, log: opts.Logger, rc: rc, set: newDigestSet()}
+	c.usage.init()
+	return c, nil
+}
+
+// prefixOf is the ristretto key and set entry of a digest.
+func prefixOf(d apikey.Digest) uint64 { return binary.LittleEndian.Uint64(d[:8]) }
+
+// LookupKey finds the key whose current or previous digest is d. A hit
+// reads only memory and does not allocate; a digest outside the set is
+// authz.ErrKeyNotFound without any store call; otherwise the store is asked
+// once for all concurrent callers. Store errors are returned as they are
+// and never cached.
+func (c *Cache) LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error) {
+	if s := c.state.Load(); s != stateWarm {
+		if s == stateClosed {
+			return nil, ErrClosed
+		}
+		return nil, ErrNotWarm
+	}
+	p := prefixOf(d)
+	if !c.set.contains(p) {
+		c.notInSet.add(p)
+		return nil, authz.ErrKeyNotFound
+	}
+	if e, ok := c.rc.Get(p); ok && e.digest == d {
+		if e.key != nil {
+			c.hits.add(p)
+			return e.key, nil
+		}
+		if c.opts.Now().UnixNano() < e.expires {
+			c.negHits.add(p)
+			return nil, authz.ErrKeyNotFound
+		}
+	}
+	return c.load(ctx, d, p)
+}
+
+// load is the miss path: one store lookup per digest and generation, shared
+// by every caller; each caller waits at most until its own ctx is done.
+func (c *Cache) load(ctx context.Context, d apikey.Digest, p uint64) (*authz.Key, error) {
+	gen := c.gen.Load()
+	// Callers on both sides of a change never share a load: the key names
+	// the generation too.
+	var name [len(d) + 8]byte
+	copy(name[:], d[:])
+	binary.LittleEndian.PutUint64(name[len(d):], gen)
+	ch := c.sf.DoChan(string(name[:]), func() (any, error) { return c.fetch(ctx, d, gen) })
+	// Counted once joined, so that a test seeing n misses knows n callers
+	// share the load.
+	c.misses.add(p)
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*authz.Key), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fetch asks the store and caches the answer, unless a change was applied
+// since gen (then the answer may predate it and is only returned).
+func (c *Cache) fetch(ctx context.Context, d apikey.Digest, gen uint64) (*authz.Key, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
+	defer cancel()
+	c.storeLookups.Add(1)
+	k, err := c.src.LookupKey(lctx, d)
+	if err != nil && !errors.Is(err, authz.ErrKeyNotFound) {
+		c.storeErrors.Add(1)
+		return nil, err
+	}
+	found := err == nil && k != nil
+
+	c.wmu.Lock()
+	switch {
+	case c.gen.Load() != gen || c.state.Load() != stateWarm:
+		c.loadsDiscarded.Add(1)
+	case found:
+		c.setRecordLocked(k)
+	case c.opts.NegativeTTL > 0:
+		c.rc.Set(prefixOf(d), &entry{digest: d, expires: c.opts.Now().Add(c.opts.NegativeTTL).UnixNano()}, 1)
+	}
+	c.wmu.Unlock()
+
+	if !found {
+		return nil, authz.ErrKeyNotFound
+	}
+	return k, nil
+}
+
+// setRecordLocked caches k under each of its digests; wmu is held (or the
+// cache is still cold). It reports whether ristretto took every Set.
+func (c *Cache) setRecordLocked(k *authz.Key) bool {
+	ok := c.rc.Set(prefixOf(k.Digest), &entry{digest: k.Digest, key: k}, 1)
+	if k.HasPrevious {
+		ok = c.rc.Set(prefixOf(k.PreviousDigest), &entry{digest: k.PreviousDigest, key: k}, 1) && ok
+	}
+	return ok
+}
+
+// Ready reports whether the cache can serve: false until Warm succeeded
+// (and after Close). While the change feed has been disconnected, or its
+// catch-up failing, for longer than DegradedAfter it stays ready — cached
+// keys keep deciding — and says "degraded: …" so that /readyz can show it.
+func (c *Cache) Ready() (bool, string) {
+	switch c.state.Load() {
+	case stateCold:
+		return false, "cache not warm: keys not loaded yet"
+	case stateClosed:
+		return false, "cache closed"
+	}
+	now := c.opts.Now()
+	if since := c.downSince.Load(); since != 0 {
+		if d := now.Sub(time.Unix(0, since)); d >= c.opts.DegradedAfter {
+			return true, fmt.Sprintf("degraded: change feed disconnected for %d s", int64(d/time.Second))
+		}
+	}
+	if since := c.failingSince.Load(); since != 0 {
+		if d := now.Sub(time.Unix(0, since)); d >= c.opts.DegradedAfter {
+			return true, fmt.Sprintf("degraded: change feed catch-up failing for %d s", int64(d/time.Second))
+		}
+	}
+	return true, "ok"
+}
+
+// Len is the number of digests in the set (a key in its rotation grace
+// period counts twice).
+func (c *Cache) Len() int { return c.set.len() }
+
+// Wait blocks until ristretto has applied every buffered Set, so that a
+// test (or a benchmark) sees what was stored.
+func (c *Cache) Wait() { c.rc.Wait() }
+
+// Close stops ristretto's goroutines. Call it once lookups, Run and the
+// usage flusher have returned; lookups after it return ErrClosed.
+func (c *Cache) Close() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.state.Swap(stateClosed) == stateClosed {
+		return
+	}
+	c.rc.Close()
+}
+
+// Stats are the cache's counters since New, for metrics and tests.
+type Stats struct {
+	Hits         uint64 // records found in memory
+	NegativeHits uint64 // answered not found by a negative entry
+	NotInSet     uint64 // refused by the digest set, no store call
+	Misses       uint64 // lookups that went to the miss path
+	StoreLookups uint64 // Source.LookupKey calls (shared ones count once)
+	StoreErrors  uint64 // of those, failed ones (never cached)
+	// LoadsDiscarded counts store answers not cached because a change was
+	// applied while they were in flight.
+	LoadsDiscarded uint64
+	KeysInSet      int // digests in the set
+
+	ChangesApplied uint64
+	Watermark      int64 // last change-feed sequence applied
+	FeedConnected  bool
+	FeedConnects   uint64 // times Listen reported a (re)connection
+	CatchUpErrors  uint64 // failed catch-up attempts (each retried)
+
+	UsagePending     int    // key ids waiting for the flusher
+	UsageFlushed     uint64 // key ids written
+	UsageDropped     uint64 // uses dropped because the queue was full
+	UsageWriteErrors uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Cache) Stats() Stats {
+	return Stats{
+		Hits:             c.hits.load(),
+		NegativeHits:     c.negHits.load(),
+		NotInSet:         c.notInSet.load(),
+		Misses:           c.misses.load(),
+		StoreLookups:     c.storeLookups.Load(),
+		StoreErrors:      c.storeErrors.Load(),
+		LoadsDiscarded:   c.loadsDiscarded.Load(),
+		KeysInSet:        c.set.len(),
+		ChangesApplied:   c.changesApplied.Load(),
+		Watermark:        c.watermark.Load(),
+		FeedConnected:    c.connected.Load(),
+		FeedConnects:     c.feedConnects.Load(),
+		CatchUpErrors:    c.catchUpErrors.Load(),
+		UsagePending:     c.usage.pendingLen(),
+		UsageFlushed:     c.usage.flushed.Load(),
+		UsageDropped:     c.usage.dropped.Load(),
+		UsageWriteErrors: c.usage.writeErrors.Load(),
+	}
+}
+
+// stripedCounter spreads increments over cache lines chosen by the
+// (random) digest prefix, so parallel hits on different keys do not
+// contend on one counter.
+type stripedCounter [16]struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+func (s *stripedCounter) add(p uint64) { s[p&15].n.Add(1) }
+
+func (s *stripedCounter) load() uint64 {
+	var n uint64
+	for i := range s {
+		n += s[i].n.Load()
+	}
+	return n
+}

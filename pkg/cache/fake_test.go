@@ -1,0 +1,383 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// deadline bounds every wait for the feed goroutine; it is not a timing
+// assertion.
+const deadline = 5 * time.Second
+
+// digestOf is the digest of a test secret (plain SHA-256).
+func digestOf(secret string) apikey.Digest { return sha256.Sum256([]byte(secret)) }
+
+// newKey compiles an active app key whose secret is secret.
+func newKey(t testing.TB, id, secret string, edit ...func(*authz.KeySpec)) *authz.Key {
+	t.Helper()
+	spec := authz.KeySpec{
+		ID:     id,
+		Name:   "name-" + id,
+		Type:   authz.KeyTypeApp,
+		AppID:  "app-1",
+		Hash:   apikey.FormatHash(apikey.SHA256, digestOf(secret)),
+		Scope:  "billing:*",
+		Active: true,
+	}
+	for _, e := range edit {
+		e(&spec)
+	}
+	k, err := authz.Compile(spec, authz.CompileOptions{})
+	if err != nil {
+		t.Fatalf("compile %s: %v", id, err)
+	}
+	return k
+}
+
+// rotated is k with a new secret; the old one stays valid until grace
+// (zero: not at all).
+func rotated(t testing.TB, k *authz.Key, secret string, grace time.Time) *authz.Key {
+	t.Helper()
+	return newKey(t, k.Spec.ID, secret, func(s *authz.KeySpec) {
+		*s = k.Spec
+		s.Hash = apikey.FormatHash(apikey.SHA256, digestOf(secret))
+		s.PreviousHash, s.PreviousValidUntil = "", time.Time{}
+		if !grace.IsZero() {
+			s.PreviousHash = k.Spec.Hash
+			s.PreviousValidUntil = grace
+		}
+	})
+}
+
+// edited is k compiled again after edit.
+func edited(t testing.TB, k *authz.Key, edit func(*authz.KeySpec)) *authz.Key {
+	t.Helper()
+	return newKey(t, k.Spec.ID, "", func(s *authz.KeySpec) {
+		*s = k.Spec
+		edit(s)
+	})
+}
+
+func digestsOf(k *authz.Key) []apikey.Digest {
+	if k.HasPrevious {
+		return []apikey.Digest{k.Digest, k.PreviousDigest}
+	}
+	return []apikey.Digest{k.Digest}
+}
+
+// fakeSource is a hand-written store.Source: keys in a map, a change log,
+// injectable errors and a gate that holds LookupKey calls.
+type fakeSource struct {
+	mu       sync.Mutex
+	keys     map[string]*authz.Key
+	byDigest map[apikey.Digest]string
+	changes  []store.Change
+	seq      int64
+
+	// Injected failures (guarded by mu): the next n calls fail.
+	lookupErr    error
+	loadAllErr   error
+	changesFails int
+	byIDFails    map[string]int // key id → failures left
+
+	// gate, when set, holds every LookupKey call after it has read the
+	// store, until the channel is closed; entered is told about each.
+	gate    chan struct{}
+	entered chan apikey.Digest
+
+	lookups     atomic.Int64
+	changeCalls atomic.Int64
+	byIDCalls   []string // ids, in call order (guarded by mu)
+
+	// Listen's callbacks, for the test to drive.
+	notifyFn  func()
+	stateFn   func(bool)
+	listening chan struct{} // closed by the first Listen
+	listenRet chan error    // when set, Listen returns what it receives
+}
+
+var _ store.Source = (*fakeSource)(nil)
+
+func newFakeSource(keys ...*authz.Key) *fakeSource {
+	f := &fakeSource{
+		keys:      make(map[string]*authz.Key),
+		byDigest:  make(map[apikey.Digest]string),
+		byIDFails: make(map[string]int),
+		listening: make(chan struct{}),
+	}
+	for _, k := range keys {
+		f.index(k)
+	}
+	return f
+}
+
+func (f *fakeSource) index(k *authz.Key) {
+	f.keys[k.Spec.ID] = k
+	for _, d := range digestsOf(k) {
+		f.byDigest[d] = k.Spec.ID
+	}
+}
+
+func (f *fakeSource) unindex(id string) []apikey.Digest {
+	old, ok := f.keys[id]
+	if !ok {
+		return nil
+	}
+	delete(f.keys, id)
+	ds := digestsOf(old)
+	for _, d := range ds {
+		delete(f.byDigest, d)
+	}
+	return ds
+}
+
+// put creates or replaces a key and logs the change; it returns its seq.
+func (f *fakeSource) put(k *authz.Key) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.unindex(k.Spec.ID)
+	f.index(k)
+	return f.logChange(k.Spec.ID, old)
+}
+
+// remove deletes a key and logs the change.
+func (f *fakeSource) remove(id string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.logChange(id, f.unindex(id))
+}
+
+// forget deletes a key without logging a change: a set entry goes stale.
+func (f *fakeSource) forget(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unindex(id)
+}
+
+func (f *fakeSource) logChange(id string, old []apikey.Digest) int64 {
+	f.seq++
+	f.changes = append(f.changes, store.Change{Seq: f.seq, KeyID: id, OldDigest: old})
+	return f.seq
+}
+
+func (f *fakeSource) setLookupErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookupErr = err
+}
+
+func (f *fakeSource) failChanges(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changesFails = n
+}
+
+func (f *fakeSource) failByID(id string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byIDFails[id] = n
+}
+
+// hold makes the next LookupKey calls wait until the returned release is
+// called; entered receives the digest of each held call. unhold stops
+// holding new calls (the held ones stay held until release).
+func (f *fakeSource) hold() (entered <-chan apikey.Digest, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	gate := make(chan struct{})
+	ch := make(chan apikey.Digest, 100)
+	f.gate, f.entered = gate, ch
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(gate) }) }
+}
+
+func (f *fakeSource) unhold() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gate, f.entered = nil, nil
+}
+
+func (f *fakeSource) byIDLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.byIDCalls)
+}
+
+// notify and setConnected act as the Listen connection would.
+func (f *fakeSource) notify() {
+	f.mu.Lock()
+	fn := f.notifyFn
+	f.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+func (f *fakeSource) setConnected(up bool) {
+	f.mu.Lock()
+	fn := f.stateFn
+	f.mu.Unlock()
+	fn(up)
+}
+
+var errDown = errors.New("fake: connection refused")
+
+func (f *fakeSource) LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error) {
+	f.lookups.Add(1)
+	f.mu.Lock()
+	err := f.lookupErr
+	k, ok := f.keys[f.byDigest[d]]
+	gate, entered := f.gate, f.entered
+	f.mu.Unlock()
+	// What was read above is returned even if the store changes while the
+	// call is held: a slow query that answered with the old row.
+	if entered != nil {
+		entered <- d
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, authz.ErrKeyNotFound
+	}
+	return k, nil
+}
+
+func (f *fakeSource) LookupKeyByID(_ context.Context, id string) (*authz.Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byIDCalls = append(f.byIDCalls, id)
+	if f.byIDFails[id] > 0 {
+		f.byIDFails[id]--
+		return nil, errDown
+	}
+	k, ok := f.keys[id]
+	if !ok {
+		return nil, fmt.Errorf("key %s: %w", id, store.ErrNotFound)
+	}
+	return k, nil
+}
+
+func (f *fakeSource) LoadAll(_ context.Context, fn func(*authz.Key) error) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.loadAllErr != nil {
+		return 0, f.loadAllErr
+	}
+	ids := make([]string, 0, len(f.keys))
+	for id := range f.keys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := fn(f.keys[id]); err != nil {
+			return 0, err
+		}
+	}
+	return f.seq, nil
+}
+
+func (f *fakeSource) ChangesSince(_ context.Context, seq int64, limit int) ([]store.Change, error) {
+	f.changeCalls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changesFails > 0 {
+		f.changesFails--
+		return nil, errDown
+	}
+	var out []store.Change
+	for _, ch := range f.changes {
+		if ch.Seq > seq && len(out) < limit {
+			out = append(out, ch)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSource) Listen(ctx context.Context, notify func(), onState func(bool)) error {
+	f.mu.Lock()
+	f.notifyFn, f.stateFn = notify, onState
+	first := f.listening != nil
+	if first {
+		close(f.listening)
+		f.listening = nil
+	}
+	ret := f.listenRet
+	f.mu.Unlock()
+	onState(true)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-ret:
+		onState(false)
+		return err
+	}
+}
+
+// fakeClock is an injectable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fakeWriter is a store.UsageWriter that records batches and fails on
+// demand.
+type fakeWriter struct {
+	mu      sync.Mutex
+	batches []map[string]time.Time
+	fails   int
+	calls   int
+}
+
+func (w *fakeWriter) TouchKeys(_ context.Context, used map[string]time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls++
+	if w.fails > 0 {
+		w.fails--
+		return errDown
+	}
+	w.batches = append(w.batches, maps.Clone(used))
+	return nil
+}
+
+func (w *fakeWriter) written() []map[string]time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.batches)
+}

@@ -1,0 +1,144 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// usageState batches last-used times. The engine calls KeyUsed on every
+// allow, so the common case — a key already recorded this minute — is one
+// sync.Map load and one atomic load: no lock, no allocation.
+type usageState struct {
+	// last maps a key id to the Unix minute of its last recorded use
+	// (*atomic.Int64). Entries idle for two minutes are pruned at flush.
+	last sync.Map
+
+	mu      sync.Mutex
+	pending map[string]time.Time // guarded by mu
+
+	flushed, dropped, writeErrors atomic.Uint64
+}
+
+func (u *usageState) init() { u.pending = make(map[string]time.Time) }
+
+func (u *usageState) pendingLen() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.pending)
+}
+
+// KeyUsed records that k allowed a request at at, at most once per key per
+// minute; RunUsageFlusher writes the batch. It never blocks on the store.
+func (c *Cache) KeyUsed(k *authz.Key, at time.Time) {
+	if k == nil {
+		return
+	}
+	id := k.Spec.ID
+	minute := at.Unix() / 60
+	v, ok := c.usage.last.Load(id)
+	if !ok {
+		v, _ = c.usage.last.LoadOrStore(id, new(atomic.Int64))
+	}
+	last := v.(*atomic.Int64)
+	prev := last.Load()
+	if prev >= minute || !last.CompareAndSwap(prev, minute) {
+		return // recorded this minute, by this call's predecessor or a racing one
+	}
+	u := &c.usage
+	u.mu.Lock()
+	if cur, ok := u.pending[id]; ok {
+		if at.After(cur) {
+			u.pending[id] = at
+		}
+	} else if len(u.pending) < c.opts.MaxPendingUsage {
+		u.pending[id] = at
+	} else {
+		u.dropped.Add(1)
+	}
+	u.mu.Unlock()
+}
+
+// RunUsageFlusher writes the batched last-used times every interval (a
+// minute if every <= 0) and once more when ctx is done, then returns nil.
+// A failed write is logged and its batch kept for the next one, within
+// MaxPendingUsage.
+func (c *Cache) RunUsageFlusher(ctx context.Context, w store.UsageWriter, every time.Duration) error {
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			_ = c.FlushUsage(ctx, w)
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), usageFlushTimeout)
+			_ = c.FlushUsage(fctx, w)
+			cancel()
+			return nil
+		}
+	}
+}
+
+// FlushUsage writes the pending batch now (RunUsageFlusher calls it). On
+// error the batch goes back into the queue, merged with newer uses.
+func (c *Cache) FlushUsage(ctx context.Context, w store.UsageWriter) error {
+	u := &c.usage
+	u.mu.Lock()
+	batch := u.pending
+	if len(batch) > 0 {
+		u.pending = make(map[string]time.Time, len(batch))
+	}
+	u.mu.Unlock()
+
+	var err error
+	if len(batch) > 0 {
+		if err = w.TouchKeys(ctx, batch); err != nil {
+			u.writeErrors.Add(1)
+			c.requeue(batch)
+			c.log.Warn("writing key last-used times failed; retrying at the next flush",
+				"keys", len(batch), "error", err)
+		} else {
+			u.flushed.Add(uint64(len(batch)))
+		}
+	}
+	c.pruneUsage()
+	return err
+}
+
+// requeue puts a failed batch back, keeping the later time of a key used
+// again meanwhile.
+func (c *Cache) requeue(batch map[string]time.Time) {
+	u := &c.usage
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for id, at := range batch {
+		if cur, ok := u.pending[id]; ok {
+			if at.After(cur) {
+				u.pending[id] = at
+			}
+		} else if len(u.pending) < c.opts.MaxPendingUsage {
+			u.pending[id] = at
+		} else {
+			u.dropped.Add(1)
+		}
+	}
+}
+
+// pruneUsage forgets keys not recorded for two minutes, so that deleted
+// keys do not stay in memory; a key used again gets a new entry.
+func (c *Cache) pruneUsage() {
+	stale := c.opts.Now().Unix()/60 - 2
+	c.usage.last.Range(func(id, v any) bool {
+		if v.(*atomic.Int64).Load() <= stale {
+			c.usage.last.Delete(id)
+		}
+		return true
+	})
+}
