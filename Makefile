@@ -44,3 +44,30 @@ fuzz: ## run every fuzz target for FUZZTIME each
 lint: ## staticcheck (fails if staticcheck is not installed)
 	@command -v staticcheck >/dev/null || { echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; exit 1; }
 	staticcheck $(PKGS)
+
+# --- protobuf: buf and the Go plugins come from the Go module proxy at pinned
+# versions (no remote plugins, no BSR); the plugins are installed into bin/.
+BUF_VERSION                := v1.75.0
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+TOOLS_BIN                  := $(CURDIR)/bin
+BUF                        := $(GO) run github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+PROTO_GEN_DIR              := pkg/account/accountv1
+
+.PHONY: tools proto proto-check
+
+tools: ## install the protoc plugins (pinned versions) into bin/
+	GOBIN=$(TOOLS_BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(TOOLS_BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: tools ## buf lint, then regenerate the Go code of proto/ (committed)
+	$(BUF) lint
+	PATH="$(TOOLS_BIN):$$PATH" $(BUF) generate
+
+proto-check: tools ## buf lint, regenerate into a temp dir, fail if the committed code differs
+	$(BUF) lint
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	PATH="$(TOOLS_BIN):$$PATH" $(BUF) generate --output "$$tmp" && \
+	if ! diff -ru "$(PROTO_GEN_DIR)" "$$tmp/$(PROTO_GEN_DIR)"; then \
+		echo "generated code is out of date with proto/: run make proto"; exit 1; \
+	fi

@@ -28,6 +28,7 @@ type serveCmd struct {
 	KeysFile    string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only), reloaded when it changes. Without a database."`
 	RoutesFile  string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
 	DatabaseURL string `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" help:"PostgreSQL URL: serve keys from the database (with the Account API) instead of a keys file."`
+	databaseFlags
 	requestFlags
 	hashFlags
 	logFlags

@@ -2,13 +2,87 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
+	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/cache"
 	"github.com/keygate/keygate/pkg/metrics"
+	"github.com/keygate/keygate/pkg/store/postgres"
+	"google.golang.org/grpc"
 )
 
-// openDatabase serves keys from PostgreSQL (being wired).
+// databaseFlags configure the PostgreSQL mode of serve.
+type databaseFlags struct {
+	Migrate       bool          `name:"migrate" env:"KEYGATE_MIGRATE" help:"Apply the embedded schema migrations at start (same as keygate migrate)."`
+	AccountAddr   string        `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"gRPC listener for the Account API (database mode)."`
+	CacheMaxKeys  int64         `name:"cache-max-keys" env:"KEYGATE_CACHE_MAX_KEYS" default:"1000000" help:"Compiled key records kept in memory; the set of all key hashes is kept regardless."`
+	DegradedAfter time.Duration `name:"degraded-after" env:"KEYGATE_DEGRADED_AFTER" default:"5s" help:"How long the change feed may be disconnected before /readyz reports degraded."`
+	UsageInterval time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
+}
+
+// openDatabase serves keys from PostgreSQL behind the cache, with the
+// change feed and the Account API.
 func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metrics, log *slog.Logger) (*keySource, error) {
-	return nil, errors.New("database mode is not available in this build")
+	opts := postgres.Options{Compile: l.keysOpts.Compile}
+	st, pool, err := postgres.Open(ctx, c.DatabaseURL, opts)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if c.Migrate {
+		if err := postgres.Migrate(ctx, pool); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	kc, err := cache.New(st, cache.Options{MaxKeys: c.CacheMaxKeys, DegradedAfter: c.DegradedAfter, Logger: log})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
+	accountSrv := account.NewServer(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log})
+	src := &keySource{
+		store: kc,
+		usage: kc,
+		count: kc.Len,
+		ready: kc.Ready,
+		account: grpcService{
+			addr:     c.AccountAddr,
+			register: func(s *grpc.Server) { account.Register(s, accountSrv) },
+			opts:     []grpc.ServerOption{grpc.ChainUnaryInterceptor(accountSrv.UnaryInterceptor())},
+		},
+		close: func() { kc.Close(); pool.Close() },
+	}
+	src.loops = []func(context.Context){
+		func(ctx context.Context) {
+			// Warm first: until then the cache is not ready and answers
+			// store_unavailable rather than guessing.
+			start := time.Now()
+			for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+				err := kc.Warm(ctx)
+				if err == nil {
+					break
+				}
+				log.Error("warm load failed; retrying", "error", err, "in", backoff.String())
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+			}
+			log.Info("cache warm", "keys", kc.Len(), "took", time.Since(start).String())
+			if err := kc.Run(ctx); err != nil {
+				log.Error("change feed stopped", "error", err)
+			}
+		},
+		func(ctx context.Context) {
+			if err := kc.RunUsageFlusher(ctx, st, c.UsageInterval); err != nil {
+				log.Warn("usage flusher stopped", "error", err)
+			}
+		},
+	}
+	return src, nil
 }

@@ -160,7 +160,8 @@ type Accounts interface {
 
 // Change is one entry of the change feed: the key whose record changed
 // (created, updated, rotated, deleted, or its app/tenant changed) and the
-// digests under which it was valid before the change, so a cache can drop
+// digests under which it was valid before the change — the current one and,
+// during a rotation grace period, the previous one — so a cache can drop
 // them before loading the key again by id.
 type Change struct {
 	Seq       int64
@@ -174,10 +175,12 @@ type Source interface {
 	// authz.ErrKeyNotFound when none. Keys of inactive apps or tenants come
 	// back with Spec.Active false.
 	LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error)
-	// LookupKeyByID is LookupKey by key id (after a change).
+	// LookupKeyByID is LookupKey by key id (after a change);
+	// authz.ErrKeyNotFound when the key no longer exists.
 	LookupKeyByID(ctx context.Context, id string) (*authz.Key, error)
 	// LoadAll calls fn for every key, compiled, from one consistent
-	// snapshot, and returns the change-feed sequence that snapshot includes.
+	// snapshot, one call at a time from a single goroutine, and returns the
+	// change-feed sequence that snapshot includes.
 	LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int64, err error)
 	// ChangesSince returns the changes after seq, in order, at most limit.
 	ChangesSince(ctx context.Context, seq int64, limit int) ([]Change, error)
@@ -190,6 +193,7 @@ type Source interface {
 }
 
 // UsageWriter persists last-used times, batched by its caller.
+// TouchKeys must neither keep nor modify the map: a failed batch is retried.
 type UsageWriter interface {
 	TouchKeys(ctx context.Context, used map[string]time.Time) error
 }
