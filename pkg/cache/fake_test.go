@@ -90,6 +90,7 @@ type fakeSource struct {
 	lookupErr    error
 	loadAllErr   error
 	changesFails int
+	truncated    bool // the next ChangesSince answers store.ErrFeedTruncated
 	byIDFails    map[string]int // key id → failures left
 
 	// gate, when set, holds every LookupKey call after it has read the
@@ -157,6 +158,17 @@ func (f *fakeSource) remove(id string) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.logChange(id, f.unindex(id))
+}
+
+// prune changes the keys without logging changes, as a replica cut off for
+// longer than the feed keeps changes would find them: the next
+// ChangesSince says the feed was truncated.
+func (f *fakeSource) prune(remove string, add *authz.Key) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unindex(remove)
+	f.index(add)
+	f.truncated = true
 }
 
 // forget deletes a key without logging a change: a set entry goes stale.
@@ -303,6 +315,10 @@ func (f *fakeSource) ChangesSince(_ context.Context, seq int64, limit int) ([]st
 	if f.changesFails > 0 {
 		f.changesFails--
 		return nil, errDown
+	}
+	if f.truncated {
+		f.truncated = false
+		return nil, store.ErrFeedTruncated
 	}
 	var out []store.Change
 	for _, ch := range f.changes {

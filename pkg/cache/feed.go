@@ -27,6 +27,30 @@ func (c *Cache) Warm(ctx context.Context) error {
 	case stateClosed:
 		return ErrClosed
 	}
+	if err := c.loadAllLocked(ctx); err != nil {
+		return err
+	}
+	// The feed is not connected until Run's Listen says so.
+	c.connected.Store(false)
+	c.downSince.Store(c.opts.Now().UnixNano())
+	c.state.Store(stateWarm)
+	return nil
+}
+
+// resync loads every key again while serving, for a change feed that was
+// pruned past the watermark (a replica cut off for longer than the feed
+// keeps changes). Records are dropped first so that no key deleted in the
+// gap survives; lookups meanwhile go to the store.
+func (c *Cache) resync(ctx context.Context) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.rc.Clear()
+	return c.loadAllLocked(ctx)
+}
+
+// loadAllLocked reads every key from one snapshot into the set and the
+// records and sets the watermark. c.wmu is held.
+func (c *Cache) loadAllLocked(ctx context.Context) error {
 	start := time.Now()
 	var (
 		prefixes []uint64
@@ -53,18 +77,15 @@ func (c *Cache) Warm(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		// Nothing reads ristretto before the cache is warm.
+		// Nothing reads ristretto before the cache is warm; after a resync
+		// lookups fall back to the store.
 		c.rc.Clear()
-		return fmt.Errorf("cache: warm: %w", err)
+		return fmt.Errorf("cache: load all keys: %w", err)
 	}
 	c.rc.Wait()
 	c.set.replace(prefixes)
 	c.watermark.Store(seq)
 	c.gen.Add(1)
-	// The feed is not connected until Run's Listen says so.
-	c.connected.Store(false)
-	c.downSince.Store(c.opts.Now().UnixNano())
-	c.state.Store(stateWarm)
 	c.log.Info("key cache warm", "keys", keys, "digests", len(prefixes),
 		"records_cached", cached, "seq", seq, "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -225,6 +246,14 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 func (c *Cache) catchUp(ctx context.Context) error {
 	for {
 		changes, err := c.src.ChangesSince(ctx, c.watermark.Load(), catchUpPage)
+		if errors.Is(err, store.ErrFeedTruncated) {
+			c.log.Warn("change feed pruned past this replica's watermark; loading every key again",
+				"seq", c.watermark.Load())
+			if err := c.resync(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("changes since %d: %w", c.watermark.Load(), err)
 		}

@@ -365,3 +365,23 @@ func TestChangedKeyIsNotDecidedFromItsOldRecord(t *testing.T) {
 	waitApplied(t, c, seq)
 	mustFind(t, c, "s1", k1b)
 }
+
+// TestFeedTruncatedReloadsEverything: when the feed no longer holds the
+// changes after the watermark, the cache loads every key again, so a key
+// deleted in the gap is refused and one created in it is found.
+func TestFeedTruncatedReloadsEverything(t *testing.T) {
+	k1, k2 := newKey(t, "k1", "s1"), newKey(t, "k2", "s2")
+	src := newFakeSource(k1, k2)
+	c := warmCache(t, src, Options{PollInterval: -1})
+	run(t, c, src)
+	k3 := newKey(t, "k3", "s3")
+	src.prune("k1", k3)
+	src.notify()
+	eventually(t, "the reload", func() bool {
+		_, err := lookup(c, "s3")
+		return err == nil
+	})
+	mustNotFind(t, c, "s1")
+	mustFind(t, c, "s2", k2)
+	mustFind(t, c, "s3", k3)
+}

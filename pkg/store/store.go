@@ -22,6 +22,9 @@ var (
 	// ErrInvalid wraps a refusal by the store's own constraints (a row that
 	// would break SPEC §1); the message names the field.
 	ErrInvalid = errors.New("invalid")
+	// ErrFeedTruncated is what ChangesSince returns when the changes after
+	// the asked sequence were pruned: the reader must load every key again.
+	ErrFeedTruncated = errors.New("the change feed no longer holds every change after this sequence number; load all keys again")
 )
 
 // Origin says where a key's secret came from.

@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+type accountAudit struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateAccount creates an account and audits it ("account.create").
+func (s *Store) CreateAccount(ctx context.Context, actor store.Actor, a store.Account) (store.Account, error) {
+	var out store.Account
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO accounts (id, name, created_at)
+			VALUES (coalesce(nullif($1, ''), gen_random_uuid()::text), $2, $3)
+			RETURNING id, name, created_at`, a.ID, a.Name, s.now()).Scan(&out.ID, &out.Name, &out.CreatedAt)
+		if err != nil {
+			return mapError(err, subject{ID: a.ID, Name: a.Name, AccountID: a.ID})
+		}
+		out.CreatedAt = out.CreatedAt.UTC()
+		return s.audit(ctx, tx, actor, out.ID, "account.create", "account", out.ID, nil,
+			accountAudit{ID: out.ID, Name: out.Name, CreatedAt: out.CreatedAt})
+	})
+	return out, err
+}
+
+// GetAccount reads an account.
+func (s *Store) GetAccount(ctx context.Context, id string) (store.Account, error) {
+	var a store.Account
+	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at FROM accounts WHERE id = $1`, id).
+		Scan(&a.ID, &a.Name, &a.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, notFound("account %q not found", id)
+	}
+	if err != nil {
+		return a, fmt.Errorf("postgres: read account: %w", err)
+	}
+	a.CreatedAt = a.CreatedAt.UTC()
+	return a, nil
+}
+
+// BootstrapActor is the actor Bootstrap's audit events name.
+var BootstrapActor = store.Actor{KeyName: "bootstrap"}
+
+// Bootstrap creates the account (unless it exists; an empty accountID
+// creates one with a generated id) and an account key named keyName with
+// the given hash and scope "account-api" (the whole Account API), in one
+// transaction audited with actor "bootstrap". A key of that name in the
+// account already: store.ErrAlreadyExists.
+func (s *Store) Bootstrap(ctx context.Context, accountID, accountName, keyName, hash string) (keyID string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var created time.Time
+		err := tx.QueryRow(ctx, `INSERT INTO accounts (id, name, created_at)
+			VALUES (coalesce(nullif($1, ''), gen_random_uuid()::text), $2, $3)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING id, created_at`, accountID, accountName, s.now()).Scan(&accountID, &created)
+		switch {
+		case err == nil:
+			if err := s.audit(ctx, tx, BootstrapActor, accountID, "account.create", "account", accountID, nil,
+				accountAudit{ID: accountID, Name: accountName, CreatedAt: created.UTC()}); err != nil {
+				return err
+			}
+		case errors.Is(err, pgx.ErrNoRows): // the account exists
+		default:
+			return mapError(err, subject{ID: accountID, Name: accountName, AccountID: accountID})
+		}
+		k, err := s.createKey(ctx, tx, BootstrapActor, store.Key{
+			Spec: authz.KeySpec{
+				AccountID: accountID,
+				Name:      keyName,
+				Type:      authz.KeyTypeAccount,
+				Hash:      hash,
+				Scope:     authz.AccountAPIService,
+				Active:    true,
+			},
+			Origin: store.OriginGenerated,
+		})
+		keyID = k.Spec.ID
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return keyID, nil
+}
+
+// audit writes one audit event in tx. before and after are marshalled to
+// JSON; nil stays SQL NULL.
+func (s *Store) audit(ctx context.Context, tx pgx.Tx, actor store.Actor, accountID, action, objectType, objectID string, before, after any) error {
+	b, err := auditJSON(before)
+	if err != nil {
+		return err
+	}
+	a, err := auditJSON(after)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit_events (account_id, at, actor_key_id, actor_key_name,
+			action, object_type, object_id, before, after)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)`,
+		accountID, s.now(), actor.KeyID, actor.KeyName, action, objectType, objectID, b, a)
+	if err != nil {
+		return fmt.Errorf("postgres: write audit event: %w", err)
+	}
+	return nil
+}
+
+// auditJSON marshals v, or returns nil (SQL NULL) for a nil value.
+func auditJSON(v any) (*string, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case *keyAudit:
+		if x == nil {
+			return nil, nil
+		}
+	case *parentAudit:
+		if x == nil {
+			return nil, nil
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit event: %w", err)
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// ListAuditEvents lists an account's audit events, newest first.
+func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.Page) ([]store.AuditEvent, string, error) {
+	size, after, err := readPage(p)
+	if err != nil {
+		return nil, "", err
+	}
+	var before int64
+	if after != nil {
+		if after.Seq <= 0 {
+			return nil, "", invalid("page token: not a token this list returned")
+		}
+		before = after.Seq
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, account_id, at, actor_key_id, actor_key_name,
+			action, object_type, object_id, before, after
+		FROM audit_events
+		WHERE account_id = $1 AND ($2::bigint = 0 OR id < $2::bigint)
+		ORDER BY id DESC LIMIT $3`, accountID, before, size+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
+	}
+	defer rows.Close()
+	var evs []store.AuditEvent
+	for rows.Next() {
+		var e store.AuditEvent
+		var b, a []byte
+		if err := rows.Scan(&e.ID, &e.AccountID, &e.At, &e.Actor.KeyID, &e.Actor.KeyName,
+			&e.Action, &e.ObjectType, &e.ObjectID, &b, &a); err != nil {
+			return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
+		}
+		e.At = e.At.UTC()
+		if b != nil {
+			e.Before = json.RawMessage(b)
+		}
+		if a != nil {
+			e.After = json.RawMessage(a)
+		}
+		evs = append(evs, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
+	}
+	var next string
+	if len(evs) > size {
+		evs = evs[:size]
+		next = writeToken(pageToken{Seq: evs[size-1].ID})
+	}
+	return evs, next, nil
+}

@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// ErrChangesPruned is what ChangesSince returns when changes after the
+// requested sequence number have been pruned (the reader was away longer
+// than the feed keeps changes, a day): it must load every key again.
+var ErrChangesPruned = store.ErrFeedTruncated
+
+// storeError is an error with its own message that matches one of the
+// store's sentinels (and, for invalid keys, the authz field errors).
+type storeError struct {
+	msg   string
+	kind  error // store.ErrNotFound, ErrAlreadyExists or ErrInvalid
+	cause error // optional, e.g. the joined authz.FieldErrors
+}
+
+func (e *storeError) Error() string { return e.msg }
+
+func (e *storeError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.kind, e.cause}
+	}
+	return []error{e.kind}
+}
+
+func notFound(format string, args ...any) error {
+	return &storeError{msg: fmt.Sprintf(format, args...), kind: store.ErrNotFound}
+}
+
+func alreadyExists(format string, args ...any) error {
+	return &storeError{msg: fmt.Sprintf(format, args...), kind: store.ErrAlreadyExists}
+}
+
+func invalid(format string, args ...any) error {
+	return &storeError{msg: fmt.Sprintf(format, args...), kind: store.ErrInvalid}
+}
+
+// subject is what a write was about, to name it in mapped errors.
+type subject struct {
+	AccountID string
+	Name      string // the name being written, if any
+	ID        string
+	AppID     string
+	TenantID  string
+}
+
+// checkFields maps each CHECK constraint to the field it guards and why.
+var checkFields = map[string]string{
+	"accounts_id_check":               "id: 1 to 128 characters, no spaces or control characters",
+	"accounts_name_check":             "name: 1 to 256 characters, no control characters or surrounding spaces",
+	"apps_id_check":                   "id: 1 to 128 characters, no spaces or control characters",
+	"apps_name_check":                 "name: 1 to 256 characters, no control characters or surrounding spaces",
+	"apps_description_check":          "description: at most 4096 characters",
+	"tenants_id_check":                "id: 1 to 128 characters, no spaces or control characters",
+	"tenants_name_check":              "name: 1 to 256 characters, no control characters or surrounding spaces",
+	"tenants_description_check":       "description: at most 4096 characters",
+	"keys_id_check":                   "id: 1 to 128 characters, no spaces or control characters",
+	"keys_name_check":                 "name: 1 to 256 characters, no control characters or surrounding spaces",
+	"keys_type_check":                 "type: must be service, app or account",
+	"keys_app_id_check":               "app: required for service and app keys, not allowed for account keys",
+	"keys_tenant_id_check":            "tenant: required for service keys, not allowed for app and account keys",
+	"keys_hash_check":                 "hash: want sha256:<64 lowercase hex> or hmac-sha256:<64 lowercase hex>",
+	"keys_previous_hash_check":        "previous_hash: a valid hash of the same algorithm as hash, and not equal to it",
+	"keys_previous_valid_until_check": "previous_valid_until: set exactly when previous_hash is",
+	"keys_not_before_check":           "not_before: must not be after expires_at",
+	"keys_scope_check":                "scope: at most 8192 characters",
+	"keys_ip_filters_check":           "ip_filters: at most 1024 filters, none null",
+	"keys_grp_check":                  "group: at most 256 characters, no control characters",
+	"keys_description_check":          "description: at most 4096 characters",
+	"keys_response_headers_check":     "response_headers: a list of at most 64 headers",
+	"keys_origin_check":               "origin: must be generated or custom",
+}
+
+// mapError turns a PostgreSQL error into one of the store's sentinels with
+// a message that names the field. Messages are built from what the caller
+// sent, never from the server's detail (which can quote a whole row).
+func mapError(err error, what subject) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	switch pe.Code {
+	case "23505": // unique_violation
+		switch pe.ConstraintName {
+		case "accounts_pkey":
+			return alreadyExists("account %q already exists", what.ID)
+		case "apps_pkey":
+			return alreadyExists("app id %q already exists in this account", what.ID)
+		case "tenants_pkey":
+			return alreadyExists("tenant id %q already exists in this account", what.ID)
+		case "keys_pkey":
+			return alreadyExists("key id %q already exists", what.ID)
+		case "apps_name_key", "tenants_name_key", "keys_name_key":
+			return alreadyExists("name %q already exists in this account", what.Name)
+		case "keys_digest_key", "keys_previous_digest_key":
+			return alreadyExists("hash is already in use by another key")
+		}
+		return &storeError{msg: "already exists (" + pe.ConstraintName + ")", kind: store.ErrAlreadyExists}
+	case "23503": // foreign_key_violation
+		switch pe.ConstraintName {
+		case "keys_app_fkey":
+			return notFound("app %q not found in account %q", what.AppID, what.AccountID)
+		case "keys_tenant_fkey":
+			return notFound("tenant %q not found in account %q", what.TenantID, what.AccountID)
+		case "apps_account_fkey", "tenants_account_fkey", "keys_account_fkey":
+			return notFound("account %q not found", what.AccountID)
+		}
+		return &storeError{msg: "not found (" + pe.ConstraintName + ")", kind: store.ErrNotFound}
+	case "23514": // check_violation
+		if field, ok := checkFields[pe.ConstraintName]; ok {
+			return invalid("%s", field)
+		}
+		return invalid("refused by constraint %s", pe.ConstraintName)
+	case "23502": // not_null_violation
+		return invalid("%s: required", pe.ColumnName)
+	case "22P02", "22007", "22008", "22023", "22001": // bad text, datetime or value
+		return invalid("%s", pe.Message)
+	}
+	return fmt.Errorf("postgres: %w", err)
+}

@@ -1,0 +1,506 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/store/postgres"
+)
+
+func (e *env) changes(after int64) []store.Change {
+	e.t.Helper()
+	cs, err := e.store.ChangesSince(e.ctx, after, 1000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cs
+}
+
+func (e *env) lastSeq() int64 {
+	e.t.Helper()
+	var seq int64
+	if err := e.pool.QueryRow(e.ctx, `SELECT coalesce(max(seq), 0) FROM key_changes`).Scan(&seq); err != nil {
+		e.t.Fatal(err)
+	}
+	return seq
+}
+
+func TestChangeFeedRecordsKeyWrites(t *testing.T) {
+	e := newEnv(t)
+	k := e.mustCreateKey(serviceKey("k"))
+	id := k.Spec.ID
+	cs := e.changes(0)
+	if len(cs) != 1 || cs[0].KeyID != id || len(cs[0].OldDigest) != 0 {
+		t.Fatalf("after create: %+v", cs)
+	}
+	seq := cs[0].Seq
+
+	if _, err := e.store.RotateKey(e.ctx, e.actor, "acct", id, hashOf("new"), e.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	cs = e.changes(seq)
+	if len(cs) != 1 || cs[0].KeyID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("secret-k")}) {
+		t.Fatalf("after rotate: %+v", cs)
+	}
+	seq = cs[0].Seq
+	if err := e.store.DeleteKey(e.ctx, e.actor, "acct", id); err != nil {
+		t.Fatal(err)
+	}
+	cs = e.changes(seq)
+	if len(cs) != 1 || cs[0].KeyID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("new"), digestOf("secret-k")}) {
+		t.Fatalf("after delete: %+v", cs)
+	}
+
+	// Last-used times never reach the feed.
+	k2 := e.mustCreateKey(serviceKey("k2"))
+	seq = e.lastSeq()
+	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{k2.Spec.ID: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// Nor does a write that changes nothing.
+	if err := e.exec(`UPDATE keys SET active = active`); err != nil {
+		t.Fatal(err)
+	}
+	if cs := e.changes(seq); len(cs) != 0 {
+		t.Fatalf("touch and no-op update made changes: %+v", cs)
+	}
+	// Manual SQL feeds it like the store does.
+	if err := e.exec(`UPDATE keys SET scope = 'other-api' WHERE id = $1`, k2.Spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if cs := e.changes(seq); len(cs) != 1 || cs[0].KeyID != k2.Spec.ID {
+		t.Fatalf("manual update: %+v", cs)
+	}
+	// Limits are honoured, in order.
+	for _, n := range []string{"x1", "x2", "x3"} {
+		e.mustCreateKey(serviceKey(n))
+	}
+	cs, err := e.store.ChangesSince(e.ctx, 0, 2)
+	if err != nil || len(cs) != 2 || cs[0].Seq >= cs[1].Seq {
+		t.Fatalf("limit 2: %+v, %v", cs, err)
+	}
+}
+
+func TestAppDeactivationReachesItsKeys(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.store.CreateApp(e.ctx, e.actor, store.App{AccountID: "acct", ID: "app2", Name: "App Two", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.mustCreateKey(serviceKey("a"))
+	b := e.mustCreateKey(store.Key{Spec: authz.KeySpec{AccountID: "acct", Name: "b", Type: authz.KeyTypeApp, AppID: "app1", Hash: hashOf("secret-b"), Active: true}})
+	other := serviceKey("other")
+	other.Spec.AppID = "app2"
+	e.mustCreateKey(other)
+	seq := e.lastSeq()
+
+	if _, err := e.store.UpdateApp(e.ctx, e.actor, "acct", "app1", store.AppUpdate{Description: new("no feed")}); err != nil {
+		t.Fatal(err)
+	}
+	if cs := e.changes(seq); len(cs) != 0 {
+		t.Fatalf("a description change fed %+v", cs)
+	}
+	if _, err := e.store.UpdateApp(e.ctx, e.actor, "acct", "app1", store.AppUpdate{Active: new(false)}); err != nil {
+		t.Fatal(err)
+	}
+	cs := e.changes(seq)
+	got := map[string][]apikey.Digest{}
+	for _, c := range cs {
+		got[c.KeyID] = c.OldDigest
+	}
+	if len(cs) != 2 || !slices.Equal(got[a.Spec.ID], []apikey.Digest{digestOf("secret-a")}) || !slices.Equal(got[b.Spec.ID], []apikey.Digest{digestOf("secret-b")}) {
+		t.Fatalf("changes after deactivating app1: %+v", cs)
+	}
+	k, err := e.store.LookupKey(e.ctx, digestOf("secret-a"))
+	if err != nil || k.Spec.Active || k.Spec.AppName != "App One" || k.Status(time.Now()) != authz.InactiveKey {
+		t.Fatalf("LookupKey after deactivation: %+v, %v", k, err)
+	}
+	// The Account API still shows the key's own flag.
+	if ak, _ := e.store.GetKey(e.ctx, "acct", a.Spec.ID); !ak.Spec.Active {
+		t.Fatal("GetKey reports the app's flag as the key's")
+	}
+	if k, _ := e.store.LookupKey(e.ctx, digestOf("secret-other")); !k.Spec.Active {
+		t.Fatal("a key of another app went inactive")
+	}
+
+	// Tenants: renaming changes the compiled record (${tenant.name}).
+	seq = e.lastSeq()
+	if _, err := e.store.UpdateTenant(e.ctx, e.actor, "acct", "ten1", store.AppUpdate{Name: new("Renamed")}); err != nil {
+		t.Fatal(err)
+	}
+	cs = e.changes(seq)
+	if len(cs) != 2 { // a and other
+		t.Fatalf("changes after renaming ten1: %+v", cs)
+	}
+	k, err = e.store.LookupKeyByID(e.ctx, a.Spec.ID)
+	if err != nil || k.Spec.TenantName != "Renamed" {
+		t.Fatalf("LookupKeyByID: %+v, %v", k, err)
+	}
+
+	// Deleting an app: its keys' deletions reach the feed by cascade.
+	seq = e.lastSeq()
+	if err := e.store.DeleteApp(e.ctx, e.actor, "acct", "app1"); err != nil {
+		t.Fatal(err)
+	}
+	cs = e.changes(seq)
+	if len(cs) != 2 {
+		t.Fatalf("changes after deleting app1: %+v", cs)
+	}
+	if _, err := e.store.LookupKey(e.ctx, digestOf("secret-a")); !errors.Is(err, authz.ErrKeyNotFound) {
+		t.Fatalf("key of a deleted app: %v", err)
+	}
+}
+
+func TestLookupKey(t *testing.T) {
+	e := newEnv(t)
+	k := serviceKey("k")
+	k.Spec.ResponseHeaders = []authz.HeaderSpec{{Name: "x-who", Value: "${tenant.name}/${key.name}"}}
+	created := e.mustCreateKey(k)
+
+	got, err := e.store.LookupKey(e.ctx, digestOf("secret-k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.ID != created.Spec.ID || got.Spec.AccountID != "acct" || got.Spec.TenantName != "Tenant One" || got.Digest != digestOf("secret-k") {
+		t.Fatalf("LookupKey: %+v", got.Spec)
+	}
+	hs := got.AppendResponseHeaders(nil, &authz.Target{})
+	if len(hs) != 1 || hs[0].Value != "Tenant One/k" {
+		t.Fatalf("compiled headers %+v", hs)
+	}
+	if _, err := e.store.LookupKey(e.ctx, digestOf("unknown")); !errors.Is(err, authz.ErrKeyNotFound) {
+		t.Fatalf("unknown digest: %v", err)
+	}
+	if _, err := e.store.LookupKeyByID(e.ctx, "ghost"); !errors.Is(err, authz.ErrKeyNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+
+	// Rotation with grace: both secrets find the key; the old one matches
+	// only until the deadline.
+	grace := time.Now().Add(time.Hour)
+	if _, err := e.store.RotateKey(e.ctx, e.actor, "acct", created.Spec.ID, hashOf("new"), grace); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"new", "secret-k"} {
+		got, err := e.store.LookupKey(e.ctx, digestOf(secret))
+		if err != nil || got.Spec.ID != created.Spec.ID || !got.Matches(digestOf(secret), time.Now()) {
+			t.Fatalf("lookup by %s within grace: %+v, %v", secret, got, err)
+		}
+		if secret == "secret-k" && got.Matches(digestOf(secret), grace) {
+			t.Fatal("the old secret matches at its deadline")
+		}
+	}
+	if _, err := e.store.RotateKey(e.ctx, e.actor, "acct", created.Spec.ID, hashOf("newer"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"new", "secret-k"} {
+		if _, err := e.store.LookupKey(e.ctx, digestOf(secret)); !errors.Is(err, authz.ErrKeyNotFound) {
+			t.Fatalf("lookup by %s after rotation without grace: %v", secret, err)
+		}
+	}
+
+	// A stored key that no longer compiles is an error, not "not found".
+	if err := e.exec(`UPDATE keys SET scope = 'a:b:c:d' WHERE id = $1`, created.Spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.store.LookupKeyByID(e.ctx, created.Spec.ID)
+	if err == nil || errors.Is(err, authz.ErrKeyNotFound) {
+		t.Fatalf("uncompilable key: %v", err)
+	}
+	if _, err := e.store.LoadAll(e.ctx, func(*authz.Key) error { return nil }); err == nil {
+		t.Fatal("LoadAll skipped an uncompilable key")
+	}
+}
+
+func TestLoadAll(t *testing.T) {
+	e := newEnv(t)
+	for _, n := range []string{"a", "b", "c"} {
+		e.mustCreateKey(serviceKey(n))
+	}
+	if _, err := e.store.UpdateTenant(e.ctx, e.actor, "acct", "ten1", store.AppUpdate{Active: new(false)}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	seq, err := e.store.LoadAll(e.ctx, func(k *authz.Key) error {
+		if k.Spec.Active {
+			t.Errorf("key %s of an inactive tenant loaded active", k.Spec.Name)
+		}
+		names = append(names, k.Spec.Name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	if seq != e.lastSeq() || slices.Compare(names, []string{"a", "b", "c"}) != 0 {
+		t.Fatalf("LoadAll: seq %d (want %d), keys %v", seq, e.lastSeq(), names)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	if _, err := e.store.LoadAll(e.ctx, func(*authz.Key) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("LoadAll with a failing fn: %v after %d calls", err, calls)
+	}
+}
+
+// TestLoadAllSnapshot checks that LoadAll's keys and seq come from one
+// snapshot: a key committed while LoadAll streams is neither loaded nor
+// covered by the returned seq.
+func TestLoadAllSnapshot(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreateKey(serviceKey("before"))
+	var loaded []string
+	seq, err := e.store.LoadAll(e.ctx, func(k *authz.Key) error {
+		if len(loaded) == 0 {
+			e.mustCreateKey(serviceKey("during"))
+		}
+		loaded = append(loaded, k.Spec.Name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := e.changes(seq)
+	if slices.Compare(loaded, []string{"before"}) != 0 || len(cs) != 1 {
+		t.Fatalf("loaded %v, then changes %+v", loaded, cs)
+	}
+	if k, _ := e.store.LookupKeyByID(e.ctx, cs[0].KeyID); k == nil || k.Spec.Name != "during" {
+		t.Fatalf("the change after the snapshot is not the key written during it")
+	}
+}
+
+// TestFeedCommitOrder shows why a watermark is safe: a writer that drew a
+// sequence number holds the feed lock until it commits, so a second writer
+// cannot commit a higher seq first.
+func TestFeedCommitOrder(t *testing.T) {
+	e := newEnv(t)
+	txA, err := e.pool.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txA.Rollback(context.Background())
+	if _, err := txA.Exec(e.ctx, `INSERT INTO keys (account_id, id, name, type, hash) VALUES ('acct', 'ka', 'ka', 'account', $1)`, hashOf("a")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.pool.Exec(e.ctx, `INSERT INTO keys (account_id, id, name, type, hash) VALUES ('acct', 'kb', 'kb', 'account', $1)`, hashOf("b"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("writer B committed while A holds an uncommitted seq (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// Meanwhile a reader sees neither.
+	if cs := e.changes(0); len(cs) != 0 {
+		t.Fatalf("reader sees %+v", cs)
+	}
+	if err := txA.Commit(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cs := e.changes(0)
+	if len(cs) != 2 || cs[0].KeyID != "ka" || cs[1].KeyID != "kb" {
+		t.Fatalf("changes %+v, want ka then kb", cs)
+	}
+}
+
+func TestChangesPruned(t *testing.T) {
+	e := newEnv(t)
+	e.mustCreateKey(serviceKey("old"))
+	old := e.lastSeq()
+	// Age the feed and jump to just below a multiple of 1000, where the
+	// next writer prunes.
+	if err := e.exec(`UPDATE key_changes SET at = now() - interval '2 days'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.exec(`SELECT setval(pg_get_serial_sequence('key_changes', 'seq'), 999)`); err != nil {
+		t.Fatal(err)
+	}
+	e.mustCreateKey(serviceKey("new"))
+	if n := e.count(`SELECT count(*) FROM key_changes WHERE seq <= $1`, old); n != 0 {
+		t.Fatalf("%d old changes kept", n)
+	}
+	if _, err := e.store.ChangesSince(e.ctx, old-1, 100); !errors.Is(err, postgres.ErrChangesPruned) {
+		t.Fatalf("ChangesSince before the pruned range: %v", err)
+	}
+	cs, err := e.store.ChangesSince(e.ctx, old, 100)
+	if err != nil || len(cs) != 1 || cs[0].Seq != 1000 {
+		t.Fatalf("ChangesSince after the pruned range: %+v, %v", cs, err)
+	}
+	// LoadAll's seq is always past the pruned range.
+	seq, err := e.store.LoadAll(e.ctx, func(*authz.Key) error { return nil })
+	if err != nil || seq != 1000 {
+		t.Fatalf("LoadAll seq %d, %v", seq, err)
+	}
+}
+
+// listener runs Listen and records what it reports.
+type listener struct {
+	mu      sync.Mutex
+	states  []bool
+	notes   int
+	cancel  context.CancelFunc
+	done    chan error
+	changed chan struct{}
+}
+
+func startListener(t *testing.T, s *postgres.Store) *listener {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &listener{cancel: cancel, done: make(chan error, 1), changed: make(chan struct{}, 100)}
+	go func() {
+		l.done <- s.Listen(ctx, func() {
+			l.mu.Lock()
+			l.notes++
+			l.mu.Unlock()
+			select {
+			case l.changed <- struct{}{}:
+			default:
+			}
+		}, func(up bool) {
+			l.mu.Lock()
+			l.states = append(l.states, up)
+			l.mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { l.stop(t) })
+	return l
+}
+
+func (l *listener) stop(t *testing.T) {
+	l.cancel()
+	select {
+	case err := <-l.done:
+		if err != nil {
+			t.Errorf("Listen returned %v", err)
+		}
+		l.done <- nil // stop is idempotent
+	case <-time.After(5 * time.Second):
+		t.Error("Listen did not return after cancel")
+	}
+}
+
+func (l *listener) snapshot() ([]bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.states), l.notes
+}
+
+func TestListen(t *testing.T) {
+	e := newEnv(t)
+	before := runtimeGoroutines()
+	l := startListener(t, e.store)
+	waitFor(t, "connected and first notify", func() bool {
+		st, n := l.snapshot()
+		return slices.Equal(st, []bool{true}) && n == 1
+	})
+
+	// A write notifies, and the change is there to read.
+	start := time.Now()
+	k := e.mustCreateKey(serviceKey("k"))
+	waitFor(t, "notify after a write", func() bool { _, n := l.snapshot(); return n >= 2 })
+	t.Logf("write to notify: %v", time.Since(start))
+	if cs := e.changes(0); len(cs) != 1 || cs[0].KeyID != k.Spec.ID {
+		t.Fatalf("changes %+v", cs)
+	}
+
+	// Kill the listener's backend: it reports the loss, reconnects and
+	// notifies so that the caller catches up.
+	var killed int
+	if err := e.pool.QueryRow(e.ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`, postgres.ListenApplicationName).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listeners, %v", killed, err)
+	}
+	_, notes := l.snapshot()
+	waitFor(t, "reconnect", func() bool {
+		st, n := l.snapshot()
+		return slices.Equal(st, []bool{true, false, true}) && n > notes
+	})
+	_, notes = l.snapshot()
+	e.mustCreateKey(serviceKey("k2"))
+	waitFor(t, "notify after reconnect", func() bool { _, n := l.snapshot(); return n > notes })
+
+	l.stop(t)
+	waitFor(t, "goroutines to end", func() bool { return runtimeGoroutines() <= before })
+	waitFor(t, "the listen connection to close", func() bool {
+		return e.count(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`,
+			postgres.ListenApplicationName) == 0
+	})
+}
+
+func TestListenHealthCheck(t *testing.T) {
+	e := newEnv(t)
+	s := postgres.New(e.ctx, e.pool, postgres.Options{Compile: reserved})
+	postgres.SetListenHealthEvery(s, 50*time.Millisecond)
+	l := startListener(t, s)
+	waitFor(t, "connected", func() bool { st, _ := l.snapshot(); return len(st) == 1 })
+	// Several quiet periods pass (each ending in a ping); the connection
+	// stays up and notifications still arrive.
+	time.Sleep(300 * time.Millisecond)
+	_, notes := l.snapshot()
+	e.mustCreateKey(serviceKey("k"))
+	waitFor(t, "notify after quiet periods", func() bool { _, n := l.snapshot(); return n > notes })
+	if st, _ := l.snapshot(); !slices.Equal(st, []bool{true}) {
+		t.Fatalf("states %v, want one connect", st)
+	}
+}
+
+func TestListenWithoutServer(t *testing.T) {
+	t.Parallel()
+	// A pool on a port nobody listens on: pgxpool connects lazily.
+	pool, err := pgxpoolConfig("postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := postgres.New(t.Context(), pool, postgres.Options{})
+	before := runtimeGoroutines()
+	l := startListener(t, s)
+	time.Sleep(400 * time.Millisecond) // a few retries: 100, 200 ms
+	st, n := l.snapshot()
+	if !slices.Equal(st, []bool{false}) || n != 0 {
+		t.Fatalf("states %v, notes %d; want one false and no notify", st, n)
+	}
+	l.stop(t)
+	waitFor(t, "goroutines to end", func() bool { return runtimeGoroutines() <= before })
+}
+
+func TestTouchKeys(t *testing.T) {
+	e := newEnv(t)
+	a := e.mustCreateKey(serviceKey("a"))
+	b := e.mustCreateKey(serviceKey("b"))
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{a.Spec.ID: t0, b.Spec.ID: t0, "ghost": t0}); err != nil {
+		t.Fatal(err)
+	}
+	// Older times never win.
+	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{a.Spec.ID: t0.Add(time.Minute), b.Spec.ID: t0.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.TouchKeys(e.ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	ga, _ := e.store.GetKey(e.ctx, "acct", a.Spec.ID)
+	gb, _ := e.store.GetKey(e.ctx, "acct", b.Spec.ID)
+	if !ga.LastUsedAt.Equal(t0.Add(time.Minute)) || !gb.LastUsedAt.Equal(t0) || !ga.UpdatedAt.Equal(a.UpdatedAt) {
+		t.Fatalf("last used a %v b %v (updated_at %v -> %v)", ga.LastUsedAt, gb.LastUsedAt, a.UpdatedAt, ga.UpdatedAt)
+	}
+	if n := e.count(`SELECT count(*) FROM key_usage`); n != 2 {
+		t.Fatalf("%d usage rows", n)
+	}
+	// Usage goes with the key.
+	if err := e.store.DeleteKey(e.ctx, e.actor, "acct", a.Spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT count(*) FROM key_usage`); n != 1 {
+		t.Fatalf("%d usage rows after delete", n)
+	}
+}

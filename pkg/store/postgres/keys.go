@@ -1,0 +1,475 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unique"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// keyColumns are the columns scanKey reads, with the app's and tenant's
+// names and flags joined in; the last-used column follows.
+const keyColumns = `k.account_id, k.id, k.name, k.type,
+	coalesce(k.app_id, ''), coalesce(a.name, ''), coalesce(k.tenant_id, ''), coalesce(t.name, ''),
+	k.hash, coalesce(k.previous_hash, ''), k.previous_valid_until,
+	k.scope, k.active, coalesce(a.active, true) AND coalesce(t.active, true),
+	k.not_before, k.expires_at, k.ip_filters, k.grp, k.description,
+	nullif(k.response_headers, '[]'::jsonb), k.origin, k.created_at, k.updated_at, `
+
+const keyJoins = `
+	LEFT JOIN apps a ON a.account_id = k.account_id AND a.id = k.app_id
+	LEFT JOIN tenants t ON t.account_id = k.account_id AND t.id = k.tenant_id`
+
+// keyQuery reads keys for the Account API, with their last-used times.
+const keyQuery = `SELECT ` + keyColumns + `u.last_used_at
+	FROM keys k` + keyJoins + `
+	LEFT JOIN key_usage u ON u.key_id = k.id`
+
+// dataKeyQuery reads keys for the data plane, which needs no last-used time.
+const dataKeyQuery = `SELECT ` + keyColumns + `NULL::timestamptz
+	FROM keys k` + keyJoins
+
+// keyRow is a scanned key: Spec.Active is the key's own flag.
+type keyRow struct {
+	store.Key
+	parentsActive bool // the app's and the tenant's flags
+}
+
+// headerJSON is how response headers are stored (keys.response_headers)
+// and audited.
+type headerJSON struct {
+	Name     string `json:"name"`
+	Value    string `json:"value"`
+	Disabled bool   `json:"disabled,omitempty"`
+}
+
+func scanKey(row pgx.Row) (keyRow, error) {
+	var (
+		r                                         keyRow
+		typ, origin                               string
+		prevUntil, notBefore, expiresAt, lastUsed pgtype.Timestamptz
+		headers                                   []byte
+	)
+	s := &r.Spec
+	err := row.Scan(&s.AccountID, &s.ID, &s.Name, &typ,
+		&s.AppID, &s.AppName, &s.TenantID, &s.TenantName,
+		&s.Hash, &s.PreviousHash, &prevUntil,
+		&s.Scope, &s.Active, &r.parentsActive,
+		&notBefore, &expiresAt, &s.IPFilters, &s.Group, &s.Description,
+		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &lastUsed)
+	if err != nil {
+		return r, err
+	}
+	// Many keys share these: one copy each, not one per key (a million
+	// keys of one account and a few apps would otherwise hold a million
+	// copies of the same ids and names).
+	s.AccountID = intern(s.AccountID)
+	s.AppID, s.AppName = intern(s.AppID), intern(s.AppName)
+	s.TenantID, s.TenantName = intern(s.TenantID), intern(s.TenantName)
+	s.Scope, s.Group = intern(s.Scope), intern(s.Group)
+	if s.Type, err = authz.ParseKeyType(typ); err != nil {
+		return r, fmt.Errorf("key %q: %w", s.ID, err)
+	}
+	s.PreviousValidUntil = timeOf(prevUntil)
+	s.NotBefore = timeOf(notBefore)
+	s.ExpiresAt = timeOf(expiresAt)
+	if len(s.IPFilters) == 0 {
+		s.IPFilters = nil
+	}
+	if headers != nil {
+		var hs []headerJSON
+		if err := json.Unmarshal(headers, &hs); err != nil {
+			return r, fmt.Errorf("key %q: response_headers: %w", s.ID, err)
+		}
+		s.ResponseHeaders = make([]authz.HeaderSpec, len(hs))
+		for i, h := range hs {
+			s.ResponseHeaders[i] = authz.HeaderSpec{Name: h.Name, Value: h.Value, Disabled: h.Disabled}
+		}
+	}
+	r.Origin = store.Origin(origin)
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.UpdatedAt = r.UpdatedAt.UTC()
+	r.LastUsedAt = timeOf(lastUsed)
+	return r, nil
+}
+
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+func timeOf(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// compile builds the data plane's record: active only when the key, its app
+// and its tenant are. A stored key that does not compile is an error, never
+// a silent skip: the constraints should make it impossible, so it means a
+// server setting (reserved headers) changed under stored keys.
+func (s *Store) compile(r keyRow) (*authz.Key, error) {
+	spec := r.Spec
+	spec.Active = spec.Active && r.parentsActive
+	k, err := authz.Compile(spec, s.opts.Compile)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: stored key %q does not compile: %w", spec.ID, err)
+	}
+	return k, nil
+}
+
+// validate compiles a key about to be written, so that every problem the
+// data plane would refuse is reported at once, naming its fields.
+func (s *Store) validate(spec authz.KeySpec) error {
+	if spec.ID == "" {
+		spec.ID = "(new)" // the database picks the id
+	}
+	if _, err := authz.Compile(spec, s.opts.Compile); err != nil {
+		return &storeError{msg: "invalid key: " + strings.ReplaceAll(err.Error(), "\n", "; "), kind: store.ErrInvalid, cause: err}
+	}
+	return nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+func headersJSON(hs []authz.HeaderSpec) []headerJSON {
+	out := make([]headerJSON, len(hs))
+	for i, h := range hs {
+		out[i] = headerJSON{Name: h.Name, Value: h.Value, Disabled: h.Disabled}
+	}
+	return out
+}
+
+func ipFilters(f []string) []string {
+	if f == nil {
+		return []string{} // the column is NOT NULL; pgx sends nil as NULL
+	}
+	return f
+}
+
+// CreateKey stores a new key and audits it ("key.create").
+func (s *Store) CreateKey(ctx context.Context, actor store.Actor, k store.Key) (store.Key, error) {
+	var out store.Key
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = s.createKey(ctx, tx, actor, k)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) createKey(ctx context.Context, tx pgx.Tx, actor store.Actor, k store.Key) (store.Key, error) {
+	spec := k.Spec
+	if k.Origin == "" {
+		k.Origin = store.OriginGenerated
+	}
+	if err := s.validate(spec); err != nil {
+		return store.Key{}, err
+	}
+	now := s.now()
+	var id string
+	err := tx.QueryRow(ctx, `INSERT INTO keys (account_id, id, name, type, app_id, tenant_id,
+			hash, previous_hash, previous_valid_until, scope, active, not_before, expires_at,
+			ip_filters, grp, description, response_headers, origin, created_at, updated_at)
+		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6,
+			$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)
+		RETURNING id`,
+		spec.AccountID, spec.ID, spec.Name, spec.Type.String(), nullString(spec.AppID), nullString(spec.TenantID),
+		spec.Hash, nullString(spec.PreviousHash), nullTime(spec.PreviousValidUntil), spec.Scope, spec.Active,
+		nullTime(spec.NotBefore), nullTime(spec.ExpiresAt), ipFilters(spec.IPFilters), spec.Group,
+		spec.Description, headersJSON(spec.ResponseHeaders), string(k.Origin), now).Scan(&id)
+	if err != nil {
+		return store.Key{}, mapError(err, keySubject(spec))
+	}
+	got, err := getKey(ctx, tx, spec.AccountID, id, false)
+	if err != nil {
+		return store.Key{}, err
+	}
+	err = s.audit(ctx, tx, actor, spec.AccountID, "key.create", "key", id, nil, keyAuditOf(got))
+	return got, err
+}
+
+func keySubject(spec authz.KeySpec) subject {
+	return subject{AccountID: spec.AccountID, ID: spec.ID, Name: spec.Name, AppID: spec.AppID, TenantID: spec.TenantID}
+}
+
+// getKey reads one key of an account as the Account API shows it (the
+// key's own active flag); forUpdate locks its row.
+func getKey(ctx context.Context, q querier, accountID, id string, forUpdate bool) (store.Key, error) {
+	sql := keyQuery + ` WHERE k.account_id = $1 AND k.id = $2`
+	if forUpdate {
+		// NO KEY UPDATE: enough to serialise writers of this key, without
+		// blocking TouchKeys' foreign-key checks on it.
+		sql += ` FOR NO KEY UPDATE OF k`
+	}
+	r, err := scanKey(q.QueryRow(ctx, sql, accountID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Key{}, notFound("key %q not found in account %q", id, accountID)
+	}
+	if err != nil {
+		return store.Key{}, fmt.Errorf("postgres: read key: %w", err)
+	}
+	return r.Key, nil
+}
+
+// GetKey reads one key. Spec.Active is the key's own flag; Spec.AppName
+// and TenantName are filled.
+func (s *Store) GetKey(ctx context.Context, accountID, id string) (store.Key, error) {
+	return getKey(ctx, s.pool, accountID, id, false)
+}
+
+// updateKey locks a key, lets change edit a copy, validates the copy,
+// writes it with set (which gets the copy and the time) and audits it.
+func (s *Store) updateKey(ctx context.Context, actor store.Actor, accountID, id, action string,
+	change func(k *store.Key) error, set func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error,
+) (store.Key, error) {
+	var out store.Key
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := getKey(ctx, tx, accountID, id, true)
+		if err != nil {
+			return err
+		}
+		next := cur
+		next.Spec.IPFilters = append([]string(nil), cur.Spec.IPFilters...)
+		next.Spec.ResponseHeaders = append([]authz.HeaderSpec(nil), cur.Spec.ResponseHeaders...)
+		if err := change(&next); err != nil {
+			return err
+		}
+		if err := s.validate(next.Spec); err != nil {
+			return err
+		}
+		if err := set(ctx, tx, &next, s.now()); err != nil {
+			return mapError(err, keySubject(next.Spec))
+		}
+		if out, err = getKey(ctx, tx, accountID, id, false); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, actor, accountID, action, "key", id, keyAuditOf(cur), keyAuditOf(out))
+	})
+	return out, err
+}
+
+// UpdateKey changes the fields u sets and audits it ("key.update"). An
+// update that sets no field returns the key unchanged, without a write.
+func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id string, u store.KeyUpdate) (store.Key, error) {
+	if u == (store.KeyUpdate{}) {
+		return s.GetKey(ctx, accountID, id)
+	}
+	return s.updateKey(ctx, actor, accountID, id, "key.update", func(k *store.Key) error {
+		sp := &k.Spec
+		if u.Name != nil {
+			sp.Name = *u.Name
+		}
+		if u.Description != nil {
+			sp.Description = *u.Description
+		}
+		if u.Group != nil {
+			sp.Group = *u.Group
+		}
+		if u.Scope != nil {
+			sp.Scope = *u.Scope
+		}
+		if u.Active != nil {
+			sp.Active = *u.Active
+		}
+		if u.NotBefore != nil {
+			sp.NotBefore = *u.NotBefore
+		}
+		if u.ExpiresAt != nil {
+			sp.ExpiresAt = *u.ExpiresAt
+		}
+		if u.IPFilters != nil {
+			sp.IPFilters = append([]string(nil), *u.IPFilters...)
+		}
+		if u.ResponseHeaders != nil {
+			sp.ResponseHeaders = append([]authz.HeaderSpec(nil), *u.ResponseHeaders...)
+		}
+		return nil
+	}, func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error {
+		sp := &k.Spec
+		_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
+				active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
+				response_headers = $11, updated_at = $12
+			WHERE account_id = $1 AND id = $2`,
+			accountID, id, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
+			nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
+			headersJSON(sp.ResponseHeaders), now)
+		return err
+	})
+}
+
+// RotateKey replaces the key's hash and audits it ("key.regenerate"). The
+// old hash stays valid until graceUntil when that is in the future; a zero
+// or past graceUntil drops it (and any older previous hash) at once.
+func (s *Store) RotateKey(ctx context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
+	return s.updateKey(ctx, actor, accountID, id, "key.regenerate", func(k *store.Key) error {
+		if newHash == k.Spec.Hash {
+			return invalid("hash: the new hash is the key's current one")
+		}
+		k.Spec.PreviousHash, k.Spec.PreviousValidUntil = "", time.Time{}
+		if graceUntil.After(s.now()) {
+			k.Spec.PreviousHash, k.Spec.PreviousValidUntil = k.Spec.Hash, graceUntil
+		}
+		k.Spec.Hash = newHash
+		return nil
+	}, func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error {
+		_, err := tx.Exec(ctx, `UPDATE keys SET hash = $3, previous_hash = $4,
+				previous_valid_until = $5, updated_at = $6
+			WHERE account_id = $1 AND id = $2`,
+			accountID, id, k.Spec.Hash, nullString(k.Spec.PreviousHash), nullTime(k.Spec.PreviousValidUntil), now)
+		return err
+	})
+}
+
+// DeleteKey deletes a key and audits it ("key.delete").
+func (s *Store) DeleteKey(ctx context.Context, actor store.Actor, accountID, id string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := getKey(ctx, tx, accountID, id, true)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM keys WHERE account_id = $1 AND id = $2`, accountID, id); err != nil {
+			return fmt.Errorf("postgres: delete key: %w", err)
+		}
+		return s.audit(ctx, tx, actor, accountID, "key.delete", "key", id, keyAuditOf(cur), nil)
+	})
+}
+
+// ListKeys lists an account's keys in creation order, filtered by f.
+func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
+	size, after, err := readPage(p)
+	if err != nil {
+		return nil, "", err
+	}
+	var where strings.Builder
+	args := []any{accountID}
+	where.WriteString(` WHERE k.account_id = $1`)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		fmt.Fprintf(&where, " AND "+cond, len(args))
+	}
+	if f.AppID != "" {
+		add("k.app_id = $%d", f.AppID)
+	}
+	if f.TenantID != "" {
+		add("k.tenant_id = $%d", f.TenantID)
+	}
+	if f.Group != "" {
+		add("k.grp = $%d", f.Group)
+	}
+	switch f.Type {
+	case authz.KeyTypeUnknown:
+	case authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount:
+		add("k.type = $%d", f.Type.String())
+	default:
+		return nil, "", invalid("type: unknown key type %d", f.Type)
+	}
+	if f.Active != nil {
+		add("k.active = $%d", *f.Active)
+	}
+	if !f.ExpiringBefore.IsZero() {
+		add("k.expires_at < $%d", f.ExpiringBefore)
+	}
+	if !f.UnusedSince.IsZero() {
+		add("(u.last_used_at IS NULL OR u.last_used_at < $%d)", f.UnusedSince)
+	}
+	if after != nil {
+		args = append(args, after.createdAt(), after.ID)
+		fmt.Fprintf(&where, " AND (k.created_at, k.id) > ($%d, $%d)", len(args)-1, len(args))
+	}
+	args = append(args, size+1)
+	sql := keyQuery + where.String() + fmt.Sprintf(" ORDER BY k.created_at, k.id LIMIT $%d", len(args))
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []store.Key
+	for rows.Next() {
+		r, err := scanKey(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("postgres: list keys: %w", err)
+		}
+		keys = append(keys, r.Key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list keys: %w", err)
+	}
+	var next string
+	if len(keys) > size {
+		keys = keys[:size]
+		last := keys[size-1]
+		next = writeToken(pageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.Spec.ID})
+	}
+	return keys, next, nil
+}
+
+// keyAudit is a key as the audit log records it: every field but the
+// hashes (an explicit list, so a new secret column cannot leak into it).
+type keyAudit struct {
+	ID                 string       `json:"id"`
+	AccountID          string       `json:"account_id"`
+	Name               string       `json:"name"`
+	Type               string       `json:"type"`
+	AppID              string       `json:"app_id,omitempty"`
+	TenantID           string       `json:"tenant_id,omitempty"`
+	Scope              string       `json:"scope"`
+	Active             bool         `json:"active"`
+	NotBefore          *time.Time   `json:"not_before,omitempty"`
+	ExpiresAt          *time.Time   `json:"expires_at,omitempty"`
+	IPFilters          []string     `json:"ip_filters,omitempty"`
+	Group              string       `json:"group,omitempty"`
+	Description        string       `json:"description,omitempty"`
+	ResponseHeaders    []headerJSON `json:"response_headers,omitempty"`
+	Origin             string       `json:"origin"`
+	PreviousValidUntil *time.Time   `json:"previous_valid_until,omitempty"`
+	CreatedAt          time.Time    `json:"created_at"`
+	UpdatedAt          time.Time    `json:"updated_at"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func keyAuditOf(k store.Key) *keyAudit {
+	sp := &k.Spec
+	a := &keyAudit{
+		ID: sp.ID, AccountID: sp.AccountID, Name: sp.Name, Type: sp.Type.String(),
+		AppID: sp.AppID, TenantID: sp.TenantID, Scope: sp.Scope, Active: sp.Active,
+		NotBefore: timePtr(sp.NotBefore), ExpiresAt: timePtr(sp.ExpiresAt),
+		IPFilters: sp.IPFilters, Group: sp.Group, Description: sp.Description,
+		Origin: string(k.Origin), PreviousValidUntil: timePtr(sp.PreviousValidUntil),
+		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt,
+	}
+	if len(sp.ResponseHeaders) > 0 {
+		a.ResponseHeaders = headersJSON(sp.ResponseHeaders)
+	}
+	return a
+}

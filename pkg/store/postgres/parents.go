@@ -1,0 +1,241 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// parent describes the apps or the tenants table: same shape, same code.
+type parent struct {
+	table  string // "apps" or "tenants"
+	object string // "app" or "tenant"
+	keyCol string // the keys column that references it
+}
+
+var (
+	appsTable    = parent{table: "apps", object: "app", keyCol: "app_id"}
+	tenantsTable = parent{table: "tenants", object: "tenant", keyCol: "tenant_id"}
+)
+
+const parentColumns = `account_id, id, name, description, active, created_at, updated_at`
+
+type parentAudit struct {
+	ID          string    `json:"id"`
+	AccountID   string    `json:"account_id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Active      bool      `json:"active"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func parentAuditOf(a store.App) *parentAudit {
+	return &parentAudit{ID: a.ID, AccountID: a.AccountID, Name: a.Name, Description: a.Description,
+		Active: a.Active, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+}
+
+func scanParent(row pgx.Row) (store.App, error) {
+	var a store.App
+	err := row.Scan(&a.AccountID, &a.ID, &a.Name, &a.Description, &a.Active, &a.CreatedAt, &a.UpdatedAt)
+	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
+	return a, err
+}
+
+// get reads one app or tenant; lock is "" or a locking clause.
+func (p parent) get(ctx context.Context, q querier, accountID, id, lock string) (store.App, error) {
+	sql := `SELECT ` + parentColumns + ` FROM ` + p.table + ` WHERE account_id = $1 AND id = $2 ` + lock
+	a, err := scanParent(q.QueryRow(ctx, sql, accountID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, notFound("%s %q not found in account %q", p.object, id, accountID)
+	}
+	if err != nil {
+		return a, fmt.Errorf("postgres: read %s: %w", p.object, err)
+	}
+	return a, nil
+}
+
+func (s *Store) createParent(ctx context.Context, p parent, actor store.Actor, a store.App) (store.App, error) {
+	var out store.App
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = scanParent(tx.QueryRow(ctx, `INSERT INTO `+p.table+`
+				(account_id, id, name, description, active, created_at, updated_at)
+			VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6)
+			RETURNING `+parentColumns, a.AccountID, a.ID, a.Name, a.Description, a.Active, s.now()))
+		if err != nil {
+			return mapError(err, subject{AccountID: a.AccountID, ID: a.ID, Name: a.Name})
+		}
+		return s.audit(ctx, tx, actor, out.AccountID, p.object+".create", p.object, out.ID, nil, parentAuditOf(out))
+	})
+	return out, err
+}
+
+func (s *Store) listParents(ctx context.Context, p parent, accountID string, pg store.Page) ([]store.App, string, error) {
+	size, after, err := readPage(pg)
+	if err != nil {
+		return nil, "", err
+	}
+	args := []any{accountID, size + 1}
+	sql := `SELECT ` + parentColumns + ` FROM ` + p.table + ` WHERE account_id = $1`
+	if after != nil {
+		args = append(args, after.createdAt(), after.ID)
+		sql += ` AND (created_at, id) > ($3, $4)`
+	}
+	rows, err := s.pool.Query(ctx, sql+` ORDER BY created_at, id LIMIT $2`, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list %s: %w", p.table, err)
+	}
+	defer rows.Close()
+	var out []store.App
+	for rows.Next() {
+		a, err := scanParent(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("postgres: list %s: %w", p.table, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list %s: %w", p.table, err)
+	}
+	var next string
+	if len(out) > size {
+		out = out[:size]
+		last := out[size-1]
+		next = writeToken(pageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.ID})
+	}
+	return out, next, nil
+}
+
+func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
+	if u == (store.AppUpdate{}) {
+		return p.get(ctx, s.pool, accountID, id, "")
+	}
+	var out store.App
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := p.get(ctx, tx, accountID, id, "FOR NO KEY UPDATE")
+		if err != nil {
+			return err
+		}
+		next := cur
+		if u.Name != nil {
+			next.Name = *u.Name
+		}
+		if u.Description != nil {
+			next.Description = *u.Description
+		}
+		if u.Active != nil {
+			next.Active = *u.Active
+		}
+		// The update trigger appends a change for every key of the app or
+		// tenant when its name or active flag changes.
+		out, err = scanParent(tx.QueryRow(ctx, `UPDATE `+p.table+`
+			SET name = $3, description = $4, active = $5, updated_at = $6
+			WHERE account_id = $1 AND id = $2
+			RETURNING `+parentColumns, accountID, id, next.Name, next.Description, next.Active, s.now()))
+		if err != nil {
+			return mapError(err, subject{AccountID: accountID, ID: id, Name: next.Name})
+		}
+		return s.audit(ctx, tx, actor, accountID, p.object+".update", p.object, id, parentAuditOf(cur), parentAuditOf(out))
+	})
+	return out, err
+}
+
+// deleteParent deletes an app or tenant; its keys go with it (ON DELETE
+// CASCADE, recorded in the change feed by the keys trigger), each audited
+// as "key.delete".
+func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, accountID, id string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := p.get(ctx, tx, accountID, id, "FOR UPDATE") // no new keys for it meanwhile
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, keyQuery+` WHERE k.account_id = $1 AND k.`+p.keyCol+` = $2
+			ORDER BY k.created_at, k.id FOR UPDATE OF k`, accountID, id)
+		if err != nil {
+			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
+		}
+		keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyRow, error) { return scanKey(row) })
+		if err != nil {
+			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM `+p.table+` WHERE account_id = $1 AND id = $2`, accountID, id); err != nil {
+			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
+		}
+		if err := s.audit(ctx, tx, actor, accountID, p.object+".delete", p.object, id, parentAuditOf(cur), nil); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := s.audit(ctx, tx, actor, accountID, "key.delete", "key", k.Spec.ID, keyAuditOf(k.Key), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// CreateApp creates an app and audits it ("app.create").
+func (s *Store) CreateApp(ctx context.Context, actor store.Actor, a store.App) (store.App, error) {
+	return s.createParent(ctx, appsTable, actor, a)
+}
+
+// GetApp reads an app.
+func (s *Store) GetApp(ctx context.Context, accountID, id string) (store.App, error) {
+	return appsTable.get(ctx, s.pool, accountID, id, "")
+}
+
+// ListApps lists an account's apps in creation order.
+func (s *Store) ListApps(ctx context.Context, accountID string, p store.Page) ([]store.App, string, error) {
+	return s.listParents(ctx, appsTable, accountID, p)
+}
+
+// UpdateApp changes the fields u sets and audits it ("app.update").
+func (s *Store) UpdateApp(ctx context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
+	return s.updateParent(ctx, appsTable, actor, accountID, id, u)
+}
+
+// DeleteApp deletes an app with its keys ("app.delete", "key.delete").
+func (s *Store) DeleteApp(ctx context.Context, actor store.Actor, accountID, id string) error {
+	return s.deleteParent(ctx, appsTable, actor, accountID, id)
+}
+
+// CreateTenant creates a tenant and audits it ("tenant.create").
+func (s *Store) CreateTenant(ctx context.Context, actor store.Actor, t store.Tenant) (store.Tenant, error) {
+	a, err := s.createParent(ctx, tenantsTable, actor, store.App(t))
+	return store.Tenant(a), err
+}
+
+// GetTenant reads a tenant.
+func (s *Store) GetTenant(ctx context.Context, accountID, id string) (store.Tenant, error) {
+	a, err := tenantsTable.get(ctx, s.pool, accountID, id, "")
+	return store.Tenant(a), err
+}
+
+// ListTenants lists an account's tenants in creation order.
+func (s *Store) ListTenants(ctx context.Context, accountID string, p store.Page) ([]store.Tenant, string, error) {
+	as, next, err := s.listParents(ctx, tenantsTable, accountID, p)
+	if err != nil {
+		return nil, "", err
+	}
+	ts := make([]store.Tenant, len(as))
+	for i, a := range as {
+		ts[i] = store.Tenant(a)
+	}
+	return ts, next, err
+}
+
+// UpdateTenant changes the fields u sets and audits it ("tenant.update").
+func (s *Store) UpdateTenant(ctx context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.Tenant, error) {
+	a, err := s.updateParent(ctx, tenantsTable, actor, accountID, id, u)
+	return store.Tenant(a), err
+}
+
+// DeleteTenant deletes a tenant with its keys ("tenant.delete", "key.delete").
+func (s *Store) DeleteTenant(ctx context.Context, actor store.Actor, accountID, id string) error {
+	return s.deleteParent(ctx, tenantsTable, actor, accountID, id)
+}

@@ -1,0 +1,134 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// LookupKey finds the key whose current or previous digest is d, compiled,
+// with Spec.Active false when its app or tenant is inactive. A previous
+// digest past its grace period is still returned: authz.Key.Matches
+// refuses it. No key: authz.ErrKeyNotFound.
+func (s *Store) LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error) {
+	// Both indexes can answer (a BitmapOr); the trigger keeps a digest from
+	// being current for one key and previous for another, and ORDER BY is
+	// the belt to those braces.
+	return s.lookup(ctx, dataKeyQuery+` WHERE k.digest = $1 OR k.previous_digest = $1
+		ORDER BY k.digest = $1 DESC LIMIT 1`, d[:])
+}
+
+// LookupKeyByID is LookupKey by key id.
+func (s *Store) LookupKeyByID(ctx context.Context, id string) (*authz.Key, error) {
+	return s.lookup(ctx, dataKeyQuery+` WHERE k.id = $1`, id)
+}
+
+func (s *Store) lookup(ctx context.Context, sql string, arg any) (*authz.Key, error) {
+	r, err := scanKey(s.pool.QueryRow(ctx, sql, arg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, authz.ErrKeyNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up key: %w", err)
+	}
+	return s.compile(r)
+}
+
+// LoadAll streams every key, compiled, to fn from one REPEATABLE READ
+// snapshot, and returns the highest change-feed seq that snapshot holds:
+// every change after it comes from ChangesSince(seq). Rows are read and
+// compiled one at a time; only fn decides what stays in memory. An error
+// from fn stops the load and is returned.
+func (s *Store) LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int64, err error) {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error {
+			// The first statement takes the snapshot both queries read.
+			if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM key_changes`).Scan(&seq); err != nil {
+				return fmt.Errorf("postgres: load keys: %w", err)
+			}
+			rows, err := tx.Query(ctx, dataKeyQuery)
+			if err != nil {
+				return fmt.Errorf("postgres: load keys: %w", err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				r, err := scanKey(rows)
+				if err != nil {
+					return fmt.Errorf("postgres: load keys: %w", err)
+				}
+				k, err := s.compile(r)
+				if err != nil {
+					return err
+				}
+				if err := fn(k); err != nil {
+					return err
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("postgres: load keys: %w", err)
+			}
+			return nil
+		})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// ChangesSince returns up to limit changes with seq > after, in seq order.
+// When pruning has removed changes after `after`, it returns
+// ErrChangesPruned: the caller must LoadAll again.
+func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]store.Change, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	// One statement, one snapshot: the pruning mark and the rows agree.
+	rows, err := s.pool.Query(ctx, `SELECT coalesce((SELECT through_seq FROM key_changes_pruned), 0),
+			c.seq, c.key_id, c.old_hashes
+		FROM (VALUES (1)) AS one (x)
+		LEFT JOIN LATERAL (
+			SELECT seq, key_id, old_hashes FROM key_changes
+			WHERE seq > $1 ORDER BY seq LIMIT $2) c ON true
+		ORDER BY c.seq`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read changes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Change
+	for rows.Next() {
+		var (
+			pruned int64
+			seq    *int64
+			keyID  *string
+			hashes []string
+		)
+		if err := rows.Scan(&pruned, &seq, &keyID, &hashes); err != nil {
+			return nil, fmt.Errorf("postgres: read changes: %w", err)
+		}
+		if after < pruned {
+			return nil, ErrChangesPruned
+		}
+		if seq == nil {
+			continue // no changes: the LEFT JOIN's empty row
+		}
+		c := store.Change{Seq: *seq, KeyID: *keyID}
+		for _, h := range hashes {
+			_, d, err := apikey.ParseHash(h)
+			if err != nil {
+				return nil, fmt.Errorf("postgres: change %d: old hash: %w", *seq, err)
+			}
+			c.OldDigest = append(c.OldDigest, d)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read changes: %w", err)
+	}
+	return out, nil
+}
