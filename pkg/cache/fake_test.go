@@ -90,7 +90,7 @@ type fakeSource struct {
 	lookupErr    error
 	loadAllErr   error
 	changesFails int
-	truncated    bool // the next ChangesSince answers store.ErrFeedTruncated
+	truncated    bool           // the next ChangesSince answers store.ErrFeedTruncated
 	byIDFails    map[string]int // key id → failures left
 
 	// gate, when set, holds every LookupKey call after it has read the
