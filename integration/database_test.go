@@ -400,3 +400,70 @@ func TestNoSecretAtRest(t *testing.T) {
 		t.Error("a key hash appears in the logs")
 	}
 }
+
+// TestCLIEndToEnd manages an app, a tenant and a key with the keygate CLI
+// against a running server, and checks each step through ext_authz.
+func TestCLIEndToEnd(t *testing.T) {
+	env := newDBEnv(t)
+	srv := env.serve(t)
+	waitReady(t, srv)
+	vars := []string{"KEYGATE_ACCOUNT_ADDR=" + srv.accountAddr, "KEYGATE_ACCOUNT_KEY=" + env.accountKey}
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := cliRunEnv(t, vars, "", args...)
+		if err != nil {
+			t.Fatalf("keygate %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	cli("apps", "create", "--id", "billing", "--name", "Billing")
+	cli("tenants", "create", "--id", "acme", "--name", "ACME Corp")
+	if out := cli("apps", "list"); !strings.Contains(out, "billing") || !strings.Contains(out, "Billing") {
+		t.Fatalf("apps list:\n%s", out)
+	}
+	out := cli("keys", "generate", "--type", "service", "--app", "billing", "--tenant", "acme",
+		"--name", "cli-key", "--id", "k-cli", "--scope", "email-api:query:*")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	secret := lines[len(lines)-1]
+	if !strings.HasPrefix(secret, "kg_sak_") || strings.Count(out, secret) != 1 {
+		t.Fatalf("keys generate must print the secret once, on the last line:\n%s", out)
+	}
+	check := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
+	waitOutcome(t, check, checkReq("GET", "/email/inbox", secret, nil), 200, 10*time.Second)
+	if got, _ := call(t, check, checkReq("POST", "/email/send", secret, nil)); got.reason != "scope_denied" {
+		t.Fatalf("mutation with a query-only scope: %+v", got)
+	}
+
+	if out := cli("keys", "list", "-o", "json"); !strings.Contains(out, `"k-cli"`) || strings.Contains(out, secret) {
+		t.Fatalf("keys list -o json:\n%s", out)
+	}
+	cli("keys", "update", "k-cli", "--scope", "email-api")
+	waitOutcome(t, check, checkReq("POST", "/email/send", secret, nil), 200, 10*time.Second)
+	cli("keys", "update", "k-cli", "--no-active")
+	waitOutcome(t, check, checkReq("GET", "/email/inbox", secret, nil), 401, 10*time.Second)
+	cli("keys", "update", "k-cli", "--active")
+	out = cli("keys", "regenerate", "k-cli")
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	fresh := lines[len(lines)-1]
+	waitOutcome(t, check, checkReq("GET", "/email/inbox", fresh, nil), 200, 10*time.Second)
+	waitOutcome(t, check, checkReq("GET", "/email/inbox", secret, nil), 401, 10*time.Second)
+	cli("keys", "delete", "k-cli")
+	waitOutcome(t, check, checkReq("GET", "/email/inbox", fresh, nil), 401, 10*time.Second)
+
+	audit := cli("audit", "-o", "json")
+	for _, action := range []string{"app.create", "tenant.create", "key.create", "key.update", "key.regenerate", "key.delete"} {
+		if !strings.Contains(audit, action) {
+			t.Errorf("audit lacks %s", action)
+		}
+	}
+	for _, s := range []string{secret, fresh, env.accountKey} {
+		if strings.Contains(audit, s) || strings.Contains(srv.Logs(), s) {
+			t.Fatal("a secret reached the audit log or the server logs")
+		}
+	}
+	// Without a key the CLI is refused.
+	if _, err := cliRunEnv(t, []string{"KEYGATE_ACCOUNT_ADDR=" + srv.accountAddr}, "", "apps", "list"); err == nil ||
+		!strings.Contains(err.Error(), "Unauthenticated") && !strings.Contains(strings.ToLower(err.Error()), "key") {
+		t.Fatalf("apps list without a key: %v", err)
+	}
+}

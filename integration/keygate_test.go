@@ -22,31 +22,43 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// binaries are built once per test run: with -race for behaviour tests,
+// without for measurements (the race detector multiplies time and memory).
+var binaries sync.Map // race bool → *builtBinary
 
-// keygateBinary builds cmd/keygate once per test run.
-func keygateBinary(t testing.TB) string {
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// keygateBinary builds cmd/keygate with -race once per test run.
+func keygateBinary(t testing.TB) string { return buildKeygate(t, true) }
+
+func buildKeygate(t testing.TB, race bool) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	v, _ := binaries.LoadOrStore(race, &builtBinary{})
+	b := v.(*builtBinary)
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "keygate-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "keygate")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, "../cmd/keygate").CombinedOutput()
+		b.path = filepath.Join(dir, "keygate")
+		args := []string{"build", "-o", b.path}
+		if race {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../cmd/keygate")...).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // cleanEnv is the test's environment without keygate's own settings, so
@@ -66,8 +78,14 @@ func cleanEnv() []string {
 // cliRun runs a keygate subcommand and returns stdout.
 func cliRun(t testing.TB, stdin string, args ...string) (string, error) {
 	t.Helper()
+	return cliRunEnv(t, nil, stdin, args...)
+}
+
+// cliRunEnv is cliRun with extra environment variables.
+func cliRunEnv(t testing.TB, env []string, stdin string, args ...string) (string, error) {
+	t.Helper()
 	cmd := exec.Command(keygateBinary(t), args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -120,9 +138,15 @@ func startServer(t testing.TB, keysFile, routesFile string, extra ...string) *se
 // and waits until the named listeners report their addresses.
 func startServe(t testing.TB, listeners []string, args ...string) *server {
 	t.Helper()
+	return startServeBinary(t, keygateBinary(t), listeners, args...)
+}
+
+// startServeBinary is startServe with a given keygate binary.
+func startServeBinary(t testing.TB, bin string, listeners []string, args ...string) *server {
+	t.Helper()
 	args = append([]string{"serve", "--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--account-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, args...)
-	s := &server{cmd: exec.Command(keygateBinary(t), args...), done: make(chan error, 1)}
+	s := &server{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
 	s.cmd.Env = cleanEnv()
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/keygate/keygate/pkg/accountcli"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/extauthz"
 )
@@ -26,7 +27,7 @@ type cli struct {
 	CheckConfig checkConfigCmd `cmd:"" name:"check-config" help:"Validate the keys and routes files; exit non-zero listing every error."`
 	Migrate     migrateCmd     `cmd:"" help:"Apply the embedded PostgreSQL schema migrations (idempotent)."`
 	Bootstrap   bootstrapCmd   `cmd:"" help:"Create an account and its first account key directly in the database; prints the secret on the last line."`
-	//ACCOUNTCLI accountcli.Commands
+	accountcli.Commands
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 
@@ -129,7 +130,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	return kctx.Run(e)
+	return kctx.Run(e, &accountcli.Env{Ctx: ctx, Stdout: stdout, Stderr: stderr, Stdin: stdin})
 }
 
 type versionCmd struct{}

@@ -1,0 +1,271 @@
+package account
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// Bounds on request fields. They keep records printable and rows small;
+// authz.Compile checks what the fields mean.
+const (
+	MaxIDLen              = 128
+	MaxNameLen            = 200
+	MaxDescriptionLen     = 2000
+	MaxGroupLen           = 200
+	MaxScopeLen           = 4096
+	MaxIPFilters          = 100
+	MaxIPFilterLen        = 100
+	MaxResponseHeaders    = 50
+	MaxHeaderNameLen      = 256
+	MaxHeaderValueLen     = 4096
+	MaxPageTokenLen       = 1024
+	maxPageSize           = 1000
+	defaultIDRandomLength = 16
+)
+
+// violations collects every problem of a request, each naming its field,
+// so that one InvalidArgument reports them all.
+type violations struct {
+	list []*errdetails.BadRequest_FieldViolation
+}
+
+func (v *violations) add(field, format string, args ...any) {
+	v.list = append(v.list, &errdetails.BadRequest_FieldViolation{
+		Field:       field,
+		Description: fmt.Sprintf(format, args...),
+	})
+}
+
+func (v *violations) empty() bool { return len(v.list) == 0 }
+
+// err is an InvalidArgument status whose message is "field: problem" for
+// each problem, joined by "; ", with a BadRequest detail; nil when none.
+func (v *violations) err() error {
+	if v.empty() {
+		return nil
+	}
+	parts := make([]string, len(v.list))
+	for i, f := range v.list {
+		parts[i] = f.Field + ": " + f.Description
+	}
+	st := status.New(codes.InvalidArgument, strings.Join(parts, "; "))
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: v.list}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// compileErrors adds authz.Compile's field errors, named as the request
+// names them (app → app_id, tenant → tenant_id). prefix is prepended to the
+// field name (for nested request fields).
+func (v *violations) compileErrors(err error) {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	for _, e := range list {
+		var fe *authz.FieldError
+		if !errors.As(e, &fe) {
+			v.add("key", "%s", oneLine(e.Error()))
+			continue
+		}
+		v.add(requestField(fe.Field), "%s", oneLine(fe.Err.Error()))
+	}
+}
+
+func requestField(compileField string) string {
+	switch compileField {
+	case "app":
+		return "app_id"
+	case "tenant":
+		return "tenant_id"
+	}
+	return compileField
+}
+
+// oneLine joins the lines of a multi-line (errors.Join) message.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// hasControl reports a C0 control character, DEL or another Unicode control
+// character, except those allowed.
+func hasControl(s, allowed string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) && !strings.ContainsRune(allowed, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkID checks a caller-chosen id: 1–128 characters of letters, digits
+// and "._~-", starting with a letter or digit (ids end up in headers, URLs
+// and command lines). Empty is fine when optional (keygate picks one).
+func (v *violations) checkID(field, id string, required bool) {
+	if id == "" {
+		if required {
+			v.add(field, "required")
+		}
+		return
+	}
+	if len(id) > MaxIDLen {
+		v.add(field, "longer than %d bytes", MaxIDLen)
+		return
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && strings.IndexByte("._~-", c) >= 0:
+		default:
+			v.add(field, "may contain only letters, digits and . _ ~ - (starting with a letter or digit)")
+			return
+		}
+	}
+}
+
+// checkRef checks the id of an existing object: present and not absurdly
+// long (anything else simply is not found).
+func (v *violations) checkRef(field, id string) {
+	switch {
+	case id == "":
+		v.add(field, "required")
+	case len(id) > MaxIDLen:
+		v.add(field, "longer than %d bytes", MaxIDLen)
+	}
+}
+
+// checkName checks a name: 1–200 bytes, no control characters, no leading
+// or trailing white space.
+func (v *violations) checkName(field, name string, required bool) {
+	switch {
+	case name == "":
+		if required {
+			v.add(field, "required")
+		}
+	case len(name) > MaxNameLen:
+		v.add(field, "longer than %d bytes", MaxNameLen)
+	case hasControl(name, ""):
+		v.add(field, "contains a control character")
+	case strings.TrimSpace(name) != name:
+		v.add(field, "starts or ends with white space")
+	}
+}
+
+func (v *violations) checkDescription(field, d string) {
+	switch {
+	case len(d) > MaxDescriptionLen:
+		v.add(field, "longer than %d bytes", MaxDescriptionLen)
+	case hasControl(d, "\n\t"):
+		v.add(field, "contains a control character other than newline or tab")
+	}
+}
+
+func (v *violations) checkGroup(field, g string) {
+	switch {
+	case len(g) > MaxGroupLen:
+		v.add(field, "longer than %d bytes", MaxGroupLen)
+	case hasControl(g, ""):
+		v.add(field, "contains a control character")
+	case strings.TrimSpace(g) != g:
+		v.add(field, "starts or ends with white space")
+	}
+}
+
+func (v *violations) checkScope(field, s string) {
+	if len(s) > MaxScopeLen {
+		v.add(field, "longer than %d bytes", MaxScopeLen)
+	}
+}
+
+func (v *violations) checkIPFilters(field string, f []string) {
+	if len(f) > MaxIPFilters {
+		v.add(field, "more than %d filters", MaxIPFilters)
+		return
+	}
+	for i, s := range f {
+		if len(s) > MaxIPFilterLen {
+			v.add(field, "[%d]: longer than %d bytes", i, MaxIPFilterLen)
+		}
+	}
+}
+
+func (v *violations) checkHeaders(field string, hs []authz.HeaderSpec) {
+	if len(hs) > MaxResponseHeaders {
+		v.add(field, "more than %d headers", MaxResponseHeaders)
+		return
+	}
+	for i, h := range hs {
+		if len(h.Name) > MaxHeaderNameLen {
+			v.add(field, "[%d]: name longer than %d bytes", i, MaxHeaderNameLen)
+		}
+		if len(h.Value) > MaxHeaderValueLen {
+			v.add(field, "[%d]: value longer than %d bytes", i, MaxHeaderValueLen)
+		}
+	}
+}
+
+func (v *violations) checkPage(size int32, token string) {
+	if size < 0 {
+		v.add("page_size", "must not be negative")
+	} else if size > maxPageSize {
+		v.add("page_size", "at most %d", maxPageSize)
+	}
+	if len(token) > MaxPageTokenLen {
+		v.add("page_token", "longer than %d bytes", MaxPageTokenLen)
+	}
+}
+
+// timeOf converts an optional timestamp: the zero time when absent.
+// Times are kept to the microsecond, as a database keeps them.
+func (v *violations) timeOf(field string, ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	if err := ts.CheckValid(); err != nil {
+		v.add(field, "not a valid timestamp")
+		return time.Time{}
+	}
+	t := ts.AsTime().Truncate(time.Microsecond)
+	if t.IsZero() {
+		// 0001-01-01T00:00:00Z is the store's "unset"; refuse it rather
+		// than silently clear the field.
+		v.add(field, "must be after 0001-01-01T00:00:00Z")
+	}
+	return t
+}
+
+// newID returns a random id (RFC 4122 version 4 UUID form), for keys whose
+// caller did not choose one.
+func newID() (string, error) {
+	var b [defaultIDRandomLength]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:]), nil
+}

@@ -1,0 +1,214 @@
+// Package accountcli is keygate's command line client of the Account API:
+// `keygate apps|tenants|keys|audit …`. It holds kong command structs that
+// the keygate binary embeds:
+//
+//	type cli struct {
+//		…
+//		accountcli.Commands
+//	}
+//	…
+//	kctx.Run(&accountcli.Env{Ctx: ctx, Stdout: stdout, Stderr: stderr, Stdin: stdin})
+//
+// Every command takes --account-addr (KEYGATE_ACCOUNT_ADDR), --account-key
+// (KEYGATE_ACCOUNT_KEY; prefer the environment variable, a flag shows in
+// process lists and shell history) and -o table|json. Tables are aligned
+// text; JSON is protojson with the proto field names, one object or an
+// array. Secrets (keys generate, keys regenerate) are printed once, to
+// stdout only: in table mode alone on the last line, in JSON mode as
+// private_key.
+package accountcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/account/accountv1"
+)
+
+// Env is what every command gets from the binary.
+type Env struct {
+	Ctx    context.Context
+	Stdout io.Writer
+	Stderr io.Writer
+	// Stdin is where `keys import` reads the secret; nil means os.Stdin.
+	Stdin io.Reader
+}
+
+// Commands are the Account API client commands, to embed in keygate's CLI.
+type Commands struct {
+	Apps    AppsCmd    `cmd:"" help:"Manage apps (applications whose APIs keygate protects)."`
+	Tenants TenantsCmd `cmd:"" help:"Manage tenants (customers of an app)."`
+	Keys    KeysCmd    `cmd:"" help:"Manage API keys: generate, import, list, get, update, regenerate, delete."`
+	Audit   AuditCmd   `cmd:"" help:"List the account's audit events."`
+}
+
+// ClientFlags select the Account API and the output format; every command
+// has them.
+type ClientFlags struct {
+	AccountAddr string        `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address (host:port)."`
+	AccountKey  string        `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable: a flag shows in process lists and shell history."`
+	Output      string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
+	Timeout     time.Duration `name:"timeout" default:"30s" help:"Deadline of each call."`
+}
+
+// client is a connection to the Account API with the caller's key.
+type client struct {
+	api  accountv1.AccountServiceClient
+	conn *grpc.ClientConn
+	key  string
+	out  printer
+	env  *Env
+	tm   time.Duration
+}
+
+func (f *ClientFlags) dial(e *Env) (*client, error) {
+	if f.AccountKey == "" {
+		return nil, errors.New("no account key: set KEYGATE_ACCOUNT_KEY (or --account-key)")
+	}
+	if f.AccountAddr == "" {
+		return nil, errors.New("account-addr: required")
+	}
+	conn, err := grpc.NewClient(f.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("account-addr %q: %w", f.AccountAddr, err)
+	}
+	return &client{
+		api:  accountv1.NewAccountServiceClient(conn),
+		conn: conn,
+		key:  f.AccountKey,
+		out:  printer{w: e.Stdout, json: f.Output == "json"},
+		env:  e,
+		tm:   f.Timeout,
+	}, nil
+}
+
+// ctx is a call context: the deadline and the key in the metadata.
+func (c *client) ctx() (context.Context, context.CancelFunc) {
+	ctx := c.env.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var cancel context.CancelFunc = func() {}
+	if c.tm > 0 {
+		ctx, cancel = context.WithTimeout(ctx, c.tm)
+	}
+	return metadata.AppendToOutgoingContext(ctx, account.KeyHeader, c.key), cancel
+}
+
+func (c *client) close() { c.conn.Close() }
+
+// callError turns a status into "Code: message" (the message names the
+// field for InvalidArgument); it never includes the key.
+func callError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	if st.Code() == codes.Unavailable && !strings.HasPrefix(st.Message(), "store_unavailable") {
+		return fmt.Errorf("%s: %s (is keygate's Account API listening at --account-addr?)", st.Code(), st.Message())
+	}
+	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+}
+
+// run dials, runs fn and closes.
+func run(f *ClientFlags, e *Env, fn func(c *client) error) error {
+	c, err := f.dial(e)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return fn(c)
+}
+
+// call runs one RPC with a call context and maps its error.
+func call[Req, Resp any](c *client, rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := rpc(ctx, req)
+	if err != nil {
+		var zero Resp
+		return zero, callError(err)
+	}
+	return resp, nil
+}
+
+// pageFlags page a list.
+type pageFlags struct {
+	PageSize  int32  `name:"page-size" default:"100" help:"Items per page (at most 1000)."`
+	PageToken string `name:"page-token" help:"Page to show: a previous listing's next page token."`
+	All       bool   `name:"all" help:"Follow every page."`
+}
+
+// pages calls fetch with each page token until the last page (or once,
+// without --all) and tells on stderr how to get the next page.
+func (p *pageFlags) pages(c *client, fetch func(token string) (next string, err error)) error {
+	token := p.PageToken
+	for {
+		next, err := fetch(token)
+		if err != nil {
+			return err
+		}
+		if next == "" {
+			return nil
+		}
+		if !p.All {
+			fmt.Fprintf(c.env.Stderr, "more results: --page-token %s (or --all)\n", next)
+			return nil
+		}
+		token = next
+	}
+}
+
+// parseTime reads an RFC 3339 time for flag name.
+func parseTime(name, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s: want an RFC 3339 time such as 2026-12-31T23:59:59Z, got %q", name, s)
+	}
+	return t, nil
+}
+
+// parseTimeOrAge reads an RFC 3339 time, or a duration counted from now
+// (sign +1: into the future, -1: into the past).
+func parseTimeOrAge(name, s string, now time.Time, sign time.Duration) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(sign * d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s: want an RFC 3339 time (2026-12-31T23:59:59Z) or a duration (720h), got %q", name, s)
+	}
+	return t, nil
+}
+
+// parseHeaders reads name=value flags into response headers.
+func parseHeaders(flag string, vals []string, disabled bool) ([]*accountv1.ResponseHeader, error) {
+	var out []*accountv1.ResponseHeader
+	for _, v := range vals {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--%s: want name=value, got %q", flag, v)
+		}
+		out = append(out, &accountv1.ResponseHeader{Name: name, Value: value, Disabled: disabled})
+	}
+	return out, nil
+}
+
+func stdin(e *Env) io.Reader {
+	if e.Stdin != nil {
+		return e.Stdin
+	}
+	return os.Stdin
+}

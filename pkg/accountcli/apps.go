@@ -1,0 +1,236 @@
+package accountcli
+
+import (
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/keygate/keygate/pkg/account/accountv1"
+)
+
+// owner is what the CLI shows of an app or a tenant.
+type owner interface {
+	proto.Message
+	GetId() string
+	GetName() string
+	GetDescription() string
+	GetActive() bool
+	GetCreateTime() *timestamppb.Timestamp
+	GetUpdateTime() *timestamppb.Timestamp
+}
+
+func printOwner(p printer, o owner) error {
+	return p.object(o, ownerRows(o.GetId(), o.GetName(), o.GetDescription(), o.GetActive(), o.GetCreateTime(), o.GetUpdateTime()))
+}
+
+var ownerHeader = []string{"ID", "NAME", "ACTIVE", "DESCRIPTION", "CREATED"}
+
+func printOwners[T owner](p printer, list []T) error {
+	msgs := make([]proto.Message, len(list))
+	rows := make([][]string, len(list))
+	for i, o := range list {
+		msgs[i] = o
+		rows[i] = []string{o.GetId(), o.GetName(), yesNo(o.GetActive()), o.GetDescription(), fmtTime(o.GetCreateTime())}
+	}
+	return p.list(msgs, ownerHeader, rows)
+}
+
+// ownerCreate are the flags of apps/tenants create.
+type ownerCreate struct {
+	ClientFlags
+	Name        string `name:"name" required:"" help:"Display name."`
+	Description string `name:"description" help:"Description."`
+	ID          string `name:"id" help:"Id to use (letters, digits, . _ ~ -); default: one is generated."`
+}
+
+type ownerRef struct {
+	ClientFlags
+	ID string `arg:"" name:"id" help:"Id."`
+}
+
+type ownerUpdate struct {
+	ClientFlags
+	ID          string  `arg:"" name:"id" help:"Id."`
+	Name        *string `name:"name" help:"New display name."`
+	Description *string `name:"description" help:"New description (\"\" clears it)."`
+	Active      *bool   `name:"active" negatable:"" help:"Activate (--active) or deactivate (--no-active): an inactive one denies all its keys."`
+}
+
+func (u *ownerUpdate) empty() bool { return u.Name == nil && u.Description == nil && u.Active == nil }
+
+type ownerList struct {
+	ClientFlags
+	pageFlags
+}
+
+// AppsCmd is `keygate apps`.
+type AppsCmd struct {
+	Create AppsCreateCmd `cmd:"" help:"Create an app."`
+	List   AppsListCmd   `cmd:"" help:"List apps."`
+	Get    AppsGetCmd    `cmd:"" help:"Show an app."`
+	Update AppsUpdateCmd `cmd:"" help:"Change an app's name, description or active flag."`
+	Delete AppsDeleteCmd `cmd:"" help:"Delete an app."`
+}
+
+// AppsCreateCmd is `keygate apps create`.
+type AppsCreateCmd struct{ ownerCreate }
+
+func (c *AppsCreateCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.CreateApp, &accountv1.CreateAppRequest{Id: c.ID, Name: c.Name, Description: c.Description})
+		if err != nil {
+			return err
+		}
+		return printOwner(cl.out, r.GetApp())
+	})
+}
+
+// AppsListCmd is `keygate apps list`.
+type AppsListCmd struct{ ownerList }
+
+func (c *AppsListCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		var all []*accountv1.App
+		err := c.pages(cl, func(token string) (string, error) {
+			r, err := call(cl, cl.api.ListApps, &accountv1.ListAppsRequest{PageSize: c.PageSize, PageToken: token})
+			all = append(all, r.GetApps()...)
+			return r.GetNextPageToken(), err
+		})
+		if err != nil {
+			return err
+		}
+		return printOwners(cl.out, all)
+	})
+}
+
+// AppsGetCmd is `keygate apps get`.
+type AppsGetCmd struct{ ownerRef }
+
+func (c *AppsGetCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.GetApp, &accountv1.GetAppRequest{Id: c.ID})
+		if err != nil {
+			return err
+		}
+		return printOwner(cl.out, r.GetApp())
+	})
+}
+
+// AppsUpdateCmd is `keygate apps update`.
+type AppsUpdateCmd struct{ ownerUpdate }
+
+func (c *AppsUpdateCmd) Run(e *Env) error {
+	if c.empty() {
+		return errNothingToUpdate
+	}
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.UpdateApp, &accountv1.UpdateAppRequest{Id: c.ID, Name: c.Name, Description: c.Description, Active: c.Active})
+		if err != nil {
+			return err
+		}
+		return printOwner(cl.out, r.GetApp())
+	})
+}
+
+// AppsDeleteCmd is `keygate apps delete`.
+type AppsDeleteCmd struct{ ownerRef }
+
+func (c *AppsDeleteCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.DeleteApp, &accountv1.DeleteAppRequest{Id: c.ID})
+		if err != nil {
+			return err
+		}
+		return deleted(cl.out, r, "app", c.ID)
+	})
+}
+
+// TenantsCmd is `keygate tenants`.
+type TenantsCmd struct {
+	Create TenantsCreateCmd `cmd:"" help:"Create a tenant."`
+	List   TenantsListCmd   `cmd:"" help:"List tenants."`
+	Get    TenantsGetCmd    `cmd:"" help:"Show a tenant."`
+	Update TenantsUpdateCmd `cmd:"" help:"Change a tenant's name, description or active flag."`
+	Delete TenantsDeleteCmd `cmd:"" help:"Delete a tenant."`
+}
+
+// TenantsCreateCmd is `keygate tenants create`.
+type TenantsCreateCmd struct{ ownerCreate }
+
+func (c *TenantsCreateCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.CreateTenant, &accountv1.CreateTenantRequest{Id: c.ID, Name: c.Name, Description: c.Description})
+		if err != nil {
+			return err
+		}
+		return printOwner(cl.out, r.GetTenant())
+	})
+}
+
+// TenantsListCmd is `keygate tenants list`.
+type TenantsListCmd struct{ ownerList }
+
+func (c *TenantsListCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		var all []*accountv1.Tenant
+		err := c.pages(cl, func(token string) (string, error) {
+			r, err := call(cl, cl.api.ListTenants, &accountv1.ListTenantsRequest{PageSize: c.PageSize, PageToken: token})
+			all = append(all, r.GetTenants()...)
+			return r.GetNextPageToken(), err
+		})
+		if err != nil {
+			return err
+		}
+		return printOwners(cl.out, all)
+	})
+}
+
+// TenantsGetCmd is `keygate tenants get`.
+type TenantsGetCmd struct{ ownerRef }
+
+func (c *TenantsGetCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.GetTenant, &accountv1.GetTenantRequest{Id: c.ID})
+		if err != nil {
+			return err
+		}
+		return printOwner(cl.out, r.GetTenant())
+	})
+}
+
+// TenantsUpdateCmd is `keygate tenants update`.
+type TenantsUpdateCmd struct{ ownerUpdate }
+
+func (c *TenantsUpdateCmd) Run(e *Env) error {
+	if c.empty() {
+		return errNothingToUpdate
+	}
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.UpdateTenant, &accountv1.UpdateTenantRequest{Id: c.ID, Name: c.Name, Description: c.Description, Active: c.Active})
+		if err != nil {
+			return err
+		}
+		return printOwner(cl.out, r.GetTenant())
+	})
+}
+
+// TenantsDeleteCmd is `keygate tenants delete`.
+type TenantsDeleteCmd struct{ ownerRef }
+
+func (c *TenantsDeleteCmd) Run(e *Env) error {
+	return run(&c.ClientFlags, e, func(cl *client) error {
+		r, err := call(cl, cl.api.DeleteTenant, &accountv1.DeleteTenantRequest{Id: c.ID})
+		if err != nil {
+			return err
+		}
+		return deleted(cl.out, r, "tenant", c.ID)
+	})
+}
+
+// deleted reports a deletion: a line in table mode, the (empty) response
+// object in JSON mode.
+func deleted(p printer, resp proto.Message, noun, id string) error {
+	if p.json {
+		return p.object(resp, nil)
+	}
+	return p.line("deleted %s %s", noun, id)
+}
