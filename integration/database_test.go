@@ -103,7 +103,9 @@ func seed(t testing.TB, c *accountClient) map[string]string {
 	svc("svc", func(r *accountv1.GenerateServiceAccessKeyRequest) {
 		r.ResponseHeaders = []*accountv1.ResponseHeader{{Name: "x-tier", Value: "gold"}}
 	})
-	svc("ro", func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Scope = "email-api !email-api:mutation:sendEmail" })
+	svc("ro", func(r *accountv1.GenerateServiceAccessKeyRequest) {
+		r.Scope = "email-api !email-api:mutation:sendEmail"
+	})
 	svc("expired", func(r *accountv1.GenerateServiceAccessKeyRequest) {
 		r.ExpiresAt = timestamppb.New(time.Now().Add(-time.Hour))
 	})
