@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,38 @@ type CompileOptions struct {
 	// ReservedHeaders are header names a key's response headers may not
 	// use: the identity headers and the key header.
 	ReservedHeaders []string
+	// Scopes, when set, shares compiled scopes between keys with the same
+	// scope text (a bulk load of a million keys has few distinct scopes).
+	Scopes *ScopeCache
+}
+
+// ScopeCache shares compiled scopes by their text. Scopes are immutable
+// once parsed, so sharing is safe; the cache itself is safe for
+// concurrent use. Give it the lifetime of one bulk load so that it does
+// not keep scopes alive that no key uses any more.
+type ScopeCache struct {
+	mu sync.Mutex
+	m  map[string]*scope.Scope
+}
+
+func (c *ScopeCache) parse(text string) (*scope.Scope, error) {
+	if c == nil {
+		return scope.Parse(text)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sc, ok := c.m[text]; ok {
+		return sc, nil
+	}
+	sc, err := scope.Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil {
+		c.m = make(map[string]*scope.Scope)
+	}
+	c.m[text] = sc
+	return sc, nil
 }
 
 // FieldError names the field of a key that is wrong.
@@ -145,7 +178,7 @@ func Compile(spec KeySpec, opts CompileOptions) (*Key, error) {
 		}
 		k.HasPrevious = true
 	}
-	if k.scope, err = scope.Parse(spec.Scope); err != nil {
+	if k.scope, err = opts.Scopes.parse(spec.Scope); err != nil {
 		bad("scope", err)
 	}
 	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {

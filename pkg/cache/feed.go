@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -86,7 +87,13 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 	c.set.replace(prefixes)
 	c.watermark.Store(seq)
 	c.gen.Add(1)
-	c.log.Info("key cache warm", "keys", keys, "digests", len(prefixes),
+	// A bulk load leaves about as much garbage as it keeps (rows, parse
+	// buffers); return it now rather than carrying a doubled heap until
+	// the next GC cycle, so resident memory reflects the keys.
+	digests := len(prefixes)
+	prefixes = nil
+	debug.FreeOSMemory()
+	c.log.Info("key cache warm", "keys", keys, "digests", digests,
 		"records_cached", cached, "seq", seq, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

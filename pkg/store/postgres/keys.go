@@ -121,9 +121,13 @@ func timeOf(t pgtype.Timestamptz) time.Time {
 // a silent skip: the constraints should make it impossible, so it means a
 // server setting (reserved headers) changed under stored keys.
 func (s *Store) compile(r keyRow) (*authz.Key, error) {
+	return s.compileWith(r, s.opts.Compile)
+}
+
+func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (*authz.Key, error) {
 	spec := r.Spec
 	spec.Active = spec.Active && r.parentsActive
-	k, err := authz.Compile(spec, s.opts.Compile)
+	k, err := authz.Compile(spec, opts)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stored key %q does not compile: %w", spec.ID, err)
 	}

@@ -57,12 +57,16 @@ func (s *Store) LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int
 				return fmt.Errorf("postgres: load keys: %w", err)
 			}
 			defer rows.Close()
+			// Keys of a bulk load share compiled scopes: most keys have one
+			// of a few scopes, and a million copies would dominate memory.
+			opts := s.opts.Compile
+			opts.Scopes = new(authz.ScopeCache)
 			for rows.Next() {
 				r, err := scanKey(rows)
 				if err != nil {
 					return fmt.Errorf("postgres: load keys: %w", err)
 				}
-				k, err := s.compile(r)
+				k, err := s.compileWith(r, opts)
 				if err != nil {
 					return err
 				}
