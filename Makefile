@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 
-.PHONY: help build run test unit vet bench fuzz lint fmt-check
+.PHONY: help build run test unit vet bench fuzz soak lint fmt-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			echo "== $$pkg $$f"; $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+soak: ## long tests: 1,000,000 keys warm load and memory (KEYGATE_SCALE_KEYS to change)
+	KEYGATE_LONG=1 $(GO) test -count=1 -v -timeout 30m -run 'Scale|LoadAll' ./integration/ ./pkg/store/postgres/
 
 lint: ## staticcheck (fails if staticcheck is not installed)
 	@command -v staticcheck >/dev/null || { echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; exit 1; }
