@@ -57,6 +57,13 @@ type Target struct {
 	// More lists further operations the request calls that must each be
 	// allowed too: a GraphQL document's other root fields.
 	More []Operation
+	// GraphQL is set for GraphQL routes, whose scope_denied names the
+	// refused field.
+	GraphQL bool
+	// Detail says why routing refused the request (which GraphQL limit or
+	// parse error); it is safe to show the caller and never holds key
+	// material.
+	Detail string
 }
 
 // Router maps a request to its target. It answers OK, UnknownRoute,

@@ -50,17 +50,42 @@ func DenialFor(r authz.Reason) Denial {
 	return Denial{500, codes.Internal, "internal error"}
 }
 
-// DenyBody is the JSON body of a deny. With generic set, key failures carry
-// one message and no reason code.
+// DenyBody is the JSON body of a deny for a reason alone. With generic
+// set, key failures carry one message and no reason code.
 func DenyBody(r authz.Reason, generic bool) string {
+	return denyBody(r, "", "", generic)
+}
+
+// DecisionBody is the JSON body of a denied decision: DenyBody, with the
+// routing detail as the message when there is one (which GraphQL limit)
+// and, for a GraphQL scope_denied, the refused field.
+func DecisionBody(d *authz.Decision, generic bool) string {
+	field := ""
+	if d.Reason == authz.ScopeDenied && d.Target.GraphQL {
+		field = d.Denied
+	}
+	return denyBody(d.Reason, d.Target.Detail, field, generic)
+}
+
+// specificDeny reports whether a deny needs a body of its own rather than
+// the reason's shared one.
+func specificDeny(d *authz.Decision) bool {
+	return d.Target.Detail != "" || (d.Reason == authz.ScopeDenied && d.Target.GraphQL && d.Denied != "")
+}
+
+func denyBody(r authz.Reason, detail, field string, generic bool) string {
 	var body struct {
 		Error  string `json:"error"`
 		Reason string `json:"reason,omitempty"`
+		Field  string `json:"field,omitempty"`
 	}
-	if generic && r.IsKeyFailure() {
+	switch {
+	case generic && r.IsKeyFailure():
 		body.Error = genericKeyMessage
-	} else {
-		body.Error, body.Reason = DenialFor(r).Message, r.String()
+	case detail != "":
+		body.Error, body.Reason, body.Field = detail, r.String(), field
+	default:
+		body.Error, body.Reason, body.Field = DenialFor(r).Message, r.String(), field
 	}
 	b, _ := json.Marshal(body)
 	return string(b)
@@ -81,21 +106,38 @@ func headerOption(name, value string) *corev3.HeaderValueOption {
 // gRPC only reads them when marshalling, so all requests share them.
 func buildDenials(cfg Config) map[authz.Reason]*authv3.CheckResponse {
 	out := make(map[authz.Reason]*authv3.CheckResponse, len(denials))
-	for r, d := range denials {
-		headers := []*corev3.HeaderValueOption{headerOption("content-type", "application/json")}
-		if r == authz.StoreUnavailable {
-			headers = append(headers, headerOption("retry-after", "1"))
-		}
-		out[r] = &authv3.CheckResponse{
-			Status: &rpcstatus.Status{Code: int32(d.GRPCCode)},
-			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-				Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.HTTPStatus)},
-				Headers: headers,
-				Body:    DenyBody(r, cfg.GenericKeyErrors),
-			}},
-		}
+	for r := range denials {
+		out[r] = denyCheckResponse(r, DenyBody(r, cfg.GenericKeyErrors))
 	}
 	return out
+}
+
+func denyCheckResponse(r authz.Reason, body string) *authv3.CheckResponse {
+	d := DenialFor(r)
+	headers := []*corev3.HeaderValueOption{headerOption("content-type", "application/json")}
+	if r == authz.StoreUnavailable {
+		headers = append(headers, headerOption("retry-after", "1"))
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(d.GRPCCode)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.HTTPStatus)},
+			Headers: headers,
+			Body:    body,
+		}},
+	}
+}
+
+// denyResponse is the shared response of the decision's reason, or one of
+// its own when the body must say more (a GraphQL field, a routing detail).
+func (s *Server) denyResponse(d *authz.Decision) *authv3.CheckResponse {
+	if specificDeny(d) {
+		return denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors))
+	}
+	if resp, ok := s.denied[d.Reason]; ok {
+		return resp
+	}
+	return denyCheckResponse(d.Reason, DenyBody(d.Reason, s.cfg.GenericKeyErrors))
 }
 
 // keyParts is the part of an allow that depends only on the key, built the

@@ -13,15 +13,15 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 )
 
-// Observer records each decision (metrics). It must not block, nor keep d
-// after it returns.
+// Observer records each decision (metrics, the span in ctx). It must not
+// block, nor keep d after it returns.
 type Observer interface {
-	ObserveCheck(d *authz.Decision, elapsed time.Duration)
+	ObserveCheck(ctx context.Context, d *authz.Decision, elapsed time.Duration)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) ObserveCheck(*authz.Decision, time.Duration) {}
+func (nopObserver) ObserveCheck(context.Context, *authz.Decision, time.Duration) {}
 
 // Server is the ext_authz v3 Authorization service.
 type Server struct {
@@ -93,10 +93,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	if d.Allowed() {
 		resp = s.allowResponse(d)
 	} else {
-		resp = s.denied[d.Reason]
+		resp = s.denyResponse(d)
 		s.logDeny(ctx, d)
 	}
-	s.obs.ObserveCheck(d, time.Since(start))
+	s.obs.ObserveCheck(ctx, d, time.Since(start))
 	return resp, nil
 }
 

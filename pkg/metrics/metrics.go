@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,7 +72,7 @@ func (m *Metrics) KeysLoaded(f func() float64) {
 }
 
 // ObserveCheck records one decision; it satisfies extauthz.Observer.
-func (m *Metrics) ObserveCheck(d *authz.Decision, elapsed time.Duration) {
+func (m *Metrics) ObserveCheck(_ context.Context, d *authz.Decision, elapsed time.Duration) {
 	if int(d.Reason) < len(m.decisions) {
 		m.decisions[d.Reason].Inc()
 	}

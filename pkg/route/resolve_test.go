@@ -202,7 +202,7 @@ func TestResolve(t *testing.T) {
 		{"context_extensions with empty service use the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: map[string]string{"service": ""}}, target("email-api", "query", "inbox"), authz.OK},
 
 		// GraphQL without a parser.
-		{"graphql route without a parser", authz.RouteInput{Method: "POST", Path: "/graphql", Body: []byte(`{"query":"{a}"}`)}, authz.Target{Service: "graph-api", Accepts: fixtureAccepts["graph-api"]}, authz.InvalidGraphQL},
+		{"graphql route without a parser", authz.RouteInput{Method: "POST", Path: "/graphql", Body: []byte(`{"query":"{a}"}`)}, authz.Target{Service: "graph-api", Accepts: fixtureAccepts["graph-api"], GraphQL: true, Detail: "GraphQL parsing is not configured for this route"}, authz.InvalidGraphQL},
 
 		{"nothing matches", get("/nowhere"), authz.Target{}, authz.UnknownRoute},
 	}
@@ -232,25 +232,28 @@ func (p *fakeParser) Operations(*authz.RouteInput) (string, []authz.Operation, a
 
 func TestResolveGraphQL(t *testing.T) {
 	in := authz.RouteInput{Method: "POST", Path: "/graphql", ContentType: "application/json", Body: []byte(`{"query":"{a b}"}`)}
-	service := authz.Target{Service: "graph-api", Accepts: fixtureAccepts["graph-api"]}
+	service := authz.Target{Service: "graph-api", Accepts: fixtureAccepts["graph-api"], GraphQL: true}
+	noParser := service
+	noParser.Detail = "GraphQL parsing is not configured for this route"
+	gql := func(t authz.Target) authz.Target { t.GraphQL = true; return t }
 	tests := []struct {
 		name   string
 		parser OperationParser
 		want   authz.Target
 		r      authz.Reason
 	}{
-		{"no parser", nil, service, authz.InvalidGraphQL},
+		{"no parser", nil, noParser, authz.InvalidGraphQL},
 		{
 			"one root field",
 			&fakeParser{kind: "query", ops: []authz.Operation{{Kind: "query", Name: "a"}}},
-			target("graph-api", "query", "a"),
+			gql(target("graph-api", "query", "a")),
 			authz.OK,
 		},
 		{
 			"every root field is returned",
 			&fakeParser{kind: "mutation", ops: []authz.Operation{{Kind: "mutation", Name: "a"}, {Kind: "mutation", Name: "b"}, {Kind: "mutation", Name: "c"}}},
 			authz.Target{Service: "graph-api", Kind: "mutation", Operation: "a", Accepts: fixtureAccepts["graph-api"],
-				More: []authz.Operation{{Kind: "mutation", Name: "b"}, {Kind: "mutation", Name: "c"}}},
+				More: []authz.Operation{{Kind: "mutation", Name: "b"}, {Kind: "mutation", Name: "c"}}, GraphQL: true},
 			authz.OK,
 		},
 		{"unparseable body", &fakeParser{reason: authz.InvalidGraphQL}, service, authz.InvalidGraphQL},

@@ -394,9 +394,10 @@ func (t *Table) resolveGRPC(path string) (authz.Target, bool) {
 }
 
 func (t *Table) resolveGraphQL(r *route, in *authz.RouteInput) (authz.Target, authz.Reason) {
-	tg := authz.Target{Service: r.target.Service, Accepts: r.target.Accepts}
+	tg := authz.Target{Service: r.target.Service, Accepts: r.target.Accepts, GraphQL: true}
 	h := t.parser.Load()
 	if h == nil {
+		tg.Detail = "GraphQL parsing is not configured for this route"
 		return tg, authz.InvalidGraphQL
 	}
 	kind, ops, reason := h.p.Operations(in)
