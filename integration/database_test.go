@@ -441,6 +441,10 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	cli("keys", "update", "k-cli", "--scope", "email-api")
 	waitOutcome(t, check, checkReq("POST", "/email/send", secret, nil), 200, 10*time.Second)
+	// explain by key id, through the Account API (rows 4-8).
+	if out := cli("explain", "--key-id", "k-cli", "--routes-file", env.routesFile, "--method", "DELETE", "--path", "/email/42"); !strings.Contains(out, "decision: ALLOW") {
+		t.Fatalf("explain --key-id:\n%s", out)
+	}
 	cli("keys", "update", "k-cli", "--no-active")
 	waitOutcome(t, check, checkReq("GET", "/email/inbox", secret, nil), 401, 10*time.Second)
 	cli("keys", "update", "k-cli", "--active")

@@ -73,3 +73,33 @@ func TestHelpExitsCleanly(t *testing.T) {
 		t.Fatalf("help: %v\n%s", err, out)
 	}
 }
+
+func TestExplain(t *testing.T) {
+	const readOnly = "kg_sak_ElM6AcWnVMJgkFDHOKdZSzx8ldu6AR4WwJ5o" // demo key from examples/keys.yaml
+	args := []string{"explain", "--keys-file", "../../examples/keys.yaml", "--routes-file", "../../examples/routes.yaml"}
+	out, _, err := runCLI(t, readOnly+"\n", append(args, "--method", "POST", "--path", "/email/send")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 known", "k-acme-read", "operation \"sendEmail\"", "FAIL scope_denied (403)", "decision: DENY 403"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = runCLI(t, readOnly+"\n", append(args, "--path", "/email/inbox")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"decision: ALLOW", "upstream header   x-keygate-key-id: k-acme-read", "removed upstream  x-api-key"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, readOnly) {
+		t.Error("explain printed the secret")
+	}
+	out, _, err = runCLI(t, "kg_sak_nope\n", append(args, "--path", "/email/inbox")...)
+	if err != nil || !strings.Contains(out, "2 well formed                    FAIL malformed_key (401)") || !strings.Contains(out, "not reached") {
+		t.Errorf("malformed key: %v\n%s", err, out)
+	}
+}

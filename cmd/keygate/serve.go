@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -35,6 +36,8 @@ type serveCmd struct {
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KEYGATE_SHUTDOWN_TIMEOUT" default:"10s" help:"How long in-flight checks may take to finish on shutdown."`
+	DrainPeriod     time.Duration `name:"drain-period" env:"KEYGATE_DRAIN_PERIOD" default:"0s" help:"On SIGTERM, report NOT_SERVING and keep answering this long before stopping, so that Envoy's health checks move traffic away first (e.g. 5s behind Envoy)."`
+	Pprof           bool          `name:"pprof" env:"KEYGATE_PPROF" help:"Serve Go profiles under /debug/pprof/ on the admin listener."`
 }
 
 func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
@@ -113,7 +116,16 @@ func (c *serveCmd) Run(e *env) error {
 		closeAll()
 		return fmt.Errorf("admin-addr: %w", err)
 	}
-	adminSrv := &http.Server{Handler: admin.Handler(src.ready, m.Registry), ReadHeaderTimeout: 5 * time.Second}
+	adminMux := http.NewServeMux()
+	adminMux.Handle("/", admin.Handler(src.ready, m.Registry))
+	if c.Pprof {
+		adminMux.HandleFunc("/debug/pprof/", pprof.Index)
+		adminMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		adminMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		adminMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		adminMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	adminSrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
 
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
@@ -149,9 +161,14 @@ func (c *serveCmd) Run(e *env) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	log.Info("shutting down", "timeout", c.ShutdownTimeout.String())
-	// Envoy's health checks see NOT_SERVING first, then in-flight checks finish.
+	log.Info("shutting down", "drain", c.DrainPeriod.String(), "timeout", c.ShutdownTimeout.String())
+	// Envoy's health checks see NOT_SERVING first; during the drain period
+	// checks are still answered while traffic moves to other replicas, then
+	// in-flight checks finish.
 	healthSrv.Shutdown()
+	if c.DrainPeriod > 0 && serveErr == nil {
+		time.Sleep(c.DrainPeriod)
+	}
 	stopped := make(chan struct{})
 	go func() {
 		for _, s := range servers {

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/extauthz"
+	"github.com/keygate/keygate/pkg/keyfile"
+	"github.com/keygate/keygate/pkg/store/postgres"
+)
+
+// explainCmd shows, step by step, how serve would decide one request: for
+// platform teams debugging a 403. It runs the same engine and adapter.
+type explainCmd struct {
+	RoutesFile  string            `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"Routes file, as serve uses it."`
+	KeysFile    string            `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"Find the key (secret on stdin) in this keys file."`
+	DatabaseURL string            `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" help:"Find the key (secret on stdin) in PostgreSQL."`
+	KeyID       string            `name:"key-id" help:"Explain for this key id, fetched with the Account API (KEYGATE_ACCOUNT_ADDR, KEYGATE_ACCOUNT_KEY); rows 1-3 are skipped."`
+	AccountAddr string            `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address (with --key-id)."`
+	AccountKey  string            `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key for the Account API (with --key-id)."`
+	Method      string            `name:"method" default:"GET" help:"Request method."`
+	Path        string            `name:"path" required:"" help:"Request path as Envoy sees it (with query string)."`
+	Host        string            `name:"host" default:"localhost" help:"Request host."`
+	ClientIP    string            `name:"client-ip" default:"127.0.0.1" help:"Client address Envoy reports."`
+	ContentType string            `name:"content-type" help:"Content-Type (application/grpc for gRPC)."`
+	Ext         map[string]string `name:"ext" help:"Envoy context_extensions, e.g. --ext service=email-api --ext kind=query."`
+	BodyFile    string            `name:"body-file" type:"path" help:"Request body (GraphQL routes)."`
+	requestFlags
+	hashFlags
+}
+
+// observed captures the decision the adapter made, to explain it.
+type observed struct{ d authz.Decision }
+
+func (o *observed) ObserveCheck(_ context.Context, d *authz.Decision, _ time.Duration) { o.d = *d }
+
+func (c *explainCmd) Run(e *env) error {
+	l, err := load(c.RoutesFile, c.requestFlags, c.hashFlags, func(w string) { fmt.Fprintln(e.stderr, "warning:", w) })
+	if err != nil {
+		return err
+	}
+	var body []byte
+	if c.BodyFile != "" {
+		if body, err = os.ReadFile(c.BodyFile); err != nil {
+			return err
+		}
+	}
+	if c.KeyID != "" {
+		return c.explainByID(e, l, body)
+	}
+	var store authz.KeyStore
+	switch {
+	case c.KeysFile != "" && c.DatabaseURL != "":
+		return errors.New("give one of --keys-file and --database-url")
+	case c.KeysFile != "":
+		ks, err := keyfile.Open(c.KeysFile, l.keysOpts, nil)
+		if err != nil {
+			return err
+		}
+		store = ks
+	case c.DatabaseURL != "":
+		st, pool, err := postgres.Open(e.ctx, c.DatabaseURL, postgres.Options{Compile: l.keysOpts.Compile})
+		if err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		defer pool.Close()
+		store = st
+	default:
+		return errors.New("where is the key? give --keys-file or --database-url (secret on stdin), or --key-id")
+	}
+	secret, err := readSecret(e.stdin)
+	if err != nil {
+		return err
+	}
+	obs := &observed{}
+	engine := &authz.Engine{Keys: store, Routes: l.router, Hasher: l.hasher}
+	srv := extauthz.NewServer(engine, l.cfg, obs, nil)
+	resp, err := srv.Check(e.ctx, c.checkRequest(l.cfg.KeyHeader, secret, body))
+	if err != nil {
+		return err
+	}
+	c.explain(e.stdout, l, &obs.d, resp, true)
+	return nil
+}
+
+// checkRequest builds the CheckRequest Envoy would send.
+func (c *explainCmd) checkRequest(keyHeader, secret string, body []byte) *authv3.CheckRequest {
+	headers := map[string]string{":method": c.Method, ":path": c.Path, ":authority": c.Host}
+	if secret != "" {
+		headers[keyHeader] = secret
+	}
+	if c.ContentType != "" {
+		headers["content-type"] = c.ContentType
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: c.ClientIP}}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: c.Method, Path: c.Path, Host: c.Host, Headers: headers, RawBody: body,
+		}},
+		ContextExtensions: c.Ext,
+	}}
+}
+
+// explainByID evaluates rows 4-8 for a key fetched by id: the same record
+// methods the engine calls, without a secret.
+func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
+	if c.AccountKey == "" {
+		return errors.New("--key-id needs an account key: set KEYGATE_ACCOUNT_KEY")
+	}
+	conn, err := grpc.NewClient(c.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(e.ctx, "x-api-key", c.AccountKey), 10*time.Second)
+	defer cancel()
+	resp, err := accountv1.NewAccountServiceClient(conn).GetKey(ctx, &accountv1.GetKeyRequest{Id: c.KeyID})
+	if err != nil {
+		return fmt.Errorf("get key %s: %w", c.KeyID, err)
+	}
+	key, err := compileRemoteKey(resp.GetKey(), l)
+	if err != nil {
+		return err
+	}
+	ip, _ := netip.ParseAddr(c.ClientIP)
+	req := authz.Request{Key: "(by id)", KeyCount: 1, ClientIP: ip, Route: authz.RouteInput{
+		Host: c.Host, Method: c.Method, Path: c.Path, ContentType: c.ContentType, Extensions: c.Ext, Body: body}}
+	d := authz.Decision{Key: key}
+	if d.Reason = key.Status(time.Now()); d.Reason == authz.OK {
+		if d.Target, d.Reason = l.router.Resolve(&req.Route); d.Reason == authz.OK {
+			d.Reason, d.Denied = key.Authorize(&d.Target, &req)
+		}
+	}
+	c.explain(e.stdout, l, &d, nil, false)
+	return nil
+}
+
+// compileRemoteKey turns an Account API key into a record (with a dummy
+// hash: the record only decides rows 4-8 here).
+func compileRemoteKey(k *accountv1.Key, l *loaded) (*authz.Key, error) {
+	types := map[accountv1.KeyType]authz.KeyType{
+		accountv1.KeyType_KEY_TYPE_SERVICE: authz.KeyTypeService,
+		accountv1.KeyType_KEY_TYPE_APP:     authz.KeyTypeApp,
+		accountv1.KeyType_KEY_TYPE_ACCOUNT: authz.KeyTypeAccount,
+	}
+	spec := authz.KeySpec{
+		ID: k.GetId(), Name: k.GetName(), Type: types[k.GetType()], AppID: k.GetAppId(), AppName: k.GetAppName(),
+		TenantID: k.GetTenantId(), TenantName: k.GetTenantName(), Scope: k.GetScope(), Active: k.GetActive(),
+		IPFilters: k.GetIpFilters(), Group: k.GetGroup(), Description: k.GetDescription(),
+		Hash: apikey.FormatHash(apikey.SHA256, apikey.Digest{}),
+	}
+	if k.GetNotBefore() != nil {
+		spec.NotBefore = k.GetNotBefore().AsTime()
+	}
+	if k.GetExpiresAt() != nil {
+		spec.ExpiresAt = k.GetExpiresAt().AsTime()
+	}
+	for _, h := range k.GetResponseHeaders() {
+		spec.ResponseHeaders = append(spec.ResponseHeaders, authz.HeaderSpec{Name: h.GetName(), Value: h.GetValue(), Disabled: h.GetDisabled()})
+	}
+	return authz.Compile(spec, l.keysOpts.Compile)
+}
+
+// steps are the rows of SPEC §5 with the reasons that fail each.
+var steps = []struct {
+	title   string
+	reasons []authz.Reason
+}{
+	{"1 key present", []authz.Reason{authz.MissingKey}},
+	{"2 well formed", []authz.Reason{authz.MalformedKey}},
+	{"3 known", []authz.Reason{authz.UnknownKey, authz.StoreUnavailable}},
+	{"4 active and valid now", []authz.Reason{authz.InactiveKey, authz.NotYetValid, authz.ExpiredKey}},
+	{"5 route resolves to a service", []authz.Reason{authz.InvalidPath, authz.UnknownRoute, authz.InvalidGraphQL}},
+	{"6 service accepts the key type", []authz.Reason{authz.WrongKeyType}},
+	{"7 client IP allowed", []authz.Reason{authz.IPNotAllowed}},
+	{"8 scope allows the operation", []authz.Reason{authz.ScopeDenied}},
+}
+
+func (c *explainCmd) explain(w io.Writer, l *loaded, d *authz.Decision, resp *authv3.CheckResponse, withSecret bool) {
+	fmt.Fprintf(w, "request: %s %s host %s client %s", c.Method, c.Path, c.Host, c.ClientIP)
+	if len(c.Ext) > 0 {
+		fmt.Fprintf(w, " context_extensions %v", c.Ext)
+	}
+	fmt.Fprintln(w)
+	failed := -1
+	for i, s := range steps {
+		for _, r := range s.reasons {
+			if d.Reason == r {
+				failed = i
+			}
+		}
+	}
+	for i, s := range steps {
+		if !withSecret && i < 3 {
+			fmt.Fprintf(w, "  %-32s skipped (key given by id)\n", s.title)
+			continue
+		}
+		switch {
+		case failed >= 0 && i > failed:
+			fmt.Fprintf(w, "  %-32s not reached\n", s.title)
+		case i == failed:
+			fmt.Fprintf(w, "  %-32s FAIL %s (%d)%s\n", s.title, d.Reason, extauthz.DenialFor(d.Reason).HTTPStatus, c.detail(i, d, l))
+		default:
+			fmt.Fprintf(w, "  %-32s ok%s\n", s.title, c.detail(i, d, l))
+		}
+	}
+	if d.Reason != authz.OK {
+		fmt.Fprintf(w, "decision: DENY %d %s\n", extauthz.DenialFor(d.Reason).HTTPStatus, extauthz.DecisionBody(d, l.cfg.GenericKeyErrors))
+		return
+	}
+	fmt.Fprintln(w, "decision: ALLOW")
+	ok := resp.GetOkResponse()
+	if ok == nil {
+		return
+	}
+	for _, h := range ok.GetHeaders() {
+		fmt.Fprintf(w, "  upstream header   %s: %s\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+	}
+	for _, h := range ok.GetHeadersToRemove() {
+		fmt.Fprintf(w, "  removed upstream  %s\n", h)
+	}
+	for _, h := range ok.GetResponseHeadersToAdd() {
+		fmt.Fprintf(w, "  response header   %s: %s\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+	}
+	fields := resp.GetDynamicMetadata().GetFields()
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "  dynamic metadata  %s=%s\n", k, fields[k].GetStringValue())
+	}
+}
+
+// detail is what a step found, when there is something to say.
+func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
+	k := d.Key
+	t := &d.Target
+	switch step {
+	case 2:
+		if k != nil {
+			s := fmt.Sprintf(": key %s %q (%s", k.Spec.ID, k.Spec.Name, k.Spec.Type)
+			if k.Spec.AppID != "" {
+				s += ", app " + k.Spec.AppID
+			}
+			if k.Spec.TenantID != "" {
+				s += ", tenant " + k.Spec.TenantID
+			}
+			return s + ")"
+		}
+	case 3:
+		if k != nil {
+			var parts []string
+			parts = append(parts, fmt.Sprintf("active %v", k.Spec.Active))
+			if !k.Spec.NotBefore.IsZero() {
+				parts = append(parts, "not before "+k.Spec.NotBefore.Format(time.RFC3339))
+			}
+			parts = append(parts, "expires "+orNever(k.ExpiresAtText))
+			return ": " + strings.Join(parts, ", ")
+		}
+	case 4:
+		if t.Service != "" {
+			s := fmt.Sprintf(": service %s, kind %q, operation %q", t.Service, t.Kind, t.Operation)
+			for _, op := range t.More {
+				s += fmt.Sprintf(" + %s:%s", op.Kind, op.Name)
+			}
+			if t.Detail != "" {
+				s += " — " + t.Detail
+			}
+			return s
+		}
+		if t.Detail != "" {
+			return ": " + t.Detail
+		}
+	case 5:
+		if k != nil && t.Service != "" {
+			var accepts []string
+			for _, kt := range []authz.KeyType{authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount} {
+				if t.Accepts.Has(kt) {
+					accepts = append(accepts, kt.String())
+				}
+			}
+			return fmt.Sprintf(": %s accepts %s; the key is %s", t.Service, strings.Join(accepts, ", "), k.Spec.Type)
+		}
+	case 6:
+		if k != nil {
+			if len(k.Spec.IPFilters) == 0 {
+				return ": the key has no IP filters"
+			}
+			return fmt.Sprintf(": client %s, filters %s", c.ClientIP, strings.Join(k.Spec.IPFilters, " "))
+		}
+	case 7:
+		if k != nil && t.Service != "" {
+			s := fmt.Sprintf(": scope %q", k.Spec.Scope)
+			if d.Denied != "" {
+				s += " refuses " + d.Denied
+			}
+			return s
+		}
+	}
+	return ""
+}
+
+func orNever(s string) string {
+	if s == "" {
+		return "never"
+	}
+	return s
+}
