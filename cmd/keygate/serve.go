@@ -34,6 +34,7 @@ type serveCmd struct {
 	hashFlags
 	logFlags
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
+	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KEYGATE_SHUTDOWN_TIMEOUT" default:"10s" help:"How long in-flight checks may take to finish on shutdown."`
 	DrainPeriod     time.Duration `name:"drain-period" env:"KEYGATE_DRAIN_PERIOD" default:"0s" help:"On SIGTERM, report NOT_SERVING and keep answering this long before stopping, so that Envoy's health checks move traffic away first (e.g. 5s behind Envoy)."`
@@ -127,10 +128,21 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	adminSrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
 
+	var httpAuthz *http.Server
+	var httpLis net.Listener
+	if c.HTTPAuthzAddr != "" {
+		if httpLis, err = net.Listen("tcp", c.HTTPAuthzAddr); err != nil {
+			closeAll()
+			adminLis.Close()
+			return fmt.Errorf("http-authz-addr: %w", err)
+		}
+		httpAuthz = &http.Server{Handler: extauthz.NewHTTPHandler(engine, l.cfg, m, log), ReadHeaderTimeout: 5 * time.Second}
+	}
+
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(servers)+1)
+	errc := make(chan error, len(servers)+2)
 	for i, s := range servers {
 		wg.Add(1)
 		go func(srv *grpc.Server, lis net.Listener) { defer wg.Done(); errc <- srv.Serve(lis) }(s.srv, listeners[i])
@@ -144,6 +156,16 @@ func (c *serveCmd) Run(e *env) error {
 		}
 	}()
 	log.Info("listening", "listener", "admin", "addr", adminLis.Addr().String())
+	if httpAuthz != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := httpAuthz.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		log.Info("listening", "listener", "http", "addr", httpLis.Addr().String())
+	}
 	loops := append(src.loops, func(ctx context.Context) {
 		c.watch(ctx, log, c.RoutesFile, func() {
 			err := reloadRoutes(l.router, c.RoutesFile, log)
@@ -171,9 +193,20 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	stopped := make(chan struct{})
 	go func() {
+		var stopWG sync.WaitGroup
 		for _, s := range servers {
-			s.srv.GracefulStop()
+			stopWG.Add(1)
+			go func() { defer stopWG.Done(); s.srv.GracefulStop() }()
 		}
+		if httpAuthz != nil {
+			stopWG.Add(1)
+			go func() {
+				defer stopWG.Done()
+				// Finishes in-flight checks like GracefulStop does for gRPC.
+				_ = httpAuthz.Shutdown(context.Background())
+			}()
+		}
+		stopWG.Wait()
 		close(stopped)
 	}()
 	select {
@@ -182,6 +215,9 @@ func (c *serveCmd) Run(e *env) error {
 		log.Warn("shutdown timeout: cancelling remaining checks")
 		for _, s := range servers {
 			s.srv.Stop()
+		}
+		if httpAuthz != nil {
+			_ = httpAuthz.Close()
 		}
 	}
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), time.Second)

@@ -76,14 +76,7 @@ func (s *Server) fillRequest(r *authz.Request, req *authv3.CheckRequest) {
 	hs := newHeaderSource(h)
 
 	r.Key, r.KeyCount = hs.get(s.cfg.KeyHeader)
-	if s.cfg.KeyQueryParam != "" {
-		if v, n := queryParam(h.GetPath(), s.cfg.KeyQueryParam); n > 0 {
-			if r.KeyCount == 0 {
-				r.Key = v
-			}
-			r.KeyCount += n
-		}
-	}
+	addQueryKey(r, h.GetPath(), s.cfg.KeyQueryParam)
 
 	r.Route.Host = h.GetHost()
 	r.Route.Method = h.GetMethod()
@@ -104,6 +97,22 @@ func (s *Server) fillRequest(r *authz.Request, req *authv3.CheckRequest) {
 	} else {
 		xff, _ := hs.get("x-forwarded-for")
 		r.ClientIP = ClientIPFromXFF(xff, s.cfg.XFFTrustedHops)
+	}
+}
+
+// addQueryKey adds the key query parameter of a request target, when one
+// is configured, to the key values r already holds from the key header:
+// both adapters count header and parameter together, so that a request
+// carrying both is malformed_key.
+func addQueryKey(r *authz.Request, target, param string) {
+	if param == "" {
+		return
+	}
+	if v, n := queryParam(target, param); n > 0 {
+		if r.KeyCount == 0 {
+			r.Key = v
+		}
+		r.KeyCount += n
 	}
 }
 

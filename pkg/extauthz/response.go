@@ -150,6 +150,13 @@ type keyParts struct {
 	responseHeaders []*corev3.HeaderValueOption
 	dynamicHeaders  bool
 	metaKey         map[string]*structpb.Value
+	// names and keyHeader are the header names the parts were built for,
+	// so that an adapter configured with other names never reuses them.
+	names     IdentityHeaders
+	keyHeader string
+	// http is the HTTP mode's form of the same parts (http.go), built the
+	// first time the key is allowed through the HTTP mode.
+	http atomic.Pointer[httpKeyParts]
 	// last is the allow response this key got most recently. A response is
 	// a function of the key and the (service, kind, operation) called, and
 	// a key mostly calls the same operation again, so reusing it saves
@@ -163,13 +170,25 @@ type cachedAllow struct {
 	resp                     *authv3.CheckResponse
 }
 
-func (s *Server) partsFor(k *authz.Key) *keyParts {
-	if p, ok := k.AdapterData().(*keyParts); ok {
+// partsFor returns the key's parts for cfg, building and keeping them with
+// the key the first time. Both adapters (gRPC and HTTP) share them; parts
+// built for other header names are never reused, only rebuilt.
+func partsFor(k *authz.Key, cfg *Config) *keyParts {
+	p, ok := k.AdapterData().(*keyParts)
+	if ok && p.names == cfg.Identity && p.keyHeader == cfg.KeyHeader {
 		return p
 	}
-	id := s.cfg.Identity
+	np := buildParts(k, cfg)
+	if !ok {
+		k.SetAdapterData(np)
+	}
+	return np
+}
+
+func buildParts(k *authz.Key, cfg *Config) *keyParts {
+	id := cfg.Identity
 	spec := &k.Spec
-	p := &keyParts{remove: []string{s.cfg.KeyHeader}}
+	p := &keyParts{remove: []string{cfg.KeyHeader}, names: id, keyHeader: cfg.KeyHeader}
 	add := func(name, value string) {
 		if value == "" {
 			// Not applicable to this key (the tenant of an app key): removed,
@@ -202,13 +221,12 @@ func (s *Server) partsFor(k *authz.Key) *keyParts {
 			p.metaKey[name] = structpb.NewStringValue(v)
 		}
 	}
-	k.SetAdapterData(p)
 	return p
 }
 
 // allowResponse builds the OkHttpResponse for an allowed request.
 func (s *Server) allowResponse(d *authz.Decision) *authv3.CheckResponse {
-	p := s.partsFor(d.Key)
+	p := partsFor(d.Key, &s.cfg)
 	t := &d.Target
 	if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
 		return c.resp

@@ -94,7 +94,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		resp = s.allowResponse(d)
 	} else {
 		resp = s.denyResponse(d)
-		s.logDeny(ctx, d)
+		logDeny(ctx, s.log, d)
 	}
 	s.obs.ObserveCheck(ctx, d, time.Since(start))
 	return resp, nil
@@ -102,12 +102,12 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 
 // logDeny writes one debug line per deny and a warning for internal
 // failures. It names the key by id only, never by secret or hash.
-func (s *Server) logDeny(ctx context.Context, d *authz.Decision) {
+func logDeny(ctx context.Context, log *slog.Logger, d *authz.Decision) {
 	if d.Reason == authz.StoreUnavailable {
-		s.log.WarnContext(ctx, "check failed: key store unavailable", "error", d.Err)
+		log.WarnContext(ctx, "check failed: key store unavailable", "error", d.Err)
 		return
 	}
-	if !s.log.Enabled(ctx, slog.LevelDebug) {
+	if !log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
 	attrs := []any{"reason", d.Reason.String()}
@@ -117,5 +117,5 @@ func (s *Server) logDeny(ctx context.Context, d *authz.Decision) {
 	if d.Target.Service != "" {
 		attrs = append(attrs, "service", d.Target.Service, "operation", d.Target.Operation)
 	}
-	s.log.DebugContext(ctx, "denied", attrs...)
+	log.DebugContext(ctx, "denied", attrs...)
 }
