@@ -8,12 +8,16 @@ import (
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
+	"github.com/keygate/keygate/pkg/graphql"
 	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/route"
 )
 
 // loaded is the configuration a server decides from.
 type loaded struct {
+	// graphql parses the bodies of GraphQL routes; one for the process, so
+	// its cache of recent documents survives routes reloads.
+	graphql  *graphql.Parser
 	hasher   *apikey.Hasher
 	cfg      extauthz.Config
 	router   *route.Router
@@ -34,7 +38,8 @@ func load(routesFile string, req requestFlags, hf hashFlags, warn func(string)) 
 		errs = append(errs, err)
 	}
 	l.hasher = h
-	table, warnings, err := route.LoadFile(routesFile)
+	l.graphql = graphql.NewParser()
+	table, warnings, err := loadRoutes(routesFile, l.graphql)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -49,6 +54,16 @@ func load(routesFile string, req requestFlags, hf hashFlags, warn func(string)) 
 	l.router = route.NewRouter(table)
 	l.keysOpts = l.keyfileOptions()
 	return l, nil
+}
+
+// loadRoutes reads a routes file and gives its table the GraphQL parser,
+// so that a table never serves GraphQL routes without one.
+func loadRoutes(path string, gql *graphql.Parser) (*route.Table, []string, error) {
+	table, warnings, err := route.LoadFile(path)
+	if err == nil {
+		table.SetOperationParser(gql)
+	}
+	return table, warnings, err
 }
 
 func (l *loaded) keyfileOptions() keyfile.Options {

@@ -23,7 +23,7 @@ func TestEnvironmentEquivalents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
-	for _, want := range []string{"7 keys", "key header x-demo-key", "xff-trusted-hops 2"} {
+	for _, want := range []string{"10 keys", "key header x-demo-key", "xff-trusted-hops 2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output %q lacks %q", out, want)
 		}

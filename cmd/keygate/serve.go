@@ -20,6 +20,7 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
 	"github.com/keygate/keygate/pkg/filewatch"
+	"github.com/keygate/keygate/pkg/graphql"
 	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/metrics"
 	"github.com/keygate/keygate/pkg/route"
@@ -168,7 +169,7 @@ func (c *serveCmd) Run(e *env) error {
 	}
 	loops := append(src.loops, func(ctx context.Context) {
 		c.watch(ctx, log, c.RoutesFile, func() {
-			err := reloadRoutes(l.router, c.RoutesFile, log)
+			err := reloadRoutes(l.router, l.graphql, c.RoutesFile, log)
 			m.ObserveReload("routes", err)
 		})
 	})
@@ -276,8 +277,8 @@ func (c *serveCmd) watch(ctx context.Context, log *slog.Logger, path string, rel
 
 // reloadRoutes swaps in a changed routes file, keeping the last good table
 // when the new one is invalid.
-func reloadRoutes(r *route.Router, path string, log *slog.Logger) error {
-	table, warnings, err := route.LoadFile(path)
+func reloadRoutes(r *route.Router, gql *graphql.Parser, path string, log *slog.Logger) error {
+	table, warnings, err := loadRoutes(path, gql)
 	if err != nil {
 		log.Warn("routes file reload failed; keeping the last good routes", "file", path, "error", err)
 		return err

@@ -27,6 +27,7 @@ func main() {
 	host := flag.String("host", "api.example.com", "Host header")
 	peer := flag.String("peer", "127.0.0.1", "client address Envoy would report")
 	ctype := flag.String("content-type", "", "content-type header (application/grpc for gRPC)")
+	body := flag.String("body", "", "request body, as Envoy forwards it with with_request_body (GraphQL routes)")
 	var ext extFlag
 	flag.Var(&ext, "ext", "context_extensions entry name=value (repeatable)")
 	flag.Parse()
@@ -42,7 +43,7 @@ func main() {
 		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
 			SocketAddress: &corev3.SocketAddress{Address: *peer}}}},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: *method, Path: *path, Host: *host, Headers: headers,
+			Method: *method, Path: *path, Host: *host, Headers: headers, Body: *body,
 		}},
 		ContextExtensions: ext,
 	}}

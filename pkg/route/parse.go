@@ -49,7 +49,9 @@ func Parse(data []byte, filename string) (*Table, []string, error) {
 var (
 	topFields     = []string{"services"}
 	serviceFields = []string{"name", "key_types", "routes", "grpc_services"}
-	routeFields   = []string{"host", "path", "path_prefix", "methods", "kind", "operation", "protocol"}
+	routeFields   = append([]string{"host", "path", "path_prefix", "methods", "kind", "operation", "protocol"}, graphqlFields...)
+	// graphqlFields set a protocol: graphql route's GraphQLOptions.
+	graphqlFields = []string{"allow_persisted_queries", "max_body_bytes", "max_depth", "max_root_fields", "max_batch"}
 	grpcFields    = []string{"name", "kind"}
 )
 
@@ -121,6 +123,8 @@ func (l *loader) load(data []byte) *Table {
 		services: make(map[string]*service),
 		hosts:    make(map[string]*candidates),
 		grpc:     make(map[string]grpcService),
+
+		extGraphQL: DefaultGraphQLOptions(),
 	}
 	var (
 		routes    []*route
@@ -335,12 +339,15 @@ func (l *loader) route(n *yaml.Node, where string, s *service) *route {
 			switch v {
 			case "", "http":
 			case "graphql":
-				r.graphql = true
+				opts := DefaultGraphQLOptions()
+				r.gql = &opts
 			default:
 				l.errorf(pf.val, join(where, "protocol"), "unknown protocol %q (want http or graphql)", v)
 			}
 		}
 	}
+
+	l.graphqlOptions(f, where, r.gql)
 
 	if hf, ok := f["host"]; ok {
 		if v, ok := l.scalar(hf, join(where, "host")); ok {
@@ -394,11 +401,14 @@ func (l *loader) route(n *yaml.Node, where string, s *service) *route {
 		v, ok := l.scalar(vf, fw)
 		switch {
 		case !ok:
-		case r.graphql:
+		case r.gql != nil:
 			l.errorf(vf.key, fw, "not allowed on a graphql route: the kind and operations come from the request body")
 		case v != "":
 			if err := checkName(v); err != nil {
 				l.errorf(vf.val, fw, "%v", err)
+			}
+			if name == "kind" && v == ExtensionKindGraphQL {
+				l.warnf(vf.val, fw, "%q is matched as a literal kind here: write protocol: graphql to have the request body parsed", v)
 			}
 		}
 		if name == "kind" {
@@ -412,6 +422,54 @@ func (l *loader) route(n *yaml.Node, where string, s *service) *route {
 		return nil
 	}
 	return r
+}
+
+// graphqlOptions reads the GraphQL fields of a route into opts, which is
+// nil for a route that is not protocol: graphql (the fields are refused).
+func (l *loader) graphqlOptions(f map[string]field, where string, opts *GraphQLOptions) {
+	for _, name := range graphqlFields {
+		vf, ok := f[name]
+		if !ok {
+			continue
+		}
+		fw := join(where, name)
+		if opts == nil {
+			l.errorf(vf.key, fw, "only allowed on a route with protocol: graphql")
+			continue
+		}
+		v := l.deref(vf.val)
+		if v == nil {
+			continue
+		}
+		var (
+			dst   *int
+			limit int
+		)
+		switch name {
+		case "allow_persisted_queries":
+			var b bool
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&b) != nil {
+				l.errorf(v, fw, "must be true or false")
+				continue
+			}
+			opts.AllowPersistedQueries = b
+			continue
+		case "max_body_bytes":
+			dst, limit = &opts.MaxBodyBytes, MaxGraphQLMaxBodyBytes
+		case "max_depth":
+			dst, limit = &opts.MaxDepth, MaxGraphQLMaxDepth
+		case "max_root_fields":
+			dst, limit = &opts.MaxRootFields, MaxGraphQLMaxRootFields
+		case "max_batch":
+			dst, limit = &opts.MaxBatch, MaxGraphQLMaxBatch
+		}
+		var n int64
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil || n < 1 || n > int64(limit) {
+			l.errorf(v, fw, "must be a whole number from 1 to %d", limit)
+			continue
+		}
+		*dst = int(n)
+	}
 }
 
 // routePath checks a path or path_prefix and normalises it the way request

@@ -301,6 +301,45 @@ services:
 			},
 		},
 		{
+			"graphql fields on a route that is not graphql",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - path: /rest
+        allow_persisted_queries: true
+        max_depth: 3
+`,
+			[]string{
+				`routes.yaml:7: services[0] (a): routes[0]: allow_persisted_queries: only allowed on a route with protocol: graphql`,
+				`routes.yaml:8: services[0] (a): routes[0]: max_depth: only allowed on a route with protocol: graphql`,
+			},
+		},
+		{
+			"bad graphql limits",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - path: /graphql
+        protocol: graphql
+        allow_persisted_queries: "yes"
+        max_body_bytes: 0
+        max_depth: 501
+        max_root_fields: ten
+        max_batch: 1.5
+`,
+			[]string{
+				`routes.yaml:8: services[0] (a): routes[0]: allow_persisted_queries: must be true or false`,
+				`routes.yaml:9: services[0] (a): routes[0]: max_body_bytes: must be a whole number from 1 to 16777216`,
+				`routes.yaml:10: services[0] (a): routes[0]: max_depth: must be a whole number from 1 to 500`,
+				`routes.yaml:11: services[0] (a): routes[0]: max_root_fields: must be a whole number from 1 to 10000`,
+				`routes.yaml:12: services[0] (a): routes[0]: max_batch: must be a whole number from 1 to 1000`,
+			},
+		},
+		{
 			"bad gRPC services",
 			`
 services:
@@ -374,7 +413,7 @@ services:
 			[]string{
 				`routes.yaml:2: version: unknown field (known: services)`,
 				`routes.yaml:5: services[0] (a): key_type: unknown field (known: name, key_types, routes, grpc_services)`,
-				`routes.yaml:8: services[0] (a): routes[0]: method: unknown field (known: host, path, path_prefix, methods, kind, operation, protocol)`,
+				`routes.yaml:8: services[0] (a): routes[0]: method: unknown field (known: host, path, path_prefix, methods, kind, operation, protocol, allow_persisted_queries, max_body_bytes, max_depth, max_root_fields, max_batch)`,
 			},
 		},
 		{
@@ -603,6 +642,17 @@ services:
 				`routes.yaml:6: services[0] (a): routes[0]: path: "/a//b/../%63" is matched as "/a/c", its normal form`,
 				`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/x/%2f" is matched as "/x/%2F", its normal form`,
 			},
+		},
+		{
+			"kind graphql on a plain route",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /graphql, kind: graphql, operation: any}
+`,
+			[]string{`routes.yaml:6: services[0] (a): routes[0]: kind: "graphql" is matched as a literal kind here: write protocol: graphql to have the request body parsed`},
 		},
 	}
 	for _, tt := range tests {

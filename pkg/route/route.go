@@ -11,8 +11,10 @@
 //     whose path is /pkg.Service/Method calls operation Method of the
 //     keygate service that declares pkg.Service in grpc_services;
 //
-// and a table route marked protocol: graphql takes its kind and operations
-// from the request body through an OperationParser.
+// and a table route marked protocol: graphql, or context_extensions with
+// kind graphql, takes its kinds and operations from the request body
+// through an OperationParser (one per root field, every one checked). No
+// other request is ever given to the parser.
 //
 // Table routes are matched on the path without its query string, normalised
 // by NormalizePath. A route naming a host beats a host-less one (an exact
@@ -38,17 +40,6 @@ var (
 	_ authz.Router = (*Router)(nil)
 )
 
-// OperationParser reads the operations a GraphQL request calls. It is a
-// seam so that this package does not depend on a GraphQL parser.
-type OperationParser interface {
-	// Operations reads the operations a request body calls: the kind
-	// (query|mutation|subscription) and every root field, each with its
-	// Kind set. It answers authz.OK or authz.InvalidGraphQL. It is called
-	// concurrently, and ops[1:] becomes Target.More, so the slice must not
-	// be reused after it is returned.
-	Operations(in *authz.RouteInput) (kind string, ops []authz.Operation, r authz.Reason)
-}
-
 // Table is a compiled routes file.
 type Table struct {
 	services map[string]*service
@@ -58,6 +49,10 @@ type Table struct {
 	wildcards []wildcard             // longest suffix first
 	anyHost   candidates
 	grpc      map[string]grpcService // by full gRPC service name
+
+	// extGraphQL are the options of requests that context_extensions
+	// route to kind graphql: the defaults.
+	extGraphQL GraphQLOptions
 
 	// parser is atomic so that SetOperationParser is safe at any time,
 	// also on a table a Router already serves.
@@ -92,8 +87,10 @@ type route struct {
 	segs     []segment // template routes
 	literals int       // literal segments of a template
 	methods  []string  // nil: any method
-	graphql  bool
-	target   authz.Target // Service, Kind, Operation, Accepts
+	// gql is set for protocol: graphql routes: their options, complete
+	// with defaults.
+	gql    *GraphQLOptions
+	target authz.Target // Service, Kind, Operation, Accepts
 
 	// host is the lower-case host as compiled ("" for any, "*.x" for a
 	// wildcard); where and line name the entry in load messages.
@@ -168,6 +165,9 @@ func (t *Table) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 		if !ok {
 			return authz.Target{}, authz.UnknownRoute
 		}
+		if in.Extensions["kind"] == ExtensionKindGraphQL {
+			return t.resolveGraphQL(authz.Target{Service: s.name, Accepts: s.accepts}, &t.extGraphQL, in)
+		}
 		return authz.Target{
 			Service:   s.name,
 			Kind:      in.Extensions["kind"],
@@ -185,8 +185,8 @@ func (t *Table) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 		return authz.Target{}, authz.InvalidPath
 	}
 	if r := t.match(requestHost(in.Host), in.Method, p); r != nil {
-		if r.graphql {
-			return t.resolveGraphQL(r, in)
+		if r.gql != nil {
+			return t.resolveGraphQL(r.target, r.gql, in)
 		}
 		return r.target, authz.OK
 	}
@@ -391,27 +391,6 @@ func (t *Table) resolveGRPC(path string) (authz.Target, bool) {
 		return authz.Target{}, false
 	}
 	return authz.Target{Service: g.service, Kind: g.kind, Operation: method, Accepts: g.accepts}, true
-}
-
-func (t *Table) resolveGraphQL(r *route, in *authz.RouteInput) (authz.Target, authz.Reason) {
-	tg := authz.Target{Service: r.target.Service, Accepts: r.target.Accepts, GraphQL: true}
-	h := t.parser.Load()
-	if h == nil {
-		tg.Detail = "GraphQL parsing is not configured for this route"
-		return tg, authz.InvalidGraphQL
-	}
-	kind, ops, reason := h.p.Operations(in)
-	// Anything but a clean answer with at least one field is denied: an
-	// operation-less target would be matched only by whole-service scopes,
-	// which is not what the parser meant.
-	if reason != authz.OK || len(ops) == 0 {
-		return tg, authz.InvalidGraphQL
-	}
-	tg.Kind, tg.Operation = kind, ops[0].Name
-	if len(ops) > 1 {
-		tg.More = ops[1:]
-	}
-	return tg, authz.OK
 }
 
 // isIdent is a protobuf identifier, the form of gRPC service-name parts and
