@@ -24,6 +24,8 @@ import (
 	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/metrics"
 	"github.com/keygate/keygate/pkg/route"
+	"github.com/keygate/keygate/pkg/telemetry"
+	"go.opentelemetry.io/otel"
 )
 
 type serveCmd struct {
@@ -34,6 +36,7 @@ type serveCmd struct {
 	requestFlags
 	hashFlags
 	logFlags
+	telemetryFlags
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
@@ -75,8 +78,23 @@ func (c *serveCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	tr, err := telemetry.Setup(e.ctx, telemetry.Config{
+		Version: version, OTLPEndpoint: c.OTLPEndpoint, Sampler: c.TraceSampler, SampleRatio: c.TraceSampleRatio,
+	})
+	if err != nil {
+		return err
+	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry", "error", err) }))
+	defer func() {
+		// After the servers stopped: flush the spans still buffered.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			log.Warn("flushing traces failed", "error", err)
+		}
+	}()
 	m := metrics.New(version, nil)
-	src, err := c.openKeys(e.ctx, l, m, log)
+	src, err := c.openKeys(e.ctx, l, m, tr, log)
 	if err != nil {
 		return err
 	}
@@ -84,17 +102,18 @@ func (c *serveCmd) Run(e *env) error {
 	m.KeysLoaded(func() float64 { return float64(src.count()) })
 
 	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage}
-	authzSrv := extauthz.NewServer(engine, l.cfg, m, log)
+	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
+	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
 
-	grpcSrv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(grpcSrv, authzSrv)
+	grpcSrv := grpc.NewServer(tr.GRPCServerOptions()...)
+	authv3.RegisterAuthorizationServer(grpcSrv, tr.WrapAuthorization(authzSrv))
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthSrv.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	servers := []namedServer{{"authz", c.AuthzAddr, grpcSrv}}
 	if src.account.register != nil {
-		accountSrv := grpc.NewServer(src.account.opts...)
+		accountSrv := grpc.NewServer(append(tr.GRPCServerOptions(), src.account.opts...)...)
 		src.account.register(accountSrv)
 		servers = append(servers, namedServer{"account", src.account.addr, accountSrv})
 	}
@@ -137,7 +156,7 @@ func (c *serveCmd) Run(e *env) error {
 			adminLis.Close()
 			return fmt.Errorf("http-authz-addr: %w", err)
 		}
-		httpAuthz = &http.Server{Handler: extauthz.NewHTTPHandler(engine, l.cfg, m, log), ReadHeaderTimeout: 5 * time.Second}
+		httpAuthz = &http.Server{Handler: tr.WrapHTTP(extauthz.NewHTTPHandler(engine, l.cfg, obs, log)), ReadHeaderTimeout: 5 * time.Second}
 	}
 
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -229,6 +248,15 @@ func (c *serveCmd) Run(e *env) error {
 	return serveErr
 }
 
+// telemetryFlags configure tracing. The standard OTEL_* variables
+// (OTEL_EXPORTER_OTLP_*, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+// OTEL_SERVICE_NAME, OTEL_SDK_DISABLED) apply when these are unset.
+type telemetryFlags struct {
+	OTLPEndpoint     string  `name:"otlp-endpoint" env:"KEYGATE_OTLP_ENDPOINT" help:"OTLP/gRPC collector for traces as a URL: http://host:4317 (plaintext) or https://host:4317. Unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; none of them: tracing off."`
+	TraceSampler     string  `name:"trace-sampler" env:"KEYGATE_TRACE_SAMPLER" help:"always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio. Unset: OTEL_TRACES_SAMPLER, else parentbased_always_on."`
+	TraceSampleRatio float64 `name:"trace-sample-ratio" env:"KEYGATE_TRACE_SAMPLE_RATIO" help:"Ratio of the *traceidratio samplers, in [0, 1]. Unset: OTEL_TRACES_SAMPLER_ARG, else 1."`
+}
+
 type namedServer struct {
 	name string
 	addr string
@@ -237,12 +265,12 @@ type namedServer struct {
 
 // openKeys opens the keys file (the embedded store) or, with a database
 // URL, PostgreSQL behind the cache.
-func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, log *slog.Logger) (*keySource, error) {
+func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, tr *telemetry.Tracing, log *slog.Logger) (*keySource, error) {
 	switch {
 	case c.KeysFile != "" && c.DatabaseURL != "":
 		return nil, errors.New("--keys-file and --database-url exclude each other: serve keys from one source")
 	case c.DatabaseURL != "":
-		return c.openDatabase(ctx, l, m, log)
+		return c.openDatabase(ctx, l, m, tr, log)
 	case c.KeysFile == "":
 		return nil, errors.New("no keys: give --keys-file (KEYGATE_KEYS_FILE) or --database-url (DATABASE_URL)")
 	}

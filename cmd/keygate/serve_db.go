@@ -11,6 +11,7 @@ import (
 	"github.com/keygate/keygate/pkg/cache"
 	"github.com/keygate/keygate/pkg/metrics"
 	"github.com/keygate/keygate/pkg/store/postgres"
+	"github.com/keygate/keygate/pkg/telemetry"
 	"google.golang.org/grpc"
 )
 
@@ -25,8 +26,8 @@ type databaseFlags struct {
 
 // openDatabase serves keys from PostgreSQL behind the cache, with the
 // change feed and the Account API.
-func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metrics, log *slog.Logger) (*keySource, error) {
-	opts := postgres.Options{Compile: l.keysOpts.Compile}
+func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metrics, tr *telemetry.Tracing, log *slog.Logger) (*keySource, error) {
+	opts := postgres.Options{Compile: l.keysOpts.Compile, Tracer: telemetry.PgxTracer(tr.TracerProvider(), m), Logger: log}
 	st, pool, err := postgres.Open(ctx, c.DatabaseURL, opts)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
@@ -37,11 +38,13 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	kc, err := cache.New(st, cache.Options{MaxKeys: c.CacheMaxKeys, DegradedAfter: c.DegradedAfter, Logger: log})
+	kc, err := cache.New(telemetry.ObserveChangeFeed(st, m, nil),
+		cache.Options{MaxKeys: c.CacheMaxKeys, DegradedAfter: c.DegradedAfter, Logger: log})
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
+	m.ObserveCache(kc.Stats)
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
 	accountSrv := account.NewServer(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log})
 	src := &keySource{

@@ -20,6 +20,17 @@ type Decision struct {
 	// Err is the internal error behind store_unavailable, for logs. It never
 	// carries key material.
 	Err error
+	// CacheHit is set when the key store is a HitReporter (a cache) and
+	// answered the lookup from memory, without asking the store behind it.
+	CacheHit bool
+}
+
+// HitReporter is an optional KeyStore extension for stores with a memory
+// cache in front: LookupKeyHit is LookupKey that also reports whether the
+// answer (found or not found) came from memory. The engine prefers it, to
+// fill Decision.CacheHit for telemetry.
+type HitReporter interface {
+	LookupKeyHit(ctx context.Context, digest apikey.Digest) (key *Key, hit bool, err error)
 }
 
 // Allowed reports whether the request may pass.
@@ -49,7 +60,15 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		return d
 	}
 	digest := e.Hasher.Sum(r.Key)
-	key, err := e.Keys.LookupKey(ctx, digest)
+	var (
+		key *Key
+		err error
+	)
+	if hr, ok := e.Keys.(HitReporter); ok {
+		key, d.CacheHit, err = hr.LookupKeyHit(ctx, digest)
+	} else {
+		key, err = e.Keys.LookupKey(ctx, digest)
+	}
 	switch {
 	case errors.Is(err, ErrKeyNotFound):
 		d.Reason = UnknownKey

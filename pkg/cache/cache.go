@@ -182,6 +182,7 @@ type Cache struct {
 var (
 	_ authz.KeyStore      = (*Cache)(nil)
 	_ authz.UsageRecorder = (*Cache)(nil)
+	_ authz.HitReporter   = (*Cache)(nil)
 )
 
 // New returns a cold cache in front of src; call Warm before serving.
@@ -217,28 +218,37 @@ func prefixOf(d apikey.Digest) uint64 { return binary.LittleEndian.Uint64(d[:8])
 // once for all concurrent callers. Store errors are returned as they are
 // and never cached.
 func (c *Cache) LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error) {
+	k, _, err := c.LookupKeyHit(ctx, d)
+	return k, err
+}
+
+// LookupKeyHit is LookupKey that also reports whether it answered from
+// memory: a record, a negative entry, or a digest outside the set (true),
+// or the store on the miss path (false). It implements authz.HitReporter.
+func (c *Cache) LookupKeyHit(ctx context.Context, d apikey.Digest) (*authz.Key, bool, error) {
 	if s := c.state.Load(); s != stateWarm {
 		if s == stateClosed {
-			return nil, ErrClosed
+			return nil, false, ErrClosed
 		}
-		return nil, ErrNotWarm
+		return nil, false, ErrNotWarm
 	}
 	p := prefixOf(d)
 	if !c.set.contains(p) {
 		c.notInSet.add(p)
-		return nil, authz.ErrKeyNotFound
+		return nil, true, authz.ErrKeyNotFound
 	}
 	if e, ok := c.rc.Get(p); ok && e.digest == d {
 		if e.key != nil {
 			c.hits.add(p)
-			return e.key, nil
+			return e.key, true, nil
 		}
 		if c.opts.Now().UnixNano() < e.expires {
 			c.negHits.add(p)
-			return nil, authz.ErrKeyNotFound
+			return nil, true, authz.ErrKeyNotFound
 		}
 	}
-	return c.load(ctx, d, p)
+	k, err := c.load(ctx, d, p)
+	return k, false, err
 }
 
 // load is the miss path: one store lookup per digest and generation, shared

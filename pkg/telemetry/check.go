@@ -1,0 +1,235 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/status"
+
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/extauthz"
+)
+
+// CheckSpanName is the name of the span around each Check.
+const CheckSpanName = "keygate.Check"
+
+// Span attribute keys of the Check span. Values are ids, codes and names
+// from the routes table: never a secret, a hash or a request header.
+const (
+	AttrDecision  = attribute.Key("keygate.decision") // allow | deny
+	AttrReason    = attribute.Key("keygate.reason")   // authz.Reason code
+	AttrKeyID     = attribute.Key("keygate.key.id")
+	AttrKeyType   = attribute.Key("keygate.key.type")
+	AttrApp       = attribute.Key("keygate.app.id")
+	AttrTenant    = attribute.Key("keygate.tenant.id")
+	AttrService   = attribute.Key("keygate.service")
+	AttrKind      = attribute.Key("keygate.operation.kind")
+	AttrOperation = attribute.Key("keygate.operation")
+	AttrCacheHit  = attribute.Key("keygate.cache.hit")
+)
+
+// WrapAuthorization returns inner with a span around each Check that joins
+// the caller's trace. The parent is the W3C traceparent/tracestate of the
+// CheckRequest's HTTP headers (the request Envoy asks about), unless ctx
+// already holds a local span of that same trace (the otelgrpc server span
+// of this call, made from the gRPC metadata), which is then the parent.
+// A header trace that differs from ctx's is the parent and ctx's span
+// becomes a link. Without a header the span continues ctx's trace, or
+// starts one.
+//
+// The span's attributes come from the decision: pass the Observer that
+// Observer(next) returns to extauthz.NewServer. With tracing off it
+// returns inner itself.
+func (t *Tracing) WrapAuthorization(inner authv3.AuthorizationServer) authv3.AuthorizationServer {
+	if !t.Enabled() {
+		return inner
+	}
+	return &tracedServer{inner: inner, t: t}
+}
+
+type tracedServer struct {
+	inner authv3.AuthorizationServer
+	t     *Tracing
+}
+
+func (s *tracedServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	ctx, span := s.t.startCheck(ctx, checkCarrier{req.GetAttributes().GetRequest().GetHttp()})
+	resp, err := s.inner.Check(ctx, req)
+	if err != nil {
+		st, _ := status.FromError(err)
+		span.SetStatus(codes.Error, st.Code().String())
+	}
+	span.End()
+	return resp, err
+}
+
+// startCheck starts the Check span with the parent chosen as
+// WrapAuthorization describes.
+func (t *Tracing) startCheck(ctx context.Context, carrier carrier) (context.Context, trace.Span) {
+	local := trace.SpanContextFromContext(ctx)
+	kind := trace.SpanKindServer
+	if local.IsValid() && !local.IsRemote() {
+		kind = trace.SpanKindInternal // below the otelgrpc server span
+	}
+	var opts [2]trace.SpanStartOption
+	n := 0
+	if carrier.has("traceparent") {
+		remote := trace.SpanContextFromContext(t.prop.Extract(context.Background(), carrier))
+		if remote.IsValid() && (!local.IsValid() || local.TraceID() != remote.TraceID() || local.IsRemote()) {
+			if local.IsValid() {
+				opts[n] = trace.WithLinks(trace.Link{SpanContext: local})
+				n++
+			}
+			ctx = trace.ContextWithRemoteSpanContext(ctx, remote)
+			kind = trace.SpanKindServer
+		}
+	}
+	opts[n] = trace.WithSpanKind(kind)
+	n++
+	return t.tracer.Start(ctx, CheckSpanName, opts[:n]...)
+}
+
+// Observer returns an extauthz.Observer that calls next and then labels
+// the span in ctx (the one WrapAuthorization started) with the decision.
+// keys is the engine's key store: when it reports cache hits
+// (authz.HitReporter), spans carry keygate.cache.hit. With tracing off
+// it returns next itself.
+func (t *Tracing) Observer(next extauthz.Observer, keys authz.KeyStore) extauthz.Observer {
+	if next == nil {
+		next = nopObserver{}
+	}
+	if !t.Enabled() {
+		return next
+	}
+	_, hits := keys.(authz.HitReporter)
+	return &spanObserver{next: next, hits: hits}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveCheck(context.Context, *authz.Decision, time.Duration) {}
+
+type spanObserver struct {
+	next extauthz.Observer
+	hits bool
+}
+
+func (o *spanObserver) ObserveCheck(ctx context.Context, d *authz.Decision, elapsed time.Duration) {
+	o.next.ObserveCheck(ctx, d, elapsed)
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(DecisionAttributes(d, o.hits)...)
+	if d.Reason == authz.StoreUnavailable {
+		span.SetStatus(codes.Error, d.Reason.String())
+	}
+}
+
+// DecisionAttributes are the span attributes of a decision: allow or deny,
+// the reason, the key's id, type, app and tenant once the key is known, the
+// routed service and operation, and (cacheHits) whether the key store
+// answered from memory. It allocates: call it only for recording spans.
+func DecisionAttributes(d *authz.Decision, cacheHits bool) []attribute.KeyValue {
+	kv := make([]attribute.KeyValue, 0, 10)
+	decision := "deny"
+	if d.Allowed() {
+		decision = "allow"
+	}
+	kv = append(kv, AttrDecision.String(decision), AttrReason.String(d.Reason.String()))
+	if k := d.Key; k != nil {
+		kv = append(kv, AttrKeyID.String(k.Spec.ID), AttrKeyType.String(k.Spec.Type.String()))
+		if k.Spec.AppID != "" {
+			kv = append(kv, AttrApp.String(k.Spec.AppID))
+		}
+		if k.Spec.TenantID != "" {
+			kv = append(kv, AttrTenant.String(k.Spec.TenantID))
+		}
+	}
+	if d.Target.Service != "" {
+		kv = append(kv, AttrService.String(d.Target.Service), AttrKind.String(d.Target.Kind),
+			AttrOperation.String(d.Target.Operation))
+	}
+	// Missing and malformed keys never reach the store.
+	if cacheHits && d.Reason != authz.MissingKey && d.Reason != authz.MalformedKey {
+		kv = append(kv, AttrCacheHit.Bool(d.CacheHit))
+	}
+	return kv
+}
+
+// carrier is what startCheck reads a trace context from.
+type carrier interface {
+	Get(key string) string
+	Set(key, value string)
+	Keys() []string
+	has(key string) bool
+}
+
+// checkCarrier reads the trace context from a CheckRequest's HTTP headers,
+// in either of Envoy's encodings (the headers map, or header_map with
+// raw_value). Names are lower case there; header_map is compared without
+// case all the same. It never writes.
+type checkCarrier struct {
+	h *authv3.AttributeContext_HttpRequest
+}
+
+func (c checkCarrier) Get(key string) string {
+	if v, ok := c.h.GetHeaders()[key]; ok {
+		return v
+	}
+	for _, hv := range c.h.GetHeaderMap().GetHeaders() {
+		if strings.EqualFold(hv.GetKey(), key) {
+			return headerValue(hv)
+		}
+	}
+	return ""
+}
+
+func (c checkCarrier) has(key string) bool { return c.Get(key) != "" }
+
+func (checkCarrier) Set(string, string) {}
+
+func (c checkCarrier) Keys() []string {
+	keys := make([]string, 0, len(c.h.GetHeaders())+len(c.h.GetHeaderMap().GetHeaders()))
+	for k := range c.h.GetHeaders() {
+		keys = append(keys, k)
+	}
+	for _, hv := range c.h.GetHeaderMap().GetHeaders() {
+		keys = append(keys, hv.GetKey())
+	}
+	return keys
+}
+
+func headerValue(hv *corev3.HeaderValue) string {
+	if raw := hv.GetRawValue(); len(raw) > 0 {
+		return string(raw)
+	}
+	return hv.GetValue()
+}
+
+// WrapHTTP is WrapAuthorization for the HTTP ext_authz mode: a span around
+// each request, parented by its traceparent header (or ctx's span). The
+// handler's Observer labels it, as for gRPC. With tracing off it returns
+// next itself.
+func (t *Tracing) WrapHTTP(next http.Handler) http.Handler {
+	if !t.Enabled() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := t.startCheck(r.Context(), httpCarrier{propagation.HeaderCarrier(r.Header)})
+		defer span.End()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+type httpCarrier struct{ propagation.HeaderCarrier }
+
+func (c httpCarrier) has(key string) bool { return c.Get(key) != "" }
