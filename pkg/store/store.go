@@ -170,6 +170,9 @@ type Change struct {
 	Seq       int64
 	KeyID     string
 	OldDigest []apikey.Digest
+	// At is when the change was committed, by the store's clock; zero when
+	// unknown. It measures propagation lag.
+	At time.Time
 }
 
 // Source is what the cache reads: compiled keys and the change feed.

@@ -97,19 +97,28 @@ func (f *feedSource) ChangesSince(ctx context.Context, after int64, limit int) (
 		// A notification that came in while the query ran may be for
 		// what it returned (committed just before the query's snapshot).
 		// It stays set for the next call too.
-		if f.stamp = f.notified.Load(); f.stamp == 0 {
-			return changes, nil
-		}
+		f.stamp = f.notified.Load()
 	}
 	last := after
 	if len(f.pending) > 0 {
 		last = max(last, f.pending[len(f.pending)-1].seq)
 	}
 	for i := range changes {
-		if seq := changes[i].Seq; seq > last {
-			f.pending = append(f.pending, pendingChange{seq: seq, notified: f.stamp})
-			last = seq
+		seq := changes[i].Seq
+		if seq <= last {
+			continue
 		}
+		// The commit time, when the store knows it, measures the whole
+		// path (commit → notify → catch-up → applied); otherwise the
+		// notification's arrival does.
+		from := f.stamp
+		if at := changes[i].At; !at.IsZero() {
+			from = at.UnixNano()
+		}
+		if from != 0 {
+			f.pending = append(f.pending, pendingChange{seq: seq, notified: from})
+		}
+		last = seq
 	}
 	if over := len(f.pending) - maxPendingLag; over > 0 {
 		f.pending = append(f.pending[:0], f.pending[over:]...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -94,10 +95,10 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	}
 	// One statement, one snapshot: the pruning mark and the rows agree.
 	rows, err := s.pool.Query(ctx, `SELECT coalesce((SELECT through_seq FROM key_changes_pruned), 0),
-			c.seq, c.key_id, c.old_hashes
+			c.seq, c.key_id, c.old_hashes, c.at
 		FROM (VALUES (1)) AS one (x)
 		LEFT JOIN LATERAL (
-			SELECT seq, key_id, old_hashes FROM key_changes
+			SELECT seq, key_id, old_hashes, at FROM key_changes
 			WHERE seq > $1 ORDER BY seq LIMIT $2) c ON true
 		ORDER BY c.seq`, after, limit)
 	if err != nil {
@@ -111,8 +112,9 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 			seq    *int64
 			keyID  *string
 			hashes []string
+			at     *time.Time
 		)
-		if err := rows.Scan(&pruned, &seq, &keyID, &hashes); err != nil {
+		if err := rows.Scan(&pruned, &seq, &keyID, &hashes, &at); err != nil {
 			return nil, fmt.Errorf("postgres: read changes: %w", err)
 		}
 		if after < pruned {
@@ -122,6 +124,9 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 			continue // no changes: the LEFT JOIN's empty row
 		}
 		c := store.Change{Seq: *seq, KeyID: *keyID}
+		if at != nil {
+			c.At = *at
+		}
 		for _, h := range hashes {
 			_, d, err := apikey.ParseHash(h)
 			if err != nil {
