@@ -21,6 +21,7 @@ type databaseFlags struct {
 	AccountAddr   string        `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"gRPC listener for the Account API (database mode)."`
 	CacheMaxKeys  int64         `name:"cache-max-keys" env:"KEYGATE_CACHE_MAX_KEYS" default:"1000000" help:"Compiled key records kept in memory; the set of all key hashes is kept regardless."`
 	DegradedAfter time.Duration `name:"degraded-after" env:"KEYGATE_DEGRADED_AFTER" default:"5s" help:"How long the change feed may be disconnected before /readyz reports degraded."`
+	UnreadyAfter  time.Duration `name:"unready-after" env:"KEYGATE_UNREADY_AFTER" default:"0s" help:"Report /readyz 503 once the database has been unreachable this long (0: never; cached keys keep deciding while it is down)."`
 	UsageInterval time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
 }
 
@@ -39,7 +40,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		}
 	}
 	kc, err := cache.New(telemetry.ObserveChangeFeed(st, m, nil),
-		cache.Options{MaxKeys: c.CacheMaxKeys, DegradedAfter: c.DegradedAfter, Logger: log})
+		cache.Options{MaxKeys: c.CacheMaxKeys, DegradedAfter: c.DegradedAfter, UnreadyAfter: c.UnreadyAfter, Logger: log})
 	if err != nil {
 		pool.Close()
 		return nil, err

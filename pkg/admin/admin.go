@@ -28,7 +28,7 @@ func Handler(ready Readiness, reg *prometheus.Registry) http.Handler {
 			_, _ = w.Write([]byte("not ready: " + detail + "\n"))
 			return
 		}
-		if detail != "" {
+		if detail != "" && detail != "ok" {
 			// Ready but degraded (e.g. the database is unreachable and cached
 			// keys keep deciding): still 200, so that an outage of the store
 			// does not also take every replica out of the load balancer.

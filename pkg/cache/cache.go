@@ -69,6 +69,11 @@ type Options struct {
 	// DegradedAfter is how long the change feed may be disconnected (or
 	// its catch-up failing) before Ready reports degraded.
 	DegradedAfter time.Duration
+	// UnreadyAfter, when positive, makes Ready false once the feed has been
+	// down that long, for deployments that prefer taking a replica out of
+	// rotation over serving from a cache that cannot hear about changes.
+	// Zero (the default) keeps serving: cached keys keep deciding.
+	UnreadyAfter time.Duration
 	// LookupTimeout bounds one store lookup on a miss. The load runs
 	// detached from the request that started it, since other requests may
 	// share it; each request still stops waiting when its own context ends.
@@ -327,14 +332,22 @@ func (c *Cache) Ready() (bool, string) {
 		return false, "cache closed"
 	}
 	now := c.opts.Now()
-	if since := c.downSince.Load(); since != 0 {
-		if d := now.Sub(time.Unix(0, since)); d >= c.opts.DegradedAfter {
-			return true, fmt.Sprintf("degraded: change feed disconnected for %d s", int64(d/time.Second))
+	for _, w := range []struct {
+		since int64
+		what  string
+	}{
+		{c.downSince.Load(), "change feed disconnected"},
+		{c.failingSince.Load(), "change feed catch-up failing"},
+	} {
+		if w.since == 0 {
+			continue
 		}
-	}
-	if since := c.failingSince.Load(); since != 0 {
-		if d := now.Sub(time.Unix(0, since)); d >= c.opts.DegradedAfter {
-			return true, fmt.Sprintf("degraded: change feed catch-up failing for %d s", int64(d/time.Second))
+		d := now.Sub(time.Unix(0, w.since))
+		if c.opts.UnreadyAfter > 0 && d >= c.opts.UnreadyAfter {
+			return false, fmt.Sprintf("unready: %s for %d s", w.what, int64(d/time.Second))
+		}
+		if d >= c.opts.DegradedAfter {
+			return true, fmt.Sprintf("degraded: %s for %d s", w.what, int64(d/time.Second))
 		}
 	}
 	return true, "ok"

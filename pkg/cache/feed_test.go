@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -384,4 +385,20 @@ func TestFeedTruncatedReloadsEverything(t *testing.T) {
 	mustNotFind(t, c, "s1")
 	mustFind(t, c, "s2", k2)
 	mustFind(t, c, "s3", k3)
+}
+
+// TestUnreadyAfter: with the option set, a feed down for longer than it
+// makes the cache unready; without it the cache stays ready (degraded).
+func TestUnreadyAfter(t *testing.T) {
+	clock := newFakeClock()
+	src := newFakeSource(newKey(t, "k1", "s1"))
+	c := warmCache(t, src, Options{Now: clock.Now, PollInterval: -1, DegradedAfter: time.Second, UnreadyAfter: time.Minute})
+	clock.Advance(2 * time.Second)
+	if ok, detail := c.Ready(); !ok || !strings.HasPrefix(detail, "degraded") {
+		t.Fatalf("after 2 s: %v %q, want ready and degraded", ok, detail)
+	}
+	clock.Advance(time.Minute)
+	if ok, detail := c.Ready(); ok || !strings.HasPrefix(detail, "unready") {
+		t.Fatalf("after a minute: %v %q, want unready", ok, detail)
+	}
 }
