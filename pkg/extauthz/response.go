@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"encoding/json"
+	"strings"
 	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -87,8 +88,12 @@ func denyBody(r authz.Reason, detail, field string, generic bool) string {
 	default:
 		body.Error, body.Reason, body.Field = DenialFor(r).Message, r.String(), field
 	}
-	b, _ := json.Marshal(body)
-	return string(b)
+	// Not HTML-escaped: a GraphQL syntax error reads "<EOF>", not "\u003cEOF\u003e".
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // headerOption builds a header that overwrites: `append: false` set
