@@ -13,8 +13,10 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/keygate/keygate/pkg/admin"
 	"github.com/keygate/keygate/pkg/authz"
@@ -108,7 +110,8 @@ func (c *serveCmd) Run(e *env) error {
 	grpcSrv := grpc.NewServer(tr.GRPCServerOptions()...)
 	authv3.RegisterAuthorizationServer(grpcSrv, tr.WrapAuthorization(authzSrv))
 	healthSrv := health.NewServer()
-	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
+	healthWatch := &stoppableHealth{Server: healthSrv, stop: make(chan struct{})}
+	healthpb.RegisterHealthServer(grpcSrv, healthWatch)
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthSrv.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	servers := []namedServer{{"authz", c.AuthzAddr, grpcSrv}}
@@ -211,6 +214,9 @@ func (c *serveCmd) Run(e *env) error {
 	if c.DrainPeriod > 0 && serveErr == nil {
 		time.Sleep(c.DrainPeriod)
 	}
+	// Health Watch streams never end by themselves: GracefulStop would
+	// wait for them until the shutdown timeout.
+	healthWatch.Stop()
 	stopped := make(chan struct{})
 	go func() {
 		var stopWG sync.WaitGroup
@@ -318,3 +324,44 @@ func reloadRoutes(r *route.Router, gql *graphql.Parser, path string, log *slog.L
 	log.Info("routes file reloaded", "file", path, "services", len(table.ServiceNames()))
 	return nil
 }
+
+// stoppableHealth is the gRPC health service whose Watch streams end on
+// Stop (with Unavailable, after they were told NOT_SERVING), so that a
+// client watching health — grpc-go's client-side health checking does —
+// does not hold GracefulStop until the shutdown timeout cancels the checks
+// still in flight.
+type stoppableHealth struct {
+	*health.Server
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// Stop ends every Watch stream, present and future.
+func (h *stoppableHealth) Stop() { h.stopOnce.Do(func() { close(h.stop) }) }
+
+func (h *stoppableHealth) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h.Server.Watch(req, watchStream{stream, ctx})
+	select {
+	case <-h.stop:
+		return status.Error(codes.Unavailable, "keygate is shutting down")
+	default:
+		return err
+	}
+}
+
+// watchStream is a Watch stream with a context of its own.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (s watchStream) Context() context.Context { return s.ctx }

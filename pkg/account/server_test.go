@@ -516,7 +516,7 @@ func TestListKeysFilters(t *testing.T) {
 		t.Fatalf("pages of %d and %d, next %q", len(first.GetKeys()), len(second.GetKeys()), second.GetNextPageToken())
 	}
 	_, err := c.ListKeys(ctx, &accountv1.ListKeysRequest{PageToken: "garbage"})
-	wantCode(t, err, codes.InvalidArgument, "page token")
+	wantCode(t, err, codes.InvalidArgument, "page_token")
 	_, err = c.ListKeys(ctx, &accountv1.ListKeysRequest{Type: accountv1.KeyType(42)})
 	wantCode(t, err, codes.InvalidArgument, "type: unknown key type 42")
 	_, err = c.ListKeys(ctx, &accountv1.ListKeysRequest{PageSize: 1001})

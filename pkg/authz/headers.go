@@ -153,7 +153,7 @@ func compileHeaders(k *Key, reserved []string) ([]headerTemplate, error) {
 			switch p.v {
 			case varTenantID, varTenantName:
 				if k.Spec.TenantID == "" {
-					bad(fmt.Errorf("uses a tenant variable but a %s key has no tenant", k.Spec.Type))
+					bad(fmt.Errorf("uses a tenant variable but %s keys have no tenant", k.Spec.Type))
 				}
 			case varService, varOperation:
 				dynamic = true

@@ -172,7 +172,7 @@ func page[T any](all []T, p store.Page) ([]T, string, error) {
 	if p.Token != "" {
 		n, err := strconv.Atoi(p.Token)
 		if err != nil || n < 0 || n > len(all) {
-			return nil, "", invalid("page token: not a token this list returned")
+			return nil, "", invalid("page_token: not a token this list returned")
 		}
 		off = n
 	}

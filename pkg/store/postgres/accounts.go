@@ -148,7 +148,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.P
 	var before int64
 	if after != nil {
 		if after.Seq <= 0 {
-			return nil, "", invalid("page token: not a token this list returned")
+			return nil, "", invalid("page_token: not a token this list returned")
 		}
 		before = after.Seq
 	}

@@ -193,7 +193,7 @@ func TestListAppsPages(t *testing.T) {
 				t.Fatalf("default page: %d items, next %q, %v", len(all), next, err)
 			}
 			_, _, err = api.list(e, store.Page{Token: "garbage!"})
-			wantErr(t, err, store.ErrInvalid, "page token")
+			wantErr(t, err, store.ErrInvalid, "page_token")
 		})
 	}
 }

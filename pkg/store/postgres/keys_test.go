@@ -324,7 +324,7 @@ func TestListKeysPages(t *testing.T) {
 		t.Fatalf("big page: %d keys, next %q, %v", len(keys), next, err)
 	}
 	_, _, err = e.store.ListKeys(e.ctx, "acct", store.KeyFilter{}, store.Page{Token: "e30"}) // "{}"
-	wantErr(t, err, store.ErrInvalid, "page token")
+	wantErr(t, err, store.ErrInvalid, "page_token")
 }
 
 func TestAuditEvents(t *testing.T) {

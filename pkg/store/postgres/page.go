@@ -58,7 +58,7 @@ func readPage(p store.Page) (int, *pageToken, error) {
 		err = json.Unmarshal(b, &t)
 	}
 	if err != nil || (t.ID == "" && t.Seq == 0) {
-		return 0, nil, invalid("page token: not a token this list returned")
+		return 0, nil, invalid("page_token: not a token this list returned")
 	}
 	return size, &t, nil
 }
