@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 
-.PHONY: help build run test unit vet bench fuzz soak lint fmt-check
+.PHONY: help build run test unit vet bench bench-go bench-load fuzz soak lint fmt-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,8 +31,25 @@ fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l .); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-bench: ## Go benchmarks of the hot path (ns/op, allocs/op)
-	$(GO) test -run=NONE -bench=. -benchmem -count=5 ./pkg/...
+# --- performance (docs/performance.md). `make bench` = bench-go + bench-load.
+# ghz is installed from the Go module proxy at a pinned version into its
+# own directory of bin/, so that changing GHZ_VERSION installs it again.
+BENCH_COUNT      ?= 5
+GHZ_VERSION      := v0.121.0
+GHZ              := $(CURDIR)/bin/ghz-$(GHZ_VERSION)/ghz
+BENCH_OUT        ?= $(CURDIR)/bin/bench
+BENCH_LOAD_FLAGS ?= -large -profile
+
+bench: bench-go bench-load ## Go benchmarks, then the load run against the floor server (needs PostgreSQL)
+
+bench-go: ## Go benchmarks of the hot path (ns/op, allocs/op; BENCH_COUNT runs each, for benchstat)
+	$(GO) test -run=NONE -bench=. -benchmem -count=$(BENCH_COUNT) ./pkg/...
+
+bench-load: $(GHZ) ## load run: floor vs keygate with ghz, 100k and 1M keys in PostgreSQL (DATABASE_URL; results in BENCH_OUT)
+	$(GO) run ./bench/load -ghz $(GHZ) -out $(BENCH_OUT) $(BENCH_LOAD_FLAGS)
+
+$(GHZ):
+	GOBIN=$(dir $(GHZ)) $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list ./pkg/...); do \
@@ -41,8 +58,8 @@ fuzz: ## run every fuzz target for FUZZTIME each
 		done; \
 	done
 
-soak: ## long tests: 1,000,000 keys warm load and memory (KEYGATE_SCALE_KEYS to change)
-	KEYGATE_LONG=1 $(GO) test -count=1 -v -timeout 30m -run 'Scale|LoadAll' ./integration/ ./pkg/store/postgres/
+soak: ## long tests: 1,000,000 keys warm load and memory, longer faults, 1M-key spraying, 1 min churn
+	KEYGATE_LONG=1 $(GO) test -count=1 -v -timeout 30m -run 'Scale|LoadAll|FaultsUnderLoad|KeySpraying|ConcurrentChecks' ./integration/ ./pkg/store/postgres/
 
 lint: ## staticcheck (fails if staticcheck is not installed)
 	@command -v staticcheck >/dev/null || { echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; exit 1; }
