@@ -91,14 +91,18 @@ func (c *Cache) RunUsageFlusher(ctx context.Context, w store.UsageWriter, every 
 func (c *Cache) FlushUsage(ctx context.Context, w store.UsageWriter) error {
 	u := &c.usage
 	u.mu.Lock()
-	batch := u.pending
-	if len(batch) > 0 {
+	var batch map[string]time.Time
+	if len(u.pending) > 0 {
+		// Swap the map out under the lock: afterwards the batch is this
+		// flusher's alone (an empty pending map stays, and is never read
+		// outside the lock).
+		batch = u.pending
 		u.pending = make(map[string]time.Time, len(batch))
 	}
 	u.mu.Unlock()
 
 	var err error
-	if len(batch) > 0 {
+	if batch != nil {
 		if err = w.TouchKeys(ctx, batch); err != nil {
 			u.writeErrors.Add(1)
 			c.requeue(batch)
