@@ -173,7 +173,7 @@ func (h *harness) report() string {
 	}
 
 	p("\n## Rounds\n\n(quiet: whether the machine's CPUs were at most %.0f%% busy before the round, waiting up to %v)\n\n", 100*c.quietBusy, c.quietWait)
-	p("| keys | scenario | round | server | req/s | p50 | p99 | p99.9 | CPU µs/req | allocs/req | ghz µs/req | server process | client busy | server busy | quiet |\n| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	p("| keys | scenario | round | server | req/s | p50 | p99 | p99.9 | CPU µs/req | allocs/req | ghz µs/req | server process | client busy | server busy | GCs | quiet |\n| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range h.results {
 		for i := range r.floor {
 			rows := []struct {
@@ -192,9 +192,9 @@ func (h *harness) report() string {
 			}{"keygate", r.kg[i]})
 			for _, x := range rows {
 				g := x.rr.ghz
-				p("| %s | %s | %d | %s | %.0f | %s | %s | %s | %.1f | %.1f | %.1f | %.0f%% | %.0f%% | %.0f%% | %v |\n", count(r.keys), r.kind, x.rr.round, x.name,
+				p("| %s | %s | %d | %s | %.0f | %s | %s | %s | %.1f | %.1f | %.1f | %.0f%% | %.0f%% | %.0f%% | %d | %v |\n", count(r.keys), r.kind, x.rr.round, x.name,
 					g.Rps, dur(float64(g.p50)), dur(float64(g.p99)), dur(float64(g.p999)), x.rr.cpuPerReq, x.rr.allocsReq,
-					x.rr.clientReq, 100*x.rr.serverShare, 100*x.rr.clientBusy, 100*x.rr.serverBusy, x.rr.quiet)
+					x.rr.clientReq, 100*x.rr.serverShare, 100*x.rr.clientBusy, 100*x.rr.serverBusy, x.rr.gcs, x.rr.quiet)
 			}
 		}
 	}

@@ -52,31 +52,33 @@ func (s *server) dial() error {
 }
 
 // allocs reads the server's allocation counters: heap objects and bytes
-// allocated since start (the floor's /stats, keygate's /metrics: the same
-// runtime/metrics samples).
-func (s *server) allocs(ctx context.Context) (objects, bytes float64, err error) {
+// allocated and GC cycles since start (the floor's /stats, keygate's
+// /metrics: the same runtime/metrics samples).
+func (s *server) allocs(ctx context.Context) (objects, bytes, gcs float64, err error) {
 	if s.name != "keygate" {
 		_, body, err := httpGet(ctx, "http://"+s.admin+"/stats")
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		var v struct {
 			Mallocs    float64 `json:"mallocs"`
 			AllocBytes float64 `json:"alloc_bytes"`
+			GCCycles   float64 `json:"gc_cycles"`
 		}
 		err = json.Unmarshal(body, &v)
-		return v.Mallocs, v.AllocBytes, err
+		return v.Mallocs, v.AllocBytes, v.GCCycles, err
 	}
 	m, err := scrape(ctx, "http://"+s.admin+"/metrics")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	o, ok1 := m.sum("go_memstats_mallocs_total")
 	b, ok2 := m.sum("go_memstats_alloc_bytes_total")
-	if !ok1 || !ok2 {
-		return 0, 0, errors.New("keygate's /metrics lacks go_memstats_mallocs_total or go_memstats_alloc_bytes_total")
+	g, ok3 := m.sum("go_gc_duration_seconds_count")
+	if !ok1 || !ok2 || !ok3 {
+		return 0, 0, 0, errors.New("keygate's /metrics lacks go_memstats_mallocs_total, go_memstats_alloc_bytes_total or go_gc_duration_seconds_count")
 	}
-	return o, b, nil
+	return o, b, g, nil
 }
 
 // startFloor starts the floor server; name is "floor", or "floor+resp"
@@ -295,6 +297,7 @@ type roundResult struct {
 	clientReq   float64       // ghz CPU µs per request (its start-up included)
 	allocsReq   float64       // heap objects per request
 	bytesReq    float64
+	gcs         int     // GC cycles the server ran during the round
 	serverShare float64 // server process CPU time over the load's duration
 	clientBusy  float64 // share of the client CPU busy while the server was loaded
 	serverBusy  float64 // share of the server CPU busy (all processes) likewise
@@ -457,7 +460,7 @@ func (h *harness) measure(ctx context.Context, s *server, data string, round int
 		return roundResult{}, err
 	}
 	quiet := h.waitQuiet(ctx)
-	o0, b0, err := s.allocs(ctx)
+	o0, b0, g0, err := s.allocs(ctx)
 	if err != nil {
 		return roundResult{}, err
 	}
@@ -475,7 +478,7 @@ func (h *harness) measure(ctx context.Context, s *server, data string, round int
 	if err != nil {
 		return roundResult{}, err
 	}
-	o1, b1, err := s.allocs(ctx)
+	o1, b1, g1, err := s.allocs(ctx)
 	if err != nil {
 		return roundResult{}, err
 	}
@@ -487,6 +490,7 @@ func (h *harness) measure(ctx context.Context, s *server, data string, round int
 		clientReq:   float64(g.clientCPU.Microseconds()) / n,
 		allocsReq:   (o1 - o0) / n,
 		bytesReq:    (b1 - b0) / n,
+		gcs:         int(g1 - g0),
 		serverShare: cpu.Seconds() / g.Total.Seconds(),
 		quiet:       quiet,
 		clientBusy:  busy.client, serverBusy: busy.server, steal: busy.steal,
