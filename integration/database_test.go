@@ -171,22 +171,18 @@ func TestPropagation(t *testing.T) {
 	waitReady(t, a)
 	waitReady(t, b)
 	api := env.client(t, a)
-	secrets := seed(t, api)
+	seed(t, api)
 	checkB := authv3.NewAuthorizationClient(dial(t, b.authzAddr))
-	lags := measurePropagation(t, api, checkB, secrets["svc"], 20)
+	lags := measurePropagation(t, api, checkB, 20)
 	t.Logf("revocation reached the other replica: p50 %v, p99 %v, max %v over %d revocations",
 		lags[len(lags)/2], lags[len(lags)*99/100], lags[len(lags)-1], len(lags))
 }
 
 // measurePropagation creates n keys, waits until replica b allows each,
 // revokes it through api and times until b denies it. Sorted lags.
-func measurePropagation(t testing.TB, api *accountClient, b authv3.AuthorizationClient, _ string, n int) []time.Duration {
+func measurePropagation(t testing.TB, api *accountClient, b authv3.AuthorizationClient, n int) []time.Duration {
 	var lags []time.Duration
-	ctx := func() context.Context {
-		c, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "x-api-key", api.key), 10*time.Second)
-		_ = cancel
-		return c
-	}
+	ctx := func() context.Context { return api.ctx(t) }
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("prop-%d-%d", time.Now().UnixNano(), i)
 		resp, err := api.GenerateServiceAccessKey(ctx(), &accountv1.GenerateServiceAccessKeyRequest{AppId: "billing", TenantId: "acme", Name: name})
@@ -239,7 +235,7 @@ func BenchmarkPropagation(b *testing.B) {
 	seed(b, api)
 	check := authv3.NewAuthorizationClient(dial(b, r.authzAddr))
 	b.ResetTimer()
-	lags := measurePropagation(b, api, check, "", b.N)
+	lags := measurePropagation(b, api, check, b.N)
 	b.StopTimer()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(lags[len(lags)/2]), "p50-ms")
