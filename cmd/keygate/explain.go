@@ -141,7 +141,7 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	}
 	ip, _ := netip.ParseAddr(c.ClientIP)
 	req := authz.Request{Key: "(by id)", KeyCount: 1, ClientIP: ip, Route: authz.RouteInput{
-		Host: c.Host, Method: c.Method, Path: c.Path, ContentType: c.ContentType, Extensions: c.Ext, Body: body}}
+		Host: c.Host, Method: c.Method, Path: c.Path, ContentType: c.ContentType, Extensions: authz.ExtensionsFrom(c.Ext), Body: body}}
 	d := authz.Decision{Key: key}
 	if d.Reason = key.Status(time.Now()); d.Reason == authz.OK {
 		if d.Target, d.Reason = l.router.Resolve(&req.Route); d.Reason == authz.OK {

@@ -106,9 +106,12 @@ func (c *serveCmd) Run(e *env) error {
 	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
+	authzSrv.SetTraceHook(tr.CheckHook())
 
-	grpcSrv := grpc.NewServer(tr.GRPCServerOptions()...)
-	authv3.RegisterAuthorizationServer(grpcSrv, tr.WrapAuthorization(authzSrv))
+	// keygate decodes CheckRequests itself and sends answers encoded once
+	// (pkg/extauthz/grpc.go); health goes through the same codec unchanged.
+	grpcSrv := grpc.NewServer(append(tr.GRPCServerOptions(), extauthz.ServerCodec())...)
+	authzSrv.Register(grpcSrv)
 	healthSrv := health.NewServer()
 	healthWatch := &stoppableHealth{Server: healthSrv, stop: make(chan struct{})}
 	healthpb.RegisterHealthServer(grpcSrv, healthWatch)

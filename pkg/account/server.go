@@ -118,13 +118,13 @@ type accountRouter struct{}
 var accountKeysOnly = authz.KeyTypes(0).With(authz.KeyTypeAccount)
 
 func (accountRouter) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
-	if in.Extensions["service"] != authz.AccountAPIService {
+	if in.Extensions.Service != authz.AccountAPIService {
 		return authz.Target{}, authz.UnknownRoute
 	}
 	return authz.Target{
 		Service:   authz.AccountAPIService,
-		Kind:      in.Extensions["kind"],
-		Operation: in.Extensions["operation"],
+		Kind:      in.Extensions.Kind,
+		Operation: in.Extensions.Operation,
 		Accepts:   accountKeysOnly,
 	}, authz.OK
 }
@@ -197,10 +197,10 @@ func (s *Server) authenticate(ctx context.Context, fullMethod, method string) (c
 			Method:      "POST",
 			Path:        fullMethod,
 			ContentType: "application/grpc",
-			Extensions: map[string]string{
-				"service":   authz.AccountAPIService,
-				"kind":      kind,
-				"operation": op,
+			Extensions: authz.Extensions{
+				Service:   authz.AccountAPIService,
+				Kind:      kind,
+				Operation: op,
 			},
 		},
 	}

@@ -97,7 +97,7 @@ func TestOperationNames(t *testing.T) {
 
 func TestAccountRouter(t *testing.T) {
 	r := account.AccountRouter()
-	tg, reason := r.Resolve(&authz.RouteInput{Extensions: map[string]string{"service": "account-api", "kind": "query", "operation": "getApp"}})
+	tg, reason := r.Resolve(&authz.RouteInput{Extensions: authz.Extensions{Service: "account-api", Kind: "query", Operation: "getApp"}})
 	if reason != authz.OK || tg.Service != authz.AccountAPIService || tg.Kind != "query" || tg.Operation != "getApp" {
 		t.Fatalf("got %+v %s", tg, reason)
 	}
@@ -109,7 +109,7 @@ func TestAccountRouter(t *testing.T) {
 	if !tg.Accepts.Has(authz.KeyTypeAccount) {
 		t.Error("does not accept account keys")
 	}
-	for _, in := range []authz.RouteInput{{}, {Extensions: map[string]string{"service": "email-api"}}} {
+	for _, in := range []authz.RouteInput{{}, {Extensions: authz.Extensions{Service: "email-api"}}} {
 		if _, reason := r.Resolve(&in); reason != authz.UnknownRoute {
 			t.Errorf("%v: %s, want unknown_route", in.Extensions, reason)
 		}

@@ -32,14 +32,29 @@ type RouteInput struct {
 	// its query string.
 	Path        string
 	ContentType string
-	// Extensions are Envoy's per-route context_extensions (service, kind,
-	// operation); nil when the route sets none.
-	Extensions map[string]string
+	// Extensions are the Envoy per-route context_extensions keygate reads;
+	// zero when the route sets none.
+	Extensions Extensions
 	// Body is the request body the proxy forwarded (Envoy's
 	// with_request_body), read only by GraphQL routes. BodyTruncated is set
 	// when the proxy cut it at its buffer limit.
 	Body          []byte
 	BodyTruncated bool
+}
+
+// Extensions are the context_extensions keygate reads (SPEC §4 item 1).
+// A struct rather than the map Envoy sends, so that an adapter decoding the
+// wire message itself fills it without building a map per request.
+type Extensions struct {
+	Service, Kind, Operation string
+}
+
+// ExtensionsFrom picks keygate's context_extensions out of Envoy's map.
+func ExtensionsFrom(m map[string]string) Extensions {
+	if len(m) == 0 {
+		return Extensions{}
+	}
+	return Extensions{Service: m["service"], Kind: m["kind"], Operation: m["operation"]}
 }
 
 // Operation is one (kind, operation) pair of a service a request calls.

@@ -18,10 +18,12 @@ const partialBodyHeader = "x-envoy-auth-partial-body"
 
 // headerSource reads headers from either of Envoy's encodings: the
 // `headers` map, or `header_map` (with encode_raw_headers), whose values
-// may be in raw_value. Envoy lower-cases names in both.
+// may be in raw_value. Envoy lower-cases names in both. It reads them from
+// a decoded CheckRequest (m, list) or from keygate's own decoding (w).
 type headerSource struct {
 	m    map[string]string
 	list []*corev3.HeaderValue
+	w    *wireRequest
 }
 
 func newHeaderSource(h *authv3.AttributeContext_HttpRequest) headerSource {
@@ -31,6 +33,9 @@ func newHeaderSource(h *authv3.AttributeContext_HttpRequest) headerSource {
 // get returns the first value of a header and how many values were sent;
 // Envoy joins repeated headers with "," in the map form.
 func (hs headerSource) get(name string) (string, int) {
+	if hs.w != nil {
+		return hs.w.get(name)
+	}
 	var first string
 	n := 0
 	if v, ok := hs.m[name]; ok {
@@ -52,6 +57,79 @@ func (hs headerSource) get(name string) (string, int) {
 	return first, n
 }
 
+// Get returns the first value of a header ("" when absent): Headers.
+func (hs headerSource) Get(name string) string {
+	v, _ := hs.get(name)
+	return v
+}
+
+// Keys lists the header names, the map's and then header_map's: Headers.
+func (hs headerSource) Keys() []string {
+	if hs.w != nil {
+		return hs.w.keys()
+	}
+	keys := make([]string, 0, len(hs.m)+len(hs.list))
+	for k := range hs.m {
+		keys = append(keys, k)
+	}
+	for _, hv := range hs.list {
+		keys = append(keys, hv.GetKey())
+	}
+	return keys
+}
+
+// Headers reads the HTTP headers of the request a Check is about, in
+// either of Envoy's encodings, without case for header_map. A TraceHook
+// reads the caller's trace context from them.
+type Headers interface {
+	// Get returns the header's first value, "" when absent.
+	Get(name string) string
+	// Keys lists the header names sent.
+	Keys() []string
+}
+
+// RequestHeaders returns the Headers of a CheckRequest.
+func RequestHeaders(req *authv3.CheckRequest) Headers {
+	return newHeaderSource(req.GetAttributes().GetRequest().GetHttp())
+}
+
+// requestView is what fill reads of a CheckRequest, from either decoding.
+type requestView struct {
+	hs                 headerSource
+	method, path, host string
+	body               []byte
+	ext                authz.Extensions
+	source             string
+}
+
+func protoView(req *authv3.CheckRequest) requestView {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	v := requestView{
+		hs:     newHeaderSource(h),
+		method: h.GetMethod(), path: h.GetPath(), host: h.GetHost(),
+		ext:    authz.ExtensionsFrom(attrs.GetContextExtensions()),
+		source: attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
+		body:   h.GetRawBody(),
+	}
+	if len(v.body) == 0 {
+		v.body = stringToBytes(h.GetBody())
+	}
+	return v
+}
+
+func (w *wireRequest) view() requestView {
+	v := requestView{
+		hs:     headerSource{w: w},
+		method: w.method, path: w.path, host: w.host,
+		ext: w.ext, source: w.source, body: w.rawBody,
+	}
+	if len(v.body) == 0 {
+		v.body = stringToBytes(w.body)
+	}
+	return v
+}
+
 // bytesToString views b as a string without copying. The CheckRequest
 // outlives every use: the engine never keeps request strings past Check.
 func bytesToString(b []byte) string {
@@ -70,32 +148,24 @@ func stringToBytes(s string) []byte {
 }
 
 // fillRequest lifts what the decision needs out of a CheckRequest.
-func (s *Server) fillRequest(r *authz.Request, req *authv3.CheckRequest) {
-	attrs := req.GetAttributes()
-	h := attrs.GetRequest().GetHttp()
-	hs := newHeaderSource(h)
+func (s *Server) fillRequest(r *authz.Request, v *requestView) {
+	r.Key, r.KeyCount = v.hs.get(s.cfg.KeyHeader)
+	addQueryKey(r, v.path, s.cfg.KeyQueryParam)
 
-	r.Key, r.KeyCount = hs.get(s.cfg.KeyHeader)
-	addQueryKey(r, h.GetPath(), s.cfg.KeyQueryParam)
-
-	r.Route.Host = h.GetHost()
-	r.Route.Method = h.GetMethod()
-	r.Route.Path = h.GetPath()
-	r.Route.ContentType, _ = hs.get("content-type")
-	r.Route.Extensions = attrs.GetContextExtensions()
-	if raw := h.GetRawBody(); len(raw) > 0 {
-		r.Route.Body = raw
-	} else {
-		r.Route.Body = stringToBytes(h.GetBody())
-	}
-	if v, _ := hs.get(partialBodyHeader); v == "true" {
+	r.Route.Host = v.host
+	r.Route.Method = v.method
+	r.Route.Path = v.path
+	r.Route.ContentType, _ = v.hs.get("content-type")
+	r.Route.Extensions = v.ext
+	r.Route.Body = v.body
+	if b, _ := v.hs.get(partialBodyHeader); b == "true" {
 		r.Route.BodyTruncated = true
 	}
 
 	if s.cfg.XFFTrustedHops == 0 {
-		r.ClientIP = parseIP(attrs.GetSource().GetAddress().GetSocketAddress().GetAddress())
+		r.ClientIP = parseIP(v.source)
 	} else {
-		xff, _ := hs.get("x-forwarded-for")
+		xff, _ := v.hs.get("x-forwarded-for")
 		r.ClientIP = ClientIPFromXFF(xff, s.cfg.XFFTrustedHops)
 	}
 }

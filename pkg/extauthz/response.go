@@ -135,14 +135,14 @@ func denyCheckResponse(r authz.Reason, body string) *authv3.CheckResponse {
 
 // denyResponse is the shared response of the decision's reason, or one of
 // its own when the body must say more (a GraphQL field, a routing detail).
-func (s *Server) denyResponse(d *authz.Decision) *authv3.CheckResponse {
+func (s *Server) denyResponse(d *authz.Decision) (*authv3.CheckResponse, *encoded) {
 	if specificDeny(d) {
-		return denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors))
+		return denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors)), nil
 	}
 	if resp, ok := s.denied[d.Reason]; ok {
-		return resp
+		return resp, s.deniedWire[d.Reason]
 	}
-	return denyCheckResponse(d.Reason, DenyBody(d.Reason, s.cfg.GenericKeyErrors))
+	return denyCheckResponse(d.Reason, DenyBody(d.Reason, s.cfg.GenericKeyErrors)), nil
 }
 
 // keyParts is the part of an allow that depends only on the key, built the
@@ -173,6 +173,7 @@ type keyParts struct {
 type cachedAllow struct {
 	service, kind, operation string
 	resp                     *authv3.CheckResponse
+	wire                     *encoded // resp's wire form, sent as it is
 }
 
 // partsFor returns the key's parts for cfg, building and keeping them with
@@ -229,16 +230,18 @@ func buildParts(k *authz.Key, cfg *Config) *keyParts {
 	return p
 }
 
-// allowResponse builds the OkHttpResponse for an allowed request.
-func (s *Server) allowResponse(d *authz.Decision) *authv3.CheckResponse {
+// allowResponse builds the OkHttpResponse for an allowed request, with its
+// wire form: the key's last response when the target is the same.
+func (s *Server) allowResponse(d *authz.Decision) (*authv3.CheckResponse, *encoded) {
 	p := partsFor(d.Key, &s.cfg)
 	t := &d.Target
 	if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
-		return c.resp
+		return c.resp, c.wire
 	}
 	resp := s.buildAllow(d, p)
-	p.last.Store(&cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation, resp: resp})
-	return resp
+	c := &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation, resp: resp, wire: encode(resp)}
+	p.last.Store(c)
+	return resp, c.wire
 }
 
 func (s *Server) buildAllow(d *authz.Decision, p *keyParts) *authv3.CheckResponse {

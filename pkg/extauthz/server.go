@@ -32,6 +32,8 @@ type Server struct {
 	obs         Observer
 	log         *slog.Logger
 	denied      map[authz.Reason]*authv3.CheckResponse
+	deniedWire  map[authz.Reason]*encoded
+	hook        TraceHook
 	okStatus    *rpcstatus.Status
 	queryRemove []string
 	// states recycles the per-check request and decision: both escape to
@@ -65,15 +67,50 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 		denied:   buildDenials(cfg),
 		okStatus: &rpcstatus.Status{},
 	}
+	s.deniedWire = make(map[authz.Reason]*encoded, len(s.denied))
+	for r, resp := range s.denied {
+		s.deniedWire[r] = encode(resp)
+	}
 	if cfg.KeyQueryParam != "" {
 		s.queryRemove = []string{cfg.KeyQueryParam}
 	}
 	return s
 }
 
+// TraceHook starts what observes one Check (a span): it returns the
+// context the check runs in, and a function to call with the call's error
+// when it ends. h reads the checked request's headers (the caller's trace
+// context); it must not be kept past the call.
+type TraceHook func(ctx context.Context, h Headers) (context.Context, func(error))
+
+// SetTraceHook installs a hook around every Check; call it before serving.
+// nil (the default) costs nothing.
+func (s *Server) SetTraceHook(h TraceHook) { s.hook = h }
+
 // Check answers every request with a CheckResponse; a gRPC error only for
 // a call cancelled by the caller.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	v := protoView(req)
+	resp, _, err := s.check(ctx, &v)
+	return resp, err
+}
+
+// check decides one request and answers it, with the answer's wire form
+// when it was encoded before (a key's cached allow, a reason's shared
+// deny), nil otherwise.
+func (s *Server) check(ctx context.Context, v *requestView) (*authv3.CheckResponse, *encoded, error) {
+	var end func(error)
+	if s.hook != nil {
+		ctx, end = s.hook(ctx, v.hs)
+	}
+	resp, wire, err := s.decide(ctx, v)
+	if end != nil {
+		end(err)
+	}
+	return resp, wire, err
+}
+
+func (s *Server) decide(ctx context.Context, v *requestView) (*authv3.CheckResponse, *encoded, error) {
 	start := time.Now()
 	st, _ := s.states.Get().(*checkState)
 	if st == nil {
@@ -83,21 +120,22 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		*st = checkState{} // drop references to the request and the key
 		s.states.Put(st)
 	}()
-	s.fillRequest(&st.req, req)
+	s.fillRequest(&st.req, v)
 	st.dec = s.engine.Check(ctx, &st.req)
 	if err := ctx.Err(); err != nil {
-		return nil, status.FromContextError(err).Err()
+		return nil, nil, status.FromContextError(err).Err()
 	}
 	d := &st.dec
 	var resp *authv3.CheckResponse
+	var wire *encoded
 	if d.Allowed() {
-		resp = s.allowResponse(d)
+		resp, wire = s.allowResponse(d)
 	} else {
-		resp = s.denyResponse(d)
+		resp, wire = s.denyResponse(d)
 		logDeny(ctx, s.log, d)
 	}
 	s.obs.ObserveCheck(ctx, d, time.Since(start))
-	return resp, nil
+	return resp, wire, nil
 }
 
 // logDeny writes one debug line per deny and a warning for internal

@@ -193,13 +193,13 @@ func TestResolve(t *testing.T) {
 		{"gRPC path is normalised first", grpc("application/grpc", "/x/../users.v1.UserService//GetUser"), target("users-api", "grpc", "GetUser"), authz.OK},
 
 		// context_extensions.
-		{"context_extensions win over the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: map[string]string{"service": "ext-only", "kind": "query", "operation": "op"}}, target("ext-only", "query", "op"), authz.OK},
-		{"context_extensions win over gRPC", authz.RouteInput{Method: "POST", Path: "/users.v1.UserService/GetUser", ContentType: "application/grpc", Extensions: map[string]string{"service": "email-api", "operation": "x"}}, target("email-api", "", "x"), authz.OK},
-		{"context_extensions missing kind and operation are empty", authz.RouteInput{Method: "GET", Path: "/nowhere", Extensions: map[string]string{"service": "ext-only"}}, target("ext-only", "", ""), authz.OK},
-		{"context_extensions do not look at the path", authz.RouteInput{Method: "GET", Path: "/%zz", Extensions: map[string]string{"service": "ext-only"}}, target("ext-only", "", ""), authz.OK},
-		{"context_extensions with an undeclared service", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: map[string]string{"service": "nope"}}, authz.Target{}, authz.UnknownRoute},
-		{"context_extensions without service use the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: map[string]string{"kind": "x", "operation": "y"}}, target("email-api", "query", "inbox"), authz.OK},
-		{"context_extensions with empty service use the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: map[string]string{"service": ""}}, target("email-api", "query", "inbox"), authz.OK},
+		{"context_extensions win over the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: authz.Extensions{Service: "ext-only", Kind: "query", Operation: "op"}}, target("ext-only", "query", "op"), authz.OK},
+		{"context_extensions win over gRPC", authz.RouteInput{Method: "POST", Path: "/users.v1.UserService/GetUser", ContentType: "application/grpc", Extensions: authz.Extensions{Service: "email-api", Operation: "x"}}, target("email-api", "", "x"), authz.OK},
+		{"context_extensions missing kind and operation are empty", authz.RouteInput{Method: "GET", Path: "/nowhere", Extensions: authz.Extensions{Service: "ext-only"}}, target("ext-only", "", ""), authz.OK},
+		{"context_extensions do not look at the path", authz.RouteInput{Method: "GET", Path: "/%zz", Extensions: authz.Extensions{Service: "ext-only"}}, target("ext-only", "", ""), authz.OK},
+		{"context_extensions with an undeclared service", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: authz.Extensions{Service: "nope"}}, authz.Target{}, authz.UnknownRoute},
+		{"context_extensions without service use the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: authz.Extensions{Kind: "x", Operation: "y"}}, target("email-api", "query", "inbox"), authz.OK},
+		{"context_extensions with empty service use the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: authz.Extensions{Service: ""}}, target("email-api", "query", "inbox"), authz.OK},
 
 		// GraphQL without a parser.
 		{"graphql route without a parser", authz.RouteInput{Method: "POST", Path: "/graphql", Body: []byte(`{"query":"{a}"}`)}, authz.Target{Service: "graph-api", Accepts: fixtureAccepts["graph-api"], GraphQL: true, Detail: "GraphQL parsing is not configured for this route"}, authz.InvalidGraphQL},
@@ -323,7 +323,7 @@ services:
 	for _, in := range []authz.RouteInput{
 		{Method: "POST", Path: "/graphql"},
 		{Method: "POST", Path: "/public/graphql"},
-		{Method: "POST", Path: "/elsewhere", Extensions: map[string]string{"service": "graph-api", "kind": "graphql"}},
+		{Method: "POST", Path: "/elsewhere", Extensions: authz.Extensions{Service: "graph-api", Kind: "graphql"}},
 	} {
 		if _, r := tb.Resolve(&in); r != authz.OK {
 			t.Fatalf("%s: reason = %v", in.Path, r)
@@ -345,7 +345,7 @@ func TestGraphQLExtensions(t *testing.T) {
 	p := &fakeParser{ops: []authz.Operation{{Kind: "mutation", Name: "sendEmail"}, {Kind: "query", Name: "__typename"}}}
 	tb.SetOperationParser(p)
 	ext := func(m map[string]string) *authz.RouteInput {
-		return &authz.RouteInput{Method: "POST", Path: "/anything", Extensions: m}
+		return &authz.RouteInput{Method: "POST", Path: "/anything", Extensions: authz.ExtensionsFrom(m)}
 	}
 	got, r := tb.Resolve(ext(map[string]string{"service": "email-api", "kind": "graphql", "operation": "ignored"}))
 	want := authz.Target{Service: "email-api", Kind: "mutation", Operation: "sendEmail", Accepts: fixtureAccepts["email-api"],
@@ -384,7 +384,7 @@ func TestParserOnlyForGraphQL(t *testing.T) {
 		{Method: "POST", Path: "/email/send", Body: body, ContentType: "application/json"},
 		{Method: "POST", Path: "/users.v1.UserService/GetUser", ContentType: "application/grpc", Body: body},
 		{Method: "GET", Path: "/graphql", Body: body}, // the graphql route takes POST only
-		{Method: "POST", Path: "/x", Extensions: map[string]string{"service": "ext-only", "kind": "query"}, Body: body},
+		{Method: "POST", Path: "/x", Extensions: authz.Extensions{Service: "ext-only", Kind: "query"}, Body: body},
 		{Method: "POST", Path: "/nowhere", Body: body},
 	} {
 		tb.Resolve(&in)
@@ -517,7 +517,7 @@ func TestResolveAllocs(t *testing.T) {
 		"upper-case host":   {Host: "MAIL.example.com", Method: "GET", Path: "/x"},
 		"wildcard host":     {Host: "A.tenants.example.com", Method: "GET", Path: "/x"},
 		"grpc":              {Method: "POST", Path: "/users.v1.UserService/GetUser", ContentType: "application/grpc"},
-		"context_extension": {Method: "GET", Path: "/x", Extensions: map[string]string{"service": "ext-only", "kind": "k", "operation": "o"}},
+		"context_extension": {Method: "GET", Path: "/x", Extensions: authz.Extensions{Service: "ext-only", Kind: "k", Operation: "o"}},
 		"unknown":           {Method: "GET", Path: "/nowhere"},
 		"invalid":           {Method: "GET", Path: "/%zz"},
 	}

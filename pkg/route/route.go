@@ -160,18 +160,18 @@ func (t *Table) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 	if t == nil || in == nil {
 		return authz.Target{}, authz.UnknownRoute
 	}
-	if name := in.Extensions["service"]; name != "" {
+	if name := in.Extensions.Service; name != "" {
 		s, ok := t.services[name]
 		if !ok {
 			return authz.Target{}, authz.UnknownRoute
 		}
-		if in.Extensions["kind"] == ExtensionKindGraphQL {
+		if in.Extensions.Kind == ExtensionKindGraphQL {
 			return t.resolveGraphQL(authz.Target{Service: s.name, Accepts: s.accepts}, &t.extGraphQL, in)
 		}
 		return authz.Target{
 			Service:   s.name,
-			Kind:      in.Extensions["kind"],
-			Operation: in.Extensions["operation"],
+			Kind:      in.Extensions.Kind,
+			Operation: in.Extensions.Operation,
 			Accepts:   s.accepts,
 		}, authz.OK
 	}

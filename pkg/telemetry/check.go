@@ -3,10 +3,8 @@ package telemetry
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -36,38 +34,53 @@ const (
 	AttrCacheHit  = attribute.Key("keygate.cache.hit")
 )
 
-// WrapAuthorization returns inner with a span around each Check that joins
-// the caller's trace. The parent is the W3C traceparent/tracestate of the
-// CheckRequest's HTTP headers (the request Envoy asks about), unless ctx
-// already holds a local span of that same trace (the otelgrpc server span
-// of this call, made from the gRPC metadata), which is then the parent.
-// A header trace that differs from ctx's is the parent and ctx's span
-// becomes a link. Without a header the span continues ctx's trace, or
-// starts one.
+// CheckHook returns the extauthz.TraceHook that puts a span around each
+// Check: install it with Server.SetTraceHook. The parent is the W3C
+// traceparent/tracestate of the CheckRequest's HTTP headers (the request
+// Envoy asks about), unless ctx already holds a local span of that same
+// trace (the otelgrpc server span of this call, made from the gRPC
+// metadata), which is then the parent. A header trace that differs from
+// ctx's is the parent and ctx's span becomes a link. Without a header the
+// span continues ctx's trace, or starts one.
 //
 // The span's attributes come from the decision: pass the Observer that
 // Observer(next) returns to extauthz.NewServer. With tracing off it
-// returns inner itself.
+// returns nil, which costs the Check nothing.
+func (t *Tracing) CheckHook() extauthz.TraceHook {
+	if !t.Enabled() {
+		return nil
+	}
+	return func(ctx context.Context, h extauthz.Headers) (context.Context, func(error)) {
+		ctx, span := t.startCheck(ctx, headersCarrier{h})
+		return ctx, func(err error) {
+			if err != nil {
+				st, _ := status.FromError(err)
+				span.SetStatus(codes.Error, st.Code().String())
+			}
+			span.End()
+		}
+	}
+}
+
+// WrapAuthorization returns inner with CheckHook's span around each Check,
+// for an AuthorizationServer other than extauthz.Server (which takes the
+// hook itself). With tracing off it returns inner itself.
 func (t *Tracing) WrapAuthorization(inner authv3.AuthorizationServer) authv3.AuthorizationServer {
 	if !t.Enabled() {
 		return inner
 	}
-	return &tracedServer{inner: inner, t: t}
+	return &tracedServer{inner: inner, hook: t.CheckHook()}
 }
 
 type tracedServer struct {
 	inner authv3.AuthorizationServer
-	t     *Tracing
+	hook  extauthz.TraceHook
 }
 
 func (s *tracedServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	ctx, span := s.t.startCheck(ctx, checkCarrier{req.GetAttributes().GetRequest().GetHttp()})
+	ctx, end := s.hook(ctx, extauthz.RequestHeaders(req))
 	resp, err := s.inner.Check(ctx, req)
-	if err != nil {
-		st, _ := status.FromError(err)
-		span.SetStatus(codes.Error, st.Code().String())
-	}
-	span.End()
+	end(err)
 	return resp, err
 }
 
@@ -173,47 +186,17 @@ type carrier interface {
 	has(key string) bool
 }
 
-// checkCarrier reads the trace context from a CheckRequest's HTTP headers,
-// in either of Envoy's encodings (the headers map, or header_map with
-// raw_value). Names are lower case there; header_map is compared without
-// case all the same. It never writes.
-type checkCarrier struct {
-	h *authv3.AttributeContext_HttpRequest
+// headersCarrier reads the trace context from a CheckRequest's HTTP
+// headers (extauthz.Headers: the headers map, or header_map without case).
+// It never writes.
+type headersCarrier struct {
+	h extauthz.Headers
 }
 
-func (c checkCarrier) Get(key string) string {
-	if v, ok := c.h.GetHeaders()[key]; ok {
-		return v
-	}
-	for _, hv := range c.h.GetHeaderMap().GetHeaders() {
-		if strings.EqualFold(hv.GetKey(), key) {
-			return headerValue(hv)
-		}
-	}
-	return ""
-}
-
-func (c checkCarrier) has(key string) bool { return c.Get(key) != "" }
-
-func (checkCarrier) Set(string, string) {}
-
-func (c checkCarrier) Keys() []string {
-	keys := make([]string, 0, len(c.h.GetHeaders())+len(c.h.GetHeaderMap().GetHeaders()))
-	for k := range c.h.GetHeaders() {
-		keys = append(keys, k)
-	}
-	for _, hv := range c.h.GetHeaderMap().GetHeaders() {
-		keys = append(keys, hv.GetKey())
-	}
-	return keys
-}
-
-func headerValue(hv *corev3.HeaderValue) string {
-	if raw := hv.GetRawValue(); len(raw) > 0 {
-		return string(raw)
-	}
-	return hv.GetValue()
-}
+func (c headersCarrier) Get(key string) string { return c.h.Get(key) }
+func (c headersCarrier) has(key string) bool   { return c.h.Get(key) != "" }
+func (headersCarrier) Set(string, string)      {}
+func (c headersCarrier) Keys() []string        { return c.h.Keys() }
 
 // WrapHTTP is WrapAuthorization for the HTTP ext_authz mode: a span around
 // each request, parented by its traceparent header (or ctx's span). The
