@@ -67,6 +67,20 @@ type Key struct {
 	// the key (e.g. header messages) with the record, built once. Records are
 	// immutable and replaced on change, so the memo never goes stale.
 	adapterData atomic.Value
+
+	// usedMinute is the Unix minute of the key's last recorded use
+	// (MarkUsed), kept on the record so that recording a use costs one
+	// atomic load on the hot path, not a lookup by id.
+	usedMinute atomic.Int64
+}
+
+// MarkUsed advances the key's last recorded minute to minute and reports
+// whether this call did (false when the minute was already recorded, by
+// this call's predecessor or a racing one). A record replaced after a
+// change starts afresh, which records one more use at most.
+func (k *Key) MarkUsed(minute int64) bool {
+	prev := k.usedMinute.Load()
+	return prev < minute && k.usedMinute.CompareAndSwap(prev, minute)
 }
 
 // AdapterData returns what an adapter stored with SetAdapterData, or nil.

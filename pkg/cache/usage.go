@@ -12,12 +12,9 @@ import (
 
 // usageState batches last-used times. The engine calls KeyUsed on every
 // allow, so the common case — a key already recorded this minute — is one
-// sync.Map load and one atomic load: no lock, no allocation.
+// atomic load on the key's record (authz.Key.MarkUsed): no lock, no
+// lookup, no allocation.
 type usageState struct {
-	// last maps a key id to the Unix minute of its last recorded use
-	// (*atomic.Int64). Entries idle for two minutes are pruned at flush.
-	last sync.Map
-
 	mu      sync.Mutex
 	pending map[string]time.Time // guarded by mu
 
@@ -38,17 +35,10 @@ func (c *Cache) KeyUsed(k *authz.Key, at time.Time) {
 	if k == nil {
 		return
 	}
+	if !k.MarkUsed(at.Unix() / 60) {
+		return // recorded this minute already
+	}
 	id := k.Spec.ID
-	minute := at.Unix() / 60
-	v, ok := c.usage.last.Load(id)
-	if !ok {
-		v, _ = c.usage.last.LoadOrStore(id, new(atomic.Int64))
-	}
-	last := v.(*atomic.Int64)
-	prev := last.Load()
-	if prev >= minute || !last.CompareAndSwap(prev, minute) {
-		return // recorded this minute, by this call's predecessor or a racing one
-	}
 	u := &c.usage
 	u.mu.Lock()
 	if cur, ok := u.pending[id]; ok {
@@ -112,7 +102,6 @@ func (c *Cache) FlushUsage(ctx context.Context, w store.UsageWriter) error {
 			u.flushed.Add(uint64(len(batch)))
 		}
 	}
-	c.pruneUsage()
 	return err
 }
 
@@ -133,16 +122,4 @@ func (c *Cache) requeue(batch map[string]time.Time) {
 			u.dropped.Add(1)
 		}
 	}
-}
-
-// pruneUsage forgets keys not recorded for two minutes, so that deleted
-// keys do not stay in memory; a key used again gets a new entry.
-func (c *Cache) pruneUsage() {
-	stale := c.opts.Now().Unix()/60 - 2
-	c.usage.last.Range(func(id, v any) bool {
-		if v.(*atomic.Int64).Load() <= stale {
-			c.usage.last.Delete(id)
-		}
-		return true
-	})
 }

@@ -129,19 +129,23 @@ func TestRunUsageFlusher(t *testing.T) {
 	}
 }
 
-func TestUsagePrunesIdleKeys(t *testing.T) {
+func TestUsageOncePerMinutePerRecord(t *testing.T) {
 	clock := newFakeClock()
 	k1 := newKey(t, "k1", "s1")
 	c := newCache(t, newFakeSource(), Options{Now: clock.Now})
-	c.KeyUsed(k1, clock.Now())
 	w := &fakeWriter{}
+	c.KeyUsed(k1, clock.Now())
+	c.KeyUsed(k1, clock.Now().Add(time.Second))
 	_ = c.FlushUsage(context.Background(), w)
-	if _, ok := c.usage.last.Load("k1"); !ok {
-		t.Fatal("k1 forgotten right after use")
+	c.KeyUsed(k1, clock.Now().Add(2*time.Second)) // same minute: not again
+	_ = c.FlushUsage(context.Background(), w)
+	if got := w.written(); len(got) != 1 {
+		t.Fatalf("batches %v, want one for the first minute", got)
 	}
-	clock.Advance(3 * time.Minute)
+	clock.Advance(time.Minute)
+	c.KeyUsed(k1, clock.Now())
 	_ = c.FlushUsage(context.Background(), w)
-	if _, ok := c.usage.last.Load("k1"); ok {
-		t.Fatal("idle k1 not pruned")
+	if got := w.written(); len(got) != 2 {
+		t.Fatalf("batches %v, want another for the next minute", got)
 	}
 }
