@@ -45,6 +45,8 @@ type traced struct {
 	rec *tracetest.SpanRecorder
 	tr  *telemetry.Tracing
 	srv authv3.AuthorizationServer
+	// inner is srv without the wrapper, for the hook as serve installs it.
+	inner *extauthz.Server
 }
 
 func newTraced(t *testing.T) *traced {
@@ -58,7 +60,7 @@ func newTraced(t *testing.T) *traced {
 	f := newFixture(t, nil)
 	m := metrics.New("test", nil)
 	inner := extauthz.NewServer(f.engine, f.cfg, tr.Observer(m, f.engine.Keys), nil)
-	return &traced{fixture: f, rec: rec, tr: tr, srv: tr.WrapAuthorization(inner)}
+	return &traced{fixture: f, rec: rec, tr: tr, srv: tr.WrapAuthorization(inner), inner: inner}
 }
 
 // secrets are every form of key material the fixture knows: no span may
@@ -294,10 +296,14 @@ func TestCancelledCheckSpan(t *testing.T) {
 
 // TestGRPCStatsHandler runs Check over gRPC with the otelgrpc stats
 // handler: the call's metadata carries trace A.
+// TestGRPCStatsHandler serves Check as serve does (keygate's codec and
+// handler, the hook on the server, otelgrpc's stats handler) and checks
+// the parentage of the two spans of a call.
 func TestGRPCStatsHandler(t *testing.T) {
 	x := newTraced(t)
-	gs := grpc.NewServer(x.tr.GRPCServerOptions()...)
-	authv3.RegisterAuthorizationServer(gs, x.srv)
+	x.inner.SetTraceHook(x.tr.CheckHook())
+	gs := grpc.NewServer(append(x.tr.GRPCServerOptions(), extauthz.ServerCodec())...)
+	x.inner.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
