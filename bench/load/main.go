@@ -65,6 +65,7 @@ type config struct {
 	only         string
 	ghzGOGC      string
 	respFloor    bool
+	answers      bool
 	keygateBin   string
 	keygateArgs  string
 	quietWait    time.Duration
@@ -95,6 +96,7 @@ func main() {
 	flag.StringVar(&c.keygateBin, "keygate-bin", "", "keygate binary to measure (default: go build ./cmd/keygate, without -race), e.g. to compare a change")
 	flag.StringVar(&c.keygateArgs, "keygate-args", "", "extra flags for keygate serve, space-separated (e.g. tracing settings)")
 	flag.BoolVar(&c.respFloor, "resp-floor", true, "in the hit and spray scenarios of the -keys database also run the floor answering with keygate's own response (floor+resp), to tell decision cost from response size")
+	flag.BoolVar(&c.answers, "answers", true, "after the hit scenario of the -keys database, also run the floor answering variants of keygate's allow (no metadata, no identity headers, …): what each part of the answer costs ghz")
 	flag.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each round, wait up to this long for the machine to be quiet (other processes busy)")
 	flag.Float64Var(&c.quietBusy, "quiet-busy", 0.25, "quiet: at most this share of all CPUs busy over 300 ms")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenarios to run (hit, rr, spray); default all")
@@ -126,6 +128,8 @@ type harness struct {
 	profiled   map[scenarioKind]bool
 	floorResp  map[scenarioKind]*server // the floor answering with keygate's response
 	respBytes  map[scenarioKind]int     // size of keygate's response on the wire
+	kgResp     map[scenarioKind]*authv3.CheckResponse
+	answers    []*answerVariant // the answer-cost diagnostic (-answers)
 }
 
 func run(ctx context.Context, c config) error {
@@ -160,7 +164,8 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	h := &harness{cfg: c, out: c.out, profiled: map[scenarioKind]bool{},
-		floorResp: map[scenarioKind]*server{}, respBytes: map[scenarioKind]int{}}
+		floorResp: map[scenarioKind]*server{}, respBytes: map[scenarioKind]int{},
+		kgResp: map[scenarioKind]*authv3.CheckResponse{}}
 	h.logf("output in %s", h.out)
 	// The call data files are large (up to hundreds of MB): not kept.
 	defer os.RemoveAll(filepath.Join(h.out, "data"))

@@ -171,6 +171,7 @@ func (h *harness) report() string {
 	if note := h.paceNote(); note != "" {
 		p("\n%s\n", note)
 	}
+	b.WriteString(h.answersReport())
 
 	p("\n## Rounds\n\n(quiet: whether the machine's CPUs were at most %.0f%% busy before the round, waiting up to %v)\n\n", 100*c.quietBusy, c.quietWait)
 	p("| keys | scenario | round | server | req/s | p50 | p99 | p99.9 | CPU µs/req | allocs/req | ghz µs/req | server process | client busy | server busy | GCs | quiet |\n| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")

@@ -245,6 +245,11 @@ func (h *harness) runPhase(ctx context.Context, ph phase) error {
 			return err
 		}
 		h.results = append(h.results, res)
+		if kind == hit && h.cfg.answers && ph.keys == h.cfg.keys && h.answers == nil {
+			if err := h.measureAnswers(ctx, kg, sc); err != nil {
+				return err
+			}
+		}
 		if h.cfg.profile && (kind == hit || kind == rr) && !h.profiled[kind] {
 			h.profiled[kind] = true
 			if err := h.profileKeygate(ctx, ph, sc, kg); err != nil {
@@ -402,9 +407,7 @@ func (h *harness) respFloor(ctx context.Context, kg *server, sc *scenario) (*ser
 	if s := h.floorResp[sc.kind]; s != nil {
 		return s, nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	resp, err := authv3.NewAuthorizationClient(kg.conn).Check(cctx, sc.sample[0])
-	cancel()
+	resp, err := h.keygateAnswer(ctx, kg, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -423,6 +426,22 @@ func (h *harness) respFloor(ctx context.Context, kg *server, sc *scenario) (*ser
 	}
 	h.floorResp[sc.kind] = s
 	return s, nil
+}
+
+// keygateAnswer is keygate's response to the scenario's first request,
+// asked once.
+func (h *harness) keygateAnswer(ctx context.Context, kg *server, sc *scenario) (*authv3.CheckResponse, error) {
+	if r := h.kgResp[sc.kind]; r != nil {
+		return r, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(kg.conn).Check(cctx, sc.sample[0])
+	if err != nil {
+		return nil, err
+	}
+	h.kgResp[sc.kind] = resp
+	return resp, nil
 }
 
 // counterDeltas are keygate's own counters over the rounds (when its
