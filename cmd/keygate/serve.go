@@ -106,7 +106,7 @@ func (c *serveCmd) Run(e *env) error {
 	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
-	authzSrv.SetTraceHook(tr.CheckHook())
+	authzSrv.SetTracer(tr.CheckTracer())
 
 	// keygate decodes CheckRequests itself and sends answers encoded once
 	// (pkg/extauthz/grpc.go); health goes through the same codec unchanged.

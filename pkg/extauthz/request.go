@@ -79,7 +79,7 @@ func (hs headerSource) Keys() []string {
 }
 
 // Headers reads the HTTP headers of the request a Check is about, in
-// either of Envoy's encodings, without case for header_map. A TraceHook
+// either of Envoy's encodings, without case for header_map. A CheckTracer
 // reads the caller's trace context from them.
 type Headers interface {
 	// Get returns the header's first value, "" when absent.

@@ -33,7 +33,7 @@ type Server struct {
 	log         *slog.Logger
 	denied      map[authz.Reason]*authv3.CheckResponse
 	deniedWire  map[authz.Reason]*encoded
-	hook        TraceHook
+	tracer      CheckTracer
 	okStatus    *rpcstatus.Status
 	queryRemove []string
 	// states recycles the per-check request and decision: both escape to
@@ -77,15 +77,20 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 	return s
 }
 
-// TraceHook starts what observes one Check (a span): it returns the
-// context the check runs in, and a function to call with the call's error
-// when it ends. h reads the checked request's headers (the caller's trace
-// context); it must not be kept past the call.
-type TraceHook func(ctx context.Context, h Headers) (context.Context, func(error))
+// CheckTracer observes each Check from start to end (a span around it).
+type CheckTracer interface {
+	// StartCheck returns the context the check runs in. h reads the
+	// checked request's headers (the caller's trace context); it must not
+	// be kept past the call.
+	StartCheck(ctx context.Context, h Headers) context.Context
+	// EndCheck ends what StartCheck began, given its context and the
+	// call's error.
+	EndCheck(ctx context.Context, err error)
+}
 
-// SetTraceHook installs a hook around every Check; call it before serving.
+// SetTracer installs a tracer around every Check; call it before serving.
 // nil (the default) costs nothing.
-func (s *Server) SetTraceHook(h TraceHook) { s.hook = h }
+func (s *Server) SetTracer(t CheckTracer) { s.tracer = t }
 
 // Check answers every request with a CheckResponse; a gRPC error only for
 // a call cancelled by the caller.
@@ -99,14 +104,12 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 // when it was encoded before (a key's cached allow, a reason's shared
 // deny), nil otherwise.
 func (s *Server) check(ctx context.Context, v *requestView) (*authv3.CheckResponse, *encoded, error) {
-	var end func(error)
-	if s.hook != nil {
-		ctx, end = s.hook(ctx, v.hs)
+	if s.tracer == nil {
+		return s.decide(ctx, v)
 	}
+	ctx = s.tracer.StartCheck(ctx, v.hs)
 	resp, wire, err := s.decide(ctx, v)
-	if end != nil {
-		end(err)
-	}
+	s.tracer.EndCheck(ctx, err)
 	return resp, wire, err
 }
 

@@ -34,8 +34,8 @@ const (
 	AttrCacheHit  = attribute.Key("keygate.cache.hit")
 )
 
-// CheckHook returns the extauthz.TraceHook that puts a span around each
-// Check: install it with Server.SetTraceHook. The parent is the W3C
+// CheckTracer returns the extauthz.CheckTracer that puts a span around
+// each Check: install it with Server.SetTracer. The parent is the W3C
 // traceparent/tracestate of the CheckRequest's HTTP headers (the request
 // Envoy asks about), unless ctx already holds a local span of that same
 // trace (the otelgrpc server span of this call, made from the gRPC
@@ -46,41 +46,48 @@ const (
 // The span's attributes come from the decision: pass the Observer that
 // Observer(next) returns to extauthz.NewServer. With tracing off it
 // returns nil, which costs the Check nothing.
-func (t *Tracing) CheckHook() extauthz.TraceHook {
+func (t *Tracing) CheckTracer() extauthz.CheckTracer {
 	if !t.Enabled() {
 		return nil
 	}
-	return func(ctx context.Context, h extauthz.Headers) (context.Context, func(error)) {
-		ctx, span := t.startCheck(ctx, headersCarrier{h})
-		return ctx, func(err error) {
-			if err != nil {
-				st, _ := status.FromError(err)
-				span.SetStatus(codes.Error, st.Code().String())
-			}
-			span.End()
-		}
-	}
+	return checkTracer{t}
 }
 
-// WrapAuthorization returns inner with CheckHook's span around each Check,
-// for an AuthorizationServer other than extauthz.Server (which takes the
-// hook itself). With tracing off it returns inner itself.
+type checkTracer struct{ t *Tracing }
+
+func (c checkTracer) StartCheck(ctx context.Context, h extauthz.Headers) context.Context {
+	ctx, _ = c.t.startCheck(ctx, headersCarrier{h})
+	return ctx
+}
+
+func (checkTracer) EndCheck(ctx context.Context, err error) {
+	span := trace.SpanFromContext(ctx)
+	if err != nil {
+		st, _ := status.FromError(err)
+		span.SetStatus(codes.Error, st.Code().String())
+	}
+	span.End()
+}
+
+// WrapAuthorization returns inner with CheckTracer's span around each
+// Check, for an AuthorizationServer other than extauthz.Server (which
+// takes the tracer itself). With tracing off it returns inner itself.
 func (t *Tracing) WrapAuthorization(inner authv3.AuthorizationServer) authv3.AuthorizationServer {
 	if !t.Enabled() {
 		return inner
 	}
-	return &tracedServer{inner: inner, hook: t.CheckHook()}
+	return &tracedServer{inner: inner, tracer: checkTracer{t}}
 }
 
 type tracedServer struct {
-	inner authv3.AuthorizationServer
-	hook  extauthz.TraceHook
+	inner  authv3.AuthorizationServer
+	tracer checkTracer
 }
 
 func (s *tracedServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	ctx, end := s.hook(ctx, extauthz.RequestHeaders(req))
+	ctx = s.tracer.StartCheck(ctx, extauthz.RequestHeaders(req))
 	resp, err := s.inner.Check(ctx, req)
-	end(err)
+	s.tracer.EndCheck(ctx, err)
 	return resp, err
 }
 

@@ -301,7 +301,7 @@ func TestCancelledCheckSpan(t *testing.T) {
 // the parentage of the two spans of a call.
 func TestGRPCStatsHandler(t *testing.T) {
 	x := newTraced(t)
-	x.inner.SetTraceHook(x.tr.CheckHook())
+	x.inner.SetTracer(x.tr.CheckTracer())
 	gs := grpc.NewServer(append(x.tr.GRPCServerOptions(), extauthz.ServerCodec())...)
 	x.inner.Register(gs)
 	hs := health.NewServer()
