@@ -89,6 +89,9 @@ func (s *Server) newKey(ctx context.Context, c caller, in keyInput, secret strin
 		v.compileErrors(err)
 		return authz.KeySpec{}, v.err()
 	}
+	if err := withinCaller(c, spec.Type, spec.Scope); err != nil {
+		return authz.KeySpec{}, err
+	}
 	if spec.AppID != "" {
 		a, err := s.store.GetApp(ctx, c.accountID, spec.AppID)
 		if errors.Is(err, store.ErrNotFound) {
@@ -389,10 +392,19 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 	if emptyKeyUpdate(&u) {
 		return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.now())}, nil
 	}
-	if _, err := authz.Compile(applyKeyUpdate(k.Spec, &u), s.compile); err != nil {
+	updated := applyKeyUpdate(k.Spec, &u)
+	if _, err := authz.Compile(updated, s.compile); err != nil {
 		var v violations
 		v.compileErrors(err)
 		return nil, v.err()
+	}
+	// Neither the key as it is (reactivating or unexpiring a stronger
+	// key) nor as it would be (widening a scope) may exceed the caller.
+	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
+		return nil, err
+	}
+	if err := withinCaller(c, updated.Type, updated.Scope); err != nil {
+		return nil, err
 	}
 	k, err = s.store.UpdateKey(ctx, c.actor, c.accountID, r.GetId(), u)
 	if err != nil {
@@ -428,6 +440,9 @@ func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRe
 	k, err := s.store.GetKey(ctx, c.accountID, r.GetId())
 	if err != nil {
 		return nil, s.storeError(ctx, "GetKey", what, err)
+	}
+	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
+		return nil, err
 	}
 	kind := kindOf(k.Spec.Type)
 	secret, err := apikey.Generate(kind)
@@ -470,6 +485,14 @@ func (s *Server) DeleteKey(ctx context.Context, r *accountv1.DeleteKeyRequest) (
 		return nil, err
 	}
 	if err := refError("id", r.GetId()); err != nil {
+		return nil, err
+	}
+	what := quoted("key", r.GetId())
+	k, err := s.store.GetKey(ctx, c.accountID, r.GetId())
+	if err != nil {
+		return nil, s.storeError(ctx, "GetKey", what, err)
+	}
+	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
 		return nil, err
 	}
 	if err := s.store.DeleteKey(ctx, c.actor, c.accountID, r.GetId()); err != nil {

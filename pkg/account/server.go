@@ -33,6 +33,7 @@ import (
 	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/scope"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -133,6 +134,9 @@ func (accountRouter) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) 
 type caller struct {
 	accountID string
 	actor     store.Actor
+	// scope is the calling key's scope: no account key it creates or
+	// changes may allow an Account API operation this one does not.
+	scope *scope.Scope
 }
 
 type callerKey struct{}
@@ -216,6 +220,7 @@ func (s *Server) authenticate(ctx context.Context, fullMethod, method string) (c
 		return caller{
 			accountID: d.Key.Spec.AccountID,
 			actor:     store.Actor{KeyID: d.Key.Spec.ID, KeyName: d.Key.Spec.Name},
+			scope:     d.Key.Scope(),
 		}, nil
 	case authz.MissingKey:
 		return caller{}, status.Errorf(codes.Unauthenticated, "missing_key: send an account key in the %s metadata", KeyHeader)
@@ -234,6 +239,42 @@ func (s *Server) authenticate(ctx context.Context, fullMethod, method string) (c
 		s.log.Error("account API: unexpected decision", "method", method, "reason", d.Reason.String())
 		return caller{}, status.Errorf(codes.PermissionDenied, "%s: the call is not allowed", d.Reason)
 	}
+}
+
+// accountOperations are the (kind, operation) of every Account API method,
+// which is all an account key's scope can grant.
+var accountOperations = func() [][2]string {
+	var out [][2]string
+	for _, m := range accountv1.AccountService_ServiceDesc.Methods {
+		out = append(out, [2]string{MethodKind(m.MethodName), Operation(m.MethodName)})
+	}
+	return out
+}()
+
+// withinCaller refuses an account key (being created, or one a call would
+// change, rotate or delete) whose scope allows an Account API operation
+// the caller's does not: a key allowed to manage keys must not mint or
+// take over a more powerful one (a key limited to generateAccountAccessKey
+// creating an unlimited key, or regenerating the bootstrap key to learn
+// its new secret). Service and app keys never reach the Account API, so
+// their scopes grant nothing here.
+func withinCaller(c caller, typ authz.KeyType, keyScope string) error {
+	if typ != authz.KeyTypeAccount {
+		return nil
+	}
+	ks, err := scope.Parse(keyScope)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "scope: %v", err)
+	}
+	for _, op := range accountOperations {
+		if ks.Allows(authz.AccountAPIService, op[0], op[1]) && !c.scope.Allows(authz.AccountAPIService, op[0], op[1]) {
+			return status.Errorf(codes.PermissionDenied,
+				"scope_exceeds_caller: the account key would allow %s:%s:%s, which the calling key's scope does not; "+
+					"an account key can only create or manage account keys with at most its own rights",
+				authz.AccountAPIService, op[0], op[1])
+		}
+	}
+	return nil
 }
 
 // peerIP is the caller's address for IP filters; the zero Addr when the

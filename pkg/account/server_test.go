@@ -985,3 +985,76 @@ func serve(t *testing.T, g *grpc.Server, srv *account.Server) accountv1.AccountS
 	t.Cleanup(func() { conn.Close() })
 	return accountv1.NewAccountServiceClient(conn)
 }
+
+// TestNoEscalation: an account key that may manage keys can neither mint
+// an account key with rights it lacks nor change, rotate or delete one that
+// has more; service and app keys are not limited by it (their scopes grant
+// nothing in the Account API). Refused calls change nothing.
+func TestNoEscalation(t *testing.T) {
+	s, root := setup(t)
+	c := s.Client
+	limited := accounttest.Ctx(t.Context(), s.AddKey(t, authz.KeySpec{ID: "limited", Name: "limited", AccountID: "acct-1",
+		Type: authz.KeyTypeAccount, Active: true,
+		Scope: "account-api:query:* account-api:mutation:generate* account-api:mutation:importKey account-api:mutation:updateKey account-api:mutation:regenerateKey account-api:mutation:deleteKey"}))
+	weak := must(c.GenerateAccountAccessKey(root, &accountv1.GenerateAccountAccessKeyRequest{Name: "weak", Scope: "account-api:query:listApps"})).GetKey()
+	strong := must(c.GenerateAccountAccessKey(root, &accountv1.GenerateAccountAccessKeyRequest{Name: "strong", Scope: "account-api"})).GetKey()
+	customSecret := "a-custom-account-secret-0123456789"
+	before := must(c.ListKeys(root, &accountv1.ListKeysRequest{}))
+
+	refused := []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"generate an unlimited account key (empty scope)", func() error {
+			_, err := c.GenerateAccountAccessKey(limited, &accountv1.GenerateAccountAccessKeyRequest{Name: "x"})
+			return err
+		}, "createApp"},
+		{"generate an account key with all of account-api", func() error {
+			_, err := c.GenerateAccountAccessKey(limited, &accountv1.GenerateAccountAccessKeyRequest{Name: "x", Scope: "account-api"})
+			return err
+		}, "account-api:mutation:"},
+		{"import an unlimited account key", func() error {
+			_, err := c.ImportKey(limited, &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_ACCOUNT, PrivateKey: customSecret})
+			return err
+		}, "scope_exceeds_caller"},
+		{"regenerate the root key (and learn its secret)", func() error {
+			_, err := c.RegenerateKey(limited, &accountv1.RegenerateKeyRequest{Id: s.RootKeyID})
+			return err
+		}, "scope_exceeds_caller"},
+		{"delete a stronger key", func() error {
+			_, err := c.DeleteKey(limited, &accountv1.DeleteKeyRequest{Id: strong.GetId()})
+			return err
+		}, "scope_exceeds_caller"},
+		{"change a stronger key", func() error {
+			_, err := c.UpdateKey(limited, &accountv1.UpdateKeyRequest{Id: strong.GetId(), Description: proto.String("mine now")})
+			return err
+		}, "scope_exceeds_caller"},
+		{"widen a weaker key", func() error {
+			_, err := c.UpdateKey(limited, &accountv1.UpdateKeyRequest{Id: weak.GetId(), Scope: proto.String("account-api")})
+			return err
+		}, "scope_exceeds_caller"},
+		{"widen itself", func() error {
+			_, err := c.UpdateKey(limited, &accountv1.UpdateKeyRequest{Id: "limited", Scope: proto.String("")})
+			return err
+		}, "scope_exceeds_caller"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			wantCode(t, tc.call(), codes.PermissionDenied, "scope_exceeds_caller", tc.want)
+		})
+	}
+	after := must(c.ListKeys(root, &accountv1.ListKeysRequest{}))
+	if diff := cmp.Diff(before, after, protocmp.Transform()); diff != "" {
+		t.Fatalf("refused calls changed the keys (-before +after):\n%s", diff)
+	}
+
+	// Within its own rights it works.
+	must(c.GenerateAccountAccessKey(limited, &accountv1.GenerateAccountAccessKeyRequest{Name: "reader", Scope: "account-api:query:*"}))
+	must(c.UpdateKey(limited, &accountv1.UpdateKeyRequest{Id: weak.GetId(), Scope: proto.String("account-api:query:getApp")}))
+	must(c.RegenerateKey(limited, &accountv1.RegenerateKeyRequest{Id: weak.GetId()}))
+	must(c.GenerateServiceAccessKey(limited, &accountv1.GenerateServiceAccessKeyRequest{AppId: "billing", TenantId: "acme", Scope: "email-api"}))
+	must(c.DeleteKey(limited, &accountv1.DeleteKeyRequest{Id: weak.GetId()}))
+	// The root key's empty scope allows everything, so it may do all of it.
+	must(c.DeleteKey(root, &accountv1.DeleteKeyRequest{Id: strong.GetId()}))
+}
