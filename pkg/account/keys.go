@@ -385,9 +385,9 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 		return nil, err
 	}
 	what := quoted("key", r.GetId())
-	k, err := s.store.GetKey(ctx, c.accountID, r.GetId())
+	k, err := s.managedKey(ctx, c, r.GetId())
 	if err != nil {
-		return nil, s.storeError(ctx, "GetKey", what, err)
+		return nil, err
 	}
 	if emptyKeyUpdate(&u) {
 		return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.now())}, nil
@@ -398,11 +398,7 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 		v.compileErrors(err)
 		return nil, v.err()
 	}
-	// Neither the key as it is (reactivating or unexpiring a stronger
-	// key) nor as it would be (widening a scope) may exceed the caller.
-	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
-		return nil, err
-	}
+	// Nor may the key as it would be (a widened scope).
 	if err := withinCaller(c, updated.Type, updated.Scope); err != nil {
 		return nil, err
 	}
@@ -437,11 +433,8 @@ func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRe
 		return nil, err
 	}
 	what := quoted("key", r.GetId())
-	k, err := s.store.GetKey(ctx, c.accountID, r.GetId())
+	k, err := s.managedKey(ctx, c, r.GetId())
 	if err != nil {
-		return nil, s.storeError(ctx, "GetKey", what, err)
-	}
-	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
 		return nil, err
 	}
 	kind := kindOf(k.Spec.Type)
@@ -478,6 +471,20 @@ func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRe
 	return &accountv1.RegenerateKeyResponse{PrivateKey: secret, Key: keyProto(k, now)}, nil
 }
 
+// managedKey fetches a key the caller is about to change, rotate or
+// delete, and refuses it when its rights exceed the caller's (withinCaller):
+// reactivating, rotating or removing a stronger key is not the caller's to do.
+func (s *Server) managedKey(ctx context.Context, c caller, id string) (store.Key, error) {
+	k, err := s.store.GetKey(ctx, c.accountID, id)
+	if err != nil {
+		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
+	}
+	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
+		return k, err
+	}
+	return k, nil
+}
+
 // DeleteKey removes a key.
 func (s *Server) DeleteKey(ctx context.Context, r *accountv1.DeleteKeyRequest) (*accountv1.DeleteKeyResponse, error) {
 	c, err := s.callerFrom(ctx)
@@ -487,12 +494,7 @@ func (s *Server) DeleteKey(ctx context.Context, r *accountv1.DeleteKeyRequest) (
 	if err := refError("id", r.GetId()); err != nil {
 		return nil, err
 	}
-	what := quoted("key", r.GetId())
-	k, err := s.store.GetKey(ctx, c.accountID, r.GetId())
-	if err != nil {
-		return nil, s.storeError(ctx, "GetKey", what, err)
-	}
-	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
+	if _, err := s.managedKey(ctx, c, r.GetId()); err != nil {
 		return nil, err
 	}
 	if err := s.store.DeleteKey(ctx, c.actor, c.accountID, r.GetId()); err != nil {
