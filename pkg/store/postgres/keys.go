@@ -131,6 +131,9 @@ func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (*authz.Key, er
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stored key %q does not compile: %w", spec.ID, err)
 	}
+	// These records are the data plane's (the cache's); the Account API
+	// reads keys as stored, not compiled.
+	k.Trim()
 	return k, nil
 }
 
