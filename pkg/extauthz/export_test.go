@@ -72,8 +72,8 @@ func DecodeWire(b []byte) (*WireView, error) {
 	return out, nil
 }
 
-// Get is headerSource.get over the wire decoding, for comparisons.
-func (v *WireView) Get(b []byte, name string) (string, int) {
+// WireGet is headerSource.get over keygate's decoding of b.
+func WireGet(b []byte, name string) (string, int) {
 	w := new(wireRequest)
 	if err := w.decodeCheckRequest(b); err != nil {
 		return "", -1

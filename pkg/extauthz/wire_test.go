@@ -81,7 +81,7 @@ func sameAsProto(t *testing.T, b []byte) {
 		names = append(names, hv.GetKey())
 	}
 	for _, name := range names {
-		gv, gn := got.Get(b, name)
+		gv, gn := extauthz.WireGet(b, name)
 		pv, pn := extauthz.ProtoGet(&req, name)
 		if gv != pv || gn != pn {
 			t.Fatalf("get(%q): keygate %q×%d, protobuf %q×%d", name, gv, gn, pv, pn)
