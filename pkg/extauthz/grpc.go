@@ -120,12 +120,12 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 // back to its pool before gRPC encodes the response.
 func (s *Server) checkWire(ctx context.Context, w *wireRequest) (any, error) {
 	v := w.view()
-	resp, wire, err := s.check(ctx, &v)
+	a, err := s.check(ctx, &v)
 	if err != nil {
 		return nil, err
 	}
-	if wire != nil {
-		return wire, nil
+	if a.wire != nil {
+		return a.wire, nil
 	}
-	return resp, nil
+	return a.resp, nil
 }

@@ -107,12 +107,24 @@ func headerOption(name, value string) *corev3.HeaderValueOption {
 	}
 }
 
-// buildDenials makes one immutable CheckResponse per deny reason at start.
-// gRPC only reads them when marshalling, so all requests share them.
-func buildDenials(cfg Config) map[authz.Reason]*authv3.CheckResponse {
-	out := make(map[authz.Reason]*authv3.CheckResponse, len(denials))
+// answer is a CheckResponse and, when it was encoded ahead to be shared
+// (a reason's deny, a key's allow), its wire form; wire is nil otherwise.
+type answer struct {
+	resp *authv3.CheckResponse
+	wire *encoded
+}
+
+// sharedAnswer encodes resp once for every request that gets it.
+func sharedAnswer(resp *authv3.CheckResponse) answer {
+	return answer{resp: resp, wire: encode(resp)}
+}
+
+// buildDenials makes one immutable answer per deny reason at start. gRPC
+// only reads them, so all requests share them.
+func buildDenials(cfg Config) map[authz.Reason]answer {
+	out := make(map[authz.Reason]answer, len(denials))
 	for r := range denials {
-		out[r] = denyCheckResponse(r, DenyBody(r, cfg.GenericKeyErrors))
+		out[r] = sharedAnswer(denyCheckResponse(r, DenyBody(r, cfg.GenericKeyErrors)))
 	}
 	return out
 }
@@ -135,14 +147,14 @@ func denyCheckResponse(r authz.Reason, body string) *authv3.CheckResponse {
 
 // denyResponse is the shared response of the decision's reason, or one of
 // its own when the body must say more (a GraphQL field, a routing detail).
-func (s *Server) denyResponse(d *authz.Decision) (*authv3.CheckResponse, *encoded) {
+func (s *Server) denyResponse(d *authz.Decision) answer {
 	if specificDeny(d) {
-		return denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors)), nil
+		return answer{resp: denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors))}
 	}
-	if resp, ok := s.denied[d.Reason]; ok {
-		return resp, s.deniedWire[d.Reason]
+	if a, ok := s.denied[d.Reason]; ok {
+		return a
 	}
-	return denyCheckResponse(d.Reason, DenyBody(d.Reason, s.cfg.GenericKeyErrors)), nil
+	return answer{resp: denyCheckResponse(d.Reason, DenyBody(d.Reason, s.cfg.GenericKeyErrors))}
 }
 
 // keyParts is the part of an allow that depends only on the key, built the
@@ -172,8 +184,7 @@ type keyParts struct {
 
 type cachedAllow struct {
 	service, kind, operation string
-	resp                     *authv3.CheckResponse
-	wire                     *encoded // resp's wire form, sent as it is
+	answer
 }
 
 // partsFor returns the key's parts for cfg, building and keeping them with
@@ -232,16 +243,15 @@ func buildParts(k *authz.Key, cfg *Config) *keyParts {
 
 // allowResponse builds the OkHttpResponse for an allowed request, with its
 // wire form: the key's last response when the target is the same.
-func (s *Server) allowResponse(d *authz.Decision) (*authv3.CheckResponse, *encoded) {
+func (s *Server) allowResponse(d *authz.Decision) answer {
 	p := partsFor(d.Key, &s.cfg)
 	t := &d.Target
 	if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
-		return c.resp, c.wire
+		return c.answer
 	}
-	resp := s.buildAllow(d, p)
-	c := &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation, resp: resp, wire: encode(resp)}
+	c := &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation, answer: sharedAnswer(s.buildAllow(d, p))}
 	p.last.Store(c)
-	return resp, c.wire
+	return c.answer
 }
 
 func (s *Server) buildAllow(d *authz.Decision, p *keyParts) *authv3.CheckResponse {

@@ -31,8 +31,7 @@ type Server struct {
 	cfg         Config
 	obs         Observer
 	log         *slog.Logger
-	denied      map[authz.Reason]*authv3.CheckResponse
-	deniedWire  map[authz.Reason]*encoded
+	denied      map[authz.Reason]answer
 	tracer      CheckTracer
 	okStatus    *rpcstatus.Status
 	queryRemove []string
@@ -67,10 +66,6 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 		denied:   buildDenials(cfg),
 		okStatus: &rpcstatus.Status{},
 	}
-	s.deniedWire = make(map[authz.Reason]*encoded, len(s.denied))
-	for r, resp := range s.denied {
-		s.deniedWire[r] = encode(resp)
-	}
 	if cfg.KeyQueryParam != "" {
 		s.queryRemove = []string{cfg.KeyQueryParam}
 	}
@@ -96,24 +91,23 @@ func (s *Server) SetTracer(t CheckTracer) { s.tracer = t }
 // a call cancelled by the caller.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	v := protoView(req)
-	resp, _, err := s.check(ctx, &v)
-	return resp, err
+	a, err := s.check(ctx, &v)
+	return a.resp, err
 }
 
-// check decides one request and answers it, with the answer's wire form
-// when it was encoded before (a key's cached allow, a reason's shared
-// deny), nil otherwise.
-func (s *Server) check(ctx context.Context, v *requestView) (*authv3.CheckResponse, *encoded, error) {
+// check decides one request and answers it, inside the tracer's span when
+// there is one.
+func (s *Server) check(ctx context.Context, v *requestView) (answer, error) {
 	if s.tracer == nil {
 		return s.decide(ctx, v)
 	}
 	ctx = s.tracer.StartCheck(ctx, v.hs)
-	resp, wire, err := s.decide(ctx, v)
+	a, err := s.decide(ctx, v)
 	s.tracer.EndCheck(ctx, err)
-	return resp, wire, err
+	return a, err
 }
 
-func (s *Server) decide(ctx context.Context, v *requestView) (*authv3.CheckResponse, *encoded, error) {
+func (s *Server) decide(ctx context.Context, v *requestView) (answer, error) {
 	start := time.Now()
 	st, _ := s.states.Get().(*checkState)
 	if st == nil {
@@ -126,19 +120,18 @@ func (s *Server) decide(ctx context.Context, v *requestView) (*authv3.CheckRespo
 	s.fillRequest(&st.req, v)
 	st.dec = s.engine.Check(ctx, &st.req)
 	if err := ctx.Err(); err != nil {
-		return nil, nil, status.FromContextError(err).Err()
+		return answer{}, status.FromContextError(err).Err()
 	}
 	d := &st.dec
-	var resp *authv3.CheckResponse
-	var wire *encoded
+	var a answer
 	if d.Allowed() {
-		resp, wire = s.allowResponse(d)
+		a = s.allowResponse(d)
 	} else {
-		resp, wire = s.denyResponse(d)
+		a = s.denyResponse(d)
 		logDeny(ctx, s.log, d)
 	}
 	s.obs.ObserveCheck(ctx, d, time.Since(start))
-	return resp, wire, nil
+	return a, nil
 }
 
 // logDeny writes one debug line per deny and a warning for internal
