@@ -100,3 +100,8 @@ func CheckWireBytes(s *Server, ctx context.Context, d *WireDecoder, b []byte) (a
 	}
 	return s.checkWire(ctx, &d.w)
 }
+
+// ProtoKeys is headerSource.Keys over protobuf-go's decoding.
+func ProtoKeys(req *authv3.CheckRequest) []string {
+	return newHeaderSource(req.GetAttributes().GetRequest().GetHttp()).Keys()
+}

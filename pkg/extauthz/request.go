@@ -88,11 +88,6 @@ type Headers interface {
 	Keys() []string
 }
 
-// RequestHeaders returns the Headers of a CheckRequest.
-func RequestHeaders(req *authv3.CheckRequest) Headers {
-	return newHeaderSource(req.GetAttributes().GetRequest().GetHttp())
-}
-
 // requestView is what fill reads of a CheckRequest, from either decoding.
 type requestView struct {
 	hs                 headerSource

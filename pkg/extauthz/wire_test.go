@@ -87,7 +87,7 @@ func sameAsProto(t *testing.T, b []byte) {
 			t.Fatalf("get(%q): keygate %q×%d, protobuf %q×%d", name, gv, gn, pv, pn)
 		}
 	}
-	pkeys := extauthz.RequestHeaders(&req).Keys()
+	pkeys := extauthz.ProtoKeys(&req)
 	sort.Strings(pkeys)
 	sort.Strings(got.Keys)
 	if strings.Join(pkeys, "\x00") != strings.Join(got.Keys, "\x00") {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -59,8 +58,7 @@ func BenchmarkCheckObserved(b *testing.B) {
 			if tc.metrics {
 				obs = metrics.New("bench", nil)
 			}
-			var srv authv3.AuthorizationServer = extauthz.NewServer(f.engine, f.cfg, tr.Observer(obs, f.engine.Keys), nil)
-			srv = tr.WrapAuthorization(srv)
+			srv := withTracer(tr, extauthz.NewServer(f.engine, f.cfg, tr.Observer(obs, f.engine.Keys), nil))
 			var extra map[string]string
 			if tc.traceparent != "" {
 				extra = map[string]string{"traceparent": tc.traceparent}

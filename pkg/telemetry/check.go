@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -69,30 +68,8 @@ func (checkTracer) EndCheck(ctx context.Context, err error) {
 	span.End()
 }
 
-// WrapAuthorization returns inner with CheckTracer's span around each
-// Check, for an AuthorizationServer other than extauthz.Server (which
-// takes the tracer itself). With tracing off it returns inner itself.
-func (t *Tracing) WrapAuthorization(inner authv3.AuthorizationServer) authv3.AuthorizationServer {
-	if !t.Enabled() {
-		return inner
-	}
-	return &tracedServer{inner: inner, tracer: checkTracer{t}}
-}
-
-type tracedServer struct {
-	inner  authv3.AuthorizationServer
-	tracer checkTracer
-}
-
-func (s *tracedServer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	ctx = s.tracer.StartCheck(ctx, extauthz.RequestHeaders(req))
-	resp, err := s.inner.Check(ctx, req)
-	s.tracer.EndCheck(ctx, err)
-	return resp, err
-}
-
 // startCheck starts the Check span with the parent chosen as
-// WrapAuthorization describes.
+// CheckTracer describes.
 func (t *Tracing) startCheck(ctx context.Context, carrier carrier) (context.Context, trace.Span) {
 	local := trace.SpanContextFromContext(ctx)
 	kind := trace.SpanKindServer
@@ -118,7 +95,7 @@ func (t *Tracing) startCheck(ctx context.Context, carrier carrier) (context.Cont
 }
 
 // Observer returns an extauthz.Observer that calls next and then labels
-// the span in ctx (the one WrapAuthorization started) with the decision.
+// the span in ctx (the one CheckTracer started) with the decision.
 // keys is the engine's key store: when it reports cache hits
 // (authz.HitReporter), spans carry keygate.cache.hit. With tracing off
 // it returns next itself.
@@ -205,7 +182,7 @@ func (c headersCarrier) has(key string) bool   { return c.h.Get(key) != "" }
 func (headersCarrier) Set(string, string)      {}
 func (c headersCarrier) Keys() []string        { return c.h.Keys() }
 
-// WrapHTTP is WrapAuthorization for the HTTP ext_authz mode: a span around
+// WrapHTTP is CheckTracer for the HTTP ext_authz mode: a span around
 // each request, parented by its traceparent header (or ctx's span). The
 // handler's Observer labels it, as for gRPC. With tracing off it returns
 // next itself.

@@ -200,7 +200,7 @@ func TestPostgresStack(t *testing.T) {
 
 	cfg := extauthz.Config{}.WithDefaults()
 	engine := &authz.Engine{Keys: kc, Routes: routes, Hasher: apikey.NewHasher(nil)}
-	srv := tr.WrapAuthorization(extauthz.NewServer(engine, cfg, tr.Observer(m, kc), nil))
+	srv := withTracer(tr, extauthz.NewServer(engine, cfg, tr.Observer(m, kc), nil))
 	check := func(secret string) {
 		t.Helper()
 		if _, err := srv.Check(ctx, request("/email/read", secret, map[string]string{"traceparent": traceparent})); err != nil {

@@ -44,9 +44,13 @@ type traced struct {
 	*fixture
 	rec *tracetest.SpanRecorder
 	tr  *telemetry.Tracing
-	srv authv3.AuthorizationServer
-	// inner is srv without the wrapper, for the hook as serve installs it.
-	inner *extauthz.Server
+	srv *extauthz.Server // with the tracer, as serve installs it
+}
+
+// withTracer installs tr's tracer on srv, as serve does.
+func withTracer(tr *telemetry.Tracing, srv *extauthz.Server) *extauthz.Server {
+	srv.SetTracer(tr.CheckTracer())
+	return srv
 }
 
 func newTraced(t *testing.T) *traced {
@@ -60,7 +64,7 @@ func newTraced(t *testing.T) *traced {
 	f := newFixture(t, nil)
 	m := metrics.New("test", nil)
 	inner := extauthz.NewServer(f.engine, f.cfg, tr.Observer(m, f.engine.Keys), nil)
-	return &traced{fixture: f, rec: rec, tr: tr, srv: tr.WrapAuthorization(inner), inner: inner}
+	return &traced{fixture: f, rec: rec, tr: tr, srv: withTracer(tr, inner)}
 }
 
 // secrets are every form of key material the fixture knows: no span may
@@ -268,7 +272,7 @@ func TestStoreUnavailableSpanIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	engine := &authz.Engine{Keys: cold, Routes: routes, Hasher: hasher}
-	srv := tr.WrapAuthorization(extauthz.NewServer(engine, f.cfg, tr.Observer(nil, cold), nil))
+	srv := withTracer(tr, extauthz.NewServer(engine, f.cfg, tr.Observer(nil, cold), nil))
 	if _, err := srv.Check(context.Background(), request("/email/read", f.secret, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -301,9 +305,8 @@ func TestCancelledCheckSpan(t *testing.T) {
 // the parentage of the two spans of a call.
 func TestGRPCStatsHandler(t *testing.T) {
 	x := newTraced(t)
-	x.inner.SetTracer(x.tr.CheckTracer())
 	gs := grpc.NewServer(append(x.tr.GRPCServerOptions(), extauthz.ServerCodec())...)
-	x.inner.Register(gs)
+	x.srv.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -401,10 +404,10 @@ func TestTracingOff(t *testing.T) {
 	}
 	f := newFixture(t, nil)
 	m := metrics.New("test", nil)
-	inner := extauthz.NewServer(f.engine, f.cfg, m, nil)
-	if got := tr.WrapAuthorization(inner); got != authv3.AuthorizationServer(inner) {
-		t.Error("WrapAuthorization wraps with tracing off")
+	if got := tr.CheckTracer(); got != nil {
+		t.Errorf("CheckTracer with tracing off: %v, want nil (nothing on the hot path)", got)
 	}
+
 	if got := tr.Observer(m, f.engine.Keys); got != extauthz.Observer(m) {
 		t.Error("Observer wraps with tracing off")
 	}
@@ -475,7 +478,7 @@ func TestSamplers(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := newFixture(t, nil)
-		srv := tr.WrapAuthorization(extauthz.NewServer(f.engine, f.cfg, tr.Observer(nil, f.engine.Keys), nil))
+		srv := withTracer(tr, extauthz.NewServer(f.engine, f.cfg, tr.Observer(nil, f.engine.Keys), nil))
 		for i := range 100 {
 			var extra map[string]string
 			if parentFlags != "" {
@@ -520,7 +523,7 @@ func TestNoCacheHitAttributeWithoutHitReporter(t *testing.T) {
 	f := newFixture(t, nil)
 	keys := hitless{f.cache}
 	engine := &authz.Engine{Keys: keys, Routes: routes, Hasher: hasher}
-	srv := tr.WrapAuthorization(extauthz.NewServer(engine, f.cfg, tr.Observer(nil, keys), nil))
+	srv := withTracer(tr, extauthz.NewServer(engine, f.cfg, tr.Observer(nil, keys), nil))
 	if _, err := srv.Check(context.Background(), request("/email/read", f.secret, nil)); err != nil {
 		t.Fatal(err)
 	}
