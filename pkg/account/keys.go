@@ -13,6 +13,7 @@ import (
 	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/scope"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -85,11 +86,12 @@ func (s *Server) newKey(ctx context.Context, c caller, in keyInput, secret strin
 		Description:     in.description,
 		ResponseHeaders: headers,
 	}
-	if _, err := authz.Compile(spec, s.compile); err != nil {
+	compiled, err := authz.Compile(spec, s.compile)
+	if err != nil {
 		v.compileErrors(err)
 		return authz.KeySpec{}, v.err()
 	}
-	if err := withinCaller(c, spec.Type, spec.Scope); err != nil {
+	if err := withinCaller(c, spec.Type, compiled.Scope()); err != nil {
 		return authz.KeySpec{}, err
 	}
 	if spec.AppID != "" {
@@ -392,14 +394,14 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 	if emptyKeyUpdate(&u) {
 		return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.now())}, nil
 	}
-	updated := applyKeyUpdate(k.Spec, &u)
-	if _, err := authz.Compile(updated, s.compile); err != nil {
+	updated, err := authz.Compile(applyKeyUpdate(k.Spec, &u), s.compile)
+	if err != nil {
 		var v violations
 		v.compileErrors(err)
 		return nil, v.err()
 	}
 	// Nor may the key as it would be (a widened scope).
-	if err := withinCaller(c, updated.Type, updated.Scope); err != nil {
+	if err := withinCaller(c, updated.Spec.Type, updated.Scope()); err != nil {
 		return nil, err
 	}
 	k, err = s.store.UpdateKey(ctx, c.actor, c.accountID, r.GetId(), u)
@@ -479,10 +481,14 @@ func (s *Server) managedKey(ctx context.Context, c caller, id string) (store.Key
 	if err != nil {
 		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
 	}
-	if err := withinCaller(c, k.Spec.Type, k.Spec.Scope); err != nil {
-		return k, err
+	if k.Spec.Type != authz.KeyTypeAccount {
+		return k, nil
 	}
-	return k, nil
+	ks, err := scope.Parse(k.Spec.Scope)
+	if err != nil { // stored scopes compiled when they were written
+		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
+	}
+	return k, withinCaller(c, k.Spec.Type, ks)
 }
 
 // DeleteKey removes a key.

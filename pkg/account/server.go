@@ -258,13 +258,9 @@ var accountOperations = func() [][2]string {
 // creating an unlimited key, or regenerating the bootstrap key to learn
 // its new secret). Service and app keys never reach the Account API, so
 // their scopes grant nothing here.
-func withinCaller(c caller, typ authz.KeyType, keyScope string) error {
+func withinCaller(c caller, typ authz.KeyType, ks *scope.Scope) error {
 	if typ != authz.KeyTypeAccount {
 		return nil
-	}
-	ks, err := scope.Parse(keyScope)
-	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "scope: %v", err)
 	}
 	for _, op := range accountOperations {
 		if ks.Allows(authz.AccountAPIService, op[0], op[1]) && !c.scope.Allows(authz.AccountAPIService, op[0], op[1]) {
