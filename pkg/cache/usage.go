@@ -38,19 +38,24 @@ func (c *Cache) KeyUsed(k *authz.Key, at time.Time) {
 	if !k.MarkUsed(at.Unix() / 60) {
 		return // recorded this minute already
 	}
-	id := k.Spec.ID
 	u := &c.usage
 	u.mu.Lock()
+	u.addLocked(k.Spec.ID, at, c.opts.MaxPendingUsage)
+	u.mu.Unlock()
+}
+
+// addLocked queues a use, keeping the later time of a key already queued;
+// past max keys queued it is dropped and counted. u.mu must be held.
+func (u *usageState) addLocked(id string, at time.Time, max int) {
 	if cur, ok := u.pending[id]; ok {
 		if at.After(cur) {
 			u.pending[id] = at
 		}
-	} else if len(u.pending) < c.opts.MaxPendingUsage {
+	} else if len(u.pending) < max {
 		u.pending[id] = at
 	} else {
 		u.dropped.Add(1)
 	}
-	u.mu.Unlock()
 }
 
 // RunUsageFlusher writes the batched last-used times every interval (a
@@ -112,14 +117,6 @@ func (c *Cache) requeue(batch map[string]time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for id, at := range batch {
-		if cur, ok := u.pending[id]; ok {
-			if at.After(cur) {
-				u.pending[id] = at
-			}
-		} else if len(u.pending) < c.opts.MaxPendingUsage {
-			u.pending[id] = at
-		} else {
-			u.dropped.Add(1)
-		}
+		u.addLocked(id, at, c.opts.MaxPendingUsage)
 	}
 }
