@@ -56,26 +56,6 @@ func pageError(size int32, token string) error {
 
 func quoted(kind, id string) string { return fmt.Sprintf("%s %q", kind, id) }
 
-// CreateApp adds an active app.
-func (s *Server) CreateApp(ctx context.Context, r *accountv1.CreateAppRequest) (*accountv1.CreateAppResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkOwnerCreate(r); err != nil {
-		return nil, err
-	}
-	now := s.now()
-	a, err := s.store.CreateApp(ctx, c.actor, store.App{
-		AccountID: c.accountID, ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription(),
-		Active: true, CreatedAt: now, UpdatedAt: now,
-	})
-	if err != nil {
-		return nil, s.storeError(ctx, "CreateApp", s.label("app", r.GetId(), r.GetName()), err)
-	}
-	return &accountv1.CreateAppResponse{App: appProto(a)}, nil
-}
-
 // label names an object being created: by id when chosen, else by name.
 func (s *Server) label(kind, id, name string) string {
 	if id != "" {
@@ -84,168 +64,213 @@ func (s *Server) label(kind, id, name string) string {
 	return fmt.Sprintf("%s named %q", kind, name)
 }
 
-// GetApp returns one app of the caller's account.
-func (s *Server) GetApp(ctx context.Context, r *accountv1.GetAppRequest) (*accountv1.GetAppResponse, error) {
+// owner is one of the two kinds of key owner, apps and tenants, which the
+// Account API manages alike: its store calls and its API form.
+type owner[T, P any] struct {
+	kind, op string // "app", "App": in messages and store error labels
+	from     func(store.App) T
+	proto    func(T) P
+	create   func(context.Context, store.Actor, T) (T, error)
+	get      func(ctx context.Context, accountID, id string) (T, error)
+	list     func(ctx context.Context, accountID string, p store.Page) ([]T, string, error)
+	update   func(ctx context.Context, a store.Actor, accountID, id string, u store.AppUpdate) (T, error)
+	remove   func(ctx context.Context, a store.Actor, accountID, id string) error
+}
+
+func (s *Server) apps() owner[store.App, *accountv1.App] {
+	return owner[store.App, *accountv1.App]{kind: "app", op: "App",
+		from: func(a store.App) store.App { return a }, proto: appProto,
+		create: s.store.CreateApp, get: s.store.GetApp, list: s.store.ListApps,
+		update: s.store.UpdateApp, remove: s.store.DeleteApp}
+}
+
+func (s *Server) tenants() owner[store.Tenant, *accountv1.Tenant] {
+	return owner[store.Tenant, *accountv1.Tenant]{kind: "tenant", op: "Tenant",
+		from: func(a store.App) store.Tenant { return store.Tenant(a) }, proto: tenantProto,
+		create: s.store.CreateTenant, get: s.store.GetTenant, list: s.store.ListTenants,
+		update: s.store.UpdateTenant, remove: s.store.DeleteTenant}
+}
+
+// createOwner adds an active app or tenant.
+func createOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], r ownerInput) (P, error) {
+	var zero P
 	c, err := s.callerFrom(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	if err := refError("id", r.GetId()); err != nil {
-		return nil, err
+	if err := checkOwnerCreate(r); err != nil {
+		return zero, err
 	}
-	a, err := s.store.GetApp(ctx, c.accountID, r.GetId())
+	now := s.now()
+	v, err := o.create(ctx, c.actor, o.from(store.App{
+		AccountID: c.accountID, ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription(),
+		Active: true, CreatedAt: now, UpdatedAt: now,
+	}))
 	if err != nil {
-		return nil, s.storeError(ctx, "GetApp", quoted("app", r.GetId()), err)
+		return zero, s.storeError(ctx, "Create"+o.op, s.label(o.kind, r.GetId(), r.GetName()), err)
 	}
-	return &accountv1.GetAppResponse{App: appProto(a)}, nil
+	return o.proto(v), nil
+}
+
+// getOwner returns one app or tenant of the caller's account.
+func getOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], id string) (P, error) {
+	var zero P
+	c, err := s.callerFrom(ctx)
+	if err != nil {
+		return zero, err
+	}
+	if err := refError("id", id); err != nil {
+		return zero, err
+	}
+	v, err := o.get(ctx, c.accountID, id)
+	if err != nil {
+		return zero, s.storeError(ctx, "Get"+o.op, quoted(o.kind, id), err)
+	}
+	return o.proto(v), nil
+}
+
+// listOwners returns one page of the caller's apps or tenants.
+func listOwners[T, P any](ctx context.Context, s *Server, o owner[T, P], size int32, token string) ([]P, string, error) {
+	c, err := s.callerFrom(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := pageError(size, token); err != nil {
+		return nil, "", err
+	}
+	vs, next, err := o.list(ctx, c.accountID, store.Page{Size: int(size), Token: token})
+	if err != nil {
+		return nil, "", s.storeError(ctx, "List"+o.op+"s", "page", err)
+	}
+	out := make([]P, len(vs))
+	for i, v := range vs {
+		out[i] = o.proto(v)
+	}
+	return out, next, nil
+}
+
+// updateOwner changes the fields present (non-nil) of an app or tenant.
+func updateOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], id string, name, description *string, active *bool) (P, error) {
+	var zero P
+	c, err := s.callerFrom(ctx)
+	if err != nil {
+		return zero, err
+	}
+	u, err := checkOwnerUpdate(id, name, description, active)
+	if err != nil {
+		return zero, err
+	}
+	var v T
+	if emptyUpdate(u) {
+		v, err = o.get(ctx, c.accountID, id)
+	} else {
+		v, err = o.update(ctx, c.actor, c.accountID, id, u)
+	}
+	if err != nil {
+		return zero, s.storeError(ctx, "Update"+o.op, quoted(o.kind, id), err)
+	}
+	return o.proto(v), nil
+}
+
+// deleteOwner removes an app or tenant.
+func deleteOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], id string) error {
+	c, err := s.callerFrom(ctx)
+	if err != nil {
+		return err
+	}
+	if err := refError("id", id); err != nil {
+		return err
+	}
+	if err := o.remove(ctx, c.actor, c.accountID, id); err != nil {
+		return s.storeError(ctx, "Delete"+o.op, quoted(o.kind, id), err)
+	}
+	return nil
+}
+
+// CreateApp adds an active app.
+func (s *Server) CreateApp(ctx context.Context, r *accountv1.CreateAppRequest) (*accountv1.CreateAppResponse, error) {
+	a, err := createOwner(ctx, s, s.apps(), r)
+	if err != nil {
+		return nil, err
+	}
+	return &accountv1.CreateAppResponse{App: a}, nil
+}
+
+// GetApp returns one app of the caller's account.
+func (s *Server) GetApp(ctx context.Context, r *accountv1.GetAppRequest) (*accountv1.GetAppResponse, error) {
+	a, err := getOwner(ctx, s, s.apps(), r.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &accountv1.GetAppResponse{App: a}, nil
 }
 
 // ListApps returns one page of the caller's apps.
 func (s *Server) ListApps(ctx context.Context, r *accountv1.ListAppsRequest) (*accountv1.ListAppsResponse, error) {
-	c, err := s.callerFrom(ctx)
+	apps, next, err := listOwners(ctx, s, s.apps(), r.GetPageSize(), r.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	if err := pageError(r.GetPageSize(), r.GetPageToken()); err != nil {
-		return nil, err
-	}
-	apps, next, err := s.store.ListApps(ctx, c.accountID, store.Page{Size: int(r.GetPageSize()), Token: r.GetPageToken()})
-	if err != nil {
-		return nil, s.storeError(ctx, "ListApps", "page", err)
-	}
-	out := &accountv1.ListAppsResponse{NextPageToken: next, Apps: make([]*accountv1.App, len(apps))}
-	for i, a := range apps {
-		out.Apps[i] = appProto(a)
-	}
-	return out, nil
+	return &accountv1.ListAppsResponse{Apps: apps, NextPageToken: next}, nil
 }
 
 // UpdateApp changes the fields present in the request.
 func (s *Server) UpdateApp(ctx context.Context, r *accountv1.UpdateAppRequest) (*accountv1.UpdateAppResponse, error) {
-	c, err := s.callerFrom(ctx)
+	a, err := updateOwner(ctx, s, s.apps(), r.GetId(), r.Name, r.Description, r.Active)
 	if err != nil {
 		return nil, err
 	}
-	u, err := checkOwnerUpdate(r.GetId(), r.Name, r.Description, r.Active)
-	if err != nil {
-		return nil, err
-	}
-	var a store.App
-	if emptyUpdate(u) {
-		a, err = s.store.GetApp(ctx, c.accountID, r.GetId())
-	} else {
-		a, err = s.store.UpdateApp(ctx, c.actor, c.accountID, r.GetId(), u)
-	}
-	if err != nil {
-		return nil, s.storeError(ctx, "UpdateApp", quoted("app", r.GetId()), err)
-	}
-	return &accountv1.UpdateAppResponse{App: appProto(a)}, nil
+	return &accountv1.UpdateAppResponse{App: a}, nil
 }
 
 // DeleteApp removes an app.
 func (s *Server) DeleteApp(ctx context.Context, r *accountv1.DeleteAppRequest) (*accountv1.DeleteAppResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
+	if err := deleteOwner(ctx, s, s.apps(), r.GetId()); err != nil {
 		return nil, err
-	}
-	if err := refError("id", r.GetId()); err != nil {
-		return nil, err
-	}
-	if err := s.store.DeleteApp(ctx, c.actor, c.accountID, r.GetId()); err != nil {
-		return nil, s.storeError(ctx, "DeleteApp", quoted("app", r.GetId()), err)
 	}
 	return &accountv1.DeleteAppResponse{}, nil
 }
 
 // CreateTenant adds an active tenant.
 func (s *Server) CreateTenant(ctx context.Context, r *accountv1.CreateTenantRequest) (*accountv1.CreateTenantResponse, error) {
-	c, err := s.callerFrom(ctx)
+	t, err := createOwner(ctx, s, s.tenants(), r)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkOwnerCreate(r); err != nil {
-		return nil, err
-	}
-	now := s.now()
-	t, err := s.store.CreateTenant(ctx, c.actor, store.Tenant{
-		AccountID: c.accountID, ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription(),
-		Active: true, CreatedAt: now, UpdatedAt: now,
-	})
-	if err != nil {
-		return nil, s.storeError(ctx, "CreateTenant", s.label("tenant", r.GetId(), r.GetName()), err)
-	}
-	return &accountv1.CreateTenantResponse{Tenant: tenantProto(t)}, nil
+	return &accountv1.CreateTenantResponse{Tenant: t}, nil
 }
 
 // GetTenant returns one tenant of the caller's account.
 func (s *Server) GetTenant(ctx context.Context, r *accountv1.GetTenantRequest) (*accountv1.GetTenantResponse, error) {
-	c, err := s.callerFrom(ctx)
+	t, err := getOwner(ctx, s, s.tenants(), r.GetId())
 	if err != nil {
 		return nil, err
 	}
-	if err := refError("id", r.GetId()); err != nil {
-		return nil, err
-	}
-	t, err := s.store.GetTenant(ctx, c.accountID, r.GetId())
-	if err != nil {
-		return nil, s.storeError(ctx, "GetTenant", quoted("tenant", r.GetId()), err)
-	}
-	return &accountv1.GetTenantResponse{Tenant: tenantProto(t)}, nil
+	return &accountv1.GetTenantResponse{Tenant: t}, nil
 }
 
 // ListTenants returns one page of the caller's tenants.
 func (s *Server) ListTenants(ctx context.Context, r *accountv1.ListTenantsRequest) (*accountv1.ListTenantsResponse, error) {
-	c, err := s.callerFrom(ctx)
+	ts, next, err := listOwners(ctx, s, s.tenants(), r.GetPageSize(), r.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
-	if err := pageError(r.GetPageSize(), r.GetPageToken()); err != nil {
-		return nil, err
-	}
-	ts, next, err := s.store.ListTenants(ctx, c.accountID, store.Page{Size: int(r.GetPageSize()), Token: r.GetPageToken()})
-	if err != nil {
-		return nil, s.storeError(ctx, "ListTenants", "page", err)
-	}
-	out := &accountv1.ListTenantsResponse{NextPageToken: next, Tenants: make([]*accountv1.Tenant, len(ts))}
-	for i, t := range ts {
-		out.Tenants[i] = tenantProto(t)
-	}
-	return out, nil
+	return &accountv1.ListTenantsResponse{Tenants: ts, NextPageToken: next}, nil
 }
 
 // UpdateTenant changes the fields present in the request.
 func (s *Server) UpdateTenant(ctx context.Context, r *accountv1.UpdateTenantRequest) (*accountv1.UpdateTenantResponse, error) {
-	c, err := s.callerFrom(ctx)
+	t, err := updateOwner(ctx, s, s.tenants(), r.GetId(), r.Name, r.Description, r.Active)
 	if err != nil {
 		return nil, err
 	}
-	u, err := checkOwnerUpdate(r.GetId(), r.Name, r.Description, r.Active)
-	if err != nil {
-		return nil, err
-	}
-	var t store.Tenant
-	if emptyUpdate(u) {
-		t, err = s.store.GetTenant(ctx, c.accountID, r.GetId())
-	} else {
-		t, err = s.store.UpdateTenant(ctx, c.actor, c.accountID, r.GetId(), u)
-	}
-	if err != nil {
-		return nil, s.storeError(ctx, "UpdateTenant", quoted("tenant", r.GetId()), err)
-	}
-	return &accountv1.UpdateTenantResponse{Tenant: tenantProto(t)}, nil
+	return &accountv1.UpdateTenantResponse{Tenant: t}, nil
 }
 
 // DeleteTenant removes a tenant.
 func (s *Server) DeleteTenant(ctx context.Context, r *accountv1.DeleteTenantRequest) (*accountv1.DeleteTenantResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
+	if err := deleteOwner(ctx, s, s.tenants(), r.GetId()); err != nil {
 		return nil, err
-	}
-	if err := refError("id", r.GetId()); err != nil {
-		return nil, err
-	}
-	if err := s.store.DeleteTenant(ctx, c.actor, c.accountID, r.GetId()); err != nil {
-		return nil, s.storeError(ctx, "DeleteTenant", quoted("tenant", r.GetId()), err)
 	}
 	return &accountv1.DeleteTenantResponse{}, nil
 }
