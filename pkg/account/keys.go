@@ -343,38 +343,6 @@ func emptyKeyUpdate(u *store.KeyUpdate) bool {
 		u.NotBefore == nil && u.ExpiresAt == nil && u.IPFilters == nil && u.ResponseHeaders == nil
 }
 
-// applyKeyUpdate is the spec a store will hold after u.
-func applyKeyUpdate(spec authz.KeySpec, u *store.KeyUpdate) authz.KeySpec {
-	if u.Name != nil {
-		spec.Name = *u.Name
-	}
-	if u.Description != nil {
-		spec.Description = *u.Description
-	}
-	if u.Group != nil {
-		spec.Group = *u.Group
-	}
-	if u.Scope != nil {
-		spec.Scope = *u.Scope
-	}
-	if u.Active != nil {
-		spec.Active = *u.Active
-	}
-	if u.NotBefore != nil {
-		spec.NotBefore = *u.NotBefore
-	}
-	if u.ExpiresAt != nil {
-		spec.ExpiresAt = *u.ExpiresAt
-	}
-	if u.IPFilters != nil {
-		spec.IPFilters = append([]string(nil), (*u.IPFilters)...)
-	}
-	if u.ResponseHeaders != nil {
-		spec.ResponseHeaders = append([]authz.HeaderSpec(nil), (*u.ResponseHeaders)...)
-	}
-	return spec
-}
-
 // UpdateKey changes the fields present; the resulting key is compiled as a
 // whole before anything is written.
 func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (*accountv1.UpdateKeyResponse, error) {
@@ -394,7 +362,7 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 	if emptyKeyUpdate(&u) {
 		return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.now())}, nil
 	}
-	updated, err := authz.Compile(applyKeyUpdate(k.Spec, &u), s.compile)
+	updated, err := authz.Compile(u.Apply(k.Spec), s.compile)
 	if err != nil {
 		var v violations
 		v.compileErrors(err)

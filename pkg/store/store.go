@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/pkg/apikey"
@@ -85,6 +86,36 @@ type KeyUpdate struct {
 	ExpiresAt       *time.Time
 	IPFilters       *[]string
 	ResponseHeaders *[]authz.HeaderSpec
+}
+
+// Apply returns spec with the fields u sets changed; the lists are copied,
+// so spec's are never shared with the result.
+func (u *KeyUpdate) Apply(spec authz.KeySpec) authz.KeySpec {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&spec.Name, u.Name)
+	set(&spec.Description, u.Description)
+	set(&spec.Group, u.Group)
+	set(&spec.Scope, u.Scope)
+	if u.Active != nil {
+		spec.Active = *u.Active
+	}
+	if u.NotBefore != nil {
+		spec.NotBefore = *u.NotBefore
+	}
+	if u.ExpiresAt != nil {
+		spec.ExpiresAt = *u.ExpiresAt
+	}
+	if u.IPFilters != nil {
+		spec.IPFilters = slices.Clone(*u.IPFilters)
+	}
+	if u.ResponseHeaders != nil {
+		spec.ResponseHeaders = slices.Clone(*u.ResponseHeaders)
+	}
+	return spec
 }
 
 // AppUpdate lists the fields UpdateApp/UpdateTenant change.

@@ -568,34 +568,7 @@ func (s *Store) UpdateKey(_ context.Context, actor store.Actor, accountID, id st
 	}
 	before := k
 	k = cloneKey(k)
-	sp := &k.Spec
-	if u.Name != nil {
-		sp.Name = *u.Name
-	}
-	if u.Description != nil {
-		sp.Description = *u.Description
-	}
-	if u.Group != nil {
-		sp.Group = *u.Group
-	}
-	if u.Scope != nil {
-		sp.Scope = *u.Scope
-	}
-	if u.Active != nil {
-		sp.Active = *u.Active
-	}
-	if u.NotBefore != nil {
-		sp.NotBefore = *u.NotBefore
-	}
-	if u.ExpiresAt != nil {
-		sp.ExpiresAt = *u.ExpiresAt
-	}
-	if u.IPFilters != nil {
-		sp.IPFilters = slices.Clone(*u.IPFilters)
-	}
-	if u.ResponseHeaders != nil {
-		sp.ResponseHeaders = slices.Clone(*u.ResponseHeaders)
-	}
+	k.Spec = u.Apply(k.Spec)
 	if err := s.checkKeyLocked(k); err != nil {
 		return store.Key{}, err
 	}

@@ -287,34 +287,7 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 		return s.GetKey(ctx, accountID, id)
 	}
 	return s.updateKey(ctx, actor, accountID, id, "key.update", func(k *store.Key) error {
-		sp := &k.Spec
-		if u.Name != nil {
-			sp.Name = *u.Name
-		}
-		if u.Description != nil {
-			sp.Description = *u.Description
-		}
-		if u.Group != nil {
-			sp.Group = *u.Group
-		}
-		if u.Scope != nil {
-			sp.Scope = *u.Scope
-		}
-		if u.Active != nil {
-			sp.Active = *u.Active
-		}
-		if u.NotBefore != nil {
-			sp.NotBefore = *u.NotBefore
-		}
-		if u.ExpiresAt != nil {
-			sp.ExpiresAt = *u.ExpiresAt
-		}
-		if u.IPFilters != nil {
-			sp.IPFilters = append([]string(nil), *u.IPFilters...)
-		}
-		if u.ResponseHeaders != nil {
-			sp.ResponseHeaders = append([]authz.HeaderSpec(nil), *u.ResponseHeaders...)
-		}
+		k.Spec = u.Apply(k.Spec)
 		return nil
 	}, func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error {
 		sp := &k.Spec
