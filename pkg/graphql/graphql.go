@@ -146,15 +146,7 @@ func (c *collector) read(in *authz.RouteInput) error {
 		if len(q) > c.opts.MaxBodyBytes {
 			return fmt.Errorf("GraphQL query string is longer than %d bytes", c.opts.MaxBodyBytes)
 		}
-		ps, err := readParams(q, "query string")
-		if err != nil {
-			return err
-		}
-		r, err := ps.request()
-		if err != nil {
-			return err
-		}
-		return c.run(-1, &r)
+		return c.runParams(q, "query string")
 	case "POST":
 	default:
 		return fmt.Errorf("GraphQL requests are GET or POST, not %s", quote(in.Method))
@@ -195,15 +187,7 @@ func (c *collector) read(in *authz.RouteInput) error {
 		if err := inURL(0); err != nil {
 			return err
 		}
-		ps, err := readParams(bytesToString(in.Body), "form body")
-		if err != nil {
-			return err
-		}
-		r, err := ps.request()
-		if err != nil {
-			return err
-		}
-		return c.run(-1, &r)
+		return c.runParams(bytesToString(in.Body), "form body")
 	case len(mt) >= 10 && strings.EqualFold(mt[:10], "multipart/"):
 		return fmt.Errorf("content type %s is not supported for GraphQL (send application/json)", quote(mt))
 	}
@@ -320,4 +304,18 @@ func (c *collector) document(r *request) error {
 	}
 	c.set.addShared(res.ops)
 	return nil
+}
+
+// runParams reads one request from URL-encoded parameters (a GET's query
+// string, a form body; where names it in errors) and its operations.
+func (c *collector) runParams(params, where string) error {
+	ps, err := readParams(params, where)
+	if err != nil {
+		return err
+	}
+	r, err := ps.request()
+	if err != nil {
+		return err
+	}
+	return c.run(-1, &r)
 }
