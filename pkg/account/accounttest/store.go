@@ -35,8 +35,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	accounts map[string]store.Account
-	apps     map[ref]store.App
-	tenants  map[ref]store.Tenant
+	apps     *owners
+	tenants  *owners // in their store.App form
 	keys     map[ref]store.Key
 	audit    []store.AuditEvent
 	seq      int
@@ -62,9 +62,11 @@ func NewStore(tb testing.TB, opts authz.CompileOptions, now func() time.Time) *S
 	return &Store{
 		tb: tb, compile: opts, now: now,
 		accounts: map[string]store.Account{},
-		apps:     map[ref]store.App{},
-		tenants:  map[ref]store.Tenant{},
-		keys:     map[ref]store.Key{},
+		apps: &owners{kind: "app", m: map[ref]store.App{},
+			owns: func(k store.Key, id string) bool { return k.Spec.AppID == id }},
+		tenants: &owners{kind: "tenant", m: map[ref]store.App{},
+			owns: func(k store.Key, id string) bool { return k.Spec.TenantID == id }},
+		keys: map[ref]store.Key{},
 	}
 }
 
@@ -224,8 +226,16 @@ func (s *Store) checkAccountLocked(id string) error {
 	return nil
 }
 
-// CreateApp adds an app.
-func (s *Store) CreateApp(_ context.Context, actor store.Actor, a store.App) (store.App, error) {
+// owners holds one kind of key owner, apps or tenants, which the store
+// keeps alike (store.Tenant is a store.App).
+type owners struct {
+	kind string
+	m    map[ref]store.App
+	owns func(k store.Key, id string) bool // k belongs to owner id
+}
+
+// createOwner adds an app or tenant.
+func (s *Store) createOwner(o *owners, actor store.Actor, a store.App) (store.App, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -237,43 +247,43 @@ func (s *Store) CreateApp(_ context.Context, actor store.Actor, a store.App) (st
 	if a.ID == "" {
 		a.ID = s.newID()
 	}
-	if _, dup := s.apps[ref{a.AccountID, a.ID}]; dup {
-		return store.App{}, exists("app id %q already exists in this account", a.ID)
+	if _, dup := o.m[ref{a.AccountID, a.ID}]; dup {
+		return store.App{}, exists("%s id %q already exists in this account", o.kind, a.ID)
 	}
-	for r, o := range s.apps {
-		if r.account == a.AccountID && o.Name == a.Name {
+	for r, other := range o.m {
+		if r.account == a.AccountID && other.Name == a.Name {
 			return store.App{}, exists("name %q already exists in this account", a.Name)
 		}
 	}
 	a.CreatedAt, a.UpdatedAt = s.now(), s.now()
-	s.apps[ref{a.AccountID, a.ID}] = a
-	s.auditLocked(a.AccountID, actor, "app.create", "app", a.ID, nil, a)
+	o.m[ref{a.AccountID, a.ID}] = a
+	s.auditLocked(a.AccountID, actor, o.kind+".create", o.kind, a.ID, nil, a)
 	return a, nil
 }
 
-// GetApp returns an app.
-func (s *Store) GetApp(_ context.Context, accountID, id string) (store.App, error) {
+// getOwner returns an app or tenant.
+func (s *Store) getOwner(o *owners, accountID, id string) (store.App, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return store.App{}, s.fail
 	}
-	a, ok := s.apps[ref{accountID, id}]
+	a, ok := o.m[ref{accountID, id}]
 	if !ok {
-		return store.App{}, fmt.Errorf("app %q: %w", id, store.ErrNotFound)
+		return store.App{}, fmt.Errorf("%s %q: %w", o.kind, id, store.ErrNotFound)
 	}
 	return a, nil
 }
 
-// ListApps lists an account's apps by id.
-func (s *Store) ListApps(_ context.Context, accountID string, p store.Page) ([]store.App, string, error) {
+// listOwners lists an account's apps or tenants by id.
+func (s *Store) listOwners(o *owners, accountID string, p store.Page) ([]store.App, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return nil, "", s.fail
 	}
 	var all []store.App
-	for r, a := range s.apps {
+	for r, a := range o.m {
 		if r.account == accountID {
 			all = append(all, a)
 		}
@@ -282,51 +292,48 @@ func (s *Store) ListApps(_ context.Context, accountID string, p store.Page) ([]s
 	return page(all, p)
 }
 
-// UpdateApp changes an app.
-func (s *Store) UpdateApp(_ context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
+// updateOwner changes an app or tenant.
+func (s *Store) updateOwner(o *owners, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return store.App{}, s.fail
 	}
-	a, ok := s.apps[ref{accountID, id}]
+	a, ok := o.m[ref{accountID, id}]
 	if !ok {
 		return store.App{}, store.ErrNotFound
 	}
 	before := a
-	applyOwner(&a.Name, &a.Description, &a.Active, u)
+	if u.Name != nil {
+		a.Name = *u.Name
+	}
+	if u.Description != nil {
+		a.Description = *u.Description
+	}
+	if u.Active != nil {
+		a.Active = *u.Active
+	}
 	a.UpdatedAt = s.now()
-	s.apps[ref{accountID, id}] = a
-	s.auditLocked(accountID, actor, "app.update", "app", id, before, a)
+	o.m[ref{accountID, id}] = a
+	s.auditLocked(accountID, actor, o.kind+".update", o.kind, id, before, a)
 	return a, nil
 }
 
-func applyOwner(name, desc *string, active *bool, u store.AppUpdate) {
-	if u.Name != nil {
-		*name = *u.Name
-	}
-	if u.Description != nil {
-		*desc = *u.Description
-	}
-	if u.Active != nil {
-		*active = *u.Active
-	}
-}
-
-// DeleteApp removes an app and its keys, as the PostgreSQL store does.
-func (s *Store) DeleteApp(_ context.Context, actor store.Actor, accountID, id string) error {
+// deleteOwner removes an app or tenant and its keys, as the PostgreSQL
+// store does.
+func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return s.fail
 	}
-	a, ok := s.apps[ref{accountID, id}]
+	a, ok := o.m[ref{accountID, id}]
 	if !ok {
 		return store.ErrNotFound
 	}
-	delete(s.apps, ref{accountID, id})
-	s.auditLocked(accountID, actor, "app.delete", "app", id, a, nil)
-	s.deleteKeysLocked(accountID, actor, func(k store.Key) bool { return k.Spec.AppID == id })
+	delete(o.m, ref{accountID, id})
+	s.auditLocked(accountID, actor, o.kind+".delete", o.kind, id, a, nil)
+	s.deleteKeysLocked(accountID, actor, func(k store.Key) bool { return o.owns(k, id) })
 	return nil
 }
 
@@ -346,98 +353,65 @@ func (s *Store) deleteKeysLocked(accountID string, actor store.Actor, match func
 	}
 }
 
+// CreateApp adds an app.
+func (s *Store) CreateApp(_ context.Context, actor store.Actor, a store.App) (store.App, error) {
+	return s.createOwner(s.apps, actor, a)
+}
+
+// GetApp returns an app.
+func (s *Store) GetApp(_ context.Context, accountID, id string) (store.App, error) {
+	return s.getOwner(s.apps, accountID, id)
+}
+
+// ListApps lists an account's apps by id.
+func (s *Store) ListApps(_ context.Context, accountID string, p store.Page) ([]store.App, string, error) {
+	return s.listOwners(s.apps, accountID, p)
+}
+
+// UpdateApp changes an app.
+func (s *Store) UpdateApp(_ context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
+	return s.updateOwner(s.apps, actor, accountID, id, u)
+}
+
+// DeleteApp removes an app and its keys.
+func (s *Store) DeleteApp(_ context.Context, actor store.Actor, accountID, id string) error {
+	return s.deleteOwner(s.apps, actor, accountID, id)
+}
+
 // CreateTenant adds a tenant.
 func (s *Store) CreateTenant(_ context.Context, actor store.Actor, t store.Tenant) (store.Tenant, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return store.Tenant{}, s.fail
-	}
-	if err := s.checkAccountLocked(t.AccountID); err != nil {
-		return store.Tenant{}, err
-	}
-	if t.ID == "" {
-		t.ID = s.newID()
-	}
-	if _, dup := s.tenants[ref{t.AccountID, t.ID}]; dup {
-		return store.Tenant{}, exists("tenant id %q already exists in this account", t.ID)
-	}
-	for r, o := range s.tenants {
-		if r.account == t.AccountID && o.Name == t.Name {
-			return store.Tenant{}, exists("name %q already exists in this account", t.Name)
-		}
-	}
-	t.CreatedAt, t.UpdatedAt = s.now(), s.now()
-	s.tenants[ref{t.AccountID, t.ID}] = t
-	s.auditLocked(t.AccountID, actor, "tenant.create", "tenant", t.ID, nil, t)
-	return t, nil
+	a, err := s.createOwner(s.tenants, actor, store.App(t))
+	return store.Tenant(a), err
 }
 
 // GetTenant returns a tenant.
 func (s *Store) GetTenant(_ context.Context, accountID, id string) (store.Tenant, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return store.Tenant{}, s.fail
-	}
-	t, ok := s.tenants[ref{accountID, id}]
-	if !ok {
-		return store.Tenant{}, store.ErrNotFound
-	}
-	return t, nil
+	a, err := s.getOwner(s.tenants, accountID, id)
+	return store.Tenant(a), err
 }
 
 // ListTenants lists an account's tenants by id.
 func (s *Store) ListTenants(_ context.Context, accountID string, p store.Page) ([]store.Tenant, string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return nil, "", s.fail
+	as, next, err := s.listOwners(s.tenants, accountID, p)
+	if err != nil {
+		return nil, "", err
 	}
-	var all []store.Tenant
-	for r, t := range s.tenants {
-		if r.account == accountID {
-			all = append(all, t)
-		}
+	ts := make([]store.Tenant, len(as))
+	for i, a := range as {
+		ts[i] = store.Tenant(a)
 	}
-	slices.SortFunc(all, func(a, b store.Tenant) int { return cmp.Compare(a.ID, b.ID) })
-	return page(all, p)
+	return ts, next, err
 }
 
 // UpdateTenant changes a tenant.
 func (s *Store) UpdateTenant(_ context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.Tenant, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return store.Tenant{}, s.fail
-	}
-	t, ok := s.tenants[ref{accountID, id}]
-	if !ok {
-		return store.Tenant{}, store.ErrNotFound
-	}
-	before := t
-	applyOwner(&t.Name, &t.Description, &t.Active, u)
-	t.UpdatedAt = s.now()
-	s.tenants[ref{accountID, id}] = t
-	s.auditLocked(accountID, actor, "tenant.update", "tenant", id, before, t)
-	return t, nil
+	a, err := s.updateOwner(s.tenants, actor, accountID, id, u)
+	return store.Tenant(a), err
 }
 
 // DeleteTenant removes a tenant and its keys.
 func (s *Store) DeleteTenant(_ context.Context, actor store.Actor, accountID, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return s.fail
-	}
-	t, ok := s.tenants[ref{accountID, id}]
-	if !ok {
-		return store.ErrNotFound
-	}
-	delete(s.tenants, ref{accountID, id})
-	s.auditLocked(accountID, actor, "tenant.delete", "tenant", id, t, nil)
-	s.deleteKeysLocked(accountID, actor, func(k store.Key) bool { return k.Spec.TenantID == id })
-	return nil
+	return s.deleteOwner(s.tenants, actor, accountID, id)
 }
 
 // checkKeyLocked is the store's own refusal of a key: it must compile, its
@@ -452,12 +426,12 @@ func (s *Store) checkKeyLocked(k store.Key) error {
 		return err
 	}
 	if k.Spec.AppID != "" {
-		if _, ok := s.apps[ref{k.Spec.AccountID, k.Spec.AppID}]; !ok {
+		if _, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; !ok {
 			return &storeErr{msg: fmt.Sprintf("app %q not found", k.Spec.AppID), kind: store.ErrNotFound}
 		}
 	}
 	if k.Spec.TenantID != "" {
-		if _, ok := s.tenants[ref{k.Spec.AccountID, k.Spec.TenantID}]; !ok {
+		if _, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; !ok {
 			return &storeErr{msg: fmt.Sprintf("tenant %q not found", k.Spec.TenantID), kind: store.ErrNotFound}
 		}
 	}
@@ -474,10 +448,10 @@ func (s *Store) checkKeyLocked(k store.Key) error {
 
 // withNames fills the app and tenant names, as reads do.
 func (s *Store) withNamesLocked(k store.Key) store.Key {
-	if a, ok := s.apps[ref{k.Spec.AccountID, k.Spec.AppID}]; ok {
+	if a, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; ok {
 		k.Spec.AppName = a.Name
 	}
-	if t, ok := s.tenants[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok {
+	if t, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok {
 		k.Spec.TenantName = t.Name
 	}
 	return k
@@ -669,10 +643,10 @@ func (s *Store) LookupKey(_ context.Context, d apikey.Digest) (*authz.Key, error
 			continue
 		}
 		k = s.withNamesLocked(cloneKey(k))
-		if a, ok := s.apps[ref{k.Spec.AccountID, k.Spec.AppID}]; ok && !a.Active {
+		if a, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; ok && !a.Active {
 			k.Spec.Active = false
 		}
-		if t, ok := s.tenants[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok && !t.Active {
+		if t, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok && !t.Active {
 			k.Spec.Active = false
 		}
 		ck, err := authz.Compile(k.Spec, s.compile)
