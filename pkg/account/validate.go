@@ -151,13 +151,19 @@ func (v *violations) checkRef(field, id string) {
 // checkName checks a name: 1–200 bytes, no control characters, no leading
 // or trailing white space.
 func (v *violations) checkName(field, name string, required bool) {
+	v.checkLabel(field, name, MaxNameLen, required)
+}
+
+// checkLabel checks a one-line label (a name, a group): at most max bytes,
+// no control characters, no leading or trailing white space.
+func (v *violations) checkLabel(field, name string, max int, required bool) {
 	switch {
 	case name == "":
 		if required {
 			v.add(field, "required")
 		}
-	case len(name) > MaxNameLen:
-		v.add(field, "longer than %d bytes", MaxNameLen)
+	case len(name) > max:
+		v.add(field, "longer than %d bytes", max)
 	case hasControl(name, ""):
 		v.add(field, "contains a control character")
 	case strings.TrimSpace(name) != name:
@@ -175,14 +181,7 @@ func (v *violations) checkDescription(field, d string) {
 }
 
 func (v *violations) checkGroup(field, g string) {
-	switch {
-	case len(g) > MaxGroupLen:
-		v.add(field, "longer than %d bytes", MaxGroupLen)
-	case hasControl(g, ""):
-		v.add(field, "contains a control character")
-	case strings.TrimSpace(g) != g:
-		v.add(field, "starts or ends with white space")
-	}
+	v.checkLabel(field, g, MaxGroupLen, false)
 }
 
 func (v *violations) checkScope(field, s string) {
