@@ -16,11 +16,7 @@ func CheckWire(s *Server, ctx context.Context, req *authv3.CheckRequest) (*authv
 	if err != nil {
 		return nil, err
 	}
-	w := new(wireRequest)
-	if err := w.decodeCheckRequest(b); err != nil {
-		return nil, err
-	}
-	out, err := s.checkWire(ctx, w)
+	out, err := CheckWireBytes(s, ctx, new(WireDecoder), b)
 	if err != nil {
 		return nil, err
 	}
