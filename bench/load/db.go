@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os/exec"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,20 +121,5 @@ func (p *pg) serverVersion(ctx context.Context) string {
 // dropStale removes benchmark databases left by runs that were killed
 // (older than a day, so that a run in parallel is never disturbed).
 func (p *pg) dropStale(ctx context.Context) {
-	rows, err := p.conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'keygate\_bench\_%'`)
-	if err != nil {
-		return
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return
-	}
-	for _, n := range names {
-		sec, _, _ := strings.Cut(strings.TrimPrefix(n, dbPrefix), "_")
-		t, err := strconv.ParseInt(sec, 10, 64)
-		if err != nil || time.Since(time.Unix(t, 0)) < 24*time.Hour {
-			continue
-		}
-		_, _ = p.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{n}.Sanitize()+" WITH (FORCE)")
-	}
+	pgtest.DropStale(ctx, p.conn, dbPrefix, 24*time.Hour)
 }

@@ -176,34 +176,37 @@ func buildTemplate(ctx context.Context) (string, error) {
 // dropStale drops, best effort, templates of other schema versions and
 // test databases left behind by killed runs.
 func dropStale(ctx context.Context, admin *pgx.Conn, keep string) {
-	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database
-		WHERE datname LIKE 'keygate\_tmpl\_%' OR datname LIKE 'keygate\_test\_%'`)
-	if err != nil {
-		return
+	for _, n := range databasesLike(ctx, admin, templatePrefix) {
+		if n != keep {
+			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(n)+" WITH (FORCE)")
+		}
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return
-	}
-	for _, n := range names {
-		if n == keep || !stale(n) {
+	DropStale(ctx, admin, testPrefix, staleAfter)
+}
+
+// DropStale drops, best effort, the databases named prefix<Unix seconds>_…
+// that were created more than age ago: those of runs that were killed
+// (a run in progress is younger). Other names with the prefix stay.
+func DropStale(ctx context.Context, admin *pgx.Conn, prefix string, age time.Duration) {
+	for _, n := range databasesLike(ctx, admin, prefix) {
+		sec, _, ok := strings.Cut(strings.TrimPrefix(n, prefix), "_")
+		t, err := strconv.ParseInt(sec, 10, 64)
+		if !ok || err != nil || time.Since(time.Unix(t, 0)) <= age {
 			continue
 		}
 		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(n)+" WITH (FORCE)")
 	}
 }
 
-func stale(name string) bool {
-	if strings.HasPrefix(name, templatePrefix) {
-		return true // another schema version (keep was skipped)
+// databasesLike lists the databases whose names start with prefix.
+func databasesLike(ctx context.Context, admin *pgx.Conn, prefix string) []string {
+	pattern := strings.NewReplacer(`\`, `\\`, `_`, `\_`, `%`, `\%`).Replace(prefix) + "%"
+	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1`, pattern)
+	if err != nil {
+		return nil
 	}
-	rest := strings.TrimPrefix(name, testPrefix)
-	sec, _, ok := strings.Cut(rest, "_")
-	if !ok {
-		return false
-	}
-	n, err := strconv.ParseInt(sec, 10, 64)
-	return err == nil && time.Since(time.Unix(n, 0)) > staleAfter
+	names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	return names
 }
 
 func connectAdmin(ctx context.Context) (*pgx.Conn, error) {
