@@ -12,13 +12,12 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
 	"github.com/keygate/keygate/pkg/graphql"
+	"github.com/keygate/keygate/pkg/graphql/gqlref"
 	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/route"
 )
@@ -350,11 +349,9 @@ func TestGraphQLExamples(t *testing.T) {
 }
 
 // rootFields is the fuzz test's own reading of the root fields a request
-// runs, written independently of package graphql: it parses with
-// gqlparser, picks the operation the way a server does and expands root
-// fragments naively. ok is false when the request is not one a server
-// would run (then it must not have been allowed anyway) or too big to
-// expand.
+// runs, written independently of package graphql (see gqlref). ok is
+// false when the request is not one a server would run (then it must not
+// have been allowed anyway) or too big to expand.
 func rootFields(body []byte) (fields []authz.Operation, ok bool) {
 	var items []map[string]any
 	if err := json.Unmarshal(body, &items); err != nil {
@@ -367,49 +364,11 @@ func rootFields(body []byte) (fields []authz.Operation, ok bool) {
 	for _, it := range items {
 		q, _ := it["query"].(string)
 		name, _ := it["operationName"].(string)
-		doc, err := parser.ParseQuery(&ast.Source{Input: q})
-		if err != nil {
+		ops, _, ok := gqlref.RootFields(q, name)
+		if !ok {
 			return nil, false
 		}
-		var op *ast.OperationDefinition
-		for _, o := range doc.Operations {
-			if (name == "" && len(doc.Operations) == 1) || o.Name == name && name != "" {
-				op = o
-			}
-		}
-		if op == nil {
-			return nil, false
-		}
-		budget := 10000
-		var walk func(ss ast.SelectionSet) bool
-		walk = func(ss ast.SelectionSet) bool {
-			for _, sel := range ss {
-				if budget--; budget < 0 {
-					return false
-				}
-				switch s := sel.(type) {
-				case *ast.Field:
-					kind := string(op.Operation)
-					if strings.HasPrefix(s.Name, "__") {
-						kind = "query"
-					}
-					fields = append(fields, authz.Operation{Kind: kind, Name: s.Name})
-				case *ast.InlineFragment:
-					if !walk(s.SelectionSet) {
-						return false
-					}
-				case *ast.FragmentSpread:
-					fd := doc.Fragments.ForName(s.Name)
-					if fd == nil || !walk(fd.SelectionSet) {
-						return false
-					}
-				}
-			}
-			return true
-		}
-		if !walk(op.SelectionSet) {
-			return nil, false
-		}
+		fields = append(fields, ops...)
 	}
 	return fields, true
 }

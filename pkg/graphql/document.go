@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vektah/gqlparser/v2/ast"
-	"github.com/vektah/gqlparser/v2/gqlerror"
-	"github.com/vektah/gqlparser/v2/parser"
+	"github.com/TykTechnologies/graphql-go-tools/pkg/ast"
 
 	"github.com/keygate/keygate/pkg/authz"
 )
@@ -18,7 +16,7 @@ const maxFragmentNesting = 1000
 
 // kindQuery is the kind of queries, of introspection fields and of
 // persisted queries.
-const kindQuery = string(ast.Query)
+const kindQuery = "query"
 
 // Introspection root fields: checked as operations of kind "query" of
 // their own, whatever the operation type they appear in.
@@ -27,11 +25,20 @@ func isIntrospection(name string) bool {
 }
 
 // parseDocument reads the root fields of the operation a document runs:
-// each (kind, name) once, the first non-introspection field first.
+// each (kind, name) once, the first non-introspection field first. The
+// names it answers own their memory.
 func parseDocument(query, opName string, opts *Options) ([]authz.Operation, error) {
-	doc, err := parser.ParseQuery(&ast.Source{Input: query})
+	st := parseStates.Get().(*parseState)
+	ops, err := st.operations(query, opName, opts)
+	// Not deferred: a state a panic left half-way is dropped, not reused.
+	st.release(len(query))
+	return ops, err
+}
+
+func (st *parseState) operations(query, opName string, opts *Options) ([]authz.Operation, error) {
+	doc, err := st.parse(query)
 	if err != nil {
-		return nil, syntaxError(err, opts.MaxDepth)
+		return nil, err
 	}
 	op, err := selectOperation(doc, opName)
 	if err != nil {
@@ -41,13 +48,17 @@ func parseDocument(query, opName string, opts *Options) ([]authz.Operation, erro
 	if err := d.index(); err != nil {
 		return nil, err
 	}
-	if _, err := d.depthOf(op.SelectionSet, 1); err != nil {
+	if !doc.OperationDefinitions[op].HasSelections {
+		return nil, errors.New("the GraphQL operation selects no field")
+	}
+	ss := doc.OperationDefinitions[op].SelectionSet
+	if _, err := d.depthOf(ss, 1); err != nil {
 		return nil, err
 	}
-	kind := string(op.Operation)
+	kind := operationKind(doc.OperationDefinitions[op].OperationType)
 	fields := 0
 	var set opSet
-	err = d.roots(op.SelectionSet, func(name string) error {
+	err = d.roots(ss, func(name string) error {
 		if fields++; fields > opts.MaxRootFields {
 			return fmt.Errorf("GraphQL operation has more than %d root fields", opts.MaxRootFields)
 		}
@@ -62,59 +73,73 @@ func parseDocument(query, opName string, opts *Options) ([]authz.Operation, erro
 		return nil, err
 	}
 	set.primaryFirst()
+	ownNames(set.ops)
 	return set.ops, nil
 }
 
-func syntaxError(err error, maxDepth int) error {
-	var gerr *gqlerror.Error
-	if !errors.As(err, &gerr) {
-		return fmt.Errorf("GraphQL syntax error: %v", err)
+// operationKind names an operation type; the parser gives only these
+// three to an operation it read.
+func operationKind(t ast.OperationType) string {
+	switch t {
+	case ast.OperationTypeMutation:
+		return "mutation"
+	case ast.OperationTypeSubscription:
+		return "subscription"
 	}
-	if strings.Contains(gerr.Message, "maximum nesting depth") {
-		return tooDeep(maxDepth)
-	}
-	if len(gerr.Locations) > 0 {
-		l := gerr.Locations[0]
-		return fmt.Errorf("GraphQL syntax error at line %d, column %d: %s", l.Line, l.Column, gerr.Message)
-	}
-	return fmt.Errorf("GraphQL syntax error: %s", gerr.Message)
+	return kindQuery
 }
 
-func tooDeep(maxDepth int) error {
-	return fmt.Errorf("GraphQL document deeper than %d levels", maxDepth)
+// ownNames copies the names of ops, which alias the parser's buffer, into
+// one string of their own.
+func ownNames(ops []authz.Operation) {
+	n := 0
+	for _, op := range ops {
+		n += len(op.Name)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, op := range ops {
+		b.WriteString(op.Name)
+	}
+	all := b.String()
+	for i := range ops {
+		l := len(ops[i].Name)
+		ops[i].Name, all = all[:l], all[l:]
+	}
 }
 
 // selectOperation picks the operation a request runs, refusing the
 // documents that servers would refuse or might read differently: several
 // operations of one name, an anonymous operation beside others, and
 // several operations without an operationName.
-func selectOperation(doc *ast.QueryDocument, opName string) (*ast.OperationDefinition, error) {
-	ops := doc.Operations
+func selectOperation(doc *ast.Document, opName string) (int, error) {
+	n := len(doc.OperationDefinitions)
+	name := doc.OperationDefinitionNameString
 	switch {
-	case len(ops) == 0:
-		return nil, errors.New("the GraphQL document has no operation")
-	case len(ops) > 1:
-		for _, op := range ops {
-			if op.Name == "" {
-				return nil, errors.New("an anonymous GraphQL operation must be the only operation in its document")
+	case n == 0:
+		return -1, errors.New("the GraphQL document has no operation")
+	case n > 1:
+		for i := range n {
+			if name(i) == "" {
+				return -1, errors.New("an anonymous GraphQL operation must be the only operation in its document")
 			}
 		}
-		if name, dup := firstDuplicate(len(ops), func(i int) string { return ops[i].Name }); dup {
-			return nil, fmt.Errorf("the GraphQL document defines operation %s twice", quote(name))
+		if dup, ok := firstDuplicate(n, name); ok {
+			return -1, fmt.Errorf("the GraphQL document defines operation %s twice", quote(dup))
 		}
 	}
 	if opName == "" {
-		if len(ops) > 1 {
-			return nil, fmt.Errorf("operationName is required: the GraphQL document has %d operations", len(ops))
+		if n > 1 {
+			return -1, fmt.Errorf("operationName is required: the GraphQL document has %d operations", n)
 		}
-		return ops[0], nil
+		return 0, nil
 	}
-	for _, op := range ops {
-		if op.Name == opName {
-			return op, nil
+	for i := range n {
+		if name(i) == opName {
+			return i, nil
 		}
 	}
-	return nil, fmt.Errorf("the GraphQL document has no operation named %s", quote(opName))
+	return -1, fmt.Errorf("the GraphQL document has no operation named %s", quote(opName))
 }
 
 // firstDuplicate finds a name given twice among n.
@@ -139,9 +164,10 @@ func firstDuplicate(n int, name func(int) string) (string, bool) {
 	return "", false
 }
 
-// docState walks one document's fragments.
+// docState walks one document's fragments. Selection sets, selections
+// and fragments are indexes into the document's tables.
 type docState struct {
-	doc      *ast.QueryDocument
+	doc      *ast.Document
 	maxDepth int
 	byName   map[string]int // fragment index by name; nil for few fragments
 	// state per fragment: depth is 0 unknown, -1 being walked, else its
@@ -153,21 +179,22 @@ type docState struct {
 }
 
 func (d *docState) index() error {
-	frags := d.doc.Fragments
-	if len(frags) == 0 {
+	n := len(d.doc.FragmentDefinitions)
+	if n == 0 {
 		return nil
 	}
-	if name, dup := firstDuplicate(len(frags), func(i int) string { return frags[i].Name }); dup {
-		return fmt.Errorf("the GraphQL document defines fragment %s twice", quote(name))
+	name := d.doc.FragmentDefinitionNameString
+	if dup, ok := firstDuplicate(n, name); ok {
+		return fmt.Errorf("the GraphQL document defines fragment %s twice", quote(dup))
 	}
-	if len(frags) > 8 {
-		d.byName = make(map[string]int, len(frags))
-		for i, f := range frags {
-			d.byName[f.Name] = i
+	if n > 8 {
+		d.byName = make(map[string]int, n)
+		for i := range n {
+			d.byName[name(i)] = i
 		}
 	}
-	d.depth = make([]int32, len(frags))
-	d.rooted = make([]bool, len(frags))
+	d.depth = make([]int32, n)
+	d.rooted = make([]bool, n)
 	return nil
 }
 
@@ -177,8 +204,8 @@ func (d *docState) fragment(name string) (int, error) {
 			return i, nil
 		}
 	} else {
-		for i, f := range d.doc.Fragments {
-			if f.Name == name {
+		for i := range d.doc.FragmentDefinitions {
+			if d.doc.FragmentDefinitionNameString(i) == name {
 				return i, nil
 			}
 		}
@@ -186,29 +213,37 @@ func (d *docState) fragment(name string) (int, error) {
 	return -1, fmt.Errorf("the GraphQL document spreads fragment %s, which it does not define", quote(name))
 }
 
+// errUnknownSelection is a selection the parser did not classify, which
+// it never answers for a document it read; refused rather than skipped.
+var errUnknownSelection = errors.New("the GraphQL document has a selection of an unknown kind")
+
 // depthOf is the depth of a selection set whose fields sit at level
 // (1 at the root), counted from it: `a` is 1, `a { b }` is 2. Fragments
 // count where they are spread; each fragment's depth is worked out once.
 // It stops as soon as a field lies deeper than maxDepth.
-func (d *docState) depthOf(ss ast.SelectionSet, level int) (int, error) {
+func (d *docState) depthOf(ss int, level int) (int, error) {
 	if level > d.maxDepth {
 		return 0, d.tooDeep()
 	}
 	best := 0
-	for _, sel := range ss {
+	for _, ref := range d.doc.SelectionSets[ss].SelectionRefs {
 		n := 0
 		var err error
-		switch s := sel.(type) {
-		case *ast.Field:
+		switch sel := d.doc.Selections[ref]; sel.Kind {
+		case ast.SelectionKindField:
 			n = 1
-			if len(s.SelectionSet) > 0 {
-				n, err = d.depthOf(s.SelectionSet, level+1)
+			if f := &d.doc.Fields[sel.Ref]; f.HasSelections {
+				n, err = d.depthOf(f.SelectionSet, level+1)
 				n++
 			}
-		case *ast.InlineFragment:
-			n, err = d.depthOf(s.SelectionSet, level)
-		case *ast.FragmentSpread:
-			n, err = d.spreadDepth(s.Name, level)
+		case ast.SelectionKindInlineFragment:
+			if f := &d.doc.InlineFragments[sel.Ref]; f.HasSelections {
+				n, err = d.depthOf(f.SelectionSet, level)
+			}
+		case ast.SelectionKindFragmentSpread:
+			n, err = d.spreadDepth(d.doc.FragmentSpreadNameString(sel.Ref), level)
+		default:
+			err = errUnknownSelection
 		}
 		if err != nil {
 			return 0, err
@@ -237,7 +272,10 @@ func (d *docState) spreadDepth(name string, level int) (int, error) {
 		return 0, fmt.Errorf("GraphQL fragments nest more than %d deep", maxFragmentNesting)
 	}
 	d.depth[i] = -1
-	n, err := d.depthOf(d.doc.Fragments[i].SelectionSet, level)
+	n := 0
+	if f := &d.doc.FragmentDefinitions[i]; f.HasSelections {
+		n, err = d.depthOf(f.SelectionSet, level)
+	}
 	d.nesting--
 	if err != nil {
 		return 0, err
@@ -248,24 +286,30 @@ func (d *docState) spreadDepth(name string, level int) (int, error) {
 
 func (d *docState) tooDeep() error { return tooDeep(d.maxDepth) }
 
+func tooDeep(maxDepth int) error {
+	return fmt.Errorf("GraphQL document deeper than %d levels", maxDepth)
+}
+
 // roots calls field with the name of every root field of a selection set,
 // looking through aliases (a field's name, never its alias), inline
 // fragments and fragment spreads; each fragment is read once. depthOf has
 // already walked the same fragments, so every spread names a fragment
 // and none spreads itself.
-func (d *docState) roots(ss ast.SelectionSet, field func(name string) error) error {
-	for _, sel := range ss {
-		switch s := sel.(type) {
-		case *ast.Field:
-			if err := field(s.Name); err != nil {
+func (d *docState) roots(ss int, field func(name string) error) error {
+	for _, ref := range d.doc.SelectionSets[ss].SelectionRefs {
+		switch sel := d.doc.Selections[ref]; sel.Kind {
+		case ast.SelectionKindField:
+			if err := field(d.doc.FieldNameString(sel.Ref)); err != nil {
 				return err
 			}
-		case *ast.InlineFragment:
-			if err := d.roots(s.SelectionSet, field); err != nil {
-				return err
+		case ast.SelectionKindInlineFragment:
+			if f := &d.doc.InlineFragments[sel.Ref]; f.HasSelections {
+				if err := d.roots(f.SelectionSet, field); err != nil {
+					return err
+				}
 			}
-		case *ast.FragmentSpread:
-			i, err := d.fragment(s.Name)
+		case ast.SelectionKindFragmentSpread:
+			i, err := d.fragment(d.doc.FragmentSpreadNameString(sel.Ref))
 			if err != nil {
 				return err
 			}
@@ -273,9 +317,13 @@ func (d *docState) roots(ss ast.SelectionSet, field func(name string) error) err
 				continue
 			}
 			d.rooted[i] = true
-			if err := d.roots(d.doc.Fragments[i].SelectionSet, field); err != nil {
-				return err
+			if f := &d.doc.FragmentDefinitions[i]; f.HasSelections {
+				if err := d.roots(f.SelectionSet, field); err != nil {
+					return err
+				}
 			}
+		default:
+			return errUnknownSelection
 		}
 	}
 	return nil

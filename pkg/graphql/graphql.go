@@ -1,7 +1,8 @@
 // Package graphql reads which operations a GraphQL request calls, so that
 // keygate can check every one of them against a key's scope (SPEC §4 item
 // 4). It implements route.OperationParser with a real GraphQL parser
-// (github.com/vektah/gqlparser/v2).
+// (graphql-go-tools' astparser, its tokens checked against gqlparser's
+// lexer: see parse.go).
 //
 // A request is read the way GraphQL servers read it over HTTP:
 //

@@ -174,7 +174,7 @@ func TestOperations(t *testing.T) {
 		{name: "syntax error on a later line", in: post("query {\n  listEmails {\n    id\n  }\n  sendEmail(\n}"), detail: "GraphQL syntax error at line 6, column 1: Expected Name, found }"},
 		{name: "depth at its limit", in: post(nested(15)), want: []authz.Operation{q("a")}},
 		{name: "depth bomb", in: post(nested(16)), detail: "GraphQL document deeper than 15 levels"},
-		{name: "depth bomb past the parser's own bound", in: post(nested(5000)), detail: "GraphQL document deeper than 15 levels"},
+		{name: "depth bomb past the parser's own bound", in: post(nested(5000)), detail: "GraphQL document nests brackets more than 1000 deep"},
 		{name: "depth bomb through fragments", in: post(`{ a { ...F } } fragment F on T { b { c { ...G } } } fragment G on T { d }`), opts: &tight, detail: "GraphQL document deeper than 2 levels"},
 		{name: "depth counts fragments where they are spread", in: post(`{ ...F a } fragment F on Query { b { c } }`), opts: &tight, want: []authz.Operation{q("b"), q("a")}},
 		{name: "root fields at their limit", in: post(aliased(50)), want: []authz.Operation{q("listEmails")}},
