@@ -69,6 +69,12 @@ func (st *parseState) parse(query string) (*ast.Document, error) {
 	st.doc.Input.ResetInputString(query)
 	blankBOMs(st.doc.Input.RawBytes)
 	if err := st.checkTokens(query); err != nil {
+		if errors.Is(err, errLexersDisagree) {
+			// Most such documents are plain errors: say which.
+			if _, perr := gqlparser.ParseQuery(&gqlast.Source{Input: query}); perr != nil {
+				return nil, lexError(perr)
+			}
+		}
 		return nil, err
 	}
 	st.parser.Parse(&st.doc, &st.report)
@@ -93,7 +99,7 @@ func (st *parseState) parse(query string) (*ast.Document, error) {
 		default:
 			// A server reading the request as a query refuses type
 			// system definitions; so does keygate.
-			return nil, fmt.Errorf("GraphQL syntax error: the document defines a %s, which a request cannot (only operations and fragments)", n.Kind)
+			return nil, syntaxError(query, nil)
 		}
 	}
 	return &st.doc, nil
@@ -251,7 +257,9 @@ func blankBOMs(b []byte) {
 
 var bom = []byte("\ufeff")
 
-// syntaxError says what is wrong with a document astparser refused. The
+// syntaxError says what is wrong with a document astparser refused (r
+// nil: a document defining types, which it reads but a request may not
+// carry). The
 // words are gqlparser's, which name what was expected and where, as the
 // GraphQL server would; refusals are rare and remembered, so parsing the
 // document again costs nothing that matters. astparser's own words serve
@@ -259,6 +267,9 @@ var bom = []byte("\ufeff")
 func syntaxError(query string, r *operationreport.Report) error {
 	if _, err := gqlparser.ParseQuery(&gqlast.Source{Input: query}); err != nil {
 		return lexError(err)
+	}
+	if r == nil {
+		return errors.New("GraphQL syntax error: a request carries operations and fragments only, not type system definitions")
 	}
 	if len(r.ExternalErrors) == 0 {
 		return errors.New("GraphQL syntax error")

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/keygate/keygate/pkg/authz"
@@ -63,22 +64,26 @@ func RootFields(query, opName string) (ops []authz.Operation, parsed, ok bool) {
 	return ops, true, walk(op.SelectionSet)
 }
 
-// Described is whether gqlparser reads a description on an operation or
-// a fragment of query (a recent addition to the specification's drafts).
+// Described is whether query holds a description (of an operation or a
+// fragment, a recent addition to the specification's drafts): a string
+// outside every bracket, where nothing else may be one.
 func Described(query string) bool {
-	doc, err := parser.ParseQuery(&ast.Source{Input: query})
-	if err != nil {
-		return false
-	}
-	for _, op := range doc.Operations {
-		if op.Description != "" {
-			return true
+	l := lexer.New(&ast.Source{Input: query})
+	depth := 0
+	for {
+		tok, err := l.ReadToken()
+		if err != nil || tok.Kind == lexer.EOF {
+			return false
+		}
+		switch tok.Kind {
+		case lexer.BraceL, lexer.BracketL, lexer.ParenL:
+			depth++
+		case lexer.BraceR, lexer.BracketR, lexer.ParenR:
+			depth--
+		case lexer.String, lexer.BlockString:
+			if depth == 0 {
+				return true
+			}
 		}
 	}
-	for _, f := range doc.Fragments {
-		if f.Description != "" {
-			return true
-		}
-	}
-	return false
 }
