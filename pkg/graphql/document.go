@@ -299,7 +299,7 @@ func (d *docState) roots(ss int, field func(name string) error) error {
 	for _, ref := range d.doc.SelectionSets[ss].SelectionRefs {
 		switch sel := d.doc.Selections[ref]; sel.Kind {
 		case ast.SelectionKindField:
-			if err := field(d.doc.FieldNameString(sel.Ref)); err != nil {
+			if err := field(d.doc.FieldNameUnsafeString(sel.Ref)); err != nil {
 				return err
 			}
 		case ast.SelectionKindInlineFragment:

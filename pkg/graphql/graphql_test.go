@@ -464,3 +464,39 @@ func TestCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestParseConcurrently parses documents without the cache from many
+// goroutines: the pooled parser states are never shared, and the names
+// answered never alias a state another parse reuses.
+func TestParseConcurrently(t *testing.T) {
+	var p Parser // no cache: every request is parsed
+	var wg sync.WaitGroup
+	results := make([][]authz.Operation, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				n := g*1000 + i
+				in := post(fmt.Sprintf("query Q%d { field%d other: field%d_b ...F } fragment F on Query { frag%d }", n, n, n, n))
+				ops, detail, r := p.Operations(&in, nil)
+				want := []authz.Operation{q(fmt.Sprintf("field%d", n)), q(fmt.Sprintf("field%d_b", n)), q(fmt.Sprintf("frag%d", n))}
+				if r != authz.OK || !cmp.Equal(ops, want) {
+					t.Errorf("got %v %v %q, want %v", ops, r, detail, want)
+					return
+				}
+				if i == 0 {
+					results[g] = ops
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// The first answers still hold their names after every later parse.
+	for g, ops := range results {
+		want := []authz.Operation{q(fmt.Sprintf("field%d", g*1000)), q(fmt.Sprintf("field%d_b", g*1000)), q(fmt.Sprintf("frag%d", g*1000))}
+		if !cmp.Equal(ops, want) {
+			t.Errorf("goroutine %d's first answer became %v, want %v", g, ops, want)
+		}
+	}
+}
