@@ -259,11 +259,10 @@ var bom = []byte("\ufeff")
 
 // syntaxError says what is wrong with a document astparser refused (r
 // nil: a document defining types, which it reads but a request may not
-// carry). The
-// words are gqlparser's, which name what was expected and where, as the
-// GraphQL server would; refusals are rare and remembered, so parsing the
-// document again costs nothing that matters. astparser's own words serve
-// for the documents only it refuses.
+// carry). The words are gqlparser's, which name what was expected and
+// where, as the GraphQL server would; refusals are rare and remembered,
+// so parsing the document again costs nothing that matters. astparser's
+// own words serve for the documents only it refuses.
 func syntaxError(query string, r *operationreport.Report) error {
 	if _, err := gqlparser.ParseQuery(&gqlast.Source{Input: query}); err != nil {
 		return lexError(err)
