@@ -118,7 +118,7 @@ func TestServe(t *testing.T) {
 		want outcome
 	}{
 		{"missing_key", checkReq("GET", "/email/inbox", "", nil), outcome{401, "missing_key"}},
-		{"malformed_key", checkReq("GET", "/email/inbox", svc[:len(svc)-1]+"x", nil), outcome{401, "malformed_key"}},
+		{"malformed_key", checkReq("GET", "/email/inbox", lastCharChanged(svc), nil), outcome{401, "malformed_key"}},
 		{"unknown_key", checkReq("GET", "/email/inbox", later, nil), outcome{401, "unknown_key"}},
 		{"inactive_key", checkReq("GET", "/email/inbox", inactive, nil), outcome{401, "inactive_key"}},
 		{"not_yet_valid", checkReq("GET", "/email/inbox", future, nil), outcome{401, "not_yet_valid"}},
@@ -278,4 +278,15 @@ func TestCLI(t *testing.T) {
 			}
 		}
 	})
+}
+
+// lastCharChanged is secret with its last character (part of the
+// checksum) replaced by another: always a different string, so its
+// checksum fails.
+func lastCharChanged(secret string) string {
+	last := byte('x')
+	if secret[len(secret)-1] == last {
+		last = 'y'
+	}
+	return secret[:len(secret)-1] + string(last)
 }
