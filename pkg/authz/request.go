@@ -51,10 +51,24 @@ type Extensions struct {
 
 // ExtensionsFrom picks keygate's context_extensions out of Envoy's map.
 func ExtensionsFrom(m map[string]string) Extensions {
-	if len(m) == 0 {
-		return Extensions{}
+	var e Extensions
+	for name, value := range m {
+		e.Set(name, value)
 	}
-	return Extensions{Service: m["service"], Kind: m["kind"], Operation: m["operation"]}
+	return e
+}
+
+// Set records the context_extension name if it is one keygate reads
+// (service, kind, operation), and ignores any other.
+func (e *Extensions) Set(name, value string) {
+	switch name {
+	case "service":
+		e.Service = value
+	case "kind":
+		e.Kind = value
+	case "operation":
+		e.Operation = value
+	}
 }
 
 // Operation is one (kind, operation) pair of a service a request calls.

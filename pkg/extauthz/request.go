@@ -39,22 +39,31 @@ func (hs headerSource) get(name string) (string, int) {
 	var first string
 	n := 0
 	if v, ok := hs.m[name]; ok {
-		first, n = v, 1+strings.Count(v, ",")
+		first, n = addValue(first, n, v)
 	}
 	for _, hv := range hs.list {
-		if !strings.EqualFold(hv.GetKey(), name) {
-			continue
+		if strings.EqualFold(hv.GetKey(), name) {
+			first, n = addValue(first, n, headerMapValue(hv.GetValue(), hv.GetRawValue()))
 		}
-		v := hv.GetValue()
-		if len(hv.GetRawValue()) > 0 {
-			v = bytesToString(hv.GetRawValue())
-		}
-		if n == 0 {
-			first = v
-		}
-		n += 1 + strings.Count(v, ",")
 	}
 	return first, n
+}
+
+// addValue counts one more sent value v of a header, given the first so
+// far and how many: Envoy joins repeated headers with ",".
+func addValue(first string, n int, v string) (string, int) {
+	if n == 0 {
+		first = v
+	}
+	return first, n + 1 + strings.Count(v, ",")
+}
+
+// headerMapValue is a header_map entry's value: raw_value when set.
+func headerMapValue(value string, raw []byte) string {
+	if len(raw) > 0 {
+		return bytesToString(raw)
+	}
+	return value
 }
 
 // Get returns the first value of a header ("" when absent): Headers.
@@ -105,24 +114,25 @@ func protoView(req *authv3.CheckRequest) requestView {
 		method: h.GetMethod(), path: h.GetPath(), host: h.GetHost(),
 		ext:    authz.ExtensionsFrom(attrs.GetContextExtensions()),
 		source: attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
-		body:   h.GetRawBody(),
-	}
-	if len(v.body) == 0 {
-		v.body = stringToBytes(h.GetBody())
+		body:   requestBody(h.GetRawBody(), h.GetBody()),
 	}
 	return v
 }
 
 func (w *wireRequest) view() requestView {
-	v := requestView{
+	return requestView{
 		hs:     headerSource{w: w},
 		method: w.method, path: w.path, host: w.host,
-		ext: w.ext, source: w.source, body: w.rawBody,
+		ext: w.ext, source: w.source, body: requestBody(w.rawBody, w.body),
 	}
-	if len(v.body) == 0 {
-		v.body = stringToBytes(w.body)
+}
+
+// requestBody is the body Envoy sent: raw_body (pack_as_bytes), else body.
+func requestBody(raw []byte, body string) []byte {
+	if len(raw) > 0 {
+		return raw
 	}
-	return v
+	return stringToBytes(body)
 }
 
 // bytesToString views b as a string without copying. The CheckRequest

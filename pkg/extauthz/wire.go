@@ -77,14 +77,7 @@ func (w *wireRequest) decodeAttributes(b []byte) error {
 			return wrap("request", w.decodeRequest(v))
 		case 10:
 			k, val, err := decodeStringEntry(v)
-			switch k {
-			case "service":
-				w.ext.Service = val
-			case "kind":
-				w.ext.Kind = val
-			case "operation":
-				w.ext.Operation = val
-			}
+			w.ext.Set(k, val)
 			return wrap("context_extensions", err)
 		}
 		return nil
@@ -270,23 +263,14 @@ func (w *wireRequest) get(name string) (string, int) {
 	n := 0
 	for i := len(w.headers) - 1; i >= 0; i-- {
 		if h := &w.headers[i]; h.key == name {
-			first, n = h.value, 1+strings.Count(h.value, ",")
+			first, n = addValue(first, n, h.value)
 			break
 		}
 	}
 	for i := range w.headerMap {
-		h := &w.headerMap[i]
-		if !strings.EqualFold(h.key, name) {
-			continue
+		if h := &w.headerMap[i]; strings.EqualFold(h.key, name) {
+			first, n = addValue(first, n, headerMapValue(h.value, h.raw))
 		}
-		v := h.value
-		if len(h.raw) > 0 {
-			v = bytesToString(h.raw)
-		}
-		if n == 0 {
-			first = v
-		}
-		n += 1 + strings.Count(v, ",")
 	}
 	return first, n
 }

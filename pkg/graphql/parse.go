@@ -129,7 +129,6 @@ var specTokens = [...]keyword.Keyword{
 	gqllexer.Float:       keyword.INTEGER,
 	gqllexer.String:      keyword.STRING,
 	gqllexer.BlockString: keyword.BLOCKSTRING,
-	gqllexer.Comment:     keyword.COMMENT,
 }
 
 // errLexersDisagree refuses a document whose tokens astparser reads
@@ -174,7 +173,7 @@ func (st *parseState) checkTokens(query string) error {
 		for got.Keyword == keyword.COMMENT {
 			got = st.lexer.Read()
 		}
-		if int(want.Kind) >= len(specTokens) || want.Kind == gqllexer.Invalid {
+		if int(want.Kind) >= len(specTokens) || specTokens[want.Kind] == keyword.UNDEFINED {
 			return errLexersDisagree
 		}
 		value := want.Value
