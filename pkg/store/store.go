@@ -58,6 +58,19 @@ type App struct {
 // Tenant is a customer of an app.
 type Tenant App
 
+// TenantsOf converts records read with the App shape (stores keep apps and
+// tenants alike) to tenants; nil stays nil.
+func TenantsOf(as []App) []Tenant {
+	if as == nil {
+		return nil
+	}
+	ts := make([]Tenant, len(as))
+	for i, a := range as {
+		ts[i] = Tenant(a)
+	}
+	return ts
+}
+
 // Key is a key record as stored: its spec (hash only, never the secret)
 // plus bookkeeping. Spec.AppName/TenantName are filled on reads.
 type Key struct {

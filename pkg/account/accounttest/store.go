@@ -396,11 +396,7 @@ func (s *Store) ListTenants(_ context.Context, accountID string, p store.Page) (
 	if err != nil {
 		return nil, "", err
 	}
-	ts := make([]store.Tenant, len(as))
-	for i, a := range as {
-		ts[i] = store.Tenant(a)
-	}
-	return ts, next, err
+	return store.TenantsOf(as), next, nil
 }
 
 // UpdateTenant changes a tenant.

@@ -222,11 +222,7 @@ func (s *Store) ListTenants(ctx context.Context, accountID string, p store.Page)
 	if err != nil {
 		return nil, "", err
 	}
-	ts := make([]store.Tenant, len(as))
-	for i, a := range as {
-		ts[i] = store.Tenant(a)
-	}
-	return ts, next, err
+	return store.TenantsOf(as), next, nil
 }
 
 // UpdateTenant changes the fields u sets and audits it ("tenant.update").
