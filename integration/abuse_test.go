@@ -11,8 +11,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
@@ -74,12 +72,7 @@ func TestKeySpraying(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for c := range conns {
-		cc, err := grpc.NewClient(srv.authzAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cc.Close()
-		client := authv3.NewAuthorizationClient(cc)
+		client := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
 		for range workers / conns {
 			wg.Add(1)
 			go func() {

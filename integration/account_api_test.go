@@ -968,25 +968,8 @@ func testAccountErrors(t *testing.T, f *apiFixture) {
 			if key == "" {
 				key = f.env.accountKey
 			}
-			err := tc.call(asKey(t, key, !tc.noKey))
-			if got := status.Code(err); got != tc.code {
-				t.Fatalf("got %v (%v), want %v", got, err, tc.code)
-			}
-			msg := status.Convert(err).Message()
-			t.Logf("%v: %s", tc.code, msg)
-			if tc.field != "" && !strings.HasPrefix(msg, tc.field) {
-				t.Errorf("message %q does not start with the field %q", msg, tc.field)
-			}
-			for _, s := range tc.contains {
-				if !strings.Contains(msg, s) {
-					t.Errorf("message %q does not name %q", msg, s)
-				}
-			}
-			for _, s := range tc.absent {
-				if strings.Contains(msg, s) {
-					t.Errorf("message %q echoes %q", msg, s)
-				}
-			}
+			msg := wantRefusal(t, tc.call(asKey(t, key, !tc.noKey)), refusal{
+				code: tc.code, prefix: tc.field, contains: tc.contains, absent: tc.absent})
 			f.noSecretIn(t, "error message", msg)
 		})
 	}
@@ -1017,4 +1000,37 @@ func testAccountErrors(t *testing.T, f *apiFixture) {
 	if want := []string{"err-read-only", "err-svc-name"}; !slices.Equal(names, want) {
 		t.Errorf("keys named err-* in the database: %v, want %v", names, want)
 	}
+}
+
+// refusal is what an Account API call's error must be: its code, the start
+// of its message (the field it names; "" for any), and what the message
+// must and must not say.
+type refusal struct {
+	code             codes.Code
+	prefix           string
+	contains, absent []string
+}
+
+// wantRefusal checks err against want and returns its message.
+func wantRefusal(t *testing.T, err error, want refusal) string {
+	t.Helper()
+	if got := status.Code(err); got != want.code {
+		t.Fatalf("got %v (%.300v), want %v", got, err, want.code)
+	}
+	msg := status.Convert(err).Message()
+	t.Logf("%v: %.300s", want.code, msg)
+	if !strings.HasPrefix(msg, want.prefix) {
+		t.Errorf("message %.300q does not start with %q", msg, want.prefix)
+	}
+	for _, s := range want.contains {
+		if !strings.Contains(msg, s) {
+			t.Errorf("message %.300q does not name %q", msg, s)
+		}
+	}
+	for _, s := range want.absent {
+		if strings.Contains(msg, s) {
+			t.Errorf("message %.300q echoes %.20q", msg, s)
+		}
+	}
+	return msg
 }

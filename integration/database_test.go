@@ -32,7 +32,14 @@ type dbEnv struct {
 // writes a routes file.
 func newDBEnv(t testing.TB) *dbEnv {
 	t.Helper()
-	env := &dbEnv{url: pgtest.NewDatabase(t), routesFile: filepath.Join(t.TempDir(), "routes.yaml")}
+	return bootstrapEnv(t, pgtest.NewDatabase(t))
+}
+
+// bootstrapEnv bootstraps an account with the real CLI in the database at
+// url (migrating it) and writes a routes file.
+func bootstrapEnv(t testing.TB, url string) *dbEnv {
+	t.Helper()
+	env := &dbEnv{url: url, routesFile: filepath.Join(t.TempDir(), "routes.yaml")}
 	writeFile(t, env.routesFile, routesYAML)
 	out, err := cliRun(t, "", "bootstrap", "--database-url", env.url, "--account", "acct-test")
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/keygate/keygate/pkg/apikey"
@@ -70,11 +69,7 @@ func startLoad(t testing.TB, addr string, conns, workers int, pause, max time.Du
 	t.Helper()
 	l := &load{stop: make(chan struct{})}
 	for range conns {
-		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.conns = append(l.conns, c)
+		l.conns = append(l.conns, dial(t, addr))
 	}
 	deadline := time.Now().Add(max)
 	t.Cleanup(func() { l.Stop() })

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
@@ -82,12 +80,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		wg      sync.WaitGroup
 	)
 	for c := range conns {
-		cc, err := grpc.NewClient(srv.authzAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cc.Close()
-		client := authv3.NewAuthorizationClient(cc)
+		client := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
 		for w := range workers / conns {
 			wg.Add(1)
 			go func() {

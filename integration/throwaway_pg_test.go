@@ -230,16 +230,5 @@ func (p *throwawayPG) connect(t testing.TB, database string) *pgx.Conn {
 func newThrowawayEnv(t testing.TB) (*throwawayPG, *dbEnv) {
 	t.Helper()
 	p := startThrowawayPG(t)
-	env := &dbEnv{url: p.url(throwawayRole, throwawayDB), routesFile: filepath.Join(t.TempDir(), "routes.yaml")}
-	writeFile(t, env.routesFile, routesYAML)
-	out, err := cliRun(t, "", "bootstrap", "--database-url", env.url, "--account", "acct-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	env.accountKey = lines[len(lines)-1]
-	if !strings.HasPrefix(env.accountKey, "kg_aak_") {
-		t.Fatalf("bootstrap's last line is not an account key: %q", out)
-	}
-	return p, env
+	return p, bootstrapEnv(t, p.url(throwawayRole, throwawayDB))
 }
