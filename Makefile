@@ -51,12 +51,8 @@ bench-load: $(GHZ) ## load run: floor vs keygate with ghz, 100k and 1M keys in P
 $(GHZ):
 	GOBIN=$(dir $(GHZ)) $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
-fuzz: ## run every fuzz target for FUZZTIME each
-	@set -e; for pkg in $$($(GO) list ./pkg/...); do \
-		for f in $$($(GO) test -list='^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "== $$pkg $$f"; $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
-		done; \
-	done
+fuzz: ## run every fuzz target for FUZZTIME each, then a line per target with its executions
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 soak: ## long tests: 1,000,000 keys warm load and memory, longer faults, 1M-key spraying, 1 min churn
 	KEYGATE_LONG=1 $(GO) test -count=1 -v -timeout 30m -run 'Scale|LoadAll|FaultsUnderLoad|KeySpraying|ConcurrentChecks' ./integration/ ./pkg/store/postgres/
