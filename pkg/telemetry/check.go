@@ -69,30 +69,36 @@ func (checkTracer) EndCheck(ctx context.Context, err error) {
 }
 
 // startCheck starts the Check span with the parent chosen as
-// CheckTracer describes.
+// CheckTracer describes. It runs on every Check with tracing on, sampled
+// or not, so the common cases allocate only what the SDK must: the span
+// options are shared, and the caller's trace context is extracted once,
+// straight into the context the span starts from.
 func (t *Tracing) startCheck(ctx context.Context, carrier carrier) (context.Context, trace.Span) {
 	local := trace.SpanContextFromContext(ctx)
-	kind := trace.SpanKindServer
+	opts := serverSpan
 	if local.IsValid() && !local.IsRemote() {
-		kind = trace.SpanKindInternal // below the otelgrpc server span
+		opts = internalSpan // below the otelgrpc server span
 	}
-	var opts [2]trace.SpanStartOption
-	n := 0
 	if carrier.has("traceparent") {
-		remote := trace.SpanContextFromContext(t.prop.Extract(context.Background(), carrier))
+		// Extract puts the caller's span context in ctx, as the parent
+		// to be; it is taken only when it is a trace of its own.
+		withRemote := t.prop.Extract(ctx, carrier)
+		remote := trace.SpanContextFromContext(withRemote)
 		if remote.IsValid() && (!local.IsValid() || local.TraceID() != remote.TraceID() || local.IsRemote()) {
+			ctx, opts = withRemote, serverSpan
 			if local.IsValid() {
-				opts[n] = trace.WithLinks(trace.Link{SpanContext: local})
-				n++
+				opts = []trace.SpanStartOption{trace.WithLinks(trace.Link{SpanContext: local}), serverSpan[0]}
 			}
-			ctx = trace.ContextWithRemoteSpanContext(ctx, remote)
-			kind = trace.SpanKindServer
 		}
 	}
-	opts[n] = trace.WithSpanKind(kind)
-	n++
-	return t.tracer.Start(ctx, CheckSpanName, opts[:n]...)
+	return t.tracer.Start(ctx, CheckSpanName, opts...)
 }
+
+// The options of a Check span, made once: passing them costs nothing.
+var (
+	serverSpan   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	internalSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
+)
 
 // Observer returns an extauthz.Observer that calls next and then labels
 // the span in ctx (the one CheckTracer started) with the decision.
