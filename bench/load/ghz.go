@@ -170,28 +170,10 @@ func (o ghzOptions) run(ctx context.Context, target, dataFile string, d time.Dur
 		"--format", "json", "--output", reportPath,
 		target,
 	}
-	cmd := exec.CommandContext(ctx, "taskset", args...)
-	// The client's garbage collector competes with the client on its one
-	// CPU: it runs less often. (GOGC=off is slower: fresh memory costs
-	// page faults.)
-	cmd.Env = append(os.Environ(), "GOGC="+o.gogc)
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	wall := time.Since(start)
-	if err != nil {
-		return nil, fmt.Errorf("ghz %v: %v\n%s", args, err, out)
-	}
-	b, err := os.ReadFile(reportPath)
+	var r ghzResult
+	out, err := runClient(ctx, "ghz", args, o.gogc, reportPath, &r, &r.clientCPU, &r.wall)
 	if err != nil {
 		return nil, err
-	}
-	var r ghzResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("ghz report %s: %w", reportPath, err)
-	}
-	r.wall = wall
-	if ps := cmd.ProcessState; ps != nil {
-		r.clientCPU = ps.UserTime() + ps.SystemTime()
 	}
 	lat := make([]time.Duration, 0, len(r.Details))
 	for _, d := range r.Details {
@@ -221,4 +203,33 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// runClient runs a load client under taskset (args start with taskset's
+// own), then reads the JSON report it wrote to reportPath into report.
+// cpu gets the client's user+system time, wall its run
+// time including start-up.
+func runClient(ctx context.Context, name string, args []string, gogc, reportPath string, report any, cpu, wall *time.Duration) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "taskset", args...)
+	// The client's garbage collector competes with the client on its one
+	// CPU: it runs less often. (GOGC=off is slower: fresh memory costs
+	// page faults.)
+	cmd.Env = append(os.Environ(), "GOGC="+gogc)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	*wall = time.Since(start)
+	if err != nil {
+		return out, fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		*cpu = ps.UserTime() + ps.SystemTime()
+	}
+	b, err := os.ReadFile(reportPath)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(b, report); err != nil {
+		return out, fmt.Errorf("%s report %s: %w", name, reportPath, err)
+	}
+	return out, nil
 }

@@ -46,6 +46,7 @@ import (
 type config struct {
 	dbURL        string
 	ghz          string
+	client       string
 	out          string
 	duration     time.Duration
 	warmup       time.Duration
@@ -76,6 +77,7 @@ func main() {
 	var c config
 	flag.StringVar(&c.dbURL, "database-url", pgtest.URL(), "PostgreSQL server (the database named is used for CREATE DATABASE; default DATABASE_URL)")
 	flag.StringVar(&c.ghz, "ghz", "bin/ghz", "ghz binary (make bench-load installs the pinned version into bin/)")
+	flag.StringVar(&c.client, "client", "ghz", "load client: ghz (the criteria's), or go (diagnostic: bench/client, the same calls, answers decoded with compiled types as Envoy decodes them, not by reflection)")
 	flag.StringVar(&c.out, "out", "", "directory for binaries, logs, profiles and results (default: a new temporary directory)")
 	flag.DurationVar(&c.duration, "duration", 6*time.Second, "length of each measured round")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured run per server before a scenario's rounds")
@@ -117,7 +119,8 @@ type harness struct {
 	keygateBin string
 	floorBin   string
 	routes     string
-	ghz        ghzOptions
+	client     loadClient // ghz, or bench/client with -client go
+	clientName string
 	pg         *pg
 	floor      *server
 	machine    machineInfo
@@ -150,8 +153,14 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(ghzBin); err != nil {
-		return fmt.Errorf("ghz not found at %s: run `make bench-load`, which installs the pinned version into bin/", c.ghz)
+	switch c.client {
+	case "ghz":
+		if _, err := os.Stat(ghzBin); err != nil {
+			return fmt.Errorf("ghz not found at %s: run `make bench-load`, which installs the pinned version into bin/", c.ghz)
+		}
+	case "go":
+	default:
+		return fmt.Errorf("-client %q: ghz or go", c.client)
 	}
 	if c.out == "" {
 		if c.out, err = os.MkdirTemp("", "keygate-bench-"); err != nil {
@@ -181,6 +190,10 @@ func run(ctx context.Context, c config) error {
 		}
 		builds = builds[1:]
 	}
+	clientBin := filepath.Join(h.out, "client")
+	if c.client == "go" {
+		builds = append(builds, [2]string{clientBin, "./bench/client"})
+	}
 	for _, b := range builds {
 		h.logf("go build %s", b[1])
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
@@ -191,7 +204,10 @@ func run(ctx context.Context, c config) error {
 	if err := writeProtoset(protoset); err != nil {
 		return fmt.Errorf("protoset: %w", err)
 	}
-	h.ghz = ghzOptions{bin: ghzBin, cpu: c.clientCPU, protoset: protoset, concurrency: c.concurrency, connections: c.connections, gogc: c.ghzGOGC}
+	h.client, h.clientName = ghzOptions{bin: ghzBin, cpu: c.clientCPU, protoset: protoset, concurrency: c.concurrency, connections: c.connections, gogc: c.ghzGOGC}, "ghz"
+	if c.client == "go" {
+		h.client, h.clientName = goClient{bin: clientBin, cpu: c.clientCPU, concurrency: c.concurrency, connections: c.connections, gogc: c.ghzGOGC}, "bench/client"
+	}
 	h.routes = filepath.Join(h.out, "routes.yaml")
 	if err := os.WriteFile(h.routes, []byte(routesYAML), 0o644); err != nil {
 		return err

@@ -86,9 +86,13 @@ func (h *harness) report() string {
 	p("\n# keygate load run, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	p("Machine: %d CPUs (%s), %s RAM, Linux %s; %s; PostgreSQL %s on the same machine (not pinned); load generator %s.\n",
 		m.cpus, m.cpu, m.memTotal, m.kernel, m.goVersion, m.postgres, m.ghz)
-	p("Servers pinned with `taskset -c %s` (GOMAXPROCS 1), ghz with `taskset -c %s`; ghz --concurrency %d --connections %d, %v per round, "+
+	if h.clientName != "ghz" {
+		p("**Load client: %s** (-client %s), not ghz: the same calls, answers decoded with compiled types as Envoy decodes them. "+
+			"A diagnostic: the issue's criteria are stated for ghz; below, \"ghz\" in a column name means this client.\n", h.clientName, c.client)
+	}
+	p("Servers pinned with `taskset -c %s` (GOMAXPROCS 1), %s with `taskset -c %s`; --concurrency %d --connections %d, %v per round, "+
 		"%d rounds per scenario alternating floor and keygate (A B A B …) after a %v warm-up of each; figures are medians over the rounds.\n",
-		c.serverCPU, c.clientCPU, c.concurrency, c.connections, c.duration, c.rounds, c.warmup)
+		c.serverCPU, h.clientName, c.clientCPU, c.concurrency, c.connections, c.duration, c.rounds, c.warmup)
 	kgDesc := "built from ./cmd/keygate of this tree (go build, no -race)"
 	if c.keygateBin != "" {
 		kgDesc = "the binary " + c.keygateBin
@@ -294,10 +298,10 @@ func (h *harness) paceNote() string {
 	if f.client < 0.9 {
 		return ""
 	}
-	note := fmt.Sprintf("Note: in the hit scenario ghz's CPU was %.0f%% busy under load while the floor process used %.0f%% of its CPU and keygate %.0f%%: "+
-		"the client, not the servers, set the pace, so requests/s compares what each server's answers cost ghz. "+
-		"ghz spent %.0f µs of CPU per request against the floor and %.0f µs against keygate",
-		100*f.client, 100*f.share, 100*k.share, f.clientReq, k.clientReq)
+	note := fmt.Sprintf("Note: in the hit scenario %[1]s's CPU was %.0[2]f%% busy under load while the floor process used %.0[3]f%% of its CPU and keygate %.0[4]f%%: "+
+		"the client, not the servers, set the pace, so requests/s compares what each server's answers cost %[1]s. "+
+		"%[1]s spent %.0[5]f µs of CPU per request against the floor and %.0[6]f µs against keygate",
+		h.clientName, 100*f.client, 100*f.share, 100*k.share, f.clientReq, k.clientReq)
 	if len(r.resp) > 0 {
 		note += fmt.Sprintf(" (%.0f µs against the floor answering with keygate's response)", summarize(r.resp).clientReq)
 	}

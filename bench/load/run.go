@@ -341,7 +341,7 @@ func (h *harness) runScenario(ctx context.Context, ph phase, sc *scenario, kg *s
 		}
 	}
 	for _, s := range servers {
-		if _, err := h.ghz.run(ctx, s.addr, sc.file(0), h.cfg.warmup, filepath.Join(h.out, "ghz-warmup.json")); err != nil {
+		if _, err := h.client.run(ctx, s.addr, sc.file(0), h.cfg.warmup, filepath.Join(h.out, "ghz-warmup.json")); err != nil {
 			return nil, fmt.Errorf("warm-up of %s: %w", s.name, err)
 		}
 	}
@@ -488,7 +488,7 @@ func (h *harness) measure(ctx context.Context, s *server, data string, round int
 		return roundResult{}, err
 	}
 	smp := h.startSampler(s.proc.pid())
-	g, err := h.ghz.run(ctx, s.addr, data, h.cfg.duration, filepath.Join(h.out, "ghz-report.json"))
+	g, err := h.client.run(ctx, s.addr, data, h.cfg.duration, filepath.Join(h.out, "ghz-report.json"))
 	busy := smp.stop()
 	if err != nil {
 		return roundResult{}, fmt.Errorf("%s round %d: %w", s.name, round, err)
@@ -630,7 +630,7 @@ func (h *harness) profileKeygate(ctx context.Context, ph phase, sc *scenario, kg
 	}
 	ghzDone := make(chan error, 1)
 	go func() {
-		_, err := h.ghz.run(ctx, kg.addr, sc.file(0), h.cfg.profileTime+4*time.Second, filepath.Join(h.out, "ghz-profile.json"))
+		_, err := h.client.run(ctx, kg.addr, sc.file(0), h.cfg.profileTime+4*time.Second, filepath.Join(h.out, "ghz-profile.json"))
 		ghzDone <- err
 	}()
 	// ghz needs a moment to start; the profiles then cover steady load.

@@ -1,0 +1,180 @@
+// Command client is a load client for Authorization/Check that decodes
+// answers the way Envoy does: with compiled message types
+// (go-control-plane's generated Go code), not by reflection over a
+// descriptor as ghz does. bench/load runs it in place of ghz with
+// -client go, as a diagnostic: on one CPU, ghz's reflective decoding of
+// an allow with identity headers and metadata costs it more than either
+// server's whole Check, so with ghz requests/s measures the client.
+//
+// It makes the calls ghz makes with the harness's settings: -concurrency
+// workers over -connections connections, for -duration, the requests of
+// -data (ghz's count-delimited binary call data) in round robin, calls
+// still in flight at the end left out. It writes a JSON report of the
+// counts and the latency percentiles to -out, and stops by itself.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protodelim"
+)
+
+// Report is what the client writes to -out; bench/load reads it.
+type Report struct {
+	Count   uint64         `json:"count"`    // calls answered OK within the duration
+	Errors  map[string]int `json:"errors"`   // calls that failed, by gRPC code
+	TotalNs int64          `json:"total_ns"` // the measured time
+	Rps     float64        `json:"rps"`
+	P50Ns   int64          `json:"p50_ns"`
+	P99Ns   int64          `json:"p99_ns"`
+	P999Ns  int64          `json:"p999_ns"`
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9191", "server address (loopback)")
+	data := flag.String("data", "", "call data: CheckRequests, each prefixed with its length (ghz --binary-file)")
+	concurrency := flag.Int("concurrency", 50, "concurrent calls")
+	connections := flag.Int("connections", 1, "gRPC connections")
+	duration := flag.Duration("duration", 6*time.Second, "how long to send calls")
+	timeout := flag.Duration("timeout", 10*time.Second, "deadline of each call")
+	out := flag.String("out", "", "where to write the JSON report (default stdout)")
+	flag.Parse()
+	if err := run(*addr, *data, *concurrency, *connections, *duration, *timeout, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/client:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, dataFile string, concurrency, connections int, d, timeout time.Duration, out string) error {
+	if concurrency < 1 || connections < 1 || connections > concurrency {
+		return errors.New("need 1 <= -connections <= -concurrency")
+	}
+	reqs, err := readData(dataFile)
+	if err != nil {
+		return err
+	}
+	conns := make([]*grpc.ClientConn, connections)
+	for i := range conns {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		// One call before the clock starts, so that the connection is up.
+		if _, err := authv3.NewAuthorizationClient(cc).Check(context.Background(), reqs[0]); err != nil {
+			return fmt.Errorf("first call to %s: %w", addr, err)
+		}
+		conns[i] = cc
+	}
+
+	var next atomic.Uint64 // round robin over reqs, as ghz
+	start := time.Now()
+	deadline := start.Add(d)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	type worker struct {
+		lat    []time.Duration
+		errors map[string]int
+	}
+	workers := make([]worker, concurrency)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func(w *worker, client authv3.AuthorizationClient) {
+			defer wg.Done()
+			w.lat = make([]time.Duration, 0, 1<<14)
+			w.errors = map[string]int{}
+			for ctx.Err() == nil {
+				req := reqs[(next.Add(1)-1)%uint64(len(reqs))]
+				callCtx, cancelCall := context.WithTimeout(context.Background(), timeout)
+				t0 := time.Now()
+				_, err := client.Check(callCtx, req)
+				t1 := time.Now()
+				cancelCall()
+				if t1.After(deadline) {
+					return // in flight when the time was up: left out
+				}
+				if err != nil {
+					w.errors[status.Code(err).String()]++
+					continue
+				}
+				w.lat = append(w.lat, t1.Sub(t0))
+			}
+		}(&workers[w], authv3.NewAuthorizationClient(conns[w%connections]))
+	}
+	wg.Wait()
+
+	var all []time.Duration
+	rep := Report{Errors: map[string]int{}, TotalNs: int64(d)}
+	for _, w := range workers {
+		all = append(all, w.lat...)
+		for code, n := range w.errors {
+			rep.Errors[code] += n
+		}
+	}
+	slices.Sort(all)
+	rep.Count = uint64(len(all))
+	rep.Rps = float64(rep.Count) / d.Seconds()
+	rep.P50Ns, rep.P99Ns, rep.P999Ns = int64(percentile(all, 0.50)), int64(percentile(all, 0.99)), int64(percentile(all, 0.999))
+
+	w := io.Writer(os.Stdout)
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	return json.NewEncoder(w).Encode(rep)
+}
+
+// readData reads ghz's count-delimited binary call data.
+func readData(path string) ([]*authv3.CheckRequest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var reqs []*authv3.CheckRequest
+	for {
+		req := new(authv3.CheckRequest)
+		if err := (protodelim.UnmarshalOptions{MaxSize: -1}).UnmarshalFrom(r, req); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("%s: message %d: %w", path, len(reqs), err)
+		}
+		reqs = append(reqs, req)
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("%s: no CheckRequest", path)
+	}
+	return reqs, nil
+}
+
+// percentile is the nearest-rank percentile of sorted latencies.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
