@@ -429,7 +429,9 @@ func describeMachine(c config) machineInfo {
 			}
 		}
 	}
-	if out, err := exec.Command("go", "version", "-m", c.ghz).Output(); err == nil {
+	if c.client == "go" {
+		m.ghz = "bench/client of this tree"
+	} else if out, err := exec.Command("go", "version", "-m", c.ghz).Output(); err == nil {
 		for _, l := range strings.Split(string(out), "\n") {
 			f := strings.Fields(l)
 			if len(f) >= 3 && f[0] == "mod" {
