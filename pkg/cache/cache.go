@@ -42,13 +42,18 @@ import (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultMaxKeys         = 1_000_000
-	DefaultNegativeTTL     = 5 * time.Second
-	DefaultDegradedAfter   = 5 * time.Second
-	DefaultLookupTimeout   = 5 * time.Second
-	DefaultPollInterval    = 30 * time.Second
-	DefaultRetryBackoff    = 100 * time.Millisecond
-	DefaultMaxPendingUsage = 100_000
+	DefaultMaxKeys       = 1_000_000
+	DefaultNegativeTTL   = 5 * time.Second
+	DefaultDegradedAfter = 5 * time.Second
+	DefaultLookupTimeout = 5 * time.Second
+	DefaultPollInterval  = 30 * time.Second
+	// DefaultDownPollInterval is how often Run catches up while the
+	// listener is down: the store may still answer through the pool (only
+	// the LISTEN connection was lost, or it cannot come back yet), and a
+	// revocation should not wait for the listener or the 30 s safety net.
+	DefaultDownPollInterval = time.Second
+	DefaultRetryBackoff     = 100 * time.Millisecond
+	DefaultMaxPendingUsage  = 100_000
 
 	maxRetryBackoff = 5 * time.Second
 	// catchUpPage is how many changes one ChangesSince call asks for.
@@ -81,6 +86,9 @@ type Options struct {
 	// PollInterval is how often Run catches up with the change feed even
 	// without a notification, as a safety net; negative disables it.
 	PollInterval time.Duration
+	// DownPollInterval is how often Run catches up while Listen reports
+	// the feed down; negative disables it.
+	DownPollInterval time.Duration
 	// RetryBackoff is the first wait after a failed catch-up; it doubles
 	// up to 5 s (or RetryBackoff, if larger).
 	RetryBackoff time.Duration
@@ -112,6 +120,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = DefaultPollInterval
+	}
+	if o.DownPollInterval == 0 {
+		o.DownPollInterval = DefaultDownPollInterval
 	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = DefaultRetryBackoff

@@ -101,8 +101,9 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 // Run follows the change feed until ctx is done, then returns nil. It
 // listens with Source.Listen and, in one goroutine of its own, catches up
 // with Source.ChangesSince on every notification (a burst of them makes
-// one catch-up), on every (re)connection, at start and every PollInterval,
-// applying each change in order. A failed catch-up is retried with backoff
+// one catch-up), on every (re)connection, at start, every PollInterval and,
+// while the listener is down, every DownPollInterval, applying each change
+// in order. A failed catch-up is retried with backoff
 // from the same change: none is ever skipped. If Listen returns early it
 // is called again after a backoff. Run must follow a successful Warm and
 // only one Run may be active at a time.
@@ -178,11 +179,16 @@ func (c *Cache) setFeedState(up bool) {
 
 // follow is Run's catch-up goroutine.
 func (c *Cache) follow(ctx context.Context, kick <-chan struct{}) {
-	var poll <-chan time.Time
+	var poll, downPoll <-chan time.Time
 	if c.opts.PollInterval > 0 {
 		t := time.NewTicker(c.opts.PollInterval)
 		defer t.Stop()
 		poll = t.C
+	}
+	if c.opts.DownPollInterval > 0 {
+		t := time.NewTicker(c.opts.DownPollInterval)
+		defer t.Stop()
+		downPoll = t.C
 	}
 	for {
 		select {
@@ -190,6 +196,10 @@ func (c *Cache) follow(ctx context.Context, kick <-chan struct{}) {
 			return
 		case <-kick:
 		case <-poll:
+		case <-downPoll:
+			if c.connected.Load() {
+				continue // notifications will say when to catch up
+			}
 		}
 		c.catchUpRetrying(ctx, kick)
 	}

@@ -402,3 +402,34 @@ func TestUnreadyAfter(t *testing.T) {
 		t.Fatalf("after a minute: %v %q, want unready", ok, detail)
 	}
 }
+
+// While the listener is down the store may still answer through the pool
+// (only the LISTEN connection was lost): revocations are then caught up
+// every DownPollInterval, not when the listener comes back. While it is
+// up, nothing is polled (PollInterval disabled here): a change whose
+// notification is lost waits for the next notification.
+func TestDownPollCatchesUpWhileListenerIsDown(t *testing.T) {
+	k1, k2 := newKey(t, "k1", "s1"), newKey(t, "k2", "s2")
+	src := newFakeSource(k1, k2)
+	c := warmCache(t, src, Options{PollInterval: -1, DownPollInterval: 5 * time.Millisecond})
+	run(t, c, src)
+
+	// Connected: a change without its notification is not polled for.
+	calls := src.changeCalls.Load()
+	src.remove("k1")
+	time.Sleep(50 * time.Millisecond)
+	if n := src.changeCalls.Load(); n != calls {
+		t.Fatalf("%d catch-ups while connected and not notified, want none", n-calls)
+	}
+	mustFind(t, c, "s1", k1)
+
+	// Down: the same kind of change is applied without any notification.
+	src.setConnected(false)
+	seq := src.remove("k2")
+	waitApplied(t, c, seq)
+	mustNotFind(t, c, "s1")
+	mustNotFind(t, c, "s2")
+	if c.Stats().FeedConnected {
+		t.Error("stats say connected")
+	}
+}
