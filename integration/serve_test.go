@@ -67,6 +67,7 @@ func TestServe(t *testing.T) {
 		ok := resp.GetOkResponse()
 		headers := map[string]string{}
 		for _, h := range ok.GetHeaders() {
+			//lint:ignore SA1019 SPEC §5 requires the deprecated append field, set to false.
 			if h.GetAppend() == nil || h.GetAppend().GetValue() {
 				t.Errorf("identity header %s without explicit append: false", h.GetHeader().GetKey())
 			}

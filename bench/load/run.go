@@ -204,13 +204,12 @@ func (h *harness) measureBaseline(ctx context.Context) error {
 
 // phaseResult is one database size: seeding, warm load and memory.
 type phaseResult struct {
-	name       string
-	keys       int
-	seed       time.Duration
-	ready      time.Duration
-	mem        memSample // after warm load, before any request
-	memAfter   memSample // after the phase's load
-	warmLogged string
+	name     string
+	keys     int
+	seed     time.Duration
+	ready    time.Duration
+	mem      memSample // after warm load, before any request
+	memAfter memSample // after the phase's load
 }
 
 func (h *harness) runPhase(ctx context.Context, ph phase) error {

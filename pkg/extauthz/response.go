@@ -103,6 +103,7 @@ func denyBody(r authz.Reason, detail, field string, generic bool) string {
 func headerOption(name, value string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header: &corev3.HeaderValue{Key: name, Value: value},
+		//lint:ignore SA1019 SPEC §5: append false, set explicitly, is what old and new Envoy both read as overwrite.
 		Append: wrapperspb.Bool(false),
 	}
 }

@@ -82,11 +82,11 @@ func TestPgxTracer(t *testing.T) {
 			t.Errorf("span %q kind %v parent %v, want a client child of the caller's span", s.Name(), s.SpanKind(), s.Parent())
 		}
 		if a["db.system"].AsString() != "postgresql" || a["db.system.name"].AsString() != "postgresql" {
-			t.Errorf("span %q: db.system %q", s.Name(), a["db.system"].Emit())
+			t.Errorf("span %q: db.system %q", s.Name(), a["db.system"].String())
 		}
 		stmt := a["db.statement"].AsString()
 		if stmt == "" || a["db.query.text"].AsString() != stmt {
-			t.Errorf("span %q: statement %q / %q", s.Name(), stmt, a["db.query.text"].Emit())
+			t.Errorf("span %q: statement %q / %q", s.Name(), stmt, a["db.query.text"].String())
 		}
 		if !strings.HasPrefix(s.Name(), "postgresql ") {
 			t.Errorf("span name %q", s.Name())
@@ -236,7 +236,7 @@ func TestPostgresStack(t *testing.T) {
 				t.Errorf("a check that missed the cache has no statement spans")
 			}
 			if a[telemetry.AttrReason].AsString() != "ok" {
-				t.Errorf("reason %q", a[telemetry.AttrReason].Emit())
+				t.Errorf("reason %q", a[telemetry.AttrReason].String())
 			}
 		}
 	}

@@ -89,17 +89,17 @@ func assertNoSecret(t *testing.T, spans []sdktrace.ReadOnlySpan, secrets []strin
 	for _, s := range spans {
 		texts := []string{s.Name(), s.Status().Description}
 		for _, kv := range s.Attributes() {
-			texts = append(texts, string(kv.Key), kv.Value.Emit())
+			texts = append(texts, string(kv.Key), kv.Value.String())
 		}
 		for _, e := range s.Events() {
 			texts = append(texts, e.Name)
 			for _, kv := range e.Attributes {
-				texts = append(texts, kv.Value.Emit())
+				texts = append(texts, kv.Value.String())
 			}
 		}
 		for _, l := range s.Links() {
 			for _, kv := range l.Attributes {
-				texts = append(texts, kv.Value.Emit())
+				texts = append(texts, kv.Value.String())
 			}
 		}
 		texts = append(texts, s.SpanContext().TraceState().String())
@@ -195,8 +195,8 @@ func TestCheckSpanJoinsTraceparent(t *testing.T) {
 			}
 			got := attrs(s)
 			for k, v := range tc.want {
-				if g, ok := got[k]; !ok || g.Emit() != v {
-					t.Errorf("%s = %q (set: %v), want %q", k, g.Emit(), ok, v)
+				if g, ok := got[k]; !ok || g.String() != v {
+					t.Errorf("%s = %q (set: %v), want %q", k, g.String(), ok, v)
 				}
 			}
 			for _, k := range tc.wantUnset {
@@ -227,7 +227,7 @@ func TestCheckSpanFromHeaderMap(t *testing.T) {
 	if s.Parent().SpanID().String() != parentSpan {
 		t.Errorf("parent %s, want %s from header_map", s.Parent().SpanID(), parentSpan)
 	}
-	if got := attrs(s)[telemetry.AttrReason].Emit(); got != "ok" {
+	if got := attrs(s)[telemetry.AttrReason].String(); got != "ok" {
 		t.Errorf("reason %q, want ok", got)
 	}
 	assertNoSecret(t, []sdktrace.ReadOnlySpan{s}, x.secrets(t))
@@ -280,7 +280,7 @@ func TestStoreUnavailableSpanIsAnError(t *testing.T) {
 	if s.Status().Code != codes.Error || s.Status().Description != "store_unavailable" {
 		t.Errorf("status %v, want error store_unavailable", s.Status())
 	}
-	if got := attrs(s)[telemetry.AttrCacheHit].Emit(); got != "false" {
+	if got := attrs(s)[telemetry.AttrCacheHit].String(); got != "false" {
 		t.Errorf("cache hit %q, want false", got)
 	}
 }
@@ -550,7 +550,7 @@ func TestWrapHTTP(t *testing.T) {
 	if s.Parent().SpanID().String() != parentSpan || s.SpanKind() != trace.SpanKindServer {
 		t.Errorf("parent %v kind %v", s.Parent(), s.SpanKind())
 	}
-	if got := attrs(s)[telemetry.AttrReason].Emit(); got != "missing_key" {
+	if got := attrs(s)[telemetry.AttrReason].String(); got != "missing_key" {
 		t.Errorf("reason %q", got)
 	}
 	if off := telemetry.Disabled(); off.WrapHTTP(h) == nil {
