@@ -73,22 +73,21 @@ func (checkTracer) EndCheck(ctx context.Context, err error) {
 // or not, so the common cases allocate only what the SDK must: the span
 // options are shared, and the caller's trace context is extracted once,
 // straight into the context the span starts from.
-func (t *Tracing) startCheck(ctx context.Context, carrier carrier) (context.Context, trace.Span) {
+func (t *Tracing) startCheck(ctx context.Context, carrier propagation.TextMapCarrier) (context.Context, trace.Span) {
 	local := trace.SpanContextFromContext(ctx)
 	opts := serverSpan
 	if local.IsValid() && !local.IsRemote() {
 		opts = internalSpan // below the otelgrpc server span
 	}
-	if carrier.has("traceparent") {
-		// Extract puts the caller's span context in ctx, as the parent
-		// to be; it is taken only when it is a trace of its own.
-		withRemote := t.prop.Extract(ctx, carrier)
-		remote := trace.SpanContextFromContext(withRemote)
-		if remote.IsValid() && (!local.IsValid() || local.TraceID() != remote.TraceID() || local.IsRemote()) {
-			ctx, opts = withRemote, serverSpan
-			if local.IsValid() {
-				opts = []trace.SpanStartOption{trace.WithLinks(trace.Link{SpanContext: local}), serverSpan[0]}
-			}
+	// Extract puts the request's traceparent in ctx, as the parent to be;
+	// without a valid one it returns ctx as it is, at no cost (remote is
+	// then local). It is taken only when it is a trace of its own.
+	withRemote := t.prop.Extract(ctx, carrier)
+	if remote := trace.SpanContextFromContext(withRemote); remote.IsValid() && !remote.Equal(local) &&
+		(!local.IsValid() || local.TraceID() != remote.TraceID() || local.IsRemote()) {
+		ctx, opts = withRemote, serverSpan
+		if local.IsValid() {
+			opts = []trace.SpanStartOption{trace.WithLinks(trace.Link{SpanContext: local}), serverSpan[0]}
 		}
 	}
 	return t.tracer.Start(ctx, CheckSpanName, opts...)
@@ -168,14 +167,6 @@ func DecisionAttributes(d *authz.Decision, cacheHits bool) []attribute.KeyValue 
 	return kv
 }
 
-// carrier is what startCheck reads a trace context from.
-type carrier interface {
-	Get(key string) string
-	Set(key, value string)
-	Keys() []string
-	has(key string) bool
-}
-
 // headersCarrier reads the trace context from a CheckRequest's HTTP
 // headers (extauthz.Headers: the headers map, or header_map without case).
 // It never writes.
@@ -184,7 +175,6 @@ type headersCarrier struct {
 }
 
 func (c headersCarrier) Get(key string) string { return c.h.Get(key) }
-func (c headersCarrier) has(key string) bool   { return c.h.Get(key) != "" }
 func (headersCarrier) Set(string, string)      {}
 func (c headersCarrier) Keys() []string        { return c.h.Keys() }
 
@@ -197,12 +187,8 @@ func (t *Tracing) WrapHTTP(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, span := t.startCheck(r.Context(), httpCarrier{propagation.HeaderCarrier(r.Header)})
+		ctx, span := t.startCheck(r.Context(), propagation.HeaderCarrier(r.Header))
 		defer span.End()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
-
-type httpCarrier struct{ propagation.HeaderCarrier }
-
-func (c httpCarrier) has(key string) bool { return c.Get(key) != "" }
