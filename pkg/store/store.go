@@ -104,24 +104,13 @@ type KeyUpdate struct {
 // Apply returns spec with the fields u sets changed; the lists are copied,
 // so spec's are never shared with the result.
 func (u *KeyUpdate) Apply(spec authz.KeySpec) authz.KeySpec {
-	set := func(dst *string, v *string) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&spec.Name, u.Name)
-	set(&spec.Description, u.Description)
-	set(&spec.Group, u.Group)
-	set(&spec.Scope, u.Scope)
-	if u.Active != nil {
-		spec.Active = *u.Active
-	}
-	if u.NotBefore != nil {
-		spec.NotBefore = *u.NotBefore
-	}
-	if u.ExpiresAt != nil {
-		spec.ExpiresAt = *u.ExpiresAt
-	}
+	setIf(&spec.Name, u.Name)
+	setIf(&spec.Description, u.Description)
+	setIf(&spec.Group, u.Group)
+	setIf(&spec.Scope, u.Scope)
+	setIf(&spec.Active, u.Active)
+	setIf(&spec.NotBefore, u.NotBefore)
+	setIf(&spec.ExpiresAt, u.ExpiresAt)
 	if u.IPFilters != nil {
 		spec.IPFilters = slices.Clone(*u.IPFilters)
 	}
@@ -136,6 +125,22 @@ type AppUpdate struct {
 	Name        *string
 	Description *string
 	Active      *bool
+}
+
+// Apply returns a with the fields u sets changed (an app's or a tenant's:
+// Tenant converts to App and back).
+func (u *AppUpdate) Apply(a App) App {
+	setIf(&a.Name, u.Name)
+	setIf(&a.Description, u.Description)
+	setIf(&a.Active, u.Active)
+	return a
+}
+
+// setIf sets *dst to *v when an update sets v.
+func setIf[T any](dst, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 // Page asks for one page of a list. Token is what the previous page

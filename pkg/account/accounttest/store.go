@@ -304,15 +304,7 @@ func (s *Store) updateOwner(o *owners, actor store.Actor, accountID, id string, 
 		return store.App{}, store.ErrNotFound
 	}
 	before := a
-	if u.Name != nil {
-		a.Name = *u.Name
-	}
-	if u.Description != nil {
-		a.Description = *u.Description
-	}
-	if u.Active != nil {
-		a.Active = *u.Active
-	}
+	a = u.Apply(a)
 	a.UpdatedAt = s.now()
 	o.m[ref{accountID, id}] = a
 	s.auditLocked(accountID, actor, o.kind+".update", o.kind, id, before, a)

@@ -122,16 +122,7 @@ func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, a
 		if err != nil {
 			return err
 		}
-		next := cur
-		if u.Name != nil {
-			next.Name = *u.Name
-		}
-		if u.Description != nil {
-			next.Description = *u.Description
-		}
-		if u.Active != nil {
-			next.Active = *u.Active
-		}
+		next := u.Apply(cur)
 		// The update trigger appends a change for every key of the app or
 		// tenant when its name or active flag changes.
 		out, err = scanParent(tx.QueryRow(ctx, `UPDATE `+p.table+`
