@@ -404,9 +404,9 @@ func (h *harness) buildScenario(ph phase, kind scenarioKind) (*scenario, error) 
 
 // machineInfo describes where the run happened.
 type machineInfo struct {
-	cpu, kernel, goVersion, postgres, ghz string
-	cpus                                  int
-	memTotal                              string
+	cpu, kernel, goVersion, postgres, client string // client: the load generator and its version
+	cpus                                     int
+	memTotal                                 string
 }
 
 func describeMachine(c config) machineInfo {
@@ -430,12 +430,12 @@ func describeMachine(c config) machineInfo {
 		}
 	}
 	if c.client == "go" {
-		m.ghz = "bench/client of this tree"
+		m.client = "bench/client of this tree"
 	} else if out, err := exec.Command("go", "version", "-m", c.ghz).Output(); err == nil {
 		for _, l := range strings.Split(string(out), "\n") {
 			f := strings.Fields(l)
 			if len(f) >= 3 && f[0] == "mod" {
-				m.ghz = f[1] + "@" + f[2]
+				m.client = f[1] + "@" + f[2]
 			}
 		}
 	}

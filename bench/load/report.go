@@ -85,7 +85,7 @@ func (h *harness) report() string {
 
 	p("\n# keygate load run, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	p("Machine: %d CPUs (%s), %s RAM, Linux %s; %s; PostgreSQL %s on the same machine (not pinned); load generator %s.\n",
-		m.cpus, m.cpu, m.memTotal, m.kernel, m.goVersion, m.postgres, m.ghz)
+		m.cpus, m.cpu, m.memTotal, m.kernel, m.goVersion, m.postgres, m.client)
 	if h.clientName != "ghz" {
 		p("**Load client: %s** (-client %s), not ghz: the same calls, answers decoded with compiled types as Envoy decodes them. "+
 			"A diagnostic: the issue's criteria are stated for ghz; below, \"ghz\" in a column name means this client.\n", h.clientName, c.client)
