@@ -109,14 +109,13 @@ type requestView struct {
 func protoView(req *authv3.CheckRequest) requestView {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
-	v := requestView{
+	return requestView{
 		hs:     newHeaderSource(h),
 		method: h.GetMethod(), path: h.GetPath(), host: h.GetHost(),
 		ext:    authz.ExtensionsFrom(attrs.GetContextExtensions()),
 		source: attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(),
 		body:   requestBody(h.GetRawBody(), h.GetBody()),
 	}
-	return v
 }
 
 func (w *wireRequest) view() requestView {
