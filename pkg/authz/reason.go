@@ -26,25 +26,33 @@ const (
 	ScopeDenied
 	InvalidGraphQL
 	StoreUnavailable
+	// InvalidRequest is a request keygate cannot decide safely as sent: a
+	// method-override header naming another method (SPEC §9).
+	InvalidRequest
+	// AccountNotAllowed is row 6a: the service lists the accounts it
+	// serves, and the key's is not among them.
+	AccountNotAllowed
 
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
-	OK:               "ok",
-	MissingKey:       "missing_key",
-	MalformedKey:     "malformed_key",
-	UnknownKey:       "unknown_key",
-	InactiveKey:      "inactive_key",
-	NotYetValid:      "not_yet_valid",
-	ExpiredKey:       "expired_key",
-	InvalidPath:      "invalid_path",
-	UnknownRoute:     "unknown_route",
-	WrongKeyType:     "wrong_key_type",
-	IPNotAllowed:     "ip_not_allowed",
-	ScopeDenied:      "scope_denied",
-	InvalidGraphQL:   "invalid_graphql",
-	StoreUnavailable: "store_unavailable",
+	OK:                "ok",
+	MissingKey:        "missing_key",
+	MalformedKey:      "malformed_key",
+	UnknownKey:        "unknown_key",
+	InactiveKey:       "inactive_key",
+	NotYetValid:       "not_yet_valid",
+	ExpiredKey:        "expired_key",
+	InvalidPath:       "invalid_path",
+	UnknownRoute:      "unknown_route",
+	WrongKeyType:      "wrong_key_type",
+	IPNotAllowed:      "ip_not_allowed",
+	ScopeDenied:       "scope_denied",
+	InvalidGraphQL:    "invalid_graphql",
+	StoreUnavailable:  "store_unavailable",
+	InvalidRequest:    "invalid_request",
+	AccountNotAllowed: "account_not_allowed",
 }
 
 // String returns the reason's stable snake_case code.

@@ -25,19 +25,21 @@ type Denial struct {
 }
 
 var denials = map[authz.Reason]Denial{
-	authz.MissingKey:       {401, codes.Unauthenticated, "an API key is required"},
-	authz.MalformedKey:     {401, codes.Unauthenticated, "the API key is malformed"},
-	authz.UnknownKey:       {401, codes.Unauthenticated, "the API key is not valid"},
-	authz.InactiveKey:      {401, codes.Unauthenticated, "the API key is inactive"},
-	authz.NotYetValid:      {401, codes.Unauthenticated, "the API key is not valid yet"},
-	authz.ExpiredKey:       {401, codes.Unauthenticated, "the API key has expired"},
-	authz.InvalidPath:      {400, codes.InvalidArgument, "the request path is invalid"},
-	authz.UnknownRoute:     {403, codes.PermissionDenied, "no service is configured for this route"},
-	authz.WrongKeyType:     {403, codes.PermissionDenied, "this service does not accept this type of key"},
-	authz.IPNotAllowed:     {403, codes.PermissionDenied, "the client address is not allowed for this key"},
-	authz.ScopeDenied:      {403, codes.PermissionDenied, "the key's scope does not allow this operation"},
-	authz.InvalidGraphQL:   {400, codes.InvalidArgument, "the GraphQL request is invalid"},
-	authz.StoreUnavailable: {503, codes.Unavailable, "the key store is unavailable; retry later"},
+	authz.MissingKey:        {401, codes.Unauthenticated, "an API key is required"},
+	authz.MalformedKey:      {401, codes.Unauthenticated, "the API key is malformed"},
+	authz.UnknownKey:        {401, codes.Unauthenticated, "the API key is not valid"},
+	authz.InactiveKey:       {401, codes.Unauthenticated, "the API key is inactive"},
+	authz.NotYetValid:       {401, codes.Unauthenticated, "the API key is not valid yet"},
+	authz.ExpiredKey:        {401, codes.Unauthenticated, "the API key has expired"},
+	authz.InvalidPath:       {400, codes.InvalidArgument, "the request path is invalid"},
+	authz.UnknownRoute:      {403, codes.PermissionDenied, "no service is configured for this route"},
+	authz.WrongKeyType:      {403, codes.PermissionDenied, "this service does not accept this type of key"},
+	authz.IPNotAllowed:      {403, codes.PermissionDenied, "the client address is not allowed for this key"},
+	authz.ScopeDenied:       {403, codes.PermissionDenied, "the key's scope does not allow this operation"},
+	authz.InvalidGraphQL:    {400, codes.InvalidArgument, "the GraphQL request is invalid"},
+	authz.StoreUnavailable:  {503, codes.Unavailable, "the key store is unavailable; retry later"},
+	authz.InvalidRequest:    {400, codes.InvalidArgument, "the request is ambiguous: a method-override header names another method"},
+	authz.AccountNotAllowed: {403, codes.PermissionDenied, "this service does not accept keys of this account"},
 }
 
 // genericKeyMessage replaces key failures' messages when GenericKeyErrors is set.
