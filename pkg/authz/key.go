@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,11 +253,15 @@ func (k *Key) Status(now time.Time) Reason {
 	return OK
 }
 
-// Authorize is rows 6–8 for a routed request: key type, client IP, scope.
-// On scope_denied it also names the refused operation.
+// Authorize is rows 6–8 for a routed request: key type, the service's
+// accounts, client IP, scope. On scope_denied it also names the refused
+// operation.
 func (k *Key) Authorize(t *Target, r *Request) (Reason, string) {
 	if !t.Accepts.Has(k.Spec.Type) {
 		return WrongKeyType, ""
+	}
+	if t.Accounts != nil && !slices.Contains(t.Accounts, k.Spec.AccountID) {
+		return AccountNotAllowed, ""
 	}
 	if !k.ips.Allows(r.ClientIP) {
 		return IPNotAllowed, ""

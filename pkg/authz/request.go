@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 
 	"github.com/keygate/keygate/pkg/apikey"
 )
@@ -40,6 +41,22 @@ type RouteInput struct {
 	// when the proxy cut it at its buffer limit.
 	Body          []byte
 	BodyTruncated bool
+	// MethodOverridden is set when the request carries a method-override
+	// header (MethodOverrideHeaders) naming another method than Method:
+	// an upstream honouring it would run another operation than the one
+	// decided, so the request is refused (invalid_request).
+	MethodOverridden bool
+}
+
+// MethodOverrideHeaders are the headers some frameworks read the "real"
+// method from (SPEC §9), lower case.
+var MethodOverrideHeaders = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// OverridesMethod reports whether a method-override header value names
+// another method than the request's. Methods are compared without case:
+// the frameworks that honour these headers upper-case them.
+func OverridesMethod(method, value string) bool {
+	return !strings.EqualFold(strings.TrimSpace(value), method)
 }
 
 // Extensions are the context_extensions keygate reads (SPEC §4 item 1).
@@ -83,6 +100,9 @@ type Target struct {
 	Kind      string
 	Operation string
 	Accepts   KeyTypes
+	// Accounts, when set, are the only accounts whose keys the service
+	// accepts (row 6a); nil accepts every account.
+	Accounts []string
 	// More lists further operations the request calls that must each be
 	// allowed too: a GraphQL document's other root fields.
 	More []Operation
@@ -96,7 +116,7 @@ type Target struct {
 }
 
 // Router maps a request to its target. It answers OK, UnknownRoute,
-// InvalidPath or (GraphQL) InvalidGraphQL. Implementations must be safe
+// InvalidPath, InvalidRequest or (GraphQL) InvalidGraphQL. Implementations must be safe
 // for concurrent use and should not allocate for ordinary paths.
 type Router interface {
 	Resolve(in *RouteInput) (Target, Reason)

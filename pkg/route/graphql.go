@@ -91,7 +91,7 @@ const (
 )
 
 func (t *Table) resolveGraphQL(tg authz.Target, opts *GraphQLOptions, in *authz.RouteInput) (authz.Target, authz.Reason) {
-	tg = authz.Target{Service: tg.Service, Accepts: tg.Accepts, GraphQL: true}
+	tg = authz.Target{Service: tg.Service, Accepts: tg.Accepts, Accounts: tg.Accounts, GraphQL: true}
 	h := t.parser.Load()
 	if h == nil {
 		tg.Detail = detailNoParser

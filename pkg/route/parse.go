@@ -47,8 +47,8 @@ func Parse(data []byte, filename string) (*Table, []string, error) {
 
 // Route fields. Users' files depend on these names.
 var (
-	topFields     = []string{"services"}
-	serviceFields = []string{"name", "key_types", "routes", "grpc_services"}
+	topFields     = []string{"services", "allow_encoded_slashes"}
+	serviceFields = []string{"name", "key_types", "accounts", "routes", "grpc_services"}
 	routeFields   = append([]string{"host", "path", "path_prefix", "methods", "kind", "operation", "protocol"}, graphqlFields...)
 	// graphqlFields set a protocol: graphql route's GraphQLOptions.
 	graphqlFields = []string{"allow_persisted_queries", "max_body_bytes", "max_depth", "max_root_fields", "max_batch"}
@@ -56,11 +56,14 @@ var (
 )
 
 type loader struct {
-	file      string
-	errs      []error
-	warns     []string
-	budget    int
-	exhausted bool
+	file string
+	// allowSlashes is the file's allow_encoded_slashes, read before the
+	// routes so that their paths are normalised as requests will be.
+	allowSlashes bool
+	errs         []error
+	warns        []string
+	budget       int
+	exhausted    bool
 }
 
 type field struct{ key, val *yaml.Node }
@@ -105,6 +108,9 @@ func (l *loader) load(data []byte) *Table {
 	if top == nil {
 		return nil
 	}
+	if af, ok := top["allow_encoded_slashes"]; ok {
+		l.allowSlashes = l.boolean(af, "allow_encoded_slashes")
+	}
 	sf, ok := top["services"]
 	if !ok {
 		l.errorf(root, "services", "missing: the file declares no service")
@@ -124,7 +130,8 @@ func (l *loader) load(data []byte) *Table {
 		hosts:    make(map[string]*candidates),
 		grpc:     make(map[string]grpcService),
 
-		extGraphQL: DefaultGraphQLOptions(),
+		allowEncodedSlashes: l.allowSlashes,
+		extGraphQL:          DefaultGraphQLOptions(),
 	}
 	var (
 		routes    []*route
@@ -164,6 +171,9 @@ func (l *loader) load(data []byte) *Table {
 			}
 		}
 		s.accepts = l.keyTypes(f, sn, where)
+		if af, ok := f["accounts"]; ok {
+			s.accounts = l.accounts(af, join(where, "accounts"))
+		}
 
 		if rf, ok := f["routes"]; ok {
 			rs, _ := l.list(rf, join(where, "routes"))
@@ -193,6 +203,7 @@ func (l *loader) load(data []byte) *Table {
 	}
 
 	l.checkOverlaps(routes)
+	l.warnHostConflicts(routes)
 	l.warnGRPCShadows(routes, grpcDecls)
 	if len(l.errs) > 0 {
 		return nil
@@ -254,12 +265,52 @@ func (l *loader) keyTypes(f map[string]field, sn *yaml.Node, where string) authz
 	return accepts
 }
 
+// accounts reads a service's accounts: the only accounts whose keys it
+// accepts (row 6a). Listing none would lock every key out, which is
+// never what the file means, so an empty list is an error.
+func (l *loader) accounts(f field, where string) []string {
+	items, ok := l.list(f, where)
+	if !ok {
+		return nil
+	}
+	if len(items) == 0 {
+		l.errorf(f.val, where, "empty: list the account ids the service serves, or leave accounts out to serve every account")
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	for i, n := range items {
+		iwhere := fmt.Sprintf("%s[%d]", where, i)
+		v, ok := l.scalar(field{val: n}, iwhere)
+		switch {
+		case !ok:
+		case checkName(v) != nil:
+			l.errorf(n, iwhere, "account id: %v", checkName(v))
+		case slices.Contains(out, v):
+			l.errorf(n, iwhere, "%q is listed twice", v)
+		default:
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// boolean reads a true/false field.
+func (l *loader) boolean(f field, where string) bool {
+	v := l.deref(f.val)
+	var b bool
+	if v == nil || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&b) != nil {
+		l.errorf(f.val, where, "must be true or false")
+		return false
+	}
+	return b
+}
+
 func (l *loader) grpcService(n *yaml.Node, where string, s *service) (grpcService, grpcDecl, bool) {
 	n = l.deref(n)
 	if n == nil {
 		return grpcService{}, grpcDecl{}, false
 	}
-	g := grpcService{service: s.name, kind: "grpc", accepts: s.accepts}
+	g := grpcService{service: s.name, kind: "grpc", accepts: s.accepts, accounts: s.accounts}
 	var name string
 	nameNode := n
 	switch n.Kind {
@@ -331,7 +382,7 @@ func (l *loader) route(n *yaml.Node, where string, s *service) *route {
 	r := &route{
 		where:  where,
 		line:   n.Line,
-		target: authz.Target{Service: s.name, Accepts: s.accepts},
+		target: s.target(),
 	}
 
 	if pf, ok := f["protocol"]; ok {
@@ -447,12 +498,7 @@ func (l *loader) graphqlOptions(f map[string]field, where string, opts *GraphQLO
 		)
 		switch name {
 		case "allow_persisted_queries":
-			var b bool
-			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&b) != nil {
-				l.errorf(v, fw, "must be true or false")
-				continue
-			}
-			opts.AllowPersistedQueries = b
+			opts.AllowPersistedQueries = l.boolean(vf, fw)
 			continue
 		case "max_body_bytes":
 			dst, limit = &opts.MaxBodyBytes, MaxGraphQLMaxBodyBytes
@@ -493,7 +539,7 @@ func (l *loader) routePath(f field, where string) (string, bool) {
 			return "", false
 		}
 	}
-	n, err := NormalizePath(v)
+	n, err := normalizePath(v, l.allowSlashes)
 	if err != nil {
 		l.errorf(f.val, where, "%q: %v", v, err)
 		return "", false
@@ -672,17 +718,26 @@ func (r *route) pathField() string {
 	return "path"
 }
 
-// checkOverlaps refuses routes that match the same requests: the later one
-// could only ever win for methods the earlier does not list, which is too
-// subtle to rely on.
+// checkOverlaps refuses duplicates and warns about unreachable routes
+// (SPEC §9). Two routes with the same host and path are duplicates only
+// when their method sets are equal (absent = every method): then the file
+// says two things about the same requests. A route listing methods ahead
+// of a catch-all for the same path is the normal way to split a path by
+// method; the reverse order leaves the later route unreachable, which
+// loads but is warned about.
 func (l *loader) checkOverlaps(routes []*route) {
 	seen := make(map[specKey][]*route)
 	for _, r := range routes {
 		k := r.spec()
 		for _, prev := range seen[k] {
-			if common, ok := overlap(prev.methods, r.methods); ok {
-				l.errs = append(l.errs, fmt.Errorf("%s:%d: %s: %s: %q matches the same requests (%s) as %s (line %d)",
-					l.file, r.line, r.where, r.pathField(), r.path, common, prev.where, prev.line))
+			if sameMethods(prev.methods, r.methods) {
+				l.errs = append(l.errs, fmt.Errorf("%s:%d: %s: %s: %q matches exactly the same requests (%s) as %s (line %d): remove one, or give them different methods",
+					l.file, r.line, r.where, r.pathField(), r.path, describeMethods(r.methods), prev.where, prev.line))
+				break
+			}
+			if coversMethods(prev.methods, r.methods) {
+				l.warns = append(l.warns, fmt.Sprintf("%s:%d: %s: %s: %q is unreachable: %s (line %d) comes first and matches every request it does (%s); move it after, or drop it",
+					l.file, r.line, r.where, r.pathField(), r.path, prev.where, prev.line, describeMethods(r.methods)))
 				break
 			}
 		}
@@ -690,26 +745,135 @@ func (l *loader) checkOverlaps(routes []*route) {
 	}
 }
 
-// overlap describes the methods two method sets share (nil is any).
-func overlap(a, b []string) (string, bool) {
-	switch {
-	case a == nil && b == nil:
-		return "any method", true
-	case a == nil:
-		return "methods " + strings.Join(b, ", "), true
-	case b == nil:
-		return "methods " + strings.Join(a, ", "), true
+// sameMethods reports whether two method sets are equal (nil is any).
+func sameMethods(a, b []string) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
 	}
-	var common []string
+	return coversMethods(a, b)
+}
+
+// coversMethods reports whether set a holds every method of b (nil is
+// any).
+func coversMethods(a, b []string) bool {
+	switch {
+	case a == nil:
+		return true
+	case b == nil:
+		return false
+	}
 	for _, m := range b {
-		if slices.Contains(a, m) {
-			common = append(common, m)
+		if !slices.Contains(a, m) {
+			return false
 		}
 	}
-	if common == nil {
-		return "", false
+	return true
+}
+
+func describeMethods(m []string) string {
+	if m == nil {
+		return "any method"
 	}
-	return "methods " + strings.Join(common, ", "), true
+	return "methods " + strings.Join(m, ", ")
+}
+
+// overlapMethods reports whether two method sets share a method (nil is
+// any).
+func overlapMethods(a, b []string) bool {
+	if a == nil || b == nil {
+		return true
+	}
+	for _, m := range b {
+		if slices.Contains(a, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// warnHostConflicts warns about every pair of a host route and a host-less
+// route that can match the same request with different targets (SPEC §9):
+// keygate refuses such requests (unknown_route), since the Host is the
+// client's to set and whether Envoy routes by it is not keygate's to know.
+func (l *loader) warnHostConflicts(routes []*route) {
+	const shown = 5
+	for _, h := range routes {
+		if h.host == "" {
+			continue
+		}
+		var others []string
+		for _, a := range routes {
+			if a.host != "" || h.sameTarget(a.target, a.gql != nil) ||
+				!overlapMethods(h.methods, a.methods) || !pathsOverlap(h, a) {
+				continue
+			}
+			others = append(others, fmt.Sprintf("%s (line %d)", a.where, a.line))
+		}
+		if others == nil {
+			continue
+		}
+		if n := len(others); n > shown {
+			others = append(others[:shown], fmt.Sprintf("%d more", n-shown))
+		}
+		l.warns = append(l.warns, fmt.Sprintf("%s:%d: %s: host %s: %s %q can match the same requests as host-less routes with other operations (%s): keygate denies those requests (unknown_route), since the client sets the Host; give the host its own Envoy virtual host with context_extensions, or put the routes on paths of their own",
+			l.file, h.line, h.where, h.host, h.pathField(), h.path, strings.Join(others, ", ")))
+	}
+}
+
+// pathsOverlap reports whether some normalised path matches both routes.
+// A path witnessing it is built from one route and tried on the other.
+func pathsOverlap(a, b *route) bool {
+	if a.kind > b.kind {
+		a, b = b, a // exact < template < prefix
+	}
+	switch {
+	case a.kind == exactPath:
+		return b.matchesPath(a.path)
+	case a.kind == templatePath && b.kind == templatePath:
+		if len(a.segs) != len(b.segs) {
+			return false
+		}
+		for i := range a.segs {
+			if !a.segs[i].param && !b.segs[i].param && a.segs[i].lit != b.segs[i].lit {
+				return false
+			}
+		}
+		return true
+	case a.kind == templatePath:
+		return b.matchesPath(a.witness(b.path))
+	}
+	return matchPrefix(a.path, b.path) || matchPrefix(b.path, a.path) ||
+		matchPrefix(a.path, b.path+"/") || matchPrefix(b.path, a.path+"/")
+}
+
+// matchesPath reports whether route r matches path, methods aside.
+func (r *route) matchesPath(path string) bool {
+	switch r.kind {
+	case exactPath:
+		return r.path == path
+	case templatePath:
+		return r.matchTemplate(path, strings.Count(path, "/"))
+	}
+	return matchPrefix(r.path, path)
+}
+
+// witness is a path template r matches that is as close to prefix as it
+// can be: each parameter takes the prefix's segment at its place (or "x").
+func (r *route) witness(prefix string) string {
+	ps := strings.Split(prefix[1:], "/")
+	var b strings.Builder
+	for i, s := range r.segs {
+		b.WriteByte('/')
+		switch {
+		case !s.param:
+			b.WriteString(s.lit)
+		case i < len(ps) && ps[i] != "":
+			b.WriteString(ps[i])
+		default:
+			b.WriteString("x")
+		}
+	}
+	return b.String()
 }
 
 // warnGRPCShadows warns about prefix and template routes that take gRPC

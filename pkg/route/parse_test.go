@@ -77,31 +77,64 @@ services:
     routes:
       - {path: /x}
 `,
-			[]string{`routes.yaml:10: services[1] (b): routes[0]: path: "/x" matches the same requests (any method) as services[0] (a): routes[0] (line 6)`},
+			[]string{`routes.yaml:10: services[1] (b): routes[0]: path: "/x" matches exactly the same requests (any method) as services[0] (a): routes[0] (line 6)`},
 		},
 		{
-			"same prefix, overlapping methods",
+			"same prefix, same methods in another order",
 			`
 services:
   - name: a
     key_types: [service]
     routes:
       - {path_prefix: /x, methods: [GET, POST]}
-      - {path_prefix: /x, methods: [PUT, POST]}
+      - {path_prefix: /x, methods: [POST, GET]}
 `,
-			[]string{`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/x" matches the same requests (methods POST) as services[0] (a): routes[0] (line 6)`},
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/x" matches exactly the same requests (methods POST, GET) as services[0] (a): routes[0] (line 6)`},
 		},
 		{
-			"any method overlaps listed methods",
+			"empty accounts",
+			`
+services:
+  - name: a
+    key_types: [service]
+    accounts: []
+`,
+			[]string{`routes.yaml:5: services[0] (a): accounts: empty: list the account ids`},
+		},
+		{
+			"bad accounts",
+			`
+services:
+  - name: a
+    key_types: [service]
+    accounts: [acme, "a b", acme, [x]]
+`,
+			[]string{
+				`routes.yaml:5: services[0] (a): accounts[1]: account id: "a b" has invalid character " "`,
+				`routes.yaml:5: services[0] (a): accounts[2]: "acme" is listed twice`,
+				`routes.yaml:5: services[0] (a): accounts[3]: must be a string`,
+			},
+		},
+		{
+			"allow_encoded_slashes not a boolean",
+			`
+allow_encoded_slashes: yes please
+services:
+  - name: a
+    key_types: [service]
+`,
+			[]string{`routes.yaml:2: allow_encoded_slashes: must be true or false`},
+		},
+		{
+			"encoded slash in a route path without allow_encoded_slashes",
 			`
 services:
   - name: a
     key_types: [service]
     routes:
-      - {path: /x, methods: [GET]}
-      - {path: /x}
+      - {path: /a%2Fb}
 `,
-			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x" matches the same requests (methods GET) as services[0] (a): routes[0] (line 6)`},
+			[]string{`routes.yaml:6: services[0] (a): routes[0]: path: "/a%2Fb": invalid path: encoded slash "%2F" at byte 2`},
 		},
 		{
 			"templates differing only in parameter names",
@@ -113,7 +146,7 @@ services:
       - {path: "/x/{id}"}
       - {path: "/x/{name}"}
 `,
-			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x/{name}" matches the same requests`},
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x/{name}" matches exactly the same requests`},
 		},
 		{
 			"same host in another case",
@@ -125,7 +158,7 @@ services:
       - {host: API.example.com, path_prefix: /}
       - {host: api.example.com., path_prefix: /}
 `,
-			[]string{`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/" matches the same requests`},
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/" matches exactly the same requests`},
 		},
 		{
 			"same path once normalised",
@@ -137,7 +170,7 @@ services:
       - {path: /x/y}
       - {path: "/x//%79"}
 `,
-			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x/y" matches the same requests`},
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x/y" matches exactly the same requests`},
 		},
 		{
 			"duplicate service name",
@@ -411,8 +444,8 @@ services:
       - {path: /x, method: [GET]}
 `,
 			[]string{
-				`routes.yaml:2: version: unknown field (known: services)`,
-				`routes.yaml:5: services[0] (a): key_type: unknown field (known: name, key_types, routes, grpc_services)`,
+				`routes.yaml:2: version: unknown field (known: services, allow_encoded_slashes)`,
+				`routes.yaml:5: services[0] (a): key_type: unknown field (known: name, key_types, accounts, routes, grpc_services)`,
 				`routes.yaml:8: services[0] (a): routes[0]: method: unknown field (known: host, path, path_prefix, methods, kind, operation, protocol, allow_persisted_queries, max_body_bytes, max_depth, max_root_fields, max_batch)`,
 			},
 		},
@@ -490,7 +523,7 @@ services:
 `,
 			[]string{
 				`routes.yaml:3: services[0]: name: must be a string`,
-				`routes.yaml:5: services[1]: must be a mapping with fields name, key_types, routes, grpc_services`,
+				`routes.yaml:5: services[1]: must be a mapping with fields name, key_types, accounts, routes, grpc_services`,
 				`routes.yaml:8: services[2] (c): routes: must be a list`,
 				`routes.yaml:11: services[3] (d): routes[0]: must be a mapping with fields host, path`,
 			},
@@ -575,6 +608,75 @@ func TestParseWarnings(t *testing.T) {
 		want []string // prefixes, in order
 	}{
 		{
+			"catch-all before a method route makes it unreachable",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {path_prefix: /users, operation: any}
+      - {path_prefix: /users, methods: [DELETE], operation: del}
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/users" is unreachable: services[0] (a): routes[0] (line 6) comes first and matches every request it does (methods DELETE)`},
+		},
+		{
+			"a superset of methods first makes the later route unreachable",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {path: /x, methods: [GET, POST], operation: a}
+      - {path: /x, methods: [POST], operation: b}
+`,
+			[]string{`routes.yaml:7: services[0] (a): routes[1]: path: "/x" is unreachable: services[0] (a): routes[0] (line 6)`},
+		},
+		{
+			"host route overlapping host-less routes with other targets",
+			`
+services:
+  - name: email-api
+    key_types: [service]
+    routes:
+      - {host: mail.example.com, path_prefix: /, methods: [GET], kind: query, operation: any}
+      - {path: /email/inbox, methods: [GET], kind: query, operation: listEmails}
+      - {path: /email/send, methods: [POST], kind: mutation, operation: sendEmail}
+      - {path: "/email/{id}", methods: [GET], kind: query, operation: any}
+  - name: users-api
+    key_types: [app]
+    routes:
+      - {path_prefix: /users, kind: query, operation: listUsers}
+`,
+			[]string{`routes.yaml:6: services[0] (email-api): routes[0]: host mail.example.com: path_prefix "/" can match the same requests as host-less routes with other operations (services[0] (email-api): routes[1] (line 7), services[1] (users-api): routes[0] (line 13))`},
+		},
+		{
+			"host template overlapping a host-less prefix",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {host: "*.example.com", path: "/v1/{id}/x", operation: hostOp}
+      - {path_prefix: /v1/abc, operation: plainOp}
+      - {path_prefix: /v2, operation: plainOp}
+      - {path: /v1/abc/y, operation: plainOp}
+`,
+			[]string{`routes.yaml:6: services[0] (a): routes[0]: host *.example.com: path "/v1/{id}/x" can match the same requests as host-less routes with other operations (services[0] (a): routes[1] (line 7))`},
+		},
+		{
+			"prefix routes overlapping through a trailing slash",
+			`
+services:
+  - name: a
+    key_types: [service]
+    routes:
+      - {host: h.example.com, path_prefix: /a/, operation: hostOp}
+      - {path_prefix: /a, operation: plainOp}
+      - {path_prefix: /ab, operation: plainOp}
+`,
+			[]string{`routes.yaml:6: services[0] (a): routes[0]: host h.example.com: path_prefix "/a/" can match the same requests as host-less routes with other operations (services[0] (a): routes[1] (line 7))`},
+		},
+		{
 			"prefix route shadows gRPC services",
 			`
 services:
@@ -636,11 +738,11 @@ services:
     key_types: [app]
     routes:
       - {path: "/a//b/../%63"}
-      - {path_prefix: "/x/%2f"}
+      - {path_prefix: "/x/%3a"}
 `,
 			[]string{
 				`routes.yaml:6: services[0] (a): routes[0]: path: "/a//b/../%63" is matched as "/a/c", its normal form`,
-				`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/x/%2f" is matched as "/x/%2F", its normal form`,
+				`routes.yaml:7: services[0] (a): routes[1]: path_prefix: "/x/%3a" is matched as "/x/%3A", its normal form`,
 			},
 		},
 		{
@@ -694,13 +796,93 @@ services:
 			authz.Target{Service: "a", Kind: "mutation", Operation: "post", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
 		},
 		{
+			// SPEC §9: the most natural way to split a path by method.
+			"method route before a catch-all for the same path: the method route",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path_prefix: /users, methods: [DELETE], kind: mutation, operation: deleteUser}
+      - {path_prefix: /users, kind: query, operation: readUsers}
+`,
+			authz.RouteInput{Method: "DELETE", Path: "/users/1"},
+			authz.Target{Service: "a", Kind: "mutation", Operation: "deleteUser", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
+			"method route before a catch-all for the same path: the catch-all",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path_prefix: /users, methods: [DELETE], kind: mutation, operation: deleteUser}
+      - {path_prefix: /users, kind: query, operation: readUsers}
+`,
+			authz.RouteInput{Method: "GET", Path: "/users/1"},
+			authz.Target{Service: "a", Kind: "query", Operation: "readUsers", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
+			"partly overlapping method sets: the first wins the shared method",
+			`
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /x, methods: [GET, POST], operation: first}
+      - {path: /x, methods: [PUT, POST], operation: second}
+`,
+			authz.RouteInput{Method: "POST", Path: "/x"},
+			authz.Target{Service: "a", Operation: "first", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
+			"services listing accounts",
+			`
+services:
+  - name: a
+    key_types: [app]
+    accounts: [acme, globex]
+    routes:
+      - {path: /x, operation: x}
+`,
+			authz.RouteInput{Method: "GET", Path: "/x"},
+			authz.Target{Service: "a", Operation: "x", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp), Accounts: []string{"acme", "globex"}},
+		},
+		{
+			"allow_encoded_slashes keeps %2F in its segment",
+			`
+allow_encoded_slashes: true
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: "/objects/{name}", operation: getObject}
+      - {path: /a%2fb, operation: encoded}
+`,
+			authz.RouteInput{Method: "GET", Path: "/objects/dir%2Ffile.txt"},
+			authz.Target{Service: "a", Operation: "getObject", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
+			"allow_encoded_slashes matches an encoded route path",
+			`
+allow_encoded_slashes: true
+services:
+  - name: a
+    key_types: [app]
+    routes:
+      - {path: /a%2fb, operation: encoded}
+`,
+			authz.RouteInput{Method: "GET", Path: "/a%2Fb"},
+			authz.Target{Service: "a", Operation: "encoded", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)},
+		},
+		{
 			"same path on different hosts",
 			`
 services:
   - name: a
     key_types: [app]
     routes:
-      - {path: /x, operation: any}
+      - {path: /x, operation: a}
       - {host: a.example.com, path: /x, operation: a}
       - {host: "*.example.com", path: /x, operation: wild}
 `,

@@ -32,7 +32,6 @@ services:
       - {path: "/x/{a}/c", kind: query, operation: firstTie}
       - {path: "/x/b/{c}", kind: query, operation: secondTie}
       - {path: /only-get, methods: [GET], kind: query, operation: onlyGet}
-      - {path: /a%2Fb, kind: query, operation: encodedSlash}
       - {path_prefix: /api/v1, kind: query, operation: apiV1}
   - name: mail-api
     key_types: [service, app]
@@ -138,11 +137,8 @@ func TestResolve(t *testing.T) {
 		{"duplicate slashes are merged", get("//email///inbox"), target("email-api", "query", "inbox"), authz.OK},
 		{"dot segment is removed", get("/email/./inbox"), target("email-api", "query", "inbox"), authz.OK},
 		{"%41-style unreserved escapes are decoded", get("/email/%69nbox"), target("email-api", "query", "inbox"), authz.OK},
-		{"%2F does not split a segment for a prefix", get("/email/read%2Fx"), target("email-api", "query", "getEmail"), authz.OK},
-		{"%2F does not split a segment for a template", authz.RouteInput{Method: "DELETE", Path: "/email/a%2Fb"}, target("email-api", "mutation", "deleteEmail"), authz.OK},
-		{"%2F matches an encoded route path", get("/a%2Fb"), target("email-api", "query", "encodedSlash"), authz.OK},
-		{"%2f matches an encoded route path in upper case", get("/a%2fb"), target("email-api", "query", "encodedSlash"), authz.OK},
-		{"a decoded slash is another path", get("/a/b"), authz.Target{}, authz.UnknownRoute},
+		{"%2F is refused by default", get("/email/read%2Fx"), authz.Target{}, authz.InvalidPath},
+		{"%2f is refused by default", authz.RouteInput{Method: "DELETE", Path: "/email/a%2fb"}, authz.Target{}, authz.InvalidPath},
 		{"paths are case-sensitive", get("/EMAIL/inbox"), authz.Target{}, authz.UnknownRoute},
 		{"malformed escape", get("/email/%zz"), authz.Target{}, authz.InvalidPath},
 		{"truncated escape", get("/email/%4"), authz.Target{}, authz.InvalidPath},
@@ -154,7 +150,7 @@ func TestResolve(t *testing.T) {
 
 		// Hosts.
 		{"host route", authz.RouteInput{Host: "mail.example.com", Method: "GET", Path: "/anything"}, target("mail-api", "query", "mailHost"), authz.OK},
-		{"host route beats a host-less exact path", authz.RouteInput{Host: "mail.example.com", Method: "GET", Path: "/email/inbox"}, target("mail-api", "query", "mailHost"), authz.OK},
+		{"host route disagreeing with a host-less route is refused", authz.RouteInput{Host: "mail.example.com", Method: "GET", Path: "/email/inbox"}, authz.Target{Detail: detailHostConflict}, authz.UnknownRoute},
 		{"host route with wrong method falls through to host-less", authz.RouteInput{Host: "mail.example.com", Method: "POST", Path: "/email/send"}, target("email-api", "mutation", "sendEmail"), authz.OK},
 		{"host with port", authz.RouteInput{Host: "mail.example.com:8443", Method: "GET", Path: "/x"}, target("mail-api", "query", "mailHost"), authz.OK},
 		{"host in another case", authz.RouteInput{Host: "MAIL.Example.COM", Method: "GET", Path: "/x"}, target("mail-api", "query", "mailHost"), authz.OK},
@@ -172,6 +168,16 @@ func TestResolve(t *testing.T) {
 		{"wrong method on the longer wildcard falls through to the shorter", authz.RouteInput{Host: "a.tenants.example.com", Method: "POST", Path: "/deep"}, target("mail-api", "query", "shortWildcard"), authz.OK},
 		{"IPv6 host with port", authz.RouteInput{Host: "[::1]:8080", Method: "GET", Path: "/v6"}, target("mail-api", "query", "v6"), authz.OK},
 		{"IPv6 host without port", authz.RouteInput{Host: "[::1]", Method: "GET", Path: "/v6"}, target("mail-api", "query", "v6"), authz.OK},
+		// SPEC §9: the Host cannot steer the decision. The issue's attack
+		// forms of the host all reach the host route, which disagrees
+		// with the host-less one.
+		{"host steering in lower case", authz.RouteInput{Host: "mail.example.com", Method: "GET", Path: "/email/42"}, authz.Target{Detail: detailHostConflict}, authz.UnknownRoute},
+		{"host steering with case, dot and port", authz.RouteInput{Host: "MAIL.example.com.:443", Method: "GET", Path: "/email/42"}, authz.Target{Detail: detailHostConflict}, authz.UnknownRoute},
+		{"host steering in brackets", authz.RouteInput{Host: "[mail.example.com]", Method: "GET", Path: "/email/42"}, authz.Target{Detail: detailHostConflict}, authz.UnknownRoute},
+		{"host steering with an empty port", authz.RouteInput{Host: "mail.example.com:", Method: "GET", Path: "/email/42"}, authz.Target{Detail: detailHostConflict}, authz.UnknownRoute},
+		{"host steering through a wildcard", authz.RouteInput{Host: "x.tenants.example.com", Method: "GET", Path: "/files/a"}, authz.Target{Detail: detailHostConflict}, authz.UnknownRoute},
+		{"host steering against a gRPC service", authz.RouteInput{Host: "mail.example.com", Method: "GET", Path: "/users.v1.UserService/GetUser", ContentType: "application/grpc"}, authz.Target{Detail: detailHostConflict}, authz.UnknownRoute},
+		{"an unknown host is decided by host-less routes", authz.RouteInput{Host: "evil.example.org", Method: "GET", Path: "/email/42"}, target("email-api", "query", "getEmail"), authz.OK},
 		{"IPv6 host with garbage after the bracket", authz.RouteInput{Host: "[::1]x", Method: "GET", Path: "/v6"}, authz.Target{}, authz.UnknownRoute},
 
 		// gRPC.
@@ -183,14 +189,22 @@ func TestResolve(t *testing.T) {
 		{"gRPC custom kind", grpc("application/grpc", "/users.v1.AdminService/DeleteUser"), target("users-api", "admin", "DeleteUser"), authz.OK},
 		{"gRPC table match comes first", grpc("application/grpc", "/billing.v1.Billing/Refund"), target("billing-api", "mutation", "tableRefund"), authz.OK},
 		{"gRPC method without a table route", grpc("application/grpc", "/billing.v1.Billing/Charge"), target("billing-api", "grpc", "Charge"), authz.OK},
+		{"gRPC content-type with parameters", grpc("application/grpc; charset=utf-8", "/users.v1.UserService/GetUser"), target("users-api", "grpc", "GetUser"), authz.OK},
+		{"gRPC content-type is not a prefix match", grpc("application/grpcx", "/users.v1.UserService/GetUser"), authz.Target{}, authz.UnknownRoute},
+		{"gRPC content-type with a suffix after a dash", grpc("application/grpc-x", "/users.v1.UserService/GetUser"), authz.Target{}, authz.UnknownRoute},
+		{"gRPC content-type grpc-webx is grpc-web*", grpc("application/grpc-webx", "/users.v1.UserService/GetUser"), target("users-api", "grpc", "GetUser"), authz.OK},
 		{"gRPC path without gRPC content-type", grpc("application/json", "/users.v1.UserService/GetUser"), authz.Target{}, authz.UnknownRoute},
 		{"gRPC path without content-type", grpc("", "/users.v1.UserService/GetUser"), authz.Target{}, authz.UnknownRoute},
 		{"gRPC undeclared service", grpc("application/grpc", "/users.v1.Other/GetUser"), authz.Target{}, authz.UnknownRoute},
 		{"gRPC path with extra segment", grpc("application/grpc", "/users.v1.UserService/GetUser/x"), authz.Target{}, authz.UnknownRoute},
 		{"gRPC path without method", grpc("application/grpc", "/users.v1.UserService/"), authz.Target{}, authz.UnknownRoute},
 		{"gRPC path without service", grpc("application/grpc", "/GetUser"), authz.Target{}, authz.UnknownRoute},
-		{"gRPC method with encoded slash", grpc("application/grpc", "/users.v1.UserService/Get%2FUser"), authz.Target{}, authz.UnknownRoute},
+		{"gRPC method with encoded slash", grpc("application/grpc", "/users.v1.UserService/Get%2FUser"), authz.Target{}, authz.InvalidPath},
 		{"gRPC path is normalised first", grpc("application/grpc", "/x/../users.v1.UserService//GetUser"), target("users-api", "grpc", "GetUser"), authz.OK},
+
+		// Method overrides (SPEC §9).
+		{"method override naming another method", authz.RouteInput{Method: "GET", Path: "/email/inbox", MethodOverridden: true}, authz.Target{}, authz.InvalidRequest},
+		{"method override with context_extensions", authz.RouteInput{Method: "GET", Path: "/x", MethodOverridden: true, Extensions: authz.Extensions{Service: "ext-only"}}, authz.Target{}, authz.InvalidRequest},
 
 		// context_extensions.
 		{"context_extensions win over the table", authz.RouteInput{Method: "GET", Path: "/email/inbox", Extensions: authz.Extensions{Service: "ext-only", Kind: "query", Operation: "op"}}, target("ext-only", "query", "op"), authz.OK},
@@ -539,13 +553,88 @@ func TestResolveAllocs(t *testing.T) {
 
 // TestFixtureClean keeps the fixture free of warnings, so that tests of
 // warnings elsewhere see only what they provoke.
+// TestHostCannotSteer is issue 13's finding 1 on the routes the examples
+// shipped: a host route on "/" next to host-less routes. Whatever form
+// of the host the client sends, a request whose host route and host-less
+// route disagree is refused; one they agree on, or only one finds, is
+// decided as before.
+func TestHostCannotSteer(t *testing.T) {
+	tb := mustParse(t, `
+services:
+  - name: email-api
+    key_types: [service]
+    routes:
+      - {path: /email/inbox, methods: [GET], kind: query, operation: listEmails}
+      - {host: mail.example.com, path_prefix: /, methods: [GET], kind: query, operation: any}
+      - {host: mail.example.com, path: /email/inbox, methods: [GET], kind: query, operation: listEmails}
+  - name: users-api
+    key_types: [app]
+    grpc_services: [users.v1.UserService]
+    routes:
+      - {path: /users, methods: [GET], kind: query, operation: listUsers}
+  - name: graph-api
+    key_types: [service]
+    routes:
+      - {path: /graphql, methods: [GET, POST], protocol: graphql}
+`)
+	tb.SetOperationParser(&fakeParser{ops: []authz.Operation{{Kind: "query", Name: "me"}}})
+	conflict := authz.Target{Detail: detailHostConflict}
+	tests := []struct {
+		name, host, method, path string
+		want                     authz.Target
+		r                        authz.Reason
+	}{
+		{"app-keys-only service through the host", "mail.example.com", "GET", "/users", conflict, authz.UnknownRoute},
+		{"upper case, trailing dot and port", "MAIL.example.com.:443", "GET", "/users", conflict, authz.UnknownRoute},
+		{"brackets", "[mail.example.com]", "GET", "/users", conflict, authz.UnknownRoute},
+		{"empty port", "mail.example.com:", "GET", "/users", conflict, authz.UnknownRoute},
+		{"GraphQL read without its body parsed", "mail.example.com", "GET", "/graphql?query={me}", conflict, authz.UnknownRoute},
+		{"gRPC service through the host", "mail.example.com", "GET", "/users.v1.UserService/GetUser", conflict, authz.UnknownRoute},
+		{"the users route without the host", "", "GET", "/users", target("users-api", "query", "listUsers"), authz.OK},
+		{"another host", "www.example.com", "GET", "/users", target("users-api", "query", "listUsers"), authz.OK},
+		{"both resolutions agree", "mail.example.com", "GET", "/email/inbox", target("email-api", "query", "listEmails"), authz.OK},
+		{"only the host route matches", "mail.example.com", "GET", "/inbox/today", target("email-api", "query", "any"), authz.OK},
+		{"the host route's method does not match", "mail.example.com", "POST", "/graphql", authz.Target{Service: "graph-api", Kind: "query", Operation: "me", Accepts: fixtureAccepts["email-api"], GraphQL: true}, authz.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := authz.RouteInput{Host: tt.host, Method: tt.method, Path: tt.path, ContentType: "application/grpc"}
+			if !strings.HasPrefix(tt.path, "/users.v1") {
+				in.ContentType = ""
+			}
+			got, r := tb.Resolve(&in)
+			if r != tt.r {
+				t.Errorf("reason = %v, want %v", r, tt.r)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("target (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestFixtureClean(t *testing.T) {
 	_, warns, err := Parse([]byte(fixture), "routes.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(warns) != 0 {
-		t.Errorf("fixture warnings:\n%s", strings.Join(warns, "\n"))
+	// The host routes on "/" are there to be in conflict with the
+	// host-less ones (the Host rule of SPEC §9): that is their only
+	// warning.
+	var others []string
+	hosts := map[string]bool{}
+	for _, w := range warns {
+		if h, _, ok := strings.Cut(w, ": path_prefix \"/\" can match the same requests as host-less routes"); ok {
+			hosts[h[strings.LastIndex(h, " ")+1:]] = true
+			continue
+		}
+		others = append(others, w)
+	}
+	if len(others) != 0 {
+		t.Errorf("fixture warnings:\n%s", strings.Join(others, "\n"))
+	}
+	if want := map[string]bool{"mail.example.com": true, "*.tenants.example.com": true, "api.tenants.example.com": true}; !cmp.Equal(hosts, want) {
+		t.Errorf("host conflicts warned for %v, want %v", hosts, want)
 	}
 }
 
@@ -559,6 +648,10 @@ func FuzzResolve(f *testing.F) {
 	f.Add("GET", "", "/email/1/attachments/latest", "")
 	f.Add("GET", "", "/x/b/c", "")
 	f.Add("GET", "", "/t/1/", "")
+	f.Add("GET", "MAIL.example.com.:443", "/email/inbox", "")
+	f.Add("GET", "[mail.example.com]", "/users.v1.UserService/GetUser", "application/grpc")
+	f.Add("GET", "a.tenants.example.com:", "/files/..%2Fadmin", "")
+	f.Add("GET", "mail.example.com", "/files/%c0%ae%c0%ae/admin", "application/grpcx")
 	tb := mustParse(f, fixture)
 	tb.SetOperationParser(&fakeParser{ops: []authz.Operation{{Kind: "query", Name: "a"}}})
 	f.Fuzz(func(t *testing.T, method, host, path, contentType string) {
@@ -577,6 +670,22 @@ func FuzzResolve(f *testing.F) {
 			t.Fatalf("unexpected reason %v", r)
 		}
 
+		// SPEC §9: an allowed route is what both resolutions find. The
+		// host-less one is Resolve without a host; the host one is the
+		// host routes' match.
+		if r == authz.OK {
+			bare := in
+			bare.Host = ""
+			alone, ar := tb.Resolve(&bare)
+			if ar == authz.OK && !sameDecision(alone, got) {
+				t.Fatalf("host %q routes to %+v, the host-less routes to %+v", host, got, alone)
+			}
+			f, _ := tb.find(&in)
+			if f.byHost != nil && !f.byHost.sameTarget(got, got.GraphQL) && !got.GraphQL {
+				t.Fatalf("host %q routes to %+v, its host route to %+v", host, got, f.byHost.target)
+			}
+		}
+
 		// The segment matcher must agree with a plain split.
 		p, err := NormalizePath(path)
 		if err != nil {
@@ -589,6 +698,10 @@ func FuzzResolve(f *testing.F) {
 			}
 		}
 	})
+}
+
+func sameDecision(a, b authz.Target) bool {
+	return a.Service == b.Service && a.Kind == b.Kind && a.Operation == b.Operation && a.GraphQL == b.GraphQL
 }
 
 func splitMatch(segs []segment, path string) bool {

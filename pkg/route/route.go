@@ -50,6 +50,10 @@ type Table struct {
 	anyHost   candidates
 	grpc      map[string]grpcService // by full gRPC service name
 
+	// allowEncodedSlashes keeps %2F inside its segment instead of
+	// refusing the path (the routes file's allow_encoded_slashes).
+	allowEncodedSlashes bool
+
 	// extGraphQL are the options of requests that context_extensions
 	// route to kind graphql: the defaults.
 	extGraphQL GraphQLOptions
@@ -64,12 +68,21 @@ type parserHolder struct{ p OperationParser }
 type service struct {
 	name    string
 	accepts authz.KeyTypes
+	// accounts, when set, are the only accounts whose keys the service
+	// accepts (row 6a); nil is every account.
+	accounts []string
+}
+
+// target is the service's target with no kind or operation yet.
+func (s *service) target() authz.Target {
+	return authz.Target{Service: s.name, Accepts: s.accepts, Accounts: s.accounts}
 }
 
 type grpcService struct {
-	service string
-	kind    string
-	accepts authz.KeyTypes
+	service  string
+	kind     string
+	accepts  authz.KeyTypes
+	accounts []string
 }
 
 type pathKind uint8
@@ -153,12 +166,24 @@ func (t *Table) ServiceNames() []string {
 }
 
 // Resolve maps a request to its target (SPEC §4). It answers OK,
-// UnknownRoute, InvalidPath or InvalidGraphQL. With InvalidGraphQL the
-// target names the route's service (for logs) but no operation. A nil
-// table routes nothing.
+// UnknownRoute, InvalidPath, InvalidRequest or InvalidGraphQL. With
+// InvalidGraphQL the target names the route's service (for logs) but no
+// operation. A nil table routes nothing.
+//
+// The Host is the client's to set, and whether Envoy routes by it depends
+// on virtual hosts keygate cannot see (SPEC §9). So a table request is
+// resolved twice, by the routes naming its host and by the host-less
+// routes (then gRPC) alone; when both find a target and the targets
+// differ, the request is refused as unknown_route rather than decided by
+// whichever the client steered it to.
 func (t *Table) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 	if t == nil || in == nil {
 		return authz.Target{}, authz.UnknownRoute
+	}
+	if in.MethodOverridden {
+		// An upstream honouring the override would run another
+		// operation than the one decided here.
+		return authz.Target{}, authz.InvalidRequest
 	}
 	if name := in.Extensions.Service; name != "" {
 		s, ok := t.services[name]
@@ -166,58 +191,107 @@ func (t *Table) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 			return authz.Target{}, authz.UnknownRoute
 		}
 		if in.Extensions.Kind == ExtensionKindGraphQL {
-			return t.resolveGraphQL(authz.Target{Service: s.name, Accepts: s.accepts}, &t.extGraphQL, in)
+			return t.resolveGraphQL(s.target(), &t.extGraphQL, in)
 		}
-		return authz.Target{
-			Service:   s.name,
-			Kind:      in.Extensions.Kind,
-			Operation: in.Extensions.Operation,
-			Accepts:   s.accepts,
-		}, authz.OK
+		tg := s.target()
+		tg.Kind, tg.Operation = in.Extensions.Kind, in.Extensions.Operation
+		return tg, authz.OK
 	}
 
+	m, reason := t.find(in)
+	switch {
+	case reason != authz.OK:
+		return authz.Target{}, reason
+	case m.conflict:
+		return authz.Target{Detail: detailHostConflict}, authz.UnknownRoute
+	case m.route == nil && !m.grpcOK:
+		return authz.Target{}, authz.UnknownRoute
+	case m.route == nil:
+		return m.grpc, authz.OK
+	case m.route.gql != nil:
+		return t.resolveGraphQL(m.route.target, m.route.gql, in)
+	}
+	return m.route.target, authz.OK
+}
+
+// detailHostConflict is the message of an unknown_route whose host routes
+// and host-less routes disagree.
+const detailHostConflict = "the request's host and path map to different operations"
+
+// found is what the two resolutions of a table request found: the route
+// or gRPC target that decides, or a conflict between them.
+type found struct {
+	route    *route       // the deciding table route, if any
+	grpc     authz.Target // the gRPC target, when no route decides
+	grpcOK   bool
+	conflict bool
+
+	// For explain: what each resolution found on its own.
+	byHost, hostless *route
+}
+
+// find resolves a table request (no context_extensions) by its host
+// routes and by the host-less routes and gRPC services, and picks the
+// target: the one found, or the host route's when both agree.
+func (t *Table) find(in *authz.RouteInput) (found, authz.Reason) {
 	p := in.Path
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}
-	p, perr, _ := normalize(p)
+	p, perr, _ := normalize(p, t.allowEncodedSlashes)
 	if perr != pathOK {
-		return authz.Target{}, authz.InvalidPath
+		return found{}, authz.InvalidPath
 	}
-	if r := t.match(requestHost(in.Host), in.Method, p); r != nil {
-		if r.gql != nil {
-			return t.resolveGraphQL(r.target, r.gql, in)
-		}
-		return r.target, authz.OK
+	var f found
+	nsegs := strings.Count(p, "/")
+	if host := requestHost(in.Host); host != "" {
+		f.byHost = t.matchHost(host, in.Method, p, nsegs)
 	}
-	if isGRPC(in.ContentType) {
-		if tg, ok := t.resolveGRPC(p); ok {
-			return tg, authz.OK
-		}
+	f.hostless = t.anyHost.match(in.Method, p, nsegs)
+	if f.hostless == nil && isGRPC(in.ContentType) {
+		f.grpc, f.grpcOK = t.resolveGRPC(p)
 	}
-	return authz.Target{}, authz.UnknownRoute
+	switch {
+	case f.byHost == nil:
+		f.route = f.hostless
+	case f.hostless != nil:
+		f.route = f.byHost
+		f.conflict = !f.byHost.sameTarget(f.hostless.target, f.hostless.gql != nil)
+	case f.grpcOK:
+		f.route = f.byHost
+		f.conflict = !f.byHost.sameTarget(f.grpc, false)
+		f.grpcOK = false
+	default:
+		f.route = f.byHost
+	}
+	return f, authz.OK
 }
 
-// match finds the first route in precedence order: exact host, then
-// wildcard hosts (longest suffix first), then host-less routes.
-func (t *Table) match(host, method, path string) *route {
-	nsegs := strings.Count(path, "/")
-	if host != "" {
-		if c := t.exactHost(host); c != nil {
-			if r := c.match(method, path, nsegs); r != nil {
+// sameTarget reports whether r decides as a route or gRPC service with
+// target tg does: the same service, kind and operation, or both GraphQL
+// routes of one service (whose operations come from the same body).
+func (r *route) sameTarget(tg authz.Target, gql bool) bool {
+	return r.target.Service == tg.Service && r.target.Kind == tg.Kind &&
+		r.target.Operation == tg.Operation && (r.gql != nil) == gql
+}
+
+// matchHost finds the first route naming host in precedence order: the
+// exact host, then wildcard hosts (longest suffix first).
+func (t *Table) matchHost(host, method, path string, nsegs int) *route {
+	if c := t.exactHost(host); c != nil {
+		if r := c.match(method, path, nsegs); r != nil {
+			return r
+		}
+	}
+	for i := range t.wildcards {
+		w := &t.wildcards[i]
+		if wildcardMatches(w.suffix, host) {
+			if r := w.match(method, path, nsegs); r != nil {
 				return r
 			}
 		}
-		for i := range t.wildcards {
-			w := &t.wildcards[i]
-			if wildcardMatches(w.suffix, host) {
-				if r := w.match(method, path, nsegs); r != nil {
-					return r
-				}
-			}
-		}
 	}
-	return t.anyHost.match(method, path, nsegs)
+	return nil
 }
 
 func (c *candidates) match(method, path string, nsegs int) *route {
@@ -373,9 +447,22 @@ func (r *route) matchTemplate(path string, nsegs int) bool {
 	return true
 }
 
+// isGRPC reports whether a content-type is gRPC's (SPEC §9):
+// application/grpc, application/grpc+<codec> and application/grpc-web*,
+// compared without case and up to parameters. "application/grpcx" is not.
 func isGRPC(contentType string) bool {
-	const p = "application/grpc"
-	return len(contentType) >= len(p) && strings.EqualFold(contentType[:len(p)], p)
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	contentType = strings.TrimRight(contentType, " \t")
+	const p, web = "application/grpc", "application/grpc-web"
+	switch {
+	case len(contentType) < len(p) || !strings.EqualFold(contentType[:len(p)], p):
+		return false
+	case len(contentType) == len(p) || contentType[len(p)] == '+':
+		return true
+	}
+	return len(contentType) >= len(web) && strings.EqualFold(contentType[:len(web)], web)
 }
 
 // resolveGRPC reads /pkg.Service/Method.
@@ -390,7 +477,7 @@ func (t *Table) resolveGRPC(path string) (authz.Target, bool) {
 	if !ok || !isIdent(method) {
 		return authz.Target{}, false
 	}
-	return authz.Target{Service: g.service, Kind: g.kind, Operation: method, Accepts: g.accepts}, true
+	return authz.Target{Service: g.service, Kind: g.kind, Operation: method, Accepts: g.accepts, Accounts: g.accounts}, true
 }
 
 // isIdent is a protobuf identifier, the form of gRPC service-name parts and

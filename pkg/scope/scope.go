@@ -45,22 +45,29 @@ type segment struct {
 	any    bool // "*" or a missing segment
 }
 
-func (g *segment) match(v string) bool {
+// match reports whether the segment matches v. An empty v is unknown (a
+// route or context_extensions that name no kind or operation), and SPEC §9
+// reads it the way that never opens more than the scope says: an allow
+// segment matches it only when it is "*" (or missing), a deny segment
+// always — so "!email-api:mutation:sendEmail" denies a request to
+// email-api whose operation is unknown, and "email-api:query:*" does not
+// allow it.
+func (g *segment) match(v string, deny bool) bool {
 	switch {
 	case g.any:
 		return true
+	case v == "":
+		return deny
 	case g.prefix:
 		return strings.HasPrefix(v, g.lit)
 	}
-	// lit is never empty, so a literal never matches a missing kind or
-	// operation: only "*" does (SPEC §9).
 	return v == g.lit
 }
 
 type pattern [3]segment
 
-func (p *pattern) match(service, kind, operation string) bool {
-	return p[0].match(service) && p[1].match(kind) && p[2].match(operation)
+func (p *pattern) match(service, kind, operation string, deny bool) bool {
+	return p[0].match(service, deny) && p[1].match(kind, deny) && p[2].match(operation, deny)
 }
 
 // Scope is a compiled scope. A nil *Scope is the empty scope. A Scope is
@@ -190,18 +197,20 @@ func describe(s string) string {
 
 // Allows reports whether the scope admits the operation. It does not
 // allocate. An empty scope admits everything: which services a key type may
-// call at all is decided elsewhere.
+// call at all is decided elsewhere. An empty kind or operation is unknown:
+// only an allow pattern with "*" there admits it, and a deny pattern naming
+// anything there refuses it (see segment.match).
 func (s *Scope) Allows(service, kind, operation string) bool {
 	if s == nil || len(s.allow)+len(s.deny) == 0 {
 		return true
 	}
 	for i := range s.deny {
-		if s.deny[i].match(service, kind, operation) {
+		if s.deny[i].match(service, kind, operation, true) {
 			return false
 		}
 	}
 	for i := range s.allow {
-		if s.allow[i].match(service, kind, operation) {
+		if s.allow[i].match(service, kind, operation, false) {
 			return true
 		}
 	}

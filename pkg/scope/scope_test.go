@@ -126,6 +126,31 @@ func TestSemantics(t *testing.T) {
 			{"email-api", "grpc", "SendMail", true},
 			{"email-api", "rest", "", true},
 		}},
+		// SPEC §9: an unknown kind or operation (empty) is matched by
+		// allow patterns only through "*", by deny patterns always.
+		{"deny pattern matches an unknown operation", "email-api !email-api:mutation:sendEmail", []probe{
+			{"email-api", "", "", false},
+			{"email-api", "mutation", "", false},
+			{"email-api", "query", "", true},
+			{"email-api", "mutation", "deleteEmail", true},
+		}},
+		{"deny prefix matches an unknown operation", "email-api !email-api:mutation:send*", []probe{
+			{"email-api", "mutation", "", false},
+			{"email-api", "", "sendNow", false},
+			{"email-api", "", "x", true},
+			{"email-api", "query", "x", true},
+		}},
+		{"deny of another service ignores unknown operations", "email-api !other-api:mutation:x", []probe{
+			{"email-api", "", "", true},
+		}},
+		{"deny star kind with literal operation matches unknown", "email-api !email-api:*:purge", []probe{
+			{"email-api", "query", "", false},
+			{"email-api", "query", "list", true},
+		}},
+		{"allow literal never matches unknown", "email-api:query:list email-api:query:get*", []probe{
+			{"email-api", "query", "", false},
+			{"email-api", "", "list", false},
+		}},
 		{"missing segments mean star", "email-api:mutation", []probe{
 			{"email-api", "mutation", "", true},
 			{"email-api", "mutation", "sendEmail", true},
