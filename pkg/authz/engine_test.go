@@ -54,6 +54,11 @@ func mustGenerate(t testing.TB, kind apikey.Kind) string {
 	return s
 }
 
+func withAccounts(t authz.Target, accounts ...string) authz.Target {
+	t.Accounts = accounts
+	return t
+}
+
 func mustCompile(t testing.TB, spec authz.KeySpec) *authz.Key {
 	t.Helper()
 	k, err := authz.Compile(spec, authz.CompileOptions{})
@@ -117,6 +122,19 @@ func TestDecisionTable(t *testing.T) {
 		{name: "row6 wrong_key_type: app key on a service-key API", req: authz.Request{Key: appSecret, KeyCount: 1}, want: authz.WrongKeyType},
 		{name: "row6 before row7: wrong type and wrong IP", spec: func(s authz.KeySpec) authz.KeySpec { s.IPFilters = []string{"192.0.2.0/24"}; return s },
 			router: &fakeRouter{target: authz.Target{Service: "users-api", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp)}}, want: authz.WrongKeyType},
+		{name: "row6a account_not_allowed: the service lists other accounts", router: &fakeRouter{target: withAccounts(emailRd, "acme", "globex")}, want: authz.AccountNotAllowed},
+		{name: "row6a allowed: the service lists the key's account", router: &fakeRouter{target: withAccounts(emailRd, "acme", "default")}, want: authz.OK},
+		{name: "row6 before row6a: wrong type and wrong account", req: authz.Request{Key: appSecret, KeyCount: 1},
+			router: &fakeRouter{target: withAccounts(emailRd, "acme")}, want: authz.WrongKeyType},
+		{name: "row6a before row7: wrong account and wrong IP", spec: withIPs("192.0.2.0/24"), req: authz.Request{ClientIP: v4},
+			router: &fakeRouter{target: withAccounts(emailRd, "acme")}, want: authz.AccountNotAllowed},
+		{name: "row5 invalid_request: method override", router: &fakeRouter{reason: authz.InvalidRequest}, want: authz.InvalidRequest},
+		{name: "row8 unknown operation meets a deny pattern", spec: withScope("email-api !email-api:mutation:sendEmail"),
+			router: &fakeRouter{target: authz.Target{Service: "email-api", Accepts: emailRd.Accepts}}, want: authz.ScopeDenied},
+		{name: "row8 unknown operation allowed by a whole-service scope", spec: withScope("email-api"),
+			router: &fakeRouter{target: authz.Target{Service: "email-api", Accepts: emailRd.Accepts}}, want: authz.OK},
+		{name: "row8 unknown operation not allowed by a kind's literal operations", spec: withScope("email-api:query:listEmails"),
+			router: &fakeRouter{target: authz.Target{Service: "email-api", Kind: "query", Accepts: emailRd.Accepts}}, want: authz.ScopeDenied},
 		{name: "row7 ip_not_allowed: outside CIDR", spec: withIPs("192.0.2.0/24"), req: authz.Request{ClientIP: v4}, want: authz.IPNotAllowed},
 		{name: "row7 allowed inside CIDR", spec: withIPs("10.0.0.0/8"), req: authz.Request{ClientIP: v4}, want: authz.OK},
 		{name: "row7 allowed inside address/netmask", spec: withIPs("10.1.2.99/255.255.255.0"), req: authz.Request{ClientIP: v4}, want: authz.OK},

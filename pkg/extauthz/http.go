@@ -47,6 +47,15 @@ const (
 	headerPartialBody     = "X-Envoy-Auth-Partial-Body"
 )
 
+// methodOverrideHeaders are authz.MethodOverrideHeaders in canonical form.
+var methodOverrideHeaders = func() []string {
+	out := make([]string, len(authz.MethodOverrideHeaders))
+	for i, h := range authz.MethodOverrideHeaders {
+		out[i] = textproto.CanonicalMIMEHeaderKey(h)
+	}
+	return out
+}()
+
 // Shared response header values. The header map keeps them after the
 // handler returns; every slice has len == cap so that an Add by a wrapper
 // copies instead of writing into the shared array.
@@ -266,6 +275,13 @@ func (h *httpHandler) fillRequest(req *authz.Request, r *http.Request, buf *byte
 	}
 	if vs := hd[headerPartialBody]; len(vs) > 0 && vs[0] == "true" {
 		req.Route.BodyTruncated = true
+	}
+	for _, name := range methodOverrideHeaders {
+		for _, v := range hd[name] {
+			if overrides(method, v) {
+				req.Route.MethodOverridden = true
+			}
+		}
 	}
 
 	if h.cfg.XFFTrustedHops > 0 {

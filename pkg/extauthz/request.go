@@ -66,6 +66,66 @@ func headerMapValue(value string, raw []byte) string {
 	return value
 }
 
+// overridesMethod reports whether a method-override header (SPEC §9)
+// names another method than method. It walks the headers once, comparing
+// only names of the right length, so that the requests that carry none
+// (nearly all) pay a length check per header.
+func (hs headerSource) overridesMethod(method string) bool {
+	if hs.w != nil {
+		for i := range hs.w.headers {
+			if h := &hs.w.headers[i]; isOverrideHeader(h.key) && overrides(method, h.value) {
+				return true
+			}
+		}
+		for i := range hs.w.headerMap {
+			if h := &hs.w.headerMap[i]; isOverrideHeader(h.key) && overrides(method, headerMapValue(h.value, h.raw)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range authz.MethodOverrideHeaders {
+		if v, ok := hs.m[name]; ok && overrides(method, v) {
+			return true
+		}
+	}
+	for _, hv := range hs.list {
+		if isOverrideHeader(hv.GetKey()) && overrides(method, headerMapValue(hv.GetValue(), hv.GetRawValue())) {
+			return true
+		}
+	}
+	return false
+}
+
+// isOverrideHeader reports whether name is a method-override header, in
+// any case.
+func isOverrideHeader(name string) bool {
+	switch len(name) {
+	case len("x-http-method"), len("x-method-override"), len("x-http-method-override"):
+		for _, h := range authz.MethodOverrideHeaders {
+			if strings.EqualFold(name, h) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// overrides reports whether a method-override header value v, possibly
+// several values joined with ",", names another method than method.
+func overrides(method, v string) bool {
+	for {
+		one, rest, more := strings.Cut(v, ",")
+		if authz.OverridesMethod(method, one) {
+			return true
+		}
+		if !more {
+			return false
+		}
+		v = rest
+	}
+}
+
 // Get returns the first value of a header ("" when absent): Headers.
 func (hs headerSource) Get(name string) string {
 	v, _ := hs.get(name)
@@ -165,6 +225,7 @@ func (s *Server) fillRequest(r *authz.Request, v *requestView) {
 	if b, _ := v.hs.get(partialBodyHeader); b == "true" {
 		r.Route.BodyTruncated = true
 	}
+	r.Route.MethodOverridden = v.hs.overridesMethod(v.method)
 
 	if s.cfg.XFFTrustedHops == 0 {
 		r.ClientIP = parseIP(v.source)

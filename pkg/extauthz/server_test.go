@@ -48,6 +48,9 @@ func (r pathRouter) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 	if in.Path == "/bad%zz" {
 		return authz.Target{}, authz.InvalidPath
 	}
+	if in.MethodOverridden {
+		return authz.Target{}, authz.InvalidRequest
+	}
 	p, _, _ := strings.Cut(in.Path, "?")
 	if t, ok := r[p]; ok {
 		return t, authz.OK
@@ -255,6 +258,14 @@ func TestCheckRequestShapes(t *testing.T) {
 	twoInMap.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
 		{Key: "x-api-key", Value: f.service}, {Key: "x-api-key", Value: f.service},
 	}}
+	overrideInMap := request("/email/read", f.service, nil)
+	overrideInMap.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: "X-HTTP-Method-Override", RawValue: []byte("DELETE")},
+	}}
+	sameInMap := request("/email/read", f.service, nil)
+	sameInMap.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: "x-http-method", Value: "get"},
+	}}
 	cases := []struct {
 		name       string
 		req        *authv3.CheckRequest
@@ -262,6 +273,13 @@ func TestCheckRequestShapes(t *testing.T) {
 		wantReason string
 	}{
 		{"header_map with raw_value", raw, 200, ""},
+		{"method override naming another method", request("/email/read", f.service, map[string]string{"x-http-method-override": "DELETE"}), 400, "invalid_request"},
+		{"x-http-method naming another method", request("/email/read", f.service, map[string]string{"x-http-method": "POST"}), 400, "invalid_request"},
+		{"x-method-override naming another method", request("/email/read", f.service, map[string]string{"x-method-override": "PUT"}), 400, "invalid_request"},
+		{"method override among joined values", request("/email/read", f.service, map[string]string{"x-http-method-override": "GET,DELETE"}), 400, "invalid_request"},
+		{"method override in header_map", overrideInMap, 400, "invalid_request"},
+		{"method override naming the method itself", request("/email/read", f.service, map[string]string{"x-http-method-override": "GET"}), 200, ""},
+		{"method override naming the method in lower case", sameInMap, 200, ""},
 		{"two values in header_map", twoInMap, 401, "malformed_key"},
 		{"comma-joined values", request("/email/read", f.service+","+f.service, nil), 401, "malformed_key"},
 		{"present but empty", request("/email/read", "", map[string]string{"x-api-key": ""}), 401, "malformed_key"},
