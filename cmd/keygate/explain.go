@@ -187,8 +187,9 @@ var steps = []struct {
 	{"2 well formed", []authz.Reason{authz.MalformedKey}},
 	{"3 known", []authz.Reason{authz.UnknownKey, authz.StoreUnavailable}},
 	{"4 active and valid now", []authz.Reason{authz.InactiveKey, authz.NotYetValid, authz.ExpiredKey}},
-	{"5 route resolves to a service", []authz.Reason{authz.InvalidPath, authz.UnknownRoute, authz.InvalidGraphQL}},
+	{"5 route resolves to a service", []authz.Reason{authz.InvalidPath, authz.InvalidRequest, authz.UnknownRoute, authz.InvalidGraphQL}},
 	{"6 service accepts the key type", []authz.Reason{authz.WrongKeyType}},
+	{"6a service accepts the account", []authz.Reason{authz.AccountNotAllowed}},
 	{"7 client IP allowed", []authz.Reason{authz.IPNotAllowed}},
 	{"8 scope allows the operation", []authz.Reason{authz.ScopeDenied}},
 }
@@ -221,6 +222,7 @@ func (c *explainCmd) explain(w io.Writer, l *loaded, d *authz.Decision, resp *au
 			fmt.Fprintf(w, "  %-32s ok%s\n", s.title, c.detail(i, d, l))
 		}
 	}
+	c.explainRoutes(w, l)
 	if d.Reason != authz.OK {
 		fmt.Fprintf(w, "decision: DENY %d %s\n", extauthz.DenialFor(d.Reason).HTTPStatus, extauthz.DecisionBody(d, l.cfg.GenericKeyErrors))
 		return
@@ -248,6 +250,27 @@ func (c *explainCmd) explain(w io.Writer, l *loaded, d *authz.Decision, resp *au
 	for _, k := range names {
 		fmt.Fprintf(w, "  dynamic metadata  %s=%s\n", k, fields[k].GetStringValue())
 	}
+}
+
+// explainRoutes shows both resolutions of the request by the route table
+// (SPEC §9: the host routes and the host-less ones must agree).
+func (c *explainCmd) explainRoutes(w io.Writer, l *loaded) {
+	in := authz.RouteInput{Host: c.Host, Method: c.Method, Path: c.Path, ContentType: c.ContentType,
+		Extensions: authz.ExtensionsFrom(c.Ext)}
+	res := l.router.Current().Explain(&in)
+	fmt.Fprintln(w, "routes:")
+	if res.ByHost != "" || res.Hostless != "" {
+		fmt.Fprintf(w, "  by host %-10s %s\n", c.Host, orNone(res.ByHost))
+		fmt.Fprintf(w, "  host-less          %s\n", orNone(res.Hostless))
+	}
+	fmt.Fprintf(w, "  %s\n", res.Note)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no route matches"
+	}
+	return s
 }
 
 // detail is what a step found, when there is something to say.
@@ -301,13 +324,20 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 			return fmt.Sprintf(": %s accepts %s; the key is %s", t.Service, strings.Join(accepts, ", "), k.Spec.Type)
 		}
 	case 6:
+		if k != nil && t.Service != "" {
+			if t.Accounts == nil {
+				return fmt.Sprintf(": %s serves every account", t.Service)
+			}
+			return fmt.Sprintf(": %s serves accounts %s; the key's is %q", t.Service, strings.Join(t.Accounts, ", "), k.Spec.AccountID)
+		}
+	case 7:
 		if k != nil {
 			if len(k.Spec.IPFilters) == 0 {
 				return ": the key has no IP filters"
 			}
 			return fmt.Sprintf(": client %s, filters %s", c.ClientIP, strings.Join(k.Spec.IPFilters, " "))
 		}
-	case 7:
+	case 8:
 		if k != nil && t.Service != "" {
 			s := fmt.Sprintf(": scope %q", k.Spec.Scope)
 			if d.Denied != "" {

@@ -1011,6 +1011,8 @@ func FuzzParse(f *testing.F) {
 		"a: &a [*a]",
 		"services:\n  - <<: {name: a}\n    key_types: [app]\n",
 		"--- \n---\n",
+		"allow_encoded_slashes: true\nservices:\n  - {name: a, key_types: [app], accounts: [x, y], routes: [{path: /a%2Fb}, {host: h.x.com, path_prefix: /a}]}\n",
+		"services:\n  - {name: a, key_types: [app], routes: [{path_prefix: /u}, {path_prefix: /u, methods: [DELETE]}, {host: a.x.com, path: '/u/{id}'}]}\n",
 	} {
 		f.Add(s)
 	}
@@ -1022,9 +1024,18 @@ func FuzzParse(f *testing.F) {
 		if tb == nil {
 			return
 		}
-		// Whatever loaded must route without panicking.
-		for _, p := range []string{"/", "/x", "/a/b", "/a.B/M"} {
-			tb.Resolve(&authz.RouteInput{Host: "a.x.com", Method: "GET", Path: p, ContentType: "application/grpc"})
+		// Whatever loaded must route without panicking, and never to a
+		// target its host and host-less routes disagree on.
+		for _, p := range []string{"/", "/x", "/a/b", "/a.B/M", "/a%2Fb", "/u/1"} {
+			in := authz.RouteInput{Host: "a.x.com", Method: "GET", Path: p, ContentType: "application/grpc"}
+			got, r := tb.Resolve(&in)
+			if r != authz.OK {
+				continue
+			}
+			in.Host = ""
+			if alone, ar := tb.Resolve(&in); ar == authz.OK && !sameDecision(alone, got) {
+				t.Fatalf("%s: host a.x.com routes to %+v, the host-less routes to %+v", p, got, alone)
+			}
 		}
 	})
 }

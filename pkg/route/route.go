@@ -222,7 +222,7 @@ const detailHostConflict = "the request's host and path map to different operati
 // or gRPC target that decides, or a conflict between them.
 type found struct {
 	route    *route       // the deciding table route, if any
-	grpc     authz.Target // the gRPC target, when no route decides
+	grpc     authz.Target // the gRPC target, when no host-less route matches
 	grpcOK   bool
 	conflict bool
 
@@ -260,7 +260,6 @@ func (t *Table) find(in *authz.RouteInput) (found, authz.Reason) {
 	case f.grpcOK:
 		f.route = f.byHost
 		f.conflict = !f.byHost.sameTarget(f.grpc, false)
-		f.grpcOK = false
 	default:
 		f.route = f.byHost
 	}
