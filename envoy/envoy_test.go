@@ -592,6 +592,7 @@ func TestFrontProxy(t *testing.T) {
 	format := p.accessLogFormat(t)
 	for _, want := range []string{
 		"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:key_id)%",
+		"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:account_id)%",
 		"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:tenant_id)%",
 	} {
 		if !strings.Contains(format, want) {
@@ -611,6 +612,9 @@ func TestFrontProxy(t *testing.T) {
 	if lrl.GetFilterEnabled().GetDefaultValue().GetNumerator() == 0 || lrl.GetFilterEnforced().GetDefaultValue().GetNumerator() == 0 {
 		t.Error("local_ratelimit: filter_enabled and filter_enforced default to 0%: the filter would do nothing")
 	}
+	// Keyed on account_id and tenant_id together: tenant ids are unique
+	// only within an account (TestRateLimitsKeyOnAccount checks every
+	// action of every config for the account).
 	keyed := false
 	for _, rl := range lrl.GetRateLimits() {
 		for _, a := range rl.GetActions() {
@@ -625,12 +629,12 @@ func TestFrontProxy(t *testing.T) {
 	wildcard := false
 	for _, d := range lrl.GetDescriptors() {
 		es := d.GetEntries()
-		if len(es) == 1 && es[0].GetKey() == "tenant_id" && es[0].GetValue() == "" {
+		if len(es) == 2 && es[0].GetKey() == "account_id" && es[0].GetValue() == "" && es[1].GetKey() == "tenant_id" && es[1].GetValue() == "" {
 			wildcard = true
 		}
 	}
 	if !wildcard {
-		t.Error("local_ratelimit: no descriptor {key: tenant_id} without a value (one bucket per tenant)")
+		t.Error("local_ratelimit: no descriptor {key: account_id}, {key: tenant_id} without values (one bucket per tenant of an account)")
 	}
 }
 
