@@ -448,6 +448,15 @@ func TestCLIEndToEnd(t *testing.T) {
 	if out := cli("explain", "--key-id", "k-cli", "--routes-file", env.routesFile, "--method", "DELETE", "--path", "/email/42"); !strings.Contains(out, "decision: ALLOW") {
 		t.Fatalf("explain --key-id:\n%s", out)
 	}
+	// explain --database-url reads a stored key, whose filters' text the
+	// store drops once compiled: it must still show the filters checked.
+	cli("keys", "update", "k-cli", "--ip-filter", "10.0.0.0/8")
+	explained, err := cliRunEnv(t, nil, secret+"\n", "explain", "--database-url", env.url, "--routes-file", env.routesFile,
+		"--path", "/email/inbox", "--client-ip", "192.0.2.7")
+	if err != nil || !strings.Contains(explained, "filters 10.0.0.0/8") || !strings.Contains(explained, "FAIL ip_not_allowed") {
+		t.Fatalf("explain --database-url of a key with IP filters: %v\n%s", err, explained)
+	}
+	cli("keys", "update", "k-cli", "--clear-ip-filters")
 	cli("keys", "update", "k-cli", "--no-active")
 	waitOutcome(t, check, checkReq("GET", "/email/inbox", secret, nil), 401, 10*time.Second)
 	cli("keys", "update", "k-cli", "--active")

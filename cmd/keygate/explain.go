@@ -142,12 +142,8 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	ip, _ := netip.ParseAddr(c.ClientIP)
 	req := authz.Request{Key: "(by id)", KeyCount: 1, ClientIP: ip, Route: authz.RouteInput{
 		Host: c.Host, Method: c.Method, Path: c.Path, ContentType: c.ContentType, Extensions: authz.ExtensionsFrom(c.Ext), Body: body}}
-	d := authz.Decision{Key: key}
-	if d.Reason = key.Status(time.Now()); d.Reason == authz.OK {
-		if d.Target, d.Reason = l.router.Resolve(&req.Route); d.Reason == authz.OK {
-			d.Reason, d.Denied = key.Authorize(&d.Target, &req)
-		}
-	}
+	engine := &authz.Engine{Routes: l.router, Hasher: l.hasher}
+	d := engine.Evaluate(e.ctx, key, &req, time.Now())
 	c.explain(e.stdout, l, &d, nil, false)
 	return nil
 }
@@ -178,48 +174,26 @@ func compileRemoteKey(k *accountv1.Key, l *loaded) (*authz.Key, error) {
 	return authz.Compile(spec, l.keysOpts.Compile)
 }
 
-// steps are the rows of SPEC §5 with the reasons that fail each.
-var steps = []struct {
-	title   string
-	reasons []authz.Reason
-}{
-	{"1 key present", []authz.Reason{authz.MissingKey}},
-	{"2 well formed", []authz.Reason{authz.MalformedKey}},
-	{"3 known", []authz.Reason{authz.UnknownKey, authz.StoreUnavailable}},
-	{"4 active and valid now", []authz.Reason{authz.InactiveKey, authz.NotYetValid, authz.ExpiredKey}},
-	{"5 route resolves to a service", []authz.Reason{authz.InvalidPath, authz.InvalidRequest, authz.UnknownRoute, authz.InvalidGraphQL}},
-	{"6 service accepts the key type", []authz.Reason{authz.WrongKeyType}},
-	{"6a service accepts the account", []authz.Reason{authz.AccountNotAllowed}},
-	{"7 client IP allowed", []authz.Reason{authz.IPNotAllowed}},
-	{"8 scope allows the operation", []authz.Reason{authz.ScopeDenied}},
-}
-
 func (c *explainCmd) explain(w io.Writer, l *loaded, d *authz.Decision, resp *authv3.CheckResponse, withSecret bool) {
 	fmt.Fprintf(w, "request: %s %s host %s client %s", c.Method, c.Path, c.Host, c.ClientIP)
 	if len(c.Ext) > 0 {
 		fmt.Fprintf(w, " context_extensions %v", c.Ext)
 	}
 	fmt.Fprintln(w)
-	failed := -1
-	for i, s := range steps {
-		for _, r := range s.reasons {
-			if d.Reason == r {
-				failed = i
-			}
-		}
-	}
-	for i, s := range steps {
+	failed := authz.RowOf(d.Reason)
+	for i, row := range authz.Rows {
+		title := row.Number + " " + row.Check
 		if !withSecret && i < 3 {
-			fmt.Fprintf(w, "  %-32s skipped (key given by id)\n", s.title)
+			fmt.Fprintf(w, "  %-32s skipped (key given by id)\n", title)
 			continue
 		}
 		switch {
 		case failed >= 0 && i > failed:
-			fmt.Fprintf(w, "  %-32s not reached\n", s.title)
+			fmt.Fprintf(w, "  %-32s not reached\n", title)
 		case i == failed:
-			fmt.Fprintf(w, "  %-32s FAIL %s (%d)%s\n", s.title, d.Reason, extauthz.DenialFor(d.Reason).HTTPStatus, c.detail(i, d, l))
+			fmt.Fprintf(w, "  %-32s FAIL %s (%d)%s\n", title, d.Reason, extauthz.DenialFor(d.Reason).HTTPStatus, c.detail(i, d, l))
 		default:
-			fmt.Fprintf(w, "  %-32s ok%s\n", s.title, c.detail(i, d, l))
+			fmt.Fprintf(w, "  %-32s ok%s\n", title, c.detail(i, d, l))
 		}
 	}
 	c.explainRoutes(w, l)
@@ -332,10 +306,17 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		}
 	case 7:
 		if k != nil {
-			if len(k.Spec.IPFilters) == 0 {
+			// The compiled filters: a stored key's text form is trimmed
+			// once compiled, and these are what the key is checked against.
+			prefixes := k.IPFilter().Prefixes()
+			if len(prefixes) == 0 {
 				return ": the key has no IP filters"
 			}
-			return fmt.Sprintf(": client %s, filters %s", c.ClientIP, strings.Join(k.Spec.IPFilters, " "))
+			filters := make([]string, len(prefixes))
+			for i, p := range prefixes {
+				filters[i] = p.String()
+			}
+			return fmt.Sprintf(": client %s, filters %s", c.ClientIP, strings.Join(filters, " "))
 		}
 	case 8:
 		if k != nil && t.Service != "" {

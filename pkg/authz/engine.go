@@ -91,12 +91,29 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		d.Reason = UnknownKey
 		return d
 	}
+	e.decide(ctx, &d, key, r, t)
+	return d
+}
+
+// Evaluate decides rows 4 on (SPEC §5) for a key already found, at now:
+// what Check does once the secret has led to the key. It is the entry
+// point for callers that hold a key record rather than its secret
+// (explain --key-id); Check runs the same code.
+func (e *Engine) Evaluate(ctx context.Context, key *Key, r *Request, now time.Time) Decision {
+	var d Decision
+	e.decide(ctx, &d, key, r, now)
+	return d
+}
+
+// decide is rows 4 on: the key's status, the route, then the key's checks
+// against the target.
+func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, t time.Time) {
 	d.Key = key
 	if d.Reason = key.Status(t); d.Reason != OK {
-		return d
+		return
 	}
 	if d.Target, d.Reason = e.Routes.Resolve(&r.Route); d.Reason != OK {
-		return d
+		return
 	}
 	d.Reason, d.Denied = key.Authorize(&d.Target, r)
 	if d.Reason == OK && ctx.Err() != nil {
@@ -106,7 +123,6 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 	if d.Reason == OK && e.Usage != nil {
 		e.Usage.KeyUsed(key, t)
 	}
-	return d
 }
 
 // UsageRecorder learns which keys were used (for last-used timestamps). It

@@ -328,3 +328,64 @@ func TestRotationGrace(t *testing.T) {
 		})
 	}
 }
+
+// TestRowsCoverEveryReason: every deny reason fails exactly one row, in
+// the order of SPEC §5, so that explain and docs can place any decision.
+func TestRowsCoverEveryReason(t *testing.T) {
+	seen := map[authz.Reason]int{}
+	for _, row := range authz.Rows {
+		for _, r := range row.Reasons {
+			seen[r]++
+		}
+	}
+	for _, r := range authz.Reasons() {
+		switch {
+		case r == authz.OK && seen[r] != 0:
+			t.Errorf("ok is listed in a row")
+		case r != authz.OK && seen[r] != 1:
+			t.Errorf("%s is in %d rows, want 1", r, seen[r])
+		}
+	}
+	if authz.RowOf(authz.OK) != -1 || authz.Rows[authz.RowOf(authz.AccountNotAllowed)].Number != "6a" {
+		t.Errorf("RowOf(ok) = %d, RowOf(account_not_allowed) = %d", authz.RowOf(authz.OK), authz.RowOf(authz.AccountNotAllowed))
+	}
+}
+
+// TestEvaluateIsCheckFromRow4: Evaluate, for callers holding a key rather
+// than its secret, decides exactly as Check does once the key is found.
+func TestEvaluateIsCheckFromRow4(t *testing.T) {
+	secret := mustGenerate(t, apikey.KindService)
+	for _, tc := range []struct {
+		name   string
+		spec   func(authz.KeySpec) authz.KeySpec
+		router *fakeRouter
+		ip     netip.Addr
+	}{
+		{"allow", nil, nil, netip.Addr{}},
+		{"inactive", func(s authz.KeySpec) authz.KeySpec { s.Active = false; return s }, nil, netip.Addr{}},
+		{"unknown route", nil, &fakeRouter{reason: authz.UnknownRoute}, netip.Addr{}},
+		{"account", nil, &fakeRouter{target: withAccounts(emailRd, "x")}, netip.Addr{}},
+		{"ip", withIPs("10.0.0.0/8"), nil, netip.MustParseAddr("192.0.2.1")},
+		{"scope", withScope("other-api"), nil, netip.Addr{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := serviceKey(secret)
+			if tc.spec != nil {
+				spec = tc.spec(spec)
+			}
+			k := mustCompile(t, spec)
+			router := tc.router
+			if router == nil {
+				router = &fakeRouter{target: emailRd}
+			}
+			e := &authz.Engine{Keys: &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k}}, Routes: router,
+				Hasher: hasher, Now: func() time.Time { return t0 }}
+			req := authz.Request{Key: secret, KeyCount: 1, ClientIP: tc.ip}
+			checked := e.Check(context.Background(), &req)
+			evaluated := e.Evaluate(context.Background(), k, &req, t0)
+			if checked.Reason != evaluated.Reason || checked.Target.Service != evaluated.Target.Service || checked.Key != evaluated.Key {
+				t.Errorf("Check = %v %+v, Evaluate = %v %+v", checked.Reason, checked.Target, evaluated.Reason, evaluated.Target)
+			}
+		})
+	}
+}

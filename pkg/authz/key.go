@@ -366,5 +366,13 @@ func (f *IPFilter) Allows(ip netip.Addr) bool {
 	return false
 }
 
+// Prefixes lists the compiled filters (host bits masked, netmasks as
+// lengths), in the order written: what the key is checked against, also
+// once Trim has dropped the filters' text.
+func (f *IPFilter) Prefixes() []netip.Prefix { return slices.Clone(f.prefixes) }
+
+// IPFilter returns the key's compiled IP filters.
+func (k *Key) IPFilter() *IPFilter { return &k.ips }
+
 // Len is the number of filters.
 func (f *IPFilter) Len() int { return len(f.prefixes) }

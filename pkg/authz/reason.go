@@ -78,3 +78,39 @@ func Reasons() []Reason {
 func (r Reason) IsKeyFailure() bool {
 	return r >= MissingKey && r <= ExpiredKey
 }
+
+// Row is one row of the decision (SPEC §5): its number, what it checks, and
+// the reasons that fail it. Rows lists them in order; explain and docs show
+// them, so that no caller keeps its own copy of the table.
+type Row struct {
+	Number  string
+	Check   string
+	Reasons []Reason
+}
+
+// Rows are SPEC §5's rows in the order Engine.Check runs them.
+// StoreUnavailable is listed with row 3, where a store outage shows.
+var Rows = []Row{
+	{"1", "key present", []Reason{MissingKey}},
+	{"2", "well formed", []Reason{MalformedKey}},
+	{"3", "known", []Reason{UnknownKey, StoreUnavailable}},
+	{"4", "active and valid now", []Reason{InactiveKey, NotYetValid, ExpiredKey}},
+	{"5", "route resolves to a service", []Reason{InvalidPath, InvalidRequest, UnknownRoute, InvalidGraphQL}},
+	{"6", "service accepts the key type", []Reason{WrongKeyType}},
+	{"6a", "service accepts the account", []Reason{AccountNotAllowed}},
+	{"7", "client IP allowed", []Reason{IPNotAllowed}},
+	{"8", "scope allows the operation", []Reason{ScopeDenied}},
+}
+
+// RowOf returns the index in Rows of the row a deny reason fails, or -1
+// for OK.
+func RowOf(r Reason) int {
+	for i, row := range Rows {
+		for _, x := range row.Reasons {
+			if x == r {
+				return i
+			}
+		}
+	}
+	return -1
+}
