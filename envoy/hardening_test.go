@@ -661,7 +661,11 @@ func TestHTTPService(t *testing.T) {
 func partialBodyErrors(a *extauthzv3.ExtAuthz, perRoute []*extauthzv3.ExtAuthzPerRoute) error {
 	var errs []error
 	allowed := false
-	for _, m := range append(a.GetAllowedHeaders().GetPatterns(), a.GetHttpService().GetAuthorizationRequest().GetAllowedHeaders().GetPatterns()...) {
+	// Older Envoy reads the list from authorization_request, deprecated
+	// since, and a config for it is still checked.
+	//lint:ignore SA1019 the deprecated field is what older Envoy reads
+	older := a.GetHttpService().GetAuthorizationRequest().GetAllowedHeaders().GetPatterns()
+	for _, m := range append(a.GetAllowedHeaders().GetPatterns(), older...) {
 		if strings.EqualFold(m.GetExact(), "x-envoy-auth-partial-body") {
 			allowed = true
 		}
