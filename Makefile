@@ -18,7 +18,7 @@ run: build ## serve the demo keys and routes (examples/) on loopback
 	$(BIN) serve --keys-file examples/keys.yaml --routes-file examples/routes.yaml \
 		--authz-addr 127.0.0.1:9191 --admin-addr 127.0.0.1:9193 --log-format text --log-level debug
 
-test: vet fmt-check ## the whole suite: vet, gofmt, unit + integration tests with -race, fuzz seed corpora
+test: vet fmt-check lint proto-check ## the whole suite: vet, gofmt, staticcheck, generated code, unit + integration tests with -race, fuzz seed corpora
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m $(PKGS)
 
 unit: ## unit tests only (no integration/)
