@@ -269,16 +269,8 @@ func (h *httpHandler) fillRequest(req *authz.Request, r *http.Request, buf *byte
 	}
 
 	if h.cfg.XFFTrustedHops > 0 {
-		var xff string
-		switch vs := hd[headerForwardedFor]; len(vs) {
-		case 0:
-		case 1:
-			xff = vs[0]
-		default:
-			// Repeated header lines are one list, in order.
-			xff = strings.Join(vs, ",")
-		}
-		req.ClientIP = ClientIPFromXFF(xff, h.cfg.XFFTrustedHops)
+		// Repeated header lines are one list, in order (SPEC §9).
+		req.ClientIP = clientIPFromXFFLines(hd[headerForwardedFor], h.cfg.XFFTrustedHops)
 	}
 	return ""
 }
