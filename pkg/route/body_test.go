@@ -73,3 +73,18 @@ func TestBodyLimit(t *testing.T) {
 		t.Fatalf("router without table: %d", got)
 	}
 }
+
+// FuzzBodyLimit: no request reaches the GraphQL parser without its body
+// having been asked for.
+func FuzzBodyLimit(f *testing.F) {
+	tb := mustParse(f, bodyFixture)
+	f.Add("POST", "mail.example.com", "/graphql", "", "")
+	f.Add("GET", "GRAPH.example.com.", "/email/../x", "email-api", "graphql")
+	f.Fuzz(func(t *testing.T, method, host, path, service, kind string) {
+		in := authz.RouteInput{Method: method, Host: host, Path: path,
+			Extensions: authz.Extensions{Service: service, Kind: kind}}
+		if tg, _ := tb.Resolve(&in); tg.GraphQL && tb.BodyLimit(&in) <= 0 {
+			t.Fatalf("%+v resolves to GraphQL but BodyLimit reads no body", in)
+		}
+	})
+}
