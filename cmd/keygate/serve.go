@@ -30,10 +30,10 @@ import (
 )
 
 type serveCmd struct {
-	KeysFile    string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only), reloaded when it changes. Without a database."`
-	RoutesFile  string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
-	DatabaseURL string `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" help:"PostgreSQL URL: serve keys from the database (with the Account API) instead of a keys file."`
+	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only), reloaded when it changes. Without a database."`
+	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
 	databaseFlags
+	databaseURLFlags // serve keys from the database (with the Account API) instead of a keys file
 	requestFlags
 	hashFlags
 	logFlags
@@ -75,7 +75,7 @@ type grpcService struct {
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
-	if err := c.httpLimits.validate(); err != nil {
+	if err := errors.Join(c.httpLimits.validate(), c.databaseURLFlags.resolve()); err != nil {
 		return err
 	}
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }
@@ -279,11 +279,11 @@ type namedServer struct {
 func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, tr *telemetry.Tracing, log *slog.Logger) (*keySource, error) {
 	switch {
 	case c.KeysFile != "" && c.DatabaseURL != "":
-		return nil, errors.New("--keys-file and --database-url exclude each other: serve keys from one source")
+		return nil, errors.New("--keys-file and --database-url(-file) exclude each other: serve keys from one source")
 	case c.DatabaseURL != "":
 		return c.openDatabase(ctx, l, m, tr, log)
 	case c.KeysFile == "":
-		return nil, errors.New("no keys: give --keys-file (KEYGATE_KEYS_FILE) or --database-url (DATABASE_URL)")
+		return nil, errors.New("no keys: give --keys-file (KEYGATE_KEYS_FILE), --database-url-file (KEYGATE_DATABASE_URL_FILE) or --database-url (DATABASE_URL)")
 	}
 	keys, err := keyfile.Open(c.KeysFile, l.keysOpts, log)
 	if err != nil {
