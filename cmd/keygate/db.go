@@ -10,11 +10,14 @@ import (
 )
 
 type migrateCmd struct {
-	DatabaseURL string `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" required:"" help:"PostgreSQL URL."`
+	databaseURLFlags
 }
 
 // Run applies the embedded schema migrations; running it again is a no-op.
 func (c *migrateCmd) Run(e *env) error {
+	if err := c.require(); err != nil {
+		return err
+	}
 	_, pool, err := postgres.Open(e.ctx, c.DatabaseURL, postgres.Options{})
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -28,10 +31,10 @@ func (c *migrateCmd) Run(e *env) error {
 }
 
 type bootstrapCmd struct {
-	DatabaseURL string `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" required:"" help:"PostgreSQL URL."`
-	Account     string `name:"account" required:"" help:"Account to create (its id and name)."`
-	KeyName     string `name:"key-name" default:"bootstrap" help:"Name of the first account key."`
-	Migrate     bool   `name:"migrate" default:"true" negatable:"" help:"Apply the schema migrations first."`
+	databaseURLFlags
+	Account string `name:"account" required:"" help:"Account to create (its id and name)."`
+	KeyName string `name:"key-name" default:"bootstrap" help:"Name of the first account key."`
+	Migrate bool   `name:"migrate" default:"true" negatable:"" help:"Apply the schema migrations first."`
 	hashFlags
 }
 
@@ -43,6 +46,9 @@ var accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 func (c *bootstrapCmd) Run(e *env) error {
 	if !accountIDPattern.MatchString(c.Account) {
 		return errors.New("account: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	if err := c.require(); err != nil {
+		return err
 	}
 	h, err := c.hasher()
 	if err != nil {

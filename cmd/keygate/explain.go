@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountcli"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
@@ -30,10 +31,9 @@ import (
 type explainCmd struct {
 	RoutesFile  string            `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"Routes file, as serve uses it."`
 	KeysFile    string            `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"Find the key (secret on stdin) in this keys file."`
-	DatabaseURL string            `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" help:"Find the key (secret on stdin) in PostgreSQL."`
 	KeyID       string            `name:"key-id" help:"Explain for this key id, fetched with the Account API (KEYGATE_ACCOUNT_ADDR, KEYGATE_ACCOUNT_KEY); rows 1-3 are skipped."`
 	AccountAddr string            `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address (with --key-id)."`
-	AccountKey  string            `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key for the Account API (with --key-id)."`
+	AccountKey  string            `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key for the Account API (with --key-id). Prefer the environment or --account-key-file: a flag shows in process lists."`
 	Method      string            `name:"method" default:"GET" help:"Request method."`
 	Path        string            `name:"path" required:"" help:"Request path as Envoy sees it (with query string)."`
 	Host        string            `name:"host" default:"localhost" help:"Request host."`
@@ -43,6 +43,9 @@ type explainCmd struct {
 	BodyFile    string            `name:"body-file" type:"path" help:"Request body (GraphQL routes)."`
 	requestFlags
 	hashFlags
+	databaseURLFlags // find the key (secret on stdin) in PostgreSQL
+	// AccountKeyFile is --account-key as a file.
+	AccountKeyFile string `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key (with --key-id); one trailing newline is dropped. Excludes --account-key."`
 }
 
 // observed captures the decision the adapter made, to explain it.
@@ -53,6 +56,12 @@ func (o *observed) ObserveCheck(_ context.Context, d *authz.Decision, _ time.Dur
 func (c *explainCmd) Run(e *env) error {
 	l, err := load(c.RoutesFile, c.requestFlags, c.hashFlags, func(w string) { fmt.Fprintln(e.stderr, "warning:", w) })
 	if err != nil {
+		return err
+	}
+	if err := c.databaseURLFlags.resolve(); err != nil {
+		return err
+	}
+	if c.AccountKey, err = accountcli.AccountKey(c.AccountKey, c.AccountKeyFile); err != nil {
 		return err
 	}
 	var body []byte
@@ -122,7 +131,7 @@ func (c *explainCmd) checkRequest(keyHeader, secret string, body []byte) *authv3
 // methods the engine calls, without a secret.
 func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	if c.AccountKey == "" {
-		return errors.New("--key-id needs an account key: set KEYGATE_ACCOUNT_KEY")
+		return errors.New("--key-id needs an account key: set KEYGATE_ACCOUNT_KEY or KEYGATE_ACCOUNT_KEY_FILE")
 	}
 	conn, err := grpc.NewClient(c.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

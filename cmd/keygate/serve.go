@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -31,20 +30,21 @@ import (
 )
 
 type serveCmd struct {
-	KeysFile    string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only), reloaded when it changes. Without a database."`
-	RoutesFile  string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
-	DatabaseURL string `name:"database-url" env:"KEYGATE_DATABASE_URL,DATABASE_URL" help:"PostgreSQL URL: serve keys from the database (with the Account API) instead of a keys file."`
+	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only), reloaded when it changes. Without a database."`
+	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
 	databaseFlags
+	databaseURLFlags // serve keys from the database (with the Account API) instead of a keys file
 	requestFlags
 	hashFlags
 	logFlags
 	telemetryFlags
+	httpLimits
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KEYGATE_SHUTDOWN_TIMEOUT" default:"10s" help:"How long in-flight checks may take to finish on shutdown."`
 	DrainPeriod     time.Duration `name:"drain-period" env:"KEYGATE_DRAIN_PERIOD" default:"0s" help:"On SIGTERM, report NOT_SERVING and keep answering this long before stopping, so that Envoy's health checks move traffic away first (e.g. 5s behind Envoy)."`
-	Pprof           bool          `name:"pprof" env:"KEYGATE_PPROF" help:"Serve Go profiles under /debug/pprof/ on the admin listener."`
+	Pprof           bool          `name:"pprof" env:"KEYGATE_PPROF" help:"Serve Go profiles under /debug/pprof/ on the admin listener (never /debug/pprof/cmdline)."`
 }
 
 func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
@@ -75,6 +75,9 @@ type grpcService struct {
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
+	if err := errors.Join(c.httpLimits.validate(), c.databaseURLFlags.resolve()); err != nil {
+		return err
+	}
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }
 	l, err := load(c.RoutesFile, c.requestFlags, c.hashFlags, warn)
 	if err != nil {
@@ -138,31 +141,30 @@ func (c *serveCmd) Run(e *env) error {
 		}
 		listeners = append(listeners, lis)
 	}
-	adminLis, err := net.Listen("tcp", c.AdminAddr)
+	adminMux := http.NewServeMux()
+	adminMux.Handle("/", admin.Handler(src.ready, m.Registry))
+	if c.Pprof {
+		if err := admin.RegisterPprof(adminMux); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	adminLis, err := listenLimited(c.AdminAddr, c.AdminMaxConnections)
 	if err != nil {
 		closeAll()
 		return fmt.Errorf("admin-addr: %w", err)
 	}
-	adminMux := http.NewServeMux()
-	adminMux.Handle("/", admin.Handler(src.ready, m.Registry))
-	if c.Pprof {
-		adminMux.HandleFunc("/debug/pprof/", pprof.Index)
-		adminMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		adminMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		adminMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		adminMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	adminSrv := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
+	adminSrv := c.httpLimits.server(adminMux)
 
 	var httpAuthz *http.Server
 	var httpLis net.Listener
 	if c.HTTPAuthzAddr != "" {
-		if httpLis, err = net.Listen("tcp", c.HTTPAuthzAddr); err != nil {
+		if httpLis, err = listenLimited(c.HTTPAuthzAddr, c.HTTPAuthzMaxConnections); err != nil {
 			closeAll()
 			adminLis.Close()
 			return fmt.Errorf("http-authz-addr: %w", err)
 		}
-		httpAuthz = &http.Server{Handler: tr.WrapHTTP(extauthz.NewHTTPHandler(engine, l.cfg, obs, log)), ReadHeaderTimeout: 5 * time.Second}
+		httpAuthz = c.httpLimits.server(tr.WrapHTTP(extauthz.NewHTTPHandler(engine, l.cfg, obs, log)))
 	}
 
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -277,11 +279,11 @@ type namedServer struct {
 func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, tr *telemetry.Tracing, log *slog.Logger) (*keySource, error) {
 	switch {
 	case c.KeysFile != "" && c.DatabaseURL != "":
-		return nil, errors.New("--keys-file and --database-url exclude each other: serve keys from one source")
+		return nil, errors.New("--keys-file and --database-url(-file) exclude each other: serve keys from one source")
 	case c.DatabaseURL != "":
 		return c.openDatabase(ctx, l, m, tr, log)
 	case c.KeysFile == "":
-		return nil, errors.New("no keys: give --keys-file (KEYGATE_KEYS_FILE) or --database-url (DATABASE_URL)")
+		return nil, errors.New("no keys: give --keys-file (KEYGATE_KEYS_FILE), --database-url-file (KEYGATE_DATABASE_URL_FILE) or --database-url (DATABASE_URL)")
 	}
 	keys, err := keyfile.Open(c.KeysFile, l.keysOpts, log)
 	if err != nil {

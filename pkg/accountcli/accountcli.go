@@ -35,6 +35,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/secretfile"
 )
 
 // Env is what every command gets from the binary.
@@ -57,10 +58,11 @@ type Commands struct {
 // ClientFlags select the Account API and the output format; every command
 // has them.
 type ClientFlags struct {
-	AccountAddr string        `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address (host:port)."`
-	AccountKey  string        `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable: a flag shows in process lists and shell history."`
-	Output      string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
-	Timeout     time.Duration `name:"timeout" default:"30s" help:"Deadline of each call."`
+	AccountAddr    string        `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address (host:port)."`
+	AccountKey     string        `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable or --account-key-file: a flag shows in process lists and shell history."`
+	AccountKeyFile string        `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key; one trailing newline is dropped. Excludes --account-key."`
+	Output         string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
+	Timeout        time.Duration `name:"timeout" default:"30s" help:"Deadline of each call."`
 }
 
 // client is a connection to the Account API with the caller's key.
@@ -73,9 +75,23 @@ type client struct {
 	tm   time.Duration
 }
 
+// AccountKey returns the account key given directly (--account-key,
+// KEYGATE_ACCOUNT_KEY) or as a file (--account-key-file,
+// KEYGATE_ACCOUNT_KEY_FILE), refusing both; "" when neither is given.
+func AccountKey(value, path string) (string, error) {
+	return secretfile.Source{
+		Direct: "--account-key (KEYGATE_ACCOUNT_KEY)", File: "--account-key-file (KEYGATE_ACCOUNT_KEY_FILE)",
+		Value: value, Path: path,
+	}.Get()
+}
+
 func (f *ClientFlags) dial(e *Env) (*client, error) {
-	if f.AccountKey == "" {
-		return nil, errors.New("no account key: set KEYGATE_ACCOUNT_KEY (or --account-key)")
+	key, err := AccountKey(f.AccountKey, f.AccountKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, errors.New("no account key: set KEYGATE_ACCOUNT_KEY or KEYGATE_ACCOUNT_KEY_FILE (or --account-key-file)")
 	}
 	if f.AccountAddr == "" {
 		return nil, errors.New("account-addr: required")
@@ -87,7 +103,7 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 	return &client{
 		api:  accountv1.NewAccountServiceClient(conn),
 		conn: conn,
-		key:  f.AccountKey,
+		key:  key,
 		out:  printer{w: e.Stdout, json: f.Output == "json"},
 		env:  e,
 		tm:   f.Timeout,

@@ -101,3 +101,7 @@ func CheckWireBytes(s *Server, ctx context.Context, d *WireDecoder, b []byte) (a
 func ProtoKeys(req *authv3.CheckRequest) []string {
 	return newHeaderSource(req.GetAttributes().GetRequest().GetHttp()).Keys()
 }
+
+// ClientIPFromXFFLines is the client IP of x-forwarded-for lines joined in
+// order, walked without joining them.
+var ClientIPFromXFFLines = clientIPFromXFFLines

@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"bytes"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/textproto"
@@ -14,10 +13,12 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 )
 
-// MaxHTTPBody is how much of a forwarded request body the HTTP mode reads.
-// A longer body is cut there and marked truncated, as Envoy does with
-// allow_partial_message: GraphQL routes, the only ones that read a body,
-// then refuse it (400 invalid_graphql); other routes never look at it.
+// MaxHTTPBody is how much of a forwarded request body the HTTP mode reads
+// when the engine's Router is not an authz.BodyRouter, which cannot say
+// which routes read a body: then every body is read up to here, a longer
+// one cut and marked truncated, as Envoy does with allow_partial_message.
+// With a BodyRouter (route.Router) only GraphQL routes read a body, up to
+// their own max_body_bytes.
 const MaxHTTPBody = 1 << 20
 
 // HeadersToRemoveHeader lists, in an allow, the request headers the proxy
@@ -62,6 +63,7 @@ var methodOverrideHeaders = func() []string {
 var (
 	valueJSON       = []string{"application/json"}
 	valueRetryAfter = []string{"1"}
+	valueClose      = []string{"close"}
 )
 
 // bodyKeepLimit is the largest body buffer a pooled state keeps.
@@ -138,7 +140,12 @@ type httpHeader struct {
 //     client, and taking the proxy's address would let anyone through a key
 //     filtered to the proxy's network. Keys with IP filters then fail closed
 //     (ip_not_allowed); keys without filters are unaffected;
-//   - the body, up to MaxHTTPBody, when the proxy forwards one.
+//   - the body, when the proxy forwards one, only for a route that reads
+//     it (authz.BodyRouter: GraphQL routes) and at most its limit: a
+//     Content-Length over the limit is refused (400 invalid_graphql)
+//     before a byte is read, a longer body without one is cut at the limit
+//     and marked truncated. A route that reads no body never reads it
+//     (SPEC §16).
 //
 // An empty forwarded header counts as absent. More than one value of a
 // forwarded header is ambiguous and answered 400 invalid_path: a proxy sets
@@ -197,8 +204,13 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	d := &st.dec
-	if problem := h.fillRequest(&st.req, r, &st.body); problem != "" {
+	if problem := h.fillRequest(&st.req, r); problem != "" {
 		*d = authz.Decision{Reason: authz.InvalidPath, Target: authz.Target{Detail: problem}}
+	} else if detail := h.readBody(w, r, &st.req.Route, &st.body); detail != "" {
+		*d = authz.Decision{Reason: authz.InvalidGraphQL, Target: authz.Target{GraphQL: true, Detail: detail}}
+		// The body stays unread: the connection cannot carry another
+		// request, and net/http must not drain it first.
+		w.Header()["Connection"] = valueClose
 	} else {
 		*d = h.engine.Check(ctx, &st.req)
 	}
@@ -225,7 +237,7 @@ func (h *httpHandler) putState(st *httpState) {
 // fillRequest lifts the original request out of the forwarded one. It
 // returns a problem, safe to show the caller, when the forwarded headers
 // are ambiguous.
-func (h *httpHandler) fillRequest(req *authz.Request, r *http.Request, buf *bytes.Buffer) string {
+func (h *httpHandler) fillRequest(req *authz.Request, r *http.Request) string {
 	hd := r.Header
 	method, problem := forwarded(hd, headerForwardedMethod, headerOriginalMethod)
 	if problem != "" {
@@ -270,12 +282,6 @@ func (h *httpHandler) fillRequest(req *authz.Request, r *http.Request, buf *byte
 	if vs := hd[headerContentType]; len(vs) > 0 {
 		req.Route.ContentType = vs[0]
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		req.Route.Body, req.Route.BodyTruncated = readBody(r.Body, buf)
-	}
-	if vs := hd[headerPartialBody]; len(vs) > 0 && vs[0] == "true" {
-		req.Route.BodyTruncated = true
-	}
 	for _, name := range methodOverrideHeaders {
 		for _, v := range hd[name] {
 			if overrides(method, v) {
@@ -285,16 +291,8 @@ func (h *httpHandler) fillRequest(req *authz.Request, r *http.Request, buf *byte
 	}
 
 	if h.cfg.XFFTrustedHops > 0 {
-		var xff string
-		switch vs := hd[headerForwardedFor]; len(vs) {
-		case 0:
-		case 1:
-			xff = vs[0]
-		default:
-			// Repeated header lines are one list, in order.
-			xff = strings.Join(vs, ",")
-		}
-		req.ClientIP = ClientIPFromXFF(xff, h.cfg.XFFTrustedHops)
+		// Repeated header lines are one list, in order (SPEC §9).
+		req.ClientIP = clientIPFromXFFLines(hd[headerForwardedFor], h.cfg.XFFTrustedHops)
 	}
 	return ""
 }
@@ -317,14 +315,35 @@ func forwarded(hd http.Header, first, second string) (string, string) {
 	return "", ""
 }
 
-// readBody reads a forwarded body into buf, up to MaxHTTPBody. It reports
-// truncated when the body is longer or could not be read to its end.
-func readBody(body io.Reader, buf *bytes.Buffer) ([]byte, bool) {
-	n, err := buf.ReadFrom(io.LimitReader(body, MaxHTTPBody+1))
-	if n > MaxHTTPBody {
-		return buf.Bytes()[:MaxHTTPBody], true
+// readBody reads the forwarded body into buf and in.Body when the route of
+// in reads one, at most its limit (SPEC §16): a route that reads no body
+// leaves it unread. It returns a detail, safe to show the caller, when the
+// Content-Length alone is over the limit: refused without reading. A body
+// longer than the limit, or that could not be read to its end, is marked
+// truncated, which GraphQL routes refuse.
+func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, in *authz.RouteInput, buf *bytes.Buffer) string {
+	if vs := r.Header[headerPartialBody]; len(vs) > 0 && vs[0] == "true" {
+		in.BodyTruncated = true
 	}
-	return buf.Bytes(), err != nil
+	if r.Body == nil || r.Body == http.NoBody {
+		return ""
+	}
+	limit := MaxHTTPBody
+	if br, ok := h.engine.Routes.(authz.BodyRouter); ok {
+		if limit = br.BodyLimit(in); limit <= 0 {
+			return ""
+		}
+		if r.ContentLength > int64(limit) {
+			return "the request body (Content-Length " + strconv.FormatInt(r.ContentLength, 10) +
+				") is larger than this route's limit of " + strconv.Itoa(limit) + " bytes"
+		}
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(limit)))
+	in.Body = buf.Bytes()
+	if err != nil {
+		in.BodyTruncated = true
+	}
+	return ""
 }
 
 // writeAllow answers 200 with the identity headers, the headers to remove

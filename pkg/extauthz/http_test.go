@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,6 +49,14 @@ func (r *recordingRouter) Resolve(in *authz.RouteInput) (authz.Target, authz.Rea
 		return t, authz.OK
 	}
 	return routes.Resolve(in)
+}
+
+// BodyLimit: /graphql reads up to MaxHTTPBody bytes, other routes none.
+func (r *recordingRouter) BodyLimit(in *authz.RouteInput) int {
+	if p, _, _ := strings.Cut(in.Path, "?"); p == "/graphql" {
+		return extauthz.MaxHTTPBody
+	}
+	return 0
 }
 
 func (r *recordingRouter) seen() (authz.RouteInput, int) {
@@ -440,10 +449,33 @@ func TestHTTPBody(t *testing.T) {
 			t.Fatalf("got %d %s; router saw %d bytes truncated=%v", a.status, a.body, n, in.BodyTruncated)
 		}
 	})
-	t.Run("oversize on a route that reads no body: decided as usual", func(t *testing.T) {
-		a, in, _ := post("/email/read", bytes.NewReader(make([]byte, 3*extauthz.MaxHTTPBody)), nil)
-		if a.status != 200 || !in.BodyTruncated {
-			t.Fatalf("got %d %s; truncated=%v", a.status, a.body, in.BodyTruncated)
+	t.Run("a route that reads no body never reads it", func(t *testing.T) {
+		body := &countingReader{r: bytes.NewReader(make([]byte, 3*extauthz.MaxHTTPBody))}
+		a, in, n := post("/email/read", body, nil)
+		if a.status != 200 || n != 0 || in.BodyTruncated || body.reads != 0 {
+			t.Fatalf("got %d %s; router saw %d bytes truncated=%v; %d reads of the body", a.status, a.body, n, in.BodyTruncated, body.reads)
+		}
+	})
+	t.Run("Content-Length over the limit: refused before reading", func(t *testing.T) {
+		body := &countingReader{r: strings.NewReader(query)}
+		r := fwd("POST", "/graphql", map[string]string{"X-Api-Key": f.service})
+		r.Body, r.ContentLength = io.NopCloser(body), extauthz.MaxHTTPBody+1
+		a := serve(t, f.h, r)
+		if a.status != 400 || a.reason != "invalid_graphql" || body.reads != 0 {
+			t.Fatalf("got %d %s; %d reads of the body", a.status, a.body, body.reads)
+		}
+		if want := fmt.Sprintf("limit of %d bytes", extauthz.MaxHTTPBody); !strings.Contains(a.error, want) {
+			t.Fatalf("error %q does not name the limit (%q)", a.error, want)
+		}
+		if a.header.Get("Connection") != "close" {
+			t.Fatalf("Connection = %q: an unread body must not be drained", a.header.Get("Connection"))
+		}
+	})
+	t.Run("Content-Length at the limit is read", func(t *testing.T) {
+		r := fwd("POST", "/graphql", map[string]string{"X-Api-Key": f.service})
+		r.Body, r.ContentLength = io.NopCloser(strings.NewReader(query)), extauthz.MaxHTTPBody
+		if a := serve(t, f.h, r); a.status != 200 {
+			t.Fatalf("got %d %s", a.status, a.body)
 		}
 	})
 	t.Run("Envoy's partial-body header", func(t *testing.T) {
@@ -464,6 +496,37 @@ func TestHTTPBody(t *testing.T) {
 			t.Fatalf("got %d; router saw %d bytes truncated=%v", a.status, n, in.BodyTruncated)
 		}
 	})
+}
+
+// TestHTTPBodyWithoutBodyRouter: a Router that cannot say which routes
+// read a body gets every body, cut at MaxHTTPBody.
+func TestHTTPBodyWithoutBodyRouter(t *testing.T) {
+	f := newHTTPFixture(t, extauthz.Config{})
+	h := extauthz.NewHTTPHandler(&authz.Engine{Keys: f.store, Routes: struct{ authz.Router }{f.router}, Hasher: hasher,
+		Now: func() time.Time { return now }}, extauthz.Config{}, nil, nil)
+	for _, tc := range []struct {
+		path      string
+		size      int
+		truncated bool
+	}{{"/email/read", 100, false}, {"/email/read", 3 * extauthz.MaxHTTPBody, true}, {"/graphql", extauthz.MaxHTTPBody, false}} {
+		r := fwd("POST", tc.path, map[string]string{"X-Api-Key": f.service})
+		r.Body = io.NopCloser(bytes.NewReader(make([]byte, tc.size)))
+		serve(t, h, r)
+		if in, n := f.router.seen(); n != min(tc.size, extauthz.MaxHTTPBody) || in.BodyTruncated != tc.truncated {
+			t.Fatalf("%s, %d bytes: router saw %d bytes truncated=%v", tc.path, tc.size, n, in.BodyTruncated)
+		}
+	}
+}
+
+// countingReader counts the reads of a body.
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
 }
 
 // reasonByCode finds a reason by its code.

@@ -230,9 +230,73 @@ func (s *Server) fillRequest(r *authz.Request, v *requestView) {
 	if s.cfg.XFFTrustedHops == 0 {
 		r.ClientIP = parseIP(v.source)
 	} else {
-		xff, _ := v.hs.get("x-forwarded-for")
-		r.ClientIP = ClientIPFromXFF(xff, s.cfg.XFFTrustedHops)
+		r.ClientIP = v.hs.clientIPFromXFF(s.cfg.XFFTrustedHops)
 	}
+}
+
+// headerForwardedForLower is x-forwarded-for as Envoy sends header names.
+const headerForwardedForLower = "x-forwarded-for"
+
+// clientIPFromXFF is ClientIPFromXFF over every x-forwarded-for line the
+// request carries, joined in order (SPEC §9): the map's value, then each
+// header_map entry. It walks the lines from the last one back, so it
+// neither joins nor allocates.
+func (hs headerSource) clientIPFromXFF(hops int) netip.Addr {
+	if hs.w != nil {
+		return hs.w.clientIPFromXFF(hops)
+	}
+	x := xffWalk{hops: hops}
+	for i := len(hs.list) - 1; i >= 0; i-- {
+		if hv := hs.list[i]; strings.EqualFold(hv.GetKey(), headerForwardedForLower) {
+			if x.line(headerMapValue(hv.GetValue(), hv.GetRawValue())) {
+				return x.addr
+			}
+		}
+	}
+	if v, ok := hs.m[headerForwardedForLower]; ok && x.line(v) {
+		return x.addr
+	}
+	return netip.Addr{}
+}
+
+// xffWalk finds the hops-th address from the right of x-forwarded-for
+// lines given from the last to the first: the same answer as
+// ClientIPFromXFF over the lines joined in order with ",".
+type xffWalk struct {
+	hops int // >= 1
+	seen int // entries passed so far, from the right
+	addr netip.Addr
+}
+
+// line takes the next line to the left. It reports true when the hops-th
+// entry was in it, with x.addr set (the zero Addr when unparseable).
+func (x *xffWalk) line(v string) bool {
+	for {
+		comma := strings.LastIndexByte(v, ',')
+		x.seen++
+		if x.seen == x.hops {
+			x.addr = parseIP(strings.TrimSpace(v[comma+1:]))
+			return true
+		}
+		if comma < 0 {
+			return false
+		}
+		v = v[:comma]
+	}
+}
+
+// clientIPFromXFFLines is ClientIPFromXFF over lines joined in order.
+func clientIPFromXFFLines(lines []string, hops int) netip.Addr {
+	if hops <= 0 {
+		return netip.Addr{}
+	}
+	x := xffWalk{hops: hops}
+	for i := len(lines) - 1; i >= 0; i-- {
+		if x.line(lines[i]) {
+			return x.addr
+		}
+	}
+	return netip.Addr{}
 }
 
 // addQueryKey adds the key query parameter of a request target, when one

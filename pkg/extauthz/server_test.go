@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -327,6 +328,115 @@ func TestClientIPFromXFF(t *testing.T) {
 			st, reason := denyReason(t, check(t, f.srv, req))
 			if st != tc.wantSt || reason != tc.wantRsn {
 				t.Fatalf("got %d %q, want %d %q", st, reason, tc.wantSt, tc.wantRsn)
+			}
+		})
+	}
+}
+
+// TestClientIPFromXFFHeaderLines sends x-forwarded-for as several
+// header_map entries (Envoy's encode_raw_headers form of repeated header
+// lines): they are one list in order (SPEC §9), in protobuf-go's decoding
+// and in keygate's own (check compares both).
+func TestClientIPFromXFFHeaderLines(t *testing.T) {
+	lines := func(req *authv3.CheckRequest, vs ...*corev3.HeaderValue) *authv3.CheckRequest {
+		req.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: vs}
+		return req
+	}
+	xff := func(v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: "x-forwarded-for", Value: v} }
+	raw := func(key, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: key, RawValue: []byte(v)} }
+	cases := []struct {
+		name    string
+		hops    int
+		entries []*corev3.HeaderValue
+		inMap   string // x-forwarded-for in the headers map, before header_map
+		want    int
+	}{
+		// The attack: the first line holds an address inside the key's
+		// filter, the trusted proxy appended the real client in a second.
+		{"the last line holds the rightmost entry", 1, []*corev3.HeaderValue{xff("10.0.0.1"), xff("192.0.2.1")}, "", 403},
+		{"the client in the last line", 1, []*corev3.HeaderValue{xff("192.0.2.1"), xff("10.0.0.5")}, "", 200},
+		{"two hops cross a line", 2, []*corev3.HeaderValue{xff("10.0.0.5"), xff("192.0.2.1")}, "", 200},
+		{"two hops cross a line, spoofed first", 2, []*corev3.HeaderValue{xff("192.0.2.7, 10.0.0.5"), xff("192.0.2.1")}, "", 200},
+		{"three hops, lines of several entries", 3, []*corev3.HeaderValue{xff("192.0.2.9, 10.0.0.5"), xff("192.0.2.8, 192.0.2.1")}, "", 200},
+		{"raw_value and case", 1, []*corev3.HeaderValue{raw("X-Forwarded-For", "192.0.2.1"), raw("x-FORWARDED-for", "10.0.0.5")}, "", 200},
+		{"too few entries across lines", 3, []*corev3.HeaderValue{xff("10.0.0.5"), xff("10.0.0.6")}, "", 403},
+		{"an empty last line is an empty entry", 1, []*corev3.HeaderValue{xff("10.0.0.5"), xff("")}, "", 403},
+		{"the map's value comes first", 1, []*corev3.HeaderValue{xff("192.0.2.1")}, "10.0.0.5", 403},
+		{"the map's value reached by hops", 2, []*corev3.HeaderValue{xff("192.0.2.1")}, "10.0.0.5", 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, extauthz.Config{XFFTrustedHops: tc.hops})
+			extra := map[string]string{}
+			if tc.inMap != "" {
+				extra["x-forwarded-for"] = tc.inMap
+			}
+			req := lines(request("/email/read", f.filtered, extra), tc.entries...)
+			// The direct peer is inside the filter: only x-forwarded-for may decide.
+			if st, reason := denyReason(t, check(t, f.srv, req)); st != tc.want || (st == 403 && reason != "ip_not_allowed") {
+				t.Fatalf("got %d %q, want %d", st, reason, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzClientIPFromXFFLines: walking the lines from the last gives what
+// joining them in order does.
+func FuzzClientIPFromXFFLines(f *testing.F) {
+	f.Add("10.0.0.1", "192.0.2.1, 10.0.0.2", "", 2)
+	f.Add("", ",", " ::1 ", 3)
+	f.Fuzz(func(t *testing.T, a, b, c string, hops int) {
+		hops %= 8
+		for n := 0; n <= 3; n++ {
+			lines := []string{a, b, c}[:n]
+			want := extauthz.ClientIPFromXFF(strings.Join(lines, ","), hops)
+			if n == 0 {
+				want = netip.Addr{}
+			}
+			if got := extauthz.ClientIPFromXFFLines(lines, hops); got != want {
+				t.Fatalf("%q hops %d: walked %v, joined %v", lines, hops, got, want)
+			}
+		}
+	})
+}
+
+// TestClientIPFromXFFAllocs: one x-forwarded-for line, the common case,
+// costs no allocation on the Check hot path, in either decoding.
+func TestClientIPFromXFFAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	f := newFixture(t, extauthz.Config{XFFTrustedHops: 1})
+	for name, req := range map[string]*authv3.CheckRequest{
+		"headers map": request("/email/read", f.filtered, map[string]string{"x-forwarded-for": "192.0.2.1, 10.0.0.5"}),
+		"header_map": func() *authv3.CheckRequest {
+			r := request("/email/read", f.filtered, nil)
+			r.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: "x-forwarded-for", RawValue: []byte("192.0.2.1, 10.0.0.5")}}}
+			return r
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			check(t, f.srv, req) // warm the key's cached parts
+			if n := testing.AllocsPerRun(100, func() {
+				if resp, _ := f.srv.Check(ctx, req); resp.GetOkResponse() == nil {
+					t.Fatal("not allowed")
+				}
+			}); n != 0 {
+				t.Errorf("proto decoding: %v allocations per Check", n)
+			}
+			wire, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d extauthz.WireDecoder
+			if n := testing.AllocsPerRun(100, func() {
+				if out, err := extauthz.CheckWireBytes(f.srv, ctx, &d, wire); err != nil || out == nil {
+					t.Fatal("no answer")
+				}
+			}); n != 0 {
+				t.Errorf("wire decoding: %v allocations per Check", n)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -273,6 +274,29 @@ func (w *wireRequest) get(name string) (string, int) {
 		}
 	}
 	return first, n
+}
+
+// clientIPFromXFF is headerSource.clientIPFromXFF over the wire form: the
+// lines in the order get reads them (the headers map entry, then every
+// header_map entry), walked from the last.
+func (w *wireRequest) clientIPFromXFF(hops int) netip.Addr {
+	x := xffWalk{hops: hops}
+	for i := len(w.headerMap) - 1; i >= 0; i-- {
+		if h := &w.headerMap[i]; strings.EqualFold(h.key, headerForwardedForLower) {
+			if x.line(headerMapValue(h.value, h.raw)) {
+				return x.addr
+			}
+		}
+	}
+	for i := len(w.headers) - 1; i >= 0; i-- {
+		if h := &w.headers[i]; h.key == headerForwardedForLower {
+			if x.line(h.value) {
+				return x.addr
+			}
+			break
+		}
+	}
+	return netip.Addr{}
 }
 
 // keys lists the header names of w once each (the map's), then
