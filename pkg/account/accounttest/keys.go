@@ -203,7 +203,7 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	return keysetPage(all, p, func(k store.Key) (time.Time, string) { return k.CreatedAt, k.Spec.ID })
 }
 
-// updateKeyLocked applies change to a copy of a key, checks and stores the
+// updateKey applies change to a copy of a key, checks and stores the
 // copy, and audits it.
 func (s *Store) updateKey(actor store.Actor, accountID, id, action string, change func(k *store.Key) error) (store.Key, error) {
 	s.mu.Lock()
