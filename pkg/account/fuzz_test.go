@@ -36,7 +36,7 @@ func newDirect(t *testing.T) *direct {
 	st := accounttest.NewStore(t, accounttest.CompileOptions, clock.Now)
 	h := apikey.NewHasher(nil)
 	ctx := context.Background()
-	if _, err := st.CreateAccount(ctx, store.Actor{}, store.Account{ID: "acct-1"}); err != nil {
+	if _, err := st.CreateAccount(ctx, store.Actor{}, store.Account{ID: "acct-1", Name: "acct-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.CreateApp(ctx, store.Actor{}, store.App{AccountID: "acct-1", ID: "billing", Name: "Billing", Active: true}); err != nil {

@@ -3,31 +3,35 @@
 // server on a loopback port with a bootstrap account key.
 //
 // It is for tests only: the store keeps everything in maps behind one
-// mutex and checks what it is given like a strict database would.
+// mutex and does what the PostgreSQL store does — same errors and
+// messages, orders, keyset page tokens and audit records — which
+// storetest's contract suite checks (store_test.go).
 package accounttest
 
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
 
-// Store is an in-memory store.Accounts. Every key it is asked to store
-// (created, updated, rotated) is compiled again with authz.Compile; a key
-// that does not compile fails the test: the Account API must never hand a
-// store a key the data plane could not load.
+// Store is an in-memory store.Accounts and store.UsageWriter. Every key
+// it is asked to store (created, updated, rotated) is compiled again with
+// authz.Compile; a key that does not compile is refused with
+// store.ErrInvalid and, unless RefuseInvalidKeys was called, fails the
+// test: the Account API must never hand a store a key the data plane could
+// not load.
 type Store struct {
 	tb      testing.TB
 	compile authz.CompileOptions
@@ -36,10 +40,11 @@ type Store struct {
 	mu       sync.Mutex
 	accounts map[string]store.Account
 	apps     *owners
-	tenants  *owners // in their store.App form
-	keys     map[ref]store.Key
+	tenants  *owners              // in their store.App form
+	keys     map[string]store.Key // by id: key ids are unique across accounts
 	audit    []store.AuditEvent
-	seq      int
+	// lenient: a key that does not compile is only refused.
+	lenient bool
 	// Fail, when set, is returned by every call (and LookupKey).
 	fail error
 	// lookupFail is returned by LookupKey only.
@@ -49,8 +54,9 @@ type Store struct {
 type ref struct{ account, id string }
 
 var (
-	_ store.Accounts = (*Store)(nil)
-	_ authz.KeyStore = (*Store)(nil)
+	_ store.Accounts    = (*Store)(nil)
+	_ store.UsageWriter = (*Store)(nil)
+	_ authz.KeyStore    = (*Store)(nil)
 )
 
 // NewStore returns an empty store. now is its clock (nil: time.Now); opts
@@ -66,8 +72,17 @@ func NewStore(tb testing.TB, opts authz.CompileOptions, now func() time.Time) *S
 			owns: func(k store.Key, id string) bool { return k.Spec.AppID == id }},
 		tenants: &owners{kind: "tenant", m: map[ref]store.App{},
 			owns: func(k store.Key, id string) bool { return k.Spec.TenantID == id }},
-		keys: map[ref]store.Key{},
+		keys: map[string]store.Key{},
 	}
+}
+
+// RefuseInvalidKeys makes the store answer a key that does not compile
+// with store.ErrInvalid only, as PostgreSQL does, without failing the test
+// (for the contract suite, which checks that refusal).
+func (s *Store) RefuseInvalidKeys() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lenient = true
 }
 
 // SetFail makes every call return err (nil: back to normal).
@@ -84,65 +99,59 @@ func (s *Store) SetLookupFail(err error) {
 	s.lookupFail = err
 }
 
-// Key returns a stored key with its hash, for tests that check what was
-// stored.
-func (s *Store) Key(accountID, id string) (store.Key, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.keys[ref{accountID, id}]
-	return k, ok
+// clock reads the store's clock as PostgreSQL would store it: UTC, to the
+// microsecond.
+func (s *Store) clock() time.Time { return dbTime(s.now()) }
+
+// dbTime is t as a timestamptz column keeps it.
+func dbTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(time.Microsecond)
 }
 
-// Keys returns every stored key of every account.
-func (s *Store) Keys() []store.Key {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]store.Key, 0, len(s.keys))
-	for _, k := range s.keys {
-		out = append(out, k)
-	}
-	return out
+// newID is a random (version 4) UUID, as gen_random_uuid makes.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-func (s *Store) newID() string {
-	s.seq++
-	return fmt.Sprintf("gen-%04d", s.seq)
+// The CHECK constraints of the schema on ids, names and descriptions, with
+// the messages the PostgreSQL store maps them to.
+var (
+	idOK   = regexp.MustCompile(`^[^\p{Cc}\s]{1,128}$`)
+	nameOK = regexp.MustCompile(`^[^\p{Cc}]{1,256}$`)
+)
+
+func checkID(id string) error {
+	if !idOK.MatchString(id) {
+		return invalid("id: 1 to 128 characters, no spaces or control characters")
+	}
+	return nil
 }
 
-// record is an audit JSON object without secrets or hashes.
-func record(v any) json.RawMessage {
-	var m map[string]any
-	switch o := v.(type) {
-	case store.App:
-		m = map[string]any{"id": o.ID, "name": o.Name, "description": o.Description, "active": o.Active}
-	case store.Tenant:
-		m = map[string]any{"id": o.ID, "name": o.Name, "description": o.Description, "active": o.Active}
-	case store.Key:
-		m = map[string]any{"id": o.Spec.ID, "name": o.Spec.Name, "type": o.Spec.Type.String(),
-			"app_id": o.Spec.AppID, "tenant_id": o.Spec.TenantID, "scope": o.Spec.Scope,
-			"active": o.Spec.Active, "group": o.Spec.Group, "description": o.Spec.Description,
-			"ip_filters": o.Spec.IPFilters, "origin": string(o.Origin)}
-	case store.Account:
-		m = map[string]any{"id": o.ID, "name": o.Name}
-	default:
-		return nil
+func checkName(name string) error {
+	if !nameOK.MatchString(name) || strings.TrimSpace(name) != name {
+		return invalid("name: 1 to 256 characters, no control characters or surrounding spaces")
 	}
-	b, _ := json.Marshal(m)
-	return b
+	return nil
 }
 
-func (s *Store) auditLocked(accountID string, actor store.Actor, action, objType, objID string, before, after any) {
-	ev := store.AuditEvent{
-		ID: int64(len(s.audit) + 1), AccountID: accountID, At: s.now(), Actor: actor,
-		Action: action, ObjectType: objType, ObjectID: objID,
+func checkOwner(a store.App) error {
+	if err := checkID(a.ID); err != nil {
+		return err
 	}
-	if before != nil {
-		ev.Before = record(before)
+	if err := checkName(a.Name); err != nil {
+		return err
 	}
-	if after != nil {
-		ev.After = record(after)
+	if len([]rune(a.Description)) > 4096 {
+		return invalid("description: at most 4096 characters")
 	}
-	s.audit = append(s.audit, ev)
+	return nil
 }
 
 // storeErr has its own message (naming the field, as the PostgreSQL
@@ -163,27 +172,127 @@ func exists(format string, args ...any) error {
 	return &storeErr{msg: fmt.Sprintf(format, args...), kind: store.ErrAlreadyExists}
 }
 
-// page cuts a sorted list: the token is the offset of the next item.
-func page[T any](all []T, p store.Page) ([]T, string, error) {
+func notFound(format string, args ...any) error {
+	return &storeErr{msg: fmt.Sprintf(format, args...), kind: store.ErrNotFound}
+}
+
+// The audit records, as the PostgreSQL store writes them: every field but
+// hashes and secrets.
+type (
+	accountAudit struct {
+		ID        string    `json:"id"`
+		Name      string    `json:"name"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	ownerAudit struct {
+		ID          string    `json:"id"`
+		AccountID   string    `json:"account_id"`
+		Name        string    `json:"name"`
+		Description string    `json:"description,omitempty"`
+		Active      bool      `json:"active"`
+		CreatedAt   time.Time `json:"created_at"`
+		UpdatedAt   time.Time `json:"updated_at"`
+	}
+)
+
+// record is the audit JSON of a record; nil for none.
+func record(v any) json.RawMessage {
+	var r any
+	switch o := v.(type) {
+	case nil:
+		return nil
+	case store.Account:
+		r = accountAudit{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt}
+	case store.App:
+		r = ownerAudit{ID: o.ID, AccountID: o.AccountID, Name: o.Name, Description: o.Description,
+			Active: o.Active, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+	case store.Key:
+		r = keyAuditOf(o)
+	default:
+		panic(fmt.Sprintf("accounttest: no audit record for %T", v))
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (s *Store) auditLocked(accountID string, actor store.Actor, action, objType, objID string, before, after any) {
+	s.audit = append(s.audit, store.AuditEvent{
+		ID: int64(len(s.audit) + 1), AccountID: accountID, At: s.clock(), Actor: actor,
+		Action: action, ObjectType: objType, ObjectID: objID,
+		Before: record(before), After: record(after),
+	})
+}
+
+// pageToken is the keyset position after a page's last item, encoded as
+// the PostgreSQL store encodes it (opaque base64 JSON).
+type pageToken struct {
+	CreatedAt int64  `json:"t,omitempty"` // unix microseconds
+	ID        string `json:"i,omitempty"`
+	Seq       int64  `json:"n,omitempty"` // audit events
+}
+
+func writeToken(t pageToken) string {
+	b, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// readPage returns the page size and the position to start after (nil:
+// the first page).
+func readPage(p store.Page) (int, *pageToken, error) {
 	size := p.Size
-	if size <= 0 {
+	switch {
+	case size <= 0:
 		size = 100
+	case size > 1000:
+		size = 1000
 	}
-	size = min(size, 1000)
-	off := 0
-	if p.Token != "" {
-		n, err := strconv.Atoi(p.Token)
-		if err != nil || n < 0 || n > len(all) {
-			return nil, "", invalid("page_token: not a token this list returned")
+	if p.Token == "" {
+		return size, nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(p.Token)
+	var t pageToken
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	if err != nil || (t.ID == "" && t.Seq == 0) {
+		return 0, nil, invalid("page_token: not a token this list returned")
+	}
+	return size, &t, nil
+}
+
+// keysetPage returns one page of all, sorted by (created_at, id): the
+// items after the token's position, and the next token.
+func keysetPage[T any](all []T, p store.Page, key func(T) (time.Time, string)) ([]T, string, error) {
+	size, after, err := readPage(p)
+	if err != nil {
+		return nil, "", err
+	}
+	order := func(at time.Time, id string, bt time.Time, bid string) int {
+		return cmp.Or(at.Compare(bt), cmp.Compare(id, bid))
+	}
+	slices.SortFunc(all, func(a, b T) int {
+		at, aid := key(a)
+		bt, bid := key(b)
+		return order(at, aid, bt, bid)
+	})
+	var out []T
+	for _, x := range all {
+		at, id := key(x)
+		if after != nil && order(at, id, time.UnixMicro(after.CreatedAt), after.ID) <= 0 {
+			continue
 		}
-		off = n
+		out = append(out, x)
 	}
-	end := min(off+size, len(all))
 	next := ""
-	if end < len(all) {
-		next = strconv.Itoa(end)
+	if len(out) > size {
+		out = out[:size]
+		at, id := key(out[size-1])
+		next = writeToken(pageToken{CreatedAt: at.UnixMicro(), ID: id})
 	}
-	return slices.Clone(all[off:end]), next, nil
+	return out, next, nil
 }
 
 // CreateAccount adds an account.
@@ -194,12 +303,18 @@ func (s *Store) CreateAccount(_ context.Context, actor store.Actor, a store.Acco
 		return store.Account{}, s.fail
 	}
 	if a.ID == "" {
-		a.ID = s.newID()
+		a.ID = newID()
+	}
+	if err := checkID(a.ID); err != nil {
+		return store.Account{}, err
+	}
+	if err := checkName(a.Name); err != nil {
+		return store.Account{}, err
 	}
 	if _, dup := s.accounts[a.ID]; dup {
 		return store.Account{}, exists("account %q already exists", a.ID)
 	}
-	a.CreatedAt = s.now()
+	a.CreatedAt = s.clock()
 	s.accounts[a.ID] = a
 	s.auditLocked(a.ID, actor, "account.create", "account", a.ID, nil, a)
 	return a, nil
@@ -214,16 +329,45 @@ func (s *Store) GetAccount(_ context.Context, id string) (store.Account, error) 
 	}
 	a, ok := s.accounts[id]
 	if !ok {
-		return store.Account{}, store.ErrNotFound
+		return store.Account{}, notFound("account %q not found", id)
 	}
 	return a, nil
 }
 
 func (s *Store) checkAccountLocked(id string) error {
 	if _, ok := s.accounts[id]; !ok {
-		return &storeErr{msg: fmt.Sprintf("account %q not found", id), kind: store.ErrNotFound}
+		return notFound("account %q not found", id)
 	}
 	return nil
+}
+
+// ListAuditEvents lists an account's audit events, newest first.
+func (s *Store) ListAuditEvents(_ context.Context, accountID string, p store.Page) ([]store.AuditEvent, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, "", s.fail
+	}
+	size, after, err := readPage(p)
+	if err != nil {
+		return nil, "", err
+	}
+	if after != nil && after.Seq <= 0 {
+		return nil, "", invalid("page_token: not a token this list returned")
+	}
+	var out []store.AuditEvent
+	for i := len(s.audit) - 1; i >= 0; i-- {
+		e := s.audit[i]
+		if e.AccountID == accountID && (after == nil || e.ID < after.Seq) {
+			out = append(out, e)
+		}
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = writeToken(pageToken{Seq: out[size-1].ID})
+	}
+	return out, next, nil
 }
 
 // owners holds one kind of key owner, apps or tenants, which the store
@@ -234,6 +378,24 @@ type owners struct {
 	owns func(k store.Key, id string) bool // k belongs to owner id
 }
 
+func (o *owners) getLocked(accountID, id string) (store.App, error) {
+	a, ok := o.m[ref{accountID, id}]
+	if !ok {
+		return store.App{}, notFound("%s %q not found in account %q", o.kind, id, accountID)
+	}
+	return a, nil
+}
+
+// nameTakenLocked reports whether another owner of the account has name.
+func (o *owners) nameTakenLocked(accountID, id, name string) bool {
+	for r, other := range o.m {
+		if r.account == accountID && r.id != id && other.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // createOwner adds an app or tenant.
 func (s *Store) createOwner(o *owners, actor store.Actor, a store.App) (store.App, error) {
 	s.mu.Lock()
@@ -241,21 +403,23 @@ func (s *Store) createOwner(o *owners, actor store.Actor, a store.App) (store.Ap
 	if s.fail != nil {
 		return store.App{}, s.fail
 	}
-	if err := s.checkAccountLocked(a.AccountID); err != nil {
-		return store.App{}, err
-	}
 	if a.ID == "" {
-		a.ID = s.newID()
+		a.ID = newID()
+	}
+	if err := checkOwner(a); err != nil {
+		return store.App{}, err
 	}
 	if _, dup := o.m[ref{a.AccountID, a.ID}]; dup {
 		return store.App{}, exists("%s id %q already exists in this account", o.kind, a.ID)
 	}
-	for r, other := range o.m {
-		if r.account == a.AccountID && other.Name == a.Name {
-			return store.App{}, exists("name %q already exists in this account", a.Name)
-		}
+	if o.nameTakenLocked(a.AccountID, a.ID, a.Name) {
+		return store.App{}, exists("name %q already exists in this account", a.Name)
 	}
-	a.CreatedAt, a.UpdatedAt = s.now(), s.now()
+	if err := s.checkAccountLocked(a.AccountID); err != nil {
+		return store.App{}, err
+	}
+	a.CreatedAt = s.clock()
+	a.UpdatedAt = a.CreatedAt
 	o.m[ref{a.AccountID, a.ID}] = a
 	s.auditLocked(a.AccountID, actor, o.kind+".create", o.kind, a.ID, nil, a)
 	return a, nil
@@ -268,14 +432,10 @@ func (s *Store) getOwner(o *owners, accountID, id string) (store.App, error) {
 	if s.fail != nil {
 		return store.App{}, s.fail
 	}
-	a, ok := o.m[ref{accountID, id}]
-	if !ok {
-		return store.App{}, fmt.Errorf("%s %q: %w", o.kind, id, store.ErrNotFound)
-	}
-	return a, nil
+	return o.getLocked(accountID, id)
 }
 
-// listOwners lists an account's apps or tenants by id.
+// listOwners lists an account's apps or tenants in creation order.
 func (s *Store) listOwners(o *owners, accountID string, p store.Page) ([]store.App, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,61 +448,62 @@ func (s *Store) listOwners(o *owners, accountID string, p store.Page) ([]store.A
 			all = append(all, a)
 		}
 	}
-	slices.SortFunc(all, func(a, b store.App) int { return cmp.Compare(a.ID, b.ID) })
-	return page(all, p)
+	return keysetPage(all, p, func(a store.App) (time.Time, string) { return a.CreatedAt, a.ID })
 }
 
-// updateOwner changes an app or tenant.
+// updateOwner changes an app or tenant; an update that sets nothing
+// writes nothing.
 func (s *Store) updateOwner(o *owners, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return store.App{}, s.fail
 	}
-	a, ok := o.m[ref{accountID, id}]
-	if !ok {
-		return store.App{}, store.ErrNotFound
+	before, err := o.getLocked(accountID, id)
+	if err != nil || u == (store.AppUpdate{}) {
+		return before, err
 	}
-	before := a
-	a = u.Apply(a)
-	a.UpdatedAt = s.now()
+	a := u.Apply(before)
+	if err := checkOwner(a); err != nil {
+		return store.App{}, err
+	}
+	if o.nameTakenLocked(accountID, id, a.Name) {
+		return store.App{}, exists("name %q already exists in this account", a.Name)
+	}
+	a.UpdatedAt = s.clock()
 	o.m[ref{accountID, id}] = a
 	s.auditLocked(accountID, actor, o.kind+".update", o.kind, id, before, a)
 	return a, nil
 }
 
-// deleteOwner removes an app or tenant and its keys, as the PostgreSQL
-// store does.
+// deleteOwner removes an app or tenant and its keys, audited as
+// PostgreSQL's cascade is: the owner, then each key in creation order.
 func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return s.fail
 	}
-	a, ok := o.m[ref{accountID, id}]
-	if !ok {
-		return store.ErrNotFound
+	a, err := o.getLocked(accountID, id)
+	if err != nil {
+		return err
 	}
-	delete(o.m, ref{accountID, id})
-	s.auditLocked(accountID, actor, o.kind+".delete", o.kind, id, a, nil)
-	s.deleteKeysLocked(accountID, actor, func(k store.Key) bool { return o.owns(k, id) })
-	return nil
-}
-
-// deleteKeysLocked deletes (and audits) the account's keys that match.
-func (s *Store) deleteKeysLocked(accountID string, actor store.Actor, match func(store.Key) bool) {
-	var ids []string
-	for r, k := range s.keys {
-		if r.account == accountID && match(k) {
-			ids = append(ids, r.id)
+	var gone []store.Key
+	for _, k := range s.keys {
+		if k.Spec.AccountID == accountID && o.owns(k, id) {
+			gone = append(gone, k)
 		}
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		k := s.keys[ref{accountID, id}]
-		delete(s.keys, ref{accountID, id})
-		s.auditLocked(accountID, actor, "key.delete", "key", id, k, nil)
+	slices.SortFunc(gone, func(a, b store.Key) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Spec.ID, b.Spec.ID))
+	})
+	delete(o.m, ref{accountID, id})
+	s.auditLocked(accountID, actor, o.kind+".delete", o.kind, id, a, nil)
+	for _, k := range gone {
+		delete(s.keys, k.Spec.ID)
+		s.auditLocked(accountID, actor, "key.delete", "key", k.Spec.ID, s.readLocked(k), nil)
 	}
+	return nil
 }
 
 // CreateApp adds an app.
@@ -355,7 +516,7 @@ func (s *Store) GetApp(_ context.Context, accountID, id string) (store.App, erro
 	return s.getOwner(s.apps, accountID, id)
 }
 
-// ListApps lists an account's apps by id.
+// ListApps lists an account's apps in creation order.
 func (s *Store) ListApps(_ context.Context, accountID string, p store.Page) ([]store.App, string, error) {
 	return s.listOwners(s.apps, accountID, p)
 }
@@ -382,7 +543,7 @@ func (s *Store) GetTenant(_ context.Context, accountID, id string) (store.Tenant
 	return store.Tenant(a), err
 }
 
-// ListTenants lists an account's tenants by id.
+// ListTenants lists an account's tenants in creation order.
 func (s *Store) ListTenants(_ context.Context, accountID string, p store.Page) ([]store.Tenant, string, error) {
 	as, next, err := s.listOwners(s.tenants, accountID, p)
 	if err != nil {
@@ -400,248 +561,4 @@ func (s *Store) UpdateTenant(_ context.Context, actor store.Actor, accountID, id
 // DeleteTenant removes a tenant and its keys.
 func (s *Store) DeleteTenant(_ context.Context, actor store.Actor, accountID, id string) error {
 	return s.deleteOwner(s.tenants, actor, accountID, id)
-}
-
-// checkKeyLocked is the store's own refusal of a key: it must compile, its
-// app and tenant must exist, its name must be unique in the account.
-func (s *Store) checkKeyLocked(k store.Key) error {
-	s.tb.Helper()
-	if _, err := authz.Compile(k.Spec, s.compile); err != nil {
-		s.tb.Errorf("accounttest: the store was handed a key that does not compile: %v", err)
-		return invalid("invalid key: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	if err := s.checkAccountLocked(k.Spec.AccountID); err != nil {
-		return err
-	}
-	if k.Spec.AppID != "" {
-		if _, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; !ok {
-			return &storeErr{msg: fmt.Sprintf("app %q not found", k.Spec.AppID), kind: store.ErrNotFound}
-		}
-	}
-	if k.Spec.TenantID != "" {
-		if _, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; !ok {
-			return &storeErr{msg: fmt.Sprintf("tenant %q not found", k.Spec.TenantID), kind: store.ErrNotFound}
-		}
-	}
-	for r, o := range s.keys {
-		if r.account == k.Spec.AccountID && r.id != k.Spec.ID && o.Spec.Name == k.Spec.Name {
-			return exists("name %q already exists in this account", k.Spec.Name)
-		}
-		if r.id != k.Spec.ID && (o.Spec.Hash == k.Spec.Hash || o.Spec.PreviousHash == k.Spec.Hash) {
-			return exists("hash is already in use by another key")
-		}
-	}
-	return nil
-}
-
-// withNames fills the app and tenant names, as reads do.
-func (s *Store) withNamesLocked(k store.Key) store.Key {
-	if a, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; ok {
-		k.Spec.AppName = a.Name
-	}
-	if t, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok {
-		k.Spec.TenantName = t.Name
-	}
-	return k
-}
-
-func cloneKey(k store.Key) store.Key {
-	k.Spec.IPFilters = slices.Clone(k.Spec.IPFilters)
-	k.Spec.ResponseHeaders = slices.Clone(k.Spec.ResponseHeaders)
-	return k
-}
-
-// CreateKey stores a new key.
-func (s *Store) CreateKey(_ context.Context, actor store.Actor, k store.Key) (store.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return store.Key{}, s.fail
-	}
-	k = cloneKey(k)
-	if k.Spec.ID == "" {
-		k.Spec.ID = s.newID()
-	}
-	if _, dup := s.keys[ref{k.Spec.AccountID, k.Spec.ID}]; dup {
-		return store.Key{}, exists("key id %q already exists", k.Spec.ID)
-	}
-	if err := s.checkKeyLocked(k); err != nil {
-		return store.Key{}, err
-	}
-	k.CreatedAt, k.UpdatedAt = s.now(), s.now()
-	k.LastUsedAt = time.Time{}
-	k.Spec.AppName, k.Spec.TenantName = "", ""
-	s.keys[ref{k.Spec.AccountID, k.Spec.ID}] = k
-	s.auditLocked(k.Spec.AccountID, actor, "key.create", "key", k.Spec.ID, nil, k)
-	return s.withNamesLocked(cloneKey(k)), nil
-}
-
-// GetKey returns a key.
-func (s *Store) GetKey(_ context.Context, accountID, id string) (store.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return store.Key{}, s.fail
-	}
-	k, ok := s.keys[ref{accountID, id}]
-	if !ok {
-		return store.Key{}, store.ErrNotFound
-	}
-	return s.withNamesLocked(cloneKey(k)), nil
-}
-
-// ListKeys lists an account's keys by id.
-func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return nil, "", s.fail
-	}
-	var all []store.Key
-	for r, k := range s.keys {
-		sp := &k.Spec
-		switch {
-		case r.account != accountID,
-			f.AppID != "" && sp.AppID != f.AppID,
-			f.TenantID != "" && sp.TenantID != f.TenantID,
-			f.Group != "" && sp.Group != f.Group,
-			f.Type != authz.KeyTypeUnknown && sp.Type != f.Type,
-			f.Active != nil && sp.Active != *f.Active,
-			!f.ExpiringBefore.IsZero() && (sp.ExpiresAt.IsZero() || !sp.ExpiresAt.Before(f.ExpiringBefore)),
-			!f.UnusedSince.IsZero() && !k.LastUsedAt.IsZero() && !k.LastUsedAt.Before(f.UnusedSince):
-			continue
-		}
-		all = append(all, s.withNamesLocked(cloneKey(k)))
-	}
-	slices.SortFunc(all, func(a, b store.Key) int { return cmp.Compare(a.Spec.ID, b.Spec.ID) })
-	return page(all, p)
-}
-
-// UpdateKey changes the fields u sets.
-func (s *Store) UpdateKey(_ context.Context, actor store.Actor, accountID, id string, u store.KeyUpdate) (store.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return store.Key{}, s.fail
-	}
-	k, ok := s.keys[ref{accountID, id}]
-	if !ok {
-		return store.Key{}, store.ErrNotFound
-	}
-	before := k
-	k = cloneKey(k)
-	k.Spec = u.Apply(k.Spec)
-	if err := s.checkKeyLocked(k); err != nil {
-		return store.Key{}, err
-	}
-	k.UpdatedAt = s.now()
-	s.keys[ref{accountID, id}] = k
-	s.auditLocked(accountID, actor, "key.update", "key", id, before, k)
-	return s.withNamesLocked(cloneKey(k)), nil
-}
-
-// RotateKey replaces a key's hash, keeping the old one until graceUntil.
-func (s *Store) RotateKey(_ context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return store.Key{}, s.fail
-	}
-	k, ok := s.keys[ref{accountID, id}]
-	if !ok {
-		return store.Key{}, store.ErrNotFound
-	}
-	before := k
-	k = cloneKey(k)
-	// As the PostgreSQL store: a grace end not in the future drops the old
-	// hash at once; the origin stays as it was.
-	if graceUntil.After(s.now()) {
-		k.Spec.PreviousHash, k.Spec.PreviousValidUntil = k.Spec.Hash, graceUntil
-	} else {
-		k.Spec.PreviousHash, k.Spec.PreviousValidUntil = "", time.Time{}
-	}
-	k.Spec.Hash = newHash
-	if err := s.checkKeyLocked(k); err != nil {
-		return store.Key{}, err
-	}
-	k.UpdatedAt = s.now()
-	s.keys[ref{accountID, id}] = k
-	s.auditLocked(accountID, actor, "key.regenerate", "key", id, before, k)
-	return s.withNamesLocked(cloneKey(k)), nil
-}
-
-// DeleteKey removes a key.
-func (s *Store) DeleteKey(_ context.Context, actor store.Actor, accountID, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return s.fail
-	}
-	k, ok := s.keys[ref{accountID, id}]
-	if !ok {
-		return store.ErrNotFound
-	}
-	delete(s.keys, ref{accountID, id})
-	s.auditLocked(accountID, actor, "key.delete", "key", id, k, nil)
-	return nil
-}
-
-// ListAuditEvents lists an account's audit events, oldest first.
-func (s *Store) ListAuditEvents(_ context.Context, accountID string, p store.Page) ([]store.AuditEvent, string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return nil, "", s.fail
-	}
-	var all []store.AuditEvent
-	for _, e := range s.audit {
-		if e.AccountID == accountID {
-			all = append(all, e)
-		}
-	}
-	return page(all, p)
-}
-
-// Touch records a key's last use.
-func (s *Store) Touch(accountID, id string, at time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k, ok := s.keys[ref{accountID, id}]; ok {
-		k.LastUsedAt = at
-		s.keys[ref{accountID, id}] = k
-	}
-}
-
-// LookupKey is the authz.KeyStore view: the compiled key whose current or
-// previous hash has digest d. Keys of inactive apps or tenants come back
-// inactive, as store.Source promises.
-func (s *Store) LookupKey(_ context.Context, d apikey.Digest) (*authz.Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return nil, s.fail
-	}
-	if s.lookupFail != nil {
-		return nil, s.lookupFail
-	}
-	for _, k := range s.keys {
-		_, cur, err1 := apikey.ParseHash(k.Spec.Hash)
-		_, prev, err2 := apikey.ParseHash(k.Spec.PreviousHash)
-		if !(err1 == nil && cur == d) && !(err2 == nil && prev == d) {
-			continue
-		}
-		k = s.withNamesLocked(cloneKey(k))
-		if a, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; ok && !a.Active {
-			k.Spec.Active = false
-		}
-		if t, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok && !t.Active {
-			k.Spec.Active = false
-		}
-		ck, err := authz.Compile(k.Spec, s.compile)
-		if err != nil {
-			return nil, errors.New("accounttest: stored key does not compile")
-		}
-		return ck, nil
-	}
-	return nil, authz.ErrKeyNotFound
 }

@@ -1,0 +1,390 @@
+package accounttest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// Key returns a stored key with its hash, for tests that check what was
+// stored.
+func (s *Store) Key(accountID, id string) (store.Key, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.keys[id]
+	if !ok || k.Spec.AccountID != accountID {
+		return store.Key{}, false
+	}
+	return s.readLocked(k), true
+}
+
+// Keys returns every stored key of every account.
+func (s *Store) Keys() []store.Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.Key, 0, len(s.keys))
+	for _, k := range s.keys {
+		out = append(out, s.readLocked(k))
+	}
+	return out
+}
+
+// getKeyLocked finds a key of an account.
+func (s *Store) getKeyLocked(accountID, id string) (store.Key, error) {
+	k, ok := s.keys[id]
+	if !ok || k.Spec.AccountID != accountID {
+		return store.Key{}, notFound("key %q not found in account %q", id, accountID)
+	}
+	return k, nil
+}
+
+// readLocked is a stored key as reads return it: a copy, with its app's
+// and tenant's names.
+func (s *Store) readLocked(k store.Key) store.Key {
+	k.Spec.IPFilters = slices.Clone(k.Spec.IPFilters)
+	k.Spec.ResponseHeaders = slices.Clone(k.Spec.ResponseHeaders)
+	if a, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; ok {
+		k.Spec.AppName = a.Name
+	}
+	if t, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok {
+		k.Spec.TenantName = t.Name
+	}
+	return k
+}
+
+// stored is k as the database keeps it: times to the microsecond, empty
+// lists as none, no app or tenant names, lists not shared with the caller.
+func stored(k store.Key) store.Key {
+	sp := &k.Spec
+	sp.AppName, sp.TenantName = "", ""
+	sp.NotBefore, sp.ExpiresAt = dbTime(sp.NotBefore), dbTime(sp.ExpiresAt)
+	sp.PreviousValidUntil = dbTime(sp.PreviousValidUntil)
+	sp.IPFilters = slices.Clip(slices.Clone(sp.IPFilters))
+	if len(sp.IPFilters) == 0 {
+		sp.IPFilters = nil
+	}
+	sp.ResponseHeaders = slices.Clip(slices.Clone(sp.ResponseHeaders))
+	if len(sp.ResponseHeaders) == 0 {
+		sp.ResponseHeaders = nil
+	}
+	return k
+}
+
+// digestOf is the hex part of a hash: PostgreSQL keeps digests unique
+// whatever the algorithm.
+func digestOf(hash string) string {
+	_, d, _ := strings.Cut(hash, ":")
+	return d
+}
+
+// checkKeyLocked is the store's own refusal of a key about to be written:
+// it must compile, its id, name and hashes must be free, its account, app
+// and tenant must exist.
+func (s *Store) checkKeyLocked(k store.Key, isNew bool) error {
+	s.tb.Helper()
+	spec := k.Spec
+	if spec.ID == "" {
+		spec.ID = "(new)"
+	}
+	if _, err := authz.Compile(spec, s.compile); err != nil {
+		if !s.lenient {
+			s.tb.Errorf("accounttest: the store was handed a key that does not compile: %v", err)
+		}
+		return invalid("invalid key: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if _, dup := s.keys[k.Spec.ID]; isNew && dup {
+		return exists("key id %q already exists", k.Spec.ID)
+	}
+	cur, prev := digestOf(k.Spec.Hash), digestOf(k.Spec.PreviousHash)
+	for id, o := range s.keys {
+		if id == k.Spec.ID {
+			continue
+		}
+		if o.Spec.AccountID == k.Spec.AccountID && o.Spec.Name == k.Spec.Name {
+			return exists("name %q already exists in this account", k.Spec.Name)
+		}
+		oc, op := digestOf(o.Spec.Hash), digestOf(o.Spec.PreviousHash)
+		if cur == oc || cur == op || prev != "" && (prev == oc || prev == op) {
+			return exists("hash is already in use by another key")
+		}
+	}
+	if err := s.checkAccountLocked(k.Spec.AccountID); err != nil {
+		return err
+	}
+	if k.Spec.AppID != "" {
+		if _, err := s.apps.getLocked(k.Spec.AccountID, k.Spec.AppID); err != nil {
+			return err
+		}
+	}
+	if k.Spec.TenantID != "" {
+		if _, err := s.tenants.getLocked(k.Spec.AccountID, k.Spec.TenantID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateKey stores a new key.
+func (s *Store) CreateKey(_ context.Context, actor store.Actor, k store.Key) (store.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return store.Key{}, s.fail
+	}
+	k = stored(k)
+	if k.Origin == "" {
+		k.Origin = store.OriginGenerated
+	}
+	if err := s.checkKeyLocked(k, true); err != nil {
+		return store.Key{}, err
+	}
+	if k.Spec.ID == "" {
+		k.Spec.ID = newID()
+	}
+	k.CreatedAt = s.clock()
+	k.UpdatedAt, k.LastUsedAt = k.CreatedAt, time.Time{}
+	s.keys[k.Spec.ID] = k
+	out := s.readLocked(k)
+	s.auditLocked(k.Spec.AccountID, actor, "key.create", "key", k.Spec.ID, nil, out)
+	return out, nil
+}
+
+// GetKey returns a key.
+func (s *Store) GetKey(_ context.Context, accountID, id string) (store.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return store.Key{}, s.fail
+	}
+	k, err := s.getKeyLocked(accountID, id)
+	if err != nil {
+		return store.Key{}, err
+	}
+	return s.readLocked(k), nil
+}
+
+// ListKeys lists an account's keys in creation order, filtered by f.
+func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, "", s.fail
+	}
+	if _, _, err := readPage(p); err != nil {
+		return nil, "", err
+	}
+	switch f.Type {
+	case authz.KeyTypeUnknown, authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount:
+	default:
+		return nil, "", invalid("type: unknown key type %d", f.Type)
+	}
+	var all []store.Key
+	for _, k := range s.keys {
+		sp := &k.Spec
+		switch {
+		case sp.AccountID != accountID,
+			f.AppID != "" && sp.AppID != f.AppID,
+			f.TenantID != "" && sp.TenantID != f.TenantID,
+			f.Group != "" && sp.Group != f.Group,
+			f.Type != authz.KeyTypeUnknown && sp.Type != f.Type,
+			f.Active != nil && sp.Active != *f.Active,
+			!f.ExpiringBefore.IsZero() && (sp.ExpiresAt.IsZero() || !sp.ExpiresAt.Before(f.ExpiringBefore)),
+			!f.UnusedSince.IsZero() && !k.LastUsedAt.IsZero() && !k.LastUsedAt.Before(f.UnusedSince):
+			continue
+		}
+		all = append(all, s.readLocked(k))
+	}
+	return keysetPage(all, p, func(k store.Key) (time.Time, string) { return k.CreatedAt, k.Spec.ID })
+}
+
+// updateKey applies change to a copy of a key, checks and stores the
+// copy, and audits it.
+func (s *Store) updateKey(actor store.Actor, accountID, id, action string, change func(k *store.Key) error) (store.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return store.Key{}, s.fail
+	}
+	cur, err := s.getKeyLocked(accountID, id)
+	if err != nil {
+		return store.Key{}, err
+	}
+	next := stored(cur)
+	if err := change(&next); err != nil {
+		return store.Key{}, err
+	}
+	next = stored(next)
+	if err := s.checkKeyLocked(next, false); err != nil {
+		return store.Key{}, err
+	}
+	next.UpdatedAt = s.clock()
+	s.keys[id] = next
+	out := s.readLocked(next)
+	s.auditLocked(accountID, actor, action, "key", id, s.readLocked(cur), out)
+	return out, nil
+}
+
+// UpdateKey changes the fields u sets; an update that sets nothing writes
+// nothing.
+func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id string, u store.KeyUpdate) (store.Key, error) {
+	if u == (store.KeyUpdate{}) {
+		return s.GetKey(ctx, accountID, id)
+	}
+	return s.updateKey(actor, accountID, id, "key.update", func(k *store.Key) error {
+		k.Spec = u.Apply(k.Spec)
+		return nil
+	})
+}
+
+// RotateKey replaces a key's hash, keeping the old one until graceUntil
+// when that is in the future (else dropping it, and any older one, at
+// once).
+func (s *Store) RotateKey(_ context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
+	return s.updateKey(actor, accountID, id, "key.regenerate", func(k *store.Key) error {
+		if newHash == k.Spec.Hash {
+			return invalid("hash: the new hash is the key's current one")
+		}
+		k.Spec.PreviousHash, k.Spec.PreviousValidUntil = "", time.Time{}
+		if graceUntil.After(s.now()) {
+			k.Spec.PreviousHash, k.Spec.PreviousValidUntil = k.Spec.Hash, graceUntil
+		}
+		k.Spec.Hash = newHash
+		return nil
+	})
+}
+
+// DeleteKey removes a key.
+func (s *Store) DeleteKey(_ context.Context, actor store.Actor, accountID, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	k, err := s.getKeyLocked(accountID, id)
+	if err != nil {
+		return err
+	}
+	delete(s.keys, id)
+	s.auditLocked(accountID, actor, "key.delete", "key", id, s.readLocked(k), nil)
+	return nil
+}
+
+// TouchKeys records last-used times, keeping the later of the stored and
+// the given time; unknown keys are skipped. It is no change of the record:
+// no updated_at, no audit event.
+func (s *Store) TouchKeys(_ context.Context, used map[string]time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	for id, at := range used {
+		if k, ok := s.keys[id]; ok && dbTime(at).After(k.LastUsedAt) {
+			k.LastUsedAt = dbTime(at)
+			s.keys[id] = k
+		}
+	}
+	return nil
+}
+
+// Touch records a key's last use (TouchKeys for one key of an account).
+func (s *Store) Touch(accountID, id string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.keys[id]; ok && k.Spec.AccountID == accountID && dbTime(at).After(k.LastUsedAt) {
+		k.LastUsedAt = dbTime(at)
+		s.keys[id] = k
+	}
+}
+
+// LookupKey is the authz.KeyStore view: the compiled key whose current or
+// previous hash has digest d. Keys of inactive apps or tenants come back
+// inactive, as store.Source promises.
+func (s *Store) LookupKey(_ context.Context, d apikey.Digest) (*authz.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, s.fail
+	}
+	if s.lookupFail != nil {
+		return nil, s.lookupFail
+	}
+	for _, k := range s.keys {
+		_, cur, err1 := apikey.ParseHash(k.Spec.Hash)
+		_, prev, err2 := apikey.ParseHash(k.Spec.PreviousHash)
+		if !(err1 == nil && cur == d) && !(err2 == nil && prev == d) {
+			continue
+		}
+		k = s.readLocked(k)
+		if a, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; ok && !a.Active {
+			k.Spec.Active = false
+		}
+		if t, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok && !t.Active {
+			k.Spec.Active = false
+		}
+		ck, err := authz.Compile(k.Spec, s.compile)
+		if err != nil {
+			return nil, errors.New("accounttest: stored key does not compile")
+		}
+		return ck, nil
+	}
+	return nil, authz.ErrKeyNotFound
+}
+
+// keyAudit is a key as the audit log records it (as the PostgreSQL store
+// does): every field but the hashes.
+type keyAudit struct {
+	ID                 string        `json:"id"`
+	AccountID          string        `json:"account_id"`
+	Name               string        `json:"name"`
+	Type               string        `json:"type"`
+	AppID              string        `json:"app_id,omitempty"`
+	TenantID           string        `json:"tenant_id,omitempty"`
+	Scope              string        `json:"scope"`
+	Active             bool          `json:"active"`
+	NotBefore          *time.Time    `json:"not_before,omitempty"`
+	ExpiresAt          *time.Time    `json:"expires_at,omitempty"`
+	IPFilters          []string      `json:"ip_filters,omitempty"`
+	Group              string        `json:"group,omitempty"`
+	Description        string        `json:"description,omitempty"`
+	ResponseHeaders    []headerAudit `json:"response_headers,omitempty"`
+	Origin             string        `json:"origin"`
+	PreviousValidUntil *time.Time    `json:"previous_valid_until,omitempty"`
+	CreatedAt          time.Time     `json:"created_at"`
+	UpdatedAt          time.Time     `json:"updated_at"`
+}
+
+type headerAudit struct {
+	Name     string `json:"name"`
+	Value    string `json:"value"`
+	Disabled bool   `json:"disabled,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func keyAuditOf(k store.Key) keyAudit {
+	sp := &k.Spec
+	a := keyAudit{
+		ID: sp.ID, AccountID: sp.AccountID, Name: sp.Name, Type: sp.Type.String(),
+		AppID: sp.AppID, TenantID: sp.TenantID, Scope: sp.Scope, Active: sp.Active,
+		NotBefore: timePtr(sp.NotBefore), ExpiresAt: timePtr(sp.ExpiresAt),
+		IPFilters: sp.IPFilters, Group: sp.Group, Description: sp.Description,
+		Origin: string(k.Origin), PreviousValidUntil: timePtr(sp.PreviousValidUntil),
+		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt,
+	}
+	for _, h := range sp.ResponseHeaders {
+		a.ResponseHeaders = append(a.ResponseHeaders, headerAudit{Name: h.Name, Value: h.Value, Disabled: h.Disabled})
+	}
+	return a
+}
