@@ -143,7 +143,7 @@ var (
 	listenerFlag = map[string]string{
 		"authz":      "authz-addr",
 		"admin":      "admin-addr",
-		"account":    "account-addr",
+		"account":    "account-listen-addr",
 		"http-authz": "http-authz-addr",
 	}
 	servicePortName = map[string]string{
@@ -158,7 +158,7 @@ var (
 
 func TestKeygateDefaultsFromCode(t *testing.T) {
 	k := readKeygate(t)
-	for _, flag := range []string{"authz-addr", "admin-addr", "account-addr"} {
+	for _, flag := range []string{"authz-addr", "admin-addr", "account-listen-addr"} {
 		fl, ok := k.flags[flag]
 		if !ok {
 			t.Errorf("cmd/keygate has no --%s", flag)

@@ -146,7 +146,7 @@ func startServe(t testing.TB, listeners []string, args ...string) *server {
 func startServeBinary(t testing.TB, bin string, listeners []string, args ...string) *server {
 	t.Helper()
 	args = append([]string{"serve", "--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--account-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, args...)
+		"--account-listen-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, args...)
 	s := &server{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
 	s.cmd.Env = cleanEnv()
 	stderr, err := s.cmd.StderrPipe()

@@ -133,7 +133,7 @@ func (h *harness) startKeygate(ctx context.Context, db *database, tag string) (*
 	args := []string{"serve",
 		"--database-url", db.url,
 		"--routes-file", h.routes,
-		"--authz-addr", addrs[0], "--admin-addr", addrs[1], "--account-addr", addrs[2],
+		"--authz-addr", addrs[0], "--admin-addr", addrs[1], "--account-listen-addr", addrs[2],
 		"--log-level", "warn",
 		"--pprof",
 	}

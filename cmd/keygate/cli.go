@@ -62,8 +62,8 @@ func (h hashFlags) hasher() (*apikey.Hasher, error) {
 
 // fileFlags name the configuration files.
 type fileFlags struct {
-	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" required:"" type:"path" help:"YAML keys file (hashes only), reloaded when it changes."`
-	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
+	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" required:"" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
+	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services; serve reloads it when it changes."`
 }
 
 // requestFlags shape how requests are read and answered.

@@ -29,11 +29,9 @@ import (
 // explainCmd shows, step by step, how serve would decide one request: for
 // platform teams debugging a 403. It runs the same engine and adapter.
 type explainCmd struct {
-	RoutesFile  string            `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"Routes file, as serve uses it."`
-	KeysFile    string            `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"Find the key (secret on stdin) in this keys file."`
+	RoutesFile  string            `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services; serve reloads it when it changes."`
+	KeysFile    string            `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
 	KeyID       string            `name:"key-id" help:"Explain for this key id, fetched with the Account API (KEYGATE_ACCOUNT_ADDR, KEYGATE_ACCOUNT_KEY); rows 1-3 are skipped."`
-	AccountAddr string            `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address (with --key-id)."`
-	AccountKey  string            `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key for the Account API (with --key-id). Prefer the environment or --account-key-file: a flag shows in process lists."`
 	Method      string            `name:"method" default:"GET" help:"Request method."`
 	Path        string            `name:"path" required:"" help:"Request path as Envoy sees it (with query string)."`
 	Host        string            `name:"host" default:"localhost" help:"Request host."`
@@ -43,9 +41,8 @@ type explainCmd struct {
 	BodyFile    string            `name:"body-file" type:"path" help:"Request body (GraphQL routes)."`
 	requestFlags
 	hashFlags
-	databaseURLFlags // find the key (secret on stdin) in PostgreSQL
-	// AccountKeyFile is --account-key as a file.
-	AccountKeyFile string `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key (with --key-id); one trailing newline is dropped. Excludes --account-key."`
+	databaseURLFlags     // find the key (secret on stdin) in PostgreSQL
+	accountcli.ConnFlags // with --key-id: the Account API to fetch the key from
 }
 
 // observed captures the decision the adapter made, to explain it.

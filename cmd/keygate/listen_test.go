@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -91,5 +92,36 @@ func parseInto(t *testing.T, c *cli, args ...string) {
 	}
 	if _, err := p.Parse(args); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAccountListenAddr: serve listens for the Account API at
+// --account-listen-addr; the old --account-addr and KEYGATE_ACCOUNT_ADDR
+// (the CLI's dial address) still set it, with a warning, unless the new
+// setting is given.
+func TestAccountListenAddr(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		flags           databaseFlags
+		newEnv, oldEnv  string
+		want            string
+		wantDeprecation bool
+	}{
+		{"default", databaseFlags{AccountListenAddr: defaultAccountListenAddr}, "", "", defaultAccountListenAddr, false},
+		{"new flag", databaseFlags{AccountListenAddr: ":9000"}, "", "", ":9000", false},
+		{"old flag", databaseFlags{AccountListenAddr: defaultAccountListenAddr, AccountAddr: ":9001"}, "", "", ":9001", true},
+		{"old variable", databaseFlags{AccountListenAddr: defaultAccountListenAddr}, "", ":9002", ":9002", true},
+		{"new flag wins over the old variable", databaseFlags{AccountListenAddr: ":9000"}, "", ":9002", ":9000", false},
+		{"new variable set to the default wins", databaseFlags{AccountListenAddr: defaultAccountListenAddr}, defaultAccountListenAddr, ":9002", defaultAccountListenAddr, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KEYGATE_ACCOUNT_LISTEN_ADDR", tc.newEnv)
+			t.Setenv("KEYGATE_ACCOUNT_ADDR", tc.oldEnv)
+			var logs strings.Builder
+			got := tc.flags.accountListenAddr(slog.New(slog.NewTextHandler(&logs, nil)))
+			if got != tc.want || strings.Contains(logs.String(), "deprecated") != tc.wantDeprecation {
+				t.Fatalf("got %q, logs %q; want %q, deprecation warning %v", got, logs.String(), tc.want, tc.wantDeprecation)
+			}
+		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
@@ -101,5 +103,42 @@ func TestExplain(t *testing.T) {
 	out, _, err = runCLI(t, "kg_sak_nope\n", append(args, "--path", "/email/inbox")...)
 	if err != nil || !strings.Contains(out, "2 well formed                    FAIL malformed_key (401)") || !strings.Contains(out, "not reached") {
 		t.Errorf("malformed key: %v\n%s", err, out)
+	}
+}
+
+// TestEnvVarsHaveOneMeaning fails when an environment variable is bound by
+// two flags: two in one command, or flags of different names or meanings
+// in different commands (KEYGATE_ACCOUNT_ADDR was serve's listen address
+// and the CLI's dial address). A flag shared by several commands is
+// declared once (an embedded struct), so its help is the same everywhere.
+func TestEnvVarsHaveOneMeaning(t *testing.T) {
+	parser, err := kong.New(&cli{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type use struct{ where, flag, help string }
+	seen := map[string][]use{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			for _, e := range f.Envs {
+				seen[e] = append(seen[e], use{n.Path(), f.Name, f.Help})
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(parser.Model.Node)
+	if len(seen) < 20 {
+		t.Fatalf("found %d environment variables: is the walk still reaching every command?", len(seen))
+	}
+	for env, uses := range seen {
+		for _, u := range uses[1:] {
+			if u.flag != uses[0].flag || u.help != uses[0].help {
+				t.Errorf("%s is bound by --%s of %q (%q) and by --%s of %q (%q): one variable, one meaning",
+					env, uses[0].flag, uses[0].where, uses[0].help, u.flag, u.where, u.help)
+			}
+		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,8 +29,8 @@ import (
 )
 
 type serveCmd struct {
-	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only), reloaded when it changes. Without a database."`
-	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services, reloaded when it changes."`
+	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
+	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services; serve reloads it when it changes."`
 	databaseFlags
 	databaseURLFlags // serve keys from the database (with the Account API) instead of a keys file
 	requestFlags
@@ -120,80 +119,32 @@ func (c *serveCmd) Run(e *env) error {
 	healthpb.RegisterHealthServer(grpcSrv, healthWatch)
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthSrv.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	servers := []namedServer{{"authz", c.AuthzAddr, grpcSrv}}
+	group := &listenerGroup{log: log}
+	group.add("authz", c.AuthzAddr, grpcServer{grpcSrv}, nil)
 	if src.account.register != nil {
 		accountSrv := grpc.NewServer(append(tr.GRPCServerOptions(), src.account.opts...)...)
 		src.account.register(accountSrv)
-		servers = append(servers, namedServer{"account", src.account.addr, accountSrv})
+		group.add("account", src.account.addr, grpcServer{accountSrv}, nil)
 	}
-
-	listeners := make([]net.Listener, 0, len(servers)+1)
-	closeAll := func() {
-		for _, lis := range listeners {
-			lis.Close()
-		}
-	}
-	for _, s := range servers {
-		lis, err := net.Listen("tcp", s.addr)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("%s-addr: %w", s.name, err)
-		}
-		listeners = append(listeners, lis)
+	if c.HTTPAuthzAddr != "" {
+		httpAuthz := c.httpLimits.server(tr.WrapHTTP(extauthz.NewHTTPHandler(engine, l.cfg, obs, log)))
+		group.add("http", c.HTTPAuthzAddr, httpServer{httpAuthz}, limitedListen(c.HTTPAuthzMaxConnections))
 	}
 	adminMux := http.NewServeMux()
 	adminMux.Handle("/", admin.Handler(src.ready, m.Registry))
 	if c.Pprof {
 		if err := admin.RegisterPprof(adminMux); err != nil {
-			closeAll()
 			return err
 		}
 	}
-	adminLis, err := listenLimited(c.AdminAddr, c.AdminMaxConnections)
-	if err != nil {
-		closeAll()
-		return fmt.Errorf("admin-addr: %w", err)
-	}
-	adminSrv := c.httpLimits.server(adminMux)
-
-	var httpAuthz *http.Server
-	var httpLis net.Listener
-	if c.HTTPAuthzAddr != "" {
-		if httpLis, err = listenLimited(c.HTTPAuthzAddr, c.HTTPAuthzMaxConnections); err != nil {
-			closeAll()
-			adminLis.Close()
-			return fmt.Errorf("http-authz-addr: %w", err)
-		}
-		httpAuthz = c.httpLimits.server(tr.WrapHTTP(extauthz.NewHTTPHandler(engine, l.cfg, obs, log)))
+	group.addLast("admin", c.AdminAddr, httpServer{c.httpLimits.server(adminMux)}, limitedListen(c.AdminMaxConnections))
+	if err := group.open(); err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(servers)+2)
-	for i, s := range servers {
-		wg.Add(1)
-		go func(srv *grpc.Server, lis net.Listener) { defer wg.Done(); errc <- srv.Serve(lis) }(s.srv, listeners[i])
-		log.Info("listening", "listener", s.name, "addr", listeners[i].Addr().String())
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := adminSrv.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
-	log.Info("listening", "listener", "admin", "addr", adminLis.Addr().String())
-	if httpAuthz != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := httpAuthz.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-		log.Info("listening", "listener", "http", "addr", httpLis.Addr().String())
-	}
 	loops := append(src.loops, func(ctx context.Context) {
 		c.watch(ctx, log, c.RoutesFile, func() {
 			err := reloadRoutes(l.router, l.graphql, c.RoutesFile, log)
@@ -204,12 +155,12 @@ func (c *serveCmd) Run(e *env) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}
+	failed := group.start()
 	log.Info("keygate serving", "version", version, "keys", src.count(), "hash", string(l.hasher.Algorithm()))
-
 	var serveErr error
 	select {
 	case <-ctx.Done():
-	case serveErr = <-errc:
+	case serveErr = <-failed:
 	}
 	log.Info("shutting down", "drain", c.DrainPeriod.String(), "timeout", c.ShutdownTimeout.String())
 	// Envoy's health checks see NOT_SERVING first; during the drain period
@@ -222,41 +173,16 @@ func (c *serveCmd) Run(e *env) error {
 	// Health Watch streams never end by themselves: GracefulStop would
 	// wait for them until the shutdown timeout.
 	healthWatch.Stop()
-	stopped := make(chan struct{})
-	go func() {
-		var stopWG sync.WaitGroup
-		for _, s := range servers {
-			stopWG.Add(1)
-			go func() { defer stopWG.Done(); s.srv.GracefulStop() }()
-		}
-		if httpAuthz != nil {
-			stopWG.Add(1)
-			go func() {
-				defer stopWG.Done()
-				// Finishes in-flight checks like GracefulStop does for gRPC.
-				_ = httpAuthz.Shutdown(context.Background())
-			}()
-		}
-		stopWG.Wait()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(c.ShutdownTimeout):
-		log.Warn("shutdown timeout: cancelling remaining checks")
-		for _, s := range servers {
-			s.srv.Stop()
-		}
-		if httpAuthz != nil {
-			_ = httpAuthz.Close()
-		}
-	}
-	shutCtx, shutCancel := context.WithTimeout(context.Background(), time.Second)
-	_ = adminSrv.Shutdown(shutCtx)
-	shutCancel()
+	group.stop(c.ShutdownTimeout)
 	cancel()
 	wg.Wait()
 	return serveErr
+}
+
+// limitedListen is a listen function for the listener group that serves
+// at most n connections at once (listenLimited).
+func limitedListen(n int) func(string) (net.Listener, error) {
+	return func(addr string) (net.Listener, error) { return listenLimited(addr, n) }
 }
 
 // telemetryFlags configure tracing. The standard OTEL_* variables
@@ -266,12 +192,6 @@ type telemetryFlags struct {
 	OTLPEndpoint     string  `name:"otlp-endpoint" env:"KEYGATE_OTLP_ENDPOINT" help:"OTLP/gRPC collector for traces as a URL: http://host:4317 (plaintext) or https://host:4317. Unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; none of them: tracing off."`
 	TraceSampler     string  `name:"trace-sampler" env:"KEYGATE_TRACE_SAMPLER" help:"always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio. Unset: OTEL_TRACES_SAMPLER, else parentbased_always_on."`
 	TraceSampleRatio float64 `name:"trace-sample-ratio" env:"KEYGATE_TRACE_SAMPLE_RATIO" help:"Ratio of the *traceidratio samplers, in [0, 1]. Unset: OTEL_TRACES_SAMPLER_ARG, else 1."`
-}
-
-type namedServer struct {
-	name string
-	addr string
-	srv  *grpc.Server
 }
 
 // openKeys opens the keys file (the embedded store) or, with a database

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/keygate/keygate/pkg/account"
@@ -17,12 +18,38 @@ import (
 
 // databaseFlags configure the PostgreSQL mode of serve.
 type databaseFlags struct {
-	Migrate       bool          `name:"migrate" env:"KEYGATE_MIGRATE" help:"Apply the embedded schema migrations at start (same as keygate migrate)."`
-	AccountAddr   string        `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"gRPC listener for the Account API (database mode)."`
+	Migrate           bool   `name:"migrate" env:"KEYGATE_MIGRATE" help:"Apply the embedded schema migrations at start (same as keygate migrate)."`
+	AccountListenAddr string `name:"account-listen-addr" env:"KEYGATE_ACCOUNT_LISTEN_ADDR" default:"127.0.0.1:9192" help:"gRPC listener for the Account API (database mode)."`
+	// AccountAddr is the listen address's old name, which the CLI uses for
+	// the address it dials: accepted with a deprecation warning
+	// (accountListenAddr), and bound to no environment variable here.
+	AccountAddr   string        `name:"account-addr" hidden:"" help:"Deprecated: --account-listen-addr."`
 	CacheMaxKeys  int64         `name:"cache-max-keys" env:"KEYGATE_CACHE_MAX_KEYS" default:"1000000" help:"Compiled key records kept in memory; the set of all key hashes is kept regardless."`
 	DegradedAfter time.Duration `name:"degraded-after" env:"KEYGATE_DEGRADED_AFTER" default:"5s" help:"How long the change feed may be disconnected before /readyz reports degraded."`
 	UnreadyAfter  time.Duration `name:"unready-after" env:"KEYGATE_UNREADY_AFTER" default:"0s" help:"Report /readyz 503 once the database has been unreachable this long (0: never; cached keys keep deciding while it is down)."`
 	UsageInterval time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
+}
+
+// defaultAccountListenAddr is --account-listen-addr's default.
+const defaultAccountListenAddr = "127.0.0.1:9192"
+
+// accountListenAddr is where the Account API listens. The setting was
+// --account-addr / KEYGATE_ACCOUNT_ADDR, names the CLI uses for the
+// address it dials; they still set it, with a warning, unless
+// --account-listen-addr (KEYGATE_ACCOUNT_LISTEN_ADDR) is given.
+func (c *databaseFlags) accountListenAddr(log *slog.Logger) string {
+	if c.AccountListenAddr != defaultAccountListenAddr || os.Getenv("KEYGATE_ACCOUNT_LISTEN_ADDR") != "" {
+		return c.AccountListenAddr
+	}
+	switch old := os.Getenv("KEYGATE_ACCOUNT_ADDR"); {
+	case c.AccountAddr != "":
+		log.Warn("--account-addr on serve is deprecated: use --account-listen-addr (--account-addr is the address the CLI dials)", "addr", c.AccountAddr)
+		return c.AccountAddr
+	case old != "":
+		log.Warn("KEYGATE_ACCOUNT_ADDR on serve is deprecated: set KEYGATE_ACCOUNT_LISTEN_ADDR (KEYGATE_ACCOUNT_ADDR is the address the CLI dials)", "addr", old)
+		return old
+	}
+	return c.AccountListenAddr
 }
 
 // openDatabase serves keys from PostgreSQL behind the cache, with the
@@ -54,7 +81,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		count: kc.Len,
 		ready: kc.Ready,
 		account: grpcService{
-			addr:     c.AccountAddr,
+			addr:     c.accountListenAddr(log),
 			register: func(s *grpc.Server) { account.Register(s, accountSrv) },
 			opts:     []grpc.ServerOption{grpc.ChainUnaryInterceptor(accountSrv.UnaryInterceptor())},
 		},

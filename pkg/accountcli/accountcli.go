@@ -55,14 +55,21 @@ type Commands struct {
 	Audit   AuditCmd   `cmd:"" help:"List the account's audit events."`
 }
 
+// ConnFlags say where the Account API is and which key calls it; every
+// command that calls it embeds them (one declaration, one meaning per
+// environment variable).
+type ConnFlags struct {
+	AccountAddr    string `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address to call (host:port)."`
+	AccountKey     string `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable or --account-key-file: a flag shows in process lists and shell history."`
+	AccountKeyFile string `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key; one trailing newline is dropped. Excludes --account-key."`
+}
+
 // ClientFlags select the Account API and the output format; every command
 // has them.
 type ClientFlags struct {
-	AccountAddr    string        `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address (host:port)."`
-	AccountKey     string        `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable or --account-key-file: a flag shows in process lists and shell history."`
-	AccountKeyFile string        `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key; one trailing newline is dropped. Excludes --account-key."`
-	Output         string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
-	Timeout        time.Duration `name:"timeout" default:"30s" help:"Deadline of each call."`
+	ConnFlags
+	Output  string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
+	Timeout time.Duration `name:"timeout" default:"30s" help:"Deadline of each call."`
 }
 
 // client is a connection to the Account API with the caller's key.
