@@ -136,10 +136,10 @@ func TestBadCheckRequests(t *testing.T) {
 		{"1 MiB path", checkReq("GET", "/"+mib, svc, nil), outcome{403, "unknown_route"}},
 		{"%00 after a route", checkReq("GET", "/email/inbox%00", svc, nil), outcome{403, "unknown_route"}},
 		{"%00 as a template segment", checkReq("DELETE", "/email/%00", svc, nil), outcome{status: 200}},
-		{"raw NUL in the path", checkReq("GET", "/email/inbox\x00", svc, nil), outcome{403, "unknown_route"}},
-		{"backslash", checkReq("GET", `/email\inbox`, svc, nil), outcome{403, "unknown_route"}},
-		{"encoded backslash traversal", checkReq("POST", "/email/inbox/..%5c..%5csend", svc, nil), outcome{403, "unknown_route"}},
-		{"encoded slash does not split", checkReq("GET", "/email%2Finbox", svc, nil), outcome{403, "unknown_route"}},
+		{"raw NUL in the path", checkReq("GET", "/email/inbox\x00", svc, nil), outcome{400, "invalid_path"}},
+		{"backslash", checkReq("GET", `/email\inbox`, svc, nil), outcome{400, "invalid_path"}},
+		{"encoded backslash traversal", checkReq("POST", "/email/inbox/..%5c..%5csend", svc, nil), outcome{400, "invalid_path"}},
+		{"encoded slash is refused (SPEC §9)", checkReq("GET", "/email%2Finbox", svc, nil), outcome{400, "invalid_path"}},
 		{"malformed escape", checkReq("GET", "/email/%zz", svc, nil), outcome{400, "invalid_path"}},
 		{"truncated escape", checkReq("GET", "/email/inbox%2", svc, nil), outcome{400, "invalid_path"}},
 		{"path without a leading slash", checkReq("GET", "email/inbox", svc, nil), outcome{400, "invalid_path"}},
@@ -148,7 +148,7 @@ func TestBadCheckRequests(t *testing.T) {
 		{"non-UTF-8 path", func() *authv3.CheckRequest {
 			// proto strings must be UTF-8; Envoy sends such paths escaped.
 			return checkReq("GET", "/email/%ff%fe", svc, nil)
-		}(), outcome{403, "unknown_route"}},
+		}(), outcome{400, "invalid_path"}},
 		{"empty method", checkReq("", "/email/inbox", svc, nil), outcome{403, "unknown_route"}},
 		{"lower-case method", checkReq("get", "/email/inbox", svc, nil), outcome{403, "unknown_route"}},
 		{"10 KiB method", checkReq(strings.Repeat("G", 10<<10), "/email/inbox", svc, nil), outcome{403, "unknown_route"}},
