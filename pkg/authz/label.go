@@ -21,7 +21,7 @@ func CheckLabelText(s string) error {
 			}
 		}
 		if kind := forbiddenRune(r); kind != "" {
-			return fmt.Errorf("contains %U (%s), which is not allowed in names", r, kind)
+			return fmt.Errorf("contains %s (%U), which is not allowed", kind, r)
 		}
 	}
 	return nil
