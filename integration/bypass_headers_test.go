@@ -258,8 +258,11 @@ func TestBypassStoredBadResponseHeaders(t *testing.T) {
 	t.Run("API refuses a bidi name", func(t *testing.T) {
 		name := "invoice\u202Etxt.exe"
 		for what, err := range map[string]error{
-			"app":    func() error { _, err := api.CreateApp(api.ctx(t), &accountv1.CreateAppRequest{Name: name}); return err }(),
-			"tenant": func() error { _, err := api.CreateTenant(api.ctx(t), &accountv1.CreateTenantRequest{Name: name}); return err }(),
+			"app": func() error { _, err := api.CreateApp(api.ctx(t), &accountv1.CreateAppRequest{Name: name}); return err }(),
+			"tenant": func() error {
+				_, err := api.CreateTenant(api.ctx(t), &accountv1.CreateTenantRequest{Name: name})
+				return err
+			}(),
 			"key": func() error {
 				_, err := api.UpdateKey(api.ctx(t), &accountv1.UpdateKeyRequest{Id: "k-svc", Name: &name})
 				return err
