@@ -5,7 +5,7 @@
 //
 // The file looks like this (field names are a public contract):
 //
-//	account: default
+//	account: default         # optional: absent or empty is "default"
 //	apps:    [{id: billing, name: Billing}]
 //	tenants: [{id: acme, name: ACME Corp}]
 //	keys:
@@ -24,6 +24,14 @@
 //	    description: "…"
 //	    response_headers:
 //	      - {name: x-tier, value: gold, disabled: false}
+//
+// Every key of a file belongs to its one account: the account field, or
+// DefaultAccount ("default") when the file names none. The account id is
+// never empty, so every allow names it in x-keygate-account-id and in
+// dynamic_metadata account_id (SPEC §9 "Identity across accounts"). Names
+// (of apps, tenants and keys) and groups may not hold bidirectional,
+// invisible or control characters; response headers follow SPEC §9's name
+// rules (authz.Compile).
 package keyfile
 
 import (

@@ -71,3 +71,26 @@ func TestRefusesBadNamesAndResponseHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestAccountNeverEmpty: a file without an account, or with an empty one,
+// puts its keys in account "default", which every allow names.
+func TestAccountNeverEmpty(t *testing.T) {
+	body := "apps: [{id: billing, name: Billing}]\nkeys:\n  - {id: k-1, name: one, type: app, app: billing, hash: \"$H1\"}\n"
+	for name, file := range map[string]string{
+		"absent": body, "empty": "account: \"\"\n" + body, "null": "account:\n" + body, "named": "account: acme-prod\n" + body,
+	} {
+		t.Run(name, func(t *testing.T) {
+			set, _, err := Parse([]byte(fill(t, file)), "keys.yaml", testOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := DefaultAccount
+			if name == "named" {
+				want = "acme-prod"
+			}
+			if got := set.Keys()[0].Spec.AccountID; got != want || set.Account() != want {
+				t.Fatalf("account %q (set %q), want %q", got, set.Account(), want)
+			}
+		})
+	}
+}
