@@ -15,11 +15,39 @@ import (
 // it is removed too. Envoy sends names lower-cased; header_map entries are
 // compared without case all the same.
 
-// forgedName reports whether name folds to one of protected (lower-case
-// names) without being it.
-func forgedName(name string, protected []string) bool {
-	for _, p := range protected {
-		if len(name) == len(p) && foldEqual(name, p) && !strings.EqualFold(name, p) {
+// protectedNames are the names forged spellings are looked for: the key
+// header and the identity headers, lower-cased, with what lets most
+// request headers be passed over at once.
+type protectedNames struct {
+	names []string
+	// lengths has bit n set when some name is n bytes long (names over 63
+	// bytes set bit 63 and are compared whatever their length).
+	lengths uint64
+	// underscore is set when some protected name holds "_": only then can
+	// a request header without "_" fold to one without being it.
+	underscore bool
+}
+
+func newProtectedNames(names []string) protectedNames {
+	p := protectedNames{names: names}
+	for _, n := range names {
+		p.lengths |= 1 << min(len(n), 63)
+		p.underscore = p.underscore || strings.IndexByte(n, '_') >= 0
+	}
+	return p
+}
+
+// forged reports whether name folds to one of the protected names without
+// being it.
+func (p *protectedNames) forged(name string) bool {
+	if p.lengths&(1<<min(len(name), 63)) == 0 {
+		return false
+	}
+	if !p.underscore && strings.IndexByte(name, '_') < 0 {
+		return false // differs from every name, or is one of them
+	}
+	for _, n := range p.names {
+		if len(name) == len(n) && foldEqual(name, n) && !strings.EqualFold(name, n) {
 			return true
 		}
 	}
@@ -59,20 +87,20 @@ func addForged(dst []string, name string) []string {
 }
 
 // forgedNames returns the request's header names that pass for a
-// protected one (forgedName), lower-cased, each once and sorted (whatever
+// protected one (protectedNames.forged), lower-cased, each once and sorted (whatever
 // the decoding, one answer); nil, without
 // allocating, when there is none, as for nearly every request. Both of
 // Envoy's encodings are read: the headers map and header_map.
-func (hs headerSource) forgedNames(protected []string) []string {
+func (hs headerSource) forgedNames(protected *protectedNames) []string {
 	var out []string
 	if w := hs.w; w != nil {
 		for i := range w.headers {
-			if forgedName(w.headers[i].key, protected) {
+			if protected.forged(w.headers[i].key) {
 				out = addForged(out, w.headers[i].key)
 			}
 		}
 		for i := range w.headerMap {
-			if forgedName(w.headerMap[i].key, protected) {
+			if protected.forged(w.headerMap[i].key) {
 				out = addForged(out, w.headerMap[i].key)
 			}
 		}
@@ -80,12 +108,12 @@ func (hs headerSource) forgedNames(protected []string) []string {
 		return out
 	}
 	for name := range hs.m {
-		if forgedName(name, protected) {
+		if protected.forged(name) {
 			out = addForged(out, name)
 		}
 	}
 	for _, hv := range hs.list {
-		if name := hv.GetKey(); forgedName(name, protected) {
+		if name := hv.GetKey(); protected.forged(name) {
 			out = addForged(out, name)
 		}
 	}
@@ -94,10 +122,10 @@ func (hs headerSource) forgedNames(protected []string) []string {
 }
 
 // forgedHTTPNames is forgedNames for the HTTP mode's forwarded request.
-func forgedHTTPNames(hd http.Header, protected []string) []string {
+func forgedHTTPNames(hd http.Header, protected *protectedNames) []string {
 	var out []string
 	for name := range hd {
-		if forgedName(name, protected) {
+		if protected.forged(name) {
 			out = addForged(out, name)
 		}
 	}

@@ -65,7 +65,7 @@ type httpHandler struct {
 	obs       Observer
 	log       *slog.Logger
 	keyHeader string // cfg.KeyHeader in canonical form
-	protected []string
+	protected protectedNames
 	denied    map[authz.Reason]*httpDenial
 	states    sync.Pool
 }
@@ -155,7 +155,7 @@ func NewHTTPHandler(engine *authz.Engine, cfg Config, obs Observer, log *slog.Lo
 		obs:       obs,
 		log:       log,
 		keyHeader: textproto.CanonicalMIMEHeaderKey(cfg.KeyHeader),
-		protected: cfg.protectedHeaders(),
+		protected: newProtectedNames(cfg.protectedHeaders()),
 		denied:    make(map[authz.Reason]*httpDenial),
 	}
 	for _, r := range authz.Reasons() {
@@ -197,7 +197,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		*d = h.engine.Check(ctx, &st.req)
 	}
 	if d.Allowed() {
-		h.writeAllow(w, d, st, forgedHTTPNames(r.Header, h.protected))
+		h.writeAllow(w, d, st, forgedHTTPNames(r.Header, &h.protected))
 	} else {
 		h.writeDeny(w, r, d)
 		logDeny(ctx, h.log, d)

@@ -37,7 +37,7 @@ type Server struct {
 	queryRemove []string
 	// protected are the key header and the identity headers: request
 	// headers spelled like them go into headers_to_remove (forged.go).
-	protected []string
+	protected protectedNames
 	// states recycles the per-check request and decision: both escape to
 	// the heap through the store and router interfaces, and pooling them
 	// keeps a cache-hit check free of allocations of its own.
@@ -68,7 +68,7 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 		log:       log,
 		denied:    buildDenials(cfg),
 		okStatus:  &rpcstatus.Status{},
-		protected: cfg.protectedHeaders(),
+		protected: newProtectedNames(cfg.protectedHeaders()),
 	}
 	if cfg.KeyQueryParam != "" {
 		s.queryRemove = []string{cfg.KeyQueryParam}
@@ -129,7 +129,7 @@ func (s *Server) decide(ctx context.Context, v *requestView) (answer, error) {
 	d := &st.dec
 	var a answer
 	if d.Allowed() {
-		a = s.allowResponse(d, v.hs.forgedNames(s.protected))
+		a = s.allowResponse(d, v.hs.forgedNames(&s.protected))
 	} else {
 		a = s.denyResponse(d)
 		logDeny(ctx, s.log, d)
