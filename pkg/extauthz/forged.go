@@ -38,14 +38,16 @@ func newProtectedNames(names []string) protectedNames {
 }
 
 // forged reports whether name folds to one of the protected names without
-// being it.
+// being it. Most names are passed over here, inlined, by their length or
+// (with the default names) for holding no "_".
 func (p *protectedNames) forged(name string) bool {
-	if p.lengths&(1<<min(len(name), 63)) == 0 {
+	if p.lengths&(1<<min(len(name), 63)) == 0 || !p.underscore && strings.IndexByte(name, '_') < 0 {
 		return false
 	}
-	if !p.underscore && strings.IndexByte(name, '_') < 0 {
-		return false // differs from every name, or is one of them
-	}
+	return p.compare(name)
+}
+
+func (p *protectedNames) compare(name string) bool {
 	for _, n := range p.names {
 		if len(name) == len(n) && foldEqual(name, n) && !strings.EqualFold(name, n) {
 			return true
