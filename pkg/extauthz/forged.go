@@ -96,6 +96,9 @@ func addForged(dst []string, name string) []string {
 func (hs headerSource) forgedNames(protected *protectedNames) []string {
 	var out []string
 	if w := hs.w; w != nil {
+		if !w.underscore && !protected.underscore {
+			return nil // noted while decoding: no name holds "_"
+		}
 		for i := range w.headers {
 			if protected.forged(w.headers[i].key) {
 				out = addForged(out, w.headers[i].key)
