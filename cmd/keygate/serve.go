@@ -47,7 +47,7 @@ type serveCmd struct {
 }
 
 func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
-	return authz.CompileOptions{ReservedHeaders: cfg.ReservedHeaders()}
+	return cfg.CompileOptions()
 }
 
 // keySource is where serve's keys come from: the keys file, or PostgreSQL

@@ -78,6 +78,8 @@ func FuzzValidateGenerateServiceAccessKey(f *testing.F) {
 	f.Add("bad id", " n", "d\x00", "g\n", strings.Repeat("x", 4097), "::1/129", "fe80::1%eth0", "X-Upper", "$", false, int64(-62135596800), int64(253402300800), "", "nope")
 	f.Add("k-2", "n2", "", "", "*:*:get*", "2001:db8::1/64", "1.2.3.4", "x-exp", "${key.expires_at} $$", false, int64(1770000000), int64(1780000000), "billing", "acme")
 	f.Add("k-3", "n3", "", "", "", "", "", "", "", false, int64(0), int64(0), "nope", "acme")
+	f.Add("k-4", "invoice\u202etxt", "", "part\u200bners", "", "", "", "set-cookie", "s=1", false, int64(0), int64(0), "billing", "acme")
+	f.Add("k-5", "n5", "", "", "", "", "", "x-envoy-auth-headers-to-remove", "${operation}", false, int64(0), int64(0), "billing", "acme")
 
 	f.Fuzz(func(t *testing.T, id, name, desc, group, scope, ip1, ip2, hName, hValue string, hDisabled bool, notBefore, expiresAt int64, appID, tenantID string) {
 		req := &accountv1.GenerateServiceAccessKeyRequest{
@@ -135,6 +137,12 @@ func FuzzValidateGenerateServiceAccessKey(f *testing.F) {
 		}
 		if k.Spec.Type != authz.KeyTypeService || k.Spec.AppID != "billing" || k.Spec.TenantID != "acme" {
 			t.Fatalf("stored %+v", k.Spec)
+		}
+		// What was accepted passes the name rules.
+		for _, text := range []string{k.Spec.Name, k.Spec.Group} {
+			if err := authz.CheckLabelText(text); err != nil {
+				t.Fatalf("accepted a name or group that %v", err)
+			}
 		}
 	})
 }

@@ -362,7 +362,13 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 	if emptyKeyUpdate(&u) {
 		return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.now())}, nil
 	}
-	updated, err := authz.Compile(u.Apply(k.Spec), s.compile)
+	// Headers saved under older rules do not block an update that leaves
+	// them alone (deactivating the key, say): the data plane drops them.
+	compile := authz.Compile
+	if u.ResponseHeaders == nil {
+		compile = compileStored
+	}
+	updated, err := compile(u.Apply(k.Spec), s.compile)
 	if err != nil {
 		var v violations
 		v.compileErrors(err)
@@ -428,7 +434,8 @@ func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRe
 		}
 		spec.PreviousHash, spec.PreviousValidUntil = k.Spec.Hash, graceUntil
 	}
-	if _, err := authz.Compile(spec, s.compile); err != nil {
+	// A new secret leaves the response headers as stored.
+	if _, err := compileStored(spec, s.compile); err != nil {
 		v.compileErrors(err)
 		return nil, v.err()
 	}
@@ -510,4 +517,12 @@ func (s *Server) ListAuditEvents(ctx context.Context, r *accountv1.ListAuditEven
 		out.Events[i] = pe
 	}
 	return out, nil
+}
+
+// compileStored is authz.CompileStored with Compile's signature, for a
+// change that keeps a key's stored response headers: those that break
+// today's rules are the data plane's to drop, not a reason to refuse it.
+func compileStored(spec authz.KeySpec, opts authz.CompileOptions) (*authz.Key, error) {
+	k, _, err := authz.CompileStored(spec, opts)
+	return k, err
 }

@@ -27,7 +27,7 @@ const (
 	MaxScopeLen           = 4096
 	MaxIPFilters          = 100
 	MaxIPFilterLen        = 100
-	MaxResponseHeaders    = 50
+	MaxResponseHeaders    = authz.MaxResponseHeaders
 	MaxHeaderNameLen      = 256
 	MaxHeaderValueLen     = 4096
 	MaxPageTokenLen       = 1024
@@ -148,25 +148,32 @@ func (v *violations) checkRef(field, id string) {
 	}
 }
 
-// checkName checks a name: 1–200 bytes, no control characters, no leading
-// or trailing white space.
+// checkName checks a name: 1–200 bytes, no control, bidirectional or
+// invisible characters, no leading or trailing white space.
 func (v *violations) checkName(field, name string, required bool) {
 	v.checkLabel(field, name, MaxNameLen, required)
 }
 
 // checkLabel checks a one-line label (a name, a group): at most max bytes,
-// no control characters, no leading or trailing white space.
+// no control characters nor bidirectional or invisible ones (named by code
+// point, never echoed: authz.CheckLabelText), no leading or trailing white
+// space. Names of apps, tenants and keys and groups share it.
 func (v *violations) checkLabel(field, name string, max int, required bool) {
-	switch {
-	case name == "":
+	if name == "" {
 		if required {
 			v.add(field, "required")
 		}
-	case len(name) > max:
+		return
+	}
+	if len(name) > max {
 		v.add(field, "longer than %d bytes", max)
-	case hasControl(name, ""):
-		v.add(field, "contains a control character")
-	case strings.TrimSpace(name) != name:
+		return
+	}
+	if err := authz.CheckLabelText(name); err != nil {
+		v.add(field, "%s", err)
+		return
+	}
+	if strings.TrimSpace(name) != name {
 		v.add(field, "starts or ends with white space")
 	}
 }

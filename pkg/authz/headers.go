@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Header is one header name and value an adapter sends.
@@ -95,22 +96,83 @@ func ParseTemplate(s string) ([]templatePart, error) {
 	return parts, nil
 }
 
-// validHeaderName reports whether s is an HTTP token (RFC 9110 tchar) in
-// lower case, as Envoy sends header names.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
+// Response header rules (SPEC §9 "Responses").
+const (
+	// MaxResponseHeaders is how many response headers a key may have.
+	MaxResponseHeaders = 20
+	// MaxHeaderNameLen is the longest response header name.
+	MaxHeaderNameLen = 64
+	// MaxHeaderValueLen is the longest response header value once
+	// rendered. What the key fixes is checked when the key is saved;
+	// ${service} and ${operation} are filled per request, and a value
+	// they would take past the bound is cut there (at a UTF-8 boundary).
+	MaxHeaderValueLen = 1024
+)
+
+// reservedPrefixes are the prefixes no response header may start with:
+// names proxies and upstreams read as the proxy's own.
+var reservedPrefixes = []string{"x-envoy-", "x-forwarded-", "x-real-ip", "x-request-id"}
+
+// IdentityPrefix is the prefix the identity header names share, up to and
+// including its last "-" ("x-keygate-" for the defaults), or "" when they
+// share nothing more specific than "x-": response headers may not start
+// with it, so that a key can never pose as keygate's own headers.
+func IdentityPrefix(names []string) string {
+	if len(names) == 0 {
+		return ""
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
+	p := strings.ToLower(names[0])
+	for _, n := range names[1:] {
+		n = strings.ToLower(n)
+		i := 0
+		for i < len(p) && i < len(n) && p[i] == n[i] {
+			i++
+		}
+		p = p[:i]
+	}
+	cut := strings.LastIndexByte(p, '-')
+	if cut < 0 {
+		return ""
+	}
+	p = p[:cut+1]
+	if p == "x-" || p == "-" {
+		return ""
+	}
+	return p
+}
+
+// checkHeaderName applies SPEC §9's name rules to a lower-cased name.
+func checkHeaderName(name string, opts *CompileOptions) error {
+	if name == "" {
+		return errors.New("name required")
+	}
+	if len(name) > MaxHeaderNameLen {
+		return fmt.Errorf("name longer than %d bytes", MaxHeaderNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return errors.New("not a valid header name: only a-z, 0-9 and - are allowed")
 		}
 	}
-	return true
+	if !strings.HasPrefix(name, "x-") {
+		return errors.New("name must start with x-")
+	}
+	for _, r := range opts.ReservedHeaders {
+		if strings.EqualFold(name, r) {
+			return errors.New("name is reserved for keygate's identity or key header")
+		}
+	}
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(name, p) {
+			return fmt.Errorf("name is reserved: it may not start with %s", p)
+		}
+	}
+	for _, p := range opts.ReservedPrefixes {
+		if p != "" && strings.HasPrefix(name, strings.ToLower(p)) {
+			return fmt.Errorf("name is reserved for keygate's identity headers (prefix %s)", p)
+		}
+	}
+	return nil
 }
 
 // validHeaderValue refuses control characters (CR/LF would split headers).
@@ -123,69 +185,95 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-func compileHeaders(k *Key, reserved []string) ([]headerTemplate, error) {
+// compileHeaders checks the key's response headers against SPEC §9's rules
+// and compiles them. Strict (lenient false), every problem is an error.
+// Lenient, as for keys already stored, a header that breaks a rule is
+// dropped instead and its name returned in dropped (disabled ones, never
+// sent, are dropped without a word); headers past the limit are dropped
+// too, the first MaxResponseHeaders kept.
+func compileHeaders(k *Key, opts *CompileOptions, lenient bool) (out []headerTemplate, dropped []string, err error) {
 	var errs []error
-	var out []headerTemplate
+	specs := k.Spec.ResponseHeaders
+	if len(specs) > MaxResponseHeaders {
+		if !lenient {
+			return nil, nil, fmt.Errorf("%d headers, more than the %d a key may have", len(specs), MaxResponseHeaders)
+		}
+		for _, h := range specs[MaxResponseHeaders:] {
+			if !h.Disabled {
+				dropped = append(dropped, h.Name)
+			}
+		}
+		specs = specs[:MaxResponseHeaders]
+	}
 	seen := map[string]bool{}
-	for i, h := range k.Spec.ResponseHeaders {
-		name := strings.ToLower(h.Name)
-		bad := func(err error) { errs = append(errs, fmt.Errorf("[%d] %q: %w", i, h.Name, err)) }
-		if !validHeaderName(name) {
-			bad(errors.New("not a valid header name"))
-			continue
-		}
-		if seen[name] {
-			bad(errors.New("duplicate header name"))
-			continue
-		}
-		seen[name] = true
-		if isReserved(name, reserved) {
-			bad(errors.New("name is reserved for keygate's identity or key header"))
-			continue
-		}
-		parts, err := ParseTemplate(h.Value)
+	for i, h := range specs {
+		t, err := compileHeader(k, h, opts, seen)
 		if err != nil {
-			bad(err)
+			if lenient {
+				if !h.Disabled {
+					dropped = append(dropped, h.Name)
+				}
+				continue
+			}
+			errs = append(errs, fmt.Errorf("[%d] %q: %w", i, h.Name, err))
 			continue
 		}
-		dynamic := false
-		for _, p := range parts {
-			switch p.v {
-			case varTenantID, varTenantName:
-				if k.Spec.TenantID == "" {
-					bad(fmt.Errorf("uses a tenant variable but %s keys have no tenant", k.Spec.Type))
-				}
-			case varService, varOperation:
-				dynamic = true
-			}
-			if p.v < 0 && !validHeaderValue(p.lit) {
-				bad(errors.New("value contains control characters"))
-			}
+		if !h.Disabled {
+			out = append(out, t)
 		}
-		if h.Disabled {
-			continue // checked, but never sent
-		}
-		t := headerTemplate{name: name}
-		if dynamic {
-			t.parts = parts
-		} else {
-			t.static = render(parts, k, nil)
-		}
-		out = append(out, t)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	return out, nil
+	return out, dropped, nil
 }
 
-func isReserved(name string, reserved []string) bool {
-	for _, r := range reserved {
-		if strings.EqualFold(name, r) {
-			return true
-		}
+// compileHeader checks and compiles one response header; seen holds the
+// names before it.
+func compileHeader(k *Key, h HeaderSpec, opts *CompileOptions, seen map[string]bool) (headerTemplate, error) {
+	name := strings.ToLower(h.Name)
+	if err := checkHeaderName(name, opts); err != nil {
+		return headerTemplate{}, err
 	}
-	return false
+	if seen[name] {
+		return headerTemplate{}, errors.New("duplicate header name")
+	}
+	seen[name] = true
+	parts, err := ParseTemplate(h.Value)
+	if err != nil {
+		return headerTemplate{}, err
+	}
+	dynamic := false
+	fixed := 0 // bytes of the value the key fixes
+	for _, p := range parts {
+		switch p.v {
+		case varTenantID, varTenantName:
+			if k.Spec.TenantID == "" {
+				return headerTemplate{}, fmt.Errorf("uses a tenant variable but %s keys have no tenant", k.Spec.Type)
+			}
+		case varAppID, varAppName:
+			if k.Spec.AppID == "" {
+				return headerTemplate{}, fmt.Errorf("uses an app variable but %s keys have no app", k.Spec.Type)
+			}
+		case varService, varOperation:
+			dynamic = true
+			continue
+		}
+		if p.v < 0 && !validHeaderValue(p.lit) {
+			return headerTemplate{}, errors.New("value contains control characters")
+		}
+		fixed += len(value(p, k, nil))
+	}
+	if fixed > MaxHeaderValueLen {
+		return headerTemplate{}, fmt.Errorf("value longer than %d bytes once rendered for this key", MaxHeaderValueLen)
+	}
+	t := headerTemplate{name: name}
+	if dynamic {
+		t.parts = parts
+	} else {
+		t.static = render(parts, k, nil)
+	}
+	return t, nil
 }
 
 func render(parts []templatePart, k *Key, t *Target) string {
@@ -196,7 +284,21 @@ func render(parts []templatePart, k *Key, t *Target) string {
 	for _, p := range parts {
 		b.WriteString(value(p, k, t))
 	}
-	return b.String()
+	return truncateValue(b.String())
+}
+
+// truncateValue cuts a rendered value to MaxHeaderValueLen bytes, at a
+// UTF-8 boundary. Only ${service} and ${operation}, filled per request, can
+// take a value there: what the key fixes was bounded when it was saved.
+func truncateValue(s string) string {
+	if len(s) <= MaxHeaderValueLen {
+		return s
+	}
+	n := MaxHeaderValueLen
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func value(p templatePart, k *Key, t *Target) string {

@@ -108,6 +108,10 @@ type CompileOptions struct {
 	// ReservedHeaders are header names a key's response headers may not
 	// use: the identity headers and the key header.
 	ReservedHeaders []string
+	// ReservedPrefixes are prefixes a key's response header names may not
+	// start with besides SPEC §9's fixed ones: the identity headers'
+	// common prefix (IdentityPrefix), "x-keygate-" by default.
+	ReservedPrefixes []string
 	// Scopes, when set, shares compiled scopes between keys with the same
 	// scope text (a bulk load of a million keys has few distinct scopes).
 	Scopes *ScopeCache
@@ -152,8 +156,23 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // Compile checks a key spec and builds its record. The error joins one
-// FieldError per problem, so a caller can report them all at once.
+// FieldError per problem, so a caller can report them all at once. It is
+// how a key about to be saved is checked.
 func Compile(spec KeySpec, opts CompileOptions) (*Key, error) {
+	k, _, err := compile(spec, &opts, false)
+	return k, err
+}
+
+// CompileStored is Compile for a key already stored, saved under older or
+// other rules: a response header that breaks SPEC §9's rules is dropped
+// rather than failing the key, which keeps working without it. dropped
+// names the headers dropped (names only; a caller logs and counts them).
+// Every other problem is still an error.
+func CompileStored(spec KeySpec, opts CompileOptions) (k *Key, dropped []string, err error) {
+	return compile(spec, &opts, true)
+}
+
+func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, error) {
 	var errs []error
 	bad := func(field string, err error) { errs = append(errs, &FieldError{Field: field, Err: err}) }
 	k := &Key{Spec: spec}
@@ -218,14 +237,15 @@ func Compile(spec KeySpec, opts CompileOptions) (*Key, error) {
 	if !spec.ExpiresAt.IsZero() {
 		k.ExpiresAtText = spec.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	k.headers, err = compileHeaders(k, opts.ReservedHeaders)
+	var dropped []string
+	k.headers, dropped, err = compileHeaders(k, opts, lenient)
 	if err != nil {
 		bad("response_headers", err)
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	return k, nil
+	return k, dropped, nil
 }
 
 // Scope returns the compiled scope (for listing the services it names).

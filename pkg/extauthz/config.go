@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 // IdentityHeaders are the names of the headers keygate sets upstream on
@@ -97,6 +99,37 @@ func (c Config) Validate() error {
 // ReservedHeaders are the names a key's response headers may not use.
 func (c Config) ReservedHeaders() []string {
 	return append([]string{c.KeyHeader}, c.Identity.Names()...)
+}
+
+// ReservedPrefixes are the prefixes a key's response header names may not
+// start with besides SPEC §9's fixed ones: the identity headers' common
+// prefix ("x-keygate-" by default), when they share one.
+func (c Config) ReservedPrefixes() []string {
+	if p := authz.IdentityPrefix(c.Identity.Names()); p != "" {
+		return []string{p}
+	}
+	return nil
+}
+
+// CompileOptions are the options keys are compiled with for this
+// configuration: its reserved header names and prefixes. c should have
+// its defaults filled (WithDefaults).
+func (c Config) CompileOptions() authz.CompileOptions {
+	return authz.CompileOptions{ReservedHeaders: c.ReservedHeaders(), ReservedPrefixes: c.ReservedPrefixes()}
+}
+
+// protectedHeaders are the request header names a client must not be able
+// to pass off upstream under another spelling: the key header and the
+// identity headers, lower-cased.
+func (c Config) protectedHeaders() []string {
+	return append([]string{strings.ToLower(c.KeyHeader)}, lowerAll(c.Identity.Names())...)
+}
+
+func lowerAll(names []string) []string {
+	for i, n := range names {
+		names[i] = strings.ToLower(n)
+	}
+	return names
 }
 
 func validHeaderName(s string) bool {

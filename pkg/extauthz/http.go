@@ -76,6 +76,7 @@ type httpHandler struct {
 	obs       Observer
 	log       *slog.Logger
 	keyHeader string // cfg.KeyHeader in canonical form
+	protected protectedNames
 	denied    map[authz.Reason]*httpDenial
 	states    sync.Pool
 }
@@ -99,8 +100,9 @@ type httpState struct {
 // httpKeyParts is the HTTP form of a key's keyParts: canonical header
 // names with ready value slices.
 type httpKeyParts struct {
-	headers []httpHeader // identity headers and fixed response headers
-	remove  []string     // HeadersToRemoveHeader's value
+	identity []httpHeader // the identity headers that apply to the key
+	response []httpHeader // fixed response headers
+	remove   []string     // HeadersToRemoveHeader's value
 	// dynamicNames are the canonical names of every response header when
 	// some of them depend on the request; their values are rendered per
 	// request, in AppendResponseHeaders' order.
@@ -169,6 +171,7 @@ func NewHTTPHandler(engine *authz.Engine, cfg Config, obs Observer, log *slog.Lo
 		obs:       obs,
 		log:       log,
 		keyHeader: textproto.CanonicalMIMEHeaderKey(cfg.KeyHeader),
+		protected: newProtectedNames(cfg.protectedHeaders()),
 		denied:    make(map[authz.Reason]*httpDenial),
 	}
 	for _, r := range authz.Reasons() {
@@ -215,7 +218,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		*d = h.engine.Check(ctx, &st.req)
 	}
 	if d.Allowed() {
-		h.writeAllow(w, d, st)
+		h.writeAllow(w, d, st, forgedHTTPNames(r.Header, &h.protected))
 	} else {
 		h.writeDeny(w, r, d)
 		logDeny(ctx, h.log, d)
@@ -346,21 +349,32 @@ func (h *httpHandler) readBody(w http.ResponseWriter, r *http.Request, in *authz
 	return ""
 }
 
-// writeAllow answers 200 with the identity headers, the headers to remove
-// and the key's response headers.
-func (h *httpHandler) writeAllow(w http.ResponseWriter, d *authz.Decision, st *httpState) {
+// writeAllow answers 200 with the key's response headers, the identity
+// headers and the headers to remove, in that order: keygate's own control
+// headers are written last, so that no key header spelled like one of them
+// can replace it (the name rules refuse such names; this is the second
+// line). forged are request headers spelled like a protected one
+// (forgedHTTPNames), removed too.
+func (h *httpHandler) writeAllow(w http.ResponseWriter, d *authz.Decision, st *httpState, forged []string) {
 	p := h.httpPartsFor(d.Key)
 	hd := w.Header()
-	for i := range p.headers {
-		hd[p.headers[i].name] = p.headers[i].value
+	for i := range p.response {
+		hd[p.response[i].name] = p.response[i].value
 	}
-	hd[HeadersToRemoveHeader] = p.remove
 	if p.dynamicNames != nil {
 		for i, rh := range d.Key.AppendResponseHeaders(st.rh[:0], &d.Target) {
 			if i < len(p.dynamicNames) {
 				hd[p.dynamicNames[i]] = []string{rh.Value}
 			}
 		}
+	}
+	for i := range p.identity {
+		hd[p.identity[i].name] = p.identity[i].value
+	}
+	if forged != nil {
+		hd[HeadersToRemoveHeader] = []string{p.remove[0] + ", " + strings.Join(forged, ", ")}
+	} else {
+		hd[HeadersToRemoveHeader] = p.remove
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -374,7 +388,7 @@ func (h *httpHandler) httpPartsFor(k *authz.Key) *httpKeyParts {
 	}
 	hp := &httpKeyParts{remove: []string{strings.Join(p.remove, ", ")}}
 	for _, o := range p.identity {
-		hp.headers = append(hp.headers, httpHeader{
+		hp.identity = append(hp.identity, httpHeader{
 			name: textproto.CanonicalMIMEHeaderKey(o.GetHeader().GetKey()), value: []string{o.GetHeader().GetValue()}})
 	}
 	if p.dynamicHeaders {
@@ -383,7 +397,7 @@ func (h *httpHandler) httpPartsFor(k *authz.Key) *httpKeyParts {
 		}
 	} else {
 		for _, o := range p.responseHeaders {
-			hp.headers = append(hp.headers, httpHeader{
+			hp.response = append(hp.response, httpHeader{
 				name: textproto.CanonicalMIMEHeaderKey(o.GetHeader().GetKey()), value: []string{o.GetHeader().GetValue()}})
 		}
 	}

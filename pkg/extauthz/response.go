@@ -245,9 +245,18 @@ func buildParts(k *authz.Key, cfg *Config) *keyParts {
 }
 
 // allowResponse builds the OkHttpResponse for an allowed request, with its
-// wire form: the key's last response when the target is the same.
-func (s *Server) allowResponse(d *authz.Decision) answer {
+// wire form: the key's last response when the target is the same. forged
+// are request headers spelled like a protected one (forgedNames): a
+// request that sends any gets a response of its own that removes them
+// too, never shared.
+func (s *Server) allowResponse(d *authz.Decision, forged []string) answer {
 	p := partsFor(d.Key, &s.cfg)
+	if forged != nil {
+		resp := s.buildAllow(d, p)
+		remove := make([]string, 0, len(p.remove)+len(forged))
+		resp.GetOkResponse().HeadersToRemove = append(append(remove, p.remove...), forged...)
+		return answer{resp: resp}
+	}
 	t := &d.Target
 	if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
 		return c.answer

@@ -35,6 +35,9 @@ type Server struct {
 	tracer      CheckTracer
 	okStatus    *rpcstatus.Status
 	queryRemove []string
+	// protected are the key header and the identity headers: request
+	// headers spelled like them go into headers_to_remove (forged.go).
+	protected protectedNames
 	// states recycles the per-check request and decision: both escape to
 	// the heap through the store and router interfaces, and pooling them
 	// keeps a cache-hit check free of allocations of its own.
@@ -59,12 +62,13 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		engine:   engine,
-		cfg:      cfg,
-		obs:      obs,
-		log:      log,
-		denied:   buildDenials(cfg),
-		okStatus: &rpcstatus.Status{},
+		engine:    engine,
+		cfg:       cfg,
+		obs:       obs,
+		log:       log,
+		denied:    buildDenials(cfg),
+		okStatus:  &rpcstatus.Status{},
+		protected: newProtectedNames(cfg.protectedHeaders()),
 	}
 	if cfg.KeyQueryParam != "" {
 		s.queryRemove = []string{cfg.KeyQueryParam}
@@ -125,7 +129,7 @@ func (s *Server) decide(ctx context.Context, v *requestView) (answer, error) {
 	d := &st.dec
 	var a answer
 	if d.Allowed() {
-		a = s.allowResponse(d)
+		a = s.allowResponse(d, v.hs.forgedNames(&s.protected))
 	} else {
 		a = s.denyResponse(d)
 		logDeny(ctx, s.log, d)

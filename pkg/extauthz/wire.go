@@ -39,6 +39,9 @@ type wireRequest struct {
 	ext       authz.Extensions
 	// source is the source peer's socket address, "" when it has none.
 	source string
+	// underscore is set when some header name (of either list) holds
+	// "_": only then can one pass for an identity header (forged.go).
+	underscore bool
 }
 
 type wireHeader struct {
@@ -134,6 +137,7 @@ func (w *wireRequest) httpField(num protowire.Number, v []byte) error {
 	case 3:
 		k, val, err := decodeStringEntry(v)
 		w.headers = append(w.headers, wireHeader{key: k, value: val})
+		w.underscore = w.underscore || strings.IndexByte(k, '_') >= 0
 		return wrap("headers", err)
 	case 4:
 		return w.setString(&w.path, "path", v)
@@ -163,6 +167,7 @@ func (w *wireRequest) httpField(num protowire.Number, v []byte) error {
 				return nil
 			})
 			w.headerMap = append(w.headerMap, h)
+			w.underscore = w.underscore || strings.IndexByte(h.key, '_') >= 0
 			return wrap("headers", err)
 		}))
 	}

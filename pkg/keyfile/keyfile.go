@@ -5,7 +5,7 @@
 //
 // The file looks like this (field names are a public contract):
 //
-//	account: default
+//	account: default         # optional: absent or empty is "default"
 //	apps:    [{id: billing, name: Billing}]
 //	tenants: [{id: acme, name: ACME Corp}]
 //	keys:
@@ -24,6 +24,14 @@
 //	    description: "…"
 //	    response_headers:
 //	      - {name: x-tier, value: gold, disabled: false}
+//
+// Every key of a file belongs to its one account: the account field, or
+// DefaultAccount ("default") when the file names none. The account id is
+// never empty, so every allow names it in x-keygate-account-id and in
+// dynamic_metadata account_id (SPEC §9 "Identity across accounts"). Names
+// (of apps, tenants and keys) and groups may not hold bidirectional,
+// invisible or control characters; response headers follow SPEC §9's name
+// rules (authz.Compile).
 package keyfile
 
 import (
@@ -403,6 +411,20 @@ func (p *parser) timestamp(n *yaml.Node, entry, field string) time.Time {
 	return t.UTC()
 }
 
+// label refuses, in a name or a group, what authz.CheckLabelText refuses
+// (bidirectional, invisible and control characters), naming the code
+// point; it reports whether it did.
+func (p *parser) label(n *yaml.Node, entry, field, text string) bool {
+	if n == nil || text == "" {
+		return false
+	}
+	if err := authz.CheckLabelText(text); err != nil {
+		p.fail(n.Line, entry, field, err)
+		return true
+	}
+	return false
+}
+
 // owners reads the apps or tenants list.
 func (p *parser) owners(n *yaml.Node, list string) map[string]owner {
 	items := p.seq(n, "", list)
@@ -416,6 +438,7 @@ func (p *parser) owners(n *yaml.Node, list string) map[string]owner {
 		}
 		id, _ = p.str(f["id"], label, "id")
 		name, _ := p.str(f["name"], label, "name")
+		p.label(f["name"], label, "name", name)
 		switch first, dup := out[id]; {
 		case id == "":
 			p.fail(lineOf(f["id"], n), label, "id", errors.New("required"))
@@ -512,6 +535,11 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 			reported["type"] = true
 		}
 		spec.Type = typ
+	}
+	for _, field := range []string{"name", "group"} {
+		if kp.label(f[field], label, field, map[string]string{"name": spec.Name, "group": spec.Group}[field]) {
+			reported[field] = true
+		}
 	}
 	if v := f["active"]; v != nil {
 		spec.Active, _ = kp.boolean(v, label, "active")

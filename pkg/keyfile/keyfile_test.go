@@ -622,8 +622,10 @@ func FuzzParse(f *testing.F) {
 	f.Add("keys: [{id: k, name: n, type: app, app: x, hash: \"sha256:00\", response_headers: [{name: 1}]}]\n")
 	f.Add("keys:\n  - <<: {id: k}\n---\n")
 	f.Add("apps: [{id: a}]\nkeys:\n  - {id: k, name: n, type: app, app: a, hash: \"" + hash(1) + "\", not_before: 2026-01-01T00:00:00Z, expires_at: 2025-01-01T00:00:00Z}\n")
+	f.Add("apps: [{id: a, name: \"A\\u202E\"}]\nkeys:\n  - {id: k, name: \"n\\u200B\", group: \"g\\u00AD\", type: app, app: a, hash: \"" + hash(1) + "\", response_headers: [{name: set-cookie, value: x}, {name: x-envoy-a, value: y}]}\n")
 	f.Fuzz(func(t *testing.T, file string) {
 		opts := testOpts
+		opts.Compile.ReservedPrefixes = []string{"x-keygate-"}
 		opts.HasService = func(string) bool { return false }
 		set, _, err := Parse([]byte(file), "fuzz.yaml", opts)
 		if err != nil {
@@ -644,6 +646,18 @@ func FuzzParse(f *testing.F) {
 		for _, k := range set.Keys() {
 			if set.byHash[k.Digest] != k {
 				t.Fatalf("key %q is not indexed by its digest", k.Spec.ID)
+			}
+			// What the file accepted passes the name rules.
+			for _, text := range []string{k.Spec.Name, k.Spec.Group, k.Spec.AppName, k.Spec.TenantName} {
+				if err := authz.CheckLabelText(text); err != nil {
+					t.Fatalf("key %q: accepted a name that %v", k.Spec.ID, err)
+				}
+			}
+			for _, h := range k.AppendResponseHeaders(nil, &authz.Target{}) {
+				if !strings.HasPrefix(h.Name, "x-") || strings.HasPrefix(h.Name, "x-envoy-") || strings.HasPrefix(h.Name, "x-keygate-") ||
+					len(h.Name) > authz.MaxHeaderNameLen || len(h.Value) > authz.MaxHeaderValueLen {
+					t.Fatalf("key %q: accepted response header %q (%d bytes)", k.Spec.ID, h.Name, len(h.Value))
+				}
 			}
 		}
 	})

@@ -50,21 +50,22 @@ const ScopeName = "github.com/keygate/keygate"
 // adds the unit ("s" → _seconds) and, for counters, _total: the names on
 // /metrics are in the comments.
 const (
-	nameDecisions      = "keygate.decisions"             // keygate_decisions_total{result,reason}
-	nameCheckDuration  = "keygate.check.duration"        // keygate_check_duration_seconds
-	nameKeysLoaded     = "keygate.keys.loaded"           // keygate_keys_loaded
-	nameReloads        = "keygate.config.reloads"        // keygate_config_reloads_total{file,result}
-	nameBuildInfo      = "keygate.build.info"            // keygate_build_info{version}
-	nameCacheHits      = "keygate.cache.hits"            // keygate_cache_hits_total
-	nameCacheMisses    = "keygate.cache.misses"          // keygate_cache_misses_total
-	nameCacheNegHits   = "keygate.cache.negative_hits"   // keygate_cache_negative_hits_total
-	nameCacheRejects   = "keygate.cache.rejects"         // keygate_cache_rejects_total
-	nameFeedConnected  = "keygate.change_feed.connected" // keygate_change_feed_connected
-	nameFeedApplied    = "keygate.change_feed.applied"   // keygate_change_feed_applied_total
-	nameFeedErrors     = "keygate.change_feed.errors"    // keygate_change_feed_errors_total
-	nameStoreDuration  = "keygate.store.query.duration"  // keygate_store_query_duration_seconds{operation}
-	nameStoreErrors    = "keygate.store.errors"          // keygate_store_errors_total{operation}
-	namePropagationLag = "keygate.propagation.lag"       // keygate_propagation_lag_seconds
+	nameDecisions      = "keygate.decisions"                // keygate_decisions_total{result,reason}
+	nameCheckDuration  = "keygate.check.duration"           // keygate_check_duration_seconds
+	nameKeysLoaded     = "keygate.keys.loaded"              // keygate_keys_loaded
+	nameReloads        = "keygate.config.reloads"           // keygate_config_reloads_total{file,result}
+	nameBuildInfo      = "keygate.build.info"               // keygate_build_info{version}
+	nameCacheHits      = "keygate.cache.hits"               // keygate_cache_hits_total
+	nameCacheMisses    = "keygate.cache.misses"             // keygate_cache_misses_total
+	nameCacheNegHits   = "keygate.cache.negative_hits"      // keygate_cache_negative_hits_total
+	nameCacheRejects   = "keygate.cache.rejects"            // keygate_cache_rejects_total
+	nameFeedConnected  = "keygate.change_feed.connected"    // keygate_change_feed_connected
+	nameFeedApplied    = "keygate.change_feed.applied"      // keygate_change_feed_applied_total
+	nameFeedErrors     = "keygate.change_feed.errors"       // keygate_change_feed_errors_total
+	nameStoreDuration  = "keygate.store.query.duration"     // keygate_store_query_duration_seconds{operation}
+	nameStoreErrors    = "keygate.store.errors"             // keygate_store_errors_total{operation}
+	namePropagationLag = "keygate.propagation.lag"          // keygate_propagation_lag_seconds
+	nameHeadersDropped = "keygate.response_headers.dropped" // keygate_response_headers_dropped_total
 )
 
 const checkDurationHelp = "Time to decide one Check, from request in to response out."
@@ -148,6 +149,8 @@ type Metrics struct {
 	storeRec  [numStoreOps][]metric.RecordOption
 
 	lag metric.Float64Histogram
+
+	headersDropped metric.Int64Counter
 
 	keysLoaded atomic.Pointer[func() float64]
 	cacheOnce  sync.Once
@@ -291,6 +294,10 @@ func build(version string) (*Metrics, error) {
 		metric.WithExplicitBucketBoundaries(lagBuckets...))
 	check(err)
 
+	m.headersDropped, err = m.meter.Int64Counter(nameHeadersDropped,
+		metric.WithDescription("Response headers of stored keys dropped at load because they break the response header rules; each key record counts once per load, never per request."))
+	check(err)
+
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -393,6 +400,14 @@ func (m *Metrics) ObserveStoreQuery(ctx context.Context, op StoreOp, elapsed tim
 // replica's cache.
 func (m *Metrics) ObservePropagationLag(lag time.Duration) {
 	m.lag.Record(context.Background(), max(lag, 0).Seconds())
+}
+
+// ObserveDroppedResponseHeaders counts the response headers one stored key
+// record lost at load (postgres.HeaderObserver).
+func (m *Metrics) ObserveDroppedResponseHeaders(n int) {
+	if n > 0 {
+		m.headersDropped.Add(context.Background(), int64(n))
+	}
 }
 
 // ObserveCache exports the cache's counters, read at scrape time: hits,

@@ -66,11 +66,12 @@ func (b *Buffer) String() string {
 var T0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // CompileOptions are the options the test server and store compile keys
-// with: keygate's default key header and identity headers are reserved.
+// with: keygate's default key header and identity headers are reserved,
+// and the identity headers' prefix.
 var CompileOptions = authz.CompileOptions{ReservedHeaders: []string{
 	"x-api-key", "x-keygate-key-id", "x-keygate-key-name", "x-keygate-app-id",
 	"x-keygate-tenant-id", "x-keygate-account-id",
-}}
+}, ReservedPrefixes: []string{"x-keygate-"}}
 
 // Server is a running Account API on a 127.0.0.1 port, with one account
 // ("acct-1") and its bootstrap account key ("root", full scope), and a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unique"
@@ -118,8 +119,10 @@ func timeOf(t pgtype.Timestamptz) time.Time {
 
 // compile builds the data plane's record: active only when the key, its app
 // and its tenant are. A stored key that does not compile is an error, never
-// a silent skip: the constraints should make it impossible, so it means a
-// server setting (reserved headers) changed under stored keys.
+// a silent skip: the constraints should make it impossible. The one
+// exception is response headers: a header that breaks SPEC §9's rules
+// (saved before they held, or reserved by a server setting changed since)
+// is dropped, logged by name and counted, and the key works without it.
 func (s *Store) compile(r keyRow) (*authz.Key, error) {
 	return s.compileWith(r, s.opts.Compile)
 }
@@ -127,9 +130,12 @@ func (s *Store) compile(r keyRow) (*authz.Key, error) {
 func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (*authz.Key, error) {
 	spec := r.Spec
 	spec.Active = spec.Active && r.parentsActive
-	k, err := authz.Compile(spec, opts)
+	k, dropped, err := authz.CompileStored(spec, opts)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stored key %q does not compile: %w", spec.ID, err)
+	}
+	if len(dropped) > 0 {
+		s.droppedHeaders(spec.ID, dropped)
 	}
 	// These records are the data plane's (the cache's); the Account API
 	// reads keys as stored, not compiled.
@@ -137,13 +143,36 @@ func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (*authz.Key, er
 	return k, nil
 }
 
+// droppedHeaders logs, by name only, the response headers a stored key
+// lost at load, and counts them.
+func (s *Store) droppedHeaders(keyID string, names []string) {
+	for _, name := range names {
+		s.log.Warn("stored key: response header dropped at load: it breaks the response header rules (SPEC §9); the key works without it",
+			"key_id", keyID, "header", name)
+	}
+	if s.opts.Headers != nil {
+		s.opts.Headers.ObserveDroppedResponseHeaders(len(names))
+	}
+}
+
 // validate compiles a key about to be written, so that every problem the
-// data plane would refuse is reported at once, naming its fields.
-func (s *Store) validate(spec authz.KeySpec) error {
+// data plane would refuse is reported at once, naming its fields. With
+// keptHeaders (an update that leaves the stored response headers as they
+// are) headers saved under older rules do not fail the write: the data
+// plane drops them at load, and a key must stay editable (deactivated,
+// say) without first fixing them.
+func (s *Store) validate(spec authz.KeySpec, keptHeaders bool) error {
 	if spec.ID == "" {
 		spec.ID = "(new)" // the database picks the id
 	}
-	if _, err := authz.Compile(spec, s.opts.Compile); err != nil {
+	compile := authz.Compile
+	if keptHeaders {
+		compile = func(spec authz.KeySpec, opts authz.CompileOptions) (*authz.Key, error) {
+			k, _, err := authz.CompileStored(spec, opts)
+			return k, err
+		}
+	}
+	if _, err := compile(spec, s.opts.Compile); err != nil {
 		return &storeError{msg: "invalid key: " + strings.ReplaceAll(err.Error(), "\n", "; "), kind: store.ErrInvalid, cause: err}
 	}
 	return nil
@@ -194,7 +223,7 @@ func (s *Store) createKey(ctx context.Context, tx pgx.Tx, actor store.Actor, k s
 	if k.Origin == "" {
 		k.Origin = store.OriginGenerated
 	}
-	if err := s.validate(spec); err != nil {
+	if err := s.validate(spec, false); err != nil {
 		return store.Key{}, err
 	}
 	now := s.now()
@@ -266,7 +295,7 @@ func (s *Store) updateKey(ctx context.Context, actor store.Actor, accountID, id,
 		if err := change(&next); err != nil {
 			return err
 		}
-		if err := s.validate(next.Spec); err != nil {
+		if err := s.validate(next.Spec, slices.Equal(next.Spec.ResponseHeaders, cur.Spec.ResponseHeaders)); err != nil {
 			return err
 		}
 		if err := set(ctx, tx, &next, s.now()); err != nil {

@@ -35,8 +35,19 @@ type Options struct {
 	// (and so on Listen's, which copies the pool's settings). New leaves
 	// a caller's pool as it is.
 	Tracer pgx.QueryTracer
-	// Logger receives Listen's connection errors; nil discards.
+	// Logger receives Listen's connection errors and, at warning level,
+	// each response header a stored key loses at load; nil discards.
 	Logger *slog.Logger
+	// Headers, when set, counts the response headers dropped from stored
+	// keys at load (metrics.Metrics implements it).
+	Headers HeaderObserver
+}
+
+// HeaderObserver counts response headers that stored keys lose at load
+// because they break SPEC §9's rules (authz.CompileStored): n for one key
+// record, each time a record is compiled, never per request.
+type HeaderObserver interface {
+	ObserveDroppedResponseHeaders(n int)
 }
 
 // Store implements store.Accounts, store.Source and store.UsageWriter.
