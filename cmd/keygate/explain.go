@@ -19,6 +19,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/accountcli"
+	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
@@ -157,13 +158,9 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 // compileRemoteKey turns an Account API key into a record (with a dummy
 // hash: the record only decides rows 4-8 here).
 func compileRemoteKey(k *accountv1.Key, l *loaded) (*authz.Key, error) {
-	types := map[accountv1.KeyType]authz.KeyType{
-		accountv1.KeyType_KEY_TYPE_SERVICE: authz.KeyTypeService,
-		accountv1.KeyType_KEY_TYPE_APP:     authz.KeyTypeApp,
-		accountv1.KeyType_KEY_TYPE_ACCOUNT: authz.KeyTypeAccount,
-	}
+	typ, _ := accountgrpc.KeyTypeFromProto(k.GetType())
 	spec := authz.KeySpec{
-		ID: k.GetId(), Name: k.GetName(), Type: types[k.GetType()], AppID: k.GetAppId(), AppName: k.GetAppName(),
+		ID: k.GetId(), Name: k.GetName(), Type: typ, AppID: k.GetAppId(), AppName: k.GetAppName(),
 		TenantID: k.GetTenantId(), TenantName: k.GetTenantName(), Scope: k.GetScope(), Active: k.GetActive(),
 		IPFilters: k.GetIpFilters(), Group: k.GetGroup(), Description: k.GetDescription(),
 		Hash: apikey.FormatHash(apikey.SHA256, apikey.Digest{}),

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
 	"github.com/keygate/keygate/pkg/metrics"
@@ -74,7 +75,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	}
 	m.ObserveCache(kc.Stats)
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
-	accountSrv := account.NewServer(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log})
+	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log}), log)
 	src := &keySource{
 		store: kc,
 		usage: kc,
@@ -82,7 +83,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		ready: kc.Ready,
 		account: grpcService{
 			addr:     c.accountListenAddr(log),
-			register: func(s *grpc.Server) { account.Register(s, accountSrv) },
+			register: func(s *grpc.Server) { accountgrpc.Register(s, accountSrv) },
 			opts:     []grpc.ServerOption{grpc.ChainUnaryInterceptor(accountSrv.UnaryInterceptor())},
 		},
 		close: func() { kc.Close(); pool.Close() },

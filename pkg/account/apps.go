@@ -4,60 +4,69 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/store"
 )
 
-// ownerInput is what CreateApp and CreateTenant share.
-type ownerInput interface {
-	GetId() string
-	GetName() string
-	GetDescription() string
+// OwnerInput creates an app or a tenant. ID is optional (the store picks
+// one).
+type OwnerInput struct {
+	ID, Name, Description string
 }
 
-func checkOwnerCreate(r ownerInput) error {
-	var v violations
-	v.checkID("id", r.GetId(), false)
-	v.checkName("name", r.GetName(), true)
-	v.checkDescription("description", r.GetDescription())
+// OwnerUpdate changes the fields of an app or tenant that are set.
+type OwnerUpdate struct {
+	Name, Description *string
+	Active            *bool
+}
+
+// PageInput asks for one page of a list: Size 0 is the store's default,
+// Token the previous page's next token ("" for the first).
+type PageInput struct {
+	Size  int
+	Token string
+}
+
+func checkOwnerCreate(in OwnerInput) error {
+	var v Violations
+	v.checkID("id", in.ID, false)
+	v.checkName("name", in.Name, true)
+	v.checkDescription("description", in.Description)
 	return v.err()
 }
 
-// checkOwnerUpdate checks UpdateApp/UpdateTenant: nil fields are absent.
-func checkOwnerUpdate(id string, name, description *string, active *bool) (store.AppUpdate, error) {
-	var v violations
+// checkOwnerUpdate checks an app or tenant update: nil fields are absent.
+func checkOwnerUpdate(id string, u OwnerUpdate) (store.AppUpdate, error) {
+	var v Violations
 	v.checkRef("id", id)
-	if name != nil {
-		v.checkName("name", *name, true)
+	if u.Name != nil {
+		v.checkName("name", *u.Name, true)
 	}
-	if description != nil {
-		v.checkDescription("description", *description)
+	if u.Description != nil {
+		v.checkDescription("description", *u.Description)
 	}
-	return store.AppUpdate{Name: name, Description: description, Active: active}, v.err()
+	return store.AppUpdate{Name: u.Name, Description: u.Description, Active: u.Active}, v.err()
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func emptyUpdate(u store.AppUpdate) bool {
 	return u.Name == nil && u.Description == nil && u.Active == nil
 }
 
 func refError(field, id string) error {
-	var v violations
+	var v Violations
 	v.checkRef(field, id)
 	return v.err()
 }
 
-func pageError(size int32, token string) error {
-	var v violations
-	v.checkPage(size, token)
+func pageError(p PageInput) error {
+	var v Violations
+	v.checkPage(p.Size, p.Token)
 	return v.err()
 }
 
 func quoted(kind, id string) string { return fmt.Sprintf("%s %q", kind, id) }
 
 // label names an object being created: by id when chosen, else by name.
-func (s *Server) label(kind, id, name string) string {
+func label(kind, id, name string) string {
 	if id != "" {
 		return quoted(kind, id)
 	}
@@ -65,11 +74,10 @@ func (s *Server) label(kind, id, name string) string {
 }
 
 // owner is one of the two kinds of key owner, apps and tenants, which the
-// Account API manages alike: its store calls and its API form.
-type owner[T, P any] struct {
+// account service manages alike: its store calls.
+type owner[T any] struct {
 	kind, op string // "app", "App": in messages and store error labels
 	from     func(store.App) T
-	proto    func(T) P
 	create   func(context.Context, store.Actor, T) (T, error)
 	get      func(ctx context.Context, accountID, id string) (T, error)
 	list     func(ctx context.Context, accountID string, p store.Page) ([]T, string, error)
@@ -77,200 +85,154 @@ type owner[T, P any] struct {
 	remove   func(ctx context.Context, a store.Actor, accountID, id string) error
 }
 
-func (s *Server) apps() owner[store.App, *accountv1.App] {
-	return owner[store.App, *accountv1.App]{kind: "app", op: "App",
-		from: func(a store.App) store.App { return a }, proto: appProto,
+func (s *Service) apps() owner[store.App] {
+	return owner[store.App]{kind: "app", op: "App",
+		from:   func(a store.App) store.App { return a },
 		create: s.store.CreateApp, get: s.store.GetApp, list: s.store.ListApps,
 		update: s.store.UpdateApp, remove: s.store.DeleteApp}
 }
 
-func (s *Server) tenants() owner[store.Tenant, *accountv1.Tenant] {
-	return owner[store.Tenant, *accountv1.Tenant]{kind: "tenant", op: "Tenant",
-		from: func(a store.App) store.Tenant { return store.Tenant(a) }, proto: tenantProto,
+func (s *Service) tenants() owner[store.Tenant] {
+	return owner[store.Tenant]{kind: "tenant", op: "Tenant",
+		from:   func(a store.App) store.Tenant { return store.Tenant(a) },
 		create: s.store.CreateTenant, get: s.store.GetTenant, list: s.store.ListTenants,
 		update: s.store.UpdateTenant, remove: s.store.DeleteTenant}
 }
 
 // createOwner adds an active app or tenant.
-func createOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], r ownerInput) (P, error) {
-	var zero P
-	c, err := s.callerFrom(ctx)
-	if err != nil {
+func createOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, in OwnerInput) (T, error) {
+	var zero T
+	if err := s.check(c); err != nil {
 		return zero, err
 	}
-	if err := checkOwnerCreate(r); err != nil {
+	if err := checkOwnerCreate(in); err != nil {
 		return zero, err
 	}
 	now := s.now()
-	v, err := o.create(ctx, c.actor, o.from(store.App{
-		AccountID: c.accountID, ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription(),
+	v, err := o.create(ctx, c.Actor, o.from(store.App{
+		AccountID: c.AccountID, ID: in.ID, Name: in.Name, Description: in.Description,
 		Active: true, CreatedAt: now, UpdatedAt: now,
 	}))
 	if err != nil {
-		return zero, s.storeError(ctx, "Create"+o.op, s.label(o.kind, r.GetId(), r.GetName()), err)
+		return zero, s.storeError(ctx, "Create"+o.op, label(o.kind, in.ID, in.Name), err)
 	}
-	return o.proto(v), nil
+	return v, nil
 }
 
 // getOwner returns one app or tenant of the caller's account.
-func getOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], id string) (P, error) {
-	var zero P
-	c, err := s.callerFrom(ctx)
-	if err != nil {
+func getOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, id string) (T, error) {
+	var zero T
+	if err := s.check(c); err != nil {
 		return zero, err
 	}
 	if err := refError("id", id); err != nil {
 		return zero, err
 	}
-	v, err := o.get(ctx, c.accountID, id)
+	v, err := o.get(ctx, c.AccountID, id)
 	if err != nil {
 		return zero, s.storeError(ctx, "Get"+o.op, quoted(o.kind, id), err)
 	}
-	return o.proto(v), nil
+	return v, nil
 }
 
 // listOwners returns one page of the caller's apps or tenants.
-func listOwners[T, P any](ctx context.Context, s *Server, o owner[T, P], size int32, token string) ([]P, string, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
+func listOwners[T any](ctx context.Context, s *Service, o owner[T], c Caller, p PageInput) ([]T, string, error) {
+	if err := s.check(c); err != nil {
 		return nil, "", err
 	}
-	if err := pageError(size, token); err != nil {
+	if err := pageError(p); err != nil {
 		return nil, "", err
 	}
-	vs, next, err := o.list(ctx, c.accountID, store.Page{Size: int(size), Token: token})
+	vs, next, err := o.list(ctx, c.AccountID, store.Page{Size: p.Size, Token: p.Token})
 	if err != nil {
 		return nil, "", s.storeError(ctx, "List"+o.op+"s", "page", err)
 	}
-	out := make([]P, len(vs))
-	for i, v := range vs {
-		out[i] = o.proto(v)
-	}
-	return out, next, nil
+	return vs, next, nil
 }
 
 // updateOwner changes the fields present (non-nil) of an app or tenant.
-func updateOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], id string, name, description *string, active *bool) (P, error) {
-	var zero P
-	c, err := s.callerFrom(ctx)
-	if err != nil {
+func updateOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, id string, in OwnerUpdate) (T, error) {
+	var zero T
+	if err := s.check(c); err != nil {
 		return zero, err
 	}
-	u, err := checkOwnerUpdate(id, name, description, active)
+	u, err := checkOwnerUpdate(id, in)
 	if err != nil {
 		return zero, err
 	}
 	var v T
 	if emptyUpdate(u) {
-		v, err = o.get(ctx, c.accountID, id)
+		v, err = o.get(ctx, c.AccountID, id)
 	} else {
-		v, err = o.update(ctx, c.actor, c.accountID, id, u)
+		v, err = o.update(ctx, c.Actor, c.AccountID, id, u)
 	}
 	if err != nil {
 		return zero, s.storeError(ctx, "Update"+o.op, quoted(o.kind, id), err)
 	}
-	return o.proto(v), nil
+	return v, nil
 }
 
 // deleteOwner removes an app or tenant.
-func deleteOwner[T, P any](ctx context.Context, s *Server, o owner[T, P], id string) error {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
+func deleteOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, id string) error {
+	if err := s.check(c); err != nil {
 		return err
 	}
 	if err := refError("id", id); err != nil {
 		return err
 	}
-	if err := o.remove(ctx, c.actor, c.accountID, id); err != nil {
+	if err := o.remove(ctx, c.Actor, c.AccountID, id); err != nil {
 		return s.storeError(ctx, "Delete"+o.op, quoted(o.kind, id), err)
 	}
 	return nil
 }
 
 // CreateApp adds an active app.
-func (s *Server) CreateApp(ctx context.Context, r *accountv1.CreateAppRequest) (*accountv1.CreateAppResponse, error) {
-	a, err := createOwner(ctx, s, s.apps(), r)
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.CreateAppResponse{App: a}, nil
+func (s *Service) CreateApp(ctx context.Context, c Caller, in OwnerInput) (store.App, error) {
+	return createOwner(ctx, s, s.apps(), c, in)
 }
 
 // GetApp returns one app of the caller's account.
-func (s *Server) GetApp(ctx context.Context, r *accountv1.GetAppRequest) (*accountv1.GetAppResponse, error) {
-	a, err := getOwner(ctx, s, s.apps(), r.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.GetAppResponse{App: a}, nil
+func (s *Service) GetApp(ctx context.Context, c Caller, id string) (store.App, error) {
+	return getOwner(ctx, s, s.apps(), c, id)
 }
 
-// ListApps returns one page of the caller's apps.
-func (s *Server) ListApps(ctx context.Context, r *accountv1.ListAppsRequest) (*accountv1.ListAppsResponse, error) {
-	apps, next, err := listOwners(ctx, s, s.apps(), r.GetPageSize(), r.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.ListAppsResponse{Apps: apps, NextPageToken: next}, nil
+// ListApps returns one page of the caller's apps and the next page's token.
+func (s *Service) ListApps(ctx context.Context, c Caller, p PageInput) ([]store.App, string, error) {
+	return listOwners(ctx, s, s.apps(), c, p)
 }
 
-// UpdateApp changes the fields present in the request.
-func (s *Server) UpdateApp(ctx context.Context, r *accountv1.UpdateAppRequest) (*accountv1.UpdateAppResponse, error) {
-	a, err := updateOwner(ctx, s, s.apps(), r.GetId(), r.Name, r.Description, r.Active)
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.UpdateAppResponse{App: a}, nil
+// UpdateApp changes the fields set in u.
+func (s *Service) UpdateApp(ctx context.Context, c Caller, id string, u OwnerUpdate) (store.App, error) {
+	return updateOwner(ctx, s, s.apps(), c, id, u)
 }
 
 // DeleteApp removes an app.
-func (s *Server) DeleteApp(ctx context.Context, r *accountv1.DeleteAppRequest) (*accountv1.DeleteAppResponse, error) {
-	if err := deleteOwner(ctx, s, s.apps(), r.GetId()); err != nil {
-		return nil, err
-	}
-	return &accountv1.DeleteAppResponse{}, nil
+func (s *Service) DeleteApp(ctx context.Context, c Caller, id string) error {
+	return deleteOwner(ctx, s, s.apps(), c, id)
 }
 
 // CreateTenant adds an active tenant.
-func (s *Server) CreateTenant(ctx context.Context, r *accountv1.CreateTenantRequest) (*accountv1.CreateTenantResponse, error) {
-	t, err := createOwner(ctx, s, s.tenants(), r)
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.CreateTenantResponse{Tenant: t}, nil
+func (s *Service) CreateTenant(ctx context.Context, c Caller, in OwnerInput) (store.Tenant, error) {
+	return createOwner(ctx, s, s.tenants(), c, in)
 }
 
 // GetTenant returns one tenant of the caller's account.
-func (s *Server) GetTenant(ctx context.Context, r *accountv1.GetTenantRequest) (*accountv1.GetTenantResponse, error) {
-	t, err := getOwner(ctx, s, s.tenants(), r.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.GetTenantResponse{Tenant: t}, nil
+func (s *Service) GetTenant(ctx context.Context, c Caller, id string) (store.Tenant, error) {
+	return getOwner(ctx, s, s.tenants(), c, id)
 }
 
-// ListTenants returns one page of the caller's tenants.
-func (s *Server) ListTenants(ctx context.Context, r *accountv1.ListTenantsRequest) (*accountv1.ListTenantsResponse, error) {
-	ts, next, err := listOwners(ctx, s, s.tenants(), r.GetPageSize(), r.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.ListTenantsResponse{Tenants: ts, NextPageToken: next}, nil
+// ListTenants returns one page of the caller's tenants and the next
+// page's token.
+func (s *Service) ListTenants(ctx context.Context, c Caller, p PageInput) ([]store.Tenant, string, error) {
+	return listOwners(ctx, s, s.tenants(), c, p)
 }
 
-// UpdateTenant changes the fields present in the request.
-func (s *Server) UpdateTenant(ctx context.Context, r *accountv1.UpdateTenantRequest) (*accountv1.UpdateTenantResponse, error) {
-	t, err := updateOwner(ctx, s, s.tenants(), r.GetId(), r.Name, r.Description, r.Active)
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.UpdateTenantResponse{Tenant: t}, nil
+// UpdateTenant changes the fields set in u.
+func (s *Service) UpdateTenant(ctx context.Context, c Caller, id string, u OwnerUpdate) (store.Tenant, error) {
+	return updateOwner(ctx, s, s.tenants(), c, id, u)
 }
 
 // DeleteTenant removes a tenant.
-func (s *Server) DeleteTenant(ctx context.Context, r *accountv1.DeleteTenantRequest) (*accountv1.DeleteTenantResponse, error) {
-	if err := deleteOwner(ctx, s, s.tenants(), r.GetId()); err != nil {
-		return nil, err
-	}
-	return &accountv1.DeleteTenantResponse{}, nil
+func (s *Service) DeleteTenant(ctx context.Context, c Caller, id string) error {
+	return deleteOwner(ctx, s, s.tenants(), c, id)
 }

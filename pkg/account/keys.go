@@ -4,87 +4,110 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/scope"
 	"github.com/keygate/keygate/pkg/store"
 )
 
-// keyInput is what every key-creating request carries.
-type keyInput struct {
-	typ                                 authz.KeyType
-	id, name, description, group, scope string
-	appID, tenantID                     string
-	active                              *bool
-	notBefore, expiresAt                *timestamppb.Timestamp
-	ipFilters                           []string
-	headers                             []*accountv1.ResponseHeader
+// Secret is a key's plaintext secret, returned once by GenerateKey and
+// RegenerateKey. It redacts itself wherever it is printed or logged; only
+// Reveal gives the text, for the one answer that carries it.
+type Secret string
+
+// Reveal returns the secret's text.
+func (s Secret) Reveal() string { return string(s) }
+
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) GoString() string             { return "[redacted]" }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// KeyInput creates a key. Type decides which of AppID and TenantID it
+// needs. Nil pointers are absent: a key is active unless Active says
+// otherwise, and valid from now, for ever, unless NotBefore or ExpiresAt
+// say otherwise.
+type KeyInput struct {
+	Type                                authz.KeyType
+	ID, Name, Description, Group, Scope string
+	AppID, TenantID                     string
+	Active                              *bool
+	NotBefore, ExpiresAt                *time.Time
+	IPFilters                           []string
+	ResponseHeaders                     []authz.HeaderSpec
 }
+
+// KeyFilter selects keys of ListKeys; zero fields select everything
+// (Type KeyTypeUnknown is every type).
+type KeyFilter = store.KeyFilter
+
+// KeyUpdate changes the fields of a key that are set; a pointer to the
+// zero time clears NotBefore or ExpiresAt.
+type KeyUpdate = store.KeyUpdate
+
+// Now is the service's clock, for adapters that show times relative to
+// it (a rotated-out secret's remaining grace).
+func (s *Service) Now() time.Time { return s.now() }
 
 // newKey validates in, builds the key spec with the hash of secret and
 // compiles it as the data plane will, then checks that its app and tenant
 // exist in the caller's account. Nothing is written.
-func (s *Server) newKey(ctx context.Context, c caller, in keyInput, secret string) (authz.KeySpec, error) {
-	var v violations
-	v.checkID("id", in.id, false)
-	v.checkName("name", in.name, false)
-	v.checkDescription("description", in.description)
-	v.checkGroup("group", in.group)
-	v.checkScope("scope", in.scope)
-	v.checkIPFilters("ip_filters", in.ipFilters)
-	headers := headersFromProto(in.headers)
-	v.checkHeaders("response_headers", headers)
-	notBefore := v.timeOf("not_before", in.notBefore)
-	expiresAt := v.timeOf("expires_at", in.expiresAt)
-	if len(in.appID) > MaxIDLen {
+func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret string) (authz.KeySpec, error) {
+	var v Violations
+	v.checkID("id", in.ID, false)
+	v.checkName("name", in.Name, false)
+	v.checkDescription("description", in.Description)
+	v.checkGroup("group", in.Group)
+	v.checkScope("scope", in.Scope)
+	v.checkIPFilters("ip_filters", in.IPFilters)
+	v.checkHeaders("response_headers", in.ResponseHeaders)
+	v.checkTime("not_before", in.NotBefore)
+	v.checkTime("expires_at", in.ExpiresAt)
+	if len(in.AppID) > MaxIDLen {
 		v.add("app_id", "longer than %d bytes", MaxIDLen)
 	}
-	if len(in.tenantID) > MaxIDLen {
+	if len(in.TenantID) > MaxIDLen {
 		v.add("tenant_id", "longer than %d bytes", MaxIDLen)
 	}
 	if !v.empty() {
 		return authz.KeySpec{}, v.err()
 	}
 
-	id := in.id
+	id := in.ID
 	if id == "" {
 		var err error
 		if id, err = newID(); err != nil {
 			s.log.Error("account API: generating a key id", "err", err)
-			return authz.KeySpec{}, status.Error(codes.Internal, "internal error")
+			return authz.KeySpec{}, internal()
 		}
 	}
-	name := in.name
+	name := in.Name
 	if name == "" {
 		name = id
 	}
 	active := true
-	if in.active != nil {
-		active = *in.active
+	if in.Active != nil {
+		active = *in.Active
 	}
 	spec := authz.KeySpec{
 		ID:              id,
 		Name:            name,
-		Type:            in.typ,
-		AccountID:       c.accountID,
-		AppID:           in.appID,
-		TenantID:        in.tenantID,
+		Type:            in.Type,
+		AccountID:       c.AccountID,
+		AppID:           in.AppID,
+		TenantID:        in.TenantID,
 		Hash:            s.hasher.HashString(secret),
-		Scope:           in.scope,
+		Scope:           in.Scope,
 		Active:          active,
-		NotBefore:       notBefore,
-		ExpiresAt:       expiresAt,
-		IPFilters:       append([]string(nil), in.ipFilters...),
-		Group:           in.group,
-		Description:     in.description,
-		ResponseHeaders: headers,
+		NotBefore:       deref(in.NotBefore),
+		ExpiresAt:       deref(in.ExpiresAt),
+		IPFilters:       append([]string(nil), in.IPFilters...),
+		Group:           in.Group,
+		Description:     in.Description,
+		ResponseHeaders: append([]authz.HeaderSpec(nil), in.ResponseHeaders...),
 	}
 	compiled, err := authz.Compile(spec, s.compile)
 	if err != nil {
@@ -95,18 +118,18 @@ func (s *Server) newKey(ctx context.Context, c caller, in keyInput, secret strin
 		return authz.KeySpec{}, err
 	}
 	if spec.AppID != "" {
-		a, err := s.store.GetApp(ctx, c.accountID, spec.AppID)
+		a, err := s.store.GetApp(ctx, c.AccountID, spec.AppID)
 		if errors.Is(err, store.ErrNotFound) {
-			return authz.KeySpec{}, status.Errorf(codes.NotFound, "app_id: app %q not found", spec.AppID)
+			return authz.KeySpec{}, fieldError(NotFound, "app_id", "app %q not found", spec.AppID)
 		} else if err != nil {
 			return authz.KeySpec{}, s.storeError(ctx, "GetApp", quoted("app", spec.AppID), err)
 		}
 		spec.AppName = a.Name
 	}
 	if spec.TenantID != "" {
-		t, err := s.store.GetTenant(ctx, c.accountID, spec.TenantID)
+		t, err := s.store.GetTenant(ctx, c.AccountID, spec.TenantID)
 		if errors.Is(err, store.ErrNotFound) {
-			return authz.KeySpec{}, status.Errorf(codes.NotFound, "tenant_id: tenant %q not found", spec.TenantID)
+			return authz.KeySpec{}, fieldError(NotFound, "tenant_id", "tenant %q not found", spec.TenantID)
 		} else if err != nil {
 			return authz.KeySpec{}, s.storeError(ctx, "GetTenant", quoted("tenant", spec.TenantID), err)
 		}
@@ -115,252 +138,165 @@ func (s *Server) newKey(ctx context.Context, c caller, in keyInput, secret strin
 	return spec, nil
 }
 
-// generateKey creates a key of in.typ with a new generated secret and
-// returns the secret (to be shown once) and the stored key.
-func (s *Server) generateKey(ctx context.Context, op string, in keyInput) (string, *accountv1.Key, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
-		return "", nil, err
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
 	}
-	secret, err := apikey.Generate(kindOf(in.typ))
+	return t.UTC()
+}
+
+// generateOps name the key-generating operations by type, in logs and
+// store error labels.
+var generateOps = map[authz.KeyType]string{
+	authz.KeyTypeService: "GenerateServiceAccessKey",
+	authz.KeyTypeApp:     "GenerateAppAccessKey",
+	authz.KeyTypeAccount: "GenerateAccountAccessKey",
+}
+
+// GenerateKey creates a key of in.Type with a new generated secret and
+// returns the secret (to be shown once) and the stored key.
+func (s *Service) GenerateKey(ctx context.Context, c Caller, in KeyInput) (Secret, store.Key, error) {
+	if err := s.check(c); err != nil {
+		return "", store.Key{}, err
+	}
+	op, ok := generateOps[in.Type]
+	if !ok {
+		return "", store.Key{}, fieldError(InvalidArgument, "type", "required: service, app or account")
+	}
+	secret, err := apikey.Generate(in.Type.SecretKind())
 	if err != nil {
 		s.log.Error("account API: generating a secret", "op", op, "err", err)
-		return "", nil, status.Error(codes.Internal, "internal error")
+		return "", store.Key{}, internal()
 	}
 	k, err := s.createKey(ctx, op, c, in, secret, store.OriginGenerated)
 	if err != nil {
-		return "", nil, err
+		return "", store.Key{}, err
 	}
-	return secret, k, nil
+	return Secret(secret), k, nil
 }
 
-func (s *Server) createKey(ctx context.Context, op string, c caller, in keyInput, secret string, origin store.Origin) (*accountv1.Key, error) {
-	spec, err := s.newKey(ctx, c, in, secret)
-	if err != nil {
-		return nil, err
+// ImportKey creates a key whose secret the caller supplies (origin
+// custom).
+func (s *Service) ImportKey(ctx context.Context, c Caller, in KeyInput, secret string) (store.Key, error) {
+	if err := s.check(c); err != nil {
+		return store.Key{}, err
 	}
-	now := s.now()
-	k, err := s.store.CreateKey(ctx, c.actor, store.Key{Spec: spec, Origin: origin, CreatedAt: now, UpdatedAt: now})
-	if err != nil {
-		return nil, s.storeError(ctx, op, fmt.Sprintf("key %q (name %q)", spec.ID, spec.Name), err)
+	var v Violations
+	if _, ok := generateOps[in.Type]; !ok {
+		v.add("type", "required: service, app or account")
 	}
-	s.log.Info("account API: key created", "key_id", k.Spec.ID, "type", k.Spec.Type.String(),
-		"origin", string(origin), "account_id", c.accountID, "actor_key_id", c.actor.KeyID)
-	return keyProto(k, now), nil
-}
-
-// GenerateServiceAccessKey creates a tenant-level service key.
-func (s *Server) GenerateServiceAccessKey(ctx context.Context, r *accountv1.GenerateServiceAccessKeyRequest) (*accountv1.GenerateServiceAccessKeyResponse, error) {
-	secret, k, err := s.generateKey(ctx, "GenerateServiceAccessKey", keyInput{
-		typ: authz.KeyTypeService, appID: r.GetAppId(), tenantID: r.GetTenantId(),
-		id: r.GetId(), name: r.GetName(), description: r.GetDescription(), group: r.GetGroup(), scope: r.GetScope(),
-		active: r.Active, notBefore: r.GetNotBefore(), expiresAt: r.GetExpiresAt(),
-		ipFilters: r.GetIpFilters(), headers: r.GetResponseHeaders(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.GenerateServiceAccessKeyResponse{PrivateKey: secret, Key: k}, nil
-}
-
-// GenerateAppAccessKey creates an app-level key.
-func (s *Server) GenerateAppAccessKey(ctx context.Context, r *accountv1.GenerateAppAccessKeyRequest) (*accountv1.GenerateAppAccessKeyResponse, error) {
-	secret, k, err := s.generateKey(ctx, "GenerateAppAccessKey", keyInput{
-		typ: authz.KeyTypeApp, appID: r.GetAppId(),
-		id: r.GetId(), name: r.GetName(), description: r.GetDescription(), group: r.GetGroup(), scope: r.GetScope(),
-		active: r.Active, notBefore: r.GetNotBefore(), expiresAt: r.GetExpiresAt(),
-		ipFilters: r.GetIpFilters(), headers: r.GetResponseHeaders(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.GenerateAppAccessKeyResponse{PrivateKey: secret, Key: k}, nil
-}
-
-// GenerateAccountAccessKey creates an account key.
-func (s *Server) GenerateAccountAccessKey(ctx context.Context, r *accountv1.GenerateAccountAccessKeyRequest) (*accountv1.GenerateAccountAccessKeyResponse, error) {
-	secret, k, err := s.generateKey(ctx, "GenerateAccountAccessKey", keyInput{
-		typ: authz.KeyTypeAccount,
-		id:  r.GetId(), name: r.GetName(), description: r.GetDescription(), group: r.GetGroup(), scope: r.GetScope(),
-		active: r.Active, notBefore: r.GetNotBefore(), expiresAt: r.GetExpiresAt(),
-		ipFilters: r.GetIpFilters(), headers: r.GetResponseHeaders(),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &accountv1.GenerateAccountAccessKeyResponse{PrivateKey: secret, Key: k}, nil
-}
-
-// ImportKey creates a key whose secret the caller supplies (origin custom).
-func (s *Server) ImportKey(ctx context.Context, r *accountv1.ImportKeyRequest) (*accountv1.ImportKeyResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var v violations
-	typ, ok := KeyTypeFromProto(r.GetType())
-	if !ok {
-		v.add("type", "required: KEY_TYPE_SERVICE, KEY_TYPE_APP or KEY_TYPE_ACCOUNT")
-	}
-	if err := apikey.ValidateCustom(r.GetPrivateKey()); err != nil {
+	if err := apikey.ValidateCustom(secret); err != nil {
 		// The apikey messages never quote the secret.
 		v.add("private_key", "%v", err)
 	}
 	if err := v.err(); err != nil {
-		return nil, err
+		return store.Key{}, err
 	}
-	k, err := s.createKey(ctx, "ImportKey", c, keyInput{
-		typ: typ, appID: r.GetAppId(), tenantID: r.GetTenantId(),
-		id: r.GetId(), name: r.GetName(), description: r.GetDescription(), group: r.GetGroup(), scope: r.GetScope(),
-		active: r.Active, notBefore: r.GetNotBefore(), expiresAt: r.GetExpiresAt(),
-		ipFilters: r.GetIpFilters(), headers: r.GetResponseHeaders(),
-	}, r.GetPrivateKey(), store.OriginCustom)
+	return s.createKey(ctx, "ImportKey", c, in, secret, store.OriginCustom)
+}
+
+func (s *Service) createKey(ctx context.Context, op string, c Caller, in KeyInput, secret string, origin store.Origin) (store.Key, error) {
+	spec, err := s.newKey(ctx, c, in, secret)
 	if err != nil {
-		return nil, err
+		return store.Key{}, err
 	}
-	return &accountv1.ImportKeyResponse{Key: k}, nil
+	now := s.now()
+	k, err := s.store.CreateKey(ctx, c.Actor, store.Key{Spec: spec, Origin: origin, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return store.Key{}, s.storeError(ctx, op, fmt.Sprintf("key %q (name %q)", spec.ID, spec.Name), err)
+	}
+	s.log.Info("account API: key created", "key_id", k.Spec.ID, "type", k.Spec.Type.String(),
+		"origin", string(origin), "account_id", c.AccountID, "actor_key_id", c.Actor.KeyID)
+	return k, nil
 }
 
 // GetKey returns one key of the caller's account.
-func (s *Server) GetKey(ctx context.Context, r *accountv1.GetKeyRequest) (*accountv1.GetKeyResponse, error) {
-	c, err := s.callerFrom(ctx)
+func (s *Service) GetKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+	if err := s.check(c); err != nil {
+		return store.Key{}, err
+	}
+	if err := refError("id", id); err != nil {
+		return store.Key{}, err
+	}
+	k, err := s.store.GetKey(ctx, c.AccountID, id)
 	if err != nil {
-		return nil, err
+		return store.Key{}, s.storeError(ctx, "GetKey", quoted("key", id), err)
 	}
-	if err := refError("id", r.GetId()); err != nil {
-		return nil, err
-	}
-	k, err := s.store.GetKey(ctx, c.accountID, r.GetId())
-	if err != nil {
-		return nil, s.storeError(ctx, "GetKey", quoted("key", r.GetId()), err)
-	}
-	return &accountv1.GetKeyResponse{Key: keyProto(k, s.now())}, nil
+	return k, nil
 }
 
-// ListKeys returns one page of the caller's keys that pass the filters.
-func (s *Server) ListKeys(ctx context.Context, r *accountv1.ListKeysRequest) (*accountv1.ListKeysResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
-		return nil, err
+// ListKeys returns one page of the caller's keys that pass f, and the
+// next page's token.
+func (s *Service) ListKeys(ctx context.Context, c Caller, f KeyFilter, p PageInput) ([]store.Key, string, error) {
+	if err := s.check(c); err != nil {
+		return nil, "", err
 	}
-	var v violations
-	v.checkPage(r.GetPageSize(), r.GetPageToken())
-	if len(r.GetAppId()) > MaxIDLen {
+	var v Violations
+	v.checkPage(p.Size, p.Token)
+	if len(f.AppID) > MaxIDLen {
 		v.add("app_id", "longer than %d bytes", MaxIDLen)
 	}
-	if len(r.GetTenantId()) > MaxIDLen {
+	if len(f.TenantID) > MaxIDLen {
 		v.add("tenant_id", "longer than %d bytes", MaxIDLen)
 	}
-	if len(r.GetGroup()) > MaxGroupLen {
+	if len(f.Group) > MaxGroupLen {
 		v.add("group", "longer than %d bytes", MaxGroupLen)
 	}
-	f := store.KeyFilter{
-		AppID:          r.GetAppId(),
-		TenantID:       r.GetTenantId(),
-		Group:          r.GetGroup(),
-		Active:         r.Active,
-		ExpiringBefore: v.timeOf("expiring_before", r.GetExpiringBefore()),
-		UnusedSince:    v.timeOf("unused_since", r.GetUnusedSince()),
-	}
-	if r.GetType() != accountv1.KeyType_KEY_TYPE_UNSPECIFIED {
-		t, ok := KeyTypeFromProto(r.GetType())
-		if !ok {
-			v.add("type", "unknown key type %d", r.GetType())
-		}
-		f.Type = t
-	}
 	if err := v.err(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	keys, next, err := s.store.ListKeys(ctx, c.accountID, f, store.Page{Size: int(r.GetPageSize()), Token: r.GetPageToken()})
+	keys, next, err := s.store.ListKeys(ctx, c.AccountID, f, store.Page{Size: p.Size, Token: p.Token})
 	if err != nil {
-		return nil, s.storeError(ctx, "ListKeys", "page", err)
+		return nil, "", s.storeError(ctx, "ListKeys", "page", err)
 	}
-	now := s.now()
-	out := &accountv1.ListKeysResponse{NextPageToken: next, Keys: make([]*accountv1.Key, len(keys))}
-	for i, k := range keys {
-		out.Keys[i] = keyProto(k, now)
-	}
-	return out, nil
+	return keys, next, nil
 }
 
-// keyUpdate checks an UpdateKeyRequest and returns the store update.
-func keyUpdate(r *accountv1.UpdateKeyRequest) (store.KeyUpdate, error) {
-	var v violations
-	var u store.KeyUpdate
-	v.checkRef("id", r.GetId())
-	if r.Name != nil {
-		v.checkName("name", *r.Name, true)
-		u.Name = r.Name
+// checkKeyUpdate checks the fields an update sets.
+func checkKeyUpdate(id string, u *KeyUpdate) error {
+	var v Violations
+	v.checkRef("id", id)
+	if u.Name != nil {
+		v.checkName("name", *u.Name, true)
 	}
-	if r.Description != nil {
-		v.checkDescription("description", *r.Description)
-		u.Description = r.Description
+	if u.Description != nil {
+		v.checkDescription("description", *u.Description)
 	}
-	if r.Group != nil {
-		v.checkGroup("group", *r.Group)
-		u.Group = r.Group
+	if u.Group != nil {
+		v.checkGroup("group", *u.Group)
 	}
-	if r.Scope != nil {
-		v.checkScope("scope", *r.Scope)
-		u.Scope = r.Scope
+	if u.Scope != nil {
+		v.checkScope("scope", *u.Scope)
 	}
-	u.Active = r.Active
-	switch {
-	case r.NotBefore != nil && r.GetClearNotBefore():
-		v.add("not_before", "set together with clear_not_before")
-	case r.NotBefore != nil:
-		u.NotBefore = ptr(v.timeOf("not_before", r.NotBefore))
-	case r.GetClearNotBefore():
-		u.NotBefore = &time.Time{}
+	if u.IPFilters != nil {
+		v.checkIPFilters("ip_filters", *u.IPFilters)
 	}
-	switch {
-	case r.ExpiresAt != nil && r.GetClearExpiresAt():
-		v.add("expires_at", "set together with clear_expires_at")
-	case r.ExpiresAt != nil:
-		u.ExpiresAt = ptr(v.timeOf("expires_at", r.ExpiresAt))
-	case r.GetClearExpiresAt():
-		u.ExpiresAt = &time.Time{}
+	if u.ResponseHeaders != nil {
+		v.checkHeaders("response_headers", *u.ResponseHeaders)
 	}
-	if r.IpFilters != nil {
-		f := append([]string{}, r.IpFilters.GetFilters()...)
-		v.checkIPFilters("ip_filters", f)
-		u.IPFilters = &f
-	}
-	if r.ResponseHeaders != nil {
-		h := headersFromProto(r.ResponseHeaders.GetHeaders())
-		if h == nil {
-			h = []authz.HeaderSpec{}
-		}
-		v.checkHeaders("response_headers", h)
-		u.ResponseHeaders = &h
-	}
-	return u, v.err()
+	return v.err()
 }
 
-func emptyKeyUpdate(u *store.KeyUpdate) bool {
+func emptyKeyUpdate(u *KeyUpdate) bool {
 	return u.Name == nil && u.Description == nil && u.Group == nil && u.Scope == nil && u.Active == nil &&
 		u.NotBefore == nil && u.ExpiresAt == nil && u.IPFilters == nil && u.ResponseHeaders == nil
 }
 
-// UpdateKey changes the fields present; the resulting key is compiled as a
-// whole before anything is written.
-func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (*accountv1.UpdateKeyResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
-		return nil, err
+// UpdateKey changes the fields set in u; the resulting key is compiled as
+// a whole before anything is written.
+func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdate) (store.Key, error) {
+	if err := s.check(c); err != nil {
+		return store.Key{}, err
 	}
-	u, err := keyUpdate(r)
-	if err != nil {
-		return nil, err
+	if err := checkKeyUpdate(id, &u); err != nil {
+		return store.Key{}, err
 	}
-	what := quoted("key", r.GetId())
-	k, err := s.managedKey(ctx, c, r.GetId())
+	k, err := s.managedKey(ctx, c, id)
 	if err != nil {
-		return nil, err
+		return store.Key{}, err
 	}
 	if emptyKeyUpdate(&u) {
-		return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.now())}, nil
+		return k, nil
 	}
 	// Headers saved under older rules do not block an update that leaves
 	// them alone (deactivating the key, say): the data plane drops them.
@@ -370,54 +306,47 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 	}
 	updated, err := compile(u.Apply(k.Spec), s.compile)
 	if err != nil {
-		var v violations
+		var v Violations
 		v.compileErrors(err)
-		return nil, v.err()
+		return store.Key{}, v.err()
 	}
 	// Nor may the key as it would be (a widened scope).
 	if err := withinCaller(c, updated.Spec.Type, updated.Scope()); err != nil {
-		return nil, err
+		return store.Key{}, err
 	}
-	k, err = s.store.UpdateKey(ctx, c.actor, c.accountID, r.GetId(), u)
+	k, err = s.store.UpdateKey(ctx, c.Actor, c.AccountID, id, u)
 	if err != nil {
-		return nil, s.storeError(ctx, "UpdateKey", what, err)
+		return store.Key{}, s.storeError(ctx, "UpdateKey", quoted("key", id), err)
 	}
-	return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.now())}, nil
+	return k, nil
 }
 
 // RegenerateKey gives a key a new generated secret of its type. A custom
 // (imported) key gets a generated secret too: keygate cannot invent a
-// custom one. The old secret stays valid for the grace period.
-func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRequest) (*accountv1.RegenerateKeyResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
-		return nil, err
+// custom one. The old secret stays valid for grace.
+func (s *Service) RegenerateKey(ctx context.Context, c Caller, id string, grace time.Duration) (Secret, store.Key, error) {
+	if err := s.check(c); err != nil {
+		return "", store.Key{}, err
 	}
-	var v violations
-	v.checkRef("id", r.GetId())
-	var grace time.Duration
-	if g := r.GetGracePeriod(); g != nil {
-		if err := g.CheckValid(); err != nil {
-			v.add("grace_period", "not a valid duration")
-		} else if grace = g.AsDuration(); grace < 0 {
-			v.add("grace_period", "must not be negative")
-		} else if grace > s.maxGrace {
-			v.add("grace_period", "at most %s", s.maxGrace)
-		}
+	var v Violations
+	v.checkRef("id", id)
+	switch {
+	case grace < 0:
+		v.add("grace_period", "must not be negative")
+	case grace > s.maxGrace:
+		v.add("grace_period", "at most %s", s.maxGrace)
 	}
 	if err := v.err(); err != nil {
-		return nil, err
+		return "", store.Key{}, err
 	}
-	what := quoted("key", r.GetId())
-	k, err := s.managedKey(ctx, c, r.GetId())
+	k, err := s.managedKey(ctx, c, id)
 	if err != nil {
-		return nil, err
+		return "", store.Key{}, err
 	}
-	kind := kindOf(k.Spec.Type)
-	secret, err := apikey.Generate(kind)
+	secret, err := apikey.Generate(k.Spec.Type.SecretKind())
 	if err != nil {
 		s.log.Error("account API: generating a secret", "op", "RegenerateKey", "key_id", k.Spec.ID, "err", err)
-		return nil, status.Error(codes.Internal, "internal error")
+		return "", store.Key{}, internal()
 	}
 	now := s.now()
 	spec := k.Spec
@@ -428,8 +357,8 @@ func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRe
 		graceUntil = now.Add(grace)
 		old, _, err := apikey.ParseHash(k.Spec.Hash)
 		if err == nil && old != s.hasher.Algorithm() {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"grace_period: the key's secret is hashed with %s but new secrets are hashed with %s, so the old secret cannot stay valid beside the new one; regenerate without a grace period",
+			return "", store.Key{}, fieldError(FailedPrecondition, "grace_period",
+				"the key's secret is hashed with %s but new secrets are hashed with %s, so the old secret cannot stay valid beside the new one; regenerate without a grace period",
 				old, s.hasher.Algorithm())
 		}
 		spec.PreviousHash, spec.PreviousValidUntil = k.Spec.Hash, graceUntil
@@ -437,22 +366,22 @@ func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRe
 	// A new secret leaves the response headers as stored.
 	if _, err := compileStored(spec, s.compile); err != nil {
 		v.compileErrors(err)
-		return nil, v.err()
+		return "", store.Key{}, v.err()
 	}
-	k, err = s.store.RotateKey(ctx, c.actor, c.accountID, k.Spec.ID, spec.Hash, graceUntil)
+	k, err = s.store.RotateKey(ctx, c.Actor, c.AccountID, k.Spec.ID, spec.Hash, graceUntil)
 	if err != nil {
-		return nil, s.storeError(ctx, "RotateKey", what, err)
+		return "", store.Key{}, s.storeError(ctx, "RotateKey", quoted("key", id), err)
 	}
 	s.log.Info("account API: key regenerated", "key_id", k.Spec.ID, "grace", grace.String(),
-		"account_id", c.accountID, "actor_key_id", c.actor.KeyID)
-	return &accountv1.RegenerateKeyResponse{PrivateKey: secret, Key: keyProto(k, now)}, nil
+		"account_id", c.AccountID, "actor_key_id", c.Actor.KeyID)
+	return Secret(secret), k, nil
 }
 
 // managedKey fetches a key the caller is about to change, rotate or
 // delete, and refuses it when its rights exceed the caller's (withinCaller):
 // reactivating, rotating or removing a stronger key is not the caller's to do.
-func (s *Server) managedKey(ctx context.Context, c caller, id string) (store.Key, error) {
-	k, err := s.store.GetKey(ctx, c.accountID, id)
+func (s *Service) managedKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+	k, err := s.store.GetKey(ctx, c.AccountID, id)
 	if err != nil {
 		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
 	}
@@ -467,56 +396,36 @@ func (s *Server) managedKey(ctx context.Context, c caller, id string) (store.Key
 }
 
 // DeleteKey removes a key.
-func (s *Server) DeleteKey(ctx context.Context, r *accountv1.DeleteKeyRequest) (*accountv1.DeleteKeyResponse, error) {
-	c, err := s.callerFrom(ctx)
-	if err != nil {
-		return nil, err
+func (s *Service) DeleteKey(ctx context.Context, c Caller, id string) error {
+	if err := s.check(c); err != nil {
+		return err
 	}
-	if err := refError("id", r.GetId()); err != nil {
-		return nil, err
+	if err := refError("id", id); err != nil {
+		return err
 	}
-	if _, err := s.managedKey(ctx, c, r.GetId()); err != nil {
-		return nil, err
+	if _, err := s.managedKey(ctx, c, id); err != nil {
+		return err
 	}
-	if err := s.store.DeleteKey(ctx, c.actor, c.accountID, r.GetId()); err != nil {
-		return nil, s.storeError(ctx, "DeleteKey", quoted("key", r.GetId()), err)
+	if err := s.store.DeleteKey(ctx, c.Actor, c.AccountID, id); err != nil {
+		return s.storeError(ctx, "DeleteKey", quoted("key", id), err)
 	}
-	return &accountv1.DeleteKeyResponse{}, nil
+	return nil
 }
 
-// ListAuditEvents returns one page of the caller's audit log.
-func (s *Server) ListAuditEvents(ctx context.Context, r *accountv1.ListAuditEventsRequest) (*accountv1.ListAuditEventsResponse, error) {
-	c, err := s.callerFrom(ctx)
+// ListAuditEvents returns one page of the caller's audit log, newest
+// first, and the next page's token.
+func (s *Service) ListAuditEvents(ctx context.Context, c Caller, p PageInput) ([]store.AuditEvent, string, error) {
+	if err := s.check(c); err != nil {
+		return nil, "", err
+	}
+	if err := pageError(p); err != nil {
+		return nil, "", err
+	}
+	evs, next, err := s.store.ListAuditEvents(ctx, c.AccountID, store.Page{Size: p.Size, Token: p.Token})
 	if err != nil {
-		return nil, err
+		return nil, "", s.storeError(ctx, "ListAuditEvents", "page", err)
 	}
-	if err := pageError(r.GetPageSize(), r.GetPageToken()); err != nil {
-		return nil, err
-	}
-	evs, next, err := s.store.ListAuditEvents(ctx, c.accountID, store.Page{Size: int(r.GetPageSize()), Token: r.GetPageToken()})
-	if err != nil {
-		return nil, s.storeError(ctx, "ListAuditEvents", "page", err)
-	}
-	out := &accountv1.ListAuditEventsResponse{NextPageToken: next, Events: make([]*accountv1.AuditEvent, len(evs))}
-	for i, e := range evs {
-		pe := &accountv1.AuditEvent{
-			Id:           e.ID,
-			Time:         ts(e.At),
-			ActorKeyId:   e.Actor.KeyID,
-			ActorKeyName: e.Actor.KeyName,
-			Action:       e.Action,
-			ObjectType:   e.ObjectType,
-			ObjectId:     e.ObjectID,
-		}
-		if pe.Before, err = jsonStruct(e.Before); err != nil {
-			s.log.Warn("account API: audit event with a before that is not a JSON object", "event_id", e.ID, "err", err)
-		}
-		if pe.After, err = jsonStruct(e.After); err != nil {
-			s.log.Warn("account API: audit event with an after that is not a JSON object", "event_id", e.ID, "err", err)
-		}
-		out.Events[i] = pe
-	}
-	return out, nil
+	return evs, next, nil
 }
 
 // compileStored is authz.CompileStored with Compile's signature, for a

@@ -9,11 +9,6 @@ import (
 	"time"
 	"unicode"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/keygate/keygate/pkg/authz"
 )
 
@@ -35,42 +30,36 @@ const (
 	defaultIDRandomLength = 16
 )
 
-// violations collects every problem of a request, each naming its field,
-// so that one InvalidArgument reports them all.
-type violations struct {
-	list []*errdetails.BadRequest_FieldViolation
+// Violations collects every problem of a request, each naming its field,
+// so that one InvalidArgument reports them all. Adapters use it too, for
+// what only they can check (a timestamp their wire format cannot hold).
+type Violations struct {
+	list []Violation
 }
 
-func (v *violations) add(field, format string, args ...any) {
-	v.list = append(v.list, &errdetails.BadRequest_FieldViolation{
-		Field:       field,
-		Description: fmt.Sprintf(format, args...),
-	})
+// Add records that field is wrong.
+func (v *Violations) Add(field, format string, args ...any) {
+	v.list = append(v.list, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
 }
 
-func (v *violations) empty() bool { return len(v.list) == 0 }
+func (v *Violations) add(field, format string, args ...any) { v.Add(field, format, args...) }
 
-// err is an InvalidArgument status whose message is "field: problem" for
-// each problem, joined by "; ", with a BadRequest detail; nil when none.
-func (v *violations) err() error {
+func (v *Violations) empty() bool { return len(v.list) == 0 }
+
+// Err is an InvalidArgument *Error naming every violation, or nil.
+func (v *Violations) Err() error {
 	if v.empty() {
 		return nil
 	}
-	parts := make([]string, len(v.list))
-	for i, f := range v.list {
-		parts[i] = f.Field + ": " + f.Description
-	}
-	st := status.New(codes.InvalidArgument, strings.Join(parts, "; "))
-	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: v.list}); err == nil {
-		st = d
-	}
-	return st.Err()
+	return invalid(v.list)
 }
+
+func (v *Violations) err() error { return v.Err() }
 
 // compileErrors adds authz.Compile's field errors, named as the request
 // names them (app → app_id, tenant → tenant_id). prefix is prepended to the
 // field name (for nested request fields).
-func (v *violations) compileErrors(err error) {
+func (v *Violations) compileErrors(err error) {
 	var list []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		list = j.Unwrap()
@@ -114,7 +103,7 @@ func hasControl(s, allowed string) bool {
 // checkID checks a caller-chosen id: 1–128 characters of letters, digits
 // and "._~-", starting with a letter or digit (ids end up in headers, URLs
 // and command lines). Empty is fine when optional (keygate picks one).
-func (v *violations) checkID(field, id string, required bool) {
+func (v *Violations) checkID(field, id string, required bool) {
 	if id == "" {
 		if required {
 			v.add(field, "required")
@@ -139,7 +128,7 @@ func (v *violations) checkID(field, id string, required bool) {
 
 // checkRef checks the id of an existing object: present and not absurdly
 // long (anything else simply is not found).
-func (v *violations) checkRef(field, id string) {
+func (v *Violations) checkRef(field, id string) {
 	switch {
 	case id == "":
 		v.add(field, "required")
@@ -150,7 +139,7 @@ func (v *violations) checkRef(field, id string) {
 
 // checkName checks a name: 1–200 bytes, no control, bidirectional or
 // invisible characters, no leading or trailing white space.
-func (v *violations) checkName(field, name string, required bool) {
+func (v *Violations) checkName(field, name string, required bool) {
 	v.checkLabel(field, name, MaxNameLen, required)
 }
 
@@ -158,7 +147,7 @@ func (v *violations) checkName(field, name string, required bool) {
 // no control characters nor bidirectional or invisible ones (named by code
 // point, never echoed: authz.CheckLabelText), no leading or trailing white
 // space. Names of apps, tenants and keys and groups share it.
-func (v *violations) checkLabel(field, name string, max int, required bool) {
+func (v *Violations) checkLabel(field, name string, max int, required bool) {
 	if name == "" {
 		if required {
 			v.add(field, "required")
@@ -178,7 +167,7 @@ func (v *violations) checkLabel(field, name string, max int, required bool) {
 	}
 }
 
-func (v *violations) checkDescription(field, d string) {
+func (v *Violations) checkDescription(field, d string) {
 	switch {
 	case len(d) > MaxDescriptionLen:
 		v.add(field, "longer than %d bytes", MaxDescriptionLen)
@@ -187,17 +176,17 @@ func (v *violations) checkDescription(field, d string) {
 	}
 }
 
-func (v *violations) checkGroup(field, g string) {
+func (v *Violations) checkGroup(field, g string) {
 	v.checkLabel(field, g, MaxGroupLen, false)
 }
 
-func (v *violations) checkScope(field, s string) {
+func (v *Violations) checkScope(field, s string) {
 	if len(s) > MaxScopeLen {
 		v.add(field, "longer than %d bytes", MaxScopeLen)
 	}
 }
 
-func (v *violations) checkIPFilters(field string, f []string) {
+func (v *Violations) checkIPFilters(field string, f []string) {
 	if len(f) > MaxIPFilters {
 		v.add(field, "more than %d filters", MaxIPFilters)
 		return
@@ -209,7 +198,7 @@ func (v *violations) checkIPFilters(field string, f []string) {
 	}
 }
 
-func (v *violations) checkHeaders(field string, hs []authz.HeaderSpec) {
+func (v *Violations) checkHeaders(field string, hs []authz.HeaderSpec) {
 	if len(hs) > MaxResponseHeaders {
 		v.add(field, "more than %d headers", MaxResponseHeaders)
 		return
@@ -224,7 +213,7 @@ func (v *violations) checkHeaders(field string, hs []authz.HeaderSpec) {
 	}
 }
 
-func (v *violations) checkPage(size int32, token string) {
+func (v *Violations) checkPage(size int, token string) {
 	if size < 0 {
 		v.add("page_size", "must not be negative")
 	} else if size > maxPageSize {
@@ -235,23 +224,12 @@ func (v *violations) checkPage(size int32, token string) {
 	}
 }
 
-// timeOf converts an optional timestamp: the zero time when absent.
-// Times are kept to the microsecond, as a database keeps them.
-func (v *violations) timeOf(field string, ts *timestamppb.Timestamp) time.Time {
-	if ts == nil {
-		return time.Time{}
-	}
-	if err := ts.CheckValid(); err != nil {
-		v.add(field, "not a valid timestamp")
-		return time.Time{}
-	}
-	t := ts.AsTime().Truncate(time.Microsecond)
-	if t.IsZero() {
-		// 0001-01-01T00:00:00Z is the store's "unset"; refuse it rather
-		// than silently clear the field.
+// checkTime refuses the zero time written out: it is the store's
+// "unset", and taking it for a value would silently clear the field.
+func (v *Violations) checkTime(field string, t *time.Time) {
+	if t != nil && t.IsZero() {
 		v.add(field, "must be after 0001-01-01T00:00:00Z")
 	}
-	return t
 }
 
 // newID returns a random id (RFC 4122 version 4 UUID form), for keys whose

@@ -33,8 +33,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/secretfile"
 )
 
@@ -127,7 +127,7 @@ func (c *client) ctx() (context.Context, context.CancelFunc) {
 	if c.tm > 0 {
 		ctx, cancel = context.WithTimeout(ctx, c.tm)
 	}
-	return metadata.AppendToOutgoingContext(ctx, account.KeyHeader, c.key), cancel
+	return metadata.AppendToOutgoingContext(ctx, accountgrpc.KeyHeader, c.key), cancel
 }
 
 func (c *client) close() { c.conn.Close() }

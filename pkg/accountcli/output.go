@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountgrpc"
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 // printer writes tables or JSON.
@@ -146,29 +148,21 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// TypeName is the CLI's name of a key type.
+// TypeName is the CLI's name of a key type: authz's (service, app,
+// account), "unknown" for anything else.
 func TypeName(t accountv1.KeyType) string {
-	switch t {
-	case accountv1.KeyType_KEY_TYPE_SERVICE:
-		return "service"
-	case accountv1.KeyType_KEY_TYPE_APP:
-		return "app"
-	case accountv1.KeyType_KEY_TYPE_ACCOUNT:
-		return "account"
-	}
-	return "unknown"
+	kt, _ := accountgrpc.KeyTypeFromProto(t)
+	return kt.String()
 }
 
+// typeFromName is the API enum of a key type's name; unspecified for
+// anything else.
 func typeFromName(s string) accountv1.KeyType {
-	switch s {
-	case "service":
-		return accountv1.KeyType_KEY_TYPE_SERVICE
-	case "app":
-		return accountv1.KeyType_KEY_TYPE_APP
-	case "account":
-		return accountv1.KeyType_KEY_TYPE_ACCOUNT
+	kt, err := authz.ParseKeyType(s)
+	if err != nil {
+		return accountv1.KeyType_KEY_TYPE_UNSPECIFIED
 	}
-	return accountv1.KeyType_KEY_TYPE_UNSPECIFIED
+	return accountgrpc.KeyTypeProto(kt)
 }
 
 func originName(o accountv1.KeyOrigin) string {

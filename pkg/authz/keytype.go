@@ -1,6 +1,10 @@
 package authz
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/keygate/keygate/pkg/apikey"
+)
 
 // KeyType is what a key is for (SPEC §1).
 type KeyType uint8
@@ -49,3 +53,17 @@ func (s KeyTypes) Has(t KeyType) bool { return s&(1<<t) != 0 }
 // AccountAPIService is the service name of keygate's own Account API, which
 // only account keys may call. It is built in: routes files do not declare it.
 const AccountAPIService = "account-api"
+
+// SecretKind is the prefix kind of a key type's generated secrets
+// (kg_sak_, kg_alsak_, kg_aak_); "" for an unknown type.
+func (t KeyType) SecretKind() apikey.Kind {
+	switch t {
+	case KeyTypeService:
+		return apikey.KindService
+	case KeyTypeApp:
+		return apikey.KindApp
+	case KeyTypeAccount:
+		return apikey.KindAccount
+	}
+	return ""
+}

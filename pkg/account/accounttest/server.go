@@ -15,6 +15,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
@@ -77,12 +78,14 @@ var CompileOptions = authz.CompileOptions{ReservedHeaders: []string{
 // ("acct-1") and its bootstrap account key ("root", full scope), and a
 // second account ("acct-2", key "other-root") to check isolation.
 type Server struct {
-	Addr   string
-	Store  *Store
-	API    *account.Server
-	Engine *authz.Engine
-	Hasher *apikey.Hasher
-	Clock  *Clock
+	Addr  string
+	Store *Store
+	API   *accountgrpc.Server
+	// Service is the account service the API adapts.
+	Service *account.Service
+	Engine  *authz.Engine
+	Hasher  *apikey.Hasher
+	Clock   *Clock
 	// Logs receives the server's JSON logs.
 	Logs   *Buffer
 	Conn   *grpc.ClientConn
@@ -118,10 +121,11 @@ func Start(tb testing.TB) *Server {
 
 	s.Engine = &authz.Engine{Keys: st, Routes: account.AccountRouter(), Hasher: s.Hasher, Now: clock.Now}
 	log := slog.New(slog.NewJSONHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s.API = account.NewServer(st, s.Engine, s.Hasher, account.Options{Compile: CompileOptions, Logger: log, Now: clock.Now})
+	s.Service = account.NewService(st, s.Engine, s.Hasher, account.Options{Compile: CompileOptions, Logger: log, Now: clock.Now})
+	s.API = accountgrpc.NewServer(s.Service, log)
 
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.API.UnaryInterceptor()))
-	account.Register(g, s.API)
+	accountgrpc.Register(g, s.API)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -150,12 +154,7 @@ func Start(tb testing.TB) *Server {
 // secret of its type and returns the secret. spec needs no hash.
 func (s *Server) AddKey(tb testing.TB, spec authz.KeySpec) string {
 	tb.Helper()
-	kind := map[authz.KeyType]apikey.Kind{
-		authz.KeyTypeService: apikey.KindService,
-		authz.KeyTypeApp:     apikey.KindApp,
-		authz.KeyTypeAccount: apikey.KindAccount,
-	}[spec.Type]
-	secret, err := apikey.Generate(kind)
+	secret, err := apikey.Generate(spec.Type.SecretKind())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -168,7 +167,7 @@ func (s *Server) AddKey(tb testing.TB, spec authz.KeySpec) string {
 
 // Ctx returns ctx with key as the call's x-api-key metadata.
 func Ctx(ctx context.Context, key string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, account.KeyHeader, key)
+	return metadata.AppendToOutgoingContext(ctx, accountgrpc.KeyHeader, key)
 }
 
 // Root returns a context that calls as the root key.

@@ -1,4 +1,4 @@
-package account
+package accountgrpc
 
 import (
 	"encoding/json"
@@ -7,8 +7,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
-	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
@@ -68,19 +68,6 @@ func KeyTypeFromProto(t accountv1.KeyType) (authz.KeyType, bool) {
 		return authz.KeyTypeAccount, true
 	}
 	return authz.KeyTypeUnknown, false
-}
-
-// kindOf is the secret prefix of a key type.
-func kindOf(t authz.KeyType) apikey.Kind {
-	switch t {
-	case authz.KeyTypeService:
-		return apikey.KindService
-	case authz.KeyTypeApp:
-		return apikey.KindApp
-	case authz.KeyTypeAccount:
-		return apikey.KindAccount
-	}
-	return ""
 }
 
 func originProto(o store.Origin) accountv1.KeyOrigin {
@@ -160,4 +147,48 @@ func jsonStruct(raw json.RawMessage) (*structpb.Struct, error) {
 		return nil, nil
 	}
 	return structpb.NewStruct(m)
+}
+
+// timeOf converts an optional timestamp: nil when absent. Times are kept
+// to the microsecond, as a database keeps them. A timestamp that is not
+// valid is a violation of field.
+func timeOf(v *account.Violations, field string, t *timestamppb.Timestamp) *time.Time {
+	if t == nil {
+		return nil
+	}
+	if err := t.CheckValid(); err != nil {
+		v.Add(field, "not a valid timestamp")
+		return nil
+	}
+	out := t.AsTime().Truncate(time.Microsecond)
+	return &out
+}
+
+// zeroIfNil is timeOf's time for a store field whose zero is "unset".
+func zeroIfNil(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func auditProto(e store.AuditEvent) (*accountv1.AuditEvent, []error) {
+	pe := &accountv1.AuditEvent{
+		Id:           e.ID,
+		Time:         ts(e.At),
+		ActorKeyId:   e.Actor.KeyID,
+		ActorKeyName: e.Actor.KeyName,
+		Action:       e.Action,
+		ObjectType:   e.ObjectType,
+		ObjectId:     e.ObjectID,
+	}
+	var errs []error
+	var err error
+	if pe.Before, err = jsonStruct(e.Before); err != nil {
+		errs = append(errs, err)
+	}
+	if pe.After, err = jsonStruct(e.After); err != nil {
+		errs = append(errs, err)
+	}
+	return pe, errs
 }

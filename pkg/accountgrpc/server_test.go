@@ -1,4 +1,4 @@
-package account_test
+package accountgrpc_test
 
 import (
 	"context"
@@ -26,6 +26,7 @@ import (
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
@@ -82,9 +83,17 @@ func TestOperationNames(t *testing.T) {
 		"RegenerateKey":            {"mutation", "regenerateKey"},
 		"ImportKey":                {"mutation", "importKey"},
 	}
+	if len(account.Operations) != methods.Len() {
+		t.Errorf("the catalogue has %d operations, the gRPC service %d methods", len(account.Operations), methods.Len())
+	}
 	for i := range methods.Len() {
 		name := string(methods.Get(i).Name())
-		kind, op := account.MethodKind(name), account.Operation(name)
+		o, ok := accountgrpc.OperationOf(name)
+		if !ok {
+			t.Errorf("%s: no catalogue operation", name)
+			continue
+		}
+		kind, op := o.Kind, o.Name
 		if w, ok := want[name]; ok && (kind != w[0] || op != w[1]) {
 			t.Errorf("%s: %s %s, want %s %s", name, kind, op, w[0], w[1])
 		}
@@ -871,13 +880,13 @@ func (f *failingStore) ListApps(context.Context, string, store.Page) ([]store.Ap
 // key store, on a fresh listener.
 func startWith(t *testing.T, st store.Accounts, base *accounttest.Server) accountv1.AccountServiceClient {
 	t.Helper()
-	srv := account.NewServer(st, base.Engine, base.Hasher, account.Options{Compile: accounttest.CompileOptions, Now: base.Clock.Now})
+	srv := accountgrpc.NewServer(account.NewService(st, base.Engine, base.Hasher, account.Options{Compile: accounttest.CompileOptions, Now: base.Clock.Now}), nil)
 	return serve(t, grpc.NewServer(grpc.ChainUnaryInterceptor(srv.UnaryInterceptor())), srv)
 }
 
 func TestWithoutInterceptor(t *testing.T) {
 	s, ctx := setup(t)
-	srv := account.NewServer(s.Store, s.Engine, s.Hasher, account.Options{})
+	srv := accountgrpc.NewServer(account.NewService(s.Store, s.Engine, s.Hasher, account.Options{}), nil)
 	client := serve(t, grpc.NewServer(), srv)
 	_, err := client.ListApps(ctx, &accountv1.ListAppsRequest{})
 	wantCode(t, err, codes.Unauthenticated, "not configured to authenticate")
@@ -973,9 +982,9 @@ func newMessage(d protoreflect.MessageDescriptor) proto.Message {
 
 // serve runs g with srv registered on a loopback listener and returns a
 // client of it.
-func serve(t *testing.T, g *grpc.Server, srv *account.Server) accountv1.AccountServiceClient {
+func serve(t *testing.T, g *grpc.Server, srv *accountgrpc.Server) accountv1.AccountServiceClient {
 	t.Helper()
-	account.Register(g, srv)
+	accountgrpc.Register(g, srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

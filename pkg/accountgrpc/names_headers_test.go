@@ -1,4 +1,4 @@
-package account_test
+package accountgrpc_test
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package account_test
+package accountgrpc_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
@@ -25,7 +26,7 @@ import (
 // interceptor and the handler, as gRPC would run them.
 type direct struct {
 	store   *accounttest.Store
-	srv     *account.Server
+	srv     *accountgrpc.Server
 	rootKey string
 	hasher  *apikey.Hasher
 }
@@ -52,12 +53,12 @@ func newDirect(t *testing.T) *direct {
 		t.Fatal(err)
 	}
 	engine := &authz.Engine{Keys: st, Routes: account.AccountRouter(), Hasher: h, Now: clock.Now}
-	srv := account.NewServer(st, engine, h, account.Options{Compile: accounttest.CompileOptions, Now: clock.Now})
+	srv := accountgrpc.NewServer(account.NewService(st, engine, h, account.Options{Compile: accounttest.CompileOptions, Now: clock.Now}), nil)
 	return &direct{store: st, srv: srv, rootKey: root, hasher: h}
 }
 
 func (d *direct) generateSAK(r *accountv1.GenerateServiceAccessKeyRequest) (*accountv1.GenerateServiceAccessKeyResponse, error) {
-	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(account.KeyHeader, d.rootKey))
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(accountgrpc.KeyHeader, d.rootKey))
 	info := &grpc.UnaryServerInfo{FullMethod: accountv1.AccountService_GenerateServiceAccessKey_FullMethodName}
 	resp, err := d.srv.UnaryInterceptor()(ctx, r, info, func(ctx context.Context, req any) (any, error) {
 		return d.srv.GenerateServiceAccessKey(ctx, req.(*accountv1.GenerateServiceAccessKeyRequest))

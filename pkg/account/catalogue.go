@@ -1,0 +1,63 @@
+package account
+
+import "github.com/keygate/keygate/pkg/authz"
+
+// Operation is one operation of the Account API: its one name (what scopes
+// and every transport call it, SPEC §14) and its kind, "query" for reads
+// and "mutation" for changes. An account key's scope grants operations as
+// account-api:<kind>:<name>.
+type Operation struct {
+	Name string
+	Kind string
+}
+
+const (
+	kindQuery    = "query"
+	kindMutation = "mutation"
+)
+
+// Operations is the catalogue of the Account API: every operation any
+// transport serves, authorised by Authorize under these names and kinds.
+var Operations = []Operation{
+	{"createApp", kindMutation}, {"getApp", kindQuery}, {"listApps", kindQuery},
+	{"updateApp", kindMutation}, {"deleteApp", kindMutation},
+	{"createTenant", kindMutation}, {"getTenant", kindQuery}, {"listTenants", kindQuery},
+	{"updateTenant", kindMutation}, {"deleteTenant", kindMutation},
+	{"generateServiceAccessKey", kindMutation}, {"generateAppAccessKey", kindMutation},
+	{"generateAccountAccessKey", kindMutation}, {"importKey", kindMutation},
+	{"getKey", kindQuery}, {"listKeys", kindQuery}, {"updateKey", kindMutation},
+	{"regenerateKey", kindMutation}, {"deleteKey", kindMutation},
+	{"listAuditEvents", kindQuery},
+}
+
+// OperationNamed returns the catalogue's operation of that name.
+func OperationNamed(name string) (Operation, bool) {
+	for _, op := range Operations {
+		if op.Name == name {
+			return op, true
+		}
+	}
+	return Operation{}, false
+}
+
+// AccountRouter is the authz.Router of the Account API's engine: it maps
+// the context extensions Authenticate sets (service "account-api", kind,
+// operation) to a target only account keys are accepted by, and
+// everything else to unknown_route.
+func AccountRouter() authz.Router { return accountRouter{} }
+
+type accountRouter struct{}
+
+var accountKeysOnly = authz.KeyTypes(0).With(authz.KeyTypeAccount)
+
+func (accountRouter) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
+	if in.Extensions.Service != authz.AccountAPIService {
+		return authz.Target{}, authz.UnknownRoute
+	}
+	return authz.Target{
+		Service:   authz.AccountAPIService,
+		Kind:      in.Extensions.Kind,
+		Operation: in.Extensions.Operation,
+		Accepts:   accountKeysOnly,
+	}, authz.OK
+}

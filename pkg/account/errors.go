@@ -1,0 +1,86 @@
+package account
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Code classifies an Error. The values mirror gRPC's status codes (and so
+// their numbers), the vocabulary every adapter maps from: gRPC casts it,
+// GraphQL names it in extensions.code, the console picks a page for it.
+type Code int
+
+// The codes the account service answers with.
+const (
+	Canceled           Code = 1
+	InvalidArgument    Code = 3
+	DeadlineExceeded   Code = 4
+	NotFound           Code = 5
+	AlreadyExists      Code = 6
+	PermissionDenied   Code = 7
+	ResourceExhausted  Code = 8
+	FailedPrecondition Code = 9
+	Internal           Code = 13
+	Unavailable        Code = 14
+	Unauthenticated    Code = 16
+)
+
+var codeNames = map[Code]string{
+	Canceled: "Canceled", InvalidArgument: "InvalidArgument", DeadlineExceeded: "DeadlineExceeded",
+	NotFound: "NotFound", AlreadyExists: "AlreadyExists", PermissionDenied: "PermissionDenied",
+	ResourceExhausted: "ResourceExhausted", FailedPrecondition: "FailedPrecondition",
+	Internal: "Internal", Unavailable: "Unavailable", Unauthenticated: "Unauthenticated",
+}
+
+func (c Code) String() string {
+	if n, ok := codeNames[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("Code(%d)", int(c))
+}
+
+// Error is the one error type of the account service. Message is safe to
+// show the caller: it never holds a secret nor a store's internal detail
+// (those are logged, and the caller gets Internal). Field names the request
+// field at fault, when one is; an InvalidArgument lists every field at
+// fault in Violations, and its Message joins them.
+type Error struct {
+	Code       Code
+	Field      string
+	Message    string
+	Violations []Violation
+}
+
+// Violation is one field of a request that is wrong, and why.
+type Violation struct {
+	Field       string
+	Description string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// errorf is an Error with a formatted message.
+func errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// fieldError is an Error about one field; the message starts with it.
+func fieldError(code Code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// internal is what a caller sees of a failure that is not theirs.
+func internal() *Error { return &Error{Code: Internal, Message: "internal error"} }
+
+// invalid is an InvalidArgument naming every violation.
+func invalid(list []Violation) *Error {
+	parts := make([]string, len(list))
+	for i, v := range list {
+		parts[i] = v.Field + ": " + v.Description
+	}
+	e := &Error{Code: InvalidArgument, Message: strings.Join(parts, "; "), Violations: list}
+	if len(list) == 1 {
+		e.Field = list[0].Field
+	}
+	return e
+}

@@ -1,0 +1,223 @@
+// Package account is keygate's account service: apps, tenants, keys and
+// the audit log of one account, behind the Account API (SPEC §7, §14).
+//
+// It owns what every transport shares — authentication of the calling
+// account key and authorisation of the operation through the data plane's
+// decision code (pkg/authz), validation, the escalation rule, audit and
+// store errors — and knows nothing of gRPC, GraphQL or HTML: methods take
+// (ctx, Caller, plain input) and answer plain records or an *Error whose
+// Code mirrors gRPC's. pkg/accountgrpc is the gRPC adapter over it.
+//
+// Requests are validated before anything is written: a key is compiled
+// with authz.Compile exactly as the data plane will load it, so the store
+// never receives a key that the cache could not load.
+package account
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/scope"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// Options are the settings of a Service.
+type Options struct {
+	// Compile is what keys are checked against before they are stored: the
+	// same options the data plane compiles keys with (reserved header
+	// names).
+	Compile authz.CompileOptions
+	// Logger gets internal errors and changes; nil discards. Secrets never
+	// reach it.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxGracePeriod bounds RegenerateKey's grace period; 0 means 30 days.
+	MaxGracePeriod time.Duration
+}
+
+// Service is the account service over a store.
+type Service struct {
+	store    store.Accounts
+	engine   *authz.Engine
+	hasher   *apikey.Hasher
+	compile  authz.CompileOptions
+	log      *slog.Logger
+	now      func() time.Time
+	maxGrace time.Duration
+}
+
+// NewService returns the account service over st. engine decides who may
+// call it: its Routes must resolve the account-api context extensions
+// Authenticate sets (AccountRouter does). hasher hashes new secrets; it
+// must hash as the data plane does.
+func NewService(st store.Accounts, engine *authz.Engine, hasher *apikey.Hasher, opts Options) *Service {
+	s := &Service{
+		store:    st,
+		engine:   engine,
+		hasher:   hasher,
+		compile:  opts.Compile,
+		log:      opts.Logger,
+		now:      opts.Now,
+		maxGrace: opts.MaxGracePeriod,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxGrace <= 0 {
+		s.maxGrace = 30 * 24 * time.Hour
+	}
+	return s
+}
+
+// Caller is who is calling: the account key Authenticate accepted. Every
+// call is confined to its account.
+type Caller struct {
+	AccountID string
+	Actor     store.Actor
+	// Scope is the calling key's scope: no account key it creates or
+	// changes may allow an Account API operation this one does not.
+	Scope *scope.Scope
+}
+
+func (c Caller) valid() bool { return c.AccountID != "" }
+
+// Credentials are what a call presents: the account key values it carried
+// (several is malformed_key) and the client address its IP filters are
+// checked against (the zero Addr fails closed for keys with filters).
+type Credentials struct {
+	Keys     []string
+	ClientIP netip.Addr
+}
+
+// Authenticate checks the calling key for op with the data plane's
+// decision (SPEC §5 rows 1–8, as service account-api) and returns the
+// Caller. A refusal is Unauthenticated (the key) or PermissionDenied (its
+// type, IP filters or scope), its message starting with the reason code.
+func (s *Service) Authenticate(ctx context.Context, cr Credentials, op Operation) (Caller, error) {
+	r := authz.Request{
+		KeyCount: len(cr.Keys),
+		ClientIP: cr.ClientIP,
+		Route: authz.RouteInput{
+			Method:     "POST",
+			Path:       "/" + op.Name,
+			Extensions: authz.Extensions{Service: authz.AccountAPIService, Kind: op.Kind, Operation: op.Name},
+		},
+	}
+	if len(cr.Keys) > 0 {
+		r.Key = cr.Keys[0]
+	}
+	d := s.engine.Check(ctx, &r)
+	if err := ctx.Err(); err != nil {
+		return Caller{}, contextError(err)
+	}
+	switch d.Reason {
+	case authz.OK:
+		return Caller{
+			AccountID: d.Key.Spec.AccountID,
+			Actor:     store.Actor{KeyID: d.Key.Spec.ID, KeyName: d.Key.Spec.Name},
+			Scope:     d.Key.Scope(),
+		}, nil
+	case authz.MissingKey:
+		return Caller{}, errorf(Unauthenticated, "missing_key: send an account key in the x-api-key header (gRPC metadata)")
+	case authz.MalformedKey, authz.UnknownKey, authz.InactiveKey, authz.NotYetValid, authz.ExpiredKey:
+		return Caller{}, errorf(Unauthenticated, "%s: the account key was refused", d.Reason)
+	case authz.WrongKeyType:
+		return Caller{}, errorf(PermissionDenied, "wrong_key_type: the Account API accepts account keys only")
+	case authz.IPNotAllowed:
+		return Caller{}, errorf(PermissionDenied, "ip_not_allowed: the key's IP filters do not allow this client address")
+	case authz.ScopeDenied:
+		return Caller{}, scopeDenied(op)
+	case authz.StoreUnavailable:
+		s.log.Error("account API: key store unavailable", "op", op.Name, "err", d.Err)
+		return Caller{}, errorf(Unavailable, "store_unavailable: the key store cannot be reached; retry later")
+	}
+	s.log.Error("account API: unexpected decision", "op", op.Name, "reason", d.Reason.String())
+	return Caller{}, errorf(PermissionDenied, "%s: the call is not allowed", d.Reason)
+}
+
+// Authorize checks that an authenticated caller's scope allows op: for a
+// transport that authenticates once and runs several operations (a
+// GraphQL document's root fields).
+func (s *Service) Authorize(c Caller, op Operation) error {
+	if !c.valid() {
+		return errorf(Unauthenticated, "unauthenticated: no account key was accepted for this call")
+	}
+	if !c.Scope.Allows(authz.AccountAPIService, op.Kind, op.Name) {
+		return scopeDenied(op)
+	}
+	return nil
+}
+
+func scopeDenied(op Operation) *Error {
+	return errorf(PermissionDenied, "scope_denied: the key's scope does not allow %s:%s:%s", authz.AccountAPIService, op.Kind, op.Name)
+}
+
+// check refuses a Caller that no Authenticate produced: an adapter wired
+// without authentication must not serve anything.
+func (s *Service) check(c Caller) error {
+	if !c.valid() {
+		s.log.Error("account API called without an authenticated caller; refusing")
+		return errorf(Unauthenticated, "unauthenticated: the server is not configured to authenticate calls")
+	}
+	return nil
+}
+
+// withinCaller refuses an account key (being created, or one a call would
+// change, rotate or delete) whose scope allows an Account API operation
+// the caller's does not: a key allowed to manage keys must not mint or
+// take over a more powerful one (a key limited to generateAccountAccessKey
+// creating an unlimited key, or regenerating the bootstrap key to learn
+// its new secret). Service and app keys never reach the Account API, so
+// their scopes grant nothing here.
+func withinCaller(c Caller, typ authz.KeyType, ks *scope.Scope) error {
+	if typ != authz.KeyTypeAccount {
+		return nil
+	}
+	for _, op := range Operations {
+		if ks.Allows(authz.AccountAPIService, op.Kind, op.Name) && !c.Scope.Allows(authz.AccountAPIService, op.Kind, op.Name) {
+			return errorf(PermissionDenied,
+				"scope_exceeds_caller: the account key would allow %s:%s:%s, which the calling key's scope does not; "+
+					"an account key can only create or manage account keys with at most its own rights",
+				authz.AccountAPIService, op.Kind, op.Name)
+		}
+	}
+	return nil
+}
+
+// contextError is the answer to a call whose context ended.
+func contextError(err error) *Error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errorf(DeadlineExceeded, "deadline exceeded")
+	}
+	return errorf(Canceled, "canceled")
+}
+
+// storeError maps a store error. what names the object (`app "billing"`)
+// for NotFound; the store's own messages, which name the field, are kept
+// for AlreadyExists and InvalidArgument. Anything else is logged and
+// answered Internal: its text may carry database detail.
+func (s *Service) storeError(ctx context.Context, op, what string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrAlreadyExists):
+		return errorf(AlreadyExists, "%v", err)
+	case errors.Is(err, store.ErrInvalid):
+		return errorf(InvalidArgument, "%v", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if ctx.Err() != nil {
+			return contextError(ctx.Err())
+		}
+	}
+	s.log.Error("account API: store error", "op", op, "object", what, "err", err)
+	return internal()
+}

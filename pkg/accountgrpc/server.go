@@ -1,0 +1,152 @@
+// Package accountgrpc serves the account service (pkg/account) as
+// keygate's gRPC Account API (proto/keygate/account/v1). It converts
+// messages to the service's inputs and its records and errors back; every
+// rule lives in the service.
+//
+// Every call is authenticated by an account key in the x-api-key metadata
+// and authorised as the catalogue operation of its method (account
+// .Operations: the method name in lowerCamelCase).
+package accountgrpc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/account/accountv1"
+)
+
+// KeyHeader is the metadata key that carries the caller's account key.
+const KeyHeader = "x-api-key"
+
+// Server implements accountv1.AccountServiceServer over the account
+// service.
+type Server struct {
+	accountv1.UnimplementedAccountServiceServer
+	svc *account.Service
+	log *slog.Logger
+}
+
+var _ accountv1.AccountServiceServer = (*Server)(nil)
+
+// NewServer returns the gRPC Account API over svc; log (nil discards)
+// gets what the adapter alone sees (an audit event it cannot convert).
+func NewServer(svc *account.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{svc: svc, log: log}
+}
+
+// Register registers the Account API and server reflection on s. s must
+// have been built with the server's interceptor, e.g.
+//
+//	g := grpc.NewServer(grpc.ChainUnaryInterceptor(srv.UnaryInterceptor()))
+//	accountgrpc.Register(g, srv)
+//
+// Without it every call is refused as unauthenticated.
+func Register(s *grpc.Server, srv *Server) {
+	accountv1.RegisterAccountServiceServer(s, srv)
+	reflection.Register(s)
+}
+
+var servicePrefix = "/" + accountv1.AccountService_ServiceDesc.ServiceName + "/"
+
+// OperationOf is the catalogue operation of an Account API method: its
+// name in lowerCamelCase ("GenerateServiceAccessKey" →
+// "generateServiceAccessKey"). false for a method the catalogue lacks,
+// which is refused rather than authorised under a guessed name.
+func OperationOf(method string) (account.Operation, bool) {
+	r, n := utf8.DecodeRuneInString(method)
+	if n == 0 {
+		return account.Operation{}, false
+	}
+	return account.OperationNamed(string(unicode.ToLower(r)) + method[n:])
+}
+
+type callerKey struct{}
+
+// callerFrom returns the caller the interceptor put in ctx; without one
+// the service refuses the call (the zero Caller).
+func callerFrom(ctx context.Context) account.Caller {
+	c, _ := ctx.Value(callerKey{}).(account.Caller)
+	return c
+}
+
+// UnaryInterceptor authenticates and authorises every Account API call
+// with the service; calls to other services on the same server pass
+// through.
+func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		method, ok := strings.CutPrefix(info.FullMethod, servicePrefix)
+		if !ok {
+			return handler(ctx, req)
+		}
+		op, ok := OperationOf(method)
+		if !ok {
+			return nil, status.Errorf(codes.Unimplemented, "%s is not an Account API operation", method)
+		}
+		md, _ := metadata.FromIncomingContext(ctx)
+		c, err := s.svc.Authenticate(ctx, account.Credentials{Keys: md.Get(KeyHeader), ClientIP: peerIP(ctx)}, op)
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		return handler(context.WithValue(ctx, callerKey{}, c), req)
+	}
+}
+
+// peerIP is the caller's address for IP filters; the zero Addr when the
+// transport has none (which fails closed for keys with filters).
+func peerIP(ctx context.Context) netip.Addr {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return netip.Addr{}
+	}
+	if a, ok := p.Addr.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// grpcError maps the service's errors to gRPC statuses: the codes mirror
+// gRPC's, an InvalidArgument carries a BadRequest detail per field.
+// Anything else never reaches a caller as it is (the service logs and
+// wraps what is not the caller's): Internal.
+func grpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *account.Error
+	if !errors.As(err, &e) {
+		return status.Error(codes.Internal, "internal error")
+	}
+	st := status.New(codes.Code(e.Code), e.Message)
+	if len(e.Violations) > 0 {
+		fv := make([]*errdetails.BadRequest_FieldViolation, len(e.Violations))
+		for i, v := range e.Violations {
+			fv[i] = &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description}
+		}
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: fv}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
