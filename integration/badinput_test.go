@@ -327,15 +327,17 @@ func TestBadAccountRequests(t *testing.T) {
 			call: ips(many(101, func(i int) string { return fmt.Sprintf("10.0.%d.0/24", i) })...)},
 		{name: "IP filter of 101 bytes", code: inv, field: "ip_filters", contains: []string{"[0]"},
 			call: ips("10.0.0.0/" + long(92))},
-		{name: "51 response headers", code: inv, field: "response_headers", contains: []string{"50"},
+		{name: "21 response headers", code: inv, field: "response_headers", contains: []string{"20"},
 			call: headers(func() (hs []*accountv1.ResponseHeader) {
-				for i := range 51 {
+				for i := range 21 {
 					hs = append(hs, hdr(fmt.Sprintf("x-h%d", i), "v"))
 				}
 				return hs
 			}()...)},
 		{name: "response header name of 257 bytes", code: inv, field: "response_headers", call: headers(hdr("x-"+long(255), "v"))},
 		{name: "response header value of 4097 bytes", code: inv, field: "response_headers", call: headers(hdr("x-big", long(4097)))},
+		{name: "response header name of 65 bytes", code: inv, field: "response_headers", contains: []string{"64"}, call: headers(hdr("x-"+long(63), "v"))},
+		{name: "response header value of 1025 bytes", code: inv, field: "response_headers", contains: []string{"1024"}, call: headers(hdr("x-big", long(1025)))},
 		{name: "CreateApp name of 201 bytes", code: inv, field: "name",
 			call: func(ctx context.Context) error {
 				_, err := c.CreateApp(ctx, &accountv1.CreateAppRequest{Id: "bad-app", Name: long(201)})
