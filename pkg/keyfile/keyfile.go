@@ -35,20 +35,18 @@
 package keyfile
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/yamlfile"
 )
 
 // DefaultAccount is the account of a file that names none.
@@ -68,37 +66,9 @@ type Options struct {
 	HasService func(name string) bool
 }
 
-// Error is one problem in a keys file. Parse joins all of them.
-type Error struct {
-	File  string
-	Line  int    // 1-based; 0 when unknown
-	Entry string // e.g. `keys[2] (id "k-3")`; "" for the top level
-	Field string // e.g. "tenant"; "" when the entry as a whole is wrong
-	Err   error
-}
-
-// Error reads like `keys.yaml:12: keys[2] (id "k-3"): tenant: required for service keys`.
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteByte(':')
-		b.WriteString(strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Entry != "" {
-		b.WriteString(e.Entry)
-		b.WriteString(": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// Error is one problem in a keys file, "file:line: entry: field: message";
+// Parse joins all of them.
+type Error = yamlfile.Error
 
 // Set is one parsed and compiled file.
 type Set struct {
@@ -133,50 +103,19 @@ func Parse(data []byte, filename string, opts Options) (*Set, []string, error) {
 	if opts.Algorithm == "" {
 		opts.Algorithm = apikey.SHA256
 	}
-	p := &parser{file: filename}
+	p := &parser{Reader: yamlfile.NewReader(filename, yamlfile.Wording{})}
 	set := p.parse(data, opts)
-	warnings := make([]string, len(p.warns))
-	for i, w := range p.warns {
-		warnings[i] = w.Error()
-	}
-	if len(p.errs) > 0 {
+	if errs := p.Errors(); len(errs) > 0 {
 		// Line order reads like the file, whatever order the checks ran in.
-		slices.SortStableFunc(p.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
-		errs := make([]error, len(p.errs))
-		for i, e := range p.errs {
-			errs[i] = e
-		}
-		return nil, warnings, errors.Join(errs...)
+		slices.SortStableFunc(errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, p.Warnings(), yamlfile.Join(errs)
 	}
-	return set, warnings, nil
+	return set, p.Warnings(), nil
 }
 
+// parser reads a keys file with the one YAML reader; it knows the fields.
 type parser struct {
-	file  string
-	errs  []*Error
-	warns []*Error
-
-	// budget is how many nodes aliases may still add to the walk. Without
-	// it a few kilobytes of nested aliases make millions of keys to compile
-	// and an error message of gigabytes.
-	budget int
-	sizes  map[*yaml.Node]int
-	blowup bool // the budget ran out; the walk stops
-}
-
-// aliasRatio is how many times its own size aliases may expand a file;
-// minAliasBudget keeps small files free to share lists through anchors.
-const (
-	aliasRatio     = 10
-	minAliasBudget = 10_000
-)
-
-func (p *parser) fail(line int, entry, field string, err error) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Entry: entry, Field: field, Err: err})
-}
-
-func (p *parser) failf(n *yaml.Node, entry, field, format string, args ...any) {
-	p.fail(n.Line, entry, field, fmt.Errorf(format, args...))
+	*yamlfile.Reader
 }
 
 // owner is an app or a tenant as the file declares it.
@@ -187,7 +126,7 @@ type owner struct {
 }
 
 func (p *parser) parse(data []byte, opts Options) *Set {
-	root, ok := p.document(data)
+	root, ok := p.Document(data)
 	if !ok {
 		return nil
 	}
@@ -195,220 +134,27 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 	if root == nil {
 		return set // empty file: zero keys
 	}
-	top := p.mapping(root, "", topFields, "want a mapping with account, apps, tenants and keys")
+	top := p.Mapping(root, "", topFields, "want a mapping with account, apps, tenants and keys")
 	if top == nil {
 		return nil
 	}
-	if n := top["account"]; n != nil {
-		if s, ok := p.str(n, "", "account"); ok && s != "" {
-			set.account = s
-		}
+	if s, _ := p.String(top["account"].Value, "", "account"); s != "" {
+		set.account = s
 	}
-	apps := p.owners(top["apps"], "apps")
-	tenants := p.owners(top["tenants"], "tenants")
+	apps := p.owners(top["apps"].Value, "apps")
+	tenants := p.owners(top["tenants"].Value, "tenants")
 	set.apps, set.tenants = len(apps), len(tenants)
 
-	items := p.seq(top["keys"], "", "keys")
+	items, _ := p.List(top["keys"].Value, "", "keys")
 	kp := keyParser{parser: p, opts: opts, set: set, apps: apps, tenants: tenants,
 		ids: map[string]seen{}, names: map[string]seen{}, hashes: map[apikey.Digest]seen{}}
 	for i, n := range items {
-		if p.blowup {
+		if p.Stopped() {
 			break
 		}
 		kp.key(i, n)
 	}
 	return set
-}
-
-// document returns the root node of the file's only YAML document, or nil
-// for a file without content.
-func (p *parser) document(data []byte) (*yaml.Node, bool) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, true
-		}
-		p.yamlError(err)
-		return nil, false
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		p.yamlError(err)
-		return nil, false
-	default:
-		// Silently ignoring a second document would drop its keys.
-		p.fail(extra.Line, "", "", errors.New("a second YAML document (---); the file must hold exactly one"))
-		return nil, false
-	}
-	p.sizes = map[*yaml.Node]int{}
-	p.budget = max(minAliasBudget, aliasRatio*p.size(&doc))
-	if doc.Kind == yaml.DocumentNode {
-		if len(doc.Content) == 0 {
-			return nil, true
-		}
-		return p.follow(doc.Content[0]), true
-	}
-	return p.follow(&doc), true
-}
-
-// size counts the nodes of a tree as written, aliases as one node each.
-func (p *parser) size(n *yaml.Node) int {
-	if s, ok := p.sizes[n]; ok {
-		return s
-	}
-	s := 1
-	if n.Kind != yaml.AliasNode {
-		for _, c := range n.Content {
-			s += p.size(c)
-		}
-	}
-	p.sizes[n] = s
-	return s
-}
-
-// follow resolves an alias and charges what it adds to the walk.
-func (p *parser) follow(n *yaml.Node) *yaml.Node {
-	if n == nil || n.Kind != yaml.AliasNode {
-		return n
-	}
-	t := resolve(n)
-	if t == nil {
-		return n // reported as the wrong kind of node by the caller
-	}
-	if p.budget -= p.size(t); p.budget < 0 && !p.blowup {
-		p.blowup = true
-		p.failf(n, "", "", "aliases expand the file more than %d-fold; write the values out", aliasRatio)
-	}
-	return t
-}
-
-// yamlError turns "yaml: line 3: …" into a message in the file's own
-// file:line form.
-func (p *parser) yamlError(err error) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if num, text, ok := strings.Cut(rest, ": "); ok {
-			if line, err := strconv.Atoi(num); err == nil {
-				p.fail(line, "", "", errors.New(text))
-				return
-			}
-		}
-	}
-	p.fail(0, "", "", errors.New(msg))
-}
-
-// resolve follows an alias to its anchored node. The walk below never goes
-// deeper than a key's header list, so aliases cannot make it loop; their
-// cost is bounded by follow.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
-}
-
-// mapping checks that n is a mapping of known fields, each given once, and
-// returns their value nodes (aliases resolved). It returns nil, having
-// reported why, when n is not a mapping.
-func (p *parser) mapping(n *yaml.Node, entry string, known []string, want string) map[string]*yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		p.failf(n, entry, "", "%s", want)
-		return nil
-	}
-	fields := make(map[string]*yaml.Node, len(n.Content)/2)
-	lines := make(map[string]int, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content) && !p.blowup; i += 2 {
-		k, v := n.Content[i], p.follow(n.Content[i+1])
-		name := k.Value
-		switch {
-		case k.Kind != yaml.ScalarNode:
-			p.failf(k, entry, "", "a field name must be a plain string")
-		case name == "<<":
-			p.failf(k, entry, "", "merge keys (<<) are not supported; write each field out")
-		case !slices.Contains(known, name):
-			p.failf(k, entry, "", "unknown field %q (known: %s)", name, strings.Join(known, ", "))
-		case lines[name] != 0:
-			p.failf(k, entry, name, "given twice (first on line %d)", lines[name])
-		default:
-			fields[name], lines[name] = v, k.Line
-		}
-	}
-	return fields
-}
-
-// seq returns the items of a list field (aliases resolved); absent or null
-// is an empty list.
-func (p *parser) seq(n *yaml.Node, entry, field string) []*yaml.Node {
-	if isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		p.failf(n, entry, field, "want a list")
-		return nil
-	}
-	items := make([]*yaml.Node, 0, len(n.Content))
-	for _, c := range n.Content {
-		if c = p.follow(c); p.blowup {
-			break
-		}
-		items = append(items, c)
-	}
-	return items
-}
-
-// str reads a scalar as the text written, so that `id: 007` stays "007".
-// Absent or null is "".
-func (p *parser) str(n *yaml.Node, entry, field string) (string, bool) {
-	if isNull(n) {
-		return "", true
-	}
-	if n.Kind != yaml.ScalarNode {
-		p.failf(n, entry, field, "want a string")
-		return "", false
-	}
-	return n.Value, true
-}
-
-// boolean accepts only YAML 1.2 true/false: "yes" or "off" on a flag that
-// decides whether a key works is more likely a mistake than an intent.
-func (p *parser) boolean(n *yaml.Node, entry, field string) (bool, bool) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
-		switch strings.ToLower(n.Value) {
-		case "true":
-			return true, true
-		case "false":
-			return false, true
-		}
-	}
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
-		p.failf(n, entry, field, "want true or false, got %q", n.Value)
-	} else {
-		p.failf(n, entry, field, "want true or false")
-	}
-	return false, false
-}
-
-// timestamp accepts an RFC 3339 time, written as a YAML timestamp or a
-// quoted string; YAML's looser forms (a bare date, a space for the T) are
-// refused because the API and the database take RFC 3339 only.
-func (p *parser) timestamp(n *yaml.Node, entry, field string) time.Time {
-	s, ok := p.str(n, entry, field)
-	if !ok || s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		p.failf(n, entry, field, "%q is not an RFC 3339 timestamp (like 2026-01-01T00:00:00Z)", s)
-		return time.Time{}
-	}
-	return t.UTC()
 }
 
 // label refuses, in a name or a group, what authz.CheckLabelText refuses
@@ -419,7 +165,7 @@ func (p *parser) label(n *yaml.Node, entry, field, text string) bool {
 		return false
 	}
 	if err := authz.CheckLabelText(text); err != nil {
-		p.fail(n.Line, entry, field, err)
+		p.Fail(n.Line, entry, field, err)
 		return true
 	}
 	return false
@@ -427,45 +173,28 @@ func (p *parser) label(n *yaml.Node, entry, field, text string) bool {
 
 // owners reads the apps or tenants list.
 func (p *parser) owners(n *yaml.Node, list string) map[string]owner {
-	items := p.seq(n, "", list)
+	items, _ := p.List(n, "", list)
 	out := make(map[string]owner, len(items))
 	for i, n := range items {
-		id := peek(n, "id")
+		id := yamlfile.Peek(n, "id")
 		label := entryLabel(list, i, id)
-		f := p.mapping(n, label, ownerFields, "want a mapping with id and name")
+		f := p.Mapping(n, label, ownerFields, "want a mapping with id and name")
 		if f == nil {
 			continue
 		}
-		id, _ = p.str(f["id"], label, "id")
-		name, _ := p.str(f["name"], label, "name")
-		p.label(f["name"], label, "name", name)
+		id, _ = p.String(f["id"].Value, label, "id")
+		name, _ := p.String(f["name"].Value, label, "name")
+		p.label(f["name"].Value, label, "name", name)
 		switch first, dup := out[id]; {
 		case id == "":
-			p.fail(lineOf(f["id"], n), label, "id", errors.New("required"))
+			p.Fail(lineOf(f["id"].Value, n), label, "id", errors.New("required"))
 		case dup:
-			p.failf(f["id"], label, "id", "%q is also the id of %s (line %d)", id, first.label, first.line)
+			p.Errorf(f["id"].Value, label, "id", "%q is also the id of %s (line %d)", id, first.label, first.line)
 		default:
-			out[id] = owner{name: name, label: label, line: f["id"].Line}
+			out[id] = owner{name: name, label: label, line: f["id"].Value.Line}
 		}
 	}
 	return out
-}
-
-// peek finds a scalar field before the mapping is checked, so that every
-// message about an entry can already name it by id.
-func peek(n *yaml.Node, field string) string {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return ""
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == field {
-			if v := resolve(n.Content[i+1]); v != nil && v.Kind == yaml.ScalarNode && !isNull(v) {
-				return v.Value
-			}
-			return ""
-		}
-	}
-	return ""
 }
 
 func entryLabel(list string, i int, id string) string {
@@ -500,17 +229,17 @@ type keyParser struct {
 }
 
 func (kp *keyParser) key(i int, n *yaml.Node) {
-	label := entryLabel("keys", i, peek(n, "id"))
-	f := kp.mapping(n, label, keyFields, "want a mapping with id, name, type, hash, …")
+	label := entryLabel("keys", i, yamlfile.Peek(n, "id"))
+	f := kp.Mapping(n, label, keyFields, "want a mapping with id, name, type, hash, …")
 	if f == nil {
 		return
 	}
-	errsBefore := len(kp.errs)
+	errsBefore := kp.NumErrors()
 	// Fields with a problem reported here: authz.Compile would only repeat
 	// it in other words.
 	reported := map[string]bool{}
 	str := func(field string) string {
-		s, ok := kp.str(f[field], label, field)
+		s, ok := kp.String(f[field].Value, label, field)
 		if !ok {
 			reported[field] = true
 		}
@@ -531,33 +260,34 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 	if t := str("type"); t != "" {
 		typ, err := authz.ParseKeyType(t)
 		if err != nil {
-			kp.fail(f["type"].Line, label, "type", err)
+			kp.Fail(f["type"].Value.Line, label, "type", err)
 			reported["type"] = true
 		}
 		spec.Type = typ
 	}
 	for _, field := range []string{"name", "group"} {
-		if kp.label(f[field], label, field, map[string]string{"name": spec.Name, "group": spec.Group}[field]) {
+		if kp.label(f[field].Value, label, field, map[string]string{"name": spec.Name, "group": spec.Group}[field]) {
 			reported[field] = true
 		}
 	}
-	if v := f["active"]; v != nil {
-		spec.Active, _ = kp.boolean(v, label, "active")
+	if v := f["active"].Value; v != nil {
+		spec.Active, _ = kp.Bool(v, label, "active")
 	}
-	spec.NotBefore = kp.timestamp(f["not_before"], label, "not_before")
-	spec.ExpiresAt = kp.timestamp(f["expires_at"], label, "expires_at")
+	spec.NotBefore, _ = kp.Time(f["not_before"].Value, label, "not_before")
+	spec.ExpiresAt, _ = kp.Time(f["expires_at"].Value, label, "expires_at")
 	// A list with a malformed item reaches Compile without it, so Compile's
 	// "[i]" would name the wrong item: its findings wait for the next run.
-	n0 := len(kp.errs)
-	for j, v := range kp.seq(f["ip_filters"], label, "ip_filters") {
-		if s, ok := kp.str(v, label, fmt.Sprintf("ip_filters[%d]", j)); ok {
+	n0 := kp.NumErrors()
+	filters, _ := kp.List(f["ip_filters"].Value, label, "ip_filters")
+	for j, v := range filters {
+		if s, ok := kp.String(v, label, fmt.Sprintf("ip_filters[%d]", j)); ok {
 			spec.IPFilters = append(spec.IPFilters, s)
 		}
 	}
-	reported["ip_filters"] = len(kp.errs) > n0
-	n0 = len(kp.errs)
-	spec.ResponseHeaders = kp.headers(f["response_headers"], label)
-	reported["response_headers"] = len(kp.errs) > n0
+	reported["ip_filters"] = kp.NumErrors() > n0
+	n0 = kp.NumErrors()
+	spec.ResponseHeaders = kp.headers(f["response_headers"].Value, label)
+	reported["response_headers"] = kp.NumErrors() > n0
 	if app, ok := kp.apps[spec.AppID]; ok {
 		spec.AppName = app.name
 	}
@@ -566,7 +296,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 	}
 	if _, ok := apikey.KindOf(spec.Hash); ok {
 		// Named without quoting it: the value is a live secret.
-		kp.failf(f["hash"], label, "hash", "this is a secret key, not its hash; store the output of `keygate hash`")
+		kp.Errorf(f["hash"].Value, label, "hash", "this is a secret key, not its hash; store the output of `keygate hash`")
 		reported["hash"] = true
 		spec.Hash = ""
 	}
@@ -576,14 +306,13 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 	kp.references(spec, f, label, reported)
 	kp.unique(spec, f, label)
 
-	if key == nil || len(kp.errs) > errsBefore {
+	if key == nil || kp.NumErrors() > errsBefore {
 		return
 	}
 	if kp.opts.HasService != nil {
 		for _, svc := range key.Scope().Services() {
 			if !kp.opts.HasService(svc) {
-				kp.warns = append(kp.warns, &Error{File: kp.file, Line: f["scope"].Line, Entry: label, Field: "scope",
-					Err: fmt.Errorf("service %q is not declared", svc)})
+				kp.Warnf(f["scope"].Value, label, "scope", "service %q is not declared", svc)
 			}
 		}
 	}
@@ -592,19 +321,19 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 }
 
 func (kp *keyParser) headers(n *yaml.Node, label string) []authz.HeaderSpec {
-	items := kp.seq(n, label, "response_headers")
+	items, _ := kp.List(n, label, "response_headers")
 	var out []authz.HeaderSpec
 	for j, item := range items {
 		field := fmt.Sprintf("response_headers[%d]", j)
-		h := kp.mapping(item, label+": "+field, headerFields, "want a mapping with name, value and disabled")
+		h := kp.Mapping(item, label+": "+field, headerFields, "want a mapping with name, value and disabled")
 		if h == nil {
 			continue
 		}
-		name, _ := kp.str(h["name"], label, field+".name")
-		value, _ := kp.str(h["value"], label, field+".value")
+		name, _ := kp.String(h["name"].Value, label, field+".name")
+		value, _ := kp.String(h["value"].Value, label, field+".value")
 		var disabled bool
-		if v := h["disabled"]; v != nil {
-			disabled, _ = kp.boolean(v, label, field+".disabled")
+		if v := h["disabled"].Value; v != nil {
+			disabled, _ = kp.Bool(v, label, field+".disabled")
 		}
 		out = append(out, authz.HeaderSpec{Name: name, Value: value, Disabled: disabled})
 	}
@@ -613,11 +342,11 @@ func (kp *keyParser) headers(n *yaml.Node, label string) []authz.HeaderSpec {
 
 // compileErrors reports authz.Compile's field errors at the field's line,
 // one message per problem.
-func (kp *keyParser) compileErrors(err error, f map[string]*yaml.Node, entry *yaml.Node, label string, reported map[string]bool) {
+func (kp *keyParser) compileErrors(err error, f yamlfile.Fields, entry *yaml.Node, label string, reported map[string]bool) {
 	for _, e := range flatten(err) {
 		var fe *authz.FieldError
 		if !errors.As(e, &fe) {
-			kp.fail(entry.Line, label, "", e)
+			kp.Fail(entry.Line, label, "", e)
 			continue
 		}
 		if reported[fe.Field] {
@@ -627,7 +356,7 @@ func (kp *keyParser) compileErrors(err error, f map[string]*yaml.Node, entry *ya
 		for _, inner := range flatten(fe.Err) {
 			// Some packages already prefix their message with the field.
 			msg := strings.TrimPrefix(inner.Error(), fe.Field+": ")
-			kp.fail(itemLine(f[fe.Field], entry, msg), label, fe.Field, errors.New(msg))
+			kp.Fail(itemLine(f[fe.Field].Value, entry, msg), label, fe.Field, errors.New(msg))
 		}
 	}
 }
@@ -665,34 +394,34 @@ func flatten(err error) []error {
 }
 
 // references checks that the key's app and tenant are declared in the file.
-func (kp *keyParser) references(spec authz.KeySpec, f map[string]*yaml.Node, label string, reported map[string]bool) {
+func (kp *keyParser) references(spec authz.KeySpec, f yamlfile.Fields, label string, reported map[string]bool) {
 	if spec.AppID != "" && !reported["app"] {
 		if _, ok := kp.apps[spec.AppID]; !ok {
-			kp.failf(f["app"], label, "app", "%q is not listed in apps", spec.AppID)
+			kp.Errorf(f["app"].Value, label, "app", "%q is not listed in apps", spec.AppID)
 		}
 	}
 	if spec.TenantID != "" && !reported["tenant"] {
 		if _, ok := kp.tenants[spec.TenantID]; !ok {
-			kp.failf(f["tenant"], label, "tenant", "%q is not listed in tenants", spec.TenantID)
+			kp.Errorf(f["tenant"].Value, label, "tenant", "%q is not listed in tenants", spec.TenantID)
 		}
 	}
 }
 
 // unique checks key ids, names and hashes against the keys before it, and
 // that the hash is one the server can ever match.
-func (kp *keyParser) unique(spec authz.KeySpec, f map[string]*yaml.Node, label string) {
+func (kp *keyParser) unique(spec authz.KeySpec, f yamlfile.Fields, label string) {
 	if spec.ID != "" {
 		if first, dup := kp.ids[spec.ID]; dup {
-			kp.failf(f["id"], label, "id", "%q is also the id of %s (line %d)", spec.ID, first.label, first.line)
+			kp.Errorf(f["id"].Value, label, "id", "%q is also the id of %s (line %d)", spec.ID, first.label, first.line)
 		} else {
-			kp.ids[spec.ID] = seen{label, f["id"].Line}
+			kp.ids[spec.ID] = seen{label, f["id"].Value.Line}
 		}
 	}
 	if spec.Name != "" {
 		if first, dup := kp.names[spec.Name]; dup {
-			kp.failf(f["name"], label, "name", "%q is also the name of %s (line %d)", spec.Name, first.label, first.line)
+			kp.Errorf(f["name"].Value, label, "name", "%q is also the name of %s (line %d)", spec.Name, first.label, first.line)
 		} else {
-			kp.names[spec.Name] = seen{label, f["name"].Line}
+			kp.names[spec.Name] = seen{label, f["name"].Value.Line}
 		}
 	}
 	alg, digest, err := apikey.ParseHash(spec.Hash)
@@ -700,12 +429,12 @@ func (kp *keyParser) unique(spec authz.KeySpec, f map[string]*yaml.Node, label s
 		return // Compile has reported it
 	}
 	if alg != kp.opts.Algorithm {
-		kp.failf(f["hash"], label, "hash", "%s but the server hashes with %s (%s)", alg, kp.opts.Algorithm, pepperNote(kp.opts.Algorithm))
+		kp.Errorf(f["hash"].Value, label, "hash", "%s but the server hashes with %s (%s)", alg, kp.opts.Algorithm, pepperNote(kp.opts.Algorithm))
 	}
 	if first, dup := kp.hashes[digest]; dup {
-		kp.failf(f["hash"], label, "hash", "same hash as %s (line %d)", first.label, first.line)
+		kp.Errorf(f["hash"].Value, label, "hash", "same hash as %s (line %d)", first.label, first.line)
 	} else {
-		kp.hashes[digest] = seen{label, f["hash"].Line}
+		kp.hashes[digest] = seen{label, f["hash"].Value.Line}
 	}
 }
 

@@ -151,6 +151,24 @@ keys:
 				NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ExpiresAt: time.Date(2026, 6, 1, 0, 0, 0, 5e8, time.UTC)}},
 		},
 		{
+			name: "merge keys: fields written in the mapping win, the first merged mapping next",
+			file: `apps: [{id: a}]
+keys:
+  - <<: [&defaults {type: app, app: a, ip_filters: ["10.0.0.0/8"], active: false}, {ip_filters: ["192.0.2.0/24"], group: partners}]
+    id: k-1
+    name: one
+    hash: "$H1"
+    active: true
+  - {<<: *defaults, id: k-2, name: two, hash: "$H2"}
+`,
+			want: []authz.KeySpec{
+				{ID: "k-1", Name: "one", Type: authz.KeyTypeApp, AccountID: "default", AppID: "a", Hash: hash(1), Active: true,
+					IPFilters: []string{"10.0.0.0/8"}, Group: "partners"},
+				{ID: "k-2", Name: "two", Type: authz.KeyTypeApp, AccountID: "default", AppID: "a", Hash: hash(2), Active: false,
+					IPFilters: []string{"10.0.0.0/8"}},
+			},
+		},
+		{
 			name: "file order kept; anchors followed",
 			file: `apps: [{id: a}]
 keys:
@@ -429,16 +447,18 @@ keys:
 			want: []string{`keys.yaml:9: keys[0] (id "k-1"): name: given twice (first on line 5)`},
 		},
 		{
-			name: "merge keys",
+			// Merge keys are read as in a routes file: what a merged
+			// mapping sets counts, at the line where it is written.
+			name: "merge keys bring their fields",
 			file: head + `  - &base {id: k-1, name: one, type: app, app: billing, hash: "$H1"}
   - <<: *base
     id: k-2
+    scopes: x
 `,
 			want: []string{
-				`keys.yaml:5: keys[1] (id "k-2"): merge keys (<<) are not supported; write each field out`,
-				`keys.yaml:5: keys[1] (id "k-2"): name: required`,
-				`keys.yaml:5: keys[1] (id "k-2"): type: required: service, app or account`,
-				`keys.yaml:5: keys[1] (id "k-2"): hash: want sha256:<64 hex> or hmac-sha256:<64 hex>`,
+				`keys.yaml:4: keys[1] (id "k-2"): name: "one" is also the name of keys[0] (id "k-1") (line 4)`,
+				`keys.yaml:4: keys[1] (id "k-2"): hash: same hash as keys[0] (id "k-1") (line 4)`,
+				`keys.yaml:7: keys[1] (id "k-2"): unknown field "scopes" (known: id, name, type, app, tenant, hash, scope, active, not_before, expires_at, ip_filters, group, description, response_headers)`,
 			},
 		},
 		{

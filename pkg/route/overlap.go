@@ -56,13 +56,13 @@ func (l *loader) checkOverlaps(routes []*route) {
 		k := r.spec()
 		for _, prev := range seen[k] {
 			if sameMethods(prev.methods, r.methods) {
-				l.errs = append(l.errs, fmt.Errorf("%s:%d: %s: %s: %q matches exactly the same requests (%s) as %s (line %d): remove one, or give them different methods",
-					l.file, r.line, r.where, r.pathField(), r.path, describeMethods(r.methods), prev.where, prev.line))
+				l.Fail(r.line, r.where, r.pathField(), fmt.Errorf("%q matches exactly the same requests (%s) as %s (line %d): remove one, or give them different methods",
+					r.path, describeMethods(r.methods), prev.where, prev.line))
 				break
 			}
 			if coversMethods(prev.methods, r.methods) {
-				l.warns = append(l.warns, fmt.Sprintf("%s:%d: %s: %s: %q is unreachable: %s (line %d) comes first and matches every request it does (%s); move it after, or drop it",
-					l.file, r.line, r.where, r.pathField(), r.path, prev.where, prev.line, describeMethods(r.methods)))
+				l.Warn(r.line, r.where, r.pathField(), fmt.Errorf("%q is unreachable: %s (line %d) comes first and matches every request it does (%s); move it after, or drop it",
+					r.path, prev.where, prev.line, describeMethods(r.methods)))
 				break
 			}
 		}
@@ -140,8 +140,8 @@ func (l *loader) warnHostConflicts(routes []*route) {
 		if n := len(others); n > shown {
 			others = append(others[:shown], fmt.Sprintf("%d more", n-shown))
 		}
-		l.warns = append(l.warns, fmt.Sprintf("%s:%d: %s: host %s: %s %q can match the same requests as host-less routes with other operations (%s): keygate denies those requests (unknown_route), since the client sets the Host; give the host its own Envoy virtual host with context_extensions, or put the routes on paths of their own",
-			l.file, h.line, h.where, h.host, h.pathField(), h.path, strings.Join(others, ", ")))
+		l.Warn(h.line, h.where, "host "+h.host, fmt.Errorf("%s %q can match the same requests as host-less routes with other operations (%s): keygate denies those requests (unknown_route), since the client sets the Host; give the host its own Envoy virtual host with context_extensions, or put the routes on paths of their own",
+			h.pathField(), h.path, strings.Join(others, ", ")))
 	}
 }
 
@@ -228,7 +228,7 @@ func (l *loader) warnGRPCShadows(routes []*route, decls []grpcDecl) {
 		if r.host != "" {
 			on = " on host " + r.host
 		}
-		l.warns = append(l.warns, fmt.Sprintf("%s:%d: %s: %s: %q shadows gRPC services %s: their calls%s match this route, not grpc_services",
-			l.file, r.line, r.where, r.pathField(), r.path, strings.Join(hidden, ", "), on))
+		l.Warn(r.line, r.where, r.pathField(), fmt.Errorf("%q shadows gRPC services %s: their calls%s match this route, not grpc_services",
+			r.path, strings.Join(hidden, ", "), on))
 	}
 }

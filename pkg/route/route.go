@@ -29,6 +29,7 @@
 package route
 
 import (
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -517,4 +518,63 @@ func (r *Router) Current() *Table { return r.t.Load() }
 // Resolve resolves in against the current table.
 func (r *Router) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 	return r.t.Load().Resolve(in)
+}
+
+// index files the routes by host and sorts each list by precedence once.
+// The sorts are stable and routes arrive in file order, so file order
+// breaks ties.
+func (t *Table) index(routes []*route) {
+	wild := make(map[string]*candidates)
+	for _, r := range routes {
+		var c *candidates
+		switch {
+		case r.host == "":
+			c = &t.anyHost
+		case strings.HasPrefix(r.host, "*."):
+			suffix := r.host[1:]
+			if c = wild[suffix]; c == nil {
+				c = &candidates{}
+				wild[suffix] = c
+			}
+		default:
+			if c = t.hosts[r.host]; c == nil {
+				c = &candidates{}
+				t.hosts[r.host] = c
+			}
+		}
+		switch r.kind {
+		case exactPath:
+			if c.exact == nil {
+				c.exact = make(map[string][]*route)
+			}
+			c.exact[r.path] = append(c.exact[r.path], r)
+		case templatePath:
+			c.templates = append(c.templates, r)
+		case prefixPath:
+			c.prefixes = append(c.prefixes, r)
+		}
+	}
+	for suffix, c := range wild {
+		t.wildcards = append(t.wildcards, wildcard{suffix: suffix, candidates: *c})
+	}
+	// Longer suffixes are more specific; equal lengths are different
+	// suffixes, never both matching one host, so their order is moot.
+	slices.SortFunc(t.wildcards, func(a, b wildcard) int {
+		if d := len(b.suffix) - len(a.suffix); d != 0 {
+			return d
+		}
+		return strings.Compare(a.suffix, b.suffix)
+	})
+	sortCandidates(&t.anyHost)
+	for _, c := range t.hosts {
+		sortCandidates(c)
+	}
+	for i := range t.wildcards {
+		sortCandidates(&t.wildcards[i].candidates)
+	}
+}
+
+func sortCandidates(c *candidates) {
+	slices.SortStableFunc(c.templates, func(a, b *route) int { return b.literals - a.literals })
+	slices.SortStableFunc(c.prefixes, func(a, b *route) int { return len(b.path) - len(a.path) })
 }
