@@ -126,22 +126,30 @@ func (s *Service) Authenticate(ctx context.Context, cr Credentials, op Operation
 			Actor:     store.Actor{KeyID: d.Key.Spec.ID, KeyName: d.Key.Spec.Name},
 			Scope:     d.Key.Scope(),
 		}, nil
-	case authz.MissingKey:
-		return Caller{}, errorf(Unauthenticated, "missing_key: send an account key in the x-api-key header (gRPC metadata)")
-	case authz.MalformedKey, authz.UnknownKey, authz.InactiveKey, authz.NotYetValid, authz.ExpiredKey:
-		return Caller{}, errorf(Unauthenticated, "%s: the account key was refused", d.Reason)
-	case authz.WrongKeyType:
-		return Caller{}, errorf(PermissionDenied, "wrong_key_type: the Account API accepts account keys only")
-	case authz.IPNotAllowed:
-		return Caller{}, errorf(PermissionDenied, "ip_not_allowed: the key's IP filters do not allow this client address")
 	case authz.ScopeDenied:
 		return Caller{}, scopeDenied(op)
+	case authz.MissingKey:
+		return Caller{}, errorf(Unauthenticated, "missing_key: %s: send an account key in x-api-key (the gRPC metadata or HTTP header)", d.Reason.Message())
 	case authz.StoreUnavailable:
 		s.log.Error("account API: key store unavailable", "op", op.Name, "err", d.Err)
-		return Caller{}, errorf(Unavailable, "store_unavailable: the key store cannot be reached; retry later")
 	}
-	s.log.Error("account API: unexpected decision", "op", op.Name, "reason", d.Reason.String())
-	return Caller{}, errorf(PermissionDenied, "%s: the call is not allowed", d.Reason)
+	// Every other refusal is the data plane's answer: its reason code,
+	// message and status class (SPEC §5), one table in authz.
+	code, ok := statusCodes[d.Reason.Status()]
+	if !ok {
+		s.log.Error("account API: unexpected decision", "op", op.Name, "reason", d.Reason.String())
+		code = PermissionDenied
+	}
+	return Caller{}, errorf(code, "%s: %s", d.Reason, d.Reason.Message())
+}
+
+// statusCodes are the codes of the HTTP statuses SPEC §5 answers with.
+var statusCodes = map[int]Code{
+	400: InvalidArgument,
+	401: Unauthenticated,
+	403: PermissionDenied,
+	429: ResourceExhausted,
+	503: Unavailable,
 }
 
 // Authorize checks that an authenticated caller's scope allows op: for a

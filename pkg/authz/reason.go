@@ -55,6 +55,52 @@ var reasonNames = [numReasons]string{
 	AccountNotAllowed: "account_not_allowed",
 }
 
+// denyAnswers are what SPEC §5 answers each deny reason with: the HTTP
+// status of its row and a message safe to show any caller (it says what
+// failed, never anything about the key). The one table of reasons: the
+// Envoy adapter derives its wire answers from it, the account service its
+// error codes.
+var denyAnswers = [numReasons]struct {
+	status  int
+	message string
+}{
+	MissingKey:        {401, "an API key is required"},
+	MalformedKey:      {401, "the API key is malformed"},
+	UnknownKey:        {401, "the API key is not valid"},
+	InactiveKey:       {401, "the API key is inactive"},
+	NotYetValid:       {401, "the API key is not valid yet"},
+	ExpiredKey:        {401, "the API key has expired"},
+	InvalidPath:       {400, "the request path is invalid"},
+	UnknownRoute:      {403, "no service is configured for this route"},
+	WrongKeyType:      {403, "this service does not accept this type of key"},
+	IPNotAllowed:      {403, "the client address is not allowed for this key"},
+	ScopeDenied:       {403, "the key's scope does not allow this operation"},
+	InvalidGraphQL:    {400, "the GraphQL request is invalid"},
+	StoreUnavailable:  {503, "the key store is unavailable; retry later"},
+	InvalidRequest:    {400, "the request is ambiguous: a method-override header names another method"},
+	AccountNotAllowed: {403, "this service does not accept keys of this account"},
+}
+
+// Status is the HTTP status a deny for r is answered with (SPEC §5); 200
+// for OK, 500 for a reason outside the list.
+func (r Reason) Status() int {
+	switch {
+	case r == OK:
+		return 200
+	case r < numReasons && denyAnswers[r].status != 0:
+		return denyAnswers[r].status
+	}
+	return 500
+}
+
+// Message is what a deny for r says, safe to show any caller.
+func (r Reason) Message() string {
+	if r < numReasons && denyAnswers[r].message != "" {
+		return denyAnswers[r].message
+	}
+	return "internal error"
+}
+
 // String returns the reason's stable snake_case code.
 func (r Reason) String() string {
 	if r < numReasons {

@@ -24,33 +24,26 @@ type Denial struct {
 	Message    string
 }
 
-var denials = map[authz.Reason]Denial{
-	authz.MissingKey:        {401, codes.Unauthenticated, "an API key is required"},
-	authz.MalformedKey:      {401, codes.Unauthenticated, "the API key is malformed"},
-	authz.UnknownKey:        {401, codes.Unauthenticated, "the API key is not valid"},
-	authz.InactiveKey:       {401, codes.Unauthenticated, "the API key is inactive"},
-	authz.NotYetValid:       {401, codes.Unauthenticated, "the API key is not valid yet"},
-	authz.ExpiredKey:        {401, codes.Unauthenticated, "the API key has expired"},
-	authz.InvalidPath:       {400, codes.InvalidArgument, "the request path is invalid"},
-	authz.UnknownRoute:      {403, codes.PermissionDenied, "no service is configured for this route"},
-	authz.WrongKeyType:      {403, codes.PermissionDenied, "this service does not accept this type of key"},
-	authz.IPNotAllowed:      {403, codes.PermissionDenied, "the client address is not allowed for this key"},
-	authz.ScopeDenied:       {403, codes.PermissionDenied, "the key's scope does not allow this operation"},
-	authz.InvalidGraphQL:    {400, codes.InvalidArgument, "the GraphQL request is invalid"},
-	authz.StoreUnavailable:  {503, codes.Unavailable, "the key store is unavailable; retry later"},
-	authz.InvalidRequest:    {400, codes.InvalidArgument, "the request is ambiguous: a method-override header names another method"},
-	authz.AccountNotAllowed: {403, codes.PermissionDenied, "this service does not accept keys of this account"},
+// grpcCodes are the gRPC codes of the HTTP statuses SPEC §5 answers with.
+var grpcCodes = map[int]codes.Code{
+	400: codes.InvalidArgument,
+	401: codes.Unauthenticated,
+	403: codes.PermissionDenied,
+	429: codes.ResourceExhausted,
+	503: codes.Unavailable,
 }
 
 // genericKeyMessage replaces key failures' messages when GenericKeyErrors is set.
 const genericKeyMessage = "the API key is missing or not valid"
 
-// DenialFor returns how a deny reason is answered.
+// DenialFor returns how a deny reason is answered: authz's status and
+// message, and the gRPC code of that status.
 func DenialFor(r authz.Reason) Denial {
-	if d, ok := denials[r]; ok {
-		return d
+	c, ok := grpcCodes[r.Status()]
+	if r == authz.OK || !ok {
+		return Denial{500, codes.Internal, "internal error"}
 	}
-	return Denial{500, codes.Internal, "internal error"}
+	return Denial{r.Status(), c, r.Message()}
 }
 
 // DenyBody is the JSON body of a deny for a reason alone. With generic
@@ -125,9 +118,11 @@ func sharedAnswer(resp *authv3.CheckResponse) answer {
 // buildDenials makes one immutable answer per deny reason at start. gRPC
 // only reads them, so all requests share them.
 func buildDenials(cfg Config) map[authz.Reason]answer {
-	out := make(map[authz.Reason]answer, len(denials))
-	for r := range denials {
-		out[r] = sharedAnswer(denyCheckResponse(r, DenyBody(r, cfg.GenericKeyErrors)))
+	out := make(map[authz.Reason]answer)
+	for _, r := range authz.Reasons() {
+		if r != authz.OK {
+			out[r] = sharedAnswer(denyCheckResponse(r, DenyBody(r, cfg.GenericKeyErrors)))
+		}
 	}
 	return out
 }
