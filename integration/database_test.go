@@ -412,6 +412,12 @@ func TestCLIEndToEnd(t *testing.T) {
 	env := newDBEnv(t)
 	srv := env.serve(t)
 	waitReady(t, srv)
+	// Without --pepper-file, database mode says at start and on /readyz
+	// that its hashes can be checked offline (issue 15).
+	if code, body := httpGet(t, "http://"+srv.adminAddr+"/readyz"); code != 200 || !strings.Contains(body, "no --pepper-file") ||
+		!strings.Contains(srv.Logs(), "no --pepper-file") {
+		t.Errorf("/readyz without a pepper: %d %q", code, body)
+	}
 	vars := []string{"KEYGATE_ACCOUNT_ADDR=" + srv.accountAddr, "KEYGATE_ACCOUNT_KEY=" + env.accountKey}
 	cli := func(args ...string) string {
 		t.Helper()

@@ -125,3 +125,22 @@ func TestAccountListenAddr(t *testing.T) {
 		})
 	}
 }
+
+// TestWithDetail: a standing detail joins whatever readiness says.
+func TestWithDetail(t *testing.T) {
+	for _, tc := range []struct {
+		ok         bool
+		detail     string
+		wantDetail string
+	}{
+		{true, "", "no pepper"},
+		{true, "ok", "no pepper"},
+		{true, "database unreachable", "database unreachable; no pepper"},
+		{false, "warming", "warming; no pepper"},
+	} {
+		ok, d := withDetail(func() (bool, string) { return tc.ok, tc.detail }, "no pepper")()
+		if ok != tc.ok || d != tc.wantDetail {
+			t.Errorf("(%v, %q) → (%v, %q), want (%v, %q)", tc.ok, tc.detail, ok, d, tc.ok, tc.wantDetail)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/accountgrpc"
+	"github.com/keygate/keygate/pkg/admin"
+	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
 	"github.com/keygate/keygate/pkg/metrics"
@@ -76,11 +78,19 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	m.ObserveCache(kc.Stats)
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
 	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log}), log)
+	ready := admin.Readiness(kc.Ready)
+	if l.hasher.Algorithm() == apikey.SHA256 {
+		// Without a pepper, a stolen database lets anyone test guessed
+		// custom secrets offline: say so at start and on /readyz.
+		const warning = "no --pepper-file: key hashes are plain SHA-256, so a copy of the database can be checked against guessed secrets offline"
+		log.Warn("database mode " + warning)
+		ready = withDetail(kc.Ready, warning)
+	}
 	src := &keySource{
 		store: kc,
 		usage: kc,
 		count: kc.Len,
-		ready: kc.Ready,
+		ready: ready,
 		account: grpcService{
 			addr:     c.accountListenAddr(log),
 			register: func(s *grpc.Server) { accountgrpc.Register(s, accountSrv) },
@@ -117,4 +127,16 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		},
 	}
 	return src, nil
+}
+
+// withDetail adds a standing detail to a readiness report: ready as r
+// says, the detail beside r's own.
+func withDetail(r admin.Readiness, detail string) admin.Readiness {
+	return func() (bool, string) {
+		ok, d := r()
+		if d == "" || d == "ok" {
+			return ok, detail
+		}
+		return ok, d + "; " + detail
+	}
 }

@@ -182,10 +182,15 @@ func (s *Service) ImportKey(ctx context.Context, c Caller, in KeyInput, secret s
 		return store.Key{}, err
 	}
 	var v Violations
-	if _, ok := generateOps[in.Type]; !ok {
-		v.add("type", "required: service, app or account")
+	switch _, ok := generateOps[in.Type]; {
+	case !ok:
+		v.add("type", "required: service or app")
+	case in.Type == authz.KeyTypeAccount:
+		// An account key controls the account: it is always generated,
+		// so that its secret is never one a person chose or reused.
+		v.add("type", "account keys are always generated, never imported: use generateAccountAccessKey")
 	}
-	if err := apikey.ValidateCustom(secret); err != nil {
+	if err := apikey.ValidateImport(secret); err != nil {
 		// The apikey messages never quote the secret.
 		v.add("private_key", "%v", err)
 	}
@@ -202,6 +207,10 @@ func (s *Service) createKey(ctx context.Context, op string, c Caller, in KeyInpu
 	}
 	now := s.now()
 	k, err := s.store.CreateKey(ctx, c.Actor, store.Key{Spec: spec, Origin: origin, CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, store.ErrSecretInUse) {
+		// Never which key or account holds it (SPEC §9: no oracles).
+		return store.Key{}, fieldError(AlreadyExists, "private_key", "this secret cannot be used: choose another, or generate one")
+	}
 	if err != nil {
 		return store.Key{}, s.storeError(ctx, op, fmt.Sprintf("key %q (name %q)", spec.ID, spec.Name), err)
 	}

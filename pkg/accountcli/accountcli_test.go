@@ -296,7 +296,7 @@ func TestKeysImport(t *testing.T) {
 	}
 	// From a file.
 	path := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(path, []byte("file-secret-0123456789\r\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("file-secret-0123456789-abcdef\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r = ok(t, cli(t, s, "", "keys", "import", "--type", "app", "--app", "billing", "--private-key-file", path, "-o", "json"))

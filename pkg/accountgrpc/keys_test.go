@@ -1,6 +1,7 @@
 package accountgrpc_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -184,8 +185,8 @@ func TestGenerateValidation(t *testing.T) {
 	}{
 		{"no type", &accountv1.ImportKeyRequest{PrivateKey: secret}, "type: required"},
 		{"app key with tenant", &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_APP, AppId: "billing", TenantId: "acme", PrivateKey: secret}, "tenant_id: not allowed for app keys"},
-		{"account key with app", &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_ACCOUNT, AppId: "billing", PrivateKey: secret}, "app_id: not allowed for account keys"},
-		{"account key with tenant", &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_ACCOUNT, TenantId: "acme", PrivateKey: secret}, "tenant_id: not allowed for account keys"},
+		{"account key (never imported)", &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_ACCOUNT, PrivateKey: secret}, "type: account keys are always generated, never imported"},
+		{"app key with tenant", &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_APP, AppId: "billing", TenantId: "acme", PrivateKey: secret}, "tenant_id: not allowed for app keys"},
 		{"service key without tenant", &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_SERVICE, AppId: "billing", PrivateKey: secret}, "tenant_id: required for service keys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,9 +213,21 @@ func TestImportKey(t *testing.T) {
 	if stored.Spec.Hash != s.Hasher.HashString(secret) || stored.Origin != store.OriginCustom {
 		t.Fatalf("stored %+v", stored)
 	}
-	// The same secret twice: the store refuses it.
+	// The same secret twice: the store refuses it, with the same words
+	// whether the secret is this account's or another's, naming neither
+	// (issue 15: no oracle of which secrets work elsewhere).
 	_, err := c.ImportKey(ctx, &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_APP, AppId: "billing", PrivateKey: secret, Name: "again"})
+	wantCode(t, err, codes.AlreadyExists, "private_key: this secret cannot be used")
+	ownAnswer := status.Convert(err).Message()
+	if _, err := s.Store.CreateApp(context.Background(), store.Actor{}, store.App{AccountID: "acct-2", ID: "billing", Name: "Billing", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	other := accounttest.Ctx(t.Context(), s.OtherKey)
+	_, err = c.ImportKey(other, &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_APP, AppId: "billing", PrivateKey: secret, Name: "probe"})
 	wantCode(t, err, codes.AlreadyExists)
+	if got := status.Convert(err).Message(); got != ownAnswer || strings.Contains(got, k.GetId()) || strings.Contains(got, "acct-1") {
+		t.Fatalf("another account's collision answered %q, its own %q", got, ownAnswer)
+	}
 
 	for _, tc := range []struct{ name, secret, want string }{
 		{"short", "short-secret", "private_key: malformed key: shorter than 16 bytes"},
@@ -222,6 +235,11 @@ func TestImportKey(t *testing.T) {
 		{"generated prefix", "kg_sak_0123456789abcdefghij", "private_key: malformed key: custom secrets may not start with"},
 		{"comma", "abcdefgh,ijklmnopq", "private_key: malformed key: custom secrets may not contain a comma"},
 		{"space", "abcdefgh ijklmnopq", "private_key: malformed key: contains a control or non-ASCII character at byte 8"},
+		// SPEC §9: imported from now on, at least 24 bytes of at least 10
+		// distinct characters.
+		{"16 times a", strings.Repeat("a", 16), "private_key: 16 bytes: an imported secret needs at least 24"},
+		{"23 bytes", "abcdefghijklmnopqrstuvw", "private_key: 23 bytes: an imported secret needs at least 24"},
+		{"9 distinct characters", strings.Repeat("abcdefghi", 3), "private_key: 9 distinct characters: an imported secret needs at least 10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.ImportKey(ctx, &accountv1.ImportKeyRequest{Type: accountv1.KeyType_KEY_TYPE_APP, AppId: "billing", PrivateKey: tc.secret})

@@ -179,6 +179,39 @@ func ValidateCustom(secret string) error {
 	return nil
 }
 
+// Rules of secrets imported from now on (SPEC §9): long and varied enough
+// that guessing one is as hopeless as guessing a generated one is.
+const (
+	MinImportLen      = 24
+	MinImportDistinct = 10
+)
+
+// ValidateImport checks a secret about to be imported: ValidateCustom, and
+// at least MinImportLen bytes of at least MinImportDistinct distinct
+// characters. Secrets imported before these rules keep working (the
+// request path checks ValidateCustom's rules only). The errors never quote
+// the secret.
+func ValidateImport(secret string) error {
+	if err := ValidateCustom(secret); err != nil {
+		return err
+	}
+	if len(secret) < MinImportLen {
+		return fmt.Errorf("%d bytes: an imported secret needs at least %d", len(secret), MinImportLen)
+	}
+	var seen [128]bool
+	distinct := 0
+	for i := 0; i < len(secret); i++ {
+		if !seen[secret[i]] {
+			seen[secret[i]] = true
+			distinct++
+		}
+	}
+	if distinct < MinImportDistinct {
+		return fmt.Errorf("%d distinct characters: an imported secret needs at least %d", distinct, MinImportDistinct)
+	}
+	return nil
+}
+
 // KindOf returns the kind of a well-formed generated secret.
 func KindOf(secret string) (Kind, bool) {
 	if checkBytes(secret) != nil || !strings.HasPrefix(secret, Prefix) {

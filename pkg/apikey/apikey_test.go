@@ -221,3 +221,26 @@ func checkMalformed(t *testing.T, err error, in, wantErr string) {
 		t.Errorf("error %q echoes the secret", err)
 	}
 }
+
+// TestValidateImport: SPEC §9's rules for secrets imported from now on.
+func TestValidateImport(t *testing.T) {
+	for _, tc := range []struct {
+		name, secret string
+		ok           bool
+	}{
+		{"24 bytes, 24 distinct", "abcdefghijklmnopqrstuvwx", true},
+		{"long, 10 distinct", strings.Repeat("0123456789", 3), true},
+		{"16 times a", strings.Repeat("a", 16), false},
+		{"23 bytes", "abcdefghijklmnopqrstuvw", false},
+		{"9 distinct", strings.Repeat("abcdefghi", 4), false},
+		{"generated prefix", "kg_" + strings.Repeat("0123456789", 3), false},
+	} {
+		err := ValidateImport(tc.secret)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: ValidateImport = %v, want ok %v", tc.name, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), tc.secret) {
+			t.Errorf("%s: the error quotes the secret", tc.name)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -20,6 +21,11 @@ import (
 var (
 	ErrNotFound      = errors.New("not found")
 	ErrAlreadyExists = errors.New("already exists")
+	// ErrSecretInUse is the ErrAlreadyExists of a key whose hash another
+	// key (of any account) already has. Callers must not tell which key
+	// or account holds it: an account could learn that way which secrets
+	// work elsewhere.
+	ErrSecretInUse = fmt.Errorf("%w: the secret is in use", ErrAlreadyExists)
 	// ErrInvalid wraps a refusal by the store's own constraints (a row that
 	// would break SPEC §1); the message names the field.
 	ErrInvalid = errors.New("invalid")

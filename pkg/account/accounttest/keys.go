@@ -118,7 +118,7 @@ func (s *Store) checkKeyLocked(k store.Key, isNew bool) error {
 		}
 		oc, op := digestOf(o.Spec.Hash), digestOf(o.Spec.PreviousHash)
 		if cur == oc || cur == op || prev != "" && (prev == oc || prev == op) {
-			return exists("hash is already in use by another key")
+			return &storeErr{msg: "hash is already in use by another key", kind: store.ErrSecretInUse}
 		}
 	}
 	if err := s.checkAccountLocked(k.Spec.AccountID); err != nil {

@@ -101,7 +101,7 @@ func mapError(err error, what subject) error {
 		case "apps_name_key", "tenants_name_key", "keys_name_key":
 			return alreadyExists("name %q already exists in this account", what.Name)
 		case "keys_digest_key", "keys_previous_digest_key":
-			return alreadyExists("hash is already in use by another key")
+			return &storeError{msg: "hash is already in use by another key", kind: store.ErrSecretInUse}
 		}
 		return &storeError{msg: "already exists (" + pe.ConstraintName + ")", kind: store.ErrAlreadyExists}
 	case "23503": // foreign_key_violation

@@ -114,8 +114,8 @@ func testKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
 		}{
 			{"duplicate id", with("x", func(k *store.Key) { k.Spec.ID = "taken" }), store.ErrAlreadyExists, []string{`key id "taken" already exists`}},
 			{"duplicate name", with("x", func(k *store.Key) { k.Spec.Name = "taken" }), store.ErrAlreadyExists, []string{`name "taken" already exists in this account`}},
-			{"another key's hash", with("x", func(k *store.Key) { k.Spec.Hash = Hash("secret-taken") }), store.ErrAlreadyExists, []string{"hash is already in use"}},
-			{"another key's previous hash", with("x", func(k *store.Key) { k.Spec.Hash = rotated.Spec.Hash }), store.ErrAlreadyExists, []string{"already in use"}},
+			{"another key's hash", with("x", func(k *store.Key) { k.Spec.Hash = Hash("secret-taken") }), store.ErrSecretInUse, []string{"hash is already in use"}},
+			{"another key's previous hash", with("x", func(k *store.Key) { k.Spec.Hash = rotated.Spec.Hash }), store.ErrSecretInUse, []string{"already in use"}},
 			{"unknown app", with("x", func(k *store.Key) { k.Spec.AppID = "nope" }), store.ErrNotFound, []string{`app "nope" not found`}},
 			{"unknown tenant", with("x", func(k *store.Key) { k.Spec.TenantID = "nope" }), store.ErrNotFound, []string{`tenant "nope" not found`}},
 			{"unknown account", with("x", func(k *store.Key) {
@@ -345,7 +345,7 @@ func testRotateKey(t *testing.T, open func(t *testing.T) store.Accounts) {
 		parts  []string
 	}{
 		{"the current hash", "k", cur.Spec.Hash, store.ErrInvalid, []string{"hash"}},
-		{"another key's hash", "k", Hash("secret-taken"), store.ErrAlreadyExists, []string{"hash is already in use"}},
+		{"another key's hash", "k", Hash("secret-taken"), store.ErrSecretInUse, []string{"hash is already in use"}},
 		{"not a hash", "k", "secret", store.ErrInvalid, []string{"hash"}},
 		{"unknown", "nope", Hash("s9"), store.ErrNotFound, []string{`key "nope" not found`}},
 	} {
