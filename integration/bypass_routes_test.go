@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 )
 
@@ -234,5 +235,50 @@ func TestRouteFileRules(t *testing.T) {
 	out, err = check(head + "      - {path_prefix: /users, operation: read}\n      - {host: mail.example.com, path_prefix: /, operation: any}\n")
 	if err != nil || !strings.Contains(out, `routes[1]: host mail.example.com: path_prefix "/" can match the same requests as host-less routes with other operations (services[0] (users-api): routes[0] (line 5))`) {
 		t.Errorf("host route beside host-less ones: %v, warnings %q", err, out)
+	}
+}
+
+// TestBypassXFFInSeveralHeaderLines is issue 13's finding 8: with one
+// trusted hop, Envoy's header_map may carry x-forwarded-for as several
+// entries, the client's own first. keygate read only the first, so a key
+// filtered to 10.0.0.0/8 was allowed from anywhere by a client sending
+// "x-forwarded-for: 10.1.1.1". The lines are one list, in order.
+func TestBypassXFFInSeveralHeaderLines(t *testing.T) {
+	dir := t.TempDir()
+	secret, hash := newKey(t, "service")
+	keysFile := filepath.Join(dir, "keys.yaml")
+	routesFile := filepath.Join(dir, "routes.yaml")
+	writeFile(t, keysFile, keysYAML(keyEntry{"k-office", "service", hash, "    ip_filters: [\"10.0.0.0/8\"]\n"}))
+	writeFile(t, routesFile, routesYAML)
+	srv := startServer(t, keysFile, routesFile, "--xff-trusted-hops", "1")
+	c := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
+	withXFF := func(lines ...string) *authv3.CheckRequest {
+		r := checkReq("GET", "/email/inbox", "", nil)
+		r.Attributes.Request.Http.Headers = nil
+		hm := []*corev3.HeaderValue{
+			{Key: ":method", Value: "GET"}, {Key: ":path", Value: "/email/inbox"},
+			{Key: ":authority", Value: "api.example.com"}, {Key: "x-api-key", RawValue: []byte(secret)},
+		}
+		for _, l := range lines {
+			hm = append(hm, &corev3.HeaderValue{Key: "x-forwarded-for", RawValue: []byte(l)})
+		}
+		r.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: hm}
+		return r
+	}
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  outcome
+	}{
+		{"the office, appended by the trusted proxy", []string{"10.1.1.1"}, outcome{status: 200}},
+		{"a forged first line and the real client appended", []string{"10.1.1.1", "192.0.2.9"}, outcome{403, "ip_not_allowed"}},
+		{"a forged first line, the office appended", []string{"192.0.2.9", "10.2.2.2"}, outcome{status: 200}},
+		{"joined lines count as one list", []string{"10.1.1.1, 10.3.3.3", "192.0.2.9"}, outcome{403, "ip_not_allowed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, resp := call(t, c, withXFF(tc.lines...)); got != tc.want {
+				t.Fatalf("got %+v, want %+v (%v)", got, tc.want, resp)
+			}
+		})
 	}
 }
