@@ -176,25 +176,6 @@ func notFound(format string, args ...any) error {
 	return &storeErr{msg: fmt.Sprintf(format, args...), kind: store.ErrNotFound}
 }
 
-// The audit records, as the PostgreSQL store writes them: every field but
-// hashes and secrets.
-type (
-	accountAudit struct {
-		ID        string    `json:"id"`
-		Name      string    `json:"name"`
-		CreatedAt time.Time `json:"created_at"`
-	}
-	ownerAudit struct {
-		ID          string    `json:"id"`
-		AccountID   string    `json:"account_id"`
-		Name        string    `json:"name"`
-		Description string    `json:"description,omitempty"`
-		Active      bool      `json:"active"`
-		CreatedAt   time.Time `json:"created_at"`
-		UpdatedAt   time.Time `json:"updated_at"`
-	}
-)
-
 // record is the audit JSON of a record; nil for none.
 func record(v any) json.RawMessage {
 	var r any
@@ -202,12 +183,11 @@ func record(v any) json.RawMessage {
 	case nil:
 		return nil
 	case store.Account:
-		r = accountAudit{ID: o.ID, Name: o.Name, CreatedAt: o.CreatedAt}
+		r = store.AccountAuditOf(o)
 	case store.App:
-		r = ownerAudit{ID: o.ID, AccountID: o.AccountID, Name: o.Name, Description: o.Description,
-			Active: o.Active, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+		r = store.ParentAuditOf(o)
 	case store.Key:
-		r = keyAuditOf(o)
+		r = store.KeyAuditOf(o)
 	default:
 		panic(fmt.Sprintf("accounttest: no audit record for %T", v))
 	}

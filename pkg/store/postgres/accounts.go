@@ -13,12 +13,6 @@ import (
 	"github.com/keygate/keygate/pkg/store"
 )
 
-type accountAudit struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 // CreateAccount creates an account and audits it ("account.create").
 func (s *Store) CreateAccount(ctx context.Context, actor store.Actor, a store.Account) (store.Account, error) {
 	var out store.Account
@@ -31,7 +25,7 @@ func (s *Store) CreateAccount(ctx context.Context, actor store.Actor, a store.Ac
 		}
 		out.CreatedAt = out.CreatedAt.UTC()
 		return s.audit(ctx, tx, actor, out.ID, "account.create", "account", out.ID, nil,
-			accountAudit{ID: out.ID, Name: out.Name, CreatedAt: out.CreatedAt})
+			&store.AccountAudit{ID: out.ID, Name: out.Name, CreatedAt: out.CreatedAt})
 	})
 	return out, err
 }
@@ -69,7 +63,7 @@ func (s *Store) Bootstrap(ctx context.Context, accountID, accountName, keyName, 
 		switch {
 		case err == nil:
 			if err := s.audit(ctx, tx, BootstrapActor, accountID, "account.create", "account", accountID, nil,
-				accountAudit{ID: accountID, Name: accountName, CreatedAt: created.UTC()}); err != nil {
+				&store.AccountAudit{ID: accountID, Name: accountName, CreatedAt: created.UTC()}); err != nil {
 				return err
 			}
 		case errors.Is(err, pgx.ErrNoRows): // the account exists
@@ -122,11 +116,11 @@ func auditJSON(v any) (*string, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil
-	case *keyAudit:
+	case *store.KeyAudit:
 		if x == nil {
 			return nil, nil
 		}
-	case *parentAudit:
+	case *store.ParentAudit:
 		if x == nil {
 			return nil, nil
 		}

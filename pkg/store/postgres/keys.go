@@ -245,7 +245,7 @@ func (s *Store) createKey(ctx context.Context, tx pgx.Tx, actor store.Actor, k s
 	if err != nil {
 		return store.Key{}, err
 	}
-	err = s.audit(ctx, tx, actor, spec.AccountID, "key.create", "key", id, nil, keyAuditOf(got))
+	err = s.audit(ctx, tx, actor, spec.AccountID, "key.create", "key", id, nil, store.KeyAuditOf(got))
 	return got, err
 }
 
@@ -304,7 +304,7 @@ func (s *Store) updateKey(ctx context.Context, actor store.Actor, accountID, id,
 		if out, err = getKey(ctx, tx, accountID, id, false); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, actor, accountID, action, "key", id, keyAuditOf(cur), keyAuditOf(out))
+		return s.audit(ctx, tx, actor, accountID, action, "key", id, store.KeyAuditOf(cur), store.KeyAuditOf(out))
 	})
 	return out, err
 }
@@ -364,7 +364,7 @@ func (s *Store) DeleteKey(ctx context.Context, actor store.Actor, accountID, id 
 		if _, err := tx.Exec(ctx, `DELETE FROM keys WHERE account_id = $1 AND id = $2`, accountID, id); err != nil {
 			return fmt.Errorf("postgres: delete key: %w", err)
 		}
-		return s.audit(ctx, tx, actor, accountID, "key.delete", "key", id, keyAuditOf(cur), nil)
+		return s.audit(ctx, tx, actor, accountID, "key.delete", "key", id, store.KeyAuditOf(cur), nil)
 	})
 }
 
@@ -435,50 +435,4 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 		next = writeToken(pageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.Spec.ID})
 	}
 	return keys, next, nil
-}
-
-// keyAudit is a key as the audit log records it: every field but the
-// hashes (an explicit list, so a new secret column cannot leak into it).
-type keyAudit struct {
-	ID                 string       `json:"id"`
-	AccountID          string       `json:"account_id"`
-	Name               string       `json:"name"`
-	Type               string       `json:"type"`
-	AppID              string       `json:"app_id,omitempty"`
-	TenantID           string       `json:"tenant_id,omitempty"`
-	Scope              string       `json:"scope"`
-	Active             bool         `json:"active"`
-	NotBefore          *time.Time   `json:"not_before,omitempty"`
-	ExpiresAt          *time.Time   `json:"expires_at,omitempty"`
-	IPFilters          []string     `json:"ip_filters,omitempty"`
-	Group              string       `json:"group,omitempty"`
-	Description        string       `json:"description,omitempty"`
-	ResponseHeaders    []headerJSON `json:"response_headers,omitempty"`
-	Origin             string       `json:"origin"`
-	PreviousValidUntil *time.Time   `json:"previous_valid_until,omitempty"`
-	CreatedAt          time.Time    `json:"created_at"`
-	UpdatedAt          time.Time    `json:"updated_at"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func keyAuditOf(k store.Key) *keyAudit {
-	sp := &k.Spec
-	a := &keyAudit{
-		ID: sp.ID, AccountID: sp.AccountID, Name: sp.Name, Type: sp.Type.String(),
-		AppID: sp.AppID, TenantID: sp.TenantID, Scope: sp.Scope, Active: sp.Active,
-		NotBefore: timePtr(sp.NotBefore), ExpiresAt: timePtr(sp.ExpiresAt),
-		IPFilters: sp.IPFilters, Group: sp.Group, Description: sp.Description,
-		Origin: string(k.Origin), PreviousValidUntil: timePtr(sp.PreviousValidUntil),
-		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt,
-	}
-	if len(sp.ResponseHeaders) > 0 {
-		a.ResponseHeaders = headersJSON(sp.ResponseHeaders)
-	}
-	return a
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,21 +23,6 @@ var (
 )
 
 const parentColumns = `account_id, id, name, description, active, created_at, updated_at`
-
-type parentAudit struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"account_id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description,omitempty"`
-	Active      bool      `json:"active"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-func parentAuditOf(a store.App) *parentAudit {
-	return &parentAudit{ID: a.ID, AccountID: a.AccountID, Name: a.Name, Description: a.Description,
-		Active: a.Active, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
-}
 
 func scanParent(row pgx.Row) (store.App, error) {
 	var a store.App
@@ -71,7 +55,7 @@ func (s *Store) createParent(ctx context.Context, p parent, actor store.Actor, a
 		if err != nil {
 			return mapError(err, subject{AccountID: a.AccountID, ID: a.ID, Name: a.Name})
 		}
-		return s.audit(ctx, tx, actor, out.AccountID, p.object+".create", p.object, out.ID, nil, parentAuditOf(out))
+		return s.audit(ctx, tx, actor, out.AccountID, p.object+".create", p.object, out.ID, nil, store.ParentAuditOf(out))
 	})
 	return out, err
 }
@@ -132,7 +116,7 @@ func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, a
 		if err != nil {
 			return mapError(err, subject{AccountID: accountID, ID: id, Name: next.Name})
 		}
-		return s.audit(ctx, tx, actor, accountID, p.object+".update", p.object, id, parentAuditOf(cur), parentAuditOf(out))
+		return s.audit(ctx, tx, actor, accountID, p.object+".update", p.object, id, store.ParentAuditOf(cur), store.ParentAuditOf(out))
 	})
 	return out, err
 }
@@ -158,11 +142,11 @@ func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, a
 		if _, err := tx.Exec(ctx, `DELETE FROM `+p.table+` WHERE account_id = $1 AND id = $2`, accountID, id); err != nil {
 			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
 		}
-		if err := s.audit(ctx, tx, actor, accountID, p.object+".delete", p.object, id, parentAuditOf(cur), nil); err != nil {
+		if err := s.audit(ctx, tx, actor, accountID, p.object+".delete", p.object, id, store.ParentAuditOf(cur), nil); err != nil {
 			return err
 		}
 		for _, k := range keys {
-			if err := s.audit(ctx, tx, actor, accountID, "key.delete", "key", k.Spec.ID, keyAuditOf(k.Key), nil); err != nil {
+			if err := s.audit(ctx, tx, actor, accountID, "key.delete", "key", k.Spec.ID, store.KeyAuditOf(k.Key), nil); err != nil {
 				return err
 			}
 		}
