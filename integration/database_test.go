@@ -13,7 +13,10 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -489,5 +492,45 @@ func TestCLIEndToEnd(t *testing.T) {
 	if _, err := cliRunEnv(t, []string{"KEYGATE_ACCOUNT_ADDR=" + srv.accountAddr}, "", "apps", "list"); err == nil ||
 		!strings.Contains(err.Error(), "Unauthenticated") && !strings.Contains(strings.ToLower(err.Error()), "key") {
 		t.Fatalf("apps list without a key: %v", err)
+	}
+}
+
+// TestAccountRateLimits: one account key past its Account API budget is
+// refused ResourceExhausted with retry-after, while another key of the
+// same account is served (issue 15, SPEC §10).
+func TestAccountRateLimits(t *testing.T) {
+	env := newDBEnv(t)
+	srv := env.serve(t, "--account-mutations-per-second", "2", "--account-reads-per-second", "1000")
+	waitReady(t, srv)
+	api := env.client(t, srv)
+	second, err := api.GenerateAccountAccessKey(api.ctx(t), &accountv1.GenerateAccountAccessKeyRequest{Name: "second"})
+	mustOK(t, "GenerateAccountAccessKey", err)
+	var refused error
+	var header metadata.MD
+	for i := range 10 {
+		_, err := api.CreateApp(api.ctx(t), &accountv1.CreateAppRequest{Id: fmt.Sprintf("app-%d", i), Name: fmt.Sprintf("App %d", i)},
+			grpc.Header(&header))
+		if err != nil {
+			refused = err
+			break
+		}
+	}
+	if st := status.Convert(refused); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "rate_limited") {
+		t.Fatalf("ten quick mutations with a limit of 2/s: %v", refused)
+	}
+	if ra := header.Get("retry-after"); len(ra) != 1 || ra[0] != "1" {
+		t.Errorf("retry-after %q, want 1", ra)
+	}
+	// Reads are their own budget; another key is its own.
+	if _, err := api.ListApps(api.ctx(t), &accountv1.ListAppsRequest{}); err != nil {
+		t.Errorf("a read after the mutations ran out: %v", err)
+	}
+	other := &accountClient{AccountServiceClient: api.AccountServiceClient, key: second.GetPrivateKey()}
+	eventually(t, "the new key to reach the cache", func() bool {
+		_, err := other.ListApps(other.ctx(t), &accountv1.ListAppsRequest{})
+		return err == nil
+	})
+	if _, err := other.CreateApp(other.ctx(t), &accountv1.CreateAppRequest{Id: "other-app", Name: "Other"}); err != nil {
+		t.Errorf("another key's mutation: %v", err)
 	}
 }

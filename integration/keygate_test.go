@@ -145,8 +145,12 @@ func startServe(t testing.TB, listeners []string, args ...string) *server {
 // startServeBinary is startServe with a given keygate binary.
 func startServeBinary(t testing.TB, bin string, listeners []string, args ...string) *server {
 	t.Helper()
+	// The Account API's rate limits are lifted: tests drive it faster
+	// than a person would (TestAccountRateLimits sets them back; a later
+	// flag wins).
 	args = append([]string{"serve", "--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--account-listen-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json"}, args...)
+		"--account-listen-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json",
+		"--account-mutations-per-second", "1e6", "--account-reads-per-second", "1e6"}, args...)
 	s := &server{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
 	s.cmd.Env = cleanEnv()
 	stderr, err := s.cmd.StderrPipe()

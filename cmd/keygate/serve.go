@@ -74,7 +74,7 @@ type grpcService struct {
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
-	if err := errors.Join(c.httpLimits.validate(), c.databaseURLFlags.resolve()); err != nil {
+	if err := errors.Join(c.httpLimits.validate(), c.databaseFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
 		return err
 	}
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }

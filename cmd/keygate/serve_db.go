@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,11 +27,27 @@ type databaseFlags struct {
 	// AccountAddr is the listen address's old name, which the CLI uses for
 	// the address it dials: accepted with a deprecation warning
 	// (accountListenAddr), and bound to no environment variable here.
-	AccountAddr   string        `name:"account-addr" hidden:"" help:"Deprecated: --account-listen-addr."`
-	CacheMaxKeys  int64         `name:"cache-max-keys" env:"KEYGATE_CACHE_MAX_KEYS" default:"1000000" help:"Compiled key records kept in memory; the set of all key hashes is kept regardless."`
-	DegradedAfter time.Duration `name:"degraded-after" env:"KEYGATE_DEGRADED_AFTER" default:"5s" help:"How long the change feed may be disconnected before /readyz reports degraded."`
-	UnreadyAfter  time.Duration `name:"unready-after" env:"KEYGATE_UNREADY_AFTER" default:"0s" help:"Report /readyz 503 once the database has been unreachable this long (0: never; cached keys keep deciding while it is down)."`
-	UsageInterval time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
+	AccountAddr               string        `name:"account-addr" hidden:"" help:"Deprecated: --account-listen-addr."`
+	CacheMaxKeys              int64         `name:"cache-max-keys" env:"KEYGATE_CACHE_MAX_KEYS" default:"1000000" help:"Compiled key records kept in memory; the set of all key hashes is kept regardless."`
+	DegradedAfter             time.Duration `name:"degraded-after" env:"KEYGATE_DEGRADED_AFTER" default:"5s" help:"How long the change feed may be disconnected before /readyz reports degraded."`
+	UnreadyAfter              time.Duration `name:"unready-after" env:"KEYGATE_UNREADY_AFTER" default:"0s" help:"Report /readyz 503 once the database has been unreachable this long (0: never; cached keys keep deciding while it is down)."`
+	AccountMutationsPerSecond float64       `name:"account-mutations-per-second" env:"KEYGATE_ACCOUNT_MUTATIONS_PER_SECOND" default:"20" help:"Account API: mutations one account key may make per second on this replica (bursts of twice as many); beyond, ResourceExhausted with retry-after."`
+	AccountReadsPerSecond     float64       `name:"account-reads-per-second" env:"KEYGATE_ACCOUNT_READS_PER_SECOND" default:"100" help:"Account API: reads one account key may make per second on this replica (bursts of twice as many)."`
+	UsageInterval             time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
+}
+
+// validate refuses rate limits that are not positive: the Account API's
+// limits cannot be switched off (one account's script would then hold a
+// replica for the others).
+func (c databaseFlags) validate() error {
+	var errs []error
+	if c.AccountMutationsPerSecond <= 0 {
+		errs = append(errs, fmt.Errorf("account-mutations-per-second: %g must be positive", c.AccountMutationsPerSecond))
+	}
+	if c.AccountReadsPerSecond <= 0 {
+		errs = append(errs, fmt.Errorf("account-reads-per-second: %g must be positive", c.AccountReadsPerSecond))
+	}
+	return errors.Join(errs...)
 }
 
 // defaultAccountListenAddr is --account-listen-addr's default.
@@ -77,7 +94,8 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	}
 	m.ObserveCache(kc.Stats)
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
-	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log}), log)
+	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log,
+		RateLimits: account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}}), log)
 	ready := admin.Readiness(kc.Ready)
 	if l.hasher.Algorithm() == apikey.SHA256 {
 		// Without a pepper, a stolen database lets anyone test guessed

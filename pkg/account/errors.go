@@ -3,6 +3,7 @@ package account
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Code classifies an Error. The values mirror gRPC's status codes (and so
@@ -49,6 +50,9 @@ type Error struct {
 	Field      string
 	Message    string
 	Violations []Violation
+	// RetryAfter, when set, is how long the caller should wait before
+	// trying again (a rate limit).
+	RetryAfter time.Duration
 }
 
 // Violation is one field of a request that is wrong, and why.

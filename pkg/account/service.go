@@ -39,6 +39,9 @@ type Options struct {
 	Now func() time.Time
 	// MaxGracePeriod bounds RegenerateKey's grace period; 0 means 30 days.
 	MaxGracePeriod time.Duration
+	// RateLimits bound each account key's calls; zero fields are
+	// DefaultRateLimits'.
+	RateLimits RateLimits
 }
 
 // Service is the account service over a store.
@@ -50,6 +53,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	maxGrace time.Duration
+	limiter  *callLimiter
 }
 
 // NewService returns the account service over st. engine decides who may
@@ -65,6 +69,7 @@ func NewService(st store.Accounts, engine *authz.Engine, hasher *apikey.Hasher, 
 		log:      opts.Logger,
 		now:      opts.Now,
 		maxGrace: opts.MaxGracePeriod,
+		limiter:  newCallLimiter(opts.RateLimits),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -121,6 +126,9 @@ func (s *Service) Authenticate(ctx context.Context, cr Credentials, op Operation
 	}
 	switch d.Reason {
 	case authz.OK:
+		if err := s.limiter.allow(d.Key.Spec.AccountID, d.Key.Spec.ID, op.Kind, s.now()); err != nil {
+			return Caller{}, err
+		}
 		return Caller{
 			AccountID: d.Key.Spec.AccountID,
 			Actor:     store.Actor{KeyID: d.Key.Spec.ID, KeyName: d.Key.Spec.Name},

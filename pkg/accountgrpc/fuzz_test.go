@@ -53,7 +53,7 @@ func newDirect(t *testing.T) *direct {
 		t.Fatal(err)
 	}
 	engine := &authz.Engine{Keys: st, Routes: account.AccountRouter(), Hasher: h, Now: clock.Now}
-	srv := accountgrpc.NewServer(account.NewService(st, engine, h, account.Options{Compile: accounttest.CompileOptions, Now: clock.Now}), nil)
+	srv := accountgrpc.NewServer(account.NewService(st, engine, h, account.Options{Compile: accounttest.CompileOptions, Now: clock.Now, RateLimits: accounttest.Unlimited}), nil)
 	return &direct{store: st, srv: srv, rootKey: root, hasher: h}
 }
 

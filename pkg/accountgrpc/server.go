@@ -12,8 +12,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -103,6 +105,7 @@ func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		md, _ := metadata.FromIncomingContext(ctx)
 		c, err := s.svc.Authenticate(ctx, account.Credentials{Keys: md.Get(KeyHeader), ClientIP: peerIP(ctx)}, op)
 		if err != nil {
+			setRetryAfter(ctx, err)
 			return nil, grpcError(err)
 		}
 		return handler(context.WithValue(ctx, callerKey{}, c), req)
@@ -124,6 +127,18 @@ func peerIP(ctx context.Context) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
+}
+
+// setRetryAfter sends a rate limit's wait as the retry-after header (whole
+// seconds, at least 1), as HTTP does, for clients and proxies that back off
+// by it.
+func setRetryAfter(ctx context.Context, err error) {
+	var e *account.Error
+	if !errors.As(err, &e) || e.RetryAfter <= 0 {
+		return
+	}
+	secs := int64(math.Ceil(e.RetryAfter.Seconds()))
+	_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.FormatInt(max(secs, 1), 10)))
 }
 
 // grpcError maps the service's errors to gRPC statuses: the codes mirror

@@ -320,7 +320,7 @@ func (f *failingStore) ListApps(context.Context, string, store.Page) ([]store.Ap
 // key store, on a fresh listener.
 func startWith(t *testing.T, st store.Accounts, base *accounttest.Server) accountv1.AccountServiceClient {
 	t.Helper()
-	srv := accountgrpc.NewServer(account.NewService(st, base.Engine, base.Hasher, account.Options{Compile: accounttest.CompileOptions, Now: base.Clock.Now}), nil)
+	srv := accountgrpc.NewServer(account.NewService(st, base.Engine, base.Hasher, account.Options{Compile: accounttest.CompileOptions, Now: base.Clock.Now, RateLimits: accounttest.Unlimited}), nil)
 	return serve(t, grpc.NewServer(grpc.ChainUnaryInterceptor(srv.UnaryInterceptor())), srv)
 }
 

@@ -63,6 +63,11 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
+// Unlimited are rate limits no test reaches: the test clock stands still,
+// so the default buckets would never refill. Tests of the limits set
+// their own.
+var Unlimited = account.RateLimits{MutationsPerSecond: 1e9, ReadsPerSecond: 1e9}
+
 // T0 is where the test clock starts.
 var T0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -121,7 +126,8 @@ func Start(tb testing.TB) *Server {
 
 	s.Engine = &authz.Engine{Keys: st, Routes: account.AccountRouter(), Hasher: s.Hasher, Now: clock.Now}
 	log := slog.New(slog.NewJSONHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s.Service = account.NewService(st, s.Engine, s.Hasher, account.Options{Compile: CompileOptions, Logger: log, Now: clock.Now})
+	s.Service = account.NewService(st, s.Engine, s.Hasher, account.Options{Compile: CompileOptions, Logger: log, Now: clock.Now,
+		RateLimits: Unlimited})
 	s.API = accountgrpc.NewServer(s.Service, log)
 
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.API.UnaryInterceptor()))

@@ -1,0 +1,106 @@
+package account
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// RateLimits bound how often one account key may call the Account API on
+// one replica (SPEC §10): a token bucket per key and kind, with a burst of
+// twice the rate, so that no account's script can keep a replica busy for
+// the others.
+type RateLimits struct {
+	MutationsPerSecond float64
+	ReadsPerSecond     float64
+}
+
+// DefaultRateLimits are SPEC §10's defaults.
+var DefaultRateLimits = RateLimits{MutationsPerSecond: 20, ReadsPerSecond: 100}
+
+// callLimiter holds the buckets of the account keys that called lately.
+// Only keys that authenticated get one, so their number is bounded by the
+// account keys that exist; buckets idle for a minute (full again long
+// before) are swept.
+type callLimiter struct {
+	limits RateLimits
+
+	mu        sync.Mutex
+	buckets   map[string]*keyBuckets
+	lastSweep time.Time
+}
+
+type keyBuckets struct {
+	mutation, read *rate.Limiter
+	used           time.Time
+}
+
+const (
+	bucketIdle     = time.Minute
+	sweepThreshold = 1024
+)
+
+func newCallLimiter(l RateLimits) *callLimiter {
+	if l.MutationsPerSecond <= 0 {
+		l.MutationsPerSecond = DefaultRateLimits.MutationsPerSecond
+	}
+	if l.ReadsPerSecond <= 0 {
+		l.ReadsPerSecond = DefaultRateLimits.ReadsPerSecond
+	}
+	return &callLimiter{limits: l, buckets: make(map[string]*keyBuckets)}
+}
+
+// allow takes one call of kind for the key from its bucket at now, or
+// answers ResourceExhausted with how long until the bucket has one.
+func (l *callLimiter) allow(accountID, keyID, kind string, now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	id := accountID + "\x00" + keyID
+	b := l.buckets[id]
+	if b == nil {
+		b = &keyBuckets{
+			mutation: newBucket(l.limits.MutationsPerSecond),
+			read:     newBucket(l.limits.ReadsPerSecond),
+		}
+		l.buckets[id] = b
+	}
+	b.used = now
+	lim, per := b.read, l.limits.ReadsPerSecond
+	what := "reads"
+	if kind != kindQuery {
+		lim, per, what = b.mutation, l.limits.MutationsPerSecond, "mutations"
+	}
+	if lim.AllowN(now, 1) {
+		return nil
+	}
+	wait := time.Duration((1 - lim.TokensAt(now)) / per * float64(time.Second))
+	wait = max(wait, time.Millisecond)
+	return &Error{
+		Code: ResourceExhausted,
+		Message: fmt.Sprintf("rate_limited: an account key may make %g %s per second on each replica (bursts of %d); retry after %s",
+			per, what, lim.Burst(), wait.Round(time.Millisecond)),
+		RetryAfter: wait,
+	}
+}
+
+func newBucket(perSecond float64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSecond), int(math.Ceil(2*perSecond)))
+}
+
+// sweep drops buckets idle for bucketIdle, at most once per bucketIdle and
+// only when there are many.
+func (l *callLimiter) sweep(now time.Time) {
+	if len(l.buckets) < sweepThreshold || now.Sub(l.lastSweep) < bucketIdle {
+		return
+	}
+	l.lastSweep = now
+	for id, b := range l.buckets {
+		if now.Sub(b.used) >= bucketIdle {
+			delete(l.buckets, id)
+		}
+	}
+}
