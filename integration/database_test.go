@@ -534,3 +534,23 @@ func TestAccountRateLimits(t *testing.T) {
 		t.Errorf("another key's mutation: %v", err)
 	}
 }
+
+// TestAccountAPIOff: a replica that only decides runs without the Account
+// API (--account-listen-addr ""), so that the data plane can be deployed
+// apart from it (issue 15).
+func TestAccountAPIOff(t *testing.T) {
+	env := newDBEnv(t)
+	srv := startServe(t, []string{"authz", "admin"},
+		"--database-url", env.url, "--routes-file", env.routesFile, "--account-listen-addr", "")
+	waitReady(t, srv)
+	c := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
+	// The bootstrap key is known (so the database decides) but is an
+	// account key, which email-api does not accept.
+	if got, _ := call(t, c, checkReq("GET", "/email/inbox", env.accountKey, nil)); got != (outcome{403, "wrong_key_type"}) {
+		t.Fatalf("check with the account key: %+v", got)
+	}
+	logs := srv.Logs()
+	if !strings.Contains(logs, "Account API off") || strings.Contains(logs, `"listener":"account"`) {
+		t.Fatalf("the Account API still listens:\n%s", logs)
+	}
+}

@@ -121,7 +121,11 @@ func (c *serveCmd) Run(e *env) error {
 	healthSrv.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	group := &listenerGroup{log: log}
 	group.add("authz", c.AuthzAddr, grpcServer{grpcSrv}, nil)
-	if src.account.register != nil {
+	switch {
+	case src.account.register != nil && src.account.addr == "":
+		// A data-plane Deployment apart from the Account API's.
+		log.Info("Account API off (--account-listen-addr is empty)")
+	case src.account.register != nil:
 		accountSrv := grpc.NewServer(append(tr.GRPCServerOptions(), src.account.opts...)...)
 		src.account.register(accountSrv)
 		group.add("account", src.account.addr, grpcServer{accountSrv}, nil)

@@ -23,7 +23,7 @@ import (
 // databaseFlags configure the PostgreSQL mode of serve.
 type databaseFlags struct {
 	Migrate           bool   `name:"migrate" env:"KEYGATE_MIGRATE" help:"Apply the embedded schema migrations at start (same as keygate migrate)."`
-	AccountListenAddr string `name:"account-listen-addr" env:"KEYGATE_ACCOUNT_LISTEN_ADDR" default:"127.0.0.1:9192" help:"gRPC listener for the Account API (database mode)."`
+	AccountListenAddr string `name:"account-listen-addr" env:"KEYGATE_ACCOUNT_LISTEN_ADDR" default:"127.0.0.1:9192" help:"gRPC listener for the Account API (database mode); empty turns it off, for replicas that only decide."`
 	// AccountAddr is the listen address's old name, which the CLI uses for
 	// the address it dials: accepted with a deprecation warning
 	// (accountListenAddr), and bound to no environment variable here.
