@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // Bounds on request fields. They keep records printable and rows small;
@@ -26,7 +27,6 @@ const (
 	MaxHeaderNameLen      = 256
 	MaxHeaderValueLen     = 4096
 	MaxPageTokenLen       = 1024
-	maxPageSize           = 1000
 	defaultIDRandomLength = 16
 )
 
@@ -216,8 +216,8 @@ func (v *Violations) checkHeaders(field string, hs []authz.HeaderSpec) {
 func (v *Violations) checkPage(size int, token string) {
 	if size < 0 {
 		v.add("page_size", "must not be negative")
-	} else if size > maxPageSize {
-		v.add("page_size", "at most %d", maxPageSize)
+	} else if size > store.MaxPageSize {
+		v.add("page_size", "at most %d", store.MaxPageSize)
 	}
 	if len(token) > MaxPageTokenLen {
 		v.add("page_token", "longer than %d bytes", MaxPageTokenLen)

@@ -183,7 +183,7 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	if s.fail != nil {
 		return nil, "", s.fail
 	}
-	if _, _, err := readPage(p); err != nil {
+	if _, _, err := store.ReadPage(p); err != nil {
 		return nil, "", err
 	}
 	switch f.Type {

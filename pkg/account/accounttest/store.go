@@ -12,7 +12,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -206,47 +205,10 @@ func (s *Store) auditLocked(accountID string, actor store.Actor, action, objType
 	})
 }
 
-// pageToken is the keyset position after a page's last item, encoded as
-// the PostgreSQL store encodes it (opaque base64 JSON).
-type pageToken struct {
-	CreatedAt int64  `json:"t,omitempty"` // unix microseconds
-	ID        string `json:"i,omitempty"`
-	Seq       int64  `json:"n,omitempty"` // audit events
-}
-
-func writeToken(t pageToken) string {
-	b, _ := json.Marshal(t)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// readPage returns the page size and the position to start after (nil:
-// the first page).
-func readPage(p store.Page) (int, *pageToken, error) {
-	size := p.Size
-	switch {
-	case size <= 0:
-		size = 100
-	case size > 1000:
-		size = 1000
-	}
-	if p.Token == "" {
-		return size, nil, nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(p.Token)
-	var t pageToken
-	if err == nil {
-		err = json.Unmarshal(b, &t)
-	}
-	if err != nil || (t.ID == "" && t.Seq == 0) {
-		return 0, nil, invalid("page_token: not a token this list returned")
-	}
-	return size, &t, nil
-}
-
 // keysetPage returns one page of all, sorted by (created_at, id): the
 // items after the token's position, and the next token.
 func keysetPage[T any](all []T, p store.Page, key func(T) (time.Time, string)) ([]T, string, error) {
-	size, after, err := readPage(p)
+	size, after, err := store.ReadPage(p)
 	if err != nil {
 		return nil, "", err
 	}
@@ -270,7 +232,7 @@ func keysetPage[T any](all []T, p store.Page, key func(T) (time.Time, string)) (
 	if len(out) > size {
 		out = out[:size]
 		at, id := key(out[size-1])
-		next = writeToken(pageToken{CreatedAt: at.UnixMicro(), ID: id})
+		next = store.PageToken{CreatedAt: at.UnixMicro(), ID: id}.String()
 	}
 	return out, next, nil
 }
@@ -328,7 +290,7 @@ func (s *Store) ListAuditEvents(_ context.Context, accountID string, p store.Pag
 	if s.fail != nil {
 		return nil, "", s.fail
 	}
-	size, after, err := readPage(p)
+	size, after, err := store.ReadPage(p)
 	if err != nil {
 		return nil, "", err
 	}
@@ -345,7 +307,7 @@ func (s *Store) ListAuditEvents(_ context.Context, accountID string, p store.Pag
 	next := ""
 	if len(out) > size {
 		out = out[:size]
-		next = writeToken(pageToken{Seq: out[size-1].ID})
+		next = store.PageToken{Seq: out[size-1].ID}.String()
 	}
 	return out, next, nil
 }

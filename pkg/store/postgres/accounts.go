@@ -135,7 +135,7 @@ func auditJSON(v any) (*string, error) {
 
 // ListAuditEvents lists an account's audit events, newest first.
 func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.Page) ([]store.AuditEvent, string, error) {
-	size, after, err := readPage(p)
+	size, after, err := store.ReadPage(p)
 	if err != nil {
 		return nil, "", err
 	}
@@ -178,7 +178,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.P
 	var next string
 	if len(evs) > size {
 		evs = evs[:size]
-		next = writeToken(pageToken{Seq: evs[size-1].ID})
+		next = store.PageToken{Seq: evs[size-1].ID}.String()
 	}
 	return evs, next, nil
 }

@@ -370,7 +370,7 @@ func (s *Store) DeleteKey(ctx context.Context, actor store.Actor, accountID, id 
 
 // ListKeys lists an account's keys in creation order, filtered by f.
 func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
-	size, after, err := readPage(p)
+	size, after, err := store.ReadPage(p)
 	if err != nil {
 		return nil, "", err
 	}
@@ -407,7 +407,7 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 		add("(u.last_used_at IS NULL OR u.last_used_at < $%d)", f.UnusedSince)
 	}
 	if after != nil {
-		args = append(args, after.createdAt(), after.ID)
+		args = append(args, after.CreatedAtTime(), after.ID)
 		fmt.Fprintf(&where, " AND (k.created_at, k.id) > ($%d, $%d)", len(args)-1, len(args))
 	}
 	args = append(args, size+1)
@@ -432,7 +432,7 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	if len(keys) > size {
 		keys = keys[:size]
 		last := keys[size-1]
-		next = writeToken(pageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.Spec.ID})
+		next = store.PageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.Spec.ID}.String()
 	}
 	return keys, next, nil
 }

@@ -61,14 +61,14 @@ func (s *Store) createParent(ctx context.Context, p parent, actor store.Actor, a
 }
 
 func (s *Store) listParents(ctx context.Context, p parent, accountID string, pg store.Page) ([]store.App, string, error) {
-	size, after, err := readPage(pg)
+	size, after, err := store.ReadPage(pg)
 	if err != nil {
 		return nil, "", err
 	}
 	args := []any{accountID, size + 1}
 	sql := `SELECT ` + parentColumns + ` FROM ` + p.table + ` WHERE account_id = $1`
 	if after != nil {
-		args = append(args, after.createdAt(), after.ID)
+		args = append(args, after.CreatedAtTime(), after.ID)
 		sql += ` AND (created_at, id) > ($3, $4)`
 	}
 	rows, err := s.pool.Query(ctx, sql+` ORDER BY created_at, id LIMIT $2`, args...)
@@ -91,7 +91,7 @@ func (s *Store) listParents(ctx context.Context, p parent, accountID string, pg 
 	if len(out) > size {
 		out = out[:size]
 		last := out[size-1]
-		next = writeToken(pageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.ID})
+		next = store.PageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.ID}.String()
 	}
 	return out, next, nil
 }
