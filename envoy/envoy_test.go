@@ -190,51 +190,22 @@ func checkReferences(b *bootstrapv3.Bootstrap) []error {
 	}
 	// Every cluster named anywhere: route actions, envoy_grpc services
 	// (ext_authz, rate limit), HTTP services.
-	var walk func(m protoreflect.Message, where string)
-	walk = func(m protoreflect.Message, where string) {
-		if a, ok := m.Interface().(*anypb.Any); ok {
-			inner, err := a.UnmarshalNew()
-			if err == nil {
-				walk(inner.ProtoReflect(), where)
-			}
-			return
-		}
+	eachMessage(b.ProtoReflect(), func(m protoreflect.Message) {
 		switch v := m.Interface().(type) {
 		case *routev3.RouteAction:
 			if c := v.GetCluster(); c != "" && !clusters[c] {
-				errs = append(errs, fmt.Errorf("%s: route to cluster %q, which is not defined", where, c))
+				errs = append(errs, fmt.Errorf("bootstrap: route to cluster %q, which is not defined", c))
 			}
 		case *corev3.GrpcService_EnvoyGrpc:
 			if c := v.GetClusterName(); !clusters[c] {
-				errs = append(errs, fmt.Errorf("%s: gRPC service on cluster %q, which is not defined", where, c))
+				errs = append(errs, fmt.Errorf("bootstrap: gRPC service on cluster %q, which is not defined", c))
 			}
 		case *corev3.HttpUri:
 			if c := v.GetCluster(); c != "" && !clusters[c] {
-				errs = append(errs, fmt.Errorf("%s: HTTP service on cluster %q, which is not defined", where, c))
+				errs = append(errs, fmt.Errorf("bootstrap: HTTP service on cluster %q, which is not defined", c))
 			}
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsMap():
-				if fd.MapValue().Message() != nil {
-					v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-						walk(mv.Message(), where)
-						return true
-					})
-				}
-			case fd.IsList():
-				if fd.Message() != nil {
-					for i := range v.List().Len() {
-						walk(v.List().Get(i).Message(), where)
-					}
-				}
-			case fd.Message() != nil:
-				walk(v.Message(), where)
-			}
-			return true
-		})
-	}
-	walk(b.ProtoReflect(), "bootstrap")
+	})
 
 	// typed_per_filter_config keys must name a filter of the chain.
 	for _, l := range b.GetStaticResources().GetListeners() {
