@@ -154,6 +154,13 @@ func grpcError(err error) error {
 		return status.Error(codes.Internal, "internal error")
 	}
 	st := status.New(codes.Code(e.Code), e.Message)
+	if e.Code == account.ResourceExhausted && e.Field != "" || e.Code == account.ResourceExhausted && len(e.Violations) > 0 {
+		// A size or quota limit: the detail a client's retry logic reads.
+		if d, derr := st.WithDetails(quotaFailure(e)); derr == nil {
+			st = d
+		}
+		return st.Err()
+	}
 	if len(e.Violations) > 0 {
 		fv := make([]*errdetails.BadRequest_FieldViolation, len(e.Violations))
 		for i, v := range e.Violations {
@@ -164,4 +171,17 @@ func grpcError(err error) error {
 		}
 	}
 	return st.Err()
+}
+
+// quotaFailure names the limits a ResourceExhausted error is about: each
+// field past a size limit, or the account quota (max_keys, …).
+func quotaFailure(e *account.Error) *errdetails.QuotaFailure {
+	if len(e.Violations) == 0 {
+		return &errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: e.Field, Description: e.Message}}}
+	}
+	q := &errdetails.QuotaFailure{}
+	for _, v := range e.Violations {
+		q.Violations = append(q.Violations, &errdetails.QuotaFailure_Violation{Subject: v.Field, Description: v.Description})
+	}
+	return q
 }
