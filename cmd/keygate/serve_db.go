@@ -112,7 +112,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		account: grpcService{
 			addr:     c.accountListenAddr(log),
 			register: func(s *grpc.Server) { accountgrpc.Register(s, accountSrv) },
-			opts:     []grpc.ServerOption{grpc.ChainUnaryInterceptor(accountSrv.UnaryInterceptor())},
+			opts:     append(accountgrpc.ServerOptions(), grpc.ChainUnaryInterceptor(accountSrv.UnaryInterceptor())),
 		},
 		close: func() { kc.Close(); pool.Close() },
 	}
