@@ -12,6 +12,10 @@ import (
 
 var _ store.Quotas = (*Store)(nil)
 
+// OperatorActor is the actor the audit events of an operator's command
+// (keygate accounts limits) name: no account key made the change.
+var OperatorActor = store.Actor{KeyName: "operator"}
+
 // limitColumns are what scanLimits reads of an account_limits row.
 const limitColumns = `max_keys, max_apps, max_tenants, max_roles, max_denials, keys, apps, tenants`
 
