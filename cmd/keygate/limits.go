@@ -86,16 +86,11 @@ func (c *accountsLimitsCmd) Run(e *env) error {
 	if err := errors.Join(err, c.validate(), c.require()); err != nil {
 		return err
 	}
-	st, pool, err := postgres.Open(e.ctx, c.DatabaseURL, postgres.Options{Limits: c.limits()})
+	st, pool, err := openStore(e, c.DatabaseURL, postgres.Options{Limits: c.limits()}, c.Migrate)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return err
 	}
 	defer pool.Close()
-	if c.Migrate {
-		if err := postgres.Migrate(e.ctx, pool); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-	}
 	var l store.AccountLimits
 	if len(u) > 0 {
 		l, err = st.SetAccountLimits(e.ctx, postgres.OperatorActor, c.Account, u)

@@ -72,18 +72,20 @@ type LimitOverrides struct {
 }
 
 // Get is the override of kind, nil when there is none.
-func (o LimitOverrides) Get(kind string) *int64 {
+func (o LimitOverrides) Get(kind string) *int64 { return *o.field(kind) }
+
+func (o *LimitOverrides) field(kind string) **int64 {
 	switch kind {
 	case QuotaKeys:
-		return o.Keys
+		return &o.Keys
 	case QuotaApps:
-		return o.Apps
+		return &o.Apps
 	case QuotaTenants:
-		return o.Tenants
+		return &o.Tenants
 	case QuotaRoles:
-		return o.Roles
+		return &o.Roles
 	case QuotaDenials:
-		return o.Denials
+		return &o.Denials
 	}
 	panic("store: unknown quota kind " + kind)
 }
@@ -106,20 +108,7 @@ type LimitsUpdate map[string]*int64
 // Apply is o with u's changes.
 func (u LimitsUpdate) Apply(o LimitOverrides) LimitOverrides {
 	for kind, v := range u {
-		switch kind {
-		case QuotaKeys:
-			o.Keys = v
-		case QuotaApps:
-			o.Apps = v
-		case QuotaTenants:
-			o.Tenants = v
-		case QuotaRoles:
-			o.Roles = v
-		case QuotaDenials:
-			o.Denials = v
-		default:
-			panic("store: unknown quota kind " + kind)
-		}
+		*o.field(kind) = v
 	}
 	return o
 }

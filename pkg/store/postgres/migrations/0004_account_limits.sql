@@ -76,44 +76,26 @@ CREATE TRIGGER accounts_limits_row AFTER INSERT ON accounts
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION keygate_accounts_limits_row();
 
-DROP TRIGGER IF EXISTS keys_count_insert ON keys;
-CREATE TRIGGER keys_count_insert AFTER INSERT ON keys
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION keygate_count('keys');
-DROP TRIGGER IF EXISTS keys_count_delete ON keys;
-CREATE TRIGGER keys_count_delete AFTER DELETE ON keys
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION keygate_count('keys');
-DROP TRIGGER IF EXISTS keys_count_move ON keys;
-CREATE TRIGGER keys_count_move BEFORE UPDATE OF account_id ON keys
-    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id)
-    EXECUTE FUNCTION keygate_refuse_account_move();
-
-DROP TRIGGER IF EXISTS apps_count_insert ON apps;
-CREATE TRIGGER apps_count_insert AFTER INSERT ON apps
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION keygate_count('apps');
-DROP TRIGGER IF EXISTS apps_count_delete ON apps;
-CREATE TRIGGER apps_count_delete AFTER DELETE ON apps
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION keygate_count('apps');
-DROP TRIGGER IF EXISTS apps_count_move ON apps;
-CREATE TRIGGER apps_count_move BEFORE UPDATE OF account_id ON apps
-    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id)
-    EXECUTE FUNCTION keygate_refuse_account_move();
-
-DROP TRIGGER IF EXISTS tenants_count_insert ON tenants;
-CREATE TRIGGER tenants_count_insert AFTER INSERT ON tenants
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION keygate_count('tenants');
-DROP TRIGGER IF EXISTS tenants_count_delete ON tenants;
-CREATE TRIGGER tenants_count_delete AFTER DELETE ON tenants
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION keygate_count('tenants');
-DROP TRIGGER IF EXISTS tenants_count_move ON tenants;
-CREATE TRIGGER tenants_count_move BEFORE UPDATE OF account_id ON tenants
-    FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id)
-    EXECUTE FUNCTION keygate_refuse_account_move();
+-- <table>_count_insert, <table>_count_delete and <table>_count_move on
+-- keys, apps and tenants.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['keys', 'apps', 'tenants'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t || '_count_insert', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION keygate_count(%L)', t || '_count_insert', t, t);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t || '_count_delete', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION keygate_count(%L)', t || '_count_delete', t, t);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', t || '_count_move', t);
+        EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OF account_id ON %I
+            FOR EACH ROW WHEN (OLD.account_id IS DISTINCT FROM NEW.account_id)
+            EXECUTE FUNCTION keygate_refuse_account_move()', t || '_count_move', t);
+    END LOOP;
+END
+$$;
 
 -- The counts of what exists already (the triggers count what comes next).
 INSERT INTO account_limits (account_id) SELECT id FROM accounts ON CONFLICT DO NOTHING;
