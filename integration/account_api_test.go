@@ -863,7 +863,7 @@ func testAccountErrors(t *testing.T, f *apiFixture) {
 			}},
 		{name: "InvalidArgument: service key without app_id", code: codes.InvalidArgument, field: "app_id",
 			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.AppId = "" })},
-		{name: "InvalidArgument: name of 300 characters", code: codes.InvalidArgument, field: "name",
+		{name: "ResourceExhausted: name of 300 characters", code: codes.ResourceExhausted, field: "name",
 			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Name = strings.Repeat("n", 300) })},
 		{name: "InvalidArgument: CreateApp without a name", code: codes.InvalidArgument, field: "name",
 			call: func(ctx context.Context) error {

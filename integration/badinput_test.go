@@ -307,6 +307,7 @@ func TestBadAccountRequests(t *testing.T) {
 	}
 	const (
 		inv    = codes.InvalidArgument
+		big    = codes.ResourceExhausted // a size limit (SPEC §10)
 		nf     = codes.NotFound
 		unauth = codes.Unauthenticated
 		perm   = codes.PermissionDenied
@@ -315,47 +316,51 @@ func TestBadAccountRequests(t *testing.T) {
 		// Every length bound.
 		{name: "id of 129 bytes", code: inv, field: "id", contains: []string{"128"},
 			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Id = long(129) })},
-		{name: "description of 2001 bytes", code: inv, field: "description", contains: []string{"2000"},
-			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Description = long(2001) })},
-		{name: "description of 1 MiB", code: inv, field: "description",
+		{name: "description of 1025 bytes", code: big, field: "description", contains: []string{"1024"},
+			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Description = long(1025) })},
+		{name: "description of 512 KiB", code: big, field: "description",
+			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Description = long(512 << 10) })},
+		// Past the Account API's 1 MiB request bound, gRPC refuses the
+		// message before it is decoded.
+		{name: "request of 1 MiB", code: big, contains: []string{"larger than max"},
 			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Description = long(1 << 20) })},
-		{name: "group of 201 bytes", code: inv, field: "group", contains: []string{"200"},
+		{name: "group of 201 bytes", code: big, field: "group", contains: []string{"200"},
 			call: genSvc(func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Group = long(201) })},
-		{name: "scope of 4097 bytes", code: inv, field: "scope", contains: []string{"4096"},
+		{name: "scope of 4097 bytes", code: big, field: "scope", contains: []string{"4096"},
 			call: scope(strings.Repeat("email-api ", 410))},
-		{name: "101 IP filters", code: inv, field: "ip_filters", contains: []string{"100"},
+		{name: "101 IP filters", code: big, field: "ip_filters", contains: []string{"100"},
 			call: ips(many(101, func(i int) string { return fmt.Sprintf("10.0.%d.0/24", i) })...)},
-		{name: "IP filter of 101 bytes", code: inv, field: "ip_filters", contains: []string{"[0]"},
+		{name: "IP filter of 101 bytes", code: big, field: "ip_filters", contains: []string{"[0]"},
 			call: ips("10.0.0.0/" + long(92))},
-		{name: "21 response headers", code: inv, field: "response_headers", contains: []string{"20"},
+		{name: "21 response headers", code: big, field: "response_headers", contains: []string{"20"},
 			call: headers(func() (hs []*accountv1.ResponseHeader) {
 				for i := range 21 {
 					hs = append(hs, hdr(fmt.Sprintf("x-h%d", i), "v"))
 				}
 				return hs
 			}()...)},
-		{name: "response header name of 257 bytes", code: inv, field: "response_headers", call: headers(hdr("x-"+long(255), "v"))},
-		{name: "response header value of 4097 bytes", code: inv, field: "response_headers", call: headers(hdr("x-big", long(4097)))},
-		{name: "response header name of 65 bytes", code: inv, field: "response_headers", contains: []string{"64"}, call: headers(hdr("x-"+long(63), "v"))},
-		{name: "response header value of 1025 bytes", code: inv, field: "response_headers", contains: []string{"1024"}, call: headers(hdr("x-big", long(1025)))},
-		{name: "CreateApp name of 201 bytes", code: inv, field: "name",
+		{name: "response header name of 257 bytes", code: big, field: "response_headers", call: headers(hdr("x-"+long(255), "v"))},
+		{name: "response header value of 4097 bytes", code: big, field: "response_headers", call: headers(hdr("x-big", long(4097)))},
+		{name: "response header name of 65 bytes", code: big, field: "response_headers", contains: []string{"64"}, call: headers(hdr("x-"+long(63), "v"))},
+		{name: "response header value of 1025 bytes", code: big, field: "response_headers", contains: []string{"1024"}, call: headers(hdr("x-big", long(1025)))},
+		{name: "CreateApp name of 201 bytes", code: big, field: "name",
 			call: func(ctx context.Context) error {
 				_, err := c.CreateApp(ctx, &accountv1.CreateAppRequest{Id: "bad-app", Name: long(201)})
 				return err
 			}},
-		{name: "CreateTenant description of 2001 bytes", code: inv, field: "description",
+		{name: "CreateTenant description of 1025 bytes", code: big, field: "description",
 			call: func(ctx context.Context) error {
-				_, err := c.CreateTenant(ctx, &accountv1.CreateTenantRequest{Id: "bad-tenant", Name: "Bad", Description: long(2001)})
+				_, err := c.CreateTenant(ctx, &accountv1.CreateTenantRequest{Id: "bad-tenant", Name: "Bad", Description: long(1025)})
 				return err
 			}},
-		{name: "UpdateApp name of 201 bytes", code: inv, field: "name",
+		{name: "UpdateApp name of 201 bytes", code: big, field: "name",
 			call: func(ctx context.Context) error {
 				_, err := c.UpdateApp(ctx, &accountv1.UpdateAppRequest{Id: "billing", Name: proto.String(long(201))})
 				return err
 			}},
-		{name: "UpdateKey description of 2001 bytes", code: inv, field: "description",
+		{name: "UpdateKey description of 1025 bytes", code: big, field: "description",
 			call: func(ctx context.Context) error {
-				_, err := c.UpdateKey(ctx, &accountv1.UpdateKeyRequest{Id: "k-svc", Description: proto.String(long(2001))})
+				_, err := c.UpdateKey(ctx, &accountv1.UpdateKeyRequest{Id: "k-svc", Description: proto.String(long(1025))})
 				return err
 			}},
 		{name: "ListKeys page_token of 1025 bytes", code: inv, field: "page_token",

@@ -28,6 +28,7 @@ type cli struct {
 	Explain     explainCmd     `cmd:"" help:"Show step by step how serve would decide one request (secret on stdin, or --key-id)."`
 	Migrate     migrateCmd     `cmd:"" help:"Apply the embedded PostgreSQL schema migrations (idempotent)."`
 	Bootstrap   bootstrapCmd   `cmd:"" help:"Create an account and its first account key directly in the database; prints the secret on the last line."`
+	Accounts    accountsCmd    `cmd:"" help:"Operator commands on accounts, directly in the database (accounts limits)."`
 	accountcli.Commands
 	Version versionCmd `cmd:"" help:"Print the version."`
 }

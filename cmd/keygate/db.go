@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/store/postgres"
 )
@@ -18,14 +20,11 @@ func (c *migrateCmd) Run(e *env) error {
 	if err := c.require(); err != nil {
 		return err
 	}
-	_, pool, err := postgres.Open(e.ctx, c.DatabaseURL, postgres.Options{})
+	_, pool, err := openStore(e, c.DatabaseURL, postgres.Options{}, true)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return err
 	}
-	defer pool.Close()
-	if err := postgres.Migrate(e.ctx, pool); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
+	pool.Close()
 	fmt.Fprintln(e.stdout, "migrations applied")
 	return nil
 }
@@ -54,16 +53,11 @@ func (c *bootstrapCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	st, pool, err := postgres.Open(e.ctx, c.DatabaseURL, postgres.Options{})
+	st, pool, err := openStore(e, c.DatabaseURL, postgres.Options{}, c.Migrate)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return err
 	}
 	defer pool.Close()
-	if c.Migrate {
-		if err := postgres.Migrate(e.ctx, pool); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-	}
 	secret, err := apikey.Generate(apikey.KindAccount)
 	if err != nil {
 		return err
@@ -74,4 +68,21 @@ func (c *bootstrapCmd) Run(e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "account %s: account key %s (%s) with scope account-api; its secret, shown once:\n%s\n", c.Account, c.KeyName, id, secret)
 	return nil
+}
+
+// openStore opens the store of an operator's command and, with
+// migrate, applies the schema migrations first. The caller closes the
+// pool.
+func openStore(e *env, url string, opts postgres.Options, migrate bool) (*postgres.Store, *pgxpool.Pool, error) {
+	st, pool, err := postgres.Open(e.ctx, url, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("database: %w", err)
+	}
+	if migrate {
+		if err := postgres.Migrate(e.ctx, pool); err != nil {
+			pool.Close()
+			return nil, nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	return st, pool, nil
 }

@@ -33,6 +33,7 @@ type serveCmd struct {
 	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services; serve reloads it when it changes."`
 	databaseFlags
 	databaseURLFlags // serve keys from the database (with the Account API) instead of a keys file
+	limitFlags
 	requestFlags
 	hashFlags
 	logFlags
@@ -74,7 +75,7 @@ type grpcService struct {
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
-	if err := errors.Join(c.httpLimits.validate(), c.databaseFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
+	if err := errors.Join(c.httpLimits.validate(), c.databaseFlags.validate(), c.limitFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
 		return err
 	}
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }

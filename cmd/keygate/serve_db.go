@@ -75,7 +75,7 @@ func (c *databaseFlags) accountListenAddr(log *slog.Logger) string {
 // openDatabase serves keys from PostgreSQL behind the cache, with the
 // change feed and the Account API.
 func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metrics, tr *telemetry.Tracing, log *slog.Logger) (*keySource, error) {
-	opts := postgres.Options{Compile: l.keysOpts.Compile, Tracer: telemetry.PgxTracer(tr.TracerProvider(), m), Logger: log, Headers: m}
+	opts := postgres.Options{Compile: l.keysOpts.Compile, Tracer: telemetry.PgxTracer(tr.TracerProvider(), m), Logger: log, Headers: m, Limits: c.limits()}
 	st, pool, err := postgres.Open(ctx, c.DatabaseURL, opts)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
@@ -112,7 +112,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		account: grpcService{
 			addr:     c.accountListenAddr(log),
 			register: func(s *grpc.Server) { accountgrpc.Register(s, accountSrv) },
-			opts:     []grpc.ServerOption{grpc.ChainUnaryInterceptor(accountSrv.UnaryInterceptor())},
+			opts:     append(accountgrpc.ServerOptions(), grpc.ChainUnaryInterceptor(accountSrv.UnaryInterceptor())),
 		},
 		close: func() { kc.Close(); pool.Close() },
 	}

@@ -78,6 +78,7 @@ func label(kind, id, name string) string {
 type owner[T any] struct {
 	kind, op string // "app", "App": in messages and store error labels
 	from     func(store.App) T
+	app      func(T) store.App // from's inverse
 	create   func(context.Context, store.Actor, T) (T, error)
 	get      func(ctx context.Context, accountID, id string) (T, error)
 	list     func(ctx context.Context, accountID string, p store.Page) ([]T, string, error)
@@ -88,6 +89,7 @@ type owner[T any] struct {
 func (s *Service) apps() owner[store.App] {
 	return owner[store.App]{kind: "app", op: "App",
 		from:   func(a store.App) store.App { return a },
+		app:    func(a store.App) store.App { return a },
 		create: s.store.CreateApp, get: s.store.GetApp, list: s.store.ListApps,
 		update: s.store.UpdateApp, remove: s.store.DeleteApp}
 }
@@ -95,6 +97,7 @@ func (s *Service) apps() owner[store.App] {
 func (s *Service) tenants() owner[store.Tenant] {
 	return owner[store.Tenant]{kind: "tenant", op: "Tenant",
 		from:   func(a store.App) store.Tenant { return store.Tenant(a) },
+		app:    func(t store.Tenant) store.App { return store.App(t) },
 		create: s.store.CreateTenant, get: s.store.GetTenant, list: s.store.ListTenants,
 		update: s.store.UpdateTenant, remove: s.store.DeleteTenant}
 }
@@ -135,7 +138,8 @@ func getOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, id s
 	return v, nil
 }
 
-// listOwners returns one page of the caller's apps or tenants.
+// listOwners returns one page of the caller's apps or tenants, stopping
+// early at MaxListBytes.
 func listOwners[T any](ctx context.Context, s *Service, o owner[T], c Caller, p PageInput) ([]T, string, error) {
 	if err := s.check(c); err != nil {
 		return nil, "", err
@@ -143,7 +147,12 @@ func listOwners[T any](ctx context.Context, s *Service, o owner[T], c Caller, p 
 	if err := pageError(p); err != nil {
 		return nil, "", err
 	}
-	vs, next, err := o.list(ctx, c.AccountID, store.Page{Size: p.Size, Token: p.Token})
+	vs, next, err := pageOf(p, func(pg store.Page) ([]T, string, error) {
+		return o.list(ctx, c.AccountID, pg)
+	}, func(v T) int { return ownerBytes(o.app(v)) }, func(v T) string {
+		a := o.app(v)
+		return keysetToken(a.CreatedAt.UnixMicro(), a.ID)
+	})
 	if err != nil {
 		return nil, "", s.storeError(ctx, "List"+o.op+"s", "page", err)
 	}

@@ -44,7 +44,8 @@ func (c Code) String() string {
 // show the caller: it never holds a secret nor a store's internal detail
 // (those are logged, and the caller gets Internal). Field names the request
 // field at fault, when one is; an InvalidArgument lists every field at
-// fault in Violations, and its Message joins them.
+// fault in Violations, and its Message joins them; so does a
+// ResourceExhausted for fields past a size limit (SPEC §10).
 type Error struct {
 	Code       Code
 	Field      string
@@ -75,6 +76,13 @@ func fieldError(code Code, field, format string, args ...any) *Error {
 
 // internal is what a caller sees of a failure that is not theirs.
 func internal() *Error { return &Error{Code: Internal, Message: "internal error"} }
+
+// tooLarge is a ResourceExhausted naming every field past a size limit.
+func tooLarge(list []Violation) *Error {
+	e := invalid(list)
+	e.Code = ResourceExhausted
+	return e
+}
 
 // invalid is an InvalidArgument naming every violation.
 func invalid(list []Violation) *Error {

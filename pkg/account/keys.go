@@ -235,7 +235,7 @@ func (s *Service) GetKey(ctx context.Context, c Caller, id string) (store.Key, e
 }
 
 // ListKeys returns one page of the caller's keys that pass f, and the
-// next page's token.
+// next page's token; the page stops early at MaxListBytes.
 func (s *Service) ListKeys(ctx context.Context, c Caller, f KeyFilter, p PageInput) ([]store.Key, string, error) {
 	if err := s.check(c); err != nil {
 		return nil, "", err
@@ -254,7 +254,9 @@ func (s *Service) ListKeys(ctx context.Context, c Caller, f KeyFilter, p PageInp
 	if err := v.err(); err != nil {
 		return nil, "", err
 	}
-	keys, next, err := s.store.ListKeys(ctx, c.AccountID, f, store.Page{Size: p.Size, Token: p.Token})
+	keys, next, err := pageOf(p, func(pg store.Page) ([]store.Key, string, error) {
+		return s.store.ListKeys(ctx, c.AccountID, f, pg)
+	}, keyBytes, keyToken)
 	if err != nil {
 		return nil, "", s.storeError(ctx, "ListKeys", "page", err)
 	}
@@ -430,7 +432,9 @@ func (s *Service) ListAuditEvents(ctx context.Context, c Caller, p PageInput) ([
 	if err := pageError(p); err != nil {
 		return nil, "", err
 	}
-	evs, next, err := s.store.ListAuditEvents(ctx, c.AccountID, store.Page{Size: p.Size, Token: p.Token})
+	evs, next, err := pageOf(p, func(pg store.Page) ([]store.AuditEvent, string, error) {
+		return s.store.ListAuditEvents(ctx, c.AccountID, pg)
+	}, eventBytes, eventToken)
 	if err != nil {
 		return nil, "", s.storeError(ctx, "ListAuditEvents", "page", err)
 	}

@@ -209,6 +209,14 @@ func withinCaller(c Caller, typ authz.KeyType, ks *scope.Scope) error {
 	return nil
 }
 
+// quotaError is a create refused by the account's quota (SPEC §10): it
+// names the limit and the number, and who can raise it (an operator: an
+// account cannot raise its own limits).
+func quotaError(q *store.QuotaError) *Error {
+	return &Error{Code: ResourceExhausted, Field: store.LimitName(q.Kind),
+		Message: q.Error() + "; ask the operator to raise it with keygate accounts limits"}
+}
+
 // contextError is the answer to a call whose context ended.
 func contextError(err error) *Error {
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -222,7 +230,10 @@ func contextError(err error) *Error {
 // for AlreadyExists and InvalidArgument. Anything else is logged and
 // answered Internal: its text may carry database detail.
 func (s *Service) storeError(ctx context.Context, op, what string, err error) error {
+	var quota *store.QuotaError
 	switch {
+	case errors.As(err, &quota):
+		return quotaError(quota)
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(NotFound, "%s not found", what)
 	case errors.Is(err, store.ErrAlreadyExists):

@@ -10,22 +10,33 @@ import (
 	"unicode"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/scope"
 	"github.com/keygate/keygate/pkg/store"
 )
 
 // Bounds on request fields. They keep records printable and rows small;
-// authz.Compile checks what the fields mean.
+// authz.Compile checks what the fields mean. The size limits of SPEC §10
+// (names, descriptions, groups, scopes, IP filters, response headers) keep
+// what every replica holds per key bounded: past one, a request is
+// ResourceExhausted naming the field and the limit. Records stored under
+// older, larger bounds keep working; only new values are held to these.
 const (
-	MaxIDLen              = 128
-	MaxNameLen            = 200
-	MaxDescriptionLen     = 2000
-	MaxGroupLen           = 200
-	MaxScopeLen           = 4096
-	MaxIPFilters          = 100
-	MaxIPFilterLen        = 100
-	MaxResponseHeaders    = authz.MaxResponseHeaders
-	MaxHeaderNameLen      = 256
-	MaxHeaderValueLen     = 4096
+	MaxIDLen          = 128
+	MaxNameLen        = 200
+	MaxDescriptionLen = 1024
+	MaxGroupLen       = 200
+	MaxScopeLen       = 4096
+	// MaxScopePatterns is below scope.MaxPatterns, which the data plane
+	// loads stored scopes with: scopes saved before this bound still load.
+	MaxScopePatterns   = 200
+	MaxIPFilters       = 100
+	MaxIPFilterLen     = 100
+	MaxResponseHeaders = authz.MaxResponseHeaders
+	// The header bounds are the data plane's (SPEC §9): what it would
+	// drop at load is refused when saved. The value bound applies to the
+	// template as written, and authz.Compile to it once rendered.
+	MaxHeaderNameLen      = authz.MaxHeaderNameLen
+	MaxHeaderValueLen     = authz.MaxHeaderValueLen
 	MaxPageTokenLen       = 1024
 	defaultIDRandomLength = 16
 )
@@ -35,6 +46,9 @@ const (
 // what only they can check (a timestamp their wire format cannot hold).
 type Violations struct {
 	list []Violation
+	// size are the fields past a size limit (SPEC §10): the request is
+	// then ResourceExhausted rather than InvalidArgument.
+	size []Violation
 }
 
 // Add records that field is wrong.
@@ -44,14 +58,25 @@ func (v *Violations) Add(field, format string, args ...any) {
 
 func (v *Violations) add(field, format string, args ...any) { v.Add(field, format, args...) }
 
-func (v *Violations) empty() bool { return len(v.list) == 0 }
+// tooLarge records that field is past a size limit.
+func (v *Violations) tooLarge(field, format string, args ...any) {
+	v.size = append(v.size, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+}
 
-// Err is an InvalidArgument *Error naming every violation, or nil.
+func (v *Violations) empty() bool { return len(v.list) == 0 && len(v.size) == 0 }
+
+// Err is nil when nothing was recorded; else a ResourceExhausted *Error
+// naming every field past a size limit when there is one (the size is
+// what the caller must change first), or an InvalidArgument naming every
+// violation.
 func (v *Violations) Err() error {
-	if v.empty() {
-		return nil
+	switch {
+	case len(v.size) > 0:
+		return tooLarge(v.size)
+	case len(v.list) > 0:
+		return invalid(v.list)
 	}
-	return invalid(v.list)
+	return nil
 }
 
 func (v *Violations) err() error { return v.Err() }
@@ -68,11 +93,14 @@ func (v *Violations) compileErrors(err error) {
 	}
 	for _, e := range list {
 		var fe *authz.FieldError
-		if !errors.As(e, &fe) {
+		switch {
+		case !errors.As(e, &fe):
 			v.add("key", "%s", oneLine(e.Error()))
-			continue
+		case errors.Is(fe.Err, authz.ErrHeaderValueTooLong):
+			v.tooLarge(requestField(fe.Field), "%s", oneLine(fe.Err.Error()))
+		default:
+			v.add(requestField(fe.Field), "%s", oneLine(fe.Err.Error()))
 		}
-		v.add(requestField(fe.Field), "%s", oneLine(fe.Err.Error()))
 	}
 }
 
@@ -155,7 +183,7 @@ func (v *Violations) checkLabel(field, name string, max int, required bool) {
 		return
 	}
 	if len(name) > max {
-		v.add(field, "longer than %d bytes", max)
+		v.tooLarge(field, "longer than %d bytes", max)
 		return
 	}
 	if err := authz.CheckLabelText(name); err != nil {
@@ -170,7 +198,7 @@ func (v *Violations) checkLabel(field, name string, max int, required bool) {
 func (v *Violations) checkDescription(field, d string) {
 	switch {
 	case len(d) > MaxDescriptionLen:
-		v.add(field, "longer than %d bytes", MaxDescriptionLen)
+		v.tooLarge(field, "longer than %d bytes", MaxDescriptionLen)
 	case hasControl(d, "\n\t"):
 		v.add(field, "contains a control character other than newline or tab")
 	}
@@ -182,33 +210,35 @@ func (v *Violations) checkGroup(field, g string) {
 
 func (v *Violations) checkScope(field, s string) {
 	if len(s) > MaxScopeLen {
-		v.add(field, "longer than %d bytes", MaxScopeLen)
+		v.tooLarge(field, "longer than %d bytes", MaxScopeLen)
+	} else if n := scope.CountPatterns(s); n > MaxScopePatterns {
+		v.tooLarge(field, "%d patterns, more than %d", n, MaxScopePatterns)
 	}
 }
 
 func (v *Violations) checkIPFilters(field string, f []string) {
 	if len(f) > MaxIPFilters {
-		v.add(field, "more than %d filters", MaxIPFilters)
+		v.tooLarge(field, "more than %d filters", MaxIPFilters)
 		return
 	}
 	for i, s := range f {
 		if len(s) > MaxIPFilterLen {
-			v.add(field, "[%d]: longer than %d bytes", i, MaxIPFilterLen)
+			v.tooLarge(field, "[%d]: longer than %d bytes", i, MaxIPFilterLen)
 		}
 	}
 }
 
 func (v *Violations) checkHeaders(field string, hs []authz.HeaderSpec) {
 	if len(hs) > MaxResponseHeaders {
-		v.add(field, "more than %d headers", MaxResponseHeaders)
+		v.tooLarge(field, "%d headers, more than %d", len(hs), MaxResponseHeaders)
 		return
 	}
 	for i, h := range hs {
 		if len(h.Name) > MaxHeaderNameLen {
-			v.add(field, "[%d]: name longer than %d bytes", i, MaxHeaderNameLen)
+			v.tooLarge(field, "[%d]: name longer than %d bytes", i, MaxHeaderNameLen)
 		}
 		if len(h.Value) > MaxHeaderValueLen {
-			v.add(field, "[%d]: value longer than %d bytes", i, MaxHeaderValueLen)
+			v.tooLarge(field, "[%d]: value longer than %d bytes", i, MaxHeaderValueLen)
 		}
 	}
 }

@@ -103,7 +103,10 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 	if f.AccountAddr == "" {
 		return nil, errors.New("account-addr: required")
 	}
-	conn, err := grpc.NewClient(f.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// A list answer may take the server's whole send bound, a little
+	// above gRPC's default 4 MiB receive limit.
+	conn, err := grpc.NewClient(f.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(accountgrpc.MaxSendMsgSize)))
 	if err != nil {
 		return nil, fmt.Errorf("account-addr %q: %w", f.AccountAddr, err)
 	}

@@ -75,7 +75,8 @@ func TestNamesRefuseBidiAndInvisible(t *testing.T) {
 }
 
 // TestResponseHeaderRulesInTheAPI: SPEC §9's response header rules refuse
-// a key with InvalidArgument naming the header.
+// a key with InvalidArgument naming the header; its size limits with
+// ResourceExhausted (SPEC §10).
 func TestResponseHeaderRulesInTheAPI(t *testing.T) {
 	s, ctx := setup(t)
 	c := s.Client
@@ -87,27 +88,36 @@ func TestResponseHeaderRulesInTheAPI(t *testing.T) {
 		name    string
 		headers []*accountv1.ResponseHeader
 		want    []string
+		size    bool // a size limit (SPEC §10): ResourceExhausted
 	}{
-		{"set-cookie", []*accountv1.ResponseHeader{{Name: "set-cookie", Value: "session=x"}}, []string{`response_headers: [0] "set-cookie": name must start with x-`}},
-		{"content-type", []*accountv1.ResponseHeader{{Name: "x-ok", Value: "1"}, {Name: "content-type", Value: "text/html"}}, []string{`[1] "content-type"`}},
-		{"x-envoy", []*accountv1.ResponseHeader{{Name: "x-envoy-auth-headers-to-remove", Value: "${operation}"}}, []string{`"x-envoy-auth-headers-to-remove"`, "x-envoy-"}},
-		{"x-forwarded", []*accountv1.ResponseHeader{{Name: "x-forwarded-host", Value: "evil"}}, []string{`"x-forwarded-host"`}},
-		{"identity prefix", []*accountv1.ResponseHeader{{Name: "x-keygate-role", Value: "admin"}}, []string{`"x-keygate-role"`, "x-keygate-"}},
-		{"key header", []*accountv1.ResponseHeader{{Name: "x-api-key", Value: "x"}}, []string{`"x-api-key"`, "reserved"}},
-		{"underscore", []*accountv1.ResponseHeader{{Name: "x_tier", Value: "x"}}, []string{`"x_tier"`}},
-		{"long name", []*accountv1.ResponseHeader{{Name: "x-" + strings.Repeat("a", 63), Value: "x"}}, []string{"longer than 64"}},
-		{"duplicate", []*accountv1.ResponseHeader{{Name: "x-a", Value: "1"}, {Name: "X-A", Value: "2"}}, []string{`[1] "X-A": duplicate`}},
-		{"21 headers", many, []string{"response_headers: more than 20"}},
-		{"value over 1 KiB", []*accountv1.ResponseHeader{{Name: "x-a", Value: strings.Repeat("v", 1025)}}, []string{`"x-a": value longer than 1024`}},
+		{"set-cookie", []*accountv1.ResponseHeader{{Name: "set-cookie", Value: "session=x"}}, []string{`response_headers: [0] "set-cookie": name must start with x-`}, false},
+		{"content-type", []*accountv1.ResponseHeader{{Name: "x-ok", Value: "1"}, {Name: "content-type", Value: "text/html"}}, []string{`[1] "content-type"`}, false},
+		{"x-envoy", []*accountv1.ResponseHeader{{Name: "x-envoy-auth-headers-to-remove", Value: "${operation}"}}, []string{`"x-envoy-auth-headers-to-remove"`, "x-envoy-"}, false},
+		{"x-forwarded", []*accountv1.ResponseHeader{{Name: "x-forwarded-host", Value: "evil"}}, []string{`"x-forwarded-host"`}, false},
+		{"identity prefix", []*accountv1.ResponseHeader{{Name: "x-keygate-role", Value: "admin"}}, []string{`"x-keygate-role"`, "x-keygate-"}, false},
+		{"key header", []*accountv1.ResponseHeader{{Name: "x-api-key", Value: "x"}}, []string{`"x-api-key"`, "reserved"}, false},
+		{"underscore", []*accountv1.ResponseHeader{{Name: "x_tier", Value: "x"}}, []string{`"x_tier"`}, false},
+		{"long name", []*accountv1.ResponseHeader{{Name: "x-" + strings.Repeat("a", 63), Value: "x"}}, []string{"longer than 64"}, true},
+		{"duplicate", []*accountv1.ResponseHeader{{Name: "x-a", Value: "1"}, {Name: "X-A", Value: "2"}}, []string{`[1] "X-A": duplicate`}, false},
+		{"21 headers", many, []string{"response_headers: 21 headers, more than 20"}, true},
+		{"value over 1 KiB", []*accountv1.ResponseHeader{{Name: "x-a", Value: strings.Repeat("v", 1025)}}, []string{"response_headers: [0]: value longer than 1024 bytes"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			code := codes.InvalidArgument
+			if tc.size {
+				code = codes.ResourceExhausted
+			}
 			_, err := c.GenerateServiceAccessKey(ctx, &accountv1.GenerateServiceAccessKeyRequest{AppId: "billing", TenantId: "acme", ResponseHeaders: tc.headers})
-			wantCode(t, err, codes.InvalidArgument, tc.want...)
+			wantCode(t, err, code, tc.want...)
 			_, err = c.UpdateKey(ctx, &accountv1.UpdateKeyRequest{Id: "root", ResponseHeaders: &accountv1.ResponseHeaders{Headers: tc.headers}})
-			wantCode(t, err, codes.InvalidArgument, tc.want...)
+			wantCode(t, err, code, tc.want...)
 		})
 	}
-	_, err := c.GenerateAppAccessKey(ctx, &accountv1.GenerateAppAccessKeyRequest{AppId: "billing", ResponseHeaders: []*accountv1.ResponseHeader{{Name: "x-t", Value: "${tenant.name}"}}})
+	// 999 bytes as written, 1026 once ${key.id} is the generated id.
+	rendered := []*accountv1.ResponseHeader{{Name: "x-a", Value: strings.Repeat("v", 990) + "${key.id}"}}
+	_, err := c.GenerateServiceAccessKey(ctx, &accountv1.GenerateServiceAccessKeyRequest{AppId: "billing", TenantId: "acme", ResponseHeaders: rendered})
+	wantCode(t, err, codes.ResourceExhausted, `response_headers: [0] "x-a": value longer than 1024 bytes once rendered`)
+	_, err = c.GenerateAppAccessKey(ctx, &accountv1.GenerateAppAccessKeyRequest{AppId: "billing", ResponseHeaders: []*accountv1.ResponseHeader{{Name: "x-t", Value: "${tenant.name}"}}})
 	wantCode(t, err, codes.InvalidArgument, `"x-t": uses a tenant variable`)
 	_, err = c.UpdateKey(ctx, &accountv1.UpdateKeyRequest{Id: "root", ResponseHeaders: &accountv1.ResponseHeaders{Headers: []*accountv1.ResponseHeader{{Name: "x-a", Value: "${app.id}"}}}})
 	wantCode(t, err, codes.InvalidArgument, `"x-a": uses an app variable`)

@@ -66,6 +66,23 @@ func Register(s *grpc.Server, srv *Server) {
 	reflection.Register(s)
 }
 
+// Message size bounds of the Account API (SPEC §10). No request comes
+// near 1 MiB — the largest, a key of the largest allowed shape (4 KiB of
+// scope, 20 headers of 1 KiB, 100 IP filters, 1 KiB of description), is
+// under 40 KiB — so a larger one is refused by gRPC before it is decoded
+// into memory. Answers are lists bounded by account.MaxListBytes, plus a
+// page token and framing.
+const (
+	MaxRecvMsgSize = 1 << 20
+	MaxSendMsgSize = account.MaxListBytes + 256<<10
+)
+
+// ServerOptions are the options every gRPC server of the Account API
+// needs beside the interceptor: its message size bounds.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxRecvMsgSize), grpc.MaxSendMsgSize(MaxSendMsgSize)}
+}
+
 var servicePrefix = "/" + accountv1.AccountService_ServiceDesc.ServiceName + "/"
 
 // OperationOf is the catalogue operation of an Account API method: its
@@ -154,6 +171,13 @@ func grpcError(err error) error {
 		return status.Error(codes.Internal, "internal error")
 	}
 	st := status.New(codes.Code(e.Code), e.Message)
+	if e.Code == account.ResourceExhausted && (e.Field != "" || len(e.Violations) > 0) {
+		// A size or quota limit: the detail a client's retry logic reads.
+		if d, derr := st.WithDetails(quotaFailure(e)); derr == nil {
+			st = d
+		}
+		return st.Err()
+	}
 	if len(e.Violations) > 0 {
 		fv := make([]*errdetails.BadRequest_FieldViolation, len(e.Violations))
 		for i, v := range e.Violations {
@@ -164,4 +188,17 @@ func grpcError(err error) error {
 		}
 	}
 	return st.Err()
+}
+
+// quotaFailure names the limits a ResourceExhausted error is about: each
+// field past a size limit, or the account quota (max_keys, …).
+func quotaFailure(e *account.Error) *errdetails.QuotaFailure {
+	if len(e.Violations) == 0 {
+		return &errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: e.Field, Description: e.Message}}}
+	}
+	q := &errdetails.QuotaFailure{}
+	for _, v := range e.Violations {
+		q.Violations = append(q.Violations, &errdetails.QuotaFailure_Violation{Subject: v.Field, Description: v.Description})
+	}
+	return q
 }

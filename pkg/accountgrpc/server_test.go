@@ -187,20 +187,25 @@ func TestApps(t *testing.T) {
 		name string
 		req  *accountv1.CreateAppRequest
 		want string
+		code codes.Code // InvalidArgument when unset
 	}{
-		{"no name", &accountv1.CreateAppRequest{Id: "x"}, "name: required"},
-		{"bad id", &accountv1.CreateAppRequest{Id: "a b", Name: "x"}, "id: may contain only"},
-		{"id starting with a dot", &accountv1.CreateAppRequest{Id: ".x", Name: "x"}, "id: may contain only"},
-		{"long id", &accountv1.CreateAppRequest{Id: strings.Repeat("a", 129), Name: "x"}, "id: longer than 128"},
-		{"long name", &accountv1.CreateAppRequest{Name: strings.Repeat("n", 201)}, "name: longer than 200"},
-		{"name with newline", &accountv1.CreateAppRequest{Name: "a\nb"}, "name: contains a control character"},
-		{"name with spaces around", &accountv1.CreateAppRequest{Name: " a"}, "name: starts or ends with white space"},
-		{"long description", &accountv1.CreateAppRequest{Name: "x", Description: strings.Repeat("d", 2001)}, "description: longer than 2000"},
-		{"two problems", &accountv1.CreateAppRequest{Id: "a/b"}, "id: may contain only"},
+		{"no name", &accountv1.CreateAppRequest{Id: "x"}, "name: required", codes.InvalidArgument},
+		{"bad id", &accountv1.CreateAppRequest{Id: "a b", Name: "x"}, "id: may contain only", codes.InvalidArgument},
+		{"id starting with a dot", &accountv1.CreateAppRequest{Id: ".x", Name: "x"}, "id: may contain only", codes.InvalidArgument},
+		{"long id", &accountv1.CreateAppRequest{Id: strings.Repeat("a", 129), Name: "x"}, "id: longer than 128", codes.InvalidArgument},
+		{"long name", &accountv1.CreateAppRequest{Name: strings.Repeat("n", 201)}, "name: longer than 200", codes.ResourceExhausted},
+		{"name with newline", &accountv1.CreateAppRequest{Name: "a\nb"}, "name: contains a control character", codes.InvalidArgument},
+		{"name with spaces around", &accountv1.CreateAppRequest{Name: " a"}, "name: starts or ends with white space", codes.InvalidArgument},
+		{"long description", &accountv1.CreateAppRequest{Name: "x", Description: strings.Repeat("d", 1025)}, "description: longer than 1024", codes.ResourceExhausted},
+		{"two problems", &accountv1.CreateAppRequest{Id: "a/b"}, "id: may contain only", codes.InvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			code := tc.code
+			if code == codes.OK {
+				code = codes.InvalidArgument
+			}
 			_, err := c.CreateApp(ctx, tc.req)
-			wantCode(t, err, codes.InvalidArgument, tc.want)
+			wantCode(t, err, code, tc.want)
 		})
 	}
 	_, err = c.CreateApp(ctx, &accountv1.CreateAppRequest{Id: "a/b"})

@@ -109,6 +109,11 @@ const (
 	MaxHeaderValueLen = 1024
 )
 
+// ErrHeaderValueTooLong is a response header whose value, rendered for
+// its key, passes MaxHeaderValueLen: a size limit (SPEC §10), which the
+// Account API answers ResourceExhausted rather than InvalidArgument.
+var ErrHeaderValueTooLong = fmt.Errorf("value longer than %d bytes once rendered for this key", MaxHeaderValueLen)
+
 // reservedPrefixes are the prefixes no response header may start with:
 // names proxies and upstreams read as the proxy's own.
 var reservedPrefixes = []string{"x-envoy-", "x-forwarded-", "x-real-ip", "x-request-id"}
@@ -265,7 +270,7 @@ func compileHeader(k *Key, h HeaderSpec, opts *CompileOptions, seen map[string]b
 		fixed += len(value(p, k, nil))
 	}
 	if fixed > MaxHeaderValueLen {
-		return headerTemplate{}, fmt.Errorf("value longer than %d bytes once rendered for this key", MaxHeaderValueLen)
+		return headerTemplate{}, ErrHeaderValueTooLong
 	}
 	t := headerTemplate{name: name}
 	if dynamic {

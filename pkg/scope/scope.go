@@ -105,6 +105,10 @@ func Parse(s string) (*Scope, error) {
 	return sc, nil
 }
 
+// CountPatterns is how many patterns s has, as Parse splits them (the
+// Account API holds new scopes to fewer than MaxPatterns).
+func CountPatterns(s string) int { return len(fields(s)) }
+
 // fields splits on runs of ASCII whitespace only. strings.Fields would also
 // split on Unicode spaces, silently accepting characters the grammar
 // forbids; here they reach parsePattern and are reported.

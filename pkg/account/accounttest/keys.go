@@ -144,6 +144,9 @@ func (s *Store) CreateKey(_ context.Context, actor store.Actor, k store.Key) (st
 	if s.fail != nil {
 		return store.Key{}, s.fail
 	}
+	if err := s.reserveLocked(k.Spec.AccountID, store.QuotaKeys); err != nil {
+		return store.Key{}, err
+	}
 	k = stored(k)
 	if k.Origin == "" {
 		k.Origin = store.OriginGenerated

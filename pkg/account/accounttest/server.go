@@ -130,7 +130,7 @@ func Start(tb testing.TB) *Server {
 		RateLimits: Unlimited})
 	s.API = accountgrpc.NewServer(s.Service, log)
 
-	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.API.UnaryInterceptor()))
+	g := grpc.NewServer(append(accountgrpc.ServerOptions(), grpc.ChainUnaryInterceptor(s.API.UnaryInterceptor()))...)
 	accountgrpc.Register(g, s.API)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -142,7 +142,8 @@ func Start(tb testing.TB) *Server {
 		defer close(done)
 		_ = g.Serve(lis)
 	}()
-	conn, err := grpc.NewClient(s.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(accountgrpc.MaxSendMsgSize)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -42,6 +42,9 @@ type Store struct {
 	tenants  *owners              // in their store.App form
 	keys     map[string]store.Key // by id: key ids are unique across accounts
 	audit    []store.AuditEvent
+	// defaults and overrides are the accounts' quotas (limits.go).
+	defaults  store.Limits
+	overrides map[string]store.LimitOverrides
 	// lenient: a key that does not compile is only refused.
 	lenient bool
 	// Fail, when set, is returned by every call (and LookupKey).
@@ -71,7 +74,8 @@ func NewStore(tb testing.TB, opts authz.CompileOptions, now func() time.Time) *S
 			owns: func(k store.Key, id string) bool { return k.Spec.AppID == id }},
 		tenants: &owners{kind: "tenant", m: map[ref]store.App{},
 			owns: func(k store.Key, id string) bool { return k.Spec.TenantID == id }},
-		keys: map[string]store.Key{},
+		keys:     map[string]store.Key{},
+		defaults: store.DefaultLimits, overrides: map[string]store.LimitOverrides{},
 	}
 }
 
@@ -187,6 +191,8 @@ func record(v any) json.RawMessage {
 		r = store.ParentAuditOf(o)
 	case store.Key:
 		r = store.KeyAuditOf(o)
+	case store.LimitOverrides:
+		r = store.LimitsAuditOf(o)
 	default:
 		panic(fmt.Sprintf("accounttest: no audit record for %T", v))
 	}
@@ -344,6 +350,9 @@ func (s *Store) createOwner(o *owners, actor store.Actor, a store.App) (store.Ap
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return store.App{}, s.fail
+	}
+	if err := s.reserveLocked(a.AccountID, o.kind+"s"); err != nil {
+		return store.App{}, err
 	}
 	if a.ID == "" {
 		a.ID = newID()

@@ -207,10 +207,14 @@ func ipFilters(f []string) []string {
 	return f
 }
 
-// CreateKey stores a new key and audits it ("key.create").
+// CreateKey stores a new key and audits it ("key.create"), within the
+// account's quota of keys (Bootstrap, the operator's, is not held to it).
 func (s *Store) CreateKey(ctx context.Context, actor store.Actor, k store.Key) (store.Key, error) {
 	var out store.Key
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.reserve(ctx, tx, k.Spec.AccountID, store.QuotaKeys); err != nil {
+			return err
+		}
 		var err error
 		out, err = s.createKey(ctx, tx, actor, k)
 		return err
@@ -357,6 +361,9 @@ func (s *Store) RotateKey(ctx context.Context, actor store.Actor, accountID, id,
 // DeleteKey deletes a key and audits it ("key.delete").
 func (s *Store) DeleteKey(ctx context.Context, actor store.Actor, accountID, id string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCounts(ctx, tx, accountID); err != nil {
+			return err
+		}
 		cur, err := getKey(ctx, tx, accountID, id, true)
 		if err != nil {
 			return err

@@ -47,6 +47,9 @@ func (p parent) get(ctx context.Context, q querier, accountID, id, lock string) 
 func (s *Store) createParent(ctx context.Context, p parent, actor store.Actor, a store.App) (store.App, error) {
 	var out store.App
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.reserve(ctx, tx, a.AccountID, p.table); err != nil {
+			return err
+		}
 		var err error
 		out, err = scanParent(tx.QueryRow(ctx, `INSERT INTO `+p.table+`
 				(account_id, id, name, description, active, created_at, updated_at)
@@ -126,6 +129,9 @@ func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, a
 // as "key.delete".
 func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, accountID, id string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockCounts(ctx, tx, accountID); err != nil {
+			return err
+		}
 		cur, err := p.get(ctx, tx, accountID, id, "FOR UPDATE") // no new keys for it meanwhile
 		if err != nil {
 			return err

@@ -41,6 +41,9 @@ type Options struct {
 	// Headers, when set, counts the response headers dropped from stored
 	// keys at load (metrics.Metrics implements it).
 	Headers HeaderObserver
+	// Limits are the per-account quotas of accounts without an override
+	// (keygate accounts limits); zero fields are store.DefaultLimits'.
+	Limits store.Limits
 }
 
 // HeaderObserver counts response headers that stored keys lose at load

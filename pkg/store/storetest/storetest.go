@@ -30,6 +30,8 @@ import (
 //     observable and times survive PostgreSQL's precision);
 //   - compiles keys with options that reserve none of the response headers
 //     the suite uses (x-team, x-tier; CompileOptions is fine);
+//   - has store.DefaultLimits as its default quotas, and implements
+//     store.Quotas (the suite sets small limits as overrides);
 //   - also implements store.UsageWriter (last-used times feed ListKeys'
 //     UnusedSince filter and Key.LastUsedAt);
 //   - refuses a key that does not compile with store.ErrInvalid and
@@ -46,6 +48,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("ListKeys", func(t *testing.T) { testListKeys(t, open) })
 	t.Run("Paging", func(t *testing.T) { testPaging(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("Quotas", func(t *testing.T) { testQuotas(t, open) })
 }
 
 // CompileOptions reserve the headers keygate itself sets; none of them is
