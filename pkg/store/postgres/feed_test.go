@@ -37,7 +37,7 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 	k := e.mustCreateKey(serviceKey("k"))
 	id := k.Spec.ID
 	cs := e.changes(0)
-	if len(cs) != 1 || cs[0].KeyID != id || len(cs[0].OldDigest) != 0 {
+	if len(cs) != 1 || cs[0].ID != id || len(cs[0].OldDigest) != 0 {
 		t.Fatalf("after create: %+v", cs)
 	}
 	seq := cs[0].Seq
@@ -46,7 +46,7 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs = e.changes(seq)
-	if len(cs) != 1 || cs[0].KeyID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("secret-k")}) {
+	if len(cs) != 1 || cs[0].ID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("secret-k")}) {
 		t.Fatalf("after rotate: %+v", cs)
 	}
 	seq = cs[0].Seq
@@ -54,14 +54,14 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs = e.changes(seq)
-	if len(cs) != 1 || cs[0].KeyID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("new"), digestOf("secret-k")}) {
+	if len(cs) != 1 || cs[0].ID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("new"), digestOf("secret-k")}) {
 		t.Fatalf("after delete: %+v", cs)
 	}
 
 	// Last-used times never reach the feed.
 	k2 := e.mustCreateKey(serviceKey("k2"))
 	seq = e.lastSeq()
-	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{k2.Spec.ID: time.Now()}); err != nil {
+	if err := e.store.TouchKeys(e.ctx, acctRefs(map[string]time.Time{k2.Spec.ID: time.Now()})); err != nil {
 		t.Fatal(err)
 	}
 	// Nor does a write that changes nothing.
@@ -75,7 +75,7 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 	if err := e.exec(`UPDATE keys SET scope = 'other-api' WHERE id = $1`, k2.Spec.ID); err != nil {
 		t.Fatal(err)
 	}
-	if cs := e.changes(seq); len(cs) != 1 || cs[0].KeyID != k2.Spec.ID {
+	if cs := e.changes(seq); len(cs) != 1 || cs[0].ID != k2.Spec.ID {
 		t.Fatalf("manual update: %+v", cs)
 	}
 	// Limits are honoured, in order.
@@ -109,13 +109,19 @@ func TestAppDeactivationReachesItsKeys(t *testing.T) {
 	if _, err := e.store.UpdateApp(e.ctx, e.actor, "acct", "app1", store.AppUpdate{Active: new(false)}); err != nil {
 		t.Fatal(err)
 	}
+	// One change names the app, whatever its number of keys (SPEC §10),
+	// and marks it as one that may revoke.
 	cs := e.changes(seq)
-	got := map[string][]apikey.Digest{}
-	for _, c := range cs {
-		got[c.KeyID] = c.OldDigest
-	}
-	if len(cs) != 2 || !slices.Equal(got[a.Spec.ID], []apikey.Digest{digestOf("secret-a")}) || !slices.Equal(got[b.Spec.ID], []apikey.Digest{digestOf("secret-b")}) {
+	if len(cs) != 1 || cs[0].Kind != store.ChangeApp || cs[0].AccountID != "acct" || cs[0].ID != "app1" ||
+		!cs[0].Revokes || len(cs[0].OldDigest) != 0 {
 		t.Fatalf("changes after deactivating app1: %+v", cs)
+	}
+	keys, err := e.store.LookupKeysOfParent(e.ctx, "acct", store.ChangeApp, "app1")
+	if err != nil || len(keys) != 2 || keys[0].Spec.Active || keys[1].Spec.Active {
+		t.Fatalf("LookupKeysOfParent(app1): %+v, %v", keys, err)
+	}
+	if ids := []string{keys[0].Spec.ID, keys[1].Spec.ID}; !slices.Contains(ids, a.Spec.ID) || !slices.Contains(ids, b.Spec.ID) {
+		t.Fatalf("LookupKeysOfParent(app1): %v, want %s and %s", ids, a.Spec.ID, b.Spec.ID)
 	}
 	k, err := e.store.LookupKey(e.ctx, digestOf("secret-a"))
 	if err != nil || k.Spec.Active || k.Spec.AppName != "App One" || k.Status(time.Now()) != authz.InactiveKey {
@@ -135,10 +141,10 @@ func TestAppDeactivationReachesItsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs = e.changes(seq)
-	if len(cs) != 2 { // a and other
+	if len(cs) != 1 || cs[0].Kind != store.ChangeTenant || cs[0].ID != "ten1" || cs[0].Revokes {
 		t.Fatalf("changes after renaming ten1: %+v", cs)
 	}
-	k, err = e.store.LookupKeyByID(e.ctx, a.Spec.ID)
+	k, err = e.store.LookupKeyByID(e.ctx, "acct", a.Spec.ID)
 	if err != nil || k.Spec.TenantName != "Renamed" {
 		t.Fatalf("LookupKeyByID: %+v, %v", k, err)
 	}
@@ -177,7 +183,7 @@ func TestLookupKey(t *testing.T) {
 	if _, err := e.store.LookupKey(e.ctx, digestOf("unknown")); !errors.Is(err, authz.ErrKeyNotFound) {
 		t.Fatalf("unknown digest: %v", err)
 	}
-	if _, err := e.store.LookupKeyByID(e.ctx, "ghost"); !errors.Is(err, authz.ErrKeyNotFound) {
+	if _, err := e.store.LookupKeyByID(e.ctx, "acct", "ghost"); !errors.Is(err, authz.ErrKeyNotFound) {
 		t.Fatalf("unknown id: %v", err)
 	}
 
@@ -209,7 +215,7 @@ func TestLookupKey(t *testing.T) {
 	if err := e.exec(`UPDATE keys SET scope = 'a:b:c:d' WHERE id = $1`, created.Spec.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.store.LookupKeyByID(e.ctx, created.Spec.ID)
+	_, err = e.store.LookupKeyByID(e.ctx, "acct", created.Spec.ID)
 	if err == nil || errors.Is(err, authz.ErrKeyNotFound) {
 		t.Fatalf("uncompilable key: %v", err)
 	}
@@ -269,7 +275,7 @@ func TestLoadAllSnapshot(t *testing.T) {
 	if slices.Compare(loaded, []string{"before"}) != 0 || len(cs) != 1 {
 		t.Fatalf("loaded %v, then changes %+v", loaded, cs)
 	}
-	if k, _ := e.store.LookupKeyByID(e.ctx, cs[0].KeyID); k == nil || k.Spec.Name != "during" {
+	if k, _ := e.store.LookupKeyByID(e.ctx, "acct", cs[0].ID); k == nil || k.Spec.Name != "during" {
 		t.Fatalf("the change after the snapshot is not the key written during it")
 	}
 }
@@ -308,7 +314,7 @@ func TestFeedCommitOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := e.changes(0)
-	if len(cs) != 2 || cs[0].KeyID != "ka" || cs[1].KeyID != "kb" {
+	if len(cs) != 2 || cs[0].ID != "ka" || cs[1].ID != "kb" {
 		t.Fatalf("changes %+v, want ka then kb", cs)
 	}
 }
@@ -408,7 +414,7 @@ func TestListen(t *testing.T) {
 	k := e.mustCreateKey(serviceKey("k"))
 	waitFor(t, "notify after a write", func() bool { _, n := l.snapshot(); return n >= 2 })
 	t.Logf("write to notify: %v", time.Since(start))
-	if cs := e.changes(0); len(cs) != 1 || cs[0].KeyID != k.Spec.ID {
+	if cs := e.changes(0); len(cs) != 1 || cs[0].ID != k.Spec.ID {
 		t.Fatalf("changes %+v", cs)
 	}
 
@@ -478,11 +484,11 @@ func TestTouchKeys(t *testing.T) {
 	a := e.mustCreateKey(serviceKey("a"))
 	b := e.mustCreateKey(serviceKey("b"))
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
-	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{a.Spec.ID: t0, b.Spec.ID: t0, "ghost": t0}); err != nil {
+	if err := e.store.TouchKeys(e.ctx, acctRefs(map[string]time.Time{a.Spec.ID: t0, b.Spec.ID: t0, "ghost": t0})); err != nil {
 		t.Fatal(err)
 	}
 	// Older times never win.
-	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{a.Spec.ID: t0.Add(time.Minute), b.Spec.ID: t0.Add(-time.Minute)}); err != nil {
+	if err := e.store.TouchKeys(e.ctx, acctRefs(map[string]time.Time{a.Spec.ID: t0.Add(time.Minute), b.Spec.ID: t0.Add(-time.Minute)})); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.store.TouchKeys(e.ctx, nil); err != nil {
