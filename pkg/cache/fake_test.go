@@ -104,6 +104,7 @@ type fakeSource struct {
 	byIDCalls   []string // ids, in call order (guarded by mu)
 	byIDBatches int      // LookupKeysByID calls (guarded by mu)
 	parentCalls []string // app or tenant ids, in call order (guarded by mu)
+	order       []string // "keys" and "parent <id>" batches, in call order (guarded by mu)
 
 	// Listen's callbacks, for the test to drive.
 	notifyFn  func()
@@ -261,6 +262,13 @@ func (f *fakeSource) unhold() {
 	f.gate, f.entered = nil, nil
 }
 
+// callOrder is the batched lookups made, in order.
+func (f *fakeSource) callOrder() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.order)
+}
+
 func (f *fakeSource) byIDLog() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -330,6 +338,7 @@ func (f *fakeSource) LookupKeysByID(_ context.Context, refs []store.KeyRef) ([]*
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.byIDBatches++
+	f.order = append(f.order, "keys")
 	var failed bool
 	for _, r := range refs {
 		f.byIDCalls = append(f.byIDCalls, r.ID)
@@ -354,6 +363,7 @@ func (f *fakeSource) LookupKeysOfParent(_ context.Context, accountID string, kin
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.parentCalls = append(f.parentCalls, id)
+	f.order = append(f.order, "parent "+id)
 	if f.parentFails > 0 {
 		f.parentFails--
 		return nil, errDown
