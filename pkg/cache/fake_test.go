@@ -92,7 +92,9 @@ type fakeSource struct {
 	truncated    bool           // the next ChangesSince answers store.ErrFeedTruncated
 	byIDFails    map[string]int // key id → failures left
 	parentFails  int
-	at           time.Time // commit time of the changes logged next
+	parentGate   chan struct{} // when set, LookupKeysOfParent waits for it after reading
+	parentIn     chan string   // told the parent id of each held call
+	at           time.Time     // commit time of the changes logged next
 
 	// gate, when set, holds every LookupKey call after it has read the
 	// store, until the channel is closed; entered is told about each.
@@ -359,13 +361,13 @@ func (f *fakeSource) LookupKeysByID(_ context.Context, refs []store.KeyRef) ([]*
 	return out, nil
 }
 
-func (f *fakeSource) LookupKeysOfParent(_ context.Context, accountID string, kind store.ChangeKind, id string) ([]*authz.Key, error) {
+func (f *fakeSource) LookupKeysOfParent(ctx context.Context, accountID string, kind store.ChangeKind, id string) ([]*authz.Key, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.parentCalls = append(f.parentCalls, id)
 	f.order = append(f.order, "parent "+id)
 	if f.parentFails > 0 {
 		f.parentFails--
+		f.mu.Unlock()
 		return nil, errDown
 	}
 	var out []*authz.Key
@@ -374,7 +376,30 @@ func (f *fakeSource) LookupKeysOfParent(_ context.Context, accountID string, kin
 			out = append(out, k)
 		}
 	}
+	gate, in := f.parentGate, f.parentIn
+	f.mu.Unlock()
+	// What was read above is returned even if the keys change while the
+	// call is held: a slow read of many keys.
+	if gate != nil {
+		in <- id
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return out, nil
+}
+
+// holdParents makes LookupKeysOfParent calls wait, after reading, until
+// release is called; entered receives the parent id of each.
+func (f *fakeSource) holdParents() (entered <-chan string, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	gate, in := make(chan struct{}), make(chan string, 100)
+	f.parentGate, f.parentIn = gate, in
+	var once sync.Once
+	return in, func() { once.Do(func() { close(gate) }) }
 }
 
 func (f *fakeSource) FeedHead(context.Context) (int64, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +213,7 @@ func (c *Cache) follow(ctx context.Context, kick <-chan struct{}) {
 func (c *Cache) catchUpRetrying(ctx context.Context, kick <-chan struct{}) {
 	delay := c.opts.RetryBackoff
 	for attempt := 1; ; attempt++ {
-		err := c.catchUp(ctx)
+		err := c.catchUp(ctx, kick)
 		if err == nil {
 			if attempt > 1 {
 				c.log.Info("change feed caught up", "watermark", c.watermark.Load(), "attempts", attempt)
@@ -266,7 +267,7 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 // watermark only moves to seq S once every change up to S is applied, so
 // a failed pass is retried from the first change it did not apply, and
 // none is ever skipped.
-func (c *Cache) catchUp(ctx context.Context) error {
+func (c *Cache) catchUp(ctx context.Context, kick <-chan struct{}) error {
 	head, err := c.src.FeedHead(ctx)
 	if err != nil {
 		return fmt.Errorf("feed head: %w", err)
@@ -291,7 +292,7 @@ func (c *Cache) catchUp(ctx context.Context) error {
 			return nil
 		}
 		c.noteHead(changes[len(changes)-1].Seq)
-		if err := c.applyPage(ctx, changes); err != nil {
+		if err := c.applyPage(ctx, changes, kick); err != nil {
 			return err
 		}
 		if c.watermark.Load() == w {
@@ -310,33 +311,43 @@ func (c *Cache) noteHead(seq int64) {
 	}
 }
 
-// applyPage applies the changes of one page not applied yet. The first
-// pass takes every key change (they are cheap, and all changes of one key
-// must be applied together: see applyPass) and the app and tenant changes
-// that may revoke (deactivations); the second the rest of the parent
-// changes (renames, activations), the bulk a flood is made of.
-func (c *Cache) applyPage(ctx context.Context, changes []store.Change) error {
-	var first, bulk []*store.Change
+// applyPage applies the changes of one page not applied yet, in three
+// passes: every key change (they are cheap, and all changes of one key
+// must be applied together: see applyKeys), then the app and tenant
+// changes that may revoke (deactivations), then the rest of them
+// (renames, activations), the bulk a flood is made of. While the keys of
+// an app or tenant are being read, key changes that arrive meanwhile are
+// applied at once (see applyParents), so no revocation waits for a bulk
+// read.
+func (c *Cache) applyPage(ctx context.Context, changes []store.Change, kick <-chan struct{}) error {
+	var keys, revoking, bulk []*store.Change
 	for i := range changes {
 		ch := &changes[i]
-		if _, done := c.feed.applied[ch.Seq]; done || ch.Seq <= c.watermark.Load() {
-			continue
-		}
-		if ch.Kind == store.ChangeKey || ch.Kind == "" || ch.Revokes {
-			first = append(first, ch)
-		} else {
+		switch {
+		case c.isApplied(ch.Seq):
+		case ch.Kind == store.ChangeKey || ch.Kind == "":
+			keys = append(keys, ch)
+		case ch.Revokes:
+			revoking = append(revoking, ch)
+		default:
 			bulk = append(bulk, ch)
 		}
 	}
-	if len(first)+len(bulk) > 0 {
+	if len(keys)+len(revoking)+len(bulk) > 0 {
 		c.notePending(changes)
 	}
-	for _, pass := range [][]*store.Change{first, bulk} {
+	if len(keys) > 0 {
+		if err := c.applyKeys(ctx, keys); err != nil {
+			return fmt.Errorf("changes %d..%d: %w", keys[0].Seq, keys[len(keys)-1].Seq, err)
+		}
+		c.markApplied(keys, changes)
+	}
+	for _, pass := range [][]*store.Change{revoking, bulk} {
 		if len(pass) == 0 {
 			continue
 		}
-		if err := c.applyPass(ctx, pass); err != nil {
-			return fmt.Errorf("changes %d..%d: %w", pass[0].Seq, pass[len(pass)-1].Seq, err)
+		if err := c.applyParents(ctx, pass, kick); err != nil {
+			return err
 		}
 		c.markApplied(pass, changes)
 	}
@@ -346,12 +357,18 @@ func (c *Cache) applyPage(ctx context.Context, changes []store.Change) error {
 	return nil
 }
 
+// isApplied reports whether the change of seq is applied already.
+func (c *Cache) isApplied(seq int64) bool {
+	_, done := c.feed.applied[seq]
+	return done || seq <= c.watermark.Load()
+}
+
 // notePending records when the oldest change not yet applied was
 // committed (or, when the source does not say, first seen), for the lag.
 func (c *Cache) notePending(changes []store.Change) {
 	for i := range changes {
 		ch := &changes[i]
-		if _, done := c.feed.applied[ch.Seq]; done || ch.Seq <= c.watermark.Load() {
+		if c.isApplied(ch.Seq) {
 			continue
 		}
 		at := ch.At
@@ -396,18 +413,17 @@ type keyChange struct {
 	now *authz.Key // nil: gone
 }
 
-// applyPass makes a set of changes visible at once. Every key and every
-// key of a changed app or tenant is read again first, in one query per
-// kind of change, so that a digest both before and after the change (an
-// update that kept the secret) never leaves the set, not even for the
-// length of a store round trip. Several changes of one object collapse
-// into one: the current state is what is applied. Then, under wmu and in
-// one pass: the generation moves on (in-flight loads will not cache what
-// they read), the keys' new digests join the set before their old ones
-// leave it, every slot of the old and new digests is dropped from
-// ristretto — negative entries included — and drained with one Wait so
-// that no Set queued before the changes can surface after them, and the
-// new records are stored. A key that is gone only loses its digests.
+// applyKeys makes a set of key changes visible at once. Every key is read
+// again first, in one query, so that a digest both before and after the
+// change (an update that kept the secret) never leaves the set, not even
+// for the length of a store round trip. Several changes of one key
+// collapse into one: its current state is what is applied. Then, under
+// wmu and in one pass: the generation moves on (in-flight loads will not
+// cache what they read), the keys' new digests join the set before their
+// old ones leave it, every slot of their old and new digests is dropped
+// from ristretto — negative entries included — and drained with one Wait
+// so that no Set queued before the changes can surface after them, and
+// the new records are stored. A key that is gone only loses its digests.
 //
 // The set counts each key's digests once (a multiset), so a key's old
 // digests are those of its first change in the pass: the later changes'
@@ -415,22 +431,12 @@ type keyChange struct {
 //
 // If the keys cannot be read, their old records are dropped all the same
 // (see invalidate) and the pass is retried as a whole.
-func (c *Cache) applyPass(ctx context.Context, pass []*store.Change) error {
-	keys, parents := splitChanges(pass)
+func (c *Cache) applyKeys(ctx context.Context, pass []*store.Change) error {
+	keys := collapseKeys(pass)
 	if err := c.readKeys(ctx, keys); err != nil {
 		c.invalidate(pass, false)
 		return err
 	}
-	var parentKeys []*authz.Key
-	for _, p := range parents {
-		ks, err := c.src.LookupKeysOfParent(ctx, p.AccountID, p.Kind, p.ID)
-		if err != nil {
-			c.invalidate(pass, p.Revokes)
-			return fmt.Errorf("keys of %s %s: %w", p.Kind, p.ID, err)
-		}
-		parentKeys = append(parentKeys, ks...)
-	}
-
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.state.Load() != stateWarm {
@@ -453,21 +459,112 @@ func (c *Cache) applyPass(ctx context.Context, pass []*store.Change) error {
 		}
 		c.delRecordLocked(kc.now)
 	}
-	for _, k := range parentKeys {
-		c.delRecordLocked(k)
-	}
 	c.rc.Wait()
-	// Parent keys first: a key also changed on its own was read in its own
-	// query, and that record is the one kept.
-	for _, k := range parentKeys {
-		c.setRecordLocked(k)
-	}
 	for _, kc := range keys {
 		if kc.now != nil {
 			c.setRecordLocked(kc.now)
 		}
 	}
 	return nil
+}
+
+// applyParents applies app and tenant changes, one read of each parent's
+// keys however many of its changes the pass holds. A read of many keys
+// takes a while: a notification meanwhile applies the key changes that
+// arrived (applyUrgent), and the parent's records then leave those keys
+// alone, since the read may predate them. If a parent's keys cannot be
+// read and its change may revoke, every record is dropped (see
+// invalidate).
+func (c *Cache) applyParents(ctx context.Context, pass []*store.Change, kick <-chan struct{}) error {
+	for _, p := range collapseParents(pass) {
+		touched := map[store.KeyRef]bool{}
+		ks, err := c.readParent(ctx, p, kick, touched)
+		if err != nil {
+			c.invalidate(nil, p.Revokes)
+			return fmt.Errorf("keys of %s %s: %w", p.Kind, p.ID, err)
+		}
+		c.wmu.Lock()
+		if c.state.Load() != stateWarm {
+			c.wmu.Unlock()
+			return ErrClosed
+		}
+		c.gen.Add(1)
+		c.replaceRecordsLocked(slices.DeleteFunc(ks, func(k *authz.Key) bool {
+			return touched[store.KeyRef{AccountID: k.Spec.AccountID, ID: k.Spec.ID}]
+		}))
+		c.wmu.Unlock()
+	}
+	return nil
+}
+
+// readParent reads a parent's keys in a goroutine of its own, applying
+// urgent key changes whenever kick fires meanwhile; touched collects the
+// keys those changed.
+func (c *Cache) readParent(ctx context.Context, p *store.Change, kick <-chan struct{}, touched map[store.KeyRef]bool) ([]*authz.Key, error) {
+	type result struct {
+		keys []*authz.Key
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		ks, err := c.src.LookupKeysOfParent(ctx, p.AccountID, p.Kind, p.ID)
+		done <- result{ks, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			return r.keys, r.err
+		case <-kick:
+			if err := c.applyUrgent(ctx, touched); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// applyUrgent applies the key changes after the watermark not applied yet
+// (a revocation, perhaps), ahead of the parent change being read.
+func (c *Cache) applyUrgent(ctx context.Context, touched map[store.KeyRef]bool) error {
+	page, err := c.src.ChangesSince(ctx, c.watermark.Load(), catchUpPage)
+	if err != nil {
+		return fmt.Errorf("changes since %d: %w", c.watermark.Load(), err)
+	}
+	var keys []*store.Change
+	for i := range page {
+		if ch := &page[i]; !c.isApplied(ch.Seq) && (ch.Kind == store.ChangeKey || ch.Kind == "") {
+			keys = append(keys, ch)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	c.noteHead(page[len(page)-1].Seq)
+	if err := c.applyKeys(ctx, keys); err != nil {
+		return fmt.Errorf("changes %d..%d: %w", keys[0].Seq, keys[len(keys)-1].Seq, err)
+	}
+	for _, ch := range keys {
+		touched[ch.Ref()] = true
+	}
+	c.markApplied(keys, page)
+	return nil
+}
+
+// replaceRecordsLocked stores the records of an app's or tenant's keys,
+// whose digests did not change. They are not dropped first: ristretto
+// replaces a cached record at once, so that a flood of renames leaves
+// every lookup a hit instead of sending thousands to the store. A Set it
+// drops (its buffer full) may leave behind an older queued one, so the
+// buffer is drained and the Set made again: every Set happens under wmu,
+// so the second one is queued behind nothing.
+func (c *Cache) replaceRecordsLocked(ks []*authz.Key) {
+	for _, k := range ks {
+		if !c.setRecordLocked(k) {
+			c.rc.Wait()
+			c.setRecordLocked(k)
+		}
+	}
 }
 
 // delRecordLocked drops the ristretto slots of k's digests (nil: none).
@@ -481,25 +578,32 @@ func (c *Cache) delRecordLocked(k *authz.Key) {
 	}
 }
 
-// splitChanges collapses a pass into one entry per key (in the order of
-// their first change) and one per app or tenant.
-func splitChanges(pass []*store.Change) (keys []*keyChange, parents []*store.Change) {
+// collapseKeys makes one entry per key of a pass, in the order of their
+// first change.
+func collapseKeys(pass []*store.Change) []*keyChange {
+	var keys []*keyChange
+	byRef := map[store.KeyRef]*keyChange{}
+	for _, ch := range pass {
+		if _, ok := byRef[ch.Ref()]; !ok {
+			kc := &keyChange{ref: ch.Ref(), old: ch.OldDigest}
+			byRef[ch.Ref()] = kc
+			keys = append(keys, kc)
+		}
+	}
+	return keys
+}
+
+// collapseParents makes one entry per app or tenant of a pass, revoking
+// if any of its changes does.
+func collapseParents(pass []*store.Change) []*store.Change {
 	type parent struct {
 		account string
 		kind    store.ChangeKind
 		id      string
 	}
-	byRef := map[store.KeyRef]*keyChange{}
+	var parents []*store.Change
 	seen := map[parent]*store.Change{}
 	for _, ch := range pass {
-		if ch.Kind == store.ChangeKey || ch.Kind == "" {
-			if _, ok := byRef[ch.Ref()]; !ok {
-				kc := &keyChange{ref: ch.Ref(), old: ch.OldDigest}
-				byRef[ch.Ref()] = kc
-				keys = append(keys, kc)
-			}
-			continue
-		}
 		key := parent{ch.AccountID, ch.Kind, ch.ID}
 		if p, ok := seen[key]; ok {
 			p.Revokes = p.Revokes || ch.Revokes
@@ -509,7 +613,7 @@ func splitChanges(pass []*store.Change) (keys []*keyChange, parents []*store.Cha
 		seen[key] = p
 		parents = append(parents, p)
 	}
-	return keys, parents
+	return parents
 }
 
 // readKeys reads the current state of the changed keys in one query.

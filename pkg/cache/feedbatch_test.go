@@ -194,3 +194,41 @@ func TestFeedLagAndBacklog(t *testing.T) {
 		t.Errorf("Ready caught up: %v %q", ok, msg)
 	}
 }
+
+// TestRevocationOvertakesABulkRead: a key deactivated while an app's keys
+// are being read is applied at once, not after the read; and the read,
+// which predates the deactivation, does not bring the key's old record
+// back.
+func TestRevocationOvertakesABulkRead(t *testing.T) {
+	keys := appKeys(t, "big", 5)
+	victim := newKey(t, "victim", "sv")
+	src := newFakeSource(append(keys, victim)...)
+	c := warmCache(t, src, Options{PollInterval: -1})
+	run(t, c, src)
+	entered, release := src.holdParents()
+	defer release()
+
+	// big's read holds a copy of big-k0 from before its deactivation.
+	seq := renameApp(t, src, "big", "v1")
+	src.notify()
+	<-entered
+	src.put(edited(t, victim, func(s *authz.KeySpec) { s.Active = false }))
+	inBig := src.put(edited(t, keys[0], func(s *authz.KeySpec) { s.Active = false; s.AppName = "v1" }))
+	src.notify()
+	eventually(t, "the deactivations applied during the read", func() bool {
+		k, err := lookup(c, "sv")
+		k0, err0 := lookup(c, "big-s0")
+		return err == nil && !k.Spec.Active && err0 == nil && !k0.Spec.Active
+	})
+	if w := c.Stats().Watermark; w >= seq {
+		t.Fatalf("watermark %d, want below the rename %d still being read", w, seq)
+	}
+	release()
+	waitApplied(t, c, inBig)
+	if k, err := lookup(c, "big-s0"); err != nil || k.Spec.Active {
+		t.Fatalf("big-k0 after the read: %+v, %v; want it still inactive", k, err)
+	}
+	if k, err := lookup(c, "big-s1"); err != nil || k.Spec.AppName != "v1" {
+		t.Fatalf("big-k1 after the read: %+v, %v; want renamed", k, err)
+	}
+}
