@@ -15,7 +15,7 @@
 //   - brief negative entries for digests in the set that the store does not
 //     know (a set entry that a change will soon remove);
 //   - the change-feed watermark: Run follows Source.Listen and applies
-//     Source.ChangesSince in order, never skipping one.
+//     Source.ChangesSince, revocations first, never skipping one.
 //
 // Lifecycle: New, Warm (until it succeeds), then Run and RunUsageFlusher in
 // their own goroutines, LookupKey and KeyUsed from any number of

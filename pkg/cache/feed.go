@@ -105,9 +105,10 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 // listens with Source.Listen and, in one goroutine of its own, catches up
 // with Source.ChangesSince on every notification (a burst of them makes
 // one catch-up), on every (re)connection, at start, every PollInterval and,
-// while the listener is down, every DownPollInterval, applying each change
-// in order. A failed catch-up is retried with backoff
-// from the same change: none is ever skipped. If Listen returns early it
+// while the listener is down, every DownPollInterval, applying the changes
+// a page at a time, revocations first (see catchUp). A failed catch-up is
+// retried with backoff from the first change not applied: none is ever
+// skipped. If Listen returns early it
 // is called again after a backoff. Run must follow a successful Warm and
 // only one Run may be active at a time.
 func (c *Cache) Run(ctx context.Context) error {
@@ -262,8 +263,8 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 }
 
 // catchUp applies every change after the watermark, a page at a time.
-// A page is applied in two passes (see applyPage): what may revoke first,
-// the bulk after. Changes may thus be applied out of seq order, but the
+// A page is applied in passes (see applyPage): what may revoke first, the
+// bulk after. Changes may thus be applied out of seq order, but the
 // watermark only moves to seq S once every change up to S is applied, so
 // a failed pass is retried from the first change it did not apply, and
 // none is ever skipped.
