@@ -215,6 +215,15 @@ func measurePropagation(t testing.TB, api *accountClient, b authv3.Authorization
 
 // waitOutcome polls Check every millisecond until it answers status.
 func waitOutcome(t testing.TB, c authv3.AuthorizationClient, req *authv3.CheckRequest, status int, bound time.Duration) {
+	t.Helper()
+	if err := awaitOutcome(c, req, status, bound); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// awaitOutcome is waitOutcome for goroutines other than the test's: it
+// returns an error instead of failing the test.
+func awaitOutcome(c authv3.AuthorizationClient, req *authv3.CheckRequest, status int, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -226,12 +235,12 @@ func waitOutcome(t testing.TB, c authv3.AuthorizationClient, req *authv3.CheckRe
 				got = int(d.GetStatus().GetCode())
 			}
 			if got == status {
-				return
+				return nil
 			}
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("no %d within %v", status, bound)
+	return fmt.Errorf("no %d within %v", status, bound)
 }
 
 // BenchmarkPropagation reports the distribution of revocation lag between
