@@ -31,6 +31,7 @@ type databaseFlags struct {
 	CacheMaxKeys              int64         `name:"cache-max-keys" env:"KEYGATE_CACHE_MAX_KEYS" default:"1000000" help:"Compiled key records kept in memory; the set of all key hashes is kept regardless."`
 	DegradedAfter             time.Duration `name:"degraded-after" env:"KEYGATE_DEGRADED_AFTER" default:"5s" help:"How long the change feed may be disconnected before /readyz reports degraded."`
 	UnreadyAfter              time.Duration `name:"unready-after" env:"KEYGATE_UNREADY_AFTER" default:"0s" help:"Report /readyz 503 once the database has been unreachable this long (0: never; cached keys keep deciding while it is down)."`
+	MaxFeedLag                time.Duration `name:"max-feed-lag" env:"KEYGATE_MAX_FEED_LAG" default:"5s" help:"Report /readyz degraded once the oldest change this replica has not applied is older than this (negative: never)."`
 	AccountMutationsPerSecond float64       `name:"account-mutations-per-second" env:"KEYGATE_ACCOUNT_MUTATIONS_PER_SECOND" default:"20" help:"Account API: mutations one account key may make per second on this replica (bursts of twice as many); beyond, ResourceExhausted with retry-after."`
 	AccountReadsPerSecond     float64       `name:"account-reads-per-second" env:"KEYGATE_ACCOUNT_READS_PER_SECOND" default:"100" help:"Account API: reads one account key may make per second on this replica (bursts of twice as many)."`
 	UsageInterval             time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
@@ -87,7 +88,8 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		}
 	}
 	kc, err := cache.New(telemetry.ObserveChangeFeed(st, m, nil),
-		cache.Options{MaxKeys: c.CacheMaxKeys, DegradedAfter: c.DegradedAfter, UnreadyAfter: c.UnreadyAfter, Logger: log})
+		cache.Options{MaxKeys: c.CacheMaxKeys, DegradedAfter: c.DegradedAfter, UnreadyAfter: c.UnreadyAfter,
+			MaxFeedLag: c.MaxFeedLag, Logger: log})
 	if err != nil {
 		pool.Close()
 		return nil, err

@@ -122,12 +122,55 @@ func TestAccountIsolation(t *testing.T) {
 	if len(keys) != 1 || keys[0].GetId() != "other-root" {
 		t.Fatalf("acct-2 lists %v", keys)
 	}
-	// acct-2 may use the same app ids and names; key ids are unique across
-	// accounts (the change feed and last-used times name a key by id).
+	// acct-2 may use the same app and key ids and names (SPEC §9).
 	must(c.CreateApp(other, &accountv1.CreateAppRequest{Id: "billing", Name: "Billing"}))
+	must(c.GenerateAppAccessKey(other, &accountv1.GenerateAppAccessKeyRequest{Id: "k1", AppId: "billing"}))
 	_, err = c.GenerateAppAccessKey(other, &accountv1.GenerateAppAccessKeyRequest{Id: "k1", AppId: "billing"})
-	wantCode(t, err, codes.AlreadyExists, `key id "k1" already exists`)
-	must(c.GenerateAppAccessKey(other, &accountv1.GenerateAppAccessKeyRequest{Id: "k1-other", AppId: "billing"}))
+	wantCode(t, err, codes.AlreadyExists, `key id "k1" already exists in this account`)
+	if got := must(c.GetKey(ctx, &accountv1.GetKeyRequest{Id: "k1"})).GetKey(); got.GetAppId() != "billing" {
+		t.Fatalf("acct-1's k1 after acct-2 made its own: %v", got)
+	}
+}
+
+// TestKeyIDEnumeration: an account probing key ids learns nothing about
+// other accounts (issue 15 item 5). Creating an id another account holds
+// succeeds, and reading, updating or deleting it answers exactly as for an
+// id nobody holds: the same code and message.
+func TestKeyIDEnumeration(t *testing.T) {
+	s, ctx := setup(t)
+	c := s.Client
+	must(c.GenerateAppAccessKey(ctx, &accountv1.GenerateAppAccessKeyRequest{Id: "held", AppId: "billing"}))
+	must(c.GenerateAppAccessKey(ctx, &accountv1.GenerateAppAccessKeyRequest{Id: "read", AppId: "billing"}))
+	other := accounttest.Ctx(t.Context(), s.OtherKey)
+	must(c.CreateApp(other, &accountv1.CreateAppRequest{Id: "billing", Name: "Billing"}))
+	must(c.GenerateAppAccessKey(other, &accountv1.GenerateAppAccessKeyRequest{Id: "read", AppId: "billing"}))
+
+	probe := func() map[string]string {
+		answers := map[string]string{}
+		for name, err := range map[string]error{
+			"get": func() error { _, err := c.GetKey(other, &accountv1.GetKeyRequest{Id: "held"}); return err }(),
+			"update": func() error {
+				_, err := c.UpdateKey(other, &accountv1.UpdateKeyRequest{Id: "held", Active: new(false)})
+				return err
+			}(),
+			"delete": func() error { _, err := c.DeleteKey(other, &accountv1.DeleteKeyRequest{Id: "held"}); return err }(),
+		} {
+			st, _ := status.FromError(err)
+			answers[name] = st.Code().String() + ": " + st.Message()
+		}
+		return answers
+	}
+	heldElsewhere := probe()
+	must(c.DeleteKey(ctx, &accountv1.DeleteKeyRequest{Id: "held"}))
+	heldByNobody := probe()
+	if diff := cmp.Diff(heldByNobody, heldElsewhere); diff != "" {
+		t.Errorf("answers about an id another account holds differ from an id nobody holds (-nobody +elsewhere):\n%s", diff)
+	}
+	for name, a := range heldElsewhere {
+		if !strings.HasPrefix(a, codes.NotFound.String()+": ") {
+			t.Errorf("%s of another account's id: %s, want NotFound", name, a)
+		}
+	}
 }
 
 func TestWithoutInterceptor(t *testing.T) {

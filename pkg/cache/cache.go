@@ -15,7 +15,7 @@
 //   - brief negative entries for digests in the set that the store does not
 //     know (a set entry that a change will soon remove);
 //   - the change-feed watermark: Run follows Source.Listen and applies
-//     Source.ChangesSince in order, never skipping one.
+//     Source.ChangesSince, revocations first, never skipping one.
 //
 // Lifecycle: New, Warm (until it succeeds), then Run and RunUsageFlusher in
 // their own goroutines, LookupKey and KeyUsed from any number of
@@ -54,6 +54,9 @@ const (
 	DefaultDownPollInterval = time.Second
 	DefaultRetryBackoff     = 100 * time.Millisecond
 	DefaultMaxPendingUsage  = 100_000
+	// DefaultMaxFeedLag is how far behind the change feed a replica may
+	// fall before Ready reports degraded (SPEC §10).
+	DefaultMaxFeedLag = 5 * time.Second
 
 	maxRetryBackoff = 5 * time.Second
 	// catchUpPage is how many changes one ChangesSince call asks for.
@@ -92,6 +95,9 @@ type Options struct {
 	// RetryBackoff is the first wait after a failed catch-up; it doubles
 	// up to 5 s (or RetryBackoff, if larger).
 	RetryBackoff time.Duration
+	// MaxFeedLag: once the oldest change not applied has waited longer,
+	// Ready reports degraded; negative disables it.
+	MaxFeedLag time.Duration
 	// MaxPendingUsage bounds the key ids waiting for the usage flusher;
 	// uses beyond it are dropped (and counted) until the next flush.
 	MaxPendingUsage int
@@ -126,6 +132,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.RetryBackoff <= 0 {
 		o.RetryBackoff = DefaultRetryBackoff
+	}
+	if o.MaxFeedLag == 0 {
+		o.MaxFeedLag = DefaultMaxFeedLag
 	}
 	if o.MaxPendingUsage <= 0 {
 		o.MaxPendingUsage = DefaultMaxPendingUsage
@@ -191,6 +200,7 @@ type Cache struct {
 	hits, negHits, notInSet, misses             stripedCounter
 	storeLookups, storeErrors, loadsDiscarded   atomic.Uint64
 	changesApplied, feedConnects, catchUpErrors atomic.Uint64
+	feed                                        feedProgress
 
 	usage usageState
 }
@@ -222,6 +232,7 @@ func New(src store.Source, opts Options) (*Cache, error) {
 	}
 	c := &Cache{src: src, opts: opts, log: opts.Logger, rc: rc, set: newDigestSet()}
 	c.usage.init()
+	c.feed.applied = map[int64]struct{}{}
 	return c, nil
 }
 
@@ -361,6 +372,10 @@ func (c *Cache) Ready() (bool, string) {
 			return true, fmt.Sprintf("degraded: %s for %d s", w.what, int64(d/time.Second))
 		}
 	}
+	if lag := c.FeedLag(); c.opts.MaxFeedLag > 0 && lag > c.opts.MaxFeedLag {
+		return true, fmt.Sprintf("degraded: change feed lag %s, over --max-feed-lag %s",
+			lag.Round(time.Millisecond), c.opts.MaxFeedLag)
+	}
 	return true, "ok"
 }
 
@@ -399,8 +414,10 @@ type Stats struct {
 	ChangesApplied uint64
 	Watermark      int64 // last change-feed sequence applied
 	FeedConnected  bool
-	FeedConnects   uint64 // times Listen reported a (re)connection
-	CatchUpErrors  uint64 // failed catch-up attempts (each retried)
+	FeedConnects   uint64        // times Listen reported a (re)connection
+	CatchUpErrors  uint64        // failed catch-up attempts (each retried)
+	FeedLag        time.Duration // see FeedLag
+	FeedBacklog    int64         // see FeedBacklog
 
 	UsagePending     int    // key ids waiting for the flusher
 	UsageFlushed     uint64 // key ids written
@@ -424,6 +441,8 @@ func (c *Cache) Stats() Stats {
 		FeedConnected:    c.connected.Load(),
 		FeedConnects:     c.feedConnects.Load(),
 		CatchUpErrors:    c.catchUpErrors.Load(),
+		FeedLag:          c.FeedLag(),
+		FeedBacklog:      c.FeedBacklog(),
 		UsagePending:     c.usage.pendingLen(),
 		UsageFlushed:     c.usage.flushed.Load(),
 		UsageDropped:     c.usage.dropped.Load(),

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -92,6 +91,10 @@ type fakeSource struct {
 	changesFails int
 	truncated    bool           // the next ChangesSince answers store.ErrFeedTruncated
 	byIDFails    map[string]int // key id → failures left
+	parentFails  int
+	parentGate   chan struct{} // when set, LookupKeysOfParent waits for it after reading
+	parentIn     chan string   // told the parent id of each held call
+	at           time.Time     // commit time of the changes logged next
 
 	// gate, when set, holds every LookupKey call after it has read the
 	// store, until the channel is closed; entered is told about each.
@@ -101,6 +104,9 @@ type fakeSource struct {
 	lookups     atomic.Int64
 	changeCalls atomic.Int64
 	byIDCalls   []string // ids, in call order (guarded by mu)
+	byIDBatches int      // LookupKeysByID calls (guarded by mu)
+	parentCalls []string // app or tenant ids, in call order (guarded by mu)
+	order       []string // "keys" and "parent <id>" batches, in call order (guarded by mu)
 
 	// Listen's callbacks, for the test to drive.
 	notifyFn  func()
@@ -180,8 +186,45 @@ func (f *fakeSource) forget(id string) {
 
 func (f *fakeSource) logChange(id string, old []apikey.Digest) int64 {
 	f.seq++
-	f.changes = append(f.changes, store.Change{Seq: f.seq, KeyID: id, OldDigest: old})
+	f.changes = append(f.changes, store.Change{Seq: f.seq, Kind: store.ChangeKey, ID: id, OldDigest: old,
+		Revokes: old != nil, At: f.at})
 	return f.seq
+}
+
+// editApp edits every key of an app as a rename or (de)activation of the
+// app would, and logs one change for the app, as the store's feed does.
+func (f *fakeSource) editApp(appID string, revokes bool, edit func(*authz.Key) *authz.Key) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, k := range f.keys {
+		if k.Spec.AppID == appID {
+			f.keys[id] = edit(k)
+		}
+	}
+	f.seq++
+	f.changes = append(f.changes, store.Change{Seq: f.seq, Kind: store.ChangeApp, ID: appID, Revokes: revokes, At: f.at})
+	return f.seq
+}
+
+// setCommitTime sets the commit time of the changes logged from now on.
+func (f *fakeSource) setCommitTime(at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.at = at
+}
+
+// failParents makes the next n LookupKeysOfParent calls fail.
+func (f *fakeSource) failParents(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.parentFails = n
+}
+
+// calls returns how many batched lookups by id and by parent were made.
+func (f *fakeSource) calls() (byID, byParent int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byIDBatches, len(f.parentCalls)
 }
 
 func (f *fakeSource) setLookupErr(err error) {
@@ -219,6 +262,13 @@ func (f *fakeSource) unhold() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gate, f.entered = nil, nil
+}
+
+// callOrder is the batched lookups made, in order.
+func (f *fakeSource) callOrder() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.order)
 }
 
 func (f *fakeSource) byIDLog() []string {
@@ -274,19 +324,88 @@ func (f *fakeSource) LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key
 	return k, nil
 }
 
-func (f *fakeSource) LookupKeyByID(_ context.Context, id string) (*authz.Key, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.byIDCalls = append(f.byIDCalls, id)
-	if f.byIDFails[id] > 0 {
-		f.byIDFails[id]--
-		return nil, errDown
-	}
-	k, ok := f.keys[id]
-	if !ok {
+func (f *fakeSource) LookupKeyByID(ctx context.Context, accountID, id string) (*authz.Key, error) {
+	ks, err := f.LookupKeysByID(ctx, []store.KeyRef{{AccountID: accountID, ID: id}})
+	switch {
+	case err != nil:
+		return nil, err
+	case len(ks) == 0:
 		return nil, fmt.Errorf("key %s: %w", id, store.ErrNotFound)
 	}
-	return k, nil
+	return ks[0], nil
+}
+
+// LookupKeysByID fails as a whole when any of its keys is set to fail.
+func (f *fakeSource) LookupKeysByID(_ context.Context, refs []store.KeyRef) ([]*authz.Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byIDBatches++
+	f.order = append(f.order, "keys")
+	var failed bool
+	for _, r := range refs {
+		f.byIDCalls = append(f.byIDCalls, r.ID)
+		if f.byIDFails[r.ID] > 0 {
+			f.byIDFails[r.ID]--
+			failed = true
+		}
+	}
+	if failed {
+		return nil, errDown
+	}
+	var out []*authz.Key
+	for _, r := range refs {
+		if k, ok := f.keys[r.ID]; ok && k.Spec.AccountID == r.AccountID {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSource) LookupKeysOfParent(ctx context.Context, accountID string, kind store.ChangeKind, id string) ([]*authz.Key, error) {
+	f.mu.Lock()
+	f.parentCalls = append(f.parentCalls, id)
+	f.order = append(f.order, "parent "+id)
+	if f.parentFails > 0 {
+		f.parentFails--
+		f.mu.Unlock()
+		return nil, errDown
+	}
+	var out []*authz.Key
+	for _, k := range f.keys {
+		if k.Spec.AccountID == accountID && kind == store.ChangeApp && k.Spec.AppID == id {
+			out = append(out, k)
+		}
+	}
+	gate, in := f.parentGate, f.parentIn
+	f.mu.Unlock()
+	// What was read above is returned even if the keys change while the
+	// call is held: a slow read of many keys.
+	if gate != nil {
+		in <- id
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// holdParents makes LookupKeysOfParent calls wait, after reading, until
+// release is called; entered receives the parent id of each.
+func (f *fakeSource) holdParents() (entered <-chan string, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	gate, in := make(chan struct{}), make(chan string, 100)
+	f.parentGate, f.parentIn = gate, in
+	var once sync.Once
+	return in, func() { once.Do(func() { close(gate) }) }
+}
+
+func (f *fakeSource) FeedHead(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seq, nil
 }
 
 func (f *fakeSource) LoadAll(_ context.Context, fn func(*authz.Key) error) (int64, error) {
@@ -380,7 +499,8 @@ type fakeWriter struct {
 	calls   int
 }
 
-func (w *fakeWriter) TouchKeys(_ context.Context, used map[string]time.Time) error {
+// TouchKeys records batches by key id: the tests' keys are of one account.
+func (w *fakeWriter) TouchKeys(_ context.Context, used map[store.KeyRef]time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.calls++
@@ -388,7 +508,11 @@ func (w *fakeWriter) TouchKeys(_ context.Context, used map[string]time.Time) err
 		w.fails--
 		return errDown
 	}
-	w.batches = append(w.batches, maps.Clone(used))
+	batch := make(map[string]time.Time, len(used))
+	for r, at := range used {
+		batch[r.ID] = at
+	}
+	w.batches = append(w.batches, batch)
 	return nil
 }
 

@@ -16,12 +16,12 @@ import (
 // lookup, no allocation.
 type usageState struct {
 	mu      sync.Mutex
-	pending map[string]time.Time // guarded by mu
+	pending map[store.KeyRef]time.Time // guarded by mu
 
 	flushed, dropped, writeErrors atomic.Uint64
 }
 
-func (u *usageState) init() { u.pending = make(map[string]time.Time) }
+func (u *usageState) init() { u.pending = make(map[store.KeyRef]time.Time) }
 
 func (u *usageState) pendingLen() int {
 	u.mu.Lock()
@@ -40,13 +40,13 @@ func (c *Cache) KeyUsed(k *authz.Key, at time.Time) {
 	}
 	u := &c.usage
 	u.mu.Lock()
-	u.addLocked(k.Spec.ID, at, c.opts.MaxPendingUsage)
+	u.addLocked(store.KeyRef{AccountID: k.Spec.AccountID, ID: k.Spec.ID}, at, c.opts.MaxPendingUsage)
 	u.mu.Unlock()
 }
 
 // addLocked queues a use, keeping the later time of a key already queued;
 // past max keys queued it is dropped and counted. u.mu must be held.
-func (u *usageState) addLocked(id string, at time.Time, max int) {
+func (u *usageState) addLocked(id store.KeyRef, at time.Time, max int) {
 	if cur, ok := u.pending[id]; ok {
 		if at.After(cur) {
 			u.pending[id] = at
@@ -86,13 +86,13 @@ func (c *Cache) RunUsageFlusher(ctx context.Context, w store.UsageWriter, every 
 func (c *Cache) FlushUsage(ctx context.Context, w store.UsageWriter) error {
 	u := &c.usage
 	u.mu.Lock()
-	var batch map[string]time.Time
+	var batch map[store.KeyRef]time.Time
 	if len(u.pending) > 0 {
 		// Swap the map out under the lock: afterwards the batch is this
 		// flusher's alone (an empty pending map stays, and is never read
 		// outside the lock).
 		batch = u.pending
-		u.pending = make(map[string]time.Time, len(batch))
+		u.pending = make(map[store.KeyRef]time.Time, len(batch))
 	}
 	u.mu.Unlock()
 
@@ -112,7 +112,7 @@ func (c *Cache) FlushUsage(ctx context.Context, w store.UsageWriter) error {
 
 // requeue puts a failed batch back, keeping the later time of a key used
 // again meanwhile.
-func (c *Cache) requeue(batch map[string]time.Time) {
+func (c *Cache) requeue(batch map[store.KeyRef]time.Time) {
 	u := &c.usage
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -62,6 +62,8 @@ const (
 	nameFeedConnected  = "keygate.change_feed.connected"    // keygate_change_feed_connected
 	nameFeedApplied    = "keygate.change_feed.applied"      // keygate_change_feed_applied_total
 	nameFeedErrors     = "keygate.change_feed.errors"       // keygate_change_feed_errors_total
+	nameFeedLag        = "keygate.feed.lag"                 // keygate_feed_lag_seconds
+	nameFeedBacklog    = "keygate.feed.backlog"             // keygate_feed_backlog
 	nameStoreDuration  = "keygate.store.query.duration"     // keygate_store_query_duration_seconds{operation}
 	nameStoreErrors    = "keygate.store.errors"             // keygate_store_errors_total{operation}
 	namePropagationLag = "keygate.propagation.lag"          // keygate_propagation_lag_seconds
@@ -437,7 +439,11 @@ func (m *Metrics) observeCache(stats func() cache.Stats) error {
 	feedErrs := counter(nameFeedErrors, "Failed change-feed catch-up attempts (each retried).")
 	connected, err := m.meter.Int64ObservableGauge(nameFeedConnected,
 		metric.WithDescription("1 while the change-feed listener is connected, else 0."))
-	if err := errors.Join(append(errs, err)...); err != nil {
+	lag, lagErr := m.meter.Float64ObservableGauge(nameFeedLag, metric.WithUnit("s"),
+		metric.WithDescription("Age of the oldest committed change-feed entry this replica has not applied; 0 when caught up."))
+	backlog, backlogErr := m.meter.Int64ObservableGauge(nameFeedBacklog,
+		metric.WithDescription("Change-feed entries committed but not yet applied by this replica."))
+	if err := errors.Join(append(errs, err, lagErr, backlogErr)...); err != nil {
 		return err
 	}
 	_, err = m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -453,7 +459,9 @@ func (m *Metrics) observeCache(stats func() cache.Stats) error {
 			up = 1
 		}
 		o.ObserveInt64(connected, up)
+		o.ObserveFloat64(lag, s.FeedLag.Seconds())
+		o.ObserveInt64(backlog, s.FeedBacklog)
 		return nil
-	}, hits, misses, neg, rejects, applied, feedErrs, connected)
+	}, hits, misses, neg, rejects, applied, feedErrs, connected, lag, backlog)
 	return err
 }

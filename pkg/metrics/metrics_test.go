@@ -79,7 +79,8 @@ func TestExposition(t *testing.T) {
 	m.ObserveStoreQuery(ctx, metrics.OpSelect, 3*time.Millisecond, true)
 	m.ObservePropagationLag(40 * time.Millisecond)
 	m.ObserveCache(func() cache.Stats {
-		return cache.Stats{Hits: 7, Misses: 3, NegativeHits: 2, NotInSet: 5, ChangesApplied: 4, CatchUpErrors: 1, FeedConnected: true}
+		return cache.Stats{Hits: 7, Misses: 3, NegativeHits: 2, NotInSet: 5, ChangesApplied: 4, CatchUpErrors: 1, FeedConnected: true,
+			FeedLag: 1500 * time.Millisecond, FeedBacklog: 12}
 	})
 
 	fams := families(t, m)
@@ -96,6 +97,8 @@ func TestExposition(t *testing.T) {
 		"keygate_change_feed_connected":        dto.MetricType_GAUGE,
 		"keygate_change_feed_applied_total":    dto.MetricType_COUNTER,
 		"keygate_change_feed_errors_total":     dto.MetricType_COUNTER,
+		"keygate_feed_lag_seconds":             dto.MetricType_GAUGE,
+		"keygate_feed_backlog":                 dto.MetricType_GAUGE,
 		"keygate_store_query_duration_seconds": dto.MetricType_HISTOGRAM,
 		"keygate_store_errors_total":           dto.MetricType_COUNTER,
 		"keygate_propagation_lag_seconds":      dto.MetricType_HISTOGRAM,
@@ -182,6 +185,8 @@ func TestExposition(t *testing.T) {
 		`keygate_change_feed_connected 1`,
 		`keygate_change_feed_applied_total 4`,
 		`keygate_change_feed_errors_total 1`,
+		`keygate_feed_lag_seconds 1.5`,
+		`keygate_feed_backlog 12`,
 		`keygate_store_query_duration_seconds_count{operation="select"} 2`,
 		`keygate_store_errors_total{operation="select"} 1`,
 		`keygate_propagation_lag_seconds_count 1`,

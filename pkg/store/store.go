@@ -216,19 +216,45 @@ type Accounts interface {
 	ListAuditEvents(ctx context.Context, accountID string, p Page) ([]AuditEvent, string, error)
 }
 
-// Change is one entry of the change feed: the key whose record changed
-// (created, updated, rotated, deleted, or its app/tenant changed) and the
-// digests under which it was valid before the change — the current one and,
-// during a rotation grace period, the previous one — so a cache can drop
-// them before loading the key again by id.
+// KeyRef names a key: ids are unique within their account, not across
+// accounts (SPEC §9), so a key is always named with its account.
+type KeyRef struct {
+	AccountID string
+	ID        string
+}
+
+// ChangeKind is what a change-feed entry names.
+type ChangeKind string
+
+const (
+	ChangeKey    ChangeKind = "key"    // a key was created, updated, rotated or deleted
+	ChangeApp    ChangeKind = "app"    // an app's name or active flag changed
+	ChangeTenant ChangeKind = "tenant" // a tenant's name or active flag changed
+)
+
+// Change is one entry of the change feed. A key change names the key and
+// the digests under which it was valid before the change — the current one
+// and, during a rotation grace period, the previous one — so a cache can
+// drop them before loading the key again. An app or tenant change is one
+// entry whatever its number of keys (SPEC §10): it names the parent, whose
+// keys the cache reads again together.
 type Change struct {
 	Seq       int64
-	KeyID     string
+	AccountID string
+	Kind      ChangeKind
+	ID        string // the key's, app's or tenant's id
 	OldDigest []apikey.Digest
+	// Revokes is set by the store when the change may make keys less
+	// valid (a key updated or deleted, an app or tenant deactivated), so
+	// that a reader can apply it ahead of the bulk.
+	Revokes bool
 	// At is when the change was committed, by the store's clock; zero when
 	// unknown. It measures propagation lag.
 	At time.Time
 }
+
+// Ref is the key a key change names.
+func (c *Change) Ref() KeyRef { return KeyRef{AccountID: c.AccountID, ID: c.ID} }
 
 // Source is what the cache reads: compiled keys and the change feed.
 type Source interface {
@@ -236,15 +262,24 @@ type Source interface {
 	// authz.ErrKeyNotFound when none. Keys of inactive apps or tenants come
 	// back with Spec.Active false.
 	LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error)
-	// LookupKeyByID is LookupKey by key id (after a change);
+	// LookupKeyByID is LookupKey by account and key id;
 	// authz.ErrKeyNotFound when the key no longer exists.
-	LookupKeyByID(ctx context.Context, id string) (*authz.Key, error)
+	LookupKeyByID(ctx context.Context, accountID, id string) (*authz.Key, error)
+	// LookupKeysByID is LookupKeyByID for many keys in one round trip: the
+	// keys that exist, in no particular order (a missing one was deleted).
+	LookupKeysByID(ctx context.Context, refs []KeyRef) ([]*authz.Key, error)
+	// LookupKeysOfParent returns every key of an app or tenant (kind
+	// ChangeApp or ChangeTenant), compiled, in one round trip.
+	LookupKeysOfParent(ctx context.Context, accountID string, kind ChangeKind, id string) ([]*authz.Key, error)
 	// LoadAll calls fn for every key, compiled, from one consistent
 	// snapshot, one call at a time from a single goroutine, and returns the
 	// change-feed sequence that snapshot includes.
 	LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int64, err error)
 	// ChangesSince returns the changes after seq, in order, at most limit.
 	ChangesSince(ctx context.Context, seq int64, limit int) ([]Change, error)
+	// FeedHead is the highest committed change-feed sequence (0 when the
+	// feed is empty), for the backlog and lag a reader reports.
+	FeedHead(ctx context.Context) (int64, error)
 	// Listen blocks until ctx is done, calling notify (without blocking)
 	// whenever the change feed may have new entries, and onState with
 	// false when the listening connection is lost and true when it is
@@ -256,5 +291,5 @@ type Source interface {
 // UsageWriter persists last-used times, batched by its caller.
 // TouchKeys must neither keep nor modify the map: a failed batch is retried.
 type UsageWriter interface {
-	TouchKeys(ctx context.Context, used map[string]time.Time) error
+	TouchKeys(ctx context.Context, used map[KeyRef]time.Time) error
 }

@@ -61,13 +61,37 @@ func (s *source) LookupKey(_ context.Context, d apikey.Digest) (*authz.Key, erro
 	return nil, authz.ErrKeyNotFound
 }
 
-func (s *source) LookupKeyByID(_ context.Context, id string) (*authz.Key, error) {
+func (s *source) LookupKeyByID(_ context.Context, _, id string) (*authz.Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k, ok := s.keys[id]; ok {
 		return k, nil
 	}
 	return nil, authz.ErrKeyNotFound
+}
+
+// LookupKeysByID: the fixture's keys are of one account.
+func (s *source) LookupKeysByID(_ context.Context, refs []store.KeyRef) ([]*authz.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*authz.Key
+	for _, r := range refs {
+		if k, ok := s.keys[r.ID]; ok {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// LookupKeysOfParent: the fixture logs no app or tenant changes.
+func (s *source) LookupKeysOfParent(context.Context, string, store.ChangeKind, string) ([]*authz.Key, error) {
+	return nil, nil
+}
+
+func (s *source) FeedHead(context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.changes)), nil
 }
 
 func (s *source) LoadAll(_ context.Context, fn func(*authz.Key) error) (int64, error) {
@@ -115,7 +139,7 @@ func (s *source) put(k *authz.Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[k.Spec.ID] = k
-	s.changes = append(s.changes, store.Change{Seq: int64(len(s.changes) + 1), KeyID: k.Spec.ID})
+	s.changes = append(s.changes, store.Change{Seq: int64(len(s.changes) + 1), Kind: store.ChangeKey, AccountID: k.Spec.AccountID, ID: k.Spec.ID})
 }
 
 // fixture is an extauthz.Server on a warm cache over source, with a

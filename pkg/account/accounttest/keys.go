@@ -17,8 +17,8 @@ import (
 func (s *Store) Key(accountID, id string) (store.Key, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, ok := s.keys[id]
-	if !ok || k.Spec.AccountID != accountID {
+	k, ok := s.keys[ref{accountID, id}]
+	if !ok {
 		return store.Key{}, false
 	}
 	return s.readLocked(k), true
@@ -37,8 +37,8 @@ func (s *Store) Keys() []store.Key {
 
 // getKeyLocked finds a key of an account.
 func (s *Store) getKeyLocked(accountID, id string) (store.Key, error) {
-	k, ok := s.keys[id]
-	if !ok || k.Spec.AccountID != accountID {
+	k, ok := s.keys[ref{accountID, id}]
+	if !ok {
 		return store.Key{}, notFound("key %q not found in account %q", id, accountID)
 	}
 	return k, nil
@@ -95,7 +95,7 @@ func (s *Store) checkKeyLocked(k store.Key, isNew bool) error {
 	// Response headers stored under older rules may stay as they are (the
 	// data plane drops them at load); new or changed ones must pass.
 	_, err := authz.Compile(spec, s.compile)
-	if old, ok := s.keys[k.Spec.ID]; err != nil && ok && !isNew &&
+	if old, ok := s.keys[keyRef(k)]; err != nil && ok && !isNew &&
 		slices.Equal(old.Spec.ResponseHeaders, k.Spec.ResponseHeaders) {
 		_, _, err = authz.CompileStored(spec, s.compile)
 	}
@@ -105,12 +105,12 @@ func (s *Store) checkKeyLocked(k store.Key, isNew bool) error {
 		}
 		return invalid("invalid key: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	if _, dup := s.keys[k.Spec.ID]; isNew && dup {
-		return exists("key id %q already exists", k.Spec.ID)
+	if _, dup := s.keys[keyRef(k)]; isNew && dup {
+		return exists("key id %q already exists in this account", k.Spec.ID)
 	}
 	cur, prev := digestOf(k.Spec.Hash), digestOf(k.Spec.PreviousHash)
-	for id, o := range s.keys {
-		if id == k.Spec.ID {
+	for r, o := range s.keys {
+		if r == keyRef(k) {
 			continue
 		}
 		if o.Spec.AccountID == k.Spec.AccountID && o.Spec.Name == k.Spec.Name {
@@ -159,7 +159,7 @@ func (s *Store) CreateKey(_ context.Context, actor store.Actor, k store.Key) (st
 	}
 	k.CreatedAt = s.clock()
 	k.UpdatedAt, k.LastUsedAt = k.CreatedAt, time.Time{}
-	s.keys[k.Spec.ID] = k
+	s.keys[keyRef(k)] = k
 	out := s.readLocked(k)
 	s.auditLocked(k.Spec.AccountID, actor, "key.create", "key", k.Spec.ID, nil, out)
 	return out, nil
@@ -234,7 +234,7 @@ func (s *Store) updateKey(actor store.Actor, accountID, id, action string, chang
 		return store.Key{}, err
 	}
 	next.UpdatedAt = s.clock()
-	s.keys[id] = next
+	s.keys[ref{accountID, id}] = next
 	out := s.readLocked(next)
 	s.auditLocked(accountID, actor, action, "key", id, s.readLocked(cur), out)
 	return out, nil
@@ -280,7 +280,7 @@ func (s *Store) DeleteKey(_ context.Context, actor store.Actor, accountID, id st
 	if err != nil {
 		return err
 	}
-	delete(s.keys, id)
+	delete(s.keys, ref{accountID, id})
 	s.auditLocked(accountID, actor, "key.delete", "key", id, s.readLocked(k), nil)
 	return nil
 }
@@ -288,17 +288,14 @@ func (s *Store) DeleteKey(_ context.Context, actor store.Actor, accountID, id st
 // TouchKeys records last-used times, keeping the later of the stored and
 // the given time; unknown keys are skipped. It is no change of the record:
 // no updated_at, no audit event.
-func (s *Store) TouchKeys(_ context.Context, used map[string]time.Time) error {
+func (s *Store) TouchKeys(_ context.Context, used map[store.KeyRef]time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
 		return s.fail
 	}
-	for id, at := range used {
-		if k, ok := s.keys[id]; ok && dbTime(at).After(k.LastUsedAt) {
-			k.LastUsedAt = dbTime(at)
-			s.keys[id] = k
-		}
+	for r, at := range used {
+		s.touchLocked(ref{r.AccountID, r.ID}, at)
 	}
 	return nil
 }
@@ -307,11 +304,18 @@ func (s *Store) TouchKeys(_ context.Context, used map[string]time.Time) error {
 func (s *Store) Touch(accountID, id string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k, ok := s.keys[id]; ok && k.Spec.AccountID == accountID && dbTime(at).After(k.LastUsedAt) {
+	s.touchLocked(ref{accountID, id}, at)
+}
+
+func (s *Store) touchLocked(r ref, at time.Time) {
+	if k, ok := s.keys[r]; ok && dbTime(at).After(k.LastUsedAt) {
 		k.LastUsedAt = dbTime(at)
-		s.keys[id] = k
+		s.keys[r] = k
 	}
 }
+
+// keyRef is where s.keys holds k.
+func keyRef(k store.Key) ref { return ref{k.Spec.AccountID, k.Spec.ID} }
 
 // LookupKey is the authz.KeyStore view: the compiled key whose current or
 // previous hash has digest d. Keys of inactive apps or tenants come back

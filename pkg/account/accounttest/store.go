@@ -39,8 +39,8 @@ type Store struct {
 	mu       sync.Mutex
 	accounts map[string]store.Account
 	apps     *owners
-	tenants  *owners              // in their store.App form
-	keys     map[string]store.Key // by id: key ids are unique across accounts
+	tenants  *owners           // in their store.App form
+	keys     map[ref]store.Key // by account and id: key ids are unique per account
 	audit    []store.AuditEvent
 	// defaults and overrides are the accounts' quotas (limits.go).
 	defaults  store.Limits
@@ -74,7 +74,7 @@ func NewStore(tb testing.TB, opts authz.CompileOptions, now func() time.Time) *S
 			owns: func(k store.Key, id string) bool { return k.Spec.AppID == id }},
 		tenants: &owners{kind: "tenant", m: map[ref]store.App{},
 			owns: func(k store.Key, id string) bool { return k.Spec.TenantID == id }},
-		keys:     map[string]store.Key{},
+		keys:     map[ref]store.Key{},
 		defaults: store.DefaultLimits, overrides: map[string]store.LimitOverrides{},
 	}
 }
@@ -451,7 +451,7 @@ func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string) 
 	delete(o.m, ref{accountID, id})
 	s.auditLocked(accountID, actor, o.kind+".delete", o.kind, id, a, nil)
 	for _, k := range gone {
-		delete(s.keys, k.Spec.ID)
+		delete(s.keys, keyRef(k))
 		s.auditLocked(accountID, actor, "key.delete", "key", k.Spec.ID, s.readLocked(k), nil)
 	}
 	return nil

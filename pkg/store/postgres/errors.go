@@ -97,7 +97,7 @@ func mapError(err error, what subject) error {
 		case "tenants_pkey":
 			return alreadyExists("tenant id %q already exists in this account", what.ID)
 		case "keys_pkey":
-			return alreadyExists("key id %q already exists", what.ID)
+			return alreadyExists("key id %q already exists in this account", what.ID)
 		case "apps_name_key", "tenants_name_key", "keys_name_key":
 			return alreadyExists("name %q already exists in this account", what.Name)
 		case "keys_digest_key", "keys_previous_digest_key":

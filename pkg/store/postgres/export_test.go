@@ -1,6 +1,21 @@
 package postgres
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // SetListenHealthEvery shortens how long Listen waits before pinging.
 func SetListenHealthEvery(s *Store, d time.Duration) { s.listenHealthEvery = d }
+
+// MigrateURLUpTo applies the migrations up to version upTo only, to test a
+// later one on a database that holds data.
+func MigrateURLUpTo(ctx context.Context, url string, upTo int) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	return migrate(ctx, cfg, upTo)
+}

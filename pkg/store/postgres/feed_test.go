@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -37,7 +38,7 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 	k := e.mustCreateKey(serviceKey("k"))
 	id := k.Spec.ID
 	cs := e.changes(0)
-	if len(cs) != 1 || cs[0].KeyID != id || len(cs[0].OldDigest) != 0 {
+	if len(cs) != 1 || cs[0].ID != id || len(cs[0].OldDigest) != 0 {
 		t.Fatalf("after create: %+v", cs)
 	}
 	seq := cs[0].Seq
@@ -46,7 +47,7 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs = e.changes(seq)
-	if len(cs) != 1 || cs[0].KeyID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("secret-k")}) {
+	if len(cs) != 1 || cs[0].ID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("secret-k")}) {
 		t.Fatalf("after rotate: %+v", cs)
 	}
 	seq = cs[0].Seq
@@ -54,14 +55,14 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs = e.changes(seq)
-	if len(cs) != 1 || cs[0].KeyID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("new"), digestOf("secret-k")}) {
+	if len(cs) != 1 || cs[0].ID != id || !slices.Equal(cs[0].OldDigest, []apikey.Digest{digestOf("new"), digestOf("secret-k")}) {
 		t.Fatalf("after delete: %+v", cs)
 	}
 
 	// Last-used times never reach the feed.
 	k2 := e.mustCreateKey(serviceKey("k2"))
 	seq = e.lastSeq()
-	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{k2.Spec.ID: time.Now()}); err != nil {
+	if err := e.store.TouchKeys(e.ctx, acctRefs(map[string]time.Time{k2.Spec.ID: time.Now()})); err != nil {
 		t.Fatal(err)
 	}
 	// Nor does a write that changes nothing.
@@ -75,7 +76,7 @@ func TestChangeFeedRecordsKeyWrites(t *testing.T) {
 	if err := e.exec(`UPDATE keys SET scope = 'other-api' WHERE id = $1`, k2.Spec.ID); err != nil {
 		t.Fatal(err)
 	}
-	if cs := e.changes(seq); len(cs) != 1 || cs[0].KeyID != k2.Spec.ID {
+	if cs := e.changes(seq); len(cs) != 1 || cs[0].ID != k2.Spec.ID {
 		t.Fatalf("manual update: %+v", cs)
 	}
 	// Limits are honoured, in order.
@@ -109,13 +110,19 @@ func TestAppDeactivationReachesItsKeys(t *testing.T) {
 	if _, err := e.store.UpdateApp(e.ctx, e.actor, "acct", "app1", store.AppUpdate{Active: new(false)}); err != nil {
 		t.Fatal(err)
 	}
+	// One change names the app, whatever its number of keys (SPEC §10),
+	// and marks it as one that may revoke.
 	cs := e.changes(seq)
-	got := map[string][]apikey.Digest{}
-	for _, c := range cs {
-		got[c.KeyID] = c.OldDigest
-	}
-	if len(cs) != 2 || !slices.Equal(got[a.Spec.ID], []apikey.Digest{digestOf("secret-a")}) || !slices.Equal(got[b.Spec.ID], []apikey.Digest{digestOf("secret-b")}) {
+	if len(cs) != 1 || cs[0].Kind != store.ChangeApp || cs[0].AccountID != "acct" || cs[0].ID != "app1" ||
+		!cs[0].Revokes || len(cs[0].OldDigest) != 0 {
 		t.Fatalf("changes after deactivating app1: %+v", cs)
+	}
+	keys, err := e.store.LookupKeysOfParent(e.ctx, "acct", store.ChangeApp, "app1")
+	if err != nil || len(keys) != 2 || keys[0].Spec.Active || keys[1].Spec.Active {
+		t.Fatalf("LookupKeysOfParent(app1): %+v, %v", keys, err)
+	}
+	if ids := []string{keys[0].Spec.ID, keys[1].Spec.ID}; !slices.Contains(ids, a.Spec.ID) || !slices.Contains(ids, b.Spec.ID) {
+		t.Fatalf("LookupKeysOfParent(app1): %v, want %s and %s", ids, a.Spec.ID, b.Spec.ID)
 	}
 	k, err := e.store.LookupKey(e.ctx, digestOf("secret-a"))
 	if err != nil || k.Spec.Active || k.Spec.AppName != "App One" || k.Status(time.Now()) != authz.InactiveKey {
@@ -135,10 +142,10 @@ func TestAppDeactivationReachesItsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs = e.changes(seq)
-	if len(cs) != 2 { // a and other
+	if len(cs) != 1 || cs[0].Kind != store.ChangeTenant || cs[0].ID != "ten1" || cs[0].Revokes {
 		t.Fatalf("changes after renaming ten1: %+v", cs)
 	}
-	k, err = e.store.LookupKeyByID(e.ctx, a.Spec.ID)
+	k, err = e.store.LookupKeyByID(e.ctx, "acct", a.Spec.ID)
 	if err != nil || k.Spec.TenantName != "Renamed" {
 		t.Fatalf("LookupKeyByID: %+v, %v", k, err)
 	}
@@ -177,7 +184,7 @@ func TestLookupKey(t *testing.T) {
 	if _, err := e.store.LookupKey(e.ctx, digestOf("unknown")); !errors.Is(err, authz.ErrKeyNotFound) {
 		t.Fatalf("unknown digest: %v", err)
 	}
-	if _, err := e.store.LookupKeyByID(e.ctx, "ghost"); !errors.Is(err, authz.ErrKeyNotFound) {
+	if _, err := e.store.LookupKeyByID(e.ctx, "acct", "ghost"); !errors.Is(err, authz.ErrKeyNotFound) {
 		t.Fatalf("unknown id: %v", err)
 	}
 
@@ -209,7 +216,7 @@ func TestLookupKey(t *testing.T) {
 	if err := e.exec(`UPDATE keys SET scope = 'a:b:c:d' WHERE id = $1`, created.Spec.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.store.LookupKeyByID(e.ctx, created.Spec.ID)
+	_, err = e.store.LookupKeyByID(e.ctx, "acct", created.Spec.ID)
 	if err == nil || errors.Is(err, authz.ErrKeyNotFound) {
 		t.Fatalf("uncompilable key: %v", err)
 	}
@@ -269,7 +276,7 @@ func TestLoadAllSnapshot(t *testing.T) {
 	if slices.Compare(loaded, []string{"before"}) != 0 || len(cs) != 1 {
 		t.Fatalf("loaded %v, then changes %+v", loaded, cs)
 	}
-	if k, _ := e.store.LookupKeyByID(e.ctx, cs[0].KeyID); k == nil || k.Spec.Name != "during" {
+	if k, _ := e.store.LookupKeyByID(e.ctx, "acct", cs[0].ID); k == nil || k.Spec.Name != "during" {
 		t.Fatalf("the change after the snapshot is not the key written during it")
 	}
 }
@@ -308,7 +315,7 @@ func TestFeedCommitOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := e.changes(0)
-	if len(cs) != 2 || cs[0].KeyID != "ka" || cs[1].KeyID != "kb" {
+	if len(cs) != 2 || cs[0].ID != "ka" || cs[1].ID != "kb" {
 		t.Fatalf("changes %+v, want ka then kb", cs)
 	}
 }
@@ -408,7 +415,7 @@ func TestListen(t *testing.T) {
 	k := e.mustCreateKey(serviceKey("k"))
 	waitFor(t, "notify after a write", func() bool { _, n := l.snapshot(); return n >= 2 })
 	t.Logf("write to notify: %v", time.Since(start))
-	if cs := e.changes(0); len(cs) != 1 || cs[0].KeyID != k.Spec.ID {
+	if cs := e.changes(0); len(cs) != 1 || cs[0].ID != k.Spec.ID {
 		t.Fatalf("changes %+v", cs)
 	}
 
@@ -478,11 +485,11 @@ func TestTouchKeys(t *testing.T) {
 	a := e.mustCreateKey(serviceKey("a"))
 	b := e.mustCreateKey(serviceKey("b"))
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
-	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{a.Spec.ID: t0, b.Spec.ID: t0, "ghost": t0}); err != nil {
+	if err := e.store.TouchKeys(e.ctx, acctRefs(map[string]time.Time{a.Spec.ID: t0, b.Spec.ID: t0, "ghost": t0})); err != nil {
 		t.Fatal(err)
 	}
 	// Older times never win.
-	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{a.Spec.ID: t0.Add(time.Minute), b.Spec.ID: t0.Add(-time.Minute)}); err != nil {
+	if err := e.store.TouchKeys(e.ctx, acctRefs(map[string]time.Time{a.Spec.ID: t0.Add(time.Minute), b.Spec.ID: t0.Add(-time.Minute)})); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.store.TouchKeys(e.ctx, nil); err != nil {
@@ -502,5 +509,140 @@ func TestTouchKeys(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM key_usage`); n != 1 {
 		t.Fatalf("%d usage rows after delete", n)
+	}
+}
+
+// insertAppKeys adds n app keys to acct/appID in one statement (the
+// Account API would take a while): ids and names "<appID>-<i>".
+func (e *env) insertAppKeys(appID string, n int) {
+	e.t.Helper()
+	if err := e.exec(`INSERT INTO keys (account_id, id, name, type, app_id, hash)
+		SELECT 'acct', $1 || '-' || i, $1 || '-' || i, 'app', $1,
+			'sha256:' || encode(sha256(convert_to($1 || '-secret-' || i, 'UTF8')), 'hex')
+		FROM generate_series(1, $2) AS i`, appID, n); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestParentChangeIsOneRow: renaming or (de)activating an app or tenant is
+// one feed row whatever its number of keys (SPEC §10), marked revoking
+// only for a deactivation; an app without keys writes none.
+func TestParentChangeIsOneRow(t *testing.T) {
+	e := newEnv(t)
+	for _, n := range []int{1, 2000} {
+		app := fmt.Sprintf("app-%d", n)
+		if _, err := e.store.CreateApp(e.ctx, e.actor, store.App{AccountID: "acct", ID: app, Name: app, Active: true}); err != nil {
+			t.Fatal(err)
+		}
+		e.insertAppKeys(app, n)
+	}
+	if _, err := e.store.CreateApp(e.ctx, e.actor, store.App{AccountID: "acct", ID: "empty", Name: "empty", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.mustCreateKey(serviceKey("svc")) // of app1 and ten1
+	for _, tc := range []struct {
+		name    string
+		kind    store.ChangeKind
+		id      string
+		update  store.AppUpdate
+		rows    int
+		revokes bool
+	}{
+		{"rename, 1 key", store.ChangeApp, "app-1", store.AppUpdate{Name: new("renamed-1")}, 1, false},
+		{"rename, 2000 keys", store.ChangeApp, "app-2000", store.AppUpdate{Name: new("renamed-2000")}, 1, false},
+		{"deactivate, 2000 keys", store.ChangeApp, "app-2000", store.AppUpdate{Active: new(false)}, 1, true},
+		{"activate, 2000 keys", store.ChangeApp, "app-2000", store.AppUpdate{Active: new(true)}, 1, false},
+		{"description only", store.ChangeApp, "app-2000", store.AppUpdate{Description: new("no feed")}, 0, false},
+		{"rename, no keys", store.ChangeApp, "empty", store.AppUpdate{Name: new("still empty")}, 0, false},
+		{"tenant deactivated", store.ChangeTenant, "ten1", store.AppUpdate{Active: new(false)}, 1, true},
+		{"tenant renamed", store.ChangeTenant, "ten1", store.AppUpdate{Name: new("Renamed")}, 1, false},
+	} {
+		seq := e.lastSeq()
+		var err error
+		if tc.kind == store.ChangeApp {
+			_, err = e.store.UpdateApp(e.ctx, e.actor, "acct", tc.id, tc.update)
+		} else {
+			_, err = e.store.UpdateTenant(e.ctx, e.actor, "acct", tc.id, tc.update)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		cs := e.changes(seq)
+		if len(cs) != tc.rows {
+			t.Fatalf("%s: %d feed rows %+v, want %d", tc.name, len(cs), cs, tc.rows)
+		}
+		if tc.rows == 1 && (cs[0].Kind != tc.kind || cs[0].AccountID != "acct" || cs[0].ID != tc.id || cs[0].Revokes != tc.revokes) {
+			t.Errorf("%s: feed row %+v, want %s %s of acct, revokes %v", tc.name, cs[0], tc.kind, tc.id, tc.revokes)
+		}
+	}
+	keys, err := e.store.LookupKeysOfParent(e.ctx, "acct", store.ChangeApp, "app-2000")
+	if err != nil || len(keys) != 2000 || keys[0].Spec.AppName != "renamed-2000" || !keys[0].Spec.Active {
+		t.Fatalf("LookupKeysOfParent(app-2000): %d keys, %v", len(keys), err)
+	}
+	keys, err = e.store.LookupKeysOfParent(e.ctx, "acct", store.ChangeTenant, "ten1")
+	if err != nil || len(keys) != 1 || keys[0].Spec.TenantName != "Renamed" || keys[0].Spec.Active {
+		t.Fatalf("LookupKeysOfParent(ten1): %+v, %v", keys, err)
+	}
+}
+
+// TestKeyRowsRevokes: a new key is not a revocation; an update or a
+// delete may be, and is applied ahead of the bulk.
+func TestKeyRowsRevokes(t *testing.T) {
+	e := newEnv(t)
+	seq := e.lastSeq()
+	k := e.mustCreateKey(serviceKey("k"))
+	if _, err := e.store.UpdateKey(e.ctx, e.actor, "acct", k.Spec.ID, store.KeyUpdate{Active: new(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.DeleteKey(e.ctx, e.actor, "acct", k.Spec.ID); err != nil {
+		t.Fatal(err)
+	}
+	var got []bool
+	for _, c := range e.changes(seq) {
+		if c.Kind != store.ChangeKey || c.AccountID != "acct" || c.ID != k.Spec.ID {
+			t.Errorf("feed row %+v, want key %s of acct", c, k.Spec.ID)
+		}
+		got = append(got, c.Revokes)
+	}
+	if want := []bool{false, true, true}; !slices.Equal(got, want) {
+		t.Errorf("revokes of create, update, delete: %v, want %v", got, want)
+	}
+}
+
+// TestLookupKeysByID: one statement for many keys, each named with its
+// account: two accounts may hold the same key id (SPEC §9).
+func TestLookupKeysByID(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.store.CreateAccount(e.ctx, e.actor, store.Account{ID: "other", Name: "Other"}); err != nil {
+		t.Fatal(err)
+	}
+	mine := serviceKey("read")
+	mine.Spec.ID = "read"
+	e.mustCreateKey(mine)
+	theirs := store.Key{Spec: authz.KeySpec{AccountID: "other", ID: "read", Name: "read", Type: authz.KeyTypeAccount,
+		Hash: hashOf("theirs"), Scope: authz.AccountAPIService, Active: true}}
+	e.mustCreateKey(theirs)
+
+	keys, err := e.store.LookupKeysByID(e.ctx, []store.KeyRef{
+		{AccountID: "acct", ID: "read"}, {AccountID: "other", ID: "read"}, {AccountID: "acct", ID: "ghost"}, {AccountID: "nobody", ID: "read"},
+	})
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("LookupKeysByID: %d keys, %v; want 2", len(keys), err)
+	}
+	byAccount := map[string]apikey.Digest{}
+	for _, k := range keys {
+		byAccount[k.Spec.AccountID] = k.Digest
+	}
+	if byAccount["acct"] != digestOf("secret-read") || byAccount["other"] != digestOf("theirs") {
+		t.Errorf("LookupKeysByID answered the wrong keys: %v", byAccount)
+	}
+	if k, err := e.store.LookupKeyByID(e.ctx, "other", "read"); err != nil || k.Digest != digestOf("theirs") {
+		t.Errorf("LookupKeyByID(other, read): %v, %v", k, err)
+	}
+	if keys, err := e.store.LookupKeysByID(e.ctx, nil); err != nil || keys != nil {
+		t.Errorf("LookupKeysByID(nil): %v, %v", keys, err)
+	}
+	if head, err := e.store.FeedHead(e.ctx); err != nil || head != e.lastSeq() {
+		t.Errorf("FeedHead: %d, %v; want %d", head, err, e.lastSeq())
 	}
 }

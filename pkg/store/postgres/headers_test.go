@@ -89,7 +89,7 @@ func TestStoredBadResponseHeadersAreDropped(t *testing.T) {
 		t.Fatalf("LookupKey: %v", err)
 	}
 	wantHeaders("LookupKey", key)
-	key, err = st.LookupKeyByID(e.ctx, k.Spec.ID)
+	key, err = st.LookupKeyByID(e.ctx, "acct", k.Spec.ID)
 	if err != nil {
 		t.Fatalf("LookupKeyByID: %v", err)
 	}

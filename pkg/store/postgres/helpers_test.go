@@ -171,3 +171,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// acctRefs names keys of account acct by id, for TouchKeys.
+func acctRefs(used map[string]time.Time) map[store.KeyRef]time.Time {
+	out := make(map[store.KeyRef]time.Time, len(used))
+	for id, at := range used {
+		out[store.KeyRef{AccountID: "acct", ID: id}] = at
+	}
+	return out
+}

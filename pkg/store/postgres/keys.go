@@ -33,7 +33,7 @@ const keyJoins = `
 // keyQuery reads keys for the Account API, with their last-used times.
 const keyQuery = `SELECT ` + keyColumns + `u.last_used_at
 	FROM keys k` + keyJoins + `
-	LEFT JOIN key_usage u ON u.key_id = k.id`
+	LEFT JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`
 
 // dataKeyQuery reads keys for the data plane, which needs no last-used time.
 const dataKeyQuery = `SELECT ` + keyColumns + `NULL::timestamptz

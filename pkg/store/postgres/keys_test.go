@@ -240,7 +240,7 @@ func TestListKeysFilters(t *testing.T) {
 	for _, k := range all {
 		ids[k.Spec.Name] = k.Spec.ID
 	}
-	if err := e.store.TouchKeys(e.ctx, map[string]time.Time{ids["a"]: now.Add(-time.Minute), ids["b"]: now.Add(-72 * time.Hour)}); err != nil {
+	if err := e.store.TouchKeys(e.ctx, acctRefs(map[string]time.Time{ids["a"]: now.Add(-time.Minute), ids["b"]: now.Add(-72 * time.Hour)})); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

@@ -84,7 +84,7 @@ func MigrationsDigest() string {
 // other). Applied versions are recorded in schema_migrations. It is safe
 // to call on every start.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return migrate(ctx, pool.Config().ConnConfig.Copy())
+	return migrate(ctx, pool.Config().ConnConfig.Copy(), 0)
 }
 
 // MigrateURL is Migrate on a database given by URL.
@@ -93,13 +93,17 @@ func MigrateURL(ctx context.Context, url string) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", errParseURL)
 	}
-	return migrate(ctx, cfg)
+	return migrate(ctx, cfg, 0)
 }
 
-func migrate(ctx context.Context, cfg *pgx.ConnConfig) (err error) {
+// migrate applies the migrations up to version upTo (0: all of them).
+func migrate(ctx context.Context, cfg *pgx.ConnConfig, upTo int) (err error) {
 	ms, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if upTo > 0 {
+		ms = slices.DeleteFunc(slices.Clone(ms), func(m migration) bool { return m.version > upTo })
 	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}

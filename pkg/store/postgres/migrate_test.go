@@ -5,12 +5,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
@@ -104,5 +107,67 @@ func TestMigrationsDigestStable(t *testing.T) {
 	a, b := postgres.MigrationsDigest(), postgres.MigrationsDigest()
 	if a != b || len(a) != 64 {
 		t.Fatalf("MigrationsDigest = %q, %q", a, b)
+	}
+}
+
+// TestMigrate0003KeepsData: a database at 0002 holding keys, last-used
+// times and feed rows keeps them when 0003 makes key ids per account, and
+// then takes a second account's key of the same id.
+func TestMigrate0003KeepsData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.NewEmptyDatabase(t)
+	if err := postgres.MigrateURLUpTo(ctx, url, 2); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	used := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, sql := range []string{
+		`INSERT INTO accounts (id, name) VALUES ('acct', 'Acct'), ('other', 'Other')`,
+		`INSERT INTO apps (account_id, id, name) VALUES ('acct', 'app1', 'App One')`,
+		`INSERT INTO keys (account_id, id, name, type, app_id, hash) VALUES
+			('acct', 'k1', 'k1', 'app', 'app1', 'sha256:` + strings.Repeat("a", 64) + `'),
+			('acct', 'gone', 'gone', 'app', 'app1', 'sha256:` + strings.Repeat("b", 64) + `')`,
+		`DELETE FROM keys WHERE id = 'gone'`,
+		`INSERT INTO key_usage (key_id, last_used_at) VALUES ('k1', '` + used.Format(time.RFC3339) + `')`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if err := postgres.MigrateURL(ctx, url); err != nil {
+		t.Fatalf("migrating a 0002 database with data: %v", err)
+	}
+
+	st := postgres.New(ctx, pool, postgres.Options{})
+	k, err := st.GetKey(ctx, "acct", "k1")
+	if err != nil || !k.LastUsedAt.Equal(used) || k.Spec.AppName != "App One" {
+		t.Fatalf("k1 after the migration: %+v, %v", k, err)
+	}
+	cs, err := st.ChangesSince(ctx, 0, 100)
+	if err != nil || len(cs) != 3 {
+		t.Fatalf("feed after the migration: %+v, %v; want 3 rows", cs, err)
+	}
+	// Rows of a live key name its account; a key deleted before the
+	// migration has none to find (a reader finds it gone, as it is).
+	for _, c := range cs {
+		want := map[string]string{"k1": "acct", "gone": ""}[c.ID]
+		if c.Kind != store.ChangeKey || c.AccountID != want || !c.Revokes {
+			t.Errorf("feed row %+v, want a revoking key row of account %q", c, want)
+		}
+	}
+	if last := cs[2]; last.ID != "gone" || len(last.OldDigest) != 1 {
+		t.Errorf("the deletion's row: %+v, want gone with its old hash", last)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO keys (account_id, id, name, type, hash)
+		VALUES ('other', 'k1', 'k1', 'account', 'sha256:`+strings.Repeat("c", 64)+`')`); err != nil {
+		t.Fatalf("a second account's k1: %v", err)
+	}
+	if err := postgres.MigrateURL(ctx, url); err != nil {
+		t.Fatalf("migrating again: %v", err)
 	}
 }

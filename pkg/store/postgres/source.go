@@ -25,13 +25,74 @@ func (s *Store) LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, err
 		ORDER BY k.digest = $1 DESC LIMIT 1`, d[:])
 }
 
-// LookupKeyByID is LookupKey by key id.
-func (s *Store) LookupKeyByID(ctx context.Context, id string) (*authz.Key, error) {
-	return s.lookup(ctx, dataKeyQuery+` WHERE k.id = $1`, id)
+// LookupKeyByID is LookupKey by account and key id.
+func (s *Store) LookupKeyByID(ctx context.Context, accountID, id string) (*authz.Key, error) {
+	return s.lookup(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND k.id = $2`, accountID, id)
 }
 
-func (s *Store) lookup(ctx context.Context, sql string, arg any) (*authz.Key, error) {
-	r, err := scanKey(s.pool.QueryRow(ctx, sql, arg))
+// LookupKeysByID reads many keys in one statement; keys that no longer
+// exist are left out.
+func (s *Store) LookupKeysByID(ctx context.Context, refs []store.KeyRef) ([]*authz.Key, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	accounts, ids := refColumns(refs)
+	return s.lookupMany(ctx, dataKeyQuery+`
+		JOIN unnest($1::text[], $2::text[]) AS r(account_id, id) ON k.account_id = r.account_id AND k.id = r.id`,
+		accounts, ids)
+}
+
+// LookupKeysOfParent reads every key of an app or tenant in one statement:
+// an app's or tenant's change is one feed entry, applied to its keys at once.
+func (s *Store) LookupKeysOfParent(ctx context.Context, accountID string, kind store.ChangeKind, id string) ([]*authz.Key, error) {
+	switch kind {
+	case store.ChangeApp:
+		return s.lookupMany(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND k.app_id = $2`, accountID, id)
+	case store.ChangeTenant:
+		return s.lookupMany(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND k.tenant_id = $2`, accountID, id)
+	}
+	return nil, fmt.Errorf("postgres: keys of a %q: not an app or a tenant", kind)
+}
+
+// lookupMany compiles every key a data-plane query returns. Keys of one
+// parent share compiled scopes, as in LoadAll.
+func (s *Store) lookupMany(ctx context.Context, sql string, args ...any) ([]*authz.Key, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: look up keys: %w", err)
+	}
+	defer rows.Close()
+	opts := s.opts.Compile
+	opts.Scopes = new(authz.ScopeCache)
+	var out []*authz.Key
+	for rows.Next() {
+		r, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: look up keys: %w", err)
+		}
+		k, err := s.compileWith(r, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: look up keys: %w", err)
+	}
+	return out, nil
+}
+
+// FeedHead is the highest change-feed seq committed (an index-only read).
+func (s *Store) FeedHead(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM key_changes`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("postgres: read the feed head: %w", err)
+	}
+	return seq, nil
+}
+
+func (s *Store) lookup(ctx context.Context, sql string, args ...any) (*authz.Key, error) {
+	r, err := scanKey(s.pool.QueryRow(ctx, sql, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, authz.ErrKeyNotFound
 	}
@@ -95,10 +156,10 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	}
 	// One statement, one snapshot: the pruning mark and the rows agree.
 	rows, err := s.pool.Query(ctx, `SELECT coalesce((SELECT through_seq FROM key_changes_pruned), 0),
-			c.seq, c.key_id, c.old_hashes, c.at
+			c.seq, c.account_id, c.kind, c.object_id, c.old_hashes, c.revokes, c.at
 		FROM (VALUES (1)) AS one (x)
 		LEFT JOIN LATERAL (
-			SELECT seq, key_id, old_hashes, at FROM key_changes
+			SELECT seq, account_id, kind, object_id, old_hashes, revokes, at FROM key_changes
 			WHERE seq > $1 ORDER BY seq LIMIT $2) c ON true
 		ORDER BY c.seq`, after, limit)
 	if err != nil {
@@ -108,13 +169,14 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 	var out []store.Change
 	for rows.Next() {
 		var (
-			pruned int64
-			seq    *int64
-			keyID  *string
-			hashes []string
-			at     *time.Time
+			pruned                int64
+			seq                   *int64
+			account, kind, object *string
+			hashes                []string
+			revokes               *bool
+			at                    *time.Time
 		)
-		if err := rows.Scan(&pruned, &seq, &keyID, &hashes, &at); err != nil {
+		if err := rows.Scan(&pruned, &seq, &account, &kind, &object, &hashes, &revokes, &at); err != nil {
 			return nil, fmt.Errorf("postgres: read changes: %w", err)
 		}
 		if after < pruned {
@@ -123,7 +185,7 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		if seq == nil {
 			continue // no changes: the LEFT JOIN's empty row
 		}
-		c := store.Change{Seq: *seq, KeyID: *keyID}
+		c := store.Change{Seq: *seq, AccountID: *account, Kind: store.ChangeKind(*kind), ID: *object, Revokes: *revokes}
 		if at != nil {
 			c.At = *at
 		}

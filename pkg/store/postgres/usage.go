@@ -5,41 +5,46 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // TouchKeys records last-used times in one statement, keeping the later of
 // the stored and the given time. Unknown (e.g. just deleted) keys are
 // skipped. key_usage is apart from keys, so this never feeds the change
 // feed nor bumps updated_at.
-func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error {
+func (s *Store) TouchKeys(ctx context.Context, used map[store.KeyRef]time.Time) error {
 	if len(used) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(used))
-	for id := range used {
-		ids = append(ids, id)
+	refs := make([]store.KeyRef, 0, len(used))
+	for r := range used {
+		refs = append(refs, r)
 	}
 	// A fixed order: two replicas touching the same keys lock rows in the
 	// same order and cannot deadlock.
-	slices.Sort(ids)
-	ats := make([]time.Time, len(ids))
-	for i, id := range ids {
-		ats[i] = used[id]
+	slices.SortFunc(refs, compareRefs)
+	accounts, ids := refColumns(refs)
+	ats := make([]time.Time, len(refs))
+	for i, r := range refs {
+		ats[i] = used[r]
 	}
-	const sql = `INSERT INTO key_usage (key_id, last_used_at)
-		SELECT u.id, u.at FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
-		WHERE EXISTS (SELECT 1 FROM keys k WHERE k.id = u.id)
-		ORDER BY u.id
-		ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at
+	const sql = `INSERT INTO key_usage (account_id, key_id, last_used_at)
+		SELECT u.account_id, u.id, u.at
+		FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(account_id, id, at)
+		WHERE EXISTS (SELECT 1 FROM keys k WHERE k.account_id = u.account_id AND k.id = u.id)
+		ORDER BY u.account_id, u.id
+		ON CONFLICT (account_id, key_id) DO UPDATE SET last_used_at = excluded.last_used_at
 		WHERE key_usage.last_used_at < excluded.last_used_at`
 	var err error
 	// A key deleted between the EXISTS and the foreign-key check fails the
 	// statement; the next attempt no longer sees it.
 	for range 3 {
-		if _, err = s.pool.Exec(ctx, sql, ids, ats); !isForeignKeyViolation(err) {
+		if _, err = s.pool.Exec(ctx, sql, accounts, ids, ats); !isForeignKeyViolation(err) {
 			break
 		}
 	}
@@ -47,6 +52,24 @@ func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error 
 		return fmt.Errorf("postgres: record last-used times: %w", err)
 	}
 	return nil
+}
+
+// compareRefs orders key references by account, then id.
+func compareRefs(a, b store.KeyRef) int {
+	if c := strings.Compare(a.AccountID, b.AccountID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// refColumns splits key references into the two arrays a statement
+// unnests.
+func refColumns(refs []store.KeyRef) (accounts, ids []string) {
+	accounts, ids = make([]string, len(refs)), make([]string, len(refs))
+	for i, r := range refs {
+		accounts[i], ids[i] = r.AccountID, r.ID
+	}
+	return accounts, ids
 }
 
 func isForeignKeyViolation(err error) bool {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,15 +140,6 @@ func testKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("accounts are isolated", func(t *testing.T) {
 		f := setup(t, open)
 		k := f.createKey(serviceKey("k"))
-		// Key ids are unique across accounts; names are per account.
-		dup := serviceKey("k")
-		dup.Spec.AccountID, dup.Spec.Hash = "other", Hash("another")
-		_, err := f.s.CreateKey(f.ctx, Actor, dup)
-		wantErr(t, err, store.ErrAlreadyExists, `key id "k" already exists`)
-		dup.Spec.ID = "other-k"
-		if _, err := f.s.CreateKey(f.ctx, Actor, dup); err != nil {
-			t.Fatalf("the same name in another account: %v", err)
-		}
 		// A key may not name another account's app or tenant... which
 		// here exist with the same ids, so use ones only acct has.
 		if _, err := f.s.CreateApp(f.ctx, Actor, store.App{AccountID: "acct", ID: "mine", Name: "Mine"}); err != nil {
@@ -155,21 +147,10 @@ func testKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
 		}
 		cross := serviceKey("cross")
 		cross.Spec.AccountID, cross.Spec.AppID = "other", "mine"
-		_, err = f.s.CreateKey(f.ctx, Actor, cross)
+		_, err := f.s.CreateKey(f.ctx, Actor, cross)
 		wantErr(t, err, store.ErrNotFound, `app "mine" not found`)
 
-		for name, err := range map[string]error{
-			"get": func() error { _, err := f.s.GetKey(f.ctx, "other", "k"); return err }(),
-			"update": func() error {
-				_, err := f.s.UpdateKey(f.ctx, Actor, "other", "k", store.KeyUpdate{Active: new(false)})
-				return err
-			}(),
-			"rotate": func() error {
-				_, err := f.s.RotateKey(f.ctx, Actor, "other", "k", Hash("new"), time.Time{})
-				return err
-			}(),
-			"delete": f.s.DeleteKey(f.ctx, Actor, "other", "k"),
-		} {
+		for name, err := range writesFrom(f, "other", "k") {
 			if !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("%s from another account: %v", name, err)
 			}
@@ -178,8 +159,46 @@ func testKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
 			t.Errorf("after another account's writes (-want +got):\n%s", diff)
 		}
 		keys, _, err := f.s.ListKeys(f.ctx, "other", store.KeyFilter{}, store.Page{})
-		if err != nil || len(keys) != 1 || keys[0].Spec.ID != "other-k" {
+		if err != nil || len(keys) != 0 {
 			t.Errorf("other's keys: %+v, %v", keys, err)
+		}
+	})
+	t.Run("ids are per account", func(t *testing.T) {
+		// SPEC §9: an id taken in another account is free here, and asking
+		// about it answers exactly as about an id nobody holds: no oracle.
+		f := setup(t, open)
+		mine := f.createKey(serviceKey("read"))
+		theirs := serviceKey("read")
+		theirs.Spec.AccountID, theirs.Spec.Hash = "other", Hash("another")
+		if _, err := f.s.CreateKey(f.ctx, Actor, theirs); err != nil {
+			t.Fatalf("id %q in a second account: %v", "read", err)
+		}
+		dup := serviceKey("read")
+		dup.Spec.Name, dup.Spec.Hash = "read-2", Hash("a third")
+		_, err := f.s.CreateKey(f.ctx, Actor, dup)
+		wantErr(t, err, store.ErrAlreadyExists, `key id "read" already exists in this account`)
+		if got, err := f.s.GetKey(f.ctx, "other", "read"); err != nil || got.Spec.Hash != theirs.Spec.Hash {
+			t.Errorf("other's key %q: %+v, %v", "read", got.Spec, err)
+		}
+		if err := f.s.DeleteKey(f.ctx, Actor, "other", "read"); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(mine, f.getKey("read")); diff != "" {
+			t.Errorf("acct's key after other's was deleted (-want +got):\n%s", diff)
+		}
+
+		f.createKey(serviceKey("only-acct"))
+		held := errorTexts(writesFrom(f, "other", "only-acct"))
+		if err := f.s.DeleteKey(f.ctx, Actor, "acct", "only-acct"); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(errorTexts(writesFrom(f, "other", "only-acct")), held); diff != "" {
+			t.Errorf("answers about an id another account holds differ from an id nobody holds (-nobody +another):\n%s", diff)
+		}
+		for name, text := range held {
+			if !strings.Contains(text, "not found") {
+				t.Errorf("%s: %q, want not found", name, text)
+			}
 		}
 	})
 	t.Run("update", func(t *testing.T) { testUpdateKey(t, open) })
@@ -431,4 +450,34 @@ func testListKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
 	if err != nil || len(keys) != 0 || next != "" {
 		t.Errorf("unknown account: %d keys, next %q, %v", len(keys), next, err)
 	}
+}
+
+// writesFrom reads, updates, rotates and deletes key id of account, and
+// returns each call's error.
+func writesFrom(f *fixture, account, id string) map[string]error {
+	return map[string]error{
+		"get": func() error { _, err := f.s.GetKey(f.ctx, account, id); return err }(),
+		"update": func() error {
+			_, err := f.s.UpdateKey(f.ctx, Actor, account, id, store.KeyUpdate{Active: new(false)})
+			return err
+		}(),
+		"rotate": func() error {
+			_, err := f.s.RotateKey(f.ctx, Actor, account, id, Hash("new"), time.Time{})
+			return err
+		}(),
+		"delete": f.s.DeleteKey(f.ctx, Actor, account, id),
+	}
+}
+
+// errorTexts is each error's text ("" for nil).
+func errorTexts(errs map[string]error) map[string]string {
+	out := make(map[string]string, len(errs))
+	for name, err := range errs {
+		if err != nil {
+			out[name] = err.Error()
+		} else {
+			out[name] = ""
+		}
+	}
+	return out
 }

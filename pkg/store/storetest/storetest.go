@@ -152,14 +152,19 @@ func (f *fixture) getKey(id string) store.Key {
 	return k
 }
 
-// touch records last-used times through the store's store.UsageWriter.
+// touch records last-used times of keys of account "acct" through the
+// store's store.UsageWriter.
 func (f *fixture) touch(used map[string]time.Time) {
 	f.t.Helper()
 	w, ok := f.s.(store.UsageWriter)
 	if !ok {
 		f.t.Fatalf("%T does not implement store.UsageWriter: the suite needs last-used times", f.s)
 	}
-	if err := w.TouchKeys(f.ctx, used); err != nil {
+	refs := make(map[store.KeyRef]time.Time, len(used))
+	for id, at := range used {
+		refs[store.KeyRef{AccountID: "acct", ID: id}] = at
+	}
+	if err := w.TouchKeys(f.ctx, refs); err != nil {
 		f.t.Fatalf("TouchKeys: %v", err)
 	}
 }
