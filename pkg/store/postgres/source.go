@@ -31,14 +31,14 @@ func (s *Store) LookupKeyByID(ctx context.Context, id string) (*authz.Key, error
 }
 
 func (s *Store) lookup(ctx context.Context, sql string, arg any) (*authz.Key, error) {
-	r, err := scanKey(s.pool.QueryRow(ctx, sql, arg))
+	k, err := s.scanCompiled(s.pool.QueryRow(ctx, sql, arg), s.opts.Compile)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, authz.ErrKeyNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: look up key: %w", err)
 	}
-	return s.compile(r)
+	return k, nil
 }
 
 // LoadAll streams every key, compiled, to fn from one REPEATABLE READ
@@ -63,13 +63,9 @@ func (s *Store) LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int
 			opts := s.opts.Compile
 			opts.Scopes = new(authz.ScopeCache)
 			for rows.Next() {
-				r, err := scanKey(rows)
+				k, err := s.scanCompiled(rows, opts)
 				if err != nil {
 					return fmt.Errorf("postgres: load keys: %w", err)
-				}
-				k, err := s.compileWith(r, opts)
-				if err != nil {
-					return err
 				}
 				if err := fn(k); err != nil {
 					return err
