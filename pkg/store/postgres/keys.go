@@ -134,6 +134,7 @@ func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (k *authz.Key, 
 			k, err = unloadable(spec, fmt.Errorf("compile panicked: %v", p))
 		}
 	}()
+	runCompileHook(spec)
 	k, dropped, err := authz.CompileStored(spec, opts)
 	if err != nil {
 		return unloadable(spec, err)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -46,4 +47,14 @@ func unloadable(spec authz.KeySpec, cause error) (*authz.Key, error) {
 		return nil, fmt.Errorf("postgres: stored key cannot be loaded: %w", err)
 	}
 	return k, nil
+}
+
+// compileHook, when set, runs before each data-plane compile: the seam a
+// test uses to make one key's compile panic.
+var compileHook atomic.Pointer[func(authz.KeySpec)]
+
+func runCompileHook(spec authz.KeySpec) {
+	if h := compileHook.Load(); h != nil {
+		(*h)(spec)
+	}
 }
