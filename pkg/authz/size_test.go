@@ -34,7 +34,7 @@ func largestSpec(secret string) authz.KeySpec {
 
 // TestSizeCountsWhatTheRecordHolds: Size is fixed at compile, grows with
 // the content (scope, headers, filters), shrinks by what Trim drops, and
-// for the largest shape is between its raw bytes and a few times them
+// for the largest shape is between its raw bytes and five times them
 // (the figure the cache charges, logged for the operator notes).
 func TestSizeCountsWhatTheRecordHolds(t *testing.T) {
 	small := mustCompile(t, serviceKey(mustGenerate(t, apikey.KindService)))
@@ -44,8 +44,8 @@ func TestSizeCountsWhatTheRecordHolds(t *testing.T) {
 	}
 	large := mustCompile(t, spec)
 	raw := int64(len(spec.Scope) + len(spec.Name) + len(spec.Description) + 20*(64+1024) + 100*16)
-	if s := large.Size(); s < raw || s > 4*raw {
-		t.Errorf("largest shape: Size %d, want between %d and %d", s, raw, 4*raw)
+	if s := large.Size(); s < raw || s > 5*raw {
+		t.Errorf("largest shape: Size %d, want between %d and %d", s, raw, 5*raw)
 	}
 	if small.Size() >= large.Size()/20 {
 		t.Errorf("small key Size %d, large %d: want the small one far smaller", small.Size(), large.Size())
