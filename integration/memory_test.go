@@ -34,13 +34,7 @@ func TestMemoryLargestKeys(t *testing.T) {
 	if os.Getenv("KEYGATE_MEMORY_TEST") != "1" {
 		t.Skip("heavy measurement: set KEYGATE_MEMORY_TEST=1 (KEYGATE_MEMORY_KEYS=n for another count)")
 	}
-	n := 100_000
-	if v := os.Getenv("KEYGATE_MEMORY_KEYS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			t.Fatalf("KEYGATE_MEMORY_KEYS: %v", err)
-		}
-	}
+	n := envInt(t, "KEYGATE_MEMORY_KEYS", 100_000)
 	env := newDBEnv(t)
 	seedStart := time.Now()
 	seedLargestKeys(t, env.url, "acct-test", n)
@@ -60,6 +54,20 @@ func TestMemoryLargestKeys(t *testing.T) {
 	rss2, hwm2 := procMemory(t, srv)
 	report(t, "8 concurrent ListKeys(page_size=1000): %d keys in %v; VmRSS %d MiB, VmHWM %d MiB",
 		keys, time.Since(listStart).Round(time.Millisecond), rss2>>20, hwm2>>20)
+}
+
+// envInt is the integer in the environment variable name, or def.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return n
 }
 
 // report logs a figure and prints it, so that `go test` without -v shows it.
