@@ -333,8 +333,7 @@ func (c *Cache) apply(ctx context.Context, ch *store.Change) error {
 	c.gen.Add(1)
 	if k == nil {
 		c.unloadable.forget(ch.KeyID) // deleted
-	}
-	if k != nil {
+	} else {
 		c.set.add(prefixOf(k.Digest))
 		if k.HasPrevious {
 			c.set.add(prefixOf(k.PreviousDigest))

@@ -32,7 +32,6 @@ func (s *Store) scanCompiled(row pgx.Row, opts authz.CompileOptions) (*authz.Key
 	var re *rowError
 	switch {
 	case errors.As(err, &re):
-		r.Spec.Active = false
 		return unloadable(r.Spec, &authz.FieldError{Field: re.field, Err: re.err})
 	case err != nil:
 		return nil, err
