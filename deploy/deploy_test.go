@@ -518,6 +518,70 @@ func podTemplate(d doc) (spec map[string]any, lbls map[string]string) {
 	return dict(d.obj, "spec", "template", "spec"), labels(d.obj, "spec", "template", "metadata", "labels")
 }
 
+// workload is a Deployment with its `keygate serve` container.
+type workload struct {
+	dep    doc
+	spec   map[string]any
+	labels map[string]string
+	c      *container
+}
+
+// workloads are the set's Deployments, each running `keygate serve`, each
+// selecting its own pods and no other Deployment's.
+func workloads(t *testing.T, s *kset) []workload {
+	var ws []workload
+	for _, dep := range s.of("Deployment") {
+		spec, podLabels := podTemplate(dep)
+		if sel := labels(dep.obj, "spec", "selector", "matchLabels"); !selects(sel, podLabels) {
+			t.Errorf("%s: selector %v does not match its pod labels %v", dep, sel, podLabels)
+		}
+		w := workload{dep: dep, spec: spec, labels: podLabels}
+		for _, v := range list(spec, "containers") {
+			m, _ := v.(map[string]any)
+			if cc := newContainer(m); slices.Contains(cc.args(), "serve") {
+				w.c = cc
+			}
+		}
+		if w.c == nil {
+			t.Fatalf("%s: no container runs `keygate serve`", dep)
+		}
+		ws = append(ws, w)
+	}
+	if len(ws) == 0 {
+		t.Fatal("no Deployment")
+	}
+	for i, a := range ws {
+		for _, b := range ws[i+1:] {
+			if selects(labels(a.dep.obj, "spec", "selector", "matchLabels"), b.labels) ||
+				selects(labels(b.dep.obj, "spec", "selector", "matchLabels"), a.labels) {
+				t.Errorf("%s and %s select each other's pods", a.dep, b.dep)
+			}
+		}
+	}
+	return ws
+}
+
+// checkRoles: some workload answers Check (its authz port exposed) and,
+// with a database, some serves the Account API; a workload whose Account
+// API is off sets it off explicitly.
+func checkRoles(t *testing.T, ws []workload, database bool) {
+	var authz, account bool
+	for _, w := range ws {
+		_, a := w.c.ports["authz"]
+		_, b := w.c.ports["account"]
+		authz, account = authz || a, account || b
+		if !a && !b {
+			t.Errorf("%s: exposes neither the authz nor the account listener", w.dep)
+		}
+	}
+	if !authz {
+		t.Error("no Deployment exposes the authz listener")
+	}
+	if database && !account {
+		t.Error("no Deployment exposes the Account API")
+	}
+}
+
 func checkSet(t *testing.T, s *kset, k *keygate) {
 	// Namespace: the one the kustomization sets exists in the set, and no
 	// manifest hard-codes another.
@@ -532,36 +596,26 @@ func checkSet(t *testing.T, s *kset, k *keygate) {
 		}
 	}
 
-	deps := s.of("Deployment")
-	if len(deps) != 1 {
-		t.Fatalf("%d Deployments, want 1", len(deps))
+	ws := workloads(t, s)
+	database := ws[0].c.setsFlag(k, "database-url")
+	for _, w := range ws {
+		t.Run(w.dep.name(), func(t *testing.T) {
+			if w.c.setsFlag(k, "database-url") != database {
+				t.Errorf("%s: database mode differs from %s's", w.dep, ws[0].dep)
+			}
+			t.Run("listeners", func(t *testing.T) { checkListeners(t, w.dep, w.c, k, database) })
+			t.Run("env", func(t *testing.T) { checkEnv(t, s, w.dep, w.c, k) })
+			t.Run("files", func(t *testing.T) { checkFiles(t, s, w.dep, w.spec, w.c, k, database) })
+			t.Run("probes", func(t *testing.T) { checkProbes(t, w.dep, w.c) })
+			t.Run("pod", func(t *testing.T) { checkPod(t, w.dep, w.spec, w.labels, w.c, k) })
+			t.Run("disruption", func(t *testing.T) { checkScaling(t, s, w.dep, w.labels, w.c, database) })
+		})
 	}
-	dep := deps[0]
-	spec, podLabels := podTemplate(dep)
-	if sel := labels(dep.obj, "spec", "selector", "matchLabels"); !selects(sel, podLabels) {
-		t.Errorf("%s: selector %v does not match its pod labels %v", dep, sel, podLabels)
-	}
-	var c *container
-	for _, v := range list(spec, "containers") {
-		m, _ := v.(map[string]any)
-		if cc := newContainer(m); slices.Contains(cc.args(), "serve") {
-			c = cc
-		}
-	}
-	if c == nil {
-		t.Fatalf("%s: no container runs `keygate serve`", dep)
-	}
-	database := c.setsFlag(k, "database-url")
-
-	t.Run("listeners", func(t *testing.T) { checkListeners(t, dep, c, k, database) })
-	t.Run("env", func(t *testing.T) { checkEnv(t, s, dep, c, k) })
-	t.Run("files", func(t *testing.T) { checkFiles(t, s, dep, spec, c, k, database) })
-	t.Run("probes", func(t *testing.T) { checkProbes(t, dep, c) })
-	t.Run("pod", func(t *testing.T) { checkPod(t, dep, spec, podLabels, c, k) })
-	t.Run("services", func(t *testing.T) { checkServices(t, s, podLabels, c) })
-	t.Run("disruption", func(t *testing.T) { checkScaling(t, s, dep, podLabels, c, database) })
+	t.Run("roles", func(t *testing.T) { checkRoles(t, ws, database) })
+	t.Run("services", func(t *testing.T) { checkServices(t, s, ws) })
+	t.Run("networkpolicies", func(t *testing.T) { checkNetworkPolicies(t, s, ws, database) })
 	if database {
-		t.Run("migration", func(t *testing.T) { checkMigration(t, s, c, k) })
+		t.Run("migration", func(t *testing.T) { checkMigration(t, s, ws[0].c, k) })
 	}
 	t.Run("secrets", func(t *testing.T) {
 		for _, sec := range s.of("Secret") {
@@ -580,9 +634,21 @@ func checkSet(t *testing.T, s *kset, k *keygate) {
 // checkListeners: every container port is a keygate listener on its
 // default port, and the pod makes that listener leave loopback.
 func checkListeners(t *testing.T, dep doc, c *container, k *keygate, database bool) {
-	need := []string{"authz", "admin"}
+	need := []string{"admin"}
+	if v, ok := c.setting(k, "authz-addr"); !ok || !strings.HasPrefix(v, "127.0.0.1:") {
+		need = append(need, "authz") // unless kept on loopback (an Account API Deployment)
+	}
 	if database {
-		need = append(need, "account") // the Account API runs with a database only
+		// The Account API: exposed, or turned off explicitly (a data plane
+		// Deployment), never left on its loopback default by accident.
+		switch v, ok := c.setting(k, "account-listen-addr"); {
+		case !ok:
+			t.Errorf("%s: --account-listen-addr is not set: expose the Account API or turn it off (\"\")", dep)
+		case v != "":
+			need = append(need, "account")
+		}
+	} else if _, ok := c.ports["account"]; ok {
+		t.Errorf("%s: an account port without a database: the Account API runs with a database only", dep)
 	}
 	for _, name := range need {
 		if _, ok := c.ports[name]; !ok {
@@ -894,10 +960,10 @@ func checkPod(t *testing.T, dep doc, spec map[string]any, podLabels map[string]s
 	}
 }
 
-// checkServices: every Service selects keygate's pods (and nothing else),
-// targets its container ports by the port names Istio reads, and the authz
-// listener is exposed.
-func checkServices(t *testing.T, s *kset, podLabels map[string]string, c *container) {
+// checkServices: every Service selects the pods of one keygate Deployment
+// (and nothing else), targets its container ports by the port names Istio
+// reads, and the authz and account listeners are exposed.
+func checkServices(t *testing.T, s *kset, ws []workload) {
 	svcs := s.of("Service")
 	if len(svcs) == 0 {
 		t.Fatal("no Service")
@@ -905,8 +971,18 @@ func checkServices(t *testing.T, s *kset, podLabels map[string]string, c *contai
 	exposed := map[string]bool{}
 	for _, svc := range svcs {
 		sel := labels(svc.obj, "spec", "selector")
-		if !selects(sel, podLabels) {
-			t.Errorf("%s: selector %v does not match the keygate pods %v", svc, sel, podLabels)
+		var c *container
+		for _, w := range ws {
+			if selects(sel, w.labels) {
+				if c != nil {
+					t.Errorf("%s: selector %v matches the pods of more than one Deployment", svc, sel)
+				}
+				c = w.c
+			}
+		}
+		if c == nil {
+			t.Errorf("%s: selector %v matches no keygate pods", svc, sel)
+			continue
 		}
 		for _, other := range append(s.of("Job"), s.of("StatefulSet")...) {
 			if _, lbls := podTemplate(other); selects(sel, lbls) {
@@ -940,12 +1016,23 @@ func checkServices(t *testing.T, s *kset, podLabels map[string]string, c *contai
 	if !exposed["authz"] {
 		t.Error("no Service exposes the authz port")
 	}
+	for _, w := range ws {
+		if _, ok := w.c.ports["account"]; ok && !exposed["account"] {
+			t.Errorf("%s serves the Account API but no Service exposes it", w.dep)
+		}
+	}
 }
 
 // checkScaling: the PDB and the HPA point at the Deployment and leave
 // room for each other.
 func checkScaling(t *testing.T, s *kset, dep doc, podLabels map[string]string, c *container, database bool) {
-	hpas := s.of("HorizontalPodAutoscaler")
+	var hpas []doc
+	for _, h := range s.of("HorizontalPodAutoscaler") {
+		if str(h.obj, "spec", "scaleTargetRef", "name") == dep.name() {
+			hpas = append(hpas, h)
+		}
+	}
+	_, answersCheck := c.ports["authz"]
 	minReplicas := 0
 	if n, ok := integer(dep.obj, "spec", "replicas"); ok {
 		minReplicas = n
@@ -955,8 +1042,8 @@ func checkScaling(t *testing.T, s *kset, dep doc, podLabels map[string]string, c
 	} else if len(hpas) == 0 {
 		minReplicas = 1
 	}
-	if database && len(hpas) == 0 {
-		t.Error("no HorizontalPodAutoscaler")
+	if database && answersCheck && len(hpas) == 0 {
+		t.Errorf("%s: no HorizontalPodAutoscaler", dep)
 	}
 	for _, h := range hpas {
 		if v := str(h.obj, "apiVersion"); v != "autoscaling/v2" {
@@ -981,9 +1068,14 @@ func checkScaling(t *testing.T, s *kset, dep doc, podLabels map[string]string, c
 		minReplicas = lo
 	}
 
-	pdbs := s.of("PodDisruptionBudget")
+	var pdbs []doc
+	for _, p := range s.of("PodDisruptionBudget") {
+		if selects(labels(p.obj, "spec", "selector", "matchLabels"), podLabels) {
+			pdbs = append(pdbs, p)
+		}
+	}
 	if len(pdbs) == 0 {
-		t.Error("no PodDisruptionBudget")
+		t.Errorf("%s: no PodDisruptionBudget selects its pods", dep)
 	}
 	for _, p := range pdbs {
 		if sel := labels(p.obj, "spec", "selector", "matchLabels"); !selects(sel, podLabels) {

@@ -23,13 +23,7 @@ func TestWarmLoadScale(t *testing.T) {
 	if os.Getenv("KEYGATE_LONG") != "1" {
 		t.Skip("long test: set KEYGATE_LONG=1 (make soak)")
 	}
-	n := 1_000_000
-	if v := os.Getenv("KEYGATE_SCALE_KEYS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			t.Fatalf("KEYGATE_SCALE_KEYS: %v", err)
-		}
-	}
+	n := envInt(t, "KEYGATE_SCALE_KEYS", 1_000_000)
 	routes := t.TempDir() + "/routes.yaml"
 	writeFile(t, routes, routesYAML)
 

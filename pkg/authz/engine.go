@@ -109,6 +109,12 @@ func (e *Engine) Evaluate(ctx context.Context, key *Key, r *Request, now time.Ti
 // against the target.
 func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, t time.Time) {
 	d.Key = key
+	if key.unloadable != "" {
+		// A stored key that did not compile: it exists, but nothing about
+		// it can be decided until it is fixed (SPEC §10).
+		d.Reason, d.Err = StoreUnavailable, ErrKeyUnloadable
+		return
+	}
 	if d.Reason = key.Status(t); d.Reason != OK {
 		return
 	}

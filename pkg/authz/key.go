@@ -69,6 +69,12 @@ type Key struct {
 	// immutable and replaced on change, so the memo never goes stale.
 	adapterData atomic.Value
 
+	// size is Size, computed by Compile and Trim.
+	size int64
+	// unloadable says why a record stands for a key that cannot be loaded
+	// (Unloadable); "" for every compiled key.
+	unloadable string
+
 	// usedMinute is the Unix minute of the key's last recorded use
 	// (MarkUsed), kept on the record so that recording a use costs one
 	// atomic load on the hot path, not a lookup by id.
@@ -94,6 +100,7 @@ func (k *Key) MarkUsed(minute int64) bool {
 func (k *Key) Trim() {
 	k.Spec.Hash, k.Spec.PreviousHash, k.Spec.Description = "", "", ""
 	k.Spec.IPFilters, k.Spec.ResponseHeaders = nil, nil
+	k.size = k.computeSize()
 }
 
 // AdapterData returns what an adapter stored with SetAdapterData, or nil.
@@ -245,6 +252,7 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
 	}
+	k.size = k.computeSize()
 	return k, dropped, nil
 }
 

@@ -57,10 +57,13 @@ func (c *Cache) resync(ctx context.Context) error {
 func (c *Cache) loadAllLocked(ctx context.Context) error {
 	start := time.Now()
 	var (
-		prefixes []uint64
-		keys     int
-		cached   int64
+		prefixes    []uint64
+		keys        int
+		cached      int64
+		cachedBytes int64
+		full        bool // a bound was reached: cache no more records
 	)
+	c.unloadable.reset()
 	seq, err := c.src.LoadAll(ctx, func(k *authz.Key) error {
 		keys++
 		prefixes = append(prefixes, prefixOf(k.Digest))
@@ -69,15 +72,20 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 			prefixes = append(prefixes, prefixOf(k.PreviousDigest))
 			n = 2
 		}
-		if cached+n <= c.opts.MaxKeys {
-			if !c.setRecordLocked(k) {
-				// The Set buffer is full: let ristretto drain it so that
-				// the warm load is not mostly dropped, then try once more.
-				c.rc.Wait()
-				c.setRecordLocked(k)
-			}
-			cached += n
+		cost := c.costOf(k)
+		full = full || !c.fits(cached, cachedBytes, n, cost)
+		if full {
+			c.unloadable.note(k, c.log) // reported even when not cached
+			return nil
 		}
+		if !c.setRecordLocked(k) {
+			// The Set buffer is full: let ristretto drain it so that
+			// the warm load is not mostly dropped, then try once more.
+			c.rc.Wait()
+			c.setRecordLocked(k)
+		}
+		cached += n
+		cachedBytes += n * cost
 		return nil
 	})
 	if err != nil {
@@ -97,7 +105,7 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 	prefixes = nil
 	debug.FreeOSMemory()
 	c.log.Info("key cache warm", "keys", keys, "digests", digests,
-		"records_cached", cached, "seq", seq, "took", time.Since(start).Round(time.Millisecond))
+		"records_cached", cached, "records_bytes", cachedBytes, "seq", seq, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -445,7 +453,9 @@ func (c *Cache) applyKeys(ctx context.Context, pass []*store.Change) error {
 	}
 	c.gen.Add(1)
 	for _, kc := range keys {
-		if kc.now != nil {
+		if kc.now == nil {
+			c.unloadable.forget(kc.ref) // deleted
+		} else {
 			c.set.add(prefixOf(kc.now.Digest))
 			if kc.now.HasPrevious {
 				c.set.add(prefixOf(kc.now.PreviousDigest))

@@ -70,6 +70,13 @@ const (
 	nameHeadersDropped = "keygate.response_headers.dropped" // keygate_response_headers_dropped_total
 )
 
+// Instrument names of the cache's memory (SPEC §10).
+const (
+	nameCacheCost      = "keygate.cache.cost"      // keygate_cache_cost_bytes
+	nameCacheMaxBytes  = "keygate.cache.max"       // keygate_cache_max_bytes
+	nameKeysUnloadable = "keygate.keys.unloadable" // keygate_keys_unloadable
+)
+
 const checkDurationHelp = "Time to decide one Check, from request in to response out."
 
 // Bucket boundaries, in seconds. checkBounds are the ones keygate has
@@ -418,7 +425,7 @@ func (m *Metrics) ObserveDroppedResponseHeaders(n int) {
 // calls are ignored.
 func (m *Metrics) ObserveCache(stats func() cache.Stats) {
 	m.cacheOnce.Do(func() {
-		if err := m.observeCache(stats); err != nil {
+		if err := errors.Join(m.observeCache(stats), m.observeCacheMemory(stats)); err != nil {
 			panic(fmt.Sprintf("metrics: %v", err)) // a programming error, as in New
 		}
 	})
@@ -463,5 +470,27 @@ func (m *Metrics) observeCache(stats func() cache.Stats) error {
 		o.ObserveInt64(backlog, s.FeedBacklog)
 		return nil
 	}, hits, misses, neg, rejects, applied, feedErrs, connected, lag, backlog)
+	return err
+}
+
+// observeCacheMemory exports what the cache's records cost against their
+// bound, and the stored keys that cannot be loaded.
+func (m *Metrics) observeCacheMemory(stats func() cache.Stats) error {
+	cost, err1 := m.meter.Int64ObservableGauge(nameCacheCost, metric.WithUnit("By"),
+		metric.WithDescription("What the cached key records cost against --cache-max-bytes: their approximate size in memory, at least max-bytes/max-keys each."))
+	maxBytes, err2 := m.meter.Int64ObservableGauge(nameCacheMaxBytes, metric.WithUnit("By"),
+		metric.WithDescription("The bound on the cached key records' cost (--cache-max-bytes)."))
+	unloadable, err3 := m.meter.Int64ObservableGauge(nameKeysUnloadable,
+		metric.WithDescription("Stored keys that cannot be loaded (fields that do not compile): requests with them are denied store_unavailable; /readyz names them."))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return err
+	}
+	_, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := stats()
+		o.ObserveInt64(cost, s.CostBytes)
+		o.ObserveInt64(maxBytes, s.MaxBytes)
+		o.ObserveInt64(unloadable, int64(s.KeysUnloadable))
+		return nil
+	}, cost, maxBytes, unloadable)
 	return err
 }

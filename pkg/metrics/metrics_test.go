@@ -80,7 +80,7 @@ func TestExposition(t *testing.T) {
 	m.ObservePropagationLag(40 * time.Millisecond)
 	m.ObserveCache(func() cache.Stats {
 		return cache.Stats{Hits: 7, Misses: 3, NegativeHits: 2, NotInSet: 5, ChangesApplied: 4, CatchUpErrors: 1, FeedConnected: true,
-			FeedLag: 1500 * time.Millisecond, FeedBacklog: 12}
+			FeedLag: 1500 * time.Millisecond, FeedBacklog: 12, CostBytes: 4096, MaxBytes: 1 << 20, KeysUnloadable: 1}
 	})
 
 	fams := families(t, m)
@@ -95,6 +95,9 @@ func TestExposition(t *testing.T) {
 		"keygate_cache_negative_hits_total":    dto.MetricType_COUNTER,
 		"keygate_cache_rejects_total":          dto.MetricType_COUNTER,
 		"keygate_change_feed_connected":        dto.MetricType_GAUGE,
+		"keygate_cache_cost_bytes":             dto.MetricType_GAUGE,
+		"keygate_cache_max_bytes":              dto.MetricType_GAUGE,
+		"keygate_keys_unloadable":              dto.MetricType_GAUGE,
 		"keygate_change_feed_applied_total":    dto.MetricType_COUNTER,
 		"keygate_change_feed_errors_total":     dto.MetricType_COUNTER,
 		"keygate_feed_lag_seconds":             dto.MetricType_GAUGE,
@@ -183,6 +186,9 @@ func TestExposition(t *testing.T) {
 		`keygate_cache_negative_hits_total 2`,
 		`keygate_cache_rejects_total 5`,
 		`keygate_change_feed_connected 1`,
+		`keygate_cache_cost_bytes 4096`,
+		`keygate_cache_max_bytes 1.048576e+06`,
+		`keygate_keys_unloadable 1`,
 		`keygate_change_feed_applied_total 4`,
 		`keygate_change_feed_errors_total 1`,
 		`keygate_feed_lag_seconds 1.5`,

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Input bounds: scopes arrive through the Account API and key files, and
@@ -239,4 +240,28 @@ func (s *Scope) String() string {
 		return ""
 	}
 	return s.text
+}
+
+// Size is the approximate number of bytes the compiled scope holds: the
+// struct, its patterns, its service names and its text. The cache charges
+// it to every key that holds the scope, shared or not, so that its bound
+// holds whatever the sharing.
+func (s *Scope) Size() int64 {
+	if s == nil {
+		return 0
+	}
+	n := int64(unsafe.Sizeof(*s)) + int64(len(s.text))
+	n += int64(cap(s.allow)+cap(s.deny)) * int64(unsafe.Sizeof(pattern{}))
+	for _, ps := range [][]pattern{s.allow, s.deny} {
+		for i := range ps {
+			for _, g := range ps[i] {
+				n += int64(len(g.lit))
+			}
+		}
+	}
+	n += int64(cap(s.services)) * int64(unsafe.Sizeof(""))
+	for _, svc := range s.services {
+		n += int64(len(svc))
+	}
+	return n
 }

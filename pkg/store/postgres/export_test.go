@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 // SetListenHealthEvery shortens how long Listen waits before pinging.
@@ -18,4 +21,10 @@ func MigrateURLUpTo(ctx context.Context, url string, upTo int) error {
 		return err
 	}
 	return migrate(ctx, cfg, upTo)
+}
+
+// SetCompileHook runs h before each data-plane compile until the test ends.
+func SetCompileHook(t *testing.T, h func(authz.KeySpec)) {
+	compileHook.Store(&h)
+	t.Cleanup(func() { compileHook.Store(nil) })
 }

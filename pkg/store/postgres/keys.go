@@ -78,7 +78,7 @@ func scanKey(row pgx.Row) (keyRow, error) {
 	s.TenantID, s.TenantName = intern(s.TenantID), intern(s.TenantName)
 	s.Scope, s.Group = intern(s.Scope), intern(s.Group)
 	if s.Type, err = authz.ParseKeyType(typ); err != nil {
-		return r, fmt.Errorf("key %q: %w", s.ID, err)
+		return r, &rowError{field: "type", err: fmt.Errorf("key %q: %w", s.ID, err)}
 	}
 	s.PreviousValidUntil = timeOf(prevUntil)
 	s.NotBefore = timeOf(notBefore)
@@ -89,7 +89,7 @@ func scanKey(row pgx.Row) (keyRow, error) {
 	if headers != nil {
 		var hs []headerJSON
 		if err := json.Unmarshal(headers, &hs); err != nil {
-			return r, fmt.Errorf("key %q: response_headers: %w", s.ID, err)
+			return r, &rowError{field: "response_headers", err: fmt.Errorf("key %q: response_headers: %w", s.ID, err)}
 		}
 		s.ResponseHeaders = make([]authz.HeaderSpec, len(hs))
 		for i, h := range hs {
@@ -117,22 +117,27 @@ func timeOf(t pgtype.Timestamptz) time.Time {
 	return t.Time.UTC()
 }
 
-// compile builds the data plane's record: active only when the key, its app
-// and its tenant are. A stored key that does not compile is an error, never
-// a silent skip: the constraints should make it impossible. The one
-// exception is response headers: a header that breaks SPEC §9's rules
-// (saved before they held, or reserved by a server setting changed since)
-// is dropped, logged by name and counted, and the key works without it.
-func (s *Store) compile(r keyRow) (*authz.Key, error) {
-	return s.compileWith(r, s.opts.Compile)
-}
-
-func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (*authz.Key, error) {
+// compileWith builds the data plane's record: active only when the key, its app
+// and its tenant are. A stored key that does not compile (the constraints
+// should make it impossible, but a row written past the API, or rules
+// changed since, can) becomes an authz.Unloadable record, never an error
+// that would fail a warm load or a change: the key is denied
+// store_unavailable and reported (see unloadable.go). The one exception
+// is response headers: a header that breaks SPEC §9's rules (saved before
+// they held, or reserved by a server setting changed since) is dropped,
+// logged by name and counted, and the key works without it.
+func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (k *authz.Key, err error) {
 	spec := r.Spec
 	spec.Active = spec.Active && r.parentsActive
+	defer func() {
+		if p := recover(); p != nil {
+			k, err = unloadable(spec, fmt.Errorf("compile panicked: %v", p))
+		}
+	}()
+	runCompileHook(spec)
 	k, dropped, err := authz.CompileStored(spec, opts)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: stored key %q does not compile: %w", spec.ID, err)
+		return unloadable(spec, err)
 	}
 	if len(dropped) > 0 {
 		s.droppedHeaders(spec.ID, dropped)

@@ -66,13 +66,9 @@ func (s *Store) lookupMany(ctx context.Context, sql string, args ...any) ([]*aut
 	opts.Scopes = new(authz.ScopeCache)
 	var out []*authz.Key
 	for rows.Next() {
-		r, err := scanKey(rows)
+		k, err := s.scanCompiled(rows, opts)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: look up keys: %w", err)
-		}
-		k, err := s.compileWith(r, opts)
-		if err != nil {
-			return nil, err
 		}
 		out = append(out, k)
 	}
@@ -92,14 +88,14 @@ func (s *Store) FeedHead(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) lookup(ctx context.Context, sql string, args ...any) (*authz.Key, error) {
-	r, err := scanKey(s.pool.QueryRow(ctx, sql, args...))
+	k, err := s.scanCompiled(s.pool.QueryRow(ctx, sql, args...), s.opts.Compile)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, authz.ErrKeyNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: look up key: %w", err)
 	}
-	return s.compile(r)
+	return k, nil
 }
 
 // LoadAll streams every key, compiled, to fn from one REPEATABLE READ
@@ -124,13 +120,9 @@ func (s *Store) LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int
 			opts := s.opts.Compile
 			opts.Scopes = new(authz.ScopeCache)
 			for rows.Next() {
-				r, err := scanKey(rows)
+				k, err := s.scanCompiled(rows, opts)
 				if err != nil {
 					return fmt.Errorf("postgres: load keys: %w", err)
-				}
-				k, err := s.compileWith(r, opts)
-				if err != nil {
-					return err
 				}
 				if err := fn(k); err != nil {
 					return err

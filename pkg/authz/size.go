@@ -1,0 +1,77 @@
+package authz
+
+import (
+	"net/netip"
+	"unsafe"
+)
+
+// What a transport adapter keeps with a key once it has allowed a request
+// (AdapterData: extauthz's keyParts with its identity and response header
+// messages, metadata, and the last allow response with its wire form):
+// adapterBase for a key without response headers, and adapterPerHeader
+// plus the rendered value for each response header. Measured on the gRPC
+// adapter (heap after one allow per key, 2,000 keys: 3.6 KB a key without
+// response headers, 29.4 KB with 20 of 1 KiB), rounded up.
+const (
+	adapterBase      = 3584
+	adapterPerHeader = 320
+)
+
+// Size is the approximate number of bytes the record keeps in memory: the
+// struct, its strings, its compiled scope, IP filters and response
+// headers, and an estimate of what an adapter builds with it on its first
+// allow (AdapterData). Strings shared between keys (interned ids and names,
+// shared scopes) are counted for every key that holds them, so that a bound
+// on the sum holds whatever the sharing. It is computed once, when the
+// record is compiled (and again by Trim), never on a lookup.
+func (k *Key) Size() int64 {
+	if k.size > 0 {
+		return k.size
+	}
+	return k.computeSize() // a record built without Compile (tests)
+}
+
+func (k *Key) computeSize() int64 {
+	n := int64(unsafe.Sizeof(*k)) + specStringsSize(&k.Spec) + int64(len(k.ExpiresAtText))
+	n += k.scope.Size()
+	n += int64(cap(k.ips.prefixes)) * int64(unsafe.Sizeof(netip.Prefix{}))
+	n += headersSize(k.headers)
+	// The adapter's copy: every header it sends, with the rendered values.
+	n += adapterBase + int64(len(k.headers))*adapterPerHeader
+	for i := range k.headers {
+		n += int64(len(k.headers[i].static))
+	}
+	return n
+}
+
+// specStringsSize is what a KeySpec holds outside its struct.
+func specStringsSize(s *KeySpec) int64 {
+	n := int64(0)
+	for _, v := range [...]string{s.ID, s.Name, s.AccountID, s.AppID, s.AppName, s.TenantID, s.TenantName,
+		s.Hash, s.Scope, s.Group, s.Description, s.PreviousHash} {
+		n += int64(len(v))
+	}
+	n += int64(cap(s.IPFilters)) * int64(unsafe.Sizeof(""))
+	for _, f := range s.IPFilters {
+		n += int64(len(f))
+	}
+	n += int64(cap(s.ResponseHeaders)) * int64(unsafe.Sizeof(HeaderSpec{}))
+	for _, h := range s.ResponseHeaders {
+		n += int64(len(h.Name) + len(h.Value))
+	}
+	return n
+}
+
+// headersSize is what the compiled response headers hold.
+func headersSize(hs []headerTemplate) int64 {
+	n := int64(cap(hs)) * int64(unsafe.Sizeof(headerTemplate{}))
+	for i := range hs {
+		h := &hs[i]
+		n += int64(len(h.name) + len(h.static))
+		n += int64(cap(h.parts)) * int64(unsafe.Sizeof(templatePart{}))
+		for _, p := range h.parts {
+			n += int64(len(p.lit))
+		}
+	}
+	return n
+}

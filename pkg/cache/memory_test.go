@@ -1,0 +1,66 @@
+package cache
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// bigHeaders gives a key 20 response headers of 1 KiB: about 50 KB of
+// record, so that a few of them fill a small byte bound.
+func bigHeaders(s *authz.KeySpec) {
+	for i := range authz.MaxResponseHeaders {
+		s.ResponseHeaders = append(s.ResponseHeaders, authz.HeaderSpec{
+			Name: fmt.Sprintf("x-big-%02d", i), Value: strings.Repeat("v", authz.MaxHeaderValueLen)})
+	}
+}
+
+// TestWarmRespectsMaxBytes: the warm load caches records while their cost
+// stays within MaxBytes (MaxKeys being far away), keeps every digest in
+// the set, and reports the cost and the bound; keys beyond are still
+// found, through the store.
+func TestWarmRespectsMaxBytes(t *testing.T) {
+	var keys []*authz.Key
+	for i := range 20 {
+		keys = append(keys, newKey(t, fmt.Sprintf("k%02d", i), fmt.Sprintf("s%d", i), bigHeaders))
+	}
+	cost := entryOverhead + keys[0].Size()
+	maxBytes := 5*cost + cost/2 // room for five
+	src := newFakeSource(keys...)
+	c := warmCache(t, src, Options{MaxKeys: 1000, MaxBytes: maxBytes})
+	st := c.Stats()
+	if c.Len() != 20 {
+		t.Fatalf("set holds %d digests, want all 20", c.Len())
+	}
+	if st.MaxBytes != maxBytes || st.CostBytes != 5*cost {
+		t.Errorf("Stats: cost %d of %d bytes, want %d of %d", st.CostBytes, st.MaxBytes, 5*cost, maxBytes)
+	}
+	for i, k := range keys {
+		mustFind(t, c, fmt.Sprintf("s%d", i), k)
+	}
+	if got := src.lookups.Load(); got < 15 {
+		t.Errorf("%d store lookups, want at least 15 (only 5 records warmed)", got)
+	}
+	if c.Wait(); c.Stats().CostBytes > maxBytes {
+		t.Errorf("cost %d past the bound %d after the misses", c.Stats().CostBytes, maxBytes)
+	}
+}
+
+// TestCostKeepsBothBounds: small records cost at least MaxBytes/MaxKeys,
+// so that MaxKeys holds under the one byte bound ristretto keeps.
+func TestCostKeepsBothBounds(t *testing.T) {
+	small := newKey(t, "k", "s")
+	c := newCache(t, newFakeSource(), Options{MaxKeys: 10, MaxBytes: 1 << 20})
+	if got, want := c.costOf(small), int64(1<<20/10+1); got != want {
+		t.Errorf("costOf(small key) = %d, want MaxBytes/MaxKeys rounded up, %d", got, want)
+	}
+	c = newCache(t, newFakeSource(), Options{MaxKeys: 1 << 20, MaxBytes: 1 << 20})
+	if got := c.costOf(small); got != entryOverhead+small.Size() {
+		t.Errorf("costOf(small key) = %d, want its size %d", got, entryOverhead+small.Size())
+	}
+	if _, err := New(newFakeSource(), Options{MaxBytes: -1}); err == nil {
+		t.Error("negative MaxBytes accepted")
+	}
+}
