@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -141,4 +142,18 @@ func TestEnvVarsHaveOneMeaning(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMain runs the package's tests without the caller's keygate
+// environment: DATABASE_URL (which make test and integration runs export)
+// and KEYGATE_* variables bind flags, so a test of flag handling would
+// otherwise depend on the shell it runs in.
+func TestMain(m *testing.M) {
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "DATABASE_URL" || strings.HasPrefix(name, "KEYGATE_") {
+			os.Unsetenv(name)
+		}
+	}
+	os.Exit(m.Run())
 }
