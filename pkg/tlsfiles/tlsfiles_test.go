@@ -215,8 +215,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.b.Write(p) }
-func (b *syncBuffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func TestReload(t *testing.T) {
 	f := newFixture(t)
@@ -260,7 +264,12 @@ func TestReload(t *testing.T) {
 			c1, c2 := tcpPair(t)
 			srv := tls.Server(c1, s.ServerConfig())
 			cl := tls.Client(c2, &tls.Config{RootCAs: f.ca.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{f.client.TLS(t)}})
-			go func() { _ = srv.Handshake(); _, _ = srv.Write([]byte("a")); _, _ = srv.Read(make([]byte, 1)); _, _ = srv.Write([]byte("b")) }()
+			go func() {
+				_ = srv.Handshake()
+				_, _ = srv.Write([]byte("a"))
+				_, _ = srv.Read(make([]byte, 1))
+				_, _ = srv.Write([]byte("b"))
+			}()
 			if _, err := cl.Read(make([]byte, 1)); err != nil {
 				t.Fatal(err)
 			}
