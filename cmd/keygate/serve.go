@@ -38,7 +38,7 @@ type serveCmd struct {
 	logFlags
 	telemetryFlags
 	httpLimits
-	tlsFlags // TLS and mTLS on every listener (tls.go)
+	tlsFlags                      // TLS and mTLS on every listener (tls.go)
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`

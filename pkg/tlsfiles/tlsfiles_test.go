@@ -105,11 +105,8 @@ func TestHandshakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	mtls := tlstest.WriteFiles(t, mdir, f.server, f.ca)
-	// The certificate is sent whatever CAs the server asks for (a Go client
-	// would otherwise keep one from another CA to itself).
 	withCert := func(l *tlstest.Leaf) func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		c := l.TLS(t)
-		return func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
+		return tlstest.ClientConfig(t, f.ca, l).GetClientCertificate
 	}
 	tests := []struct {
 		name    string

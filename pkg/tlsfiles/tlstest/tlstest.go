@@ -199,3 +199,17 @@ func serial(t testing.TB) *big.Int {
 	}
 	return n
 }
+
+// ClientConfig is a client's tls.Config trusting roots and presenting l
+// (nil: no certificate). The certificate is sent whatever CAs the server
+// asks for: a Go client would otherwise keep one from another CA to
+// itself, and a test of its refusal would test nothing.
+func ClientConfig(t testing.TB, roots *CA, l *Leaf) *tls.Config {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: roots.Pool(), MinVersion: tls.VersionTLS12}
+	if l != nil {
+		c := l.TLS(t)
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
+	}
+	return cfg
+}
