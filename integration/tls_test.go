@@ -358,3 +358,56 @@ func grepLines(text, s string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestTLSCLI: the CLI calls an Account API that requires client
+// certificates with --ca-file, --cert-file and --key-file (flags or
+// environment), and refuses before dialing to send an account key in
+// cleartext to an address that is not loopback.
+func TestTLSCLI(t *testing.T) {
+	f := newTLSFixture(t)
+	clientFiles := tlstest.WriteFiles(t, t.TempDir(), f.client, f.ca)
+	env := newDBEnv(t)
+	srv := env.serve(t, "--account-tls-cert-file", f.files.Cert, "--account-tls-key-file", f.files.Key,
+		"--account-tls-client-ca-file", f.files.CA)
+	waitReady(t, srv) // the admin listener stays cleartext: only the Account API serves TLS
+	key := "KEYGATE_ACCOUNT_KEY=" + env.accountKey
+
+	out, err := cliRunEnv(t, []string{key}, "", "apps", "create", "--id", "billing", "--name", "Billing",
+		"--account-addr", "https://"+srv.accountAddr, "--ca-file", clientFiles.CA,
+		"--cert-file", clientFiles.Cert, "--key-file", clientFiles.Key)
+	if err != nil {
+		t.Fatalf("apps create over mTLS: %v", err)
+	}
+	out, err = cliRunEnv(t, []string{key, "KEYGATE_ACCOUNT_ADDR=" + srv.accountAddr, "KEYGATE_CLIENT_TLS=true",
+		"KEYGATE_CLIENT_CA_FILE=" + clientFiles.CA, "KEYGATE_CLIENT_CERT_FILE=" + clientFiles.Cert,
+		"KEYGATE_CLIENT_KEY_FILE=" + clientFiles.Key}, "", "apps", "list")
+	if err != nil || !strings.Contains(out, "billing") {
+		t.Fatalf("apps list with the environment: %v\n%s", err, out)
+	}
+	// Without a client certificate the Account API refuses the call, and
+	// without TLS it does not answer at all.
+	for _, args := range [][]string{
+		{"--account-addr", "https://" + srv.accountAddr, "--ca-file", clientFiles.CA},
+		{"--account-addr", srv.accountAddr},
+	} {
+		if _, err := cliRunEnv(t, []string{key}, "", append([]string{"apps", "list", "--timeout", "5s"}, args...)...); err == nil {
+			t.Errorf("apps list %v succeeded", args)
+		}
+	}
+
+	// Cleartext to a non-loopback address: refused at once, saying how to
+	// fix it. 10.255.255.1 does not answer, so a dial would hang for the
+	// whole timeout.
+	start := time.Now()
+	_, err = cliRunEnv(t, []string{key}, "", "apps", "list", "--account-addr", "10.255.255.1:9192", "--timeout", "20s")
+	if err == nil || !strings.Contains(err.Error(), "refusing to send the account key in cleartext") ||
+		!strings.Contains(err.Error(), "--insecure") || !strings.Contains(err.Error(), "https://") {
+		t.Fatalf("cleartext to 10.255.255.1: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the refusal took %v: it must come before dialing", took)
+	}
+	if strings.Contains(err.Error(), env.accountKey) {
+		t.Fatal("the refusal shows the account key")
+	}
+}

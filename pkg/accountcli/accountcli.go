@@ -29,7 +29,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -59,9 +58,10 @@ type Commands struct {
 // command that calls it embeds them (one declaration, one meaning per
 // environment variable).
 type ConnFlags struct {
-	AccountAddr    string `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address to call (host:port)."`
+	AccountAddr    string `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address to call: host:port, https://host:port (TLS) or http://host:port."`
 	AccountKey     string `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable or --account-key-file: a flag shows in process lists and shell history."`
 	AccountKeyFile string `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key; one trailing newline is dropped. Excludes --account-key."`
+	TransportFlags // TLS, mTLS and the cleartext refusal (transport.go)
 }
 
 // ClientFlags select the Account API and the output format; every command
@@ -100,12 +100,9 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 	if key == "" {
 		return nil, errors.New("no account key: set KEYGATE_ACCOUNT_KEY or KEYGATE_ACCOUNT_KEY_FILE (or --account-key-file)")
 	}
-	if f.AccountAddr == "" {
-		return nil, errors.New("account-addr: required")
-	}
-	conn, err := grpc.NewClient(f.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := f.Dial(f.AccountAddr)
 	if err != nil {
-		return nil, fmt.Errorf("account-addr %q: %w", f.AccountAddr, err)
+		return nil, err
 	}
 	return &client{
 		api:  accountv1.NewAccountServiceClient(conn),
