@@ -61,7 +61,7 @@ type ConnFlags struct {
 	AccountAddr    string `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address to call: host:port, https://host:port (TLS) or http://host:port."`
 	AccountKey     string `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable or --account-key-file: a flag shows in process lists and shell history."`
 	AccountKeyFile string `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key; one trailing newline is dropped. Excludes --account-key."`
-	TransportFlags // TLS, mTLS and the cleartext refusal (transport.go)
+	TransportFlags        // TLS, mTLS and the cleartext refusal (transport.go)
 }
 
 // ClientFlags select the Account API and the output format; every command
