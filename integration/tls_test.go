@@ -372,13 +372,13 @@ func TestTLSCLI(t *testing.T) {
 	waitReady(t, srv) // the admin listener stays cleartext: only the Account API serves TLS
 	key := "KEYGATE_ACCOUNT_KEY=" + env.accountKey
 
-	out, err := cliRunEnv(t, []string{key}, "", "apps", "create", "--id", "billing", "--name", "Billing",
+	_, err := cliRunEnv(t, []string{key}, "", "apps", "create", "--id", "billing", "--name", "Billing",
 		"--account-addr", "https://"+srv.accountAddr, "--ca-file", clientFiles.CA,
 		"--cert-file", clientFiles.Cert, "--key-file", clientFiles.Key)
 	if err != nil {
 		t.Fatalf("apps create over mTLS: %v", err)
 	}
-	out, err = cliRunEnv(t, []string{key, "KEYGATE_ACCOUNT_ADDR=" + srv.accountAddr, "KEYGATE_CLIENT_TLS=true",
+	out, err := cliRunEnv(t, []string{key, "KEYGATE_ACCOUNT_ADDR=" + srv.accountAddr, "KEYGATE_CLIENT_TLS=true",
 		"KEYGATE_CLIENT_CA_FILE=" + clientFiles.CA, "KEYGATE_CLIENT_CERT_FILE=" + clientFiles.Cert,
 		"KEYGATE_CLIENT_KEY_FILE=" + clientFiles.Key}, "", "apps", "list")
 	if err != nil || !strings.Contains(out, "billing") {

@@ -16,9 +16,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB these helpers use, so that a program (the
+// load harness) can make certificates too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
 
 // CA is a certificate authority that signs leaves.
 type CA struct {
@@ -35,7 +41,7 @@ type Leaf struct {
 }
 
 // NewCA makes a self-signed CA named name.
-func NewCA(t testing.TB, name string) *CA {
+func NewCA(t TB, name string) *CA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -59,17 +65,17 @@ func NewCA(t testing.TB, name string) *CA {
 }
 
 // Server signs a server certificate for 127.0.0.1, ::1 and localhost.
-func (ca *CA) Server(t testing.TB, name string) *Leaf {
+func (ca *CA) Server(t TB, name string) *Leaf {
 	return ca.sign(t, name, nil, x509.ExtKeyUsageServerAuth)
 }
 
 // Client signs a client certificate with a SPIFFE-style URI SAN.
-func (ca *CA) Client(t testing.TB, name string) *Leaf {
+func (ca *CA) Client(t TB, name string) *Leaf {
 	u, _ := url.Parse("spiffe://keygate.test/" + name)
 	return ca.sign(t, name, []*url.URL{u}, x509.ExtKeyUsageClientAuth)
 }
 
-func (ca *CA) sign(t testing.TB, name string, uris []*url.URL, usage x509.ExtKeyUsage) *Leaf {
+func (ca *CA) sign(t TB, name string, uris []*url.URL, usage x509.ExtKeyUsage) *Leaf {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -103,7 +109,7 @@ func (ca *CA) sign(t testing.TB, name string, uris []*url.URL, usage x509.ExtKey
 }
 
 // TLS is the leaf as a certificate for a tls.Config.
-func (l *Leaf) TLS(t testing.TB) tls.Certificate {
+func (l *Leaf) TLS(t TB) tls.Certificate {
 	t.Helper()
 	c, err := tls.X509KeyPair(l.CertPEM, l.KeyPEM)
 	if err != nil {
@@ -124,7 +130,7 @@ type Files struct{ Cert, Key, CA string }
 
 // WriteFiles writes the leaf (tls.crt, tls.key) and ca (ca.crt) into dir,
 // each replaced by a rename so that a watcher never reads half a file.
-func WriteFiles(t testing.TB, dir string, l *Leaf, ca *CA) Files {
+func WriteFiles(t TB, dir string, l *Leaf, ca *CA) Files {
 	t.Helper()
 	f := Files{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), CA: filepath.Join(dir, "ca.crt")}
 	WriteAtomic(t, f.Key, l.KeyPEM)
@@ -137,7 +143,7 @@ func WriteFiles(t testing.TB, dir string, l *Leaf, ca *CA) Files {
 
 // WriteAtomic replaces path with data through a temporary file and a
 // rename.
-func WriteAtomic(t testing.TB, path string, data []byte) {
+func WriteAtomic(t TB, path string, data []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
@@ -152,7 +158,7 @@ func WriteAtomic(t testing.TB, path string, data []byte) {
 // symlink through ..data to a timestamped directory. Calling it again
 // swaps ..data atomically to a new directory, as the kubelet does on an
 // update. It returns the paths of the names (dir/name).
-func SecretVolume(t testing.TB, dir string, files map[string][]byte) map[string]string {
+func SecretVolume(t TB, dir string, files map[string][]byte) map[string]string {
 	t.Helper()
 	gen := filepath.Join(dir, "..data_"+time.Now().Format("20060102_150405.000000000"))
 	if err := os.Mkdir(gen, 0o700); err != nil {
@@ -182,7 +188,7 @@ func SecretVolume(t testing.TB, dir string, files map[string][]byte) map[string]
 	return paths
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
+func newKey(t TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -191,7 +197,7 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-func serial(t testing.TB) *big.Int {
+func serial(t TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	if err != nil {
@@ -204,7 +210,7 @@ func serial(t testing.TB) *big.Int {
 // (nil: no certificate). The certificate is sent whatever CAs the server
 // asks for: a Go client would otherwise keep one from another CA to
 // itself, and a test of its refusal would test nothing.
-func ClientConfig(t testing.TB, roots *CA, l *Leaf) *tls.Config {
+func ClientConfig(t TB, roots *CA, l *Leaf) *tls.Config {
 	t.Helper()
 	cfg := &tls.Config{RootCAs: roots.Pool(), MinVersion: tls.VersionTLS12}
 	if l != nil {
