@@ -255,36 +255,32 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 			firstFailure.CompareAndSwap(nil, err.Error())
 		}
 	}
+	// untilStopped runs f without pause until the load stops.
+	untilStopped := func(f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					f()
+				}
+			}
+		}()
+	}
 	persistent := authv3.NewAuthorizationClient(dialTLS(t, srv.authzAddr, cfg))
-	wg.Add(2)
-	go func() { // one connection, checking without pause
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				check(persistent)
-			}
+	untilStopped(func() { check(persistent) }) // one connection
+	untilStopped(func() {                      // a new connection (and handshake) per check
+		conn, err := grpc.NewClient(srv.authzAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		if err != nil {
+			failures.Add(1)
+			return
 		}
-	}()
-	go func() { // a new connection (and handshake) per check
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			conn, err := grpc.NewClient(srv.authzAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
-			if err != nil {
-				failures.Add(1)
-				continue
-			}
-			check(authv3.NewAuthorizationClient(conn))
-			conn.Close()
-		}
-	}()
+		check(authv3.NewAuthorizationClient(conn))
+		conn.Close()
+	})
 	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopLoad()
 
