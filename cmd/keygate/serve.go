@@ -101,7 +101,15 @@ func (c *serveCmd) Run(e *env) error {
 	m := metrics.New(version, nil)
 	// TLS files are read before the keys: a missing certificate stops
 	// serve before it connects to anything.
-	tlsOn, err := c.tlsFlags.open(log, m)
+	tlsOn, err := c.tlsFlags.open(log, m, func(listener string) bool {
+		switch listener {
+		case "http-authz":
+			return c.HTTPAuthzAddr != ""
+		case "account":
+			return c.DatabaseURL != "" && (c.AccountListenAddr != "" || c.AccountAddr != "")
+		}
+		return true
+	})
 	if err != nil {
 		return err
 	}

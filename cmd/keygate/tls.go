@@ -96,9 +96,10 @@ type serveTLS struct {
 	sources map[string]*tlsfiles.Source
 }
 
-// open loads every listener's files, reporting every problem at once: a
-// file that cannot be read at start stops serve.
-func (f *tlsFlags) open(log *slog.Logger, m *metrics.Metrics) (*serveTLS, error) {
+// open loads the files of every listener that runs (active), reporting
+// every problem at once: a file that cannot be read at start stops serve.
+// Flags that pair badly are errors even for a listener that is off.
+func (f *tlsFlags) open(log *slog.Logger, m *metrics.Metrics, active func(listener string) bool) (*serveTLS, error) {
 	s := &serveTLS{sources: map[string]*tlsfiles.Source{}}
 	var errs []error
 	for _, l := range tlsListeners {
@@ -108,7 +109,7 @@ func (f *tlsFlags) open(log *slog.Logger, m *metrics.Metrics) (*serveTLS, error)
 			errs = append(errs, err)
 			continue
 		}
-		if !files.Enabled() {
+		if !files.Enabled() || !active(l.name) {
 			continue
 		}
 		var failed func()
