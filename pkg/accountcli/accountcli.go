@@ -11,7 +11,9 @@
 //
 // Every command takes --account-addr (KEYGATE_ACCOUNT_ADDR), --account-key
 // (KEYGATE_ACCOUNT_KEY; prefer the environment variable, a flag shows in
-// process lists and shell history) and -o table|json. Tables are aligned
+// process lists and shell history) and -o table|json. Beyond loopback the
+// key travels only over TLS (https:// addresses, --tls, --ca-file,
+// --cert-file/--key-file for mTLS) unless --insecure: transport.go. Tables are aligned
 // text; JSON is protojson with the proto field names, one object or an
 // array. Secrets (keys generate, keys regenerate) are printed once, to
 // stdout only: in table mode alone on the last line, in JSON mode as
