@@ -16,6 +16,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -30,6 +32,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protodelim"
@@ -54,6 +57,9 @@ func main() {
 	duration := flag.Duration("duration", 6*time.Second, "how long to send calls")
 	timeout := flag.Duration("timeout", 10*time.Second, "deadline of each call")
 	out := flag.String("out", "", "where to write the JSON report (default stdout)")
+	flag.StringVar(&tlsFiles.ca, "ca", "", "TLS: PEM CAs to check the server with (TLS on when set)")
+	flag.StringVar(&tlsFiles.cert, "cert", "", "TLS: PEM client certificate (mTLS)")
+	flag.StringVar(&tlsFiles.key, "key", "", "TLS: PEM private key of -cert")
 	flag.Parse()
 	if err := run(*addr, *data, *concurrency, *connections, *duration, *timeout, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/client:", err)
@@ -69,9 +75,13 @@ func run(addr, dataFile string, concurrency, connections int, d, timeout time.Du
 	if err != nil {
 		return err
 	}
+	creds, err := transport()
+	if err != nil {
+		return err
+	}
 	conns := make([]*grpc.ClientConn, connections)
 	for i := range conns {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			return err
 		}
@@ -177,4 +187,31 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// tlsFiles are the -ca, -cert and -key flags.
+var tlsFiles struct{ ca, cert, key string }
+
+// transport is cleartext, or TLS (with a client certificate when given)
+// when -ca is set.
+func transport() (credentials.TransportCredentials, error) {
+	if tlsFiles.ca == "" {
+		return insecure.NewCredentials(), nil
+	}
+	pem, err := os.ReadFile(tlsFiles.ca)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
+	if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-ca %s: no certificate", tlsFiles.ca)
+	}
+	if tlsFiles.cert != "" {
+		pair, err := tls.LoadX509KeyPair(tlsFiles.cert, tlsFiles.key)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(cfg), nil
 }

@@ -34,7 +34,10 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/keygate/keygate/pkg/tlsfiles"
 )
 
 // okResponse is built once; gRPC only reads it when marshalling.
@@ -63,6 +66,12 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:9291", "gRPC listen address")
 	statsAddr := flag.String("stats-addr", "", "HTTP listen address of GET /stats (allocation counters); off when empty")
 	respFile := flag.String("response-file", "", "answer with this CheckResponse (protojson) instead of the minimal OK")
+	// TLS as keygate serves it (pkg/tlsfiles), so that a TLS floor costs
+	// what keygate's TLS costs.
+	var tf tlsfiles.Files
+	flag.StringVar(&tf.Cert, "tls-cert-file", "", "serve TLS with this PEM certificate (with -tls-key-file)")
+	flag.StringVar(&tf.Key, "tls-key-file", "", "PEM private key of -tls-cert-file")
+	flag.StringVar(&tf.ClientCA, "tls-client-ca-file", "", "require client certificates of these CAs (mTLS)")
 	flag.Parse()
 	f := &floor{resp: okResponse}
 	if *respFile != "" {
@@ -88,7 +97,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if tf.Enabled() {
+		src, err := tlsfiles.Load(tf, tlsfiles.Options{Name: "floor", NextProtos: []string{"h2"}})
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(src.ServerConfig())))
+	}
+	srv := grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(srv, f)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -23,6 +23,7 @@ type goClient struct {
 	concurrency int
 	connections int
 	gogc        string
+	tls         *tlsSetup
 }
 
 func (o goClient) run(ctx context.Context, target, dataFile string, d time.Duration, reportPath string) (*ghzResult, error) {
@@ -35,6 +36,7 @@ func (o goClient) run(ctx context.Context, target, dataFile string, d time.Durat
 		"-timeout", "10s",
 		"-out", reportPath,
 	}
+	args = append(args, o.tls.clientArgs()...)
 	var rep struct {
 		Count   uint64         `json:"count"`
 		Errors  map[string]int `json:"errors"`

@@ -130,6 +130,7 @@ type ghzOptions struct {
 	concurrency int
 	connections int
 	gogc        string
+	tls         *tlsSetup
 }
 
 // ghzResult is what the harness reads from ghz's JSON report.
@@ -155,8 +156,9 @@ type ghzResult struct {
 // report, with percentiles computed from every request's latency (ghz's
 // own distribution stops at p99).
 func (o ghzOptions) run(ctx context.Context, target, dataFile string, d time.Duration, reportPath string) (*ghzResult, error) {
-	args := []string{"-c", o.cpu, o.bin,
-		"--insecure",
+	args := []string{"-c", o.cpu, o.bin}
+	args = append(args, o.tls.ghzArgs()...)
+	args = append(args,
 		"--protoset", o.protoset,
 		"--call", checkMethod,
 		"--binary-file", dataFile,
@@ -169,7 +171,7 @@ func (o ghzOptions) run(ctx context.Context, target, dataFile string, d time.Dur
 		"--timeout", "10s",
 		"--format", "json", "--output", reportPath,
 		target,
-	}
+	)
 	var r ghzResult
 	out, err := runClient(ctx, "ghz", args, o.gogc, reportPath, &r, &r.clientCPU, &r.wall)
 	if err != nil {

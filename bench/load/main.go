@@ -71,6 +71,7 @@ type config struct {
 	keygateArgs  string
 	quietWait    time.Duration
 	quietBusy    float64
+	tls          bool
 }
 
 func main() {
@@ -102,6 +103,7 @@ func main() {
 	flag.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each round, wait up to this long for the machine to be quiet (other processes busy)")
 	flag.Float64Var(&c.quietBusy, "quiet-busy", 0.25, "quiet: at most this share of all CPUs busy over 300 ms")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenarios to run (hit, rr, spray); default all")
+	flag.BoolVar(&c.tls, "tls", false, "serve the floor and keygate's authz listener over mTLS with the same throwaway certificates (pkg/tlsfiles settings), the clients presenting a client certificate as Envoy would")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -133,6 +135,7 @@ type harness struct {
 	respBytes  map[scenarioKind]int     // size of keygate's response on the wire
 	kgResp     map[scenarioKind]*authv3.CheckResponse
 	answers    []*answerVariant // the answer-cost diagnostic (-answers)
+	tls        *tlsSetup        // -tls: the certificates; nil: cleartext
 }
 
 func run(ctx context.Context, c config) error {
@@ -200,13 +203,19 @@ func run(ctx context.Context, c config) error {
 			return fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
 		}
 	}
+	if c.tls {
+		if h.tls, err = writeTLS(filepath.Join(h.out, "tls")); err != nil {
+			return err
+		}
+		h.logf("mTLS with the certificates in %s", filepath.Join(h.out, "tls"))
+	}
 	protoset := filepath.Join(h.out, "check.protoset")
 	if err := writeProtoset(protoset); err != nil {
 		return fmt.Errorf("protoset: %w", err)
 	}
-	h.client, h.clientName = ghzOptions{bin: ghzBin, cpu: c.clientCPU, protoset: protoset, concurrency: c.concurrency, connections: c.connections, gogc: c.ghzGOGC}, "ghz"
+	h.client, h.clientName = ghzOptions{bin: ghzBin, cpu: c.clientCPU, protoset: protoset, concurrency: c.concurrency, connections: c.connections, gogc: c.ghzGOGC, tls: h.tls}, "ghz"
 	if c.client == "go" {
-		h.client, h.clientName = goClient{bin: clientBin, cpu: c.clientCPU, concurrency: c.concurrency, connections: c.connections, gogc: c.ghzGOGC}, "bench/client"
+		h.client, h.clientName = goClient{bin: clientBin, cpu: c.clientCPU, concurrency: c.concurrency, connections: c.connections, gogc: c.ghzGOGC, tls: h.tls}, "bench/client"
 	}
 	h.routes = filepath.Join(h.out, "routes.yaml")
 	if err := os.WriteFile(h.routes, []byte(routesYAML), 0o644); err != nil {

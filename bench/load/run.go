@@ -16,7 +16,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -42,8 +41,8 @@ func (s *server) stop() {
 	s.proc.stop()
 }
 
-func (s *server) dial() error {
-	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func (s *server) dial(t *tlsSetup) error {
+	conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(t.transport()))
 	if err != nil {
 		return err
 	}
@@ -89,13 +88,13 @@ func (h *harness) startFloor(ctx context.Context, name string, extra ...string) 
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, err
 	}
-	args := append([]string{"--addr", addr, "--stats-addr", stats}, extra...)
+	args := append(append([]string{"--addr", addr, "--stats-addr", stats}, h.tls.serverArgs("")...), extra...)
 	p, err := startPinned(name, h.cfg.serverCPU, filepath.Join(h.out, strings.ReplaceAll(name, "+", "-")+".log"), h.floorBin, args...)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{name: name, proc: p, addr: addr, admin: stats}
-	if err := s.dial(); err != nil {
+	if err := s.dial(h.tls); err != nil {
 		s.stop()
 		return nil, err
 	}
@@ -137,6 +136,7 @@ func (h *harness) startKeygate(ctx context.Context, db *database, tag string) (*
 		"--log-level", "warn",
 		"--pprof",
 	}
+	args = append(args, h.tls.serverArgs("authz-")...)
 	args = append(args, strings.Fields(h.cfg.keygateArgs)...)
 	if h.cfg.cacheMaxKeys > 0 {
 		args = append(args, "--cache-max-keys", strconv.FormatInt(h.cfg.cacheMaxKeys, 10))
@@ -151,7 +151,7 @@ func (h *harness) startKeygate(ctx context.Context, db *database, tag string) (*
 		return nil, 0, err
 	}
 	ready := time.Since(p.start)
-	if err := s.dial(); err != nil {
+	if err := s.dial(h.tls); err != nil {
 		s.stop()
 		return nil, 0, err
 	}

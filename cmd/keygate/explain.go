@@ -13,8 +13,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
@@ -131,7 +129,7 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	if c.AccountKey == "" {
 		return errors.New("--key-id needs an account key: set KEYGATE_ACCOUNT_KEY or KEYGATE_ACCOUNT_KEY_FILE")
 	}
-	conn, err := grpc.NewClient(c.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := c.Dial(c.AccountAddr)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type serveCmd struct {
 	logFlags
 	telemetryFlags
 	httpLimits
+	tlsFlags                      // TLS and mTLS on every listener (tls.go)
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
@@ -99,6 +100,20 @@ func (c *serveCmd) Run(e *env) error {
 		}
 	}()
 	m := metrics.New(version, nil)
+	// TLS files are read before the keys: a missing certificate stops
+	// serve before it connects to anything.
+	tlsOn, err := c.tlsFlags.open(log, m, func(listener string) bool {
+		switch listener {
+		case "http-authz":
+			return c.HTTPAuthzAddr != ""
+		case "account":
+			return c.DatabaseURL != "" && (c.AccountListenAddr != "" || c.AccountAddr != "")
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
 	src, err := c.openKeys(e.ctx, l, m, tr, log)
 	if err != nil {
 		return err
@@ -113,7 +128,8 @@ func (c *serveCmd) Run(e *env) error {
 
 	// keygate decodes CheckRequests itself and sends answers encoded once
 	// (pkg/extauthz/grpc.go); health goes through the same codec unchanged.
-	grpcSrv := grpc.NewServer(append(tr.GRPCServerOptions(), extauthz.ServerCodec())...)
+	grpcSrv := grpc.NewServer(append(append(tr.GRPCServerOptions(), extauthz.ServerCodec()),
+		tlsOn.grpcOptions("authz", tr)...)...)
 	authzSrv.Register(grpcSrv)
 	healthSrv := health.NewServer()
 	healthWatch := &stoppableHealth{Server: healthSrv, stop: make(chan struct{})}
@@ -127,22 +143,22 @@ func (c *serveCmd) Run(e *env) error {
 		// A data-plane Deployment apart from the Account API's.
 		log.Info("Account API off (--account-listen-addr is empty)")
 	case src.account.register != nil:
-		accountSrv := grpc.NewServer(append(tr.GRPCServerOptions(), src.account.opts...)...)
+		accountSrv := grpc.NewServer(append(append(tr.GRPCServerOptions(), src.account.opts...), tlsOn.grpcOptions("account", tr)...)...)
 		src.account.register(accountSrv)
 		group.add("account", src.account.addr, grpcServer{accountSrv}, nil)
 	}
 	if c.HTTPAuthzAddr != "" {
-		httpAuthz := c.httpLimits.server(tr.WrapHTTP(extauthz.NewHTTPHandler(engine, l.cfg, obs, log)))
-		group.add("http", c.HTTPAuthzAddr, httpServer{httpAuthz}, limitedListen(c.HTTPAuthzMaxConnections))
+		httpAuthz := c.httpLimits.server(tr.WrapHTTP(tr.WrapHTTPIdentity(extauthz.NewHTTPHandler(engine, l.cfg, obs, log))))
+		group.add("http", c.HTTPAuthzAddr, httpServer{httpAuthz}, tlsOn.listen("http-authz", limitedListen(c.HTTPAuthzMaxConnections)))
 	}
 	adminMux := http.NewServeMux()
-	adminMux.Handle("/", admin.Handler(src.ready, m.Registry))
+	adminMux.Handle("/", admin.Handler(tlsOn.readiness(src.ready), m.Registry))
 	if c.Pprof {
 		if err := admin.RegisterPprof(adminMux); err != nil {
 			return err
 		}
 	}
-	group.addLast("admin", c.AdminAddr, httpServer{c.httpLimits.server(adminMux)}, limitedListen(c.AdminMaxConnections))
+	group.addLast("admin", c.AdminAddr, httpServer{c.httpLimits.server(adminMux)}, tlsOn.listen("admin", limitedListen(c.AdminMaxConnections)))
 	if err := group.open(); err != nil {
 		return err
 	}
@@ -150,7 +166,7 @@ func (c *serveCmd) Run(e *env) error {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	loops := append(src.loops, func(ctx context.Context) {
+	loops := append(append(src.loops, tlsOn.loops()...), func(ctx context.Context) {
 		c.watch(ctx, log, c.RoutesFile, func() {
 			err := reloadRoutes(l.router, l.graphql, c.RoutesFile, log)
 			m.ObserveReload("routes", err)

@@ -11,7 +11,9 @@
 //
 // Every command takes --account-addr (KEYGATE_ACCOUNT_ADDR), --account-key
 // (KEYGATE_ACCOUNT_KEY; prefer the environment variable, a flag shows in
-// process lists and shell history) and -o table|json. Tables are aligned
+// process lists and shell history) and -o table|json. Beyond loopback the
+// key travels only over TLS (https:// addresses, --tls, --ca-file,
+// --cert-file/--key-file for mTLS) unless --insecure: transport.go. Tables are aligned
 // text; JSON is protojson with the proto field names, one object or an
 // array. Secrets (keys generate, keys regenerate) are printed once, to
 // stdout only: in table mode alone on the last line, in JSON mode as
@@ -29,7 +31,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -59,9 +60,10 @@ type Commands struct {
 // command that calls it embeds them (one declaration, one meaning per
 // environment variable).
 type ConnFlags struct {
-	AccountAddr    string `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address to call (host:port)."`
+	AccountAddr    string `name:"account-addr" env:"KEYGATE_ACCOUNT_ADDR" default:"127.0.0.1:9192" help:"Account API address to call: host:port, https://host:port (TLS) or http://host:port."`
 	AccountKey     string `name:"account-key" env:"KEYGATE_ACCOUNT_KEY" help:"Account key to call the API with. Prefer the environment variable or --account-key-file: a flag shows in process lists and shell history."`
 	AccountKeyFile string `name:"account-key-file" env:"KEYGATE_ACCOUNT_KEY_FILE" help:"File holding the account key; one trailing newline is dropped. Excludes --account-key."`
+	TransportFlags        // TLS, mTLS and the cleartext refusal (transport.go)
 }
 
 // ClientFlags select the Account API and the output format; every command
@@ -100,15 +102,9 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 	if key == "" {
 		return nil, errors.New("no account key: set KEYGATE_ACCOUNT_KEY or KEYGATE_ACCOUNT_KEY_FILE (or --account-key-file)")
 	}
-	if f.AccountAddr == "" {
-		return nil, errors.New("account-addr: required")
-	}
-	// A list answer may take the server's whole send bound, a little
-	// above gRPC's default 4 MiB receive limit.
-	conn, err := grpc.NewClient(f.AccountAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(accountgrpc.MaxSendMsgSize)))
+	conn, err := f.Dial(f.AccountAddr)
 	if err != nil {
-		return nil, fmt.Errorf("account-addr %q: %w", f.AccountAddr, err)
+		return nil, err
 	}
 	return &client{
 		api:  accountv1.NewAccountServiceClient(conn),
