@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
+	"github.com/keygate/keygate/pkg/logbuf"
 )
 
 // TestNginx puts a real nginx with auth_request in front of a test
@@ -337,7 +337,7 @@ func startNginx(t testing.TB, bin, keygateAddr, appAddr string) *runningNginx {
 			t.Fatalf("nginx -t: %v\n%s\n%s", err, out, conf)
 		}
 		cmd := exec.Command(bin, "-p", dir, "-c", confPath)
-		var stderr syncBuffer
+		var stderr logbuf.Buffer
 		cmd.Stdout, cmd.Stderr = &stderr, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -406,23 +406,6 @@ func indent(s, prefix string) string {
 		}
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // echoUpstream answers every request with what it received, as JSON.

@@ -1,7 +1,6 @@
 package keyfile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,31 +14,14 @@ import (
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/logbuf"
 )
 
 // deadline bounds every wait for the watcher; it is not a timing assertion.
 const deadline = 5 * time.Second
 
-// logBuffer collects slog output; Watch logs from its own goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+func newLogger() (*slog.Logger, *logbuf.Buffer) {
+	b := &logbuf.Buffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
@@ -60,7 +42,7 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func open(t *testing.T, content string) (*Store, string, *logBuffer) {
+func open(t *testing.T, content string) (*Store, string, *logbuf.Buffer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "keys.yaml")
 	writeFile(t, path, content)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/pkg/logbuf"
 	"github.com/keygate/keygate/pkg/tlsfiles/tlstest"
 )
 
@@ -206,19 +207,6 @@ func served(t *testing.T, s *Source, f *fixture, ca *tlstest.CA) *x509.Certifica
 	return c
 }
 
-// syncBuffer is a log sink that the reloading goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
-
 func TestReload(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
@@ -244,7 +232,7 @@ func TestReload(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			files, replace := tt.layout(t, t.TempDir())
-			var logs syncBuffer
+			var logs logbuf.Buffer
 			var mu sync.Mutex
 			var outcomes []error
 			s, err := Load(files, Options{Name: "authz", Logger: slog.New(slog.NewTextHandler(&logs, nil)),

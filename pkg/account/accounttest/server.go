@@ -1,7 +1,6 @@
 package accounttest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/logbuf"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -44,24 +44,8 @@ func (c *Clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// Buffer is a bytes.Buffer safe for concurrent writes (a log sink).
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// String returns what was written.
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// Buffer is a log sink safe for concurrent writes.
+type Buffer = logbuf.Buffer
 
 // Unlimited are rate limits no test reaches: the test clock stands still,
 // so the default buckets would never refill. Tests of the limits set

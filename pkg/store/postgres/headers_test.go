@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/logbuf"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 )
@@ -31,23 +31,6 @@ func (c *headerCounter) calls() []int {
 	return append([]int(nil), c.n...)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestStoredBadResponseHeadersAreDropped: a key whose stored response
 // headers break SPEC §9's rules (written before the rules, here by SQL)
 // loads without them — by digest, by id and in LoadAll — each dropped
@@ -64,7 +47,7 @@ func TestStoredBadResponseHeadersAreDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	counter := &headerCounter{}
 	pool, err := pgxpool.New(e.ctx, e.url)
 	if err != nil {

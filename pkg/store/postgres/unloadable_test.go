@@ -9,6 +9,7 @@ import (
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
+	"github.com/keygate/keygate/pkg/logbuf"
 	"github.com/keygate/keygate/pkg/store/postgres"
 )
 
@@ -37,7 +38,7 @@ func TestUnloadableKeysAreDeniedNotFatal(t *testing.T) {
 		}
 	}
 
-	var log syncBuffer
+	var log logbuf.Buffer
 	st := postgres.New(e.ctx, e.pool, postgres.Options{Compile: reserved})
 	kc, err := cache.New(st, cache.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
