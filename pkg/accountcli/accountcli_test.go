@@ -3,6 +3,7 @@ package accountcli_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -513,5 +514,34 @@ func TestTimeout(t *testing.T) {
 	r := runCLI(t, "", "tenants", "list", "--timeout", "300ms")
 	if r.err == nil || time.Since(start) > 10*time.Second {
 		t.Fatalf("err %v after %s", r.err, time.Since(start))
+	}
+}
+
+func TestDeleteWithKeys(t *testing.T) {
+	s := setup(t)
+	for _, id := range []string{"k1", "k2"} {
+		ok(t, cli(t, s, "", "keys", "generate", "--type", "app", "--app", "billing", "--id", id, "--scope", "email-api"))
+	}
+	wantErr(t, cli(t, s, "", "apps", "delete", "billing"),
+		`FailedPrecondition: app "billing" has 2 keys: delete them first, or delete with cascade (keygate apps delete billing --cascade)`)
+	// Not on a terminal, a cascade that deletes keys needs --yes.
+	wantErr(t, cli(t, s, "y\n", "apps", "delete", "billing", "--cascade"),
+		"app billing has 2 keys and stdin is not a terminal to confirm: add --yes")
+	ok(t, cli(t, s, "", "apps", "get", "billing"))
+	r := ok(t, cli(t, s, "", "apps", "delete", "billing", "--cascade", "--yes"))
+	if strings.TrimSpace(r.stdout) != "deleted app billing" {
+		t.Fatalf("delete: %q", r.stdout)
+	}
+	wantErr(t, cli(t, s, "", "keys", "get", "k1"), "NotFound")
+	// Without keys, --cascade asks nothing.
+	ok(t, cli(t, s, "", "tenants", "delete", "acme", "--cascade"))
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	s := setup(t)
+	s.Store.SetAccountsFail(fmt.Errorf("postgres: %w", store.ErrUnavailable))
+	r := cli(t, s, "", "apps", "list")
+	if r.err == nil || r.err.Error() != "the Account API's database is unavailable (store_unavailable); retry later" {
+		t.Fatalf("apps list with the store down: %v", r.err)
 	}
 }

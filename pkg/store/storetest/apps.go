@@ -98,7 +98,9 @@ var parentAPIs = []parentAPI{
 		update: func(f *fixture, acct, id string, u store.AppUpdate) (store.App, error) {
 			return f.s.UpdateApp(f.ctx, Actor, acct, id, u)
 		},
-		del: func(f *fixture, acct, id string, cascade bool) error { return f.s.DeleteApp(f.ctx, Actor, acct, id, cascade) },
+		del: func(f *fixture, acct, id string, cascade bool) error {
+			return f.s.DeleteApp(f.ctx, Actor, acct, id, cascade)
+		},
 		key: func(name, id string) store.Key {
 			k := appKey(name)
 			k.Spec.AppID = id
