@@ -144,11 +144,16 @@ func unavailable(err error) error {
 }
 
 // connectionFailure reports whether err means the database could not be
-// reached or dropped the connection: a failed dial, a network error, a
-// connection cut mid-statement, or a server error of class 08
-// (connection_exception), 57P01–57P03 (shutting down, cannot connect now)
-// or 53300 (too many connections).
+// reached or dropped the connection: any failure to connect (refused,
+// timed out, or refused by the server: not accepting connections, too
+// many clients), a network error, a connection cut mid-statement, or a
+// server error of class 08 (connection_exception), 57P01–57P03 (shutting
+// down, cannot connect now) or 53300 (too many connections).
 func connectionFailure(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
@@ -157,10 +162,8 @@ func connectionFailure(err error) bool {
 		}
 		return strings.HasPrefix(pe.Code, "08")
 	}
-	var ce *pgconn.ConnectError
 	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // inTx runs fn in a transaction on the pool, marking a failure to reach
