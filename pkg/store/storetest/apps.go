@@ -86,6 +86,17 @@ type parentAPI struct {
 	key func(name, id string) store.Key
 }
 
+// withKeys creates the parent id in acct with a key of each id.
+func (api parentAPI) withKeys(f *fixture, id string, keys ...string) {
+	f.t.Helper()
+	if _, err := api.create(f, store.App{AccountID: "acct", ID: id, Name: "Parent " + id, Active: true}); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, k := range keys {
+		f.createKey(api.key(k, id))
+	}
+}
+
 var parentAPIs = []parentAPI{
 	{
 		kind:   "app",
@@ -319,11 +330,7 @@ func testParent(t *testing.T, open func(t *testing.T) store.Accounts, api parent
 	})
 	t.Run("delete refused while it has keys", func(t *testing.T) {
 		f := setup(t, open)
-		if _, err := api.create(f, store.App{AccountID: "acct", ID: "kept", Name: "Kept", Active: true}); err != nil {
-			t.Fatal(err)
-		}
-		f.createKey(api.key("k1", "kept"))
-		f.createKey(api.key("k2", "kept"))
+		api.withKeys(f, "kept", "k1", "k2")
 		before := f.events("acct")
 		err := api.del(f, "acct", "kept", false)
 		var hk *store.HasKeysError
@@ -354,11 +361,7 @@ func testParent(t *testing.T, open func(t *testing.T) store.Accounts, api parent
 	})
 	t.Run("delete with cascade takes its keys", func(t *testing.T) {
 		f := setup(t, open)
-		if _, err := api.create(f, store.App{AccountID: "acct", ID: "doomed", Name: "Doomed", Active: true}); err != nil {
-			t.Fatal(err)
-		}
-		f.createKey(api.key("gone-1", "doomed"))
-		f.createKey(api.key("gone-2", "doomed"))
+		api.withKeys(f, "doomed", "gone-1", "gone-2")
 		f.createKey(api.key("kept", api.first))
 		f.createKey(accountKey("account-key"))
 		if err := api.del(f, "acct", "doomed", true); err != nil {
@@ -387,7 +390,7 @@ func testParent(t *testing.T, open func(t *testing.T) store.Accounts, api parent
 			t.Errorf("keys left (-want +got):\n%s", diff)
 		}
 		// The id and name are free again.
-		if _, err := api.create(f, store.App{AccountID: "acct", ID: "doomed", Name: "Doomed"}); err != nil {
+		if _, err := api.create(f, store.App{AccountID: "acct", ID: "doomed", Name: "Parent doomed"}); err != nil {
 			t.Errorf("create again: %v", err)
 		}
 	})
