@@ -46,6 +46,9 @@ type Env struct {
 	Stderr io.Writer
 	// Stdin is where `keys import` reads the secret; nil means os.Stdin.
 	Stdin io.Reader
+	// IsTerminal reports whether Stdin is a terminal a person can answer
+	// a confirmation on; nil asks golang.org/x/term about Stdin.
+	IsTerminal func() bool
 }
 
 // Commands are the Account API client commands, to embed in keygate's CLI.

@@ -40,6 +40,13 @@ func cli(t *testing.T, s *accounttest.Server, stdin string, args ...string) resu
 
 func runCLI(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return runOn(t, nil, stdin, args...)
+}
+
+// runOn runs one command line with isTerminal as the Env's (nil: stdin
+// is a strings.Reader, no terminal).
+func runOn(t *testing.T, isTerminal func() bool, stdin string, args ...string) result {
+	t.Helper()
 	var r root
 	var out, errb bytes.Buffer
 	exited := false
@@ -54,7 +61,7 @@ func runCLI(t *testing.T, stdin string, args ...string) result {
 	if err != nil {
 		return result{stdout: out.String(), stderr: errb.String(), err: err}
 	}
-	err = kctx.Run(&accountcli.Env{Ctx: t.Context(), Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin)})
+	err = kctx.Run(&accountcli.Env{Ctx: t.Context(), Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin), IsTerminal: isTerminal})
 	return result{stdout: out.String(), stderr: errb.String(), err: err}
 }
 
@@ -535,6 +542,25 @@ func TestDeleteWithKeys(t *testing.T) {
 	wantErr(t, cli(t, s, "", "keys", "get", "k1"), "NotFound")
 	// Without keys, --cascade asks nothing.
 	ok(t, cli(t, s, "", "tenants", "delete", "acme", "--cascade"))
+}
+
+func TestDeleteCascadeAsksOnATerminal(t *testing.T) {
+	s := setup(t)
+	ok(t, cli(t, s, "", "keys", "generate", "--type", "app", "--app", "billing", "--id", "k1", "--scope", "email-api"))
+	terminal := func() bool { return true }
+	for _, answer := range []string{"", "n\n", "no\n"} {
+		r := runOn(t, terminal, answer, "apps", "delete", "billing", "--cascade")
+		wantErr(t, r, "app billing not deleted")
+		if r.stderr != "delete app billing and its 1 key? [y/N] " {
+			t.Fatalf("question: %q", r.stderr)
+		}
+	}
+	ok(t, cli(t, s, "", "keys", "get", "k1"))
+	r := ok(t, runOn(t, terminal, "y\n", "apps", "delete", "billing", "--cascade"))
+	if strings.TrimSpace(r.stdout) != "deleted app billing" {
+		t.Fatalf("delete: %q", r.stdout)
+	}
+	wantErr(t, cli(t, s, "", "keys", "get", "k1"), "NotFound")
 }
 
 func TestStoreUnavailable(t *testing.T) {

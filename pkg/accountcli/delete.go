@@ -45,10 +45,10 @@ func (c *ownerDelete) deleteOwner(cl *client, noun string, del func(cascade bool
 		}
 		return deleted(cl.out, r, noun, c.ID)
 	}
-	if !isTerminal(stdin(cl.env)) {
-		return fmt.Errorf("%s %s has %d keys and stdin is not a terminal to confirm: add --yes to delete it with its keys", noun, c.ID, n)
+	if !isTerminal(cl.env) {
+		return fmt.Errorf("%s %s has %s and stdin is not a terminal to confirm: add --yes to delete it with them", noun, c.ID, keysPhrase(n))
 	}
-	if !confirm(cl.env, fmt.Sprintf("delete %s %s and its %d keys? [y/N] ", noun, c.ID, n)) {
+	if !confirm(cl.env, fmt.Sprintf("delete %s %s and its %s? [y/N] ", noun, c.ID, keysPhrase(n))) {
 		return fmt.Errorf("%s %s not deleted", noun, c.ID)
 	}
 	if r, err = del(true); err != nil {
@@ -72,9 +72,20 @@ func keyCount(err error) (int, bool) {
 	return 0, false
 }
 
-// isTerminal reports whether r is a terminal a person can answer on.
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(interface{ Fd() uintptr })
+// keysPhrase is "1 key" or "n keys".
+func keysPhrase(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return strconv.Itoa(n) + " keys"
+}
+
+// isTerminal reports whether stdin is a terminal a person can answer on.
+func isTerminal(e *Env) bool {
+	if e.IsTerminal != nil {
+		return e.IsTerminal()
+	}
+	f, ok := stdin(e).(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
