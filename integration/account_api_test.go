@@ -651,22 +651,24 @@ func testAccountMethods(t *testing.T, f *apiFixture) {
 				t.Errorf("ListKeys group ops after DeleteKey: %v", ids)
 			}
 		}},
-		{"DeleteApp removes the app and its keys", func(t *testing.T) {
+		{"DeleteApp with cascade removes the app and its keys", func(t *testing.T) {
 			kr, err := c.GenerateAppAccessKey(c.ctx(t), &accountv1.GenerateAppAccessKeyRequest{Id: "k-gen-app", AppId: genAppID})
 			mustOK(t, "GenerateAppAccessKey", err)
 			f.secrets = append(f.secrets, kr.GetPrivateKey())
 			_, err = c.DeleteApp(c.ctx(t), &accountv1.DeleteAppRequest{Id: genAppID})
+			wantCode(t, "DeleteApp of an app with a key", err, codes.FailedPrecondition)
+			_, err = c.DeleteApp(c.ctx(t), &accountv1.DeleteAppRequest{Id: genAppID, Cascade: true})
 			mustOK(t, "DeleteApp", err)
 			_, err = c.GetApp(c.ctx(t), &accountv1.GetAppRequest{Id: genAppID})
 			wantCode(t, "GetApp after DeleteApp", err, codes.NotFound)
 			_, err = c.GetKey(c.ctx(t), &accountv1.GetKeyRequest{Id: "k-gen-app"})
 			wantCode(t, "GetKey of the deleted app's key", err, codes.NotFound)
 		}},
-		{"DeleteTenant removes the tenant and its keys", func(t *testing.T) {
+		{"DeleteTenant with cascade removes the tenant and its keys", func(t *testing.T) {
 			kr, err := c.GenerateServiceAccessKey(c.ctx(t), &accountv1.GenerateServiceAccessKeyRequest{Id: "k-gen-tenant", AppId: "billing", TenantId: genTenantID})
 			mustOK(t, "GenerateServiceAccessKey", err)
 			f.secrets = append(f.secrets, kr.GetPrivateKey())
-			_, err = c.DeleteTenant(c.ctx(t), &accountv1.DeleteTenantRequest{Id: genTenantID})
+			_, err = c.DeleteTenant(c.ctx(t), &accountv1.DeleteTenantRequest{Id: genTenantID, Cascade: true})
 			mustOK(t, "DeleteTenant", err)
 			_, err = c.GetTenant(c.ctx(t), &accountv1.GetTenantRequest{Id: genTenantID})
 			wantCode(t, "GetTenant after DeleteTenant", err, codes.NotFound)

@@ -111,7 +111,7 @@ func TestAccountLimits(t *testing.T) {
 	full.check(t, db, "after the quota refusals")
 
 	// Counts stay exact through a cascading delete (a1 takes k1 and k2).
-	_, err = c.DeleteApp(c.ctx(t), &accountv1.DeleteAppRequest{Id: "a1"})
+	_, err = c.DeleteApp(c.ctx(t), &accountv1.DeleteAppRequest{Id: "a1", Cascade: true})
 	mustOK(t, "DeleteApp a1", err)
 	out = limitsCmd(t, env, "--max-keys", "5")
 	wantLimitLine(t, out, "max_keys", "5", "5", "1")

@@ -19,6 +19,13 @@ type OwnerUpdate struct {
 	Active            *bool
 }
 
+// DeleteInput deletes an app or tenant: while keys belong to it, only
+// with Cascade, which deletes them too (each audited as key.delete).
+type DeleteInput struct {
+	ID      string
+	Cascade bool
+}
+
 // PageInput asks for one page of a list: Size 0 is the store's default,
 // Token the previous page's next token ("" for the first).
 type PageInput struct {
@@ -83,7 +90,7 @@ type owner[T any] struct {
 	get      func(ctx context.Context, accountID, id string) (T, error)
 	list     func(ctx context.Context, accountID string, p store.Page) ([]T, string, error)
 	update   func(ctx context.Context, a store.Actor, accountID, id string, u store.AppUpdate) (T, error)
-	remove   func(ctx context.Context, a store.Actor, accountID, id string) error
+	remove   func(ctx context.Context, a store.Actor, accountID, id string, cascade bool) error
 }
 
 func (s *Service) apps() owner[store.App] {
@@ -181,16 +188,17 @@ func updateOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, i
 	return v, nil
 }
 
-// deleteOwner removes an app or tenant.
-func deleteOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, id string) error {
+// deleteOwner removes an app or tenant; one that still has keys only with
+// in.Cascade (FailedPrecondition has_keys otherwise, with the count).
+func deleteOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, in DeleteInput) error {
 	if err := s.check(c); err != nil {
 		return err
 	}
-	if err := refError("id", id); err != nil {
+	if err := refError("id", in.ID); err != nil {
 		return err
 	}
-	if err := o.remove(ctx, c.Actor, c.AccountID, id); err != nil {
-		return s.storeError(ctx, "Delete"+o.op, quoted(o.kind, id), err)
+	if err := o.remove(ctx, c.Actor, c.AccountID, in.ID, in.Cascade); err != nil {
+		return s.storeError(ctx, "Delete"+o.op, quoted(o.kind, in.ID), err)
 	}
 	return nil
 }
@@ -215,9 +223,9 @@ func (s *Service) UpdateApp(ctx context.Context, c Caller, id string, u OwnerUpd
 	return updateOwner(ctx, s, s.apps(), c, id, u)
 }
 
-// DeleteApp removes an app.
-func (s *Service) DeleteApp(ctx context.Context, c Caller, id string) error {
-	return deleteOwner(ctx, s, s.apps(), c, id)
+// DeleteApp removes an app: one with keys only with in.Cascade.
+func (s *Service) DeleteApp(ctx context.Context, c Caller, in DeleteInput) error {
+	return deleteOwner(ctx, s, s.apps(), c, in)
 }
 
 // CreateTenant adds an active tenant.
@@ -241,7 +249,7 @@ func (s *Service) UpdateTenant(ctx context.Context, c Caller, id string, u Owner
 	return updateOwner(ctx, s, s.tenants(), c, id, u)
 }
 
-// DeleteTenant removes a tenant.
-func (s *Service) DeleteTenant(ctx context.Context, c Caller, id string) error {
-	return deleteOwner(ctx, s, s.tenants(), c, id)
+// DeleteTenant removes a tenant: one with keys only with in.Cascade.
+func (s *Service) DeleteTenant(ctx context.Context, c Caller, in DeleteInput) error {
+	return deleteOwner(ctx, s, s.tenants(), c, in)
 }

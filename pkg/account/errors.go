@@ -2,8 +2,12 @@ package account
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // Code classifies an Error. The values mirror gRPC's status codes (and so
@@ -54,6 +58,11 @@ type Error struct {
 	// RetryAfter, when set, is how long the caller should wait before
 	// trying again (a rate limit).
 	RetryAfter time.Duration
+	// Reason, when set, is a machine-readable cause (store_unavailable,
+	// has_keys) that clients act on without parsing Message; Metadata
+	// holds its figures (has_keys: "keys", the count).
+	Reason   string
+	Metadata map[string]string
 }
 
 // Violation is one field of a request that is wrong, and why.
@@ -76,6 +85,35 @@ func fieldError(code Code, field, format string, args ...any) *Error {
 
 // internal is what a caller sees of a failure that is not theirs.
 func internal() *Error { return &Error{Code: Internal, Message: "internal error"} }
+
+// Reasons an Error can carry.
+const (
+	// ReasonStoreUnavailable: the store could not be reached; retry later.
+	// The data plane's reason name for the same outage.
+	ReasonStoreUnavailable = "store_unavailable"
+	// ReasonHasKeys: an app or tenant still has keys (Metadata "keys").
+	ReasonHasKeys = "has_keys"
+)
+
+// storeUnavailable is the answer while the store cannot be reached, in
+// the data plane's words, so that clients retry as they do for Check.
+func storeUnavailable() *Error {
+	return &Error{Code: Unavailable, Reason: ReasonStoreUnavailable,
+		Message: authz.StoreUnavailable.String() + ": " + authz.StoreUnavailable.Message()}
+}
+
+// hasKeys refuses to delete an app or tenant that still has keys, saying
+// how to go on: the keys are deleted with it only when asked.
+func hasKeys(e *store.HasKeysError) *Error {
+	noun, them := "keys", "them"
+	if e.Keys == 1 {
+		noun, them = "key", "it"
+	}
+	return &Error{Code: FailedPrecondition, Field: "cascade", Reason: ReasonHasKeys,
+		Metadata: map[string]string{"keys": strconv.Itoa(e.Keys)},
+		Message: fmt.Sprintf("%s %q has %d %s: delete %s first, or delete with cascade (keygate %ss delete %s --cascade)",
+			e.Object, e.ID, e.Keys, noun, them, e.Object, e.ID)}
+}
 
 // tooLarge is a ResourceExhausted naming every field past a size limit.
 func tooLarge(list []Violation) *Error {

@@ -227,23 +227,29 @@ func contextError(err error) *Error {
 
 // storeError maps a store error. what names the object (`app "billing"`)
 // for NotFound; the store's own messages, which name the field, are kept
-// for AlreadyExists and InvalidArgument. Anything else is logged and
-// answered Internal: its text may carry database detail.
+// for AlreadyExists and InvalidArgument. An unreachable store is
+// Unavailable (store_unavailable), unless the call's own context ended
+// first. Anything else is logged and answered Internal: its text may carry
+// database detail.
 func (s *Service) storeError(ctx context.Context, op, what string, err error) error {
 	var quota *store.QuotaError
+	var keys *store.HasKeysError
 	switch {
 	case errors.As(err, &quota):
 		return quotaError(quota)
+	case errors.As(err, &keys):
+		return hasKeys(keys)
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(NotFound, "%s not found", what)
 	case errors.Is(err, store.ErrAlreadyExists):
 		return errorf(AlreadyExists, "%v", err)
 	case errors.Is(err, store.ErrInvalid):
 		return errorf(InvalidArgument, "%v", err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		if ctx.Err() != nil {
-			return contextError(ctx.Err())
-		}
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return contextError(ctx.Err())
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.Warn("account API: store unavailable", "op", op, "object", what, "err", err)
+		return storeUnavailable()
 	}
 	s.log.Error("account API: store error", "op", op, "object", what, "err", err)
 	return internal()

@@ -46,6 +46,9 @@ type Env struct {
 	Stderr io.Writer
 	// Stdin is where `keys import` reads the secret; nil means os.Stdin.
 	Stdin io.Reader
+	// IsTerminal reports whether Stdin is a terminal a person can answer
+	// a confirmation on; nil asks golang.org/x/term about Stdin.
+	IsTerminal func() bool
 }
 
 // Commands are the Account API client commands, to embed in keygate's CLI.
@@ -132,17 +135,33 @@ func (c *client) ctx() (context.Context, context.CancelFunc) {
 func (c *client) close() { c.conn.Close() }
 
 // callError turns a status into "Code: message" (the message names the
-// field for InvalidArgument); it never includes the key.
+// field for InvalidArgument); it never includes the key. The status stays
+// readable (status.FromError) for commands that act on its details.
 func callError(err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
 	}
-	if st.Code() == codes.Unavailable && !strings.HasPrefix(st.Message(), "store_unavailable") {
-		return fmt.Errorf("%s: %s (is keygate's Account API listening at --account-addr?)", st.Code(), st.Message())
+	msg := fmt.Sprintf("%s: %s", st.Code(), st.Message())
+	switch {
+	case st.Code() == codes.Unavailable && strings.HasPrefix(st.Message(), "store_unavailable"):
+		msg = "the Account API's database is unavailable (store_unavailable); retry later"
+	case st.Code() == codes.Unavailable:
+		msg += " (is keygate's Account API listening at --account-addr?)"
 	}
-	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+	return &statusError{st: st, msg: msg}
 }
+
+// statusError is a call's error as the CLI prints it, keeping its status.
+type statusError struct {
+	st  *status.Status
+	msg string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// GRPCStatus lets status.FromError read the call's status.
+func (e *statusError) GRPCStatus() *status.Status { return e.st }
 
 // run dials, runs fn and closes.
 func run(f *ClientFlags, e *Env, fn func(c *client) error) error {

@@ -3,6 +3,7 @@ package accountcli_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,13 @@ func cli(t *testing.T, s *accounttest.Server, stdin string, args ...string) resu
 
 func runCLI(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return runOn(t, nil, stdin, args...)
+}
+
+// runOn runs one command line with isTerminal as the Env's (nil: stdin
+// is a strings.Reader, no terminal).
+func runOn(t *testing.T, isTerminal func() bool, stdin string, args ...string) result {
+	t.Helper()
 	var r root
 	var out, errb bytes.Buffer
 	exited := false
@@ -53,7 +61,7 @@ func runCLI(t *testing.T, stdin string, args ...string) result {
 	if err != nil {
 		return result{stdout: out.String(), stderr: errb.String(), err: err}
 	}
-	err = kctx.Run(&accountcli.Env{Ctx: t.Context(), Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin)})
+	err = kctx.Run(&accountcli.Env{Ctx: t.Context(), Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin), IsTerminal: isTerminal})
 	return result{stdout: out.String(), stderr: errb.String(), err: err}
 }
 
@@ -513,5 +521,53 @@ func TestTimeout(t *testing.T) {
 	r := runCLI(t, "", "tenants", "list", "--timeout", "300ms")
 	if r.err == nil || time.Since(start) > 10*time.Second {
 		t.Fatalf("err %v after %s", r.err, time.Since(start))
+	}
+}
+
+func TestDeleteWithKeys(t *testing.T) {
+	s := setup(t)
+	for _, id := range []string{"k1", "k2"} {
+		ok(t, cli(t, s, "", "keys", "generate", "--type", "app", "--app", "billing", "--id", id, "--scope", "email-api"))
+	}
+	wantErr(t, cli(t, s, "", "apps", "delete", "billing"),
+		`FailedPrecondition: app "billing" has 2 keys: delete them first, or delete with cascade (keygate apps delete billing --cascade)`)
+	// Not on a terminal, a cascade that deletes keys needs --yes.
+	wantErr(t, cli(t, s, "y\n", "apps", "delete", "billing", "--cascade"),
+		"app billing has 2 keys and stdin is not a terminal to confirm: add --yes")
+	ok(t, cli(t, s, "", "apps", "get", "billing"))
+	r := ok(t, cli(t, s, "", "apps", "delete", "billing", "--cascade", "--yes"))
+	if strings.TrimSpace(r.stdout) != "deleted app billing" {
+		t.Fatalf("delete: %q", r.stdout)
+	}
+	wantErr(t, cli(t, s, "", "keys", "get", "k1"), "NotFound")
+	// Without keys, --cascade asks nothing.
+	ok(t, cli(t, s, "", "tenants", "delete", "acme", "--cascade"))
+}
+
+func TestDeleteCascadeAsksOnATerminal(t *testing.T) {
+	s := setup(t)
+	ok(t, cli(t, s, "", "keys", "generate", "--type", "app", "--app", "billing", "--id", "k1", "--scope", "email-api"))
+	terminal := func() bool { return true }
+	for _, answer := range []string{"", "n\n", "no\n"} {
+		r := runOn(t, terminal, answer, "apps", "delete", "billing", "--cascade")
+		wantErr(t, r, "app billing not deleted")
+		if r.stderr != "delete app billing and its 1 key? [y/N] " {
+			t.Fatalf("question: %q", r.stderr)
+		}
+	}
+	ok(t, cli(t, s, "", "keys", "get", "k1"))
+	r := ok(t, runOn(t, terminal, "y\n", "apps", "delete", "billing", "--cascade"))
+	if strings.TrimSpace(r.stdout) != "deleted app billing" {
+		t.Fatalf("delete: %q", r.stdout)
+	}
+	wantErr(t, cli(t, s, "", "keys", "get", "k1"), "NotFound")
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	s := setup(t)
+	s.Store.SetAccountsFail(fmt.Errorf("postgres: %w", store.ErrUnavailable))
+	r := cli(t, s, "", "apps", "list")
+	if r.err == nil || r.err.Error() != "the Account API's database is unavailable (store_unavailable); retry later" {
+		t.Fatalf("apps list with the store down: %v", r.err)
 	}
 }

@@ -68,7 +68,7 @@ type AppsCmd struct {
 	List   AppsListCmd   `cmd:"" help:"List apps."`
 	Get    AppsGetCmd    `cmd:"" help:"Show an app."`
 	Update AppsUpdateCmd `cmd:"" help:"Change an app's name, description or active flag."`
-	Delete AppsDeleteCmd `cmd:"" help:"Delete an app."`
+	Delete AppsDeleteCmd `cmd:"" help:"Delete an app; one with keys only with --cascade, which deletes them too."`
 }
 
 // AppsCreateCmd is `keygate apps create`.
@@ -132,15 +132,13 @@ func (c *AppsUpdateCmd) Run(e *Env) error {
 }
 
 // AppsDeleteCmd is `keygate apps delete`.
-type AppsDeleteCmd struct{ ownerRef }
+type AppsDeleteCmd struct{ ownerDelete }
 
 func (c *AppsDeleteCmd) Run(e *Env) error {
 	return run(&c.ClientFlags, e, func(cl *client) error {
-		r, err := call(cl, cl.api.DeleteApp, &accountv1.DeleteAppRequest{Id: c.ID})
-		if err != nil {
-			return err
-		}
-		return deleted(cl.out, r, "app", c.ID)
+		return c.deleteOwner(cl, "app", func(cascade bool) (proto.Message, error) {
+			return call(cl, cl.api.DeleteApp, &accountv1.DeleteAppRequest{Id: c.ID, Cascade: cascade})
+		})
 	})
 }
 
@@ -150,7 +148,7 @@ type TenantsCmd struct {
 	List   TenantsListCmd   `cmd:"" help:"List tenants."`
 	Get    TenantsGetCmd    `cmd:"" help:"Show a tenant."`
 	Update TenantsUpdateCmd `cmd:"" help:"Change a tenant's name, description or active flag."`
-	Delete TenantsDeleteCmd `cmd:"" help:"Delete a tenant."`
+	Delete TenantsDeleteCmd `cmd:"" help:"Delete a tenant; one with keys only with --cascade, which deletes them too."`
 }
 
 // TenantsCreateCmd is `keygate tenants create`.
@@ -214,15 +212,13 @@ func (c *TenantsUpdateCmd) Run(e *Env) error {
 }
 
 // TenantsDeleteCmd is `keygate tenants delete`.
-type TenantsDeleteCmd struct{ ownerRef }
+type TenantsDeleteCmd struct{ ownerDelete }
 
 func (c *TenantsDeleteCmd) Run(e *Env) error {
 	return run(&c.ClientFlags, e, func(cl *client) error {
-		r, err := call(cl, cl.api.DeleteTenant, &accountv1.DeleteTenantRequest{Id: c.ID})
-		if err != nil {
-			return err
-		}
-		return deleted(cl.out, r, "tenant", c.ID)
+		return c.deleteOwner(cl, "tenant", func(cascade bool) (proto.Message, error) {
+			return call(cl, cl.api.DeleteTenant, &accountv1.DeleteTenantRequest{Id: c.ID, Cascade: cascade})
+		})
 	})
 }
 

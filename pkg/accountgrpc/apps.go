@@ -47,9 +47,9 @@ func (s *Server) UpdateApp(ctx context.Context, r *accountv1.UpdateAppRequest) (
 	return &accountv1.UpdateAppResponse{App: appProto(a)}, nil
 }
 
-// DeleteApp removes an app.
+// DeleteApp removes an app; one with keys only with cascade.
 func (s *Server) DeleteApp(ctx context.Context, r *accountv1.DeleteAppRequest) (*accountv1.DeleteAppResponse, error) {
-	if err := s.svc.DeleteApp(ctx, callerFrom(ctx), r.GetId()); err != nil {
+	if err := s.svc.DeleteApp(ctx, callerFrom(ctx), account.DeleteInput{ID: r.GetId(), Cascade: r.GetCascade()}); err != nil {
 		return nil, grpcError(err)
 	}
 	return &accountv1.DeleteAppResponse{}, nil
@@ -95,9 +95,9 @@ func (s *Server) UpdateTenant(ctx context.Context, r *accountv1.UpdateTenantRequ
 	return &accountv1.UpdateTenantResponse{Tenant: tenantProto(t)}, nil
 }
 
-// DeleteTenant removes a tenant.
+// DeleteTenant removes a tenant; one with keys only with cascade.
 func (s *Server) DeleteTenant(ctx context.Context, r *accountv1.DeleteTenantRequest) (*accountv1.DeleteTenantResponse, error) {
-	if err := s.svc.DeleteTenant(ctx, callerFrom(ctx), r.GetId()); err != nil {
+	if err := s.svc.DeleteTenant(ctx, callerFrom(ctx), account.DeleteInput{ID: r.GetId(), Cascade: r.GetCascade()}); err != nil {
 		return nil, grpcError(err)
 	}
 	return &accountv1.DeleteTenantResponse{}, nil

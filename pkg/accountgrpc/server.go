@@ -158,8 +158,13 @@ func setRetryAfter(ctx context.Context, err error) {
 	_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.FormatInt(max(secs, 1), 10)))
 }
 
+// ErrorDomain is the domain of the ErrorInfo details the Account API
+// sends.
+const ErrorDomain = "keygate"
+
 // grpcError maps the service's errors to gRPC statuses: the codes mirror
-// gRPC's, an InvalidArgument carries a BadRequest detail per field.
+// gRPC's, an InvalidArgument carries a BadRequest detail per field, an
+// error with a reason an ErrorInfo.
 // Anything else never reaches a caller as it is (the service logs and
 // wraps what is not the caller's): Internal.
 func grpcError(err error) error {
@@ -171,6 +176,13 @@ func grpcError(err error) error {
 		return status.Error(codes.Internal, "internal error")
 	}
 	st := status.New(codes.Code(e.Code), e.Message)
+	if e.Reason != "" {
+		// The reason clients act on (retry on store_unavailable, confirm
+		// a cascade with its key count) without parsing the message.
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: e.Reason, Domain: ErrorDomain, Metadata: e.Metadata}); derr == nil {
+			st = d
+		}
+	}
 	if e.Code == account.ResourceExhausted && (e.Field != "" || len(e.Violations) > 0) {
 		// A size or quota limit: the detail a client's retry logic reads.
 		if d, derr := st.WithDetails(quotaFailure(e)); derr == nil {

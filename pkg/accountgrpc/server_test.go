@@ -251,11 +251,76 @@ func TestTenants(t *testing.T) {
 	must(c.DeleteTenant(ctx, &accountv1.DeleteTenantRequest{Id: "globex"}))
 	_, err = c.GetTenant(ctx, &accountv1.GetTenantRequest{Id: "globex"})
 	wantCode(t, err, codes.NotFound, `tenant "globex" not found`)
-	// Deleting a tenant deletes its keys (the store's rule).
+	// A tenant with keys is deleted, with them, only with cascade.
 	must(c.GenerateServiceAccessKey(ctx, &accountv1.GenerateServiceAccessKeyRequest{AppId: "billing", TenantId: "acme", Id: "k"}))
-	must(c.DeleteTenant(ctx, &accountv1.DeleteTenantRequest{Id: "acme"}))
+	_, err = c.DeleteTenant(ctx, &accountv1.DeleteTenantRequest{Id: "acme"})
+	wantCode(t, err, codes.FailedPrecondition, `tenant "acme" has 1 key: delete it first, or delete with cascade (keygate tenants delete acme --cascade)`)
+	must(c.GetKey(ctx, &accountv1.GetKeyRequest{Id: "k"}))
+	must(c.DeleteTenant(ctx, &accountv1.DeleteTenantRequest{Id: "acme", Cascade: true}))
 	_, err = c.GetKey(ctx, &accountv1.GetKeyRequest{Id: "k"})
 	wantCode(t, err, codes.NotFound)
+}
+
+// wantReason fails unless err carries an ErrorInfo with reason and meta.
+func wantReason(t *testing.T, err error, reason string, meta map[string]string) {
+	t.Helper()
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			if info.GetReason() != reason || info.GetDomain() != accountgrpc.ErrorDomain || !cmp.Equal(info.GetMetadata(), meta) {
+				t.Fatalf("ErrorInfo %v, want reason %s, metadata %v", info, reason, meta)
+			}
+			return
+		}
+	}
+	t.Fatalf("%v: no ErrorInfo detail", err)
+}
+
+func TestDeleteAppWithKeys(t *testing.T) {
+	s, ctx := setup(t)
+	c := s.Client
+	for _, id := range []string{"k1", "k2"} {
+		must(c.GenerateAppAccessKey(ctx, &accountv1.GenerateAppAccessKeyRequest{Id: id, AppId: "billing", Scope: "email-api"}))
+	}
+	_, err := c.DeleteApp(ctx, &accountv1.DeleteAppRequest{Id: "billing"})
+	wantCode(t, err, codes.FailedPrecondition, `app "billing" has 2 keys: delete them first, or delete with cascade (keygate apps delete billing --cascade)`)
+	wantReason(t, err, account.ReasonHasKeys, map[string]string{"keys": "2"})
+	must(c.GetApp(ctx, &accountv1.GetAppRequest{Id: "billing"}))
+
+	must(c.DeleteApp(ctx, &accountv1.DeleteAppRequest{Id: "billing", Cascade: true}))
+	for _, id := range []string{"k1", "k2"} {
+		_, err := c.GetKey(ctx, &accountv1.GetKeyRequest{Id: id})
+		wantCode(t, err, codes.NotFound)
+	}
+	// One event for the app, one per key with its record before (no
+	// hash), newest first.
+	evs := must(c.ListAuditEvents(ctx, &accountv1.ListAuditEventsRequest{})).GetEvents()
+	var got []string
+	for _, e := range evs[:3] {
+		got = append(got, e.GetAction()+" "+e.GetObjectId())
+		if e.GetBefore() == nil || strings.Contains(e.GetBefore().String(), "sha256") || e.GetAfter() != nil {
+			t.Errorf("%s: before %s, after %q", e.GetAction(), e.GetBefore(), e.GetAfter())
+		}
+	}
+	if diff := cmp.Diff([]string{"key.delete k2", "key.delete k1", "app.delete billing"}, got); diff != "" {
+		t.Errorf("audit events (-want +got):\n%s", diff)
+	}
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	s, ctx := setup(t)
+	// The account store down, the keys still in the data plane's hands:
+	// Unavailable store_unavailable, which clients retry, not Internal.
+	s.Store.SetAccountsFail(fmt.Errorf("postgres: dial tcp 10.1.2.3:5432: %w", store.ErrUnavailable))
+	_, err := s.Client.ListApps(ctx, &accountv1.ListAppsRequest{})
+	wantCode(t, err, codes.Unavailable, "store_unavailable: the key store is unavailable; retry later")
+	wantReason(t, err, account.ReasonStoreUnavailable, nil)
+	if strings.Contains(status.Convert(err).Message(), "10.1.2.3") {
+		t.Fatal("the database address reached the caller")
+	}
+	_, err = s.Client.DeleteApp(ctx, &accountv1.DeleteAppRequest{Id: "billing"})
+	wantCode(t, err, codes.Unavailable, "store_unavailable")
+	s.Store.SetAccountsFail(nil)
+	must(s.Client.ListApps(ctx, &accountv1.ListAppsRequest{}))
 }
 
 func TestAuditEvents(t *testing.T) {

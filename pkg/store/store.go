@@ -32,7 +32,28 @@ var (
 	// ErrFeedTruncated is what ChangesSince returns when the changes after
 	// the asked sequence were pruned: the reader must load every key again.
 	ErrFeedTruncated = errors.New("the change feed no longer holds every change after this sequence number; load all keys again")
+	// ErrHasKeys is what deleting an app or tenant that still has keys
+	// returns without cascade (*HasKeysError says how many).
+	ErrHasKeys = errors.New("has keys")
+	// ErrUnavailable wraps a failure to reach the database (connection
+	// refused or lost, the server shutting down): nothing was written, and
+	// the same call may succeed later.
+	ErrUnavailable = errors.New("store unavailable")
 )
+
+// HasKeysError is a delete of an app or tenant refused because keys still
+// belong to it: deleting it would delete them, which only a cascade may.
+type HasKeysError struct {
+	Object string // "app" or "tenant"
+	ID     string
+	Keys   int
+}
+
+func (e *HasKeysError) Error() string {
+	return fmt.Sprintf("%s %q has %d keys", e.Object, e.ID, e.Keys)
+}
+
+func (e *HasKeysError) Unwrap() error { return ErrHasKeys }
 
 // Origin says where a key's secret came from.
 type Origin string
@@ -194,13 +215,17 @@ type Accounts interface {
 	GetApp(ctx context.Context, accountID, id string) (App, error)
 	ListApps(ctx context.Context, accountID string, p Page) ([]App, string, error)
 	UpdateApp(ctx context.Context, actor Actor, accountID, id string, u AppUpdate) (App, error)
-	DeleteApp(ctx context.Context, actor Actor, accountID, id string) error
+	// DeleteApp deletes an app. While keys belong to it, it refuses with
+	// a *HasKeysError unless cascade is set: then the keys go with it in
+	// the same transaction, each audited as "key.delete".
+	DeleteApp(ctx context.Context, actor Actor, accountID, id string, cascade bool) error
 
 	CreateTenant(ctx context.Context, actor Actor, t Tenant) (Tenant, error)
 	GetTenant(ctx context.Context, accountID, id string) (Tenant, error)
 	ListTenants(ctx context.Context, accountID string, p Page) ([]Tenant, string, error)
 	UpdateTenant(ctx context.Context, actor Actor, accountID, id string, u AppUpdate) (Tenant, error)
-	DeleteTenant(ctx context.Context, actor Actor, accountID, id string) error
+	// DeleteTenant deletes a tenant, as DeleteApp an app.
+	DeleteTenant(ctx context.Context, actor Actor, accountID, id string, cascade bool) error
 
 	// CreateKey stores a new key; k.Spec.Hash must be set, the secret never
 	// reaches the store. Duplicate name in the account: ErrAlreadyExists.

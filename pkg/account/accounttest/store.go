@@ -51,6 +51,8 @@ type Store struct {
 	fail error
 	// lookupFail is returned by LookupKey only.
 	lookupFail error
+	// lookupServes: fail is not returned by LookupKey (SetAccountsFail).
+	lookupServes bool
 }
 
 type ref struct{ account, id string }
@@ -92,7 +94,18 @@ func (s *Store) RefuseInvalidKeys() {
 func (s *Store) SetFail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fail = err
+	s.fail, s.lookupServes = err, false
+}
+
+// SetAccountsFail makes every store.Accounts call return err (nil: back
+// to normal) while LookupKey still answers: a database outage seen by the
+// Account API, whose callers the data plane's cache still authenticates.
+// store.ErrUnavailable (wrapped) is what the PostgreSQL store returns
+// when it cannot reach the database.
+func (s *Store) SetAccountsFail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail, s.lookupServes = err, true
 }
 
 // SetLookupFail makes LookupKey return err (nil: back to normal).
@@ -429,7 +442,7 @@ func (s *Store) updateOwner(o *owners, actor store.Actor, accountID, id string, 
 
 // deleteOwner removes an app or tenant and its keys, audited as
 // PostgreSQL's cascade is: the owner, then each key in creation order.
-func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string) error {
+func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string, cascade bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -448,6 +461,9 @@ func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string) 
 	slices.SortFunc(gone, func(a, b store.Key) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Spec.ID, b.Spec.ID))
 	})
+	if len(gone) > 0 && !cascade {
+		return &store.HasKeysError{Object: o.kind, ID: id, Keys: len(gone)}
+	}
 	delete(o.m, ref{accountID, id})
 	s.auditLocked(accountID, actor, o.kind+".delete", o.kind, id, a, nil)
 	for _, k := range gone {
@@ -477,9 +493,10 @@ func (s *Store) UpdateApp(_ context.Context, actor store.Actor, accountID, id st
 	return s.updateOwner(s.apps, actor, accountID, id, u)
 }
 
-// DeleteApp removes an app and its keys.
-func (s *Store) DeleteApp(_ context.Context, actor store.Actor, accountID, id string) error {
-	return s.deleteOwner(s.apps, actor, accountID, id)
+// DeleteApp removes an app, and its keys if cascade (else only if it has
+// none).
+func (s *Store) DeleteApp(_ context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+	return s.deleteOwner(s.apps, actor, accountID, id, cascade)
 }
 
 // CreateTenant adds a tenant.
@@ -509,7 +526,8 @@ func (s *Store) UpdateTenant(_ context.Context, actor store.Actor, accountID, id
 	return store.Tenant(a), err
 }
 
-// DeleteTenant removes a tenant and its keys.
-func (s *Store) DeleteTenant(_ context.Context, actor store.Actor, accountID, id string) error {
-	return s.deleteOwner(s.tenants, actor, accountID, id)
+// DeleteTenant removes a tenant, and its keys if cascade (else only if it
+// has none).
+func (s *Store) DeleteTenant(_ context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+	return s.deleteOwner(s.tenants, actor, accountID, id, cascade)
 }

@@ -1114,10 +1114,14 @@ func (x *UpdateAppResponse) GetApp() *App {
 	return nil
 }
 
-// DeleteAppRequest names an app.
+// DeleteAppRequest names an app. While keys belong to it, the delete is
+// refused (FailedPrecondition, reason has_keys, with the count) unless
+// cascade is set: then its keys are deleted with it, in one transaction,
+// each audited as key.delete.
 type DeleteAppRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cascade       bool                   `protobuf:"varint,2,opt,name=cascade,proto3" json:"cascade,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1157,6 +1161,13 @@ func (x *DeleteAppRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *DeleteAppRequest) GetCascade() bool {
+	if x != nil {
+		return x.Cascade
+	}
+	return false
 }
 
 // DeleteAppResponse is empty.
@@ -1615,10 +1626,14 @@ func (x *UpdateTenantResponse) GetTenant() *Tenant {
 	return nil
 }
 
-// DeleteTenantRequest names a tenant.
+// DeleteTenantRequest names a tenant. While keys belong to it, the delete
+// is refused (FailedPrecondition, reason has_keys, with the count) unless
+// cascade is set: then its keys are deleted with it, in one transaction,
+// each audited as key.delete.
 type DeleteTenantRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cascade       bool                   `protobuf:"varint,2,opt,name=cascade,proto3" json:"cascade,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1658,6 +1673,13 @@ func (x *DeleteTenantRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *DeleteTenantRequest) GetCascade() bool {
+	if x != nil {
+		return x.Cascade
+	}
+	return false
 }
 
 // DeleteTenantResponse is empty.
@@ -3372,9 +3394,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\f_descriptionB\t\n" +
 	"\a_active\">\n" +
 	"\x11UpdateAppResponse\x12)\n" +
-	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\"\"\n" +
+	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\"<\n" +
 	"\x10DeleteAppRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x13\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\acascade\x18\x02 \x01(\bR\acascade\"\x13\n" +
 	"\x11DeleteAppResponse\"[\n" +
 	"\x13CreateTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -3402,9 +3425,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\f_descriptionB\t\n" +
 	"\a_active\"J\n" +
 	"\x14UpdateTenantResponse\x122\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"%\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"?\n" +
 	"\x13DeleteTenantRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\acascade\x18\x02 \x01(\bR\acascade\"\x16\n" +
 	"\x14DeleteTenantResponse\"\xd3\x03\n" +
 	"\x1fGenerateServiceAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +

@@ -73,7 +73,8 @@ type AccountServiceClient interface {
 	ListApps(ctx context.Context, in *ListAppsRequest, opts ...grpc.CallOption) (*ListAppsResponse, error)
 	// UpdateApp changes the fields present in the request.
 	UpdateApp(ctx context.Context, in *UpdateAppRequest, opts ...grpc.CallOption) (*UpdateAppResponse, error)
-	// DeleteApp removes an app and every key bound to it.
+	// DeleteApp removes an app; one that has keys only with cascade, which
+	// removes them too.
 	DeleteApp(ctx context.Context, in *DeleteAppRequest, opts ...grpc.CallOption) (*DeleteAppResponse, error)
 	// CreateTenant adds a tenant (active).
 	CreateTenant(ctx context.Context, in *CreateTenantRequest, opts ...grpc.CallOption) (*CreateTenantResponse, error)
@@ -83,7 +84,8 @@ type AccountServiceClient interface {
 	ListTenants(ctx context.Context, in *ListTenantsRequest, opts ...grpc.CallOption) (*ListTenantsResponse, error)
 	// UpdateTenant changes the fields present in the request.
 	UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*UpdateTenantResponse, error)
-	// DeleteTenant removes a tenant and every key bound to it.
+	// DeleteTenant removes a tenant; one that has keys only with cascade,
+	// which removes them too.
 	DeleteTenant(ctx context.Context, in *DeleteTenantRequest, opts ...grpc.CallOption) (*DeleteTenantResponse, error)
 	// GenerateServiceAccessKey creates a tenant-level service access key
 	// (type service: one app and one tenant) with a generated secret.
@@ -356,7 +358,8 @@ type AccountServiceServer interface {
 	ListApps(context.Context, *ListAppsRequest) (*ListAppsResponse, error)
 	// UpdateApp changes the fields present in the request.
 	UpdateApp(context.Context, *UpdateAppRequest) (*UpdateAppResponse, error)
-	// DeleteApp removes an app and every key bound to it.
+	// DeleteApp removes an app; one that has keys only with cascade, which
+	// removes them too.
 	DeleteApp(context.Context, *DeleteAppRequest) (*DeleteAppResponse, error)
 	// CreateTenant adds a tenant (active).
 	CreateTenant(context.Context, *CreateTenantRequest) (*CreateTenantResponse, error)
@@ -366,7 +369,8 @@ type AccountServiceServer interface {
 	ListTenants(context.Context, *ListTenantsRequest) (*ListTenantsResponse, error)
 	// UpdateTenant changes the fields present in the request.
 	UpdateTenant(context.Context, *UpdateTenantRequest) (*UpdateTenantResponse, error)
-	// DeleteTenant removes a tenant and every key bound to it.
+	// DeleteTenant removes a tenant; one that has keys only with cascade,
+	// which removes them too.
 	DeleteTenant(context.Context, *DeleteTenantRequest) (*DeleteTenantResponse, error)
 	// GenerateServiceAccessKey creates a tenant-level service access key
 	// (type service: one app and one tenant) with a generated secret.

@@ -16,7 +16,7 @@ import (
 // CreateAccount creates an account and audits it ("account.create").
 func (s *Store) CreateAccount(ctx context.Context, actor store.Actor, a store.Account) (store.Account, error) {
 	var out store.Account
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `INSERT INTO accounts (id, name, created_at)
 			VALUES (coalesce(nullif($1, ''), gen_random_uuid()::text), $2, $3)
 			RETURNING id, name, created_at`, a.ID, a.Name, s.now()).Scan(&out.ID, &out.Name, &out.CreatedAt)
@@ -33,7 +33,7 @@ func (s *Store) CreateAccount(ctx context.Context, actor store.Actor, a store.Ac
 // GetAccount reads an account.
 func (s *Store) GetAccount(ctx context.Context, id string) (store.Account, error) {
 	var a store.Account
-	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at FROM accounts WHERE id = $1`, id).
+	err := s.reads().QueryRow(ctx, `SELECT id, name, created_at FROM accounts WHERE id = $1`, id).
 		Scan(&a.ID, &a.Name, &a.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, notFound("account %q not found", id)
@@ -54,7 +54,7 @@ var BootstrapActor = store.Actor{KeyName: "bootstrap"}
 // transaction audited with actor "bootstrap". A key of that name in the
 // account already: store.ErrAlreadyExists.
 func (s *Store) Bootstrap(ctx context.Context, accountID, accountName, keyName, hash string) (keyID string, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		var created time.Time
 		err := tx.QueryRow(ctx, `INSERT INTO accounts (id, name, created_at)
 			VALUES (coalesce(nullif($1, ''), gen_random_uuid()::text), $2, $3)
@@ -146,7 +146,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.P
 		}
 		before = after.Seq
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, account_id, at, actor_key_id, actor_key_name,
+	rows, err := s.reads().Query(ctx, `SELECT id, account_id, at, actor_key_id, actor_key_name,
 			action, object_type, object_id, before, after
 		FROM audit_events
 		WHERE account_id = $1 AND ($2::bigint = 0 OR id < $2::bigint)

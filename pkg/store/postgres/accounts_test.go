@@ -48,7 +48,7 @@ var parentAPIs = []parentAPI{
 		update: func(e *env, id string, u store.AppUpdate) (store.App, error) {
 			return e.store.UpdateApp(e.ctx, e.actor, "acct", id, u)
 		},
-		del: func(e *env, id string) error { return e.store.DeleteApp(e.ctx, e.actor, "acct", id) },
+		del: func(e *env, id string) error { return e.store.DeleteApp(e.ctx, e.actor, "acct", id, false) },
 	},
 	{
 		name: "tenant",
@@ -72,7 +72,7 @@ var parentAPIs = []parentAPI{
 			t, err := e.store.UpdateTenant(e.ctx, e.actor, "acct", id, u)
 			return store.App(t), err
 		},
-		del: func(e *env, id string) error { return e.store.DeleteTenant(e.ctx, e.actor, "acct", id) },
+		del: func(e *env, id string) error { return e.store.DeleteTenant(e.ctx, e.actor, "acct", id, false) },
 	},
 }
 

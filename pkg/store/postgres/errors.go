@@ -1,9 +1,15 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keygate/keygate/pkg/store"
@@ -126,3 +132,70 @@ func mapError(err error, what subject) error {
 	}
 	return fmt.Errorf("postgres: %w", err)
 }
+
+// unavailable wraps err in store.ErrUnavailable when it is a failure to
+// reach the database rather than a refusal of the statement, so that the
+// Account API answers Unavailable (retry later) and not Internal.
+func unavailable(err error) error {
+	if err == nil || !connectionFailure(err) {
+		return err
+	}
+	return &storeError{msg: "postgres: the database is unavailable", kind: store.ErrUnavailable, cause: err}
+}
+
+// connectionFailure reports whether err means the database could not be
+// reached or dropped the connection: any failure to connect (refused,
+// timed out, or refused by the server: not accepting connections, too
+// many clients), a network error, a connection cut mid-statement, or a
+// server error of class 08 (connection_exception), 57P01–57P03 (shutting
+// down, cannot connect now) or 53300 (too many connections).
+func connectionFailure(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300":
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08")
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// inTx runs fn in a transaction on the pool, marking a failure to reach
+// the database.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return unavailable(pgx.BeginFunc(ctx, s.pool, fn))
+}
+
+// reads is the pool for the Account API's reads, marking a failure to
+// reach the database.
+func (s *Store) reads() querier { return classified{s.pool} }
+
+// classified is a querier whose errors say when the database was
+// unreachable (store.ErrUnavailable).
+type classified struct{ q querier }
+
+func (c classified) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := c.q.Exec(ctx, sql, args...)
+	return tag, unavailable(err)
+}
+
+func (c classified) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := c.q.Query(ctx, sql, args...)
+	return rows, unavailable(err)
+}
+
+func (c classified) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return classifiedRow{c.q.QueryRow(ctx, sql, args...)}
+}
+
+// classifiedRow is a row whose Scan marks an unreachable database: pgx
+// reports a QueryRow's failure only there.
+type classifiedRow struct{ row pgx.Row }
+
+func (r classifiedRow) Scan(dest ...any) error { return unavailable(r.row.Scan(dest...)) }

@@ -28,3 +28,7 @@ func SetCompileHook(t *testing.T, h func(authz.KeySpec)) {
 	compileHook.Store(&h)
 	t.Cleanup(func() { compileHook.Store(nil) })
 }
+
+// Unavailable is unavailable: store.ErrUnavailable around a connection
+// failure, other errors as they are.
+func Unavailable(err error) error { return unavailable(err) }

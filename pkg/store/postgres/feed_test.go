@@ -152,7 +152,7 @@ func TestAppDeactivationReachesItsKeys(t *testing.T) {
 
 	// Deleting an app: its keys' deletions reach the feed by cascade.
 	seq = e.lastSeq()
-	if err := e.store.DeleteApp(e.ctx, e.actor, "acct", "app1"); err != nil {
+	if err := e.store.DeleteApp(e.ctx, e.actor, "acct", "app1", true); err != nil {
 		t.Fatal(err)
 	}
 	cs = e.changes(seq)

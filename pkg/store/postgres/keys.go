@@ -216,7 +216,7 @@ func ipFilters(f []string) []string {
 // account's quota of keys (Bootstrap, the operator's, is not held to it).
 func (s *Store) CreateKey(ctx context.Context, actor store.Actor, k store.Key) (store.Key, error) {
 	var out store.Key
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := s.reserve(ctx, tx, k.Spec.AccountID, store.QuotaKeys); err != nil {
 			return err
 		}
@@ -284,7 +284,7 @@ func getKey(ctx context.Context, q querier, accountID, id string, forUpdate bool
 // GetKey reads one key. Spec.Active is the key's own flag; Spec.AppName
 // and TenantName are filled.
 func (s *Store) GetKey(ctx context.Context, accountID, id string) (store.Key, error) {
-	return getKey(ctx, s.pool, accountID, id, false)
+	return getKey(ctx, s.reads(), accountID, id, false)
 }
 
 // updateKey locks a key, lets change edit a copy, validates the copy,
@@ -293,7 +293,7 @@ func (s *Store) updateKey(ctx context.Context, actor store.Actor, accountID, id,
 	change func(k *store.Key) error, set func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error,
 ) (store.Key, error) {
 	var out store.Key
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := getKey(ctx, tx, accountID, id, true)
 		if err != nil {
 			return err
@@ -365,7 +365,7 @@ func (s *Store) RotateKey(ctx context.Context, actor store.Actor, accountID, id,
 
 // DeleteKey deletes a key and audits it ("key.delete").
 func (s *Store) DeleteKey(ctx context.Context, actor store.Actor, accountID, id string) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockCounts(ctx, tx, accountID); err != nil {
 			return err
 		}
@@ -424,7 +424,7 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	}
 	args = append(args, size+1)
 	sql := keyQuery + where.String() + fmt.Sprintf(" ORDER BY k.created_at, k.id LIMIT $%d", len(args))
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.reads().Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list keys: %w", err)
 	}

@@ -344,7 +344,7 @@ func TestAuditEvents(t *testing.T) {
 	}
 	// Deleting an app deletes its keys, each audited.
 	cascaded := e.mustCreateKey(serviceKey("cascaded"))
-	if err := e.store.DeleteApp(e.ctx, e.actor, "acct", "app1"); err != nil {
+	if err := e.store.DeleteApp(e.ctx, e.actor, "acct", "app1", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.store.GetKey(e.ctx, "acct", cascaded.Spec.ID); !errors.Is(err, store.ErrNotFound) {

@@ -63,7 +63,7 @@ func lockCounts(ctx context.Context, tx pgx.Tx, accountID string) error {
 
 // AccountLimits reads an account's overrides, effective limits and counts.
 func (s *Store) AccountLimits(ctx context.Context, accountID string) (store.AccountLimits, error) {
-	return s.scanLimits(s.pool.QueryRow(ctx, `SELECT `+limitColumns+` FROM account_limits
+	return s.scanLimits(s.reads().QueryRow(ctx, `SELECT `+limitColumns+` FROM account_limits
 		WHERE account_id = $1`, accountID), accountID)
 }
 
@@ -73,7 +73,7 @@ func (s *Store) AccountLimits(ctx context.Context, accountID string) (store.Acco
 // nothing is removed, further creates are refused.
 func (s *Store) SetAccountLimits(ctx context.Context, actor store.Actor, accountID string, u store.LimitsUpdate) (store.AccountLimits, error) {
 	var out store.AccountLimits
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := s.scanLimits(tx.QueryRow(ctx, `SELECT `+limitColumns+` FROM account_limits
 			WHERE account_id = $1 FOR UPDATE`, accountID), accountID)
 		if err != nil {

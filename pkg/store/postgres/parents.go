@@ -46,7 +46,7 @@ func (p parent) get(ctx context.Context, q querier, accountID, id, lock string) 
 
 func (s *Store) createParent(ctx context.Context, p parent, actor store.Actor, a store.App) (store.App, error) {
 	var out store.App
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := s.reserve(ctx, tx, a.AccountID, p.table); err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ func (s *Store) listParents(ctx context.Context, p parent, accountID string, pg 
 		args = append(args, after.CreatedAtTime(), after.ID)
 		sql += ` AND (created_at, id) > ($3, $4)`
 	}
-	rows, err := s.pool.Query(ctx, sql+` ORDER BY created_at, id LIMIT $2`, args...)
+	rows, err := s.reads().Query(ctx, sql+` ORDER BY created_at, id LIMIT $2`, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list %s: %w", p.table, err)
 	}
@@ -101,10 +101,10 @@ func (s *Store) listParents(ctx context.Context, p parent, accountID string, pg 
 
 func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
 	if u == (store.AppUpdate{}) {
-		return p.get(ctx, s.pool, accountID, id, "")
+		return p.get(ctx, s.reads(), accountID, id, "")
 	}
 	var out store.App
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		cur, err := p.get(ctx, tx, accountID, id, "FOR NO KEY UPDATE")
 		if err != nil {
 			return err
@@ -124,11 +124,13 @@ func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, a
 	return out, err
 }
 
-// deleteParent deletes an app or tenant; its keys go with it (ON DELETE
-// CASCADE, recorded in the change feed by the keys trigger), each audited
-// as "key.delete".
-func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, accountID, id string) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+// deleteParent deletes an app or tenant. Its keys would go with it (ON
+// DELETE CASCADE, recorded in the change feed by the keys trigger), so
+// while it has any, only a cascade deletes it, auditing each key as
+// "key.delete". The row lock taken before counting keeps a key from being
+// created for it between the count and the delete.
+func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, accountID, id string, cascade bool) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockCounts(ctx, tx, accountID); err != nil {
 			return err
 		}
@@ -144,6 +146,9 @@ func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, a
 		keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyRow, error) { return scanKey(row) })
 		if err != nil {
 			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
+		}
+		if len(keys) > 0 && !cascade {
+			return &store.HasKeysError{Object: p.object, ID: id, Keys: len(keys)}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM `+p.table+` WHERE account_id = $1 AND id = $2`, accountID, id); err != nil {
 			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
@@ -167,7 +172,7 @@ func (s *Store) CreateApp(ctx context.Context, actor store.Actor, a store.App) (
 
 // GetApp reads an app.
 func (s *Store) GetApp(ctx context.Context, accountID, id string) (store.App, error) {
-	return appsTable.get(ctx, s.pool, accountID, id, "")
+	return appsTable.get(ctx, s.reads(), accountID, id, "")
 }
 
 // ListApps lists an account's apps in creation order.
@@ -180,9 +185,10 @@ func (s *Store) UpdateApp(ctx context.Context, actor store.Actor, accountID, id 
 	return s.updateParent(ctx, appsTable, actor, accountID, id, u)
 }
 
-// DeleteApp deletes an app with its keys ("app.delete", "key.delete").
-func (s *Store) DeleteApp(ctx context.Context, actor store.Actor, accountID, id string) error {
-	return s.deleteParent(ctx, appsTable, actor, accountID, id)
+// DeleteApp deletes an app ("app.delete"), with its keys ("key.delete")
+// if cascade, else only if it has none.
+func (s *Store) DeleteApp(ctx context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+	return s.deleteParent(ctx, appsTable, actor, accountID, id, cascade)
 }
 
 // CreateTenant creates a tenant and audits it ("tenant.create").
@@ -193,7 +199,7 @@ func (s *Store) CreateTenant(ctx context.Context, actor store.Actor, t store.Ten
 
 // GetTenant reads a tenant.
 func (s *Store) GetTenant(ctx context.Context, accountID, id string) (store.Tenant, error) {
-	a, err := tenantsTable.get(ctx, s.pool, accountID, id, "")
+	a, err := tenantsTable.get(ctx, s.reads(), accountID, id, "")
 	return store.Tenant(a), err
 }
 
@@ -212,7 +218,8 @@ func (s *Store) UpdateTenant(ctx context.Context, actor store.Actor, accountID, 
 	return store.Tenant(a), err
 }
 
-// DeleteTenant deletes a tenant with its keys ("tenant.delete", "key.delete").
-func (s *Store) DeleteTenant(ctx context.Context, actor store.Actor, accountID, id string) error {
-	return s.deleteParent(ctx, tenantsTable, actor, accountID, id)
+// DeleteTenant deletes a tenant ("tenant.delete"), with its keys
+// ("key.delete") if cascade, else only if it has none.
+func (s *Store) DeleteTenant(ctx context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+	return s.deleteParent(ctx, tenantsTable, actor, accountID, id, cascade)
 }

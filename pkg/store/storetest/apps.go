@@ -81,9 +81,20 @@ type parentAPI struct {
 	get    func(f *fixture, account, id string) (store.App, error)
 	list   func(f *fixture, account string, p store.Page) ([]store.App, string, error)
 	update func(f *fixture, account, id string, u store.AppUpdate) (store.App, error)
-	del    func(f *fixture, account, id string) error
+	del    func(f *fixture, account, id string, cascade bool) error
 	// key is a key of acct owned by the parent with this id.
 	key func(name, id string) store.Key
+}
+
+// withKeys creates the parent id in acct with a key of each id.
+func (api parentAPI) withKeys(f *fixture, id string, keys ...string) {
+	f.t.Helper()
+	if _, err := api.create(f, store.App{AccountID: "acct", ID: id, Name: "Parent " + id, Active: true}); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, k := range keys {
+		f.createKey(api.key(k, id))
+	}
 }
 
 var parentAPIs = []parentAPI{
@@ -98,7 +109,9 @@ var parentAPIs = []parentAPI{
 		update: func(f *fixture, acct, id string, u store.AppUpdate) (store.App, error) {
 			return f.s.UpdateApp(f.ctx, Actor, acct, id, u)
 		},
-		del: func(f *fixture, acct, id string) error { return f.s.DeleteApp(f.ctx, Actor, acct, id) },
+		del: func(f *fixture, acct, id string, cascade bool) error {
+			return f.s.DeleteApp(f.ctx, Actor, acct, id, cascade)
+		},
 		key: func(name, id string) store.Key {
 			k := appKey(name)
 			k.Spec.AppID = id
@@ -128,7 +141,9 @@ var parentAPIs = []parentAPI{
 			t, err := f.s.UpdateTenant(f.ctx, Actor, acct, id, u)
 			return store.App(t), err
 		},
-		del: func(f *fixture, acct, id string) error { return f.s.DeleteTenant(f.ctx, Actor, acct, id) },
+		del: func(f *fixture, acct, id string, cascade bool) error {
+			return f.s.DeleteTenant(f.ctx, Actor, acct, id, cascade)
+		},
 		key: func(name, id string) store.Key {
 			k := serviceKey(name)
 			k.Spec.TenantID = id
@@ -228,7 +243,7 @@ func testParent(t *testing.T, open func(t *testing.T) store.Accounts, api parent
 				_, err := api.update(f, "acct", api.first, store.AppUpdate{Name: new("")})
 				return err
 			}, store.ErrInvalid, []string{"name"}},
-			{"delete unknown", func() error { return api.del(f, "acct", "nope") }, store.ErrNotFound, []string{api.kind + ` "nope" not found`}},
+			{"delete unknown", func() error { return api.del(f, "acct", "nope", false) }, store.ErrNotFound, []string{api.kind + ` "nope" not found`}},
 		}
 		for _, tc := range errs {
 			t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.do(), tc.target, tc.parts...) })
@@ -255,14 +270,14 @@ func testParent(t *testing.T, open func(t *testing.T) store.Accounts, api parent
 		if _, err := api.update(f, "other", "mine", store.AppUpdate{Active: new(false)}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("update from another account: %v", err)
 		}
-		if err := api.del(f, "other", "mine"); !errors.Is(err, store.ErrNotFound) {
+		if err := api.del(f, "other", "mine", true); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("delete from another account: %v", err)
 		}
 		if got, err := api.get(f, "acct", "mine"); err != nil || got != mine {
 			t.Errorf("after another account's writes: %+v, %v", got, err)
 		}
 		// Deleting acct's app1/ten1 leaves other's.
-		if err := api.del(f, "acct", api.first); err != nil {
+		if err := api.del(f, "acct", api.first, true); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := api.get(f, "other", api.first); err != nil {
@@ -313,22 +328,49 @@ func testParent(t *testing.T, open func(t *testing.T) store.Accounts, api parent
 			t.Errorf("empty update = %+v, %v; want %+v", got, err, cur)
 		}
 	})
-	t.Run("delete takes its keys", func(t *testing.T) {
+	t.Run("delete refused while it has keys", func(t *testing.T) {
 		f := setup(t, open)
-		if _, err := api.create(f, store.App{AccountID: "acct", ID: "doomed", Name: "Doomed", Active: true}); err != nil {
-			t.Fatal(err)
+		api.withKeys(f, "kept", "k1", "k2")
+		before := f.events("acct")
+		err := api.del(f, "acct", "kept", false)
+		var hk *store.HasKeysError
+		if !errors.As(err, &hk) || !errors.Is(err, store.ErrHasKeys) {
+			t.Fatalf("delete without cascade: %v, want a *HasKeysError", err)
 		}
-		f.createKey(api.key("gone-1", "doomed"))
-		f.createKey(api.key("gone-2", "doomed"))
+		if *hk != (store.HasKeysError{Object: api.kind, ID: "kept", Keys: 2}) {
+			t.Errorf("refusal = %+v", *hk)
+		}
+		if _, err := api.get(f, "acct", "kept"); err != nil {
+			t.Errorf("the %s after a refused delete: %v", api.kind, err)
+		}
+		for _, id := range []string{"k1", "k2"} {
+			f.getKey(id)
+		}
+		if got := f.events("acct"); len(got) != len(before) {
+			t.Errorf("a refused delete wrote %d audit events", len(got)-len(before))
+		}
+		// Without keys, no cascade is needed.
+		for _, id := range []string{"k1", "k2"} {
+			if err := f.s.DeleteKey(f.ctx, Actor, "acct", id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := api.del(f, "acct", "kept", false); err != nil {
+			t.Errorf("delete without keys: %v", err)
+		}
+	})
+	t.Run("delete with cascade takes its keys", func(t *testing.T) {
+		f := setup(t, open)
+		api.withKeys(f, "doomed", "gone-1", "gone-2")
 		f.createKey(api.key("kept", api.first))
 		f.createKey(accountKey("account-key"))
-		if err := api.del(f, "acct", "doomed"); err != nil {
+		if err := api.del(f, "acct", "doomed", true); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := api.get(f, "acct", "doomed"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("get after delete: %v", err)
 		}
-		if err := api.del(f, "acct", "doomed"); !errors.Is(err, store.ErrNotFound) {
+		if err := api.del(f, "acct", "doomed", true); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("second delete: %v", err)
 		}
 		for _, id := range []string{"gone-1", "gone-2"} {
@@ -348,7 +390,7 @@ func testParent(t *testing.T, open func(t *testing.T) store.Accounts, api parent
 			t.Errorf("keys left (-want +got):\n%s", diff)
 		}
 		// The id and name are free again.
-		if _, err := api.create(f, store.App{AccountID: "acct", ID: "doomed", Name: "Doomed"}); err != nil {
+		if _, err := api.create(f, store.App{AccountID: "acct", ID: "doomed", Name: "Parent doomed"}); err != nil {
 			t.Errorf("create again: %v", err)
 		}
 	})

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -213,7 +214,11 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Accounts) {
 		ka := f.createKey(func() store.Key { k := serviceKey("ka"); k.Spec.AppID = "app2"; return k }())
 		want = append(want, event{"key.create", "key", "kz", Actor, nil, ofKey(kz)}, event{"key.create", "key", "ka", Actor, nil, ofKey(ka)})
 		k1d = f.getKey("k1")
-		check(f.s.DeleteApp(f.ctx, bob, "acct", "app2"))
+		// Without cascade, refused and not audited.
+		if err := f.s.DeleteApp(f.ctx, bob, "acct", "app2", false); !errors.Is(err, store.ErrHasKeys) {
+			t.Fatalf("delete app2 without cascade: %v", err)
+		}
+		check(f.s.DeleteApp(f.ctx, bob, "acct", "app2", true))
 		want = append(want, event{"app.delete", "app", "app2", bob, ofParent(app2b), nil},
 			event{"key.delete", "key", "k1", bob, ofKey(k1d), nil},
 			event{"key.delete", "key", "kz", bob, ofKey(kz), nil},
@@ -221,7 +226,7 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Accounts) {
 		// A tenant's keys likewise.
 		kt := f.createKey(serviceKey("kt"))
 		want = append(want, event{"key.create", "key", "kt", Actor, nil, ofKey(kt)})
-		check(f.s.DeleteTenant(f.ctx, Actor, "acct", "ten1"))
+		check(f.s.DeleteTenant(f.ctx, Actor, "acct", "ten1", true))
 		want = append(want, event{"tenant.delete", "tenant", "ten1", Actor, ofParent(store.App(ten1)), nil},
 			event{"key.delete", "key", "kt", Actor, ofKey(kt), nil})
 
@@ -264,7 +269,8 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Accounts) {
 		_, _ = f.s.UpdateKey(f.ctx, Actor, "acct", "k", store.KeyUpdate{NotBefore: new(t2100), ExpiresAt: new(t2030)})
 		_, _ = f.s.RotateKey(f.ctx, Actor, "acct", "k", k.Spec.Hash, t2100)
 		_ = f.s.DeleteKey(f.ctx, Actor, "acct", "nope")
-		_ = f.s.DeleteApp(f.ctx, Actor, "other", "nope")
+		_ = f.s.DeleteApp(f.ctx, Actor, "other", "nope", true)
+		_ = f.s.DeleteApp(f.ctx, Actor, "acct", "app1", false) // k belongs to app1
 		_, _ = f.s.CreateAccount(f.ctx, Actor, store.Account{ID: "acct", Name: "Again"})
 		for _, u := range []func() error{
 			func() error { _, err := f.s.UpdateApp(f.ctx, Actor, "acct", "app1", store.AppUpdate{}); return err },

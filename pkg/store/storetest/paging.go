@@ -46,7 +46,7 @@ var listers = []lister{
 			as, next, err := f.s.ListApps(f.ctx, "acct", p)
 			return appItems(as), next, err
 		},
-		del: func(f *fixture, id string) error { return f.s.DeleteApp(f.ctx, Actor, "acct", id) },
+		del: func(f *fixture, id string) error { return f.s.DeleteApp(f.ctx, Actor, "acct", id, false) },
 	},
 	{
 		name: "tenants",
@@ -65,7 +65,7 @@ var listers = []lister{
 			}
 			return appItems(as), next, err
 		},
-		del: func(f *fixture, id string) error { return f.s.DeleteTenant(f.ctx, Actor, "acct", id) },
+		del: func(f *fixture, id string) error { return f.s.DeleteTenant(f.ctx, Actor, "acct", id, false) },
 	},
 	{
 		name: "keys",

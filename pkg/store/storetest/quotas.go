@@ -83,7 +83,7 @@ func testQuotas(t *testing.T, open func(t *testing.T) store.Accounts) {
 		f.wantUsage("acct", store.Usage{Keys: 3, Apps: 1, Tenants: 1})
 		// Deleting the app takes its keys (k2, k3) with it; the account
 		// key stays.
-		if err := f.s.DeleteApp(f.ctx, Actor, "acct", "app1"); err != nil {
+		if err := f.s.DeleteApp(f.ctx, Actor, "acct", "app1", true); err != nil {
 			t.Fatal(err)
 		}
 		f.wantUsage("acct", store.Usage{Keys: 1, Tenants: 1})
@@ -91,7 +91,7 @@ func testQuotas(t *testing.T, open func(t *testing.T) store.Accounts) {
 			t.Fatal(err)
 		}
 		f.createKey(serviceKey("k5"))
-		if err := f.s.DeleteTenant(f.ctx, Actor, "acct", "ten1"); err != nil {
+		if err := f.s.DeleteTenant(f.ctx, Actor, "acct", "ten1", true); err != nil {
 			t.Fatal(err)
 		}
 		f.wantUsage("acct", store.Usage{Keys: 1, Apps: 1})
