@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -324,7 +325,7 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		}
 	case 8:
 		if k != nil && t.Service != "" {
-			s := fmt.Sprintf(": scope %q", k.Spec.Scope)
+			s := ": scope " + quotedScope(k.Spec.Scope)
 			if d.Denied != "" {
 				s += " refuses " + d.Denied
 			}
@@ -332,6 +333,15 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		}
 	}
 	return ""
+}
+
+// quotedScope quotes a scope, but shows an empty one (which allows every
+// operation) in the CLI tables' words rather than as "".
+func quotedScope(scope string) string {
+	if strings.TrimSpace(scope) == "" {
+		return accountcli.AllScope
+	}
+	return strconv.Quote(scope)
 }
 
 func orNever(s string) string {
