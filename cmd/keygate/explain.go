@@ -139,7 +139,7 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	defer cancel()
 	resp, err := accountv1.NewAccountServiceClient(conn).GetKey(ctx, &accountv1.GetKeyRequest{Id: c.KeyID})
 	if err != nil {
-		return fmt.Errorf("get key %s: %w", c.KeyID, err)
+		return fmt.Errorf("get key %s: %w", c.KeyID, accountcli.CallError(c.AccountAddr, err))
 	}
 	key, err := compileRemoteKey(resp.GetKey(), l)
 	if err != nil {

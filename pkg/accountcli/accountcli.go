@@ -78,6 +78,7 @@ type ClientFlags struct {
 type client struct {
 	api  accountv1.AccountServiceClient
 	conn *grpc.ClientConn
+	addr string // --account-addr, for messages
 	key  string
 	out  printer
 	env  *Env
@@ -109,6 +110,7 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 	return &client{
 		api:  accountv1.NewAccountServiceClient(conn),
 		conn: conn,
+		addr: f.AccountAddr,
 		key:  key,
 		out:  printer{w: e.Stdout, json: f.Output == "json"},
 		env:  e,
@@ -131,12 +133,22 @@ func (c *client) ctx() (context.Context, context.CancelFunc) {
 
 func (c *client) close() { c.conn.Close() }
 
-// callError turns a status into "Code: message" (the message names the
-// field for InvalidArgument); it never includes the key.
-func callError(err error) error {
+// DefaultAccountAddr is where serve's Account API listens by default
+// (--account-listen-addr), and where the CLI calls it (--account-addr).
+const DefaultAccountAddr = "127.0.0.1:9192"
+
+// CallError turns the status of an Account API call to addr into
+// "Code: message" (the message names the field for InvalidArgument); it
+// never includes the key. Unimplemented means the server at addr has no
+// Account API at all, most often the authz port given by mistake: say so
+// rather than print a bare code.
+func CallError(addr string, err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
+	}
+	if st.Code() == codes.Unimplemented {
+		return fmt.Errorf("the server at %s does not serve the Account API (is this the authz port? the Account API listens on --account-listen-addr, default %s)", addr, DefaultAccountAddr)
 	}
 	if st.Code() == codes.Unavailable && !strings.HasPrefix(st.Message(), "store_unavailable") {
 		return fmt.Errorf("%s: %s (is keygate's Account API listening at --account-addr?)", st.Code(), st.Message())
@@ -161,7 +173,7 @@ func call[Req, Resp any](c *client, rpc func(context.Context, Req, ...grpc.CallO
 	resp, err := rpc(ctx, req)
 	if err != nil {
 		var zero Resp
-		return zero, callError(err)
+		return zero, CallError(c.addr, err)
 	}
 	return resp, nil
 }

@@ -18,3 +18,11 @@ func TestQuotedScope(t *testing.T) {
 		}
 	}
 }
+
+// The CLI's message about a server without the Account API names serve's
+// default listen address: the two must not drift apart.
+func TestDefaultAccountAddrAgrees(t *testing.T) {
+	if defaultAccountListenAddr != accountcli.DefaultAccountAddr {
+		t.Fatalf("serve listens on %s by default, the CLI says %s", defaultAccountListenAddr, accountcli.DefaultAccountAddr)
+	}
+}
