@@ -58,3 +58,12 @@ func TestLocateWithoutError(t *testing.T) {
 		t.Fatalf("locate = %d, %d, want 0, 0", l, c)
 	}
 }
+
+// A file too large to search keeps yaml's line rather than decode it dozens
+// of times.
+func TestLocateSkipsHugeFiles(t *testing.T) {
+	data := []byte(strings.Repeat("#", maxLocateBytes) + "\n[\n")
+	if l, c := locate(data, "yaml: line 2: did not find expected node content"); l != 0 || c != 0 {
+		t.Fatalf("locate = %d, %d, want 0, 0", l, c)
+	}
+}

@@ -282,8 +282,11 @@ func (r *Reader) syntax(data []byte, err error) {
 // prefixes that end before it read (or fail otherwise) and the ones that
 // include it fail alike; both searches are binary, so a large file costs a
 // few dozen decodes, and only when it is broken. 0, 0 when no prefix fails
-// alike.
+// alike, or the file is too large to search.
 func locate(data []byte, want string) (line, column int) {
+	if len(data) > maxLocateBytes {
+		return 0, 0
+	}
 	ends := lineEnds(data)
 	failsThrough := func(end int) bool { return firstError(data[:end]) == want }
 	k := sort.Search(len(ends), func(i int) bool { return failsThrough(ends[i]) })
@@ -301,6 +304,11 @@ func locate(data []byte, want string) (line, column int) {
 	}
 	return k + 1, c + 1
 }
+
+// maxLocateBytes bounds the files locate searches: each of its decodes
+// costs up to the whole file, and a reload of a huge broken file must not
+// take minutes to say so. Larger files keep yaml's line.
+const maxLocateBytes = 16 << 20
 
 // lineEnds are the offsets just past each line, its newline included.
 func lineEnds(data []byte) []int {
