@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,7 +139,7 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	defer cancel()
 	resp, err := accountv1.NewAccountServiceClient(conn).GetKey(ctx, &accountv1.GetKeyRequest{Id: c.KeyID})
 	if err != nil {
-		return fmt.Errorf("get key %s: %w", c.KeyID, err)
+		return fmt.Errorf("get key %s: %w", c.KeyID, accountcli.CallError(c.AccountAddr, err))
 	}
 	key, err := compileRemoteKey(resp.GetKey(), l)
 	if err != nil {
@@ -324,7 +325,7 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		}
 	case 8:
 		if k != nil && t.Service != "" {
-			s := fmt.Sprintf(": scope %q", k.Spec.Scope)
+			s := ": scope " + quotedScope(k.Spec.Scope)
 			if d.Denied != "" {
 				s += " refuses " + d.Denied
 			}
@@ -332,6 +333,15 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		}
 	}
 	return ""
+}
+
+// quotedScope quotes a scope, but shows an empty one (which allows every
+// operation) in the CLI tables' words rather than as "".
+func quotedScope(scope string) string {
+	if strings.TrimSpace(scope) == "" {
+		return accountcli.AllScope
+	}
+	return strconv.Quote(scope)
 }
 
 func orNever(s string) string {

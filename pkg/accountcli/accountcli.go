@@ -81,6 +81,7 @@ type ClientFlags struct {
 type client struct {
 	api  accountv1.AccountServiceClient
 	conn *grpc.ClientConn
+	addr string // --account-addr, for messages
 	key  string
 	out  printer
 	env  *Env
@@ -112,6 +113,7 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 	return &client{
 		api:  accountv1.NewAccountServiceClient(conn),
 		conn: conn,
+		addr: f.AccountAddr,
 		key:  key,
 		out:  printer{w: e.Stdout, json: f.Output == "json"},
 		env:  e,
@@ -134,16 +136,25 @@ func (c *client) ctx() (context.Context, context.CancelFunc) {
 
 func (c *client) close() { c.conn.Close() }
 
-// callError turns a status into "Code: message" (the message names the
-// field for InvalidArgument); it never includes the key. The status stays
-// readable (status.FromError) for commands that act on its details.
-func callError(err error) error {
+// DefaultAccountAddr is where serve's Account API listens by default
+// (--account-listen-addr), and where the CLI calls it (--account-addr).
+const DefaultAccountAddr = "127.0.0.1:9192"
+
+// CallError turns the status of an Account API call to addr into
+// "Code: message" (the message names the field for InvalidArgument); it
+// never includes the key. Unimplemented means the server at addr has no
+// Account API at all, most often the authz port given by mistake: say so
+// rather than print a bare code. The status stays readable
+// (status.FromError) for commands that act on its details.
+func CallError(addr string, err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
 	}
 	msg := fmt.Sprintf("%s: %s", st.Code(), st.Message())
 	switch {
+	case st.Code() == codes.Unimplemented:
+		msg = fmt.Sprintf("the server at %s does not serve the Account API (is this the authz port? the Account API listens on --account-listen-addr, default %s)", addr, DefaultAccountAddr)
 	case st.Code() == codes.Unavailable && strings.HasPrefix(st.Message(), "store_unavailable"):
 		msg = "the Account API's database is unavailable (store_unavailable); retry later"
 	case st.Code() == codes.Unavailable:
@@ -180,7 +191,7 @@ func call[Req, Resp any](c *client, rpc func(context.Context, Req, ...grpc.CallO
 	resp, err := rpc(ctx, req)
 	if err != nil {
 		var zero Resp
-		return zero, callError(err)
+		return zero, CallError(c.addr, err)
 	}
 	return resp, nil
 }

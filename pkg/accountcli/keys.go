@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 var errNothingToUpdate = errors.New("nothing to update: give at least one field flag")
@@ -69,6 +70,9 @@ func (f *keyFlags) parse() (keyFields, error) {
 			return out, err
 		}
 		out.notBefore = timestamppb.New(t)
+	}
+	if err := checkIPFilterFlags(f.IPFilter); err != nil {
+		return out, err
 	}
 	h, err := parseHeaders("header", f.Header, false)
 	if err != nil {
@@ -332,6 +336,9 @@ func (c *KeysUpdateCmd) request() (*accountv1.UpdateKeyRequest, error) {
 	case len(c.IPFilter) > 0 && c.ClearIPFilters:
 		return nil, errors.New("--ip-filter and --clear-ip-filters exclude each other")
 	case len(c.IPFilter) > 0:
+		if err := checkIPFilterFlags(c.IPFilter); err != nil {
+			return nil, err
+		}
 		r.IpFilters = &accountv1.IPFilters{Filters: c.IPFilter}
 	case c.ClearIPFilters:
 		r.IpFilters = &accountv1.IPFilters{}
@@ -410,4 +417,16 @@ func (c *KeysDeleteCmd) Run(e *Env) error {
 		}
 		return deleted(cl.out, r, "key", c.ID)
 	})
+}
+
+// checkIPFilterFlags refuses a comma in an --ip-filter value before the
+// call: the flag takes one filter (kong does not split it, sep:"none"), and
+// the server would only see one value that is not an address.
+func checkIPFilterFlags(values []string) error {
+	for _, v := range values {
+		if strings.Contains(v, ",") {
+			return fmt.Errorf("--ip-filter %q: give one address or CIDR per --ip-filter flag (repeat the flag); %s", v, authz.IPFilterForms)
+		}
+	}
+	return nil
 }

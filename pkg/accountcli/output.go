@@ -203,7 +203,7 @@ func keyRows(k *accountv1.Key) [][2]string {
 		{"APP", withName(k.GetAppId(), k.GetAppName())},
 		{"TENANT", withName(k.GetTenantId(), k.GetTenantName())},
 		{"ACTIVE", yesNo(k.GetActive())},
-		{"SCOPE", k.GetScope()},
+		{"SCOPE", ScopeText(k.GetScope())},
 		{"GROUP", k.GetGroup()},
 		{"DESCRIPTION", k.GetDescription()},
 		{"NOT BEFORE", fmtTime(k.GetNotBefore())},
@@ -221,6 +221,19 @@ func keyRows(k *accountv1.Key) [][2]string {
 	return rows
 }
 
+// AllScope is how tables show an empty scope. An empty scope allows every
+// operation, so "-" (the sign of an empty cell) would read as "nothing".
+const AllScope = "* (every operation of the services accepting its type)"
+
+// ScopeText is a scope as people read it: AllScope for an empty one. JSON
+// keeps the stored value (""), which scripts compare against what they set.
+func ScopeText(scope string) string {
+	if strings.TrimSpace(scope) == "" {
+		return AllScope
+	}
+	return scope
+}
+
 func withName(id, name string) string {
 	if id == "" || name == "" || name == id {
 		return id
@@ -233,6 +246,6 @@ var keyHeader = []string{"ID", "NAME", "TYPE", "APP", "TENANT", "ACTIVE", "GROUP
 func keyRow(k *accountv1.Key) []string {
 	return []string{
 		k.GetId(), k.GetName(), TypeName(k.GetType()), k.GetAppId(), k.GetTenantId(), yesNo(k.GetActive()),
-		k.GetGroup(), k.GetScope(), fmtTime(k.GetExpiresAt()), fmtTime(k.GetLastUsedTime()),
+		k.GetGroup(), ScopeText(k.GetScope()), fmtTime(k.GetExpiresAt()), fmtTime(k.GetLastUsedTime()),
 	}
 }

@@ -246,7 +246,7 @@ func TestImportKey(t *testing.T) {
 		{"empty", "", "private_key: malformed key: empty"},
 		{"generated prefix", "kg_sak_0123456789abcdefghij", "private_key: malformed key: custom secrets may not start with"},
 		{"comma", "abcdefgh,ijklmnopq", "private_key: malformed key: custom secrets may not contain a comma"},
-		{"space", "abcdefgh ijklmnopq", "private_key: malformed key: contains a control or non-ASCII character at byte 8"},
+		{"space", "abcdefgh ijklmnopq", "private_key: malformed key: contains a space at byte 8; a key holds printable ASCII only"},
 		// SPEC §9: imported from now on, at least 24 bytes of at least 10
 		// distinct characters.
 		{"16 times a", strings.Repeat("a", 16), "private_key: 16 bytes: an imported secret needs at least 24"},

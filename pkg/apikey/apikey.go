@@ -94,8 +94,29 @@ var (
 	errComma       = fmt.Errorf("%w: custom secrets may not contain a comma (proxies join repeated headers with commas)", ErrMalformed)
 )
 
-func errBadByte(i int) error {
-	return fmt.Errorf("%w: contains a control or non-ASCII character at byte %d", ErrMalformed, i)
+// AllowedBytes says which characters a secret may hold, closing every
+// message about one it may not: the fix is then in the message.
+const AllowedBytes = "a key holds printable ASCII only: letters, digits and punctuation (0x21-0x7E), no spaces"
+
+func errBadByte(c byte, i int) error {
+	return fmt.Errorf("%w: contains %s at byte %d; %s", ErrMalformed, byteName(c), i, AllowedBytes)
+}
+
+// byteName names a byte that no secret may hold by its class, never by its
+// value: nothing in a message may tell what the secret is.
+func byteName(c byte) string {
+	switch {
+	case c == ' ':
+		return "a space"
+	case c == '\t':
+		return "a tab"
+	case c == '\n' || c == '\r':
+		return "a line break"
+	case c < 0x20 || c == 0x7f:
+		return "a control character"
+	default:
+		return "a non-ASCII character"
+	}
 }
 
 func errNotBase62(i int) error {
@@ -233,7 +254,7 @@ func checkBytes(s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x21 || c > 0x7e {
-			return errBadByte(i)
+			return errBadByte(c, i)
 		}
 	}
 	if len(s) < MinLen {

@@ -14,7 +14,11 @@ import (
 var errorTemplates = []string{
 	"malformed key: empty",
 	"malformed key: longer than N bytes",
-	"malformed key: contains a control or non-ASCII character at byte N",
+	"malformed key: contains a space at byte N; " + AllowedBytes,
+	"malformed key: contains a tab at byte N; " + AllowedBytes,
+	"malformed key: contains a line break at byte N; " + AllowedBytes,
+	"malformed key: contains a control character at byte N; " + AllowedBytes,
+	"malformed key: contains a non-ASCII character at byte N; " + AllowedBytes,
 	"malformed key: shorter than N bytes",
 	"malformed key: unknown type prefix",
 	"malformed key: wrong length for a generated key",

@@ -319,7 +319,7 @@ func ParseIPFilters(filters []string) (IPFilter, error) {
 	for i, s := range filters {
 		p, err := parseIPFilter(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("[%d] %q: %w", i, s, err))
+			errs = append(errs, fmt.Errorf("[%d] %q: %w; %s", i, s, err, IPFilterForms))
 			continue
 		}
 		f.prefixes = append(f.prefixes, p)
@@ -330,7 +330,19 @@ func ParseIPFilters(filters []string) (IPFilter, error) {
 	return f, nil
 }
 
+// IPFilterForms closes every message about a filter that does not parse,
+// so that it says what to write instead.
+const IPFilterForms = "accepted forms: a CIDR (10.0.0.0/8, 2001:db8::/32), an address (10.1.2.3), an IPv4 address/netmask (10.0.0.0/255.0.0.0)"
+
+// ErrIPFilterList is the error of a filter holding a comma: several
+// filters written as one, which would otherwise read as a bad netmask or
+// address.
+var ErrIPFilterList = errors.New("a comma-separated list: give one address or CIDR per filter")
+
 func parseIPFilter(s string) (netip.Prefix, error) {
+	if strings.Contains(s, ",") {
+		return netip.Prefix{}, ErrIPFilterList
+	}
 	addrPart, maskPart, hasMask := strings.Cut(s, "/")
 	addr, err := netip.ParseAddr(addrPart)
 	if err != nil {

@@ -33,6 +33,8 @@ func TestCompileRefuses(t *testing.T) {
 		{"not an address", func(s *authz.KeySpec) { s.IPFilters = []string{"10.0.0.256"} }, "not an IPv4 or IPv6 address"},
 		{"non-contiguous netmask", func(s *authz.KeySpec) { s.IPFilters = []string{"10.0.0.0/255.0.255.0"} }, "not contiguous"},
 		{"netmask on IPv6", func(s *authz.KeySpec) { s.IPFilters = []string{"2001:db8::/255.255.0.0"} }, "only allowed with an IPv4"},
+		{"comma-separated filters", func(s *authz.KeySpec) { s.IPFilters = []string{"10.0.0.0/8,10.1.0.0/16"} }, `ip_filters: [0] "10.0.0.0/8,10.1.0.0/16": a comma-separated list: give one address or CIDR per filter; accepted forms: a CIDR (10.0.0.0/8`},
+		{"bad filter names the accepted forms", func(s *authz.KeySpec) { s.IPFilters = []string{"nope"} }, `"nope": not an IPv4 or IPv6 address; accepted forms: `},
 		{"zone in filter", func(s *authz.KeySpec) { s.IPFilters = []string{"fe80::1%eth0"} }, "zone"},
 		{"not_before after expires_at", func(s *authz.KeySpec) {
 			s.NotBefore = t0.Add(time.Hour)

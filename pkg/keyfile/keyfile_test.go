@@ -513,9 +513,9 @@ keys:
 		},
 		{
 			name: "YAML syntax error",
-			// The line is the parser's: where the unclosed list began.
+			// Where the file breaks, not where its block began.
 			file: "keys:\n  - id: [k-1\n",
-			want: []string{`keys.yaml:1: did not find expected ',' or ']'`},
+			want: []string{`keys.yaml:2:10: did not find expected ',' or ']'`},
 		},
 		{
 			name: "two documents",

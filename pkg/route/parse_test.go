@@ -528,7 +528,7 @@ services:
 		{"null services", "services:\n", []string{`routes.yaml:1: services: empty`}},
 		{"services not a list", "services: {name: a}\n", []string{`routes.yaml:1: services: must be a list`}},
 		{"document not a mapping", "- a\n", []string{`routes.yaml:1: document: must be a mapping with fields services`}},
-		{"YAML syntax error", "services: [\n", []string{`routes.yaml:1: did not find expected node content`}},
+		{"YAML syntax error", "services: [\n", []string{`routes.yaml:1:11: did not find expected node content`}},
 		{
 			"several documents",
 			"services:\n  - {name: a, key_types: [app]}\n---\nservices: []\n",

@@ -2,7 +2,8 @@
 // keys file and the routes file). Its rules are the same for every file:
 //
 //   - exactly one YAML document; an empty file has no root; a second
-//     document is an error naming its line; syntax errors read file:line;
+//     document is an error naming its line; syntax errors read
+//     file:line:column, where the broken text is (not where its block began);
 //   - mappings hold only known fields, each written once, under plain
 //     string names; merge keys (<<) are honoured, and fields written in the
 //     mapping itself win over merged ones;
@@ -26,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,11 +37,12 @@ import (
 
 // Error is one problem in a file; warnings have the same form.
 type Error struct {
-	File  string
-	Line  int    // 1-based; 0 when unknown
-	Entry string // e.g. `keys[2] (id "k-3")`; "" for the top level
-	Field string // e.g. "tenant"; "" when the entry as a whole is wrong
-	Err   error
+	File   string
+	Line   int    // 1-based; 0 when unknown
+	Column int    // 1-based, in bytes; 0 when unknown (only syntax errors have one)
+	Entry  string // e.g. `keys[2] (id "k-3")`; "" for the top level
+	Field  string // e.g. "tenant"; "" when the entry as a whole is wrong
+	Err    error
 }
 
 // Error reads like `keys.yaml:12: keys[2] (id "k-3"): tenant: required for service keys`.
@@ -49,6 +52,10 @@ func (e *Error) Error() string {
 	if e.Line > 0 {
 		b.WriteByte(':')
 		b.WriteString(strconv.Itoa(e.Line))
+		if e.Column > 0 {
+			b.WriteByte(':')
+			b.WriteString(strconv.Itoa(e.Column))
+		}
 	}
 	b.WriteString(": ")
 	if e.Entry != "" {
@@ -220,14 +227,14 @@ func (r *Reader) Document(data []byte) (*yaml.Node, bool) {
 		if errors.Is(err, io.EOF) {
 			return nil, true
 		}
-		r.syntax(err)
+		r.syntax(data, err)
 		return nil, false
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		r.syntax(err)
+		r.syntax(data, err)
 		return nil, false
 	default:
 		// Silently ignoring a second document would drop what it says.
@@ -246,19 +253,91 @@ func (r *Reader) Document(data []byte) (*yaml.Node, bool) {
 	return r.Follow(root), true
 }
 
-// syntax turns "yaml: line 3: …" into a message in file:line form, keeping
-// the line yaml gives (for an unclosed block, where the block began).
-func (r *Reader) syntax(err error) {
+// syntax reports a syntax error at the place where the file breaks.
+// yaml.v3's message names the line of the enclosing block when there is one
+// (its context mark, 0-based for parser errors), not the broken token (its
+// problem mark, which it does not export): a list starting at line 10 and
+// broken at line 100 reads "line 9". locate finds the broken place; yaml's
+// line stays the fallback.
+func (r *Reader) syntax(data []byte, err error) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, text, ok := strings.Cut(rest, ": "); ok {
 			if n, err := strconv.Atoi(num); err == nil {
-				r.Fail(n, "", "", errors.New(text))
-				return
+				line, msg = n, text
 			}
 		}
 	}
-	r.Fail(0, "", "", errors.New(msg))
+	e := &Error{File: r.file, Line: line, Err: errors.New(msg)}
+	if l, c := locate(data, err.Error()); l > 0 {
+		e.Line, e.Column = l, c
+	}
+	r.errs = append(r.errs, e)
+}
+
+// locate finds where a file's syntax error shows: the first line, and in it
+// the first byte, through which a prefix of the file fails with the same
+// error (want). The parser stops at the first thing it cannot read, so the
+// prefixes that end before it read (or fail otherwise) and the ones that
+// include it fail alike; both searches are binary, so a large file costs a
+// few dozen decodes, and only when it is broken. 0, 0 when no prefix fails
+// alike, or the file is too large to search.
+func locate(data []byte, want string) (line, column int) {
+	if len(data) > maxLocateBytes {
+		return 0, 0
+	}
+	ends := lineEnds(data)
+	failsThrough := func(end int) bool { return firstError(data[:end]) == want }
+	k := sort.Search(len(ends), func(i int) bool { return failsThrough(ends[i]) })
+	if k == len(ends) {
+		return 0, 0
+	}
+	start := 0
+	if k > 0 {
+		start = ends[k-1]
+	}
+	text := bytes.TrimRight(data[start:ends[k]], "\r\n")
+	c := sort.Search(len(text), func(j int) bool { return failsThrough(start + j + 1) })
+	if c == len(text) {
+		return k + 1, 0
+	}
+	return k + 1, c + 1
+}
+
+// maxLocateBytes bounds the files locate searches: each of its decodes
+// costs up to the whole file, and a reload of a huge broken file must not
+// take minutes to say so. Larger files keep yaml's line.
+const maxLocateBytes = 16 << 20
+
+// lineEnds are the offsets just past each line, its newline included.
+func lineEnds(data []byte) []int {
+	var ends []int
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		ends = append(ends, len(data))
+	}
+	return ends
+}
+
+// firstError is the text of the first error decoding every document of
+// data gives, "" for none.
+func firstError(data []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		switch {
+		case errors.Is(err, io.EOF):
+			return ""
+		case err != nil:
+			return err.Error()
+		}
+	}
 }
 
 // size counts the nodes of a tree as written, aliases as one node each.

@@ -120,10 +120,11 @@ func TestReaderErrors(t *testing.T) {
 		src  string
 		want []string
 	}{
-		// The line is yaml's: for an unclosed block, where it began.
-		{"syntax error", "items:\n  - {id: [a\n", []string{`f.yaml:1: did not find expected ',' or ']'`}},
-		{"unclosed flow list", "items: [\n  {id: a}\n", []string{`f.yaml:2: did not find expected ',' or ']'`}},
-		{"bad indentation", "name: a\n items: []\n", []string{`f.yaml:2: mapping values are not allowed in this context`}},
+		// Where the file breaks, not where its block began (yaml says
+		// line 1, 0-based, for the first).
+		{"syntax error", "items:\n  - {id: [a\n", []string{`f.yaml:2:11: did not find expected ',' or ']'`}},
+		{"unclosed flow list", "items: [\n  {id: a}\n", []string{`f.yaml:2:9: did not find expected ',' or ']'`}},
+		{"bad indentation", "name: a\n items: []\n", []string{`f.yaml:2:7: mapping values are not allowed in this context`}},
 		{"second document", "name: a\n---\nname: b\n", []string{`f.yaml:2: a second YAML document (---); the file must hold exactly one`}},
 		{"second empty document", "name: a\n---\n", []string{`f.yaml:2: a second YAML document (---); the file must hold exactly one`}},
 		{"not a mapping", "- a\n", []string{`f.yaml:1: want a mapping with fields name, items`}},
