@@ -173,9 +173,7 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	want := ms[len(ms)-1].version
-	var have int
-	err = pool.QueryRow(ctx, `SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0
-		ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END`).Scan(&have)
+	have, err := schemaVersion(ctx, pool)
 	switch {
 	case err != nil:
 		return fmt.Errorf("postgres: check the schema version: %w", err)
@@ -185,4 +183,17 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("%w; schema version %d, this keygate needs %d", ErrNoSchema, have, want)
 	}
 	return nil
+}
+
+// schemaVersion is the newest migration applied, 0 for none. Two queries:
+// a relation named in the one that reads it must exist when the query is
+// parsed, whatever CASE around it says.
+func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var version int
+	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&version)
+	return version, err
 }
