@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
 
@@ -22,11 +20,7 @@ func TestCheckConfigDatabase(t *testing.T) {
 	writeFile(t, routes, routesYAML)
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.Pool(t, url)
 	if err := pgtest.SeedKeys(ctx, pool, "acme", 7); err != nil {
 		t.Fatal(err)
 	}

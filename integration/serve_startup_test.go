@@ -42,7 +42,7 @@ func stillRunning(t testing.TB, s *server) {
 	}
 }
 
-// stopCleanly sends SIGTERM and wants a clean exit within 10 s.
+// stopCleanly sends SIGTERM and wants a clean exit within 15 s.
 func stopCleanly(t testing.TB, s *server) {
 	t.Helper()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -54,8 +54,8 @@ func stopCleanly(t testing.TB, s *server) {
 			t.Errorf("keygate exited with %v on SIGTERM\n%s", err, s.Logs())
 		}
 		s.done <- nil // for the cleanup
-	case <-time.After(10 * time.Second):
-		t.Fatal("keygate did not stop within 10 s of SIGTERM")
+	case <-time.After(15 * time.Second):
+		t.Fatal("keygate did not stop within 15 s of SIGTERM")
 	}
 }
 

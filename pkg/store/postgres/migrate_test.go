@@ -179,11 +179,7 @@ func TestMigrate0003KeepsData(t *testing.T) {
 func TestCheckSchema(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewEmptyDatabase(t)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.Pool(t, url)
 	check := func(want string) {
 		t.Helper()
 		err := postgres.CheckSchema(ctx, pool)
