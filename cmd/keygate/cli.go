@@ -61,9 +61,10 @@ func (h hashFlags) hasher() (*apikey.Hasher, error) {
 	return apikey.NewHasher(pepper), nil
 }
 
-// fileFlags name the configuration files.
+// fileFlags name the configuration files. The keys file is optional: in
+// database mode the keys come from PostgreSQL.
 type fileFlags struct {
-	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" required:"" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
+	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
 	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services; serve reloads it when it changes."`
 }
 

@@ -81,10 +81,8 @@ func (l *loaded) keyfileOptions() keyfile.Options {
 }
 
 type checkConfigCmd struct {
-	// Not fileFlags: the keys file is not required in database mode.
-	KeysFile         string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
-	RoutesFile       string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services; serve reloads it when it changes."`
-	databaseURLFlags        // check the stored keys instead of a keys file, as serve would load them
+	fileFlags
+	databaseURLFlags // check the stored keys instead of a keys file, as serve would load them
 	requestFlags
 	hashFlags
 }
