@@ -191,7 +191,7 @@ func (s *startup) run(ctx context.Context) bool {
 func (s *startup) attempt(ctx context.Context) error {
 	if s.migrate {
 		if err := postgres.Migrate(ctx, s.pool); err != nil {
-			return fmt.Errorf("migrate: %w", err)
+			return fmt.Errorf("%w: %w", errStartupMigrate, err)
 		}
 	}
 	// Checked before loading: a missing relation says nothing about what
@@ -201,6 +201,9 @@ func (s *startup) attempt(ctx context.Context) error {
 	}
 	return s.kc.Warm(ctx)
 }
+
+// errStartupMigrate marks a failure of --migrate among start-up errors.
+var errStartupMigrate = errors.New("migrate")
 
 // startupReason words a failed attempt for /readyz: what to do about a
 // missing schema, otherwise what failed. The full error, which may be
@@ -212,6 +215,8 @@ func startupReason(err error) string {
 		return postgres.ErrNoSchema.Error()
 	case errors.As(err, &connect):
 		return "database unreachable (retrying with backoff; see the log)"
+	case errors.Is(err, errStartupMigrate):
+		return "--migrate failed (retrying with backoff; see the log)"
 	}
 	return "loading the keys from the database failed (retrying with backoff; see the log)"
 }
