@@ -316,7 +316,13 @@ type keyEntry struct {
 
 func keysYAML(keys ...keyEntry) string {
 	var b strings.Builder
-	b.WriteString("apps: [{id: billing, name: Billing}]\ntenants: [{id: acme, name: ACME Corp}]\nkeys:\n")
+	b.WriteString("apps: [{id: billing, name: Billing}]\ntenants: [{id: acme, name: ACME Corp}]\n")
+	if len(keys) == 0 {
+		// `keys:` with nothing after it is refused as a truncated file.
+		b.WriteString("keys: []\n")
+		return b.String()
+	}
+	b.WriteString("keys:\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "  - id: %s\n    name: %s-name\n    type: %s\n    hash: %q\n", k.id, k.id, k.typ, k.hash)
 		switch k.typ {

@@ -5,9 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -197,20 +195,7 @@ func TestServe(t *testing.T) {
 		}
 	})
 
-	t.Run("graceful stop", func(t *testing.T) {
-		if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-srv.done:
-			if err != nil {
-				t.Fatalf("exit: %v\n%s", err, srv.Logs())
-			}
-			srv.done <- nil // for the cleanup
-		case <-time.After(15 * time.Second):
-			t.Fatal("keygate did not stop on SIGTERM")
-		}
-	})
+	t.Run("graceful stop", func(t *testing.T) { stopCleanly(t, srv) })
 
 	t.Run("no secret in any log line", func(t *testing.T) {
 		logs := srv.Logs()

@@ -24,7 +24,7 @@ type cli struct {
 	Serve       serveCmd       `cmd:"" help:"Serve Envoy ext_authz Check requests."`
 	Keygen      keygenCmd      `cmd:"" help:"Generate a new key secret: prints the secret on line 1 and its stored hash form on line 2."`
 	Hash        hashCmd        `cmd:"" help:"Read one secret from stdin and print its stored hash form."`
-	CheckConfig checkConfigCmd `cmd:"" name:"check-config" help:"Validate the keys and routes files; exit non-zero listing every error."`
+	CheckConfig checkConfigCmd `cmd:"" name:"check-config" help:"Validate the routes file and the keys (a keys file, or with --database-url the stored keys); exit non-zero listing every error."`
 	Explain     explainCmd     `cmd:"" help:"Show step by step how serve would decide one request (secret on stdin, or --key-id)."`
 	Migrate     migrateCmd     `cmd:"" help:"Apply the embedded PostgreSQL schema migrations (idempotent)."`
 	Bootstrap   bootstrapCmd   `cmd:"" help:"Create an account and its first account key directly in the database; prints the secret on the last line."`
@@ -61,9 +61,10 @@ func (h hashFlags) hasher() (*apikey.Hasher, error) {
 	return apikey.NewHasher(pepper), nil
 }
 
-// fileFlags name the configuration files.
+// fileFlags name the configuration files. The keys file is optional: in
+// database mode the keys come from PostgreSQL.
 type fileFlags struct {
-	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" required:"" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
+	KeysFile   string `name:"keys-file" env:"KEYGATE_KEYS_FILE" type:"path" help:"YAML keys file (hashes only); serve reloads it when it changes."`
 	RoutesFile string `name:"routes-file" env:"KEYGATE_ROUTES_FILE" required:"" type:"path" help:"YAML routes file mapping requests to services; serve reloads it when it changes."`
 }
 

@@ -82,18 +82,36 @@ func (l *loaded) keyfileOptions() keyfile.Options {
 
 type checkConfigCmd struct {
 	fileFlags
+	databaseURLFlags // check the stored keys instead of a keys file, as serve would load them
 	requestFlags
 	hashFlags
 }
 
-// Run validates both files and prints a summary, or every error.
+// Run validates the routes file and the keys (the keys file, or the keys
+// stored in the database) and prints a summary, or every error.
 func (c *checkConfigCmd) Run(e *env) error {
+	if err := c.resolve(); err != nil {
+		return err
+	}
+	switch {
+	case c.KeysFile != "" && c.DatabaseURL != "":
+		return errBothKeySources
+	case c.KeysFile == "" && c.DatabaseURL == "":
+		return errNoKeySource
+	}
 	warn := func(w string) { fmt.Fprintln(e.stderr, "warning:", w) }
 	l, err := load(c.RoutesFile, c.requestFlags, c.hashFlags, warn)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return errors.New("configuration is invalid")
 	}
+	if c.DatabaseURL != "" {
+		return c.checkDatabase(e, l)
+	}
+	return c.checkKeysFile(e, l, warn)
+}
+
+func (c *checkConfigCmd) checkKeysFile(e *env, l *loaded, warn func(string)) error {
 	data, err := os.ReadFile(c.KeysFile)
 	if err != nil {
 		return fmt.Errorf("keys-file: %w", err)
@@ -106,9 +124,14 @@ func (c *checkConfigCmd) Run(e *env) error {
 		fmt.Fprintln(e.stderr, err)
 		return errors.New("configuration is invalid")
 	}
-	t := l.router.Current()
-	fmt.Fprintf(e.stdout, "ok: %s: %d services; %s: %d keys (hash %s); key header %s; xff-trusted-hops %d\n",
-		c.RoutesFile, len(t.ServiceNames()), c.KeysFile, set.Len(), l.hasher.Algorithm(),
-		l.cfg.KeyHeader, l.cfg.XFFTrustedHops)
+	c.printSummary(e, l, c.KeysFile, set.Len())
 	return nil
+}
+
+// printSummary prints the one line that says all is well, naming where the
+// keys came from.
+func (c *checkConfigCmd) printSummary(e *env, l *loaded, keysFrom string, keys int) {
+	fmt.Fprintf(e.stdout, "ok: %s: %d services; %s: %d keys (hash %s); key header %s; xff-trusted-hops %d\n",
+		c.RoutesFile, len(l.router.Current().ServiceNames()), keysFrom, keys, l.hasher.Algorithm(),
+		l.cfg.KeyHeader, l.cfg.XFFTrustedHops)
 }

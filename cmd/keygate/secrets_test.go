@@ -40,8 +40,11 @@ func TestDatabaseURLFromFile(t *testing.T) {
 	}{
 		{"migrate reads the file", nil, []string{"migrate", "--database-url-file", file}, "database:"},
 		{"bootstrap reads the file", nil, []string{"bootstrap", "--account", "a", "--database-url-file", file}, "database:"},
+		// serve waits for an unreachable database (unready) rather than
+		// failing: a URL it cannot parse shows that it read the file.
 		{"serve reads the file", nil, []string{"serve", "--routes-file", "../../examples/routes.yaml",
-			"--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--database-url-file", file}, "database:"},
+			"--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--database-url-file",
+			secretFile(t, "postgres://u:pw-Never-Echoed-7@127.0.0.1:notaport/db\n")}, "database: postgres: cannot parse the database URL"},
 		{"explain reads the file", nil, []string{"explain", "--routes-file", "../../examples/routes.yaml", "--path", "/x",
 			"--database-url-file", file}, "database:"},
 		{"the environment variable", map[string]string{"KEYGATE_DATABASE_URL_FILE": file}, []string{"migrate"}, "database:"},

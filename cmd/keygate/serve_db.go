@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/accountgrpc"
@@ -78,15 +82,11 @@ func (c *databaseFlags) accountListenAddr(log *slog.Logger) string {
 // change feed and the Account API.
 func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metrics, tr *telemetry.Tracing, log *slog.Logger) (*keySource, error) {
 	opts := postgres.Options{Compile: l.keysOpts.Compile, Tracer: telemetry.PgxTracer(tr.TracerProvider(), m), Logger: log, Headers: m, Limits: c.limits()}
-	st, pool, err := postgres.Open(ctx, c.DatabaseURL, opts)
+	// Lazily: a database down at start is waited for by the start-up loop,
+	// unready, as a pod started before its database should be.
+	st, pool, err := postgres.OpenLazy(ctx, c.DatabaseURL, opts)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
-	}
-	if c.Migrate {
-		if err := postgres.Migrate(ctx, pool); err != nil {
-			pool.Close()
-			return nil, fmt.Errorf("migrate: %w", err)
-		}
 	}
 	kc, err := cache.New(telemetry.ObserveChangeFeed(st, m, nil),
 		cache.Options{MaxKeys: c.CacheMaxKeys, MaxBytes: c.CacheMaxBytes, DegradedAfter: c.DegradedAfter,
@@ -99,13 +99,14 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
 	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log,
 		RateLimits: account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}}), log)
-	ready := admin.Readiness(kc.Ready)
+	up := &startup{pool: pool, kc: kc, migrate: c.Migrate, log: log}
+	ready := up.readiness(kc.Ready)
 	if l.hasher.Algorithm() == apikey.SHA256 {
 		// Without a pepper, a stolen database lets anyone test guessed
 		// custom secrets offline: say so at start and on /readyz.
 		const warning = "no --pepper-file: key hashes are plain SHA-256, so a copy of the database can be checked against guessed secrets offline"
 		log.Warn("database mode " + warning)
-		ready = withDetail(kc.Ready, warning)
+		ready = withDetail(ready, warning)
 	}
 	src := &keySource{
 		store: kc,
@@ -124,17 +125,8 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 			// Warm first: until then the cache is not ready and answers
 			// store_unavailable rather than guessing.
 			start := time.Now()
-			for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-				err := kc.Warm(ctx)
-				if err == nil {
-					break
-				}
-				log.Error("warm load failed; retrying", "error", err, "in", backoff.String())
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(backoff):
-				}
+			if !up.run(ctx) {
+				return
 			}
 			log.Info("cache warm", "keys", kc.Len(), "took", time.Since(start).String())
 			if err := kc.Run(ctx); err != nil {
@@ -148,6 +140,97 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		},
 	}
 	return src, nil
+}
+
+// The start-up loop's retry delays: short at first (a database starting
+// beside keygate is usually up within seconds), capped so that a long
+// outage is not hammered yet is noticed within half a minute.
+const (
+	startupBackoffMin = 500 * time.Millisecond
+	startupBackoffMax = 30 * time.Second
+)
+
+// startup brings a database-mode replica to a warm cache: migrate (with
+// --migrate), check the schema, load every key. Each failure is logged,
+// shown on /readyz and retried with capped backoff, so that a replica
+// started before its database, or before `keygate migrate`, becomes ready
+// by itself; the listeners are up meanwhile (Check answers
+// store_unavailable until the cache is warm).
+type startup struct {
+	pool    *pgxpool.Pool
+	kc      *cache.Cache
+	migrate bool
+	log     *slog.Logger
+	// reason is why the last attempt failed, for /readyz; nil before the
+	// first failure and once warm.
+	reason atomic.Pointer[string]
+}
+
+// run retries attempt until it succeeds (true) or ctx is done (false).
+func (s *startup) run(ctx context.Context) bool {
+	for backoff := startupBackoffMin; ; backoff = min(2*backoff, startupBackoffMax) {
+		err := s.attempt(ctx)
+		if err == nil {
+			s.reason.Store(nil)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		reason := startupReason(err)
+		s.reason.Store(&reason)
+		s.log.Error("keys not loaded; retrying", "reason", reason, "error", err, "in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (s *startup) attempt(ctx context.Context) error {
+	if s.migrate {
+		if err := postgres.Migrate(ctx, s.pool); err != nil {
+			return fmt.Errorf("%w: %w", errStartupMigrate, err)
+		}
+	}
+	// Checked before loading: a missing relation says nothing about what
+	// to do, the schema version does.
+	if err := postgres.CheckSchema(ctx, s.pool); err != nil {
+		return err
+	}
+	return s.kc.Warm(ctx)
+}
+
+// errStartupMigrate marks a failure of --migrate among start-up errors.
+var errStartupMigrate = errors.New("migrate")
+
+// startupReason words a failed attempt for /readyz: what to do about a
+// missing schema, otherwise what failed. The full error, which may be
+// long, goes to the log only.
+func startupReason(err error) string {
+	var connect *pgconn.ConnectError
+	switch {
+	case errors.Is(err, postgres.ErrNoSchema):
+		return postgres.ErrNoSchema.Error()
+	case errors.As(err, &connect):
+		return "database unreachable (retrying with backoff; see the log)"
+	case errors.Is(err, errStartupMigrate):
+		return "--migrate failed (retrying with backoff; see the log)"
+	}
+	return "loading the keys from the database failed (retrying with backoff; see the log)"
+}
+
+// readiness is r with, while the replica is not ready, the reason the last
+// start-up attempt failed.
+func (s *startup) readiness(r admin.Readiness) admin.Readiness {
+	return func() (bool, string) {
+		ok, detail := r()
+		if reason := s.reason.Load(); !ok && reason != nil {
+			detail += ": " + *reason
+		}
+		return ok, detail
+	}
 }
 
 // withDetail adds a standing detail to a readiness report: ready as r

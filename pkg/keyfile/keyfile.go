@@ -130,10 +130,11 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 	if !ok {
 		return nil
 	}
-	set := &Set{account: DefaultAccount, byHash: map[apikey.Digest]*authz.Key{}}
 	if root == nil {
-		return set // empty file: zero keys
+		p.Fail(0, "", "keys", errNoKeysList)
+		return nil
 	}
+	set := &Set{account: DefaultAccount, byHash: map[apikey.Digest]*authz.Key{}}
 	top := p.Mapping(root, "", topFields, "want a mapping with account, apps, tenants and keys")
 	if top == nil {
 		return nil
@@ -145,7 +146,7 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 	tenants := p.owners(top["tenants"].Value, "tenants")
 	set.apps, set.tenants = len(apps), len(tenants)
 
-	items, _ := p.List(top["keys"].Value, "", "keys")
+	items := p.keysList(top, root)
 	kp := keyParser{parser: p, opts: opts, set: set, apps: apps, tenants: tenants,
 		ids: map[string]seen{}, names: map[string]seen{}, hashes: map[apikey.Digest]seen{}}
 	for i, n := range items {
@@ -155,6 +156,25 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 		kp.key(i, n)
 	}
 	return set
+}
+
+// errNoKeysList words a file without a keys list and what to do about it.
+var errNoKeysList = errors.New("the file has no keys list (empty or truncated?): " +
+	"restore the file, or write `keys: []` to serve no keys")
+
+// keysList returns the items of the keys list. A file without one, or with
+// `keys:` left empty, is refused rather than read as zero keys: a file
+// emptied or cut short (a half-written ConfigMap, a bad merge) would
+// otherwise deny every client, where a refused reload keeps the last good
+// keys. Serving no keys takes an explicit `keys: []`.
+func (p *parser) keysList(top yamlfile.Fields, root *yaml.Node) []*yaml.Node {
+	f := top["keys"]
+	if yamlfile.IsNull(f.Value) {
+		p.Fail(lineOf(f.Key, root), "", "keys", errNoKeysList)
+		return nil
+	}
+	items, _ := p.List(f.Value, "", "keys")
+	return items
 }
 
 // label refuses, in a name or a group, what authz.CheckLabelText refuses

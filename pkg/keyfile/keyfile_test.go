@@ -123,10 +123,8 @@ func TestParseValid(t *testing.T) {
 		file string
 		want []authz.KeySpec // compared on the fields set here
 	}{
-		{name: "empty file", file: ""},
-		{name: "comments only", file: "# no keys yet\n"},
-		{name: "keys null", file: "keys:\n"},
 		{name: "keys empty", file: "keys: []\n"},
+		{name: "keys empty in flow style, with apps", file: "apps: [{id: billing}]\nkeys: [ ]\n"},
 		{
 			name: "defaults: account, active, no times",
 			file: `apps: [{id: billing}]
@@ -210,6 +208,37 @@ const head = `apps: [{id: billing, name: Billing}]
 tenants: [{id: acme, name: ACME Corp}]
 keys:
 `
+
+// TestParseRefusesNoKeysList: a file without a keys list (empty, comments
+// only, cut short before `keys:`, or `keys:` with nothing after it) is an
+// error naming the file and the remedy, not zero keys; a file cut short in
+// the middle of a key is an error too.
+func TestParseRefusesNoKeysList(t *testing.T) {
+	const remedy = "keys: the file has no keys list (empty or truncated?): restore the file, or write `keys: []` to serve no keys"
+	tests := []struct {
+		name, file, want string
+	}{
+		{"empty file", "", "keys.yaml: " + remedy},
+		{"whitespace only", "\n  \n", "keys.yaml: " + remedy},
+		{"comments only", "# no keys yet\n# keys:\n", "keys.yaml: " + remedy},
+		{"truncated before keys", "account: acme\napps: [{id: billing, name: Billing}]\n", "keys.yaml:1: " + remedy},
+		{"keys null", "apps: [{id: billing}]\nkeys:\n", "keys.yaml:2: " + remedy},
+		{"keys tilde", "keys: ~\n", "keys.yaml:1: " + remedy},
+		{"truncated mid-key", "apps: [{id: billing}]\nkeys:\n  - {id: k-1, name: one, type: app, app: billing, hash: \"$H1\"}\n  - id: k-2\n    name: tw",
+			`keys.yaml:4: keys[1] (id "k-2"): type: required`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, _, err := Parse([]byte(fill(t, tt.file)), "keys.yaml", testOpts)
+			if err == nil {
+				t.Fatalf("parsed %d keys", set.Len())
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error\n got %s\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
 
 func TestParseErrors(t *testing.T) {
 	tests := []struct {

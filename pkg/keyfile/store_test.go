@@ -194,6 +194,40 @@ func TestReload(t *testing.T) {
 			t.Errorf("no info line with the new count:\n%s", logs)
 		}
 	})
+	// A file emptied or cut short (a ConfigMap half written, `> keys.yaml`)
+	// must not deny every client: the last good keys stay, the refusal is
+	// logged and returned (so serve counts it as a failed reload).
+	for name, content := range map[string]string{
+		"empty":                 "",
+		"comments only":         "# emptied\n",
+		"truncated before keys": "apps: [{id: billing, name: Billing}]\n",
+		"keys left empty":       "apps: [{id: billing, name: Billing}]\nkeys:\n",
+	} {
+		t.Run("good to "+name+" keeps the last good keys", func(t *testing.T) {
+			s, path, logs := open(t, keysFile(1, 2))
+			writeFile(t, path, content)
+			if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "no keys list") {
+				t.Fatalf("Reload to nothing: %v", err)
+			}
+			if !has(s, 1) || !has(s, 2) || s.Len() != 2 {
+				t.Errorf("after a refused reload: Len %d, want the 2 last good keys", s.Len())
+			}
+			if !strings.Contains(logs.String(), "level=WARN msg=\"key file not reloaded; still serving the last good keys\"") ||
+				!strings.Contains(logs.String(), "write `keys: []` to serve no keys") {
+				t.Errorf("refusal not logged with its reason:\n%s", logs)
+			}
+		})
+	}
+	t.Run("good to an explicit keys: [] serves no keys", func(t *testing.T) {
+		s, path, _ := open(t, keysFile(1))
+		writeFile(t, path, "keys: []\n")
+		if err := s.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if has(s, 1) || s.Len() != 0 {
+			t.Errorf("after keys: []: Len %d, want 0", s.Len())
+		}
+	})
 	t.Run("bad then fixed", func(t *testing.T) {
 		s, path, _ := open(t, keysFile(1))
 		writeFile(t, path, "keys: [")

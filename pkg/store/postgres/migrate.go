@@ -157,3 +157,43 @@ func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) error {
 		return err
 	})
 }
+
+// ErrNoSchema is CheckSchema's answer for a database without keygate's
+// schema, or with an older one than this binary needs.
+var ErrNoSchema = errors.New("the database has no keygate schema (or an older one): run keygate migrate (or serve --migrate)")
+
+// CheckSchema reports ErrNoSchema, with the versions, unless the database
+// behind pool has every embedded migration applied. Without it a replica
+// would fail on the first missing relation ("key_changes does not exist"),
+// which does not say what to do. A newer schema is fine: during a rolling
+// upgrade older replicas run against the migrated database.
+func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	want := ms[len(ms)-1].version
+	have, err := schemaVersion(ctx, pool)
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: check the schema version: %w", err)
+	case have == 0:
+		return fmt.Errorf("%w; no migration applied", ErrNoSchema)
+	case have < want:
+		return fmt.Errorf("%w; schema version %d, this keygate needs %d", ErrNoSchema, have, want)
+	}
+	return nil
+}
+
+// schemaVersion is the newest migration applied, 0 for none. Two queries:
+// a relation named in the one that reads it must exist when the query is
+// parsed, whatever CASE around it says.
+func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var version int
+	err := pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&version)
+	return version, err
+}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -170,4 +171,32 @@ func TestMigrate0003KeepsData(t *testing.T) {
 	if err := postgres.MigrateURL(ctx, url); err != nil {
 		t.Fatalf("migrating again: %v", err)
 	}
+}
+
+// TestCheckSchema: a database never migrated, or migrated by an older
+// keygate, is ErrNoSchema with what to do and the versions; an up-to-date
+// one passes.
+func TestCheckSchema(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewEmptyDatabase(t)
+	pool := pgtest.Pool(t, url)
+	check := func(want string) {
+		t.Helper()
+		err := postgres.CheckSchema(ctx, pool)
+		switch {
+		case want == "" && err != nil:
+			t.Fatalf("CheckSchema: %v", err)
+		case want != "" && (!errors.Is(err, postgres.ErrNoSchema) || !strings.Contains(err.Error(), want)):
+			t.Fatalf("CheckSchema: %v, want ErrNoSchema with %q", err, want)
+		}
+	}
+	check("run keygate migrate (or serve --migrate); no migration applied")
+	if err := postgres.MigrateURLUpTo(ctx, url, 2); err != nil {
+		t.Fatal(err)
+	}
+	check("; schema version 2, this keygate needs ")
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	check("")
 }

@@ -88,6 +88,22 @@ func New(_ context.Context, pool *pgxpool.Pool, opts Options) *Store {
 // server answers, and returns a store on it. Close the pool when done.
 // It does not migrate: call Migrate first when the binary should.
 func Open(ctx context.Context, url string, opts Options) (*Store, *pgxpool.Pool, error) {
+	st, pool, err := OpenLazy(ctx, url, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := Ping(ctx, pool); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return st, pool, nil
+}
+
+// OpenLazy is Open without the check that the server answers: the pool
+// connects on first use. serve uses it so that a database down at start
+// is waited for (unready, retrying) rather than fatal. Only a URL that
+// cannot be parsed is an error.
+func OpenLazy(ctx context.Context, url string, opts Options) (*Store, *pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: %w", errParseURL)
@@ -99,11 +115,16 @@ func Open(ctx context.Context, url string, opts Options) (*Store, *pgxpool.Pool,
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, nil, fmt.Errorf("postgres: connect to %s: %w", describe(cfg.ConnConfig), err)
-	}
 	return New(ctx, pool, opts), pool, nil
+}
+
+// Ping checks that the server behind pool answers, naming it (without its
+// password) when it does not.
+func Ping(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: connect to %s: %w", describe(pool.Config().ConnConfig), err)
+	}
+	return nil
 }
 
 // Pool is the pool the store runs on.

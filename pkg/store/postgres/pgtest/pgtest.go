@@ -91,8 +91,13 @@ func NewEmptyDatabase(t testing.TB) (url string) {
 // NewPool is NewDatabase plus a pool on it, closed when the test ends.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	u := NewDatabase(t)
-	pool, err := pgxpool.New(context.Background(), u)
+	return Pool(t, NewDatabase(t))
+}
+
+// Pool is a pool on the database at url, closed when the test ends.
+func Pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatalf("pgtest: pool: %v", err)
 	}
