@@ -15,9 +15,6 @@ import (
 	"github.com/keygate/keygate/pkg/extauthz"
 )
 
-// version is set at link time (-ldflags "-X main.version=…").
-var version = "dev"
-
 // cli is keygate's command line. Every flag has a KEYGATE_* environment
 // equivalent, so a Deployment can configure it without arguments.
 type cli struct {
@@ -30,7 +27,8 @@ type cli struct {
 	Bootstrap   bootstrapCmd   `cmd:"" help:"Create an account and its first account key directly in the database; prints the secret on the last line."`
 	Accounts    accountsCmd    `cmd:"" help:"Operator commands on accounts, directly in the database (accounts limits)."`
 	accountcli.Commands
-	Version versionCmd `cmd:"" help:"Print the version."`
+	Version    versionCmd  `cmd:"" help:"Print the version, commit and Go version."`
+	VersionFlg versionFlag `name:"version" help:"Print the version, commit and Go version, and exit."`
 }
 
 // env is what every command gets: where to write and what to read.
@@ -134,11 +132,4 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	return kctx.Run(e, &accountcli.Env{Ctx: ctx, Stdout: stdout, Stderr: stderr, Stdin: stdin})
-}
-
-type versionCmd struct{}
-
-func (versionCmd) Run(e *env) error {
-	_, err := fmt.Fprintln(e.stdout, "keygate", version)
-	return err
 }

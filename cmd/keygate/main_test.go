@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -156,4 +157,35 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(m.Run())
+}
+
+func TestVersionFlagAndCommandAgree(t *testing.T) {
+	flag, _, err := runCLI(t, "", "--version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, _, err := runCLI(t, "", "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flag != cmd {
+		t.Errorf("--version printed %q, version printed %q", flag, cmd)
+	}
+	for _, want := range []string{"keygate " + buildVersion() + "\n", "commit ", "built ", runtime.Version()} {
+		if !strings.Contains(flag, want) {
+			t.Errorf("--version output %q lacks %q", flag, want)
+		}
+	}
+}
+
+func TestVersionCommitFromBuildInfo(t *testing.T) {
+	var out bytes.Buffer
+	d := buildDetails{Version: "v1.2.3", Revision: "abc123", Time: "2026-01-02T03:04:05Z", Modified: true, GoVersion: "go1.26.8"}
+	if err := d.write(&out); err != nil {
+		t.Fatal(err)
+	}
+	want := "keygate v1.2.3\ncommit abc123 (modified)\nbuilt 2026-01-02T03:04:05Z\ngo1.26.8\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
 }

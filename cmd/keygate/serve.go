@@ -85,7 +85,7 @@ func (c *serveCmd) Run(e *env) error {
 		return err
 	}
 	tr, err := telemetry.Setup(e.ctx, telemetry.Config{
-		Version: version, OTLPEndpoint: c.OTLPEndpoint, Sampler: c.TraceSampler, SampleRatio: c.TraceSampleRatio,
+		Version: buildVersion(), OTLPEndpoint: c.OTLPEndpoint, Sampler: c.TraceSampler, SampleRatio: c.TraceSampleRatio,
 	})
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func (c *serveCmd) Run(e *env) error {
 			log.Warn("flushing traces failed", "error", err)
 		}
 	}()
-	m := metrics.New(version, nil)
+	m := metrics.New(buildVersion(), nil)
 	// TLS files are read before the keys: a missing certificate stops
 	// serve before it connects to anything.
 	tlsOn, err := c.tlsFlags.open(log, m, func(listener string) bool {
@@ -177,7 +177,7 @@ func (c *serveCmd) Run(e *env) error {
 		go func() { defer wg.Done(); loop(ctx) }()
 	}
 	failed := group.start()
-	log.Info("keygate serving", "version", version, "keys", src.count(), "hash", string(l.hasher.Algorithm()))
+	log.Info("keygate serving", "version", buildVersion(), "keys", src.count(), "hash", string(l.hasher.Algorithm()))
 	var serveErr error
 	select {
 	case <-ctx.Done():
