@@ -20,7 +20,7 @@ import (
 type cli struct {
 	Serve       serveCmd       `cmd:"" help:"Serve Envoy ext_authz Check requests."`
 	Keygen      keygenCmd      `cmd:"" help:"Generate a new key secret: prints the secret on line 1 and its stored hash form on line 2."`
-	Hash        hashCmd        `cmd:"" help:"Read one secret from stdin and print its stored hash form."`
+	Hash        hashCmd        `cmd:"" help:"Read one secret from stdin (prompting without echo on a terminal) and print its stored hash form."`
 	CheckConfig checkConfigCmd `cmd:"" name:"check-config" help:"Validate the routes file and the keys (a keys file, or with --database-url the stored keys); exit non-zero listing every error."`
 	Explain     explainCmd     `cmd:"" help:"Show step by step how serve would decide one request (secret on stdin, or --key-id)."`
 	Migrate     migrateCmd     `cmd:"" help:"Apply the embedded PostgreSQL schema migrations (idempotent)."`
@@ -37,6 +37,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// acct is the same streams as accountcli sees them, so that commands
+	// here share its terminal handling (secret prompts).
+	acct *accountcli.Env
 }
 
 // hashFlags select how secrets are hashed.
@@ -130,6 +133,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	return kctx.Run(e, &accountcli.Env{Ctx: ctx, Stdout: stdout, Stderr: stderr, Stdin: stdin})
+	acct := &accountcli.Env{Ctx: ctx, Stdout: stdout, Stderr: stderr, Stdin: stdin}
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, acct: acct}
+	return kctx.Run(e, acct)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/keygate/keygate/pkg/accountcli"
 	"github.com/keygate/keygate/pkg/apikey"
 )
 
@@ -40,13 +41,18 @@ type hashCmd struct {
 	hashFlags
 }
 
-// Run reads one secret (one line) from stdin and prints its hash form.
+// Run reads one secret (one line) from stdin, prompting without echo on a
+// terminal, and prints its hash form.
 func (c *hashCmd) Run(e *env) error {
 	h, err := c.hasher()
 	if err != nil {
 		return err
 	}
-	secret, err := readSecret(e.stdin)
+	in, err := accountcli.SecretInput(e.acct)
+	if err != nil {
+		return err
+	}
+	secret, err := readSecret(in)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/keygate/keygate/pkg/accountcli"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
@@ -187,5 +189,27 @@ func TestVersionCommitFromBuildInfo(t *testing.T) {
 	want := "keygate v1.2.3\ncommit abc123 (modified)\nbuilt 2026-01-02T03:04:05Z\ngo1.26.8\n"
 	if out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+// On a terminal, hash prompts on stderr and reads the secret without echo;
+// the secret appears nowhere in the output.
+func TestHashPromptsOnTerminal(t *testing.T) {
+	const secret = "my-custom-secret-0001"
+	var out, errOut bytes.Buffer
+	e := &env{stdout: &out, stderr: &errOut, acct: &accountcli.Env{
+		Stderr:       &errOut,
+		IsTerminal:   func() bool { return true },
+		ReadPassword: func() ([]byte, error) { return []byte(secret), nil },
+	}}
+	if err := (&hashCmd{}).Run(e); err != nil {
+		t.Fatal(err)
+	}
+	piped, _, err := runCLI(t, secret+"\n", "hash")
+	if err != nil || out.String() != piped {
+		t.Fatalf("terminal gave %q, pipe gave %q (%v)", out.String(), piped, err)
+	}
+	if errOut.String() != "secret: \n" || strings.Contains(out.String(), secret) {
+		t.Fatalf("stdout %q, stderr %q", out.String(), errOut.String())
 	}
 }

@@ -49,6 +49,9 @@ type Env struct {
 	// IsTerminal reports whether Stdin is a terminal a person can answer
 	// a confirmation on; nil asks golang.org/x/term about Stdin.
 	IsTerminal func() bool
+	// ReadPassword reads one line from the terminal without echo; nil
+	// asks golang.org/x/term to read it from Stdin.
+	ReadPassword func() ([]byte, error)
 }
 
 // Commands are the Account API client commands, to embed in keygate's CLI.

@@ -1,9 +1,12 @@
 package accountcli_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,8 +64,19 @@ func runOn(t *testing.T, isTerminal func() bool, stdin string, args ...string) r
 	if err != nil {
 		return result{stdout: out.String(), stderr: errb.String(), err: err}
 	}
-	err = kctx.Run(&accountcli.Env{Ctx: t.Context(), Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(stdin), IsTerminal: isTerminal})
+	in := strings.NewReader(stdin)
+	err = kctx.Run(&accountcli.Env{Ctx: t.Context(), Stdout: &out, Stderr: &errb, Stdin: in, IsTerminal: isTerminal,
+		ReadPassword: func() ([]byte, error) { return readLine(in) }})
 	return result{stdout: out.String(), stderr: errb.String(), err: err}
+}
+
+// readLine stands for term.ReadPassword: one line, without its newline.
+func readLine(r io.Reader) ([]byte, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return []byte(strings.TrimSuffix(line, "\n")), nil
 }
 
 func ok(t *testing.T, r result) result {
@@ -569,5 +583,30 @@ func TestStoreUnavailable(t *testing.T) {
 	r := cli(t, s, "", "apps", "list")
 	if r.err == nil || r.err.Error() != "the Account API's database is unavailable (store_unavailable); retry later" {
 		t.Fatalf("apps list with the store down: %v", r.err)
+	}
+}
+
+// On a terminal, keys import prompts on stderr and reads the secret
+// without echo; the secret appears nowhere in the output.
+func TestKeysImportPromptsOnTerminal(t *testing.T) {
+	s := setup(t)
+	t.Setenv("KEYGATE_ACCOUNT_ADDR", s.Addr)
+	t.Setenv("KEYGATE_ACCOUNT_KEY", s.RootKey)
+	secret := "typed-Secret-0123456789ab"
+	r := ok(t, runOn(t, func() bool { return true }, secret+"\n", "keys", "import", "--type", "app", "--app", "billing"))
+	if !strings.HasPrefix(r.stderr, "secret: ") {
+		t.Errorf("no prompt on stderr: %q", r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, secret) {
+		t.Fatal("import printed the secret")
+	}
+	k, _ := s.Store.Key("acct-1", field(t, r.stdout, "ID"))
+	if k.Spec.Hash != s.Hasher.HashString(secret) {
+		t.Fatalf("stored %+v", k)
+	}
+	// Not a terminal: no prompt, stdin read as is.
+	r = ok(t, runOn(t, func() bool { return false }, "piped-Secret-0123456789ab\n", "keys", "import", "--type", "app", "--app", "billing"))
+	if strings.Contains(r.stderr, "secret:") {
+		t.Errorf("prompted without a terminal: %q", r.stderr)
 	}
 }

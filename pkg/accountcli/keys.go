@@ -194,15 +194,11 @@ func (c *KeysImportCmd) Run(e *Env) error {
 // readSecret reads the first line of the secret file or stdin, without
 // its line ending; nothing else is trimmed (keygate never trims keys).
 func (c *KeysImportCmd) readSecret(e *Env) (string, error) {
-	src, what := stdin(e), "stdin"
-	if c.PrivateKeyFile != "-" {
-		f, err := os.Open(c.PrivateKeyFile)
-		if err != nil {
-			return "", fmt.Errorf("private-key-file: %w", err)
-		}
-		defer f.Close()
-		src, what = f, c.PrivateKeyFile
+	src, what, err := c.secretSource(e)
+	if err != nil {
+		return "", err
 	}
+	defer src.Close()
 	line, err := bufio.NewReader(io.LimitReader(src, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading the secret from %s: %w", what, err)
@@ -212,6 +208,20 @@ func (c *KeysImportCmd) readSecret(e *Env) (string, error) {
 		return "", fmt.Errorf("no secret on %s: give the secret on one line", what)
 	}
 	return line, nil
+}
+
+// secretSource opens the private key file, or stdin (with a prompt and
+// no echo on a terminal), and says which it is for error messages.
+func (c *KeysImportCmd) secretSource(e *Env) (io.ReadCloser, string, error) {
+	if c.PrivateKeyFile == "-" {
+		in, err := SecretInput(e)
+		return io.NopCloser(in), "stdin", err
+	}
+	f, err := os.Open(c.PrivateKeyFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("private-key-file: %w", err)
+	}
+	return f, c.PrivateKeyFile, nil
 }
 
 // KeysListCmd is `keygate keys list`.
