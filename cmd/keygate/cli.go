@@ -27,8 +27,9 @@ type cli struct {
 	Bootstrap   bootstrapCmd   `cmd:"" help:"Create an account and its first account key directly in the database; prints the secret on the last line."`
 	Accounts    accountsCmd    `cmd:"" help:"Operator commands on accounts, directly in the database (accounts limits)."`
 	accountcli.Commands
-	Version    versionCmd  `cmd:"" help:"Print the version, commit and Go version."`
-	VersionFlg versionFlag `name:"version" help:"Print the version, commit and Go version, and exit."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script to source: bash, zsh or fish."`
+	Version    versionCmd    `cmd:"" help:"Print the version, commit and Go version."`
+	VersionFlg versionFlag   `name:"version" help:"Print the version, commit and Go version, and exit."`
 }
 
 // env is what every command gets: where to write and what to read.
