@@ -103,31 +103,33 @@ func enumFlags(nodes []commandNode) map[string][]string {
 
 // writeBash writes a function that finds the command path among the words
 // typed so far (skipping flags and their values, which match no command)
-// and offers what may follow it.
+// and offers what may follow it. It avoids bash-only builtins and names zsh
+// reserves (path, words), as zsh runs it too; candidates never hold spaces,
+// so word splitting compgen's output is safe.
 func writeBash(w io.Writer, nodes []commandNode) error {
 	var b strings.Builder
 	b.WriteString("# keygate completion for bash; source it: source <(keygate completion bash)\n")
 	b.WriteString("_keygate() {\n")
-	b.WriteString("\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} path='' next w i\n")
+	b.WriteString("\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmdpath='' next w i\n")
 	b.WriteString("\tfor ((i = 1; i < COMP_CWORD; i++)); do\n")
 	b.WriteString("\t\tw=${COMP_WORDS[i]}\n\t\t[[ $w == -* ]] && continue\n")
-	b.WriteString("\t\tnext=${path:+$path }$w\n\t\tcase $next in\n")
+	b.WriteString("\t\tnext=${cmdpath:+$cmdpath }$w\n\t\tcase $next in\n")
 	var paths []string
 	for _, cn := range nodes[1:] {
 		paths = append(paths, shellQuote(cn.path))
 	}
-	fmt.Fprintf(&b, "\t\t%s) path=$next ;;\n\t\tesac\n\tdone\n", strings.Join(paths, " | "))
-	b.WriteString("\tlocal words\n\tcase $prev in\n")
+	fmt.Fprintf(&b, "\t\t%s) cmdpath=$next ;;\n\t\tesac\n\tdone\n", strings.Join(paths, " | "))
+	b.WriteString("\tlocal cands\n\tcase $prev in\n")
 	enums := enumFlags(nodes)
 	for _, name := range sortedKeys(enums) {
-		fmt.Fprintf(&b, "\t%s) words=%s ;;\n", name, shellQuote(strings.Join(enums[name], " ")))
+		fmt.Fprintf(&b, "\t%s) cands=%s ;;\n", name, shellQuote(strings.Join(enums[name], " ")))
 	}
-	b.WriteString("\t*)\n\t\tcase $path in\n")
+	b.WriteString("\t*)\n\t\tcase $cmdpath in\n")
 	for _, cn := range nodes {
-		fmt.Fprintf(&b, "\t\t%s) words=%s ;;\n", shellQuote(cn.path), shellQuote(strings.Join(cn.words(), " ")))
+		fmt.Fprintf(&b, "\t\t%s) cands=%s ;;\n", shellQuote(cn.path), shellQuote(strings.Join(cn.words(), " ")))
 	}
 	b.WriteString("\t\tesac\n\t\t;;\n\tesac\n")
-	b.WriteString("\tmapfile -t COMPREPLY < <(compgen -W \"$words\" -- \"$cur\")\n}\n")
+	b.WriteString("\tCOMPREPLY=($(compgen -W \"$cands\" -- \"$cur\"))\n}\n")
 	b.WriteString("complete -o default -F _keygate keygate\n")
 	_, err := io.WriteString(w, b.String())
 	return err

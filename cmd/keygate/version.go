@@ -24,8 +24,8 @@ type buildDetails struct {
 	GoVersion string
 }
 
-// readBuild reads debug.ReadBuildInfo once per call; it is cheap and only
-// called by `version` and at serve start.
+// readBuild reads debug.ReadBuildInfo on each call rather than caching it:
+// it is cheap and only called by `version` and at serve start.
 func readBuild() buildDetails {
 	d := buildDetails{Version: version, Revision: "unknown", Time: "unknown", GoVersion: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
