@@ -147,6 +147,23 @@ func (u *KeyUpdate) Apply(spec authz.KeySpec) authz.KeySpec {
 	return spec
 }
 
+// Rotate gives k the hash newHash, the rule every store's RotateKey
+// follows: the old hash stays valid until graceUntil when that is after
+// now; a zero or past graceUntil drops it (and any older previous hash) at
+// once. It reports false, changing nothing, when newHash is k's current
+// hash.
+func (k *Key) Rotate(newHash string, graceUntil, now time.Time) bool {
+	if newHash == k.Spec.Hash {
+		return false
+	}
+	k.Spec.PreviousHash, k.Spec.PreviousValidUntil = "", time.Time{}
+	if graceUntil.After(now) {
+		k.Spec.PreviousHash, k.Spec.PreviousValidUntil = k.Spec.Hash, graceUntil
+	}
+	k.Spec.Hash = newHash
+	return true
+}
+
 // AppUpdate lists the fields UpdateApp/UpdateTenant change.
 type AppUpdate struct {
 	Name        *string

@@ -257,14 +257,9 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 // once).
 func (s *Store) RotateKey(_ context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
 	return s.updateKey(actor, accountID, id, "key.regenerate", func(k *store.Key) error {
-		if newHash == k.Spec.Hash {
+		if !k.Rotate(newHash, graceUntil, s.now()) {
 			return invalid("hash: the new hash is the key's current one")
 		}
-		k.Spec.PreviousHash, k.Spec.PreviousValidUntil = "", time.Time{}
-		if graceUntil.After(s.now()) {
-			k.Spec.PreviousHash, k.Spec.PreviousValidUntil = k.Spec.Hash, graceUntil
-		}
-		k.Spec.Hash = newHash
 		return nil
 	})
 }

@@ -345,14 +345,9 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 // or past graceUntil drops it (and any older previous hash) at once.
 func (s *Store) RotateKey(ctx context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
 	return s.updateKey(ctx, actor, accountID, id, "key.regenerate", func(k *store.Key) error {
-		if newHash == k.Spec.Hash {
+		if !k.Rotate(newHash, graceUntil, s.now()) {
 			return invalid("hash: the new hash is the key's current one")
 		}
-		k.Spec.PreviousHash, k.Spec.PreviousValidUntil = "", time.Time{}
-		if graceUntil.After(s.now()) {
-			k.Spec.PreviousHash, k.Spec.PreviousValidUntil = k.Spec.Hash, graceUntil
-		}
-		k.Spec.Hash = newHash
 		return nil
 	}, func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error {
 		_, err := tx.Exec(ctx, `UPDATE keys SET hash = $3, previous_hash = $4,
