@@ -101,6 +101,15 @@ func enumFlags(nodes []commandNode) map[string][]string {
 	return out
 }
 
+// quotedPaths is every subcommand's path (not the root's), shell-quoted.
+func quotedPaths(nodes []commandNode) []string {
+	var paths []string
+	for _, cn := range nodes[1:] {
+		paths = append(paths, shellQuote(cn.path))
+	}
+	return paths
+}
+
 // writeBash writes a function that finds the command path among the words
 // typed so far (skipping flags and their values, which match no command)
 // and offers what may follow it. It avoids bash-only builtins and names zsh
@@ -114,10 +123,7 @@ func writeBash(w io.Writer, nodes []commandNode) error {
 	b.WriteString("\tfor ((i = 1; i < COMP_CWORD; i++)); do\n")
 	b.WriteString("\t\tw=${COMP_WORDS[i]}\n\t\t[[ $w == -* ]] && continue\n")
 	b.WriteString("\t\tnext=${cmdpath:+$cmdpath }$w\n\t\tcase $next in\n")
-	var paths []string
-	for _, cn := range nodes[1:] {
-		paths = append(paths, shellQuote(cn.path))
-	}
+	paths := quotedPaths(nodes)
 	fmt.Fprintf(&b, "\t\t%s) cmdpath=$next ;;\n\t\tesac\n\tdone\n", strings.Join(paths, " | "))
 	b.WriteString("\tlocal cands\n\tcase $prev in\n")
 	enums := enumFlags(nodes)
@@ -143,10 +149,7 @@ func writeFish(w io.Writer, nodes []commandNode) error {
 	b.WriteString("function __keygate_at --description 'the keygate command path typed so far is $argv'\n")
 	b.WriteString("\tset -l path\n\tfor w in (commandline -opc)[2..-1]\n")
 	b.WriteString("\t\tstring match -q -- '-*' $w; and continue\n")
-	var paths []string
-	for _, cn := range nodes[1:] {
-		paths = append(paths, shellQuote(cn.path))
-	}
+	paths := quotedPaths(nodes)
 	fmt.Fprintf(&b, "\t\tcontains -- (string join ' ' $path $w) %s; and set path $path $w\n", strings.Join(paths, " "))
 	b.WriteString("\tend\n\ttest \"$path\" = \"$argv\"\nend\n")
 	b.WriteString("complete -c keygate -f\n")
