@@ -105,11 +105,22 @@ type logFlags struct {
 func (l logFlags) logger(w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(l.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsText}
 	if l.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationsAsText writes every duration as Go spells it ("1.5s", "250ms")
+// in both formats: the JSON handler would otherwise write nanoseconds,
+// so the same field would read 500000000 in one format and 500ms in the
+// other, and beside durations logged as strings.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // run parses args and runs one command; main is a one-liner around it so

@@ -58,6 +58,10 @@ type keySource struct {
 	store authz.KeyStore
 	usage authz.UsageRecorder // nil: last-used is not recorded
 	count func() int
+	// warm is closed once the keys are loaded; nil when they are before
+	// serve starts (the keys file), so that "keygate serving" is logged
+	// with the real key count, never with the 0 of a cache still warming.
+	warm  <-chan struct{}
 	ready admin.Readiness
 	loops []func(ctx context.Context)
 	// account serves the Account API (database mode only).
@@ -176,14 +180,31 @@ func (c *serveCmd) Run(e *env) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}
+	started := time.Now()
 	failed := group.start()
-	log.Info("keygate serving", "version", buildVersion(), "keys", src.count(), "hash", string(l.hasher.Algorithm()))
+	serving := func() {
+		log.Info("keygate serving", "version", buildVersion(), "keys", src.count(), "hash", string(l.hasher.Algorithm()), "took", time.Since(started))
+	}
+	if src.warm == nil {
+		serving()
+	} else {
+		log.Info("keygate listening; loading keys (not ready until they are)", "version", buildVersion())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-src.warm:
+				serving()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-failed:
 	}
-	log.Info("shutting down", "drain", c.DrainPeriod.String(), "timeout", c.ShutdownTimeout.String())
+	log.Info("shutting down", "drain", c.DrainPeriod, "timeout", c.ShutdownTimeout)
 	// Envoy's health checks see NOT_SERVING first; during the drain period
 	// checks are still answered while traffic moves to other replicas, then
 	// in-flight checks finish.

@@ -108,7 +108,9 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		log.Warn("database mode " + warning)
 		ready = withDetail(ready, warning)
 	}
+	warm := make(chan struct{})
 	src := &keySource{
+		warm:  warm,
 		store: kc,
 		usage: kc,
 		count: kc.Len,
@@ -124,11 +126,10 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		func(ctx context.Context) {
 			// Warm first: until then the cache is not ready and answers
 			// store_unavailable rather than guessing.
-			start := time.Now()
 			if !up.run(ctx) {
 				return
 			}
-			log.Info("cache warm", "keys", kc.Len(), "took", time.Since(start).String())
+			close(warm)
 			if err := kc.Run(ctx); err != nil {
 				log.Error("change feed stopped", "error", err)
 			}
@@ -179,7 +180,7 @@ func (s *startup) run(ctx context.Context) bool {
 		}
 		reason := startupReason(err)
 		s.reason.Store(&reason)
-		s.log.Error("keys not loaded; retrying", "reason", reason, "error", err, "in", backoff.String())
+		s.log.Error("keys not loaded; retrying", "reason", reason, "error", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return false

@@ -190,17 +190,25 @@ func updateOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, i
 
 // deleteOwner removes an app or tenant; one that still has keys only with
 // in.Cascade (FailedPrecondition has_keys otherwise, with the count).
-func deleteOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, in DeleteInput) error {
+// deleteOwner returns the app or tenant as it was read just before the
+// delete, so that callers can show what went (a concurrent update between
+// the read and the delete is not reflected: the delete itself is atomic).
+func deleteOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, in DeleteInput) (T, error) {
+	var zero T
 	if err := s.check(c); err != nil {
-		return err
+		return zero, err
 	}
 	if err := refError("id", in.ID); err != nil {
-		return err
+		return zero, err
+	}
+	cur, err := o.get(ctx, c.AccountID, in.ID)
+	if err != nil {
+		return zero, s.storeError(ctx, "Delete"+o.op, quoted(o.kind, in.ID), err)
 	}
 	if err := o.remove(ctx, c.Actor, c.AccountID, in.ID, in.Cascade); err != nil {
-		return s.storeError(ctx, "Delete"+o.op, quoted(o.kind, in.ID), err)
+		return zero, s.storeError(ctx, "Delete"+o.op, quoted(o.kind, in.ID), err)
 	}
-	return nil
+	return cur, nil
 }
 
 // CreateApp adds an active app.
@@ -223,8 +231,9 @@ func (s *Service) UpdateApp(ctx context.Context, c Caller, id string, u OwnerUpd
 	return updateOwner(ctx, s, s.apps(), c, id, u)
 }
 
-// DeleteApp removes an app: one with keys only with in.Cascade.
-func (s *Service) DeleteApp(ctx context.Context, c Caller, in DeleteInput) error {
+// DeleteApp removes an app: one with keys only with in.Cascade. It returns
+// the app as it was.
+func (s *Service) DeleteApp(ctx context.Context, c Caller, in DeleteInput) (store.App, error) {
 	return deleteOwner(ctx, s, s.apps(), c, in)
 }
 
@@ -249,7 +258,8 @@ func (s *Service) UpdateTenant(ctx context.Context, c Caller, id string, u Owner
 	return updateOwner(ctx, s, s.tenants(), c, id, u)
 }
 
-// DeleteTenant removes a tenant: one with keys only with in.Cascade.
-func (s *Service) DeleteTenant(ctx context.Context, c Caller, in DeleteInput) error {
+// DeleteTenant removes a tenant: one with keys only with in.Cascade. It
+// returns the tenant as it was.
+func (s *Service) DeleteTenant(ctx context.Context, c Caller, in DeleteInput) (store.Tenant, error) {
 	return deleteOwner(ctx, s, s.tenants(), c, in)
 }

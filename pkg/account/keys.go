@@ -406,21 +406,22 @@ func (s *Service) managedKey(ctx context.Context, c Caller, id string) (store.Ke
 	return k, withinCaller(c, k.Spec.Type, ks)
 }
 
-// DeleteKey removes a key.
-func (s *Service) DeleteKey(ctx context.Context, c Caller, id string) error {
+// DeleteKey removes a key and returns it as it was read before the delete.
+func (s *Service) DeleteKey(ctx context.Context, c Caller, id string) (store.Key, error) {
 	if err := s.check(c); err != nil {
-		return err
+		return store.Key{}, err
 	}
 	if err := refError("id", id); err != nil {
-		return err
+		return store.Key{}, err
 	}
-	if _, err := s.managedKey(ctx, c, id); err != nil {
-		return err
+	k, err := s.managedKey(ctx, c, id)
+	if err != nil {
+		return store.Key{}, err
 	}
 	if err := s.store.DeleteKey(ctx, c.Actor, c.AccountID, id); err != nil {
-		return s.storeError(ctx, "DeleteKey", quoted("key", id), err)
+		return store.Key{}, s.storeError(ctx, "DeleteKey", quoted("key", id), err)
 	}
-	return nil
+	return k, nil
 }
 
 // ListAuditEvents returns one page of the caller's audit log, newest

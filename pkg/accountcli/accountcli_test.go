@@ -212,8 +212,10 @@ func TestTenants(t *testing.T) {
 	}
 	ok(t, cli(t, s, "", "tenants", "delete", "globex"))
 	r = ok(t, cli(t, s, "", "tenants", "delete", "acme", "-o", "json"))
-	if strings.TrimSpace(r.stdout) != "{}" {
-		t.Fatalf("delete json: %q", r.stdout)
+	// -o json prints what was deleted: the tenant as it was.
+	var gone map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &gone); err != nil || gone["id"] != "acme" || gone["name"] != "ACME Corp" {
+		t.Fatalf("delete json: %q (%v)", r.stdout, err)
 	}
 	wantErr(t, cli(t, s, "", "tenants", "get", "acme"), "NotFound")
 }
@@ -265,6 +267,13 @@ func TestKeysGenerateTable(t *testing.T) {
 	if kind, _ := apikey.KindOf(ls[len(ls)-1]); kind != apikey.KindApp || field(t, r.stdout, "ACTIVE") != "no" {
 		t.Fatalf("app key:\n%s", r.stdout)
 	}
+	// delete -o json prints the key that went, its type as --type takes it.
+	appKeyID := field(t, r.stdout, "ID")
+	r = ok(t, cli(t, s, "", "keys", "delete", appKeyID, "-o", "json"))
+	var gone map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &gone); err != nil || gone["id"] != appKeyID || gone["type"] != "app" || gone["app_id"] != "billing" {
+		t.Fatalf("keys delete -o json: %q (%v)", r.stdout, err)
+	}
 	r = ok(t, cli(t, s, "", "keys", "generate", "--type", "account", "--scope", "account-api:query:*", "--name", "reader"))
 	ls = lines(r.stdout)
 	reader := ls[len(ls)-1]
@@ -287,7 +296,7 @@ func TestKeysGenerateJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &resp); err != nil {
 		t.Fatalf("%v\n%s", err, r.stdout)
 	}
-	if kind, _ := apikey.KindOf(resp.PrivateKey); kind != apikey.KindService || resp.Key["id"] != "k1" || resp.Key["type"] != "KEY_TYPE_SERVICE" {
+	if kind, _ := apikey.KindOf(resp.PrivateKey); kind != apikey.KindService || resp.Key["id"] != "k1" || resp.Key["type"] != "service" {
 		t.Fatalf("%+v", resp)
 	}
 	if strings.Count(r.stdout, resp.PrivateKey) != 1 || strings.Contains(r.stderr, resp.PrivateKey) {
@@ -323,7 +332,7 @@ func TestKeysImport(t *testing.T) {
 	}
 	r = ok(t, cli(t, s, "", "keys", "import", "--type", "app", "--app", "billing", "--private-key-file", path, "-o", "json"))
 	var key map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &key); err != nil || key["origin"] != "KEY_ORIGIN_CUSTOM" {
+	if err := json.Unmarshal([]byte(r.stdout), &key); err != nil || key["origin"] != "custom" {
 		t.Fatalf("%v %v", err, key)
 	}
 	short := "too-short"

@@ -137,7 +137,8 @@ type AppsDeleteCmd struct{ ownerDelete }
 func (c *AppsDeleteCmd) Run(e *Env) error {
 	return run(&c.ClientFlags, e, func(cl *client) error {
 		return c.deleteOwner(cl, "app", func(cascade bool) (proto.Message, error) {
-			return call(cl, cl.api.DeleteApp, &accountv1.DeleteAppRequest{Id: c.ID, Cascade: cascade})
+			r, err := call(cl, cl.api.DeleteApp, &accountv1.DeleteAppRequest{Id: c.ID, Cascade: cascade})
+			return r.GetApp(), err
 		})
 	})
 }
@@ -217,13 +218,14 @@ type TenantsDeleteCmd struct{ ownerDelete }
 func (c *TenantsDeleteCmd) Run(e *Env) error {
 	return run(&c.ClientFlags, e, func(cl *client) error {
 		return c.deleteOwner(cl, "tenant", func(cascade bool) (proto.Message, error) {
-			return call(cl, cl.api.DeleteTenant, &accountv1.DeleteTenantRequest{Id: c.ID, Cascade: cascade})
+			r, err := call(cl, cl.api.DeleteTenant, &accountv1.DeleteTenantRequest{Id: c.ID, Cascade: cascade})
+			return r.GetTenant(), err
 		})
 	})
 }
 
-// deleted reports a deletion: a line in table mode, the (empty) response
-// object in JSON mode.
+// deleted reports a deletion: a line in table mode, in JSON mode the
+// object as it was just before the delete (what was deleted).
 func deleted(p printer, resp proto.Message, noun, id string) error {
 	if p.json {
 		return p.object(resp, nil)

@@ -425,7 +425,7 @@ func (c *KeysDeleteCmd) Run(e *Env) error {
 		if err != nil {
 			return err
 		}
-		return deleted(cl.out, r, "key", c.ID)
+		return deleted(cl.out, r.GetKey(), "key", c.ID)
 	})
 }
 

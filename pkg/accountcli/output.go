@@ -36,6 +36,9 @@ func marshal(m proto.Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b, err = cliEnums(b, m.ProtoReflect().Descriptor()); err != nil {
+		return nil, err
+	}
 	var out bytes.Buffer
 	if err := json.Indent(&out, b, "", "  "); err != nil {
 		return nil, err
@@ -71,6 +74,9 @@ func (p printer) list(msgs []proto.Message, header []string, rows [][]string) er
 			}
 			j, err := jsonOpts.Marshal(m)
 			if err != nil {
+				return err
+			}
+			if j, err = cliEnums(j, m.ProtoReflect().Descriptor()); err != nil {
 				return err
 			}
 			b.Write(j)

@@ -49,10 +49,11 @@ func (s *Server) UpdateApp(ctx context.Context, r *accountv1.UpdateAppRequest) (
 
 // DeleteApp removes an app; one with keys only with cascade.
 func (s *Server) DeleteApp(ctx context.Context, r *accountv1.DeleteAppRequest) (*accountv1.DeleteAppResponse, error) {
-	if err := s.svc.DeleteApp(ctx, callerFrom(ctx), account.DeleteInput{ID: r.GetId(), Cascade: r.GetCascade()}); err != nil {
+	a, err := s.svc.DeleteApp(ctx, callerFrom(ctx), account.DeleteInput{ID: r.GetId(), Cascade: r.GetCascade()})
+	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &accountv1.DeleteAppResponse{}, nil
+	return &accountv1.DeleteAppResponse{App: appProto(a)}, nil
 }
 
 // CreateTenant adds an active tenant.
@@ -97,10 +98,11 @@ func (s *Server) UpdateTenant(ctx context.Context, r *accountv1.UpdateTenantRequ
 
 // DeleteTenant removes a tenant; one with keys only with cascade.
 func (s *Server) DeleteTenant(ctx context.Context, r *accountv1.DeleteTenantRequest) (*accountv1.DeleteTenantResponse, error) {
-	if err := s.svc.DeleteTenant(ctx, callerFrom(ctx), account.DeleteInput{ID: r.GetId(), Cascade: r.GetCascade()}); err != nil {
+	t, err := s.svc.DeleteTenant(ctx, callerFrom(ctx), account.DeleteInput{ID: r.GetId(), Cascade: r.GetCascade()})
+	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &accountv1.DeleteTenantResponse{}, nil
+	return &accountv1.DeleteTenantResponse{Tenant: tenantProto(t)}, nil
 }
 
 func page(size int32, token string) account.PageInput {

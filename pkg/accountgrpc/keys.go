@@ -207,10 +207,11 @@ func (s *Server) RegenerateKey(ctx context.Context, r *accountv1.RegenerateKeyRe
 
 // DeleteKey removes a key.
 func (s *Server) DeleteKey(ctx context.Context, r *accountv1.DeleteKeyRequest) (*accountv1.DeleteKeyResponse, error) {
-	if err := s.svc.DeleteKey(ctx, callerFrom(ctx), r.GetId()); err != nil {
+	k, err := s.svc.DeleteKey(ctx, callerFrom(ctx), r.GetId())
+	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &accountv1.DeleteKeyResponse{}, nil
+	return &accountv1.DeleteKeyResponse{Key: keyProto(k, s.svc.Now())}, nil
 }
 
 // ListAuditEvents returns one page of the caller's audit log.

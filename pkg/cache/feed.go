@@ -141,7 +141,7 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 	}
 	onState := func(up bool) {
-		c.setFeedState(up)
+		c.setFeedState(up, ctx.Err() != nil)
 		if up {
 			notify()
 		}
@@ -160,7 +160,7 @@ func (c *Cache) Run(ctx context.Context) error {
 		if time.Since(started) > maxRetryBackoff {
 			delay = c.opts.RetryBackoff // it had been working: start over
 		}
-		c.setFeedState(false)
+		c.setFeedState(false, false)
 		c.log.Warn("change feed listener stopped; listening again", "error", err, "retry_in", delay)
 		if !sleep(ctx, delay, nil) {
 			break
@@ -169,12 +169,14 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
-	c.setFeedState(false)
+	c.setFeedState(false, true)
 	return nil
 }
 
-// setFeedState records what Listen reported.
-func (c *Cache) setFeedState(up bool) {
+// setFeedState records what Listen reported. A disconnection is a warning
+// unless keygate is stopping (stopping): a clean shutdown closes the
+// listener on purpose and should not leave a WARN in the logs.
+func (c *Cache) setFeedState(up, stopping bool) {
 	if up {
 		if !c.connected.Swap(true) {
 			c.feedConnects.Add(1)
@@ -185,6 +187,10 @@ func (c *Cache) setFeedState(up bool) {
 	}
 	if c.connected.Swap(false) {
 		c.downSince.Store(c.opts.Now().UnixNano())
+		if stopping {
+			c.log.Info("change feed closed")
+			return
+		}
 		c.log.Warn("change feed disconnected; cached keys keep deciding")
 	}
 }
