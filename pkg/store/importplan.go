@@ -127,9 +127,18 @@ func PlanImport(accountID string, want, have ImportSet) (ImportPlan, error) {
 	errs = append(errs, uniqueAfter(p.Keys, "hash", func(k Key) []string {
 		return []string{k.Spec.Hash, k.Spec.PreviousHash}
 	})...)
+	for i := range p.Apps.Steps {
+		if st := &p.Apps.Steps[i]; st.Action == ImportCreate {
+			st.Want.AccountID = accountID
+		}
+	}
+	for i := range p.Tenants.Steps {
+		if st := &p.Tenants.Steps[i]; st.Action == ImportCreate {
+			st.Want.AccountID = accountID
+		}
+	}
 	for i := range p.Keys.Steps {
-		st := &p.Keys.Steps[i]
-		if st.Action == ImportCreate {
+		if st := &p.Keys.Steps[i]; st.Action == ImportCreate {
 			st.Want.Spec.AccountID = accountID
 		}
 	}
