@@ -133,6 +133,20 @@ func TestImportFile(t *testing.T) {
 		`imported: 1 changes`)
 	waitOutcome(t, authz, checkReq("POST", "/email/send", read, nil), 200, 10*time.Second)
 
+	// A key's type cannot change: refused, naming the key and both types.
+	writeFile(t, file, `apps: [{id: billing, name: Billing}]
+tenants: [{id: acme, name: ACME Corp}]
+keys:
+  - {id: k-app, name: k-app-name, type: service, app: billing, tenant: acme, hash: "`+appHash+`"}
+`)
+	before = dumpTables(t, env.url, importTables...)
+	_, err = importFile(t, env.url, "acct-test", file)
+	if err == nil || !strings.Contains(err.Error(), `nothing imported; the file and account "acct-test" disagree:`) ||
+		!strings.Contains(err.Error(), `key "k-app": type (app in the database, service in the file)`) {
+		t.Errorf("a key's type changed: %v", err)
+	}
+	sameTables(t, "a refused type change", before, dumpTables(t, env.url, importTables...))
+
 	// A failure midway: the last key's hash is a key's of another account.
 	// Nothing is written, and the refusal names the file's key only.
 	other := filepath.Join(dir, "other.yaml")
