@@ -75,9 +75,21 @@ type Set struct {
 	account string
 	byHash  map[apikey.Digest]*authz.Key
 	order   []*authz.Key
-	apps    int
-	tenants int
+	apps    []Owner
+	tenants []Owner
 }
+
+// Owner is an app or a tenant as a keys file lists it.
+type Owner struct {
+	ID   string
+	Name string
+}
+
+// Apps returns the file's apps in file order.
+func (s *Set) Apps() []Owner { return slices.Clone(s.apps) }
+
+// Tenants returns the file's tenants in file order.
+func (s *Set) Tenants() []Owner { return slices.Clone(s.tenants) }
 
 // Len is the number of keys.
 func (s *Set) Len() int { return len(s.order) }
@@ -142,9 +154,9 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 	if s, _ := p.String(top["account"].Value, "", "account"); s != "" {
 		set.account = s
 	}
-	apps := p.owners(top["apps"].Value, "apps")
-	tenants := p.owners(top["tenants"].Value, "tenants")
-	set.apps, set.tenants = len(apps), len(tenants)
+	apps, appList := p.owners(top["apps"].Value, "apps")
+	tenants, tenantList := p.owners(top["tenants"].Value, "tenants")
+	set.apps, set.tenants = appList, tenantList
 
 	items := p.keysList(top, root)
 	kp := keyParser{parser: p, opts: opts, set: set, apps: apps, tenants: tenants,
@@ -191,10 +203,11 @@ func (p *parser) label(n *yaml.Node, entry, field, text string) bool {
 	return false
 }
 
-// owners reads the apps or tenants list.
-func (p *parser) owners(n *yaml.Node, list string) map[string]owner {
+// owners reads the apps or tenants list, by id and in file order.
+func (p *parser) owners(n *yaml.Node, list string) (map[string]owner, []Owner) {
 	items, _ := p.List(n, "", list)
 	out := make(map[string]owner, len(items))
+	var ordered []Owner
 	for i, n := range items {
 		id := yamlfile.Peek(n, "id")
 		label := entryLabel(list, i, id)
@@ -212,9 +225,10 @@ func (p *parser) owners(n *yaml.Node, list string) map[string]owner {
 			p.Errorf(f["id"].Value, label, "id", "%q is also the id of %s (line %d)", id, first.label, first.line)
 		default:
 			out[id] = owner{name: name, label: label, line: f["id"].Value.Line}
+			ordered = append(ordered, Owner{ID: id, Name: name})
 		}
 	}
-	return out
+	return out, ordered
 }
 
 func entryLabel(list string, i int, id string) string {

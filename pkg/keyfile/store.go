@@ -65,7 +65,7 @@ func (s *Store) swap(data []byte, set *Set) {
 	s.loaded = sha256.Sum256(data)
 	s.set.Store(set)
 	s.logger.Info("key file loaded", "file", s.path, "keys", set.Len(),
-		"apps", set.apps, "tenants", set.tenants, "account", set.account)
+		"apps", len(set.apps), "tenants", len(set.tenants), "account", set.account)
 }
 
 // Reload rereads the file. On any error the keys loaded last stay in

@@ -51,16 +51,23 @@ func (s *Store) createParent(ctx context.Context, p parent, actor store.Actor, a
 			return err
 		}
 		var err error
-		out, err = scanParent(tx.QueryRow(ctx, `INSERT INTO `+p.table+`
-				(account_id, id, name, description, active, created_at, updated_at)
-			VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6)
-			RETURNING `+parentColumns, a.AccountID, a.ID, a.Name, a.Description, a.Active, s.now()))
-		if err != nil {
-			return mapError(err, subject{AccountID: a.AccountID, ID: a.ID, Name: a.Name})
-		}
-		return s.audit(ctx, tx, actor, out.AccountID, p.object+".create", p.object, out.ID, nil, store.ParentAuditOf(out))
+		out, err = s.insertParent(ctx, tx, p, actor, a)
+		return err
 	})
 	return out, err
+}
+
+// insertParent inserts an app or tenant in tx and audits it; the caller
+// has reserved room for it.
+func (s *Store) insertParent(ctx context.Context, tx pgx.Tx, p parent, actor store.Actor, a store.App) (store.App, error) {
+	out, err := scanParent(tx.QueryRow(ctx, `INSERT INTO `+p.table+`
+			(account_id, id, name, description, active, created_at, updated_at)
+		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6)
+		RETURNING `+parentColumns, a.AccountID, a.ID, a.Name, a.Description, a.Active, s.now()))
+	if err != nil {
+		return out, mapError(err, subject{AccountID: a.AccountID, ID: a.ID, Name: a.Name})
+	}
+	return out, s.audit(ctx, tx, actor, out.AccountID, p.object+".create", p.object, out.ID, nil, store.ParentAuditOf(out))
 }
 
 func (s *Store) listParents(ctx context.Context, p parent, accountID string, pg store.Page) ([]store.App, string, error) {
@@ -109,19 +116,24 @@ func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, a
 		if err != nil {
 			return err
 		}
-		next := u.Apply(cur)
-		// The update trigger appends a change for every key of the app or
-		// tenant when its name or active flag changes.
-		out, err = scanParent(tx.QueryRow(ctx, `UPDATE `+p.table+`
-			SET name = $3, description = $4, active = $5, updated_at = $6
-			WHERE account_id = $1 AND id = $2
-			RETURNING `+parentColumns, accountID, id, next.Name, next.Description, next.Active, s.now()))
-		if err != nil {
-			return mapError(err, subject{AccountID: accountID, ID: id, Name: next.Name})
-		}
-		return s.audit(ctx, tx, actor, accountID, p.object+".update", p.object, id, store.ParentAuditOf(cur), store.ParentAuditOf(out))
+		out, err = s.writeParent(ctx, tx, p, actor, cur, u.Apply(cur))
+		return err
 	})
 	return out, err
+}
+
+// writeParent writes next over cur, an app or tenant locked in tx, and
+// audits it. The update trigger appends one change to the feed for the
+// app or tenant when its name or active flag changes.
+func (s *Store) writeParent(ctx context.Context, tx pgx.Tx, p parent, actor store.Actor, cur, next store.App) (store.App, error) {
+	out, err := scanParent(tx.QueryRow(ctx, `UPDATE `+p.table+`
+		SET name = $3, description = $4, active = $5, updated_at = $6
+		WHERE account_id = $1 AND id = $2
+		RETURNING `+parentColumns, cur.AccountID, cur.ID, next.Name, next.Description, next.Active, s.now()))
+	if err != nil {
+		return out, mapError(err, subject{AccountID: cur.AccountID, ID: cur.ID, Name: next.Name})
+	}
+	return out, s.audit(ctx, tx, actor, cur.AccountID, p.object+".update", p.object, cur.ID, store.ParentAuditOf(cur), store.ParentAuditOf(out))
 }
 
 // deleteParent deletes an app or tenant. Its keys would go with it (ON

@@ -1,0 +1,111 @@
+package keyfile
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// File is what Marshal writes: a keys file's content. Keys carry hashes,
+// never secrets; their AccountID, AppName and TenantName are not written
+// (the file's account and its apps and tenants say them), nor a rotation's
+// previous hash (a keys file holds one hash per key).
+type File struct {
+	Account string
+	Apps    []Owner
+	Tenants []Owner
+	Keys    []authz.KeySpec
+}
+
+type ownerOut struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+}
+
+type headerOut struct {
+	Name     string `yaml:"name"`
+	Value    string `yaml:"value"`
+	Disabled bool   `yaml:"disabled,omitempty"`
+}
+
+type keyOut struct {
+	ID              string      `yaml:"id"`
+	Name            string      `yaml:"name"`
+	Type            string      `yaml:"type"`
+	App             string      `yaml:"app,omitempty"`
+	Tenant          string      `yaml:"tenant,omitempty"`
+	Hash            string      `yaml:"hash"`
+	Scope           string      `yaml:"scope,omitempty"`
+	Active          *bool       `yaml:"active,omitempty"`
+	NotBefore       string      `yaml:"not_before,omitempty"`
+	ExpiresAt       string      `yaml:"expires_at,omitempty"`
+	IPFilters       []string    `yaml:"ip_filters,omitempty,flow"`
+	Group           string      `yaml:"group,omitempty"`
+	Description     string      `yaml:"description,omitempty"`
+	ResponseHeaders []headerOut `yaml:"response_headers,omitempty"`
+}
+
+type fileOut struct {
+	Account string     `yaml:"account"`
+	Apps    []ownerOut `yaml:"apps"`
+	Tenants []ownerOut `yaml:"tenants"`
+	Keys    []keyOut   `yaml:"keys"`
+}
+
+// Marshal writes f in the format Parse reads, every list present (an
+// empty one as []), a key's fields in Parse's order, defaults left out
+// (active: true, no expiry), times in RFC 3339 to the nanosecond; header
+// is written first as comment lines.
+func Marshal(f File, header string) ([]byte, error) {
+	out := fileOut{Account: f.Account, Apps: []ownerOut{}, Tenants: []ownerOut{}, Keys: []keyOut{}}
+	for _, o := range f.Apps {
+		out.Apps = append(out.Apps, ownerOut(o))
+	}
+	for _, o := range f.Tenants {
+		out.Tenants = append(out.Tenants, ownerOut(o))
+	}
+	for _, k := range f.Keys {
+		ko := keyOut{ID: k.ID, Name: k.Name, Type: k.Type.String(), App: k.AppID, Tenant: k.TenantID,
+			Hash: k.Hash, Scope: k.Scope, NotBefore: timeText(k.NotBefore), ExpiresAt: timeText(k.ExpiresAt),
+			IPFilters: k.IPFilters, Group: k.Group, Description: k.Description}
+		if !k.Active {
+			ko.Active = new(bool)
+		}
+		for _, h := range k.ResponseHeaders {
+			ko.ResponseHeaders = append(ko.ResponseHeaders, headerOut(h))
+		}
+		out.Keys = append(out.Keys, ko)
+	}
+	var b bytes.Buffer
+	for _, line := range splitLines(header) {
+		fmt.Fprintf(&b, "# %s\n", line)
+	}
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(out); err != nil {
+		return nil, fmt.Errorf("keys file: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("keys file: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(s, "\n"), "\n")
+}
