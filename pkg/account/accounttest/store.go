@@ -78,8 +78,8 @@ func NewStore(tb testing.TB, opts authz.CompileOptions, now func() time.Time) *S
 			owns: func(k store.Key, id string) bool { return k.Spec.AppID == id }},
 		tenants: &owners{kind: "tenant", m: map[ref]store.App{},
 			owns: func(k store.Key, id string) bool { return k.Spec.TenantID == id }},
-		keys:     map[ref]store.Key{},
-		roles:    map[ref]store.Role{}, denials: map[ref]store.Denial{},
+		keys:  map[ref]store.Key{},
+		roles: map[ref]store.Role{}, denials: map[ref]store.Denial{},
 		defaults: store.DefaultLimits, overrides: map[string]store.LimitOverrides{},
 	}
 }
