@@ -303,4 +303,3 @@ func (c *DenialsDeleteCmd) Run(e *Env) error {
 		return deleted(cl.out, r, "denial", c.ID)
 	})
 }
-
