@@ -320,3 +320,88 @@ func (s *Store) deleteDenialsOfLocked(actor store.Actor, kind, accountID, id str
 		s.auditLocked(accountID, actor, "denial.delete", "denial", d.ID, d, nil)
 	}
 }
+
+var _ store.AccessSource = (*Store)(nil)
+
+// LoadRoles calls fn for every role of every account.
+func (s *Store) LoadRoles(_ context.Context, fn func(store.Role) error) error {
+	s.mu.Lock()
+	all := make([]store.Role, 0, len(s.roles))
+	for _, r := range s.roles {
+		all = append(all, r)
+	}
+	fail := s.fail
+	if s.lookupServes {
+		fail = nil
+	}
+	s.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	for _, r := range all {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadDenials calls fn for every denial of every account.
+func (s *Store) LoadDenials(_ context.Context, fn func(store.Denial) error) error {
+	s.mu.Lock()
+	all := make([]store.Denial, 0, len(s.denials))
+	for _, d := range s.denials {
+		all = append(all, d)
+	}
+	fail := s.fail
+	if s.lookupServes {
+		fail = nil
+	}
+	s.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	for _, d := range all {
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LookupRole returns a role for the data plane.
+func (s *Store) LookupRole(_ context.Context, accountID, id string) (store.Role, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil && !s.lookupServes {
+		return store.Role{}, s.fail
+	}
+	return s.getRoleLocked(accountID, id)
+}
+
+// LookupDenial returns a denial for the data plane.
+func (s *Store) LookupDenial(_ context.Context, accountID, id string) (store.Denial, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil && !s.lookupServes {
+		return store.Denial{}, s.fail
+	}
+	return s.getDenialLocked(accountID, id)
+}
+
+// KeysHoldingRole names the keys that hold a role, in id order.
+func (s *Store) KeysHoldingRole(_ context.Context, accountID, roleID string) ([]store.KeyRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil && !s.lookupServes {
+		return nil, s.fail
+	}
+	var out []store.KeyRef
+	for r, k := range s.keys {
+		if r.account == accountID && slices.Contains(k.RoleIDs, roleID) {
+			out = append(out, store.KeyRef{AccountID: r.account, ID: r.id})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.KeyRef) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}

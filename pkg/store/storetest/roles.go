@@ -388,3 +388,51 @@ func wantAudit(t *testing.T, what string, raw json.RawMessage, record any) {
 		t.Errorf("%s audit record (-want +got):\n%s", what, diff)
 	}
 }
+
+// testAccessSource is the contract of store.AccessSource, for stores that
+// implement it: what the data plane's cache reads of roles and denials.
+func testAccessSource(t *testing.T, open func(t *testing.T) store.Accounts) {
+	f := setup(t, open)
+	src, ok := f.s.(store.AccessSource)
+	if !ok {
+		t.Skipf("%T does not implement store.AccessSource", f.s)
+	}
+	r := f.createRole(store.Role{ID: "r", Name: "R", Scope: "email-api:query:*"})
+	f.createRole(store.Role{AccountID: "other", ID: "r", Name: "R", Scope: "x"})
+	d := f.createDenial(store.Denial{ID: "d", TenantID: "ten1", AppID: "app1", Scope: "email-api", Reason: "unpaid"})
+	for _, name := range []string{"k2", "k1"} {
+		k := serviceKey(name)
+		k.RoleIDs = []string{"r"}
+		f.createKey(k)
+	}
+	f.createKey(serviceKey("k3"))
+	if got, err := src.LookupRole(f.ctx, "acct", "r"); err != nil || !cmp.Equal(got, r) {
+		t.Errorf("LookupRole = %+v, %v; want %+v", got, err, r)
+	}
+	if _, err := src.LookupRole(f.ctx, "acct", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LookupRole(nope): %v, want ErrNotFound", err)
+	}
+	if got, err := src.LookupDenial(f.ctx, "acct", "d"); err != nil || !cmp.Equal(got, d) {
+		t.Errorf("LookupDenial = %+v, %v; want %+v", got, err, d)
+	}
+	refs, err := src.KeysHoldingRole(f.ctx, "acct", "r")
+	want := []store.KeyRef{{AccountID: "acct", ID: "k1"}, {AccountID: "acct", ID: "k2"}}
+	if err != nil || !slices.Equal(refs, want) {
+		t.Errorf("KeysHoldingRole = %v, %v; want %v", refs, err, want)
+	}
+	var roles []string
+	if err := src.LoadRoles(f.ctx, func(r store.Role) error { roles = append(roles, r.AccountID+"/"+r.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(roles)
+	if !slices.Equal(roles, []string{"acct/r", "other/r"}) {
+		t.Errorf("LoadRoles: %v", roles)
+	}
+	var denials []string
+	if err := src.LoadDenials(f.ctx, func(d store.Denial) error { denials = append(denials, d.AccountID+"/"+d.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(denials, []string{"acct/d"}) {
+		t.Errorf("LoadDenials: %v", denials)
+	}
+}
