@@ -28,6 +28,12 @@ var Operations = []Operation{
 	{"getKey", kindQuery}, {"listKeys", kindQuery}, {"updateKey", kindMutation},
 	{"regenerateKey", kindMutation}, {"deleteKey", kindMutation},
 	{"listAuditEvents", kindQuery},
+	{"createServiceAccessRole", kindMutation}, {"serviceAccessRole", kindQuery},
+	{"serviceAccessRoles", kindQuery}, {"updateServiceAccessRole", kindMutation},
+	{"deleteServiceAccessRole", kindMutation},
+	{"createServiceAccessDenial", kindMutation}, {"serviceAccessDenial", kindQuery},
+	{"serviceAccessDenials", kindQuery}, {"updateServiceAccessDenial", kindMutation},
+	{"deleteServiceAccessDenial", kindMutation},
 }
 
 // OperationNamed returns the catalogue's operation of that name.

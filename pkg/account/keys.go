@@ -38,6 +38,9 @@ type KeyInput struct {
 	NotBefore, ExpiresAt                *time.Time
 	IPFilters                           []string
 	ResponseHeaders                     []authz.HeaderSpec
+	// RoleIDs are roles of the account the key holds (SPEC §11); the
+	// caller must be able to give each role's scope itself.
+	RoleIDs []string
 }
 
 // KeyFilter selects keys of ListKeys; zero fields select everything
@@ -66,6 +69,7 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 	v.checkHeaders("response_headers", in.ResponseHeaders)
 	v.checkTime("not_before", in.NotBefore)
 	v.checkTime("expires_at", in.ExpiresAt)
+	v.checkRoleIDs("role_ids", in.RoleIDs)
 	if len(in.AppID) > MaxIDLen {
 		v.add("app_id", "longer than %d bytes", MaxIDLen)
 	}
@@ -115,6 +119,9 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 		return authz.KeySpec{}, v.err()
 	}
 	if err := withinCaller(c, spec.Type, compiled.Scope()); err != nil {
+		return authz.KeySpec{}, err
+	}
+	if err := s.keyRoles(ctx, c, spec.Type, "role_ids", in.RoleIDs); err != nil {
 		return authz.KeySpec{}, err
 	}
 	if spec.AppID != "" {
@@ -206,7 +213,8 @@ func (s *Service) createKey(ctx context.Context, op string, c Caller, in KeyInpu
 		return store.Key{}, err
 	}
 	now := s.now()
-	k, err := s.store.CreateKey(ctx, c.Actor, store.Key{Spec: spec, Origin: origin, CreatedAt: now, UpdatedAt: now})
+	k, err := s.store.CreateKey(ctx, c.Actor, store.Key{Spec: spec, Origin: origin, CreatedAt: now, UpdatedAt: now,
+		RoleIDs: store.NormalizeRoleIDs(in.RoleIDs)})
 	if errors.Is(err, store.ErrSecretInUse) {
 		// Never which key or account holds it (SPEC §9: no oracles).
 		return store.Key{}, fieldError(AlreadyExists, "private_key", "this secret cannot be used: choose another, or generate one")
@@ -251,6 +259,9 @@ func (s *Service) ListKeys(ctx context.Context, c Caller, f KeyFilter, p PageInp
 	if len(f.Group) > MaxGroupLen {
 		v.add("group", "longer than %d bytes", MaxGroupLen)
 	}
+	if len(f.RoleID) > MaxIDLen {
+		v.add("role_id", "longer than %d bytes", MaxIDLen)
+	}
 	if err := v.err(); err != nil {
 		return nil, "", err
 	}
@@ -285,12 +296,15 @@ func checkKeyUpdate(id string, u *KeyUpdate) error {
 	if u.ResponseHeaders != nil {
 		v.checkHeaders("response_headers", *u.ResponseHeaders)
 	}
+	if u.RoleIDs != nil {
+		v.checkRoleIDs("role_ids", *u.RoleIDs)
+	}
 	return v.err()
 }
 
 func emptyKeyUpdate(u *KeyUpdate) bool {
 	return u.Name == nil && u.Description == nil && u.Group == nil && u.Scope == nil && u.Active == nil &&
-		u.NotBefore == nil && u.ExpiresAt == nil && u.IPFilters == nil && u.ResponseHeaders == nil
+		u.NotBefore == nil && u.ExpiresAt == nil && u.IPFilters == nil && u.ResponseHeaders == nil && u.RoleIDs == nil
 }
 
 // UpdateKey changes the fields set in u; the resulting key is compiled as
@@ -324,6 +338,11 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdat
 	// Nor may the key as it would be (a widened scope).
 	if err := withinCaller(c, updated.Spec.Type, updated.Scope()); err != nil {
 		return store.Key{}, err
+	}
+	if u.RoleIDs != nil {
+		if err := s.keyRoles(ctx, c, k.Spec.Type, "role_ids", *u.RoleIDs); err != nil {
+			return store.Key{}, err
+		}
 	}
 	k, err = s.store.UpdateKey(ctx, c.Actor, c.AccountID, id, u)
 	if err != nil {

@@ -36,6 +36,7 @@ func keyBytes(k store.Key) int {
 	for _, h := range sp.ResponseHeaders {
 		n += textBytes(h.Name, h.Value) + fieldOverhead
 	}
+	n += textBytes(k.RoleIDs...)
 	return n
 }
 

@@ -59,6 +59,8 @@ type Commands struct {
 	Apps    AppsCmd    `cmd:"" help:"Manage apps (applications whose APIs keygate protects)."`
 	Tenants TenantsCmd `cmd:"" help:"Manage tenants (customers of an app)."`
 	Keys    KeysCmd    `cmd:"" help:"Manage API keys: generate, import, list, get, update, regenerate, delete."`
+	Roles   RolesCmd   `cmd:"" help:"Manage roles: named scopes that keys hold (SBS service access roles)."`
+	Denials DenialsCmd `cmd:"" help:"Manage service access denials: block one tenant of one app from a service or operation."`
 	Audit   AuditCmd   `cmd:"" help:"List the account's audit events."`
 }
 

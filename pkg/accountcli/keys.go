@@ -43,6 +43,7 @@ type keyFlags struct {
 	IPFilter       []string `name:"ip-filter" sep:"none" placeholder:"CIDR" help:"Client addresses allowed: CIDR, address, or IPv4 address/netmask (repeatable); default: any."`
 	Header         []string `name:"header" sep:"none" placeholder:"NAME=VALUE" help:"Response header added on allow, value may be a template such as $${key.id} or $${tenant.name} (repeatable)."`
 	DisabledHeader []string `name:"disabled-header" sep:"none" placeholder:"NAME=VALUE" help:"Response header kept with the key but not sent (repeatable)."`
+	Role           []string `name:"role" sep:"none" placeholder:"ROLE-ID" help:"Role the key holds (repeatable): its scope is added to the key's."`
 }
 
 // keyFields is keyFlags parsed.
@@ -112,7 +113,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateServiceAccessKey, &accountv1.GenerateServiceAccessKeyRequest{
 				AppId: c.App, TenantId: c.Tenant, Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
 			})
 			if err != nil {
 				return err
@@ -122,7 +123,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateAppAccessKey, &accountv1.GenerateAppAccessKeyRequest{
 				AppId: c.App, Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
 			})
 			if err != nil {
 				return err
@@ -132,7 +133,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateAccountAccessKey, &accountv1.GenerateAccountAccessKeyRequest{
 				Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
 			})
 			if err != nil {
 				return err
@@ -182,7 +183,7 @@ func (c *KeysImportCmd) Run(e *Env) error {
 			Type: typeFromName(c.Type), AppId: c.App, TenantId: c.Tenant, PrivateKey: secret,
 			Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 			Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-			IpFilters: c.IPFilter, ResponseHeaders: f.headers,
+			IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
 		})
 		if err != nil {
 			return err
@@ -234,11 +235,12 @@ type KeysListCmd struct {
 	Active         *bool  `name:"active" negatable:"" help:"Only active (--active) or inactive (--no-active) keys."`
 	ExpiringBefore string `name:"expiring-before" placeholder:"TIME|DURATION" help:"Only keys expiring before this time (RFC 3339) or within this duration (e.g. 720h)."`
 	UnusedSince    string `name:"unused-since" placeholder:"TIME|DURATION" help:"Only keys not used since this time (RFC 3339) or for this duration (e.g. 2160h)."`
+	Role           string `name:"role" placeholder:"ROLE-ID" help:"Only keys holding this role."`
 	pageFlags
 }
 
 func (c *KeysListCmd) Run(e *Env) error {
-	req := &accountv1.ListKeysRequest{AppId: c.App, TenantId: c.Tenant, Group: c.Group, Active: c.Active, PageSize: c.PageSize}
+	req := &accountv1.ListKeysRequest{AppId: c.App, TenantId: c.Tenant, Group: c.Group, Active: c.Active, PageSize: c.PageSize, RoleId: c.Role}
 	if c.Type != "" {
 		if req.Type = typeFromName(c.Type); req.Type == accountv1.KeyType_KEY_TYPE_UNSPECIFIED {
 			return fmt.Errorf("--type: want service, app or account, got %q", c.Type)
@@ -315,6 +317,8 @@ type KeysUpdateCmd struct {
 	Header         []string `name:"header" sep:"none" placeholder:"NAME=VALUE" help:"Replace the response headers with these (repeatable, with --disabled-header)."`
 	DisabledHeader []string `name:"disabled-header" sep:"none" placeholder:"NAME=VALUE" help:"Disabled response header, in the replacing list (repeatable)."`
 	ClearHeaders   bool     `name:"clear-headers" help:"Remove every response header."`
+	Role           []string `name:"role" sep:"none" placeholder:"ROLE-ID" help:"Replace the roles the key holds with these (repeatable)."`
+	ClearRoles     bool     `name:"clear-roles" help:"Take every role from the key."`
 }
 
 func (c *KeysUpdateCmd) request() (*accountv1.UpdateKeyRequest, error) {
@@ -370,9 +374,17 @@ func (c *KeysUpdateCmd) request() (*accountv1.UpdateKeyRequest, error) {
 	case c.ClearHeaders:
 		r.ResponseHeaders = &accountv1.ResponseHeaders{}
 	}
+	switch {
+	case len(c.Role) > 0 && c.ClearRoles:
+		return nil, errors.New("--role and --clear-roles exclude each other")
+	case len(c.Role) > 0:
+		r.RoleIds = &accountv1.RoleIDs{Ids: c.Role}
+	case c.ClearRoles:
+		r.RoleIds = &accountv1.RoleIDs{}
+	}
 	if r.Name == nil && r.Description == nil && r.Group == nil && r.Scope == nil && r.Active == nil &&
 		r.ExpiresAt == nil && !r.ClearExpiresAt && r.NotBefore == nil && !r.ClearNotBefore &&
-		r.IpFilters == nil && r.ResponseHeaders == nil {
+		r.IpFilters == nil && r.ResponseHeaders == nil && r.RoleIds == nil {
 		return nil, errNothingToUpdate
 	}
 	return r, nil

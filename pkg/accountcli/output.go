@@ -216,6 +216,7 @@ func keyRows(k *accountv1.Key) [][2]string {
 		{"EXPIRES", fmtTime(k.GetExpiresAt())},
 		{"IP FILTERS", strings.Join(k.GetIpFilters(), ", ")},
 		{"HEADERS", strings.Join(headers, ", ")},
+		{"ROLES", strings.Join(k.GetRoleIds(), ", ")},
 		{"ORIGIN", originName(k.GetOrigin())},
 		{"CREATED", fmtTime(k.GetCreateTime())},
 		{"UPDATED", fmtTime(k.GetUpdateTime())},

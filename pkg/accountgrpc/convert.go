@@ -126,6 +126,7 @@ func keyProto(k store.Key, now time.Time) *accountv1.Key {
 		LastUsedTime:    ts(k.LastUsedAt),
 		AppName:         sp.AppName,
 		TenantName:      sp.TenantName,
+		RoleIds:         append([]string(nil), k.RoleIDs...),
 	}
 	if sp.PreviousHash != "" && now.Before(sp.PreviousValidUntil) {
 		out.PreviousSecretExpireTime = ts(sp.PreviousValidUntil)

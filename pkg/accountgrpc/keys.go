@@ -22,6 +22,7 @@ type keyRequest interface {
 	GetExpiresAt() *timestamppb.Timestamp
 	GetIpFilters() []string
 	GetResponseHeaders() []*accountv1.ResponseHeader
+	GetRoleIds() []string
 }
 
 // keyInput converts a key-creating request; active is the request's
@@ -35,6 +36,7 @@ func keyInput(typ authz.KeyType, appID, tenantID string, active *bool, r keyRequ
 		ExpiresAt:       timeOf(&v, "expires_at", r.GetExpiresAt()),
 		IPFilters:       r.GetIpFilters(),
 		ResponseHeaders: headersFromProto(r.GetResponseHeaders()),
+		RoleIDs:         r.GetRoleIds(),
 	}
 	return in, v.Err()
 }
@@ -111,6 +113,7 @@ func (s *Server) ListKeys(ctx context.Context, r *accountv1.ListKeysRequest) (*a
 		Active:         r.Active,
 		ExpiringBefore: zeroIfNil(timeOf(&v, "expiring_before", r.GetExpiringBefore())),
 		UnusedSince:    zeroIfNil(timeOf(&v, "unused_since", r.GetUnusedSince())),
+		RoleID:         r.GetRoleId(),
 	}
 	if r.GetType() != accountv1.KeyType_KEY_TYPE_UNSPECIFIED {
 		t, ok := KeyTypeFromProto(r.GetType())
@@ -169,6 +172,10 @@ func keyUpdate(r *accountv1.UpdateKeyRequest) (account.KeyUpdate, error) {
 			h = []authz.HeaderSpec{}
 		}
 		u.ResponseHeaders = &h
+	}
+	if r.RoleIds != nil {
+		ids := append([]string{}, r.RoleIds.GetIds()...)
+		u.RoleIDs = &ids
 	}
 	return u, v.Err()
 }

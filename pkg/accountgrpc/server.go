@@ -90,11 +90,23 @@ var servicePrefix = "/" + accountv1.AccountService_ServiceDesc.ServiceName + "/"
 // "generateServiceAccessKey"). false for a method the catalogue lacks,
 // which is refused rather than authorised under a guessed name.
 func OperationOf(method string) (account.Operation, bool) {
+	if name, ok := queryNames[method]; ok {
+		return account.OperationNamed(name)
+	}
 	r, n := utf8.DecodeRuneInString(method)
 	if n == 0 {
 		return account.Operation{}, false
 	}
 	return account.OperationNamed(string(unicode.ToLower(r)) + method[n:])
+}
+
+// queryNames are the methods whose operation is named as its GraphQL
+// query field (SPEC §14), not as the method in lowerCamelCase.
+var queryNames = map[string]string{
+	"GetServiceAccessRole":     "serviceAccessRole",
+	"ListServiceAccessRoles":   "serviceAccessRoles",
+	"GetServiceAccessDenial":   "serviceAccessDenial",
+	"ListServiceAccessDenials": "serviceAccessDenials",
 }
 
 type callerKey struct{}

@@ -67,17 +67,24 @@ func setup(t *testing.T) (*accounttest.Server, context.Context) {
 
 func TestOperationNames(t *testing.T) {
 	methods := accountv1.File_keygate_account_v1_account_proto.Services().ByName("AccountService").Methods()
-	if methods.Len() != 20 {
-		t.Fatalf("%d methods, want 20", methods.Len())
+	if methods.Len() != 30 {
+		t.Fatalf("%d methods, want 30", methods.Len())
 	}
 	want := map[string][2]string{
-		"GenerateServiceAccessKey": {"mutation", "generateServiceAccessKey"},
-		"GetApp":                   {"query", "getApp"},
-		"ListKeys":                 {"query", "listKeys"},
-		"ListAuditEvents":          {"query", "listAuditEvents"},
-		"UpdateKey":                {"mutation", "updateKey"},
-		"RegenerateKey":            {"mutation", "regenerateKey"},
-		"ImportKey":                {"mutation", "importKey"},
+		"GenerateServiceAccessKey":  {"mutation", "generateServiceAccessKey"},
+		"GetApp":                    {"query", "getApp"},
+		"ListKeys":                  {"query", "listKeys"},
+		"ListAuditEvents":           {"query", "listAuditEvents"},
+		"UpdateKey":                 {"mutation", "updateKey"},
+		"RegenerateKey":             {"mutation", "regenerateKey"},
+		"ImportKey":                 {"mutation", "importKey"},
+		"CreateServiceAccessRole":   {"mutation", "createServiceAccessRole"},
+		"GetServiceAccessRole":      {"query", "serviceAccessRole"},
+		"ListServiceAccessRoles":    {"query", "serviceAccessRoles"},
+		"DeleteServiceAccessRole":   {"mutation", "deleteServiceAccessRole"},
+		"GetServiceAccessDenial":    {"query", "serviceAccessDenial"},
+		"ListServiceAccessDenials":  {"query", "serviceAccessDenials"},
+		"UpdateServiceAccessDenial": {"mutation", "updateServiceAccessDenial"},
 	}
 	if len(account.Operations) != methods.Len() {
 		t.Errorf("the catalogue has %d operations, the gRPC service %d methods", len(account.Operations), methods.Len())

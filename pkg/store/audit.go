@@ -49,6 +49,7 @@ type (
 		ResponseHeaders    []HeaderAudit `json:"response_headers,omitempty"`
 		Origin             string        `json:"origin"`
 		PreviousValidUntil *time.Time    `json:"previous_valid_until,omitempty"`
+		RoleIDs            []string      `json:"role_ids,omitempty"`
 		CreatedAt          time.Time     `json:"created_at"`
 		UpdatedAt          time.Time     `json:"updated_at"`
 	}
@@ -74,7 +75,7 @@ func KeyAuditOf(k Key) *KeyAudit {
 		NotBefore: timePtr(sp.NotBefore), ExpiresAt: timePtr(sp.ExpiresAt),
 		IPFilters: sp.IPFilters, Group: sp.Group, Description: sp.Description,
 		Origin: string(k.Origin), PreviousValidUntil: timePtr(sp.PreviousValidUntil),
-		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt,
+		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt, RoleIDs: k.RoleIDs,
 	}
 	for _, h := range sp.ResponseHeaders {
 		a.ResponseHeaders = append(a.ResponseHeaders, HeaderAudit{Name: h.Name, Value: h.Value, Disabled: h.Disabled})

@@ -25,8 +25,7 @@ var QuotaKinds = []string{QuotaKeys, QuotaApps, QuotaTenants, QuotaRoles, QuotaD
 func LimitName(kind string) string { return "max_" + kind }
 
 // Limits are the most objects of each kind an account may hold; a store
-// refuses a create past them. Roles and denials are stored and shown but
-// not enforced yet: those objects do not exist yet (SPEC §11).
+// refuses a create past them.
 type Limits struct {
 	Keys, Apps, Tenants, Roles, Denials int64
 }
@@ -113,8 +112,7 @@ func (u LimitsUpdate) Apply(o LimitOverrides) LimitOverrides {
 	return o
 }
 
-// Usage counts what an account holds, kind by kind (roles and denials are
-// 0 until they exist).
+// Usage counts what an account holds, kind by kind.
 type Usage struct {
 	Keys, Apps, Tenants, Roles, Denials int64
 }

@@ -106,6 +106,8 @@ type Key struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	LastUsedAt time.Time // zero: never used (or not yet flushed)
+	// RoleIDs are the roles the key holds (SPEC §11), sorted; nil for none.
+	RoleIDs []string
 }
 
 // Actor is who made a change, for the audit log.
@@ -126,6 +128,8 @@ type KeyUpdate struct {
 	ExpiresAt       *time.Time
 	IPFilters       *[]string
 	ResponseHeaders *[]authz.HeaderSpec
+	// RoleIDs replaces the roles the key holds (an empty list: none).
+	RoleIDs *[]string
 }
 
 // Apply returns spec with the fields u sets changed; the lists are copied,
@@ -204,6 +208,7 @@ type KeyFilter struct {
 	Active         *bool
 	ExpiringBefore time.Time // keys with expires_at < this
 	UnusedSince    time.Time // keys with last_used_at < this or never used
+	RoleID         string    // keys holding this role
 }
 
 // AuditEvent is one change, as the audit log keeps it. Before and After are
@@ -256,6 +261,8 @@ type Accounts interface {
 	DeleteKey(ctx context.Context, actor Actor, accountID, id string) error
 
 	ListAuditEvents(ctx context.Context, accountID string, p Page) ([]AuditEvent, string, error)
+
+	Roles
 }
 
 // KeyRef names a key: ids are unique within their account, not across
@@ -272,6 +279,15 @@ const (
 	ChangeKey    ChangeKind = "key"    // a key was created, updated, rotated or deleted
 	ChangeApp    ChangeKind = "app"    // an app's name or active flag changed
 	ChangeTenant ChangeKind = "tenant" // a tenant's name or active flag changed
+	// ChangeRole: a role was created, renamed, its scope changed or it
+	// was deleted: one entry whatever the number of keys holding it;
+	// LookupKeysOfParent(ChangeRole) reads them. Revokes when its scope
+	// changed or it was deleted.
+	ChangeRole ChangeKind = "role"
+	// ChangeDenial: a denial was created, changed or deleted. A new or
+	// changed denial revokes (it is applied ahead of the bulk); a deleted
+	// one does not.
+	ChangeDenial ChangeKind = "denial"
 )
 
 // Change is one entry of the change feed. A key change names the key and

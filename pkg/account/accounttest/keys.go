@@ -49,6 +49,7 @@ func (s *Store) getKeyLocked(accountID, id string) (store.Key, error) {
 func (s *Store) readLocked(k store.Key) store.Key {
 	k.Spec.IPFilters = slices.Clone(k.Spec.IPFilters)
 	k.Spec.ResponseHeaders = slices.Clone(k.Spec.ResponseHeaders)
+	k.RoleIDs = slices.Clone(k.RoleIDs)
 	if a, ok := s.apps.m[ref{k.Spec.AccountID, k.Spec.AppID}]; ok {
 		k.Spec.AppName = a.Name
 	}
@@ -73,6 +74,7 @@ func stored(k store.Key) store.Key {
 	if len(sp.ResponseHeaders) == 0 {
 		sp.ResponseHeaders = nil
 	}
+	k.RoleIDs = store.NormalizeRoleIDs(k.RoleIDs)
 	return k
 }
 
@@ -134,7 +136,7 @@ func (s *Store) checkKeyLocked(k store.Key, isNew bool) error {
 			return err
 		}
 	}
-	return nil
+	return s.checkRolesLocked(k.Spec.AccountID, k.RoleIDs)
 }
 
 // CreateKey stores a new key.
@@ -205,7 +207,8 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 			f.Type != authz.KeyTypeUnknown && sp.Type != f.Type,
 			f.Active != nil && sp.Active != *f.Active,
 			!f.ExpiringBefore.IsZero() && (sp.ExpiresAt.IsZero() || !sp.ExpiresAt.Before(f.ExpiringBefore)),
-			!f.UnusedSince.IsZero() && !k.LastUsedAt.IsZero() && !k.LastUsedAt.Before(f.UnusedSince):
+			!f.UnusedSince.IsZero() && !k.LastUsedAt.IsZero() && !k.LastUsedAt.Before(f.UnusedSince),
+			f.RoleID != "" && !slices.Contains(k.RoleIDs, f.RoleID):
 			continue
 		}
 		all = append(all, s.readLocked(k))
@@ -248,6 +251,9 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 	}
 	return s.updateKey(actor, accountID, id, "key.update", func(k *store.Key) error {
 		k.Spec = u.Apply(k.Spec)
+		if u.RoleIDs != nil {
+			k.RoleIDs = slices.Clone(*u.RoleIDs)
+		}
 		return nil
 	})
 }

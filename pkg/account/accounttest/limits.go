@@ -36,6 +36,16 @@ func (s *Store) usageLocked(accountID string) store.Usage {
 			u.Tenants++
 		}
 	}
+	for r := range s.roles {
+		if r.account == accountID {
+			u.Roles++
+		}
+	}
+	for r := range s.denials {
+		if r.account == accountID {
+			u.Denials++
+		}
+	}
 	return u
 }
 

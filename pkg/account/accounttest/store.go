@@ -41,6 +41,8 @@ type Store struct {
 	apps     *owners
 	tenants  *owners           // in their store.App form
 	keys     map[ref]store.Key // by account and id: key ids are unique per account
+	roles    map[ref]store.Role
+	denials  map[ref]store.Denial
 	audit    []store.AuditEvent
 	// defaults and overrides are the accounts' quotas (limits.go).
 	defaults  store.Limits
@@ -76,7 +78,8 @@ func NewStore(tb testing.TB, opts authz.CompileOptions, now func() time.Time) *S
 			owns: func(k store.Key, id string) bool { return k.Spec.AppID == id }},
 		tenants: &owners{kind: "tenant", m: map[ref]store.App{},
 			owns: func(k store.Key, id string) bool { return k.Spec.TenantID == id }},
-		keys:     map[ref]store.Key{},
+		keys:  map[ref]store.Key{},
+		roles: map[ref]store.Role{}, denials: map[ref]store.Denial{},
 		defaults: store.DefaultLimits, overrides: map[string]store.LimitOverrides{},
 	}
 }
@@ -206,6 +209,14 @@ func record(v any) json.RawMessage {
 		r = store.KeyAuditOf(o)
 	case store.LimitOverrides:
 		r = store.LimitsAuditOf(o)
+	case store.Role:
+		r = store.RoleAuditOf(o)
+	case roleHeld:
+		a := store.RoleAuditOf(o.Role)
+		a.HeldBy = o.keys
+		r = a
+	case store.Denial:
+		r = store.DenialAuditOf(o)
 	default:
 		panic(fmt.Sprintf("accounttest: no audit record for %T", v))
 	}
@@ -458,9 +469,7 @@ func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string, 
 			gone = append(gone, k)
 		}
 	}
-	slices.SortFunc(gone, func(a, b store.Key) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Spec.ID, b.Spec.ID))
-	})
+	sortKeys(gone)
 	if len(gone) > 0 && !cascade {
 		return &store.HasKeysError{Object: o.kind, ID: id, Keys: len(gone)}
 	}
@@ -470,7 +479,15 @@ func (s *Store) deleteOwner(o *owners, actor store.Actor, accountID, id string, 
 		delete(s.keys, keyRef(k))
 		s.auditLocked(accountID, actor, "key.delete", "key", k.Spec.ID, s.readLocked(k), nil)
 	}
+	s.deleteDenialsOfLocked(actor, o.kind, accountID, id)
 	return nil
+}
+
+// sortKeys sorts keys in creation order.
+func sortKeys(keys []store.Key) {
+	slices.SortFunc(keys, func(a, b store.Key) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Spec.ID, b.Spec.ID))
+	})
 }
 
 // CreateApp adds an app.

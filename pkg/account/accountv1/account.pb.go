@@ -404,8 +404,10 @@ type Key struct {
 	// previous_secret_expire_time is set while the secret a RegenerateKey
 	// replaced is still valid (its grace period).
 	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// role_ids are the roles the key holds, sorted.
+	RoleIds       []string `protobuf:"bytes,21,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Key) Reset() {
@@ -574,6 +576,13 @@ func (x *Key) GetTenantName() string {
 func (x *Key) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.PreviousSecretExpireTime
+	}
+	return nil
+}
+
+func (x *Key) GetRoleIds() []string {
+	if x != nil {
+		return x.RoleIds
 	}
 	return nil
 }
@@ -1753,7 +1762,9 @@ type GenerateServiceAccessKeyRequest struct {
 	IpFilters       []string               `protobuf:"bytes,10,rep,name=ip_filters,json=ipFilters,proto3" json:"ip_filters,omitempty"`
 	ResponseHeaders []*ResponseHeader      `protobuf:"bytes,11,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
 	// id is caller-chosen; empty lets keygate generate one.
-	Id            string `protobuf:"bytes,12,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,12,opt,name=id,proto3" json:"id,omitempty"`
+	// role_ids are roles of the account the key holds.
+	RoleIds       []string `protobuf:"bytes,13,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1872,6 +1883,13 @@ func (x *GenerateServiceAccessKeyRequest) GetId() string {
 	return ""
 }
 
+func (x *GenerateServiceAccessKeyRequest) GetRoleIds() []string {
+	if x != nil {
+		return x.RoleIds
+	}
+	return nil
+}
+
 // GenerateServiceAccessKeyResponse carries the new secret, once.
 type GenerateServiceAccessKeyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1942,7 +1960,9 @@ type GenerateAppAccessKeyRequest struct {
 	IpFilters       []string               `protobuf:"bytes,9,rep,name=ip_filters,json=ipFilters,proto3" json:"ip_filters,omitempty"`
 	ResponseHeaders []*ResponseHeader      `protobuf:"bytes,10,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
 	// id is caller-chosen; empty lets keygate generate one.
-	Id            string `protobuf:"bytes,11,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,11,opt,name=id,proto3" json:"id,omitempty"`
+	// role_ids are roles of the account the key holds.
+	RoleIds       []string `protobuf:"bytes,12,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2054,6 +2074,13 @@ func (x *GenerateAppAccessKeyRequest) GetId() string {
 	return ""
 }
 
+func (x *GenerateAppAccessKeyRequest) GetRoleIds() []string {
+	if x != nil {
+		return x.RoleIds
+	}
+	return nil
+}
+
 // GenerateAppAccessKeyResponse carries the new secret, once.
 type GenerateAppAccessKeyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2124,7 +2151,9 @@ type GenerateAccountAccessKeyRequest struct {
 	IpFilters       []string               `protobuf:"bytes,8,rep,name=ip_filters,json=ipFilters,proto3" json:"ip_filters,omitempty"`
 	ResponseHeaders []*ResponseHeader      `protobuf:"bytes,9,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
 	// id is caller-chosen; empty lets keygate generate one.
-	Id            string `protobuf:"bytes,10,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,10,opt,name=id,proto3" json:"id,omitempty"`
+	// role_ids are roles of the account the key holds.
+	RoleIds       []string `protobuf:"bytes,11,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2229,6 +2258,13 @@ func (x *GenerateAccountAccessKeyRequest) GetId() string {
 	return ""
 }
 
+func (x *GenerateAccountAccessKeyRequest) GetRoleIds() []string {
+	if x != nil {
+		return x.RoleIds
+	}
+	return nil
+}
+
 // GenerateAccountAccessKeyResponse carries the new secret, once.
 type GenerateAccountAccessKeyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2305,7 +2341,9 @@ type ImportKeyRequest struct {
 	IpFilters       []string               `protobuf:"bytes,12,rep,name=ip_filters,json=ipFilters,proto3" json:"ip_filters,omitempty"`
 	ResponseHeaders []*ResponseHeader      `protobuf:"bytes,13,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
 	// id is caller-chosen; empty lets keygate generate one.
-	Id            string `protobuf:"bytes,14,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,14,opt,name=id,proto3" json:"id,omitempty"`
+	// role_ids are roles of the account the key holds.
+	RoleIds       []string `protobuf:"bytes,15,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2436,6 +2474,13 @@ func (x *ImportKeyRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *ImportKeyRequest) GetRoleIds() []string {
+	if x != nil {
+		return x.RoleIds
+	}
+	return nil
 }
 
 // ImportKeyResponse is the key as created (without its secret).
@@ -2587,8 +2632,10 @@ type ListKeysRequest struct {
 	// unused_since keeps keys last used before it, or never used.
 	UnusedSince *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=unused_since,json=unusedSince,proto3" json:"unused_since,omitempty"`
 	// page_size <= 0 means the default (100); at most 1000.
-	PageSize      int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize  int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// role_id keeps keys holding this role.
+	RoleId        string `protobuf:"bytes,10,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2682,6 +2729,13 @@ func (x *ListKeysRequest) GetPageSize() int32 {
 func (x *ListKeysRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
 	}
 	return ""
 }
@@ -2855,8 +2909,10 @@ type UpdateKeyRequest struct {
 	IpFilters *IPFilters `protobuf:"bytes,11,opt,name=ip_filters,json=ipFilters,proto3" json:"ip_filters,omitempty"`
 	// response_headers, when present, replaces the list (empty: none).
 	ResponseHeaders *ResponseHeaders `protobuf:"bytes,12,opt,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// role_ids, when present, replaces the roles the key holds (empty: none).
+	RoleIds       *RoleIDs `protobuf:"bytes,13,opt,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateKeyRequest) Reset() {
@@ -2969,6 +3025,13 @@ func (x *UpdateKeyRequest) GetIpFilters() *IPFilters {
 func (x *UpdateKeyRequest) GetResponseHeaders() *ResponseHeaders {
 	if x != nil {
 		return x.ResponseHeaders
+	}
+	return nil
+}
+
+func (x *UpdateKeyRequest) GetRoleIds() *RoleIDs {
+	if x != nil {
+		return x.RoleIds
 	}
 	return nil
 }
@@ -3324,6 +3387,1280 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// RoleIDs wraps a list of role ids so that an update can tell "leave as
+// is" (absent) from "clear" (present and empty).
+type RoleIDs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleIDs) Reset() {
+	*x = RoleIDs{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleIDs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleIDs) ProtoMessage() {}
+
+func (x *RoleIDs) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleIDs.ProtoReflect.Descriptor instead.
+func (*RoleIDs) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RoleIDs) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// ServiceAccessRole is a named scope that keys hold (SPEC §11).
+type ServiceAccessRole struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name is unique within the account.
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// scope is non-empty, in the key scope grammar.
+	Scope         string                 `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceAccessRole) Reset() {
+	*x = ServiceAccessRole{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceAccessRole) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceAccessRole) ProtoMessage() {}
+
+func (x *ServiceAccessRole) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceAccessRole.ProtoReflect.Descriptor instead.
+func (*ServiceAccessRole) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ServiceAccessRole) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServiceAccessRole) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceAccessRole) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ServiceAccessRole) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *ServiceAccessRole) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ServiceAccessRole) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// CreateServiceAccessRoleRequest describes a new role.
+type CreateServiceAccessRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is caller-chosen; empty lets keygate generate one.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Scope         string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccessRoleRequest) Reset() {
+	*x = CreateServiceAccessRoleRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccessRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccessRoleRequest) ProtoMessage() {}
+
+func (x *CreateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CreateServiceAccessRoleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateServiceAccessRoleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateServiceAccessRoleRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateServiceAccessRoleRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+// CreateServiceAccessRoleResponse is the role as created.
+type CreateServiceAccessRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          *ServiceAccessRole     `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccessRoleResponse) Reset() {
+	*x = CreateServiceAccessRoleResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccessRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccessRoleResponse) ProtoMessage() {}
+
+func (x *CreateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *CreateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+// GetServiceAccessRoleRequest names a role.
+type GetServiceAccessRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceAccessRoleRequest) Reset() {
+	*x = GetServiceAccessRoleRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceAccessRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceAccessRoleRequest) ProtoMessage() {}
+
+func (x *GetServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GetServiceAccessRoleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetServiceAccessRoleResponse is the role.
+type GetServiceAccessRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          *ServiceAccessRole     `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceAccessRoleResponse) Reset() {
+	*x = GetServiceAccessRoleResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceAccessRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceAccessRoleResponse) ProtoMessage() {}
+
+func (x *GetServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
+func (*GetServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GetServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+// ListServiceAccessRolesRequest pages the account's roles.
+type ListServiceAccessRolesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size <= 0 means the default (100); at most 1000.
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccessRolesRequest) Reset() {
+	*x = ListServiceAccessRolesRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccessRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccessRolesRequest) ProtoMessage() {}
+
+func (x *ListServiceAccessRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccessRolesRequest.ProtoReflect.Descriptor instead.
+func (*ListServiceAccessRolesRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ListServiceAccessRolesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListServiceAccessRolesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListServiceAccessRolesResponse is one page of roles.
+type ListServiceAccessRolesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Roles []*ServiceAccessRole   `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	// next_page_token is empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccessRolesResponse) Reset() {
+	*x = ListServiceAccessRolesResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccessRolesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccessRolesResponse) ProtoMessage() {}
+
+func (x *ListServiceAccessRolesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccessRolesResponse.ProtoReflect.Descriptor instead.
+func (*ListServiceAccessRolesResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListServiceAccessRolesResponse) GetRoles() []*ServiceAccessRole {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *ListServiceAccessRolesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateServiceAccessRoleRequest changes the fields present.
+type UpdateServiceAccessRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Description   *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Scope         *string                `protobuf:"bytes,4,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceAccessRoleRequest) Reset() {
+	*x = UpdateServiceAccessRoleRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceAccessRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceAccessRoleRequest) ProtoMessage() {}
+
+func (x *UpdateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *UpdateServiceAccessRoleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateServiceAccessRoleRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateServiceAccessRoleRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateServiceAccessRoleRequest) GetScope() string {
+	if x != nil && x.Scope != nil {
+		return *x.Scope
+	}
+	return ""
+}
+
+// UpdateServiceAccessRoleResponse is the role as updated.
+type UpdateServiceAccessRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          *ServiceAccessRole     `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceAccessRoleResponse) Reset() {
+	*x = UpdateServiceAccessRoleResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceAccessRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceAccessRoleResponse) ProtoMessage() {}
+
+func (x *UpdateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *UpdateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+// DeleteServiceAccessRoleRequest names a role; force takes it from the
+// keys holding it.
+type DeleteServiceAccessRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccessRoleRequest) Reset() {
+	*x = DeleteServiceAccessRoleRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccessRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccessRoleRequest) ProtoMessage() {}
+
+func (x *DeleteServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *DeleteServiceAccessRoleRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteServiceAccessRoleRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+// DeleteServiceAccessRoleResponse is empty.
+type DeleteServiceAccessRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccessRoleResponse) Reset() {
+	*x = DeleteServiceAccessRoleResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccessRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccessRoleResponse) ProtoMessage() {}
+
+func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{58}
+}
+
+// ServiceAccessDenial blocks one tenant of one app from what its scope
+// names (SPEC §11).
+type ServiceAccessDenial struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppId    string                 `protobuf:"bytes,3,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// scope holds allow-form patterns only.
+	Scope string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	// reason is shown to the blocked caller; at most 500 bytes.
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceAccessDenial) Reset() {
+	*x = ServiceAccessDenial{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceAccessDenial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceAccessDenial) ProtoMessage() {}
+
+func (x *ServiceAccessDenial) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceAccessDenial.ProtoReflect.Descriptor instead.
+func (*ServiceAccessDenial) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ServiceAccessDenial) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServiceAccessDenial) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ServiceAccessDenial) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ServiceAccessDenial) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *ServiceAccessDenial) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ServiceAccessDenial) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ServiceAccessDenial) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// CreateServiceAccessDenialRequest describes a new denial; tenant_id and
+// app_id are both required and must exist in the account.
+type CreateServiceAccessDenialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is caller-chosen; empty lets keygate generate one.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TenantId      string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppId         string `protobuf:"bytes,3,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	Scope         string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccessDenialRequest) Reset() {
+	*x = CreateServiceAccessDenialRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccessDenialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccessDenialRequest) ProtoMessage() {}
+
+func (x *CreateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CreateServiceAccessDenialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateServiceAccessDenialRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateServiceAccessDenialRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *CreateServiceAccessDenialRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *CreateServiceAccessDenialRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// CreateServiceAccessDenialResponse is the denial as created.
+type CreateServiceAccessDenialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Denial        *ServiceAccessDenial   `protobuf:"bytes,1,opt,name=denial,proto3" json:"denial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccessDenialResponse) Reset() {
+	*x = CreateServiceAccessDenialResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccessDenialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccessDenialResponse) ProtoMessage() {}
+
+func (x *CreateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
+	if x != nil {
+		return x.Denial
+	}
+	return nil
+}
+
+// GetServiceAccessDenialRequest names a denial.
+type GetServiceAccessDenialRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceAccessDenialRequest) Reset() {
+	*x = GetServiceAccessDenialRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceAccessDenialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceAccessDenialRequest) ProtoMessage() {}
+
+func (x *GetServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *GetServiceAccessDenialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetServiceAccessDenialResponse is the denial.
+type GetServiceAccessDenialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Denial        *ServiceAccessDenial   `protobuf:"bytes,1,opt,name=denial,proto3" json:"denial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceAccessDenialResponse) Reset() {
+	*x = GetServiceAccessDenialResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceAccessDenialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceAccessDenialResponse) ProtoMessage() {}
+
+func (x *GetServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
+func (*GetServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *GetServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
+	if x != nil {
+		return x.Denial
+	}
+	return nil
+}
+
+// ListServiceAccessDenialsRequest filters and pages the account's denials.
+type ListServiceAccessDenialsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	AppId    string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// page_size <= 0 means the default (100); at most 1000.
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccessDenialsRequest) Reset() {
+	*x = ListServiceAccessDenialsRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccessDenialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccessDenialsRequest) ProtoMessage() {}
+
+func (x *ListServiceAccessDenialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccessDenialsRequest.ProtoReflect.Descriptor instead.
+func (*ListServiceAccessDenialsRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ListServiceAccessDenialsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListServiceAccessDenialsRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ListServiceAccessDenialsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListServiceAccessDenialsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListServiceAccessDenialsResponse is one page of denials.
+type ListServiceAccessDenialsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Denials []*ServiceAccessDenial `protobuf:"bytes,1,rep,name=denials,proto3" json:"denials,omitempty"`
+	// next_page_token is empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccessDenialsResponse) Reset() {
+	*x = ListServiceAccessDenialsResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccessDenialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccessDenialsResponse) ProtoMessage() {}
+
+func (x *ListServiceAccessDenialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccessDenialsResponse.ProtoReflect.Descriptor instead.
+func (*ListServiceAccessDenialsResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ListServiceAccessDenialsResponse) GetDenials() []*ServiceAccessDenial {
+	if x != nil {
+		return x.Denials
+	}
+	return nil
+}
+
+func (x *ListServiceAccessDenialsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateServiceAccessDenialRequest changes the fields present; a denial's
+// tenant and app never change.
+type UpdateServiceAccessDenialRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Scope         *string                `protobuf:"bytes,2,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
+	Reason        *string                `protobuf:"bytes,3,opt,name=reason,proto3,oneof" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceAccessDenialRequest) Reset() {
+	*x = UpdateServiceAccessDenialRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceAccessDenialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceAccessDenialRequest) ProtoMessage() {}
+
+func (x *UpdateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *UpdateServiceAccessDenialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateServiceAccessDenialRequest) GetScope() string {
+	if x != nil && x.Scope != nil {
+		return *x.Scope
+	}
+	return ""
+}
+
+func (x *UpdateServiceAccessDenialRequest) GetReason() string {
+	if x != nil && x.Reason != nil {
+		return *x.Reason
+	}
+	return ""
+}
+
+// UpdateServiceAccessDenialResponse is the denial as updated.
+type UpdateServiceAccessDenialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Denial        *ServiceAccessDenial   `protobuf:"bytes,1,opt,name=denial,proto3" json:"denial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceAccessDenialResponse) Reset() {
+	*x = UpdateServiceAccessDenialResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceAccessDenialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceAccessDenialResponse) ProtoMessage() {}
+
+func (x *UpdateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *UpdateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
+	if x != nil {
+		return x.Denial
+	}
+	return nil
+}
+
+// DeleteServiceAccessDenialRequest names a denial.
+type DeleteServiceAccessDenialRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccessDenialRequest) Reset() {
+	*x = DeleteServiceAccessDenialRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccessDenialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccessDenialRequest) ProtoMessage() {}
+
+func (x *DeleteServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *DeleteServiceAccessDenialRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// DeleteServiceAccessDenialResponse is empty.
+type DeleteServiceAccessDenialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccessDenialResponse) Reset() {
+	*x = DeleteServiceAccessDenialResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccessDenialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccessDenialResponse) ProtoMessage() {}
+
+func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{69}
+}
+
 var File_keygate_account_v1_account_proto protoreflect.FileDescriptor
 
 const file_keygate_account_v1_account_proto_rawDesc = "" +
@@ -3350,7 +4687,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x0eResponseHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1a\n" +
-	"\bdisabled\x18\x03 \x01(\bR\bdisabled\"\xe2\x06\n" +
+	"\bdisabled\x18\x03 \x01(\bR\bdisabled\"\xfd\x06\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
@@ -3378,7 +4715,8 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\bapp_name\x18\x12 \x01(\tR\aappName\x12\x1f\n" +
 	"\vtenant_name\x18\x13 \x01(\tR\n" +
 	"tenantName\x12Y\n" +
-	"\x1bprevious_secret_expire_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\"\xca\x02\n" +
+	"\x1bprevious_secret_expire_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\x12\x19\n" +
+	"\brole_ids\x18\x15 \x03(\tR\aroleIds\"\xca\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
@@ -3455,7 +4793,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\acascade\x18\x02 \x01(\bR\acascade\"J\n" +
 	"\x14DeleteTenantResponse\x122\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"\xd3\x03\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"\xee\x03\n" +
 	"\x1fGenerateServiceAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
@@ -3472,12 +4810,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"ip_filters\x18\n" +
 	" \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\v \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
-	"\x02id\x18\f \x01(\tR\x02idB\t\n" +
+	"\x02id\x18\f \x01(\tR\x02id\x12\x19\n" +
+	"\brole_ids\x18\r \x03(\tR\aroleIdsB\t\n" +
 	"\a_active\"n\n" +
 	" GenerateServiceAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xb2\x03\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xcd\x03\n" +
 	"\x1bGenerateAppAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\x06active\x18\x02 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
@@ -3493,12 +4832,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"ip_filters\x18\t \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\n" +
 	" \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
-	"\x02id\x18\v \x01(\tR\x02idB\t\n" +
+	"\x02id\x18\v \x01(\tR\x02id\x12\x19\n" +
+	"\brole_ids\x18\f \x03(\tR\aroleIdsB\t\n" +
 	"\a_active\"j\n" +
 	"\x1cGenerateAppAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x9f\x03\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xba\x03\n" +
 	"\x1fGenerateAccountAccessKeyRequest\x12\x1b\n" +
 	"\x06active\x18\x01 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
@@ -3513,12 +4853,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"ip_filters\x18\b \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\t \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\n" +
-	" \x01(\tR\x02idB\t\n" +
+	" \x01(\tR\x02id\x12\x19\n" +
+	"\brole_ids\x18\v \x03(\tR\aroleIdsB\t\n" +
 	"\a_active\"n\n" +
 	" GenerateAccountAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x96\x04\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xb1\x04\n" +
 	"\x10ImportKeyRequest\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x1b\n" +
@@ -3538,14 +4879,15 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\n" +
 	"ip_filters\x18\f \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\r \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
-	"\x02id\x18\x0e \x01(\tR\x02idB\t\n" +
+	"\x02id\x18\x0e \x01(\tR\x02id\x12\x19\n" +
+	"\brole_ids\x18\x0f \x03(\tR\aroleIdsB\t\n" +
 	"\a_active\">\n" +
 	"\x11ImportKeyResponse\x12)\n" +
 	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x1f\n" +
 	"\rGetKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x0eGetKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xf4\x02\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x8d\x03\n" +
 	"\x0fListKeysRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
@@ -3556,7 +4898,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\funused_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vunusedSince\x12\x1b\n" +
 	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\t \x01(\tR\tpageTokenB\t\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\x12\x17\n" +
+	"\arole_id\x18\n" +
+	" \x01(\tR\x06roleIdB\t\n" +
 	"\a_active\"g\n" +
 	"\x10ListKeysResponse\x12+\n" +
 	"\x04keys\x18\x01 \x03(\v2\x17.keygate.account.v1.KeyR\x04keys\x12&\n" +
@@ -3564,7 +4908,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tIPFilters\x12\x18\n" +
 	"\afilters\x18\x01 \x03(\tR\afilters\"O\n" +
 	"\x0fResponseHeaders\x12<\n" +
-	"\aheaders\x18\x01 \x03(\v2\".keygate.account.v1.ResponseHeaderR\aheaders\"\xc5\x04\n" +
+	"\aheaders\x18\x01 \x03(\v2\".keygate.account.v1.ResponseHeaderR\aheaders\"\xfd\x04\n" +
 	"\x10UpdateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
@@ -3581,7 +4925,8 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	" \x01(\bR\x0eclearExpiresAt\x12<\n" +
 	"\n" +
 	"ip_filters\x18\v \x01(\v2\x1d.keygate.account.v1.IPFiltersR\tipFilters\x12N\n" +
-	"\x10response_headers\x18\f \x01(\v2#.keygate.account.v1.ResponseHeadersR\x0fresponseHeadersB\a\n" +
+	"\x10response_headers\x18\f \x01(\v2#.keygate.account.v1.ResponseHeadersR\x0fresponseHeaders\x126\n" +
+	"\brole_ids\x18\r \x01(\v2\x1b.keygate.account.v1.RoleIDsR\aroleIdsB\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_groupB\b\n" +
@@ -3606,7 +4951,92 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"y\n" +
 	"\x17ListAuditEventsResponse\x126\n" +
 	"\x06events\x18\x01 \x03(\v2\x1e.keygate.account.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x1b\n" +
+	"\aRoleIDs\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"\xe9\x01\n" +
+	"\x11ServiceAccessRole\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"|\n" +
+	"\x1eCreateServiceAccessRoleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\"\\\n" +
+	"\x1fCreateServiceAccessRoleResponse\x129\n" +
+	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\"-\n" +
+	"\x1bGetServiceAccessRoleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"Y\n" +
+	"\x1cGetServiceAccessRoleResponse\x129\n" +
+	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\"[\n" +
+	"\x1dListServiceAccessRolesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x85\x01\n" +
+	"\x1eListServiceAccessRolesResponse\x12;\n" +
+	"\x05roles\x18\x01 \x03(\v2%.keygate.account.v1.ServiceAccessRoleR\x05roles\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xae\x01\n" +
+	"\x1eUpdateServiceAccessRoleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12\x19\n" +
+	"\x05scope\x18\x04 \x01(\tH\x02R\x05scope\x88\x01\x01B\a\n" +
+	"\x05_nameB\x0e\n" +
+	"\f_descriptionB\b\n" +
+	"\x06_scope\"\\\n" +
+	"\x1fUpdateServiceAccessRoleResponse\x129\n" +
+	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\"F\n" +
+	"\x1eDeleteServiceAccessRoleRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"!\n" +
+	"\x1fDeleteServiceAccessRoleResponse\"\x81\x02\n" +
+	"\x13ServiceAccessDenial\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x15\n" +
+	"\x06app_id\x18\x03 \x01(\tR\x05appId\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\x94\x01\n" +
+	" CreateServiceAccessDenialRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x15\n" +
+	"\x06app_id\x18\x03 \x01(\tR\x05appId\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"d\n" +
+	"!CreateServiceAccessDenialResponse\x12?\n" +
+	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\"/\n" +
+	"\x1dGetServiceAccessDenialRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"a\n" +
+	"\x1eGetServiceAccessDenialResponse\x12?\n" +
+	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\"\x91\x01\n" +
+	"\x1fListServiceAccessDenialsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x15\n" +
+	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x8d\x01\n" +
+	" ListServiceAccessDenialsResponse\x12A\n" +
+	"\adenials\x18\x01 \x03(\v2'.keygate.account.v1.ServiceAccessDenialR\adenials\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x7f\n" +
+	" UpdateServiceAccessDenialRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\x05scope\x18\x02 \x01(\tH\x00R\x05scope\x88\x01\x01\x12\x1b\n" +
+	"\x06reason\x18\x03 \x01(\tH\x01R\x06reason\x88\x01\x01B\b\n" +
+	"\x06_scopeB\t\n" +
+	"\a_reason\"d\n" +
+	"!UpdateServiceAccessDenialResponse\x12?\n" +
+	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\"2\n" +
+	" DeleteServiceAccessDenialRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"#\n" +
+	"!DeleteServiceAccessDenialResponse*a\n" +
 	"\aKeyType\x12\x18\n" +
 	"\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KEY_TYPE_SERVICE\x10\x01\x12\x10\n" +
@@ -3615,7 +5045,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tKeyOrigin\x12\x1a\n" +
 	"\x16KEY_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KEY_ORIGIN_GENERATED\x10\x01\x12\x15\n" +
-	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xbc\x0f\n" +
+	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xf1\x19\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -3636,7 +5066,17 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tUpdateKey\x12$.keygate.account.v1.UpdateKeyRequest\x1a%.keygate.account.v1.UpdateKeyResponse\x12d\n" +
 	"\rRegenerateKey\x12(.keygate.account.v1.RegenerateKeyRequest\x1a).keygate.account.v1.RegenerateKeyResponse\x12X\n" +
 	"\tDeleteKey\x12$.keygate.account.v1.DeleteKeyRequest\x1a%.keygate.account.v1.DeleteKeyResponse\x12j\n" +
-	"\x0fListAuditEvents\x12*.keygate.account.v1.ListAuditEventsRequest\x1a+.keygate.account.v1.ListAuditEventsResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
+	"\x0fListAuditEvents\x12*.keygate.account.v1.ListAuditEventsRequest\x1a+.keygate.account.v1.ListAuditEventsResponse\x12\x82\x01\n" +
+	"\x17CreateServiceAccessRole\x122.keygate.account.v1.CreateServiceAccessRoleRequest\x1a3.keygate.account.v1.CreateServiceAccessRoleResponse\x12y\n" +
+	"\x14GetServiceAccessRole\x12/.keygate.account.v1.GetServiceAccessRoleRequest\x1a0.keygate.account.v1.GetServiceAccessRoleResponse\x12\x7f\n" +
+	"\x16ListServiceAccessRoles\x121.keygate.account.v1.ListServiceAccessRolesRequest\x1a2.keygate.account.v1.ListServiceAccessRolesResponse\x12\x82\x01\n" +
+	"\x17UpdateServiceAccessRole\x122.keygate.account.v1.UpdateServiceAccessRoleRequest\x1a3.keygate.account.v1.UpdateServiceAccessRoleResponse\x12\x82\x01\n" +
+	"\x17DeleteServiceAccessRole\x122.keygate.account.v1.DeleteServiceAccessRoleRequest\x1a3.keygate.account.v1.DeleteServiceAccessRoleResponse\x12\x88\x01\n" +
+	"\x19CreateServiceAccessDenial\x124.keygate.account.v1.CreateServiceAccessDenialRequest\x1a5.keygate.account.v1.CreateServiceAccessDenialResponse\x12\x7f\n" +
+	"\x16GetServiceAccessDenial\x121.keygate.account.v1.GetServiceAccessDenialRequest\x1a2.keygate.account.v1.GetServiceAccessDenialResponse\x12\x85\x01\n" +
+	"\x18ListServiceAccessDenials\x123.keygate.account.v1.ListServiceAccessDenialsRequest\x1a4.keygate.account.v1.ListServiceAccessDenialsResponse\x12\x88\x01\n" +
+	"\x19UpdateServiceAccessDenial\x124.keygate.account.v1.UpdateServiceAccessDenialRequest\x1a5.keygate.account.v1.UpdateServiceAccessDenialResponse\x12\x88\x01\n" +
+	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
 
 var (
 	file_keygate_account_v1_account_proto_rawDescOnce sync.Once
@@ -3651,165 +5091,221 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_keygate_account_v1_account_proto_goTypes = []any{
-	(KeyType)(0),                             // 0: keygate.account.v1.KeyType
-	(KeyOrigin)(0),                           // 1: keygate.account.v1.KeyOrigin
-	(*App)(nil),                              // 2: keygate.account.v1.App
-	(*Tenant)(nil),                           // 3: keygate.account.v1.Tenant
-	(*ResponseHeader)(nil),                   // 4: keygate.account.v1.ResponseHeader
-	(*Key)(nil),                              // 5: keygate.account.v1.Key
-	(*AuditEvent)(nil),                       // 6: keygate.account.v1.AuditEvent
-	(*CreateAppRequest)(nil),                 // 7: keygate.account.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),                // 8: keygate.account.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                    // 9: keygate.account.v1.GetAppRequest
-	(*GetAppResponse)(nil),                   // 10: keygate.account.v1.GetAppResponse
-	(*ListAppsRequest)(nil),                  // 11: keygate.account.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),                 // 12: keygate.account.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),                 // 13: keygate.account.v1.UpdateAppRequest
-	(*UpdateAppResponse)(nil),                // 14: keygate.account.v1.UpdateAppResponse
-	(*DeleteAppRequest)(nil),                 // 15: keygate.account.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),                // 16: keygate.account.v1.DeleteAppResponse
-	(*CreateTenantRequest)(nil),              // 17: keygate.account.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),             // 18: keygate.account.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),                 // 19: keygate.account.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),                // 20: keygate.account.v1.GetTenantResponse
-	(*ListTenantsRequest)(nil),               // 21: keygate.account.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),              // 22: keygate.account.v1.ListTenantsResponse
-	(*UpdateTenantRequest)(nil),              // 23: keygate.account.v1.UpdateTenantRequest
-	(*UpdateTenantResponse)(nil),             // 24: keygate.account.v1.UpdateTenantResponse
-	(*DeleteTenantRequest)(nil),              // 25: keygate.account.v1.DeleteTenantRequest
-	(*DeleteTenantResponse)(nil),             // 26: keygate.account.v1.DeleteTenantResponse
-	(*GenerateServiceAccessKeyRequest)(nil),  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest
-	(*GenerateServiceAccessKeyResponse)(nil), // 28: keygate.account.v1.GenerateServiceAccessKeyResponse
-	(*GenerateAppAccessKeyRequest)(nil),      // 29: keygate.account.v1.GenerateAppAccessKeyRequest
-	(*GenerateAppAccessKeyResponse)(nil),     // 30: keygate.account.v1.GenerateAppAccessKeyResponse
-	(*GenerateAccountAccessKeyRequest)(nil),  // 31: keygate.account.v1.GenerateAccountAccessKeyRequest
-	(*GenerateAccountAccessKeyResponse)(nil), // 32: keygate.account.v1.GenerateAccountAccessKeyResponse
-	(*ImportKeyRequest)(nil),                 // 33: keygate.account.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),                // 34: keygate.account.v1.ImportKeyResponse
-	(*GetKeyRequest)(nil),                    // 35: keygate.account.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),                   // 36: keygate.account.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),                  // 37: keygate.account.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),                 // 38: keygate.account.v1.ListKeysResponse
-	(*IPFilters)(nil),                        // 39: keygate.account.v1.IPFilters
-	(*ResponseHeaders)(nil),                  // 40: keygate.account.v1.ResponseHeaders
-	(*UpdateKeyRequest)(nil),                 // 41: keygate.account.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),                // 42: keygate.account.v1.UpdateKeyResponse
-	(*RegenerateKeyRequest)(nil),             // 43: keygate.account.v1.RegenerateKeyRequest
-	(*RegenerateKeyResponse)(nil),            // 44: keygate.account.v1.RegenerateKeyResponse
-	(*DeleteKeyRequest)(nil),                 // 45: keygate.account.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil),                // 46: keygate.account.v1.DeleteKeyResponse
-	(*ListAuditEventsRequest)(nil),           // 47: keygate.account.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),          // 48: keygate.account.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),            // 49: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                  // 50: google.protobuf.Struct
-	(*durationpb.Duration)(nil),              // 51: google.protobuf.Duration
+	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
+	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
+	(*App)(nil),                               // 2: keygate.account.v1.App
+	(*Tenant)(nil),                            // 3: keygate.account.v1.Tenant
+	(*ResponseHeader)(nil),                    // 4: keygate.account.v1.ResponseHeader
+	(*Key)(nil),                               // 5: keygate.account.v1.Key
+	(*AuditEvent)(nil),                        // 6: keygate.account.v1.AuditEvent
+	(*CreateAppRequest)(nil),                  // 7: keygate.account.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),                 // 8: keygate.account.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                     // 9: keygate.account.v1.GetAppRequest
+	(*GetAppResponse)(nil),                    // 10: keygate.account.v1.GetAppResponse
+	(*ListAppsRequest)(nil),                   // 11: keygate.account.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),                  // 12: keygate.account.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),                  // 13: keygate.account.v1.UpdateAppRequest
+	(*UpdateAppResponse)(nil),                 // 14: keygate.account.v1.UpdateAppResponse
+	(*DeleteAppRequest)(nil),                  // 15: keygate.account.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),                 // 16: keygate.account.v1.DeleteAppResponse
+	(*CreateTenantRequest)(nil),               // 17: keygate.account.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),              // 18: keygate.account.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),                  // 19: keygate.account.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),                 // 20: keygate.account.v1.GetTenantResponse
+	(*ListTenantsRequest)(nil),                // 21: keygate.account.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),               // 22: keygate.account.v1.ListTenantsResponse
+	(*UpdateTenantRequest)(nil),               // 23: keygate.account.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),              // 24: keygate.account.v1.UpdateTenantResponse
+	(*DeleteTenantRequest)(nil),               // 25: keygate.account.v1.DeleteTenantRequest
+	(*DeleteTenantResponse)(nil),              // 26: keygate.account.v1.DeleteTenantResponse
+	(*GenerateServiceAccessKeyRequest)(nil),   // 27: keygate.account.v1.GenerateServiceAccessKeyRequest
+	(*GenerateServiceAccessKeyResponse)(nil),  // 28: keygate.account.v1.GenerateServiceAccessKeyResponse
+	(*GenerateAppAccessKeyRequest)(nil),       // 29: keygate.account.v1.GenerateAppAccessKeyRequest
+	(*GenerateAppAccessKeyResponse)(nil),      // 30: keygate.account.v1.GenerateAppAccessKeyResponse
+	(*GenerateAccountAccessKeyRequest)(nil),   // 31: keygate.account.v1.GenerateAccountAccessKeyRequest
+	(*GenerateAccountAccessKeyResponse)(nil),  // 32: keygate.account.v1.GenerateAccountAccessKeyResponse
+	(*ImportKeyRequest)(nil),                  // 33: keygate.account.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),                 // 34: keygate.account.v1.ImportKeyResponse
+	(*GetKeyRequest)(nil),                     // 35: keygate.account.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),                    // 36: keygate.account.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),                   // 37: keygate.account.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),                  // 38: keygate.account.v1.ListKeysResponse
+	(*IPFilters)(nil),                         // 39: keygate.account.v1.IPFilters
+	(*ResponseHeaders)(nil),                   // 40: keygate.account.v1.ResponseHeaders
+	(*UpdateKeyRequest)(nil),                  // 41: keygate.account.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),                 // 42: keygate.account.v1.UpdateKeyResponse
+	(*RegenerateKeyRequest)(nil),              // 43: keygate.account.v1.RegenerateKeyRequest
+	(*RegenerateKeyResponse)(nil),             // 44: keygate.account.v1.RegenerateKeyResponse
+	(*DeleteKeyRequest)(nil),                  // 45: keygate.account.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),                 // 46: keygate.account.v1.DeleteKeyResponse
+	(*ListAuditEventsRequest)(nil),            // 47: keygate.account.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),           // 48: keygate.account.v1.ListAuditEventsResponse
+	(*RoleIDs)(nil),                           // 49: keygate.account.v1.RoleIDs
+	(*ServiceAccessRole)(nil),                 // 50: keygate.account.v1.ServiceAccessRole
+	(*CreateServiceAccessRoleRequest)(nil),    // 51: keygate.account.v1.CreateServiceAccessRoleRequest
+	(*CreateServiceAccessRoleResponse)(nil),   // 52: keygate.account.v1.CreateServiceAccessRoleResponse
+	(*GetServiceAccessRoleRequest)(nil),       // 53: keygate.account.v1.GetServiceAccessRoleRequest
+	(*GetServiceAccessRoleResponse)(nil),      // 54: keygate.account.v1.GetServiceAccessRoleResponse
+	(*ListServiceAccessRolesRequest)(nil),     // 55: keygate.account.v1.ListServiceAccessRolesRequest
+	(*ListServiceAccessRolesResponse)(nil),    // 56: keygate.account.v1.ListServiceAccessRolesResponse
+	(*UpdateServiceAccessRoleRequest)(nil),    // 57: keygate.account.v1.UpdateServiceAccessRoleRequest
+	(*UpdateServiceAccessRoleResponse)(nil),   // 58: keygate.account.v1.UpdateServiceAccessRoleResponse
+	(*DeleteServiceAccessRoleRequest)(nil),    // 59: keygate.account.v1.DeleteServiceAccessRoleRequest
+	(*DeleteServiceAccessRoleResponse)(nil),   // 60: keygate.account.v1.DeleteServiceAccessRoleResponse
+	(*ServiceAccessDenial)(nil),               // 61: keygate.account.v1.ServiceAccessDenial
+	(*CreateServiceAccessDenialRequest)(nil),  // 62: keygate.account.v1.CreateServiceAccessDenialRequest
+	(*CreateServiceAccessDenialResponse)(nil), // 63: keygate.account.v1.CreateServiceAccessDenialResponse
+	(*GetServiceAccessDenialRequest)(nil),     // 64: keygate.account.v1.GetServiceAccessDenialRequest
+	(*GetServiceAccessDenialResponse)(nil),    // 65: keygate.account.v1.GetServiceAccessDenialResponse
+	(*ListServiceAccessDenialsRequest)(nil),   // 66: keygate.account.v1.ListServiceAccessDenialsRequest
+	(*ListServiceAccessDenialsResponse)(nil),  // 67: keygate.account.v1.ListServiceAccessDenialsResponse
+	(*UpdateServiceAccessDenialRequest)(nil),  // 68: keygate.account.v1.UpdateServiceAccessDenialRequest
+	(*UpdateServiceAccessDenialResponse)(nil), // 69: keygate.account.v1.UpdateServiceAccessDenialResponse
+	(*DeleteServiceAccessDenialRequest)(nil),  // 70: keygate.account.v1.DeleteServiceAccessDenialRequest
+	(*DeleteServiceAccessDenialResponse)(nil), // 71: keygate.account.v1.DeleteServiceAccessDenialResponse
+	(*timestamppb.Timestamp)(nil),             // 72: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 73: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 74: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	49, // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	49, // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	49, // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	49, // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	49, // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	49, // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	1,  // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	49, // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	49, // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	49, // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	49, // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	49, // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	50, // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	50, // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	2,  // 16: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
-	2,  // 17: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
-	2,  // 18: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
-	2,  // 19: keygate.account.v1.UpdateAppResponse.app:type_name -> keygate.account.v1.App
-	2,  // 20: keygate.account.v1.DeleteAppResponse.app:type_name -> keygate.account.v1.App
-	3,  // 21: keygate.account.v1.CreateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	3,  // 22: keygate.account.v1.GetTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	3,  // 23: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
-	3,  // 24: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	3,  // 25: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	49, // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,  // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,  // 29: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	49, // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,  // 32: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,  // 33: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	49, // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,  // 36: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,  // 37: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,  // 38: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	49, // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,  // 41: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,  // 42: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
-	5,  // 43: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,  // 44: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	49, // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	49, // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
-	5,  // 47: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
-	4,  // 48: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	49, // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	49, // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	39, // 51: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
-	40, // 52: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
-	5,  // 53: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	51, // 54: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	5,  // 55: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
-	5,  // 56: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
-	6,  // 57: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	7,  // 58: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	9,  // 59: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	11, // 60: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	13, // 61: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	15, // 62: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	17, // 63: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	19, // 64: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	21, // 65: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	23, // 66: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	25, // 67: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	27, // 68: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	29, // 69: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	31, // 70: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	33, // 71: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	35, // 72: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	37, // 73: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	41, // 74: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	43, // 75: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	45, // 76: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	47, // 77: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	8,  // 78: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	10, // 79: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	12, // 80: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	14, // 81: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	16, // 82: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	18, // 83: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	20, // 84: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	22, // 85: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	24, // 86: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	26, // 87: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	28, // 88: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	30, // 89: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	32, // 90: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	34, // 91: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	36, // 92: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	38, // 93: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	42, // 94: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	44, // 95: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	46, // 96: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	48, // 97: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	78, // [78:98] is the sub-list for method output_type
-	58, // [58:78] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	72,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	72,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
+	72,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	72,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	4,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
+	72,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	72,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	72,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	72,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	73,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	73,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	2,   // 16: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
+	2,   // 17: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
+	2,   // 18: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
+	2,   // 19: keygate.account.v1.UpdateAppResponse.app:type_name -> keygate.account.v1.App
+	2,   // 20: keygate.account.v1.DeleteAppResponse.app:type_name -> keygate.account.v1.App
+	3,   // 21: keygate.account.v1.CreateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	3,   // 22: keygate.account.v1.GetTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	3,   // 23: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
+	3,   // 24: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	3,   // 25: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	72,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	4,   // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	72,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	4,   // 32: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	5,   // 33: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	72,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	4,   // 36: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	5,   // 37: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	0,   // 38: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
+	72,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	4,   // 41: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	5,   // 42: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
+	5,   // 43: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
+	0,   // 44: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
+	72,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	72,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	5,   // 47: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
+	4,   // 48: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
+	72,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	72,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	39,  // 51: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
+	40,  // 52: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
+	49,  // 53: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
+	5,   // 54: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
+	74,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	5,   // 56: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
+	5,   // 57: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
+	6,   // 58: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
+	72,  // 59: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 60: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	50,  // 61: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	50,  // 62: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	50,  // 63: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
+	50,  // 64: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	72,  // 65: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 66: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	61,  // 67: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	61,  // 68: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	61,  // 69: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
+	61,  // 70: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	7,   // 71: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	9,   // 72: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	11,  // 73: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	13,  // 74: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	15,  // 75: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	17,  // 76: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	19,  // 77: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	21,  // 78: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	23,  // 79: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	25,  // 80: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	27,  // 81: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	29,  // 82: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	31,  // 83: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	33,  // 84: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	35,  // 85: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	37,  // 86: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	41,  // 87: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	43,  // 88: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	45,  // 89: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	47,  // 90: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	51,  // 91: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	53,  // 92: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	55,  // 93: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	57,  // 94: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	59,  // 95: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	62,  // 96: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	64,  // 97: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	66,  // 98: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	68,  // 99: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	70,  // 100: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	8,   // 101: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	10,  // 102: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	12,  // 103: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	14,  // 104: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	16,  // 105: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	18,  // 106: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	20,  // 107: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	22,  // 108: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	24,  // 109: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	26,  // 110: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	28,  // 111: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	30,  // 112: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	32,  // 113: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	34,  // 114: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	36,  // 115: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	38,  // 116: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	42,  // 117: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	44,  // 118: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	46,  // 119: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	48,  // 120: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	52,  // 121: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	54,  // 122: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	56,  // 123: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	58,  // 124: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	60,  // 125: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	63,  // 126: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	65,  // 127: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	67,  // 128: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	69,  // 129: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	71,  // 130: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	101, // [101:131] is the sub-list for method output_type
+	71,  // [71:101] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -3825,13 +5321,15 @@ func file_keygate_account_v1_account_proto_init() {
 	file_keygate_account_v1_account_proto_msgTypes[31].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[35].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[39].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[55].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[66].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   47,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

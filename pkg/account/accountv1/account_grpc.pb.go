@@ -19,26 +19,36 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_CreateApp_FullMethodName                = "/keygate.account.v1.AccountService/CreateApp"
-	AccountService_GetApp_FullMethodName                   = "/keygate.account.v1.AccountService/GetApp"
-	AccountService_ListApps_FullMethodName                 = "/keygate.account.v1.AccountService/ListApps"
-	AccountService_UpdateApp_FullMethodName                = "/keygate.account.v1.AccountService/UpdateApp"
-	AccountService_DeleteApp_FullMethodName                = "/keygate.account.v1.AccountService/DeleteApp"
-	AccountService_CreateTenant_FullMethodName             = "/keygate.account.v1.AccountService/CreateTenant"
-	AccountService_GetTenant_FullMethodName                = "/keygate.account.v1.AccountService/GetTenant"
-	AccountService_ListTenants_FullMethodName              = "/keygate.account.v1.AccountService/ListTenants"
-	AccountService_UpdateTenant_FullMethodName             = "/keygate.account.v1.AccountService/UpdateTenant"
-	AccountService_DeleteTenant_FullMethodName             = "/keygate.account.v1.AccountService/DeleteTenant"
-	AccountService_GenerateServiceAccessKey_FullMethodName = "/keygate.account.v1.AccountService/GenerateServiceAccessKey"
-	AccountService_GenerateAppAccessKey_FullMethodName     = "/keygate.account.v1.AccountService/GenerateAppAccessKey"
-	AccountService_GenerateAccountAccessKey_FullMethodName = "/keygate.account.v1.AccountService/GenerateAccountAccessKey"
-	AccountService_ImportKey_FullMethodName                = "/keygate.account.v1.AccountService/ImportKey"
-	AccountService_GetKey_FullMethodName                   = "/keygate.account.v1.AccountService/GetKey"
-	AccountService_ListKeys_FullMethodName                 = "/keygate.account.v1.AccountService/ListKeys"
-	AccountService_UpdateKey_FullMethodName                = "/keygate.account.v1.AccountService/UpdateKey"
-	AccountService_RegenerateKey_FullMethodName            = "/keygate.account.v1.AccountService/RegenerateKey"
-	AccountService_DeleteKey_FullMethodName                = "/keygate.account.v1.AccountService/DeleteKey"
-	AccountService_ListAuditEvents_FullMethodName          = "/keygate.account.v1.AccountService/ListAuditEvents"
+	AccountService_CreateApp_FullMethodName                 = "/keygate.account.v1.AccountService/CreateApp"
+	AccountService_GetApp_FullMethodName                    = "/keygate.account.v1.AccountService/GetApp"
+	AccountService_ListApps_FullMethodName                  = "/keygate.account.v1.AccountService/ListApps"
+	AccountService_UpdateApp_FullMethodName                 = "/keygate.account.v1.AccountService/UpdateApp"
+	AccountService_DeleteApp_FullMethodName                 = "/keygate.account.v1.AccountService/DeleteApp"
+	AccountService_CreateTenant_FullMethodName              = "/keygate.account.v1.AccountService/CreateTenant"
+	AccountService_GetTenant_FullMethodName                 = "/keygate.account.v1.AccountService/GetTenant"
+	AccountService_ListTenants_FullMethodName               = "/keygate.account.v1.AccountService/ListTenants"
+	AccountService_UpdateTenant_FullMethodName              = "/keygate.account.v1.AccountService/UpdateTenant"
+	AccountService_DeleteTenant_FullMethodName              = "/keygate.account.v1.AccountService/DeleteTenant"
+	AccountService_GenerateServiceAccessKey_FullMethodName  = "/keygate.account.v1.AccountService/GenerateServiceAccessKey"
+	AccountService_GenerateAppAccessKey_FullMethodName      = "/keygate.account.v1.AccountService/GenerateAppAccessKey"
+	AccountService_GenerateAccountAccessKey_FullMethodName  = "/keygate.account.v1.AccountService/GenerateAccountAccessKey"
+	AccountService_ImportKey_FullMethodName                 = "/keygate.account.v1.AccountService/ImportKey"
+	AccountService_GetKey_FullMethodName                    = "/keygate.account.v1.AccountService/GetKey"
+	AccountService_ListKeys_FullMethodName                  = "/keygate.account.v1.AccountService/ListKeys"
+	AccountService_UpdateKey_FullMethodName                 = "/keygate.account.v1.AccountService/UpdateKey"
+	AccountService_RegenerateKey_FullMethodName             = "/keygate.account.v1.AccountService/RegenerateKey"
+	AccountService_DeleteKey_FullMethodName                 = "/keygate.account.v1.AccountService/DeleteKey"
+	AccountService_ListAuditEvents_FullMethodName           = "/keygate.account.v1.AccountService/ListAuditEvents"
+	AccountService_CreateServiceAccessRole_FullMethodName   = "/keygate.account.v1.AccountService/CreateServiceAccessRole"
+	AccountService_GetServiceAccessRole_FullMethodName      = "/keygate.account.v1.AccountService/GetServiceAccessRole"
+	AccountService_ListServiceAccessRoles_FullMethodName    = "/keygate.account.v1.AccountService/ListServiceAccessRoles"
+	AccountService_UpdateServiceAccessRole_FullMethodName   = "/keygate.account.v1.AccountService/UpdateServiceAccessRole"
+	AccountService_DeleteServiceAccessRole_FullMethodName   = "/keygate.account.v1.AccountService/DeleteServiceAccessRole"
+	AccountService_CreateServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/CreateServiceAccessDenial"
+	AccountService_GetServiceAccessDenial_FullMethodName    = "/keygate.account.v1.AccountService/GetServiceAccessDenial"
+	AccountService_ListServiceAccessDenials_FullMethodName  = "/keygate.account.v1.AccountService/ListServiceAccessDenials"
+	AccountService_UpdateServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/UpdateServiceAccessDenial"
+	AccountService_DeleteServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/DeleteServiceAccessDenial"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -116,6 +126,31 @@ type AccountServiceClient interface {
 	// ListAuditEvents returns the account's audit log, in the store's order,
 	// one page at a time.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// CreateServiceAccessRole creates a role: a named scope keys hold
+	// (SPEC §11). Its scope may grant only what the caller's could.
+	CreateServiceAccessRole(ctx context.Context, in *CreateServiceAccessRoleRequest, opts ...grpc.CallOption) (*CreateServiceAccessRoleResponse, error)
+	// GetServiceAccessRole returns one role.
+	GetServiceAccessRole(ctx context.Context, in *GetServiceAccessRoleRequest, opts ...grpc.CallOption) (*GetServiceAccessRoleResponse, error)
+	// ListServiceAccessRoles lists the account's roles in creation order.
+	ListServiceAccessRoles(ctx context.Context, in *ListServiceAccessRolesRequest, opts ...grpc.CallOption) (*ListServiceAccessRolesResponse, error)
+	// UpdateServiceAccessRole changes a role; every key holding it follows.
+	UpdateServiceAccessRole(ctx context.Context, in *UpdateServiceAccessRoleRequest, opts ...grpc.CallOption) (*UpdateServiceAccessRoleResponse, error)
+	// DeleteServiceAccessRole deletes a role. While keys hold it, it is
+	// refused (FailedPrecondition, with how many) unless force is set, which
+	// takes the role from them.
+	DeleteServiceAccessRole(ctx context.Context, in *DeleteServiceAccessRoleRequest, opts ...grpc.CallOption) (*DeleteServiceAccessRoleResponse, error)
+	// CreateServiceAccessDenial blocks one tenant of one app from what its
+	// scope names, with a reason text the blocked caller sees.
+	CreateServiceAccessDenial(ctx context.Context, in *CreateServiceAccessDenialRequest, opts ...grpc.CallOption) (*CreateServiceAccessDenialResponse, error)
+	// GetServiceAccessDenial returns one denial.
+	GetServiceAccessDenial(ctx context.Context, in *GetServiceAccessDenialRequest, opts ...grpc.CallOption) (*GetServiceAccessDenialResponse, error)
+	// ListServiceAccessDenials lists the account's denials, filtered by
+	// tenant and app.
+	ListServiceAccessDenials(ctx context.Context, in *ListServiceAccessDenialsRequest, opts ...grpc.CallOption) (*ListServiceAccessDenialsResponse, error)
+	// UpdateServiceAccessDenial changes a denial's scope or reason.
+	UpdateServiceAccessDenial(ctx context.Context, in *UpdateServiceAccessDenialRequest, opts ...grpc.CallOption) (*UpdateServiceAccessDenialResponse, error)
+	// DeleteServiceAccessDenial deletes a denial, which restores access.
+	DeleteServiceAccessDenial(ctx context.Context, in *DeleteServiceAccessDenialRequest, opts ...grpc.CallOption) (*DeleteServiceAccessDenialResponse, error)
 }
 
 type accountServiceClient struct {
@@ -326,6 +361,106 @@ func (c *accountServiceClient) ListAuditEvents(ctx context.Context, in *ListAudi
 	return out, nil
 }
 
+func (c *accountServiceClient) CreateServiceAccessRole(ctx context.Context, in *CreateServiceAccessRoleRequest, opts ...grpc.CallOption) (*CreateServiceAccessRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateServiceAccessRoleResponse)
+	err := c.cc.Invoke(ctx, AccountService_CreateServiceAccessRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) GetServiceAccessRole(ctx context.Context, in *GetServiceAccessRoleRequest, opts ...grpc.CallOption) (*GetServiceAccessRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceAccessRoleResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetServiceAccessRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) ListServiceAccessRoles(ctx context.Context, in *ListServiceAccessRolesRequest, opts ...grpc.CallOption) (*ListServiceAccessRolesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceAccessRolesResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListServiceAccessRoles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) UpdateServiceAccessRole(ctx context.Context, in *UpdateServiceAccessRoleRequest, opts ...grpc.CallOption) (*UpdateServiceAccessRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateServiceAccessRoleResponse)
+	err := c.cc.Invoke(ctx, AccountService_UpdateServiceAccessRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) DeleteServiceAccessRole(ctx context.Context, in *DeleteServiceAccessRoleRequest, opts ...grpc.CallOption) (*DeleteServiceAccessRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteServiceAccessRoleResponse)
+	err := c.cc.Invoke(ctx, AccountService_DeleteServiceAccessRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) CreateServiceAccessDenial(ctx context.Context, in *CreateServiceAccessDenialRequest, opts ...grpc.CallOption) (*CreateServiceAccessDenialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateServiceAccessDenialResponse)
+	err := c.cc.Invoke(ctx, AccountService_CreateServiceAccessDenial_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) GetServiceAccessDenial(ctx context.Context, in *GetServiceAccessDenialRequest, opts ...grpc.CallOption) (*GetServiceAccessDenialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServiceAccessDenialResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetServiceAccessDenial_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) ListServiceAccessDenials(ctx context.Context, in *ListServiceAccessDenialsRequest, opts ...grpc.CallOption) (*ListServiceAccessDenialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceAccessDenialsResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListServiceAccessDenials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) UpdateServiceAccessDenial(ctx context.Context, in *UpdateServiceAccessDenialRequest, opts ...grpc.CallOption) (*UpdateServiceAccessDenialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateServiceAccessDenialResponse)
+	err := c.cc.Invoke(ctx, AccountService_UpdateServiceAccessDenial_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) DeleteServiceAccessDenial(ctx context.Context, in *DeleteServiceAccessDenialRequest, opts ...grpc.CallOption) (*DeleteServiceAccessDenialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteServiceAccessDenialResponse)
+	err := c.cc.Invoke(ctx, AccountService_DeleteServiceAccessDenial_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -401,6 +536,31 @@ type AccountServiceServer interface {
 	// ListAuditEvents returns the account's audit log, in the store's order,
 	// one page at a time.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// CreateServiceAccessRole creates a role: a named scope keys hold
+	// (SPEC §11). Its scope may grant only what the caller's could.
+	CreateServiceAccessRole(context.Context, *CreateServiceAccessRoleRequest) (*CreateServiceAccessRoleResponse, error)
+	// GetServiceAccessRole returns one role.
+	GetServiceAccessRole(context.Context, *GetServiceAccessRoleRequest) (*GetServiceAccessRoleResponse, error)
+	// ListServiceAccessRoles lists the account's roles in creation order.
+	ListServiceAccessRoles(context.Context, *ListServiceAccessRolesRequest) (*ListServiceAccessRolesResponse, error)
+	// UpdateServiceAccessRole changes a role; every key holding it follows.
+	UpdateServiceAccessRole(context.Context, *UpdateServiceAccessRoleRequest) (*UpdateServiceAccessRoleResponse, error)
+	// DeleteServiceAccessRole deletes a role. While keys hold it, it is
+	// refused (FailedPrecondition, with how many) unless force is set, which
+	// takes the role from them.
+	DeleteServiceAccessRole(context.Context, *DeleteServiceAccessRoleRequest) (*DeleteServiceAccessRoleResponse, error)
+	// CreateServiceAccessDenial blocks one tenant of one app from what its
+	// scope names, with a reason text the blocked caller sees.
+	CreateServiceAccessDenial(context.Context, *CreateServiceAccessDenialRequest) (*CreateServiceAccessDenialResponse, error)
+	// GetServiceAccessDenial returns one denial.
+	GetServiceAccessDenial(context.Context, *GetServiceAccessDenialRequest) (*GetServiceAccessDenialResponse, error)
+	// ListServiceAccessDenials lists the account's denials, filtered by
+	// tenant and app.
+	ListServiceAccessDenials(context.Context, *ListServiceAccessDenialsRequest) (*ListServiceAccessDenialsResponse, error)
+	// UpdateServiceAccessDenial changes a denial's scope or reason.
+	UpdateServiceAccessDenial(context.Context, *UpdateServiceAccessDenialRequest) (*UpdateServiceAccessDenialResponse, error)
+	// DeleteServiceAccessDenial deletes a denial, which restores access.
+	DeleteServiceAccessDenial(context.Context, *DeleteServiceAccessDenialRequest) (*DeleteServiceAccessDenialResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -470,6 +630,36 @@ func (UnimplementedAccountServiceServer) DeleteKey(context.Context, *DeleteKeyRe
 }
 func (UnimplementedAccountServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAccountServiceServer) CreateServiceAccessRole(context.Context, *CreateServiceAccessRoleRequest) (*CreateServiceAccessRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateServiceAccessRole not implemented")
+}
+func (UnimplementedAccountServiceServer) GetServiceAccessRole(context.Context, *GetServiceAccessRoleRequest) (*GetServiceAccessRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServiceAccessRole not implemented")
+}
+func (UnimplementedAccountServiceServer) ListServiceAccessRoles(context.Context, *ListServiceAccessRolesRequest) (*ListServiceAccessRolesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServiceAccessRoles not implemented")
+}
+func (UnimplementedAccountServiceServer) UpdateServiceAccessRole(context.Context, *UpdateServiceAccessRoleRequest) (*UpdateServiceAccessRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateServiceAccessRole not implemented")
+}
+func (UnimplementedAccountServiceServer) DeleteServiceAccessRole(context.Context, *DeleteServiceAccessRoleRequest) (*DeleteServiceAccessRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccessRole not implemented")
+}
+func (UnimplementedAccountServiceServer) CreateServiceAccessDenial(context.Context, *CreateServiceAccessDenialRequest) (*CreateServiceAccessDenialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateServiceAccessDenial not implemented")
+}
+func (UnimplementedAccountServiceServer) GetServiceAccessDenial(context.Context, *GetServiceAccessDenialRequest) (*GetServiceAccessDenialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServiceAccessDenial not implemented")
+}
+func (UnimplementedAccountServiceServer) ListServiceAccessDenials(context.Context, *ListServiceAccessDenialsRequest) (*ListServiceAccessDenialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServiceAccessDenials not implemented")
+}
+func (UnimplementedAccountServiceServer) UpdateServiceAccessDenial(context.Context, *UpdateServiceAccessDenialRequest) (*UpdateServiceAccessDenialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateServiceAccessDenial not implemented")
+}
+func (UnimplementedAccountServiceServer) DeleteServiceAccessDenial(context.Context, *DeleteServiceAccessDenialRequest) (*DeleteServiceAccessDenialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccessDenial not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -852,6 +1042,186 @@ func _AccountService_ListAuditEvents_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_CreateServiceAccessRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateServiceAccessRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).CreateServiceAccessRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_CreateServiceAccessRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).CreateServiceAccessRole(ctx, req.(*CreateServiceAccessRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_GetServiceAccessRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceAccessRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetServiceAccessRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetServiceAccessRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetServiceAccessRole(ctx, req.(*GetServiceAccessRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_ListServiceAccessRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceAccessRolesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListServiceAccessRoles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListServiceAccessRoles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListServiceAccessRoles(ctx, req.(*ListServiceAccessRolesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_UpdateServiceAccessRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateServiceAccessRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).UpdateServiceAccessRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_UpdateServiceAccessRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).UpdateServiceAccessRole(ctx, req.(*UpdateServiceAccessRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_DeleteServiceAccessRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteServiceAccessRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).DeleteServiceAccessRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_DeleteServiceAccessRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).DeleteServiceAccessRole(ctx, req.(*DeleteServiceAccessRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_CreateServiceAccessDenial_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateServiceAccessDenialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).CreateServiceAccessDenial(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_CreateServiceAccessDenial_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).CreateServiceAccessDenial(ctx, req.(*CreateServiceAccessDenialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_GetServiceAccessDenial_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceAccessDenialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetServiceAccessDenial(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetServiceAccessDenial_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetServiceAccessDenial(ctx, req.(*GetServiceAccessDenialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_ListServiceAccessDenials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceAccessDenialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListServiceAccessDenials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListServiceAccessDenials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListServiceAccessDenials(ctx, req.(*ListServiceAccessDenialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_UpdateServiceAccessDenial_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateServiceAccessDenialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).UpdateServiceAccessDenial(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_UpdateServiceAccessDenial_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).UpdateServiceAccessDenial(ctx, req.(*UpdateServiceAccessDenialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_DeleteServiceAccessDenial_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteServiceAccessDenialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).DeleteServiceAccessDenial(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_DeleteServiceAccessDenial_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).DeleteServiceAccessDenial(ctx, req.(*DeleteServiceAccessDenialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -938,6 +1308,46 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AccountService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "CreateServiceAccessRole",
+			Handler:    _AccountService_CreateServiceAccessRole_Handler,
+		},
+		{
+			MethodName: "GetServiceAccessRole",
+			Handler:    _AccountService_GetServiceAccessRole_Handler,
+		},
+		{
+			MethodName: "ListServiceAccessRoles",
+			Handler:    _AccountService_ListServiceAccessRoles_Handler,
+		},
+		{
+			MethodName: "UpdateServiceAccessRole",
+			Handler:    _AccountService_UpdateServiceAccessRole_Handler,
+		},
+		{
+			MethodName: "DeleteServiceAccessRole",
+			Handler:    _AccountService_DeleteServiceAccessRole_Handler,
+		},
+		{
+			MethodName: "CreateServiceAccessDenial",
+			Handler:    _AccountService_CreateServiceAccessDenial_Handler,
+		},
+		{
+			MethodName: "GetServiceAccessDenial",
+			Handler:    _AccountService_GetServiceAccessDenial_Handler,
+		},
+		{
+			MethodName: "ListServiceAccessDenials",
+			Handler:    _AccountService_ListServiceAccessDenials_Handler,
+		},
+		{
+			MethodName: "UpdateServiceAccessDenial",
+			Handler:    _AccountService_UpdateServiceAccessDenial_Handler,
+		},
+		{
+			MethodName: "DeleteServiceAccessDenial",
+			Handler:    _AccountService_DeleteServiceAccessDenial_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

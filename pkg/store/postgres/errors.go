@@ -83,6 +83,13 @@ var checkFields = map[string]string{
 	"keys_description_check":          "description: at most 4096 characters",
 	"keys_response_headers_check":     "response_headers: a list of at most 64 headers",
 	"keys_origin_check":               "origin: must be generated or custom",
+	"roles_id_check":                  "id: 1 to 128 characters, no spaces or control characters",
+	"roles_name_check":                "name: 1 to 256 characters, no control characters or surrounding spaces",
+	"roles_description_check":         "description: at most 4096 characters",
+	"roles_scope_check":               "scope: required (a role with no scope grants nothing), at most 8192 characters",
+	"denials_id_check":                "id: 1 to 128 characters, no spaces or control characters",
+	"denials_scope_check":             "scope: required (what the denial blocks), at most 8192 characters",
+	"denials_reason_check":            "reason: at most 500 bytes",
 }
 
 // mapError turns a PostgreSQL error into one of the store's sentinels with
@@ -104,7 +111,11 @@ func mapError(err error, what subject) error {
 			return alreadyExists("tenant id %q already exists in this account", what.ID)
 		case "keys_pkey":
 			return alreadyExists("key id %q already exists in this account", what.ID)
-		case "apps_name_key", "tenants_name_key", "keys_name_key":
+		case "roles_pkey":
+			return alreadyExists("role id %q already exists in this account", what.ID)
+		case "denials_pkey":
+			return alreadyExists("denial id %q already exists in this account", what.ID)
+		case "apps_name_key", "tenants_name_key", "keys_name_key", "roles_name_key":
 			return alreadyExists("name %q already exists in this account", what.Name)
 		case "keys_digest_key", "keys_previous_digest_key":
 			return &storeError{msg: "hash is already in use by another key", kind: store.ErrSecretInUse}
@@ -112,11 +123,11 @@ func mapError(err error, what subject) error {
 		return &storeError{msg: "already exists (" + pe.ConstraintName + ")", kind: store.ErrAlreadyExists}
 	case "23503": // foreign_key_violation
 		switch pe.ConstraintName {
-		case "keys_app_fkey":
+		case "keys_app_fkey", "denials_app_fkey":
 			return notFound("app %q not found in account %q", what.AppID, what.AccountID)
-		case "keys_tenant_fkey":
+		case "keys_tenant_fkey", "denials_tenant_fkey":
 			return notFound("tenant %q not found in account %q", what.TenantID, what.AccountID)
-		case "apps_account_fkey", "tenants_account_fkey", "keys_account_fkey":
+		case "apps_account_fkey", "tenants_account_fkey", "keys_account_fkey", "roles_account_fkey", "denials_account_fkey":
 			return notFound("account %q not found", what.AccountID)
 		}
 		return &storeError{msg: "not found (" + pe.ConstraintName + ")", kind: store.ErrNotFound}

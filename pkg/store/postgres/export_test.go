@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // SetListenHealthEvery shortens how long Listen waits before pinging.
@@ -32,3 +33,10 @@ func SetCompileHook(t *testing.T, h func(authz.KeySpec)) {
 // Unavailable is unavailable: store.ErrUnavailable around a connection
 // failure, other errors as they are.
 func Unavailable(err error) error { return unavailable(err) }
+
+// DataKeyRoles reads a key as the data plane does and returns the roles
+// its record carries (keyRow.Roles), for the effective scope.
+func DataKeyRoles(ctx context.Context, s *Store, accountID, id string) ([]store.KeyRole, error) {
+	r, err := scanKey(s.pool.QueryRow(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND k.id = $2`, accountID, id))
+	return r.Roles, err
+}

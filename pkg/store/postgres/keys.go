@@ -24,11 +24,19 @@ const keyColumns = `k.account_id, k.id, k.name, k.type,
 	k.hash, coalesce(k.previous_hash, ''), k.previous_valid_until,
 	k.scope, k.active, coalesce(a.active, true) AND coalesce(t.active, true),
 	k.not_before, k.expires_at, k.ip_filters, k.grp, k.description,
-	nullif(k.response_headers, '[]'::jsonb), k.origin, k.created_at, k.updated_at, `
+	nullif(k.response_headers, '[]'::jsonb), k.origin, k.created_at, k.updated_at,
+	kr.ids, kr.names, kr.scopes, `
 
+// keyJoins join a key's app, tenant and roles (kr: the roles' ids, names
+// and scopes in id order, NULL for none).
 const keyJoins = `
 	LEFT JOIN apps a ON a.account_id = k.account_id AND a.id = k.app_id
-	LEFT JOIN tenants t ON t.account_id = k.account_id AND t.id = k.tenant_id`
+	LEFT JOIN tenants t ON t.account_id = k.account_id AND t.id = k.tenant_id
+	LEFT JOIN LATERAL (
+		SELECT array_agg(r.id ORDER BY r.id) AS ids, array_agg(r.name ORDER BY r.id) AS names,
+			array_agg(r.scope ORDER BY r.id) AS scopes
+		FROM key_roles kr JOIN roles r ON r.account_id = kr.account_id AND r.id = kr.role_id
+		WHERE kr.account_id = k.account_id AND kr.key_id = k.id) kr ON true`
 
 // keyQuery reads keys for the Account API, with their last-used times.
 const keyQuery = `SELECT ` + keyColumns + `u.last_used_at
@@ -43,6 +51,9 @@ const dataKeyQuery = `SELECT ` + keyColumns + `NULL::timestamptz
 type keyRow struct {
 	store.Key
 	parentsActive bool // the app's and the tenant's flags
+	// Roles are the roles the key holds, with their scopes: what the data
+	// plane compiles the key's effective scope from (SPEC §11).
+	Roles []store.KeyRole
 }
 
 // headerJSON is how response headers are stored (keys.response_headers)
@@ -59,6 +70,7 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		typ, origin                               string
 		prevUntil, notBefore, expiresAt, lastUsed pgtype.Timestamptz
 		headers                                   []byte
+		roleIDs, roleNames, roleScopes            []string
 	)
 	s := &r.Spec
 	err := row.Scan(&s.AccountID, &s.ID, &s.Name, &typ,
@@ -66,9 +78,16 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		&s.Hash, &s.PreviousHash, &prevUntil,
 		&s.Scope, &s.Active, &r.parentsActive,
 		&notBefore, &expiresAt, &s.IPFilters, &s.Group, &s.Description,
-		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &lastUsed)
+		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &roleIDs, &roleNames, &roleScopes, &lastUsed)
 	if err != nil {
 		return r, err
+	}
+	if len(roleIDs) > 0 {
+		r.RoleIDs = roleIDs
+		r.Roles = make([]store.KeyRole, len(roleIDs))
+		for i := range roleIDs {
+			r.Roles[i] = store.KeyRole{ID: intern(roleIDs[i]), Name: intern(roleNames[i]), Scope: intern(roleScopes[i])}
+		}
 	}
 	// Many keys share these: one copy each, not one per key (a million
 	// keys of one account and a few apps would otherwise hold a million
@@ -135,6 +154,9 @@ func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (k *authz.Key, 
 		}
 	}()
 	runCompileHook(spec)
+	// r.Roles (the roles the key holds, with their scopes) are for the
+	// effective scope (SPEC §11): the data plane's KeySpec takes them when
+	// the two halves of issue 18 are merged.
 	k, dropped, err := authz.CompileStored(spec, opts)
 	if err != nil {
 		return unloadable(spec, err)
@@ -235,6 +257,10 @@ func (s *Store) createKey(ctx context.Context, tx pgx.Tx, actor store.Actor, k s
 	if err := s.validate(spec, false); err != nil {
 		return store.Key{}, err
 	}
+	roles := store.NormalizeRoleIDs(k.RoleIDs)
+	if err := lockRoles(ctx, tx, spec.AccountID, roles); err != nil {
+		return store.Key{}, err
+	}
 	now := s.now()
 	var id string
 	err := tx.QueryRow(ctx, `INSERT INTO keys (account_id, id, name, type, app_id, tenant_id,
@@ -249,6 +275,9 @@ func (s *Store) createKey(ctx context.Context, tx pgx.Tx, actor store.Actor, k s
 		spec.Description, headersJSON(spec.ResponseHeaders), string(k.Origin), now).Scan(&id)
 	if err != nil {
 		return store.Key{}, mapError(err, keySubject(spec))
+	}
+	if err := writeKeyRoles(ctx, tx, spec.AccountID, id, roles); err != nil {
+		return store.Key{}, err
 	}
 	got, err := getKey(ctx, tx, spec.AccountID, id, false)
 	if err != nil {
@@ -289,11 +318,18 @@ func (s *Store) GetKey(ctx context.Context, accountID, id string) (store.Key, er
 
 // updateKey locks a key, lets change edit a copy, validates the copy,
 // writes it with set (which gets the copy and the time) and audits it.
-func (s *Store) updateKey(ctx context.Context, actor store.Actor, accountID, id, action string,
+// With lockCounts it takes the account's limits row first, as a write of
+// the key's roles must (a forced role delete takes it first too).
+func (s *Store) updateKey(ctx context.Context, actor store.Actor, accountID, id, action string, lockAccount bool,
 	change func(k *store.Key) error, set func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error,
 ) (store.Key, error) {
 	var out store.Key
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if lockAccount {
+			if err := lockCounts(ctx, tx, accountID); err != nil {
+				return err
+			}
+		}
 		cur, err := getKey(ctx, tx, accountID, id, true)
 		if err != nil {
 			return err
@@ -324,10 +360,22 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 	if u == (store.KeyUpdate{}) {
 		return s.GetKey(ctx, accountID, id)
 	}
-	return s.updateKey(ctx, actor, accountID, id, "key.update", func(k *store.Key) error {
+	var roles []string
+	if u.RoleIDs != nil {
+		roles = store.NormalizeRoleIDs(*u.RoleIDs)
+	}
+	return s.updateKey(ctx, actor, accountID, id, "key.update", u.RoleIDs != nil, func(k *store.Key) error {
 		k.Spec = u.Apply(k.Spec)
 		return nil
 	}, func(ctx context.Context, tx pgx.Tx, k *store.Key, now time.Time) error {
+		if u.RoleIDs != nil {
+			if err := lockRoles(ctx, tx, accountID, roles); err != nil {
+				return err
+			}
+			if err := writeKeyRoles(ctx, tx, accountID, id, roles); err != nil {
+				return err
+			}
+		}
 		sp := &k.Spec
 		_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 				active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
@@ -344,7 +392,7 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 // old hash stays valid until graceUntil when that is in the future; a zero
 // or past graceUntil drops it (and any older previous hash) at once.
 func (s *Store) RotateKey(ctx context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
-	return s.updateKey(ctx, actor, accountID, id, "key.regenerate", func(k *store.Key) error {
+	return s.updateKey(ctx, actor, accountID, id, "key.regenerate", false, func(k *store.Key) error {
 		if !k.Rotate(newHash, graceUntil, s.now()) {
 			return invalid("hash: the new hash is the key's current one")
 		}
@@ -413,6 +461,9 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	if !f.UnusedSince.IsZero() {
 		add("(u.last_used_at IS NULL OR u.last_used_at < $%d)", f.UnusedSince)
 	}
+	if f.RoleID != "" {
+		add("EXISTS (SELECT 1 FROM key_roles f WHERE f.account_id = k.account_id AND f.key_id = k.id AND f.role_id = $%d)", f.RoleID)
+	}
 	if after != nil {
 		args = append(args, after.CreatedAtTime(), after.ID)
 		fmt.Fprintf(&where, " AND (k.created_at, k.id) > ($%d, $%d)", len(args)-1, len(args))
@@ -442,4 +493,47 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 		next = store.PageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.Spec.ID}.String()
 	}
 	return keys, next, nil
+}
+
+// lockRoles checks that the account has every role of ids and locks
+// their rows (KEY SHARE: a concurrent delete of one waits, edits do not),
+// before the key is written, so that the feed lock is never held while
+// waiting for a role. A missing role is ErrNotFound, naming it.
+func lockRoles(ctx context.Context, tx pgx.Tx, accountID string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id FROM roles WHERE account_id = $1 AND id = ANY($2)
+		ORDER BY id FOR KEY SHARE`, accountID, ids)
+	if err != nil {
+		return fmt.Errorf("postgres: read roles: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("postgres: read roles: %w", err)
+	}
+	for _, id := range ids {
+		if !slices.Contains(found, id) {
+			return notFound("role %q not found in account %q", id, accountID)
+		}
+	}
+	return nil
+}
+
+// writeKeyRoles makes ids (locked by lockRoles) the roles a key holds:
+// rows no longer named are removed, new ones added, each a change of the
+// key on the feed.
+func writeKeyRoles(ctx context.Context, tx pgx.Tx, accountID, keyID string, ids []string) error {
+	if ids == nil {
+		ids = []string{}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM key_roles WHERE account_id = $1 AND key_id = $2
+		AND NOT (role_id = ANY($3))`, accountID, keyID, ids); err != nil {
+		return fmt.Errorf("postgres: set key roles: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO key_roles (account_id, key_id, role_id)
+		SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, accountID, keyID, ids); err != nil {
+		return mapError(err, subject{AccountID: accountID, ID: keyID})
+	}
+	return nil
 }

@@ -17,7 +17,7 @@ var _ store.Quotas = (*Store)(nil)
 var OperatorActor = store.Actor{KeyName: "operator"}
 
 // limitColumns are what scanLimits reads of an account_limits row.
-const limitColumns = `max_keys, max_apps, max_tenants, max_roles, max_denials, keys, apps, tenants`
+const limitColumns = `max_keys, max_apps, max_tenants, max_roles, max_denials, keys, apps, tenants, roles, denials`
 
 // defaults are the limits an account without overrides has.
 func (s *Store) defaults() store.Limits { return s.opts.Limits.WithDefaults() }
@@ -25,7 +25,7 @@ func (s *Store) defaults() store.Limits { return s.opts.Limits.WithDefaults() }
 func (s *Store) scanLimits(row pgx.Row, accountID string) (store.AccountLimits, error) {
 	l := store.AccountLimits{AccountID: accountID}
 	o := &l.Overrides
-	err := row.Scan(&o.Keys, &o.Apps, &o.Tenants, &o.Roles, &o.Denials, &l.Usage.Keys, &l.Usage.Apps, &l.Usage.Tenants)
+	err := row.Scan(&o.Keys, &o.Apps, &o.Tenants, &o.Roles, &o.Denials, &l.Usage.Keys, &l.Usage.Apps, &l.Usage.Tenants, &l.Usage.Roles, &l.Usage.Denials)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return l, notFound("account %q not found", accountID)
 	}

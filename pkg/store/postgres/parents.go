@@ -162,6 +162,16 @@ func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, a
 		if len(keys) > 0 && !cascade {
 			return &store.HasKeysError{Object: p.object, ID: id, Keys: len(keys)}
 		}
+		// Its denials go with it (ON DELETE CASCADE), each audited.
+		drows, err := tx.Query(ctx, `SELECT `+denialColumns+` FROM denials WHERE account_id = $1 AND `+p.keyCol+` = $2
+			ORDER BY created_at, id`, accountID, id)
+		if err != nil {
+			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
+		}
+		denials, err := pgx.CollectRows(drows, func(row pgx.CollectableRow) (store.Denial, error) { return scanDenial(row) })
+		if err != nil {
+			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM `+p.table+` WHERE account_id = $1 AND id = $2`, accountID, id); err != nil {
 			return fmt.Errorf("postgres: delete %s: %w", p.object, err)
 		}
@@ -170,6 +180,11 @@ func (s *Store) deleteParent(ctx context.Context, p parent, actor store.Actor, a
 		}
 		for _, k := range keys {
 			if err := s.audit(ctx, tx, actor, accountID, "key.delete", "key", k.Spec.ID, store.KeyAuditOf(k.Key), nil); err != nil {
+				return err
+			}
+		}
+		for _, d := range denials {
+			if err := s.audit(ctx, tx, actor, accountID, "denial.delete", "denial", d.ID, store.DenialAuditOf(d), nil); err != nil {
 				return err
 			}
 		}

@@ -50,6 +50,15 @@ func (s *Store) LookupKeysOfParent(ctx context.Context, accountID string, kind s
 		return s.lookupMany(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND k.app_id = $2`, accountID, id)
 	case store.ChangeTenant:
 		return s.lookupMany(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND k.tenant_id = $2`, accountID, id)
+	case store.ChangeRole:
+		// The keys holding the role now (a deleted role's keys were each
+		// changed on the feed when it was taken from them).
+		return s.lookupMany(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND EXISTS (SELECT 1 FROM key_roles h
+			WHERE h.account_id = k.account_id AND h.key_id = k.id AND h.role_id = $2)`, accountID, id)
+	case store.ChangeDenial:
+		// A denial changes no key record: the reader applies it to its
+		// denials (LookupDenial).
+		return nil, nil
 	}
 	return nil, fmt.Errorf("postgres: keys of a %q: not an app or a tenant", kind)
 }

@@ -49,6 +49,9 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("Paging", func(t *testing.T) { testPaging(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("Quotas", func(t *testing.T) { testQuotas(t, open) })
+	t.Run("Roles", func(t *testing.T) { testRoles(t, open) })
+	t.Run("Denials", func(t *testing.T) { testDenials(t, open) })
+	t.Run("AccessSource", func(t *testing.T) { testAccessSource(t, open) })
 }
 
 // CompileOptions reserve the headers keygate itself sets; none of them is
