@@ -115,7 +115,10 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 		return authz.KeySpec{}, v.err()
 	}
 	if err := withinCaller(c, spec.Type, compiled.Scope()); err != nil {
-		return authz.KeySpec{}, err
+		// Account keys are always generated (ImportKey refuses them).
+		now := s.now()
+		attempted := store.Key{Spec: spec, Origin: store.OriginGenerated, CreatedAt: now, UpdatedAt: now}
+		return authz.KeySpec{}, s.refused(ctx, c, err, "key.create", spec.ID, nil, store.KeyAuditOf(attempted))
 	}
 	if spec.AppID != "" {
 		a, err := s.store.GetApp(ctx, c.AccountID, spec.AppID)
@@ -302,7 +305,12 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdat
 	if err := checkKeyUpdate(id, &u); err != nil {
 		return store.Key{}, err
 	}
-	k, err := s.managedKey(ctx, c, id)
+	attempted := func(k store.Key) *store.KeyAudit {
+		k.Spec = u.Apply(k.Spec)
+		k.UpdatedAt = s.now()
+		return store.KeyAuditOf(k)
+	}
+	k, err := s.managedKey(ctx, c, id, "key.update", attempted)
 	if err != nil {
 		return store.Key{}, err
 	}
@@ -323,7 +331,7 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdat
 	}
 	// Nor may the key as it would be (a widened scope).
 	if err := withinCaller(c, updated.Spec.Type, updated.Scope()); err != nil {
-		return store.Key{}, err
+		return store.Key{}, s.refused(ctx, c, err, "key.update", k.Spec.ID, store.KeyAuditOf(k), attempted(k))
 	}
 	k, err = s.store.UpdateKey(ctx, c.Actor, c.AccountID, id, u)
 	if err != nil {
@@ -350,7 +358,7 @@ func (s *Service) RegenerateKey(ctx context.Context, c Caller, id string, grace 
 	if err := v.err(); err != nil {
 		return "", store.Key{}, err
 	}
-	k, err := s.managedKey(ctx, c, id)
+	k, err := s.managedKey(ctx, c, id, "key.regenerate", nil)
 	if err != nil {
 		return "", store.Key{}, err
 	}
@@ -391,7 +399,9 @@ func (s *Service) RegenerateKey(ctx context.Context, c Caller, id string, grace 
 // managedKey fetches a key the caller is about to change, rotate or
 // delete, and refuses it when its rights exceed the caller's (withinCaller):
 // reactivating, rotating or removing a stronger key is not the caller's to do.
-func (s *Service) managedKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+// A refusal is audited as a denied action on the key, with the key as it
+// would have become (change; nil when the call changes no field).
+func (s *Service) managedKey(ctx context.Context, c Caller, id, action string, change func(store.Key) *store.KeyAudit) (store.Key, error) {
 	k, err := s.store.GetKey(ctx, c.AccountID, id)
 	if err != nil {
 		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
@@ -403,7 +413,14 @@ func (s *Service) managedKey(ctx context.Context, c Caller, id string) (store.Ke
 	if err != nil { // stored scopes compiled when they were written
 		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
 	}
-	return k, withinCaller(c, k.Spec.Type, ks)
+	if err := withinCaller(c, k.Spec.Type, ks); err != nil {
+		var after *store.KeyAudit
+		if change != nil {
+			after = change(k)
+		}
+		return k, s.refused(ctx, c, err, action, k.Spec.ID, store.KeyAuditOf(k), after)
+	}
+	return k, nil
 }
 
 // DeleteKey removes a key.
@@ -414,31 +431,13 @@ func (s *Service) DeleteKey(ctx context.Context, c Caller, id string) error {
 	if err := refError("id", id); err != nil {
 		return err
 	}
-	if _, err := s.managedKey(ctx, c, id); err != nil {
+	if _, err := s.managedKey(ctx, c, id, "key.delete", nil); err != nil {
 		return err
 	}
 	if err := s.store.DeleteKey(ctx, c.Actor, c.AccountID, id); err != nil {
 		return s.storeError(ctx, "DeleteKey", quoted("key", id), err)
 	}
 	return nil
-}
-
-// ListAuditEvents returns one page of the caller's audit log, newest
-// first, and the next page's token.
-func (s *Service) ListAuditEvents(ctx context.Context, c Caller, p PageInput) ([]store.AuditEvent, string, error) {
-	if err := s.check(c); err != nil {
-		return nil, "", err
-	}
-	if err := pageError(p); err != nil {
-		return nil, "", err
-	}
-	evs, next, err := pageOf(p, func(pg store.Page) ([]store.AuditEvent, string, error) {
-		return s.store.ListAuditEvents(ctx, c.AccountID, pg)
-	}, eventBytes, eventToken)
-	if err != nil {
-		return nil, "", s.storeError(ctx, "ListAuditEvents", "page", err)
-	}
-	return evs, next, nil
 }
 
 // compileStored is authz.CompileStored with Compile's signature, for a
