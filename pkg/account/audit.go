@@ -22,9 +22,6 @@ type AuditFilter struct {
 	// Action: one action ("key.update"), or every action on one type of
 	// object ("key.*").
 	Action string
-	// ObjectType: events about objects of that type (account, app,
-	// tenant, key).
-	ObjectType string
 	// Outcome: "allowed" (changes made) or "denied" (calls refused).
 	Outcome string
 	// Since and Until select events with Since <= time < Until.
@@ -34,19 +31,17 @@ type AuditFilter struct {
 // Sizes of audit filter values.
 const (
 	maxActionLen     = 64
-	maxObjectTypeLen = 32
 )
 
 var (
 	actionPattern      = regexp.MustCompile(`^[a-z][a-z_]*(\.[a-z][a-z_]*)+$`)
 	actionGroupPattern = regexp.MustCompile(`^([a-z][a-z_]*)\.\*$`)
-	objectTypePattern  = regexp.MustCompile(`^[a-z][a-z_]*$`)
 )
 
 // storeFilter checks f into v and returns the store's filter: "key.*" becomes
 // the action group "key".
 func (f AuditFilter) storeFilter(v *Violations) store.AuditFilter {
-	out := store.AuditFilter{KeyID: f.KeyID, ActorKeyID: f.ActorKeyID, ObjectType: f.ObjectType,
+	out := store.AuditFilter{KeyID: f.KeyID, ActorKeyID: f.ActorKeyID,
 		Outcome: f.Outcome, Since: f.Since.UTC(), Until: f.Until.UTC()}
 	if f.Since.IsZero() {
 		out.Since = time.Time{}
@@ -70,11 +65,6 @@ func (f AuditFilter) storeFilter(v *Violations) store.AuditFilter {
 		out.Action = f.Action
 	default:
 		v.add("action", "%q is not an action: give one such as key.update, or every action on one type of object such as key.*", f.Action)
-	}
-	switch {
-	case f.ObjectType == "":
-	case len(f.ObjectType) > maxObjectTypeLen || !objectTypePattern.MatchString(f.ObjectType):
-		v.add("object_type", "%q is not an object type: give account, app, tenant or key", f.ObjectType)
 	}
 	switch f.Outcome {
 	case "", store.OutcomeAllowed, store.OutcomeDenied:

@@ -24,8 +24,7 @@ type AuditCmd struct {
 	pageFlags
 	Key        string `name:"key" placeholder:"ID" help:"Only events about this key (by key id): its creation, changes, deletion and refused attempts on it."`
 	Actor      string `name:"actor" placeholder:"ID" help:"Only events made (or attempted) by this account key (by key id)."`
-	Action     string `name:"action" placeholder:"ACTION" help:"Only this action (e.g. key.update), or every action on one type of object (key.*, app.*)."`
-	ObjectType string `name:"object-type" placeholder:"TYPE" help:"Only events about this type of object: account, app, tenant or key."`
+	Action     string `name:"action" placeholder:"ACTION" help:"Only this action (e.g. key.update), or every action on one type of object (key.*, app.*, tenant.*, account.*)."`
 	Outcome    string `name:"outcome" placeholder:"OUTCOME" help:"Only allowed events (changes made) or denied ones (calls refused by the escalation rule)."`
 	Since      string `name:"since" placeholder:"TIME" help:"Only events at or after TIME: RFC 3339 (2027-01-01T09:00:00Z), a date (2027-01-01, midnight UTC) or a duration back from now (30m, 24h, 7d)."`
 	Until      string `name:"until" placeholder:"TIME" help:"Only events before TIME, written as for --since."`
@@ -37,7 +36,7 @@ var auditHeader = []string{"ID", "TIME", "ACTOR", "ACTION", "OBJECT", "CHANGES"}
 func (c *AuditCmd) request(now time.Time) (*accountv1.ListAuditEventsRequest, error) {
 	r := &accountv1.ListAuditEventsRequest{
 		PageSize: c.PageSize, PageToken: c.PageToken,
-		KeyId: c.Key, ActorKeyId: c.Actor, Action: c.Action, ObjectType: c.ObjectType,
+		KeyId: c.Key, ActorKeyId: c.Actor, Action: c.Action,
 	}
 	switch c.Outcome {
 	case "", "allowed", "denied":

@@ -215,8 +215,7 @@ func (s *Server) DeleteKey(ctx context.Context, r *accountv1.DeleteKeyRequest) (
 
 // ListAuditEvents returns one page of the caller's audit log.
 func (s *Server) ListAuditEvents(ctx context.Context, r *accountv1.ListAuditEventsRequest) (*accountv1.ListAuditEventsResponse, error) {
-	f := account.AuditFilter{KeyID: r.GetKeyId(), ActorKeyID: r.GetActorKeyId(), Action: r.GetAction(),
-		ObjectType: r.GetObjectType(), Outcome: r.GetOutcome()}
+	f := account.AuditFilter{KeyID: r.GetKeyId(), ActorKeyID: r.GetActorKeyId(), Action: r.GetAction(), Outcome: r.GetOutcome()}
 	var v account.Violations
 	for _, t := range []struct {
 		field string

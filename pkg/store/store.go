@@ -244,8 +244,6 @@ type AuditFilter struct {
 	// ActionGroup: events whose action is ActionGroup.<anything>
 	// ("key" selects key.create, key.update, …).
 	ActionGroup string
-	// ObjectType: events about objects of that type ("key", "app", …).
-	ObjectType string
 	// Outcome: OutcomeAllowed or OutcomeDenied events.
 	Outcome string
 	// Since and Until select events with Since <= At < Until.
@@ -260,7 +258,6 @@ func (f *AuditFilter) Matches(e *AuditEvent) bool {
 		(f.ActorKeyID == "" || e.Actor.KeyID == f.ActorKeyID) &&
 		(f.Action == "" || e.Action == f.Action) &&
 		(f.ActionGroup == "" || group == f.ActionGroup) &&
-		(f.ObjectType == "" || e.ObjectType == f.ObjectType) &&
 		(f.Outcome == "" || e.Outcome == f.Outcome) &&
 		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
 		(f.Until.IsZero() || e.At.Before(f.Until))

@@ -3228,15 +3228,13 @@ type ListAuditEventsRequest struct {
 	// actor_key_id: events made, or attempted, by that account key.
 	ActorKeyId string `protobuf:"bytes,4,opt,name=actor_key_id,json=actorKeyId,proto3" json:"actor_key_id,omitempty"`
 	// action: one action ("key.update"), or every action on one type of
-	// object ("key.*").
+	// object ("key.*", "app.*", "tenant.*", "account.*").
 	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
-	// object_type: "account", "app", "tenant" or "key".
-	ObjectType string `protobuf:"bytes,6,opt,name=object_type,json=objectType,proto3" json:"object_type,omitempty"`
 	// outcome: "allowed" or "denied".
-	Outcome string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Outcome string `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// since and until select events with since <= time < until.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=since,proto3" json:"since,omitempty"`
-	Until         *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=until,proto3" json:"until,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3302,13 +3300,6 @@ func (x *ListAuditEventsRequest) GetActorKeyId() string {
 func (x *ListAuditEventsRequest) GetAction() string {
 	if x != nil {
 		return x.Action
-	}
-	return ""
-}
-
-func (x *ListAuditEventsRequest) GetObjectType() string {
-	if x != nil {
-		return x.ObjectType
 	}
 	return ""
 }
@@ -3663,7 +3654,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\"\n" +
 	"\x10DeleteKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x13\n" +
-	"\x11DeleteKeyResponse\"\xc4\x02\n" +
+	"\x11DeleteKeyResponse\"\xa3\x02\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -3671,12 +3662,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12 \n" +
 	"\factor_key_id\x18\x04 \x01(\tR\n" +
 	"actorKeyId\x12\x16\n" +
-	"\x06action\x18\x05 \x01(\tR\x06action\x12\x1f\n" +
-	"\vobject_type\x18\x06 \x01(\tR\n" +
-	"objectType\x12\x18\n" +
-	"\aoutcome\x18\a \x01(\tR\aoutcome\x120\n" +
-	"\x05since\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"y\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"y\n" +
 	"\x17ListAuditEventsResponse\x126\n" +
 	"\x06events\x18\x01 \x03(\v2\x1e.keygate.account.v1.AuditEventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*a\n" +

@@ -159,71 +159,32 @@ func (s *Store) RecordDenied(ctx context.Context, actor store.Actor, accountID s
 // ListAuditEvents lists an account's audit events that pass f, newest
 // first in (at, id) order. Only the filters set become conditions, so
 // that each query is an index range scan of migration 0005's indexes
-// (a generic plan of "$n = '' OR col = $n" could not use them).
+// (a generic plan of "$n = ” OR col = $n" could not use them).
 func (s *Store) ListAuditEvents(ctx context.Context, accountID string, f store.AuditFilter, p store.Page) ([]store.AuditEvent, string, error) {
 	size, after, err := store.ReadPage(p)
 	if err != nil {
 		return nil, "", err
 	}
-	args := []any{accountID}
-	where := []string{"account_id = $1"}
-	cond := func(sql string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(sql, "$?", fmt.Sprintf("$%d", len(args))))
-	}
+	var pos *auditPosition
 	if after != nil {
 		if after.Seq <= 0 {
 			return nil, "", invalid("page_token: not a token this list returned")
 		}
-		at := after.CreatedAtTime()
+		pos = &auditPosition{at: after.CreatedAtTime(), id: after.Seq}
 		if after.CreatedAt == 0 {
 			// A token of the id-ordered listing before migration 0005:
 			// the position of the event it names.
 			err := s.reads().QueryRow(ctx, `SELECT at FROM audit_events WHERE account_id = $1 AND id = $2`,
-				accountID, after.Seq).Scan(&at)
+				accountID, after.Seq).Scan(&pos.at)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil, "", invalid("page_token: not a token this list returned")
 			} else if err != nil {
 				return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
 			}
 		}
-		args = append(args, at, after.Seq)
-		where = append(where, fmt.Sprintf("(at, id) < ($%d, $%d)", len(args)-1, len(args)))
 	}
-	if f.KeyID != "" {
-		cond("object_type = 'key' AND object_id = $?", f.KeyID)
-	}
-	if f.ActorKeyID != "" {
-		cond("actor_key_id = $?", f.ActorKeyID)
-	}
-	if f.Action != "" {
-		cond("action = $?", f.Action)
-	}
-	if f.ActionGroup != "" {
-		cond("split_part(action, '.', 1) = $?", f.ActionGroup)
-	}
-	if f.ObjectType != "" {
-		cond("object_type = $?", f.ObjectType)
-	}
-	switch f.Outcome {
-	case "":
-	case store.OutcomeDenied:
-		where = append(where, "outcome = 'denied'") // the partial index's predicate
-	default:
-		cond("outcome = $?", f.Outcome)
-	}
-	if !f.Since.IsZero() {
-		cond("at >= $?", f.Since)
-	}
-	if !f.Until.IsZero() {
-		cond("at < $?", f.Until)
-	}
-	args = append(args, size+1)
-	rows, err := s.reads().Query(ctx, `SELECT id, account_id, at, actor_key_id, actor_key_name,
-			action, object_type, object_id, before, after, outcome, reason
-		FROM audit_events
-		WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY at DESC, id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+	sql, args := auditQuery(accountID, f, pos, size+1)
+	rows, err := s.reads().Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
 	}
@@ -254,4 +215,56 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, f store.A
 		next = store.AuditToken(evs[size-1])
 	}
 	return evs, next, nil
+}
+
+// auditPosition is where a page of the audit log starts after.
+type auditPosition struct {
+	at time.Time
+	id int64
+}
+
+// auditQuery is the SELECT of one page of limit events of the account
+// that pass f, after pos (nil: from the newest).
+func auditQuery(accountID string, f store.AuditFilter, pos *auditPosition, limit int) (string, []any) {
+	args := []any{accountID}
+	where := []string{"account_id = $1"}
+	cond := func(sql string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(sql, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if pos != nil {
+		args = append(args, pos.at, pos.id)
+		where = append(where, fmt.Sprintf("(at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	}
+	if f.KeyID != "" {
+		cond("object_type = 'key' AND object_id = $?", f.KeyID)
+	}
+	if f.ActorKeyID != "" {
+		cond("actor_key_id = $?", f.ActorKeyID)
+	}
+	if f.Action != "" {
+		cond("action = $?", f.Action)
+	}
+	if f.ActionGroup != "" {
+		cond("split_part(action, '.', 1) = $?", f.ActionGroup)
+	}
+	switch f.Outcome {
+	case "":
+	case store.OutcomeDenied:
+		where = append(where, "outcome = 'denied'") // the partial index's predicate
+	default:
+		cond("outcome = $?", f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		cond("at >= $?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		cond("at < $?", f.Until)
+	}
+	args = append(args, limit)
+	return `SELECT id, account_id, at, actor_key_id, actor_key_name,
+			action, object_type, object_id, before, after, outcome, reason
+		FROM audit_events
+		WHERE ` + strings.Join(where, " AND ") + `
+		ORDER BY at DESC, id DESC LIMIT $` + strconv.Itoa(len(args)), args
 }

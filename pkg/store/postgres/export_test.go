@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // SetListenHealthEvery shortens how long Listen waits before pinging.
@@ -32,3 +33,13 @@ func SetCompileHook(t *testing.T, h func(authz.KeySpec)) {
 // Unavailable is unavailable: store.ErrUnavailable around a connection
 // failure, other errors as they are.
 func Unavailable(err error) error { return unavailable(err) }
+
+// AuditQuery is the SELECT ListAuditEvents runs for a page of limit
+// events of f after (at, id) (id 0: the first page).
+func AuditQuery(accountID string, f store.AuditFilter, at time.Time, id int64, limit int) (string, []any) {
+	var pos *auditPosition
+	if id != 0 {
+		pos = &auditPosition{at: at, id: id}
+	}
+	return auditQuery(accountID, f, pos, limit)
+}

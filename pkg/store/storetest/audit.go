@@ -366,7 +366,6 @@ func testAuditFilters(t *testing.T, open func(t *testing.T) store.Accounts) {
 			{"action (exact)", store.AuditFilter{Action: "key"}, nil},
 			{"action group", store.AuditFilter{ActionGroup: "key"}, []string{"key.regenerate k1", "key.delete k2", "key.update k1 denied", "key.update k1", "key.create k2", "key.create k1"}},
 			{"action group app", store.AuditFilter{ActionGroup: "app"}, []string{"app.update app1", "app.create app1"}},
-			{"object type", store.AuditFilter{ObjectType: "tenant"}, []string{"tenant.create ten1"}},
 			{"outcome denied", store.AuditFilter{Outcome: store.OutcomeDenied}, []string{"key.update k1 denied"}},
 			{"outcome allowed", store.AuditFilter{Outcome: store.OutcomeAllowed}, []string{"key.regenerate k1", "key.delete k2", "app.update app1",
 				"key.update k1", "key.create k2", "key.create k1", "tenant.create ten1", "app.create app1", "account.create acct"}},

@@ -2,8 +2,8 @@
 -- that keep filtered audit listings bounded.
 --
 -- The log is listed newest first in (at, id) order, and every filter of
--- ListAuditEvents (key, actor, action, action group "key.*", object type,
--- outcome denied) has an index that starts with the account, then the
+-- ListAuditEvents (key, actor, action, action group "key.*", outcome
+-- denied) has an index that starts with the account, then the
 -- filter's equality, then (at, id): a filtered page, with or without a
 -- time window (since/until) and a page token, is one index range scan
 -- that stops after the page, whatever the size of the account's log.
