@@ -30,7 +30,7 @@ type AuditFilter struct {
 
 // Sizes of audit filter values.
 const (
-	maxActionLen     = 64
+	maxActionLen = 64
 )
 
 var (

@@ -22,12 +22,12 @@ import (
 type AuditCmd struct {
 	ClientFlags
 	pageFlags
-	Key        string `name:"key" placeholder:"ID" help:"Only events about this key (by key id): its creation, changes, deletion and refused attempts on it."`
-	Actor      string `name:"actor" placeholder:"ID" help:"Only events made (or attempted) by this account key (by key id)."`
-	Action     string `name:"action" placeholder:"ACTION" help:"Only this action (e.g. key.update), or every action on one type of object (key.*, app.*, tenant.*, account.*)."`
-	Outcome    string `name:"outcome" placeholder:"OUTCOME" help:"Only allowed events (changes made) or denied ones (calls refused by the escalation rule)."`
-	Since      string `name:"since" placeholder:"TIME" help:"Only events at or after TIME: RFC 3339 (2027-01-01T09:00:00Z), a date (2027-01-01, midnight UTC) or a duration back from now (30m, 24h, 7d)."`
-	Until      string `name:"until" placeholder:"TIME" help:"Only events before TIME, written as for --since."`
+	Key     string `name:"key" placeholder:"ID" help:"Only events about this key (by key id): its creation, changes, deletion and refused attempts on it."`
+	Actor   string `name:"actor" placeholder:"ID" help:"Only events made (or attempted) by this account key (by key id)."`
+	Action  string `name:"action" placeholder:"ACTION" help:"Only this action (e.g. key.update), or every action on one type of object (key.*, app.*, tenant.*, account.*)."`
+	Outcome string `name:"outcome" placeholder:"OUTCOME" help:"Only allowed events (changes made) or denied ones (calls refused by the escalation rule)."`
+	Since   string `name:"since" placeholder:"TIME" help:"Only events at or after TIME: RFC 3339 (2027-01-01T09:00:00Z), a date (2027-01-01, midnight UTC) or a duration back from now (30m, 24h, 7d)."`
+	Until   string `name:"until" placeholder:"TIME" help:"Only events before TIME, written as for --since."`
 }
 
 var auditHeader = []string{"ID", "TIME", "ACTOR", "ACTION", "OBJECT", "CHANGES"}
@@ -156,8 +156,8 @@ const (
 
 // auditChanges is an event's CHANGES cell: what changed, field by field
 // (`active: true → false; scope: "a" → "b"`), or a short summary of what
-// was created or deleted; for a denied event, why, then what the call
-// attempted. Long values are cut; -o json has them whole.
+// was created or deleted; for a denied event, the reason code, then what
+// the call attempted. Long values are cut; -o json has them whole.
 func auditChanges(ev *accountv1.AuditEvent) string {
 	before, after := ev.GetBefore().AsMap(), ev.GetAfter().AsMap()
 	hasBefore, hasAfter := ev.GetBefore() != nil, ev.GetAfter() != nil
@@ -165,11 +165,12 @@ func auditChanges(ev *accountv1.AuditEvent) string {
 	verb := ev.GetAction()[strings.LastIndex(ev.GetAction(), ".")+1:]
 	var parts []string
 	if denied {
+		// The reason code; ACTION says "(denied)".
 		reason, _, _ := strings.Cut(ev.GetReason(), ":")
 		if reason == "" {
 			reason = "refused"
 		}
-		parts = append(parts, "refused: "+reason)
+		parts = append(parts, reason)
 	}
 	switch {
 	case hasAfter && (!hasBefore || verb == "create"):

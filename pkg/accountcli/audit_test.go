@@ -75,11 +75,11 @@ func TestAuditChanges(t *testing.T) {
 			"new secret; previous_valid_until: - → 2026-12-09T10:00:00Z"},
 		{"limits", "account.limits", "allowed", "", map[string]any{}, map[string]any{"max_keys": float64(500)}, "max_keys: - → 500"},
 		{"denied update", "key.update", "denied", "scope_exceeds_caller: the account key would allow …", key, with(map[string]any{"scope": ""}),
-			`refused: scope_exceeds_caller; scope: "email-api" → * (all)`},
+			`scope_exceeds_caller; scope: "email-api" → * (all)`},
 		{"denied create", "key.create", "denied", "scope_exceeds_caller: x", nil,
-			map[string]any{"name": "x", "type": "account", "scope": ""}, `refused: scope_exceeds_caller; would create account key "x", scope * (all)`},
-		{"denied delete", "key.delete", "denied", "scope_exceeds_caller: x", key, nil, "refused: scope_exceeds_caller"},
-		{"denied regenerate", "key.regenerate", "denied", "scope_exceeds_caller: x", key, nil, "refused: scope_exceeds_caller; new secret"},
+			map[string]any{"name": "x", "type": "account", "scope": ""}, `scope_exceeds_caller; would create account key "x", scope * (all)`},
+		{"denied delete", "key.delete", "denied", "scope_exceeds_caller: x", key, nil, "scope_exceeds_caller"},
+		{"denied regenerate", "key.regenerate", "denied", "scope_exceeds_caller: x", key, nil, "scope_exceeds_caller; new secret"},
 		{"nothing", "key.update", "allowed", "", key, with(nil), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,7 +105,7 @@ func TestAuditChanges(t *testing.T) {
 func TestAuditRowAction(t *testing.T) {
 	row := auditRow(&accountv1.AuditEvent{Id: 7, Action: "key.update", Outcome: "denied", ActorKeyId: "k9", ActorKeyName: "ci",
 		ObjectType: "key", ObjectId: "k1", Reason: "scope_exceeds_caller: x"})
-	if row[2] != "k9 (ci)" || row[3] != "key.update (denied)" || row[4] != "key k1" || row[5] != "refused: scope_exceeds_caller" {
+	if row[2] != "k9 (ci)" || row[3] != "key.update (denied)" || row[4] != "key k1" || row[5] != "scope_exceeds_caller" {
 		t.Fatalf("row %q", row)
 	}
 	if row := auditRow(&accountv1.AuditEvent{Action: "key.update", Outcome: "allowed"}); row[3] != "key.update" || row[2] != "(bootstrap)" {
