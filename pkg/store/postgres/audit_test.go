@@ -1,14 +1,18 @@
 package postgres_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
+	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
 
 // TestAuditQueriesBounded: with a large log in several accounts, every
@@ -111,5 +115,37 @@ func (n *planNode) walk(fn func(*planNode)) {
 	fn(n)
 	for i := range n.Plans {
 		n.Plans[i].walk(fn)
+	}
+}
+
+// TestMigrate0005KeepsAuditEvents: events written before migration 0005
+// are listed after it with outcome allowed, newest first, and filtered.
+func TestMigrate0005KeepsAuditEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.NewEmptyDatabase(t)
+	if err := postgres.MigrateURLUpTo(ctx, url, 4); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(ctx, `INSERT INTO audit_events (account_id, at, actor_key_id, action, object_type, object_id, after)
+		VALUES ('acct', '2026-01-01T00:00:00Z', 'root', 'app.create', 'app', 'a1', '{"id": "a1"}'),
+		       ('acct', '2026-01-02T00:00:00Z', 'root', 'key.create', 'key', 'k1', '{"id": "k1"}')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.MigrateURL(ctx, url); err != nil {
+		t.Fatalf("migrating a 0004 database with audit events: %v", err)
+	}
+	st := postgres.New(ctx, pool, postgres.Options{})
+	evs, _, err := st.ListAuditEvents(ctx, "acct", store.AuditFilter{}, store.Page{})
+	if err != nil || len(evs) != 2 || evs[0].ObjectID != "k1" || evs[0].Outcome != store.OutcomeAllowed || evs[0].Reason != "" {
+		t.Fatalf("events after 0005: %+v, %v", evs, err)
+	}
+	if evs, _, err := st.ListAuditEvents(ctx, "acct", store.AuditFilter{ActionGroup: "app"}, store.Page{}); err != nil || len(evs) != 1 || evs[0].ObjectID != "a1" {
+		t.Fatalf("app.* after 0005: %+v, %v", evs, err)
 	}
 }
