@@ -59,7 +59,7 @@ type Commands struct {
 	Apps    AppsCmd    `cmd:"" help:"Manage apps (applications whose APIs keygate protects)."`
 	Tenants TenantsCmd `cmd:"" help:"Manage tenants (customers of an app)."`
 	Keys    KeysCmd    `cmd:"" help:"Manage API keys: generate, import, list, get, update, regenerate, delete."`
-	Audit   AuditCmd   `cmd:"" help:"List the account's audit events."`
+	Audit   AuditCmd   `cmd:"" help:"List the account's audit events, newest first, with what changed; filter by key, actor, action, outcome and time."`
 }
 
 // ConnFlags say where the Account API is and which key calls it; every
