@@ -119,7 +119,10 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 		return authz.KeySpec{}, v.err()
 	}
 	if err := withinCaller(c, spec.Type, compiled.Scope()); err != nil {
-		return authz.KeySpec{}, err
+		// Account keys are always generated (ImportKey refuses them).
+		now := s.now()
+		attempted := store.Key{Spec: spec, Origin: store.OriginGenerated, CreatedAt: now, UpdatedAt: now}
+		return authz.KeySpec{}, s.refused(ctx, c, err, "key.create", spec.ID, nil, store.KeyAuditOf(attempted))
 	}
 	if err := s.keyRoles(ctx, c, spec.Type, "role_ids", in.RoleIDs); err != nil {
 		return authz.KeySpec{}, err
@@ -316,7 +319,12 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdat
 	if err := checkKeyUpdate(id, &u); err != nil {
 		return store.Key{}, err
 	}
-	k, err := s.managedKey(ctx, c, id)
+	attempted := func(k store.Key) *store.KeyAudit {
+		k.Spec = u.Apply(k.Spec)
+		k.UpdatedAt = s.now()
+		return store.KeyAuditOf(k)
+	}
+	k, err := s.managedKey(ctx, c, id, "key.update", attempted)
 	if err != nil {
 		return store.Key{}, err
 	}
@@ -337,7 +345,7 @@ func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdat
 	}
 	// Nor may the key as it would be (a widened scope).
 	if err := withinCaller(c, updated.Spec.Type, updated.Scope()); err != nil {
-		return store.Key{}, err
+		return store.Key{}, s.refused(ctx, c, err, "key.update", k.Spec.ID, store.KeyAuditOf(k), attempted(k))
 	}
 	if u.RoleIDs != nil {
 		if err := s.keyRoles(ctx, c, k.Spec.Type, "role_ids", *u.RoleIDs); err != nil {
@@ -369,7 +377,7 @@ func (s *Service) RegenerateKey(ctx context.Context, c Caller, id string, grace 
 	if err := v.err(); err != nil {
 		return "", store.Key{}, err
 	}
-	k, err := s.managedKey(ctx, c, id)
+	k, err := s.managedKey(ctx, c, id, "key.regenerate", nil)
 	if err != nil {
 		return "", store.Key{}, err
 	}
@@ -410,7 +418,9 @@ func (s *Service) RegenerateKey(ctx context.Context, c Caller, id string, grace 
 // managedKey fetches a key the caller is about to change, rotate or
 // delete, and refuses it when its rights exceed the caller's (withinCaller):
 // reactivating, rotating or removing a stronger key is not the caller's to do.
-func (s *Service) managedKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+// A refusal is audited as a denied action on the key, with the key as it
+// would have become (change; nil when the call changes no field).
+func (s *Service) managedKey(ctx context.Context, c Caller, id, action string, change func(store.Key) *store.KeyAudit) (store.Key, error) {
 	k, err := s.store.GetKey(ctx, c.AccountID, id)
 	if err != nil {
 		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
@@ -422,7 +432,14 @@ func (s *Service) managedKey(ctx context.Context, c Caller, id string) (store.Ke
 	if err != nil { // stored scopes compiled when they were written
 		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
 	}
-	return k, withinCaller(c, k.Spec.Type, ks)
+	if err := withinCaller(c, k.Spec.Type, ks); err != nil {
+		var after *store.KeyAudit
+		if change != nil {
+			after = change(k)
+		}
+		return k, s.refused(ctx, c, err, action, k.Spec.ID, store.KeyAuditOf(k), after)
+	}
+	return k, nil
 }
 
 // DeleteKey removes a key and returns it as it was read before the delete.
@@ -433,7 +450,7 @@ func (s *Service) DeleteKey(ctx context.Context, c Caller, id string) (store.Key
 	if err := refError("id", id); err != nil {
 		return store.Key{}, err
 	}
-	k, err := s.managedKey(ctx, c, id)
+	k, err := s.managedKey(ctx, c, id, "key.delete", nil)
 	if err != nil {
 		return store.Key{}, err
 	}
@@ -441,24 +458,6 @@ func (s *Service) DeleteKey(ctx context.Context, c Caller, id string) (store.Key
 		return store.Key{}, s.storeError(ctx, "DeleteKey", quoted("key", id), err)
 	}
 	return k, nil
-}
-
-// ListAuditEvents returns one page of the caller's audit log, newest
-// first, and the next page's token.
-func (s *Service) ListAuditEvents(ctx context.Context, c Caller, p PageInput) ([]store.AuditEvent, string, error) {
-	if err := s.check(c); err != nil {
-		return nil, "", err
-	}
-	if err := pageError(p); err != nil {
-		return nil, "", err
-	}
-	evs, next, err := pageOf(p, func(pg store.Page) ([]store.AuditEvent, string, error) {
-		return s.store.ListAuditEvents(ctx, c.AccountID, pg)
-	}, eventBytes, eventToken)
-	if err != nil {
-		return nil, "", s.storeError(ctx, "ListAuditEvents", "page", err)
-	}
-	return evs, next, nil
 }
 
 // compileStored is authz.CompileStored with Compile's signature, for a

@@ -49,7 +49,7 @@ func ownerBytes(a store.App) int {
 // are JSON here but structures on the wire (google.protobuf.Struct),
 // which take up to about twice their JSON text.
 func eventBytes(e store.AuditEvent) int {
-	return recordOverhead + textBytes(e.AccountID, e.Actor.KeyID, e.Actor.KeyName, e.Action, e.ObjectType, e.ObjectID) +
+	return recordOverhead + textBytes(e.AccountID, e.Actor.KeyID, e.Actor.KeyName, e.Action, e.ObjectType, e.ObjectID, e.Outcome, e.Reason) +
 		2*(len(e.Before)+len(e.After))
 }
 
@@ -102,4 +102,4 @@ func keysetToken(createdAtMicro int64, id string) string {
 
 func keyToken(k store.Key) string { return keysetToken(k.CreatedAt.UnixMicro(), k.Spec.ID) }
 
-func eventToken(e store.AuditEvent) string { return store.PageToken{Seq: e.ID}.String() }
+func eventToken(e store.AuditEvent) string { return store.AuditToken(e) }

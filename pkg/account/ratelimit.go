@@ -36,7 +36,20 @@ type callLimiter struct {
 type keyBuckets struct {
 	mutation, read *rate.Limiter
 	used           time.Time
+	// denied bounds the refused calls recorded in the audit log; skipped
+	// counts those left out since the last one recorded.
+	denied  *rate.Limiter
+	skipped int
 }
+
+// deniedRecordsPerSecond (burst deniedRecordsBurst) bound the refused
+// calls one account key gets recorded in the audit log on one replica:
+// refusals write nothing else, so they must not become a way to fill the
+// table faster than the changes a key can make.
+const (
+	deniedRecordsPerSecond = 1
+	deniedRecordsBurst     = 10
+)
 
 const (
 	bucketIdle     = time.Minute
@@ -58,17 +71,7 @@ func newCallLimiter(l RateLimits) *callLimiter {
 func (l *callLimiter) allow(accountID, keyID, kind string, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sweep(now)
-	id := accountID + "\x00" + keyID
-	b := l.buckets[id]
-	if b == nil {
-		b = &keyBuckets{
-			mutation: newBucket(l.limits.MutationsPerSecond),
-			read:     newBucket(l.limits.ReadsPerSecond),
-		}
-		l.buckets[id] = b
-	}
-	b.used = now
+	b := l.bucketsLocked(accountID, keyID, now)
 	lim, per := b.read, l.limits.ReadsPerSecond
 	what := "reads"
 	if kind != kindQuery {
@@ -85,6 +88,38 @@ func (l *callLimiter) allow(accountID, keyID, kind string, now time.Time) error 
 			per, what, lim.Burst(), wait.Round(time.Millisecond)),
 		RetryAfter: wait,
 	}
+}
+
+// bucketsLocked returns the key's buckets, created full when missing.
+func (l *callLimiter) bucketsLocked(accountID, keyID string, now time.Time) *keyBuckets {
+	l.sweep(now)
+	id := accountID + "\x00" + keyID
+	b := l.buckets[id]
+	if b == nil {
+		b = &keyBuckets{
+			mutation: newBucket(l.limits.MutationsPerSecond),
+			read:     newBucket(l.limits.ReadsPerSecond),
+			denied:   rate.NewLimiter(deniedRecordsPerSecond, deniedRecordsBurst),
+		}
+		l.buckets[id] = b
+	}
+	b.used = now
+	return b
+}
+
+// recordDenied takes one recorded refusal for the key at now: ok false
+// when its bucket is empty (the refusal is counted, not recorded), else
+// how many were left out before this one.
+func (l *callLimiter) recordDenied(accountID, keyID string, now time.Time) (ok bool, skipped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucketsLocked(accountID, keyID, now)
+	if !b.denied.AllowN(now, 1) {
+		b.skipped++
+		return false, 0
+	}
+	skipped, b.skipped = b.skipped, 0
+	return true, skipped
 }
 
 func newBucket(perSecond float64) *rate.Limiter {

@@ -61,7 +61,7 @@ type Commands struct {
 	Keys    KeysCmd    `cmd:"" help:"Manage API keys: generate, import, list, get, update, regenerate, delete."`
 	Roles   RolesCmd   `cmd:"" help:"Manage roles: named scopes that keys hold (SBS service access roles)."`
 	Denials DenialsCmd `cmd:"" help:"Manage service access denials: block one tenant of one app from a service or operation."`
-	Audit   AuditCmd   `cmd:"" help:"List the account's audit events."`
+	Audit   AuditCmd   `cmd:"" help:"List the account's audit events, newest first, with what changed; filter by key, actor, action, outcome and time."`
 }
 
 // ConnFlags say where the Account API is and which key calls it; every

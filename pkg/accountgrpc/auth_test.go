@@ -3,6 +3,7 @@ package accountgrpc_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +12,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
@@ -287,6 +290,32 @@ func TestNoEscalation(t *testing.T) {
 	after := must(c.ListKeys(root, &accountv1.ListKeysRequest{}))
 	if diff := cmp.Diff(before, after, protocmp.Transform()); diff != "" {
 		t.Fatalf("refused calls changed the keys (-before +after):\n%s", diff)
+	}
+
+	// Each refusal is in the audit log as a denied event: the calling
+	// key, the action it attempted on which key, why; no hash, no secret.
+	denied := must(c.ListAuditEvents(root, &accountv1.ListAuditEventsRequest{Outcome: "denied"})).GetEvents()
+	var got []string
+	for _, e := range denied {
+		got = append(got, e.GetAction()+" "+e.GetObjectId())
+		if e.GetOutcome() != "denied" || e.GetActorKeyId() != "limited" || e.GetObjectType() != "key" ||
+			!strings.HasPrefix(e.GetReason(), "scope_exceeds_caller: ") {
+			t.Errorf("denied event %v", e)
+		}
+		for _, rec := range []*structpb.Struct{e.GetBefore(), e.GetAfter()} {
+			b, _ := protojson.Marshal(rec)
+			if strings.Contains(string(b), "hash") || strings.Contains(string(b), "kg_") {
+				t.Errorf("%s: %s holds a hash or a secret", e.GetAction(), b)
+			}
+		}
+	}
+	wantDenied := []string{"key.update limited", "key.update " + weak.GetId(), "key.update " + strong.GetId(),
+		"key.delete " + strong.GetId(), "key.regenerate " + s.RootKeyID}
+	if len(got) != 7 || !slices.Equal(got[:5], wantDenied) || !strings.HasPrefix(got[5], "key.create ") || !strings.HasPrefix(got[6], "key.create ") {
+		t.Fatalf("denied events %q, want %q and two key.create", got, wantDenied)
+	}
+	if allowed := must(c.ListAuditEvents(root, &accountv1.ListAuditEventsRequest{Outcome: "denied", ActorKeyId: s.RootKeyID})).GetEvents(); len(allowed) != 0 {
+		t.Fatalf("denied events of the root key: %v", allowed)
 	}
 
 	// Within its own rights it works.

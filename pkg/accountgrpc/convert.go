@@ -182,6 +182,8 @@ func auditProto(e store.AuditEvent) (*accountv1.AuditEvent, []error) {
 		Action:       e.Action,
 		ObjectType:   e.ObjectType,
 		ObjectId:     e.ObjectID,
+		Outcome:      e.Outcome,
+		Reason:       e.Reason,
 	}
 	var errs []error
 	var err error

@@ -223,7 +223,26 @@ func (s *Server) DeleteKey(ctx context.Context, r *accountv1.DeleteKeyRequest) (
 
 // ListAuditEvents returns one page of the caller's audit log.
 func (s *Server) ListAuditEvents(ctx context.Context, r *accountv1.ListAuditEventsRequest) (*accountv1.ListAuditEventsResponse, error) {
-	evs, next, err := s.svc.ListAuditEvents(ctx, callerFrom(ctx), page(r.GetPageSize(), r.GetPageToken()))
+	f := account.AuditFilter{KeyID: r.GetKeyId(), ActorKeyID: r.GetActorKeyId(), Action: r.GetAction(), Outcome: r.GetOutcome()}
+	var v account.Violations
+	for _, t := range []struct {
+		field string
+		ts    *timestamppb.Timestamp
+		dst   *time.Time
+	}{{"since", r.GetSince(), &f.Since}, {"until", r.GetUntil(), &f.Until}} {
+		if t.ts == nil {
+			continue
+		}
+		if err := t.ts.CheckValid(); err != nil {
+			v.Add(t.field, "not a valid time")
+			continue
+		}
+		*t.dst = t.ts.AsTime()
+	}
+	if err := v.Err(); err != nil {
+		return nil, grpcError(err)
+	}
+	evs, next, err := s.svc.ListAuditEvents(ctx, callerFrom(ctx), f, page(r.GetPageSize(), r.GetPageToken()))
 	if err != nil {
 		return nil, grpcError(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/pkg/apikey"
@@ -223,6 +224,64 @@ type AuditEvent struct {
 	ObjectID   string
 	Before     json.RawMessage
 	After      json.RawMessage
+	// Outcome is OutcomeAllowed for a change that was made, OutcomeDenied
+	// for a call the Account API refused (RecordDenied); Reason says why
+	// a call was refused ("" for allowed changes).
+	Outcome string
+	Reason  string
+}
+
+// Audit event outcomes.
+const (
+	OutcomeAllowed = "allowed"
+	OutcomeDenied  = "denied"
+)
+
+// AuditFilter narrows ListAuditEvents; zero fields do not filter, set
+// fields must all match.
+type AuditFilter struct {
+	// KeyID: events about that key (object type "key", object id KeyID).
+	KeyID string
+	// ActorKeyID: events made (or attempted) by that account key.
+	ActorKeyID string
+	// Action: events of exactly that action ("key.update").
+	Action string
+	// ActionGroup: events whose action is ActionGroup.<anything>
+	// ("key" selects key.create, key.update, …).
+	ActionGroup string
+	// Outcome: OutcomeAllowed or OutcomeDenied events.
+	Outcome string
+	// Since and Until select events with Since <= At < Until.
+	Since, Until time.Time
+}
+
+// Matches reports whether e passes f: the rule every store's
+// ListAuditEvents filters by.
+func (f *AuditFilter) Matches(e *AuditEvent) bool {
+	group, _, _ := strings.Cut(e.Action, ".")
+	return (f.KeyID == "" || e.ObjectType == "key" && e.ObjectID == f.KeyID) &&
+		(f.ActorKeyID == "" || e.Actor.KeyID == f.ActorKeyID) &&
+		(f.Action == "" || e.Action == f.Action) &&
+		(f.ActionGroup == "" || group == f.ActionGroup) &&
+		(f.Outcome == "" || e.Outcome == f.Outcome) &&
+		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
+		(f.Until.IsZero() || e.At.Before(f.Until))
+}
+
+// DeniedEvent is a call the Account API refused, as RecordDenied writes
+// it: the action it attempted on which object, why it was refused, and
+// the key as it is (Before) and as the call would have made it (After),
+// nil when none. Never a secret or a hash: KeyAudit has neither.
+type DeniedEvent struct {
+	Action, ObjectType, ObjectID string
+	Reason                       string
+	Before, After                *KeyAudit
+}
+
+// AuditToken is the page token after event e of an audit listing, which
+// runs newest first in (At, ID) order.
+func AuditToken(e AuditEvent) string {
+	return PageToken{CreatedAt: e.At.UnixMicro(), Seq: e.ID}.String()
 }
 
 // Accounts is what the Account API and bootstrap write and read. Every
@@ -260,7 +319,12 @@ type Accounts interface {
 	RotateKey(ctx context.Context, actor Actor, accountID, id, newHash string, graceUntil time.Time) (Key, error)
 	DeleteKey(ctx context.Context, actor Actor, accountID, id string) error
 
-	ListAuditEvents(ctx context.Context, accountID string, p Page) ([]AuditEvent, string, error)
+	// ListAuditEvents lists the account's events that pass f, newest
+	// first: in descending (At, ID) order.
+	ListAuditEvents(ctx context.Context, accountID string, f AuditFilter, p Page) ([]AuditEvent, string, error)
+	// RecordDenied writes an audit event with outcome OutcomeDenied: a
+	// refused call, which changed nothing else.
+	RecordDenied(ctx context.Context, actor Actor, accountID string, e DeniedEvent) error
 
 	Roles
 }

@@ -231,8 +231,33 @@ func (s *Store) auditLocked(accountID string, actor store.Actor, action, objType
 	s.audit = append(s.audit, store.AuditEvent{
 		ID: int64(len(s.audit) + 1), AccountID: accountID, At: s.clock(), Actor: actor,
 		Action: action, ObjectType: objType, ObjectID: objID,
-		Before: record(before), After: record(after),
+		Before: record(before), After: record(after), Outcome: store.OutcomeAllowed,
 	})
+}
+
+// RecordDenied writes an audit event with outcome denied.
+func (s *Store) RecordDenied(_ context.Context, actor store.Actor, accountID string, e store.DeniedEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	raw := func(r *store.KeyAudit) json.RawMessage {
+		if r == nil {
+			return nil
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	s.audit = append(s.audit, store.AuditEvent{
+		ID: int64(len(s.audit) + 1), AccountID: accountID, At: s.clock(), Actor: actor,
+		Action: e.Action, ObjectType: e.ObjectType, ObjectID: e.ObjectID,
+		Before: raw(e.Before), After: raw(e.After), Outcome: store.OutcomeDenied, Reason: e.Reason,
+	})
+	return nil
 }
 
 // keysetPage returns one page of all, sorted by (created_at, id): the
@@ -313,8 +338,9 @@ func (s *Store) checkAccountLocked(id string) error {
 	return nil
 }
 
-// ListAuditEvents lists an account's audit events, newest first.
-func (s *Store) ListAuditEvents(_ context.Context, accountID string, p store.Page) ([]store.AuditEvent, string, error) {
+// ListAuditEvents lists an account's audit events that pass f, newest
+// first in (At, ID) order.
+func (s *Store) ListAuditEvents(_ context.Context, accountID string, f store.AuditFilter, p store.Page) ([]store.AuditEvent, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -327,17 +353,35 @@ func (s *Store) ListAuditEvents(_ context.Context, accountID string, p store.Pag
 	if after != nil && after.Seq <= 0 {
 		return nil, "", invalid("page_token: not a token this list returned")
 	}
+	var all []store.AuditEvent
+	for _, e := range s.audit {
+		if e.AccountID == accountID {
+			all = append(all, e)
+		}
+	}
+	newestFirst := func(a, b store.AuditEvent) int { return cmp.Or(b.At.Compare(a.At), cmp.Compare(b.ID, a.ID)) }
+	slices.SortFunc(all, newestFirst)
+	var pos *store.AuditEvent
+	if after != nil {
+		pos = &store.AuditEvent{At: after.CreatedAtTime(), ID: after.Seq}
+		if after.CreatedAt == 0 { // a token of the id-ordered listing: the event it names
+			i := slices.IndexFunc(all, func(e store.AuditEvent) bool { return e.ID == after.Seq })
+			if i < 0 {
+				return nil, "", invalid("page_token: not a token this list returned")
+			}
+			pos.At = all[i].At
+		}
+	}
 	var out []store.AuditEvent
-	for i := len(s.audit) - 1; i >= 0; i-- {
-		e := s.audit[i]
-		if e.AccountID == accountID && (after == nil || e.ID < after.Seq) {
+	for _, e := range all {
+		if (pos == nil || newestFirst(*pos, e) < 0) && f.Matches(&e) {
 			out = append(out, e)
 		}
 	}
 	next := ""
 	if len(out) > size {
 		out = out[:size]
-		next = store.PageToken{Seq: out[size-1].ID}.String()
+		next = store.AuditToken(out[size-1])
 	}
 	return out, next, nil
 }

@@ -603,8 +603,15 @@ type AuditEvent struct {
 	ObjectId   string `protobuf:"bytes,7,opt,name=object_id,json=objectId,proto3" json:"object_id,omitempty"`
 	// before and after are the record without any secret or hash; unset when
 	// absent (before of a create, after of a delete).
-	Before        *structpb.Struct `protobuf:"bytes,8,opt,name=before,proto3" json:"before,omitempty"`
-	After         *structpb.Struct `protobuf:"bytes,9,opt,name=after,proto3" json:"after,omitempty"`
+	Before *structpb.Struct `protobuf:"bytes,8,opt,name=before,proto3" json:"before,omitempty"`
+	After  *structpb.Struct `protobuf:"bytes,9,opt,name=after,proto3" json:"after,omitempty"`
+	// outcome is "allowed" for a change that was made, "denied" for a call
+	// the Account API refused (an account key trying to create, change or
+	// take over a key with rights it does not have itself); a denied event
+	// changed nothing, its after is what the call would have made.
+	Outcome string `protobuf:"bytes,10,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// reason says why a call was refused (empty when allowed).
+	Reason        string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -700,6 +707,20 @@ func (x *AuditEvent) GetAfter() *structpb.Struct {
 		return x.After
 	}
 	return nil
+}
+
+func (x *AuditEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // CreateAppRequest names a new app.
@@ -3283,8 +3304,24 @@ func (x *DeleteKeyResponse) GetKey() *Key {
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// page_size <= 0 means the default (100); at most 1000.
-	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is a previous page's next_page_token, asked with the same
+	// filters.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// The filters below select events; unset ones select everything, set
+	// ones must all match.
+	// key_id: events about that key (object_type "key", object_id key_id).
+	KeyId string `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// actor_key_id: events made, or attempted, by that account key.
+	ActorKeyId string `protobuf:"bytes,4,opt,name=actor_key_id,json=actorKeyId,proto3" json:"actor_key_id,omitempty"`
+	// action: one action ("key.update"), or every action on one type of
+	// object ("key.*", "app.*", "tenant.*", "account.*").
+	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// outcome: "allowed" or "denied".
+	Outcome string `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// since and until select events with since <= time < until.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3331,6 +3368,48 @@ func (x *ListAuditEventsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListAuditEventsRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetActorKeyId() string {
+	if x != nil {
+		return x.ActorKeyId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
 }
 
 // ListAuditEventsResponse is one page of audit events.
@@ -4716,7 +4795,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\vtenant_name\x18\x13 \x01(\tR\n" +
 	"tenantName\x12Y\n" +
 	"\x1bprevious_secret_expire_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\x12\x19\n" +
-	"\brole_ids\x18\x15 \x03(\tR\aroleIds\"\xca\x02\n" +
+	"\brole_ids\x18\x15 \x03(\tR\aroleIds\"\xfc\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
@@ -4729,7 +4808,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"objectType\x12\x1b\n" +
 	"\tobject_id\x18\a \x01(\tR\bobjectId\x12/\n" +
 	"\x06before\x18\b \x01(\v2\x17.google.protobuf.StructR\x06before\x12-\n" +
-	"\x05after\x18\t \x01(\v2\x17.google.protobuf.StructR\x05after\"X\n" +
+	"\x05after\x18\t \x01(\v2\x17.google.protobuf.StructR\x05after\x12\x18\n" +
+	"\aoutcome\x18\n" +
+	" \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\"X\n" +
 	"\x10CreateAppRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -4944,11 +5026,18 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10DeleteKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
 	"\x11DeleteKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"T\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xa3\x02\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"y\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12 \n" +
+	"\factor_key_id\x18\x04 \x01(\tR\n" +
+	"actorKeyId\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"y\n" +
 	"\x17ListAuditEventsResponse\x126\n" +
 	"\x06events\x18\x01 \x03(\v2\x1e.keygate.account.v1.AuditEventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x1b\n" +
@@ -5228,84 +5317,86 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	74,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	5,   // 56: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,   // 57: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
-	6,   // 58: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	72,  // 59: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 60: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
-	50,  // 61: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	50,  // 62: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	50,  // 63: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
-	50,  // 64: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	72,  // 65: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 66: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
-	61,  // 67: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	61,  // 68: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	61,  // 69: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
-	61,  // 70: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	7,   // 71: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	9,   // 72: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	11,  // 73: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	13,  // 74: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	15,  // 75: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	17,  // 76: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	19,  // 77: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	21,  // 78: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	23,  // 79: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	25,  // 80: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	27,  // 81: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	29,  // 82: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	31,  // 83: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	33,  // 84: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	35,  // 85: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	37,  // 86: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	41,  // 87: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	43,  // 88: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	45,  // 89: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	47,  // 90: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	51,  // 91: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	53,  // 92: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	55,  // 93: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	57,  // 94: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	59,  // 95: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	62,  // 96: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	64,  // 97: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	66,  // 98: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	68,  // 99: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	70,  // 100: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	8,   // 101: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	10,  // 102: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	12,  // 103: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	14,  // 104: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	16,  // 105: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	18,  // 106: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	20,  // 107: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	22,  // 108: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	24,  // 109: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	26,  // 110: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	28,  // 111: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	30,  // 112: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	32,  // 113: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	34,  // 114: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	36,  // 115: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	38,  // 116: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	42,  // 117: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	44,  // 118: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	46,  // 119: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	48,  // 120: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	52,  // 121: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	54,  // 122: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	56,  // 123: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	58,  // 124: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	60,  // 125: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	63,  // 126: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	65,  // 127: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	67,  // 128: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	69,  // 129: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	71,  // 130: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	101, // [101:131] is the sub-list for method output_type
-	71,  // [71:101] is the sub-list for method input_type
-	71,  // [71:71] is the sub-list for extension type_name
-	71,  // [71:71] is the sub-list for extension extendee
-	0,   // [0:71] is the sub-list for field type_name
+	72,  // 58: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	72,  // 59: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	6,   // 60: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
+	72,  // 61: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 62: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	50,  // 63: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	50,  // 64: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	50,  // 65: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
+	50,  // 66: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	72,  // 67: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 68: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	61,  // 69: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	61,  // 70: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	61,  // 71: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
+	61,  // 72: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	7,   // 73: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	9,   // 74: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	11,  // 75: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	13,  // 76: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	15,  // 77: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	17,  // 78: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	19,  // 79: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	21,  // 80: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	23,  // 81: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	25,  // 82: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	27,  // 83: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	29,  // 84: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	31,  // 85: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	33,  // 86: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	35,  // 87: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	37,  // 88: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	41,  // 89: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	43,  // 90: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	45,  // 91: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	47,  // 92: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	51,  // 93: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	53,  // 94: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	55,  // 95: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	57,  // 96: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	59,  // 97: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	62,  // 98: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	64,  // 99: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	66,  // 100: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	68,  // 101: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	70,  // 102: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	8,   // 103: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	10,  // 104: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	12,  // 105: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	14,  // 106: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	16,  // 107: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	18,  // 108: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	20,  // 109: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	22,  // 110: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	24,  // 111: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	26,  // 112: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	28,  // 113: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	30,  // 114: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	32,  // 115: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	34,  // 116: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	36,  // 117: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	38,  // 118: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	42,  // 119: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	44,  // 120: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	46,  // 121: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	48,  // 122: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	52,  // 123: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	54,  // 124: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	56,  // 125: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	58,  // 126: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	60,  // 127: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	63,  // 128: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	65,  // 129: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	67,  // 130: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	69,  // 131: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	71,  // 132: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	103, // [103:133] is the sub-list for method output_type
+	73,  // [73:103] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	73,  // [73:73] is the sub-list for extension extendee
+	0,   // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }

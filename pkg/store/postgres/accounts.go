@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,24 +135,56 @@ func auditJSON(v any) (*string, error) {
 	return &s, nil
 }
 
-// ListAuditEvents lists an account's audit events, newest first.
-func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.Page) ([]store.AuditEvent, string, error) {
+// RecordDenied writes an audit event with outcome denied: a call the
+// Account API refused. It is its own transaction: nothing else was written.
+func (s *Store) RecordDenied(ctx context.Context, actor store.Actor, accountID string, e store.DeniedEvent) error {
+	b, err := auditJSON(e.Before)
+	if err != nil {
+		return err
+	}
+	a, err := auditJSON(e.After)
+	if err != nil {
+		return err
+	}
+	_, err = s.reads().Exec(ctx, `INSERT INTO audit_events (account_id, at, actor_key_id, actor_key_name,
+			action, object_type, object_id, before, after, outcome, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, 'denied', $10)`,
+		accountID, s.now(), actor.KeyID, actor.KeyName, e.Action, e.ObjectType, e.ObjectID, b, a, e.Reason)
+	if err != nil {
+		return fmt.Errorf("postgres: write audit event: %w", err)
+	}
+	return nil
+}
+
+// ListAuditEvents lists an account's audit events that pass f, newest
+// first in (at, id) order. Only the filters set become conditions, so
+// that each query is an index range scan of migration 0005's indexes
+// (a generic plan of "$n = ” OR col = $n" could not use them).
+func (s *Store) ListAuditEvents(ctx context.Context, accountID string, f store.AuditFilter, p store.Page) ([]store.AuditEvent, string, error) {
 	size, after, err := store.ReadPage(p)
 	if err != nil {
 		return nil, "", err
 	}
-	var before int64
+	var pos *auditPosition
 	if after != nil {
 		if after.Seq <= 0 {
 			return nil, "", invalid("page_token: not a token this list returned")
 		}
-		before = after.Seq
+		pos = &auditPosition{at: after.CreatedAtTime(), id: after.Seq}
+		if after.CreatedAt == 0 {
+			// A token of the id-ordered listing before migration 0005:
+			// the position of the event it names.
+			err := s.reads().QueryRow(ctx, `SELECT at FROM audit_events WHERE account_id = $1 AND id = $2`,
+				accountID, after.Seq).Scan(&pos.at)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil, "", invalid("page_token: not a token this list returned")
+			} else if err != nil {
+				return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
+			}
+		}
 	}
-	rows, err := s.reads().Query(ctx, `SELECT id, account_id, at, actor_key_id, actor_key_name,
-			action, object_type, object_id, before, after
-		FROM audit_events
-		WHERE account_id = $1 AND ($2::bigint = 0 OR id < $2::bigint)
-		ORDER BY id DESC LIMIT $3`, accountID, before, size+1)
+	sql, args := auditQuery(accountID, f, pos, size+1)
+	rows, err := s.reads().Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
 	}
@@ -160,7 +194,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.P
 		var e store.AuditEvent
 		var b, a []byte
 		if err := rows.Scan(&e.ID, &e.AccountID, &e.At, &e.Actor.KeyID, &e.Actor.KeyName,
-			&e.Action, &e.ObjectType, &e.ObjectID, &b, &a); err != nil {
+			&e.Action, &e.ObjectType, &e.ObjectID, &b, &a, &e.Outcome, &e.Reason); err != nil {
 			return nil, "", fmt.Errorf("postgres: list audit events: %w", err)
 		}
 		e.At = e.At.UTC()
@@ -178,7 +212,59 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, p store.P
 	var next string
 	if len(evs) > size {
 		evs = evs[:size]
-		next = store.PageToken{Seq: evs[size-1].ID}.String()
+		next = store.AuditToken(evs[size-1])
 	}
 	return evs, next, nil
+}
+
+// auditPosition is where a page of the audit log starts after.
+type auditPosition struct {
+	at time.Time
+	id int64
+}
+
+// auditQuery is the SELECT of one page of limit events of the account
+// that pass f, after pos (nil: from the newest).
+func auditQuery(accountID string, f store.AuditFilter, pos *auditPosition, limit int) (string, []any) {
+	args := []any{accountID}
+	where := []string{"account_id = $1"}
+	cond := func(sql string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(sql, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if pos != nil {
+		args = append(args, pos.at, pos.id)
+		where = append(where, fmt.Sprintf("(at, id) < ($%d, $%d)", len(args)-1, len(args)))
+	}
+	if f.KeyID != "" {
+		cond("object_type = 'key' AND object_id = $?", f.KeyID)
+	}
+	if f.ActorKeyID != "" {
+		cond("actor_key_id = $?", f.ActorKeyID)
+	}
+	if f.Action != "" {
+		cond("action = $?", f.Action)
+	}
+	if f.ActionGroup != "" {
+		cond("split_part(action, '.', 1) = $?", f.ActionGroup)
+	}
+	switch f.Outcome {
+	case "":
+	case store.OutcomeDenied:
+		where = append(where, "outcome = 'denied'") // the partial index's predicate
+	default:
+		cond("outcome = $?", f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		cond("at >= $?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		cond("at < $?", f.Until)
+	}
+	args = append(args, limit)
+	return `SELECT id, account_id, at, actor_key_id, actor_key_name,
+			action, object_type, object_id, before, after, outcome, reason
+		FROM audit_events
+		WHERE ` + strings.Join(where, " AND ") + `
+		ORDER BY at DESC, id DESC LIMIT $` + strconv.Itoa(len(args)), args
 }

@@ -40,3 +40,13 @@ func DataKeyRoles(ctx context.Context, s *Store, accountID, id string) ([]store.
 	r, err := scanKey(s.pool.QueryRow(ctx, dataKeyQuery+` WHERE k.account_id = $1 AND k.id = $2`, accountID, id))
 	return r.Roles, err
 }
+
+// AuditQuery is the SELECT ListAuditEvents runs for a page of limit
+// events of f after (at, id) (id 0: the first page).
+func AuditQuery(accountID string, f store.AuditFilter, at time.Time, id int64, limit int) (string, []any) {
+	var pos *auditPosition
+	if id != 0 {
+		pos = &auditPosition{at: at, id: id}
+	}
+	return auditQuery(accountID, f, pos, limit)
+}

@@ -135,7 +135,7 @@ func (e *env) auditEvents() []store.AuditEvent {
 	var all []store.AuditEvent
 	tok := ""
 	for {
-		evs, next, err := e.store.ListAuditEvents(e.ctx, "acct", store.Page{Size: 1000, Token: tok})
+		evs, next, err := e.store.ListAuditEvents(e.ctx, "acct", store.AuditFilter{}, store.Page{Size: 1000, Token: tok})
 		if err != nil {
 			e.t.Fatal(err)
 		}

@@ -400,15 +400,15 @@ func TestAuditEvents(t *testing.T) {
 	}
 
 	// Pages, newest first.
-	page, next, err := e.store.ListAuditEvents(e.ctx, "acct", store.Page{Size: 4})
+	page, next, err := e.store.ListAuditEvents(e.ctx, "acct", store.AuditFilter{}, store.Page{Size: 4})
 	if err != nil || len(page) != 4 || next == "" || page[0].ID <= page[1].ID {
 		t.Fatalf("first page: %d events, next %q, %v", len(page), next, err)
 	}
-	rest, next2, err := e.store.ListAuditEvents(e.ctx, "acct", store.Page{Size: 4, Token: next})
+	rest, next2, err := e.store.ListAuditEvents(e.ctx, "acct", store.AuditFilter{}, store.Page{Size: 4, Token: next})
 	if err != nil || len(rest) != 4 || rest[0].ID >= page[3].ID || next2 == "" {
 		t.Fatalf("second page: %d events, next %q, %v", len(rest), next2, err)
 	}
-	if evs, _, _ := e.store.ListAuditEvents(e.ctx, "other", store.Page{}); len(evs) != 0 {
+	if evs, _, _ := e.store.ListAuditEvents(e.ctx, "other", store.AuditFilter{}, store.Page{}); len(evs) != 0 {
 		t.Fatalf("another account sees %d events", len(evs))
 	}
 }
@@ -438,7 +438,7 @@ func TestBootstrap(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM accounts WHERE id = 'boot'`); n != 1 {
 		t.Fatalf("%d boot accounts", n)
 	}
-	evs, _, err := e.store.ListAuditEvents(e.ctx, "boot", store.Page{})
+	evs, _, err := e.store.ListAuditEvents(e.ctx, "boot", store.AuditFilter{}, store.Page{})
 	if err != nil || len(evs) != 3 {
 		t.Fatalf("%d audit events, %v", len(evs), err)
 	}

@@ -42,7 +42,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 		},
 		"DeleteApp": func() error { return s.DeleteApp(t.Context(), actor, "acct", "app", true) },
 		"ListAuditEvents": func() error {
-			_, _, err := s.ListAuditEvents(t.Context(), "acct", store.Page{})
+			_, _, err := s.ListAuditEvents(t.Context(), "acct", store.AuditFilter{}, store.Page{})
 			return err
 		},
 	} {

@@ -300,9 +300,155 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Accounts) {
 		if diff := cmp.Diff([]string{"tenant.create ten1", "app.create app1", "account.create other"}, got); diff != "" {
 			t.Errorf("other's log (-want +got):\n%s", diff)
 		}
-		evs, next, err := f.s.ListAuditEvents(f.ctx, "nope", store.Page{})
+		evs, next, err := f.s.ListAuditEvents(f.ctx, "nope", store.AuditFilter{}, store.Page{})
 		if err != nil || len(evs) != 0 || next != "" {
 			t.Errorf("an unknown account's log: %d events, next %q, %v", len(evs), next, err)
+		}
+	})
+}
+
+// testAuditFilters: every filter of ListAuditEvents alone and combined,
+// each walked in pages of several sizes (the keyset tokens stay right
+// with filters), and refused calls recorded with outcome denied.
+func testAuditFilters(t *testing.T, open func(t *testing.T) store.Accounts) {
+	bob := store.Actor{KeyID: "bob-key", KeyName: "bob"}
+	// fill writes the events the filters select from and returns the
+	// fixture and the times of the events it names.
+	fill := func(t *testing.T) (*fixture, map[string]time.Time) {
+		f := setup(t, open)
+		check := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := map[string]time.Time{}
+		mark := func(name string) { at[name] = f.events("acct")[0].At }
+		k1 := f.createKey(serviceKey("k1")) // by Actor
+		mark("k1 created")
+		_, err := f.s.CreateKey(f.ctx, bob, accountKey("k2"))
+		check(err)
+		_, err = f.s.UpdateKey(f.ctx, bob, "acct", "k1", store.KeyUpdate{Active: new(false)})
+		check(err)
+		mark("k1 updated")
+		_, err = f.s.UpdateApp(f.ctx, bob, "acct", "app1", store.AppUpdate{Description: new("d")})
+		check(err)
+		attempt := store.KeyAuditOf(k1)
+		attempt.Scope = ""
+		check(f.s.RecordDenied(f.ctx, bob, "acct", store.DeniedEvent{
+			Action: "key.update", ObjectType: "key", ObjectID: "k1", Reason: "scope_exceeds_caller: no",
+			Before: store.KeyAuditOf(k1), After: attempt,
+		}))
+		mark("denied")
+		check(f.s.RecordDenied(f.ctx, bob, "other", store.DeniedEvent{
+			Action: "key.delete", ObjectType: "key", ObjectID: "k1", Reason: "scope_exceeds_caller: no",
+		}))
+		check(f.s.DeleteKey(f.ctx, Actor, "acct", "k2"))
+		_, err = f.s.RotateKey(f.ctx, bob, "acct", "k1", Hash("new"), time.Time{})
+		check(err)
+		return f, at
+	}
+	// The log of acct after fill, newest first.
+	all := []string{"key.regenerate k1", "key.delete k2", "key.update k1 denied", "app.update app1",
+		"key.update k1", "key.create k2", "key.create k1", "tenant.create ten1", "app.create app1", "account.create acct"}
+	t.Run("each filter, paged", func(t *testing.T) {
+		f, at := fill(t)
+		for _, c := range []struct {
+			name string
+			f    store.AuditFilter
+			want []string
+		}{
+			{"none", store.AuditFilter{}, all},
+			{"key", store.AuditFilter{KeyID: "k1"}, []string{"key.regenerate k1", "key.update k1 denied", "key.update k1", "key.create k1"}},
+			{"key (only objects of type key)", store.AuditFilter{KeyID: "app1"}, nil},
+			{"actor", store.AuditFilter{ActorKeyID: "bob-key"}, []string{"key.regenerate k1", "key.update k1 denied", "app.update app1", "key.update k1", "key.create k2"}},
+			{"action", store.AuditFilter{Action: "key.update"}, []string{"key.update k1 denied", "key.update k1"}},
+			{"action (exact)", store.AuditFilter{Action: "key"}, nil},
+			{"action group", store.AuditFilter{ActionGroup: "key"}, []string{"key.regenerate k1", "key.delete k2", "key.update k1 denied", "key.update k1", "key.create k2", "key.create k1"}},
+			{"action group app", store.AuditFilter{ActionGroup: "app"}, []string{"app.update app1", "app.create app1"}},
+			{"outcome denied", store.AuditFilter{Outcome: store.OutcomeDenied}, []string{"key.update k1 denied"}},
+			{"outcome allowed", store.AuditFilter{Outcome: store.OutcomeAllowed}, []string{"key.regenerate k1", "key.delete k2", "app.update app1",
+				"key.update k1", "key.create k2", "key.create k1", "tenant.create ten1", "app.create app1", "account.create acct"}},
+			{"since", store.AuditFilter{Since: at["denied"]}, all[:3]},
+			{"until", store.AuditFilter{Until: at["k1 created"]}, all[7:]},
+			{"since and until", store.AuditFilter{Since: at["k1 created"], Until: at["denied"]}, all[3:7]},
+			{"combined", store.AuditFilter{KeyID: "k1", ActorKeyID: "bob-key", Action: "key.update", Since: at["k1 updated"]},
+				[]string{"key.update k1 denied", "key.update k1"}},
+			{"combined, nothing", store.AuditFilter{ActionGroup: "app", Outcome: store.OutcomeDenied}, nil},
+		} {
+			for _, size := range []int{1, 2, 3, 100} {
+				evs, err := listAll(func(p store.Page) ([]store.AuditEvent, string, error) {
+					return f.s.ListAuditEvents(f.ctx, "acct", c.f, p)
+				}, size)
+				if err != nil {
+					t.Fatalf("%s, pages of %d: %v", c.name, size, err)
+				}
+				var got []string
+				for _, e := range evs {
+					s := e.Action + " " + e.ObjectID
+					if e.Outcome == store.OutcomeDenied {
+						s += " denied"
+					}
+					got = append(got, s)
+				}
+				if diff := cmp.Diff(c.want, got); diff != "" {
+					t.Errorf("%s, pages of %d (-want +got):\n%s", c.name, size, diff)
+				}
+			}
+		}
+	})
+	t.Run("denied events", func(t *testing.T) {
+		f := setup(t, open)
+		k := f.createKey(accountKey("k"))
+		attempt := store.KeyAuditOf(k)
+		attempt.Scope = ""
+		reason := "scope_exceeds_caller: the account key would allow account-api:mutation:createApp"
+		if err := f.s.RecordDenied(f.ctx, bob, "acct", store.DeniedEvent{
+			Action: "key.update", ObjectType: "key", ObjectID: "k", Reason: reason,
+			Before: store.KeyAuditOf(k), After: attempt,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.RecordDenied(f.ctx, bob, "acct", store.DeniedEvent{
+			Action: "key.delete", ObjectType: "key", ObjectID: "k", Reason: reason, Before: store.KeyAuditOf(k),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		evs := f.events("acct")
+		del, upd, created := evs[0], evs[1], evs[2]
+		if upd.Outcome != store.OutcomeDenied || upd.Reason != reason || upd.Actor != bob || upd.Action != "key.update" ||
+			upd.ObjectType != "key" || upd.ObjectID != "k" || upd.AccountID != "acct" {
+			t.Errorf("denied update: %+v", upd)
+		}
+		wantTime(t, "denied update: at", upd.At)
+		wantJSON(t, "denied update: before", upd.Before, ofKey(k))
+		want := ofKey(k)
+		want.Scope = ""
+		wantJSON(t, "denied update: after", upd.After, want)
+		if del.Outcome != store.OutcomeDenied || del.Action != "key.delete" || del.After != nil {
+			t.Errorf("denied delete: %+v", del)
+		}
+		wantJSON(t, "denied delete: before", del.Before, ofKey(k))
+		if created.Outcome != store.OutcomeAllowed || created.Reason != "" {
+			t.Errorf("a change's outcome %q, reason %q; want allowed and none", created.Outcome, created.Reason)
+		}
+		// Nothing else changed.
+		if got := f.getKey("k"); !cmp.Equal(got, k) {
+			t.Errorf("key after denied events: %+v, want %+v", got, k)
+		}
+	})
+	t.Run("an id-ordered token still pages", func(t *testing.T) {
+		// Tokens of the listing before (at, id) order named the event id
+		// alone: they continue after that event.
+		f, _ := fill(t)
+		evs := f.events("acct")
+		tok := store.PageToken{Seq: evs[2].ID}.String()
+		rest, next, err := f.s.ListAuditEvents(f.ctx, "acct", store.AuditFilter{}, store.Page{Size: 2, Token: tok})
+		if err != nil || len(rest) != 2 || rest[0].ID != evs[3].ID || rest[1].ID != evs[4].ID || next == "" {
+			t.Fatalf("after an id token: %d events, next %q, %v", len(rest), next, err)
+		}
+		if _, _, err := f.s.ListAuditEvents(f.ctx, "other", store.AuditFilter{}, store.Page{Token: tok}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("another account's event id as token: %v, want ErrInvalid", err)
 		}
 	})
 }

@@ -93,7 +93,7 @@ var listers = []lister{
 			return strconv.FormatInt(f.events("acct")[0].ID, 10)
 		},
 		list: func(f *fixture, p store.Page) ([]item, string, error) {
-			evs, next, err := f.s.ListAuditEvents(f.ctx, "acct", p)
+			evs, next, err := f.s.ListAuditEvents(f.ctx, "acct", store.AuditFilter{}, p)
 			var out []item
 			for _, e := range evs {
 				out = append(out, item{id: strconv.FormatInt(e.ID, 10), at: e.At, seq: e.ID})

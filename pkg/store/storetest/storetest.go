@@ -48,6 +48,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("ListKeys", func(t *testing.T) { testListKeys(t, open) })
 	t.Run("Paging", func(t *testing.T) { testPaging(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
+	t.Run("AuditFilters", func(t *testing.T) { testAuditFilters(t, open) })
 	t.Run("Quotas", func(t *testing.T) { testQuotas(t, open) })
 	t.Run("Roles", func(t *testing.T) { testRoles(t, open) })
 	t.Run("Denials", func(t *testing.T) { testDenials(t, open) })
@@ -176,7 +177,7 @@ func (f *fixture) touch(used map[string]time.Time) {
 func (f *fixture) events(account string) []store.AuditEvent {
 	f.t.Helper()
 	evs, err := listAll(func(p store.Page) ([]store.AuditEvent, string, error) {
-		return f.s.ListAuditEvents(f.ctx, account, p)
+		return f.s.ListAuditEvents(f.ctx, account, store.AuditFilter{}, p)
 	}, 1000)
 	if err != nil {
 		f.t.Fatalf("ListAuditEvents(%s): %v", account, err)
