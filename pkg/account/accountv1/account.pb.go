@@ -1858,9 +1858,12 @@ func (x *GenerateServiceAccessKeyRequest) GetId() string {
 
 // GenerateServiceAccessKeyResponse carries the new secret, once.
 type GenerateServiceAccessKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateKey    string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PrivateKey string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1905,6 +1908,13 @@ func (x *GenerateServiceAccessKeyResponse) GetPrivateKey() string {
 func (x *GenerateServiceAccessKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *GenerateServiceAccessKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2040,9 +2050,12 @@ func (x *GenerateAppAccessKeyRequest) GetId() string {
 
 // GenerateAppAccessKeyResponse carries the new secret, once.
 type GenerateAppAccessKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateKey    string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PrivateKey string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2087,6 +2100,13 @@ func (x *GenerateAppAccessKeyResponse) GetPrivateKey() string {
 func (x *GenerateAppAccessKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *GenerateAppAccessKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2215,9 +2235,12 @@ func (x *GenerateAccountAccessKeyRequest) GetId() string {
 
 // GenerateAccountAccessKeyResponse carries the new secret, once.
 type GenerateAccountAccessKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateKey    string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PrivateKey string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2262,6 +2285,13 @@ func (x *GenerateAccountAccessKeyResponse) GetPrivateKey() string {
 func (x *GenerateAccountAccessKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *GenerateAccountAccessKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2424,8 +2454,11 @@ func (x *ImportKeyRequest) GetId() string {
 
 // ImportKeyResponse is the key as created (without its secret).
 type ImportKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2463,6 +2496,13 @@ func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
 func (x *ImportKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *ImportKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2571,8 +2611,10 @@ type ListKeysRequest struct {
 	// unused_since keeps keys last used before it, or never used.
 	UnusedSince *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=unused_since,json=unusedSince,proto3" json:"unused_since,omitempty"`
 	// page_size <= 0 means the default (100); at most 1000.
-	PageSize      int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize  int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// name keeps the key of this name (names are unique in an account).
+	Name          string `protobuf:"bytes,10,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2666,6 +2708,13 @@ func (x *ListKeysRequest) GetPageSize() int32 {
 func (x *ListKeysRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -2959,8 +3008,11 @@ func (x *UpdateKeyRequest) GetResponseHeaders() *ResponseHeaders {
 
 // UpdateKeyResponse is the key as updated.
 type UpdateKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2998,6 +3050,13 @@ func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
 func (x *UpdateKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *UpdateKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -3192,6 +3251,299 @@ func (*DeleteKeyResponse) Descriptor() ([]byte, []int) {
 	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{44}
 }
 
+// KeyFilter selects keys of UpdateKeys, as ListKeysRequest's filters do;
+// unset fields do not filter.
+type KeyFilter struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AppId          string                 `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	TenantId       string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Group          string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	Type           KeyType                `protobuf:"varint,4,opt,name=type,proto3,enum=keygate.account.v1.KeyType" json:"type,omitempty"`
+	Active         *bool                  `protobuf:"varint,5,opt,name=active,proto3,oneof" json:"active,omitempty"`
+	ExpiringBefore *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expiring_before,json=expiringBefore,proto3" json:"expiring_before,omitempty"`
+	UnusedSince    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=unused_since,json=unusedSince,proto3" json:"unused_since,omitempty"`
+	Name           string                 `protobuf:"bytes,8,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *KeyFilter) Reset() {
+	*x = KeyFilter{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyFilter) ProtoMessage() {}
+
+func (x *KeyFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyFilter.ProtoReflect.Descriptor instead.
+func (*KeyFilter) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *KeyFilter) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetType() KeyType {
+	if x != nil {
+		return x.Type
+	}
+	return KeyType_KEY_TYPE_UNSPECIFIED
+}
+
+func (x *KeyFilter) GetActive() bool {
+	if x != nil && x.Active != nil {
+		return *x.Active
+	}
+	return false
+}
+
+func (x *KeyFilter) GetExpiringBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiringBefore
+	}
+	return nil
+}
+
+func (x *KeyFilter) GetUnusedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnusedSince
+	}
+	return nil
+}
+
+func (x *KeyFilter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// UpdateKeysRequest changes many keys at once. A filter that sets nothing
+// is refused unless all is set.
+type UpdateKeysRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Filter         *KeyFilter             `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	All            bool                   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	Description    *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Group          *string                `protobuf:"bytes,4,opt,name=group,proto3,oneof" json:"group,omitempty"`
+	Scope          *string                `protobuf:"bytes,5,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
+	Active         *bool                  `protobuf:"varint,6,opt,name=active,proto3,oneof" json:"active,omitempty"`
+	ExpiresAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ClearExpiresAt bool                   `protobuf:"varint,8,opt,name=clear_expires_at,json=clearExpiresAt,proto3" json:"clear_expires_at,omitempty"`
+	// dry_run changes nothing and answers what would change.
+	DryRun bool `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// expected_count, when set, is the number of keys the caller confirmed:
+	// a different number of matching keys is refused.
+	ExpectedCount *int32 `protobuf:"varint,10,opt,name=expected_count,json=expectedCount,proto3,oneof" json:"expected_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeysRequest) Reset() {
+	*x = UpdateKeysRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeysRequest) ProtoMessage() {}
+
+func (x *UpdateKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeysRequest.ProtoReflect.Descriptor instead.
+func (*UpdateKeysRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *UpdateKeysRequest) GetFilter() *KeyFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *UpdateKeysRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateKeysRequest) GetGroup() string {
+	if x != nil && x.Group != nil {
+		return *x.Group
+	}
+	return ""
+}
+
+func (x *UpdateKeysRequest) GetScope() string {
+	if x != nil && x.Scope != nil {
+		return *x.Scope
+	}
+	return ""
+}
+
+func (x *UpdateKeysRequest) GetActive() bool {
+	if x != nil && x.Active != nil {
+		return *x.Active
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *UpdateKeysRequest) GetClearExpiresAt() bool {
+	if x != nil {
+		return x.ClearExpiresAt
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetExpectedCount() int32 {
+	if x != nil && x.ExpectedCount != nil {
+		return *x.ExpectedCount
+	}
+	return 0
+}
+
+// UpdateKeysResponse is the number of keys that match (and changed, unless
+// dry_run) and their ids, in creation order.
+type UpdateKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         int32                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	KeyIds        []string               `protobuf:"bytes,2,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
+	DryRun        bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Warnings      []string               `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeysResponse) Reset() {
+	*x = UpdateKeysResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeysResponse) ProtoMessage() {}
+
+func (x *UpdateKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeysResponse.ProtoReflect.Descriptor instead.
+func (*UpdateKeysResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *UpdateKeysResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *UpdateKeysResponse) GetKeyIds() []string {
+	if x != nil {
+		return x.KeyIds
+	}
+	return nil
+}
+
+func (x *UpdateKeysResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *UpdateKeysResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 // ListAuditEventsRequest asks for one page of the audit log.
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3204,7 +3556,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3216,7 +3568,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3229,7 +3581,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{45}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -3258,7 +3610,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3622,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3635,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{46}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -3447,11 +3799,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	" \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\v \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\f \x01(\tR\x02idB\t\n" +
-	"\a_active\"n\n" +
+	"\a_active\"\x8a\x01\n" +
 	" GenerateServiceAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xb2\x03\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\xb2\x03\n" +
 	"\x1bGenerateAppAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\x06active\x18\x02 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
@@ -3468,11 +3821,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\n" +
 	" \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\v \x01(\tR\x02idB\t\n" +
-	"\a_active\"j\n" +
+	"\a_active\"\x86\x01\n" +
 	"\x1cGenerateAppAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x9f\x03\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\x9f\x03\n" +
 	"\x1fGenerateAccountAccessKeyRequest\x12\x1b\n" +
 	"\x06active\x18\x01 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
@@ -3488,11 +3842,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\t \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\n" +
 	" \x01(\tR\x02idB\t\n" +
-	"\a_active\"n\n" +
+	"\a_active\"\x8a\x01\n" +
 	" GenerateAccountAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x96\x04\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\x96\x04\n" +
 	"\x10ImportKeyRequest\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x1b\n" +
@@ -3513,13 +3868,14 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"ip_filters\x18\f \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\r \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\x0e \x01(\tR\x02idB\t\n" +
-	"\a_active\">\n" +
+	"\a_active\"Z\n" +
 	"\x11ImportKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x1f\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"\x1f\n" +
 	"\rGetKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x0eGetKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xf4\x02\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x88\x03\n" +
 	"\x0fListKeysRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
@@ -3530,7 +3886,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\funused_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vunusedSince\x12\x1b\n" +
 	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\t \x01(\tR\tpageTokenB\t\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\x12\x12\n" +
+	"\x04name\x18\n" +
+	" \x01(\tR\x04nameB\t\n" +
 	"\a_active\"g\n" +
 	"\x10ListKeysResponse\x12+\n" +
 	"\x04keys\x18\x01 \x03(\v2\x17.keygate.account.v1.KeyR\x04keys\x12&\n" +
@@ -3560,9 +3918,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\f_descriptionB\b\n" +
 	"\x06_groupB\b\n" +
 	"\x06_scopeB\t\n" +
-	"\a_active\">\n" +
+	"\a_active\"Z\n" +
 	"\x11UpdateKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"d\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"d\n" +
 	"\x14RegenerateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
 	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"c\n" +
@@ -3572,7 +3931,40 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\"\n" +
 	"\x10DeleteKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x13\n" +
-	"\x11DeleteKeyResponse\"T\n" +
+	"\x11DeleteKeyResponse\"\xc6\x02\n" +
+	"\tKeyFilter\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12/\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x1b\n" +
+	"\x06active\x18\x05 \x01(\bH\x00R\x06active\x88\x01\x01\x12C\n" +
+	"\x0fexpiring_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0eexpiringBefore\x12=\n" +
+	"\funused_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vunusedSince\x12\x12\n" +
+	"\x04name\x18\b \x01(\tR\x04nameB\t\n" +
+	"\a_active\"\xc2\x03\n" +
+	"\x11UpdateKeysRequest\x125\n" +
+	"\x06filter\x18\x01 \x01(\v2\x1d.keygate.account.v1.KeyFilterR\x06filter\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\x12%\n" +
+	"\vdescription\x18\x03 \x01(\tH\x00R\vdescription\x88\x01\x01\x12\x19\n" +
+	"\x05group\x18\x04 \x01(\tH\x01R\x05group\x88\x01\x01\x12\x19\n" +
+	"\x05scope\x18\x05 \x01(\tH\x02R\x05scope\x88\x01\x01\x12\x1b\n" +
+	"\x06active\x18\x06 \x01(\bH\x03R\x06active\x88\x01\x01\x129\n" +
+	"\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12(\n" +
+	"\x10clear_expires_at\x18\b \x01(\bR\x0eclearExpiresAt\x12\x17\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRun\x12*\n" +
+	"\x0eexpected_count\x18\n" +
+	" \x01(\x05H\x04R\rexpectedCount\x88\x01\x01B\x0e\n" +
+	"\f_descriptionB\b\n" +
+	"\x06_groupB\b\n" +
+	"\x06_scopeB\t\n" +
+	"\a_activeB\x11\n" +
+	"\x0f_expected_count\"x\n" +
+	"\x12UpdateKeysResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x17\n" +
+	"\akey_ids\x18\x02 \x03(\tR\x06keyIds\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x1a\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"T\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -3588,7 +3980,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tKeyOrigin\x12\x1a\n" +
 	"\x16KEY_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KEY_ORIGIN_GENERATED\x10\x01\x12\x15\n" +
-	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xbc\x0f\n" +
+	"\x11KEY_ORIGIN_CUSTOM\x10\x022\x99\x10\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -3608,7 +4000,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\bListKeys\x12#.keygate.account.v1.ListKeysRequest\x1a$.keygate.account.v1.ListKeysResponse\x12X\n" +
 	"\tUpdateKey\x12$.keygate.account.v1.UpdateKeyRequest\x1a%.keygate.account.v1.UpdateKeyResponse\x12d\n" +
 	"\rRegenerateKey\x12(.keygate.account.v1.RegenerateKeyRequest\x1a).keygate.account.v1.RegenerateKeyResponse\x12X\n" +
-	"\tDeleteKey\x12$.keygate.account.v1.DeleteKeyRequest\x1a%.keygate.account.v1.DeleteKeyResponse\x12j\n" +
+	"\tDeleteKey\x12$.keygate.account.v1.DeleteKeyRequest\x1a%.keygate.account.v1.DeleteKeyResponse\x12[\n" +
+	"\n" +
+	"UpdateKeys\x12%.keygate.account.v1.UpdateKeysRequest\x1a&.keygate.account.v1.UpdateKeysResponse\x12j\n" +
 	"\x0fListAuditEvents\x12*.keygate.account.v1.ListAuditEventsRequest\x1a+.keygate.account.v1.ListAuditEventsResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
 
 var (
@@ -3624,7 +4018,7 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                             // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                           // 1: keygate.account.v1.KeyOrigin
@@ -3673,29 +4067,32 @@ var file_keygate_account_v1_account_proto_goTypes = []any{
 	(*RegenerateKeyResponse)(nil),            // 44: keygate.account.v1.RegenerateKeyResponse
 	(*DeleteKeyRequest)(nil),                 // 45: keygate.account.v1.DeleteKeyRequest
 	(*DeleteKeyResponse)(nil),                // 46: keygate.account.v1.DeleteKeyResponse
-	(*ListAuditEventsRequest)(nil),           // 47: keygate.account.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),          // 48: keygate.account.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),            // 49: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                  // 50: google.protobuf.Struct
-	(*durationpb.Duration)(nil),              // 51: google.protobuf.Duration
+	(*KeyFilter)(nil),                        // 47: keygate.account.v1.KeyFilter
+	(*UpdateKeysRequest)(nil),                // 48: keygate.account.v1.UpdateKeysRequest
+	(*UpdateKeysResponse)(nil),               // 49: keygate.account.v1.UpdateKeysResponse
+	(*ListAuditEventsRequest)(nil),           // 50: keygate.account.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),          // 51: keygate.account.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),            // 52: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                  // 53: google.protobuf.Struct
+	(*durationpb.Duration)(nil),              // 54: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	49, // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	49, // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	49, // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	49, // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	52, // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	52, // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	52, // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	52, // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	49, // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	49, // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	52, // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,  // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	49, // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	49, // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	49, // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	49, // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	49, // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	50, // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	50, // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	52, // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	52, // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	52, // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	52, // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	52, // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	53, // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	53, // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
 	2,  // 16: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
 	2,  // 17: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
 	2,  // 18: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
@@ -3704,82 +4101,89 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	3,  // 21: keygate.account.v1.GetTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
 	3,  // 22: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
 	3,  // 23: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	49, // 24: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 25: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	52, // 24: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 25: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,  // 27: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	49, // 28: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 29: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	52, // 28: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 29: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,  // 31: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	49, // 32: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 33: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	52, // 32: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 33: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,  // 35: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,  // 36: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	49, // 37: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	49, // 38: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	52, // 37: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 38: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,  // 39: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,  // 40: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,  // 41: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,  // 42: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	49, // 43: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	49, // 44: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	52, // 43: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	52, // 44: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
 	5,  // 45: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
 	4,  // 46: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	49, // 47: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	49, // 48: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 47: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	52, // 48: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	39, // 49: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
 	40, // 50: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
 	5,  // 51: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	51, // 52: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	54, // 52: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	5,  // 53: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
-	6,  // 54: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	7,  // 55: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	9,  // 56: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	11, // 57: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	13, // 58: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	15, // 59: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	17, // 60: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	19, // 61: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	21, // 62: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	23, // 63: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	25, // 64: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	27, // 65: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	29, // 66: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	31, // 67: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	33, // 68: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	35, // 69: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	37, // 70: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	41, // 71: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	43, // 72: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	45, // 73: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	47, // 74: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	8,  // 75: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	10, // 76: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	12, // 77: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	14, // 78: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	16, // 79: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	18, // 80: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	20, // 81: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	22, // 82: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	24, // 83: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	26, // 84: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	28, // 85: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	30, // 86: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	32, // 87: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	34, // 88: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	36, // 89: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	38, // 90: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	42, // 91: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	44, // 92: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	46, // 93: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	48, // 94: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	75, // [75:95] is the sub-list for method output_type
-	55, // [55:75] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	0,  // 54: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
+	52, // 55: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	52, // 56: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	47, // 57: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
+	52, // 58: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 59: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
+	7,  // 60: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	9,  // 61: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	11, // 62: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	13, // 63: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	15, // 64: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	17, // 65: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	19, // 66: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	21, // 67: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	23, // 68: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	25, // 69: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	27, // 70: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	29, // 71: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	31, // 72: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	33, // 73: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	35, // 74: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	37, // 75: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	41, // 76: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	43, // 77: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	45, // 78: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	48, // 79: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	50, // 80: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	8,  // 81: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	10, // 82: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	12, // 83: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	14, // 84: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	16, // 85: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	18, // 86: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	20, // 87: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	22, // 88: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	24, // 89: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	26, // 90: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	28, // 91: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	30, // 92: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	32, // 93: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	34, // 94: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	36, // 95: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	38, // 96: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	42, // 97: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	44, // 98: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	46, // 99: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	49, // 100: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	51, // 101: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	81, // [81:102] is the sub-list for method output_type
+	60, // [60:81] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -3795,13 +4199,15 @@ func file_keygate_account_v1_account_proto_init() {
 	file_keygate_account_v1_account_proto_msgTypes[31].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[35].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[39].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[45].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[46].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   47,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
