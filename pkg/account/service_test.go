@@ -111,7 +111,7 @@ func TestSecretRedactsItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, k, err := s.Service.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeAccount, Name: "minted", Scope: "account-api:query:*"})
+	secret, k, _, err := s.Service.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeAccount, Name: "minted", Scope: "account-api:query:*"})
 	if err != nil || k.Spec.Name != "minted" || !strings.HasPrefix(secret.Reveal(), "kg_aak_") {
 		t.Fatalf("GenerateKey = %v, %+v, %v", secret.Reveal() != "", k.Spec, err)
 	}

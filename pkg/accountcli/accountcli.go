@@ -226,28 +226,6 @@ func (p *pageFlags) pages(c *client, fetch func(token string) (next string, err 
 	}
 }
 
-// parseTime reads an RFC 3339 time for flag name.
-func parseTime(name, s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s: want an RFC 3339 time such as 2026-12-31T23:59:59Z, got %q", name, s)
-	}
-	return t, nil
-}
-
-// parseTimeOrAge reads an RFC 3339 time, or a duration counted from now
-// (sign +1: into the future, -1: into the past).
-func parseTimeOrAge(name, s string, now time.Time, sign time.Duration) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(sign * d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s: want an RFC 3339 time (2026-12-31T23:59:59Z) or a duration (720h), got %q", name, s)
-	}
-	return t, nil
-}
-
 // parseHeaders reads name=value flags into response headers.
 func parseHeaders(flag string, vals []string, disabled bool) ([]*accountv1.ResponseHeader, error) {
 	var out []*accountv1.ResponseHeader
