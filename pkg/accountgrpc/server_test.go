@@ -67,8 +67,8 @@ func setup(t *testing.T) (*accounttest.Server, context.Context) {
 
 func TestOperationNames(t *testing.T) {
 	methods := accountv1.File_keygate_account_v1_account_proto.Services().ByName("AccountService").Methods()
-	if methods.Len() != 20 {
-		t.Fatalf("%d methods, want 20", methods.Len())
+	if methods.Len() != 21 {
+		t.Fatalf("%d methods, want 21", methods.Len())
 	}
 	want := map[string][2]string{
 		"GenerateServiceAccessKey": {"mutation", "generateServiceAccessKey"},
@@ -78,6 +78,7 @@ func TestOperationNames(t *testing.T) {
 		"UpdateKey":                {"mutation", "updateKey"},
 		"RegenerateKey":            {"mutation", "regenerateKey"},
 		"ImportKey":                {"mutation", "importKey"},
+		"UpdateKeys":               {"mutation", "updateKeys"},
 	}
 	if len(account.Operations) != methods.Len() {
 		t.Errorf("the catalogue has %d operations, the gRPC service %d methods", len(account.Operations), methods.Len())
