@@ -77,7 +77,7 @@ type ConnFlags struct {
 type ClientFlags struct {
 	ConnFlags
 	Output  string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
-	Timeout time.Duration `name:"timeout" default:"30s" help:"Deadline of each call."`
+	Timeout Duration `name:"timeout" default:"30s" placeholder:"DURATION" help:"Deadline of each call (Go units or days: 30s, 2m)."`
 }
 
 // client is a connection to the Account API with the caller's key.
@@ -120,7 +120,7 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 		key:  key,
 		out:  printer{w: e.Stdout, json: f.Output == "json"},
 		env:  e,
-		tm:   f.Timeout,
+		tm:   f.Timeout.D(),
 	}, nil
 }
 
