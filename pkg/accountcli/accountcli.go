@@ -76,7 +76,7 @@ type ConnFlags struct {
 // has them.
 type ClientFlags struct {
 	ConnFlags
-	Output  string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
+	Output  string   `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
 	Timeout Duration `name:"timeout" default:"30s" placeholder:"DURATION" help:"Deadline of each call (Go units or days: 30s, 2m)."`
 }
 
