@@ -1,9 +1,9 @@
 package accountcli
 
 import (
-	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -118,4 +118,22 @@ func (d *Duration) Decode(ctx *kong.DecodeContext) error {
 	return nil
 }
 
-var errNegative = errors.New("must not be negative")
+// DurationMapper is a kong mapper for time.Duration flags that reads
+// ParseDuration's forms (days included), for a parser whose every
+// duration flag should take them:
+//
+//	kong.TypeMapper(reflect.TypeFor[time.Duration](), accountcli.DurationMapper())
+func DurationMapper() kong.MapperFunc {
+	return func(ctx *kong.DecodeContext, target reflect.Value) error {
+		var s string
+		if err := ctx.Scan.PopValueInto("duration", &s); err != nil {
+			return err
+		}
+		d, err := ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		target.SetInt(int64(d))
+		return nil
+	}
+}
