@@ -29,10 +29,11 @@ type bulkFlags struct {
 	Yes            bool   `name:"yes" short:"y" group:"Filters (no key argument: change every key they select)" help:"Do not ask before changing many keys; required when stdin is not a terminal."`
 }
 
-// set reports whether any filter flag is given.
+// set reports whether any filter flag (or --dry-run) is given; --yes is
+// harmless with one key.
 func (b *bulkFlags) set() bool {
 	return b.App != "" || b.Tenant != "" || b.Type != "" || b.WhereGroup != "" || b.WhereName != "" ||
-		b.WhereActive || b.WhereInactive || b.ExpiringBefore != "" || b.UnusedSince != "" || b.All || b.DryRun || b.Yes
+		b.WhereActive || b.WhereInactive || b.ExpiringBefore != "" || b.UnusedSince != "" || b.All || b.DryRun
 }
 
 // filter is the filter the flags give; empty when none is set.

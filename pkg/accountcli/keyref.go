@@ -14,20 +14,45 @@ import (
 // one key and the name of another is refused: which one was meant is the
 // user's to say, with the id.
 func resolveKey(cl *client, arg string) (*accountv1.Key, error) {
+	k, id, err := lookupKey(cl, arg)
+	if err == nil && k == nil {
+		// Neither lookup was allowed: GetKey's refusal says why.
+		_, err = call(cl, cl.api.GetKey, &accountv1.GetKeyRequest{Id: id})
+	}
+	return k, err
+}
+
+// keyID resolves arg to a key id. A key whose scope allows neither getKey
+// nor listKeys may still change a key by id: the argument is then taken
+// as the id, and the server decides.
+func keyID(cl *client, arg string) (string, error) {
+	_, id, err := lookupKey(cl, arg)
+	return id, err
+}
+
+// lookupKey looks arg up as an id and as a name. It returns the key found
+// and its id; with both lookups refused by the caller's scope, no key and
+// arg as the id.
+func lookupKey(cl *client, arg string) (*accountv1.Key, string, error) {
 	got, err := call(cl, cl.api.GetKey, &accountv1.GetKeyRequest{Id: arg})
-	if err != nil && status.Code(err) != codes.NotFound && status.Code(err) != codes.InvalidArgument {
-		return nil, err
+	idDenied := status.Code(err) == codes.PermissionDenied
+	if err != nil && !idDenied && status.Code(err) != codes.NotFound && status.Code(err) != codes.InvalidArgument {
+		return nil, "", err
 	}
 	byID := got.GetKey()
 	named, lerr := call(cl, cl.api.ListKeys, &accountv1.ListKeysRequest{Name: arg, PageSize: 2})
-	if lerr != nil {
-		if byID != nil {
-			return byID, nil // an id; the name lookup is only a check
-		}
-		if err != nil && status.Code(lerr) == codes.InvalidArgument {
-			return nil, err
-		}
-		return nil, lerr
+	nameDenied := status.Code(lerr) == codes.PermissionDenied
+	switch {
+	case lerr != nil && byID != nil:
+		return byID, byID.GetId(), nil // an id; the name lookup is only a check
+	case lerr != nil && nameDenied && idDenied:
+		return nil, arg, nil
+	case lerr != nil && nameDenied:
+		return nil, "", err
+	case lerr != nil && err != nil && status.Code(lerr) == codes.InvalidArgument:
+		return nil, "", err
+	case lerr != nil:
+		return nil, "", lerr
 	}
 	var byName *accountv1.Key
 	if ks := named.GetKeys(); len(ks) > 0 {
@@ -35,22 +60,16 @@ func resolveKey(cl *client, arg string) (*accountv1.Key, error) {
 	}
 	switch {
 	case byID != nil && byName != nil && byName.GetId() != byID.GetId():
-		return nil, fmt.Errorf("%q is the id of key %s and the name of key %s: give the id of the one you mean", arg, withName(byID.GetId(), byID.GetName()), withName(byName.GetId(), byName.GetName()))
+		return nil, "", fmt.Errorf("%q is the id of key %s and the name of key %s: give the id of the one you mean",
+			arg, withName(byID.GetId(), byID.GetName()), withName(byName.GetId(), byName.GetName()))
 	case byID != nil:
-		return byID, nil
+		return byID, byID.GetId(), nil
 	case byName != nil:
-		return byName, nil
+		return byName, byName.GetId(), nil
+	case idDenied:
+		return nil, arg, nil // not a name; perhaps an id the caller may change but not read
 	}
-	return nil, fmt.Errorf("NotFound: no key has the id or name %q: list the keys with keygate keys list (--name NAME to look one up)", arg)
-}
-
-// keyID resolves arg to a key id (resolveKey).
-func keyID(cl *client, arg string) (string, error) {
-	k, err := resolveKey(cl, arg)
-	if err != nil {
-		return "", err
-	}
-	return k.GetId(), nil
+	return nil, "", fmt.Errorf("NotFound: no key has the id or name %q: list the keys with keygate keys list (--name NAME to look one up)", arg)
 }
 
 // printWarnings prints the server's warnings about what it accepted to

@@ -2,8 +2,11 @@ package accountcli_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 func TestKeysByName(t *testing.T) {
@@ -134,5 +137,30 @@ func TestBulkUpdate(t *testing.T) {
 	r = ok(t, cli(t, s, "", "keys", "update", "--where-group", "nope", "--no-active", "--yes"))
 	if r.stdout != "would update 0 keys\n" && r.stdout != "updated 0 keys\n" {
 		t.Errorf("no match: %q", r.stdout)
+	}
+}
+
+// TestKeyRefWithNarrowScopes: a key allowed to update keys but not to read
+// them still updates by id (the argument is then taken as the id); with
+// listKeys it updates by name too.
+func TestKeyRefWithNarrowScopes(t *testing.T) {
+	s := setup(t)
+	ok(t, cli(t, s, "", "keys", "generate", "--type", "app", "--app", "billing", "--id", "k1", "--name", "ci-deploy"))
+	n := 0
+	as := func(scope string, args ...string) result {
+		t.Helper()
+		n++
+		secret := s.AddKey(t, authz.KeySpec{ID: fmt.Sprintf("narrow-%d", n), Name: fmt.Sprintf("narrow %d", n),
+			Type: authz.KeyTypeAccount, AccountID: s.AccountID, Active: true, Scope: scope})
+		t.Setenv("KEYGATE_ACCOUNT_ADDR", s.Addr)
+		t.Setenv("KEYGATE_ACCOUNT_KEY", secret)
+		return runCLI(t, "", args...)
+	}
+	ok(t, as("account-api:mutation:updateKey", "keys", "update", "k1", "--description", "by id", "-o", "json"))
+	wantErr(t, as("account-api:mutation:deleteKey", "keys", "delete", "ci-deploy"), "NotFound") // taken as an id
+	ok(t, as("account-api:mutation:updateKey account-api:query:listKeys", "keys", "update", "ci-deploy", "--description", "by name", "-o", "json"))
+	wantErr(t, as("account-api:mutation:updateKey", "keys", "get", "k1"), "scope_denied")
+	if got := field(t, ok(t, cli(t, s, "", "keys", "get", "k1")).stdout, "DESCRIPTION"); got != "by name" {
+		t.Errorf("description %q", got)
 	}
 }
