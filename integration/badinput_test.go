@@ -227,9 +227,11 @@ func TestBadAccountRequests(t *testing.T) {
 	narrow := acctKey("k-narrow", "account-api:query:getApp", nil)
 	denyOnly := acctKey("k-deny-only", "!account-api", nil)
 	inactive := acctKey("k-acct-inactive", "", func(r *accountv1.GenerateAccountAccessKeyRequest) { r.Active = proto.Bool(false) })
-	expired := acctKey("k-acct-expired", "", func(r *accountv1.GenerateAccountAccessKeyRequest) {
-		r.ExpiresAt = timestamppb.New(time.Now().Add(-time.Minute))
-	})
+	// A new key with a past expiry is refused; an update may expire one.
+	expired := acctKey("k-acct-expired", "", nil)
+	if _, err := api.UpdateKey(api.ctx(t), &accountv1.UpdateKeyRequest{Id: "k-acct-expired", ExpiresAt: timestamppb.New(time.Now().Add(-time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "the new account keys", func() bool {
 		_, err := c.GetApp(asKey(t, narrow, true), &accountv1.GetAppRequest{Id: "billing"})
 		_, err2 := c.GetApp(asKey(t, expired, true), &accountv1.GetAppRequest{Id: "billing"})

@@ -116,9 +116,11 @@ func seed(t testing.TB, c *accountClient) map[string]string {
 	svc("ro", func(r *accountv1.GenerateServiceAccessKeyRequest) {
 		r.Scope = "email-api !email-api:mutation:sendEmail"
 	})
-	svc("expired", func(r *accountv1.GenerateServiceAccessKeyRequest) {
-		r.ExpiresAt = timestamppb.New(time.Now().Add(-time.Hour))
-	})
+	// A new key with a past expiry is refused; an update may expire one.
+	svc("expired", nil)
+	if _, err := c.UpdateKey(c.ctx(t), &accountv1.UpdateKeyRequest{Id: "k-expired", ExpiresAt: timestamppb.New(time.Now().Add(-time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
 	inactive := false
 	svc("inactive", func(r *accountv1.GenerateServiceAccessKeyRequest) { r.Active = &inactive })
 	svc("future", func(r *accountv1.GenerateServiceAccessKeyRequest) {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -136,6 +138,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(int) { exited = true }),
 		kong.UsageOnError(),
+		// Every duration flag takes days too (7d, 1d12h).
+		kong.TypeMapper(reflect.TypeFor[time.Duration](), accountcli.DurationMapper()),
 	)
 	if err != nil {
 		return err

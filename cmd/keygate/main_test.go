@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -211,5 +213,26 @@ func TestHashPromptsOnTerminal(t *testing.T) {
 	}
 	if errOut.String() != "secret: \n" || strings.Contains(out.String(), secret) {
 		t.Fatalf("stdout %q, stderr %q", out.String(), errOut.String())
+	}
+}
+
+// TestDurationFlagsTakeDays: every duration flag of the binary takes days
+// (issue 17, item 9), serve's included.
+func TestDurationFlagsTakeDays(t *testing.T) {
+	var c cli
+	parser, err := kong.New(&c, kong.TypeMapper(reflect.TypeFor[time.Duration](), accountcli.DurationMapper()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse([]string{"serve", "--routes-file", "routes.yaml", "--keys-file", "keys.yaml", "--unready-after", "1d12h", "--usage-interval", "2d"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Serve.UnreadyAfter != 36*time.Hour || c.Serve.UsageInterval != 48*time.Hour {
+		t.Errorf("unready-after %v, usage-interval %v", c.Serve.UnreadyAfter, c.Serve.UsageInterval)
+	}
+	var out, errb strings.Builder
+	err = run(t.Context(), []string{"serve", "--routes-file", "routes.yaml", "--drain-period", "1x"}, strings.NewReader(""), &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "days (7d, 1d12h)") {
+		t.Errorf("a bad duration: %v", err)
 	}
 }

@@ -98,6 +98,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	m.ObserveCache(kc.Stats)
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
 	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log,
+		Routes:     l.router, // the table serve reloads: scopes are checked against the current one
 		RateLimits: account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}}), log)
 	up := &startup{pool: pool, kc: kc, migrate: c.Migrate, log: log}
 	ready := up.readiness(kc.Ready)

@@ -38,7 +38,7 @@ func TestDeniedEventsBounded(t *testing.T) {
 	narrow, other := caller("narrow"), caller("other")
 	attempt := func(c account.Caller) {
 		t.Helper()
-		_, _, err := svc.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeAccount, Scope: "account-api"})
+		_, _, _, err := svc.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeAccount, Scope: "account-api"})
 		var e *account.Error
 		if !errors.As(err, &e) || e.Code != account.PermissionDenied || !strings.HasPrefix(e.Message, "scope_exceeds_caller: ") {
 			t.Fatalf("a wider account key: %v", err)

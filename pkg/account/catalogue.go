@@ -26,7 +26,7 @@ var Operations = []Operation{
 	{"generateServiceAccessKey", kindMutation}, {"generateAppAccessKey", kindMutation},
 	{"generateAccountAccessKey", kindMutation}, {"importKey", kindMutation},
 	{"getKey", kindQuery}, {"listKeys", kindQuery}, {"updateKey", kindMutation},
-	{"regenerateKey", kindMutation}, {"deleteKey", kindMutation},
+	{"regenerateKey", kindMutation}, {"deleteKey", kindMutation}, {"updateKeys", kindMutation},
 	{"listAuditEvents", kindQuery},
 	{"createServiceAccessRole", kindMutation}, {"serviceAccessRole", kindQuery},
 	{"serviceAccessRoles", kindQuery}, {"updateServiceAccessRole", kindMutation},

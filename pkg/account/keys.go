@@ -70,6 +70,10 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 	v.checkTime("not_before", in.NotBefore)
 	v.checkTime("expires_at", in.ExpiresAt)
 	v.checkRoleIDs("role_ids", in.RoleIDs)
+	if in.ExpiresAt != nil && !in.ExpiresAt.IsZero() && !in.ExpiresAt.After(s.now()) {
+		v.add("expires_at", "%s is not in the future: the key would be denied expired_key from the start; give a later time, or none for a key that never expires",
+			in.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	if len(in.AppID) > MaxIDLen {
 		v.add("app_id", "longer than %d bytes", MaxIDLen)
 	}
@@ -165,29 +169,38 @@ var generateOps = map[authz.KeyType]string{
 
 // GenerateKey creates a key of in.Type with a new generated secret and
 // returns the secret (to be shown once) and the stored key.
-func (s *Service) GenerateKey(ctx context.Context, c Caller, in KeyInput) (Secret, store.Key, error) {
+// The warnings name accepted but suspicious settings (scopeWarnings).
+func (s *Service) GenerateKey(ctx context.Context, c Caller, in KeyInput) (Secret, store.Key, Warnings, error) {
 	if err := s.check(c); err != nil {
-		return "", store.Key{}, err
+		return "", store.Key{}, nil, err
 	}
 	op, ok := generateOps[in.Type]
 	if !ok {
-		return "", store.Key{}, fieldError(InvalidArgument, "type", "required: service, app or account")
+		return "", store.Key{}, nil, fieldError(InvalidArgument, "type", "required: service, app or account")
 	}
 	secret, err := apikey.Generate(in.Type.SecretKind())
 	if err != nil {
 		s.log.Error("account API: generating a secret", "op", op, "err", err)
-		return "", store.Key{}, internal()
+		return "", store.Key{}, nil, internal()
 	}
 	k, err := s.createKey(ctx, op, c, in, secret, store.OriginGenerated)
 	if err != nil {
-		return "", store.Key{}, err
+		return "", store.Key{}, nil, err
 	}
-	return Secret(secret), k, nil
+	return Secret(secret), k, s.scopeWarnings(k.Spec.Scope), nil
 }
 
 // ImportKey creates a key whose secret the caller supplies (origin
-// custom).
-func (s *Service) ImportKey(ctx context.Context, c Caller, in KeyInput, secret string) (store.Key, error) {
+// custom), with GenerateKey's warnings.
+func (s *Service) ImportKey(ctx context.Context, c Caller, in KeyInput, secret string) (store.Key, Warnings, error) {
+	k, err := s.importKey(ctx, c, in, secret)
+	if err != nil {
+		return store.Key{}, nil, err
+	}
+	return k, s.scopeWarnings(k.Spec.Scope), nil
+}
+
+func (s *Service) importKey(ctx context.Context, c Caller, in KeyInput, secret string) (store.Key, error) {
 	if err := s.check(c); err != nil {
 		return store.Key{}, err
 	}
@@ -311,8 +324,30 @@ func emptyKeyUpdate(u *KeyUpdate) bool {
 }
 
 // UpdateKey changes the fields set in u; the resulting key is compiled as
-// a whole before anything is written.
-func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdate) (store.Key, error) {
+// a whole before anything is written. The warnings name a new scope's
+// suspicious patterns (scopeWarnings) and a new expiry that is not in the
+// future (accepted: expiring a key at once is legitimate).
+func (s *Service) UpdateKey(ctx context.Context, c Caller, id string, u KeyUpdate) (store.Key, Warnings, error) {
+	k, err := s.updateKey(ctx, c, id, u)
+	if err != nil {
+		return store.Key{}, nil, err
+	}
+	return k, s.updateWarnings(u), nil
+}
+
+// updateWarnings are the warnings of the changes u makes.
+func (s *Service) updateWarnings(u KeyUpdate) Warnings {
+	var w Warnings
+	if u.Scope != nil {
+		w = s.scopeWarnings(*u.Scope)
+	}
+	if u.ExpiresAt != nil && !u.ExpiresAt.IsZero() && !u.ExpiresAt.After(s.now()) {
+		w = append(w, expiredWarning(*u.ExpiresAt))
+	}
+	return w
+}
+
+func (s *Service) updateKey(ctx context.Context, c Caller, id string, u KeyUpdate) (store.Key, error) {
 	if err := s.check(c); err != nil {
 		return store.Key{}, err
 	}

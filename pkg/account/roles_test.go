@@ -36,7 +36,7 @@ func TestRoleAndDenialRules(t *testing.T) {
 	must(err)
 	_, err = s.Service.CreateServiceAccessRole(ctx, c, account.RoleInput{ID: "admin", Name: "Admin", Scope: "account-api"})
 	must(err)
-	_, _, err = s.Service.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeService, AppID: "billing", TenantID: "acme", ID: "k", RoleIDs: []string{"admin"}})
+	_, _, _, err = s.Service.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeService, AppID: "billing", TenantID: "acme", ID: "k", RoleIDs: []string{"admin"}})
 	must(err)
 	limited := account.Caller{AccountID: c.AccountID, Actor: c.Actor, Scope: mustScope(t, "account-api:query:* account-api:mutation:createServiceAccessRole")}
 
@@ -53,8 +53,8 @@ func TestRoleAndDenialRules(t *testing.T) {
 		{"role name too long", second(s.Service.CreateServiceAccessRole(ctx, c, account.RoleInput{Name: strings.Repeat("n", account.MaxNameLen+1), Scope: "x"})), account.ResourceExhausted, "name", "longer than 200 bytes"},
 		{"role beyond the caller", second(s.Service.CreateServiceAccessRole(ctx, limited, account.RoleInput{Name: "x", Scope: "account-api:mutation:createApp"})), account.PermissionDenied, "", "scope_exceeds_caller"},
 		{"held role", s.Service.DeleteServiceAccessRole(ctx, c, "admin", false), account.FailedPrecondition, "force", `role "admin": 1 key holds it`},
-		{"unknown role on a key", second(s.Service.UpdateKey(ctx, c, "k", account.KeyUpdate{RoleIDs: &[]string{"nope"}})), account.NotFound, "role_ids", `role "nope" not found`},
-		{"too many roles", second(s.Service.UpdateKey(ctx, c, "k", account.KeyUpdate{RoleIDs: ptrTo(make([]string, account.MaxRoleIDs+1))})), account.ResourceExhausted, "role_ids", "more than 50"},
+		{"unknown role on a key", third(s.Service.UpdateKey(ctx, c, "k", account.KeyUpdate{RoleIDs: &[]string{"nope"}})), account.NotFound, "role_ids", `role "nope" not found`},
+		{"too many roles", third(s.Service.UpdateKey(ctx, c, "k", account.KeyUpdate{RoleIDs: ptrTo(make([]string, account.MaxRoleIDs+1))})), account.ResourceExhausted, "role_ids", "more than 50"},
 		{"denial without tenant", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{AppID: "billing", Scope: "x"})), account.InvalidArgument, "tenant_id", "required"},
 		{"denial with a deny pattern", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "billing", Scope: "!x"})), account.InvalidArgument, "scope", "deny patterns"},
 		{"denial reason too long", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "billing", Scope: "x", Reason: strings.Repeat("r", 501)})), account.ResourceExhausted, "reason", "longer than 500 bytes"},

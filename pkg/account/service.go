@@ -42,6 +42,10 @@ type Options struct {
 	// RateLimits bound each account key's calls; zero fields are
 	// DefaultRateLimits'.
 	RateLimits RateLimits
+	// Routes, when set, are the routes being served: scopes that name a
+	// service they do not declare, or a kind no route of the service
+	// has, are accepted with a warning. Nil: no such warnings.
+	Routes Routes
 }
 
 // Service is the account service over a store.
@@ -54,6 +58,7 @@ type Service struct {
 	now      func() time.Time
 	maxGrace time.Duration
 	limiter  *callLimiter
+	routes   Routes
 }
 
 // NewService returns the account service over st. engine decides who may
@@ -70,6 +75,7 @@ func NewService(st store.Accounts, engine *authz.Engine, hasher *apikey.Hasher, 
 		now:      opts.Now,
 		maxGrace: opts.MaxGracePeriod,
 		limiter:  newCallLimiter(opts.RateLimits),
+		routes:   opts.Routes,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -85,6 +85,8 @@ func TestServiceWithoutTransport(t *testing.T) {
 
 func second[T any](_ T, err error) error { return err }
 
+func third[T, U any](_ T, _ U, err error) error { return err }
+
 func authErr(_ account.Caller, err error) error { return err }
 
 // TestCatalogue: every operation has a kind, and names are unique.
@@ -111,7 +113,7 @@ func TestSecretRedactsItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, k, err := s.Service.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeAccount, Name: "minted", Scope: "account-api:query:*"})
+	secret, k, _, err := s.Service.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeAccount, Name: "minted", Scope: "account-api:query:*"})
 	if err != nil || k.Spec.Name != "minted" || !strings.HasPrefix(secret.Reveal(), "kg_aak_") {
 		t.Fatalf("GenerateKey = %v, %+v, %v", secret.Reveal() != "", k.Spec, err)
 	}

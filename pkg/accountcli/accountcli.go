@@ -78,8 +78,8 @@ type ConnFlags struct {
 // has them.
 type ClientFlags struct {
 	ConnFlags
-	Output  string        `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
-	Timeout time.Duration `name:"timeout" default:"30s" help:"Deadline of each call."`
+	Output  string   `name:"output" short:"o" default:"table" enum:"table,json" help:"Output format: table or json."`
+	Timeout Duration `name:"timeout" default:"30s" placeholder:"DURATION" help:"Deadline of each call (Go units or days: 30s, 2m)."`
 }
 
 // client is a connection to the Account API with the caller's key.
@@ -122,7 +122,7 @@ func (f *ClientFlags) dial(e *Env) (*client, error) {
 		key:  key,
 		out:  printer{w: e.Stdout, json: f.Output == "json"},
 		env:  e,
-		tm:   f.Timeout,
+		tm:   f.Timeout.D(),
 	}, nil
 }
 
@@ -226,28 +226,6 @@ func (p *pageFlags) pages(c *client, fetch func(token string) (next string, err 
 		}
 		token = next
 	}
-}
-
-// parseTime reads an RFC 3339 time for flag name.
-func parseTime(name, s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s: want an RFC 3339 time such as 2026-12-31T23:59:59Z, got %q", name, s)
-	}
-	return t, nil
-}
-
-// parseTimeOrAge reads an RFC 3339 time, or a duration counted from now
-// (sign +1: into the future, -1: into the past).
-func parseTimeOrAge(name, s string, now time.Time, sign time.Duration) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(sign * d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s: want an RFC 3339 time (2026-12-31T23:59:59Z) or a duration (720h), got %q", name, s)
-	}
-	return t, nil
 }
 
 // parseHeaders reads name=value flags into response headers.

@@ -421,7 +421,7 @@ func TestKeysListGetUpdateDelete(t *testing.T) {
 	if r.stdout != "deleted key k1\n" {
 		t.Fatalf("delete: %q", r.stdout)
 	}
-	wantErr(t, cli(t, s, "", "keys", "get", "k1"), `NotFound: key "k1" not found`)
+	wantErr(t, cli(t, s, "", "keys", "get", "k1"), `NotFound: no key has the id or name "k1": list the keys with keygate keys list`)
 }
 
 func TestKeysRegenerate(t *testing.T) {

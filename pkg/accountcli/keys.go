@@ -24,10 +24,10 @@ type KeysCmd struct {
 	Generate   KeysGenerateCmd   `cmd:"" help:"Generate a key; prints it and its secret (once, last line of stdout)."`
 	Import     KeysImportCmd     `cmd:"" help:"Create a key with your own secret, read from stdin (e.g. to migrate keys)."`
 	List       KeysListCmd       `cmd:"" help:"List keys, with filters."`
-	Get        KeysGetCmd        `cmd:"" help:"Show a key (never its secret)."`
-	Update     KeysUpdateCmd     `cmd:"" help:"Change the fields given; the others stay as they are."`
-	Regenerate KeysRegenerateCmd `cmd:"" help:"Give a key a new secret; prints it once (last line of stdout)."`
-	Delete     KeysDeleteCmd     `cmd:"" help:"Delete a key: its secret stops working."`
+	Get        KeysGetCmd        `cmd:"" help:"Show a key (never its secret), by id or name."`
+	Update     KeysUpdateCmd     `cmd:"" help:"Change the fields given of one key (by id or name), or of every key the filters select; the others stay as they are."`
+	Regenerate KeysRegenerateCmd `cmd:"" help:"Give a key (by id or name) a new secret; prints it once (last line of stdout)."`
+	Delete     KeysDeleteCmd     `cmd:"" help:"Delete a key (by id or name): its secret stops working."`
 }
 
 // keyFlags are the fields of a new key.
@@ -38,8 +38,8 @@ type keyFlags struct {
 	Group          string   `name:"group" help:"Group, to list keys together."`
 	Scope          string   `name:"scope" help:"Scope: space-separated service[:kind[:operation]] patterns, ! denies (e.g. 'email-api !email-api:mutation:sendEmail'); empty allows all."`
 	Inactive       bool     `name:"inactive" help:"Create the key inactive (every request with it is denied until activated)."`
-	ExpiresAt      string   `name:"expires-at" placeholder:"RFC3339" help:"When the key expires (RFC 3339); default: never."`
-	NotBefore      string   `name:"not-before" placeholder:"RFC3339" help:"When the key starts to be valid (RFC 3339); default: at once."`
+	ExpiresAt      string   `name:"expires-at" placeholder:"TIME" help:"When the key expires: RFC 3339 (2027-01-01T12:00:00Z) or a date (2027-01-01, midnight UTC); default: never."`
+	NotBefore      string   `name:"not-before" placeholder:"TIME" help:"When the key starts to be valid: RFC 3339 (2027-01-01T12:00:00Z) or a date (2027-01-01, midnight UTC); default: at once."`
 	IPFilter       []string `name:"ip-filter" sep:"none" placeholder:"CIDR" help:"Client addresses allowed: CIDR, address, or IPv4 address/netmask (repeatable); default: any."`
 	Header         []string `name:"header" sep:"none" placeholder:"NAME=VALUE" help:"Response header added on allow, value may be a template such as $${key.id} or $${tenant.name} (repeatable)."`
 	DisabledHeader []string `name:"disabled-header" sep:"none" placeholder:"NAME=VALUE" help:"Response header kept with the key but not sent (repeatable)."`
@@ -148,6 +148,9 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 // the last line of stdout (a script takes it with `tail -n1`). The secret
 // never goes to stderr.
 func printSecret(cl *client, resp proto.Message, k *accountv1.Key, secret string) error {
+	if w, ok := resp.(interface{ GetWarnings() []string }); ok {
+		printWarnings(cl, w.GetWarnings())
+	}
 	if cl.out.json {
 		return cl.out.object(resp, nil)
 	}
@@ -188,6 +191,7 @@ func (c *KeysImportCmd) Run(e *Env) error {
 		if err != nil {
 			return err
 		}
+		printWarnings(cl, r.GetWarnings())
 		return cl.out.object(r.GetKey(), keyRows(r.GetKey()))
 	})
 }
@@ -232,15 +236,16 @@ type KeysListCmd struct {
 	Tenant         string `name:"tenant" help:"Only keys of this tenant."`
 	Group          string `name:"group" help:"Only keys of this group."`
 	Type           string `name:"type" help:"Only keys of this type: service, app or account."`
+	Name           string `name:"name" help:"Only the key of this name."`
 	Active         *bool  `name:"active" negatable:"" help:"Only active (--active) or inactive (--no-active) keys."`
-	ExpiringBefore string `name:"expiring-before" placeholder:"TIME|DURATION" help:"Only keys expiring before this time (RFC 3339) or within this duration (e.g. 720h)."`
-	UnusedSince    string `name:"unused-since" placeholder:"TIME|DURATION" help:"Only keys not used since this time (RFC 3339) or for this duration (e.g. 2160h)."`
+	ExpiringBefore string `name:"expiring-before" placeholder:"TIME|DURATION" help:"Only keys expiring before this time (RFC 3339, or a date such as 2027-01-01: midnight UTC) or within this duration from now (Go units or days: 720h, 30d, 1d12h)."`
+	UnusedSince    string `name:"unused-since" placeholder:"TIME|DURATION" help:"Only keys not used since this time (RFC 3339, or a date such as 2027-01-01: midnight UTC) or for this duration (Go units or days: 2160h, 90d)."`
 	Role           string `name:"role" placeholder:"ROLE-ID" help:"Only keys holding this role."`
 	pageFlags
 }
 
 func (c *KeysListCmd) Run(e *Env) error {
-	req := &accountv1.ListKeysRequest{AppId: c.App, TenantId: c.Tenant, Group: c.Group, Active: c.Active, PageSize: c.PageSize, RoleId: c.Role}
+	req := &accountv1.ListKeysRequest{AppId: c.App, TenantId: c.Tenant, Group: c.Group, Name: c.Name, Active: c.Active, PageSize: c.PageSize, RoleId: c.Role}
 	if c.Type != "" {
 		if req.Type = typeFromName(c.Type); req.Type == accountv1.KeyType_KEY_TYPE_UNSPECIFIED {
 			return fmt.Errorf("--type: want service, app or account, got %q", c.Type)
@@ -283,7 +288,7 @@ func (c *KeysListCmd) Run(e *Env) error {
 
 type keyRef struct {
 	ClientFlags
-	ID string `arg:"" name:"id" help:"Key id."`
+	ID string `arg:"" name:"key" help:"Key id or name."`
 }
 
 // KeysGetCmd is `keygate keys get`.
@@ -291,26 +296,26 @@ type KeysGetCmd struct{ keyRef }
 
 func (c *KeysGetCmd) Run(e *Env) error {
 	return run(&c.ClientFlags, e, func(cl *client) error {
-		r, err := call(cl, cl.api.GetKey, &accountv1.GetKeyRequest{Id: c.ID})
+		k, err := resolveKey(cl, c.ID)
 		if err != nil {
 			return err
 		}
-		return cl.out.object(r.GetKey(), keyRows(r.GetKey()))
+		return cl.out.object(k, keyRows(k))
 	})
 }
 
 // KeysUpdateCmd is `keygate keys update`.
 type KeysUpdateCmd struct {
 	ClientFlags
-	ID             string   `arg:"" name:"id" help:"Key id."`
+	ID             string   `arg:"" optional:"" name:"key" help:"Key id or name; leave it out to change every key the filters (--app, --tenant, --type, --where-group, --where-name, --where-active/--where-inactive, --expiring-before, --unused-since, or --all) select."`
 	Name           *string  `name:"name" help:"New name (unique in the account)."`
 	Description    *string  `name:"description" help:"New description (\"\" clears it)."`
 	Group          *string  `name:"group" help:"New group (\"\" clears it)."`
 	Scope          *string  `name:"scope" help:"New scope (\"\" allows all)."`
 	Active         *bool    `name:"active" negatable:"" help:"Activate (--active) or deactivate (--no-active) the key."`
-	ExpiresAt      string   `name:"expires-at" placeholder:"RFC3339" help:"New expiry (RFC 3339)."`
+	ExpiresAt      string   `name:"expires-at" placeholder:"TIME" help:"New expiry: RFC 3339 (2027-01-01T12:00:00Z) or a date (2027-01-01, midnight UTC). A past time is accepted (the key is denied expired_key at once), with a warning."`
 	ClearExpiresAt bool     `name:"clear-expires-at" help:"Remove the expiry: the key never expires."`
-	NotBefore      string   `name:"not-before" placeholder:"RFC3339" help:"New start of validity (RFC 3339)."`
+	NotBefore      string   `name:"not-before" placeholder:"TIME" help:"New start of validity: RFC 3339 (2027-01-01T12:00:00Z) or a date (2027-01-01, midnight UTC)."`
 	ClearNotBefore bool     `name:"clear-not-before" help:"Remove the start of validity."`
 	IPFilter       []string `name:"ip-filter" sep:"none" placeholder:"CIDR" help:"Replace the IP filters with these (repeatable)."`
 	ClearIPFilters bool     `name:"clear-ip-filters" help:"Remove every IP filter: any client address."`
@@ -319,6 +324,7 @@ type KeysUpdateCmd struct {
 	ClearHeaders   bool     `name:"clear-headers" help:"Remove every response header."`
 	Role           []string `name:"role" sep:"none" placeholder:"ROLE-ID" help:"Replace the roles the key holds with these (repeatable)."`
 	ClearRoles     bool     `name:"clear-roles" help:"Take every role from the key."`
+	bulkFlags
 }
 
 func (c *KeysUpdateCmd) request() (*accountv1.UpdateKeyRequest, error) {
@@ -391,15 +397,25 @@ func (c *KeysUpdateCmd) request() (*accountv1.UpdateKeyRequest, error) {
 }
 
 func (c *KeysUpdateCmd) Run(e *Env) error {
+	if c.ID == "" {
+		return c.runBulk(e)
+	}
+	if c.bulkFlags.set() {
+		return errors.New("give either a key (id or name) or filters, not both: filters select many keys")
+	}
 	req, err := c.request()
 	if err != nil {
 		return err
 	}
 	return run(&c.ClientFlags, e, func(cl *client) error {
+		if req.Id, err = keyID(cl, c.ID); err != nil {
+			return err
+		}
 		r, err := call(cl, cl.api.UpdateKey, req)
 		if err != nil {
 			return err
 		}
+		printWarnings(cl, r.GetWarnings())
 		return cl.out.object(r.GetKey(), keyRows(r.GetKey()))
 	})
 }
@@ -407,8 +423,8 @@ func (c *KeysUpdateCmd) Run(e *Env) error {
 // KeysRegenerateCmd is `keygate keys regenerate`.
 type KeysRegenerateCmd struct {
 	ClientFlags
-	ID    string        `arg:"" name:"id" help:"Key id."`
-	Grace time.Duration `name:"grace" default:"0s" help:"How long the old secret stays valid (e.g. 10m, 24h); 0: it stops at once."`
+	ID    string   `arg:"" name:"key" help:"Key id or name."`
+	Grace Duration `name:"grace" default:"0s" placeholder:"DURATION" help:"How long the old secret stays valid: Go units (90m, 36h) or days (7d, 1d12h) (e.g. 10m, 24h, 7d); 0: it stops at once."`
 }
 
 func (c *KeysRegenerateCmd) Run(e *Env) error {
@@ -416,9 +432,13 @@ func (c *KeysRegenerateCmd) Run(e *Env) error {
 		return errors.New("--grace: must not be negative")
 	}
 	return run(&c.ClientFlags, e, func(cl *client) error {
-		req := &accountv1.RegenerateKeyRequest{Id: c.ID}
+		id, err := keyID(cl, c.ID)
+		if err != nil {
+			return err
+		}
+		req := &accountv1.RegenerateKeyRequest{Id: id}
 		if c.Grace > 0 {
-			req.GracePeriod = durationpb.New(c.Grace)
+			req.GracePeriod = durationpb.New(c.Grace.D())
 		}
 		r, err := call(cl, cl.api.RegenerateKey, req)
 		if err != nil {
@@ -433,11 +453,15 @@ type KeysDeleteCmd struct{ keyRef }
 
 func (c *KeysDeleteCmd) Run(e *Env) error {
 	return run(&c.ClientFlags, e, func(cl *client) error {
-		r, err := call(cl, cl.api.DeleteKey, &accountv1.DeleteKeyRequest{Id: c.ID})
+		id, err := keyID(cl, c.ID)
 		if err != nil {
 			return err
 		}
-		return deleted(cl.out, r.GetKey(), "key", c.ID)
+		r, err := call(cl, cl.api.DeleteKey, &accountv1.DeleteKeyRequest{Id: id})
+		if err != nil {
+			return err
+		}
+		return deleted(cl.out, r.GetKey(), "key", id)
 	})
 }
 

@@ -41,43 +41,43 @@ func keyInput(typ authz.KeyType, appID, tenantID string, active *bool, r keyRequ
 	return in, v.Err()
 }
 
-func (s *Server) generate(ctx context.Context, typ authz.KeyType, appID, tenantID string, active *bool, r keyRequest) (string, *accountv1.Key, error) {
+func (s *Server) generate(ctx context.Context, typ authz.KeyType, appID, tenantID string, active *bool, r keyRequest) (string, *accountv1.Key, []string, error) {
 	in, err := keyInput(typ, appID, tenantID, active, r)
 	if err != nil {
-		return "", nil, grpcError(err)
+		return "", nil, nil, grpcError(err)
 	}
-	secret, k, err := s.svc.GenerateKey(ctx, callerFrom(ctx), in)
+	secret, k, w, err := s.svc.GenerateKey(ctx, callerFrom(ctx), in)
 	if err != nil {
-		return "", nil, grpcError(err)
+		return "", nil, nil, grpcError(err)
 	}
-	return secret.Reveal(), keyProto(k, s.svc.Now()), nil
+	return secret.Reveal(), keyProto(k, s.svc.Now()), w, nil
 }
 
 // GenerateServiceAccessKey creates a tenant-level service key.
 func (s *Server) GenerateServiceAccessKey(ctx context.Context, r *accountv1.GenerateServiceAccessKeyRequest) (*accountv1.GenerateServiceAccessKeyResponse, error) {
-	secret, k, err := s.generate(ctx, authz.KeyTypeService, r.GetAppId(), r.GetTenantId(), r.Active, r)
+	secret, k, w, err := s.generate(ctx, authz.KeyTypeService, r.GetAppId(), r.GetTenantId(), r.Active, r)
 	if err != nil {
 		return nil, err
 	}
-	return &accountv1.GenerateServiceAccessKeyResponse{PrivateKey: secret, Key: k}, nil
+	return &accountv1.GenerateServiceAccessKeyResponse{PrivateKey: secret, Key: k, Warnings: w}, nil
 }
 
 // GenerateAppAccessKey creates an app-level key.
 func (s *Server) GenerateAppAccessKey(ctx context.Context, r *accountv1.GenerateAppAccessKeyRequest) (*accountv1.GenerateAppAccessKeyResponse, error) {
-	secret, k, err := s.generate(ctx, authz.KeyTypeApp, r.GetAppId(), "", r.Active, r)
+	secret, k, w, err := s.generate(ctx, authz.KeyTypeApp, r.GetAppId(), "", r.Active, r)
 	if err != nil {
 		return nil, err
 	}
-	return &accountv1.GenerateAppAccessKeyResponse{PrivateKey: secret, Key: k}, nil
+	return &accountv1.GenerateAppAccessKeyResponse{PrivateKey: secret, Key: k, Warnings: w}, nil
 }
 
 // GenerateAccountAccessKey creates an account key.
 func (s *Server) GenerateAccountAccessKey(ctx context.Context, r *accountv1.GenerateAccountAccessKeyRequest) (*accountv1.GenerateAccountAccessKeyResponse, error) {
-	secret, k, err := s.generate(ctx, authz.KeyTypeAccount, "", "", r.Active, r)
+	secret, k, w, err := s.generate(ctx, authz.KeyTypeAccount, "", "", r.Active, r)
 	if err != nil {
 		return nil, err
 	}
-	return &accountv1.GenerateAccountAccessKeyResponse{PrivateKey: secret, Key: k}, nil
+	return &accountv1.GenerateAccountAccessKeyResponse{PrivateKey: secret, Key: k, Warnings: w}, nil
 }
 
 // ImportKey creates a key whose secret the caller supplies (origin custom).
@@ -87,11 +87,11 @@ func (s *Server) ImportKey(ctx context.Context, r *accountv1.ImportKeyRequest) (
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	k, err := s.svc.ImportKey(ctx, callerFrom(ctx), in, r.GetPrivateKey())
+	k, w, err := s.svc.ImportKey(ctx, callerFrom(ctx), in, r.GetPrivateKey())
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &accountv1.ImportKeyResponse{Key: keyProto(k, s.svc.Now())}, nil
+	return &accountv1.ImportKeyResponse{Key: keyProto(k, s.svc.Now()), Warnings: w}, nil
 }
 
 // GetKey returns one key of the caller's account.
@@ -106,22 +106,7 @@ func (s *Server) GetKey(ctx context.Context, r *accountv1.GetKeyRequest) (*accou
 // ListKeys returns one page of the caller's keys that pass the filters.
 func (s *Server) ListKeys(ctx context.Context, r *accountv1.ListKeysRequest) (*accountv1.ListKeysResponse, error) {
 	var v account.Violations
-	f := account.KeyFilter{
-		AppID:          r.GetAppId(),
-		TenantID:       r.GetTenantId(),
-		Group:          r.GetGroup(),
-		Active:         r.Active,
-		ExpiringBefore: zeroIfNil(timeOf(&v, "expiring_before", r.GetExpiringBefore())),
-		UnusedSince:    zeroIfNil(timeOf(&v, "unused_since", r.GetUnusedSince())),
-		RoleID:         r.GetRoleId(),
-	}
-	if r.GetType() != accountv1.KeyType_KEY_TYPE_UNSPECIFIED {
-		t, ok := KeyTypeFromProto(r.GetType())
-		if !ok {
-			v.Add("type", "unknown key type %d", r.GetType())
-		}
-		f.Type = t
-	}
+	f := keyFilter(&v, "", r, r.Active)
 	if err := v.Err(); err != nil {
 		return nil, grpcError(err)
 	}
@@ -186,11 +171,74 @@ func (s *Server) UpdateKey(ctx context.Context, r *accountv1.UpdateKeyRequest) (
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	k, err := s.svc.UpdateKey(ctx, callerFrom(ctx), r.GetId(), u)
+	k, w, err := s.svc.UpdateKey(ctx, callerFrom(ctx), r.GetId(), u)
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.svc.Now())}, nil
+	return &accountv1.UpdateKeyResponse{Key: keyProto(k, s.svc.Now()), Warnings: w}, nil
+}
+
+// keyFilter converts the filter fields ListKeys and UpdateKeys share.
+func keyFilter(v *account.Violations, prefix string, r interface {
+	GetAppId() string
+	GetTenantId() string
+	GetGroup() string
+	GetType() accountv1.KeyType
+	GetExpiringBefore() *timestamppb.Timestamp
+	GetUnusedSince() *timestamppb.Timestamp
+	GetName() string
+	GetRoleId() string
+}, active *bool) account.KeyFilter {
+	f := account.KeyFilter{
+		AppID:          r.GetAppId(),
+		TenantID:       r.GetTenantId(),
+		Group:          r.GetGroup(),
+		Name:           r.GetName(),
+		RoleID:         r.GetRoleId(),
+		Active:         active,
+		ExpiringBefore: zeroIfNil(timeOf(v, prefix+"expiring_before", r.GetExpiringBefore())),
+		UnusedSince:    zeroIfNil(timeOf(v, prefix+"unused_since", r.GetUnusedSince())),
+	}
+	if r.GetType() != accountv1.KeyType_KEY_TYPE_UNSPECIFIED {
+		t, ok := KeyTypeFromProto(r.GetType())
+		if !ok {
+			v.Add(prefix+"type", "unknown key type %d", r.GetType())
+		}
+		f.Type = t
+	}
+	return f
+}
+
+// UpdateKeys applies one change to every key that passes the filter.
+func (s *Server) UpdateKeys(ctx context.Context, r *accountv1.UpdateKeysRequest) (*accountv1.UpdateKeysResponse, error) {
+	var v account.Violations
+	in := account.BulkKeyUpdate{All: r.GetAll(), DryRun: r.GetDryRun()}
+	if pf := r.GetFilter(); pf != nil {
+		in.Filter = keyFilter(&v, "filter.", pf, pf.Active)
+	}
+	in.Update = account.KeyUpdate{Description: r.Description, Group: r.Group, Scope: r.Scope, Active: r.Active}
+	switch {
+	case r.ExpiresAt != nil && r.GetClearExpiresAt():
+		v.Add("expires_at", "set together with clear_expires_at")
+	case r.ExpiresAt != nil:
+		if in.Update.ExpiresAt = timeOf(&v, "expires_at", r.ExpiresAt); in.Update.ExpiresAt != nil && in.Update.ExpiresAt.IsZero() {
+			v.Add("expires_at", "must be after 0001-01-01T00:00:00Z")
+		}
+	case r.GetClearExpiresAt():
+		in.Update.ExpiresAt = &time.Time{}
+	}
+	if r.ExpectedCount != nil {
+		n := int(r.GetExpectedCount())
+		in.ExpectedCount = &n
+	}
+	if err := v.Err(); err != nil {
+		return nil, grpcError(err)
+	}
+	res, err := s.svc.UpdateKeys(ctx, callerFrom(ctx), in)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &accountv1.UpdateKeysResponse{Count: int32(res.Count), KeyIds: res.IDs, DryRun: res.DryRun, Warnings: res.Warnings}, nil
 }
 
 // RegenerateKey gives a key a new generated secret; the old one stays

@@ -176,6 +176,7 @@ func (l *loader) load(data []byte) *Table {
 			grpcSeen[d.name] = d
 			grpcDecls = append(grpcDecls, d)
 			t.grpc[d.name] = g
+			s.addKind(g.kind)
 		}
 	}
 

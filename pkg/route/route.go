@@ -72,6 +72,18 @@ type service struct {
 	// accounts, when set, are the only accounts whose keys the service
 	// accepts (row 6a); nil is every account.
 	accounts []string
+	// kinds are the kinds its routes and gRPC services name, in file
+	// order; anyKind is set when a route leaves the kind unknown.
+	kinds   []string
+	anyKind bool
+}
+
+func (s *service) addKind(k string) {
+	if k == "" {
+		s.anyKind = true
+	} else if !slices.Contains(s.kinds, k) {
+		s.kinds = append(s.kinds, k)
+	}
 }
 
 // target is the service's target with no kind or operation yet.
@@ -157,6 +169,23 @@ func (t *Table) Service(name string) (authz.KeyTypes, bool) {
 	}
 	return s.accepts, true
 }
+
+// Kinds reports whether service is declared and the kinds its routes
+// (GraphQL routes: query, mutation, subscription) and gRPC services name;
+// anyKind is set when one of its routes leaves the kind unknown.
+func (t *Table) Kinds(service string) (kinds []string, anyKind, ok bool) {
+	if t == nil {
+		return nil, false, false
+	}
+	s, ok := t.services[service]
+	if !ok {
+		return nil, false, false
+	}
+	return slices.Clone(s.kinds), s.anyKind, true
+}
+
+// Kinds is the current table's Kinds.
+func (r *Router) Kinds(service string) ([]string, bool, bool) { return r.t.Load().Kinds(service) }
 
 // ServiceNames lists the declared services in file order.
 func (t *Table) ServiceNames() []string {
@@ -526,6 +555,15 @@ func (r *Router) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) {
 func (t *Table) index(routes []*route) {
 	wild := make(map[string]*candidates)
 	for _, r := range routes {
+		if svc := t.services[r.target.Service]; svc != nil {
+			if r.gql != nil {
+				for _, k := range []string{"query", "mutation", "subscription"} {
+					svc.addKind(k)
+				}
+			} else {
+				svc.addKind(r.target.Kind)
+			}
+		}
 		var c *candidates
 		switch {
 		case r.host == "":

@@ -210,6 +210,13 @@ type KeyFilter struct {
 	ExpiringBefore time.Time // keys with expires_at < this
 	UnusedSince    time.Time // keys with last_used_at < this or never used
 	RoleID         string    // keys holding this role
+	Name           string    // the key of this name (names are unique in an account)
+}
+
+// IsZero reports whether f selects every key.
+func (f *KeyFilter) IsZero() bool {
+	return f.AppID == "" && f.TenantID == "" && f.Group == "" && f.Type == authz.KeyTypeUnknown &&
+		f.Active == nil && f.ExpiringBefore.IsZero() && f.UnusedSince.IsZero() && f.Name == "" && f.RoleID == ""
 }
 
 // AuditEvent is one change, as the audit log keeps it. Before and After are
@@ -318,6 +325,13 @@ type Accounts interface {
 	// graceUntil (zero: not at all).
 	RotateKey(ctx context.Context, actor Actor, accountID, id, newHash string, graceUntil time.Time) (Key, error)
 	DeleteKey(ctx context.Context, actor Actor, accountID, id string) error
+	// UpdateKeys applies u to every key of the account that passes f, in
+	// one transaction: the matching keys are locked (in creation order)
+	// and given to check, whose error aborts the whole change; then each
+	// key is changed and audited ("key.update") as UpdateKey does. It
+	// returns the keys as updated. A key that would not compile fails the
+	// whole change with ErrInvalid naming it.
+	UpdateKeys(ctx context.Context, actor Actor, accountID string, f KeyFilter, u KeyUpdate, check func(matched []Key) error) ([]Key, error)
 
 	// ListAuditEvents lists the account's events that pass f, newest
 	// first: in descending (At, ID) order.

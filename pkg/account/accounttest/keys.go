@@ -3,6 +3,7 @@ package accounttest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -196,11 +197,19 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	default:
 		return nil, "", invalid("type: unknown key type %d", f.Type)
 	}
+	all := s.matchLocked(accountID, f)
+	return keysetPage(all, p, func(k store.Key) (time.Time, string) { return k.CreatedAt, k.Spec.ID })
+}
+
+// matchLocked are the keys of an account that pass f, as reads return
+// them, in no particular order.
+func (s *Store) matchLocked(accountID string, f store.KeyFilter) []store.Key {
 	var all []store.Key
 	for _, k := range s.keys {
 		sp := &k.Spec
 		switch {
 		case sp.AccountID != accountID,
+			f.Name != "" && sp.Name != f.Name,
 			f.AppID != "" && sp.AppID != f.AppID,
 			f.TenantID != "" && sp.TenantID != f.TenantID,
 			f.Group != "" && sp.Group != f.Group,
@@ -213,7 +222,57 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 		}
 		all = append(all, s.readLocked(k))
 	}
-	return keysetPage(all, p, func(k store.Key) (time.Time, string) { return k.CreatedAt, k.Spec.ID })
+	return all
+}
+
+// UpdateKeys applies u to every key of the account that passes f, all or
+// nothing, after check has seen the matching keys in creation order.
+func (s *Store) UpdateKeys(_ context.Context, actor store.Actor, accountID string, f store.KeyFilter, u store.KeyUpdate, check func([]store.Key) error) ([]store.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, s.fail
+	}
+	switch f.Type {
+	case authz.KeyTypeUnknown, authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount:
+	default:
+		return nil, invalid("type: unknown key type %d", f.Type)
+	}
+	matched := s.matchLocked(accountID, f)
+	slices.SortFunc(matched, func(a, b store.Key) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Spec.ID, b.Spec.ID)
+	})
+	if check != nil {
+		if err := check(matched); err != nil {
+			return nil, err
+		}
+	}
+	if u == (store.KeyUpdate{}) {
+		return matched, nil
+	}
+	next := make([]store.Key, len(matched))
+	for i, k := range matched {
+		cur := s.keys[keyRef(k)]
+		n := stored(cur)
+		n.Spec = u.Apply(n.Spec)
+		n = stored(n)
+		if err := s.checkKeyLocked(n, false); err != nil {
+			return nil, fmt.Errorf("key %q: %w", k.Spec.ID, err)
+		}
+		next[i] = n
+	}
+	now := s.clock()
+	out := make([]store.Key, len(next))
+	for i, n := range next {
+		n.UpdatedAt = now
+		s.keys[keyRef(n)] = n
+		out[i] = s.readLocked(n)
+		s.auditLocked(accountID, actor, "key.update", "key", n.Spec.ID, matched[i], out[i])
+	}
+	return out, nil
 }
 
 // updateKey applies change to a copy of a key, checks and stores the

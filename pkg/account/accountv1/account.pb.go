@@ -1913,9 +1913,12 @@ func (x *GenerateServiceAccessKeyRequest) GetRoleIds() []string {
 
 // GenerateServiceAccessKeyResponse carries the new secret, once.
 type GenerateServiceAccessKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateKey    string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PrivateKey string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1960,6 +1963,13 @@ func (x *GenerateServiceAccessKeyResponse) GetPrivateKey() string {
 func (x *GenerateServiceAccessKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *GenerateServiceAccessKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2104,9 +2114,12 @@ func (x *GenerateAppAccessKeyRequest) GetRoleIds() []string {
 
 // GenerateAppAccessKeyResponse carries the new secret, once.
 type GenerateAppAccessKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateKey    string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PrivateKey string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2151,6 +2164,13 @@ func (x *GenerateAppAccessKeyResponse) GetPrivateKey() string {
 func (x *GenerateAppAccessKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *GenerateAppAccessKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2288,9 +2308,12 @@ func (x *GenerateAccountAccessKeyRequest) GetRoleIds() []string {
 
 // GenerateAccountAccessKeyResponse carries the new secret, once.
 type GenerateAccountAccessKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateKey    string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PrivateKey string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2335,6 +2358,13 @@ func (x *GenerateAccountAccessKeyResponse) GetPrivateKey() string {
 func (x *GenerateAccountAccessKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *GenerateAccountAccessKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2506,8 +2536,11 @@ func (x *ImportKeyRequest) GetRoleIds() []string {
 
 // ImportKeyResponse is the key as created (without its secret).
 type ImportKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2545,6 +2578,13 @@ func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
 func (x *ImportKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *ImportKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2656,7 +2696,9 @@ type ListKeysRequest struct {
 	PageSize  int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// role_id keeps keys holding this role.
-	RoleId        string `protobuf:"bytes,10,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	RoleId string `protobuf:"bytes,10,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// name keeps the key of this name (names are unique in an account).
+	Name          string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2757,6 +2799,13 @@ func (x *ListKeysRequest) GetPageToken() string {
 func (x *ListKeysRequest) GetRoleId() string {
 	if x != nil {
 		return x.RoleId
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -3059,8 +3108,11 @@ func (x *UpdateKeyRequest) GetRoleIds() *RoleIDs {
 
 // UpdateKeyResponse is the key as updated.
 type UpdateKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// warnings are accepted but suspicious settings (a scope naming a service
+	// the routes do not declare, an expiry in the past), one sentence each.
+	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3098,6 +3150,13 @@ func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
 func (x *UpdateKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *UpdateKeyResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -3300,6 +3359,308 @@ func (x *DeleteKeyResponse) GetKey() *Key {
 	return nil
 }
 
+// KeyFilter selects keys of UpdateKeys, as ListKeysRequest's filters do;
+// unset fields do not filter.
+type KeyFilter struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AppId          string                 `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	TenantId       string                 `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Group          string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	Type           KeyType                `protobuf:"varint,4,opt,name=type,proto3,enum=keygate.account.v1.KeyType" json:"type,omitempty"`
+	Active         *bool                  `protobuf:"varint,5,opt,name=active,proto3,oneof" json:"active,omitempty"`
+	ExpiringBefore *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expiring_before,json=expiringBefore,proto3" json:"expiring_before,omitempty"`
+	UnusedSince    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=unused_since,json=unusedSince,proto3" json:"unused_since,omitempty"`
+	Name           string                 `protobuf:"bytes,8,opt,name=name,proto3" json:"name,omitempty"`
+	// role_id keeps keys holding this role.
+	RoleId        string `protobuf:"bytes,9,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyFilter) Reset() {
+	*x = KeyFilter{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyFilter) ProtoMessage() {}
+
+func (x *KeyFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyFilter.ProtoReflect.Descriptor instead.
+func (*KeyFilter) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *KeyFilter) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetType() KeyType {
+	if x != nil {
+		return x.Type
+	}
+	return KeyType_KEY_TYPE_UNSPECIFIED
+}
+
+func (x *KeyFilter) GetActive() bool {
+	if x != nil && x.Active != nil {
+		return *x.Active
+	}
+	return false
+}
+
+func (x *KeyFilter) GetExpiringBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiringBefore
+	}
+	return nil
+}
+
+func (x *KeyFilter) GetUnusedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnusedSince
+	}
+	return nil
+}
+
+func (x *KeyFilter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+// UpdateKeysRequest changes many keys at once. A filter that sets nothing
+// is refused unless all is set.
+type UpdateKeysRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Filter         *KeyFilter             `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	All            bool                   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
+	Description    *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Group          *string                `protobuf:"bytes,4,opt,name=group,proto3,oneof" json:"group,omitempty"`
+	Scope          *string                `protobuf:"bytes,5,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
+	Active         *bool                  `protobuf:"varint,6,opt,name=active,proto3,oneof" json:"active,omitempty"`
+	ExpiresAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ClearExpiresAt bool                   `protobuf:"varint,8,opt,name=clear_expires_at,json=clearExpiresAt,proto3" json:"clear_expires_at,omitempty"`
+	// dry_run changes nothing and answers what would change.
+	DryRun bool `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// expected_count, when set, is the number of keys the caller confirmed:
+	// a different number of matching keys is refused.
+	ExpectedCount *int32 `protobuf:"varint,10,opt,name=expected_count,json=expectedCount,proto3,oneof" json:"expected_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeysRequest) Reset() {
+	*x = UpdateKeysRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeysRequest) ProtoMessage() {}
+
+func (x *UpdateKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeysRequest.ProtoReflect.Descriptor instead.
+func (*UpdateKeysRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *UpdateKeysRequest) GetFilter() *KeyFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *UpdateKeysRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateKeysRequest) GetGroup() string {
+	if x != nil && x.Group != nil {
+		return *x.Group
+	}
+	return ""
+}
+
+func (x *UpdateKeysRequest) GetScope() string {
+	if x != nil && x.Scope != nil {
+		return *x.Scope
+	}
+	return ""
+}
+
+func (x *UpdateKeysRequest) GetActive() bool {
+	if x != nil && x.Active != nil {
+		return *x.Active
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *UpdateKeysRequest) GetClearExpiresAt() bool {
+	if x != nil {
+		return x.ClearExpiresAt
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *UpdateKeysRequest) GetExpectedCount() int32 {
+	if x != nil && x.ExpectedCount != nil {
+		return *x.ExpectedCount
+	}
+	return 0
+}
+
+// UpdateKeysResponse is the number of keys that match (and changed, unless
+// dry_run) and their ids, in creation order.
+type UpdateKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         int32                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	KeyIds        []string               `protobuf:"bytes,2,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
+	DryRun        bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Warnings      []string               `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateKeysResponse) Reset() {
+	*x = UpdateKeysResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateKeysResponse) ProtoMessage() {}
+
+func (x *UpdateKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateKeysResponse.ProtoReflect.Descriptor instead.
+func (*UpdateKeysResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *UpdateKeysResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *UpdateKeysResponse) GetKeyIds() []string {
+	if x != nil {
+		return x.KeyIds
+	}
+	return nil
+}
+
+func (x *UpdateKeysResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *UpdateKeysResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 // ListAuditEventsRequest asks for one page of the audit log.
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3328,7 +3689,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3701,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[45]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3714,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{45}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListAuditEventsRequest) GetPageSize() int32 {
@@ -3424,7 +3785,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3436,7 +3797,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[46]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +3810,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{46}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -3477,7 +3838,7 @@ type RoleIDs struct {
 
 func (x *RoleIDs) Reset() {
 	*x = RoleIDs{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3489,7 +3850,7 @@ func (x *RoleIDs) String() string {
 func (*RoleIDs) ProtoMessage() {}
 
 func (x *RoleIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[47]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3502,7 +3863,7 @@ func (x *RoleIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleIDs.ProtoReflect.Descriptor instead.
 func (*RoleIDs) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{47}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RoleIDs) GetIds() []string {
@@ -3529,7 +3890,7 @@ type ServiceAccessRole struct {
 
 func (x *ServiceAccessRole) Reset() {
 	*x = ServiceAccessRole{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3541,7 +3902,7 @@ func (x *ServiceAccessRole) String() string {
 func (*ServiceAccessRole) ProtoMessage() {}
 
 func (x *ServiceAccessRole) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[48]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3554,7 +3915,7 @@ func (x *ServiceAccessRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccessRole.ProtoReflect.Descriptor instead.
 func (*ServiceAccessRole) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{48}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ServiceAccessRole) GetId() string {
@@ -3613,7 +3974,7 @@ type CreateServiceAccessRoleRequest struct {
 
 func (x *CreateServiceAccessRoleRequest) Reset() {
 	*x = CreateServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3986,7 @@ func (x *CreateServiceAccessRoleRequest) String() string {
 func (*CreateServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[49]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3999,7 @@ func (x *CreateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{49}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateServiceAccessRoleRequest) GetId() string {
@@ -3679,7 +4040,7 @@ type CreateServiceAccessRoleResponse struct {
 
 func (x *CreateServiceAccessRoleResponse) Reset() {
 	*x = CreateServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3691,7 +4052,7 @@ func (x *CreateServiceAccessRoleResponse) String() string {
 func (*CreateServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3704,7 +4065,7 @@ func (x *CreateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{50}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -3724,7 +4085,7 @@ type GetServiceAccessRoleRequest struct {
 
 func (x *GetServiceAccessRoleRequest) Reset() {
 	*x = GetServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +4097,7 @@ func (x *GetServiceAccessRoleRequest) String() string {
 func (*GetServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *GetServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +4110,7 @@ func (x *GetServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{51}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetServiceAccessRoleRequest) GetId() string {
@@ -3769,7 +4130,7 @@ type GetServiceAccessRoleResponse struct {
 
 func (x *GetServiceAccessRoleResponse) Reset() {
 	*x = GetServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +4142,7 @@ func (x *GetServiceAccessRoleResponse) String() string {
 func (*GetServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *GetServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +4155,7 @@ func (x *GetServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{52}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -3816,7 +4177,7 @@ type ListServiceAccessRolesRequest struct {
 
 func (x *ListServiceAccessRolesRequest) Reset() {
 	*x = ListServiceAccessRolesRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3828,7 +4189,7 @@ func (x *ListServiceAccessRolesRequest) String() string {
 func (*ListServiceAccessRolesRequest) ProtoMessage() {}
 
 func (x *ListServiceAccessRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3841,7 +4202,7 @@ func (x *ListServiceAccessRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessRolesRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{53}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListServiceAccessRolesRequest) GetPageSize() int32 {
@@ -3870,7 +4231,7 @@ type ListServiceAccessRolesResponse struct {
 
 func (x *ListServiceAccessRolesResponse) Reset() {
 	*x = ListServiceAccessRolesResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3882,7 +4243,7 @@ func (x *ListServiceAccessRolesResponse) String() string {
 func (*ListServiceAccessRolesResponse) ProtoMessage() {}
 
 func (x *ListServiceAccessRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3895,7 +4256,7 @@ func (x *ListServiceAccessRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessRolesResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{54}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListServiceAccessRolesResponse) GetRoles() []*ServiceAccessRole {
@@ -3925,7 +4286,7 @@ type UpdateServiceAccessRoleRequest struct {
 
 func (x *UpdateServiceAccessRoleRequest) Reset() {
 	*x = UpdateServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4298,7 @@ func (x *UpdateServiceAccessRoleRequest) String() string {
 func (*UpdateServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *UpdateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4311,7 @@ func (x *UpdateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{55}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UpdateServiceAccessRoleRequest) GetId() string {
@@ -3991,7 +4352,7 @@ type UpdateServiceAccessRoleResponse struct {
 
 func (x *UpdateServiceAccessRoleResponse) Reset() {
 	*x = UpdateServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4003,7 +4364,7 @@ func (x *UpdateServiceAccessRoleResponse) String() string {
 func (*UpdateServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *UpdateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4016,7 +4377,7 @@ func (x *UpdateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{56}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UpdateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -4038,7 +4399,7 @@ type DeleteServiceAccessRoleRequest struct {
 
 func (x *DeleteServiceAccessRoleRequest) Reset() {
 	*x = DeleteServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4050,7 +4411,7 @@ func (x *DeleteServiceAccessRoleRequest) String() string {
 func (*DeleteServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4063,7 +4424,7 @@ func (x *DeleteServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{57}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DeleteServiceAccessRoleRequest) GetId() string {
@@ -4089,7 +4450,7 @@ type DeleteServiceAccessRoleResponse struct {
 
 func (x *DeleteServiceAccessRoleResponse) Reset() {
 	*x = DeleteServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4101,7 +4462,7 @@ func (x *DeleteServiceAccessRoleResponse) String() string {
 func (*DeleteServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4114,7 +4475,7 @@ func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{58}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
 }
 
 // ServiceAccessDenial blocks one tenant of one app from what its scope
@@ -4136,7 +4497,7 @@ type ServiceAccessDenial struct {
 
 func (x *ServiceAccessDenial) Reset() {
 	*x = ServiceAccessDenial{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4509,7 @@ func (x *ServiceAccessDenial) String() string {
 func (*ServiceAccessDenial) ProtoMessage() {}
 
 func (x *ServiceAccessDenial) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4522,7 @@ func (x *ServiceAccessDenial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccessDenial.ProtoReflect.Descriptor instead.
 func (*ServiceAccessDenial) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{59}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ServiceAccessDenial) GetId() string {
@@ -4229,7 +4590,7 @@ type CreateServiceAccessDenialRequest struct {
 
 func (x *CreateServiceAccessDenialRequest) Reset() {
 	*x = CreateServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4241,7 +4602,7 @@ func (x *CreateServiceAccessDenialRequest) String() string {
 func (*CreateServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4254,7 +4615,7 @@ func (x *CreateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{60}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateServiceAccessDenialRequest) GetId() string {
@@ -4302,7 +4663,7 @@ type CreateServiceAccessDenialResponse struct {
 
 func (x *CreateServiceAccessDenialResponse) Reset() {
 	*x = CreateServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4314,7 +4675,7 @@ func (x *CreateServiceAccessDenialResponse) String() string {
 func (*CreateServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4327,7 +4688,7 @@ func (x *CreateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use CreateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -4347,7 +4708,7 @@ type GetServiceAccessDenialRequest struct {
 
 func (x *GetServiceAccessDenialRequest) Reset() {
 	*x = GetServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4359,7 +4720,7 @@ func (x *GetServiceAccessDenialRequest) String() string {
 func (*GetServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *GetServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4372,7 +4733,7 @@ func (x *GetServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{62}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetServiceAccessDenialRequest) GetId() string {
@@ -4392,7 +4753,7 @@ type GetServiceAccessDenialResponse struct {
 
 func (x *GetServiceAccessDenialResponse) Reset() {
 	*x = GetServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4404,7 +4765,7 @@ func (x *GetServiceAccessDenialResponse) String() string {
 func (*GetServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *GetServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4417,7 +4778,7 @@ func (x *GetServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{63}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -4441,7 +4802,7 @@ type ListServiceAccessDenialsRequest struct {
 
 func (x *ListServiceAccessDenialsRequest) Reset() {
 	*x = ListServiceAccessDenialsRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4453,7 +4814,7 @@ func (x *ListServiceAccessDenialsRequest) String() string {
 func (*ListServiceAccessDenialsRequest) ProtoMessage() {}
 
 func (x *ListServiceAccessDenialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4466,7 +4827,7 @@ func (x *ListServiceAccessDenialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessDenialsRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessDenialsRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{64}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListServiceAccessDenialsRequest) GetTenantId() string {
@@ -4509,7 +4870,7 @@ type ListServiceAccessDenialsResponse struct {
 
 func (x *ListServiceAccessDenialsResponse) Reset() {
 	*x = ListServiceAccessDenialsResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4521,7 +4882,7 @@ func (x *ListServiceAccessDenialsResponse) String() string {
 func (*ListServiceAccessDenialsResponse) ProtoMessage() {}
 
 func (x *ListServiceAccessDenialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4534,7 +4895,7 @@ func (x *ListServiceAccessDenialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessDenialsResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessDenialsResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{65}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListServiceAccessDenialsResponse) GetDenials() []*ServiceAccessDenial {
@@ -4564,7 +4925,7 @@ type UpdateServiceAccessDenialRequest struct {
 
 func (x *UpdateServiceAccessDenialRequest) Reset() {
 	*x = UpdateServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4576,7 +4937,7 @@ func (x *UpdateServiceAccessDenialRequest) String() string {
 func (*UpdateServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *UpdateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4589,7 +4950,7 @@ func (x *UpdateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{66}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateServiceAccessDenialRequest) GetId() string {
@@ -4623,7 +4984,7 @@ type UpdateServiceAccessDenialResponse struct {
 
 func (x *UpdateServiceAccessDenialResponse) Reset() {
 	*x = UpdateServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4635,7 +4996,7 @@ func (x *UpdateServiceAccessDenialResponse) String() string {
 func (*UpdateServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *UpdateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4648,7 +5009,7 @@ func (x *UpdateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{67}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -4668,7 +5029,7 @@ type DeleteServiceAccessDenialRequest struct {
 
 func (x *DeleteServiceAccessDenialRequest) Reset() {
 	*x = DeleteServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4680,7 +5041,7 @@ func (x *DeleteServiceAccessDenialRequest) String() string {
 func (*DeleteServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4693,7 +5054,7 @@ func (x *DeleteServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{68}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteServiceAccessDenialRequest) GetId() string {
@@ -4712,7 +5073,7 @@ type DeleteServiceAccessDenialResponse struct {
 
 func (x *DeleteServiceAccessDenialResponse) Reset() {
 	*x = DeleteServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4724,7 +5085,7 @@ func (x *DeleteServiceAccessDenialResponse) String() string {
 func (*DeleteServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4737,7 +5098,7 @@ func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use DeleteServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{69}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{72}
 }
 
 var File_keygate_account_v1_account_proto protoreflect.FileDescriptor
@@ -4894,11 +5255,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\v \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\f \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\r \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\"n\n" +
+	"\a_active\"\x8a\x01\n" +
 	" GenerateServiceAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xcd\x03\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\xcd\x03\n" +
 	"\x1bGenerateAppAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\x06active\x18\x02 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
@@ -4916,11 +5278,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	" \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\v \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\f \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\"j\n" +
+	"\a_active\"\x86\x01\n" +
 	"\x1cGenerateAppAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xba\x03\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\xba\x03\n" +
 	"\x1fGenerateAccountAccessKeyRequest\x12\x1b\n" +
 	"\x06active\x18\x01 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
@@ -4937,11 +5300,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\n" +
 	" \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\v \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\"n\n" +
+	"\a_active\"\x8a\x01\n" +
 	" GenerateAccountAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xb1\x04\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\xb1\x04\n" +
 	"\x10ImportKeyRequest\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x1b\n" +
@@ -4963,13 +5327,14 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\r \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\x0e \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\x0f \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\">\n" +
+	"\a_active\"Z\n" +
 	"\x11ImportKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x1f\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"\x1f\n" +
 	"\rGetKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x0eGetKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\x8d\x03\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xa1\x03\n" +
 	"\x0fListKeysRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
@@ -4982,7 +5347,8 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\t \x01(\tR\tpageToken\x12\x17\n" +
 	"\arole_id\x18\n" +
-	" \x01(\tR\x06roleIdB\t\n" +
+	" \x01(\tR\x06roleId\x12\x12\n" +
+	"\x04name\x18\v \x01(\tR\x04nameB\t\n" +
 	"\a_active\"g\n" +
 	"\x10ListKeysResponse\x12+\n" +
 	"\x04keys\x18\x01 \x03(\v2\x17.keygate.account.v1.KeyR\x04keys\x12&\n" +
@@ -5013,9 +5379,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\f_descriptionB\b\n" +
 	"\x06_groupB\b\n" +
 	"\x06_scopeB\t\n" +
-	"\a_active\">\n" +
+	"\a_active\"Z\n" +
 	"\x11UpdateKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"d\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"d\n" +
 	"\x14RegenerateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
 	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"c\n" +
@@ -5026,7 +5393,41 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10DeleteKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
 	"\x11DeleteKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xa3\x02\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xdf\x02\n" +
+	"\tKeyFilter\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12/\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x1b\n" +
+	"\x06active\x18\x05 \x01(\bH\x00R\x06active\x88\x01\x01\x12C\n" +
+	"\x0fexpiring_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0eexpiringBefore\x12=\n" +
+	"\funused_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vunusedSince\x12\x12\n" +
+	"\x04name\x18\b \x01(\tR\x04name\x12\x17\n" +
+	"\arole_id\x18\t \x01(\tR\x06roleIdB\t\n" +
+	"\a_active\"\xc2\x03\n" +
+	"\x11UpdateKeysRequest\x125\n" +
+	"\x06filter\x18\x01 \x01(\v2\x1d.keygate.account.v1.KeyFilterR\x06filter\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\x12%\n" +
+	"\vdescription\x18\x03 \x01(\tH\x00R\vdescription\x88\x01\x01\x12\x19\n" +
+	"\x05group\x18\x04 \x01(\tH\x01R\x05group\x88\x01\x01\x12\x19\n" +
+	"\x05scope\x18\x05 \x01(\tH\x02R\x05scope\x88\x01\x01\x12\x1b\n" +
+	"\x06active\x18\x06 \x01(\bH\x03R\x06active\x88\x01\x01\x129\n" +
+	"\n" +
+	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12(\n" +
+	"\x10clear_expires_at\x18\b \x01(\bR\x0eclearExpiresAt\x12\x17\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRun\x12*\n" +
+	"\x0eexpected_count\x18\n" +
+	" \x01(\x05H\x04R\rexpectedCount\x88\x01\x01B\x0e\n" +
+	"\f_descriptionB\b\n" +
+	"\x06_groupB\b\n" +
+	"\x06_scopeB\t\n" +
+	"\a_activeB\x11\n" +
+	"\x0f_expected_count\"x\n" +
+	"\x12UpdateKeysResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x17\n" +
+	"\akey_ids\x18\x02 \x03(\tR\x06keyIds\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x1a\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"\xa3\x02\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -5134,7 +5535,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tKeyOrigin\x12\x1a\n" +
 	"\x16KEY_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KEY_ORIGIN_GENERATED\x10\x01\x12\x15\n" +
-	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xf1\x19\n" +
+	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xce\x1a\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -5154,7 +5555,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\bListKeys\x12#.keygate.account.v1.ListKeysRequest\x1a$.keygate.account.v1.ListKeysResponse\x12X\n" +
 	"\tUpdateKey\x12$.keygate.account.v1.UpdateKeyRequest\x1a%.keygate.account.v1.UpdateKeyResponse\x12d\n" +
 	"\rRegenerateKey\x12(.keygate.account.v1.RegenerateKeyRequest\x1a).keygate.account.v1.RegenerateKeyResponse\x12X\n" +
-	"\tDeleteKey\x12$.keygate.account.v1.DeleteKeyRequest\x1a%.keygate.account.v1.DeleteKeyResponse\x12j\n" +
+	"\tDeleteKey\x12$.keygate.account.v1.DeleteKeyRequest\x1a%.keygate.account.v1.DeleteKeyResponse\x12[\n" +
+	"\n" +
+	"UpdateKeys\x12%.keygate.account.v1.UpdateKeysRequest\x1a&.keygate.account.v1.UpdateKeysResponse\x12j\n" +
 	"\x0fListAuditEvents\x12*.keygate.account.v1.ListAuditEventsRequest\x1a+.keygate.account.v1.ListAuditEventsResponse\x12\x82\x01\n" +
 	"\x17CreateServiceAccessRole\x122.keygate.account.v1.CreateServiceAccessRoleRequest\x1a3.keygate.account.v1.CreateServiceAccessRoleResponse\x12y\n" +
 	"\x14GetServiceAccessRole\x12/.keygate.account.v1.GetServiceAccessRoleRequest\x1a0.keygate.account.v1.GetServiceAccessRoleResponse\x12\x7f\n" +
@@ -5180,7 +5583,7 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
@@ -5229,52 +5632,55 @@ var file_keygate_account_v1_account_proto_goTypes = []any{
 	(*RegenerateKeyResponse)(nil),             // 44: keygate.account.v1.RegenerateKeyResponse
 	(*DeleteKeyRequest)(nil),                  // 45: keygate.account.v1.DeleteKeyRequest
 	(*DeleteKeyResponse)(nil),                 // 46: keygate.account.v1.DeleteKeyResponse
-	(*ListAuditEventsRequest)(nil),            // 47: keygate.account.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),           // 48: keygate.account.v1.ListAuditEventsResponse
-	(*RoleIDs)(nil),                           // 49: keygate.account.v1.RoleIDs
-	(*ServiceAccessRole)(nil),                 // 50: keygate.account.v1.ServiceAccessRole
-	(*CreateServiceAccessRoleRequest)(nil),    // 51: keygate.account.v1.CreateServiceAccessRoleRequest
-	(*CreateServiceAccessRoleResponse)(nil),   // 52: keygate.account.v1.CreateServiceAccessRoleResponse
-	(*GetServiceAccessRoleRequest)(nil),       // 53: keygate.account.v1.GetServiceAccessRoleRequest
-	(*GetServiceAccessRoleResponse)(nil),      // 54: keygate.account.v1.GetServiceAccessRoleResponse
-	(*ListServiceAccessRolesRequest)(nil),     // 55: keygate.account.v1.ListServiceAccessRolesRequest
-	(*ListServiceAccessRolesResponse)(nil),    // 56: keygate.account.v1.ListServiceAccessRolesResponse
-	(*UpdateServiceAccessRoleRequest)(nil),    // 57: keygate.account.v1.UpdateServiceAccessRoleRequest
-	(*UpdateServiceAccessRoleResponse)(nil),   // 58: keygate.account.v1.UpdateServiceAccessRoleResponse
-	(*DeleteServiceAccessRoleRequest)(nil),    // 59: keygate.account.v1.DeleteServiceAccessRoleRequest
-	(*DeleteServiceAccessRoleResponse)(nil),   // 60: keygate.account.v1.DeleteServiceAccessRoleResponse
-	(*ServiceAccessDenial)(nil),               // 61: keygate.account.v1.ServiceAccessDenial
-	(*CreateServiceAccessDenialRequest)(nil),  // 62: keygate.account.v1.CreateServiceAccessDenialRequest
-	(*CreateServiceAccessDenialResponse)(nil), // 63: keygate.account.v1.CreateServiceAccessDenialResponse
-	(*GetServiceAccessDenialRequest)(nil),     // 64: keygate.account.v1.GetServiceAccessDenialRequest
-	(*GetServiceAccessDenialResponse)(nil),    // 65: keygate.account.v1.GetServiceAccessDenialResponse
-	(*ListServiceAccessDenialsRequest)(nil),   // 66: keygate.account.v1.ListServiceAccessDenialsRequest
-	(*ListServiceAccessDenialsResponse)(nil),  // 67: keygate.account.v1.ListServiceAccessDenialsResponse
-	(*UpdateServiceAccessDenialRequest)(nil),  // 68: keygate.account.v1.UpdateServiceAccessDenialRequest
-	(*UpdateServiceAccessDenialResponse)(nil), // 69: keygate.account.v1.UpdateServiceAccessDenialResponse
-	(*DeleteServiceAccessDenialRequest)(nil),  // 70: keygate.account.v1.DeleteServiceAccessDenialRequest
-	(*DeleteServiceAccessDenialResponse)(nil), // 71: keygate.account.v1.DeleteServiceAccessDenialResponse
-	(*timestamppb.Timestamp)(nil),             // 72: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 73: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 74: google.protobuf.Duration
+	(*KeyFilter)(nil),                         // 47: keygate.account.v1.KeyFilter
+	(*UpdateKeysRequest)(nil),                 // 48: keygate.account.v1.UpdateKeysRequest
+	(*UpdateKeysResponse)(nil),                // 49: keygate.account.v1.UpdateKeysResponse
+	(*ListAuditEventsRequest)(nil),            // 50: keygate.account.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),           // 51: keygate.account.v1.ListAuditEventsResponse
+	(*RoleIDs)(nil),                           // 52: keygate.account.v1.RoleIDs
+	(*ServiceAccessRole)(nil),                 // 53: keygate.account.v1.ServiceAccessRole
+	(*CreateServiceAccessRoleRequest)(nil),    // 54: keygate.account.v1.CreateServiceAccessRoleRequest
+	(*CreateServiceAccessRoleResponse)(nil),   // 55: keygate.account.v1.CreateServiceAccessRoleResponse
+	(*GetServiceAccessRoleRequest)(nil),       // 56: keygate.account.v1.GetServiceAccessRoleRequest
+	(*GetServiceAccessRoleResponse)(nil),      // 57: keygate.account.v1.GetServiceAccessRoleResponse
+	(*ListServiceAccessRolesRequest)(nil),     // 58: keygate.account.v1.ListServiceAccessRolesRequest
+	(*ListServiceAccessRolesResponse)(nil),    // 59: keygate.account.v1.ListServiceAccessRolesResponse
+	(*UpdateServiceAccessRoleRequest)(nil),    // 60: keygate.account.v1.UpdateServiceAccessRoleRequest
+	(*UpdateServiceAccessRoleResponse)(nil),   // 61: keygate.account.v1.UpdateServiceAccessRoleResponse
+	(*DeleteServiceAccessRoleRequest)(nil),    // 62: keygate.account.v1.DeleteServiceAccessRoleRequest
+	(*DeleteServiceAccessRoleResponse)(nil),   // 63: keygate.account.v1.DeleteServiceAccessRoleResponse
+	(*ServiceAccessDenial)(nil),               // 64: keygate.account.v1.ServiceAccessDenial
+	(*CreateServiceAccessDenialRequest)(nil),  // 65: keygate.account.v1.CreateServiceAccessDenialRequest
+	(*CreateServiceAccessDenialResponse)(nil), // 66: keygate.account.v1.CreateServiceAccessDenialResponse
+	(*GetServiceAccessDenialRequest)(nil),     // 67: keygate.account.v1.GetServiceAccessDenialRequest
+	(*GetServiceAccessDenialResponse)(nil),    // 68: keygate.account.v1.GetServiceAccessDenialResponse
+	(*ListServiceAccessDenialsRequest)(nil),   // 69: keygate.account.v1.ListServiceAccessDenialsRequest
+	(*ListServiceAccessDenialsResponse)(nil),  // 70: keygate.account.v1.ListServiceAccessDenialsResponse
+	(*UpdateServiceAccessDenialRequest)(nil),  // 71: keygate.account.v1.UpdateServiceAccessDenialRequest
+	(*UpdateServiceAccessDenialResponse)(nil), // 72: keygate.account.v1.UpdateServiceAccessDenialResponse
+	(*DeleteServiceAccessDenialRequest)(nil),  // 73: keygate.account.v1.DeleteServiceAccessDenialRequest
+	(*DeleteServiceAccessDenialResponse)(nil), // 74: keygate.account.v1.DeleteServiceAccessDenialResponse
+	(*timestamppb.Timestamp)(nil),             // 75: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 76: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 77: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	72,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	72,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	75,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	75,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	72,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	72,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	75,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	4,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	72,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	72,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	72,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	72,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	73,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	73,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	75,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	75,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	75,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	75,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	76,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	76,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
 	2,   // 16: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
 	2,   // 17: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
 	2,   // 18: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
@@ -5285,118 +5691,125 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	3,   // 23: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
 	3,   // 24: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
 	3,   // 25: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	72,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	75,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	72,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	75,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 32: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 33: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	72,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	75,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 36: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 37: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 38: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	72,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	75,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 41: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 42: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,   // 43: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 44: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	72,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	72,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	75,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	75,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
 	5,   // 47: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
 	4,   // 48: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	72,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	72,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	75,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	39,  // 51: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
 	40,  // 52: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
-	49,  // 53: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
+	52,  // 53: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
 	5,   // 54: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	74,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	77,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	5,   // 56: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,   // 57: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
-	72,  // 58: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	72,  // 59: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
-	6,   // 60: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	72,  // 61: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 62: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
-	50,  // 63: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	50,  // 64: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	50,  // 65: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
-	50,  // 66: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	72,  // 67: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 68: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
-	61,  // 69: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	61,  // 70: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	61,  // 71: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
-	61,  // 72: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	7,   // 73: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	9,   // 74: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	11,  // 75: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	13,  // 76: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	15,  // 77: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	17,  // 78: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	19,  // 79: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	21,  // 80: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	23,  // 81: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	25,  // 82: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	27,  // 83: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	29,  // 84: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	31,  // 85: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	33,  // 86: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	35,  // 87: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	37,  // 88: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	41,  // 89: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	43,  // 90: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	45,  // 91: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	47,  // 92: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	51,  // 93: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	53,  // 94: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	55,  // 95: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	57,  // 96: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	59,  // 97: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	62,  // 98: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	64,  // 99: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	66,  // 100: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	68,  // 101: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	70,  // 102: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	8,   // 103: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	10,  // 104: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	12,  // 105: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	14,  // 106: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	16,  // 107: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	18,  // 108: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	20,  // 109: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	22,  // 110: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	24,  // 111: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	26,  // 112: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	28,  // 113: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	30,  // 114: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	32,  // 115: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	34,  // 116: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	36,  // 117: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	38,  // 118: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	42,  // 119: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	44,  // 120: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	46,  // 121: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	48,  // 122: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	52,  // 123: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	54,  // 124: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	56,  // 125: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	58,  // 126: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	60,  // 127: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	63,  // 128: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	65,  // 129: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	67,  // 130: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	69,  // 131: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	71,  // 132: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	103, // [103:133] is the sub-list for method output_type
-	73,  // [73:103] is the sub-list for method input_type
-	73,  // [73:73] is the sub-list for extension type_name
-	73,  // [73:73] is the sub-list for extension extendee
-	0,   // [0:73] is the sub-list for field type_name
+	0,   // 58: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
+	75,  // 59: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	75,  // 60: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	47,  // 61: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
+	75,  // 62: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	75,  // 63: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	75,  // 64: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	6,   // 65: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
+	75,  // 66: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 67: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	53,  // 68: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	53,  // 69: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	53,  // 70: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
+	53,  // 71: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	75,  // 72: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	75,  // 73: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	64,  // 74: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	64,  // 75: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	64,  // 76: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
+	64,  // 77: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	7,   // 78: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	9,   // 79: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	11,  // 80: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	13,  // 81: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	15,  // 82: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	17,  // 83: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	19,  // 84: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	21,  // 85: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	23,  // 86: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	25,  // 87: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	27,  // 88: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	29,  // 89: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	31,  // 90: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	33,  // 91: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	35,  // 92: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	37,  // 93: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	41,  // 94: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	43,  // 95: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	45,  // 96: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	48,  // 97: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	50,  // 98: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	54,  // 99: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	56,  // 100: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	58,  // 101: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	60,  // 102: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	62,  // 103: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	65,  // 104: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	67,  // 105: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	69,  // 106: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	71,  // 107: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	73,  // 108: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	8,   // 109: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	10,  // 110: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	12,  // 111: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	14,  // 112: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	16,  // 113: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	18,  // 114: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	20,  // 115: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	22,  // 116: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	24,  // 117: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	26,  // 118: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	28,  // 119: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	30,  // 120: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	32,  // 121: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	34,  // 122: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	36,  // 123: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	38,  // 124: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	42,  // 125: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	44,  // 126: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	46,  // 127: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	49,  // 128: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	51,  // 129: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	55,  // 130: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	57,  // 131: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	59,  // 132: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	61,  // 133: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	63,  // 134: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	66,  // 135: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	68,  // 136: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	70,  // 137: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	72,  // 138: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	74,  // 139: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	109, // [109:140] is the sub-list for method output_type
+	78,  // [78:109] is the sub-list for method input_type
+	78,  // [78:78] is the sub-list for extension type_name
+	78,  // [78:78] is the sub-list for extension extendee
+	0,   // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -5412,15 +5825,17 @@ func file_keygate_account_v1_account_proto_init() {
 	file_keygate_account_v1_account_proto_msgTypes[31].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[35].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[39].OneofWrappers = []any{}
-	file_keygate_account_v1_account_proto_msgTypes[55].OneofWrappers = []any{}
-	file_keygate_account_v1_account_proto_msgTypes[66].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[45].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[46].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[58].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[69].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   70,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

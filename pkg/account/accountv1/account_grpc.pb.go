@@ -38,6 +38,7 @@ const (
 	AccountService_UpdateKey_FullMethodName                 = "/keygate.account.v1.AccountService/UpdateKey"
 	AccountService_RegenerateKey_FullMethodName             = "/keygate.account.v1.AccountService/RegenerateKey"
 	AccountService_DeleteKey_FullMethodName                 = "/keygate.account.v1.AccountService/DeleteKey"
+	AccountService_UpdateKeys_FullMethodName                = "/keygate.account.v1.AccountService/UpdateKeys"
 	AccountService_ListAuditEvents_FullMethodName           = "/keygate.account.v1.AccountService/ListAuditEvents"
 	AccountService_CreateServiceAccessRole_FullMethodName   = "/keygate.account.v1.AccountService/CreateServiceAccessRole"
 	AccountService_GetServiceAccessRole_FullMethodName      = "/keygate.account.v1.AccountService/GetServiceAccessRole"
@@ -123,6 +124,11 @@ type AccountServiceClient interface {
 	RegenerateKey(ctx context.Context, in *RegenerateKeyRequest, opts ...grpc.CallOption) (*RegenerateKeyResponse, error)
 	// DeleteKey removes a key; its secret stops working at once.
 	DeleteKey(ctx context.Context, in *DeleteKeyRequest, opts ...grpc.CallOption) (*DeleteKeyResponse, error)
+	// UpdateKeys applies one change to every key that passes the filter, in
+	// one transaction, auditing each key ("key.update"). dry_run answers the
+	// matching count and ids without changing anything; expected_count, when
+	// set, refuses (FAILED_PRECONDITION) if the count differs.
+	UpdateKeys(ctx context.Context, in *UpdateKeysRequest, opts ...grpc.CallOption) (*UpdateKeysResponse, error)
 	// ListAuditEvents returns the account's audit log, in the store's order,
 	// one page at a time.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
@@ -351,6 +357,16 @@ func (c *accountServiceClient) DeleteKey(ctx context.Context, in *DeleteKeyReque
 	return out, nil
 }
 
+func (c *accountServiceClient) UpdateKeys(ctx context.Context, in *UpdateKeysRequest, opts ...grpc.CallOption) (*UpdateKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateKeysResponse)
+	err := c.cc.Invoke(ctx, AccountService_UpdateKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *accountServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditEventsResponse)
@@ -533,6 +549,11 @@ type AccountServiceServer interface {
 	RegenerateKey(context.Context, *RegenerateKeyRequest) (*RegenerateKeyResponse, error)
 	// DeleteKey removes a key; its secret stops working at once.
 	DeleteKey(context.Context, *DeleteKeyRequest) (*DeleteKeyResponse, error)
+	// UpdateKeys applies one change to every key that passes the filter, in
+	// one transaction, auditing each key ("key.update"). dry_run answers the
+	// matching count and ids without changing anything; expected_count, when
+	// set, refuses (FAILED_PRECONDITION) if the count differs.
+	UpdateKeys(context.Context, *UpdateKeysRequest) (*UpdateKeysResponse, error)
 	// ListAuditEvents returns the account's audit log, in the store's order,
 	// one page at a time.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
@@ -627,6 +648,9 @@ func (UnimplementedAccountServiceServer) RegenerateKey(context.Context, *Regener
 }
 func (UnimplementedAccountServiceServer) DeleteKey(context.Context, *DeleteKeyRequest) (*DeleteKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteKey not implemented")
+}
+func (UnimplementedAccountServiceServer) UpdateKeys(context.Context, *UpdateKeysRequest) (*UpdateKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateKeys not implemented")
 }
 func (UnimplementedAccountServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
@@ -1024,6 +1048,24 @@ func _AccountService_DeleteKey_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_UpdateKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).UpdateKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_UpdateKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).UpdateKeys(ctx, req.(*UpdateKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AccountService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEventsRequest)
 	if err := dec(in); err != nil {
@@ -1304,6 +1346,10 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteKey",
 			Handler:    _AccountService_DeleteKey_Handler,
+		},
+		{
+			MethodName: "UpdateKeys",
+			Handler:    _AccountService_UpdateKeys_Handler,
 		},
 		{
 			MethodName: "ListAuditEvents",

@@ -423,12 +423,9 @@ func (s *Store) DeleteKey(ctx context.Context, actor store.Actor, accountID, id 
 	})
 }
 
-// ListKeys lists an account's keys in creation order, filtered by f.
-func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
-	size, after, err := store.ReadPage(p)
-	if err != nil {
-		return nil, "", err
-	}
+// keyWhere is the WHERE clause of the keys of account that pass f, and its
+// arguments.
+func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, error) {
 	var where strings.Builder
 	args := []any{accountID}
 	where.WriteString(` WHERE k.account_id = $1`)
@@ -450,7 +447,7 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	case authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount:
 		add("k.type = $%d", f.Type.String())
 	default:
-		return nil, "", invalid("type: unknown key type %d", f.Type)
+		return nil, nil, invalid("type: unknown key type %d", f.Type)
 	}
 	if f.Active != nil {
 		add("k.active = $%d", *f.Active)
@@ -464,9 +461,25 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	if f.RoleID != "" {
 		add("EXISTS (SELECT 1 FROM key_roles f WHERE f.account_id = k.account_id AND f.key_id = k.id AND f.role_id = $%d)", f.RoleID)
 	}
+	if f.Name != "" {
+		add("k.name = $%d", f.Name)
+	}
+	return &where, args, nil
+}
+
+// ListKeys lists an account's keys in creation order, filtered by f.
+func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
+	size, after, err := store.ReadPage(p)
+	if err != nil {
+		return nil, "", err
+	}
+	where, args, err := keyWhere(accountID, f)
+	if err != nil {
+		return nil, "", err
+	}
 	if after != nil {
 		args = append(args, after.CreatedAtTime(), after.ID)
-		fmt.Fprintf(&where, " AND (k.created_at, k.id) > ($%d, $%d)", len(args)-1, len(args))
+		fmt.Fprintf(where, " AND (k.created_at, k.id) > ($%d, $%d)", len(args)-1, len(args))
 	}
 	args = append(args, size+1)
 	sql := keyQuery + where.String() + fmt.Sprintf(" ORDER BY k.created_at, k.id LIMIT $%d", len(args))
@@ -536,4 +549,78 @@ func writeKeyRoles(ctx context.Context, tx pgx.Tx, accountID, keyID string, ids 
 		return mapError(err, subject{AccountID: accountID, ID: keyID})
 	}
 	return nil
+}
+
+// UpdateKeys applies u to every key that passes f in one transaction, in
+// the lock order of every key writer: the account's limits row first, then
+// the key rows (creation order), then the change feed's lock (taken by the
+// keys trigger of each UPDATE). Each key is audited "key.update" and
+// reaches the change feed as UpdateKey's would.
+func (s *Store) UpdateKeys(ctx context.Context, actor store.Actor, accountID string, f store.KeyFilter, u store.KeyUpdate, check func([]store.Key) error) ([]store.Key, error) {
+	where, args, err := keyWhere(accountID, f)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Key
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		out = nil
+		if err := lockCounts(ctx, tx, accountID); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, keyQuery+where.String()+` ORDER BY k.created_at, k.id FOR NO KEY UPDATE OF k`, args...)
+		if err != nil {
+			return fmt.Errorf("postgres: update keys: %w", err)
+		}
+		cur, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyRow, error) { return scanKey(row) })
+		if err != nil {
+			return fmt.Errorf("postgres: update keys: %w", err)
+		}
+		matched := make([]store.Key, len(cur))
+		for i, r := range cur {
+			matched[i] = r.Key
+		}
+		if check != nil {
+			if err := check(matched); err != nil {
+				return err
+			}
+		}
+		if u == (store.KeyUpdate{}) {
+			out = matched
+			return nil
+		}
+		now := s.now()
+		for _, k := range matched {
+			next := k
+			next.Spec.IPFilters = append([]string(nil), k.Spec.IPFilters...)
+			next.Spec.ResponseHeaders = append([]authz.HeaderSpec(nil), k.Spec.ResponseHeaders...)
+			next.Spec = u.Apply(next.Spec)
+			if err := s.validate(next.Spec, slices.Equal(next.Spec.ResponseHeaders, k.Spec.ResponseHeaders)); err != nil {
+				return fmt.Errorf("key %q: %w", k.Spec.ID, err)
+			}
+			sp := &next.Spec
+			_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
+					active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
+					response_headers = $11, updated_at = $12
+				WHERE account_id = $1 AND id = $2`,
+				accountID, k.Spec.ID, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
+				nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
+				headersJSON(sp.ResponseHeaders), now)
+			if err != nil {
+				return mapError(err, keySubject(next.Spec))
+			}
+			got, err := getKey(ctx, tx, accountID, k.Spec.ID, false)
+			if err != nil {
+				return err
+			}
+			if err := s.audit(ctx, tx, actor, accountID, "key.update", "key", k.Spec.ID, store.KeyAuditOf(k), store.KeyAuditOf(got)); err != nil {
+				return err
+			}
+			out = append(out, got)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

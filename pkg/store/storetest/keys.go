@@ -423,6 +423,10 @@ func testListKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
 		{"combined, none", store.KeyFilter{TenantID: "ten2", Group: "dev"}, nil},
 		{"unknown app", store.KeyFilter{AppID: "nope"}, nil},
 		{"another account's app", store.KeyFilter{AppID: "app2", Type: authz.KeyTypeService, Group: "prod"}, nil},
+		{"name", store.KeyFilter{Name: "k3"}, []string{"k3"}},
+		{"name and a filter it fails", store.KeyFilter{Name: "k3", Group: "prod"}, nil},
+		{"another account's name", store.KeyFilter{Name: "k6"}, nil},
+		{"unknown name", store.KeyFilter{Name: "nope"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			keys, next, err := f.s.ListKeys(f.ctx, "acct", tc.f, store.Page{})
@@ -480,4 +484,91 @@ func errorTexts(errs map[string]error) map[string]string {
 		}
 	}
 	return out
+}
+
+func testUpdateKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
+	f := setup(t, open)
+	if _, err := f.s.CreateTenant(f.ctx, Actor, store.Tenant{AccountID: "acct", ID: "ten2", Name: "Tenant Two", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	key := func(k store.Key, change func(sp *authz.KeySpec)) store.Key {
+		change(&k.Spec)
+		return f.createKey(k)
+	}
+	k1 := key(serviceKey("k1"), func(sp *authz.KeySpec) {})
+	k2 := key(serviceKey("k2"), func(sp *authz.KeySpec) { sp.TenantID = "ten2" })
+	k3 := key(serviceKey("k3"), func(sp *authz.KeySpec) { sp.Group = "dev" })
+	other := key(serviceKey("k4"), func(sp *authz.KeySpec) { sp.AccountID, sp.Hash = "other", Hash("other-k4") })
+	ids := func(keys []store.Key) []string {
+		var out []string
+		for _, k := range keys {
+			out = append(out, k.Spec.ID)
+		}
+		return out
+	}
+
+	t.Run("check sees the matches and its error changes nothing", func(t *testing.T) {
+		var seen []string
+		stop := errors.New("stop")
+		_, err := f.s.UpdateKeys(f.ctx, Actor, "acct", store.KeyFilter{TenantID: "ten1"}, store.KeyUpdate{Active: new(false)},
+			func(m []store.Key) error { seen = ids(m); return stop })
+		if !errors.Is(err, stop) {
+			t.Fatalf("err %v, want the check's", err)
+		}
+		if diff := cmp.Diff([]string{"k1", "k3"}, seen); diff != "" {
+			t.Errorf("matched (-want +got):\n%s", diff)
+		}
+		for _, k := range []store.Key{k1, k3} {
+			if diff := cmp.Diff(k, f.getKey(k.Spec.ID)); diff != "" {
+				t.Errorf("%s changed by a refused update:\n%s", k.Spec.ID, diff)
+			}
+		}
+	})
+
+	before := len(f.events("acct"))
+	got, err := f.s.UpdateKeys(f.ctx, Actor, "acct", store.KeyFilter{TenantID: "ten1"}, store.KeyUpdate{Active: new(false), Scope: new("sms-api")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"k1", "k3"}, ids(got)); diff != "" {
+		t.Errorf("updated (-want +got):\n%s", diff)
+	}
+	for _, k := range got {
+		if k.Spec.Active || k.Spec.Scope != "sms-api" || !k.UpdatedAt.After(k.CreatedAt) {
+			t.Errorf("%s: active %v, scope %q, updated %v", k.Spec.ID, k.Spec.Active, k.Spec.Scope, k.UpdatedAt)
+		}
+		if diff := cmp.Diff(k, f.getKey(k.Spec.ID)); diff != "" {
+			t.Errorf("%s: get differs from update:\n%s", k.Spec.ID, diff)
+		}
+	}
+	if diff := cmp.Diff(k2, f.getKey("k2")); diff != "" {
+		t.Errorf("k2 (another tenant) changed:\n%s", diff)
+	}
+	if k, err := f.s.GetKey(f.ctx, "other", "k4"); err != nil || !k.Spec.Active || k.Spec.Scope != other.Spec.Scope {
+		t.Errorf("another account's key: %+v, %v", k.Spec, err)
+	}
+	evs := f.events("acct")
+	var audited []string
+	for _, ev := range evs[:len(evs)-before] {
+		if ev.Action != "key.update" || ev.ObjectType != "key" || ev.Before == nil || ev.After == nil {
+			t.Errorf("audit event %s %s %s: before %s after %s", ev.Action, ev.ObjectType, ev.ObjectID, ev.Before, ev.After)
+		}
+		audited = append(audited, ev.ObjectID)
+	}
+	if len(audited) != 2 || !strings.Contains(strings.Join(audited, " "), "k1") || !strings.Contains(strings.Join(audited, " "), "k3") {
+		t.Errorf("audited %v, want k1 and k3 once each", audited)
+	}
+
+	// A key that would not compile refuses the whole change.
+	_, err = f.s.UpdateKeys(f.ctx, Actor, "acct", store.KeyFilter{}, store.KeyUpdate{Scope: new("a b:c:d:e")}, nil)
+	wantErr(t, err, store.ErrInvalid, "scope")
+	if k := f.getKey("k2"); k.Spec.Scope != k2.Spec.Scope {
+		t.Errorf("k2 scope %q after a refused change", k.Spec.Scope)
+	}
+	// Nothing matches: nothing changes.
+	got, err = f.s.UpdateKeys(f.ctx, Actor, "acct", store.KeyFilter{Name: "nope"}, store.KeyUpdate{Active: new(false)}, nil)
+	if err != nil || len(got) != 0 {
+		t.Errorf("no match: %v, %v", ids(got), err)
+	}
+	_ = k3
 }
