@@ -3,8 +3,9 @@ package accountcli
 import (
 	"encoding/json"
 	"fmt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +23,8 @@ import (
 type AuditCmd struct {
 	ClientFlags
 	pageFlags
-	Key     string `name:"key" placeholder:"ID" help:"Only events about this key (by key id): its creation, changes, deletion and refused attempts on it."`
-	Actor   string `name:"actor" placeholder:"ID" help:"Only events made (or attempted) by this account key (by key id)."`
+	Key     string `name:"key" placeholder:"KEY" help:"Only events about this key (its id, or the name of a key that still exists): its creation, changes, deletion and refused attempts on it."`
+	Actor   string `name:"actor" placeholder:"KEY" help:"Only events made (or attempted) by this account key (its id, or the name of a key that still exists)."`
 	Action  string `name:"action" placeholder:"ACTION" help:"Only this action (e.g. key.update), or every action on one type of object (key.*, app.*, tenant.*, account.*)."`
 	Outcome string `name:"outcome" placeholder:"OUTCOME" help:"Only allowed events (changes made) or denied ones (calls refused by the escalation rule)."`
 	Since   string `name:"since" placeholder:"TIME" help:"Only events at or after TIME: RFC 3339 (2027-01-01T09:00:00Z), a date (2027-01-01, midnight UTC) or a duration back from now (30m, 24h, 7d)."`
@@ -66,6 +67,12 @@ func (c *AuditCmd) Run(e *Env) error {
 		return err
 	}
 	return run(&c.ClientFlags, e, func(cl *client) error {
+		if req.KeyId, err = auditKeyID(cl, req.KeyId); err != nil {
+			return err
+		}
+		if req.ActorKeyId, err = auditKeyID(cl, req.ActorKeyId); err != nil {
+			return err
+		}
 		var all []*accountv1.AuditEvent
 		err := c.pages(cl, func(token string) (string, error) {
 			r := proto.Clone(req).(*accountv1.ListAuditEventsRequest)
@@ -104,20 +111,33 @@ func auditRow(ev *accountv1.AuditEvent) []string {
 	return []string{strconv.FormatInt(ev.GetId(), 10), fmtTime(ev.GetTime()), actor, action, object, auditChanges(ev)}
 }
 
-// daysPrefix is a duration's leading days: "7d", "1d12h".
-var daysPrefix = regexp.MustCompile(`^([0-9]{1,6})d`)
+// auditKeyID is the key id a --key or --actor value names: a live key's
+// id or name (resolveKey's rules), else the value itself, since the events
+// of a deleted key are still found by its id.
+func auditKeyID(cl *client, arg string) (string, error) {
+	if arg == "" {
+		return "", nil
+	}
+	k, id, err := lookupKey(cl, arg)
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return arg, nil
+	case err != nil:
+		return "", err
+	case k != nil:
+		return k.GetId(), nil
+	}
+	return id, nil
+}
 
 // maxAuditAgo bounds a duration back from now (time.Duration holds about
 // 292 years).
 const maxAuditAgo = 100 * 366 * 24 * time.Hour
 
-// parseAuditTime reads flag name's time: RFC 3339, a date (midnight UTC)
-// or a duration back from now, which may start with days (7d, 1d12h).
+// parseAuditTime reads flag name's time: RFC 3339 or a date (ParseTime),
+// or a duration back from now (ParseDuration, so days too: 7d, 1d12h).
 func parseAuditTime(name, s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
+	if t, err := ParseTime(s); err == nil {
 		return t, nil
 	}
 	if d, ok := parseAgo(s); ok {
@@ -126,26 +146,13 @@ func parseAuditTime(name, s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--%s: want an RFC 3339 time (2027-01-01T09:00:00Z), a date (2027-01-01) or a duration back from now (30m, 24h, 7d), got %q", name, s)
 }
 
-// parseAgo reads a positive duration of at most maxAuditAgo, which may
-// start with days.
+// parseAgo reads a positive duration of at most maxAuditAgo.
 func parseAgo(s string) (time.Duration, bool) {
-	var days time.Duration
-	rest := s
-	if m := daysPrefix.FindStringSubmatch(s); m != nil {
-		n, _ := strconv.Atoi(m[1]) // at most 6 digits
-		days, rest = time.Duration(n)*24*time.Hour, s[len(m[0]):]
+	d, err := ParseDuration(s)
+	if err != nil || d <= 0 || d > maxAuditAgo {
+		return 0, false
 	}
-	var d time.Duration
-	if rest != "" {
-		var err error
-		if d, err = time.ParseDuration(rest); err != nil || d < 0 || d > maxAuditAgo {
-			return 0, false
-		}
-	}
-	if total := days + d; total > 0 && total <= maxAuditAgo {
-		return total, true
-	}
-	return 0, false
+	return d, true
 }
 
 // Sizes of the CHANGES column.

@@ -69,7 +69,8 @@ func lookupKey(cl *client, arg string) (*accountv1.Key, string, error) {
 	case idDenied:
 		return nil, arg, nil // not a name; perhaps an id the caller may change but not read
 	}
-	return nil, "", fmt.Errorf("NotFound: no key has the id or name %q: list the keys with keygate keys list (--name NAME to look one up)", arg)
+	msg := fmt.Sprintf("no key has the id or name %q: list the keys with keygate keys list (--name NAME to look one up)", arg)
+	return nil, "", &statusError{st: status.New(codes.NotFound, msg), msg: "NotFound: " + msg}
 }
 
 // printWarnings prints the server's warnings about what it accepted to
