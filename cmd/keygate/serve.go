@@ -57,9 +57,12 @@ func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
 type keySource struct {
 	store authz.KeyStore
 	usage authz.UsageRecorder // nil: last-used is not recorded
-	count func() int
-	ready admin.Readiness
-	loops []func(ctx context.Context)
+	// denials are the service access denials row 9 checks (SPEC §11);
+	// nil: the source holds none yet.
+	denials *authz.DenialIndex
+	count   func() int
+	ready   admin.Readiness
+	loops   []func(ctx context.Context)
 	// account serves the Account API (database mode only).
 	account grpcService
 	close   func()
@@ -121,7 +124,7 @@ func (c *serveCmd) Run(e *env) error {
 	defer src.close()
 	m.KeysLoaded(func() float64 { return float64(src.count()) })
 
-	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage}
+	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
 	authzSrv.SetTracer(tr.CheckTracer())
@@ -231,9 +234,10 @@ func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, 
 		return nil, err
 	}
 	return &keySource{
-		store: keys,
-		count: keys.Len,
-		ready: func() (bool, string) { return true, "" },
+		store:   keys,
+		denials: keys.Denials(),
+		count:   keys.Len,
+		ready:   func() (bool, string) { return true, "" },
 		loops: []func(context.Context){func(ctx context.Context) {
 			c.watch(ctx, log, c.KeysFile, func() {
 				err := keys.Reload()

@@ -77,7 +77,17 @@ type Set struct {
 	order   []*authz.Key
 	apps    int
 	tenants int
+	roles   []*authz.Role
+	denials []*authz.CompiledDenial
 }
+
+// Roles returns the file's roles in file order. The caller owns the
+// slice, not the roles.
+func (s *Set) Roles() []*authz.Role { return slices.Clone(s.roles) }
+
+// Denials returns the file's service access denials in file order. The
+// caller owns the slice, not the denials.
+func (s *Set) Denials() []*authz.CompiledDenial { return slices.Clone(s.denials) }
 
 // Len is the number of keys.
 func (s *Set) Len() int { return len(s.order) }
@@ -90,9 +100,9 @@ func (s *Set) Keys() []*authz.Key { return slices.Clone(s.order) }
 func (s *Set) Account() string { return s.account }
 
 var (
-	topFields    = []string{"account", "apps", "tenants", "keys"}
+	topFields    = []string{"account", "apps", "tenants", "roles", "denials", "keys"}
 	ownerFields  = []string{"id", "name"}
-	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers"}
+	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "roles", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers"}
 	headerFields = []string{"name", "value", "disabled"}
 )
 
@@ -135,7 +145,7 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 		return nil
 	}
 	set := &Set{account: DefaultAccount, byHash: map[apikey.Digest]*authz.Key{}}
-	top := p.Mapping(root, "", topFields, "want a mapping with account, apps, tenants and keys")
+	top := p.Mapping(root, "", topFields, "want a mapping with account, apps, tenants, roles, denials and keys")
 	if top == nil {
 		return nil
 	}
@@ -145,6 +155,12 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 	apps := p.owners(top["apps"].Value, "apps")
 	tenants := p.owners(top["tenants"].Value, "tenants")
 	set.apps, set.tenants = len(apps), len(tenants)
+	roles, roleOrder := p.roles(top["roles"].Value, set.account, opts.HasService)
+	set.roles = roleOrder
+	set.denials = p.denials(top["denials"].Value, set.account, apps, tenants, opts.HasService)
+	// Keys are compiled against the file's roles (a key naming a role the
+	// file does not hold, or holds broken, is an error of its own).
+	opts.Compile.Roles = roles
 
 	items := p.keysList(top, root)
 	kp := keyParser{parser: p, opts: opts, set: set, apps: apps, tenants: tenants,
@@ -305,6 +321,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 		}
 	}
 	reported["ip_filters"] = kp.NumErrors() > n0
+	spec.Roles, reported["roles"] = kp.keyRoles(f["roles"].Value, label)
 	n0 = kp.NumErrors()
 	spec.ResponseHeaders = kp.headers(f["response_headers"].Value, label)
 	reported["response_headers"] = kp.NumErrors() > n0
@@ -330,7 +347,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 		return
 	}
 	if kp.opts.HasService != nil {
-		for _, svc := range key.Scope().Services() {
+		for _, svc := range key.OwnScope().Services() {
 			if !kp.opts.HasService(svc) {
 				kp.Warnf(f["scope"].Value, label, "scope", "service %q is not declared", svc)
 			}
