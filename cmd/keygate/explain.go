@@ -387,6 +387,9 @@ func (c *explainCmd) denialDetail(d *authz.Decision) string {
 	if k.Spec.TenantID == "" {
 		return ": app keys are never denied by a denial"
 	}
+	if c.denials == nil {
+		return ": not checked here (this key source holds no denials)"
+	}
 	n := len(c.denials.For(k.Spec.AccountID, k.Spec.TenantID, k.Spec.AppID))
 	return fmt.Sprintf(": %d denials of tenant %s, app %s; none covers it", n, k.Spec.TenantID, k.Spec.AppID)
 }
