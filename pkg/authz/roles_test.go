@@ -144,7 +144,7 @@ func TestCheckRole(t *testing.T) {
 		{name: "deny patterns allowed", role: authz.Role{ID: "r", Name: "n", Scope: "email-api !email-api:mutation:*"}},
 		{name: "no id", role: authz.Role{Name: "n", Scope: "email-api"}, want: "id: required"},
 		{name: "no name", role: authz.Role{ID: "r", Scope: "email-api"}, want: "name: required"},
-		{name: "bidi name", role: authz.Role{ID: "r", Name: "a‮b", Scope: "email-api"}, want: "name: contains a bidirectional"},
+		{name: "bidi name", role: authz.Role{ID: "r", Name: "a\u202eb", Scope: "email-api"}, want: "name: contains a bidirectional"},
 		{name: "empty scope", role: authz.Role{ID: "r", Name: "n", Scope: ""}, want: "scope: required"},
 		{name: "invalid scope", role: authz.Role{ID: "r", Name: "n", Scope: "email api:*x"}, want: `scope: pattern 2 "api:*x"`},
 	}
