@@ -8,6 +8,8 @@
 //	account: default         # optional: absent or empty is "default"
 //	apps:    [{id: billing, name: Billing}]
 //	tenants: [{id: acme, name: ACME Corp}]
+//	roles:   [{id: r-read, name: readers, scope: "email-api:query:*"}]   # roles.go
+//	denials: [{id: d-1, tenant: acme, app: billing, scope: email-api, reason: "…"}]
 //	keys:
 //	  - id: k-1
 //	    name: acme-billing
@@ -16,6 +18,7 @@
 //	    tenant: acme
 //	    hash: "sha256:…"         # from `keygate keygen` or `keygate hash`
 //	    scope: "email-api:query:*"
+//	    roles: [r-read]          # effective scope: own scope and the roles' (SPEC §11)
 //	    active: true             # default true
 //	    not_before: 2026-01-01T00:00:00Z
 //	    expires_at: 2027-01-01T00:00:00Z
