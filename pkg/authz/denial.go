@@ -159,7 +159,7 @@ func (x *DenialIndex) Replace(ds []*CompiledDenial) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	next := &denialSnapshot{accounts: map[string]*accountDenials{}}
-	next.apply(ds, nil, nil)
+	next.apply(ds, nil)
 	x.snap.Store(next)
 }
 
@@ -174,7 +174,7 @@ func (x *DenialIndex) Apply(put []*CompiledDenial, del []DenialRef) {
 	if cur != nil {
 		next.accounts, next.n = maps.Clone(cur.accounts), cur.n
 	}
-	next.apply(put, del, cur)
+	next.apply(put, del)
 	x.snap.Store(next)
 }
 
@@ -187,8 +187,9 @@ func (x *DenialIndex) Delete(accountID, id string) {
 }
 
 // apply changes s, whose accounts map is its own but whose account
-// entries may be shared with prev: an account it changes is copied first.
-func (s *denialSnapshot) apply(put []*CompiledDenial, del []DenialRef, prev *denialSnapshot) {
+// entries may be shared with the previous snapshot: an account it changes
+// is copied first.
+func (s *denialSnapshot) apply(put []*CompiledDenial, del []DenialRef) {
 	copied := map[string]*accountDenials{}
 	account := func(id string) *accountDenials {
 		if a, ok := copied[id]; ok {
