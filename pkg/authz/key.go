@@ -248,7 +248,7 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 	if k.roles, roleScopes, err = compileRoles(spec.Roles, opts); err != nil {
 		bad("roles", err)
 	}
-	k.scope = effectiveScope(k.own, roleScopes)
+	k.scope = opts.Scopes.union(k.own, roleScopes)
 	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
 		bad("ip_filters", err)
 	}
@@ -269,6 +269,33 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 	}
 	k.size = k.computeSize()
 	return k, dropped, nil
+}
+
+// union is effectiveScope shared, like parse, between keys with the same
+// own scope and roles (a bulk load gives many keys the same roles).
+func (c *ScopeCache) union(own *scope.Scope, roles []*scope.Scope) *scope.Scope {
+	if c == nil || len(roles) == 0 {
+		return effectiveScope(own, roles)
+	}
+	texts := make([]string, 0, len(roles)+2)
+	texts = append(texts, "\x00roles", own.String())
+	for _, r := range roles {
+		texts = append(texts, r.String())
+	}
+	// NUL never appears in a valid scope, so the key cannot collide with
+	// a scope's own text or another combination.
+	key := strings.Join(texts, "\x00")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sc, ok := c.m[key]; ok {
+		return sc
+	}
+	sc := effectiveScope(own, roles)
+	if c.m == nil {
+		c.m = make(map[string]*scope.Scope)
+	}
+	c.m[key] = sc
+	return sc
 }
 
 // effectiveScope is SPEC §11's effective scope: the union of the allow

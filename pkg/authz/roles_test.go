@@ -516,3 +516,34 @@ func TestDenialIndexConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestScopeCacheSharesUnions: keys with the same own scope and roles share
+// one compiled effective scope when compiled with a ScopeCache; other
+// combinations get their own.
+func TestScopeCacheSharesUnions(t *testing.T) {
+	cache := &authz.ScopeCache{}
+	compile := func(id, own string, roles ...string) *authz.Key {
+		spec := serviceKey("")
+		spec.ID, spec.Hash = id, hasher.HashString("a-custom-secret-"+id+"-0001")
+		spec.Scope, spec.Roles = own, roles
+		k, err := authz.Compile(spec, authz.CompileOptions{Roles: testRoles, Scopes: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	a, b := compile("a", "sms-api", "r-read", "r-send"), compile("b", "sms-api", "r-read", "r-send")
+	c, d := compile("c", "sms-api", "r-send", "r-read"), compile("d", "", "r-read", "r-send")
+	if a.Scope() != b.Scope() {
+		t.Error("same own scope and roles: not shared")
+	}
+	if a.Scope() == c.Scope() || a.Scope() == d.Scope() {
+		t.Error("another combination shares a union")
+	}
+	if got := d.Scope().String(); got != "email-api:query:* email-api:mutation:sendEmail" {
+		t.Errorf("d's union %q", got)
+	}
+	if plain := compile("e", "sms-api"); plain.Scope() != plain.OwnScope() {
+		t.Error("a key without roles does not use its own scope")
+	}
+}

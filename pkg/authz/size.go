@@ -35,8 +35,8 @@ func (k *Key) computeSize() int64 {
 	n := int64(unsafe.Sizeof(*k)) + specStringsSize(&k.Spec) + int64(len(k.ExpiresAtText))
 	n += k.scope.Size()
 	if len(k.roles) > 0 {
-		// The union is the key's own; the own scope and the roles' are
-		// counted too (shared or not, as scopes are).
+		// The union (k.scope, above), the own scope and the role
+		// pointers: counted for every key, shared or not, as scopes are.
 		n += k.own.Size() + int64(cap(k.roles))*int64(unsafe.Sizeof((*Role)(nil)))
 	}
 	n += int64(cap(k.ips.prefixes)) * int64(unsafe.Sizeof(netip.Prefix{}))
