@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store/postgres"
@@ -45,7 +46,7 @@ func (c *checkConfigCmd) checkDatabase(e *env, l *loaded) error {
 	if bad > 0 {
 		return fmt.Errorf("configuration is invalid: %d of %d stored keys cannot be loaded: correct the fields named above (keygate keys update) or delete those keys", bad, keys)
 	}
-	c.printSummary(e, l, "database", keys)
+	c.printSummary(e, l, "database", strconv.Itoa(keys)+" keys")
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
@@ -124,14 +125,18 @@ func (c *checkConfigCmd) checkKeysFile(e *env, l *loaded, warn func(string)) err
 		fmt.Fprintln(e.stderr, err)
 		return errors.New("configuration is invalid")
 	}
-	c.printSummary(e, l, c.KeysFile, set.Len())
+	keys := strconv.Itoa(set.Len()) + " keys"
+	if n, m := len(set.Roles()), len(set.Denials()); n+m > 0 {
+		keys += fmt.Sprintf(", %d roles, %d denials", n, m)
+	}
+	c.printSummary(e, l, c.KeysFile, keys)
 	return nil
 }
 
 // printSummary prints the one line that says all is well, naming where the
 // keys came from.
-func (c *checkConfigCmd) printSummary(e *env, l *loaded, keysFrom string, keys int) {
-	fmt.Fprintf(e.stdout, "ok: %s: %d services; %s: %d keys (hash %s); key header %s; xff-trusted-hops %d\n",
+func (c *checkConfigCmd) printSummary(e *env, l *loaded, keysFrom string, keys string) {
+	fmt.Fprintf(e.stdout, "ok: %s: %d services; %s: %s (hash %s); key header %s; xff-trusted-hops %d\n",
 		c.RoutesFile, len(l.router.Current().ServiceNames()), keysFrom, keys, l.hasher.Algorithm(),
 		l.cfg.KeyHeader, l.cfg.XFFTrustedHops)
 }

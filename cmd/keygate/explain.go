@@ -43,6 +43,10 @@ type explainCmd struct {
 	hashFlags
 	databaseURLFlags     // find the key (secret on stdin) in PostgreSQL
 	accountcli.ConnFlags // with --key-id: the Account API to fetch the key from
+
+	// denials are the service access denials the engine checked (row 9),
+	// when the key source holds any.
+	denials *authz.DenialIndex
 }
 
 // observed captures the decision the adapter made, to explain it.
@@ -71,6 +75,7 @@ func (c *explainCmd) Run(e *env) error {
 		return c.explainByID(e, l, body)
 	}
 	var store authz.KeyStore
+	var denials *authz.DenialIndex
 	switch {
 	case c.KeysFile != "" && c.DatabaseURL != "":
 		return errors.New("give one of --keys-file and --database-url")
@@ -79,7 +84,7 @@ func (c *explainCmd) Run(e *env) error {
 		if err != nil {
 			return err
 		}
-		store = ks
+		store, denials = ks, ks.Denials()
 	case c.DatabaseURL != "":
 		st, pool, err := postgres.Open(e.ctx, c.DatabaseURL, postgres.Options{Compile: l.keysOpts.Compile})
 		if err != nil {
@@ -95,7 +100,8 @@ func (c *explainCmd) Run(e *env) error {
 		return err
 	}
 	obs := &observed{}
-	engine := &authz.Engine{Keys: store, Routes: l.router, Hasher: l.hasher}
+	c.denials = denials
+	engine := &authz.Engine{Keys: store, Routes: l.router, Hasher: l.hasher, Denials: denials}
 	srv := extauthz.NewServer(engine, l.cfg, obs, nil)
 	resp, err := srv.Check(e.ctx, c.checkRequest(l.cfg.KeyHeader, secret, body))
 	if err != nil {
@@ -204,6 +210,7 @@ func (c *explainCmd) explain(w io.Writer, l *loaded, d *authz.Decision, resp *au
 	c.explainRoutes(w, l)
 	if d.Reason != authz.OK {
 		fmt.Fprintf(w, "decision: DENY %d %s\n", extauthz.DenialFor(d.Reason).HTTPStatus, extauthz.DecisionBody(d, l.cfg.GenericKeyErrors))
+		printMetadata(w, resp)
 		return
 	}
 	fmt.Fprintln(w, "decision: ALLOW")
@@ -220,6 +227,12 @@ func (c *explainCmd) explain(w io.Writer, l *loaded, d *authz.Decision, resp *au
 	for _, h := range ok.GetResponseHeadersToAdd() {
 		fmt.Fprintf(w, "  response header   %s: %s\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
 	}
+	printMetadata(w, resp)
+}
+
+// printMetadata lists the answer's dynamic metadata (an allow's key and
+// target, the denial that decided an access_denied).
+func printMetadata(w io.Writer, resp *authv3.CheckResponse) {
 	fields := resp.GetDynamicMetadata().GetFields()
 	names := make([]string, 0, len(fields))
 	for k := range fields {
@@ -325,14 +338,67 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		}
 	case 8:
 		if k != nil && t.Service != "" {
+			if len(k.Roles()) > 0 {
+				return scopeWithRoles(k, d.Denied)
+			}
 			s := ": scope " + quotedScope(k.Spec.Scope)
 			if d.Denied != "" {
 				s += " refuses " + d.Denied
 			}
 			return s
 		}
+	case 9:
+		return c.denialDetail(d)
 	}
 	return ""
+}
+
+// scopeWithRoles shows a key's own scope, each role's and the effective
+// scope it is checked against (SPEC §11).
+func scopeWithRoles(k *authz.Key, denied string) string {
+	s := ": effective scope " + quotedScope(k.Scope().String())
+	if denied != "" {
+		s += " refuses " + denied
+	}
+	own := quotedScope(k.Spec.Scope)
+	if strings.TrimSpace(k.Spec.Scope) == "" {
+		own = `"" (adds nothing: its roles decide)`
+	}
+	s += "\n      own scope " + own
+	for _, r := range k.Roles() {
+		s += fmt.Sprintf("\n      role %s (%s) %s", r.ID, r.Name, strconv.Quote(r.Scope))
+	}
+	return s
+}
+
+// denialDetail is what row 9 found: the denial that decided, or how many
+// denials of the key's tenant and app were checked.
+func (c *explainCmd) denialDetail(d *authz.Decision) string {
+	k := d.Key
+	if d.Denial != nil {
+		dn := d.Denial
+		return fmt.Sprintf(": denial %s (tenant %s, app %s, scope %s) covers %s:%s:%s — reason %s",
+			dn.ID, dn.TenantID, dn.AppID, strconv.Quote(dn.Scope), d.Target.Service, orUnknown(d.Target.Kind),
+			orUnknown(d.Target.Operation), strconv.Quote(dn.Reason))
+	}
+	if k == nil || d.Target.Service == "" {
+		return ""
+	}
+	if k.Spec.TenantID == "" {
+		return ": app keys are never denied by a denial"
+	}
+	if c.denials == nil {
+		return ": not checked here (this key source holds no denials)"
+	}
+	n := len(c.denials.For(k.Spec.AccountID, k.Spec.TenantID, k.Spec.AppID))
+	return fmt.Sprintf(": %d denials of tenant %s, app %s; none covers it", n, k.Spec.TenantID, k.Spec.AppID)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }
 
 // quotedScope quotes a scope, but shows an empty one (which allows every

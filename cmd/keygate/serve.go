@@ -57,7 +57,10 @@ func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
 type keySource struct {
 	store authz.KeyStore
 	usage authz.UsageRecorder // nil: last-used is not recorded
-	count func() int
+	// denials are the service access denials row 9 checks (SPEC §11);
+	// nil: the source holds none yet.
+	denials *authz.DenialIndex
+	count   func() int
 	// warm is closed once the keys are loaded; nil when they are before
 	// serve starts (the keys file), so that "keygate serving" is logged
 	// with the real key count, never with the 0 of a cache still warming.
@@ -125,7 +128,7 @@ func (c *serveCmd) Run(e *env) error {
 	defer src.close()
 	m.KeysLoaded(func() float64 { return float64(src.count()) })
 
-	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage}
+	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
 	authzSrv.SetTracer(tr.CheckTracer())
@@ -252,9 +255,10 @@ func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, 
 		return nil, err
 	}
 	return &keySource{
-		store: keys,
-		count: keys.Len,
-		ready: func() (bool, string) { return true, "" },
+		store:   keys,
+		denials: keys.Denials(),
+		count:   keys.Len,
+		ready:   func() (bool, string) { return true, "" },
 		loops: []func(context.Context){func(ctx context.Context) {
 			c.watch(ctx, log, c.KeysFile, func() {
 				err := keys.Reload()

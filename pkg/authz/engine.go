@@ -17,6 +17,10 @@ type Decision struct {
 	Target Target
 	// Denied names the operation a scope_denied refused (a GraphQL field).
 	Denied string
+	// Denial is the service access denial that decided an access_denied
+	// (row 9); its Reason is the deny body's error, its ID goes into the
+	// answer's dynamic metadata.
+	Denial *CompiledDenial
 	// Err is the internal error behind store_unavailable, for logs. It never
 	// carries key material.
 	Err error
@@ -45,6 +49,12 @@ type Engine struct {
 	Now func() time.Time
 	// Usage, when set, is told about every allowed key.
 	Usage UsageRecorder
+	// Denials, when set, are the service access denials row 9 checks
+	// (SPEC §11); nil denies nothing. A concrete type, not an interface:
+	// passing the decision's target to an interface method would move
+	// every decision to the heap. Stores that hold denials keep one index
+	// and update it (Replace, Apply).
+	Denials *DenialIndex
 }
 
 // Check decides one request. It never panics on bad input and never
@@ -122,6 +132,11 @@ func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, 
 		return
 	}
 	d.Reason, d.Denied = key.Authorize(&d.Target, r)
+	if d.Reason == OK && e.Denials != nil {
+		if dn := e.Denials.MatchDenial(key, &d.Target); dn != nil {
+			d.Reason, d.Denial = AccessDenied, dn
+		}
+	}
 	if d.Reason == OK && ctx.Err() != nil {
 		// A cancelled call is never answered with an allow.
 		d.Reason, d.Err = StoreUnavailable, ctx.Err()

@@ -16,16 +16,19 @@ import (
 
 // KeySpec is a key as a store holds it: plain values, nothing compiled.
 type KeySpec struct {
-	ID          string
-	Name        string
-	Type        KeyType
-	AccountID   string
-	AppID       string
-	AppName     string
-	TenantID    string
-	TenantName  string
-	Hash        string // stored hash form, "sha256:<hex>" or "hmac-sha256:<hex>"
-	Scope       string
+	ID         string
+	Name       string
+	Type       KeyType
+	AccountID  string
+	AppID      string
+	AppName    string
+	TenantID   string
+	TenantName string
+	Hash       string // stored hash form, "sha256:<hex>" or "hmac-sha256:<hex>"
+	Scope      string
+	// Roles are the ids of the roles the key holds (SPEC §11), in the
+	// order given; Compile resolves them with CompileOptions.Roles.
+	Roles       []string
 	Active      bool
 	NotBefore   time.Time // zero: valid at once
 	ExpiresAt   time.Time // zero: never expires
@@ -60,7 +63,11 @@ type Key struct {
 	// ExpiresAtText is ExpiresAt in RFC 3339, or "" when the key never expires.
 	ExpiresAtText string
 
+	// scope is the effective scope (own scope and roles, SPEC §11); own
+	// is the key's own scope; roles are the roles it was compiled with.
 	scope   *scope.Scope
+	own     *scope.Scope
+	roles   []*Role
 	ips     IPFilter
 	headers []headerTemplate
 
@@ -122,6 +129,9 @@ type CompileOptions struct {
 	// Scopes, when set, shares compiled scopes between keys with the same
 	// scope text (a bulk load of a million keys has few distinct scopes).
 	Scopes *ScopeCache
+	// Roles finds the roles keys hold (KeySpec.Roles): the roles of the
+	// key's account. A key holding a role it does not find is an error.
+	Roles RoleSet
 }
 
 // ScopeCache shares compiled scopes by their text. Scopes are immutable
@@ -231,9 +241,14 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 		}
 		k.HasPrevious = true
 	}
-	if k.scope, err = opts.Scopes.parse(spec.Scope); err != nil {
+	if k.own, err = opts.Scopes.parse(spec.Scope); err != nil {
 		bad("scope", err)
 	}
+	var roleScopes []*scope.Scope
+	if k.roles, roleScopes, err = compileRoles(spec.Roles, opts); err != nil {
+		bad("roles", err)
+	}
+	k.scope = opts.Scopes.union(k.own, roleScopes)
 	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
 		bad("ip_filters", err)
 	}
@@ -256,7 +271,47 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 	return k, dropped, nil
 }
 
-// Scope returns the compiled scope (for listing the services it names).
+// union is effectiveScope shared, like parse, between keys with the same
+// own scope and roles (a bulk load gives many keys the same roles).
+func (c *ScopeCache) union(own *scope.Scope, roles []*scope.Scope) *scope.Scope {
+	if c == nil || len(roles) == 0 {
+		return effectiveScope(own, roles)
+	}
+	texts := make([]string, 0, len(roles)+2)
+	texts = append(texts, "\x00roles", own.String())
+	for _, r := range roles {
+		texts = append(texts, r.String())
+	}
+	// NUL never appears in a valid scope, so the key cannot collide with
+	// a scope's own text or another combination.
+	key := strings.Join(texts, "\x00")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sc, ok := c.m[key]; ok {
+		return sc
+	}
+	sc := effectiveScope(own, roles)
+	if c.m == nil {
+		c.m = make(map[string]*scope.Scope)
+	}
+	c.m[key] = sc
+	return sc
+}
+
+// effectiveScope is SPEC §11's effective scope: the union of the allow
+// patterns of the key's own scope and of its roles, with every deny
+// pattern of any of them. Without roles it is the own scope itself
+// (shared through the ScopeCache); an empty own scope with roles allows
+// what the roles allow.
+func effectiveScope(own *scope.Scope, roles []*scope.Scope) *scope.Scope {
+	if len(roles) == 0 {
+		return own
+	}
+	return scope.Union(append([]*scope.Scope{own}, roles...)...)
+}
+
+// Scope returns the compiled effective scope (own scope and roles'): what
+// the key is checked against, and what it can give (the escalation rule).
 func (k *Key) Scope() *scope.Scope { return k.scope }
 
 // Matches reports whether d is one of the key's valid digests at now: the

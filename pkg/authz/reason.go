@@ -32,6 +32,10 @@ const (
 	// AccountNotAllowed is row 6a: the service lists the accounts it
 	// serves, and the key's is not among them.
 	AccountNotAllowed
+	// AccessDenied is row 9: a service access denial of the key's tenant
+	// and app covers the operation (SPEC §11); the deny body's error is
+	// the denial's reason text, not Message.
+	AccessDenied
 
 	numReasons
 )
@@ -53,6 +57,7 @@ var reasonNames = [numReasons]string{
 	StoreUnavailable:  "store_unavailable",
 	InvalidRequest:    "invalid_request",
 	AccountNotAllowed: "account_not_allowed",
+	AccessDenied:      "access_denied",
 }
 
 // denyAnswers are what SPEC §5 answers each deny reason with: the HTTP
@@ -79,6 +84,7 @@ var denyAnswers = [numReasons]struct {
 	StoreUnavailable:  {503, "the key store is unavailable; retry later"},
 	InvalidRequest:    {400, "the request is ambiguous: a method-override header names another method"},
 	AccountNotAllowed: {403, "this service does not accept keys of this account"},
+	AccessDenied:      {403, "access to this operation is denied"},
 }
 
 // Status is the HTTP status a deny for r is answered with (SPEC §5); 200
@@ -146,6 +152,7 @@ var Rows = []Row{
 	{"6a", "service accepts the account", []Reason{AccountNotAllowed}},
 	{"7", "client IP allowed", []Reason{IPNotAllowed}},
 	{"8", "scope allows the operation", []Reason{ScopeDenied}},
+	{"9", "no service access denial", []Reason{AccessDenied}},
 }
 
 // RowOf returns the index in Rows of the row a deny reason fails, or -1

@@ -34,6 +34,11 @@ func (k *Key) Size() int64 {
 func (k *Key) computeSize() int64 {
 	n := int64(unsafe.Sizeof(*k)) + specStringsSize(&k.Spec) + int64(len(k.ExpiresAtText))
 	n += k.scope.Size()
+	if len(k.roles) > 0 {
+		// The union (k.scope, above), the own scope and the role
+		// pointers: counted for every key, shared or not, as scopes are.
+		n += k.own.Size() + int64(cap(k.roles))*int64(unsafe.Sizeof((*Role)(nil)))
+	}
 	n += int64(cap(k.ips.prefixes)) * int64(unsafe.Sizeof(netip.Prefix{}))
 	n += headersSize(k.headers)
 	// The adapter's copy: every header it sends, with the rendered values.
@@ -50,6 +55,10 @@ func specStringsSize(s *KeySpec) int64 {
 	for _, v := range [...]string{s.ID, s.Name, s.AccountID, s.AppID, s.AppName, s.TenantID, s.TenantName,
 		s.Hash, s.Scope, s.Group, s.Description, s.PreviousHash} {
 		n += int64(len(v))
+	}
+	n += int64(cap(s.Roles)) * int64(unsafe.Sizeof(""))
+	for _, r := range s.Roles {
+		n += int64(len(r))
 	}
 	n += int64(cap(s.IPFilters)) * int64(unsafe.Sizeof(""))
 	for _, f := range s.IPFilters {

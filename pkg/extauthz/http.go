@@ -408,7 +408,7 @@ func (h *httpHandler) httpPartsFor(k *authz.Key) *httpKeyParts {
 // writeDeny answers the decision's status with the JSON body.
 func (h *httpHandler) writeDeny(w http.ResponseWriter, r *http.Request, d *authz.Decision) {
 	den := h.denied[d.Reason]
-	if den == nil || specificDeny(d) {
+	if den == nil || specificDeny(d) || (d.Reason == authz.AccessDenied && d.Denial != nil) {
 		den = newHTTPDenial(d.Reason, DecisionBody(d, h.cfg.GenericKeyErrors))
 	}
 	hd := w.Header()

@@ -60,6 +60,10 @@ func DecisionBody(d *authz.Decision, generic bool) string {
 	if d.Reason == authz.ScopeDenied && d.Target.GraphQL {
 		field = d.Denied
 	}
+	if d.Reason == authz.AccessDenied && d.Denial != nil {
+		// SPEC §5, §11: the denial's reason text is the body's error.
+		return denyBody(d.Reason, d.Denial.Reason, "", generic)
+	}
 	return denyBody(d.Reason, d.Target.Detail, field, generic)
 }
 
@@ -146,6 +150,9 @@ func denyCheckResponse(r authz.Reason, body string) *authv3.CheckResponse {
 // denyResponse is the shared response of the decision's reason, or one of
 // its own when the body must say more (a GraphQL field, a routing detail).
 func (s *Server) denyResponse(d *authz.Decision) answer {
+	if d.Reason == authz.AccessDenied && d.Denial != nil {
+		return s.denialAnswer(d)
+	}
 	if specificDeny(d) {
 		return answer{resp: denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors))}
 	}
@@ -289,4 +296,35 @@ func (s *Server) buildAllow(d *authz.Decision, p *keyParts) *authv3.CheckRespons
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		DynamicMetadata: &structpb.Struct{Fields: fields},
 	}
+}
+
+// denialParts is the answer to requests a service access denial blocks,
+// built the first time it blocks one and kept with the compiled denial
+// (which is replaced, never changed, when the denial is).
+type denialParts struct {
+	generic bool
+	answer
+}
+
+// denialAnswer is a denial's access_denied answer: its reason text as the
+// body's error, and dynamic metadata naming the denial (so that access
+// logs can say which denial decided).
+func (s *Server) denialAnswer(d *authz.Decision) answer {
+	dn := d.Denial
+	if p, ok := dn.AdapterData().(*denialParts); ok && p.generic == s.cfg.GenericKeyErrors {
+		return p.answer
+	}
+	resp := denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors))
+	resp.DynamicMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+		"denial_id":  structpb.NewStringValue(dn.ID),
+		"reason":     structpb.NewStringValue(d.Reason.String()),
+		"account_id": structpb.NewStringValue(dn.AccountID),
+		"tenant_id":  structpb.NewStringValue(dn.TenantID),
+		"app_id":     structpb.NewStringValue(dn.AppID),
+	}}
+	p := &denialParts{generic: s.cfg.GenericKeyErrors, answer: sharedAnswer(resp)}
+	if dn.AdapterData() == nil {
+		dn.SetAdapterData(p)
+	}
+	return p.answer
 }

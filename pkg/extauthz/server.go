@@ -155,5 +155,8 @@ func logDeny(ctx context.Context, log *slog.Logger, d *authz.Decision) {
 	if d.Target.Service != "" {
 		attrs = append(attrs, "service", d.Target.Service, "operation", d.Target.Operation)
 	}
+	if d.Denial != nil {
+		attrs = append(attrs, "denial_id", d.Denial.ID)
+	}
 	log.DebugContext(ctx, "denied", attrs...)
 }

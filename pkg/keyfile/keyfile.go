@@ -8,6 +8,8 @@
 //	account: default         # optional: absent or empty is "default"
 //	apps:    [{id: billing, name: Billing}]
 //	tenants: [{id: acme, name: ACME Corp}]
+//	roles:   [{id: r-read, name: readers, scope: "email-api:query:*"}]   # roles.go
+//	denials: [{id: d-1, tenant: acme, app: billing, scope: email-api, reason: "…"}]
 //	keys:
 //	  - id: k-1
 //	    name: acme-billing
@@ -16,6 +18,7 @@
 //	    tenant: acme
 //	    hash: "sha256:…"         # from `keygate keygen` or `keygate hash`
 //	    scope: "email-api:query:*"
+//	    roles: [r-read]          # effective scope: own scope and the roles' (SPEC §11)
 //	    active: true             # default true
 //	    not_before: 2026-01-01T00:00:00Z
 //	    expires_at: 2027-01-01T00:00:00Z
@@ -77,6 +80,8 @@ type Set struct {
 	order   []*authz.Key
 	apps    []Owner
 	tenants []Owner
+	roles   []*authz.Role
+	denials []*authz.CompiledDenial
 }
 
 // Owner is an app or a tenant as a keys file lists it.
@@ -91,6 +96,14 @@ func (s *Set) Apps() []Owner { return slices.Clone(s.apps) }
 // Tenants returns the file's tenants in file order.
 func (s *Set) Tenants() []Owner { return slices.Clone(s.tenants) }
 
+// Roles returns the file's roles in file order. The caller owns the
+// slice, not the roles.
+func (s *Set) Roles() []*authz.Role { return slices.Clone(s.roles) }
+
+// Denials returns the file's service access denials in file order. The
+// caller owns the slice, not the denials.
+func (s *Set) Denials() []*authz.CompiledDenial { return slices.Clone(s.denials) }
+
 // Len is the number of keys.
 func (s *Set) Len() int { return len(s.order) }
 
@@ -102,9 +115,9 @@ func (s *Set) Keys() []*authz.Key { return slices.Clone(s.order) }
 func (s *Set) Account() string { return s.account }
 
 var (
-	topFields    = []string{"account", "apps", "tenants", "keys"}
+	topFields    = []string{"account", "apps", "tenants", "roles", "denials", "keys"}
 	ownerFields  = []string{"id", "name"}
-	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers"}
+	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "roles", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers"}
 	headerFields = []string{"name", "value", "disabled"}
 )
 
@@ -147,7 +160,7 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 		return nil
 	}
 	set := &Set{account: DefaultAccount, byHash: map[apikey.Digest]*authz.Key{}}
-	top := p.Mapping(root, "", topFields, "want a mapping with account, apps, tenants and keys")
+	top := p.Mapping(root, "", topFields, "want a mapping with account, apps, tenants, roles, denials and keys")
 	if top == nil {
 		return nil
 	}
@@ -157,6 +170,12 @@ func (p *parser) parse(data []byte, opts Options) *Set {
 	apps, appList := p.owners(top["apps"].Value, "apps")
 	tenants, tenantList := p.owners(top["tenants"].Value, "tenants")
 	set.apps, set.tenants = appList, tenantList
+	roles, roleOrder := p.roles(top["roles"].Value, set.account, opts.HasService)
+	set.roles = roleOrder
+	set.denials = p.denials(top["denials"].Value, set.account, apps, tenants, opts.HasService)
+	// Keys are compiled against the file's roles (a key naming a role the
+	// file does not hold, or holds broken, is an error of its own).
+	opts.Compile.Roles = roles
 
 	items := p.keysList(top, root)
 	kp := keyParser{parser: p, opts: opts, set: set, apps: apps, tenants: tenants,
@@ -319,6 +338,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 		}
 	}
 	reported["ip_filters"] = kp.NumErrors() > n0
+	spec.Roles, reported["roles"] = kp.keyRoles(f["roles"].Value, label)
 	n0 = kp.NumErrors()
 	spec.ResponseHeaders = kp.headers(f["response_headers"].Value, label)
 	reported["response_headers"] = kp.NumErrors() > n0
@@ -344,7 +364,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 		return
 	}
 	if kp.opts.HasService != nil {
-		for _, svc := range key.Scope().Services() {
+		for _, svc := range key.OwnScope().Services() {
 			if !kp.opts.HasService(svc) {
 				kp.Warnf(f["scope"].Value, label, "scope", "service %q is not declared", svc)
 			}

@@ -21,6 +21,9 @@ type Store struct {
 	opts   Options
 	logger *slog.Logger
 	set    atomic.Pointer[Set]
+	// denials index the served file's denials for the engine (row 9);
+	// each swap replaces them with the new file's.
+	denials authz.DenialIndex
 
 	// mu serialises reloads, so that a slow parse of an older version of
 	// the file can never replace a newer one.
@@ -64,8 +67,10 @@ func (s *Store) parse(data []byte, readErr error) (*Set, error) {
 func (s *Store) swap(data []byte, set *Set) {
 	s.loaded = sha256.Sum256(data)
 	s.set.Store(set)
+	s.denials.Replace(set.denials)
 	s.logger.Info("key file loaded", "file", s.path, "keys", set.Len(),
-		"apps", len(set.apps), "tenants", len(set.tenants), "account", set.account)
+		"apps", len(set.apps), "tenants", len(set.tenants), "roles", len(set.roles), "denials", len(set.denials),
+		"account", set.account)
 }
 
 // Reload rereads the file. On any error the keys loaded last stay in
@@ -96,6 +101,10 @@ func (s *Store) LookupKey(_ context.Context, d apikey.Digest) (*authz.Key, error
 	}
 	return nil, authz.ErrKeyNotFound
 }
+
+// Denials is the index of the served file's service access denials, for
+// authz.Engine.Denials; it follows every reload.
+func (s *Store) Denials() *authz.DenialIndex { return &s.denials }
 
 // Len is the number of keys being served.
 func (s *Store) Len() int { return s.set.Load().Len() }

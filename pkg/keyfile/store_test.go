@@ -141,7 +141,7 @@ func TestOpenLogs(t *testing.T) {
 	}
 	for _, want := range []string{
 		`level=WARN msg="key file warning" file=` + path + ` warning="` + path + `:3: keys[0] (id \"k-1\"): scope: service \"sms-api\" is not declared"`,
-		`level=INFO msg="key file loaded" file=` + path + ` keys=1 apps=1 tenants=0 account=default`,
+		`level=INFO msg="key file loaded" file=` + path + ` keys=1 apps=1 tenants=0 roles=0 denials=0 account=default`,
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks\n%s\ngot:\n%s", want, logs)

@@ -84,6 +84,8 @@ func FuzzParse(f *testing.F) {
 	f.Add("keys:\n  - <<: {id: k}\n---\n")
 	f.Add("apps: [{id: a}]\nkeys:\n  - {id: k, name: n, type: app, app: a, hash: \"" + hash(1) + "\", not_before: 2026-01-01T00:00:00Z, expires_at: 2025-01-01T00:00:00Z}\n")
 	f.Add("apps: [{id: a, name: \"A\\u202E\"}]\nkeys:\n  - {id: k, name: \"n\\u200B\", group: \"g\\u00AD\", type: app, app: a, hash: \"" + hash(1) + "\", response_headers: [{name: set-cookie, value: x}, {name: x-envoy-a, value: y}]}\n")
+	f.Add(fill(f, rolesFile))
+	f.Add("apps: [{id: a}]\ntenants: [{id: t}]\nroles: [{id: r, name: r, scope: \"!x\"}, {id: r}]\ndenials: [{id: d, tenant: t, app: a, scope: \"x !y\", reason: \"\\u202e\"}]\nkeys: [{id: k, name: n, type: service, app: a, tenant: t, hash: \"" + hash(1) + "\", roles: [r, r, q]}]\n")
 	f.Fuzz(func(t *testing.T, file string) {
 		opts := testOpts
 		opts.Compile.ReservedPrefixes = []string{"x-keygate-"}
@@ -104,7 +106,25 @@ func FuzzParse(f *testing.F) {
 		if len(set.Keys()) != set.Len() {
 			t.Fatalf("Keys() has %d, Len() %d", len(set.Keys()), set.Len())
 		}
+		// What the file accepted of roles and denials holds SPEC §11's rules.
+		roles := map[string]bool{}
+		for _, r := range set.Roles() {
+			if err := authz.CheckRole(r); err != nil || roles[r.ID] {
+				t.Fatalf("accepted role %q: %v (duplicate %v)", r.ID, err, roles[r.ID])
+			}
+			roles[r.ID] = true
+		}
+		for _, d := range set.Denials() {
+			if _, err := authz.CompileDenial(d.Denial); err != nil || d.TenantID == "" || d.AppID == "" {
+				t.Fatalf("accepted denial %q: %v", d.ID, err)
+			}
+		}
 		for _, k := range set.Keys() {
+			for _, id := range k.Spec.Roles {
+				if !roles[id] {
+					t.Fatalf("key %q holds role %q the file does not", k.Spec.ID, id)
+				}
+			}
 			if set.byHash[k.Digest] != k {
 				t.Fatalf("key %q is not indexed by its digest", k.Spec.ID)
 			}

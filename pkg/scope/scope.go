@@ -265,3 +265,61 @@ func (s *Scope) Size() int64 {
 	}
 	return n
 }
+
+// Union is the scope SPEC §11 gives a key holding roles: the allow
+// patterns of every part and every deny pattern of any of them, as if
+// their texts were written one after the other. Empty (nil) parts add
+// nothing, so the union of only empty parts is the empty scope (which
+// allows everything), and an empty own scope with roles allows what the
+// roles allow. The parts' size bounds apply to each part, not to the
+// union. The result shares nothing mutable with the parts.
+func Union(parts ...*Scope) *Scope {
+	var u Scope
+	var texts []string
+	n := 0
+	for _, p := range parts {
+		if p == nil || len(p.allow)+len(p.deny) == 0 {
+			continue
+		}
+		n++
+		u.allow = append(u.allow, p.allow...)
+		u.deny = append(u.deny, p.deny...)
+		for _, svc := range p.services {
+			if !slices.Contains(u.services, svc) {
+				u.services = append(u.services, svc)
+			}
+		}
+		texts = append(texts, p.text)
+	}
+	if n == 0 {
+		return nil
+	}
+	u.text = strings.Join(texts, " ")
+	return &u
+}
+
+// Covers reports whether some allow pattern of the scope matches the
+// operation, reading unknown (empty) segments the way a deny pattern does:
+// a pattern naming anything there covers them. It is how a service access
+// denial, written in allow form, decides what it blocks (SPEC §9, §11: a
+// denial naming any operation of a service applies to a request whose
+// operation is unknown). Deny patterns are ignored; an empty scope covers
+// nothing. It does not allocate.
+func (s *Scope) Covers(service, kind, operation string) bool {
+	if s == nil {
+		return false
+	}
+	for i := range s.allow {
+		if s.allow[i].match(service, kind, operation, true) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasDeny reports whether the scope holds a deny ("!") pattern.
+func (s *Scope) HasDeny() bool { return s != nil && len(s.deny) > 0 }
+
+// IsEmpty reports whether the scope has no pattern at all (it allows
+// everything).
+func (s *Scope) IsEmpty() bool { return s == nil || len(s.allow)+len(s.deny) == 0 }
