@@ -109,3 +109,32 @@ func TestAuditFilterRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestDeniedRoleEscalationRecorded: giving a key a role whose scope the
+// caller could not give is refused by the escalation rule like a wider
+// own scope, and recorded as a denied event of the attempted action.
+func TestDeniedRoleEscalationRecorded(t *testing.T) {
+	s := accounttest.Start(t)
+	ctx := context.Background()
+	if _, err := s.Store.CreateRole(ctx, store.Actor{}, store.Role{AccountID: s.AccountID, ID: "wide", Name: "wide",
+		Scope: "account-api", CreatedAt: s.Clock.Now(), UpdatedAt: s.Clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	gen, _ := account.OperationNamed("generateAccountAccessKey")
+	key := s.AddKey(t, authz.KeySpec{ID: "narrow", Name: "narrow", Type: authz.KeyTypeAccount, AccountID: s.AccountID, Active: true,
+		Scope: "account-api:mutation:generateAccountAccessKey"})
+	c, err := s.Service.Authenticate(ctx, account.Credentials{Keys: []string{key}}, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err = s.Service.GenerateKey(ctx, c, account.KeyInput{Type: authz.KeyTypeAccount, ID: "minted",
+		Scope: "account-api:mutation:generateAccountAccessKey", RoleIDs: []string{"wide"}})
+	var e *account.Error
+	if !errors.As(err, &e) || e.Code != account.PermissionDenied || !strings.HasPrefix(e.Message, `scope_exceeds_caller: role "wide": `) {
+		t.Fatalf("a role wider than the caller: %v", err)
+	}
+	evs, _, err := s.Store.ListAuditEvents(ctx, s.AccountID, store.AuditFilter{Outcome: store.OutcomeDenied, ActorKeyID: "narrow"}, store.Page{Size: 10})
+	if err != nil || len(evs) != 1 || evs[0].Action != "key.create" || evs[0].ObjectID != "minted" {
+		t.Fatalf("denied events %+v, %v", evs, err)
+	}
+}

@@ -129,7 +129,9 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 		return authz.KeySpec{}, s.refused(ctx, c, err, "key.create", spec.ID, nil, store.KeyAuditOf(attempted))
 	}
 	if err := s.keyRoles(ctx, c, spec.Type, "role_ids", in.RoleIDs); err != nil {
-		return authz.KeySpec{}, err
+		now := s.now()
+		attempted := store.Key{Spec: spec, Origin: store.OriginGenerated, CreatedAt: now, UpdatedAt: now}
+		return authz.KeySpec{}, s.refused(ctx, c, err, "key.create", spec.ID, nil, store.KeyAuditOf(attempted))
 	}
 	if spec.AppID != "" {
 		a, err := s.store.GetApp(ctx, c.AccountID, spec.AppID)
@@ -384,7 +386,7 @@ func (s *Service) updateKey(ctx context.Context, c Caller, id string, u KeyUpdat
 	}
 	if u.RoleIDs != nil {
 		if err := s.keyRoles(ctx, c, k.Spec.Type, "role_ids", *u.RoleIDs); err != nil {
-			return store.Key{}, err
+			return store.Key{}, s.refused(ctx, c, err, "key.update", k.Spec.ID, store.KeyAuditOf(k), attempted(k))
 		}
 	}
 	k, err = s.store.UpdateKey(ctx, c.Actor, c.AccountID, id, u)

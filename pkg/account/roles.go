@@ -122,7 +122,10 @@ func (s *Service) keyRoles(ctx context.Context, c Caller, typ authz.KeyType, fie
 		if err := withinCaller(c, typ, sc); err != nil {
 			e := err.(*Error)
 			e.Field = field
-			e.Message = fmt.Sprintf("role %q: %s", id, e.Message)
+			// The reason code stays first: refused records the attempt
+			// when the message starts with it.
+			detail, _ := strings.CutPrefix(e.Message, reasonScopeExceedsCaller+": ")
+			e.Message = fmt.Sprintf("%s: role %q: %s", reasonScopeExceedsCaller, id, detail)
 			return e
 		}
 	}
