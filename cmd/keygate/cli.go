@@ -28,8 +28,8 @@ type cli struct {
 	Migrate     migrateCmd     `cmd:"" help:"Apply the embedded PostgreSQL schema migrations (idempotent)."`
 	Bootstrap   bootstrapCmd   `cmd:"" help:"Create an account and its first account key directly in the database; prints the secret on the last line."`
 	Accounts    accountsCmd    `cmd:"" help:"Operator commands on accounts, directly in the database (accounts limits)."`
-	ImportFile  importFileCmd  `cmd:"" name:"import-file" help:"Copy a keys file's apps, tenants and keys (hashes as they are: nothing is reissued) into an existing account, in one transaction; --dry-run lists what it would do."`
-	ExportFile  exportFileCmd  `cmd:"" name:"export-file" help:"Write an account's apps, tenants and keys as a keys file (hashes only), for serve --keys-file or import-file."`
+	ImportFile  importFileCmd  `cmd:"" name:"import-file" help:"Copy a keys file's apps, tenants, roles, denials and keys (hashes as they are: nothing is reissued) into an existing account, in one transaction; --dry-run lists what it would do."`
+	ExportFile  exportFileCmd  `cmd:"" name:"export-file" help:"Write an account's apps, tenants, roles, denials and keys as a keys file (hashes only), for serve --keys-file or import-file."`
 	accountcli.Commands
 	Completion completionCmd `cmd:"" help:"Print a shell completion script to source: bash, zsh or fish."`
 	Version    versionCmd    `cmd:"" help:"Print the version, commit and Go version."`

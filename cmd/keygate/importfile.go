@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
@@ -40,7 +41,7 @@ func (c *importFileCmd) Run(e *env) error {
 		return err
 	}
 	if fileAccount != c.Account {
-		fmt.Fprintf(e.stderr, "note: %s names account %q; its apps, tenants and keys go into account %q (--account)\n",
+		fmt.Fprintf(e.stderr, "note: %s names account %q; its apps, tenants, roles, denials and keys go into account %q (--account)\n",
 			c.File, fileAccount, c.Account)
 	}
 	cfg := c.config()
@@ -93,7 +94,8 @@ func (c *importFileCmd) read() (store.ImportSet, string, error) {
 }
 
 // importSetOf is a parsed keys file as an import wants it: apps and
-// tenants active, keys with their hashes and the origin of imported keys.
+// tenants active, roles and denials, keys with their hashes, the ids of
+// the roles they hold and the origin of imported keys.
 func importSetOf(set *keyfile.Set) store.ImportSet {
 	var out store.ImportSet
 	for _, o := range set.Apps() {
@@ -102,12 +104,22 @@ func importSetOf(set *keyfile.Set) store.ImportSet {
 	for _, o := range set.Tenants() {
 		out.Tenants = append(out.Tenants, store.Tenant{ID: o.ID, Name: o.Name, Active: true})
 	}
+	for _, r := range set.Roles() {
+		out.Roles = append(out.Roles, store.Role{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description})
+	}
+	for _, d := range set.Denials() {
+		out.Denials = append(out.Denials, store.Denial{ID: d.ID, TenantID: d.TenantID, AppID: d.AppID, Scope: d.Scope, Reason: d.Reason})
+	}
 	for _, k := range set.Keys() {
 		spec := k.Spec
 		spec.IPFilters = slices.Clone(spec.IPFilters)
 		spec.ResponseHeaders = slices.Clone(spec.ResponseHeaders)
 		spec.AppName, spec.TenantName = "", ""
-		out.Keys = append(out.Keys, store.Key{Spec: spec, Origin: store.ImportOrigin(spec.Type)})
+		// A stored key holds its roles by id (store.Key.RoleIDs): the
+		// store compiles the key with them, not from the spec.
+		roles := spec.Roles
+		spec.Roles = nil
+		out.Keys = append(out.Keys, store.Key{Spec: spec, Origin: store.ImportOrigin(spec.Type), RoleIDs: store.NormalizeRoleIDs(roles)})
 	}
 	return out
 }
@@ -153,6 +165,8 @@ func printImportPlan(w io.Writer, p store.ImportPlan) error {
 	}
 	section(planColumns(p.Apps))
 	section(planColumns(p.Tenants))
+	section(planColumns(p.Roles))
+	section(planColumns(p.Denials))
 	section(planColumns(p.Keys))
 	if err := tw.Flush(); err != nil {
 		return err
@@ -172,7 +186,8 @@ func planColumns[T any](s store.ImportSection[T]) (kind, plural string, actions 
 	return s.Kind, s.Kind + "s", actions, ids, changed, notes
 }
 
-// exportFileCmd writes an account's apps, tenants and keys as a keys file.
+// exportFileCmd writes an account's apps, tenants, roles, denials and keys
+// as a keys file.
 type exportFileCmd struct {
 	databaseURLFlags
 	Account string `name:"account" required:"" help:"Account to export."`
@@ -212,7 +227,8 @@ func (c *exportFileCmd) Run(e *env) error {
 	if err := writeFileAtomic(c.Output, data); err != nil {
 		return fmt.Errorf("export-file: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "exported account %s to %s: %d apps, %d tenants, %d keys\n", c.Account, c.Output, len(f.Apps), len(f.Tenants), len(f.Keys))
+	fmt.Fprintf(e.stderr, "exported account %s to %s: %d apps, %d tenants, %d roles, %d denials, %d keys\n",
+		c.Account, c.Output, len(f.Apps), len(f.Tenants), len(f.Roles), len(f.Denials), len(f.Keys))
 	return nil
 }
 
@@ -237,8 +253,15 @@ func keyFileOf(account string, set store.ImportSet, now time.Time) (keyfile.File
 			inactive["tenant "+t.ID] = true
 		}
 	}
+	for _, r := range set.Roles {
+		f.Roles = append(f.Roles, authz.Role{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description})
+	}
+	for _, d := range set.Denials {
+		f.Denials = append(f.Denials, authz.Denial{ID: d.ID, TenantID: d.TenantID, AppID: d.AppID, Scope: d.Scope, Reason: d.Reason})
+	}
 	for _, k := range set.Keys {
 		spec := k.Spec
+		spec.Roles = slices.Clone(k.RoleIDs)
 		if spec.Active && (inactive["app "+spec.AppID] || inactive["tenant "+spec.TenantID]) {
 			spec.Active = false
 			warnings = append(warnings, fmt.Sprintf("key %q: its app or tenant is inactive; written with active: false", spec.ID))

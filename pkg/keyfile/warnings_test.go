@@ -106,6 +106,28 @@ func FuzzParse(f *testing.F) {
 		if len(set.Keys()) != set.Len() {
 			t.Fatalf("Keys() has %d, Len() %d", len(set.Keys()), set.Len())
 		}
+		// Whatever Parse accepts, Marshal writes back as a file Parse reads
+		// as the same set (roles, denials and key roles included), and
+		// writes again byte for byte.
+		out, err := Marshal(set.File(), "fuzz")
+		if err != nil {
+			t.Fatalf("Marshal of an accepted file: %v", err)
+		}
+		back, _, err := Parse(out, "fuzz.yaml", opts)
+		if err != nil {
+			t.Fatalf("Marshal wrote a file Parse refuses: %v\n%s", err, out)
+		}
+		if d := cmp.Diff(set.File(), back.File()); d != "" {
+			t.Fatalf("round trip (-parsed +marshalled):\n%s\n%s", d, out)
+		}
+		for i, k := range back.Keys() {
+			if a, b := set.order[i].Scope().String(), k.Scope().String(); a != b {
+				t.Fatalf("key %q: effective scope %q, after the round trip %q", k.Spec.ID, a, b)
+			}
+		}
+		if again, err := Marshal(back.File(), "fuzz"); err != nil || string(again) != string(out) {
+			t.Fatalf("Marshal is not stable: %v\n%s\n---\n%s", err, out, again)
+		}
 		// What the file accepted of roles and denials holds SPEC §11's rules.
 		roles := map[string]bool{}
 		for _, r := range set.Roles() {

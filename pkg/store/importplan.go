@@ -14,8 +14,8 @@ import (
 // planning is this file's pure function, PlanImport, over what the file
 // wants and what the account holds; a store applies the plan it returns
 // in one transaction. Each object kind is one section of the plan, planned
-// by planSection with the kind's own diff: roles and denials (SPEC §11)
-// will be one more section each.
+// by planSection with the kind's own diff: apps, tenants, roles, service
+// access denials (SPEC §11) and keys.
 
 // ImportAction is what an import does with one object.
 type ImportAction string
@@ -31,11 +31,14 @@ const (
 var ImportActions = []ImportAction{ImportCreate, ImportUpdate, ImportUnchanged, ImportKept}
 
 // ImportSet is what a keys file holds (or an account, read for an
-// import or an export): apps, tenants and keys. Keys carry hashes, never
-// secrets.
+// import or an export): apps, tenants, roles, denials and keys. Keys
+// carry hashes, never secrets, and the ids of the roles they hold in
+// RoleIDs (Spec.Roles is not read).
 type ImportSet struct {
 	Apps    []App
 	Tenants []Tenant
+	Roles   []Role
+	Denials []Denial
 	Keys    []Key
 }
 
@@ -56,7 +59,7 @@ type ImportStep[T any] struct {
 
 // ImportSection is the plan of one object kind.
 type ImportSection[T any] struct {
-	Kind  string // "app", "tenant", "key"
+	Kind  string // "app", "tenant", "role", "denial", "key"
 	Steps []ImportStep[T]
 }
 
@@ -76,6 +79,8 @@ type ImportPlan struct {
 	AccountID string
 	Apps      ImportSection[App]
 	Tenants   ImportSection[Tenant]
+	Roles     ImportSection[Role]
+	Denials   ImportSection[Denial]
 	Keys      ImportSection[Key]
 }
 
@@ -83,7 +88,7 @@ type ImportPlan struct {
 func (p ImportPlan) Changes() int {
 	n := 0
 	for _, a := range []ImportAction{ImportCreate, ImportUpdate} {
-		n += p.Apps.Count(a) + p.Tenants.Count(a) + p.Keys.Count(a)
+		n += p.Apps.Count(a) + p.Tenants.Count(a) + p.Roles.Count(a) + p.Denials.Count(a) + p.Keys.Count(a)
 	}
 	return n
 }
@@ -97,8 +102,12 @@ var ErrImportConflict = errors.New("import conflict")
 // fields a keys file carries:
 //   - apps and tenants: name (description and active are not in the file
 //     and stay as stored; a new one is active, without description);
-//   - keys: name, hash, scope, active, not_before, expires_at, ip_filters,
-//     group, description, response_headers. A key's type, app and tenant
+//   - roles: name, scope, description;
+//   - denials: scope, reason. A denial's tenant and app cannot change (as
+//     the Account API's update): a difference there is refused;
+//   - keys: name, hash, scope, roles (the ids it holds, in any order),
+//     active, not_before, expires_at, ip_filters, group, description,
+//     response_headers. A key's type, app and tenant
 //     cannot change: a difference there is refused. A new hash replaces
 //     the stored one at once (the stored secret stops working); a file
 //     whose hash is the key's previous one (rotated in the database since)
@@ -107,8 +116,10 @@ var ErrImportConflict = errors.New("import conflict")
 // An import never re-activates: an object inactive in the account stays
 // inactive (a deactivation is a revocation, which replaying an old file
 // must not undo); it is noted. Objects in the account but not in the
-// file are kept as they are. Names and hashes must stay unique among the
-// account's objects once imported. Every refusal names the object and is
+// file are kept as they are (a denial in force stays in force). Names and
+// hashes must stay unique among the account's objects once imported; a
+// key's roles, and a denial's tenant and app, must be in the file or the
+// account. Every refusal names the object and is
 // returned at once, joined, wrapping ErrImportConflict.
 func PlanImport(accountID string, want, have ImportSet) (ImportPlan, error) {
 	p := ImportPlan{AccountID: accountID}
@@ -118,9 +129,17 @@ func PlanImport(accountID string, want, have ImportSet) (ImportPlan, error) {
 			out, changed, notes, err := diffParent(App(w), App(h))
 			return Tenant(out), changed, notes, err
 		})
-	p.Keys = planSection("key", want.Keys, have.Keys, func(k Key) string { return k.Spec.ID }, diffKey)
+	p.Roles = planSection("role", want.Roles, have.Roles, func(r Role) string { return r.ID }, diffRole)
+	p.Denials = planSection("denial", want.Denials, have.Denials, func(d Denial) string { return d.ID }, diffDenial)
+	p.Keys = planSection("key", normalizeRoles(want.Keys), have.Keys, func(k Key) string { return k.Spec.ID }, diffKey)
 	errs := append(stepErrors(p.Apps), stepErrors(p.Tenants)...)
+	errs = append(errs, stepErrors(p.Roles)...)
+	errs = append(errs, stepErrors(p.Denials)...)
 	errs = append(errs, stepErrors(p.Keys)...)
+	errs = append(errs, uniqueAfter(p.Roles, "name", func(r Role) []string { return []string{r.Name} })...)
+	errs = append(errs, missingAfter(p.Keys, "role", p.Roles, func(k Key) []string { return k.RoleIDs })...)
+	errs = append(errs, missingAfter(p.Denials, "tenant", p.Tenants, func(d Denial) []string { return []string{d.TenantID} })...)
+	errs = append(errs, missingAfter(p.Denials, "app", p.Apps, func(d Denial) []string { return []string{d.AppID} })...)
 	errs = append(errs, uniqueAfter(p.Apps, "name", func(a App) []string { return []string{a.Name} })...)
 	errs = append(errs, uniqueAfter(p.Tenants, "name", func(t Tenant) []string { return []string{t.Name} })...)
 	errs = append(errs, uniqueAfter(p.Keys, "name", func(k Key) []string { return []string{k.Spec.Name} })...)
@@ -134,6 +153,16 @@ func PlanImport(accountID string, want, have ImportSet) (ImportPlan, error) {
 	}
 	for i := range p.Tenants.Steps {
 		if st := &p.Tenants.Steps[i]; st.Action == ImportCreate {
+			st.Want.AccountID = accountID
+		}
+	}
+	for i := range p.Roles.Steps {
+		if st := &p.Roles.Steps[i]; st.Action == ImportCreate {
+			st.Want.AccountID = accountID
+		}
+	}
+	for i := range p.Denials.Steps {
+		if st := &p.Denials.Steps[i]; st.Action == ImportCreate {
 			st.Want.AccountID = accountID
 		}
 	}
@@ -239,6 +268,39 @@ func uniqueAfter[T any](s ImportSection[T], field string, values func(T) []strin
 	return errs
 }
 
+// missingAfter refuses a reference from an object of s (a key's role, a
+// denial's tenant or app) to an object of kind that neither the file nor
+// the account holds once the plan is applied.
+func missingAfter[T, U any](s ImportSection[T], kind string, of ImportSection[U], refs func(T) []string) []error {
+	held := map[string]bool{}
+	for _, st := range of.Steps {
+		held[st.ID] = true
+	}
+	var errs []error
+	for _, st := range s.Steps {
+		if st.Action == ImportKept {
+			continue // the database's own references hold (foreign keys)
+		}
+		for _, id := range refs(st.Want) {
+			if id != "" && !held[id] {
+				errs = append(errs, fmt.Errorf("%w: %s %q: %s %q is neither in the file nor in the account; add it to the file's %ss",
+					ErrImportConflict, s.Kind, st.ID, kind, id, kind))
+			}
+		}
+	}
+	return errs
+}
+
+// normalizeRoles is keys with their role ids as stores keep them (sorted,
+// no duplicates), so that the order a file lists them in is no change.
+func normalizeRoles(keys []Key) []Key {
+	out := slices.Clone(keys)
+	for i := range out {
+		out[i].RoleIDs = NormalizeRoleIDs(out[i].RoleIDs)
+	}
+	return out
+}
+
 // whereIs says whether the object id of s is in the file or only in the
 // database.
 func whereIs[T any](s ImportSection[T], id string) string {
@@ -267,6 +329,46 @@ func diffParent(w, h App) (App, []string, []string, error) {
 	return out, changed, notes, nil
 }
 
+func diffRole(w, h Role) (Role, []string, []string, error) {
+	out := h
+	var changed []string
+	set := func(field string, differs bool, apply func()) {
+		if differs {
+			changed = append(changed, field)
+			apply()
+		}
+	}
+	set("name", w.Name != h.Name, func() { out.Name = w.Name })
+	set("scope", w.Scope != h.Scope, func() { out.Scope = w.Scope })
+	set("description", w.Description != h.Description, func() { out.Description = w.Description })
+	return out, changed, nil, nil
+}
+
+func diffDenial(w, h Denial) (Denial, []string, []string, error) {
+	var fixed []string
+	if w.TenantID != h.TenantID {
+		fixed = append(fixed, fmt.Sprintf("tenant (%q in the database, %q in the file)", h.TenantID, w.TenantID))
+	}
+	if w.AppID != h.AppID {
+		fixed = append(fixed, fmt.Sprintf("app (%q in the database, %q in the file)", h.AppID, w.AppID))
+	}
+	if len(fixed) > 0 {
+		return h, nil, nil, fmt.Errorf("%s cannot change: delete the stored denial first, or give the file's denial another id",
+			joinWords(fixed))
+	}
+	out := h
+	var changed []string
+	if w.Scope != h.Scope {
+		out.Scope = w.Scope
+		changed = append(changed, "scope")
+	}
+	if w.Reason != h.Reason {
+		out.Reason = w.Reason
+		changed = append(changed, "reason")
+	}
+	return out, changed, nil, nil
+}
+
 func diffKey(w, h Key) (Key, []string, []string, error) {
 	ws, hs := w.Spec, h.Spec
 	var fixed []string
@@ -290,6 +392,7 @@ func diffKey(w, h Key) (Key, []string, []string, error) {
 	out := h
 	out.Spec.IPFilters = slices.Clone(hs.IPFilters)
 	out.Spec.ResponseHeaders = slices.Clone(hs.ResponseHeaders)
+	out.RoleIDs = slices.Clone(h.RoleIDs)
 	var changed, notes []string
 	set := func(field string, differs bool, apply func()) {
 		if differs {
@@ -300,6 +403,8 @@ func diffKey(w, h Key) (Key, []string, []string, error) {
 	set("name", ws.Name != hs.Name, func() { out.Spec.Name = ws.Name })
 	set("hash", ws.Hash != hs.Hash, func() { out.Rotate(ws.Hash, time.Time{}, time.Time{}) })
 	set("scope", ws.Scope != hs.Scope, func() { out.Spec.Scope = ws.Scope })
+	set("roles", !slices.Equal(NormalizeRoleIDs(w.RoleIDs), NormalizeRoleIDs(h.RoleIDs)),
+		func() { out.RoleIDs = NormalizeRoleIDs(w.RoleIDs) })
 	set("active", !ws.Active && hs.Active, func() { out.Spec.Active = false })
 	if ws.Active && !hs.Active {
 		notes = append(notes, reactivation)

@@ -216,3 +216,158 @@ func TestPlanImportRecords(t *testing.T) {
 		t.Errorf("Changes() = %d, want 2", p.Changes())
 	}
 }
+
+// TestPlanImportRolesAndDenials: roles and denials are sections like apps'
+// and keys' (create, update naming the fields, unchanged, kept), a key's
+// role ids are one more compared field (in any order), and the references
+// (a key's roles, a denial's tenant and app) must be in the file or the
+// account.
+func TestPlanImportRolesAndDenials(t *testing.T) {
+	billing := store.App{ID: "billing", Name: "Billing", Active: true}
+	acme := store.Tenant{ID: "acme", Name: "ACME", Active: true}
+	read := store.Role{ID: "r-read", Name: "readers", Scope: "email-api:query:*", Description: "read mail"}
+	nodel := store.Role{ID: "r-nodel", Name: "no-delete", Scope: "!email-api:mutation:deleteEmail"}
+	unpaid := store.Denial{ID: "d-1", TenantID: "acme", AppID: "billing", Scope: "email-api:mutation:sendEmail", Reason: "invoice overdue"}
+	holder := svcKey("k-1", "one", 'a')
+	holder.RoleIDs = []string{"r-read", "r-nodel"}
+	stored := holder
+	stored.RoleIDs = []string{"r-nodel", "r-read"} // stores keep them sorted
+	base := store.ImportSet{Apps: []store.App{billing}, Tenants: []store.Tenant{acme},
+		Roles: []store.Role{read, nodel}, Denials: []store.Denial{unpaid}, Keys: []store.Key{holder}}
+	storedBase := base
+	storedBase.Keys = []store.Key{stored}
+	withRoles := func(k store.Key, ids ...string) store.Key { k.RoleIDs = ids; return k }
+
+	for _, tc := range []struct {
+		name                 string
+		want, have           store.ImportSet
+		roles, denials, keys []string
+		err                  []string // substrings of the error, none: no error
+	}{
+		{
+			name:  "empty account: roles, denials and the key holding roles created",
+			want:  base,
+			roles: []string{"create r-read", "create r-nodel"}, denials: []string{"create d-1"},
+			keys: []string{"create k-1"},
+		},
+		{
+			name: "same again: nothing changes (the file's role order is no change)",
+			want: base, have: storedBase,
+			roles: []string{"unchanged r-read", "unchanged r-nodel"}, denials: []string{"unchanged d-1"},
+			keys: []string{"unchanged k-1"},
+		},
+		{
+			name: "stored only: kept (a denial in force stays in force)",
+			want: store.ImportSet{Apps: base.Apps, Tenants: base.Tenants, Roles: []store.Role{read},
+				Keys: []store.Key{withRoles(holder, "r-read")}},
+			have:    storedBase,
+			roles:   []string{"unchanged r-read", "kept r-nodel {in the database, not in the file: left as it is}"},
+			denials: []string{"kept d-1 {in the database, not in the file: left as it is}"},
+			keys:    []string{"update k-1 [roles]"},
+		},
+		{
+			name: "every field the file carries is compared",
+			want: store.ImportSet{Apps: base.Apps, Tenants: base.Tenants,
+				Roles:   []store.Role{{ID: "r-read", Name: "readers 2", Scope: "email-api:query:inbox", Description: ""}, nodel},
+				Denials: []store.Denial{{ID: "d-1", TenantID: "acme", AppID: "billing", Scope: "email-api", Reason: "fraud"}},
+				Keys:    []store.Key{withRoles(holder)}},
+			have:    storedBase,
+			roles:   []string{"update r-read [name scope description]", "unchanged r-nodel"},
+			denials: []string{"update d-1 [scope reason]"},
+			keys:    []string{"update k-1 [roles]"},
+		},
+		{
+			name:  "a key holding a kept role: allowed",
+			want:  store.ImportSet{Apps: base.Apps, Tenants: base.Tenants, Keys: []store.Key{withRoles(svcKey("k-2", "two", 'b'), "r-read")}},
+			have:  store.ImportSet{Apps: base.Apps, Tenants: base.Tenants, Roles: []store.Role{read}},
+			roles: []string{"kept r-read {in the database, not in the file: left as it is}"},
+			keys:  []string{"create k-2"},
+		},
+		{
+			name: "a denial's tenant and app cannot change",
+			want: store.ImportSet{Apps: []store.App{billing, {ID: "crm", Name: "CRM"}}, Tenants: base.Tenants,
+				Denials: []store.Denial{{ID: "d-1", TenantID: "acme", AppID: "crm", Scope: unpaid.Scope, Reason: unpaid.Reason}}},
+			have: storedBase,
+			err:  []string{`denial "d-1": app ("billing" in the database, "crm" in the file) cannot change: delete the stored denial first`},
+		},
+		{
+			name: "a new role with the name of a kept one",
+			want: store.ImportSet{Roles: []store.Role{{ID: "r-2", Name: "readers", Scope: "x"}}},
+			have: store.ImportSet{Roles: []store.Role{read}},
+			err:  []string{`role "r-2": same name as role "r-read" (in the database, not in the file)`},
+		},
+		{
+			name: "references to nothing: a key's role, a denial's tenant and app",
+			want: store.ImportSet{Keys: []store.Key{withRoles(svcKey("k-2", "two", 'b'), "r-gone")},
+				Denials: []store.Denial{{ID: "d-2", TenantID: "globex", AppID: "crm", Scope: "x", Reason: "r"}}},
+			err: []string{`key "k-2": role "r-gone" is neither in the file nor in the account; add it to the file's roles`,
+				`denial "d-2": tenant "globex" is neither in the file nor in the account`,
+				`denial "d-2": app "crm" is neither in the file nor in the account`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := store.PlanImport("acct", tc.want, tc.have)
+			if len(tc.err) > 0 {
+				if !errors.Is(err, store.ErrImportConflict) {
+					t.Fatalf("err = %v, want an import conflict", err)
+				}
+				for _, w := range tc.err {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("err = %v\nwant it to say %s", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []struct {
+				kind      string
+				got, want []string
+			}{{"roles", steps(p.Roles), tc.roles}, {"denials", steps(p.Denials), tc.denials}, {"keys", steps(p.Keys), tc.keys}} {
+				if d := cmp.Diff(s.want, s.got); d != "" {
+					t.Errorf("%s (-want +got):\n%s", s.kind, d)
+				}
+			}
+		})
+	}
+}
+
+// TestPlanImportRoleRecords: an update writes the stored role or denial
+// with the file's fields (its creation time kept); a create is the file's
+// record in the account imported to; a key's role ids are written sorted.
+func TestPlanImportRoleRecords(t *testing.T) {
+	t0 := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	storedRole := store.Role{AccountID: "acct", ID: "r-1", Name: "one", Scope: "a", Description: "d", CreatedAt: t0, UpdatedAt: t0}
+	storedDenial := store.Denial{AccountID: "acct", ID: "d-1", TenantID: "t", AppID: "a", Scope: "x", Reason: "r", CreatedAt: t0}
+	k := svcKey("k-1", "one", 'a')
+	k.RoleIDs = []string{"r-2", "r-1", "r-2"}
+	p, err := store.PlanImport("acct", store.ImportSet{
+		Apps: []store.App{{ID: "a", Name: "A"}}, Tenants: []store.Tenant{{ID: "t", Name: "T"}},
+		Roles:   []store.Role{{ID: "r-1", Name: "uno", Scope: "b"}, {AccountID: "file", ID: "r-2", Name: "two", Scope: "c"}},
+		Denials: []store.Denial{{ID: "d-1", TenantID: "t", AppID: "a", Scope: "x", Reason: "new"}, {ID: "d-2", TenantID: "t", AppID: "a", Scope: "y", Reason: "r"}},
+		Keys:    []store.Key{k},
+	}, store.ImportSet{Roles: []store.Role{storedRole}, Denials: []store.Denial{storedDenial}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRole := storedRole
+	wantRole.Name, wantRole.Scope, wantRole.Description = "uno", "b", ""
+	if d := cmp.Diff(wantRole, p.Roles.Steps[0].Want); d != "" {
+		t.Errorf("role update writes (-want +got):\n%s", d)
+	}
+	wantDenial := storedDenial
+	wantDenial.Reason = "new"
+	if d := cmp.Diff(wantDenial, p.Denials.Steps[0].Want); d != "" {
+		t.Errorf("denial update writes (-want +got):\n%s", d)
+	}
+	if a, b := p.Roles.Steps[1].Want.AccountID, p.Denials.Steps[1].Want.AccountID; a != "acct" || b != "acct" {
+		t.Errorf("creates into accounts %q, %q, want acct", a, b)
+	}
+	if got := p.Keys.Steps[0].Want.RoleIDs; !cmp.Equal(got, []string{"r-1", "r-2"}) {
+		t.Errorf("key role ids %v, want sorted without duplicates", got)
+	}
+	if p.Changes() != 7 {
+		t.Errorf("Changes() = %d, want 7 (app, tenant, 2 roles, 2 denials, key)", p.Changes())
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -19,17 +21,20 @@ var ImportActor = store.Actor{KeyName: "import-file"}
 var errDryRun = errors.New("dry run")
 
 // Import makes the account hold what want holds (a keys file's apps,
-// tenants and keys, hashes as they are), as store.PlanImport plans it, in
-// one transaction: every write audited with actor, every key, app or
-// tenant change on the change feed (the tables' triggers), all or
-// nothing. With dryRun the same writes run and are rolled back, so that
+// tenants, roles, service access denials and keys, hashes as they are),
+// as store.PlanImport plans it, in one transaction: every write audited
+// with actor, every change on the change feed (the tables' triggers),
+// all or nothing. With dryRun the same writes run and are rolled back, so that
 // the plan returned meets every check the import would (quotas,
 // constraints, hashes in use elsewhere) and nothing changes.
 //
 // Lock order, as limits.go documents it: the account's limits row first
 // (it also proves the account exists and keeps creates of the account
-// out until the commit), then its apps, tenants and keys, read locked, so
-// the plan is made from what the transaction writes over.
+// out until the commit), then its apps, tenants, roles, denials and keys,
+// read locked in that order (roles before keys, as every key writer
+// locks a key's roles), so the plan is made from what the transaction
+// writes over. Writes follow the references: apps and tenants, then
+// roles (keys hold them), keys, then denials (of a tenant and an app).
 func (s *Store) Import(ctx context.Context, actor store.Actor, accountID string, want store.ImportSet, dryRun bool) (store.ImportPlan, error) {
 	var plan store.ImportPlan
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -59,7 +64,13 @@ func (s *Store) Import(ctx context.Context, actor store.Actor, accountID string,
 		if err := s.applyParents(ctx, tx, tenantsTable, actor, tenants); err != nil {
 			return err
 		}
+		if err := s.applyRoles(ctx, tx, actor, plan.Roles); err != nil {
+			return err
+		}
 		if err := s.applyKeys(ctx, tx, actor, plan.Keys); err != nil {
+			return err
+		}
+		if err := s.applyDenials(ctx, tx, actor, plan.Denials); err != nil {
 			return err
 		}
 		if dryRun {
@@ -80,6 +91,7 @@ func importQuotas(l store.AccountLimits, p store.ImportPlan) error {
 		kind string
 		n    int
 	}{{store.QuotaApps, p.Apps.Count(store.ImportCreate)}, {store.QuotaTenants, p.Tenants.Count(store.ImportCreate)},
+		{store.QuotaRoles, p.Roles.Count(store.ImportCreate)}, {store.QuotaDenials, p.Denials.Count(store.ImportCreate)},
 		{store.QuotaKeys, p.Keys.Count(store.ImportCreate)}} {
 		have, max := l.Usage.Get(c.kind), l.Effective.Get(c.kind)
 		if c.n > 0 && have+int64(c.n) > max {
@@ -106,6 +118,59 @@ func (s *Store) applyParents(ctx context.Context, tx pgx.Tx, p parent, actor sto
 			}
 			if err != nil {
 				return fmt.Errorf("%s %q: %w", p.object, st.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyRoles writes a plan's roles: updates first (they may free a name
+// a new role takes), then creates. Each is checked as the data plane
+// compiles it (authz.CheckRole): a role that cannot compile would make
+// every key holding it unloadable.
+func (s *Store) applyRoles(ctx context.Context, tx pgx.Tx, actor store.Actor, sec store.ImportSection[store.Role]) error {
+	for _, a := range []store.ImportAction{store.ImportUpdate, store.ImportCreate} {
+		for _, st := range sec.Steps {
+			if st.Action != a {
+				continue
+			}
+			r := st.Want
+			err := authz.CheckRole(&authz.Role{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Scope: r.Scope, Description: r.Description})
+			if err != nil {
+				err = invalid("invalid role: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			} else if a == store.ImportCreate {
+				_, err = s.insertRole(ctx, tx, actor, r)
+			} else {
+				_, err = s.writeRole(ctx, tx, actor, st.Have, r)
+			}
+			if err != nil {
+				return fmt.Errorf("role %q: %w", st.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyDenials writes a plan's denials (their tenants and apps written
+// before), each checked as the data plane compiles it.
+func (s *Store) applyDenials(ctx context.Context, tx pgx.Tx, actor store.Actor, sec store.ImportSection[store.Denial]) error {
+	for _, a := range []store.ImportAction{store.ImportUpdate, store.ImportCreate} {
+		for _, st := range sec.Steps {
+			if st.Action != a {
+				continue
+			}
+			d := st.Want
+			_, err := authz.CompileDenial(authz.Denial{ID: d.ID, AccountID: d.AccountID, TenantID: d.TenantID,
+				AppID: d.AppID, Scope: d.Scope, Reason: d.Reason})
+			if err != nil {
+				err = invalid("invalid denial: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			} else if a == store.ImportCreate {
+				_, err = s.insertDenial(ctx, tx, actor, d)
+			} else {
+				_, err = s.writeDenial(ctx, tx, actor, st.Have, d)
+			}
+			if err != nil {
+				return fmt.Errorf("denial %q: %w", st.ID, err)
 			}
 		}
 	}
@@ -142,12 +207,21 @@ func (s *Store) applyKeys(ctx context.Context, tx pgx.Tx, actor store.Actor, sec
 
 // writeKey writes next over cur, a key locked in tx, every field an
 // import may change (the hash included: the previous hash goes with a
-// change of it, as store.Key.Rotate without grace), and audits it:
-// "key.regenerate" when the hash changes, else "key.update".
+// change of it, as store.Key.Rotate without grace) and the roles it
+// holds, and audits it: "key.regenerate" when the hash changes, else
+// "key.update".
 func (s *Store) writeKey(ctx context.Context, tx pgx.Tx, actor store.Actor, cur, next store.Key) error {
 	sp := &next.Spec
 	if err := s.validate(*sp, slices.Equal(sp.ResponseHeaders, cur.Spec.ResponseHeaders)); err != nil {
 		return err
+	}
+	if roles := store.NormalizeRoleIDs(next.RoleIDs); !slices.Equal(roles, store.NormalizeRoleIDs(cur.RoleIDs)) {
+		if err := lockRoles(ctx, tx, cur.Spec.AccountID, roles); err != nil {
+			return err
+		}
+		if err := writeKeyRoles(ctx, tx, cur.Spec.AccountID, cur.Spec.ID, roles); err != nil {
+			return err
+		}
 	}
 	_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 			active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
@@ -172,8 +246,8 @@ func (s *Store) writeKey(ctx context.Context, tx pgx.Tx, actor store.Actor, cur,
 }
 
 // Export reads what an account holds, as an import would compare it: its
-// apps, tenants and keys (hashes, never secrets) from one snapshot, in
-// creation order. An account that does not exist is store.ErrNotFound.
+// apps, tenants, roles, denials and keys (hashes, never secrets; each
+// key's role ids) from one snapshot, in creation order. An account that does not exist is store.ErrNotFound.
 func (s *Store) Export(ctx context.Context, accountID string) (store.ImportSet, error) {
 	var out store.ImportSet
 	err := unavailable(pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
@@ -192,8 +266,10 @@ func (s *Store) Export(ctx context.Context, accountID string) (store.ImportSet, 
 	return out, err
 }
 
-// readAccount reads an account's apps, tenants and keys in creation
-// order; parentLock and keyLock are "" or locking clauses.
+// readAccount reads an account's apps, tenants, roles, denials and keys
+// in creation order (and locks them in that order); parentLock and
+// keyLock are "" or locking clauses, parentLock also for roles and
+// denials.
 func readAccount(ctx context.Context, q querier, accountID, parentLock, keyLock string) (store.ImportSet, error) {
 	var out store.ImportSet
 	for _, p := range []parent{appsTable, tenantsTable} {
@@ -211,6 +287,22 @@ func readAccount(ctx context.Context, q querier, accountID, parentLock, keyLock 
 		} else {
 			out.Tenants = store.TenantsOf(as)
 		}
+	}
+	roles, err := q.Query(ctx, `SELECT `+roleColumns+` FROM roles
+		WHERE account_id = $1 ORDER BY created_at, id`+parentLock, accountID)
+	if err != nil {
+		return out, fmt.Errorf("postgres: read roles: %w", err)
+	}
+	if out.Roles, err = pgx.CollectRows(roles, func(row pgx.CollectableRow) (store.Role, error) { return scanRole(row) }); err != nil {
+		return out, fmt.Errorf("postgres: read roles: %w", err)
+	}
+	denials, err := q.Query(ctx, `SELECT `+denialColumns+` FROM denials
+		WHERE account_id = $1 ORDER BY created_at, id`+parentLock, accountID)
+	if err != nil {
+		return out, fmt.Errorf("postgres: read denials: %w", err)
+	}
+	if out.Denials, err = pgx.CollectRows(denials, func(row pgx.CollectableRow) (store.Denial, error) { return scanDenial(row) }); err != nil {
+		return out, fmt.Errorf("postgres: read denials: %w", err)
 	}
 	rows, err := q.Query(ctx, keyQuery+` WHERE k.account_id = $1 ORDER BY k.created_at, k.id`+keyLock, accountID)
 	if err != nil {

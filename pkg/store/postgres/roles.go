@@ -65,15 +65,22 @@ func (s *Store) CreateRole(ctx context.Context, actor store.Actor, r store.Role)
 			return err
 		}
 		var err error
-		out, err = scanRole(tx.QueryRow(ctx, `INSERT INTO roles (account_id, id, name, description, scope, created_at, updated_at)
-			VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6)
-			RETURNING `+roleColumns, r.AccountID, r.ID, r.Name, r.Description, r.Scope, s.now()))
-		if err != nil {
-			return mapError(err, subject{AccountID: r.AccountID, ID: r.ID, Name: r.Name})
-		}
-		return s.audit(ctx, tx, actor, out.AccountID, "role.create", "role", out.ID, nil, store.RoleAuditOf(out))
+		out, err = s.insertRole(ctx, tx, actor, r)
+		return err
 	})
 	return out, err
+}
+
+// insertRole inserts a role and audits it, in tx (whose caller has taken
+// the account's limits row).
+func (s *Store) insertRole(ctx context.Context, tx pgx.Tx, actor store.Actor, r store.Role) (store.Role, error) {
+	out, err := scanRole(tx.QueryRow(ctx, `INSERT INTO roles (account_id, id, name, description, scope, created_at, updated_at)
+		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6)
+		RETURNING `+roleColumns, r.AccountID, r.ID, r.Name, r.Description, r.Scope, s.now()))
+	if err != nil {
+		return out, mapError(err, subject{AccountID: r.AccountID, ID: r.ID, Name: r.Name})
+	}
+	return out, s.audit(ctx, tx, actor, out.AccountID, "role.create", "role", out.ID, nil, store.RoleAuditOf(out))
 }
 
 // GetRole reads a role.
@@ -141,16 +148,21 @@ func (s *Store) UpdateRole(ctx context.Context, actor store.Actor, accountID, id
 		if err != nil {
 			return err
 		}
-		next := u.Apply(cur)
-		out, err = scanRole(tx.QueryRow(ctx, `UPDATE roles SET name = $3, description = $4, scope = $5, updated_at = $6
-			WHERE account_id = $1 AND id = $2 RETURNING `+roleColumns,
-			accountID, id, next.Name, next.Description, next.Scope, s.now()))
-		if err != nil {
-			return mapError(err, subject{AccountID: accountID, ID: id, Name: next.Name})
-		}
-		return s.audit(ctx, tx, actor, accountID, "role.update", "role", id, store.RoleAuditOf(cur), store.RoleAuditOf(out))
+		out, err = s.writeRole(ctx, tx, actor, cur, u.Apply(cur))
+		return err
 	})
 	return out, err
+}
+
+// writeRole writes next over cur, a role locked in tx, and audits it.
+func (s *Store) writeRole(ctx context.Context, tx pgx.Tx, actor store.Actor, cur, next store.Role) (store.Role, error) {
+	out, err := scanRole(tx.QueryRow(ctx, `UPDATE roles SET name = $3, description = $4, scope = $5, updated_at = $6
+		WHERE account_id = $1 AND id = $2 RETURNING `+roleColumns,
+		cur.AccountID, cur.ID, next.Name, next.Description, next.Scope, s.now()))
+	if err != nil {
+		return out, mapError(err, subject{AccountID: cur.AccountID, ID: cur.ID, Name: next.Name})
+	}
+	return out, s.audit(ctx, tx, actor, cur.AccountID, "role.update", "role", cur.ID, store.RoleAuditOf(cur), store.RoleAuditOf(out))
 }
 
 // DeleteRole deletes a role ("role.delete"). While keys hold it, it
@@ -230,15 +242,22 @@ func (s *Store) CreateDenial(ctx context.Context, actor store.Actor, d store.Den
 			return err
 		}
 		var err error
-		out, err = scanDenial(tx.QueryRow(ctx, `INSERT INTO denials (account_id, id, tenant_id, app_id, scope, reason, created_at, updated_at)
-			VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $7, $7)
-			RETURNING `+denialColumns, d.AccountID, d.ID, d.TenantID, d.AppID, d.Scope, d.Reason, s.now()))
-		if err != nil {
-			return mapError(err, subject{AccountID: d.AccountID, ID: d.ID, AppID: d.AppID, TenantID: d.TenantID})
-		}
-		return s.audit(ctx, tx, actor, out.AccountID, "denial.create", "denial", out.ID, nil, store.DenialAuditOf(out))
+		out, err = s.insertDenial(ctx, tx, actor, d)
+		return err
 	})
 	return out, err
+}
+
+// insertDenial inserts a denial and audits it, in tx (whose caller has
+// taken the account's limits row).
+func (s *Store) insertDenial(ctx context.Context, tx pgx.Tx, actor store.Actor, d store.Denial) (store.Denial, error) {
+	out, err := scanDenial(tx.QueryRow(ctx, `INSERT INTO denials (account_id, id, tenant_id, app_id, scope, reason, created_at, updated_at)
+		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $7, $7)
+		RETURNING `+denialColumns, d.AccountID, d.ID, d.TenantID, d.AppID, d.Scope, d.Reason, s.now()))
+	if err != nil {
+		return out, mapError(err, subject{AccountID: d.AccountID, ID: d.ID, AppID: d.AppID, TenantID: d.TenantID})
+	}
+	return out, s.audit(ctx, tx, actor, out.AccountID, "denial.create", "denial", out.ID, nil, store.DenialAuditOf(out))
 }
 
 // GetDenial reads a denial.
@@ -276,16 +295,22 @@ func (s *Store) UpdateDenial(ctx context.Context, actor store.Actor, accountID, 
 		if err != nil {
 			return err
 		}
-		next := u.Apply(cur)
-		out, err = scanDenial(tx.QueryRow(ctx, `UPDATE denials SET scope = $3, reason = $4, updated_at = $5
-			WHERE account_id = $1 AND id = $2 RETURNING `+denialColumns,
-			accountID, id, next.Scope, next.Reason, s.now()))
-		if err != nil {
-			return mapError(err, subject{AccountID: accountID, ID: id})
-		}
-		return s.audit(ctx, tx, actor, accountID, "denial.update", "denial", id, store.DenialAuditOf(cur), store.DenialAuditOf(out))
+		out, err = s.writeDenial(ctx, tx, actor, cur, u.Apply(cur))
+		return err
 	})
 	return out, err
+}
+
+// writeDenial writes next's scope and reason over cur, a denial locked in
+// tx, and audits it.
+func (s *Store) writeDenial(ctx context.Context, tx pgx.Tx, actor store.Actor, cur, next store.Denial) (store.Denial, error) {
+	out, err := scanDenial(tx.QueryRow(ctx, `UPDATE denials SET scope = $3, reason = $4, updated_at = $5
+		WHERE account_id = $1 AND id = $2 RETURNING `+denialColumns,
+		cur.AccountID, cur.ID, next.Scope, next.Reason, s.now()))
+	if err != nil {
+		return out, mapError(err, subject{AccountID: cur.AccountID, ID: cur.ID})
+	}
+	return out, s.audit(ctx, tx, actor, cur.AccountID, "denial.update", "denial", cur.ID, store.DenialAuditOf(cur), store.DenialAuditOf(out))
 }
 
 // DeleteDenial deletes a denial ("denial.delete"), which restores access.
