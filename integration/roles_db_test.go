@@ -24,6 +24,7 @@ const propagationBound = 5 * time.Second
 // decides).
 type rolesDBEnv struct {
 	env      *dbEnv
+	a        *server
 	api      *accountClient
 	replicas map[string]authv3.AuthorizationClient
 	secret   string
@@ -51,7 +52,7 @@ func newRolesDBEnv(t *testing.T) *rolesDBEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rolesDBEnv{env: env, api: api, secret: resp.GetPrivateKey(), replicas: map[string]authv3.AuthorizationClient{
+	return &rolesDBEnv{env: env, a: a, api: api, secret: resp.GetPrivateKey(), replicas: map[string]authv3.AuthorizationClient{
 		"a": authv3.NewAuthorizationClient(dial(t, a.authzAddr)),
 		"b": authv3.NewAuthorizationClient(dial(t, b.authzAddr)),
 	}}
@@ -117,7 +118,11 @@ func TestRolesAndDenialsTwoReplicas(t *testing.T) {
 	e.setRoleScope(t, "email-api:mutation:sendEmail")
 	e.want(t, "inbox after narrowing", inboxReq(e.secret), scopeDenied, "")
 	e.want(t, "send after narrowing", sendReq(e.secret), ok, "")
-	e.setRoleScope(t, "email-api")
+	// The CLI edits the role as well.
+	cli := cliAgainst(t, e.env, e.a)
+	if out, err := cli("roles", "update", "reader", "--scope", "email-api"); err != nil {
+		t.Fatalf("keygate roles update: %v\n%s", err, out)
+	}
 	e.want(t, "inbox after widening again", inboxReq(e.secret), ok, "")
 
 	// A denial of sending for acme on billing.
@@ -128,6 +133,33 @@ func TestRolesAndDenialsTwoReplicas(t *testing.T) {
 	}
 	e.want(t, "send with the denial", sendReq(e.secret), outcome{403, "access_denied"}, reason)
 	e.want(t, "inbox with the denial", inboxReq(e.secret), ok, "")
+
+	// explain in database mode, by secret (the store) and by key id (the
+	// Account API): the roles, the effective scope and the denial.
+	for _, how := range []struct {
+		name string
+		run  func(args ...string) (string, error)
+	}{
+		{"--database-url", func(args ...string) (string, error) {
+			return cliRunEnv(t, nil, e.secret+"\n", append([]string{"explain", "--database-url", e.env.url}, args...)...)
+		}},
+		{"--key-id", func(args ...string) (string, error) {
+			return cli(append([]string{"explain", "--key-id", "k-holder"}, args...)...)
+		}},
+	} {
+		out, err := how.run("--routes-file", e.env.routesFile, "--method", "POST", "--path", "/email/send")
+		for _, want := range []string{`effective scope "email-api"`, `role reader (Reader) "email-api"`,
+			`FAIL access_denied (403): denial unpaid (tenant acme, app billing, scope "email-api:mutation:sendEmail")`,
+			`reason "` + reason + `"`, "decision: DENY 403"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("explain %s of a denied send: no %q in:\n%s (%v)", how.name, want, out, err)
+			}
+		}
+		out, err = how.run("--routes-file", e.env.routesFile, "--path", "/email/inbox")
+		if !strings.Contains(out, "1 denials of tenant acme, app billing; none covers it") || !strings.Contains(out, "decision: ALLOW") {
+			t.Errorf("explain %s of an allowed read:\n%s (%v)", how.name, out, err)
+		}
+	}
 	if _, err := e.api.DeleteServiceAccessDenial(e.api.ctx(t), &accountv1.DeleteServiceAccessDenialRequest{Id: "unpaid"}); err != nil {
 		t.Fatal(err)
 	}
