@@ -179,7 +179,7 @@ func compileRemoteKey(k *accountv1.Key, l *loaded, roles authz.RoleMap) (*authz.
 	typ, _ := accountgrpc.KeyTypeFromProto(k.GetType())
 	spec := authz.KeySpec{
 		ID: k.GetId(), Name: k.GetName(), Type: typ, AccountID: remoteAccount, AppID: k.GetAppId(), AppName: k.GetAppName(),
-		Roles: k.GetRoleIds(),
+		Roles:    k.GetRoleIds(),
 		TenantID: k.GetTenantId(), TenantName: k.GetTenantName(), Scope: k.GetScope(), Active: k.GetActive(),
 		IPFilters: k.GetIpFilters(), Group: k.GetGroup(), Description: k.GetDescription(),
 		Hash: apikey.FormatHash(apikey.SHA256, apikey.Digest{}),
