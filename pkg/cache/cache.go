@@ -14,6 +14,8 @@
 //     never reaches the database;
 //   - brief negative entries for digests in the set that the store does not
 //     know (a set entry that a change will soon remove);
+//   - the service access denials (Denials, an authz.DenialIndex for the
+//     engine's row 9), loaded with the keys and kept by the feed;
 //   - the change-feed watermark: Run follows Source.Listen and applies
 //     Source.ChangesSince, revocations first, never skipping one.
 //

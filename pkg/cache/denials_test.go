@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -192,5 +193,45 @@ func TestRoleChangeRecompilesItsKeys(t *testing.T) {
 	mustFind(t, c, "s2", other)
 	if _, byParent := src.calls(); byParent != 2 {
 		t.Errorf("%d reads by parent, want 2 (one per role change)", byParent)
+	}
+}
+
+// TestDenialCheckOnAHitDoesNotAllocate: the hit path of database mode —
+// a cached key holding three roles, its tenant and app holding ten
+// denials from the cache's index — allocates nothing.
+func TestDenialCheckOnAHitDoesNotAllocate(t *testing.T) {
+	roles := authz.RoleMap{}
+	for _, id := range []string{"r1", "r2", "r3"} {
+		roles[id] = &authz.Role{ID: id, AccountID: "acct", Name: id, Scope: "svc-" + id}
+	}
+	spec := authz.KeySpec{ID: "k1", Name: "k1", Type: authz.KeyTypeService, AccountID: "acct", AppID: "app-1", TenantID: "t1",
+		Hash: newKey(t, "x", "s1").Spec.Hash, Scope: "email-api", Active: true, Roles: []string{"r1", "r2", "r3"}}
+	k, err := authz.Compile(spec, authz.CompileOptions{Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newFakeSource(k)
+	for i := range 10 {
+		id := string(rune('a' + i))
+		src.denials[id] = denial(id, "other-api:mutation:op"+id, "no")
+	}
+	c := warmCache(t, src, Options{PollInterval: -1})
+	c.Wait()
+	ctx := context.Background()
+	d := digestOf("s1")
+	allowed := authz.Target{Service: "email-api", Kind: "mutation", Operation: "send"}
+	denied := authz.Target{Service: "other-api", Kind: "mutation", Operation: "opc"}
+	check := func() {
+		key, _, _ := c.LookupKeyHit(ctx, d)
+		if c.Denials().MatchDenial(key, &allowed) != nil || c.Denials().MatchDenial(key, &denied) == nil {
+			t.Fatal("wrong denial decision")
+		}
+	}
+	check()
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under the race detector")
+	}
+	if n := testing.AllocsPerRun(1000, check); n != 0 {
+		t.Errorf("%v allocs/op, want 0", n)
 	}
 }
