@@ -76,6 +76,7 @@ func (c *explainCmd) Run(e *env) error {
 	}
 	var store authz.KeyStore
 	var denials *authz.DenialIndex
+	var dbStore *denialReadingStore
 	switch {
 	case c.KeysFile != "" && c.DatabaseURL != "":
 		return errors.New("give one of --keys-file and --database-url")
@@ -91,7 +92,9 @@ func (c *explainCmd) Run(e *env) error {
 			return fmt.Errorf("database: %w", err)
 		}
 		defer pool.Close()
-		store = st
+		denials = authz.NewDenialIndex()
+		dbStore = &denialReadingStore{st: st, denials: denials}
+		store = dbStore
 	default:
 		return errors.New("where is the key? give --keys-file or --database-url (secret on stdin), or --key-id")
 	}
@@ -106,6 +109,10 @@ func (c *explainCmd) Run(e *env) error {
 	resp, err := srv.Check(e.ctx, c.checkRequest(l.cfg.KeyHeader, secret, body))
 	if err != nil {
 		return err
+	}
+	if dbStore != nil && dbStore.err != nil {
+		fmt.Fprintf(e.stderr, "warning: reading the key's denials: %v\n", dbStore.err)
+		c.denials = nil // row 9: not checked here
 	}
 	c.explain(e.stdout, l, &obs.d, resp, true)
 	return nil
@@ -147,14 +154,20 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("get key %s: %w", c.KeyID, accountcli.CallError(c.AccountAddr, err))
 	}
-	key, err := compileRemoteKey(resp.GetKey(), l)
+	api := accountv1.NewAccountServiceClient(conn)
+	roles, denials, err := remoteRolesAndDenials(ctx, api, c.AccountAddr, resp.GetKey())
 	if err != nil {
 		return err
 	}
+	key, err := compileRemoteKey(resp.GetKey(), l, roles)
+	if err != nil {
+		return err
+	}
+	c.denials = denials
 	ip, _ := netip.ParseAddr(c.ClientIP)
 	req := authz.Request{Key: "(by id)", KeyCount: 1, ClientIP: ip, Route: authz.RouteInput{
 		Host: c.Host, Method: c.Method, Path: c.Path, ContentType: c.ContentType, Extensions: authz.ExtensionsFrom(c.Ext), Body: body}}
-	engine := &authz.Engine{Routes: l.router, Hasher: l.hasher}
+	engine := &authz.Engine{Routes: l.router, Hasher: l.hasher, Denials: denials}
 	d := engine.Evaluate(e.ctx, key, &req, time.Now())
 	c.explain(e.stdout, l, &d, nil, false)
 	return nil
@@ -162,10 +175,11 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 
 // compileRemoteKey turns an Account API key into a record (with a dummy
 // hash: the record only decides rows 4-8 here).
-func compileRemoteKey(k *accountv1.Key, l *loaded) (*authz.Key, error) {
+func compileRemoteKey(k *accountv1.Key, l *loaded, roles authz.RoleMap) (*authz.Key, error) {
 	typ, _ := accountgrpc.KeyTypeFromProto(k.GetType())
 	spec := authz.KeySpec{
-		ID: k.GetId(), Name: k.GetName(), Type: typ, AppID: k.GetAppId(), AppName: k.GetAppName(),
+		ID: k.GetId(), Name: k.GetName(), Type: typ, AccountID: remoteAccount, AppID: k.GetAppId(), AppName: k.GetAppName(),
+		Roles:    k.GetRoleIds(),
 		TenantID: k.GetTenantId(), TenantName: k.GetTenantName(), Scope: k.GetScope(), Active: k.GetActive(),
 		IPFilters: k.GetIpFilters(), Group: k.GetGroup(), Description: k.GetDescription(),
 		Hash: apikey.FormatHash(apikey.SHA256, apikey.Digest{}),
@@ -181,7 +195,9 @@ func compileRemoteKey(k *accountv1.Key, l *loaded) (*authz.Key, error) {
 	}
 	// A stored key, compiled as the data plane loads it: response headers
 	// that break today's rules are dropped, not a reason to fail.
-	key, _, err := authz.CompileStored(spec, l.keysOpts.Compile)
+	opts := l.keysOpts.Compile
+	opts.Roles = roles
+	key, _, err := authz.CompileStored(spec, opts)
 	return key, err
 }
 

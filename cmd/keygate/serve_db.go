@@ -90,7 +90,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	}
 	kc, err := cache.New(telemetry.ObserveChangeFeed(st, m, nil),
 		cache.Options{MaxKeys: c.CacheMaxKeys, MaxBytes: c.CacheMaxBytes, DegradedAfter: c.DegradedAfter,
-			UnreadyAfter: c.UnreadyAfter, MaxFeedLag: c.MaxFeedLag, Logger: log})
+			UnreadyAfter: c.UnreadyAfter, MaxFeedLag: c.MaxFeedLag, Logger: log, Access: st})
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -111,11 +111,12 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	}
 	warm := make(chan struct{})
 	src := &keySource{
-		warm:  warm,
-		store: kc,
-		usage: kc,
-		count: kc.Len,
-		ready: ready,
+		warm:    warm,
+		store:   kc,
+		usage:   kc,
+		denials: kc.Denials(), // row 9: the cache's index, kept by the change feed
+		count:   kc.Len,
+		ready:   ready,
 		account: grpcService{
 			addr:     c.accountListenAddr(log),
 			register: func(s *grpc.Server) { accountgrpc.Register(s, accountSrv) },

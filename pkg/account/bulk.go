@@ -82,6 +82,10 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 	if err := checkKeyUpdate("-", &u); err != nil {
 		return BulkResult{}, err
 	}
+	roles, err := s.accountRoleScopes(ctx, c)
+	if err != nil {
+		return BulkResult{}, err
+	}
 	var matched []store.Key
 	check := func(keys []store.Key) error {
 		matched = keys
@@ -91,7 +95,7 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 				len(keys), *in.ExpectedCount)
 		}
 		for _, k := range keys {
-			if err := s.bulkAllowed(c, k, u); err != nil {
+			if err := s.bulkAllowed(c, k, u, roles); err != nil {
 				return err
 			}
 		}
@@ -131,13 +135,26 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 // bulkAllowed checks one key of a bulk change as UpdateKey would: the key
 // as changed compiles, and neither it nor the key as it is exceeds the
 // caller's rights.
-func (s *Service) bulkAllowed(c Caller, k store.Key, u KeyUpdate) error {
+//
+// Account keys are judged by their effective scope (SPEC §11): roles are
+// the account's roles by id, read before the change (a bulk change does
+// not change a key's roles).
+func (s *Service) bulkAllowed(c Caller, k store.Key, u KeyUpdate, roles map[string]*scope.Scope) error {
+	var held []*scope.Scope
 	if k.Spec.Type == authz.KeyTypeAccount {
+		for _, id := range k.RoleIDs {
+			sc, ok := roles[id]
+			if !ok {
+				return keyError(k.Spec.ID, fieldError(FailedPrecondition, "role_ids",
+					"role %q changed during the call; try again", id))
+			}
+			held = append(held, sc)
+		}
 		ks, err := scope.Parse(k.Spec.Scope)
 		if err != nil {
 			return fmt.Errorf("key %q: stored scope: %w", k.Spec.ID, err)
 		}
-		if err := withinCaller(c, k.Spec.Type, ks); err != nil {
+		if err := withinCaller(c, k.Spec.Type, effectiveOf(ks, held)); err != nil {
 			return keyError(k.Spec.ID, err)
 		}
 	}
@@ -147,7 +164,7 @@ func (s *Service) bulkAllowed(c Caller, k store.Key, u KeyUpdate) error {
 		v.compileErrors(err)
 		return keyError(k.Spec.ID, v.err())
 	}
-	return keyError(k.Spec.ID, withinCaller(c, updated.Spec.Type, updated.Scope()))
+	return keyError(k.Spec.ID, withinCaller(c, updated.Spec.Type, effectiveOf(updated.Scope(), held)))
 }
 
 // keyError prefixes a refusal with the key it is about.

@@ -122,7 +122,13 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 		v.compileErrors(err)
 		return authz.KeySpec{}, v.err()
 	}
-	if err := withinCaller(c, spec.Type, compiled.Scope()); err != nil {
+	// The escalation rule sees the key's effective scope: its own and
+	// its roles' (SPEC §11).
+	effective, err := s.effectiveScope(ctx, c, spec.Type, compiled.Scope(), in.RoleIDs)
+	if err != nil {
+		return authz.KeySpec{}, err
+	}
+	if err := withinCaller(c, spec.Type, effective); err != nil {
 		// Account keys are always generated (ImportKey refuses them).
 		now := s.now()
 		attempted := store.Key{Spec: spec, Origin: store.OriginGenerated, CreatedAt: now, UpdatedAt: now}
@@ -380,8 +386,17 @@ func (s *Service) updateKey(ctx context.Context, c Caller, id string, u KeyUpdat
 		v.compileErrors(err)
 		return store.Key{}, v.err()
 	}
-	// Nor may the key as it would be (a widened scope).
-	if err := withinCaller(c, updated.Spec.Type, updated.Scope()); err != nil {
+	// Nor may the key as it would be (a widened scope, or roles), by its
+	// effective scope (SPEC §11).
+	roleIDs := k.RoleIDs
+	if u.RoleIDs != nil {
+		roleIDs = *u.RoleIDs
+	}
+	effective, err := s.effectiveScope(ctx, c, updated.Spec.Type, updated.Scope(), roleIDs)
+	if err != nil {
+		return store.Key{}, err
+	}
+	if err := withinCaller(c, updated.Spec.Type, effective); err != nil {
 		return store.Key{}, s.refused(ctx, c, err, "key.update", k.Spec.ID, store.KeyAuditOf(k), attempted(k))
 	}
 	if u.RoleIDs != nil {
@@ -465,9 +480,14 @@ func (s *Service) managedKey(ctx context.Context, c Caller, id, action string, c
 	if k.Spec.Type != authz.KeyTypeAccount {
 		return k, nil
 	}
-	ks, err := scope.Parse(k.Spec.Scope)
+	own, err := scope.Parse(k.Spec.Scope)
 	if err != nil { // stored scopes compiled when they were written
 		return k, s.storeError(ctx, "GetKey", quoted("key", id), err)
+	}
+	// Its rights are its effective scope: its own and its roles' (SPEC §11).
+	ks, err := s.effectiveScope(ctx, c, k.Spec.Type, own, k.RoleIDs)
+	if err != nil {
+		return k, err
 	}
 	if err := withinCaller(c, k.Spec.Type, ks); err != nil {
 		var after *store.KeyAudit

@@ -397,3 +397,72 @@ func (s *Service) DeleteServiceAccessDenial(ctx context.Context, c Caller, id st
 	}
 	return nil
 }
+
+// effectiveOf is a key's effective scope (SPEC §11), as the data plane
+// compiles it: its own scope with its roles' (authz.Key.Scope).
+func effectiveOf(own *scope.Scope, roles []*scope.Scope) *scope.Scope {
+	if len(roles) == 0 {
+		return own
+	}
+	return scope.Union(append([]*scope.Scope{own}, roles...)...)
+}
+
+// roleScopes reads the scopes of the roles ids of the caller's account; a
+// role that is not there is NotFound on field.
+func (s *Service) roleScopes(ctx context.Context, c Caller, field string, ids []string) ([]*scope.Scope, error) {
+	var out []*scope.Scope
+	for _, id := range store.NormalizeRoleIDs(ids) {
+		r, err := s.store.GetRole(ctx, c.AccountID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fieldError(NotFound, field, "role %q not found", id)
+		} else if err != nil {
+			return nil, s.storeError(ctx, "GetRole", quoted("role", id), err)
+		}
+		sc, err := scope.Parse(r.Scope)
+		if err != nil { // stored scopes were checked when written
+			return nil, s.storeError(ctx, "GetRole", quoted("role", id), err)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+// effectiveScope is the effective scope of an account key whose own scope
+// is own and that holds (or will hold) the roles ids: what the escalation
+// rule (withinCaller) compares with the caller's. Other key types need
+// none (own is returned).
+func (s *Service) effectiveScope(ctx context.Context, c Caller, typ authz.KeyType, own *scope.Scope, ids []string) (*scope.Scope, error) {
+	if typ != authz.KeyTypeAccount || len(ids) == 0 {
+		return own, nil
+	}
+	roles, err := s.roleScopes(ctx, c, "role_ids", ids)
+	if err != nil {
+		return nil, err
+	}
+	return effectiveOf(own, roles), nil
+}
+
+// accountRoleScopes reads every role of the caller's account, by id, for
+// a bulk change's escalation checks (which run inside the store's
+// transaction, where no further reads are made).
+func (s *Service) accountRoleScopes(ctx context.Context, c Caller) (map[string]*scope.Scope, error) {
+	out := map[string]*scope.Scope{}
+	p := store.Page{Size: 500}
+	for {
+		rs, next, err := s.store.ListRoles(ctx, c.AccountID, p)
+		if err != nil {
+			return nil, s.storeError(ctx, "ListRoles", "roles", err)
+		}
+		for _, r := range rs {
+			sc, err := scope.Parse(r.Scope)
+			if err != nil {
+				return nil, s.storeError(ctx, "ListRoles", quoted("role", r.ID), err)
+			}
+			out[r.ID] = sc
+		}
+		if next == "" || len(rs) == 0 {
+			return out, nil
+		}
+		p.Token = next
+	}
+}

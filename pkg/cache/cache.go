@@ -14,6 +14,8 @@
 //     never reaches the database;
 //   - brief negative entries for digests in the set that the store does not
 //     know (a set entry that a change will soon remove);
+//   - the service access denials (Denials, an authz.DenialIndex for the
+//     engine's row 9), loaded with the keys and kept by the feed;
 //   - the change-feed watermark: Run follows Source.Listen and applies
 //     Source.ChangesSince, revocations first, never skipping one.
 //
@@ -120,6 +122,10 @@ type Options struct {
 	// Now is the clock for negative entries, Ready and usage; nil means
 	// time.Now.
 	Now func() time.Time
+	// Access reads the service access denials (SPEC §11) the cache keeps
+	// in its index (Denials). Nil: the source's, if it implements
+	// store.AccessSource, else the index stays empty.
+	Access store.AccessSource
 }
 
 func (o *Options) setDefaults() error {
@@ -230,6 +236,10 @@ type Cache struct {
 	// unloadable lists the stored keys that cannot be loaded (see
 	// unloadable.go).
 	unloadable unloadableKeys
+
+	// access reads denials; denials is their index (see denials.go).
+	access  store.AccessSource
+	denials *authz.DenialIndex
 }
 
 var (
@@ -259,7 +269,11 @@ func New(src store.Source, opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c := &Cache{src: src, opts: opts, log: opts.Logger, rc: rc, set: newDigestSet(),
-		minCost: max(1, (opts.MaxBytes+opts.MaxKeys-1)/opts.MaxKeys)}
+		minCost: max(1, (opts.MaxBytes+opts.MaxKeys-1)/opts.MaxKeys), denials: authz.NewDenialIndex(),
+		access: opts.Access}
+	if c.access == nil {
+		c.access, _ = src.(store.AccessSource)
+	}
 	c.usage.init()
 	c.feed.applied = map[int64]struct{}{}
 	return c, nil

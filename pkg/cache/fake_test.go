@@ -108,6 +108,13 @@ type fakeSource struct {
 	parentCalls []string // app or tenant ids, in call order (guarded by mu)
 	order       []string // "keys" and "parent <id>" batches, in call order (guarded by mu)
 
+	// Roles and denials (store.AccessSource), by id; the tests' are of
+	// one account. denialFails makes the next n LookupDenial calls fail.
+	roles       map[string]store.Role
+	denials     map[string]store.Denial
+	denialFails int
+	denialCalls []string // LookupDenial ids, in call order (guarded by mu)
+
 	// Listen's callbacks, for the test to drive.
 	notifyFn  func()
 	stateFn   func(bool)
@@ -115,7 +122,10 @@ type fakeSource struct {
 	listenRet chan error    // when set, Listen returns what it receives
 }
 
-var _ store.Source = (*fakeSource)(nil)
+var (
+	_ store.Source       = (*fakeSource)(nil)
+	_ store.AccessSource = (*fakeSource)(nil)
+)
 
 func newFakeSource(keys ...*authz.Key) *fakeSource {
 	f := &fakeSource{
@@ -123,6 +133,8 @@ func newFakeSource(keys ...*authz.Key) *fakeSource {
 		byDigest:  make(map[apikey.Digest]string),
 		byIDFails: make(map[string]int),
 		listening: make(chan struct{}),
+		roles:     make(map[string]store.Role),
+		denials:   make(map[string]store.Denial),
 	}
 	for _, k := range keys {
 		f.index(k)
@@ -361,6 +373,129 @@ func (f *fakeSource) LookupKeysByID(_ context.Context, refs []store.KeyRef) ([]*
 	return out, nil
 }
 
+// putDenial creates or replaces a denial and logs its change (revoking,
+// as the store's feed does for a create or an edit).
+func (f *fakeSource) putDenial(d store.Denial) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.denials[d.ID] = d
+	f.seq++
+	f.changes = append(f.changes, store.Change{Seq: f.seq, AccountID: d.AccountID, Kind: store.ChangeDenial, ID: d.ID, Revokes: true, At: f.at})
+	return f.seq
+}
+
+// removeDenial deletes a denial and logs its change (not revoking).
+func (f *fakeSource) removeDenial(accountID, id string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.denials, id)
+	f.seq++
+	f.changes = append(f.changes, store.Change{Seq: f.seq, AccountID: accountID, Kind: store.ChangeDenial, ID: id, At: f.at})
+	return f.seq
+}
+
+// setDenialsUnlogged replaces the denials without logging changes, as a
+// replica cut off past the feed's pruning would find them.
+func (f *fakeSource) setDenialsUnlogged(ds ...store.Denial) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.denials)
+	for _, d := range ds {
+		f.denials[d.ID] = d
+	}
+	f.truncated = true
+}
+
+// editRole stores a role and recompiles every key holding it with edit,
+// logging one change for the role, as the store's feed does.
+func (f *fakeSource) editRole(r store.Role, revokes bool, edit func(*authz.Key) *authz.Key) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.roles[r.ID] = r
+	for id, k := range f.keys {
+		if k.HoldsRole(r.ID) {
+			f.keys[id] = edit(k)
+		}
+	}
+	f.seq++
+	f.changes = append(f.changes, store.Change{Seq: f.seq, AccountID: r.AccountID, Kind: store.ChangeRole, ID: r.ID, Revokes: revokes, At: f.at})
+	return f.seq
+}
+
+func (f *fakeSource) failDenials(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.denialFails = n
+}
+
+func (f *fakeSource) denialLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.denialCalls)
+}
+
+func (f *fakeSource) LoadRoles(_ context.Context, fn func(store.Role) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.roles {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeSource) LoadDenials(_ context.Context, fn func(store.Denial) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.loadAllErr != nil {
+		return f.loadAllErr
+	}
+	for _, d := range f.denials {
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeSource) LookupRole(_ context.Context, accountID, id string) (store.Role, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.roles[id]
+	if !ok || r.AccountID != accountID {
+		return store.Role{}, store.ErrNotFound
+	}
+	return r, nil
+}
+
+func (f *fakeSource) LookupDenial(_ context.Context, accountID, id string) (store.Denial, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.denialCalls = append(f.denialCalls, id)
+	if f.denialFails > 0 {
+		f.denialFails--
+		return store.Denial{}, errDown
+	}
+	d, ok := f.denials[id]
+	if !ok || d.AccountID != accountID {
+		return store.Denial{}, store.ErrNotFound
+	}
+	return d, nil
+}
+
+func (f *fakeSource) KeysHoldingRole(_ context.Context, accountID, roleID string) ([]store.KeyRef, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.KeyRef
+	for _, k := range f.keys {
+		if k.Spec.AccountID == accountID && k.HoldsRole(roleID) {
+			out = append(out, store.KeyRef{AccountID: accountID, ID: k.Spec.ID})
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeSource) LookupKeysOfParent(ctx context.Context, accountID string, kind store.ChangeKind, id string) ([]*authz.Key, error) {
 	f.mu.Lock()
 	f.parentCalls = append(f.parentCalls, id)
@@ -372,7 +507,10 @@ func (f *fakeSource) LookupKeysOfParent(ctx context.Context, accountID string, k
 	}
 	var out []*authz.Key
 	for _, k := range f.keys {
-		if k.Spec.AccountID == accountID && kind == store.ChangeApp && k.Spec.AppID == id {
+		if k.Spec.AccountID != accountID {
+			continue
+		}
+		if (kind == store.ChangeApp && k.Spec.AppID == id) || (kind == store.ChangeRole && k.HoldsRole(id)) {
 			out = append(out, k)
 		}
 	}

@@ -94,6 +94,14 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 		c.rc.Clear()
 		return fmt.Errorf("cache: load all keys: %w", err)
 	}
+	// Denials after the keys' snapshot, whose seq becomes the watermark:
+	// any denial change this read misses is on the feed after it.
+	denials, err := c.loadDenials(ctx)
+	if err != nil {
+		c.rc.Clear()
+		return err
+	}
+	c.denials.Replace(denials)
 	c.rc.Wait()
 	c.set.replace(prefixes)
 	c.watermark.Store(seq)
@@ -105,7 +113,7 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 	prefixes = nil
 	debug.FreeOSMemory()
 	c.log.Info("key cache warm", "keys", keys, "digests", digests,
-		"records_cached", cached, "records_bytes", cachedBytes, "seq", seq, "took", time.Since(start).Round(time.Millisecond))
+		"records_cached", cached, "records_bytes", cachedBytes, "denials", len(denials), "seq", seq, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -326,29 +334,33 @@ func (c *Cache) noteHead(seq int64) {
 	}
 }
 
-// applyPage applies the changes of one page not applied yet, in three
+// applyPage applies the changes of one page not applied yet, in four
 // passes: every key change (they are cheap, and all changes of one key
-// must be applied together: see applyKeys), then the app and tenant
-// changes that may revoke (deactivations), then the rest of them
-// (renames, activations), the bulk a flood is made of. While the keys of
+// must be applied together: see applyKeys), then every denial change (a
+// new denial is a revocation; see applyDenials), then the app, tenant and
+// role changes that may revoke (deactivations, narrowed roles), then the
+// rest of them (renames, activations, widened roles), the bulk a flood is
+// made of. While the keys of
 // an app or tenant are being read, key changes that arrive meanwhile are
 // applied at once (see applyParents), so no revocation waits for a bulk
 // read.
 func (c *Cache) applyPage(ctx context.Context, changes []store.Change, kick <-chan struct{}) error {
-	var keys, revoking, bulk []*store.Change
+	var keys, denials, revoking, bulk []*store.Change
 	for i := range changes {
 		ch := &changes[i]
 		switch {
 		case c.isApplied(ch.Seq):
 		case ch.Kind == store.ChangeKey || ch.Kind == "":
 			keys = append(keys, ch)
+		case ch.Kind == store.ChangeDenial:
+			denials = append(denials, ch)
 		case ch.Revokes:
 			revoking = append(revoking, ch)
 		default:
 			bulk = append(bulk, ch)
 		}
 	}
-	if len(keys)+len(revoking)+len(bulk) > 0 {
+	if len(keys)+len(denials)+len(revoking)+len(bulk) > 0 {
 		c.notePending(changes)
 	}
 	if len(keys) > 0 {
@@ -356,6 +368,13 @@ func (c *Cache) applyPage(ctx context.Context, changes []store.Change, kick <-ch
 			return fmt.Errorf("changes %d..%d: %w", keys[0].Seq, keys[len(keys)-1].Seq, err)
 		}
 		c.markApplied(keys, changes)
+	}
+	// Denials next: a new one is a revocation, and each is one small read.
+	if len(denials) > 0 {
+		if err := c.applyDenials(ctx, denials); err != nil {
+			return fmt.Errorf("changes %d..%d: %w", denials[0].Seq, denials[len(denials)-1].Seq, err)
+		}
+		c.markApplied(denials, changes)
 	}
 	for _, pass := range [][]*store.Change{revoking, bulk} {
 		if len(pass) == 0 {
@@ -541,30 +560,44 @@ func (c *Cache) readParent(ctx context.Context, p *store.Change, kick <-chan str
 	}
 }
 
-// applyUrgent applies the key changes after the watermark not applied yet
-// (a revocation, perhaps), ahead of the parent change being read.
+// applyUrgent applies the key and denial changes after the watermark not
+// applied yet (a revocation, perhaps), ahead of the parent change being
+// read.
 func (c *Cache) applyUrgent(ctx context.Context, touched map[store.KeyRef]bool) error {
 	page, err := c.src.ChangesSince(ctx, c.watermark.Load(), catchUpPage)
 	if err != nil {
 		return fmt.Errorf("changes since %d: %w", c.watermark.Load(), err)
 	}
-	var keys []*store.Change
+	var keys, denials []*store.Change
 	for i := range page {
-		if ch := &page[i]; !c.isApplied(ch.Seq) && (ch.Kind == store.ChangeKey || ch.Kind == "") {
+		ch := &page[i]
+		switch {
+		case c.isApplied(ch.Seq):
+		case ch.Kind == store.ChangeKey || ch.Kind == "":
 			keys = append(keys, ch)
+		case ch.Kind == store.ChangeDenial:
+			denials = append(denials, ch)
 		}
 	}
-	if len(keys) == 0 {
+	if len(keys)+len(denials) == 0 {
 		return nil
 	}
 	c.noteHead(page[len(page)-1].Seq)
-	if err := c.applyKeys(ctx, keys); err != nil {
-		return fmt.Errorf("changes %d..%d: %w", keys[0].Seq, keys[len(keys)-1].Seq, err)
+	if len(keys) > 0 {
+		if err := c.applyKeys(ctx, keys); err != nil {
+			return fmt.Errorf("changes %d..%d: %w", keys[0].Seq, keys[len(keys)-1].Seq, err)
+		}
+		for _, ch := range keys {
+			touched[ch.Ref()] = true
+		}
+		c.markApplied(keys, page)
 	}
-	for _, ch := range keys {
-		touched[ch.Ref()] = true
+	if len(denials) > 0 {
+		if err := c.applyDenials(ctx, denials); err != nil {
+			return fmt.Errorf("changes %d..%d: %w", denials[0].Seq, denials[len(denials)-1].Seq, err)
+		}
+		c.markApplied(denials, page)
 	}
-	c.markApplied(keys, page)
 	return nil
 }
 

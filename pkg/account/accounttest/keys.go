@@ -402,7 +402,21 @@ func (s *Store) LookupKey(_ context.Context, d apikey.Digest) (*authz.Key, error
 		if t, ok := s.tenants.m[ref{k.Spec.AccountID, k.Spec.TenantID}]; ok && !t.Active {
 			k.Spec.Active = false
 		}
-		ck, _, err := authz.CompileStored(k.Spec, s.compile)
+		// The effective scope, as the PostgreSQL store compiles it: the
+		// roles the key holds, each one that is gone failing the key.
+		opts := s.compile
+		spec := k.Spec
+		if len(k.RoleIDs) > 0 {
+			spec.Roles = k.RoleIDs
+			roles := authz.RoleMap{}
+			for _, id := range k.RoleIDs {
+				if r, ok := s.roles[ref{k.Spec.AccountID, id}]; ok {
+					roles[id] = &authz.Role{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Scope: r.Scope}
+				}
+			}
+			opts.Roles = roles
+		}
+		ck, _, err := authz.CompileStored(spec, opts)
 		if err != nil {
 			return nil, errors.New("accounttest: stored key does not compile")
 		}

@@ -25,17 +25,24 @@ const keyColumns = `k.account_id, k.id, k.name, k.type,
 	k.scope, k.active, coalesce(a.active, true) AND coalesce(t.active, true),
 	k.not_before, k.expires_at, k.ip_filters, k.grp, k.description,
 	nullif(k.response_headers, '[]'::jsonb), k.origin, k.created_at, k.updated_at,
-	kr.ids, kr.names, kr.scopes, `
+	kr.ids, kr.names, kr.scopes, kr.found, `
 
 // keyJoins join a key's app, tenant and roles (kr: the roles' ids, names
-// and scopes in id order, NULL for none).
+// and scopes in id order, NULL for none), in the statement's one snapshot:
+// a key and the role scopes it is compiled with always agree. found says
+// whether each role id the key holds names a role: the foreign key makes
+// a missing one impossible, but a key naming a role that is not there
+// (a row written past the constraints) must fail to compile, never be
+// compiled without the role (which could widen it: a role may deny).
 const keyJoins = `
 	LEFT JOIN apps a ON a.account_id = k.account_id AND a.id = k.app_id
 	LEFT JOIN tenants t ON t.account_id = k.account_id AND t.id = k.tenant_id
 	LEFT JOIN LATERAL (
-		SELECT array_agg(r.id ORDER BY r.id) AS ids, array_agg(r.name ORDER BY r.id) AS names,
-			array_agg(r.scope ORDER BY r.id) AS scopes
-		FROM key_roles kr JOIN roles r ON r.account_id = kr.account_id AND r.id = kr.role_id
+		SELECT array_agg(kr.role_id ORDER BY kr.role_id) AS ids,
+			array_agg(coalesce(r.name, '') ORDER BY kr.role_id) AS names,
+			array_agg(coalesce(r.scope, '') ORDER BY kr.role_id) AS scopes,
+			array_agg(r.id IS NOT NULL ORDER BY kr.role_id) AS found
+		FROM key_roles kr LEFT JOIN roles r ON r.account_id = kr.account_id AND r.id = kr.role_id
 		WHERE kr.account_id = k.account_id AND kr.key_id = k.id) kr ON true`
 
 // keyQuery reads keys for the Account API, with their last-used times.
@@ -52,7 +59,8 @@ type keyRow struct {
 	store.Key
 	parentsActive bool // the app's and the tenant's flags
 	// Roles are the roles the key holds, with their scopes: what the data
-	// plane compiles the key's effective scope from (SPEC §11).
+	// plane compiles the key's effective scope from (SPEC §11). A role id
+	// the key names that no role has is in RoleIDs but not in Roles.
 	Roles []store.KeyRole
 }
 
@@ -71,6 +79,7 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		prevUntil, notBefore, expiresAt, lastUsed pgtype.Timestamptz
 		headers                                   []byte
 		roleIDs, roleNames, roleScopes            []string
+		roleFound                                 []bool
 	)
 	s := &r.Spec
 	err := row.Scan(&s.AccountID, &s.ID, &s.Name, &typ,
@@ -78,15 +87,17 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		&s.Hash, &s.PreviousHash, &prevUntil,
 		&s.Scope, &s.Active, &r.parentsActive,
 		&notBefore, &expiresAt, &s.IPFilters, &s.Group, &s.Description,
-		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &roleIDs, &roleNames, &roleScopes, &lastUsed)
+		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &roleIDs, &roleNames, &roleScopes, &roleFound, &lastUsed)
 	if err != nil {
 		return r, err
 	}
 	if len(roleIDs) > 0 {
 		r.RoleIDs = roleIDs
-		r.Roles = make([]store.KeyRole, len(roleIDs))
+		r.Roles = make([]store.KeyRole, 0, len(roleIDs))
 		for i := range roleIDs {
-			r.Roles[i] = store.KeyRole{ID: intern(roleIDs[i]), Name: intern(roleNames[i]), Scope: intern(roleScopes[i])}
+			if i < len(roleFound) && roleFound[i] {
+				r.Roles = append(r.Roles, store.KeyRole{ID: intern(roleIDs[i]), Name: intern(roleNames[i]), Scope: intern(roleScopes[i])})
+			}
 		}
 	}
 	// Many keys share these: one copy each, not one per key (a million
@@ -122,6 +133,42 @@ func scanKey(row pgx.Row) (keyRow, error) {
 	return r, nil
 }
 
+// roleRecords shares the authz.Role records of one bulk read between the
+// keys holding the same role (a million keys of one role need one record,
+// not a million). A nil *roleRecords shares nothing. Not safe for
+// concurrent use: one per query.
+type roleRecords struct {
+	m map[roleRecordKey]*authz.Role
+}
+
+type roleRecordKey struct {
+	account string
+	role    store.KeyRole
+}
+
+// of is the RoleSet of a key's roles.
+func (rr *roleRecords) of(accountID string, roles []store.KeyRole) authz.RoleMap {
+	m := make(authz.RoleMap, len(roles))
+	for _, kr := range roles {
+		key := roleRecordKey{accountID, kr}
+		var r *authz.Role
+		if rr != nil {
+			r = rr.m[key]
+		}
+		if r == nil {
+			r = &authz.Role{ID: kr.ID, AccountID: accountID, Name: kr.Name, Scope: kr.Scope}
+			if rr != nil {
+				if rr.m == nil {
+					rr.m = map[roleRecordKey]*authz.Role{}
+				}
+				rr.m[key] = r
+			}
+		}
+		m[kr.ID] = r
+	}
+	return m
+}
+
 func intern(s string) string {
 	if s == "" {
 		return ""
@@ -145,7 +192,7 @@ func timeOf(t pgtype.Timestamptz) time.Time {
 // is response headers: a header that breaks SPEC §9's rules (saved before
 // they held, or reserved by a server setting changed since) is dropped,
 // logged by name and counted, and the key works without it.
-func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (k *authz.Key, err error) {
+func (s *Store) compileWith(r keyRow, opts authz.CompileOptions, roles *roleRecords) (k *authz.Key, err error) {
 	spec := r.Spec
 	spec.Active = spec.Active && r.parentsActive
 	defer func() {
@@ -154,9 +201,14 @@ func (s *Store) compileWith(r keyRow, opts authz.CompileOptions) (k *authz.Key, 
 		}
 	}()
 	runCompileHook(spec)
-	// r.Roles (the roles the key holds, with their scopes) are for the
-	// effective scope (SPEC §11): the data plane's KeySpec takes them when
-	// the two halves of issue 18 are merged.
+	// The effective scope (SPEC §11): the key's own scope and the scopes
+	// of the roles it holds, read in the same statement. Every role id the
+	// key names is passed; one without its role (see keyJoins) makes the
+	// key unloadable rather than compiled without it.
+	if len(r.RoleIDs) > 0 {
+		spec.Roles = r.RoleIDs
+		opts.Roles = roles.of(spec.AccountID, r.Roles)
+	}
 	k, dropped, err := authz.CompileStored(spec, opts)
 	if err != nil {
 		return unloadable(spec, err)

@@ -73,9 +73,10 @@ func (s *Store) lookupMany(ctx context.Context, sql string, args ...any) ([]*aut
 	defer rows.Close()
 	opts := s.opts.Compile
 	opts.Scopes = new(authz.ScopeCache)
+	roles := new(roleRecords)
 	var out []*authz.Key
 	for rows.Next() {
-		k, err := s.scanCompiled(rows, opts)
+		k, err := s.scanCompiled(rows, opts, roles)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: look up keys: %w", err)
 		}
@@ -97,7 +98,7 @@ func (s *Store) FeedHead(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) lookup(ctx context.Context, sql string, args ...any) (*authz.Key, error) {
-	k, err := s.scanCompiled(s.pool.QueryRow(ctx, sql, args...), s.opts.Compile)
+	k, err := s.scanCompiled(s.pool.QueryRow(ctx, sql, args...), s.opts.Compile, nil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, authz.ErrKeyNotFound
 	}
@@ -128,8 +129,9 @@ func (s *Store) LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int
 			// of a few scopes, and a million copies would dominate memory.
 			opts := s.opts.Compile
 			opts.Scopes = new(authz.ScopeCache)
+			roles := new(roleRecords)
 			for rows.Next() {
-				k, err := s.scanCompiled(rows, opts)
+				k, err := s.scanCompiled(rows, opts, roles)
 				if err != nil {
 					return fmt.Errorf("postgres: load keys: %w", err)
 				}

@@ -27,7 +27,7 @@ func (e *rowError) Unwrap() error { return e.err }
 // record (authz.Unloadable), so that one bad row never fails a warm load,
 // a change or a lookup; only a row that cannot be read, or whose hash
 // (which a constraint guards) does not parse, is an error.
-func (s *Store) scanCompiled(row pgx.Row, opts authz.CompileOptions) (*authz.Key, error) {
+func (s *Store) scanCompiled(row pgx.Row, opts authz.CompileOptions, roles *roleRecords) (*authz.Key, error) {
 	r, err := scanKey(row)
 	var re *rowError
 	switch {
@@ -36,7 +36,7 @@ func (s *Store) scanCompiled(row pgx.Row, opts authz.CompileOptions) (*authz.Key
 	case err != nil:
 		return nil, err
 	}
-	return s.compileWith(r, opts)
+	return s.compileWith(r, opts, roles)
 }
 
 // unloadable is the record of a stored key that does not compile.

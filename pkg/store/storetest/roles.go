@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -434,5 +436,26 @@ func testAccessSource(t *testing.T, open func(t *testing.T) store.Accounts) {
 	}
 	if !slices.Equal(denials, []string{"acct/d"}) {
 		t.Errorf("LoadDenials: %v", denials)
+	}
+
+	// The data plane's view of a key is compiled with its roles: its
+	// effective scope (SPEC §11), its own and its roles'.
+	ks, ok := f.s.(authz.KeyStore)
+	if !ok {
+		return
+	}
+	own := serviceKey("own")
+	own.Spec.Scope = "billing:query:list"
+	own.RoleIDs = []string{"r"}
+	f.createKey(own)
+	k, err := ks.LookupKey(f.ctx, sha256.Sum256([]byte("secret-own")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := k.Scope(); !sc.Allows("billing", "query", "list") || !sc.Allows("email-api", "query", "list") || sc.Allows("email-api", "mutation", "send") {
+		t.Errorf("LookupKey of a key holding role r: effective scope %q, want its own with email-api:query:*", sc)
+	}
+	if rs := k.Roles(); len(rs) != 1 || rs[0].ID != "r" || rs[0].Scope != "email-api:query:*" {
+		t.Errorf("LookupKey: roles %+v, want r", rs)
 	}
 }
