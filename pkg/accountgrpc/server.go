@@ -11,9 +11,6 @@ package accountgrpc
 import (
 	"context"
 	"errors"
-	"github.com/keygate/keygate/pkg/store"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"log/slog"
 	"math"
 	"net"
@@ -30,9 +27,12 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // KeyHeader is the metadata key that carries the caller's account key.
