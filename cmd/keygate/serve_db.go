@@ -19,6 +19,7 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
 	"github.com/keygate/keygate/pkg/metrics"
+	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/telemetry"
 	"google.golang.org/grpc"
@@ -39,7 +40,8 @@ type databaseFlags struct {
 	MaxFeedLag                time.Duration `name:"max-feed-lag" env:"KEYGATE_MAX_FEED_LAG" default:"5s" help:"Report /readyz degraded once the oldest change this replica has not applied is older than this (negative: never)."`
 	AccountMutationsPerSecond float64       `name:"account-mutations-per-second" env:"KEYGATE_ACCOUNT_MUTATIONS_PER_SECOND" default:"20" help:"Account API: mutations one account key may make per second on this replica (bursts of twice as many); beyond, ResourceExhausted with retry-after."`
 	AccountReadsPerSecond     float64       `name:"account-reads-per-second" env:"KEYGATE_ACCOUNT_READS_PER_SECOND" default:"100" help:"Account API: reads one account key may make per second on this replica (bursts of twice as many)."`
-	UsageInterval             time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
+	replicaFlags
+	UsageInterval time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
 }
 
 // validate refuses rate limits that are not positive: the Account API's
@@ -53,6 +55,7 @@ func (c databaseFlags) validate() error {
 	if c.AccountReadsPerSecond <= 0 {
 		errs = append(errs, fmt.Errorf("account-reads-per-second: %g must be positive", c.AccountReadsPerSecond))
 	}
+	errs = append(errs, c.replicaFlags.validate())
 	return errors.Join(errs...)
 }
 
@@ -88,7 +91,12 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
-	kc, err := cache.New(telemetry.ObserveChangeFeed(st, m, nil),
+	var feed store.Source = st
+	if c.HoldFeedFile != "" {
+		log.Warn("--hold-feed-file is set: this replica applies no change while the file exists (for tests only)", "file", c.HoldFeedFile)
+		feed = heldFeed{Source: st, path: c.HoldFeedFile}
+	}
+	kc, err := cache.New(telemetry.ObserveChangeFeed(feed, m, nil),
 		cache.Options{MaxKeys: c.CacheMaxKeys, MaxBytes: c.CacheMaxBytes, DegradedAfter: c.DegradedAfter,
 			UnreadyAfter: c.UnreadyAfter, MaxFeedLag: c.MaxFeedLag, Logger: log, Access: st})
 	if err != nil {
@@ -98,8 +106,9 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	m.ObserveCache(kc.Stats)
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
 	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log,
-		Routes:     l.router, // the table serve reloads: scopes are checked against the current one
-		RateLimits: account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}}), log)
+		Routes:         l.router, // the table serve reloads: scopes are checked against the current one
+		ReplicaTimeout: c.ReplicaTimeout,
+		RateLimits:     account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}}), log)
 	up := &startup{pool: pool, kc: kc, migrate: c.Migrate, log: log}
 	ready := up.readiness(kc.Ready)
 	if l.hasher.Algorithm() == apikey.SHA256 {
@@ -135,6 +144,11 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 			if err := kc.Run(ctx); err != nil {
 				log.Error("change feed stopped", "error", err)
 			}
+		},
+		func(ctx context.Context) {
+			h := &heartbeater{rs: st, applied: kc.Applied, every: c.HeartbeatInterval, log: log,
+				r: store.Replica{ID: c.replicaID(), Version: buildVersion(), StartedAt: time.Now()}}
+			h.run(ctx, warm)
 		},
 		func(ctx context.Context) {
 			if err := kc.RunUsageFlusher(ctx, st, c.UsageInterval); err != nil {

@@ -34,6 +34,7 @@ var Operations = []Operation{
 	{"createServiceAccessDenial", kindMutation}, {"serviceAccessDenial", kindQuery},
 	{"serviceAccessDenials", kindQuery}, {"updateServiceAccessDenial", kindMutation},
 	{"deleteServiceAccessDenial", kindMutation},
+	{"syncStatus", kindQuery}, {"replicas", kindQuery},
 }
 
 // OperationNamed returns the catalogue's operation of that name.

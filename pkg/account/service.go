@@ -42,6 +42,9 @@ type Options struct {
 	// RateLimits bound each account key's calls; zero fields are
 	// DefaultRateLimits'.
 	RateLimits RateLimits
+	// ReplicaTimeout: a replica silent for longer is not live in the
+	// sync status; 0 means DefaultReplicaTimeout.
+	ReplicaTimeout time.Duration
 	// Routes, when set, are the routes being served: scopes that name a
 	// service they do not declare, or a kind no route of the service
 	// has, are accepted with a warning. Nil: no such warnings.
@@ -59,6 +62,8 @@ type Service struct {
 	maxGrace time.Duration
 	limiter  *callLimiter
 	routes   Routes
+
+	replicaTimeout time.Duration
 }
 
 // NewService returns the account service over st. engine decides who may
@@ -76,6 +81,11 @@ func NewService(st store.Accounts, engine *authz.Engine, hasher *apikey.Hasher, 
 		maxGrace: opts.MaxGracePeriod,
 		limiter:  newCallLimiter(opts.RateLimits),
 		routes:   opts.Routes,
+
+		replicaTimeout: opts.ReplicaTimeout,
+	}
+	if s.replicaTimeout <= 0 {
+		s.replicaTimeout = DefaultReplicaTimeout
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -56,12 +56,14 @@ type Env struct {
 
 // Commands are the Account API client commands, to embed in keygate's CLI.
 type Commands struct {
-	Apps    AppsCmd    `cmd:"" help:"Manage apps (applications whose APIs keygate protects)."`
-	Tenants TenantsCmd `cmd:"" help:"Manage tenants (customers of an app)."`
-	Keys    KeysCmd    `cmd:"" help:"Manage API keys: generate, import, list, get, update, regenerate, delete."`
-	Roles   RolesCmd   `cmd:"" help:"Manage roles: named scopes that keys hold (SBS service access roles)."`
-	Denials DenialsCmd `cmd:"" help:"Manage service access denials: block one tenant of one app from a service or operation."`
-	Audit   AuditCmd   `cmd:"" help:"List the account's audit events, newest first, with what changed; filter by key, actor, action, outcome and time."`
+	Apps       AppsCmd       `cmd:"" help:"Manage apps (applications whose APIs keygate protects)."`
+	Tenants    TenantsCmd    `cmd:"" help:"Manage tenants (customers of an app)."`
+	Keys       KeysCmd       `cmd:"" help:"Manage API keys: generate, import, list, get, update, regenerate, delete."`
+	Roles      RolesCmd      `cmd:"" help:"Manage roles: named scopes that keys hold (SBS service access roles)."`
+	Denials    DenialsCmd    `cmd:"" help:"Manage service access denials: block one tenant of one app from a service or operation."`
+	Audit      AuditCmd      `cmd:"" help:"List the account's audit events, newest first, with what changed; filter by key, actor, action, outcome and time."`
+	Replicas   ReplicasCmd   `cmd:"" help:"List the serving replicas (database mode): live or not, version, the change they have applied, their lag."`
+	SyncStatus SyncStatusCmd `cmd:"" name:"sync-status" help:"How many live replicas have applied a change (--change N, as a change printed it) or a key's last change (--key KEY)."`
 }
 
 // ConnFlags say where the Account API is and which key calls it; every
@@ -198,6 +200,7 @@ func call[Req, Resp any](c *client, rpc func(context.Context, Req, ...grpc.CallO
 		var zero Resp
 		return zero, CallError(c.addr, err)
 	}
+	printChange(c, resp)
 	return resp, nil
 }
 

@@ -300,7 +300,11 @@ func (c *KeysGetCmd) Run(e *Env) error {
 		if err != nil {
 			return err
 		}
-		return cl.out.object(k, keyRows(k))
+		rows := keyRows(k)
+		if !cl.out.json {
+			rows = append(rows, keySyncRow(cl, k.GetId()))
+		}
+		return cl.out.object(k, rows)
 	})
 }
 

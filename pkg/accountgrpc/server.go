@@ -27,9 +27,12 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // KeyHeader is the metadata key that carries the caller's account key.
@@ -107,6 +110,8 @@ var queryNames = map[string]string{
 	"ListServiceAccessRoles":   "serviceAccessRoles",
 	"GetServiceAccessDenial":   "serviceAccessDenial",
 	"ListServiceAccessDenials": "serviceAccessDenials",
+	"GetSyncStatus":            "syncStatus",
+	"ListReplicas":             "replicas",
 }
 
 type callerKey struct{}
@@ -137,7 +142,30 @@ func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
 			setRetryAfter(ctx, err)
 			return nil, grpcError(err)
 		}
-		return handler(context.WithValue(ctx, callerKey{}, c), req)
+		ctx = context.WithValue(ctx, callerKey{}, c)
+		if op.Kind != "mutation" {
+			return handler(ctx, req)
+		}
+		ctx, cn := store.WithChangeNumbers(ctx)
+		resp, err := handler(ctx, req)
+		if err == nil {
+			setChangeNumber(resp, cn)
+		}
+		return resp, err
+	}
+}
+
+// setChangeNumber fills a mutation response's change_number with the
+// change number its store writes committed (SPEC §13).
+func setChangeNumber(resp any, cn *store.ChangeNumbers) {
+	seq, ok := cn.Get()
+	m, isMsg := resp.(proto.Message)
+	if !ok || !isMsg {
+		return
+	}
+	r := m.ProtoReflect()
+	if f := r.Descriptor().Fields().ByName("change_number"); f != nil && f.Kind() == protoreflect.Int64Kind {
+		r.Set(f, protoreflect.ValueOfInt64(seq))
 	}
 }
 

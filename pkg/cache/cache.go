@@ -441,6 +441,11 @@ func (c *Cache) feedReady() (bool, string) {
 // period counts twice).
 func (c *Cache) Len() int { return c.set.len() }
 
+// Applied is the change-feed seq up to which every change is applied (the
+// watermark: it never passes a change not yet applied, whatever order the
+// passes apply them in), what a replica reports as synced (SPEC §13).
+func (c *Cache) Applied() int64 { return c.watermark.Load() }
+
 // Wait blocks until ristretto has applied every buffered Set, so that a
 // test (or a benchmark) sees what was stored.
 func (c *Cache) Wait() { c.rc.Wait() }

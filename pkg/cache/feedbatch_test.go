@@ -116,6 +116,11 @@ func TestWatermarkWaitsForTheBulk(t *testing.T) {
 	if w := c.Stats().Watermark; w != base+1 {
 		t.Fatalf("watermark %d after the bulk failed, want %d (below the app's change)", w, base+1)
 	}
+	// What the replica's heartbeats report as applied (SPEC §13): not the
+	// highest change applied (base+3), the highest with all before it.
+	if a := c.Applied(); a != base+1 {
+		t.Fatalf("Applied() = %d after the bulk failed, want %d", a, base+1)
+	}
 	mustNotFind(t, c, "s2") // the deletion did not wait for the bulk
 	mustFind(t, c, "s1", k1b)
 

@@ -141,7 +141,8 @@ func (s *Store) checkKeyLocked(k store.Key, isNew bool) error {
 }
 
 // CreateKey stores a new key.
-func (s *Store) CreateKey(_ context.Context, actor store.Actor, k store.Key) (store.Key, error) {
+func (s *Store) CreateKey(ctx context.Context, actor store.Actor, k store.Key) (store.Key, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -227,7 +228,8 @@ func (s *Store) matchLocked(accountID string, f store.KeyFilter) []store.Key {
 
 // UpdateKeys applies u to every key of the account that passes f, all or
 // nothing, after check has seen the matching keys in creation order.
-func (s *Store) UpdateKeys(_ context.Context, actor store.Actor, accountID string, f store.KeyFilter, u store.KeyUpdate, check func([]store.Key) error) ([]store.Key, error) {
+func (s *Store) UpdateKeys(ctx context.Context, actor store.Actor, accountID string, f store.KeyFilter, u store.KeyUpdate, check func([]store.Key) error) ([]store.Key, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -305,6 +307,7 @@ func (s *Store) updateKey(actor store.Actor, accountID, id, action string, chang
 // UpdateKey changes the fields u sets; an update that sets nothing writes
 // nothing.
 func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id string, u store.KeyUpdate) (store.Key, error) {
+	defer s.noteChange(ctx)
 	if u == (store.KeyUpdate{}) {
 		return s.GetKey(ctx, accountID, id)
 	}
@@ -320,7 +323,8 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 // RotateKey replaces a key's hash, keeping the old one until graceUntil
 // when that is in the future (else dropping it, and any older one, at
 // once).
-func (s *Store) RotateKey(_ context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
+func (s *Store) RotateKey(ctx context.Context, actor store.Actor, accountID, id, newHash string, graceUntil time.Time) (store.Key, error) {
+	defer s.noteChange(ctx)
 	return s.updateKey(actor, accountID, id, "key.regenerate", func(k *store.Key) error {
 		if !k.Rotate(newHash, graceUntil, s.now()) {
 			return invalid("hash: the new hash is the key's current one")
@@ -330,7 +334,8 @@ func (s *Store) RotateKey(_ context.Context, actor store.Actor, accountID, id, n
 }
 
 // DeleteKey removes a key.
-func (s *Store) DeleteKey(_ context.Context, actor store.Actor, accountID, id string) error {
+func (s *Store) DeleteKey(ctx context.Context, actor store.Actor, accountID, id string) error {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {

@@ -81,7 +81,8 @@ func (s *Store) AccountLimits(_ context.Context, accountID string) (store.Accoun
 
 // SetAccountLimits changes an account's overrides and audits it
 // ("account.limits").
-func (s *Store) SetAccountLimits(_ context.Context, actor store.Actor, accountID string, u store.LimitsUpdate) (store.AccountLimits, error) {
+func (s *Store) SetAccountLimits(ctx context.Context, actor store.Actor, accountID string, u store.LimitsUpdate) (store.AccountLimits, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {

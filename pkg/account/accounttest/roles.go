@@ -85,7 +85,8 @@ func (s *Store) checkRolesLocked(accountID string, ids []string) error {
 }
 
 // CreateRole adds a role.
-func (s *Store) CreateRole(_ context.Context, actor store.Actor, r store.Role) (store.Role, error) {
+func (s *Store) CreateRole(ctx context.Context, actor store.Actor, r store.Role) (store.Role, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -140,7 +141,8 @@ func (s *Store) ListRoles(_ context.Context, accountID string, p store.Page) ([]
 }
 
 // UpdateRole changes a role; an update that sets nothing writes nothing.
-func (s *Store) UpdateRole(_ context.Context, actor store.Actor, accountID, id string, u store.RoleUpdate) (store.Role, error) {
+func (s *Store) UpdateRole(ctx context.Context, actor store.Actor, accountID, id string, u store.RoleUpdate) (store.Role, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -165,7 +167,8 @@ func (s *Store) UpdateRole(_ context.Context, actor store.Actor, accountID, id s
 
 // DeleteRole removes a role; while keys hold it only with force, which
 // takes it from them (each audited "key.update").
-func (s *Store) DeleteRole(_ context.Context, actor store.Actor, accountID, id string, force bool) error {
+func (s *Store) DeleteRole(ctx context.Context, actor store.Actor, accountID, id string, force bool) error {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -205,7 +208,8 @@ type roleHeld struct {
 }
 
 // CreateDenial adds a denial.
-func (s *Store) CreateDenial(_ context.Context, actor store.Actor, d store.Denial) (store.Denial, error) {
+func (s *Store) CreateDenial(ctx context.Context, actor store.Actor, d store.Denial) (store.Denial, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -264,7 +268,8 @@ func (s *Store) ListDenials(_ context.Context, accountID string, f store.DenialF
 
 // UpdateDenial changes a denial; an update that sets nothing writes
 // nothing.
-func (s *Store) UpdateDenial(_ context.Context, actor store.Actor, accountID, id string, u store.DenialUpdate) (store.Denial, error) {
+func (s *Store) UpdateDenial(ctx context.Context, actor store.Actor, accountID, id string, u store.DenialUpdate) (store.Denial, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -285,7 +290,8 @@ func (s *Store) UpdateDenial(_ context.Context, actor store.Actor, accountID, id
 }
 
 // DeleteDenial removes a denial.
-func (s *Store) DeleteDenial(_ context.Context, actor store.Actor, accountID, id string) error {
+func (s *Store) DeleteDenial(ctx context.Context, actor store.Actor, accountID, id string) error {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {

@@ -55,6 +55,12 @@ type Store struct {
 	lookupFail error
 	// lookupServes: fail is not returned by LookupKey (SetAccountsFail).
 	lookupServes bool
+
+	// seq is the change feed's head: one entry per audited change of a
+	// key, app, tenant, role or denial; keySeq a key's last (replicas.go).
+	seq      int64
+	keySeq   map[ref]int64
+	replicas map[string]store.Replica
 }
 
 type ref struct{ account, id string }
@@ -81,6 +87,7 @@ func NewStore(tb testing.TB, opts authz.CompileOptions, now func() time.Time) *S
 		keys:  map[ref]store.Key{},
 		roles: map[ref]store.Role{}, denials: map[ref]store.Denial{},
 		defaults: store.DefaultLimits, overrides: map[string]store.LimitOverrides{},
+		keySeq: map[ref]int64{}, replicas: map[string]store.Replica{},
 	}
 }
 
@@ -228,6 +235,13 @@ func record(v any) json.RawMessage {
 }
 
 func (s *Store) auditLocked(accountID string, actor store.Actor, action, objType, objID string, before, after any) {
+	switch objType {
+	case "key", "app", "tenant", "role", "denial":
+		s.seq++ // a change-feed entry
+		if objType == "key" {
+			s.keySeq[ref{accountID, objID}] = s.seq
+		}
+	}
 	s.audit = append(s.audit, store.AuditEvent{
 		ID: int64(len(s.audit) + 1), AccountID: accountID, At: s.clock(), Actor: actor,
 		Action: action, ObjectType: objType, ObjectID: objID,
@@ -293,7 +307,8 @@ func keysetPage[T any](all []T, p store.Page, key func(T) (time.Time, string)) (
 }
 
 // CreateAccount adds an account.
-func (s *Store) CreateAccount(_ context.Context, actor store.Actor, a store.Account) (store.Account, error) {
+func (s *Store) CreateAccount(ctx context.Context, actor store.Actor, a store.Account) (store.Account, error) {
+	defer s.noteChange(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -535,7 +550,8 @@ func sortKeys(keys []store.Key) {
 }
 
 // CreateApp adds an app.
-func (s *Store) CreateApp(_ context.Context, actor store.Actor, a store.App) (store.App, error) {
+func (s *Store) CreateApp(ctx context.Context, actor store.Actor, a store.App) (store.App, error) {
+	defer s.noteChange(ctx)
 	return s.createOwner(s.apps, actor, a)
 }
 
@@ -550,18 +566,21 @@ func (s *Store) ListApps(_ context.Context, accountID string, p store.Page) ([]s
 }
 
 // UpdateApp changes an app.
-func (s *Store) UpdateApp(_ context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
+func (s *Store) UpdateApp(ctx context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
+	defer s.noteChange(ctx)
 	return s.updateOwner(s.apps, actor, accountID, id, u)
 }
 
 // DeleteApp removes an app, and its keys if cascade (else only if it has
 // none).
-func (s *Store) DeleteApp(_ context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+func (s *Store) DeleteApp(ctx context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+	defer s.noteChange(ctx)
 	return s.deleteOwner(s.apps, actor, accountID, id, cascade)
 }
 
 // CreateTenant adds a tenant.
-func (s *Store) CreateTenant(_ context.Context, actor store.Actor, t store.Tenant) (store.Tenant, error) {
+func (s *Store) CreateTenant(ctx context.Context, actor store.Actor, t store.Tenant) (store.Tenant, error) {
+	defer s.noteChange(ctx)
 	a, err := s.createOwner(s.tenants, actor, store.App(t))
 	return store.Tenant(a), err
 }
@@ -582,13 +601,15 @@ func (s *Store) ListTenants(_ context.Context, accountID string, p store.Page) (
 }
 
 // UpdateTenant changes a tenant.
-func (s *Store) UpdateTenant(_ context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.Tenant, error) {
+func (s *Store) UpdateTenant(ctx context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.Tenant, error) {
+	defer s.noteChange(ctx)
 	a, err := s.updateOwner(s.tenants, actor, accountID, id, u)
 	return store.Tenant(a), err
 }
 
 // DeleteTenant removes a tenant, and its keys if cascade (else only if it
 // has none).
-func (s *Store) DeleteTenant(_ context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+func (s *Store) DeleteTenant(ctx context.Context, actor store.Actor, accountID, id string, cascade bool) error {
+	defer s.noteChange(ctx)
 	return s.deleteOwner(s.tenants, actor, accountID, id, cascade)
 }

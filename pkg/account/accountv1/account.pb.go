@@ -787,8 +787,11 @@ func (x *CreateAppRequest) GetDescription() string {
 
 // CreateAppResponse is the app as created.
 type CreateAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -828,6 +831,13 @@ func (x *CreateAppResponse) GetApp() *App {
 		return x.App
 	}
 	return nil
+}
+
+func (x *CreateAppResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GetAppRequest names an app.
@@ -1101,8 +1111,11 @@ func (x *UpdateAppRequest) GetActive() bool {
 
 // UpdateAppResponse is the app as updated.
 type UpdateAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1142,6 +1155,13 @@ func (x *UpdateAppResponse) GetApp() *App {
 		return x.App
 	}
 	return nil
+}
+
+func (x *UpdateAppResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // DeleteAppRequest names an app. While keys belong to it, the delete is
@@ -1202,8 +1222,11 @@ func (x *DeleteAppRequest) GetCascade() bool {
 
 // DeleteAppResponse is the app as it was just before the delete.
 type DeleteAppResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	App           *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   *App                   `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1243,6 +1266,13 @@ func (x *DeleteAppResponse) GetApp() *App {
 		return x.App
 	}
 	return nil
+}
+
+func (x *DeleteAppResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // CreateTenantRequest names a new tenant.
@@ -1309,8 +1339,11 @@ func (x *CreateTenantRequest) GetDescription() string {
 
 // CreateTenantResponse is the tenant as created.
 type CreateTenantResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1350,6 +1383,13 @@ func (x *CreateTenantResponse) GetTenant() *Tenant {
 		return x.Tenant
 	}
 	return nil
+}
+
+func (x *CreateTenantResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GetTenantRequest names a tenant.
@@ -1621,8 +1661,11 @@ func (x *UpdateTenantRequest) GetActive() bool {
 
 // UpdateTenantResponse is the tenant as updated.
 type UpdateTenantResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1662,6 +1705,13 @@ func (x *UpdateTenantResponse) GetTenant() *Tenant {
 		return x.Tenant
 	}
 	return nil
+}
+
+func (x *UpdateTenantResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // DeleteTenantRequest names a tenant. While keys belong to it, the delete
@@ -1722,8 +1772,11 @@ func (x *DeleteTenantRequest) GetCascade() bool {
 
 // DeleteTenantResponse is the tenant as it was just before the delete.
 type DeleteTenantResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1763,6 +1816,13 @@ func (x *DeleteTenantResponse) GetTenant() *Tenant {
 		return x.Tenant
 	}
 	return nil
+}
+
+func (x *DeleteTenantResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GenerateServiceAccessKeyRequest describes a new service key.
@@ -1918,7 +1978,10 @@ type GenerateServiceAccessKeyResponse struct {
 	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	// warnings are accepted but suspicious settings (a scope naming a service
 	// the routes do not declare, an expiry in the past), one sentence each.
-	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1972,6 +2035,13 @@ func (x *GenerateServiceAccessKeyResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *GenerateServiceAccessKeyResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GenerateAppAccessKeyRequest describes a new app-level key.
@@ -2119,7 +2189,10 @@ type GenerateAppAccessKeyResponse struct {
 	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	// warnings are accepted but suspicious settings (a scope naming a service
 	// the routes do not declare, an expiry in the past), one sentence each.
-	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2173,6 +2246,13 @@ func (x *GenerateAppAccessKeyResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *GenerateAppAccessKeyResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GenerateAccountAccessKeyRequest describes a new account key.
@@ -2313,7 +2393,10 @@ type GenerateAccountAccessKeyResponse struct {
 	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	// warnings are accepted but suspicious settings (a scope naming a service
 	// the routes do not declare, an expiry in the past), one sentence each.
-	Warnings      []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []string `protobuf:"bytes,3,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2367,6 +2450,13 @@ func (x *GenerateAccountAccessKeyResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *GenerateAccountAccessKeyResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // ImportKeyRequest creates a key with a caller-supplied secret.
@@ -2540,7 +2630,10 @@ type ImportKeyResponse struct {
 	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// warnings are accepted but suspicious settings (a scope naming a service
 	// the routes do not declare, an expiry in the past), one sentence each.
-	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2587,6 +2680,13 @@ func (x *ImportKeyResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *ImportKeyResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GetKeyRequest names a key.
@@ -3112,7 +3212,10 @@ type UpdateKeyResponse struct {
 	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// warnings are accepted but suspicious settings (a scope naming a service
 	// the routes do not declare, an expiry in the past), one sentence each.
-	Warnings      []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3159,6 +3262,13 @@ func (x *UpdateKeyResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *UpdateKeyResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // RegenerateKeyRequest rotates a key's secret.
@@ -3218,9 +3328,12 @@ func (x *RegenerateKeyRequest) GetGracePeriod() *durationpb.Duration {
 
 // RegenerateKeyResponse carries the new secret, once.
 type RegenerateKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PrivateKey    string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
-	Key           *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PrivateKey string                 `protobuf:"bytes,1,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	Key        *Key                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3267,6 +3380,13 @@ func (x *RegenerateKeyResponse) GetKey() *Key {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *RegenerateKeyResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // DeleteKeyRequest names a key.
@@ -3316,8 +3436,11 @@ func (x *DeleteKeyRequest) GetId() string {
 
 // DeleteKeyResponse is the key as it was just before the delete.
 type DeleteKeyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3357,6 +3480,13 @@ func (x *DeleteKeyResponse) GetKey() *Key {
 		return x.Key
 	}
 	return nil
+}
+
+func (x *DeleteKeyResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // KeyFilter selects keys of UpdateKeys, as ListKeysRequest's filters do;
@@ -3594,11 +3724,14 @@ func (x *UpdateKeysRequest) GetExpectedCount() int32 {
 // UpdateKeysResponse is the number of keys that match (and changed, unless
 // dry_run) and their ids, in creation order.
 type UpdateKeysResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Count         int32                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
-	KeyIds        []string               `protobuf:"bytes,2,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
-	DryRun        bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	Warnings      []string               `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Count    int32                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	KeyIds   []string               `protobuf:"bytes,2,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
+	DryRun   bool                   `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	Warnings []string               `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3659,6 +3792,13 @@ func (x *UpdateKeysResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+func (x *UpdateKeysResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // ListAuditEventsRequest asks for one page of the audit log.
@@ -4032,8 +4172,11 @@ func (x *CreateServiceAccessRoleRequest) GetScope() string {
 
 // CreateServiceAccessRoleResponse is the role as created.
 type CreateServiceAccessRoleResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Role          *ServiceAccessRole     `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Role  *ServiceAccessRole     `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4073,6 +4216,13 @@ func (x *CreateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
 		return x.Role
 	}
 	return nil
+}
+
+func (x *CreateServiceAccessRoleResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GetServiceAccessRoleRequest names a role.
@@ -4344,8 +4494,11 @@ func (x *UpdateServiceAccessRoleRequest) GetScope() string {
 
 // UpdateServiceAccessRoleResponse is the role as updated.
 type UpdateServiceAccessRoleResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Role          *ServiceAccessRole     `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Role  *ServiceAccessRole     `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4385,6 +4538,13 @@ func (x *UpdateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
 		return x.Role
 	}
 	return nil
+}
+
+func (x *UpdateServiceAccessRoleResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // DeleteServiceAccessRoleRequest names a role; force takes it from the
@@ -4443,7 +4603,10 @@ func (x *DeleteServiceAccessRoleRequest) GetForce() bool {
 
 // DeleteServiceAccessRoleResponse is empty.
 type DeleteServiceAccessRoleResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4476,6 +4639,13 @@ func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DeleteServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
 	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DeleteServiceAccessRoleResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // ServiceAccessDenial blocks one tenant of one app from what its scope
@@ -4655,8 +4825,11 @@ func (x *CreateServiceAccessDenialRequest) GetReason() string {
 
 // CreateServiceAccessDenialResponse is the denial as created.
 type CreateServiceAccessDenialResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Denial        *ServiceAccessDenial   `protobuf:"bytes,1,opt,name=denial,proto3" json:"denial,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Denial *ServiceAccessDenial   `protobuf:"bytes,1,opt,name=denial,proto3" json:"denial,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4696,6 +4869,13 @@ func (x *CreateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
 		return x.Denial
 	}
 	return nil
+}
+
+func (x *CreateServiceAccessDenialResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // GetServiceAccessDenialRequest names a denial.
@@ -4976,8 +5156,11 @@ func (x *UpdateServiceAccessDenialRequest) GetReason() string {
 
 // UpdateServiceAccessDenialResponse is the denial as updated.
 type UpdateServiceAccessDenialResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Denial        *ServiceAccessDenial   `protobuf:"bytes,1,opt,name=denial,proto3" json:"denial,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Denial *ServiceAccessDenial   `protobuf:"bytes,1,opt,name=denial,proto3" json:"denial,omitempty"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5017,6 +5200,13 @@ func (x *UpdateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
 		return x.Denial
 	}
 	return nil
+}
+
+func (x *UpdateServiceAccessDenialResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
 }
 
 // DeleteServiceAccessDenialRequest names a denial.
@@ -5066,7 +5256,10 @@ func (x *DeleteServiceAccessDenialRequest) GetId() string {
 
 // DeleteServiceAccessDenialResponse is empty.
 type DeleteServiceAccessDenialResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// change_number is the change-feed seq this change committed (its
+	// highest): GetSyncStatus says which replicas have applied it (SPEC §13).
+	ChangeNumber  int64 `protobuf:"varint,100,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5099,6 +5292,359 @@ func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 // Deprecated: Use DeleteServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
 	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *DeleteServiceAccessDenialResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
+}
+
+// Replica is one serving replica as its heartbeats record it.
+type Replica struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Version   string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// applied_change is the change number up to which it has applied every
+	// change; applied_at when that last moved.
+	AppliedChange int64                  `protobuf:"varint,4,opt,name=applied_change,json=appliedChange,proto3" json:"applied_change,omitempty"`
+	AppliedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	HeartbeatAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=heartbeat_at,json=heartbeatAt,proto3" json:"heartbeat_at,omitempty"`
+	// live: not stopped and heard from within the replica timeout.
+	Live bool `protobuf:"varint,7,opt,name=live,proto3" json:"live,omitempty"`
+	// stopped: its last heartbeat was the one written at shutdown.
+	Stopped bool `protobuf:"varint,8,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	// changes_behind and lag: how far behind the feed head (ListReplicas)
+	// or the change asked about (GetSyncStatus) it is; lag is how long the
+	// oldest change it has not applied has waited. Zero when caught up.
+	ChangesBehind int64                `protobuf:"varint,9,opt,name=changes_behind,json=changesBehind,proto3" json:"changes_behind,omitempty"`
+	Lag           *durationpb.Duration `protobuf:"bytes,10,opt,name=lag,proto3" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Replica) Reset() {
+	*x = Replica{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Replica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Replica) ProtoMessage() {}
+
+func (x *Replica) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Replica.ProtoReflect.Descriptor instead.
+func (*Replica) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *Replica) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Replica) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Replica) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *Replica) GetAppliedChange() int64 {
+	if x != nil {
+		return x.AppliedChange
+	}
+	return 0
+}
+
+func (x *Replica) GetAppliedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AppliedAt
+	}
+	return nil
+}
+
+func (x *Replica) GetHeartbeatAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HeartbeatAt
+	}
+	return nil
+}
+
+func (x *Replica) GetLive() bool {
+	if x != nil {
+		return x.Live
+	}
+	return false
+}
+
+func (x *Replica) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
+}
+
+func (x *Replica) GetChangesBehind() int64 {
+	if x != nil {
+		return x.ChangesBehind
+	}
+	return 0
+}
+
+func (x *Replica) GetLag() *durationpb.Duration {
+	if x != nil {
+		return x.Lag
+	}
+	return nil
+}
+
+// GetSyncStatusRequest names a change number or a key (its last change).
+type GetSyncStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChangeNumber  int64                  `protobuf:"varint,1,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSyncStatusRequest) Reset() {
+	*x = GetSyncStatusRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSyncStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSyncStatusRequest) ProtoMessage() {}
+
+func (x *GetSyncStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSyncStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetSyncStatusRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *GetSyncStatusRequest) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
+}
+
+func (x *GetSyncStatusRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+// GetSyncStatusResponse: synced of live replicas have applied the change.
+type GetSyncStatusResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ChangeNumber int64                  `protobuf:"varint,1,opt,name=change_number,json=changeNumber,proto3" json:"change_number,omitempty"`
+	Live         int32                  `protobuf:"varint,2,opt,name=live,proto3" json:"live,omitempty"`
+	Synced       int32                  `protobuf:"varint,3,opt,name=synced,proto3" json:"synced,omitempty"`
+	// behind are the live replicas that have not applied it.
+	Behind []*Replica `protobuf:"bytes,4,rep,name=behind,proto3" json:"behind,omitempty"`
+	// head is the highest change number on the feed.
+	Head          int64 `protobuf:"varint,5,opt,name=head,proto3" json:"head,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSyncStatusResponse) Reset() {
+	*x = GetSyncStatusResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSyncStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSyncStatusResponse) ProtoMessage() {}
+
+func (x *GetSyncStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSyncStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetSyncStatusResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *GetSyncStatusResponse) GetChangeNumber() int64 {
+	if x != nil {
+		return x.ChangeNumber
+	}
+	return 0
+}
+
+func (x *GetSyncStatusResponse) GetLive() int32 {
+	if x != nil {
+		return x.Live
+	}
+	return 0
+}
+
+func (x *GetSyncStatusResponse) GetSynced() int32 {
+	if x != nil {
+		return x.Synced
+	}
+	return 0
+}
+
+func (x *GetSyncStatusResponse) GetBehind() []*Replica {
+	if x != nil {
+		return x.Behind
+	}
+	return nil
+}
+
+func (x *GetSyncStatusResponse) GetHead() int64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
+}
+
+// ListReplicasRequest asks for every replica recorded.
+type ListReplicasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplicasRequest) Reset() {
+	*x = ListReplicasRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplicasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplicasRequest) ProtoMessage() {}
+
+func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplicasRequest.ProtoReflect.Descriptor instead.
+func (*ListReplicasRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{76}
+}
+
+// ListReplicasResponse lists the replicas in id order.
+type ListReplicasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Replicas      []*Replica             `protobuf:"bytes,1,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	Head          int64                  `protobuf:"varint,2,opt,name=head,proto3" json:"head,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReplicasResponse) Reset() {
+	*x = ListReplicasResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReplicasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReplicasResponse) ProtoMessage() {}
+
+func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReplicasResponse.ProtoReflect.Descriptor instead.
+func (*ListReplicasResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ListReplicasResponse) GetReplicas() []*Replica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *ListReplicasResponse) GetHead() int64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
 }
 
 var File_keygate_account_v1_account_proto protoreflect.FileDescriptor
@@ -5176,9 +5722,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10CreateAppRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\">\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"c\n" +
 	"\x11CreateAppResponse\x12)\n" +
-	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\"\x1f\n" +
+	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x1f\n" +
 	"\rGetAppRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x0eGetAppResponse\x12)\n" +
@@ -5197,20 +5744,23 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x06active\x18\x04 \x01(\bH\x02R\x06active\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\t\n" +
-	"\a_active\">\n" +
+	"\a_active\"c\n" +
 	"\x11UpdateAppResponse\x12)\n" +
-	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\"<\n" +
+	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"<\n" +
 	"\x10DeleteAppRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\acascade\x18\x02 \x01(\bR\acascade\">\n" +
+	"\acascade\x18\x02 \x01(\bR\acascade\"c\n" +
 	"\x11DeleteAppResponse\x12)\n" +
-	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\"[\n" +
+	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"[\n" +
 	"\x13CreateTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"J\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"o\n" +
 	"\x14CreateTenantResponse\x122\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"\"\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\"\n" +
 	"\x10GetTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
 	"\x11GetTenantResponse\x122\n" +
@@ -5229,14 +5779,16 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x06active\x18\x04 \x01(\bH\x02R\x06active\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\t\n" +
-	"\a_active\"J\n" +
+	"\a_active\"o\n" +
 	"\x14UpdateTenantResponse\x122\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"?\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"?\n" +
 	"\x13DeleteTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\acascade\x18\x02 \x01(\bR\acascade\"J\n" +
+	"\acascade\x18\x02 \x01(\bR\acascade\"o\n" +
 	"\x14DeleteTenantResponse\x122\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"\xee\x03\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xee\x03\n" +
 	"\x1fGenerateServiceAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
@@ -5255,12 +5807,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\v \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\f \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\r \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\"\x8a\x01\n" +
+	"\a_active\"\xaf\x01\n" +
 	" GenerateServiceAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
-	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\xcd\x03\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xcd\x03\n" +
 	"\x1bGenerateAppAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\x06active\x18\x02 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
@@ -5278,12 +5831,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	" \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\v \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\f \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\"\x86\x01\n" +
+	"\a_active\"\xab\x01\n" +
 	"\x1cGenerateAppAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
-	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\xba\x03\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xba\x03\n" +
 	"\x1fGenerateAccountAccessKeyRequest\x12\x1b\n" +
 	"\x06active\x18\x01 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
@@ -5300,12 +5854,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\n" +
 	" \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\v \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\"\x8a\x01\n" +
+	"\a_active\"\xaf\x01\n" +
 	" GenerateAccountAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
-	"\bwarnings\x18\x03 \x03(\tR\bwarnings\"\xb1\x04\n" +
+	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xb1\x04\n" +
 	"\x10ImportKeyRequest\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x1b\n" +
@@ -5327,10 +5882,11 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\r \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\x0e \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\x0f \x03(\tR\aroleIdsB\t\n" +
-	"\a_active\"Z\n" +
+	"\a_active\"\x7f\n" +
 	"\x11ImportKeyResponse\x12)\n" +
 	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
-	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"\x1f\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x1f\n" +
 	"\rGetKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x0eGetKeyResponse\x12)\n" +
@@ -5379,21 +5935,24 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\f_descriptionB\b\n" +
 	"\x06_groupB\b\n" +
 	"\x06_scopeB\t\n" +
-	"\a_active\"Z\n" +
+	"\a_active\"\x7f\n" +
 	"\x11UpdateKeyResponse\x12)\n" +
 	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
-	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"d\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"d\n" +
 	"\x14RegenerateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12<\n" +
-	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"c\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"\x88\x01\n" +
 	"\x15RegenerateKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
-	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\"\n" +
+	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\"\n" +
 	"\x10DeleteKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"c\n" +
 	"\x11DeleteKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xdf\x02\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xdf\x02\n" +
 	"\tKeyFilter\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
@@ -5422,12 +5981,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x06_groupB\b\n" +
 	"\x06_scopeB\t\n" +
 	"\a_activeB\x11\n" +
-	"\x0f_expected_count\"x\n" +
+	"\x0f_expected_count\"\x9d\x01\n" +
 	"\x12UpdateKeysResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x17\n" +
 	"\akey_ids\x18\x02 \x03(\tR\x06keyIds\x12\x17\n" +
 	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x1a\n" +
-	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"\xa3\x02\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xa3\x02\n" +
 	"\x16ListAuditEventsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -5457,9 +6017,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
-	"\x05scope\x18\x04 \x01(\tR\x05scope\"\\\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\"\x81\x01\n" +
 	"\x1fCreateServiceAccessRoleResponse\x129\n" +
-	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\"-\n" +
+	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"-\n" +
 	"\x1bGetServiceAccessRoleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"Y\n" +
 	"\x1cGetServiceAccessRoleResponse\x129\n" +
@@ -5478,13 +6039,15 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x05scope\x18\x04 \x01(\tH\x02R\x05scope\x88\x01\x01B\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
-	"\x06_scope\"\\\n" +
+	"\x06_scope\"\x81\x01\n" +
 	"\x1fUpdateServiceAccessRoleResponse\x129\n" +
-	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\"F\n" +
+	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"F\n" +
 	"\x1eDeleteServiceAccessRoleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"!\n" +
-	"\x1fDeleteServiceAccessRoleResponse\"\x81\x02\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"F\n" +
+	"\x1fDeleteServiceAccessRoleResponse\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x81\x02\n" +
 	"\x13ServiceAccessDenial\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x15\n" +
@@ -5500,9 +6063,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x15\n" +
 	"\x06app_id\x18\x03 \x01(\tR\x05appId\x12\x14\n" +
 	"\x05scope\x18\x04 \x01(\tR\x05scope\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"d\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x89\x01\n" +
 	"!CreateServiceAccessDenialResponse\x12?\n" +
-	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\"/\n" +
+	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"/\n" +
 	"\x1dGetServiceAccessDenialRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"a\n" +
 	"\x1eGetServiceAccessDenialResponse\x12?\n" +
@@ -5521,12 +6085,41 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x05scope\x18\x02 \x01(\tH\x00R\x05scope\x88\x01\x01\x12\x1b\n" +
 	"\x06reason\x18\x03 \x01(\tH\x01R\x06reason\x88\x01\x01B\b\n" +
 	"\x06_scopeB\t\n" +
-	"\a_reason\"d\n" +
+	"\a_reason\"\x89\x01\n" +
 	"!UpdateServiceAccessDenialResponse\x12?\n" +
-	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\"2\n" +
+	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"2\n" +
 	" DeleteServiceAccessDenialRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"#\n" +
-	"!DeleteServiceAccessDenialResponse*a\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
+	"!DeleteServiceAccessDenialResponse\x12#\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x91\x03\n" +
+	"\aReplica\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x129\n" +
+	"\n" +
+	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12%\n" +
+	"\x0eapplied_change\x18\x04 \x01(\x03R\rappliedChange\x129\n" +
+	"\n" +
+	"applied_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x12=\n" +
+	"\fheartbeat_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vheartbeatAt\x12\x12\n" +
+	"\x04live\x18\a \x01(\bR\x04live\x12\x18\n" +
+	"\astopped\x18\b \x01(\bR\astopped\x12%\n" +
+	"\x0echanges_behind\x18\t \x01(\x03R\rchangesBehind\x12+\n" +
+	"\x03lag\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\x03lag\"R\n" +
+	"\x14GetSyncStatusRequest\x12#\n" +
+	"\rchange_number\x18\x01 \x01(\x03R\fchangeNumber\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\xb1\x01\n" +
+	"\x15GetSyncStatusResponse\x12#\n" +
+	"\rchange_number\x18\x01 \x01(\x03R\fchangeNumber\x12\x12\n" +
+	"\x04live\x18\x02 \x01(\x05R\x04live\x12\x16\n" +
+	"\x06synced\x18\x03 \x01(\x05R\x06synced\x123\n" +
+	"\x06behind\x18\x04 \x03(\v2\x1b.keygate.account.v1.ReplicaR\x06behind\x12\x12\n" +
+	"\x04head\x18\x05 \x01(\x03R\x04head\"\x15\n" +
+	"\x13ListReplicasRequest\"c\n" +
+	"\x14ListReplicasResponse\x127\n" +
+	"\breplicas\x18\x01 \x03(\v2\x1b.keygate.account.v1.ReplicaR\breplicas\x12\x12\n" +
+	"\x04head\x18\x02 \x01(\x03R\x04head*a\n" +
 	"\aKeyType\x12\x18\n" +
 	"\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KEY_TYPE_SERVICE\x10\x01\x12\x10\n" +
@@ -5535,7 +6128,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tKeyOrigin\x12\x1a\n" +
 	"\x16KEY_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KEY_ORIGIN_GENERATED\x10\x01\x12\x15\n" +
-	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xce\x1a\n" +
+	"\x11KEY_ORIGIN_CUSTOM\x10\x022\x97\x1c\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -5568,7 +6161,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x16GetServiceAccessDenial\x121.keygate.account.v1.GetServiceAccessDenialRequest\x1a2.keygate.account.v1.GetServiceAccessDenialResponse\x12\x85\x01\n" +
 	"\x18ListServiceAccessDenials\x123.keygate.account.v1.ListServiceAccessDenialsRequest\x1a4.keygate.account.v1.ListServiceAccessDenialsResponse\x12\x88\x01\n" +
 	"\x19UpdateServiceAccessDenial\x124.keygate.account.v1.UpdateServiceAccessDenialRequest\x1a5.keygate.account.v1.UpdateServiceAccessDenialResponse\x12\x88\x01\n" +
-	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
+	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponse\x12d\n" +
+	"\rGetSyncStatus\x12(.keygate.account.v1.GetSyncStatusRequest\x1a).keygate.account.v1.GetSyncStatusResponse\x12a\n" +
+	"\fListReplicas\x12'.keygate.account.v1.ListReplicasRequest\x1a(.keygate.account.v1.ListReplicasResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
 
 var (
 	file_keygate_account_v1_account_proto_rawDescOnce sync.Once
@@ -5583,7 +6178,7 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
@@ -5660,27 +6255,32 @@ var file_keygate_account_v1_account_proto_goTypes = []any{
 	(*UpdateServiceAccessDenialResponse)(nil), // 72: keygate.account.v1.UpdateServiceAccessDenialResponse
 	(*DeleteServiceAccessDenialRequest)(nil),  // 73: keygate.account.v1.DeleteServiceAccessDenialRequest
 	(*DeleteServiceAccessDenialResponse)(nil), // 74: keygate.account.v1.DeleteServiceAccessDenialResponse
-	(*timestamppb.Timestamp)(nil),             // 75: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 76: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 77: google.protobuf.Duration
+	(*Replica)(nil),                           // 75: keygate.account.v1.Replica
+	(*GetSyncStatusRequest)(nil),              // 76: keygate.account.v1.GetSyncStatusRequest
+	(*GetSyncStatusResponse)(nil),             // 77: keygate.account.v1.GetSyncStatusResponse
+	(*ListReplicasRequest)(nil),               // 78: keygate.account.v1.ListReplicasRequest
+	(*ListReplicasResponse)(nil),              // 79: keygate.account.v1.ListReplicasResponse
+	(*timestamppb.Timestamp)(nil),             // 80: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 81: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 82: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	75,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	75,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	75,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	75,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	4,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	75,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	75,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	75,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	75,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	76,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	76,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	80,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	80,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	80,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	81,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	81,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
 	2,   // 16: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
 	2,   // 17: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
 	2,   // 18: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
@@ -5691,125 +6291,135 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	3,   // 23: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
 	3,   // 24: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
 	3,   // 25: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	75,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	75,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 32: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 33: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	75,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 36: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 37: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 38: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	75,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 41: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 42: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,   // 43: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 44: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	75,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	75,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	80,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	80,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
 	5,   // 47: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
 	4,   // 48: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	75,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	75,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	39,  // 51: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
 	40,  // 52: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
 	52,  // 53: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
 	5,   // 54: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	77,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	82,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	5,   // 56: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,   // 57: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 58: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
-	75,  // 59: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
-	75,  // 60: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	80,  // 59: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	80,  // 60: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
 	47,  // 61: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
-	75,  // 62: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 63: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	75,  // 64: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	80,  // 62: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 63: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	80,  // 64: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
 	6,   // 65: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	75,  // 66: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 67: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 66: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 67: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
 	53,  // 68: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 69: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 70: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 71: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	75,  // 72: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 73: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 72: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 73: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
 	64,  // 74: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	64,  // 75: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	64,  // 76: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
 	64,  // 77: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	7,   // 78: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	9,   // 79: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	11,  // 80: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	13,  // 81: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	15,  // 82: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	17,  // 83: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	19,  // 84: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	21,  // 85: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	23,  // 86: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	25,  // 87: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	27,  // 88: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	29,  // 89: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	31,  // 90: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	33,  // 91: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	35,  // 92: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	37,  // 93: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	41,  // 94: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	43,  // 95: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	45,  // 96: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	48,  // 97: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
-	50,  // 98: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	54,  // 99: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	56,  // 100: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	58,  // 101: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	60,  // 102: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	62,  // 103: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	65,  // 104: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	67,  // 105: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	69,  // 106: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	71,  // 107: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	73,  // 108: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	8,   // 109: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	10,  // 110: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	12,  // 111: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	14,  // 112: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	16,  // 113: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	18,  // 114: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	20,  // 115: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	22,  // 116: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	24,  // 117: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	26,  // 118: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	28,  // 119: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	30,  // 120: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	32,  // 121: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	34,  // 122: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	36,  // 123: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	38,  // 124: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	42,  // 125: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	44,  // 126: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	46,  // 127: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	49,  // 128: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
-	51,  // 129: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	55,  // 130: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	57,  // 131: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	59,  // 132: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	61,  // 133: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	63,  // 134: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	66,  // 135: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	68,  // 136: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	70,  // 137: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	72,  // 138: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	74,  // 139: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	109, // [109:140] is the sub-list for method output_type
-	78,  // [78:109] is the sub-list for method input_type
-	78,  // [78:78] is the sub-list for extension type_name
-	78,  // [78:78] is the sub-list for extension extendee
-	0,   // [0:78] is the sub-list for field type_name
+	80,  // 78: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
+	80,  // 79: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
+	80,  // 80: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
+	82,  // 81: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
+	75,  // 82: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
+	75,  // 83: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
+	7,   // 84: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	9,   // 85: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	11,  // 86: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	13,  // 87: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	15,  // 88: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	17,  // 89: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	19,  // 90: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	21,  // 91: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	23,  // 92: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	25,  // 93: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	27,  // 94: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	29,  // 95: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	31,  // 96: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	33,  // 97: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	35,  // 98: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	37,  // 99: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	41,  // 100: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	43,  // 101: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	45,  // 102: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	48,  // 103: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	50,  // 104: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	54,  // 105: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	56,  // 106: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	58,  // 107: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	60,  // 108: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	62,  // 109: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	65,  // 110: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	67,  // 111: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	69,  // 112: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	71,  // 113: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	73,  // 114: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	76,  // 115: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
+	78,  // 116: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
+	8,   // 117: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	10,  // 118: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	12,  // 119: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	14,  // 120: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	16,  // 121: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	18,  // 122: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	20,  // 123: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	22,  // 124: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	24,  // 125: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	26,  // 126: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	28,  // 127: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	30,  // 128: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	32,  // 129: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	34,  // 130: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	36,  // 131: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	38,  // 132: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	42,  // 133: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	44,  // 134: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	46,  // 135: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	49,  // 136: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	51,  // 137: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	55,  // 138: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	57,  // 139: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	59,  // 140: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	61,  // 141: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	63,  // 142: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	66,  // 143: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	68,  // 144: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	70,  // 145: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	72,  // 146: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	74,  // 147: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	77,  // 148: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
+	79,  // 149: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
+	117, // [117:150] is the sub-list for method output_type
+	84,  // [84:117] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -5835,7 +6445,7 @@ func file_keygate_account_v1_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   73,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -50,6 +50,8 @@ const (
 	AccountService_ListServiceAccessDenials_FullMethodName  = "/keygate.account.v1.AccountService/ListServiceAccessDenials"
 	AccountService_UpdateServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/UpdateServiceAccessDenial"
 	AccountService_DeleteServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/DeleteServiceAccessDenial"
+	AccountService_GetSyncStatus_FullMethodName             = "/keygate.account.v1.AccountService/GetSyncStatus"
+	AccountService_ListReplicas_FullMethodName              = "/keygate.account.v1.AccountService/ListReplicas"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -157,6 +159,13 @@ type AccountServiceClient interface {
 	UpdateServiceAccessDenial(ctx context.Context, in *UpdateServiceAccessDenialRequest, opts ...grpc.CallOption) (*UpdateServiceAccessDenialResponse, error)
 	// DeleteServiceAccessDenial deletes a denial, which restores access.
 	DeleteServiceAccessDenial(ctx context.Context, in *DeleteServiceAccessDenialRequest, opts ...grpc.CallOption) (*DeleteServiceAccessDenialResponse, error)
+	// GetSyncStatus says how many live replicas have applied a change (a
+	// change number a mutation returned, or a key's last change) and how
+	// far behind the others are (SPEC §13). Operation name: syncStatus.
+	GetSyncStatus(ctx context.Context, in *GetSyncStatusRequest, opts ...grpc.CallOption) (*GetSyncStatusResponse, error)
+	// ListReplicas lists the serving replicas, live or not, with the change
+	// they have applied and their lag. Operation name: replicas.
+	ListReplicas(ctx context.Context, in *ListReplicasRequest, opts ...grpc.CallOption) (*ListReplicasResponse, error)
 }
 
 type accountServiceClient struct {
@@ -477,6 +486,26 @@ func (c *accountServiceClient) DeleteServiceAccessDenial(ctx context.Context, in
 	return out, nil
 }
 
+func (c *accountServiceClient) GetSyncStatus(ctx context.Context, in *GetSyncStatusRequest, opts ...grpc.CallOption) (*GetSyncStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSyncStatusResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetSyncStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) ListReplicas(ctx context.Context, in *ListReplicasRequest, opts ...grpc.CallOption) (*ListReplicasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReplicasResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListReplicas_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -582,6 +611,13 @@ type AccountServiceServer interface {
 	UpdateServiceAccessDenial(context.Context, *UpdateServiceAccessDenialRequest) (*UpdateServiceAccessDenialResponse, error)
 	// DeleteServiceAccessDenial deletes a denial, which restores access.
 	DeleteServiceAccessDenial(context.Context, *DeleteServiceAccessDenialRequest) (*DeleteServiceAccessDenialResponse, error)
+	// GetSyncStatus says how many live replicas have applied a change (a
+	// change number a mutation returned, or a key's last change) and how
+	// far behind the others are (SPEC §13). Operation name: syncStatus.
+	GetSyncStatus(context.Context, *GetSyncStatusRequest) (*GetSyncStatusResponse, error)
+	// ListReplicas lists the serving replicas, live or not, with the change
+	// they have applied and their lag. Operation name: replicas.
+	ListReplicas(context.Context, *ListReplicasRequest) (*ListReplicasResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -684,6 +720,12 @@ func (UnimplementedAccountServiceServer) UpdateServiceAccessDenial(context.Conte
 }
 func (UnimplementedAccountServiceServer) DeleteServiceAccessDenial(context.Context, *DeleteServiceAccessDenialRequest) (*DeleteServiceAccessDenialResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccessDenial not implemented")
+}
+func (UnimplementedAccountServiceServer) GetSyncStatus(context.Context, *GetSyncStatusRequest) (*GetSyncStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSyncStatus not implemented")
+}
+func (UnimplementedAccountServiceServer) ListReplicas(context.Context, *ListReplicasRequest) (*ListReplicasResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReplicas not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -1264,6 +1306,42 @@ func _AccountService_DeleteServiceAccessDenial_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_GetSyncStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSyncStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetSyncStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetSyncStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetSyncStatus(ctx, req.(*GetSyncStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_ListReplicas_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReplicasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListReplicas(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListReplicas_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListReplicas(ctx, req.(*ListReplicasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1394,6 +1472,14 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteServiceAccessDenial",
 			Handler:    _AccountService_DeleteServiceAccessDenial_Handler,
+		},
+		{
+			MethodName: "GetSyncStatus",
+			Handler:    _AccountService_GetSyncStatus_Handler,
+		},
+		{
+			MethodName: "ListReplicas",
+			Handler:    _AccountService_ListReplicas_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

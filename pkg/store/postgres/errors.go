@@ -179,8 +179,34 @@ func connectionFailure(err error) bool {
 
 // inTx runs fn in a transaction on the pool, marking a failure to reach
 // the database.
+//
+// Under store.WithChangeNumbers it also reads, last in the transaction,
+// max(seq) of the change feed and notes it once the commit succeeded: the
+// feed triggers hold the feed's advisory lock from their first seq to the
+// commit, so when the transaction wrote feed rows no other writer can have
+// drawn a seq since, and the max is the transaction's own highest seq;
+// when it wrote none, it is the head committed before it, which covers
+// the call just as well. It costs one more statement in the transaction
+// (an index probe), only for callers that ask.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return unavailable(pgx.BeginFunc(ctx, s.pool, fn))
+	cn := store.ChangeNumbersFrom(ctx)
+	if cn == nil {
+		return unavailable(pgx.BeginFunc(ctx, s.pool, fn))
+	}
+	var seq int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM key_changes`).Scan(&seq); err != nil {
+			return fmt.Errorf("postgres: read the change number: %w", err)
+		}
+		return nil
+	})
+	if err == nil {
+		cn.Note(seq)
+	}
+	return unavailable(err)
 }
 
 // reads is the pool for the Account API's reads, marking a failure to

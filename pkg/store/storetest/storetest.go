@@ -34,6 +34,7 @@ import (
 //     store.Quotas (the suite sets small limits as overrides);
 //   - also implements store.UsageWriter (last-used times feed ListKeys'
 //     UnusedSince filter and Key.LastUsedAt);
+//   - implements store.Replicas (heartbeats and change numbers);
 //   - refuses a key that does not compile with store.ErrInvalid and
 //     nothing more (a fake that fails the test for it must be told not
 //     to: the suite sends such keys on purpose).
@@ -54,6 +55,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("Roles", func(t *testing.T) { testRoles(t, open) })
 	t.Run("Denials", func(t *testing.T) { testDenials(t, open) })
 	t.Run("AccessSource", func(t *testing.T) { testAccessSource(t, open) })
+	t.Run("Sync", func(t *testing.T) { testSync(t, open) })
 }
 
 // CompileOptions reserve the headers keygate itself sets; none of them is
