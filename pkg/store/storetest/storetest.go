@@ -54,6 +54,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("Roles", func(t *testing.T) { testRoles(t, open) })
 	t.Run("Denials", func(t *testing.T) { testDenials(t, open) })
 	t.Run("AccessSource", func(t *testing.T) { testAccessSource(t, open) })
+	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, open) })
 }
 
 // CompileOptions reserve the headers keygate itself sets; none of them is
