@@ -51,6 +51,19 @@ bench-load: $(GHZ) ## load run: floor vs keygate with ghz, 100k and 1M keys in P
 $(GHZ):
 	GOBIN=$(dir $(GHZ)) $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
+# envoyproxy/ratelimit, Envoy's global rate-limit service, for the
+# integration test of per-key rate limits (integration/ratelimit_test.go,
+# which installs it the same way when missing): from the Go module proxy at
+# a pinned pseudo-version (the project tags no releases) into bin/.
+RATELIMIT_VERSION := v1.4.1-0.20260122083618-3fb702589d36
+RATELIMIT         := $(CURDIR)/bin/ratelimit-$(RATELIMIT_VERSION)/service_cmd
+
+.PHONY: ratelimit
+ratelimit: $(RATELIMIT) ## install envoyproxy/ratelimit (pinned) into bin/ for the rate-limit integration test
+
+$(RATELIMIT):
+	GOBIN=$(dir $(RATELIMIT)) $(GO) install github.com/envoyproxy/ratelimit/src/service_cmd@$(RATELIMIT_VERSION)
+
 fuzz: ## run every fuzz target for FUZZTIME each, then a line per target with its executions
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 

@@ -655,4 +655,42 @@ func TestGlobalRateLimit(t *testing.T) {
 	if !keyed {
 		t.Error("no rate_limits action reading tenant_id from the ext_authz dynamic metadata")
 	}
+
+	// Each virtual host has the per-key descriptor (account_id, tenant_id,
+	// key_id) whose limit is keygate's rate_limit metadata (SPEC §12).
+	for _, vh := range p.hcm.GetRouteConfig().GetVirtualHosts() {
+		found := 0
+		for _, r := range vh.GetRateLimits() {
+			if keyRateLimit(r) {
+				found++
+			}
+		}
+		if found != 1 {
+			t.Errorf("virtual host %s: %d rate_limits with the key's limit override, want 1: actions account_id, tenant_id (skip_if_absent), key_id from %s and limit.dynamic_metadata reading %s:rate_limit", vh.GetName(), found, extAuthzName, extAuthzName)
+		}
+	}
+}
+
+// keyRateLimit: a rate limit whose descriptor is (account_id, tenant_id,
+// key_id) from keygate's metadata, tenant_id skipped when absent, and
+// whose limit is the rate_limit struct keygate returns.
+func keyRateLimit(r *routev3.RateLimit) bool {
+	want := []struct {
+		key  string
+		skip bool
+	}{{"account_id", false}, {"tenant_id", true}, {"key_id", false}}
+	as := r.GetActions()
+	if len(as) != len(want) {
+		return false
+	}
+	for i, a := range as {
+		md := a.GetMetadata()
+		if md == nil || md.GetSource() != routev3.RateLimit_Action_MetaData_DYNAMIC || md.GetMetadataKey().GetKey() != extAuthzName ||
+			len(md.GetMetadataKey().GetPath()) != 1 || md.GetMetadataKey().GetPath()[0].GetKey() != want[i].key ||
+			md.GetDescriptorKey() != want[i].key || md.GetSkipIfAbsent() != want[i].skip || md.GetDefaultValue() != "" {
+			return false
+		}
+	}
+	mk := r.GetLimit().GetDynamicMetadata().GetMetadataKey()
+	return mk.GetKey() == extAuthzName && len(mk.GetPath()) == 1 && mk.GetPath()[0].GetKey() == "rate_limit"
 }

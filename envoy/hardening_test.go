@@ -181,9 +181,20 @@ var perAccountIDs = []string{"tenant_id", "key_id", "app_id"}
 // metadataKeys lists the descriptor keys of a rate limit's actions that
 // read keygate's dynamic metadata, by the metadata key they read; an action
 // that reads it with a default value or skip_if_absent is reported, since
-// either would make a descriptor without the account.
+// either would make a descriptor without the account. One exception: a
+// descriptor that also reads key_id (never skipped) may skip tenant_id or
+// app_id, which keys without a tenant (or app) lack: the key id, unique
+// within the account, still keeps every key's counter apart.
 func metadataKeys(rl *routev3.RateLimit) (keys map[string]string, errs []error) {
 	keys = map[string]string{}
+	hasKeyID := false
+	for _, a := range rl.GetActions() {
+		md := a.GetMetadata()
+		if md.GetMetadataKey().GetKey() == extAuthzName && len(md.GetMetadataKey().GetPath()) == 1 &&
+			md.GetMetadataKey().GetPath()[0].GetKey() == "key_id" && !md.GetSkipIfAbsent() && md.GetDefaultValue() == "" {
+			hasKeyID = true
+		}
+	}
 	for _, a := range rl.GetActions() {
 		md := a.GetMetadata()
 		if md == nil || md.GetMetadataKey().GetKey() != extAuthzName {
@@ -196,6 +207,9 @@ func metadataKeys(rl *routev3.RateLimit) (keys map[string]string, errs []error) 
 		}
 		k := path[0].GetKey()
 		keys[k] = md.GetDescriptorKey()
+		if hasKeyID && (k == "tenant_id" || k == "app_id") && md.GetSkipIfAbsent() && md.GetDefaultValue() == "" {
+			continue
+		}
 		if (k == "account_id" || slices.Contains(perAccountIDs, k)) && (md.GetDefaultValue() != "" || md.GetSkipIfAbsent()) {
 			errs = append(errs, fmt.Errorf("action %q on %s: default_value or skip_if_absent would build the descriptor without it", md.GetDescriptorKey(), k))
 		}
@@ -407,6 +421,18 @@ func TestRateLimitServiceConfig(t *testing.T) {
 		var keys []string
 		for _, a := range rl.GetActions() {
 			keys = append(keys, a.GetMetadata().GetMetadataKey().GetPath()[0].GetKey())
+		}
+		if rl.GetLimit() != nil {
+			// The limit comes with the descriptor (keygate's rate_limit
+			// metadata): the service's config need not know it, and must
+			// not limit it when a key has none.
+			for _, account := range values["account_id"] {
+				entries := [][2]string{{"account_id", account}, {"tenant_id", "acme"}, {"key_id", "k-1"}}
+				if l := rlLookup(cfg.Descriptors, entries); l != nil {
+					t.Errorf("descriptor %v with a limit override also finds %+v in %s", entries, *l, files[0])
+				}
+			}
+			continue
 		}
 		for _, account := range values["account_id"] {
 			for _, tenant := range values["tenant_id"] {

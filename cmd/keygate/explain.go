@@ -182,7 +182,8 @@ func compileRemoteKey(k *accountv1.Key, l *loaded, roles authz.RoleMap) (*authz.
 		Roles:    k.GetRoleIds(),
 		TenantID: k.GetTenantId(), TenantName: k.GetTenantName(), Scope: k.GetScope(), Active: k.GetActive(),
 		IPFilters: k.GetIpFilters(), Group: k.GetGroup(), Description: k.GetDescription(),
-		Hash: apikey.FormatHash(apikey.SHA256, apikey.Digest{}),
+		Hash:      apikey.FormatHash(apikey.SHA256, apikey.Digest{}),
+		RateLimit: rateLimitFromProto(k.GetRateLimit()),
 	}
 	if k.GetNotBefore() != nil {
 		spec.NotBefore = k.GetNotBefore().AsTime()
@@ -256,8 +257,30 @@ func printMetadata(w io.Writer, resp *authv3.CheckResponse) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		fmt.Fprintf(w, "  dynamic metadata  %s=%s\n", k, fields[k].GetStringValue())
+		v := fields[k].GetStringValue()
+		if sv := fields[k].GetStructValue(); sv != nil {
+			// The rate_limit struct Envoy's limit override reads (SPEC §12).
+			v = fmt.Sprintf("{requests_per_unit: %v, unit: %s}",
+				sv.GetFields()["requests_per_unit"].GetNumberValue(), sv.GetFields()["unit"].GetStringValue())
+		}
+		fmt.Fprintf(w, "  dynamic metadata  %s=%s\n", k, v)
 	}
+}
+
+// rateLimitFromProto is an Account API rate limit as authz holds it (an
+// unknown unit reads as none; the server never sends one).
+func rateLimitFromProto(p *accountv1.RateLimit) authz.RateLimit {
+	units := map[accountv1.RateLimitUnit]authz.RateUnit{
+		accountv1.RateLimitUnit_RATE_LIMIT_UNIT_SECOND: authz.RateUnitSecond,
+		accountv1.RateLimitUnit_RATE_LIMIT_UNIT_MINUTE: authz.RateUnitMinute,
+		accountv1.RateLimitUnit_RATE_LIMIT_UNIT_HOUR:   authz.RateUnitHour,
+		accountv1.RateLimitUnit_RATE_LIMIT_UNIT_DAY:    authz.RateUnitDay,
+	}
+	u, ok := units[p.GetUnit()]
+	if p == nil || !ok {
+		return authz.RateLimit{}
+	}
+	return authz.RateLimit{RequestsPerUnit: p.GetRequestsPerUnit(), Unit: u}
 }
 
 // explainRoutes shows both resolutions of the request by the route table

@@ -83,7 +83,8 @@ func remoteRolesAndDenials(ctx context.Context, api accountv1.AccountServiceClie
 			return nil, nil, fmt.Errorf("get role %s of key %s: %w", id, k.GetId(), accountcli.CallError(addr, err))
 		}
 		r := resp.GetRole()
-		roles[id] = &authz.Role{ID: r.GetId(), AccountID: remoteAccount, Name: r.GetName(), Scope: r.GetScope(), Description: r.GetDescription()}
+		roles[id] = &authz.Role{ID: r.GetId(), AccountID: remoteAccount, Name: r.GetName(), Scope: r.GetScope(), Description: r.GetDescription(),
+			RateLimit: rateLimitFromProto(r.GetRateLimit())}
 	}
 	index := authz.NewDenialIndex()
 	if k.GetTenantId() == "" || k.GetAppId() == "" {

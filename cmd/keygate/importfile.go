@@ -105,7 +105,7 @@ func importSetOf(set *keyfile.Set) store.ImportSet {
 		out.Tenants = append(out.Tenants, store.Tenant{ID: o.ID, Name: o.Name, Active: true})
 	}
 	for _, r := range set.Roles() {
-		out.Roles = append(out.Roles, store.Role{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description})
+		out.Roles = append(out.Roles, store.Role{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description, RateLimit: r.RateLimit})
 	}
 	for _, d := range set.Denials() {
 		out.Denials = append(out.Denials, store.Denial{ID: d.ID, TenantID: d.TenantID, AppID: d.AppID, Scope: d.Scope, Reason: d.Reason})
@@ -254,7 +254,7 @@ func keyFileOf(account string, set store.ImportSet, now time.Time) (keyfile.File
 		}
 	}
 	for _, r := range set.Roles {
-		f.Roles = append(f.Roles, authz.Role{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description})
+		f.Roles = append(f.Roles, authz.Role{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description, RateLimit: r.RateLimit})
 	}
 	for _, d := range set.Denials {
 		f.Denials = append(f.Denials, authz.Denial{ID: d.ID, TenantID: d.TenantID, AppID: d.AppID, Scope: d.Scope, Reason: d.Reason})

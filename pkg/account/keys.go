@@ -41,6 +41,8 @@ type KeyInput struct {
 	// RoleIDs are roles of the account the key holds (SPEC §11); the
 	// caller must be able to give each role's scope itself.
 	RoleIDs []string
+	// RateLimit is the key's own rate limit (SPEC §12), zero for none.
+	RateLimit authz.RateLimit
 }
 
 // KeyFilter selects keys of ListKeys; zero fields select everything
@@ -70,6 +72,7 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 	v.checkTime("not_before", in.NotBefore)
 	v.checkTime("expires_at", in.ExpiresAt)
 	v.checkRoleIDs("role_ids", in.RoleIDs)
+	v.checkRateLimit("rate_limit", in.RateLimit)
 	if in.ExpiresAt != nil && !in.ExpiresAt.IsZero() && !in.ExpiresAt.After(s.now()) {
 		v.add("expires_at", "%s is not in the future: the key would be denied expired_key from the start; give a later time, or none for a key that never expires",
 			in.ExpiresAt.UTC().Format(time.RFC3339))
@@ -116,6 +119,7 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 		Group:           in.Group,
 		Description:     in.Description,
 		ResponseHeaders: append([]authz.HeaderSpec(nil), in.ResponseHeaders...),
+		RateLimit:       in.RateLimit,
 	}
 	compiled, err := authz.Compile(spec, s.compile)
 	if err != nil {
@@ -323,12 +327,16 @@ func checkKeyUpdate(id string, u *KeyUpdate) error {
 	if u.RoleIDs != nil {
 		v.checkRoleIDs("role_ids", *u.RoleIDs)
 	}
+	if u.RateLimit != nil {
+		v.checkRateLimit("rate_limit", *u.RateLimit)
+	}
 	return v.err()
 }
 
 func emptyKeyUpdate(u *KeyUpdate) bool {
 	return u.Name == nil && u.Description == nil && u.Group == nil && u.Scope == nil && u.Active == nil &&
-		u.NotBefore == nil && u.ExpiresAt == nil && u.IPFilters == nil && u.ResponseHeaders == nil && u.RoleIDs == nil
+		u.NotBefore == nil && u.ExpiresAt == nil && u.IPFilters == nil && u.ResponseHeaders == nil && u.RoleIDs == nil &&
+		u.RateLimit == nil
 }
 
 // UpdateKey changes the fields set in u; the resulting key is compiled as

@@ -16,6 +16,8 @@ import (
 // one); Scope is required.
 type RoleInput struct {
 	ID, Name, Description, Scope string
+	// RateLimit is the role's rate limit (SPEC §12), zero for none.
+	RateLimit authz.RateLimit
 }
 
 // RoleUpdate changes the fields of a role that are set.
@@ -142,6 +144,7 @@ func (s *Service) CreateServiceAccessRole(ctx context.Context, c Caller, in Role
 	v.checkName("name", in.Name, true)
 	v.checkDescription("description", in.Description)
 	sc := v.checkRoleScope("scope", in.Scope)
+	v.checkRateLimit("rate_limit", in.RateLimit)
 	if err := v.err(); err != nil {
 		return store.Role{}, err
 	}
@@ -150,7 +153,7 @@ func (s *Service) CreateServiceAccessRole(ctx context.Context, c Caller, in Role
 	}
 	now := s.now()
 	r, err := s.store.CreateRole(ctx, c.Actor, store.Role{AccountID: c.AccountID, ID: in.ID, Name: in.Name,
-		Description: in.Description, Scope: in.Scope, CreatedAt: now, UpdatedAt: now})
+		Description: in.Description, Scope: in.Scope, RateLimit: in.RateLimit, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		return store.Role{}, s.storeError(ctx, "CreateServiceAccessRole", label("role", in.ID, in.Name), err)
 	}
@@ -208,6 +211,9 @@ func (s *Service) UpdateServiceAccessRole(ctx context.Context, c Caller, id stri
 	var sc *scope.Scope
 	if u.Scope != nil {
 		sc = v.checkRoleScope("scope", *u.Scope)
+	}
+	if u.RateLimit != nil {
+		v.checkRateLimit("rate_limit", *u.RateLimit)
 	}
 	if err := v.err(); err != nil {
 		return store.Role{}, err
@@ -464,5 +470,14 @@ func (s *Service) accountRoleScopes(ctx context.Context, c Caller) (map[string]*
 			return out, nil
 		}
 		p.Token = next
+	}
+}
+
+// checkRateLimit checks a key's or a role's rate limit (SPEC §12): none,
+// or a positive count (at most authz.MaxRequestsPerUnit) per second,
+// minute, hour or day.
+func (v *Violations) checkRateLimit(field string, r authz.RateLimit) {
+	if err := r.Check(); err != nil {
+		v.add(field, "%s", err.Error())
 	}
 }

@@ -44,6 +44,7 @@ type keyFlags struct {
 	Header         []string `name:"header" sep:"none" placeholder:"NAME=VALUE" help:"Response header added on allow, value may be a template such as $${key.id} or $${tenant.name} (repeatable)."`
 	DisabledHeader []string `name:"disabled-header" sep:"none" placeholder:"NAME=VALUE" help:"Response header kept with the key but not sent (repeatable)."`
 	Role           []string `name:"role" sep:"none" placeholder:"ROLE-ID" help:"Role the key holds (repeatable): its scope is added to the key's."`
+	RateLimit      string   `name:"rate-limit" placeholder:"N/UNIT" help:"Rate limit Envoy enforces for the key: N/second, N/minute, N/hour or N/day (5/s, 100/m, 1000/h, 10/d); wins over its roles'; default: its roles' (the most restrictive), else none."`
 }
 
 // keyFields is keyFlags parsed.
@@ -51,6 +52,7 @@ type keyFields struct {
 	active               *bool
 	expiresAt, notBefore *timestamppb.Timestamp
 	headers              []*accountv1.ResponseHeader
+	rateLimit            *accountv1.RateLimit
 }
 
 func (f *keyFlags) parse() (keyFields, error) {
@@ -84,6 +86,9 @@ func (f *keyFlags) parse() (keyFields, error) {
 		return out, err
 	}
 	out.headers = append(h, d...)
+	if out.rateLimit, err = parseRateLimitFlag("rate-limit", f.RateLimit); err != nil {
+		return out, err
+	}
 	return out, nil
 }
 
@@ -113,7 +118,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateServiceAccessKey, &accountv1.GenerateServiceAccessKeyRequest{
 				AppId: c.App, TenantId: c.Tenant, Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
 			})
 			if err != nil {
 				return err
@@ -123,7 +128,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateAppAccessKey, &accountv1.GenerateAppAccessKeyRequest{
 				AppId: c.App, Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
 			})
 			if err != nil {
 				return err
@@ -133,7 +138,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateAccountAccessKey, &accountv1.GenerateAccountAccessKeyRequest{
 				Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
 			})
 			if err != nil {
 				return err
@@ -186,7 +191,7 @@ func (c *KeysImportCmd) Run(e *Env) error {
 			Type: typeFromName(c.Type), AppId: c.App, TenantId: c.Tenant, PrivateKey: secret,
 			Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 			Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-			IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role,
+			IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
 		})
 		if err != nil {
 			return err
@@ -328,6 +333,8 @@ type KeysUpdateCmd struct {
 	ClearHeaders   bool     `name:"clear-headers" help:"Remove every response header."`
 	Role           []string `name:"role" sep:"none" placeholder:"ROLE-ID" help:"Replace the roles the key holds with these (repeatable)."`
 	ClearRoles     bool     `name:"clear-roles" help:"Take every role from the key."`
+	RateLimit      string   `name:"rate-limit" placeholder:"N/UNIT" help:"New rate limit of the key: N/second, N/minute, N/hour or N/day (5/s, 100/m, 1000/h, 10/d)."`
+	ClearRateLimit bool     `name:"clear-rate-limit" help:"Remove the key's own rate limit (its roles' applies, if any)."`
 	bulkFlags
 }
 
@@ -392,9 +399,17 @@ func (c *KeysUpdateCmd) request() (*accountv1.UpdateKeyRequest, error) {
 	case c.ClearRoles:
 		r.RoleIds = &accountv1.RoleIDs{}
 	}
+	if c.RateLimit != "" && c.ClearRateLimit {
+		return nil, errors.New("--rate-limit and --clear-rate-limit exclude each other")
+	}
+	rl, err := parseRateLimitFlag("rate-limit", c.RateLimit)
+	if err != nil {
+		return nil, err
+	}
+	r.RateLimit, r.ClearRateLimit = rl, c.ClearRateLimit
 	if r.Name == nil && r.Description == nil && r.Group == nil && r.Scope == nil && r.Active == nil &&
 		r.ExpiresAt == nil && !r.ClearExpiresAt && r.NotBefore == nil && !r.ClearNotBefore &&
-		r.IpFilters == nil && r.ResponseHeaders == nil && r.RoleIds == nil {
+		r.IpFilters == nil && r.ResponseHeaders == nil && r.RoleIds == nil && r.RateLimit == nil && !r.ClearRateLimit {
 		return nil, errNothingToUpdate
 	}
 	return r, nil

@@ -217,6 +217,7 @@ func keyRows(k *accountv1.Key) [][2]string {
 		{"IP FILTERS", strings.Join(k.GetIpFilters(), ", ")},
 		{"HEADERS", strings.Join(headers, ", ")},
 		{"ROLES", strings.Join(k.GetRoleIds(), ", ")},
+		{"RATE LIMIT", rateLimitText(k.GetRateLimit())},
 		{"ORIGIN", originName(k.GetOrigin())},
 		{"CREATED", fmtTime(k.GetCreateTime())},
 		{"UPDATED", fmtTime(k.GetUpdateTime())},

@@ -1,6 +1,7 @@
 package accountcli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -27,6 +28,7 @@ func roleRows(r *accountv1.ServiceAccessRole) [][2]string {
 		{"ID", r.GetId()},
 		{"NAME", r.GetName()},
 		{"SCOPE", r.GetScope()},
+		{"RATE LIMIT", rateLimitText(r.GetRateLimit())},
 		{"DESCRIPTION", r.GetDescription()},
 		{"CREATED", fmtTime(r.GetCreateTime())},
 		{"UPDATED", fmtTime(r.GetUpdateTime())},
@@ -40,12 +42,17 @@ type RolesCreateCmd struct {
 	Scope       string `name:"scope" required:"" help:"Scope the role grants: space-separated service[:kind[:operation]] patterns, ! denies (required)."`
 	Description string `name:"description" help:"Description."`
 	ID          string `name:"id" help:"Id to use (letters, digits, . _ ~ -); default: one is generated."`
+	RateLimit   string `name:"rate-limit" placeholder:"N/UNIT" help:"Rate limit of the keys holding the role that have none of their own (the most restrictive of their roles' applies): N/second, N/minute, N/hour or N/day (5/s, 100/m, 1000/h, 10/d)."`
 }
 
 func (c *RolesCreateCmd) Run(e *Env) error {
+	rl, err := parseRateLimitFlag("rate-limit", c.RateLimit)
+	if err != nil {
+		return err
+	}
 	return run(&c.ClientFlags, e, func(cl *client) error {
 		r, err := call(cl, cl.api.CreateServiceAccessRole, &accountv1.CreateServiceAccessRoleRequest{
-			Id: c.ID, Name: c.Name, Description: c.Description, Scope: c.Scope})
+			Id: c.ID, Name: c.Name, Description: c.Description, Scope: c.Scope, RateLimit: rl})
 		if err != nil {
 			return err
 		}
@@ -99,19 +106,28 @@ func (c *RolesGetCmd) Run(e *Env) error {
 // RolesUpdateCmd is `keygate roles update`.
 type RolesUpdateCmd struct {
 	ClientFlags
-	ID          string  `arg:"" name:"id" help:"Role id."`
-	Name        *string `name:"name" help:"New name (unique in the account)."`
-	Description *string `name:"description" help:"New description (\"\" clears it)."`
-	Scope       *string `name:"scope" help:"New scope (not empty): every key holding the role follows."`
+	ID             string  `arg:"" name:"id" help:"Role id."`
+	Name           *string `name:"name" help:"New name (unique in the account)."`
+	Description    *string `name:"description" help:"New description (\"\" clears it)."`
+	Scope          *string `name:"scope" help:"New scope (not empty): every key holding the role follows."`
+	RateLimit      string  `name:"rate-limit" placeholder:"N/UNIT" help:"New rate limit: N/second, N/minute, N/hour or N/day (5/s, 100/m, 1000/h, 10/d)."`
+	ClearRateLimit bool    `name:"clear-rate-limit" help:"Remove the role's rate limit."`
 }
 
 func (c *RolesUpdateCmd) Run(e *Env) error {
-	if c.Name == nil && c.Description == nil && c.Scope == nil {
+	if c.RateLimit != "" && c.ClearRateLimit {
+		return errors.New("--rate-limit and --clear-rate-limit exclude each other")
+	}
+	rl, err := parseRateLimitFlag("rate-limit", c.RateLimit)
+	if err != nil {
+		return err
+	}
+	if c.Name == nil && c.Description == nil && c.Scope == nil && rl == nil && !c.ClearRateLimit {
 		return errNothingToUpdate
 	}
 	return run(&c.ClientFlags, e, func(cl *client) error {
 		r, err := call(cl, cl.api.UpdateServiceAccessRole, &accountv1.UpdateServiceAccessRoleRequest{
-			Id: c.ID, Name: c.Name, Description: c.Description, Scope: c.Scope})
+			Id: c.ID, Name: c.Name, Description: c.Description, Scope: c.Scope, RateLimit: rl, ClearRateLimit: c.ClearRateLimit})
 		if err != nil {
 			return err
 		}

@@ -127,6 +127,7 @@ func keyProto(k store.Key, now time.Time) *accountv1.Key {
 		AppName:         sp.AppName,
 		TenantName:      sp.TenantName,
 		RoleIds:         append([]string(nil), k.RoleIDs...),
+		RateLimit:       rateLimitProto(sp.RateLimit),
 	}
 	if sp.PreviousHash != "" && now.Before(sp.PreviousValidUntil) {
 		out.PreviousSecretExpireTime = ts(sp.PreviousValidUntil)

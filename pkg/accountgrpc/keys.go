@@ -23,6 +23,7 @@ type keyRequest interface {
 	GetIpFilters() []string
 	GetResponseHeaders() []*accountv1.ResponseHeader
 	GetRoleIds() []string
+	GetRateLimit() *accountv1.RateLimit
 }
 
 // keyInput converts a key-creating request; active is the request's
@@ -38,6 +39,7 @@ func keyInput(typ authz.KeyType, appID, tenantID string, active *bool, r keyRequ
 		ResponseHeaders: headersFromProto(r.GetResponseHeaders()),
 		RoleIDs:         r.GetRoleIds(),
 	}
+	in.RateLimit = rateLimitOf(&v, "rate_limit", r.GetRateLimit())
 	return in, v.Err()
 }
 
@@ -162,6 +164,7 @@ func keyUpdate(r *accountv1.UpdateKeyRequest) (account.KeyUpdate, error) {
 		ids := append([]string{}, r.RoleIds.GetIds()...)
 		u.RoleIDs = &ids
 	}
+	u.RateLimit = rateLimitUpdate(&v, r.GetRateLimit(), r.GetClearRateLimit())
 	return u, v.Err()
 }
 

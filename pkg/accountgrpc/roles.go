@@ -10,7 +10,7 @@ import (
 
 func roleProto(r store.Role) *accountv1.ServiceAccessRole {
 	return &accountv1.ServiceAccessRole{Id: r.ID, Name: r.Name, Description: r.Description, Scope: r.Scope,
-		CreateTime: ts(r.CreatedAt), UpdateTime: ts(r.UpdatedAt)}
+		CreateTime: ts(r.CreatedAt), UpdateTime: ts(r.UpdatedAt), RateLimit: rateLimitProto(r.RateLimit)}
 }
 
 func denialProto(d store.Denial) *accountv1.ServiceAccessDenial {
@@ -20,8 +20,13 @@ func denialProto(d store.Denial) *accountv1.ServiceAccessDenial {
 
 // CreateServiceAccessRole creates a role.
 func (s *Server) CreateServiceAccessRole(ctx context.Context, r *accountv1.CreateServiceAccessRoleRequest) (*accountv1.CreateServiceAccessRoleResponse, error) {
+	var v account.Violations
+	rl := rateLimitOf(&v, "rate_limit", r.GetRateLimit())
+	if err := v.Err(); err != nil {
+		return nil, grpcError(err)
+	}
 	role, err := s.svc.CreateServiceAccessRole(ctx, callerFrom(ctx), account.RoleInput{
-		ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription(), Scope: r.GetScope()})
+		ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription(), Scope: r.GetScope(), RateLimit: rl})
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -52,8 +57,13 @@ func (s *Server) ListServiceAccessRoles(ctx context.Context, r *accountv1.ListSe
 
 // UpdateServiceAccessRole changes the fields present.
 func (s *Server) UpdateServiceAccessRole(ctx context.Context, r *accountv1.UpdateServiceAccessRoleRequest) (*accountv1.UpdateServiceAccessRoleResponse, error) {
+	var v account.Violations
+	rl := rateLimitUpdate(&v, r.GetRateLimit(), r.GetClearRateLimit())
+	if err := v.Err(); err != nil {
+		return nil, grpcError(err)
+	}
 	role, err := s.svc.UpdateServiceAccessRole(ctx, callerFrom(ctx), r.GetId(),
-		account.RoleUpdate{Name: r.Name, Description: r.Description, Scope: r.Scope})
+		account.RoleUpdate{Name: r.Name, Description: r.Description, Scope: r.Scope, RateLimit: rl})
 	if err != nil {
 		return nil, grpcError(err)
 	}

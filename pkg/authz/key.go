@@ -41,6 +41,9 @@ type KeySpec struct {
 	// valid until PreviousValidUntil (the grace period), then never again.
 	PreviousHash       string
 	PreviousValidUntil time.Time
+	// RateLimit is the key's own rate limit (SPEC §12), zero for none;
+	// it wins over its roles'. Envoy enforces it (Key.RateLimit).
+	RateLimit RateLimit
 }
 
 // HeaderSpec is one response header of a key: a fixed value or a template.
@@ -70,6 +73,8 @@ type Key struct {
 	roles   []*Role
 	ips     IPFilter
 	headers []headerTemplate
+	// rateLimit is the effective rate limit (own, else the roles').
+	rateLimit RateLimit
 
 	// adapterData lets a transport adapter keep its own ready-made form of
 	// the key (e.g. header messages) with the record, built once. Records are
@@ -249,6 +254,10 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 		bad("roles", err)
 	}
 	k.scope = opts.Scopes.union(k.own, roleScopes)
+	if err := spec.RateLimit.Check(); err != nil {
+		bad("rate_limit", err)
+	}
+	k.rateLimit = effectiveRateLimit(spec.RateLimit, k.roles)
 	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
 		bad("ip_filters", err)
 	}

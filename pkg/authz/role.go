@@ -19,6 +19,9 @@ type Role struct {
 	Name        string // unique within the account
 	Scope       string // non-empty, SPEC §3's grammar; deny patterns allowed
 	Description string
+	// RateLimit is the role's rate limit (SPEC §12), zero for none. A key
+	// without its own gets the most restrictive of its roles' (Key.RateLimit).
+	RateLimit RateLimit
 }
 
 // RoleSet finds a role a key holds by its id. The roles of one account:
@@ -57,6 +60,9 @@ func CheckRole(r *Role) error {
 		bad("scope", err)
 	case sc.IsEmpty():
 		bad("scope", errors.New("required: a role's scope may not be empty (an empty scope would allow everything)"))
+	}
+	if err := r.RateLimit.Check(); err != nil {
+		bad("rate_limit", err)
 	}
 	return errors.Join(errs...)
 }

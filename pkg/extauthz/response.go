@@ -243,7 +243,25 @@ func buildParts(k *authz.Key, cfg *Config) *keyParts {
 			p.metaKey[name] = structpb.NewStringValue(v)
 		}
 	}
+	if rl, ok := k.RateLimit(); ok {
+		p.metaKey[RateLimitMetadataKey] = rateLimitValue(rl)
+	}
 	return p
+}
+
+// RateLimitMetadataKey is the dynamic metadata field that carries a key's
+// rate limit (SPEC §12), in the form Envoy's
+// rate_limits[].limit.dynamic_metadata override reads.
+const RateLimitMetadataKey = "rate_limit"
+
+// rateLimitValue is the struct Envoy's RateLimit.Override.DynamicMetadata
+// reads: requests_per_unit (a number) and unit (RateLimitUnit's name,
+// "SECOND"). Built once per key with the rest of its parts.
+func rateLimitValue(rl authz.RateLimit) *structpb.Value {
+	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"requests_per_unit": structpb.NewNumberValue(float64(rl.RequestsPerUnit)),
+		"unit":              structpb.NewStringValue(rl.Unit.EnvoyName()),
+	}})
 }
 
 // allowResponse builds the OkHttpResponse for an allowed request, with its

@@ -71,8 +71,8 @@ tenants: [{id: acme, name: ACME Corp}]
 // app, none of which covers listing the inbox.
 func rolesAndDenials() (extra, roles string) {
 	extra = `roles:
-  - {id: r-1, name: readers, scope: "email-api:query:*"}
-  - {id: r-2, name: cleaners, scope: "email-api:mutation:deleteEmail !email-api:mutation:sendEmail"}
+  - {id: r-1, name: readers, scope: "email-api:query:*", rate_limit: {requests_per_unit: 100, unit: second}}
+  - {id: r-2, name: cleaners, scope: "email-api:mutation:deleteEmail !email-api:mutation:sendEmail", rate_limit: {requests_per_unit: 6000, unit: hour}}
   - {id: r-3, name: users, scope: "users-api:query:listUsers"}
 denials:
 `
@@ -92,7 +92,8 @@ func BenchmarkCheckFullStack(b *testing.B) {
 }
 
 // BenchmarkCheckFullStackRolesDenials is BenchmarkCheckFullStack for a
-// key with three roles whose tenant holds ten denials (none covering the
+// key with three roles (two with a rate limit, so the answer carries the
+// rate_limit metadata) whose tenant holds ten denials (none covering the
 // call): the hit path still allocates nothing.
 func BenchmarkCheckFullStackRolesDenials(b *testing.B) {
 	extra, roles := rolesAndDenials()

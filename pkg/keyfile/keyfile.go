@@ -117,7 +117,7 @@ func (s *Set) Account() string { return s.account }
 var (
 	topFields    = []string{"account", "apps", "tenants", "roles", "denials", "keys"}
 	ownerFields  = []string{"id", "name"}
-	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "roles", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers"}
+	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "roles", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers", "rate_limit"}
 	headerFields = []string{"name", "value", "disabled"}
 )
 
@@ -339,6 +339,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 	}
 	reported["ip_filters"] = kp.NumErrors() > n0
 	spec.Roles, reported["roles"] = kp.keyRoles(f["roles"].Value, label)
+	spec.RateLimit, reported["rate_limit"] = kp.rateLimit(f["rate_limit"].Value, label)
 	n0 = kp.NumErrors()
 	spec.ResponseHeaders = kp.headers(f["response_headers"].Value, label)
 	reported["response_headers"] = kp.NumErrors() > n0

@@ -33,7 +33,7 @@ import (
 // (never an app key) whose request it covers.
 
 var (
-	roleFields   = []string{"id", "name", "scope", "description"}
+	roleFields   = []string{"id", "name", "scope", "description", "rate_limit"}
 	denialFields = []string{"id", "tenant", "app", "scope", "reason"}
 )
 
@@ -60,6 +60,7 @@ func (p *parser) roles(n *yaml.Node, account string, hasService func(string) boo
 			return s
 		}
 		r := &authz.Role{ID: str("id"), AccountID: account, Name: str("name"), Scope: str("scope"), Description: str("description")}
+		r.RateLimit, reported["rate_limit"] = p.rateLimit(f["rate_limit"].Value, label)
 		for _, e := range flatten(authz.CheckRole(r)) {
 			var fe *authz.FieldError
 			if !errors.As(e, &fe) {

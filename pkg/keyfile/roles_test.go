@@ -101,7 +101,7 @@ func TestParseRolesAndDenialsErrors(t *testing.T) {
 		{
 			name: "unknown field in a role",
 			file: top + "roles:\n  - {id: r-1, name: one, scope: a, scopes: b}\n" + key,
-			want: []string{`keys.yaml:4: roles[0] (id "r-1"): unknown field "scopes" (known: id, name, scope, description)`},
+			want: []string{`keys.yaml:4: roles[0] (id "r-1"): unknown field "scopes" (known: id, name, scope, description, rate_limit)`},
 		},
 		{
 			name: "denial without tenant or app",

@@ -28,10 +28,11 @@ type File struct {
 }
 
 type roleOut struct {
-	ID          string `yaml:"id"`
-	Name        string `yaml:"name"`
-	Scope       string `yaml:"scope"`
-	Description string `yaml:"description,omitempty"`
+	ID          string        `yaml:"id"`
+	Name        string        `yaml:"name"`
+	Scope       string        `yaml:"scope"`
+	Description string        `yaml:"description,omitempty"`
+	RateLimit   *rateLimitOut `yaml:"rate_limit,omitempty,flow"`
 }
 
 type denialOut struct {
@@ -54,21 +55,22 @@ type headerOut struct {
 }
 
 type keyOut struct {
-	ID              string      `yaml:"id"`
-	Name            string      `yaml:"name"`
-	Type            string      `yaml:"type"`
-	App             string      `yaml:"app,omitempty"`
-	Tenant          string      `yaml:"tenant,omitempty"`
-	Hash            string      `yaml:"hash"`
-	Scope           string      `yaml:"scope,omitempty"`
-	Roles           []string    `yaml:"roles,omitempty,flow"`
-	Active          *bool       `yaml:"active,omitempty"`
-	NotBefore       string      `yaml:"not_before,omitempty"`
-	ExpiresAt       string      `yaml:"expires_at,omitempty"`
-	IPFilters       []string    `yaml:"ip_filters,omitempty,flow"`
-	Group           string      `yaml:"group,omitempty"`
-	Description     string      `yaml:"description,omitempty"`
-	ResponseHeaders []headerOut `yaml:"response_headers,omitempty"`
+	ID              string        `yaml:"id"`
+	Name            string        `yaml:"name"`
+	Type            string        `yaml:"type"`
+	App             string        `yaml:"app,omitempty"`
+	Tenant          string        `yaml:"tenant,omitempty"`
+	Hash            string        `yaml:"hash"`
+	Scope           string        `yaml:"scope,omitempty"`
+	Roles           []string      `yaml:"roles,omitempty,flow"`
+	Active          *bool         `yaml:"active,omitempty"`
+	NotBefore       string        `yaml:"not_before,omitempty"`
+	ExpiresAt       string        `yaml:"expires_at,omitempty"`
+	IPFilters       []string      `yaml:"ip_filters,omitempty,flow"`
+	Group           string        `yaml:"group,omitempty"`
+	Description     string        `yaml:"description,omitempty"`
+	ResponseHeaders []headerOut   `yaml:"response_headers,omitempty"`
+	RateLimit       *rateLimitOut `yaml:"rate_limit,omitempty,flow"`
 }
 
 type fileOut struct {
@@ -94,7 +96,7 @@ func Marshal(f File, header string) ([]byte, error) {
 		out.Tenants = append(out.Tenants, ownerOut(o))
 	}
 	for _, r := range f.Roles {
-		out.Roles = append(out.Roles, roleOut{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description})
+		out.Roles = append(out.Roles, roleOut{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description, RateLimit: rateLimitYAML(r.RateLimit)})
 	}
 	for _, d := range f.Denials {
 		out.Denials = append(out.Denials, denialOut{ID: d.ID, Tenant: d.TenantID, App: d.AppID, Scope: d.Scope, Reason: d.Reason})
@@ -102,7 +104,7 @@ func Marshal(f File, header string) ([]byte, error) {
 	for _, k := range f.Keys {
 		ko := keyOut{ID: k.ID, Name: k.Name, Type: k.Type.String(), App: k.AppID, Tenant: k.TenantID,
 			Hash: k.Hash, Scope: k.Scope, Roles: k.Roles, NotBefore: timeText(k.NotBefore), ExpiresAt: timeText(k.ExpiresAt),
-			IPFilters: k.IPFilters, Group: k.Group, Description: k.Description}
+			IPFilters: k.IPFilters, Group: k.Group, Description: k.Description, RateLimit: rateLimitYAML(k.RateLimit)}
 		if !k.Active {
 			ko.Active = new(bool)
 		}

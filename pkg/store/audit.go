@@ -50,6 +50,7 @@ type (
 		Origin             string        `json:"origin"`
 		PreviousValidUntil *time.Time    `json:"previous_valid_until,omitempty"`
 		RoleIDs            []string      `json:"role_ids,omitempty"`
+		RateLimit          string        `json:"rate_limit,omitempty"`
 		CreatedAt          time.Time     `json:"created_at"`
 		UpdatedAt          time.Time     `json:"updated_at"`
 	}
@@ -76,6 +77,7 @@ func KeyAuditOf(k Key) *KeyAudit {
 		IPFilters: sp.IPFilters, Group: sp.Group, Description: sp.Description,
 		Origin: string(k.Origin), PreviousValidUntil: timePtr(sp.PreviousValidUntil),
 		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt, RoleIDs: k.RoleIDs,
+		RateLimit: sp.RateLimit.String(),
 	}
 	for _, h := range sp.ResponseHeaders {
 		a.ResponseHeaders = append(a.ResponseHeaders, HeaderAudit{Name: h.Name, Value: h.Value, Disabled: h.Disabled})

@@ -341,6 +341,7 @@ func diffRole(w, h Role) (Role, []string, []string, error) {
 	set("name", w.Name != h.Name, func() { out.Name = w.Name })
 	set("scope", w.Scope != h.Scope, func() { out.Scope = w.Scope })
 	set("description", w.Description != h.Description, func() { out.Description = w.Description })
+	set("rate_limit", w.RateLimit != h.RateLimit, func() { out.RateLimit = w.RateLimit })
 	return out, changed, nil, nil
 }
 
@@ -416,6 +417,7 @@ func diffKey(w, h Key) (Key, []string, []string, error) {
 	set("description", ws.Description != hs.Description, func() { out.Spec.Description = ws.Description })
 	set("response_headers", !slices.Equal(ws.ResponseHeaders, hs.ResponseHeaders),
 		func() { out.Spec.ResponseHeaders = slices.Clone(ws.ResponseHeaders) })
+	set("rate_limit", ws.RateLimit != hs.RateLimit, func() { out.Spec.RateLimit = ws.RateLimit })
 	if slices.Contains(changed, "hash") {
 		notes = append(notes, "the stored secret stops working; the file's secret works")
 	}

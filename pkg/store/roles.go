@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 // Role is an account-level, named scope that keys hold (SPEC §11): a
@@ -17,8 +19,10 @@ type Role struct {
 	Name        string // unique per account
 	Description string
 	Scope       string // non-empty, SPEC §3's grammar
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// RateLimit is the role's rate limit (SPEC §12), zero for none.
+	RateLimit authz.RateLimit
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // RoleUpdate lists the fields UpdateRole changes; nil fields stay.
@@ -26,6 +30,8 @@ type RoleUpdate struct {
 	Name        *string
 	Description *string
 	Scope       *string
+	// RateLimit replaces the role's rate limit (the zero value: none).
+	RateLimit *authz.RateLimit
 }
 
 // Apply returns r with the fields u sets changed.
@@ -33,6 +39,7 @@ func (u *RoleUpdate) Apply(r Role) Role {
 	setIf(&r.Name, u.Name)
 	setIf(&r.Description, u.Description)
 	setIf(&r.Scope, u.Scope)
+	setIf(&r.RateLimit, u.RateLimit)
 	return r
 }
 
@@ -95,9 +102,10 @@ func (e *RoleHeldError) Unwrap() error { return ErrRoleHeld }
 // (see postgres keyRow.Roles); the merge with the data plane passes them
 // to authz.
 type KeyRole struct {
-	ID    string
-	Name  string
-	Scope string
+	ID        string
+	Name      string
+	Scope     string
+	RateLimit authz.RateLimit
 }
 
 // Roles is what the Account API writes and reads of roles and denials.
@@ -161,6 +169,7 @@ type RoleAudit struct {
 	Name        string    `json:"name"`
 	Description string    `json:"description,omitempty"`
 	Scope       string    `json:"scope"`
+	RateLimit   string    `json:"rate_limit,omitempty"`
 	HeldBy      int       `json:"held_by_keys,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
@@ -169,7 +178,7 @@ type RoleAudit struct {
 // RoleAuditOf is the audit record of a role.
 func RoleAuditOf(r Role) *RoleAudit {
 	return &RoleAudit{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Description: r.Description,
-		Scope: r.Scope, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		Scope: r.Scope, RateLimit: r.RateLimit.String(), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // DenialAudit is the audit record of a denial.

@@ -131,6 +131,8 @@ type KeyUpdate struct {
 	ResponseHeaders *[]authz.HeaderSpec
 	// RoleIDs replaces the roles the key holds (an empty list: none).
 	RoleIDs *[]string
+	// RateLimit replaces the key's own rate limit (the zero value: none).
+	RateLimit *authz.RateLimit
 }
 
 // Apply returns spec with the fields u sets changed; the lists are copied,
@@ -143,6 +145,7 @@ func (u *KeyUpdate) Apply(spec authz.KeySpec) authz.KeySpec {
 	setIf(&spec.Active, u.Active)
 	setIf(&spec.NotBefore, u.NotBefore)
 	setIf(&spec.ExpiresAt, u.ExpiresAt)
+	setIf(&spec.RateLimit, u.RateLimit)
 	if u.IPFilters != nil {
 		spec.IPFilters = slices.Clone(*u.IPFilters)
 	}

@@ -416,7 +416,7 @@ func (s *Store) LookupKey(_ context.Context, d apikey.Digest) (*authz.Key, error
 			roles := authz.RoleMap{}
 			for _, id := range k.RoleIDs {
 				if r, ok := s.roles[ref{k.Spec.AccountID, id}]; ok {
-					roles[id] = &authz.Role{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Scope: r.Scope}
+					roles[id] = &authz.Role{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Scope: r.Scope, RateLimit: r.RateLimit}
 				}
 			}
 			opts.Roles = roles

@@ -133,6 +133,62 @@ func (KeyOrigin) EnumDescriptor() ([]byte, []int) {
 	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{1}
 }
 
+// RateLimitUnit is the unit of a RateLimit.
+type RateLimitUnit int32
+
+const (
+	RateLimitUnit_RATE_LIMIT_UNIT_UNSPECIFIED RateLimitUnit = 0
+	RateLimitUnit_RATE_LIMIT_UNIT_SECOND      RateLimitUnit = 1
+	RateLimitUnit_RATE_LIMIT_UNIT_MINUTE      RateLimitUnit = 2
+	RateLimitUnit_RATE_LIMIT_UNIT_HOUR        RateLimitUnit = 3
+	RateLimitUnit_RATE_LIMIT_UNIT_DAY         RateLimitUnit = 4
+)
+
+// Enum value maps for RateLimitUnit.
+var (
+	RateLimitUnit_name = map[int32]string{
+		0: "RATE_LIMIT_UNIT_UNSPECIFIED",
+		1: "RATE_LIMIT_UNIT_SECOND",
+		2: "RATE_LIMIT_UNIT_MINUTE",
+		3: "RATE_LIMIT_UNIT_HOUR",
+		4: "RATE_LIMIT_UNIT_DAY",
+	}
+	RateLimitUnit_value = map[string]int32{
+		"RATE_LIMIT_UNIT_UNSPECIFIED": 0,
+		"RATE_LIMIT_UNIT_SECOND":      1,
+		"RATE_LIMIT_UNIT_MINUTE":      2,
+		"RATE_LIMIT_UNIT_HOUR":        3,
+		"RATE_LIMIT_UNIT_DAY":         4,
+	}
+)
+
+func (x RateLimitUnit) Enum() *RateLimitUnit {
+	p := new(RateLimitUnit)
+	*p = x
+	return p
+}
+
+func (x RateLimitUnit) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RateLimitUnit) Descriptor() protoreflect.EnumDescriptor {
+	return file_keygate_account_v1_account_proto_enumTypes[2].Descriptor()
+}
+
+func (RateLimitUnit) Type() protoreflect.EnumType {
+	return &file_keygate_account_v1_account_proto_enumTypes[2]
+}
+
+func (x RateLimitUnit) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RateLimitUnit.Descriptor instead.
+func (RateLimitUnit) EnumDescriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{2}
+}
+
 // App is an application whose APIs keygate protects.
 type App struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -405,7 +461,10 @@ type Key struct {
 	// replaced is still valid (its grace period).
 	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
 	// role_ids are the roles the key holds, sorted.
-	RoleIds       []string `protobuf:"bytes,21,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	RoleIds []string `protobuf:"bytes,21,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
+	// in the dynamic metadata on allow; unset for none.
+	RateLimit     *RateLimit `protobuf:"bytes,22,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -583,6 +642,13 @@ func (x *Key) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
 func (x *Key) GetRoleIds() []string {
 	if x != nil {
 		return x.RoleIds
+	}
+	return nil
+}
+
+func (x *Key) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
 	}
 	return nil
 }
@@ -1845,7 +1911,10 @@ type GenerateServiceAccessKeyRequest struct {
 	// id is caller-chosen; empty lets keygate generate one.
 	Id string `protobuf:"bytes,12,opt,name=id,proto3" json:"id,omitempty"`
 	// role_ids are roles of the account the key holds.
-	RoleIds       []string `protobuf:"bytes,13,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	RoleIds []string `protobuf:"bytes,13,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
+	// in the dynamic metadata on allow; unset for none.
+	RateLimit     *RateLimit `protobuf:"bytes,14,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1971,6 +2040,13 @@ func (x *GenerateServiceAccessKeyRequest) GetRoleIds() []string {
 	return nil
 }
 
+func (x *GenerateServiceAccessKeyRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 // GenerateServiceAccessKeyResponse carries the new secret, once.
 type GenerateServiceAccessKeyResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -2063,7 +2139,10 @@ type GenerateAppAccessKeyRequest struct {
 	// id is caller-chosen; empty lets keygate generate one.
 	Id string `protobuf:"bytes,11,opt,name=id,proto3" json:"id,omitempty"`
 	// role_ids are roles of the account the key holds.
-	RoleIds       []string `protobuf:"bytes,12,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	RoleIds []string `protobuf:"bytes,12,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
+	// in the dynamic metadata on allow; unset for none.
+	RateLimit     *RateLimit `protobuf:"bytes,13,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2182,6 +2261,13 @@ func (x *GenerateAppAccessKeyRequest) GetRoleIds() []string {
 	return nil
 }
 
+func (x *GenerateAppAccessKeyRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 // GenerateAppAccessKeyResponse carries the new secret, once.
 type GenerateAppAccessKeyResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -2274,7 +2360,10 @@ type GenerateAccountAccessKeyRequest struct {
 	// id is caller-chosen; empty lets keygate generate one.
 	Id string `protobuf:"bytes,10,opt,name=id,proto3" json:"id,omitempty"`
 	// role_ids are roles of the account the key holds.
-	RoleIds       []string `protobuf:"bytes,11,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	RoleIds []string `protobuf:"bytes,11,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
+	// in the dynamic metadata on allow; unset for none.
+	RateLimit     *RateLimit `protobuf:"bytes,12,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2386,6 +2475,13 @@ func (x *GenerateAccountAccessKeyRequest) GetRoleIds() []string {
 	return nil
 }
 
+func (x *GenerateAccountAccessKeyRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 // GenerateAccountAccessKeyResponse carries the new secret, once.
 type GenerateAccountAccessKeyResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -2484,7 +2580,10 @@ type ImportKeyRequest struct {
 	// id is caller-chosen; empty lets keygate generate one.
 	Id string `protobuf:"bytes,14,opt,name=id,proto3" json:"id,omitempty"`
 	// role_ids are roles of the account the key holds.
-	RoleIds       []string `protobuf:"bytes,15,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	RoleIds []string `protobuf:"bytes,15,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
+	// in the dynamic metadata on allow; unset for none.
+	RateLimit     *RateLimit `protobuf:"bytes,16,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2620,6 +2719,13 @@ func (x *ImportKeyRequest) GetId() string {
 func (x *ImportKeyRequest) GetRoleIds() []string {
 	if x != nil {
 		return x.RoleIds
+	}
+	return nil
+}
+
+func (x *ImportKeyRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
 	}
 	return nil
 }
@@ -3080,9 +3186,13 @@ type UpdateKeyRequest struct {
 	// response_headers, when present, replaces the list (empty: none).
 	ResponseHeaders *ResponseHeaders `protobuf:"bytes,12,opt,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
 	// role_ids, when present, replaces the roles the key holds (empty: none).
-	RoleIds       *RoleIDs `protobuf:"bytes,13,opt,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RoleIds *RoleIDs `protobuf:"bytes,13,opt,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	// rate_limit, when set, replaces the key's own rate limit;
+	// clear_rate_limit removes it.
+	RateLimit      *RateLimit `protobuf:"bytes,14,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	ClearRateLimit bool       `protobuf:"varint,15,opt,name=clear_rate_limit,json=clearRateLimit,proto3" json:"clear_rate_limit,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateKeyRequest) Reset() {
@@ -3204,6 +3314,20 @@ func (x *UpdateKeyRequest) GetRoleIds() *RoleIDs {
 		return x.RoleIds
 	}
 	return nil
+}
+
+func (x *UpdateKeyRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *UpdateKeyRequest) GetClearRateLimit() bool {
+	if x != nil {
+		return x.ClearRateLimit
+	}
+	return false
 }
 
 // UpdateKeyResponse is the key as updated.
@@ -3969,6 +4093,62 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 
 // RoleIDs wraps a list of role ids so that an update can tell "leave as
 // is" (absent) from "clear" (present and empty).
+// RateLimit is a rate limit of a key or a role (SPEC §12): Envoy's global
+// rate limit service enforces it per key, from the rate_limit struct
+// keygate returns in the dynamic metadata of an allow.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// requests_per_unit: 1 to 1,000,000,000.
+	RequestsPerUnit uint32        `protobuf:"varint,1,opt,name=requests_per_unit,json=requestsPerUnit,proto3" json:"requests_per_unit,omitempty"`
+	Unit            RateLimitUnit `protobuf:"varint,2,opt,name=unit,proto3,enum=keygate.account.v1.RateLimitUnit" json:"unit,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RateLimit) GetRequestsPerUnit() uint32 {
+	if x != nil {
+		return x.RequestsPerUnit
+	}
+	return 0
+}
+
+func (x *RateLimit) GetUnit() RateLimitUnit {
+	if x != nil {
+		return x.Unit
+	}
+	return RateLimitUnit_RATE_LIMIT_UNIT_UNSPECIFIED
+}
+
 type RoleIDs struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
@@ -3978,7 +4158,7 @@ type RoleIDs struct {
 
 func (x *RoleIDs) Reset() {
 	*x = RoleIDs{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4170,7 @@ func (x *RoleIDs) String() string {
 func (*RoleIDs) ProtoMessage() {}
 
 func (x *RoleIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[50]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +4183,7 @@ func (x *RoleIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleIDs.ProtoReflect.Descriptor instead.
 func (*RoleIDs) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{50}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RoleIDs) GetIds() []string {
@@ -4021,16 +4201,19 @@ type ServiceAccessRole struct {
 	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	// scope is non-empty, in the key scope grammar.
-	Scope         string                 `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	Scope      string                 `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// rate_limit is the role's rate limit (SPEC §12): a key without its own
+	// gets the most restrictive of its roles'. Unset for none.
+	RateLimit     *RateLimit `protobuf:"bytes,7,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceAccessRole) Reset() {
 	*x = ServiceAccessRole{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4042,7 +4225,7 @@ func (x *ServiceAccessRole) String() string {
 func (*ServiceAccessRole) ProtoMessage() {}
 
 func (x *ServiceAccessRole) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4055,7 +4238,7 @@ func (x *ServiceAccessRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccessRole.ProtoReflect.Descriptor instead.
 func (*ServiceAccessRole) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{51}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ServiceAccessRole) GetId() string {
@@ -4100,21 +4283,31 @@ func (x *ServiceAccessRole) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ServiceAccessRole) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 // CreateServiceAccessRoleRequest describes a new role.
 type CreateServiceAccessRoleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is caller-chosen; empty lets keygate generate one.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	Scope         string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	Id          string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Scope       string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	// rate_limit is the role's rate limit (SPEC §12): a key without its own
+	// gets the most restrictive of its roles'. Unset for none.
+	RateLimit     *RateLimit `protobuf:"bytes,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateServiceAccessRoleRequest) Reset() {
 	*x = CreateServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4126,7 +4319,7 @@ func (x *CreateServiceAccessRoleRequest) String() string {
 func (*CreateServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4139,7 +4332,7 @@ func (x *CreateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{52}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateServiceAccessRoleRequest) GetId() string {
@@ -4170,6 +4363,13 @@ func (x *CreateServiceAccessRoleRequest) GetScope() string {
 	return ""
 }
 
+func (x *CreateServiceAccessRoleRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 // CreateServiceAccessRoleResponse is the role as created.
 type CreateServiceAccessRoleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4183,7 +4383,7 @@ type CreateServiceAccessRoleResponse struct {
 
 func (x *CreateServiceAccessRoleResponse) Reset() {
 	*x = CreateServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4195,7 +4395,7 @@ func (x *CreateServiceAccessRoleResponse) String() string {
 func (*CreateServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4208,7 +4408,7 @@ func (x *CreateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{53}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -4235,7 +4435,7 @@ type GetServiceAccessRoleRequest struct {
 
 func (x *GetServiceAccessRoleRequest) Reset() {
 	*x = GetServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4247,7 +4447,7 @@ func (x *GetServiceAccessRoleRequest) String() string {
 func (*GetServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *GetServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4260,7 +4460,7 @@ func (x *GetServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{54}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetServiceAccessRoleRequest) GetId() string {
@@ -4280,7 +4480,7 @@ type GetServiceAccessRoleResponse struct {
 
 func (x *GetServiceAccessRoleResponse) Reset() {
 	*x = GetServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4292,7 +4492,7 @@ func (x *GetServiceAccessRoleResponse) String() string {
 func (*GetServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *GetServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4305,7 +4505,7 @@ func (x *GetServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{55}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -4327,7 +4527,7 @@ type ListServiceAccessRolesRequest struct {
 
 func (x *ListServiceAccessRolesRequest) Reset() {
 	*x = ListServiceAccessRolesRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4339,7 +4539,7 @@ func (x *ListServiceAccessRolesRequest) String() string {
 func (*ListServiceAccessRolesRequest) ProtoMessage() {}
 
 func (x *ListServiceAccessRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4352,7 +4552,7 @@ func (x *ListServiceAccessRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessRolesRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{56}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListServiceAccessRolesRequest) GetPageSize() int32 {
@@ -4381,7 +4581,7 @@ type ListServiceAccessRolesResponse struct {
 
 func (x *ListServiceAccessRolesResponse) Reset() {
 	*x = ListServiceAccessRolesResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4393,7 +4593,7 @@ func (x *ListServiceAccessRolesResponse) String() string {
 func (*ListServiceAccessRolesResponse) ProtoMessage() {}
 
 func (x *ListServiceAccessRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4406,7 +4606,7 @@ func (x *ListServiceAccessRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessRolesResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{57}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListServiceAccessRolesResponse) GetRoles() []*ServiceAccessRole {
@@ -4425,18 +4625,22 @@ func (x *ListServiceAccessRolesResponse) GetNextPageToken() string {
 
 // UpdateServiceAccessRoleRequest changes the fields present.
 type UpdateServiceAccessRoleRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	Description   *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
-	Scope         *string                `protobuf:"bytes,4,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name        *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Description *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Scope       *string                `protobuf:"bytes,4,opt,name=scope,proto3,oneof" json:"scope,omitempty"`
+	// rate_limit, when set, replaces the role's rate limit;
+	// clear_rate_limit removes it.
+	RateLimit      *RateLimit `protobuf:"bytes,5,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	ClearRateLimit bool       `protobuf:"varint,6,opt,name=clear_rate_limit,json=clearRateLimit,proto3" json:"clear_rate_limit,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateServiceAccessRoleRequest) Reset() {
 	*x = UpdateServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4448,7 +4652,7 @@ func (x *UpdateServiceAccessRoleRequest) String() string {
 func (*UpdateServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *UpdateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4461,7 +4665,7 @@ func (x *UpdateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{58}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UpdateServiceAccessRoleRequest) GetId() string {
@@ -4492,6 +4696,20 @@ func (x *UpdateServiceAccessRoleRequest) GetScope() string {
 	return ""
 }
 
+func (x *UpdateServiceAccessRoleRequest) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *UpdateServiceAccessRoleRequest) GetClearRateLimit() bool {
+	if x != nil {
+		return x.ClearRateLimit
+	}
+	return false
+}
+
 // UpdateServiceAccessRoleResponse is the role as updated.
 type UpdateServiceAccessRoleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4505,7 +4723,7 @@ type UpdateServiceAccessRoleResponse struct {
 
 func (x *UpdateServiceAccessRoleResponse) Reset() {
 	*x = UpdateServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4517,7 +4735,7 @@ func (x *UpdateServiceAccessRoleResponse) String() string {
 func (*UpdateServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *UpdateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4530,7 +4748,7 @@ func (x *UpdateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{59}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UpdateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -4559,7 +4777,7 @@ type DeleteServiceAccessRoleRequest struct {
 
 func (x *DeleteServiceAccessRoleRequest) Reset() {
 	*x = DeleteServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4571,7 +4789,7 @@ func (x *DeleteServiceAccessRoleRequest) String() string {
 func (*DeleteServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4584,7 +4802,7 @@ func (x *DeleteServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{60}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DeleteServiceAccessRoleRequest) GetId() string {
@@ -4613,7 +4831,7 @@ type DeleteServiceAccessRoleResponse struct {
 
 func (x *DeleteServiceAccessRoleResponse) Reset() {
 	*x = DeleteServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4625,7 +4843,7 @@ func (x *DeleteServiceAccessRoleResponse) String() string {
 func (*DeleteServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4638,7 +4856,7 @@ func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeleteServiceAccessRoleResponse) GetChangeNumber() int64 {
@@ -4667,7 +4885,7 @@ type ServiceAccessDenial struct {
 
 func (x *ServiceAccessDenial) Reset() {
 	*x = ServiceAccessDenial{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4679,7 +4897,7 @@ func (x *ServiceAccessDenial) String() string {
 func (*ServiceAccessDenial) ProtoMessage() {}
 
 func (x *ServiceAccessDenial) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4692,7 +4910,7 @@ func (x *ServiceAccessDenial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccessDenial.ProtoReflect.Descriptor instead.
 func (*ServiceAccessDenial) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{62}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ServiceAccessDenial) GetId() string {
@@ -4760,7 +4978,7 @@ type CreateServiceAccessDenialRequest struct {
 
 func (x *CreateServiceAccessDenialRequest) Reset() {
 	*x = CreateServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4772,7 +4990,7 @@ func (x *CreateServiceAccessDenialRequest) String() string {
 func (*CreateServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4785,7 +5003,7 @@ func (x *CreateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{63}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateServiceAccessDenialRequest) GetId() string {
@@ -4836,7 +5054,7 @@ type CreateServiceAccessDenialResponse struct {
 
 func (x *CreateServiceAccessDenialResponse) Reset() {
 	*x = CreateServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4848,7 +5066,7 @@ func (x *CreateServiceAccessDenialResponse) String() string {
 func (*CreateServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4861,7 +5079,7 @@ func (x *CreateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use CreateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{64}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -4888,7 +5106,7 @@ type GetServiceAccessDenialRequest struct {
 
 func (x *GetServiceAccessDenialRequest) Reset() {
 	*x = GetServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4900,7 +5118,7 @@ func (x *GetServiceAccessDenialRequest) String() string {
 func (*GetServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *GetServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4913,7 +5131,7 @@ func (x *GetServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{65}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetServiceAccessDenialRequest) GetId() string {
@@ -4933,7 +5151,7 @@ type GetServiceAccessDenialResponse struct {
 
 func (x *GetServiceAccessDenialResponse) Reset() {
 	*x = GetServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4945,7 +5163,7 @@ func (x *GetServiceAccessDenialResponse) String() string {
 func (*GetServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *GetServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4958,7 +5176,7 @@ func (x *GetServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{66}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -4982,7 +5200,7 @@ type ListServiceAccessDenialsRequest struct {
 
 func (x *ListServiceAccessDenialsRequest) Reset() {
 	*x = ListServiceAccessDenialsRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4994,7 +5212,7 @@ func (x *ListServiceAccessDenialsRequest) String() string {
 func (*ListServiceAccessDenialsRequest) ProtoMessage() {}
 
 func (x *ListServiceAccessDenialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5007,7 +5225,7 @@ func (x *ListServiceAccessDenialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessDenialsRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessDenialsRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{67}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListServiceAccessDenialsRequest) GetTenantId() string {
@@ -5050,7 +5268,7 @@ type ListServiceAccessDenialsResponse struct {
 
 func (x *ListServiceAccessDenialsResponse) Reset() {
 	*x = ListServiceAccessDenialsResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5062,7 +5280,7 @@ func (x *ListServiceAccessDenialsResponse) String() string {
 func (*ListServiceAccessDenialsResponse) ProtoMessage() {}
 
 func (x *ListServiceAccessDenialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5075,7 +5293,7 @@ func (x *ListServiceAccessDenialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessDenialsResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessDenialsResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{68}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListServiceAccessDenialsResponse) GetDenials() []*ServiceAccessDenial {
@@ -5105,7 +5323,7 @@ type UpdateServiceAccessDenialRequest struct {
 
 func (x *UpdateServiceAccessDenialRequest) Reset() {
 	*x = UpdateServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5117,7 +5335,7 @@ func (x *UpdateServiceAccessDenialRequest) String() string {
 func (*UpdateServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *UpdateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5130,7 +5348,7 @@ func (x *UpdateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{69}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateServiceAccessDenialRequest) GetId() string {
@@ -5167,7 +5385,7 @@ type UpdateServiceAccessDenialResponse struct {
 
 func (x *UpdateServiceAccessDenialResponse) Reset() {
 	*x = UpdateServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5179,7 +5397,7 @@ func (x *UpdateServiceAccessDenialResponse) String() string {
 func (*UpdateServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *UpdateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5192,7 +5410,7 @@ func (x *UpdateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{70}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *UpdateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -5219,7 +5437,7 @@ type DeleteServiceAccessDenialRequest struct {
 
 func (x *DeleteServiceAccessDenialRequest) Reset() {
 	*x = DeleteServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5231,7 +5449,7 @@ func (x *DeleteServiceAccessDenialRequest) String() string {
 func (*DeleteServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5244,7 +5462,7 @@ func (x *DeleteServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{71}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteServiceAccessDenialRequest) GetId() string {
@@ -5266,7 +5484,7 @@ type DeleteServiceAccessDenialResponse struct {
 
 func (x *DeleteServiceAccessDenialResponse) Reset() {
 	*x = DeleteServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5278,7 +5496,7 @@ func (x *DeleteServiceAccessDenialResponse) String() string {
 func (*DeleteServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5291,7 +5509,7 @@ func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use DeleteServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{72}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DeleteServiceAccessDenialResponse) GetChangeNumber() int64 {
@@ -5327,7 +5545,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5339,7 +5557,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5352,7 +5570,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{73}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *Replica) GetId() string {
@@ -5436,7 +5654,7 @@ type GetSyncStatusRequest struct {
 
 func (x *GetSyncStatusRequest) Reset() {
 	*x = GetSyncStatusRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5448,7 +5666,7 @@ func (x *GetSyncStatusRequest) String() string {
 func (*GetSyncStatusRequest) ProtoMessage() {}
 
 func (x *GetSyncStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5461,7 +5679,7 @@ func (x *GetSyncStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSyncStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetSyncStatusRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{74}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetSyncStatusRequest) GetChangeNumber() int64 {
@@ -5494,7 +5712,7 @@ type GetSyncStatusResponse struct {
 
 func (x *GetSyncStatusResponse) Reset() {
 	*x = GetSyncStatusResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5506,7 +5724,7 @@ func (x *GetSyncStatusResponse) String() string {
 func (*GetSyncStatusResponse) ProtoMessage() {}
 
 func (x *GetSyncStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5519,7 +5737,7 @@ func (x *GetSyncStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSyncStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetSyncStatusResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{75}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GetSyncStatusResponse) GetChangeNumber() int64 {
@@ -5566,7 +5784,7 @@ type ListReplicasRequest struct {
 
 func (x *ListReplicasRequest) Reset() {
 	*x = ListReplicasRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5578,7 +5796,7 @@ func (x *ListReplicasRequest) String() string {
 func (*ListReplicasRequest) ProtoMessage() {}
 
 func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5591,7 +5809,7 @@ func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ListReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{76}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{77}
 }
 
 // ListReplicasResponse lists the replicas in id order.
@@ -5605,7 +5823,7 @@ type ListReplicasResponse struct {
 
 func (x *ListReplicasResponse) Reset() {
 	*x = ListReplicasResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5617,7 +5835,7 @@ func (x *ListReplicasResponse) String() string {
 func (*ListReplicasResponse) ProtoMessage() {}
 
 func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5630,7 +5848,7 @@ func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ListReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{77}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListReplicasResponse) GetReplicas() []*Replica {
@@ -5673,7 +5891,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x0eResponseHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1a\n" +
-	"\bdisabled\x18\x03 \x01(\bR\bdisabled\"\xfd\x06\n" +
+	"\bdisabled\x18\x03 \x01(\bR\bdisabled\"\xbb\a\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
@@ -5702,7 +5920,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\vtenant_name\x18\x13 \x01(\tR\n" +
 	"tenantName\x12Y\n" +
 	"\x1bprevious_secret_expire_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\x12\x19\n" +
-	"\brole_ids\x18\x15 \x03(\tR\aroleIds\"\xfc\x02\n" +
+	"\brole_ids\x18\x15 \x03(\tR\aroleIds\x12<\n" +
+	"\n" +
+	"rate_limit\x18\x16 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\"\xfc\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
@@ -5788,7 +6008,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\acascade\x18\x02 \x01(\bR\acascade\"o\n" +
 	"\x14DeleteTenantResponse\x122\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xee\x03\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xac\x04\n" +
 	"\x1fGenerateServiceAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
@@ -5806,14 +6026,16 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	" \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\v \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\f \x01(\tR\x02id\x12\x19\n" +
-	"\brole_ids\x18\r \x03(\tR\aroleIdsB\t\n" +
+	"\brole_ids\x18\r \x03(\tR\aroleIds\x12<\n" +
+	"\n" +
+	"rate_limit\x18\x0e \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
 	"\a_active\"\xaf\x01\n" +
 	" GenerateServiceAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
 	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xcd\x03\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x8b\x04\n" +
 	"\x1bGenerateAppAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\x06active\x18\x02 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
@@ -5830,14 +6052,16 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\n" +
 	" \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\v \x01(\tR\x02id\x12\x19\n" +
-	"\brole_ids\x18\f \x03(\tR\aroleIdsB\t\n" +
+	"\brole_ids\x18\f \x03(\tR\aroleIds\x12<\n" +
+	"\n" +
+	"rate_limit\x18\r \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
 	"\a_active\"\xab\x01\n" +
 	"\x1cGenerateAppAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
 	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xba\x03\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xf8\x03\n" +
 	"\x1fGenerateAccountAccessKeyRequest\x12\x1b\n" +
 	"\x06active\x18\x01 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
@@ -5853,14 +6077,16 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x10response_headers\x18\t \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\n" +
 	" \x01(\tR\x02id\x12\x19\n" +
-	"\brole_ids\x18\v \x03(\tR\aroleIdsB\t\n" +
+	"\brole_ids\x18\v \x03(\tR\aroleIds\x12<\n" +
+	"\n" +
+	"rate_limit\x18\f \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
 	"\a_active\"\xaf\x01\n" +
 	" GenerateAccountAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
 	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xb1\x04\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xef\x04\n" +
 	"\x10ImportKeyRequest\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x1b\n" +
@@ -5881,7 +6107,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"ip_filters\x18\f \x03(\tR\tipFilters\x12M\n" +
 	"\x10response_headers\x18\r \x03(\v2\".keygate.account.v1.ResponseHeaderR\x0fresponseHeaders\x12\x0e\n" +
 	"\x02id\x18\x0e \x01(\tR\x02id\x12\x19\n" +
-	"\brole_ids\x18\x0f \x03(\tR\aroleIdsB\t\n" +
+	"\brole_ids\x18\x0f \x03(\tR\aroleIds\x12<\n" +
+	"\n" +
+	"rate_limit\x18\x10 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
 	"\a_active\"\x7f\n" +
 	"\x11ImportKeyResponse\x12)\n" +
 	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
@@ -5912,7 +6140,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tIPFilters\x12\x18\n" +
 	"\afilters\x18\x01 \x03(\tR\afilters\"O\n" +
 	"\x0fResponseHeaders\x12<\n" +
-	"\aheaders\x18\x01 \x03(\v2\".keygate.account.v1.ResponseHeaderR\aheaders\"\xfd\x04\n" +
+	"\aheaders\x18\x01 \x03(\v2\".keygate.account.v1.ResponseHeaderR\aheaders\"\xe5\x05\n" +
 	"\x10UpdateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
@@ -5930,7 +6158,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\n" +
 	"ip_filters\x18\v \x01(\v2\x1d.keygate.account.v1.IPFiltersR\tipFilters\x12N\n" +
 	"\x10response_headers\x18\f \x01(\v2#.keygate.account.v1.ResponseHeadersR\x0fresponseHeaders\x126\n" +
-	"\brole_ids\x18\r \x01(\v2\x1b.keygate.account.v1.RoleIDsR\aroleIdsB\a\n" +
+	"\brole_ids\x18\r \x01(\v2\x1b.keygate.account.v1.RoleIDsR\aroleIds\x12<\n" +
+	"\n" +
+	"rate_limit\x18\x0e \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12(\n" +
+	"\x10clear_rate_limit\x18\x0f \x01(\bR\x0eclearRateLimitB\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_groupB\b\n" +
@@ -6001,9 +6232,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x05until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"y\n" +
 	"\x17ListAuditEventsResponse\x126\n" +
 	"\x06events\x18\x01 \x03(\v2\x1e.keygate.account.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x1b\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"n\n" +
+	"\tRateLimit\x12*\n" +
+	"\x11requests_per_unit\x18\x01 \x01(\rR\x0frequestsPerUnit\x125\n" +
+	"\x04unit\x18\x02 \x01(\x0e2!.keygate.account.v1.RateLimitUnitR\x04unit\"\x1b\n" +
 	"\aRoleIDs\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\tR\x03ids\"\xe9\x01\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"\xa7\x02\n" +
 	"\x11ServiceAccessRole\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -6012,12 +6246,16 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"|\n" +
+	"updateTime\x12<\n" +
+	"\n" +
+	"rate_limit\x18\a \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\"\xba\x01\n" +
 	"\x1eCreateServiceAccessRoleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
-	"\x05scope\x18\x04 \x01(\tR\x05scope\"\x81\x01\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x12<\n" +
+	"\n" +
+	"rate_limit\x18\x05 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\"\x81\x01\n" +
 	"\x1fCreateServiceAccessRoleResponse\x129\n" +
 	"\x04role\x18\x01 \x01(\v2%.keygate.account.v1.ServiceAccessRoleR\x04role\x12#\n" +
 	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"-\n" +
@@ -6031,12 +6269,15 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"\x85\x01\n" +
 	"\x1eListServiceAccessRolesResponse\x12;\n" +
 	"\x05roles\x18\x01 \x03(\v2%.keygate.account.v1.ServiceAccessRoleR\x05roles\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xae\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x02\n" +
 	"\x1eUpdateServiceAccessRoleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
 	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12\x19\n" +
-	"\x05scope\x18\x04 \x01(\tH\x02R\x05scope\x88\x01\x01B\a\n" +
+	"\x05scope\x18\x04 \x01(\tH\x02R\x05scope\x88\x01\x01\x12<\n" +
+	"\n" +
+	"rate_limit\x18\x05 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12(\n" +
+	"\x10clear_rate_limit\x18\x06 \x01(\bR\x0eclearRateLimitB\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_scope\"\x81\x01\n" +
@@ -6128,7 +6369,13 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tKeyOrigin\x12\x1a\n" +
 	"\x16KEY_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KEY_ORIGIN_GENERATED\x10\x01\x12\x15\n" +
-	"\x11KEY_ORIGIN_CUSTOM\x10\x022\x97\x1c\n" +
+	"\x11KEY_ORIGIN_CUSTOM\x10\x02*\x9b\x01\n" +
+	"\rRateLimitUnit\x12\x1f\n" +
+	"\x1bRATE_LIMIT_UNIT_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RATE_LIMIT_UNIT_SECOND\x10\x01\x12\x1a\n" +
+	"\x16RATE_LIMIT_UNIT_MINUTE\x10\x02\x12\x18\n" +
+	"\x14RATE_LIMIT_UNIT_HOUR\x10\x03\x12\x17\n" +
+	"\x13RATE_LIMIT_UNIT_DAY\x10\x042\x97\x1c\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -6177,249 +6424,261 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 	return file_keygate_account_v1_account_proto_rawDescData
 }
 
-var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
-	(*App)(nil),                               // 2: keygate.account.v1.App
-	(*Tenant)(nil),                            // 3: keygate.account.v1.Tenant
-	(*ResponseHeader)(nil),                    // 4: keygate.account.v1.ResponseHeader
-	(*Key)(nil),                               // 5: keygate.account.v1.Key
-	(*AuditEvent)(nil),                        // 6: keygate.account.v1.AuditEvent
-	(*CreateAppRequest)(nil),                  // 7: keygate.account.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),                 // 8: keygate.account.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                     // 9: keygate.account.v1.GetAppRequest
-	(*GetAppResponse)(nil),                    // 10: keygate.account.v1.GetAppResponse
-	(*ListAppsRequest)(nil),                   // 11: keygate.account.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),                  // 12: keygate.account.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),                  // 13: keygate.account.v1.UpdateAppRequest
-	(*UpdateAppResponse)(nil),                 // 14: keygate.account.v1.UpdateAppResponse
-	(*DeleteAppRequest)(nil),                  // 15: keygate.account.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),                 // 16: keygate.account.v1.DeleteAppResponse
-	(*CreateTenantRequest)(nil),               // 17: keygate.account.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),              // 18: keygate.account.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),                  // 19: keygate.account.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),                 // 20: keygate.account.v1.GetTenantResponse
-	(*ListTenantsRequest)(nil),                // 21: keygate.account.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),               // 22: keygate.account.v1.ListTenantsResponse
-	(*UpdateTenantRequest)(nil),               // 23: keygate.account.v1.UpdateTenantRequest
-	(*UpdateTenantResponse)(nil),              // 24: keygate.account.v1.UpdateTenantResponse
-	(*DeleteTenantRequest)(nil),               // 25: keygate.account.v1.DeleteTenantRequest
-	(*DeleteTenantResponse)(nil),              // 26: keygate.account.v1.DeleteTenantResponse
-	(*GenerateServiceAccessKeyRequest)(nil),   // 27: keygate.account.v1.GenerateServiceAccessKeyRequest
-	(*GenerateServiceAccessKeyResponse)(nil),  // 28: keygate.account.v1.GenerateServiceAccessKeyResponse
-	(*GenerateAppAccessKeyRequest)(nil),       // 29: keygate.account.v1.GenerateAppAccessKeyRequest
-	(*GenerateAppAccessKeyResponse)(nil),      // 30: keygate.account.v1.GenerateAppAccessKeyResponse
-	(*GenerateAccountAccessKeyRequest)(nil),   // 31: keygate.account.v1.GenerateAccountAccessKeyRequest
-	(*GenerateAccountAccessKeyResponse)(nil),  // 32: keygate.account.v1.GenerateAccountAccessKeyResponse
-	(*ImportKeyRequest)(nil),                  // 33: keygate.account.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),                 // 34: keygate.account.v1.ImportKeyResponse
-	(*GetKeyRequest)(nil),                     // 35: keygate.account.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),                    // 36: keygate.account.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),                   // 37: keygate.account.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),                  // 38: keygate.account.v1.ListKeysResponse
-	(*IPFilters)(nil),                         // 39: keygate.account.v1.IPFilters
-	(*ResponseHeaders)(nil),                   // 40: keygate.account.v1.ResponseHeaders
-	(*UpdateKeyRequest)(nil),                  // 41: keygate.account.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),                 // 42: keygate.account.v1.UpdateKeyResponse
-	(*RegenerateKeyRequest)(nil),              // 43: keygate.account.v1.RegenerateKeyRequest
-	(*RegenerateKeyResponse)(nil),             // 44: keygate.account.v1.RegenerateKeyResponse
-	(*DeleteKeyRequest)(nil),                  // 45: keygate.account.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil),                 // 46: keygate.account.v1.DeleteKeyResponse
-	(*KeyFilter)(nil),                         // 47: keygate.account.v1.KeyFilter
-	(*UpdateKeysRequest)(nil),                 // 48: keygate.account.v1.UpdateKeysRequest
-	(*UpdateKeysResponse)(nil),                // 49: keygate.account.v1.UpdateKeysResponse
-	(*ListAuditEventsRequest)(nil),            // 50: keygate.account.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),           // 51: keygate.account.v1.ListAuditEventsResponse
-	(*RoleIDs)(nil),                           // 52: keygate.account.v1.RoleIDs
-	(*ServiceAccessRole)(nil),                 // 53: keygate.account.v1.ServiceAccessRole
-	(*CreateServiceAccessRoleRequest)(nil),    // 54: keygate.account.v1.CreateServiceAccessRoleRequest
-	(*CreateServiceAccessRoleResponse)(nil),   // 55: keygate.account.v1.CreateServiceAccessRoleResponse
-	(*GetServiceAccessRoleRequest)(nil),       // 56: keygate.account.v1.GetServiceAccessRoleRequest
-	(*GetServiceAccessRoleResponse)(nil),      // 57: keygate.account.v1.GetServiceAccessRoleResponse
-	(*ListServiceAccessRolesRequest)(nil),     // 58: keygate.account.v1.ListServiceAccessRolesRequest
-	(*ListServiceAccessRolesResponse)(nil),    // 59: keygate.account.v1.ListServiceAccessRolesResponse
-	(*UpdateServiceAccessRoleRequest)(nil),    // 60: keygate.account.v1.UpdateServiceAccessRoleRequest
-	(*UpdateServiceAccessRoleResponse)(nil),   // 61: keygate.account.v1.UpdateServiceAccessRoleResponse
-	(*DeleteServiceAccessRoleRequest)(nil),    // 62: keygate.account.v1.DeleteServiceAccessRoleRequest
-	(*DeleteServiceAccessRoleResponse)(nil),   // 63: keygate.account.v1.DeleteServiceAccessRoleResponse
-	(*ServiceAccessDenial)(nil),               // 64: keygate.account.v1.ServiceAccessDenial
-	(*CreateServiceAccessDenialRequest)(nil),  // 65: keygate.account.v1.CreateServiceAccessDenialRequest
-	(*CreateServiceAccessDenialResponse)(nil), // 66: keygate.account.v1.CreateServiceAccessDenialResponse
-	(*GetServiceAccessDenialRequest)(nil),     // 67: keygate.account.v1.GetServiceAccessDenialRequest
-	(*GetServiceAccessDenialResponse)(nil),    // 68: keygate.account.v1.GetServiceAccessDenialResponse
-	(*ListServiceAccessDenialsRequest)(nil),   // 69: keygate.account.v1.ListServiceAccessDenialsRequest
-	(*ListServiceAccessDenialsResponse)(nil),  // 70: keygate.account.v1.ListServiceAccessDenialsResponse
-	(*UpdateServiceAccessDenialRequest)(nil),  // 71: keygate.account.v1.UpdateServiceAccessDenialRequest
-	(*UpdateServiceAccessDenialResponse)(nil), // 72: keygate.account.v1.UpdateServiceAccessDenialResponse
-	(*DeleteServiceAccessDenialRequest)(nil),  // 73: keygate.account.v1.DeleteServiceAccessDenialRequest
-	(*DeleteServiceAccessDenialResponse)(nil), // 74: keygate.account.v1.DeleteServiceAccessDenialResponse
-	(*Replica)(nil),                           // 75: keygate.account.v1.Replica
-	(*GetSyncStatusRequest)(nil),              // 76: keygate.account.v1.GetSyncStatusRequest
-	(*GetSyncStatusResponse)(nil),             // 77: keygate.account.v1.GetSyncStatusResponse
-	(*ListReplicasRequest)(nil),               // 78: keygate.account.v1.ListReplicasRequest
-	(*ListReplicasResponse)(nil),              // 79: keygate.account.v1.ListReplicasResponse
-	(*timestamppb.Timestamp)(nil),             // 80: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 81: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 82: google.protobuf.Duration
+	(RateLimitUnit)(0),                        // 2: keygate.account.v1.RateLimitUnit
+	(*App)(nil),                               // 3: keygate.account.v1.App
+	(*Tenant)(nil),                            // 4: keygate.account.v1.Tenant
+	(*ResponseHeader)(nil),                    // 5: keygate.account.v1.ResponseHeader
+	(*Key)(nil),                               // 6: keygate.account.v1.Key
+	(*AuditEvent)(nil),                        // 7: keygate.account.v1.AuditEvent
+	(*CreateAppRequest)(nil),                  // 8: keygate.account.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),                 // 9: keygate.account.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                     // 10: keygate.account.v1.GetAppRequest
+	(*GetAppResponse)(nil),                    // 11: keygate.account.v1.GetAppResponse
+	(*ListAppsRequest)(nil),                   // 12: keygate.account.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),                  // 13: keygate.account.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),                  // 14: keygate.account.v1.UpdateAppRequest
+	(*UpdateAppResponse)(nil),                 // 15: keygate.account.v1.UpdateAppResponse
+	(*DeleteAppRequest)(nil),                  // 16: keygate.account.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),                 // 17: keygate.account.v1.DeleteAppResponse
+	(*CreateTenantRequest)(nil),               // 18: keygate.account.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),              // 19: keygate.account.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),                  // 20: keygate.account.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),                 // 21: keygate.account.v1.GetTenantResponse
+	(*ListTenantsRequest)(nil),                // 22: keygate.account.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),               // 23: keygate.account.v1.ListTenantsResponse
+	(*UpdateTenantRequest)(nil),               // 24: keygate.account.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),              // 25: keygate.account.v1.UpdateTenantResponse
+	(*DeleteTenantRequest)(nil),               // 26: keygate.account.v1.DeleteTenantRequest
+	(*DeleteTenantResponse)(nil),              // 27: keygate.account.v1.DeleteTenantResponse
+	(*GenerateServiceAccessKeyRequest)(nil),   // 28: keygate.account.v1.GenerateServiceAccessKeyRequest
+	(*GenerateServiceAccessKeyResponse)(nil),  // 29: keygate.account.v1.GenerateServiceAccessKeyResponse
+	(*GenerateAppAccessKeyRequest)(nil),       // 30: keygate.account.v1.GenerateAppAccessKeyRequest
+	(*GenerateAppAccessKeyResponse)(nil),      // 31: keygate.account.v1.GenerateAppAccessKeyResponse
+	(*GenerateAccountAccessKeyRequest)(nil),   // 32: keygate.account.v1.GenerateAccountAccessKeyRequest
+	(*GenerateAccountAccessKeyResponse)(nil),  // 33: keygate.account.v1.GenerateAccountAccessKeyResponse
+	(*ImportKeyRequest)(nil),                  // 34: keygate.account.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),                 // 35: keygate.account.v1.ImportKeyResponse
+	(*GetKeyRequest)(nil),                     // 36: keygate.account.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),                    // 37: keygate.account.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),                   // 38: keygate.account.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),                  // 39: keygate.account.v1.ListKeysResponse
+	(*IPFilters)(nil),                         // 40: keygate.account.v1.IPFilters
+	(*ResponseHeaders)(nil),                   // 41: keygate.account.v1.ResponseHeaders
+	(*UpdateKeyRequest)(nil),                  // 42: keygate.account.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),                 // 43: keygate.account.v1.UpdateKeyResponse
+	(*RegenerateKeyRequest)(nil),              // 44: keygate.account.v1.RegenerateKeyRequest
+	(*RegenerateKeyResponse)(nil),             // 45: keygate.account.v1.RegenerateKeyResponse
+	(*DeleteKeyRequest)(nil),                  // 46: keygate.account.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),                 // 47: keygate.account.v1.DeleteKeyResponse
+	(*KeyFilter)(nil),                         // 48: keygate.account.v1.KeyFilter
+	(*UpdateKeysRequest)(nil),                 // 49: keygate.account.v1.UpdateKeysRequest
+	(*UpdateKeysResponse)(nil),                // 50: keygate.account.v1.UpdateKeysResponse
+	(*ListAuditEventsRequest)(nil),            // 51: keygate.account.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),           // 52: keygate.account.v1.ListAuditEventsResponse
+	(*RateLimit)(nil),                         // 53: keygate.account.v1.RateLimit
+	(*RoleIDs)(nil),                           // 54: keygate.account.v1.RoleIDs
+	(*ServiceAccessRole)(nil),                 // 55: keygate.account.v1.ServiceAccessRole
+	(*CreateServiceAccessRoleRequest)(nil),    // 56: keygate.account.v1.CreateServiceAccessRoleRequest
+	(*CreateServiceAccessRoleResponse)(nil),   // 57: keygate.account.v1.CreateServiceAccessRoleResponse
+	(*GetServiceAccessRoleRequest)(nil),       // 58: keygate.account.v1.GetServiceAccessRoleRequest
+	(*GetServiceAccessRoleResponse)(nil),      // 59: keygate.account.v1.GetServiceAccessRoleResponse
+	(*ListServiceAccessRolesRequest)(nil),     // 60: keygate.account.v1.ListServiceAccessRolesRequest
+	(*ListServiceAccessRolesResponse)(nil),    // 61: keygate.account.v1.ListServiceAccessRolesResponse
+	(*UpdateServiceAccessRoleRequest)(nil),    // 62: keygate.account.v1.UpdateServiceAccessRoleRequest
+	(*UpdateServiceAccessRoleResponse)(nil),   // 63: keygate.account.v1.UpdateServiceAccessRoleResponse
+	(*DeleteServiceAccessRoleRequest)(nil),    // 64: keygate.account.v1.DeleteServiceAccessRoleRequest
+	(*DeleteServiceAccessRoleResponse)(nil),   // 65: keygate.account.v1.DeleteServiceAccessRoleResponse
+	(*ServiceAccessDenial)(nil),               // 66: keygate.account.v1.ServiceAccessDenial
+	(*CreateServiceAccessDenialRequest)(nil),  // 67: keygate.account.v1.CreateServiceAccessDenialRequest
+	(*CreateServiceAccessDenialResponse)(nil), // 68: keygate.account.v1.CreateServiceAccessDenialResponse
+	(*GetServiceAccessDenialRequest)(nil),     // 69: keygate.account.v1.GetServiceAccessDenialRequest
+	(*GetServiceAccessDenialResponse)(nil),    // 70: keygate.account.v1.GetServiceAccessDenialResponse
+	(*ListServiceAccessDenialsRequest)(nil),   // 71: keygate.account.v1.ListServiceAccessDenialsRequest
+	(*ListServiceAccessDenialsResponse)(nil),  // 72: keygate.account.v1.ListServiceAccessDenialsResponse
+	(*UpdateServiceAccessDenialRequest)(nil),  // 73: keygate.account.v1.UpdateServiceAccessDenialRequest
+	(*UpdateServiceAccessDenialResponse)(nil), // 74: keygate.account.v1.UpdateServiceAccessDenialResponse
+	(*DeleteServiceAccessDenialRequest)(nil),  // 75: keygate.account.v1.DeleteServiceAccessDenialRequest
+	(*DeleteServiceAccessDenialResponse)(nil), // 76: keygate.account.v1.DeleteServiceAccessDenialResponse
+	(*Replica)(nil),                           // 77: keygate.account.v1.Replica
+	(*GetSyncStatusRequest)(nil),              // 78: keygate.account.v1.GetSyncStatusRequest
+	(*GetSyncStatusResponse)(nil),             // 79: keygate.account.v1.GetSyncStatusResponse
+	(*ListReplicasRequest)(nil),               // 80: keygate.account.v1.ListReplicasRequest
+	(*ListReplicasResponse)(nil),              // 81: keygate.account.v1.ListReplicasResponse
+	(*timestamppb.Timestamp)(nil),             // 82: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 83: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 84: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	80,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	80,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	82,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	82,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	80,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	80,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	4,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	82,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	82,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	5,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	80,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	80,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	80,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	80,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	81,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	81,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	2,   // 16: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
-	2,   // 17: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
-	2,   // 18: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
-	2,   // 19: keygate.account.v1.UpdateAppResponse.app:type_name -> keygate.account.v1.App
-	2,   // 20: keygate.account.v1.DeleteAppResponse.app:type_name -> keygate.account.v1.App
-	3,   // 21: keygate.account.v1.CreateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	3,   // 22: keygate.account.v1.GetTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	3,   // 23: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
-	3,   // 24: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	3,   // 25: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	80,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,   // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	80,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,   // 32: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,   // 33: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	80,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,   // 36: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,   // 37: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,   // 38: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	80,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	4,   // 41: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	5,   // 42: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
-	5,   // 43: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,   // 44: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	80,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	80,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
-	5,   // 47: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
-	4,   // 48: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	80,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	80,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	39,  // 51: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
-	40,  // 52: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
-	52,  // 53: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
-	5,   // 54: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	82,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	5,   // 56: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
-	5,   // 57: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,   // 58: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
-	80,  // 59: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
-	80,  // 60: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
-	47,  // 61: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
-	80,  // 62: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 63: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	80,  // 64: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
-	6,   // 65: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	80,  // 66: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 67: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
-	53,  // 68: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	53,  // 69: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	53,  // 70: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
-	53,  // 71: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	80,  // 72: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 73: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
-	64,  // 74: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	64,  // 75: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	64,  // 76: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
-	64,  // 77: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	80,  // 78: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
-	80,  // 79: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
-	80,  // 80: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
-	82,  // 81: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
-	75,  // 82: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
-	75,  // 83: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
-	7,   // 84: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	9,   // 85: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	11,  // 86: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	13,  // 87: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	15,  // 88: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	17,  // 89: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	19,  // 90: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	21,  // 91: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	23,  // 92: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	25,  // 93: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	27,  // 94: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	29,  // 95: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	31,  // 96: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	33,  // 97: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	35,  // 98: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	37,  // 99: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	41,  // 100: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	43,  // 101: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	45,  // 102: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	48,  // 103: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
-	50,  // 104: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	54,  // 105: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	56,  // 106: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	58,  // 107: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	60,  // 108: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	62,  // 109: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	65,  // 110: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	67,  // 111: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	69,  // 112: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	71,  // 113: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	73,  // 114: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	76,  // 115: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
-	78,  // 116: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
-	8,   // 117: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	10,  // 118: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	12,  // 119: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	14,  // 120: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	16,  // 121: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	18,  // 122: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	20,  // 123: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	22,  // 124: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	24,  // 125: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	26,  // 126: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	28,  // 127: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	30,  // 128: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	32,  // 129: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	34,  // 130: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	36,  // 131: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	38,  // 132: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	42,  // 133: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	44,  // 134: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	46,  // 135: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	49,  // 136: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
-	51,  // 137: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	55,  // 138: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	57,  // 139: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	59,  // 140: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	61,  // 141: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	63,  // 142: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	66,  // 143: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	68,  // 144: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	70,  // 145: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	72,  // 146: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	74,  // 147: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	77,  // 148: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
-	79,  // 149: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
-	117, // [117:150] is the sub-list for method output_type
-	84,  // [84:117] is the sub-list for method input_type
-	84,  // [84:84] is the sub-list for extension type_name
-	84,  // [84:84] is the sub-list for extension extendee
-	0,   // [0:84] is the sub-list for field type_name
+	82,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	82,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	82,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	53,  // 13: keygate.account.v1.Key.rate_limit:type_name -> keygate.account.v1.RateLimit
+	82,  // 14: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	83,  // 15: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	83,  // 16: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	3,   // 17: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
+	3,   // 18: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
+	3,   // 19: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
+	3,   // 20: keygate.account.v1.UpdateAppResponse.app:type_name -> keygate.account.v1.App
+	3,   // 21: keygate.account.v1.DeleteAppResponse.app:type_name -> keygate.account.v1.App
+	4,   // 22: keygate.account.v1.CreateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	4,   // 23: keygate.account.v1.GetTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	4,   // 24: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
+	4,   // 25: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	4,   // 26: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	82,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	82,  // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	53,  // 30: keygate.account.v1.GenerateServiceAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	6,   // 31: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	82,  // 32: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	82,  // 33: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	5,   // 34: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	53,  // 35: keygate.account.v1.GenerateAppAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	6,   // 36: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	82,  // 37: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	82,  // 38: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	5,   // 39: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	53,  // 40: keygate.account.v1.GenerateAccountAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	6,   // 41: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	0,   // 42: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
+	82,  // 43: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	82,  // 44: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	5,   // 45: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	53,  // 46: keygate.account.v1.ImportKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	6,   // 47: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
+	6,   // 48: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
+	0,   // 49: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
+	82,  // 50: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	82,  // 51: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	6,   // 52: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
+	5,   // 53: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
+	82,  // 54: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	82,  // 55: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	40,  // 56: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
+	41,  // 57: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
+	54,  // 58: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
+	53,  // 59: keygate.account.v1.UpdateKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	6,   // 60: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
+	84,  // 61: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	6,   // 62: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
+	6,   // 63: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
+	0,   // 64: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
+	82,  // 65: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	82,  // 66: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	48,  // 67: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
+	82,  // 68: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	82,  // 69: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	82,  // 70: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	7,   // 71: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
+	2,   // 72: keygate.account.v1.RateLimit.unit:type_name -> keygate.account.v1.RateLimitUnit
+	82,  // 73: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 74: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	53,  // 75: keygate.account.v1.ServiceAccessRole.rate_limit:type_name -> keygate.account.v1.RateLimit
+	53,  // 76: keygate.account.v1.CreateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 77: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	55,  // 78: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	55,  // 79: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
+	53,  // 80: keygate.account.v1.UpdateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 81: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	82,  // 82: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	82,  // 83: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	66,  // 84: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	66,  // 85: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	66,  // 86: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
+	66,  // 87: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	82,  // 88: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
+	82,  // 89: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
+	82,  // 90: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
+	84,  // 91: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
+	77,  // 92: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
+	77,  // 93: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
+	8,   // 94: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	10,  // 95: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	12,  // 96: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	14,  // 97: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	16,  // 98: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	18,  // 99: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	20,  // 100: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	22,  // 101: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	24,  // 102: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	26,  // 103: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	28,  // 104: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	30,  // 105: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	32,  // 106: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	34,  // 107: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	36,  // 108: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	38,  // 109: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	42,  // 110: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	44,  // 111: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	46,  // 112: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	49,  // 113: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	51,  // 114: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	56,  // 115: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	58,  // 116: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	60,  // 117: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	62,  // 118: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	64,  // 119: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	67,  // 120: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	69,  // 121: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	71,  // 122: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	73,  // 123: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	75,  // 124: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	78,  // 125: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
+	80,  // 126: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
+	9,   // 127: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	11,  // 128: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	13,  // 129: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	15,  // 130: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	17,  // 131: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	19,  // 132: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	21,  // 133: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	23,  // 134: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	25,  // 135: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	27,  // 136: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	29,  // 137: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	31,  // 138: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	33,  // 139: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	35,  // 140: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	37,  // 141: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	39,  // 142: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	43,  // 143: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	45,  // 144: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	47,  // 145: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	50,  // 146: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	52,  // 147: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	57,  // 148: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	59,  // 149: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	61,  // 150: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	63,  // 151: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	65,  // 152: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	68,  // 153: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	70,  // 154: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	72,  // 155: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	74,  // 156: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	76,  // 157: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	79,  // 158: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
+	81,  // 159: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
+	127, // [127:160] is the sub-list for method output_type
+	94,  // [94:127] is the sub-list for method input_type
+	94,  // [94:94] is the sub-list for extension type_name
+	94,  // [94:94] is the sub-list for extension extendee
+	0,   // [0:94] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -6437,15 +6696,15 @@ func file_keygate_account_v1_account_proto_init() {
 	file_keygate_account_v1_account_proto_msgTypes[39].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[45].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[46].OneofWrappers = []any{}
-	file_keygate_account_v1_account_proto_msgTypes[58].OneofWrappers = []any{}
-	file_keygate_account_v1_account_proto_msgTypes[69].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[59].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[70].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   78,
+			NumEnums:      3,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

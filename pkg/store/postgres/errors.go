@@ -78,6 +78,8 @@ var checkFields = map[string]string{
 	"keys_previous_valid_until_check": "previous_valid_until: set exactly when previous_hash is",
 	"keys_not_before_check":           "not_before: must not be after expires_at",
 	"keys_scope_check":                "scope: at most 8192 characters",
+	"keys_rate_limit_check":           "rate_limit: N/second, N/minute, N/hour or N/day with N from 1 to 1000000000",
+	"roles_rate_limit_check":          "rate_limit: N/second, N/minute, N/hour or N/day with N from 1 to 1000000000",
 	"keys_ip_filters_check":           "ip_filters: at most 1024 filters, none null",
 	"keys_grp_check":                  "group: at most 256 characters, no control characters",
 	"keys_description_check":          "description: at most 4096 characters",

@@ -135,7 +135,7 @@ func (s *Store) applyRoles(ctx context.Context, tx pgx.Tx, actor store.Actor, se
 				continue
 			}
 			r := st.Want
-			err := authz.CheckRole(&authz.Role{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Scope: r.Scope, Description: r.Description})
+			err := authz.CheckRole(&authz.Role{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Scope: r.Scope, Description: r.Description, RateLimit: r.RateLimit})
 			if err != nil {
 				err = invalid("invalid role: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 			} else if a == store.ImportCreate {
@@ -226,11 +226,12 @@ func (s *Store) writeKey(ctx context.Context, tx pgx.Tx, actor store.Actor, cur,
 	_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 			active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
 			response_headers = $11, hash = $12, previous_hash = $13, previous_valid_until = $14,
-			updated_at = $15
+			updated_at = $15, rate_limit = $16
 		WHERE account_id = $1 AND id = $2`,
 		cur.Spec.AccountID, cur.Spec.ID, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
 		nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
-		headersJSON(sp.ResponseHeaders), sp.Hash, nullString(sp.PreviousHash), nullTime(sp.PreviousValidUntil), s.now())
+		headersJSON(sp.ResponseHeaders), sp.Hash, nullString(sp.PreviousHash), nullTime(sp.PreviousValidUntil), s.now(),
+		rateLimitText(sp.RateLimit))
 	if err != nil {
 		return mapError(err, keySubject(*sp))
 	}

@@ -25,7 +25,7 @@ const keyColumns = `k.account_id, k.id, k.name, k.type,
 	k.scope, k.active, coalesce(a.active, true) AND coalesce(t.active, true),
 	k.not_before, k.expires_at, k.ip_filters, k.grp, k.description,
 	nullif(k.response_headers, '[]'::jsonb), k.origin, k.created_at, k.updated_at,
-	kr.ids, kr.names, kr.scopes, kr.found, `
+	kr.ids, kr.names, kr.scopes, kr.found, k.rate_limit, kr.rate_limits, `
 
 // keyJoins join a key's app, tenant and roles (kr: the roles' ids, names
 // and scopes in id order, NULL for none), in the statement's one snapshot:
@@ -41,7 +41,8 @@ const keyJoins = `
 		SELECT array_agg(kr.role_id ORDER BY kr.role_id) AS ids,
 			array_agg(coalesce(r.name, '') ORDER BY kr.role_id) AS names,
 			array_agg(coalesce(r.scope, '') ORDER BY kr.role_id) AS scopes,
-			array_agg(r.id IS NOT NULL ORDER BY kr.role_id) AS found
+			array_agg(r.id IS NOT NULL ORDER BY kr.role_id) AS found,
+			array_agg(coalesce(r.rate_limit, '') ORDER BY kr.role_id) AS rate_limits
 		FROM key_roles kr LEFT JOIN roles r ON r.account_id = kr.account_id AND r.id = kr.role_id
 		WHERE kr.account_id = k.account_id AND kr.key_id = k.id) kr ON true`
 
@@ -80,6 +81,8 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		headers                                   []byte
 		roleIDs, roleNames, roleScopes            []string
 		roleFound                                 []bool
+		rateLimit                                 *string
+		roleRateLimits                            []string
 	)
 	s := &r.Spec
 	err := row.Scan(&s.AccountID, &s.ID, &s.Name, &typ,
@@ -87,7 +90,7 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		&s.Hash, &s.PreviousHash, &prevUntil,
 		&s.Scope, &s.Active, &r.parentsActive,
 		&notBefore, &expiresAt, &s.IPFilters, &s.Group, &s.Description,
-		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &roleIDs, &roleNames, &roleScopes, &roleFound, &lastUsed)
+		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &roleIDs, &roleNames, &roleScopes, &roleFound, &rateLimit, &roleRateLimits, &lastUsed)
 	if err != nil {
 		return r, err
 	}
@@ -96,7 +99,13 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		r.Roles = make([]store.KeyRole, 0, len(roleIDs))
 		for i := range roleIDs {
 			if i < len(roleFound) && roleFound[i] {
-				r.Roles = append(r.Roles, store.KeyRole{ID: intern(roleIDs[i]), Name: intern(roleNames[i]), Scope: intern(roleScopes[i])})
+				kr := store.KeyRole{ID: intern(roleIDs[i]), Name: intern(roleNames[i]), Scope: intern(roleScopes[i])}
+				if i < len(roleRateLimits) && roleRateLimits[i] != "" {
+					if kr.RateLimit, err = authz.ParseRateLimit(roleRateLimits[i]); err != nil {
+						return r, &rowError{field: "roles", err: fmt.Errorf("key %q: role %q: rate_limit: %w", s.ID, kr.ID, err)}
+					}
+				}
+				r.Roles = append(r.Roles, kr)
 			}
 		}
 	}
@@ -107,6 +116,11 @@ func scanKey(row pgx.Row) (keyRow, error) {
 	s.AppID, s.AppName = intern(s.AppID), intern(s.AppName)
 	s.TenantID, s.TenantName = intern(s.TenantID), intern(s.TenantName)
 	s.Scope, s.Group = intern(s.Scope), intern(s.Group)
+	if rateLimit != nil {
+		if s.RateLimit, err = authz.ParseRateLimit(*rateLimit); err != nil {
+			return r, &rowError{field: "rate_limit", err: fmt.Errorf("key %q: rate_limit: %w", s.ID, err)}
+		}
+	}
 	if s.Type, err = authz.ParseKeyType(typ); err != nil {
 		return r, &rowError{field: "type", err: fmt.Errorf("key %q: %w", s.ID, err)}
 	}
@@ -156,7 +170,7 @@ func (rr *roleRecords) of(accountID string, roles []store.KeyRole) authz.RoleMap
 			r = rr.m[key]
 		}
 		if r == nil {
-			r = &authz.Role{ID: kr.ID, AccountID: accountID, Name: kr.Name, Scope: kr.Scope}
+			r = &authz.Role{ID: kr.ID, AccountID: accountID, Name: kr.Name, Scope: kr.Scope, RateLimit: kr.RateLimit}
 			if rr != nil {
 				if rr.m == nil {
 					rr.m = map[roleRecordKey]*authz.Role{}
@@ -317,14 +331,14 @@ func (s *Store) createKey(ctx context.Context, tx pgx.Tx, actor store.Actor, k s
 	var id string
 	err := tx.QueryRow(ctx, `INSERT INTO keys (account_id, id, name, type, app_id, tenant_id,
 			hash, previous_hash, previous_valid_until, scope, active, not_before, expires_at,
-			ip_filters, grp, description, response_headers, origin, created_at, updated_at)
+			ip_filters, grp, description, response_headers, origin, created_at, updated_at, rate_limit)
 		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6,
-			$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)
+			$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20)
 		RETURNING id`,
 		spec.AccountID, spec.ID, spec.Name, spec.Type.String(), nullString(spec.AppID), nullString(spec.TenantID),
 		spec.Hash, nullString(spec.PreviousHash), nullTime(spec.PreviousValidUntil), spec.Scope, spec.Active,
 		nullTime(spec.NotBefore), nullTime(spec.ExpiresAt), ipFilters(spec.IPFilters), spec.Group,
-		spec.Description, headersJSON(spec.ResponseHeaders), string(k.Origin), now).Scan(&id)
+		spec.Description, headersJSON(spec.ResponseHeaders), string(k.Origin), now, rateLimitText(spec.RateLimit)).Scan(&id)
 	if err != nil {
 		return store.Key{}, mapError(err, keySubject(spec))
 	}
@@ -431,11 +445,11 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 		sp := &k.Spec
 		_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 				active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
-				response_headers = $11, updated_at = $12
+				response_headers = $11, updated_at = $12, rate_limit = $13
 			WHERE account_id = $1 AND id = $2`,
 			accountID, id, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
 			nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
-			headersJSON(sp.ResponseHeaders), now)
+			headersJSON(sp.ResponseHeaders), now, rateLimitText(sp.RateLimit))
 		return err
 	})
 }
@@ -652,11 +666,11 @@ func (s *Store) UpdateKeys(ctx context.Context, actor store.Actor, accountID str
 			sp := &next.Spec
 			_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 					active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
-					response_headers = $11, updated_at = $12
+					response_headers = $11, updated_at = $12, rate_limit = $13
 				WHERE account_id = $1 AND id = $2`,
 				accountID, k.Spec.ID, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
 				nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
-				headersJSON(sp.ResponseHeaders), now)
+				headersJSON(sp.ResponseHeaders), now, rateLimitText(sp.RateLimit))
 			if err != nil {
 				return mapError(err, keySubject(next.Spec))
 			}

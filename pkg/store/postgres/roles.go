@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -16,13 +17,30 @@ var (
 	_ store.AccessSource = (*Store)(nil)
 )
 
-const roleColumns = `account_id, id, name, description, scope, created_at, updated_at`
+const roleColumns = `account_id, id, name, description, scope, created_at, updated_at, rate_limit`
 
 func scanRole(row pgx.Row) (store.Role, error) {
-	var r store.Role
-	err := row.Scan(&r.AccountID, &r.ID, &r.Name, &r.Description, &r.Scope, &r.CreatedAt, &r.UpdatedAt)
+	var (
+		r         store.Role
+		rateLimit *string
+	)
+	err := row.Scan(&r.AccountID, &r.ID, &r.Name, &r.Description, &r.Scope, &r.CreatedAt, &r.UpdatedAt, &rateLimit)
 	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	if err == nil && rateLimit != nil {
+		if r.RateLimit, err = authz.ParseRateLimit(*rateLimit); err != nil {
+			err = &rowError{field: "rate_limit", err: fmt.Errorf("role %q: rate_limit: %w", r.ID, err)}
+		}
+	}
 	return r, err
+}
+
+// rateLimitText is a rate limit as stored: "N/unit", NULL for none.
+func rateLimitText(r authz.RateLimit) *string {
+	if r.IsZero() {
+		return nil
+	}
+	s := r.String()
+	return &s
 }
 
 const denialColumns = `account_id, id, tenant_id, app_id, scope, reason, created_at, updated_at`
@@ -74,9 +92,9 @@ func (s *Store) CreateRole(ctx context.Context, actor store.Actor, r store.Role)
 // insertRole inserts a role and audits it, in tx (whose caller has taken
 // the account's limits row).
 func (s *Store) insertRole(ctx context.Context, tx pgx.Tx, actor store.Actor, r store.Role) (store.Role, error) {
-	out, err := scanRole(tx.QueryRow(ctx, `INSERT INTO roles (account_id, id, name, description, scope, created_at, updated_at)
-		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6)
-		RETURNING `+roleColumns, r.AccountID, r.ID, r.Name, r.Description, r.Scope, s.now()))
+	out, err := scanRole(tx.QueryRow(ctx, `INSERT INTO roles (account_id, id, name, description, scope, created_at, updated_at, rate_limit)
+		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6, $7)
+		RETURNING `+roleColumns, r.AccountID, r.ID, r.Name, r.Description, r.Scope, s.now(), rateLimitText(r.RateLimit)))
 	if err != nil {
 		return out, mapError(err, subject{AccountID: r.AccountID, ID: r.ID, Name: r.Name})
 	}
@@ -156,9 +174,9 @@ func (s *Store) UpdateRole(ctx context.Context, actor store.Actor, accountID, id
 
 // writeRole writes next over cur, a role locked in tx, and audits it.
 func (s *Store) writeRole(ctx context.Context, tx pgx.Tx, actor store.Actor, cur, next store.Role) (store.Role, error) {
-	out, err := scanRole(tx.QueryRow(ctx, `UPDATE roles SET name = $3, description = $4, scope = $5, updated_at = $6
+	out, err := scanRole(tx.QueryRow(ctx, `UPDATE roles SET name = $3, description = $4, scope = $5, updated_at = $6, rate_limit = $7
 		WHERE account_id = $1 AND id = $2 RETURNING `+roleColumns,
-		cur.AccountID, cur.ID, next.Name, next.Description, next.Scope, s.now()))
+		cur.AccountID, cur.ID, next.Name, next.Description, next.Scope, s.now(), rateLimitText(next.RateLimit)))
 	if err != nil {
 		return out, mapError(err, subject{AccountID: cur.AccountID, ID: cur.ID, Name: next.Name})
 	}

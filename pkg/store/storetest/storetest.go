@@ -56,6 +56,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("Denials", func(t *testing.T) { testDenials(t, open) })
 	t.Run("AccessSource", func(t *testing.T) { testAccessSource(t, open) })
 	t.Run("Sync", func(t *testing.T) { testSync(t, open) })
+	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, open) })
 }
 
 // CompileOptions reserve the headers keygate itself sets; none of them is
