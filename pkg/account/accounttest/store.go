@@ -55,6 +55,8 @@ type Store struct {
 	lookupFail error
 	// lookupServes: fail is not returned by LookupKey (SetAccountsFail).
 	lookupServes bool
+	// usage are the hourly usage counts (usage.go).
+	usage map[store.UsageRow]int64
 }
 
 type ref struct{ account, id string }
@@ -62,6 +64,8 @@ type ref struct{ account, id string }
 var (
 	_ store.Accounts    = (*Store)(nil)
 	_ store.UsageWriter = (*Store)(nil)
+	_ store.UsageCounts = (*Store)(nil)
+	_ store.UsageReader = (*Store)(nil)
 	_ authz.KeyStore    = (*Store)(nil)
 )
 

@@ -32,6 +32,8 @@ import (
 //     the suite uses (x-team, x-tier; CompileOptions is fine);
 //   - has store.DefaultLimits as its default quotas, and implements
 //     store.Quotas (the suite sets small limits as overrides);
+//   - also implements store.UsageCounts and store.UsageReader (hourly
+//     usage counts, SPEC §12);
 //   - also implements store.UsageWriter (last-used times feed ListKeys'
 //     UnusedSince filter and Key.LastUsedAt);
 //   - refuses a key that does not compile with store.ErrInvalid and
@@ -54,6 +56,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("Roles", func(t *testing.T) { testRoles(t, open) })
 	t.Run("Denials", func(t *testing.T) { testDenials(t, open) })
 	t.Run("AccessSource", func(t *testing.T) { testAccessSource(t, open) })
+	t.Run("Usage", func(t *testing.T) { testUsage(t, open) })
 }
 
 // CompileOptions reserve the headers keygate itself sets; none of them is
