@@ -86,6 +86,10 @@ type Key struct {
 	// (MarkUsed), kept on the record so that recording a use costs one
 	// atomic load on the hot path, not a lookup by id.
 	usedMinute atomic.Int64
+	// usageOps are the services and operations this key was last counted
+	// for, with their interned indexes (UsageCounter), so that counting
+	// one of them again compares strings instead of hashing them.
+	usageOps [4]atomic.Pointer[usageOp]
 }
 
 // MarkUsed advances the key's last recorded minute to minute and reports

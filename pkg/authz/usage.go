@@ -16,19 +16,48 @@ import (
 type UsageCounter struct {
 	shards  [usageShards]usageShard
 	perShrd int // cells a shard holds before counting per account
+
+	// ops interns (service, operation) pairs into small indexes, so that
+	// cells are hashed without their strings; index 0 is ("", "").
+	ops struct {
+		mu    sync.RWMutex
+		index map[[2]string]*usageOp
+		names []*usageOp
+	}
+	maxOps int
 }
 
 const usageShards = 64
+
+// MaxUsageOperations bounds the distinct (service, operation) pairs a
+// counter names; past it, a new pair is counted as ("", "") (a GraphQL
+// body may name any number of fields).
+const MaxUsageOperations = 1 << 16
 
 type usageShard struct {
 	mu sync.RWMutex
 	// cells are the counts of one shard; a cell idle for a whole drain is
 	// removed, so memory follows the combinations in use.
-	cells map[UsageCell]*atomic.Uint64
+	cells map[usageCell]*atomic.Uint64
 	// overflow are counts of combinations that did not fit (the shard was
 	// full), kept per account, outcome and hour (guarded by mu).
 	overflow map[UsageOverflowCell]uint64
-	_        [40]byte // keep shards' locks on separate cache lines
+	_        [40]byte // keeps neighbouring shards' locks apart
+}
+
+// usageCell is a cell as the hot path hashes it: pointers and integers.
+type usageCell struct {
+	key     *Key
+	op      uint32
+	outcome Reason
+	hour    int64
+}
+
+// usageOp is a key's last counted operation (Key.usageOp).
+type usageOp struct {
+	service, operation string
+	idx                uint32
+	counter            *UsageCounter
 }
 
 // UsageCell is one counted combination. Service and Operation are the
@@ -61,12 +90,48 @@ func NewUsageCounter(maxCells int) *UsageCounter {
 	if maxCells <= 0 {
 		maxCells = DefaultUsageCells
 	}
-	u := &UsageCounter{perShrd: max(1, maxCells/usageShards)}
+	u := &UsageCounter{perShrd: max(1, maxCells/usageShards), maxOps: MaxUsageOperations}
 	for i := range u.shards {
-		u.shards[i].cells = make(map[UsageCell]*atomic.Uint64)
+		u.shards[i].cells = make(map[usageCell]*atomic.Uint64)
 		u.shards[i].overflow = make(map[UsageOverflowCell]uint64)
 	}
+	none := &usageOp{counter: u}
+	u.ops.index = map[[2]string]*usageOp{{"", ""}: none}
+	u.ops.names = []*usageOp{none}
 	return u
+}
+
+// opIndex returns the interned index of t's service and operation, from
+// k's memo when k was counted for the same pair lately. Interned pairs
+// are allocated once; the memo points at them, so that refreshing it
+// allocates nothing.
+func (u *UsageCounter) opIndex(k *Key, t *Target) uint32 {
+	for i := range k.usageOps {
+		if m := k.usageOps[i].Load(); m != nil && m.counter == u && m.service == t.Service && m.operation == t.Operation {
+			return m.idx
+		}
+	}
+	pair := [2]string{t.Service, t.Operation}
+	u.ops.mu.RLock()
+	op := u.ops.index[pair]
+	u.ops.mu.RUnlock()
+	if op == nil {
+		u.ops.mu.Lock()
+		if op = u.ops.index[pair]; op == nil {
+			if len(u.ops.names) < u.maxOps {
+				op = &usageOp{service: t.Service, operation: t.Operation, idx: uint32(len(u.ops.names)), counter: u}
+				u.ops.index[pair] = op
+				u.ops.names = append(u.ops.names, op)
+			} else {
+				op = u.ops.names[0] // counted as ("", "")
+			}
+		}
+		u.ops.mu.Unlock()
+	}
+	if op.service == t.Service && op.operation == t.Operation {
+		k.usageOps[op.idx%uint32(len(k.usageOps))].Store(op)
+	}
+	return op.idx
 }
 
 // Count records one decision about k. It never blocks on I/O; it
@@ -76,7 +141,7 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 	if u == nil || k == nil {
 		return
 	}
-	c := UsageCell{Key: k, Service: t.Service, Operation: t.Operation, Outcome: outcome, Hour: at.Unix() / 3600}
+	c := usageCell{key: k, op: u.opIndex(k, t), outcome: outcome, hour: at.Unix() / 3600}
 	s := &u.shards[k.Digest[0]%usageShards]
 	s.mu.RLock()
 	if n := s.cells[c]; n != nil {
@@ -94,7 +159,7 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 		return
 	}
 	if len(s.cells) >= u.perShrd {
-		s.overflow[UsageOverflowCell{AccountID: k.Spec.AccountID, Outcome: outcome, Hour: c.Hour}]++
+		s.overflow[UsageOverflowCell{AccountID: k.Spec.AccountID, Outcome: outcome, Hour: c.hour}]++
 		return
 	}
 	n := new(atomic.Uint64)
@@ -107,12 +172,16 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 // resets them. Cells that counted nothing since the last drain are
 // removed. It must not be called concurrently with itself.
 func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOverflowCell, uint64)) {
+	u.ops.mu.RLock()
+	names := u.ops.names // append-only: this prefix never changes
+	u.ops.mu.RUnlock()
 	for i := range u.shards {
 		s := &u.shards[i]
 		s.mu.Lock()
 		for c, n := range s.cells {
 			if v := n.Swap(0); v > 0 {
-				cell(c, v)
+				op := names[c.op]
+				cell(UsageCell{Key: c.key, Service: op.service, Operation: op.operation, Outcome: c.outcome, Hour: c.hour}, v)
 			} else {
 				delete(s.cells, c)
 			}

@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -149,5 +150,78 @@ func TestCheckWithUsageDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("Check with usage counting allocates %v times, want 0", allocs)
+	}
+}
+
+// BenchmarkUsageCount is what usage counting adds to a check: one seen
+// combination counted. Target: <= 60 ns/op, 0 allocs/op.
+func BenchmarkUsageCount(b *testing.B) {
+	k, _ := benchKey(b)
+	u := authz.NewUsageCounter(0)
+	u.Count(k, &emailRd, authz.OK, t0)
+	b.ReportAllocs()
+	for b.Loop() {
+		u.Count(k, &emailRd, authz.OK, t0)
+	}
+}
+
+// BenchmarkUsageCountParallel is BenchmarkUsageCount from every core at
+// once, over 64 keys.
+func BenchmarkUsageCountParallel(b *testing.B) {
+	u := authz.NewUsageCounter(0)
+	var keys []*authz.Key
+	for range 64 {
+		k, _ := benchKey(b)
+		keys = append(keys, k)
+		u.Count(k, &emailRd, authz.OK, t0)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			u.Count(keys[i%len(keys)], &emailRd, authz.OK, t0)
+			i++
+		}
+	})
+}
+
+// TestUsageRoundRobinDoesNotAllocate: a key called for several operations
+// in turn is counted without allocating once each has been seen.
+func TestUsageRoundRobinDoesNotAllocate(t *testing.T) {
+	k, _ := benchKey(t)
+	u := authz.NewUsageCounter(0)
+	targets := []authz.Target{emailRd, {Service: "email-api", Operation: "sendEmail"}, {Service: "billing-api", Operation: "pay"}, {}, {Service: "x", Operation: "y"}}
+	for i := range targets {
+		u.Count(k, &targets[i], authz.OK, t0)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		u.Count(k, &targets[i%len(targets)], authz.OK, t0)
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("counting in turn allocates %v times, want 0", allocs)
+	}
+}
+
+// TestUsageOperationsBounded: past MaxUsageOperations distinct pairs, new
+// ones are counted without their names, and nothing is lost.
+func TestUsageOperationsBounded(t *testing.T) {
+	k, _ := benchKey(t)
+	n := authz.MaxUsageOperations + 10
+	u := authz.NewUsageCounter(64 * 2 * n) // room for every cell in the key's shard
+	for i := range n {
+		u.Count(k, &authz.Target{Service: "s", Operation: "op" + strconv.Itoa(i)}, authz.ScopeDenied, t0)
+	}
+	cells, _ := drain(u)
+	var total, unnamed uint64
+	for r, c := range cells {
+		total += c
+		if r.service == "" {
+			unnamed += c
+		}
+	}
+	if total != uint64(n) || unnamed != 11 { // 65535 named (index 0 is ""), 11 unnamed
+		t.Errorf("total %d, unnamed %d", total, unnamed)
 	}
 }
