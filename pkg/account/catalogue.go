@@ -34,6 +34,7 @@ var Operations = []Operation{
 	{"createServiceAccessDenial", kindMutation}, {"serviceAccessDenial", kindQuery},
 	{"serviceAccessDenials", kindQuery}, {"updateServiceAccessDenial", kindMutation},
 	{"deleteServiceAccessDenial", kindMutation},
+	{"usage", kindQuery},
 }
 
 // OperationNamed returns the catalogue's operation of that name.

@@ -107,6 +107,7 @@ var queryNames = map[string]string{
 	"ListServiceAccessRoles":   "serviceAccessRoles",
 	"GetServiceAccessDenial":   "serviceAccessDenial",
 	"ListServiceAccessDenials": "serviceAccessDenials",
+	"GetUsage":                 "usage",
 }
 
 type callerKey struct{}

@@ -67,8 +67,8 @@ func setup(t *testing.T) (*accounttest.Server, context.Context) {
 
 func TestOperationNames(t *testing.T) {
 	methods := accountv1.File_keygate_account_v1_account_proto.Services().ByName("AccountService").Methods()
-	if methods.Len() != 31 {
-		t.Fatalf("%d methods, want 31", methods.Len())
+	if methods.Len() != 32 {
+		t.Fatalf("%d methods, want 32", methods.Len())
 	}
 	want := map[string][2]string{
 		"GenerateServiceAccessKey":  {"mutation", "generateServiceAccessKey"},
@@ -86,6 +86,7 @@ func TestOperationNames(t *testing.T) {
 		"ListServiceAccessDenials":  {"query", "serviceAccessDenials"},
 		"UpdateServiceAccessDenial": {"mutation", "updateServiceAccessDenial"},
 		"UpdateKeys":                {"mutation", "updateKeys"},
+		"GetUsage":                  {"query", "usage"},
 	}
 	if len(account.Operations) != methods.Len() {
 		t.Errorf("the catalogue has %d operations, the gRPC service %d methods", len(account.Operations), methods.Len())

@@ -5101,6 +5101,316 @@ func (*DeleteServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
 	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{72}
 }
 
+// GetUsageRequest asks for the account's usage in [since, until).
+type GetUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// since is required; until defaults to now; at most 400 days apart.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// granularity: hour, day (default) or month (UTC periods).
+	Granularity string `protobuf:"bytes,3,opt,name=granularity,proto3" json:"granularity,omitempty"`
+	// group_by: any of tenant, app, key, service, operation, outcome; none
+	// gives one series of the totals.
+	GroupBy []string `protobuf:"bytes,4,rep,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
+	// Filters: set ones must match exactly. outcome is allowed or a deny
+	// reason (scope_denied, …); service and operation are "" for requests
+	// that did not route, and key_id "" for counts a replica kept per
+	// account past its memory bound.
+	TenantId      *string `protobuf:"bytes,5,opt,name=tenant_id,json=tenantId,proto3,oneof" json:"tenant_id,omitempty"`
+	AppId         *string `protobuf:"bytes,6,opt,name=app_id,json=appId,proto3,oneof" json:"app_id,omitempty"`
+	KeyId         *string `protobuf:"bytes,7,opt,name=key_id,json=keyId,proto3,oneof" json:"key_id,omitempty"`
+	Service       *string `protobuf:"bytes,8,opt,name=service,proto3,oneof" json:"service,omitempty"`
+	Operation     *string `protobuf:"bytes,9,opt,name=operation,proto3,oneof" json:"operation,omitempty"`
+	Outcome       *string `protobuf:"bytes,10,opt,name=outcome,proto3,oneof" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageRequest) Reset() {
+	*x = GetUsageRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageRequest) ProtoMessage() {}
+
+func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *GetUsageRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetGranularity() string {
+	if x != nil {
+		return x.Granularity
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetGroupBy() []string {
+	if x != nil {
+		return x.GroupBy
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetTenantId() string {
+	if x != nil && x.TenantId != nil {
+		return *x.TenantId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetAppId() string {
+	if x != nil && x.AppId != nil {
+		return *x.AppId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetKeyId() string {
+	if x != nil && x.KeyId != nil {
+		return *x.KeyId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetService() string {
+	if x != nil && x.Service != nil {
+		return *x.Service
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetOperation() string {
+	if x != nil && x.Operation != nil {
+		return *x.Operation
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetOutcome() string {
+	if x != nil && x.Outcome != nil {
+		return *x.Outcome
+	}
+	return ""
+}
+
+// UsagePoint is one period's count; time is the period's start.
+type UsagePoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsagePoint) Reset() {
+	*x = UsagePoint{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsagePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsagePoint) ProtoMessage() {}
+
+func (x *UsagePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsagePoint.ProtoReflect.Descriptor instead.
+func (*UsagePoint) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *UsagePoint) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *UsagePoint) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// UsageSeries is the usage of one group.
+type UsageSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// group holds the value of each group_by field, by field name.
+	Group map[string]string `protobuf:"bytes,1,rep,name=group,proto3" json:"group,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// points are in time order; periods without a count are left out.
+	Points        []*UsagePoint `protobuf:"bytes,2,rep,name=points,proto3" json:"points,omitempty"`
+	Total         int64         `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageSeries) Reset() {
+	*x = UsageSeries{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageSeries) ProtoMessage() {}
+
+func (x *UsageSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageSeries.ProtoReflect.Descriptor instead.
+func (*UsageSeries) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *UsageSeries) GetGroup() map[string]string {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *UsageSeries) GetPoints() []*UsagePoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+func (x *UsageSeries) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// GetUsageResponse is the series, sorted by their group values.
+type GetUsageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*UsageSeries         `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	Granularity   string                 `protobuf:"bytes,2,opt,name=granularity,proto3" json:"granularity,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageResponse) Reset() {
+	*x = GetUsageResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageResponse) ProtoMessage() {}
+
+func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *GetUsageResponse) GetSeries() []*UsageSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetGranularity() string {
+	if x != nil {
+		return x.Granularity
+	}
+	return ""
+}
+
+func (x *GetUsageResponse) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 var File_keygate_account_v1_account_proto protoreflect.FileDescriptor
 
 const file_keygate_account_v1_account_proto_rawDesc = "" +
@@ -5526,7 +5836,46 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x06denial\x18\x01 \x01(\v2'.keygate.account.v1.ServiceAccessDenialR\x06denial\"2\n" +
 	" DeleteServiceAccessDenialRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"#\n" +
-	"!DeleteServiceAccessDenialResponse*a\n" +
+	"!DeleteServiceAccessDenialResponse\"\xb7\x03\n" +
+	"\x0fGetUsageRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12 \n" +
+	"\vgranularity\x18\x03 \x01(\tR\vgranularity\x12\x19\n" +
+	"\bgroup_by\x18\x04 \x03(\tR\agroupBy\x12 \n" +
+	"\ttenant_id\x18\x05 \x01(\tH\x00R\btenantId\x88\x01\x01\x12\x1a\n" +
+	"\x06app_id\x18\x06 \x01(\tH\x01R\x05appId\x88\x01\x01\x12\x1a\n" +
+	"\x06key_id\x18\a \x01(\tH\x02R\x05keyId\x88\x01\x01\x12\x1d\n" +
+	"\aservice\x18\b \x01(\tH\x03R\aservice\x88\x01\x01\x12!\n" +
+	"\toperation\x18\t \x01(\tH\x04R\toperation\x88\x01\x01\x12\x1d\n" +
+	"\aoutcome\x18\n" +
+	" \x01(\tH\x05R\aoutcome\x88\x01\x01B\f\n" +
+	"\n" +
+	"_tenant_idB\t\n" +
+	"\a_app_idB\t\n" +
+	"\a_key_idB\n" +
+	"\n" +
+	"\b_serviceB\f\n" +
+	"\n" +
+	"_operationB\n" +
+	"\n" +
+	"\b_outcome\"R\n" +
+	"\n" +
+	"UsagePoint\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xd7\x01\n" +
+	"\vUsageSeries\x12@\n" +
+	"\x05group\x18\x01 \x03(\v2*.keygate.account.v1.UsageSeries.GroupEntryR\x05group\x126\n" +
+	"\x06points\x18\x02 \x03(\v2\x1e.keygate.account.v1.UsagePointR\x06points\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x03R\x05total\x1a8\n" +
+	"\n" +
+	"GroupEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd1\x01\n" +
+	"\x10GetUsageResponse\x127\n" +
+	"\x06series\x18\x01 \x03(\v2\x1f.keygate.account.v1.UsageSeriesR\x06series\x12 \n" +
+	"\vgranularity\x18\x02 \x01(\tR\vgranularity\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until*a\n" +
 	"\aKeyType\x12\x18\n" +
 	"\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KEY_TYPE_SERVICE\x10\x01\x12\x10\n" +
@@ -5535,7 +5884,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tKeyOrigin\x12\x1a\n" +
 	"\x16KEY_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KEY_ORIGIN_GENERATED\x10\x01\x12\x15\n" +
-	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xce\x1a\n" +
+	"\x11KEY_ORIGIN_CUSTOM\x10\x022\xa5\x1b\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -5568,7 +5917,8 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x16GetServiceAccessDenial\x121.keygate.account.v1.GetServiceAccessDenialRequest\x1a2.keygate.account.v1.GetServiceAccessDenialResponse\x12\x85\x01\n" +
 	"\x18ListServiceAccessDenials\x123.keygate.account.v1.ListServiceAccessDenialsRequest\x1a4.keygate.account.v1.ListServiceAccessDenialsResponse\x12\x88\x01\n" +
 	"\x19UpdateServiceAccessDenial\x124.keygate.account.v1.UpdateServiceAccessDenialRequest\x1a5.keygate.account.v1.UpdateServiceAccessDenialResponse\x12\x88\x01\n" +
-	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
+	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponse\x12U\n" +
+	"\bGetUsage\x12#.keygate.account.v1.GetUsageRequest\x1a$.keygate.account.v1.GetUsageResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
 
 var (
 	file_keygate_account_v1_account_proto_rawDescOnce sync.Once
@@ -5583,7 +5933,7 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
@@ -5660,27 +6010,32 @@ var file_keygate_account_v1_account_proto_goTypes = []any{
 	(*UpdateServiceAccessDenialResponse)(nil), // 72: keygate.account.v1.UpdateServiceAccessDenialResponse
 	(*DeleteServiceAccessDenialRequest)(nil),  // 73: keygate.account.v1.DeleteServiceAccessDenialRequest
 	(*DeleteServiceAccessDenialResponse)(nil), // 74: keygate.account.v1.DeleteServiceAccessDenialResponse
-	(*timestamppb.Timestamp)(nil),             // 75: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 76: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 77: google.protobuf.Duration
+	(*GetUsageRequest)(nil),                   // 75: keygate.account.v1.GetUsageRequest
+	(*UsagePoint)(nil),                        // 76: keygate.account.v1.UsagePoint
+	(*UsageSeries)(nil),                       // 77: keygate.account.v1.UsageSeries
+	(*GetUsageResponse)(nil),                  // 78: keygate.account.v1.GetUsageResponse
+	nil,                                       // 79: keygate.account.v1.UsageSeries.GroupEntry
+	(*timestamppb.Timestamp)(nil),             // 80: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 81: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 82: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	75,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	75,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	75,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	75,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	4,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	75,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	75,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	75,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	75,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	76,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	76,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	80,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	80,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	80,  // 13: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	81,  // 14: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	81,  // 15: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
 	2,   // 16: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
 	2,   // 17: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
 	2,   // 18: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
@@ -5691,125 +6046,135 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	3,   // 23: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
 	3,   // 24: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
 	3,   // 25: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	75,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 26: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	75,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 30: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 31: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 32: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 33: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	75,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 34: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 35: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 36: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 37: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 38: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	75,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 39: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 40: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	4,   // 41: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	5,   // 42: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,   // 43: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 44: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	75,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	75,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	80,  // 45: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	80,  // 46: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
 	5,   // 47: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
 	4,   // 48: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	75,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	75,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 49: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	80,  // 50: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	39,  // 51: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
 	40,  // 52: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
 	52,  // 53: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
 	5,   // 54: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	77,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	82,  // 55: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	5,   // 56: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
 	5,   // 57: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 58: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
-	75,  // 59: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
-	75,  // 60: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	80,  // 59: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	80,  // 60: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
 	47,  // 61: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
-	75,  // 62: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
-	75,  // 63: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	75,  // 64: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	80,  // 62: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 63: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	80,  // 64: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
 	6,   // 65: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	75,  // 66: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 67: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 66: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 67: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
 	53,  // 68: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 69: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 70: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 71: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	75,  // 72: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	75,  // 73: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 72: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 73: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
 	64,  // 74: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	64,  // 75: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	64,  // 76: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
 	64,  // 77: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	7,   // 78: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	9,   // 79: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	11,  // 80: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	13,  // 81: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	15,  // 82: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	17,  // 83: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	19,  // 84: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	21,  // 85: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	23,  // 86: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	25,  // 87: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	27,  // 88: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	29,  // 89: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	31,  // 90: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	33,  // 91: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	35,  // 92: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	37,  // 93: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	41,  // 94: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	43,  // 95: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	45,  // 96: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	48,  // 97: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
-	50,  // 98: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	54,  // 99: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	56,  // 100: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	58,  // 101: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	60,  // 102: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	62,  // 103: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	65,  // 104: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	67,  // 105: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	69,  // 106: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	71,  // 107: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	73,  // 108: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	8,   // 109: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	10,  // 110: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	12,  // 111: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	14,  // 112: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	16,  // 113: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	18,  // 114: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	20,  // 115: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	22,  // 116: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	24,  // 117: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	26,  // 118: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	28,  // 119: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	30,  // 120: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	32,  // 121: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	34,  // 122: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	36,  // 123: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	38,  // 124: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	42,  // 125: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	44,  // 126: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	46,  // 127: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	49,  // 128: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
-	51,  // 129: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	55,  // 130: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	57,  // 131: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	59,  // 132: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	61,  // 133: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	63,  // 134: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	66,  // 135: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	68,  // 136: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	70,  // 137: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	72,  // 138: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	74,  // 139: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	109, // [109:140] is the sub-list for method output_type
-	78,  // [78:109] is the sub-list for method input_type
-	78,  // [78:78] is the sub-list for extension type_name
-	78,  // [78:78] is the sub-list for extension extendee
-	0,   // [0:78] is the sub-list for field type_name
+	80,  // 78: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
+	80,  // 79: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
+	80,  // 80: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
+	79,  // 81: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
+	76,  // 82: keygate.account.v1.UsageSeries.points:type_name -> keygate.account.v1.UsagePoint
+	77,  // 83: keygate.account.v1.GetUsageResponse.series:type_name -> keygate.account.v1.UsageSeries
+	80,  // 84: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
+	80,  // 85: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
+	7,   // 86: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	9,   // 87: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	11,  // 88: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	13,  // 89: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	15,  // 90: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	17,  // 91: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	19,  // 92: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	21,  // 93: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	23,  // 94: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	25,  // 95: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	27,  // 96: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	29,  // 97: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	31,  // 98: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	33,  // 99: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	35,  // 100: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	37,  // 101: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	41,  // 102: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	43,  // 103: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	45,  // 104: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	48,  // 105: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	50,  // 106: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	54,  // 107: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	56,  // 108: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	58,  // 109: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	60,  // 110: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	62,  // 111: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	65,  // 112: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	67,  // 113: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	69,  // 114: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	71,  // 115: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	73,  // 116: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	75,  // 117: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
+	8,   // 118: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	10,  // 119: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	12,  // 120: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	14,  // 121: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	16,  // 122: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	18,  // 123: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	20,  // 124: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	22,  // 125: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	24,  // 126: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	26,  // 127: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	28,  // 128: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	30,  // 129: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	32,  // 130: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	34,  // 131: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	36,  // 132: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	38,  // 133: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	42,  // 134: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	44,  // 135: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	46,  // 136: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	49,  // 137: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	51,  // 138: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	55,  // 139: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	57,  // 140: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	59,  // 141: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	61,  // 142: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	63,  // 143: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	66,  // 144: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	68,  // 145: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	70,  // 146: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	72,  // 147: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	74,  // 148: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	78,  // 149: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
+	118, // [118:150] is the sub-list for method output_type
+	86,  // [86:118] is the sub-list for method input_type
+	86,  // [86:86] is the sub-list for extension type_name
+	86,  // [86:86] is the sub-list for extension extendee
+	0,   // [0:86] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -5829,13 +6194,14 @@ func file_keygate_account_v1_account_proto_init() {
 	file_keygate_account_v1_account_proto_msgTypes[46].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[58].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[69].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[73].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   73,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

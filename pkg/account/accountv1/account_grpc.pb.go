@@ -50,6 +50,7 @@ const (
 	AccountService_ListServiceAccessDenials_FullMethodName  = "/keygate.account.v1.AccountService/ListServiceAccessDenials"
 	AccountService_UpdateServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/UpdateServiceAccessDenial"
 	AccountService_DeleteServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/DeleteServiceAccessDenial"
+	AccountService_GetUsage_FullMethodName                  = "/keygate.account.v1.AccountService/GetUsage"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -157,6 +158,10 @@ type AccountServiceClient interface {
 	UpdateServiceAccessDenial(ctx context.Context, in *UpdateServiceAccessDenialRequest, opts ...grpc.CallOption) (*UpdateServiceAccessDenialResponse, error)
 	// DeleteServiceAccessDenial deletes a denial, which restores access.
 	DeleteServiceAccessDenial(ctx context.Context, in *DeleteServiceAccessDenialRequest, opts ...grpc.CallOption) (*DeleteServiceAccessDenialResponse, error)
+	// GetUsage returns the account's usage (SPEC §12): decisions about its
+	// keys counted per hour, summed per hour, day or month over a range of at
+	// most 400 days, one series per distinct value of the group_by fields.
+	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
 }
 
 type accountServiceClient struct {
@@ -477,6 +482,16 @@ func (c *accountServiceClient) DeleteServiceAccessDenial(ctx context.Context, in
 	return out, nil
 }
 
+func (c *accountServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -582,6 +597,10 @@ type AccountServiceServer interface {
 	UpdateServiceAccessDenial(context.Context, *UpdateServiceAccessDenialRequest) (*UpdateServiceAccessDenialResponse, error)
 	// DeleteServiceAccessDenial deletes a denial, which restores access.
 	DeleteServiceAccessDenial(context.Context, *DeleteServiceAccessDenialRequest) (*DeleteServiceAccessDenialResponse, error)
+	// GetUsage returns the account's usage (SPEC §12): decisions about its
+	// keys counted per hour, summed per hour, day or month over a range of at
+	// most 400 days, one series per distinct value of the group_by fields.
+	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -684,6 +703,9 @@ func (UnimplementedAccountServiceServer) UpdateServiceAccessDenial(context.Conte
 }
 func (UnimplementedAccountServiceServer) DeleteServiceAccessDenial(context.Context, *DeleteServiceAccessDenialRequest) (*DeleteServiceAccessDenialResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccessDenial not implemented")
+}
+func (UnimplementedAccountServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -1264,6 +1286,24 @@ func _AccountService_DeleteServiceAccessDenial_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetUsage(ctx, req.(*GetUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1394,6 +1434,10 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteServiceAccessDenial",
 			Handler:    _AccountService_DeleteServiceAccessDenial_Handler,
+		},
+		{
+			MethodName: "GetUsage",
+			Handler:    _AccountService_GetUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
