@@ -62,6 +62,7 @@ type Commands struct {
 	Roles   RolesCmd   `cmd:"" help:"Manage roles: named scopes that keys hold (SBS service access roles)."`
 	Denials DenialsCmd `cmd:"" help:"Manage service access denials: block one tenant of one app from a service or operation."`
 	Audit   AuditCmd   `cmd:"" help:"List the account's audit events, newest first, with what changed; filter by key, actor, action, outcome and time."`
+	Usage   UsageCmd   `cmd:"" help:"Show the account's usage: decisions per period by tenant, app, key, service, operation or outcome, with a sparkline per row."`
 }
 
 // ConnFlags say where the Account API is and which key calls it; every
