@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -174,4 +175,40 @@ func TestUsageCounts(t *testing.T) {
 		got, err = tryUsage(t, api)
 		return err == nil && got.String() == both.String()
 	})
+
+	// The CLI: a table with a total and a sparkline per row, and JSON.
+	vars := []string{"KEYGATE_ACCOUNT_ADDR=" + a.accountAddr, "KEYGATE_ACCOUNT_KEY=" + env.accountKey}
+	out, err := cliRunEnv(t, vars, "", "usage", "--since", "1d", "--until", time.Now().Add(24*time.Hour).Format(time.RFC3339),
+		"--by", "key,outcome", "--key", "svc")
+	if err != nil {
+		t.Fatalf("keygate usage: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "KEY OUTCOME TOTAL TREND" {
+		t.Fatalf("keygate usage printed:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); len(f) != 4 || f[0] != "k-svc" || f[1] != "allowed" || f[2] != "16" || !strings.ContainsAny(f[3], "▁▂▃▄▅▆▇█") {
+		t.Errorf("row %q, want k-svc allowed 16 and a sparkline", lines[1])
+	}
+	out, err = cliRunEnv(t, vars, "", "usage", "--since", "2d", "--by", "outcome", "--outcome", "scope_denied", "-o", "json")
+	if err != nil {
+		t.Fatalf("keygate usage -o json: %v\n%s", err, out)
+	}
+	var doc struct {
+		Granularity string
+		Series      []struct {
+			Group map[string]string
+			Total string // int64 in protojson
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("keygate usage -o json: %v\n%s", err, out)
+	}
+	if doc.Granularity != "day" || len(doc.Series) != 1 || doc.Series[0].Group["outcome"] != "scope_denied" || doc.Series[0].Total != "5" {
+		t.Errorf("keygate usage -o json printed:\n%s", out)
+	}
+	// A range past the bound is refused with what to do.
+	if out, err := cliRunEnv(t, vars, "", "usage", "--since", "500d"); err == nil || !strings.Contains(out+err.Error(), "400 days") {
+		t.Errorf("--since 500d: %v\n%s", err, out)
+	}
 }
