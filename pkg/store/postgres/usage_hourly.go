@@ -33,10 +33,8 @@ func (s *Store) AddUsage(ctx context.Context, deltas map[store.UsageRow]int64) e
 	months := map[time.Time]bool{}
 	for r := range deltas {
 		rows = append(rows, r)
-		months[monthOf(r.Hour)] = true
-	}
-	for m := range months {
-		months[m.AddDate(0, 1, 0)] = true
+		m := monthOf(r.Hour)
+		months[m], months[m.AddDate(0, 1, 0)] = true, true
 	}
 	if err := s.ensureUsagePartitions(ctx, months); err != nil {
 		return err
