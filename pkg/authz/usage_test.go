@@ -225,3 +225,19 @@ func TestUsageOperationsBounded(t *testing.T) {
 		t.Errorf("total %d, unnamed %d", total, unnamed)
 	}
 }
+
+// BenchmarkEngineCheckNoUsage is BenchmarkEngineCheck with usage counting
+// off, to measure what counting adds (compare with BenchmarkCheckEngine).
+func BenchmarkEngineCheckNoUsage(b *testing.B) {
+	k, secret := benchKey(b)
+	e := &authz.Engine{Keys: &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k}},
+		Routes: &fakeRouter{target: emailRd}, Hasher: hasher}
+	req := &authz.Request{Key: secret, KeyCount: 1, ClientIP: netip.MustParseAddr("10.9.8.7")}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := e.Check(ctx, req); d.Reason != authz.OK {
+			b.Fatal(d.Reason)
+		}
+	}
+}
