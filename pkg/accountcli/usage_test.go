@@ -32,7 +32,9 @@ func TestSparkline(t *testing.T) {
 }
 
 func TestUsageTable(t *testing.T) {
-	day := func(d int) *timestamppb.Timestamp { return timestamppb.New(time.Date(2026, 5, 1+d, 0, 0, 0, 0, time.UTC)) }
+	day := func(d int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 5, 1+d, 0, 0, 0, 0, time.UTC))
+	}
 	resp := &accountv1.GetUsageResponse{Granularity: "day", Since: timestamppb.New(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)),
 		Until: day(4), Series: []*accountv1.UsageSeries{
 			{Group: map[string]string{"operation": "read", "outcome": "allowed"}, Total: 9,

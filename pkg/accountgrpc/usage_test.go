@@ -15,7 +15,6 @@ import (
 	"github.com/keygate/keygate/pkg/store"
 )
 
-
 func TestGetUsage(t *testing.T) {
 	s := accounttest.Start(t)
 	ctx := s.Root(t.Context())
@@ -25,9 +24,9 @@ func TestGetUsage(t *testing.T) {
 			Operation: op, Outcome: outcome, Hour: h.Add(time.Duration(hour) * time.Hour)}
 	}
 	if err := s.Store.AddUsage(ctx, map[store.UsageRow]int64{
-		row("k-1", "read", "allowed", 0):      5,
-		row("k-1", "read", "scope_denied", 1): 2,
-		row("k-2", "send", "allowed", 25):     7,
+		row("k-1", "read", "allowed", 0):                                5,
+		row("k-1", "read", "scope_denied", 1):                           2,
+		row("k-2", "send", "allowed", 25):                               7,
 		{AccountID: "other", KeyID: "k-9", Outcome: "allowed", Hour: h}: 1000,
 	}); err != nil {
 		t.Fatal(err)
@@ -38,7 +37,9 @@ func TestGetUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	day := func(d int) *timestamppb.Timestamp { return timestamppb.New(time.Date(2026, 5, 1+d, 0, 0, 0, 0, time.UTC)) }
+	day := func(d int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 5, 1+d, 0, 0, 0, 0, time.UTC))
+	}
 	want := &accountv1.GetUsageResponse{Granularity: "day", Since: since, Until: until, Series: []*accountv1.UsageSeries{
 		{Group: map[string]string{"key": "k-1", "outcome": "allowed"}, Points: []*accountv1.UsagePoint{{Time: day(0), Count: 5}}, Total: 5},
 		{Group: map[string]string{"key": "k-1", "outcome": "scope_denied"}, Points: []*accountv1.UsagePoint{{Time: day(0), Count: 2}}, Total: 2},
