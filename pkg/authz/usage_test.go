@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,5 +240,46 @@ func BenchmarkEngineCheckNoUsage(b *testing.B) {
 		if d := e.Check(ctx, req); d.Reason != authz.OK {
 			b.Fatal(d.Reason)
 		}
+	}
+}
+
+// TestUsageConcurrentDrain counts from several goroutines while draining:
+// every count is drained exactly once.
+func TestUsageConcurrentDrain(t *testing.T) {
+	u := authz.NewUsageCounter(0)
+	var keys []*authz.Key
+	for range 8 {
+		k, _ := benchKey(t)
+		keys = append(keys, k)
+	}
+	targets := []authz.Target{emailRd, {Service: "email-api", Operation: "sendEmail"}}
+	const perG = 2000
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perG {
+				u.Count(keys[(g+i)%len(keys)], &targets[i%2], authz.Reason(i%3), t0.Add(time.Duration(i%2)*time.Hour))
+			}
+		}()
+	}
+	var total uint64
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	sum := func() {
+		u.Drain(func(_ authz.UsageCell, n uint64) { total += n }, func(_ authz.UsageOverflowCell, n uint64) { total += n })
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			sum()
+		}
+	}
+	sum()
+	if total != 4*perG {
+		t.Fatalf("drained %d counts, want %d", total, 4*perG)
 	}
 }
