@@ -156,8 +156,16 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		},
 		// Usage counts: flushed every --usage-flush-interval and once more
 		// when ctx ends, which is after the listeners stopped (serve's
-		// shutdown), so that the last checks are counted.
-		agg.Run,
+		// shutdown), so that the last checks are counted. Started once the
+		// keys are loaded (the schema is there; before, no known key was
+		// decided, so nothing was counted).
+		func(ctx context.Context) {
+			select {
+			case <-warm:
+				agg.Run(ctx)
+			case <-ctx.Done():
+			}
+		},
 		func(ctx context.Context) {
 			if err := kc.RunUsageFlusher(ctx, st, c.UsageInterval); err != nil {
 				log.Warn("usage flusher stopped", "error", err)

@@ -96,20 +96,21 @@ func (a *Aggregator) Stats() Stats {
 		Overflowed: a.overflowed.Load(), WriteErrors: a.writeErrs.Load()}
 }
 
-// Run flushes every interval, keeps partitions and retention every hour,
-// and flushes once more when ctx is done (within flushTimeout), then
-// returns.
+// Run flushes every interval, keeps partitions and retention every hour
+// (retried at the next flush when that fails), and flushes once more when
+// ctx is done (within flushTimeout), then returns.
 func (a *Aggregator) Run(ctx context.Context) {
 	t := time.NewTicker(a.opts.Interval)
 	defer t.Stop()
-	a.maintain(ctx)
-	lastMaintained := a.opts.Now()
+	var lastMaintained time.Time
+	if a.maintain(ctx) {
+		lastMaintained = a.opts.Now()
+	}
 	for {
 		select {
 		case <-t.C:
 			_ = a.Flush(ctx)
-			if now := a.opts.Now(); now.Sub(lastMaintained) >= maintainEvery {
-				a.maintain(ctx)
+			if now := a.opts.Now(); now.Sub(lastMaintained) >= maintainEvery && a.maintain(ctx) {
 				lastMaintained = now
 			}
 		case <-ctx.Done():
@@ -123,23 +124,32 @@ func (a *Aggregator) Run(ctx context.Context) {
 	}
 }
 
-// maintain creates the next partitions and drops those past retention.
-func (a *Aggregator) maintain(ctx context.Context) {
+// maintain creates the next partitions and drops those past retention,
+// and reports whether both succeeded.
+func (a *Aggregator) maintain(ctx context.Context) bool {
 	now := a.opts.Now()
-	if p, ok := a.w.(Partitioner); ok {
-		if err := p.EnsureUsagePartitions(ctx, now, 2); err != nil && ctx.Err() == nil {
-			a.log.Warn("creating usage partitions failed; retrying within the hour", "error", err)
+	ok := true
+	if p, isP := a.w.(Partitioner); isP {
+		if err := p.EnsureUsagePartitions(ctx, now, 2); err != nil {
+			ok = false
+			if ctx.Err() == nil {
+				a.log.Warn("creating usage partitions failed; retrying at the next flush", "error", err)
+			}
 		}
 	}
 	if a.opts.Retention > 0 {
 		n, err := a.w.DropUsageBefore(ctx, now.Add(-a.opts.Retention))
 		switch {
-		case err != nil && ctx.Err() == nil:
-			a.log.Warn("dropping old usage counts failed; retrying within the hour", "error", err)
+		case err != nil:
+			ok = false
+			if ctx.Err() == nil {
+				a.log.Warn("dropping old usage counts failed; retrying at the next flush", "error", err)
+			}
 		case n > 0:
 			a.log.Info("old usage counts dropped", "partitions", n, "retention", a.opts.Retention)
 		}
 	}
+	return ok
 }
 
 // Flush drains the counter into the pending rows and writes them. On
