@@ -63,6 +63,10 @@ func (s *Store) AddUsage(ctx context.Context, deltas map[store.UsageRow]int64) e
 		return nil
 	})
 	if err != nil {
+		// A partition this replica believed in may have been dropped by
+		// another's retention (rows that old only come after a long
+		// outage): forget them all, so that the retry creates what it needs.
+		s.usageParts.Clear()
 		return fmt.Errorf("postgres: add usage counts: %w", err)
 	}
 	return nil

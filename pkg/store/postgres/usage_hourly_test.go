@@ -64,10 +64,21 @@ func TestUsagePartitions(t *testing.T) {
 		t.Fatalf("after retention %s, want %s", got, want)
 	}
 	// A month dropped is created again when counts for it arrive.
-	if err := s.AddUsage(ctx, map[store.UsageRow]int64{
-		{AccountID: "a", KeyID: "k", Outcome: "allowed", Hour: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)}: 1,
-	}); err != nil {
+	aug := map[store.UsageRow]int64{{AccountID: "a", KeyID: "k", Outcome: "allowed", Hour: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)}: 1}
+	if err := s.AddUsage(ctx, aug); err != nil {
 		t.Fatal(err)
+	}
+	// Dropped by another replica (another store on the same database):
+	// the first write fails, the retry recreates the partition.
+	other := postgres.New(ctx, pool, postgres.Options{})
+	if n, err := other.DropUsageBefore(ctx, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)); err != nil || n != 1 {
+		t.Fatalf("other replica dropped %d, %v; want 1", n, err)
+	}
+	if err := s.AddUsage(ctx, aug); err == nil {
+		t.Fatal("write into a partition dropped meanwhile: no error")
+	}
+	if err := s.AddUsage(ctx, aug); err != nil {
+		t.Fatalf("retry after the partition was dropped: %v", err)
 	}
 }
 
