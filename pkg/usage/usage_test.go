@@ -20,6 +20,8 @@ type fakeWriter struct {
 	rows    map[store.UsageRow]int64
 	dropped []time.Time
 	ensured int
+	// ensureFails fails that many EnsureUsagePartitions calls first.
+	ensureFails int
 }
 
 func (w *fakeWriter) AddUsage(_ context.Context, d map[store.UsageRow]int64) error {
@@ -44,6 +46,10 @@ func (w *fakeWriter) DropUsageBefore(_ context.Context, before time.Time) (int, 
 func (w *fakeWriter) EnsureUsagePartitions(context.Context, time.Time, int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.ensureFails > 0 {
+		w.ensureFails--
+		return errors.New("no schema yet")
+	}
 	w.ensured++
 	return nil
 }
@@ -182,5 +188,31 @@ func TestRunFlushesAtShutdown(t *testing.T) {
 	}
 	if w.ensured != 1 || len(w.dropped) != 1 || !w.dropped[0].Equal(t0.Add(-24*time.Hour)) {
 		t.Errorf("maintenance: ensured %d, dropped %v", w.ensured, w.dropped)
+	}
+}
+
+// TestMaintenanceRetried: partitions that could not be created at start
+// are created at a later flush, not an hour later.
+func TestMaintenanceRetried(t *testing.T) {
+	w := &fakeWriter{rows: map[store.UsageRow]int64{}, ensureFails: 2}
+	a := usage.New(authz.NewUsageCounter(0), w, usage.Options{Interval: time.Millisecond, Now: func() time.Time { return t0 }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	for {
+		w.mu.Lock()
+		ensured := w.ensured
+		w.mu.Unlock()
+		if ensured > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ensured != 1 {
+		t.Errorf("partitions ensured %d times after two failures, want once (then not again within the hour)", w.ensured)
 	}
 }
