@@ -90,6 +90,9 @@ type Key struct {
 	// for, with their interned indexes (UsageCounter), so that counting
 	// one of them again compares strings instead of hashing them.
 	usageOps [4]atomic.Pointer[usageOp]
+	// usageCells are the usage cells this key was last counted in, so
+	// that counting in one again is one atomic add (UsageCounter.Count).
+	usageCells [4]atomic.Pointer[usageCount]
 }
 
 // MarkUsed advances the key's last recorded minute to minute and reports

@@ -38,7 +38,7 @@ type usageShard struct {
 	mu sync.RWMutex
 	// cells are the counts of one shard; a cell idle for a whole drain is
 	// removed, so memory follows the combinations in use.
-	cells map[usageCell]*atomic.Uint64
+	cells map[usageCell]*usageCount
 	// overflow are counts of combinations that did not fit (the shard was
 	// full), kept per account, outcome and hour (guarded by mu).
 	overflow map[UsageOverflowCell]uint64
@@ -53,7 +53,19 @@ type usageCell struct {
 	hour    int64
 }
 
-// usageOp is a key's last counted operation (Key.usageOp).
+// usageCount is one cell's count, and what the key's memo (Key.usageCells)
+// compares to use it without the map.
+type usageCount struct {
+	n       atomic.Uint64 // deadCount once Drain removed the cell
+	counter *UsageCounter
+	cell    usageCell
+}
+
+// deadCount marks a cell Drain has removed: an add that returns it with
+// the bit set went to a dead cell and is counted again through the map.
+const deadCount = 1 << 63
+
+// usageOp is a key's last counted operation (Key.usageOps).
 type usageOp struct {
 	service, operation string
 	idx                uint32
@@ -92,7 +104,7 @@ func NewUsageCounter(maxCells int) *UsageCounter {
 	}
 	u := &UsageCounter{perShrd: max(1, maxCells/usageShards), maxOps: MaxUsageOperations}
 	for i := range u.shards {
-		u.shards[i].cells = make(map[usageCell]*atomic.Uint64)
+		u.shards[i].cells = make(map[usageCell]*usageCount)
 		u.shards[i].overflow = make(map[UsageOverflowCell]uint64)
 	}
 	none := &usageOp{counter: u}
@@ -136,35 +148,46 @@ func (u *UsageCounter) opIndex(k *Key, t *Target) uint32 {
 
 // Count records one decision about k. It never blocks on I/O; it
 // allocates only the first time a combination is seen since the last
-// drain that found it idle.
+// drain that found it idle. A combination k was counted for lately is
+// found through k's memo, without lock or hash: one atomic add.
 func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 	if u == nil || k == nil {
 		return
 	}
 	c := usageCell{key: k, op: u.opIndex(k, t), outcome: outcome, hour: at.Unix() / 3600}
+	slot := &k.usageCells[(c.op*uint32(numReasons)+uint32(outcome))%uint32(len(k.usageCells))]
+	if n := slot.Load(); n != nil && n.counter == u && n.cell == c {
+		if n.n.Add(1)&deadCount == 0 {
+			return
+		}
+		// The cell was removed by Drain: that add is nobody's; count again.
+	}
 	s := &u.shards[k.Digest[0]%usageShards]
 	s.mu.RLock()
 	if n := s.cells[c]; n != nil {
-		// Added under the read lock: Drain, under the write lock, never
-		// removes a cell between its lookup and this add.
-		n.Add(1)
+		// Cells in the map are alive: Drain removes a cell, under the
+		// write lock, in the same step that marks it dead.
+		n.n.Add(1)
 		s.mu.RUnlock()
+		slot.Store(n)
 		return
 	}
 	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := s.cells[c]; n != nil {
-		n.Add(1)
+		n.n.Add(1)
+		slot.Store(n)
 		return
 	}
 	if len(s.cells) >= u.perShrd {
 		s.overflow[UsageOverflowCell{AccountID: k.Spec.AccountID, Outcome: outcome, Hour: c.hour}]++
 		return
 	}
-	n := new(atomic.Uint64)
-	n.Add(1)
+	n := &usageCount{counter: u, cell: c}
+	n.n.Add(1)
 	s.cells[c] = n
+	slot.Store(n)
 }
 
 // Drain calls cell for every combination counted since the last drain,
@@ -172,18 +195,27 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 // resets them. Cells that counted nothing since the last drain are
 // removed. It must not be called concurrently with itself.
 func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOverflowCell, uint64)) {
-	u.ops.mu.RLock()
-	names := u.ops.names // append-only: this prefix never changes
-	u.ops.mu.RUnlock()
 	for i := range u.shards {
 		s := &u.shards[i]
 		s.mu.Lock()
+		// Read after the shard's lock: every cell in it was made after
+		// its operation was interned. Append-only: the prefix is stable.
+		u.ops.mu.RLock()
+		names := u.ops.names
+		u.ops.mu.RUnlock()
 		for c, n := range s.cells {
-			if v := n.Swap(0); v > 0 {
+			v := n.n.Swap(0)
+			if v == 0 && n.n.CompareAndSwap(0, deadCount) {
+				// Idle for a whole interval: removed. An add through a
+				// key's memo from now on sees deadCount and goes through
+				// the map; one that came between the swap and here made
+				// the CAS fail, and the cell lives on.
+				delete(s.cells, c)
+				continue
+			}
+			if v > 0 {
 				op := names[c.op]
 				cell(UsageCell{Key: c.key, Service: op.service, Operation: op.operation, Outcome: c.outcome, Hour: c.hour}, v)
-			} else {
-				delete(s.cells, c)
 			}
 		}
 		for c, v := range s.overflow {
