@@ -57,6 +57,9 @@ func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
 type keySource struct {
 	store authz.KeyStore
 	usage authz.UsageRecorder // nil: last-used is not recorded
+	// counts counts decisions for usage (SPEC §12); nil: not counted
+	// (the keys file has no database to write them to).
+	counts *authz.UsageCounter
 	// denials are the service access denials row 9 checks (SPEC §11);
 	// nil: the source holds none yet.
 	denials *authz.DenialIndex
@@ -128,7 +131,7 @@ func (c *serveCmd) Run(e *env) error {
 	defer src.close()
 	m.KeysLoaded(func() float64 { return float64(src.count()) })
 
-	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials}
+	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials, Counts: src.counts}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
 	authzSrv.SetTracer(tr.CheckTracer())

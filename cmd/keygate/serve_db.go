@@ -22,6 +22,7 @@ import (
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/telemetry"
+	"github.com/keygate/keygate/pkg/usage"
 	"google.golang.org/grpc"
 )
 
@@ -41,7 +42,10 @@ type databaseFlags struct {
 	AccountMutationsPerSecond float64       `name:"account-mutations-per-second" env:"KEYGATE_ACCOUNT_MUTATIONS_PER_SECOND" default:"20" help:"Account API: mutations one account key may make per second on this replica (bursts of twice as many); beyond, ResourceExhausted with retry-after."`
 	AccountReadsPerSecond     float64       `name:"account-reads-per-second" env:"KEYGATE_ACCOUNT_READS_PER_SECOND" default:"100" help:"Account API: reads one account key may make per second on this replica (bursts of twice as many)."`
 	replicaFlags
-	UsageInterval time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
+	UsageInterval      time.Duration `name:"usage-interval" env:"KEYGATE_USAGE_INTERVAL" default:"1m" help:"How often last-used times are written (at most one write per key per interval)."`
+	UsageFlushInterval time.Duration `name:"usage-flush-interval" env:"KEYGATE_USAGE_FLUSH_INTERVAL" default:"10s" help:"How often this replica writes its usage counts (hourly buckets) to the database; also at shutdown."`
+	UsageRetention     time.Duration `name:"usage-retention" env:"KEYGATE_USAGE_RETENTION" default:"2160h" help:"Usage buckets older than this (default 90 days; days are accepted, e.g. 400d) are dropped, by whole monthly partitions (0: kept forever)."`
+	UsageMaxPending    int           `name:"usage-max-pending" env:"KEYGATE_USAGE_MAX_PENDING" default:"1000000" help:"Usage rows (distinct key, service, operation, outcome and hour) this replica holds while the database cannot be written; past it, counts are kept per account and reported."`
 }
 
 // validate refuses rate limits that are not positive: the Account API's
@@ -56,6 +60,15 @@ func (c databaseFlags) validate() error {
 		errs = append(errs, fmt.Errorf("account-reads-per-second: %g must be positive", c.AccountReadsPerSecond))
 	}
 	errs = append(errs, c.replicaFlags.validate())
+	if c.UsageFlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("usage-flush-interval: %v must be positive", c.UsageFlushInterval))
+	}
+	if c.UsageRetention < 0 {
+		errs = append(errs, fmt.Errorf("usage-retention: %v must not be negative (0 keeps usage forever)", c.UsageRetention))
+	}
+	if c.UsageMaxPending <= 0 {
+		errs = append(errs, fmt.Errorf("usage-max-pending: %d must be positive", c.UsageMaxPending))
+	}
 	return errors.Join(errs...)
 }
 
@@ -119,7 +132,12 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		ready = withDetail(ready, warning)
 	}
 	warm := make(chan struct{})
+	counts := authz.NewUsageCounter(0)
+	agg := usage.New(counts, st, usage.Options{Interval: c.UsageFlushInterval, Retention: c.UsageRetention,
+		MaxPending: c.UsageMaxPending, Logger: log})
+	m.ObserveUsage(agg.Stats)
 	src := &keySource{
+		counts:  counts,
 		warm:    warm,
 		store:   kc,
 		usage:   kc,
@@ -143,6 +161,18 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 			close(warm)
 			if err := kc.Run(ctx); err != nil {
 				log.Error("change feed stopped", "error", err)
+			}
+		},
+		// Usage counts: flushed every --usage-flush-interval and once more
+		// when ctx ends, which is after the listeners stopped (serve's
+		// shutdown), so that the last checks are counted. Started once the
+		// keys are loaded (the schema is there; before, no known key was
+		// decided, so nothing was counted).
+		func(ctx context.Context) {
+			select {
+			case <-warm:
+				agg.Run(ctx)
+			case <-ctx.Done():
 			}
 		},
 		func(ctx context.Context) {

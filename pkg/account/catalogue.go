@@ -35,6 +35,7 @@ var Operations = []Operation{
 	{"serviceAccessDenials", kindQuery}, {"updateServiceAccessDenial", kindMutation},
 	{"deleteServiceAccessDenial", kindMutation},
 	{"syncStatus", kindQuery}, {"replicas", kindQuery},
+	{"usage", kindQuery},
 }
 
 // OperationNamed returns the catalogue's operation of that name.

@@ -64,6 +64,7 @@ type Commands struct {
 	Audit      AuditCmd      `cmd:"" help:"List the account's audit events, newest first, with what changed; filter by key, actor, action, outcome and time."`
 	Replicas   ReplicasCmd   `cmd:"" help:"List the serving replicas (database mode): live or not, version, the change they have applied, their lag."`
 	SyncStatus SyncStatusCmd `cmd:"" name:"sync-status" help:"How many live replicas have applied a change (--change N, as a change printed it) or a key's last change (--key KEY)."`
+	Usage      UsageCmd      `cmd:"" help:"Show the account's usage: decisions per period by tenant, app, key, service, operation or outcome, with a sparkline per row."`
 }
 
 // ConnFlags say where the Account API is and which key calls it; every

@@ -112,6 +112,7 @@ var queryNames = map[string]string{
 	"ListServiceAccessDenials": "serviceAccessDenials",
 	"GetSyncStatus":            "syncStatus",
 	"ListReplicas":             "replicas",
+	"GetUsage":                 "usage",
 }
 
 type callerKey struct{}

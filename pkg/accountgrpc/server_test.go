@@ -67,8 +67,8 @@ func setup(t *testing.T) (*accounttest.Server, context.Context) {
 
 func TestOperationNames(t *testing.T) {
 	methods := accountv1.File_keygate_account_v1_account_proto.Services().ByName("AccountService").Methods()
-	if methods.Len() != 33 {
-		t.Fatalf("%d methods, want 33", methods.Len())
+	if methods.Len() != 34 {
+		t.Fatalf("%d methods, want 34", methods.Len())
 	}
 	want := map[string][2]string{
 		"GenerateServiceAccessKey":  {"mutation", "generateServiceAccessKey"},
@@ -88,6 +88,7 @@ func TestOperationNames(t *testing.T) {
 		"UpdateKeys":                {"mutation", "updateKeys"},
 		"GetSyncStatus":             {"query", "syncStatus"},
 		"ListReplicas":              {"query", "replicas"},
+		"GetUsage":                  {"query", "usage"},
 	}
 	if len(account.Operations) != methods.Len() {
 		t.Errorf("the catalogue has %d operations, the gRPC service %d methods", len(account.Operations), methods.Len())

@@ -42,7 +42,7 @@ func BenchmarkEvaluate(b *testing.B) {
 func BenchmarkEngineCheck(b *testing.B) {
 	k, secret := benchKey(b)
 	e := &authz.Engine{Keys: &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k}},
-		Routes: &fakeRouter{target: emailRd}, Hasher: hasher}
+		Routes: &fakeRouter{target: emailRd}, Hasher: hasher, Counts: authz.NewUsageCounter(0)}
 	req := &authz.Request{Key: secret, KeyCount: 1, ClientIP: netip.MustParseAddr("10.9.8.7")}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -55,6 +55,10 @@ type Engine struct {
 	// every decision to the heap. Stores that hold denials keep one index
 	// and update it (Replace, Apply).
 	Denials *DenialIndex
+	// Counts, when set, counts every decision Check makes about a known
+	// key (SPEC §12: rows 4 on) by key, service, operation, outcome and
+	// hour. Evaluate (explain) does not count.
+	Counts *UsageCounter
 }
 
 // Check decides one request. It never panics on bad input and never
@@ -102,6 +106,9 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		return d
 	}
 	e.decide(ctx, &d, key, r, t)
+	if e.Counts != nil {
+		e.Counts.Count(key, &d.Target, d.Reason, t)
+	}
 	return d
 }
 

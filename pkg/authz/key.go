@@ -91,6 +91,13 @@ type Key struct {
 	// (MarkUsed), kept on the record so that recording a use costs one
 	// atomic load on the hot path, not a lookup by id.
 	usedMinute atomic.Int64
+	// usageOps are the services and operations this key was last counted
+	// for, with their interned indexes (UsageCounter), so that counting
+	// one of them again compares strings instead of hashing them.
+	usageOps [4]atomic.Pointer[usageOp]
+	// usageCells are the usage cells this key was last counted in, so
+	// that counting in one again is one atomic add (UsageCounter.Count).
+	usageCells [4]atomic.Pointer[usageCount]
 }
 
 // MarkUsed advances the key's last recorded minute to minute and reports

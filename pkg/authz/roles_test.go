@@ -372,7 +372,8 @@ func rolesDenialsEngine(t testing.TB) (*authz.Engine, *authz.Request, *authz.Key
 			Scope: "email-api:mutation:op" + string(rune('0'+i)), Reason: "blocked"}))
 	}
 	e := &authz.Engine{Keys: &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k}},
-		Routes: &fakeRouter{target: emailRd}, Hasher: hasher, Denials: authz.NewDenialIndex(ds...)}
+		Routes: &fakeRouter{target: emailRd}, Hasher: hasher, Denials: authz.NewDenialIndex(ds...),
+		Counts: authz.NewUsageCounter(0)}
 	return e, &authz.Request{Key: secret, KeyCount: 1, ClientIP: netip.MustParseAddr("10.9.8.7")}, k
 }
 

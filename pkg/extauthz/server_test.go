@@ -119,7 +119,8 @@ func newFixture(t testing.TB, cfg extauthz.Config) *fixture {
 	s = svc("k-scoped")
 	s.Scope = "email-api !email-api:mutation:sendEmail"
 	f.scoped = add(apikey.KindService, s)
-	engine := &authz.Engine{Keys: f.store, Routes: routes, Hasher: hasher, Now: func() time.Time { return now }}
+	engine := &authz.Engine{Keys: f.store, Routes: routes, Hasher: hasher, Now: func() time.Time { return now },
+		Counts: authz.NewUsageCounter(0)} // usage counting on, as serve runs it
 	f.srv = extauthz.NewServer(engine, cfg, nil, nil)
 	return f
 }

@@ -63,7 +63,8 @@ tenants: [{id: acme, name: ACME Corp}]
 		b.Fatal(err)
 	}
 	m := metrics.New("bench", nil)
-	engine := &authz.Engine{Keys: store, Routes: route.NewRouter(table), Hasher: hasher, Denials: store.Denials()}
+	engine := &authz.Engine{Keys: store, Routes: route.NewRouter(table), Hasher: hasher, Denials: store.Denials(),
+		Counts: authz.NewUsageCounter(0)} // usage counting on, as serve runs it
 	return extauthz.NewServer(engine, cfg, m, nil), secret, store
 }
 

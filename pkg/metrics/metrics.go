@@ -163,6 +163,7 @@ type Metrics struct {
 
 	keysLoaded atomic.Pointer[func() float64]
 	cacheOnce  sync.Once
+	usageOnce  sync.Once
 }
 
 type reloadKey struct {

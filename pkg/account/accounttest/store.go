@@ -61,6 +61,8 @@ type Store struct {
 	seq      int64
 	keySeq   map[ref]int64
 	replicas map[string]store.Replica
+	// usage are the hourly usage counts (usage.go).
+	usage map[store.UsageRow]int64
 }
 
 type ref struct{ account, id string }
@@ -68,6 +70,8 @@ type ref struct{ account, id string }
 var (
 	_ store.Accounts    = (*Store)(nil)
 	_ store.UsageWriter = (*Store)(nil)
+	_ store.UsageCounts = (*Store)(nil)
+	_ store.UsageReader = (*Store)(nil)
 	_ authz.KeyStore    = (*Store)(nil)
 )
 

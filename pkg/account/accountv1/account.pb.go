@@ -5865,6 +5865,316 @@ func (x *ListReplicasResponse) GetHead() int64 {
 	return 0
 }
 
+// GetUsageRequest asks for the account's usage in [since, until).
+type GetUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// since is required; until defaults to now; at most 400 days apart.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// granularity: hour, day (default) or month (UTC periods).
+	Granularity string `protobuf:"bytes,3,opt,name=granularity,proto3" json:"granularity,omitempty"`
+	// group_by: any of tenant, app, key, service, operation, outcome; none
+	// gives one series of the totals.
+	GroupBy []string `protobuf:"bytes,4,rep,name=group_by,json=groupBy,proto3" json:"group_by,omitempty"`
+	// Filters: set ones must match exactly. outcome is allowed or a deny
+	// reason (scope_denied, …); service and operation are "" for requests
+	// that did not route, and key_id "" for counts a replica kept per
+	// account past its memory bound.
+	TenantId      *string `protobuf:"bytes,5,opt,name=tenant_id,json=tenantId,proto3,oneof" json:"tenant_id,omitempty"`
+	AppId         *string `protobuf:"bytes,6,opt,name=app_id,json=appId,proto3,oneof" json:"app_id,omitempty"`
+	KeyId         *string `protobuf:"bytes,7,opt,name=key_id,json=keyId,proto3,oneof" json:"key_id,omitempty"`
+	Service       *string `protobuf:"bytes,8,opt,name=service,proto3,oneof" json:"service,omitempty"`
+	Operation     *string `protobuf:"bytes,9,opt,name=operation,proto3,oneof" json:"operation,omitempty"`
+	Outcome       *string `protobuf:"bytes,10,opt,name=outcome,proto3,oneof" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageRequest) Reset() {
+	*x = GetUsageRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageRequest) ProtoMessage() {}
+
+func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *GetUsageRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetGranularity() string {
+	if x != nil {
+		return x.Granularity
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetGroupBy() []string {
+	if x != nil {
+		return x.GroupBy
+	}
+	return nil
+}
+
+func (x *GetUsageRequest) GetTenantId() string {
+	if x != nil && x.TenantId != nil {
+		return *x.TenantId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetAppId() string {
+	if x != nil && x.AppId != nil {
+		return *x.AppId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetKeyId() string {
+	if x != nil && x.KeyId != nil {
+		return *x.KeyId
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetService() string {
+	if x != nil && x.Service != nil {
+		return *x.Service
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetOperation() string {
+	if x != nil && x.Operation != nil {
+		return *x.Operation
+	}
+	return ""
+}
+
+func (x *GetUsageRequest) GetOutcome() string {
+	if x != nil && x.Outcome != nil {
+		return *x.Outcome
+	}
+	return ""
+}
+
+// UsagePoint is one period's count; time is the period's start.
+type UsagePoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsagePoint) Reset() {
+	*x = UsagePoint{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsagePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsagePoint) ProtoMessage() {}
+
+func (x *UsagePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsagePoint.ProtoReflect.Descriptor instead.
+func (*UsagePoint) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *UsagePoint) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *UsagePoint) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// UsageSeries is the usage of one group.
+type UsageSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// group holds the value of each group_by field, by field name.
+	Group map[string]string `protobuf:"bytes,1,rep,name=group,proto3" json:"group,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// points are in time order; periods without a count are left out.
+	Points        []*UsagePoint `protobuf:"bytes,2,rep,name=points,proto3" json:"points,omitempty"`
+	Total         int64         `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageSeries) Reset() {
+	*x = UsageSeries{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageSeries) ProtoMessage() {}
+
+func (x *UsageSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageSeries.ProtoReflect.Descriptor instead.
+func (*UsageSeries) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *UsageSeries) GetGroup() map[string]string {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *UsageSeries) GetPoints() []*UsagePoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+func (x *UsageSeries) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// GetUsageResponse is the series, sorted by their group values.
+type GetUsageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*UsageSeries         `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	Granularity   string                 `protobuf:"bytes,2,opt,name=granularity,proto3" json:"granularity,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageResponse) Reset() {
+	*x = GetUsageResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageResponse) ProtoMessage() {}
+
+func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *GetUsageResponse) GetSeries() []*UsageSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetGranularity() string {
+	if x != nil {
+		return x.Granularity
+	}
+	return ""
+}
+
+func (x *GetUsageResponse) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 var File_keygate_account_v1_account_proto protoreflect.FileDescriptor
 
 const file_keygate_account_v1_account_proto_rawDesc = "" +
@@ -6360,7 +6670,46 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x13ListReplicasRequest\"c\n" +
 	"\x14ListReplicasResponse\x127\n" +
 	"\breplicas\x18\x01 \x03(\v2\x1b.keygate.account.v1.ReplicaR\breplicas\x12\x12\n" +
-	"\x04head\x18\x02 \x01(\x03R\x04head*a\n" +
+	"\x04head\x18\x02 \x01(\x03R\x04head\"\xb7\x03\n" +
+	"\x0fGetUsageRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12 \n" +
+	"\vgranularity\x18\x03 \x01(\tR\vgranularity\x12\x19\n" +
+	"\bgroup_by\x18\x04 \x03(\tR\agroupBy\x12 \n" +
+	"\ttenant_id\x18\x05 \x01(\tH\x00R\btenantId\x88\x01\x01\x12\x1a\n" +
+	"\x06app_id\x18\x06 \x01(\tH\x01R\x05appId\x88\x01\x01\x12\x1a\n" +
+	"\x06key_id\x18\a \x01(\tH\x02R\x05keyId\x88\x01\x01\x12\x1d\n" +
+	"\aservice\x18\b \x01(\tH\x03R\aservice\x88\x01\x01\x12!\n" +
+	"\toperation\x18\t \x01(\tH\x04R\toperation\x88\x01\x01\x12\x1d\n" +
+	"\aoutcome\x18\n" +
+	" \x01(\tH\x05R\aoutcome\x88\x01\x01B\f\n" +
+	"\n" +
+	"_tenant_idB\t\n" +
+	"\a_app_idB\t\n" +
+	"\a_key_idB\n" +
+	"\n" +
+	"\b_serviceB\f\n" +
+	"\n" +
+	"_operationB\n" +
+	"\n" +
+	"\b_outcome\"R\n" +
+	"\n" +
+	"UsagePoint\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xd7\x01\n" +
+	"\vUsageSeries\x12@\n" +
+	"\x05group\x18\x01 \x03(\v2*.keygate.account.v1.UsageSeries.GroupEntryR\x05group\x126\n" +
+	"\x06points\x18\x02 \x03(\v2\x1e.keygate.account.v1.UsagePointR\x06points\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x03R\x05total\x1a8\n" +
+	"\n" +
+	"GroupEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd1\x01\n" +
+	"\x10GetUsageResponse\x127\n" +
+	"\x06series\x18\x01 \x03(\v2\x1f.keygate.account.v1.UsageSeriesR\x06series\x12 \n" +
+	"\vgranularity\x18\x02 \x01(\tR\vgranularity\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until*a\n" +
 	"\aKeyType\x12\x18\n" +
 	"\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KEY_TYPE_SERVICE\x10\x01\x12\x10\n" +
@@ -6375,7 +6724,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x16RATE_LIMIT_UNIT_SECOND\x10\x01\x12\x1a\n" +
 	"\x16RATE_LIMIT_UNIT_MINUTE\x10\x02\x12\x18\n" +
 	"\x14RATE_LIMIT_UNIT_HOUR\x10\x03\x12\x17\n" +
-	"\x13RATE_LIMIT_UNIT_DAY\x10\x042\x97\x1c\n" +
+	"\x13RATE_LIMIT_UNIT_DAY\x10\x042\xee\x1c\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -6410,7 +6759,8 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x19UpdateServiceAccessDenial\x124.keygate.account.v1.UpdateServiceAccessDenialRequest\x1a5.keygate.account.v1.UpdateServiceAccessDenialResponse\x12\x88\x01\n" +
 	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponse\x12d\n" +
 	"\rGetSyncStatus\x12(.keygate.account.v1.GetSyncStatusRequest\x1a).keygate.account.v1.GetSyncStatusResponse\x12a\n" +
-	"\fListReplicas\x12'.keygate.account.v1.ListReplicasRequest\x1a(.keygate.account.v1.ListReplicasResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
+	"\fListReplicas\x12'.keygate.account.v1.ListReplicasRequest\x1a(.keygate.account.v1.ListReplicasResponse\x12U\n" +
+	"\bGetUsage\x12#.keygate.account.v1.GetUsageRequest\x1a$.keygate.account.v1.GetUsageResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
 
 var (
 	file_keygate_account_v1_account_proto_rawDescOnce sync.Once
@@ -6425,7 +6775,7 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
@@ -6509,28 +6859,33 @@ var file_keygate_account_v1_account_proto_goTypes = []any{
 	(*GetSyncStatusResponse)(nil),             // 79: keygate.account.v1.GetSyncStatusResponse
 	(*ListReplicasRequest)(nil),               // 80: keygate.account.v1.ListReplicasRequest
 	(*ListReplicasResponse)(nil),              // 81: keygate.account.v1.ListReplicasResponse
-	(*timestamppb.Timestamp)(nil),             // 82: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 83: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 84: google.protobuf.Duration
+	(*GetUsageRequest)(nil),                   // 82: keygate.account.v1.GetUsageRequest
+	(*UsagePoint)(nil),                        // 83: keygate.account.v1.UsagePoint
+	(*UsageSeries)(nil),                       // 84: keygate.account.v1.UsageSeries
+	(*GetUsageResponse)(nil),                  // 85: keygate.account.v1.GetUsageResponse
+	nil,                                       // 86: keygate.account.v1.UsageSeries.GroupEntry
+	(*timestamppb.Timestamp)(nil),             // 87: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 88: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 89: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	82,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	82,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	82,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	82,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	82,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	82,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	87,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	5,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	82,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	82,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	82,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	82,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	87,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	87,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	53,  // 13: keygate.account.v1.Key.rate_limit:type_name -> keygate.account.v1.RateLimit
-	82,  // 14: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	83,  // 15: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	83,  // 16: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	87,  // 14: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	88,  // 15: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	88,  // 16: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
 	3,   // 17: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
 	3,   // 18: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
 	3,   // 19: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
@@ -6541,54 +6896,54 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	4,   // 24: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
 	4,   // 25: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
 	4,   // 26: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	82,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	82,  // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	87,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 30: keygate.account.v1.GenerateServiceAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 31: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	82,  // 32: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	82,  // 33: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	87,  // 32: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 33: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 34: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 35: keygate.account.v1.GenerateAppAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 36: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	82,  // 37: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	82,  // 38: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	87,  // 37: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 38: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 39: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 40: keygate.account.v1.GenerateAccountAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 41: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 42: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	82,  // 43: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	82,  // 44: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	87,  // 43: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 44: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 45: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 46: keygate.account.v1.ImportKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 47: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
 	6,   // 48: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 49: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	82,  // 50: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	82,  // 51: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	87,  // 50: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	87,  // 51: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
 	6,   // 52: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
 	5,   // 53: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	82,  // 54: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	82,  // 55: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 54: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	87,  // 55: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	40,  // 56: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
 	41,  // 57: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
 	54,  // 58: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
 	53,  // 59: keygate.account.v1.UpdateKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 60: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	84,  // 61: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	89,  // 61: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	6,   // 62: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
 	6,   // 63: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 64: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
-	82,  // 65: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
-	82,  // 66: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	87,  // 65: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	87,  // 66: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
 	48,  // 67: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
-	82,  // 68: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
-	82,  // 69: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	82,  // 70: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	87,  // 68: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 69: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	87,  // 70: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
 	7,   // 71: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
 	2,   // 72: keygate.account.v1.RateLimit.unit:type_name -> keygate.account.v1.RateLimitUnit
-	82,  // 73: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	82,  // 74: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 73: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 74: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
 	53,  // 75: keygate.account.v1.ServiceAccessRole.rate_limit:type_name -> keygate.account.v1.RateLimit
 	53,  // 76: keygate.account.v1.CreateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 77: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
@@ -6596,89 +6951,99 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	55,  // 79: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 80: keygate.account.v1.UpdateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 81: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	82,  // 82: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	82,  // 83: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	87,  // 82: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	87,  // 83: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
 	66,  // 84: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	66,  // 85: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	66,  // 86: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
 	66,  // 87: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	82,  // 88: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
-	82,  // 89: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
-	82,  // 90: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
-	84,  // 91: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
+	87,  // 88: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
+	87,  // 89: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
+	87,  // 90: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
+	89,  // 91: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
 	77,  // 92: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
 	77,  // 93: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
-	8,   // 94: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	10,  // 95: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	12,  // 96: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	14,  // 97: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	16,  // 98: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	18,  // 99: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	20,  // 100: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	22,  // 101: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	24,  // 102: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	26,  // 103: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	28,  // 104: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	30,  // 105: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	32,  // 106: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	34,  // 107: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	36,  // 108: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	38,  // 109: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	42,  // 110: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	44,  // 111: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	46,  // 112: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	49,  // 113: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
-	51,  // 114: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	56,  // 115: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	58,  // 116: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	60,  // 117: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	62,  // 118: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	64,  // 119: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	67,  // 120: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	69,  // 121: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	71,  // 122: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	73,  // 123: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	75,  // 124: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	78,  // 125: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
-	80,  // 126: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
-	9,   // 127: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	11,  // 128: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	13,  // 129: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	15,  // 130: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	17,  // 131: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	19,  // 132: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	21,  // 133: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	23,  // 134: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	25,  // 135: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	27,  // 136: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	29,  // 137: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	31,  // 138: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	33,  // 139: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	35,  // 140: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	37,  // 141: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	39,  // 142: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	43,  // 143: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	45,  // 144: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	47,  // 145: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	50,  // 146: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
-	52,  // 147: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	57,  // 148: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	59,  // 149: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	61,  // 150: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	63,  // 151: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	65,  // 152: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	68,  // 153: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	70,  // 154: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	72,  // 155: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	74,  // 156: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	76,  // 157: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	79,  // 158: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
-	81,  // 159: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
-	127, // [127:160] is the sub-list for method output_type
-	94,  // [94:127] is the sub-list for method input_type
-	94,  // [94:94] is the sub-list for extension type_name
-	94,  // [94:94] is the sub-list for extension extendee
-	0,   // [0:94] is the sub-list for field type_name
+	87,  // 94: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
+	87,  // 95: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
+	87,  // 96: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
+	86,  // 97: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
+	83,  // 98: keygate.account.v1.UsageSeries.points:type_name -> keygate.account.v1.UsagePoint
+	84,  // 99: keygate.account.v1.GetUsageResponse.series:type_name -> keygate.account.v1.UsageSeries
+	87,  // 100: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
+	87,  // 101: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
+	8,   // 102: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	10,  // 103: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	12,  // 104: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	14,  // 105: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	16,  // 106: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	18,  // 107: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	20,  // 108: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	22,  // 109: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	24,  // 110: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	26,  // 111: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	28,  // 112: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	30,  // 113: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	32,  // 114: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	34,  // 115: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	36,  // 116: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	38,  // 117: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	42,  // 118: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	44,  // 119: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	46,  // 120: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	49,  // 121: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	51,  // 122: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	56,  // 123: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	58,  // 124: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	60,  // 125: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	62,  // 126: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	64,  // 127: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	67,  // 128: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	69,  // 129: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	71,  // 130: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	73,  // 131: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	75,  // 132: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	78,  // 133: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
+	80,  // 134: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
+	82,  // 135: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
+	9,   // 136: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	11,  // 137: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	13,  // 138: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	15,  // 139: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	17,  // 140: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	19,  // 141: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	21,  // 142: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	23,  // 143: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	25,  // 144: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	27,  // 145: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	29,  // 146: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	31,  // 147: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	33,  // 148: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	35,  // 149: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	37,  // 150: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	39,  // 151: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	43,  // 152: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	45,  // 153: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	47,  // 154: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	50,  // 155: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	52,  // 156: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	57,  // 157: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	59,  // 158: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	61,  // 159: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	63,  // 160: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	65,  // 161: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	68,  // 162: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	70,  // 163: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	72,  // 164: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	74,  // 165: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	76,  // 166: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	79,  // 167: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
+	81,  // 168: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
+	85,  // 169: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
+	136, // [136:170] is the sub-list for method output_type
+	102, // [102:136] is the sub-list for method input_type
+	102, // [102:102] is the sub-list for extension type_name
+	102, // [102:102] is the sub-list for extension extendee
+	0,   // [0:102] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -6698,13 +7063,14 @@ func file_keygate_account_v1_account_proto_init() {
 	file_keygate_account_v1_account_proto_msgTypes[46].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[59].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[70].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[79].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   79,
+			NumMessages:   84,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -52,6 +52,7 @@ const (
 	AccountService_DeleteServiceAccessDenial_FullMethodName = "/keygate.account.v1.AccountService/DeleteServiceAccessDenial"
 	AccountService_GetSyncStatus_FullMethodName             = "/keygate.account.v1.AccountService/GetSyncStatus"
 	AccountService_ListReplicas_FullMethodName              = "/keygate.account.v1.AccountService/ListReplicas"
+	AccountService_GetUsage_FullMethodName                  = "/keygate.account.v1.AccountService/GetUsage"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -166,6 +167,10 @@ type AccountServiceClient interface {
 	// ListReplicas lists the serving replicas, live or not, with the change
 	// they have applied and their lag. Operation name: replicas.
 	ListReplicas(ctx context.Context, in *ListReplicasRequest, opts ...grpc.CallOption) (*ListReplicasResponse, error)
+	// GetUsage returns the account's usage (SPEC §12): decisions about its
+	// keys counted per hour, summed per hour, day or month over a range of at
+	// most 400 days, one series per distinct value of the group_by fields.
+	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
 }
 
 type accountServiceClient struct {
@@ -506,6 +511,16 @@ func (c *accountServiceClient) ListReplicas(ctx context.Context, in *ListReplica
 	return out, nil
 }
 
+func (c *accountServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsageResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -618,6 +633,10 @@ type AccountServiceServer interface {
 	// ListReplicas lists the serving replicas, live or not, with the change
 	// they have applied and their lag. Operation name: replicas.
 	ListReplicas(context.Context, *ListReplicasRequest) (*ListReplicasResponse, error)
+	// GetUsage returns the account's usage (SPEC §12): decisions about its
+	// keys counted per hour, summed per hour, day or month over a range of at
+	// most 400 days, one series per distinct value of the group_by fields.
+	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -726,6 +745,9 @@ func (UnimplementedAccountServiceServer) GetSyncStatus(context.Context, *GetSync
 }
 func (UnimplementedAccountServiceServer) ListReplicas(context.Context, *ListReplicasRequest) (*ListReplicasResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListReplicas not implemented")
+}
+func (UnimplementedAccountServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -1342,6 +1364,24 @@ func _AccountService_ListReplicas_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_GetUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetUsage(ctx, req.(*GetUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1480,6 +1520,10 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListReplicas",
 			Handler:    _AccountService_ListReplicas_Handler,
+		},
+		{
+			MethodName: "GetUsage",
+			Handler:    _AccountService_GetUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

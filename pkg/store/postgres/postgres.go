@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,12 +63,18 @@ type Store struct {
 	log  *slog.Logger
 
 	listenHealthEvery time.Duration // 0: listenHealthEvery; tests shorten it
+
+	// usageParts are the usage_hourly partitions (by month start, Unix
+	// seconds) known to exist, so that AddUsage creates each once.
+	usageParts sync.Map
 }
 
 var (
 	_ store.Accounts    = (*Store)(nil)
 	_ store.Source      = (*Store)(nil)
 	_ store.UsageWriter = (*Store)(nil)
+	_ store.UsageCounts = (*Store)(nil)
+	_ store.UsageReader = (*Store)(nil)
 	_ authz.KeyStore    = (*Store)(nil)
 )
 

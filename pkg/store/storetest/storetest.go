@@ -32,6 +32,8 @@ import (
 //     the suite uses (x-team, x-tier; CompileOptions is fine);
 //   - has store.DefaultLimits as its default quotas, and implements
 //     store.Quotas (the suite sets small limits as overrides);
+//   - also implements store.UsageCounts and store.UsageReader (hourly
+//     usage counts, SPEC §12);
 //   - also implements store.UsageWriter (last-used times feed ListKeys'
 //     UnusedSince filter and Key.LastUsedAt);
 //   - implements store.Replicas (heartbeats and change numbers);
@@ -57,6 +59,7 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("AccessSource", func(t *testing.T) { testAccessSource(t, open) })
 	t.Run("Sync", func(t *testing.T) { testSync(t, open) })
 	t.Run("RateLimits", func(t *testing.T) { testRateLimits(t, open) })
+	t.Run("Usage", func(t *testing.T) { testUsage(t, open) })
 }
 
 // CompileOptions reserve the headers keygate itself sets; none of them is

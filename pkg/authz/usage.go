@@ -1,0 +1,227 @@
+package authz
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// UsageCounter counts the decisions about known keys (SPEC §12: rows 4
+// on) by key, service, operation, outcome and hour, in memory. The hot
+// path takes one shard's read lock, one map lookup and one atomic add:
+// no I/O, and no allocation once a combination has been seen. Drain hands
+// the counts to the aggregator that writes them (pkg/usage).
+//
+// The zero value is not usable: use NewUsageCounter.
+type UsageCounter struct {
+	shards  [usageShards]usageShard
+	perShrd int // cells a shard holds before counting per account
+
+	// ops interns (service, operation) pairs into small indexes, so that
+	// cells are hashed without their strings; index 0 is ("", "").
+	ops struct {
+		mu    sync.RWMutex
+		index map[[2]string]*usageOp
+		names []*usageOp
+	}
+	maxOps int
+}
+
+const usageShards = 64
+
+// MaxUsageOperations bounds the distinct (service, operation) pairs a
+// counter names; past it, a new pair is counted as ("", "") (a GraphQL
+// body may name any number of fields).
+const MaxUsageOperations = 1 << 16
+
+type usageShard struct {
+	mu sync.RWMutex
+	// cells are the counts of one shard; a cell idle for a whole drain is
+	// removed, so memory follows the combinations in use.
+	cells map[usageCell]*usageCount
+	// overflow are counts of combinations that did not fit (the shard was
+	// full), kept per account, outcome and hour (guarded by mu).
+	overflow map[UsageOverflowCell]uint64
+	_        [40]byte // keeps neighbouring shards' locks apart
+}
+
+// usageCell is a cell as the hot path hashes it: pointers and integers.
+type usageCell struct {
+	key     *Key
+	op      uint32
+	outcome Reason
+	hour    int64
+}
+
+// usageCount is one cell's count, and what the key's memo (Key.usageCells)
+// compares to use it without the map.
+type usageCount struct {
+	n       atomic.Uint64 // deadCount once Drain removed the cell
+	counter *UsageCounter
+	cell    usageCell
+}
+
+// deadCount marks a cell Drain has removed: an add that returns it with
+// the bit set went to a dead cell and is counted again through the map.
+const deadCount = 1 << 63
+
+// usageOp is a key's last counted operation (Key.usageOps).
+type usageOp struct {
+	service, operation string
+	idx                uint32
+	counter            *UsageCounter
+}
+
+// UsageCell is one counted combination. Service and Operation are the
+// routed target's ("" when the request did not route, e.g. unknown_route);
+// Outcome is OK for an allow, else the deny reason; Hour is Unix hours.
+type UsageCell struct {
+	Key       *Key
+	Service   string
+	Operation string
+	Outcome   Reason
+	Hour      int64
+}
+
+// UsageOverflowCell is where counts go once a shard is full: per account,
+// so that a flood of combinations from one account is still counted,
+// coarsely, and reported.
+type UsageOverflowCell struct {
+	AccountID string
+	Outcome   Reason
+	Hour      int64
+}
+
+// DefaultUsageCells bounds the cells a UsageCounter holds between drains.
+const DefaultUsageCells = 1 << 20
+
+// NewUsageCounter returns a counter holding at most maxCells combinations
+// between two drains (DefaultUsageCells if maxCells <= 0); past it, counts
+// are kept per account (UsageOverflowCell).
+func NewUsageCounter(maxCells int) *UsageCounter {
+	if maxCells <= 0 {
+		maxCells = DefaultUsageCells
+	}
+	u := &UsageCounter{perShrd: max(1, maxCells/usageShards), maxOps: MaxUsageOperations}
+	for i := range u.shards {
+		u.shards[i].cells = make(map[usageCell]*usageCount)
+		u.shards[i].overflow = make(map[UsageOverflowCell]uint64)
+	}
+	none := &usageOp{counter: u}
+	u.ops.index = map[[2]string]*usageOp{{"", ""}: none}
+	u.ops.names = []*usageOp{none}
+	return u
+}
+
+// opIndex returns the interned index of t's service and operation, from
+// k's memo when k was counted for the same pair lately. Interned pairs
+// are allocated once; the memo points at them, so that refreshing it
+// allocates nothing.
+func (u *UsageCounter) opIndex(k *Key, t *Target) uint32 {
+	for i := range k.usageOps {
+		if m := k.usageOps[i].Load(); m != nil && m.counter == u && m.service == t.Service && m.operation == t.Operation {
+			return m.idx
+		}
+	}
+	pair := [2]string{t.Service, t.Operation}
+	u.ops.mu.RLock()
+	op := u.ops.index[pair]
+	u.ops.mu.RUnlock()
+	if op == nil {
+		u.ops.mu.Lock()
+		if op = u.ops.index[pair]; op == nil {
+			if len(u.ops.names) < u.maxOps {
+				op = &usageOp{service: t.Service, operation: t.Operation, idx: uint32(len(u.ops.names)), counter: u}
+				u.ops.index[pair] = op
+				u.ops.names = append(u.ops.names, op)
+			} else {
+				op = u.ops.names[0] // counted as ("", "")
+			}
+		}
+		u.ops.mu.Unlock()
+	}
+	if op.service == t.Service && op.operation == t.Operation {
+		k.usageOps[op.idx%uint32(len(k.usageOps))].Store(op)
+	}
+	return op.idx
+}
+
+// Count records one decision about k. It never blocks on I/O; it
+// allocates only the first time a combination is seen since the last
+// drain that found it idle. A combination k was counted for lately is
+// found through k's memo, without lock or hash: one atomic add.
+func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
+	if u == nil || k == nil {
+		return
+	}
+	c := usageCell{key: k, op: u.opIndex(k, t), outcome: outcome, hour: at.Unix() / 3600}
+	slot := &k.usageCells[(c.op*uint32(numReasons)+uint32(outcome))%uint32(len(k.usageCells))]
+	if n := slot.Load(); n != nil && n.counter == u && n.cell == c {
+		if n.n.Add(1)&deadCount == 0 {
+			return
+		}
+		// The cell was removed by Drain: that add is nobody's; count again.
+	}
+	s := &u.shards[k.Digest[0]%usageShards]
+	s.mu.RLock()
+	if n := s.cells[c]; n != nil {
+		// Cells in the map are alive: Drain removes a cell, under the
+		// write lock, in the same step that marks it dead.
+		n.n.Add(1)
+		s.mu.RUnlock()
+		slot.Store(n)
+		return
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.cells[c]; n != nil {
+		n.n.Add(1)
+		slot.Store(n)
+		return
+	}
+	if len(s.cells) >= u.perShrd {
+		s.overflow[UsageOverflowCell{AccountID: k.Spec.AccountID, Outcome: outcome, Hour: c.hour}]++
+		return
+	}
+	n := &usageCount{counter: u, cell: c}
+	n.n.Add(1)
+	s.cells[c] = n
+	slot.Store(n)
+}
+
+// Drain calls cell for every combination counted since the last drain,
+// with its count, then overflow for the counts kept per account, and
+// resets them. Cells that counted nothing since the last drain are
+// removed. It must not be called concurrently with itself.
+func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOverflowCell, uint64)) {
+	for i := range u.shards {
+		s := &u.shards[i]
+		s.mu.Lock()
+		// Read after the shard's lock: every cell in it was made after
+		// its operation was interned. Append-only: the prefix is stable.
+		u.ops.mu.RLock()
+		names := u.ops.names
+		u.ops.mu.RUnlock()
+		for c, n := range s.cells {
+			v := n.n.Swap(0)
+			if v == 0 && n.n.CompareAndSwap(0, deadCount) {
+				// Idle for a whole interval: removed. An add through a
+				// key's memo from now on sees deadCount and goes through
+				// the map; one that came between the swap and here made
+				// the CAS fail, and the cell lives on.
+				delete(s.cells, c)
+				continue
+			}
+			if v > 0 {
+				op := names[c.op]
+				cell(UsageCell{Key: c.key, Service: op.service, Operation: op.operation, Outcome: c.outcome, Hour: c.hour}, v)
+			}
+		}
+		for c, v := range s.overflow {
+			overflow(c, v)
+		}
+		clear(s.overflow)
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,285 @@
+package authz_test
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+type usageRow struct {
+	key, service, operation string
+	outcome                 authz.Reason
+	hour                    int64
+}
+
+func drain(u *authz.UsageCounter) (cells map[usageRow]uint64, overflow map[authz.UsageOverflowCell]uint64) {
+	cells, overflow = map[usageRow]uint64{}, map[authz.UsageOverflowCell]uint64{}
+	u.Drain(func(c authz.UsageCell, n uint64) {
+		cells[usageRow{c.Key.Spec.ID, c.Service, c.Operation, c.Outcome, c.Hour}] += n
+	}, func(c authz.UsageOverflowCell, n uint64) { overflow[c] += n })
+	return cells, overflow
+}
+
+// TestUsageCounting: Check counts every decision about a known key (rows
+// 4 on) by key, service, operation, outcome and hour; nothing before row 4,
+// and not Evaluate (explain).
+func TestUsageCounting(t *testing.T) {
+	secret := mustGenerate(t, apikey.KindService)
+	k := mustCompile(t, serviceKey(secret))
+	offSecret := mustGenerate(t, apikey.KindService)
+	spec := serviceKey(offSecret)
+	spec.ID, spec.Active = "k-off", false
+	off := mustCompile(t, spec)
+	store := &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k, off.Digest: off}}
+	router := &fakeRouter{target: emailRd}
+	now := t0
+	u := authz.NewUsageCounter(0)
+	e := &authz.Engine{Keys: store, Routes: router, Hasher: hasher, Counts: u, Now: func() time.Time { return now }}
+	ctx := context.Background()
+	check := func(key string, n int) {
+		for range n {
+			e.Check(ctx, &authz.Request{Key: key, KeyCount: 1})
+		}
+	}
+	check(secret, 3)
+	check(offSecret, 2)                                                                          // inactive_key: row 4, counted
+	check(mustGenerate(t, apikey.KindService), 5)                                                // unknown_key: not counted
+	check("", 2)                                                                                 // missing_key: not counted
+	router.target = authz.Target{Service: "email-api", Kind: "mutation", Operation: "sendEmail"} // accepts no key type
+	check(secret, 2)
+	router.reason = authz.UnknownRoute
+	router.target = authz.Target{}
+	check(secret, 1)
+	e.Evaluate(ctx, k, &authz.Request{}, now) // explain: not counted
+	now = t0.Add(time.Hour)
+	router.reason, router.target = authz.OK, emailRd
+	check(secret, 4)
+
+	h := t0.Unix() / 3600
+	want := map[usageRow]uint64{
+		{"k-1", "email-api", "listEmails", authz.OK, h}:          3,
+		{"k-off", "", "", authz.InactiveKey, h}:                  2,
+		{"k-1", "email-api", "sendEmail", authz.WrongKeyType, h}: 2,
+		{"k-1", "", "", authz.UnknownRoute, h}:                   1,
+		{"k-1", "email-api", "listEmails", authz.OK, h + 1}:      4,
+	}
+	got, overflow := drain(u)
+	if len(got) != len(want) || len(overflow) != 0 {
+		t.Fatalf("counted %v (overflow %v), want %v", got, overflow, want)
+	}
+	for r, n := range want {
+		if got[r] != n {
+			t.Errorf("%v: %d, want %d", r, got[r], n)
+		}
+	}
+	// Drained counts are reset: the next drain finds nothing.
+	if got, _ := drain(u); len(got) != 0 {
+		t.Errorf("second drain %v, want nothing", got)
+	}
+}
+
+// TestUsageOverflowPerAccount: past its bound the counter keeps counts per
+// account, outcome and hour; nothing is lost.
+func TestUsageOverflowPerAccount(t *testing.T) {
+	u := authz.NewUsageCounter(64) // one cell per shard
+	var keys []*authz.Key
+	for range 200 {
+		keys = append(keys, mustCompile(t, serviceKey(mustGenerate(t, apikey.KindService))))
+	}
+	for i, k := range keys {
+		for range i%3 + 1 {
+			u.Count(k, &emailRd, authz.OK, t0)
+		}
+	}
+	total := uint64(0)
+	for i := range keys {
+		total += uint64(i%3 + 1)
+	}
+	cells, overflow := drain(u)
+	var sum uint64
+	for _, n := range cells {
+		sum += n
+	}
+	if len(cells) > 64 {
+		t.Errorf("%d cells, want at most 64", len(cells))
+	}
+	var over uint64
+	for c, n := range overflow {
+		if c.AccountID != "default" || c.Outcome != authz.OK || c.Hour != t0.Unix()/3600 {
+			t.Errorf("overflow cell %+v", c)
+		}
+		over += n
+	}
+	if over == 0 || sum+over != total {
+		t.Errorf("cells %d + overflow %d, want %d in all with some overflow", sum, over, total)
+	}
+}
+
+// TestUsageIdleCellsRemoved: a combination idle for a whole drain is
+// forgotten, and counted afresh when it comes back.
+func TestUsageIdleCellsRemoved(t *testing.T) {
+	u := authz.NewUsageCounter(0)
+	k := mustCompile(t, serviceKey(mustGenerate(t, apikey.KindService)))
+	u.Count(k, &emailRd, authz.OK, t0)
+	drain(u) // counted 1
+	drain(u) // idle: removed
+	u.Count(k, &emailRd, authz.OK, t0)
+	if got, _ := drain(u); len(got) != 1 {
+		t.Errorf("got %v, want the one count", got)
+	}
+}
+
+// TestCheckWithUsageDoesNotAllocate: counting a seen combination allocates
+// nothing.
+func TestCheckWithUsageDoesNotAllocate(t *testing.T) {
+	k, secret := benchKey(t)
+	e := &authz.Engine{Keys: &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k}},
+		Routes: &fakeRouter{target: emailRd}, Hasher: hasher, Counts: authz.NewUsageCounter(0),
+		Now: func() time.Time { return t0 }}
+	req := &authz.Request{Key: secret, KeyCount: 1, ClientIP: netip.MustParseAddr("10.9.8.7")}
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(100, func() {
+		if d := e.Check(ctx, req); d.Reason != authz.OK {
+			t.Fatal(d.Reason)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Check with usage counting allocates %v times, want 0", allocs)
+	}
+}
+
+// BenchmarkUsageCount is what usage counting adds to a check: one seen
+// combination counted. Target: <= 60 ns/op, 0 allocs/op.
+func BenchmarkUsageCount(b *testing.B) {
+	k, _ := benchKey(b)
+	u := authz.NewUsageCounter(0)
+	u.Count(k, &emailRd, authz.OK, t0)
+	b.ReportAllocs()
+	for b.Loop() {
+		u.Count(k, &emailRd, authz.OK, t0)
+	}
+}
+
+// BenchmarkUsageCountParallel is BenchmarkUsageCount from every core at
+// once, over 64 keys.
+func BenchmarkUsageCountParallel(b *testing.B) {
+	u := authz.NewUsageCounter(0)
+	var keys []*authz.Key
+	for range 64 {
+		k, _ := benchKey(b)
+		keys = append(keys, k)
+		u.Count(k, &emailRd, authz.OK, t0)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			u.Count(keys[i%len(keys)], &emailRd, authz.OK, t0)
+			i++
+		}
+	})
+}
+
+// TestUsageRoundRobinDoesNotAllocate: a key called for several operations
+// in turn is counted without allocating once each has been seen.
+func TestUsageRoundRobinDoesNotAllocate(t *testing.T) {
+	k, _ := benchKey(t)
+	u := authz.NewUsageCounter(0)
+	targets := []authz.Target{emailRd, {Service: "email-api", Operation: "sendEmail"}, {Service: "billing-api", Operation: "pay"}, {}, {Service: "x", Operation: "y"}}
+	for i := range targets {
+		u.Count(k, &targets[i], authz.OK, t0)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		u.Count(k, &targets[i%len(targets)], authz.OK, t0)
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("counting in turn allocates %v times, want 0", allocs)
+	}
+}
+
+// TestUsageOperationsBounded: past MaxUsageOperations distinct pairs, new
+// ones are counted without their names, and nothing is lost.
+func TestUsageOperationsBounded(t *testing.T) {
+	k, _ := benchKey(t)
+	n := authz.MaxUsageOperations + 10
+	u := authz.NewUsageCounter(64 * 2 * n) // room for every cell in the key's shard
+	for i := range n {
+		u.Count(k, &authz.Target{Service: "s", Operation: "op" + strconv.Itoa(i)}, authz.ScopeDenied, t0)
+	}
+	cells, _ := drain(u)
+	var total, unnamed uint64
+	for r, c := range cells {
+		total += c
+		if r.service == "" {
+			unnamed += c
+		}
+	}
+	if total != uint64(n) || unnamed != 11 { // 65535 named (index 0 is ""), 11 unnamed
+		t.Errorf("total %d, unnamed %d", total, unnamed)
+	}
+}
+
+// BenchmarkEngineCheckNoUsage is BenchmarkEngineCheck with usage counting
+// off, to measure what counting adds (compare with BenchmarkCheckEngine).
+func BenchmarkEngineCheckNoUsage(b *testing.B) {
+	k, secret := benchKey(b)
+	e := &authz.Engine{Keys: &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k}},
+		Routes: &fakeRouter{target: emailRd}, Hasher: hasher}
+	req := &authz.Request{Key: secret, KeyCount: 1, ClientIP: netip.MustParseAddr("10.9.8.7")}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := e.Check(ctx, req); d.Reason != authz.OK {
+			b.Fatal(d.Reason)
+		}
+	}
+}
+
+// TestUsageConcurrentDrain counts from several goroutines while draining:
+// every count is drained exactly once.
+func TestUsageConcurrentDrain(t *testing.T) {
+	u := authz.NewUsageCounter(0)
+	var keys []*authz.Key
+	for range 8 {
+		k, _ := benchKey(t)
+		keys = append(keys, k)
+	}
+	targets := []authz.Target{emailRd, {Service: "email-api", Operation: "sendEmail"}}
+	const perG = 2000
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perG {
+				u.Count(keys[(g+i)%len(keys)], &targets[i%2], authz.Reason(i%3), t0.Add(time.Duration(i%2)*time.Hour))
+			}
+		}()
+	}
+	var total uint64
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	sum := func() {
+		u.Drain(func(_ authz.UsageCell, n uint64) { total += n }, func(_ authz.UsageOverflowCell, n uint64) { total += n })
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			sum()
+		}
+	}
+	sum()
+	if total != 4*perG {
+		t.Fatalf("drained %d counts, want %d", total, 4*perG)
+	}
+}

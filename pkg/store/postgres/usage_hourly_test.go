@@ -1,0 +1,120 @@
+package postgres_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/store/postgres"
+	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
+)
+
+// TestUsagePartitions: AddUsage creates the month partitions it needs,
+// EnsureUsagePartitions those ahead, and DropUsageBefore drops whole
+// months past retention only.
+func TestUsagePartitions(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	pool, err := pgxpool.New(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := postgres.New(t.Context(), pool, postgres.Options{})
+	ctx := t.Context()
+	parts := func() []string {
+		rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'usage_hourly' ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, n)
+		}
+		return out
+	}
+	if err := s.EnsureUsagePartitions(ctx, time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUsage(ctx, map[store.UsageRow]int64{
+		{AccountID: "a", KeyID: "k", Outcome: "allowed", Hour: time.Date(2026, 8, 31, 23, 0, 0, 0, time.UTC)}: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := "[usage_hourly_p202608 usage_hourly_p202609 usage_hourly_p202611 usage_hourly_p202612 usage_hourly_p202701]"
+	if got := fmt.Sprint(parts()); got != want {
+		t.Fatalf("partitions %s, want %s", got, want)
+	}
+	// 90 days before 2026-12-15 is 2026-09-16: August and September's
+	// partitions end by then only for August.
+	n, err := s.DropUsageBefore(ctx, time.Date(2026, 12, 15, 0, 0, 0, 0, time.UTC).Add(-90*24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("dropped %d, %v; want 1", n, err)
+	}
+	want = "[usage_hourly_p202609 usage_hourly_p202611 usage_hourly_p202612 usage_hourly_p202701]"
+	if got := fmt.Sprint(parts()); got != want {
+		t.Fatalf("after retention %s, want %s", got, want)
+	}
+	// A month dropped is created again when counts for it arrive.
+	aug := map[store.UsageRow]int64{{AccountID: "a", KeyID: "k", Outcome: "allowed", Hour: time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC)}: 1}
+	if err := s.AddUsage(ctx, aug); err != nil {
+		t.Fatal(err)
+	}
+	// Dropped by another replica (another store on the same database):
+	// the first write fails, the retry recreates the partition.
+	other := postgres.New(ctx, pool, postgres.Options{})
+	if n, err := other.DropUsageBefore(ctx, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)); err != nil || n != 1 {
+		t.Fatalf("other replica dropped %d, %v; want 1", n, err)
+	}
+	if err := s.AddUsage(ctx, aug); err == nil {
+		t.Fatal("write into a partition dropped meanwhile: no error")
+	}
+	if err := s.AddUsage(ctx, aug); err != nil {
+		t.Fatalf("retry after the partition was dropped: %v", err)
+	}
+}
+
+// BenchmarkAddUsage100kKeys is one flush of an hour's counts of 100,000
+// active keys, each with two operations and one deny reason: 300,000 rows.
+// It reports the flush time per op and the table's bytes per row.
+func BenchmarkAddUsage100kKeys(b *testing.B) {
+	url := pgtest.NewDatabase(b)
+	pool, err := pgxpool.New(b.Context(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	s := postgres.New(b.Context(), pool, postgres.Options{})
+	h := time.Now().UTC().Truncate(time.Hour)
+	deltas := make(map[store.UsageRow]int64, 300_000)
+	for i := range 100_000 {
+		base := store.UsageRow{AccountID: "acct-" + fmt.Sprint(i%10), TenantID: fmt.Sprintf("tenant-%d", i%1000), AppID: "billing",
+			KeyID: fmt.Sprintf("key-%06d", i), Service: "email-api", Hour: h}
+		for _, v := range [][2]string{{"listEmails", "allowed"}, {"sendEmail", "allowed"}, {"sendEmail", "scope_denied"}} {
+			r := base
+			r.Operation, r.Outcome = v[0], v[1]
+			deltas[r] = int64(i%7 + 1)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.AddUsage(b.Context(), deltas); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	var bytes int64
+	if err := pool.QueryRow(b.Context(), `SELECT pg_total_relation_size('usage_hourly_p'||to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYYMM'))`, h).Scan(&bytes); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(deltas)), "rows/flush")
+	b.ReportMetric(float64(bytes)/float64(len(deltas)), "table-bytes/row")
+}

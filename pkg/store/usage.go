@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// UsageRow is one hourly bucket of decisions (SPEC §12): who, what, which
+// outcome ("allowed" or the deny reason) and the hour (UTC, truncated).
+// Counts kept per account when a replica's bound was reached have every
+// field but AccountID, Outcome and Hour empty (KeyID "" marks them).
+type UsageRow struct {
+	AccountID string
+	TenantID  string
+	AppID     string
+	KeyID     string
+	Service   string
+	Operation string
+	Outcome   string
+	Hour      time.Time
+}
+
+// UsageOutcomeAllowed is the outcome of an allowed request; a deny's is
+// its reason code.
+const UsageOutcomeAllowed = "allowed"
+
+// UsageWriter's sibling for counts: UsageCounts adds hourly deltas.
+// AddUsage adds every delta or none, and must neither keep nor modify the
+// map (a failed batch is retried). DropUsageBefore removes the buckets
+// older than before (whole partitions where the store has them) and says
+// how many partitions or rows went.
+type UsageCounts interface {
+	AddUsage(ctx context.Context, deltas map[UsageRow]int64) error
+	DropUsageBefore(ctx context.Context, before time.Time) (int, error)
+}
+
+// UsageField is a dimension usage is filtered and grouped by.
+type UsageField string
+
+const (
+	UsageTenant    UsageField = "tenant"
+	UsageApp       UsageField = "app"
+	UsageKey       UsageField = "key"
+	UsageService   UsageField = "service"
+	UsageOperation UsageField = "operation"
+	UsageOutcome   UsageField = "outcome"
+)
+
+// UsageFields lists every field, in the order series are sorted by.
+var UsageFields = []UsageField{UsageTenant, UsageApp, UsageKey, UsageService, UsageOperation, UsageOutcome}
+
+// Granularity is the width of a usage point.
+type Granularity string
+
+const (
+	Hourly  Granularity = "hour"
+	Daily   Granularity = "day"
+	Monthly Granularity = "month"
+)
+
+// Truncate returns the start (UTC) of the period t falls in.
+func (g Granularity) Truncate(t time.Time) time.Time {
+	t = t.UTC()
+	switch g {
+	case Daily:
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	case Monthly:
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return t.Truncate(time.Hour)
+}
+
+// UsageQuery asks for an account's usage in [From, Until), bucketed by
+// Granularity, one series per distinct value of the GroupBy fields.
+// Filters holds the fields to match exactly (absent: any).
+type UsageQuery struct {
+	AccountID   string
+	Filters     map[UsageField]string
+	From, Until time.Time
+	Granularity Granularity
+	GroupBy     []UsageField
+	// MaxPoints bounds the answer (0: no bound): more is ErrUsageTooLarge.
+	MaxPoints int
+}
+
+// UsagePoint is one period's count; Time is the period's start (UTC).
+type UsagePoint struct {
+	Time  time.Time
+	Count int64
+}
+
+// UsageSeries is the usage of one group: Group holds the value of each
+// GroupBy field; Points are in time order and omit periods without a
+// count.
+type UsageSeries struct {
+	Group  map[UsageField]string
+	Points []UsagePoint
+	Total  int64
+}
+
+// UsageReader answers usage queries. Series are sorted by their group
+// values in UsageFields order.
+type UsageReader interface {
+	QueryUsage(ctx context.Context, q UsageQuery) ([]UsageSeries, error)
+}
+
+// ErrUsageTooLarge is returned by QueryUsage when the answer would hold
+// more than the query's MaxPoints points.
+var ErrUsageTooLarge = errors.New("the usage answer is too large")
