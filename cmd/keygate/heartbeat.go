@@ -85,6 +85,9 @@ func (h *heartbeater) run(ctx context.Context, warm <-chan struct{}) {
 		r.Applied, r.Stopped = h.applied(), stopped
 		err := h.rs.Heartbeat(ctx, r)
 		switch {
+		case err != nil && ctx.Err() != nil:
+			// Cut short by shutdown: not a failure; the last heartbeat,
+			// marking the replica stopped, follows.
 		case err != nil && !failing:
 			failing = true
 			h.log.Warn("replica heartbeat failed; the sync status shows this replica behind until one succeeds", "replica_id", r.ID, "error", err)

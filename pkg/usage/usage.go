@@ -182,6 +182,11 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 		return nil
 	}
 	if err := a.w.AddUsage(ctx, a.pending); err != nil {
+		if ctx.Err() != nil {
+			// Cut short by shutdown: the rows stay pending and the
+			// shutdown flush (a context of its own) writes them.
+			return err
+		}
 		a.writeErrs.Add(1)
 		a.log.Warn("writing usage counts failed; kept in memory and retried at the next flush",
 			"rows", len(a.pending), "error", err)
