@@ -23,8 +23,13 @@ type UsageCounter struct {
 		mu    sync.RWMutex
 		index map[[2]string]*usageOp
 		names []*usageOp
+		// byAccount counts the pairs each account's decisions interned:
+		// operation names can come from the client (a GraphQL field, a
+		// gRPC method of a declared service), so one account's callers
+		// must not use up the table every account counts through.
+		byAccount map[string]int
 	}
-	maxOps int
+	maxOps, maxOpsPerAccount int
 }
 
 const usageShards = 64
@@ -33,6 +38,11 @@ const usageShards = 64
 // counter names; past it, a new pair is counted as ("", "") (a GraphQL
 // body may name any number of fields).
 const MaxUsageOperations = 1 << 16
+
+// MaxUsageOperationsPerAccount bounds the pairs one account's decisions
+// may add to a counter's table; past it, that account's new pairs are
+// counted as ("", "") while other accounts keep naming theirs.
+const MaxUsageOperationsPerAccount = 1 << 12
 
 type usageShard struct {
 	mu sync.RWMutex
@@ -102,7 +112,7 @@ func NewUsageCounter(maxCells int) *UsageCounter {
 	if maxCells <= 0 {
 		maxCells = DefaultUsageCells
 	}
-	u := &UsageCounter{perShrd: max(1, maxCells/usageShards), maxOps: MaxUsageOperations}
+	u := &UsageCounter{perShrd: max(1, maxCells/usageShards), maxOps: MaxUsageOperations, maxOpsPerAccount: MaxUsageOperationsPerAccount}
 	for i := range u.shards {
 		u.shards[i].cells = make(map[usageCell]*usageCount)
 		u.shards[i].overflow = make(map[UsageOverflowCell]uint64)
@@ -110,6 +120,7 @@ func NewUsageCounter(maxCells int) *UsageCounter {
 	none := &usageOp{counter: u}
 	u.ops.index = map[[2]string]*usageOp{{"", ""}: none}
 	u.ops.names = []*usageOp{none}
+	u.ops.byAccount = map[string]int{}
 	return u
 }
 
@@ -130,10 +141,11 @@ func (u *UsageCounter) opIndex(k *Key, t *Target) uint32 {
 	if op == nil {
 		u.ops.mu.Lock()
 		if op = u.ops.index[pair]; op == nil {
-			if len(u.ops.names) < u.maxOps {
+			if len(u.ops.names) < u.maxOps && u.ops.byAccount[k.Spec.AccountID] < u.maxOpsPerAccount {
 				op = &usageOp{service: t.Service, operation: t.Operation, idx: uint32(len(u.ops.names)), counter: u}
 				u.ops.index[pair] = op
 				u.ops.names = append(u.ops.names, op)
+				u.ops.byAccount[k.Spec.AccountID]++
 			} else {
 				op = u.ops.names[0] // counted as ("", "")
 			}

@@ -206,12 +206,21 @@ func TestUsageRoundRobinDoesNotAllocate(t *testing.T) {
 }
 
 // TestUsageOperationsBounded: past MaxUsageOperations distinct pairs, new
-// ones are counted without their names, and nothing is lost.
+// ones are counted without their names, and nothing is lost. The pairs
+// come from several accounts, each within its own share.
 func TestUsageOperationsBounded(t *testing.T) {
-	k, _ := benchKey(t)
 	n := authz.MaxUsageOperations + 10
-	u := authz.NewUsageCounter(64 * 2 * n) // room for every cell in the key's shard
+	u := authz.NewUsageCounter(64 * 2 * n) // room for every cell in any shard
+	keys := map[int]*authz.Key{}
 	for i := range n {
+		acct := i / authz.MaxUsageOperationsPerAccount
+		k := keys[acct]
+		if k == nil {
+			spec := serviceKey(mustGenerate(t, apikey.KindService))
+			spec.AccountID, spec.ID = "acct-"+strconv.Itoa(acct), "key-"+strconv.Itoa(acct)
+			k = mustCompile(t, spec)
+			keys[acct] = k
+		}
 		u.Count(k, &authz.Target{Service: "s", Operation: "op" + strconv.Itoa(i)}, authz.ScopeDenied, t0)
 	}
 	cells, _ := drain(u)
@@ -281,5 +290,46 @@ func TestUsageConcurrentDrain(t *testing.T) {
 	sum()
 	if total != 4*perG {
 		t.Fatalf("drained %d counts, want %d", total, 4*perG)
+	}
+}
+
+// TestUsageOperationNamesBoundedPerAccount: operation names can come from
+// the client (GraphQL fields, gRPC methods of a declared service). One
+// account's callers sending a new name each time fill only their own
+// share of the counter's table: past it their new names are counted as
+// ("", ""), every call still counted, and another account's new operation
+// keeps its name.
+func TestUsageOperationNamesBoundedPerAccount(t *testing.T) {
+	u := authz.NewUsageCounter(0)
+	flooder := serviceKey(mustGenerate(t, apikey.KindService))
+	flooder.AccountID, flooder.ID = "flooder", "flooder-key"
+	fk := mustCompile(t, flooder)
+	calls := authz.MaxUsageOperationsPerAccount + 100
+	for i := range calls {
+		u.Count(fk, &authz.Target{Service: "graph-api", Kind: "query", Operation: "f" + strconv.Itoa(i)}, authz.ScopeDenied, t0)
+	}
+	other := mustCompile(t, serviceKey(mustGenerate(t, apikey.KindService)))
+	u.Count(other, &emailRd, authz.OK, t0)
+
+	cells, _ := drain(u)
+	named, unnamed := 0, uint64(0)
+	var total uint64
+	for r, n := range cells {
+		if r.key != fk.Spec.ID {
+			continue
+		}
+		total += n
+		if r.operation == "" {
+			unnamed += n
+		} else {
+			named++
+		}
+	}
+	if named != authz.MaxUsageOperationsPerAccount || unnamed != 100 || total != uint64(calls) {
+		t.Errorf("flooder: %d names kept, %d calls unnamed, %d in all; want %d, 100, %d",
+			named, unnamed, total, authz.MaxUsageOperationsPerAccount, calls)
+	}
+	if cells[usageRow{other.Spec.ID, emailRd.Service, emailRd.Operation, authz.OK, t0.Unix() / 3600}] != 1 {
+		t.Errorf("another account's operation lost its name: %v", cells)
 	}
 }
