@@ -225,6 +225,12 @@ func (f *fakeSource) setCommitTime(at time.Time) {
 	f.at = at
 }
 
+// failForever makes every LookupKeysOfParent call fail until failParents(0):
+// Run kicks its catch-up twice at start (once itself, once when Listen
+// connects), so a single failure may be retried at once, before a test
+// looks at the state the failure left.
+const failForever = 1 << 30
+
 // failParents makes the next n LookupKeysOfParent calls fail.
 func (f *fakeSource) failParents(n int) {
 	f.mu.Lock()
