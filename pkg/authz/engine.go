@@ -21,6 +21,9 @@ type Decision struct {
 	// (row 9); its Reason is the deny body's error, its ID goes into the
 	// answer's dynamic metadata.
 	Denial *CompiledDenial
+	// RetryAfter is the seconds until the used-up quota's period resets
+	// (quota_exceeded, row 10).
+	RetryAfter uint32
 	// Err is the internal error behind store_unavailable, for logs. It never
 	// carries key material.
 	Err error
@@ -59,6 +62,10 @@ type Engine struct {
 	// key (SPEC §12: rows 4 on) by key, service, operation, outcome and
 	// hour. Evaluate (explain) does not count.
 	Counts *UsageCounter
+	// Quotas, when set, are the quota counts row 10 admits against (SPEC
+	// §12); nil admits everything. Evaluate (explain) neither checks nor
+	// counts them.
+	Quotas *Quotas
 }
 
 // Check decides one request. It never panics on bad input and never
@@ -105,7 +112,7 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		d.Reason = UnknownKey
 		return d
 	}
-	e.decide(ctx, &d, key, r, t)
+	e.decide(ctx, &d, key, r, t, true)
 	if e.Counts != nil {
 		e.Counts.Count(key, &d.Target, d.Reason, t)
 	}
@@ -118,13 +125,15 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 // (explain --key-id); Check runs the same code.
 func (e *Engine) Evaluate(ctx context.Context, key *Key, r *Request, now time.Time) Decision {
 	var d Decision
-	e.decide(ctx, &d, key, r, now)
+	e.decide(ctx, &d, key, r, now, false)
 	return d
 }
 
 // decide is rows 4 on: the key's status, the route, then the key's checks
-// against the target.
-func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, t time.Time) {
+// against the target. admit says whether row 10 counts the request against
+// the quotas (Check) or leaves them alone (Evaluate: explain shows the
+// quota state instead).
+func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, t time.Time, admit bool) {
 	d.Key = key
 	if key.unloadable != "" {
 		// A stored key that did not compile: it exists, but nothing about
@@ -147,6 +156,13 @@ func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, 
 	if d.Reason == OK && ctx.Err() != nil {
 		// A cancelled call is never answered with an allow.
 		d.Reason, d.Err = StoreUnavailable, ctx.Err()
+	}
+	if d.Reason == OK && admit && e.Quotas != nil {
+		// Row 10 last: an admission is counted, so it comes after every
+		// other row has allowed.
+		if ok, retry := e.Quotas.Admit(key, t); !ok {
+			d.Reason, d.RetryAfter = QuotaExceeded, retry
+		}
 	}
 	if d.Reason == OK && e.Usage != nil {
 		e.Usage.KeyUsed(key, t)

@@ -44,6 +44,11 @@ type KeySpec struct {
 	// RateLimit is the key's own rate limit (SPEC §12), zero for none;
 	// it wins over its roles'. Envoy enforces it (Key.RateLimit).
 	RateLimit RateLimit
+	// Quota is the key's own quota (SPEC §12), daily or monthly; zero for
+	// none. TenantQuota is its tenant's monthly quota, loaded with the key
+	// like TenantName (0 for none): row 10 checks both.
+	Quota       Quota
+	TenantQuota int64
 }
 
 // HeaderSpec is one response header of a key: a fixed value or a template.
@@ -98,6 +103,9 @@ type Key struct {
 	// usageCells are the usage cells this key was last counted in, so
 	// that counting in one again is one atomic add (UsageCounter.Count).
 	usageCells [4]atomic.Pointer[usageCount]
+	// quotaCells are the quota cells the key was last counted in (its
+	// tenant's, its own), so that admission finds them without a lookup.
+	quotaCells [2]atomic.Pointer[QuotaCell]
 }
 
 // MarkUsed advances the key's last recorded minute to minute and reports
@@ -265,6 +273,12 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 		bad("rate_limit", err)
 	}
 	k.rateLimit = effectiveRateLimit(spec.RateLimit, k.roles)
+	if err := spec.Quota.Check(); err != nil {
+		bad("quota", err)
+	}
+	if spec.TenantQuota < 0 || spec.TenantQuota > MaxQuotaRequests {
+		bad("tenant_quota", fmt.Errorf("%d is not between 1 and %d (0 for none)", spec.TenantQuota, int64(MaxQuotaRequests)))
+	}
 	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
 		bad("ip_filters", err)
 	}

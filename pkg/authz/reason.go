@@ -36,6 +36,10 @@ const (
 	// and app covers the operation (SPEC §11); the deny body's error is
 	// the denial's reason text, not Message.
 	AccessDenied
+	// QuotaExceeded is row 10: the tenant's or the key's quota for the
+	// period is used up (SPEC §12); the deny carries retry-after, the
+	// seconds until the period resets (Decision.RetryAfter).
+	QuotaExceeded
 
 	numReasons
 )
@@ -58,6 +62,7 @@ var reasonNames = [numReasons]string{
 	InvalidRequest:    "invalid_request",
 	AccountNotAllowed: "account_not_allowed",
 	AccessDenied:      "access_denied",
+	QuotaExceeded:     "quota_exceeded",
 }
 
 // denyAnswers are what SPEC §5 answers each deny reason with: the HTTP
@@ -85,6 +90,7 @@ var denyAnswers = [numReasons]struct {
 	InvalidRequest:    {400, "the request is ambiguous: a method-override header names another method"},
 	AccountNotAllowed: {403, "this service does not accept keys of this account"},
 	AccessDenied:      {403, "access to this operation is denied"},
+	QuotaExceeded:     {429, "the request quota for this period is used up; retry after it resets"},
 }
 
 // Status is the HTTP status a deny for r is answered with (SPEC §5); 200
@@ -153,6 +159,7 @@ var Rows = []Row{
 	{"7", "client IP allowed", []Reason{IPNotAllowed}},
 	{"8", "scope allows the operation", []Reason{ScopeDenied}},
 	{"9", "no service access denial", []Reason{AccessDenied}},
+	{"10", "the tenant's and the key's quotas are not used up", []Reason{QuotaExceeded}},
 }
 
 // RowOf returns the index in Rows of the row a deny reason fails, or -1

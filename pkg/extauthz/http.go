@@ -414,7 +414,10 @@ func (h *httpHandler) writeDeny(w http.ResponseWriter, r *http.Request, d *authz
 	hd := w.Header()
 	hd[headerContentType] = valueJSON
 	hd["Content-Length"] = den.contentLength
-	if d.Reason == authz.StoreUnavailable {
+	switch {
+	case d.Reason == authz.QuotaExceeded && d.RetryAfter > 0:
+		hd["Retry-After"] = []string{strconv.FormatUint(uint64(d.RetryAfter), 10)}
+	case d.Reason == authz.StoreUnavailable:
 		hd["Retry-After"] = valueRetryAfter
 	}
 	if nginxConvention(r.Header) {

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -132,9 +133,19 @@ func buildDenials(cfg Config) map[authz.Reason]answer {
 }
 
 func denyCheckResponse(r authz.Reason, body string) *authv3.CheckResponse {
+	return denyCheckResponseRetry(r, body, 0)
+}
+
+// denyCheckResponseRetry is denyCheckResponse with a retry-after of
+// retry seconds (a quota_exceeded's, until its period resets); 0 means the
+// reason's own (1 for store_unavailable, none otherwise).
+func denyCheckResponseRetry(r authz.Reason, body string, retry uint32) *authv3.CheckResponse {
 	d := DenialFor(r)
 	headers := []*corev3.HeaderValueOption{headerOption("content-type", "application/json")}
-	if r == authz.StoreUnavailable {
+	switch {
+	case retry > 0:
+		headers = append(headers, headerOption("retry-after", strconv.FormatUint(uint64(retry), 10)))
+	case r == authz.StoreUnavailable:
 		headers = append(headers, headerOption("retry-after", "1"))
 	}
 	return &authv3.CheckResponse{
@@ -152,6 +163,11 @@ func denyCheckResponse(r authz.Reason, body string) *authv3.CheckResponse {
 func (s *Server) denyResponse(d *authz.Decision) answer {
 	if d.Reason == authz.AccessDenied && d.Denial != nil {
 		return s.denialAnswer(d)
+	}
+	if d.Reason == authz.QuotaExceeded && d.RetryAfter > 0 {
+		// Its retry-after counts down to the period's reset: an answer of
+		// its own (a deny, off the allow path).
+		return answer{resp: denyCheckResponseRetry(d.Reason, DenyBody(d.Reason, s.cfg.GenericKeyErrors), d.RetryAfter)}
 	}
 	if specificDeny(d) {
 		return answer{resp: denyCheckResponse(d.Reason, DecisionBody(d, s.cfg.GenericKeyErrors))}
