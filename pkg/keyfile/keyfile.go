@@ -88,6 +88,8 @@ type Set struct {
 type Owner struct {
 	ID   string
 	Name string
+	// Quota is a tenant's monthly request quota (SPEC §12), 0 for none.
+	Quota int64
 }
 
 // Apps returns the file's apps in file order.
@@ -117,7 +119,8 @@ func (s *Set) Account() string { return s.account }
 var (
 	topFields    = []string{"account", "apps", "tenants", "roles", "denials", "keys"}
 	ownerFields  = []string{"id", "name"}
-	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "roles", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers", "rate_limit"}
+	tenantFields = []string{"id", "name", "quota"}
+	keyFields    = []string{"id", "name", "type", "app", "tenant", "hash", "scope", "roles", "active", "not_before", "expires_at", "ip_filters", "group", "description", "response_headers", "rate_limit", "quota"}
 	headerFields = []string{"name", "value", "disabled"}
 )
 
@@ -148,6 +151,7 @@ type owner struct {
 	name  string
 	label string
 	line  int
+	quota int64 // a tenant's monthly quota
 }
 
 func (p *parser) parse(data []byte, opts Options) *Set {
@@ -230,21 +234,29 @@ func (p *parser) owners(n *yaml.Node, list string) (map[string]owner, []Owner) {
 	for i, n := range items {
 		id := yamlfile.Peek(n, "id")
 		label := entryLabel(list, i, id)
-		f := p.Mapping(n, label, ownerFields, "want a mapping with id and name")
+		fields, want := ownerFields, "want a mapping with id and name"
+		if list == "tenants" {
+			fields, want = tenantFields, "want a mapping with id, name and quota"
+		}
+		f := p.Mapping(n, label, fields, want)
 		if f == nil {
 			continue
 		}
 		id, _ = p.String(f["id"].Value, label, "id")
 		name, _ := p.String(f["name"].Value, label, "name")
 		p.label(f["name"].Value, label, "name", name)
+		var quota authz.Quota
+		if list == "tenants" {
+			quota, _ = p.quota(f["quota"].Value, label, true)
+		}
 		switch first, dup := out[id]; {
 		case id == "":
 			p.Fail(lineOf(f["id"].Value, n), label, "id", errors.New("required"))
 		case dup:
 			p.Errorf(f["id"].Value, label, "id", "%q is also the id of %s (line %d)", id, first.label, first.line)
 		default:
-			out[id] = owner{name: name, label: label, line: f["id"].Value.Line}
-			ordered = append(ordered, Owner{ID: id, Name: name})
+			out[id] = owner{name: name, label: label, line: f["id"].Value.Line, quota: quota.Requests}
+			ordered = append(ordered, Owner{ID: id, Name: name, Quota: quota.Requests})
 		}
 	}
 	return out, ordered
@@ -340,6 +352,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 	reported["ip_filters"] = kp.NumErrors() > n0
 	spec.Roles, reported["roles"] = kp.keyRoles(f["roles"].Value, label)
 	spec.RateLimit, reported["rate_limit"] = kp.rateLimit(f["rate_limit"].Value, label)
+	spec.Quota, reported["quota"] = kp.quota(f["quota"].Value, label, false)
 	n0 = kp.NumErrors()
 	spec.ResponseHeaders = kp.headers(f["response_headers"].Value, label)
 	reported["response_headers"] = kp.NumErrors() > n0
@@ -347,7 +360,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 		spec.AppName = app.name
 	}
 	if tenant, ok := kp.tenants[spec.TenantID]; ok {
-		spec.TenantName = tenant.name
+		spec.TenantName, spec.TenantQuota = tenant.name, tenant.quota
 	}
 	if _, ok := apikey.KindOf(spec.Hash); ok {
 		// Named without quoting it: the value is a live secret.

@@ -460,7 +460,7 @@ keys:
 			want: []string{
 				`keys.yaml:2: unknown field "owner" (known: account, apps, tenants, roles, denials, keys)`,
 				`keys.yaml:3: apps[0] (id "billing"): unknown field "label" (known: id, name)`,
-				`keys.yaml:10: keys[0] (id "k-1"): unknown field "scopes" (known: id, name, type, app, tenant, hash, scope, roles, active, not_before, expires_at, ip_filters, group, description, response_headers, rate_limit)`,
+				`keys.yaml:10: keys[0] (id "k-1"): unknown field "scopes" (known: id, name, type, app, tenant, hash, scope, roles, active, not_before, expires_at, ip_filters, group, description, response_headers, rate_limit, quota)`,
 				`keys.yaml:11: keys[0] (id "k-1"): response_headers[0]: unknown field "append" (known: name, value, disabled)`,
 			},
 		},
@@ -487,7 +487,7 @@ keys:
 			want: []string{
 				`keys.yaml:4: keys[1] (id "k-2"): name: "one" is also the name of keys[0] (id "k-1") (line 4)`,
 				`keys.yaml:4: keys[1] (id "k-2"): hash: same hash as keys[0] (id "k-1") (line 4)`,
-				`keys.yaml:7: keys[1] (id "k-2"): unknown field "scopes" (known: id, name, type, app, tenant, hash, scope, roles, active, not_before, expires_at, ip_filters, group, description, response_headers, rate_limit)`,
+				`keys.yaml:7: keys[1] (id "k-2"): unknown field "scopes" (known: id, name, type, app, tenant, hash, scope, roles, active, not_before, expires_at, ip_filters, group, description, response_headers, rate_limit, quota)`,
 			},
 		},
 		{

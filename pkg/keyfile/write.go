@@ -44,8 +44,9 @@ type denialOut struct {
 }
 
 type ownerOut struct {
-	ID   string `yaml:"id"`
-	Name string `yaml:"name"`
+	ID    string    `yaml:"id"`
+	Name  string    `yaml:"name"`
+	Quota *quotaOut `yaml:"quota,omitempty,flow"`
 }
 
 type headerOut struct {
@@ -71,6 +72,7 @@ type keyOut struct {
 	Description     string        `yaml:"description,omitempty"`
 	ResponseHeaders []headerOut   `yaml:"response_headers,omitempty"`
 	RateLimit       *rateLimitOut `yaml:"rate_limit,omitempty,flow"`
+	Quota           *quotaOut     `yaml:"quota,omitempty,flow"`
 }
 
 type fileOut struct {
@@ -90,10 +92,10 @@ type fileOut struct {
 func Marshal(f File, header string) ([]byte, error) {
 	out := fileOut{Account: f.Account, Apps: []ownerOut{}, Tenants: []ownerOut{}, Keys: []keyOut{}}
 	for _, o := range f.Apps {
-		out.Apps = append(out.Apps, ownerOut(o))
+		out.Apps = append(out.Apps, ownerOut{ID: o.ID, Name: o.Name})
 	}
 	for _, o := range f.Tenants {
-		out.Tenants = append(out.Tenants, ownerOut(o))
+		out.Tenants = append(out.Tenants, ownerOut{ID: o.ID, Name: o.Name, Quota: quotaYAML(monthly(o.Quota))})
 	}
 	for _, r := range f.Roles {
 		out.Roles = append(out.Roles, roleOut{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description, RateLimit: rateLimitYAML(r.RateLimit)})
@@ -104,7 +106,8 @@ func Marshal(f File, header string) ([]byte, error) {
 	for _, k := range f.Keys {
 		ko := keyOut{ID: k.ID, Name: k.Name, Type: k.Type.String(), App: k.AppID, Tenant: k.TenantID,
 			Hash: k.Hash, Scope: k.Scope, Roles: k.Roles, NotBefore: timeText(k.NotBefore), ExpiresAt: timeText(k.ExpiresAt),
-			IPFilters: k.IPFilters, Group: k.Group, Description: k.Description, RateLimit: rateLimitYAML(k.RateLimit)}
+			IPFilters: k.IPFilters, Group: k.Group, Description: k.Description, RateLimit: rateLimitYAML(k.RateLimit),
+			Quota: quotaYAML(k.Quota)}
 		if !k.Active {
 			ko.Active = new(bool)
 		}

@@ -22,6 +22,7 @@ type (
 		Name        string    `json:"name"`
 		Description string    `json:"description,omitempty"`
 		Active      bool      `json:"active"`
+		Quota       int64     `json:"quota,omitempty"`
 		CreatedAt   time.Time `json:"created_at"`
 		UpdatedAt   time.Time `json:"updated_at"`
 	}
@@ -51,6 +52,7 @@ type (
 		PreviousValidUntil *time.Time    `json:"previous_valid_until,omitempty"`
 		RoleIDs            []string      `json:"role_ids,omitempty"`
 		RateLimit          string        `json:"rate_limit,omitempty"`
+		Quota              string        `json:"quota,omitempty"`
 		CreatedAt          time.Time     `json:"created_at"`
 		UpdatedAt          time.Time     `json:"updated_at"`
 	}
@@ -64,7 +66,7 @@ func AccountAuditOf(a Account) *AccountAudit {
 // ParentAuditOf is the audit record of an app or a tenant.
 func ParentAuditOf(a App) *ParentAudit {
 	return &ParentAudit{ID: a.ID, AccountID: a.AccountID, Name: a.Name, Description: a.Description,
-		Active: a.Active, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		Active: a.Active, Quota: a.Quota, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 }
 
 // KeyAuditOf is the audit record of a key.
@@ -78,6 +80,7 @@ func KeyAuditOf(k Key) *KeyAudit {
 		Origin: string(k.Origin), PreviousValidUntil: timePtr(sp.PreviousValidUntil),
 		CreatedAt: k.CreatedAt, UpdatedAt: k.UpdatedAt, RoleIDs: k.RoleIDs,
 		RateLimit: sp.RateLimit.String(),
+		Quota:     sp.Quota.String(),
 	}
 	for _, h := range sp.ResponseHeaders {
 		a.ResponseHeaders = append(a.ResponseHeaders, HeaderAudit{Name: h.Name, Value: h.Value, Disabled: h.Disabled})

@@ -323,6 +323,10 @@ func diffParent(w, h App) (App, []string, []string, error) {
 		out.Name = w.Name
 		changed = append(changed, "name")
 	}
+	if w.Quota != h.Quota {
+		out.Quota = w.Quota
+		changed = append(changed, "quota")
+	}
 	if !h.Active {
 		notes = append(notes, reactivation)
 	}
@@ -418,6 +422,7 @@ func diffKey(w, h Key) (Key, []string, []string, error) {
 	set("response_headers", !slices.Equal(ws.ResponseHeaders, hs.ResponseHeaders),
 		func() { out.Spec.ResponseHeaders = slices.Clone(ws.ResponseHeaders) })
 	set("rate_limit", ws.RateLimit != hs.RateLimit, func() { out.Spec.RateLimit = ws.RateLimit })
+	set("quota", ws.Quota != hs.Quota, func() { out.Spec.Quota = ws.Quota })
 	if slices.Contains(changed, "hash") {
 		notes = append(notes, "the stored secret stops working; the file's secret works")
 	}

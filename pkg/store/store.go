@@ -78,7 +78,10 @@ type App struct {
 	Name        string
 	Description string
 	// Active false denies every key of the app.
-	Active    bool
+	Active bool
+	// Quota is a tenant's monthly request quota (SPEC §12), 0 for none;
+	// apps have none.
+	Quota     int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -133,6 +136,8 @@ type KeyUpdate struct {
 	RoleIDs *[]string
 	// RateLimit replaces the key's own rate limit (the zero value: none).
 	RateLimit *authz.RateLimit
+	// Quota replaces the key's own quota (the zero value: none).
+	Quota *authz.Quota
 }
 
 // Apply returns spec with the fields u sets changed; the lists are copied,
@@ -146,6 +151,7 @@ func (u *KeyUpdate) Apply(spec authz.KeySpec) authz.KeySpec {
 	setIf(&spec.NotBefore, u.NotBefore)
 	setIf(&spec.ExpiresAt, u.ExpiresAt)
 	setIf(&spec.RateLimit, u.RateLimit)
+	setIf(&spec.Quota, u.Quota)
 	if u.IPFilters != nil {
 		spec.IPFilters = slices.Clone(*u.IPFilters)
 	}
@@ -177,6 +183,8 @@ type AppUpdate struct {
 	Name        *string
 	Description *string
 	Active      *bool
+	// Quota replaces a tenant's monthly quota (0: none).
+	Quota *int64
 }
 
 // Apply returns a with the fields u sets changed (an app's or a tenant's:
@@ -185,6 +193,7 @@ func (u *AppUpdate) Apply(a App) App {
 	setIf(&a.Name, u.Name)
 	setIf(&a.Description, u.Description)
 	setIf(&a.Active, u.Active)
+	setIf(&a.Quota, u.Quota)
 	return a
 }
 

@@ -80,6 +80,8 @@ var checkFields = map[string]string{
 	"keys_scope_check":                "scope: at most 8192 characters",
 	"keys_rate_limit_check":           "rate_limit: N/second, N/minute, N/hour or N/day with N from 1 to 1000000000",
 	"roles_rate_limit_check":          "rate_limit: N/second, N/minute, N/hour or N/day with N from 1 to 1000000000",
+	"keys_quota_check":                "quota: N/day or N/month with N from 1 to 1000000000000000",
+	"tenants_quota_check":             "quota: a monthly count from 1 to 1000000000000000",
 	"keys_ip_filters_check":           "ip_filters: at most 1024 filters, none null",
 	"keys_grp_check":                  "group: at most 256 characters, no control characters",
 	"keys_description_check":          "description: at most 4096 characters",

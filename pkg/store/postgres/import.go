@@ -226,12 +226,12 @@ func (s *Store) writeKey(ctx context.Context, tx pgx.Tx, actor store.Actor, cur,
 	_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 			active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
 			response_headers = $11, hash = $12, previous_hash = $13, previous_valid_until = $14,
-			updated_at = $15, rate_limit = $16
+			updated_at = $15, rate_limit = $16, quota = $17
 		WHERE account_id = $1 AND id = $2`,
 		cur.Spec.AccountID, cur.Spec.ID, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
 		nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
 		headersJSON(sp.ResponseHeaders), sp.Hash, nullString(sp.PreviousHash), nullTime(sp.PreviousValidUntil), s.now(),
-		rateLimitText(sp.RateLimit))
+		rateLimitText(sp.RateLimit), quotaText(sp.Quota))
 	if err != nil {
 		return mapError(err, keySubject(*sp))
 	}
@@ -274,7 +274,7 @@ func (s *Store) Export(ctx context.Context, accountID string) (store.ImportSet, 
 func readAccount(ctx context.Context, q querier, accountID, parentLock, keyLock string) (store.ImportSet, error) {
 	var out store.ImportSet
 	for _, p := range []parent{appsTable, tenantsTable} {
-		rows, err := q.Query(ctx, `SELECT `+parentColumns+` FROM `+p.table+`
+		rows, err := q.Query(ctx, `SELECT `+p.columns()+` FROM `+p.table+`
 			WHERE account_id = $1 ORDER BY created_at, id`+parentLock, accountID)
 		if err != nil {
 			return out, fmt.Errorf("postgres: read %s: %w", p.table, err)

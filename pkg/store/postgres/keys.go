@@ -25,7 +25,7 @@ const keyColumns = `k.account_id, k.id, k.name, k.type,
 	k.scope, k.active, coalesce(a.active, true) AND coalesce(t.active, true),
 	k.not_before, k.expires_at, k.ip_filters, k.grp, k.description,
 	nullif(k.response_headers, '[]'::jsonb), k.origin, k.created_at, k.updated_at,
-	kr.ids, kr.names, kr.scopes, kr.found, k.rate_limit, kr.rate_limits, `
+	kr.ids, kr.names, kr.scopes, kr.found, k.rate_limit, kr.rate_limits, k.quota, t.quota, `
 
 // keyJoins join a key's app, tenant and roles (kr: the roles' ids, names
 // and scopes in id order, NULL for none), in the statement's one snapshot:
@@ -81,7 +81,8 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		headers                                   []byte
 		roleIDs, roleNames, roleScopes            []string
 		roleFound                                 []bool
-		rateLimit                                 *string
+		rateLimit, quota                          *string
+		tenantQuota                               *int64
 		roleRateLimits                            []string
 	)
 	s := &r.Spec
@@ -90,7 +91,7 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		&s.Hash, &s.PreviousHash, &prevUntil,
 		&s.Scope, &s.Active, &r.parentsActive,
 		&notBefore, &expiresAt, &s.IPFilters, &s.Group, &s.Description,
-		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &roleIDs, &roleNames, &roleScopes, &roleFound, &rateLimit, &roleRateLimits, &lastUsed)
+		&headers, &origin, &r.CreatedAt, &r.UpdatedAt, &roleIDs, &roleNames, &roleScopes, &roleFound, &rateLimit, &roleRateLimits, &quota, &tenantQuota, &lastUsed)
 	if err != nil {
 		return r, err
 	}
@@ -120,6 +121,14 @@ func scanKey(row pgx.Row) (keyRow, error) {
 		if s.RateLimit, err = authz.ParseRateLimit(*rateLimit); err != nil {
 			return r, &rowError{field: "rate_limit", err: fmt.Errorf("key %q: rate_limit: %w", s.ID, err)}
 		}
+	}
+	if quota != nil {
+		if s.Quota, err = authz.ParseQuota(*quota); err != nil {
+			return r, &rowError{field: "quota", err: fmt.Errorf("key %q: quota: %w", s.ID, err)}
+		}
+	}
+	if tenantQuota != nil && s.TenantID != "" {
+		s.TenantQuota = *tenantQuota
 	}
 	if s.Type, err = authz.ParseKeyType(typ); err != nil {
 		return r, &rowError{field: "type", err: fmt.Errorf("key %q: %w", s.ID, err)}
@@ -331,14 +340,15 @@ func (s *Store) createKey(ctx context.Context, tx pgx.Tx, actor store.Actor, k s
 	var id string
 	err := tx.QueryRow(ctx, `INSERT INTO keys (account_id, id, name, type, app_id, tenant_id,
 			hash, previous_hash, previous_valid_until, scope, active, not_before, expires_at,
-			ip_filters, grp, description, response_headers, origin, created_at, updated_at, rate_limit)
+			ip_filters, grp, description, response_headers, origin, created_at, updated_at, rate_limit, quota)
 		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6,
-			$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20)
+			$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20, $21)
 		RETURNING id`,
 		spec.AccountID, spec.ID, spec.Name, spec.Type.String(), nullString(spec.AppID), nullString(spec.TenantID),
 		spec.Hash, nullString(spec.PreviousHash), nullTime(spec.PreviousValidUntil), spec.Scope, spec.Active,
 		nullTime(spec.NotBefore), nullTime(spec.ExpiresAt), ipFilters(spec.IPFilters), spec.Group,
-		spec.Description, headersJSON(spec.ResponseHeaders), string(k.Origin), now, rateLimitText(spec.RateLimit)).Scan(&id)
+		spec.Description, headersJSON(spec.ResponseHeaders), string(k.Origin), now, rateLimitText(spec.RateLimit),
+		quotaText(spec.Quota)).Scan(&id)
 	if err != nil {
 		return store.Key{}, mapError(err, keySubject(spec))
 	}
@@ -445,11 +455,11 @@ func (s *Store) UpdateKey(ctx context.Context, actor store.Actor, accountID, id 
 		sp := &k.Spec
 		_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 				active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
-				response_headers = $11, updated_at = $12, rate_limit = $13
+				response_headers = $11, updated_at = $12, rate_limit = $13, quota = $14
 			WHERE account_id = $1 AND id = $2`,
 			accountID, id, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
 			nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
-			headersJSON(sp.ResponseHeaders), now, rateLimitText(sp.RateLimit))
+			headersJSON(sp.ResponseHeaders), now, rateLimitText(sp.RateLimit), quotaText(sp.Quota))
 		return err
 	})
 }
@@ -666,11 +676,11 @@ func (s *Store) UpdateKeys(ctx context.Context, actor store.Actor, accountID str
 			sp := &next.Spec
 			_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
 					active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
-					response_headers = $11, updated_at = $12, rate_limit = $13
+					response_headers = $11, updated_at = $12, rate_limit = $13, quota = $14
 				WHERE account_id = $1 AND id = $2`,
 				accountID, k.Spec.ID, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
 				nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
-				headersJSON(sp.ResponseHeaders), now, rateLimitText(sp.RateLimit))
+				headersJSON(sp.ResponseHeaders), now, rateLimitText(sp.RateLimit), quotaText(sp.Quota))
 			if err != nil {
 				return mapError(err, keySubject(next.Spec))
 			}

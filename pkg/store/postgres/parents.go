@@ -15,25 +15,49 @@ type parent struct {
 	table  string // "apps" or "tenants"
 	object string // "app" or "tenant"
 	keyCol string // the keys column that references it
+	// quota is the column of the monthly quota ("quota" for tenants), or
+	// "" for a table without one (apps).
+	quota string
 }
 
 var (
 	appsTable    = parent{table: "apps", object: "app", keyCol: "app_id"}
-	tenantsTable = parent{table: "tenants", object: "tenant", keyCol: "tenant_id"}
+	tenantsTable = parent{table: "tenants", object: "tenant", keyCol: "tenant_id", quota: "quota"}
 )
 
-const parentColumns = `account_id, id, name, description, active, created_at, updated_at`
+// columns are the columns scanParent reads.
+func (p parent) columns() string {
+	q := "NULL::bigint"
+	if p.quota != "" {
+		q = p.quota
+	}
+	return `account_id, id, name, description, active, created_at, updated_at, ` + q
+}
 
 func scanParent(row pgx.Row) (store.App, error) {
-	var a store.App
-	err := row.Scan(&a.AccountID, &a.ID, &a.Name, &a.Description, &a.Active, &a.CreatedAt, &a.UpdatedAt)
+	var (
+		a     store.App
+		quota *int64
+	)
+	err := row.Scan(&a.AccountID, &a.ID, &a.Name, &a.Description, &a.Active, &a.CreatedAt, &a.UpdatedAt, &quota)
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
+	if quota != nil {
+		a.Quota = *quota
+	}
 	return a, err
+}
+
+// quotaValue is a quota as stored: NULL for none (0).
+func quotaValue(n int64) *int64 {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }
 
 // get reads one app or tenant; lock is "" or a locking clause.
 func (p parent) get(ctx context.Context, q querier, accountID, id, lock string) (store.App, error) {
-	sql := `SELECT ` + parentColumns + ` FROM ` + p.table + ` WHERE account_id = $1 AND id = $2 ` + lock
+	sql := `SELECT ` + p.columns() + ` FROM ` + p.table + ` WHERE account_id = $1 AND id = $2 ` + lock
 	a, err := scanParent(q.QueryRow(ctx, sql, accountID, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, notFound("%s %q not found in account %q", p.object, id, accountID)
@@ -60,10 +84,17 @@ func (s *Store) createParent(ctx context.Context, p parent, actor store.Actor, a
 // insertParent inserts an app or tenant in tx and audits it; the caller
 // has reserved room for it.
 func (s *Store) insertParent(ctx context.Context, tx pgx.Tx, p parent, actor store.Actor, a store.App) (store.App, error) {
+	if p.quota == "" && a.Quota != 0 {
+		return store.App{}, &storeError{msg: "quota: an " + p.object + " has no quota (tenants do)", kind: store.ErrInvalid}
+	}
+	cols, vals, args := "", "", []any{a.AccountID, a.ID, a.Name, a.Description, a.Active, s.now()}
+	if p.quota != "" {
+		cols, vals, args = ", "+p.quota, ", $7", append(args, quotaValue(a.Quota))
+	}
 	out, err := scanParent(tx.QueryRow(ctx, `INSERT INTO `+p.table+`
-			(account_id, id, name, description, active, created_at, updated_at)
-		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6)
-		RETURNING `+parentColumns, a.AccountID, a.ID, a.Name, a.Description, a.Active, s.now()))
+			(account_id, id, name, description, active, created_at, updated_at`+cols+`)
+		VALUES ($1, coalesce(nullif($2, ''), gen_random_uuid()::text), $3, $4, $5, $6, $6`+vals+`)
+		RETURNING `+p.columns(), args...))
 	if err != nil {
 		return out, mapError(err, subject{AccountID: a.AccountID, ID: a.ID, Name: a.Name})
 	}
@@ -76,7 +107,7 @@ func (s *Store) listParents(ctx context.Context, p parent, accountID string, pg 
 		return nil, "", err
 	}
 	args := []any{accountID, size + 1}
-	sql := `SELECT ` + parentColumns + ` FROM ` + p.table + ` WHERE account_id = $1`
+	sql := `SELECT ` + p.columns() + ` FROM ` + p.table + ` WHERE account_id = $1`
 	if after != nil {
 		args = append(args, after.CreatedAtTime(), after.ID)
 		sql += ` AND (created_at, id) > ($3, $4)`
@@ -124,12 +155,19 @@ func (s *Store) updateParent(ctx context.Context, p parent, actor store.Actor, a
 
 // writeParent writes next over cur, an app or tenant locked in tx, and
 // audits it. The update trigger appends one change to the feed for the
-// app or tenant when its name or active flag changes.
+// app or tenant when its name, active flag or quota changes.
 func (s *Store) writeParent(ctx context.Context, tx pgx.Tx, p parent, actor store.Actor, cur, next store.App) (store.App, error) {
+	if p.quota == "" && next.Quota != 0 {
+		return store.App{}, &storeError{msg: "quota: an " + p.object + " has no quota (tenants do)", kind: store.ErrInvalid}
+	}
+	set, args := "", []any{cur.AccountID, cur.ID, next.Name, next.Description, next.Active, s.now()}
+	if p.quota != "" {
+		set, args = ", "+p.quota+" = $7", append(args, quotaValue(next.Quota))
+	}
 	out, err := scanParent(tx.QueryRow(ctx, `UPDATE `+p.table+`
-		SET name = $3, description = $4, active = $5, updated_at = $6
+		SET name = $3, description = $4, active = $5, updated_at = $6`+set+`
 		WHERE account_id = $1 AND id = $2
-		RETURNING `+parentColumns, cur.AccountID, cur.ID, next.Name, next.Description, next.Active, s.now()))
+		RETURNING `+p.columns(), args...))
 	if err != nil {
 		return out, mapError(err, subject{AccountID: cur.AccountID, ID: cur.ID, Name: next.Name})
 	}

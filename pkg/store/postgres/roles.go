@@ -43,6 +43,15 @@ func rateLimitText(r authz.RateLimit) *string {
 	return &s
 }
 
+// quotaText is a key's quota as stored: NULL for none.
+func quotaText(q authz.Quota) *string {
+	if q.IsZero() {
+		return nil
+	}
+	s := q.String()
+	return &s
+}
+
 const denialColumns = `account_id, id, tenant_id, app_id, scope, reason, created_at, updated_at`
 
 func scanDenial(row pgx.Row) (store.Denial, error) {
