@@ -63,7 +63,11 @@ type keySource struct {
 	// denials are the service access denials row 9 checks (SPEC §11);
 	// nil: the source holds none yet.
 	denials *authz.DenialIndex
-	count   func() int
+	// quotas are the counts row 10 admits against (SPEC §12): shared
+	// through the usage table in database mode, this replica's own with
+	// a keys file.
+	quotas *authz.Quotas
+	count  func() int
 	// warm is closed once the keys are loaded; nil when they are before
 	// serve starts (the keys file), so that "keygate serving" is logged
 	// with the real key count, never with the 0 of a cache still warming.
@@ -131,7 +135,7 @@ func (c *serveCmd) Run(e *env) error {
 	defer src.close()
 	m.KeysLoaded(func() float64 { return float64(src.count()) })
 
-	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials, Counts: src.counts}
+	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials, Counts: src.counts, Quotas: src.quotas}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
 	authzSrv.SetTracer(tr.CheckTracer())
@@ -260,8 +264,12 @@ func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, 
 	return &keySource{
 		store:   keys,
 		denials: keys.Denials(),
-		count:   keys.Len,
-		ready:   func() (bool, string) { return true, "" },
+		// Quotas of the file are counted per replica: there is no usage
+		// table to share counts through, and a restart counts afresh
+		// (docs/usage.md).
+		quotas: authz.NewQuotas(),
+		count:  keys.Len,
+		ready:  func() (bool, string) { return true, "" },
 		loops: []func(context.Context){func(ctx context.Context) {
 			c.watch(ctx, log, c.KeysFile, func() {
 				err := keys.Reload()

@@ -133,11 +133,13 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	}
 	warm := make(chan struct{})
 	counts := authz.NewUsageCounter(0)
+	quotas := authz.NewQuotas()
 	agg := usage.New(counts, st, usage.Options{Interval: c.UsageFlushInterval, Retention: c.UsageRetention,
-		MaxPending: c.UsageMaxPending, Logger: log})
+		MaxPending: c.UsageMaxPending, Logger: log, Quotas: quotas})
 	m.ObserveUsage(agg.Stats)
 	src := &keySource{
 		counts:  counts,
+		quotas:  quotas,
 		warm:    warm,
 		store:   kc,
 		usage:   kc,
@@ -157,6 +159,15 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 			// store_unavailable rather than guessing.
 			if !up.run(ctx) {
 				return
+			}
+			// The fleet's quota counts before "serving": a restarted
+			// replica must not admit every quota afresh (SPEC §12).
+			for backoff := startupBackoffMin; agg.SyncQuotas(ctx) != nil; backoff = min(2*backoff, startupBackoffMax) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
 			}
 			close(warm)
 			if err := kc.Run(ctx); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 // UsageRow is one hourly bucket of decisions (SPEC §12): who, what, which
@@ -108,3 +110,12 @@ type UsageReader interface {
 // ErrUsageTooLarge is returned by QueryUsage when the answer would hold
 // more than the query's MaxPoints points.
 var ErrUsageTooLarge = errors.New("the usage answer is too large")
+
+// QuotaCounts is where replicas read what the fleet admitted against each
+// quota (SPEC §12): the allowed requests of usage_hourly since the period
+// began. QuotaUsage answers for every tenant and key with a quota, in the
+// periods holding now; QuotaUsed for one subject of an account.
+type QuotaCounts interface {
+	QuotaUsage(ctx context.Context, now time.Time) ([]authz.QuotaUse, error)
+	QuotaUsed(ctx context.Context, accountID string, s authz.QuotaSubject, now time.Time) (int64, error)
+}

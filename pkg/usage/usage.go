@@ -47,6 +47,10 @@ type Options struct {
 	Retention time.Duration
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Quotas, when set, are the data plane's quota counts (SPEC §12): each
+	// flush tells them what it wrote, and after it they take the fleet's
+	// counts from the store (when it is a store.QuotaCounts).
+	Quotas *authz.Quotas
 }
 
 // Stats are an aggregator's counters, for metrics.
@@ -56,6 +60,8 @@ type Stats struct {
 	Counted     uint64 // decisions written
 	Overflowed  uint64 // decisions kept per account because a bound was reached
 	WriteErrors uint64 // failed writes (each retried)
+	QuotaSyncs  uint64 // quota counts read from the store
+	QuotaErrors uint64 // failed reads of the quota counts (retried at the next flush)
 }
 
 // Aggregator drains a counter and writes its deltas.
@@ -70,6 +76,7 @@ type Aggregator struct {
 
 	pendingLen                              atomic.Int64
 	written, counted, overflowed, writeErrs atomic.Uint64
+	quotaSyncs, quotaSyncErrs               atomic.Uint64
 }
 
 // New returns an aggregator of counter writing to w.
@@ -93,7 +100,8 @@ func New(counter *authz.UsageCounter, w store.UsageCounts, opts Options) *Aggreg
 // Stats returns the aggregator's counters.
 func (a *Aggregator) Stats() Stats {
 	return Stats{Pending: int(a.pendingLen.Load()), Written: a.written.Load(), Counted: a.counted.Load(),
-		Overflowed: a.overflowed.Load(), WriteErrors: a.writeErrs.Load()}
+		Overflowed: a.overflowed.Load(), WriteErrors: a.writeErrs.Load(),
+		QuotaSyncs: a.quotaSyncs.Load(), QuotaErrors: a.quotaSyncErrs.Load()}
 }
 
 // Run flushes every interval, keeps partitions and retention every hour
@@ -110,6 +118,7 @@ func (a *Aggregator) Run(ctx context.Context) {
 		select {
 		case <-t.C:
 			_ = a.Flush(ctx)
+			_ = a.SyncQuotas(ctx)
 			if now := a.opts.Now(); now.Sub(lastMaintained) >= maintainEvery && a.maintain(ctx) {
 				lastMaintained = now
 			}
@@ -158,6 +167,13 @@ func (a *Aggregator) maintain(ctx context.Context) bool {
 func (a *Aggregator) Flush(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if q := a.opts.Quotas; q != nil {
+		// Before the drain: an admission is counted in its quota just
+		// before the usage counter counts it, so what the drain writes
+		// holds at least what the mark says (a few in flight may be
+		// counted twice until the next flush, never missed).
+		q.Mark()
+	}
 	over := map[string]uint64{} // overflowed decisions by account, for the log
 	a.counter.Drain(func(c authz.UsageCell, n uint64) {
 		s := c.Key.Spec
@@ -179,6 +195,9 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	}
 	a.pendingLen.Store(int64(len(a.pending)))
 	if len(a.pending) == 0 {
+		if a.opts.Quotas != nil {
+			a.opts.Quotas.Flushed()
+		}
 		return nil
 	}
 	if err := a.w.AddUsage(ctx, a.pending); err != nil {
@@ -200,6 +219,35 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	a.counted.Add(uint64(total))
 	a.pending = map[store.UsageRow]int64{} // a new map: an outage's growth is given back
 	a.pendingLen.Store(0)
+	if a.opts.Quotas != nil {
+		a.opts.Quotas.Flushed()
+	}
+	return nil
+}
+
+// SyncQuotas reads what the fleet admitted against every quota from the
+// store into the quota counts (SPEC §12). Serve calls it once before it is
+// ready (a restarted replica must not start every quota from zero), then
+// Run after every flush. Without quotas, or a store that keeps no counts,
+// it does nothing.
+func (a *Aggregator) SyncQuotas(ctx context.Context) error {
+	qc, ok := a.w.(store.QuotaCounts)
+	if a.opts.Quotas == nil || !ok {
+		return nil
+	}
+	a.mu.Lock() // not between a flush's Mark and Flushed
+	defer a.mu.Unlock()
+	now := a.opts.Now()
+	uses, err := qc.QuotaUsage(ctx, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.quotaSyncErrs.Add(1)
+			a.log.Warn("reading quota counts failed; quotas count this replica's admissions only until the next flush", "error", err)
+		}
+		return err
+	}
+	a.opts.Quotas.Sync(uses, now)
+	a.quotaSyncs.Add(1)
 	return nil
 }
 
