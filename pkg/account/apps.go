@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"fmt"
+	"github.com/keygate/keygate/pkg/authz"
 
 	"github.com/keygate/keygate/pkg/store"
 )
@@ -11,12 +12,17 @@ import (
 // one).
 type OwnerInput struct {
 	ID, Name, Description string
+	// Quota is a tenant's monthly request quota (SPEC §12), 0 for none;
+	// apps have none.
+	Quota int64
 }
 
 // OwnerUpdate changes the fields of an app or tenant that are set.
 type OwnerUpdate struct {
 	Name, Description *string
 	Active            *bool
+	// Quota replaces a tenant's monthly quota (0: none).
+	Quota *int64
 }
 
 // DeleteInput deletes an app or tenant: while keys belong to it, only
@@ -33,16 +39,28 @@ type PageInput struct {
 	Token string
 }
 
-func checkOwnerCreate(in OwnerInput) error {
+func checkOwnerCreate(kind string, in OwnerInput) error {
 	var v Violations
 	v.checkID("id", in.ID, false)
 	v.checkName("name", in.Name, true)
 	v.checkDescription("description", in.Description)
+	v.checkOwnerQuota(kind, in.Quota)
 	return v.err()
 }
 
+// checkOwnerQuota checks a tenant's monthly quota: apps have none.
+func (v *Violations) checkOwnerQuota(kind string, n int64) {
+	switch {
+	case n == 0:
+	case kind != "tenant":
+		v.add("quota", "an %s has no quota: set it on its tenants, or on its keys", kind)
+	case n < 0 || n > authz.MaxQuotaRequests:
+		v.add("quota", "%d requests a month is not between 1 and %d (leave the quota out for none)", n, int64(authz.MaxQuotaRequests))
+	}
+}
+
 // checkOwnerUpdate checks an app or tenant update: nil fields are absent.
-func checkOwnerUpdate(id string, u OwnerUpdate) (store.AppUpdate, error) {
+func checkOwnerUpdate(kind, id string, u OwnerUpdate) (store.AppUpdate, error) {
 	var v Violations
 	v.checkRef("id", id)
 	if u.Name != nil {
@@ -51,11 +69,14 @@ func checkOwnerUpdate(id string, u OwnerUpdate) (store.AppUpdate, error) {
 	if u.Description != nil {
 		v.checkDescription("description", *u.Description)
 	}
-	return store.AppUpdate{Name: u.Name, Description: u.Description, Active: u.Active}, v.err()
+	if u.Quota != nil {
+		v.checkOwnerQuota(kind, *u.Quota)
+	}
+	return store.AppUpdate{Name: u.Name, Description: u.Description, Active: u.Active, Quota: u.Quota}, v.err()
 }
 
 func emptyUpdate(u store.AppUpdate) bool {
-	return u.Name == nil && u.Description == nil && u.Active == nil
+	return u.Name == nil && u.Description == nil && u.Active == nil && u.Quota == nil
 }
 
 func refError(field, id string) error {
@@ -115,13 +136,13 @@ func createOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, i
 	if err := s.check(c); err != nil {
 		return zero, err
 	}
-	if err := checkOwnerCreate(in); err != nil {
+	if err := checkOwnerCreate(o.kind, in); err != nil {
 		return zero, err
 	}
 	now := s.now()
 	v, err := o.create(ctx, c.Actor, o.from(store.App{
 		AccountID: c.AccountID, ID: in.ID, Name: in.Name, Description: in.Description,
-		Active: true, CreatedAt: now, UpdatedAt: now,
+		Active: true, Quota: in.Quota, CreatedAt: now, UpdatedAt: now,
 	}))
 	if err != nil {
 		return zero, s.storeError(ctx, "Create"+o.op, label(o.kind, in.ID, in.Name), err)
@@ -172,7 +193,7 @@ func updateOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, i
 	if err := s.check(c); err != nil {
 		return zero, err
 	}
-	u, err := checkOwnerUpdate(id, in)
+	u, err := checkOwnerUpdate(o.kind, id, in)
 	if err != nil {
 		return zero, err
 	}

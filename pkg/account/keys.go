@@ -43,6 +43,8 @@ type KeyInput struct {
 	RoleIDs []string
 	// RateLimit is the key's own rate limit (SPEC §12), zero for none.
 	RateLimit authz.RateLimit
+	// Quota is the key's own quota (SPEC §12), zero for none.
+	Quota authz.Quota
 }
 
 // KeyFilter selects keys of ListKeys; zero fields select everything
@@ -73,6 +75,7 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 	v.checkTime("expires_at", in.ExpiresAt)
 	v.checkRoleIDs("role_ids", in.RoleIDs)
 	v.checkRateLimit("rate_limit", in.RateLimit)
+	v.checkQuota("quota", in.Quota)
 	if in.ExpiresAt != nil && !in.ExpiresAt.IsZero() && !in.ExpiresAt.After(s.now()) {
 		v.add("expires_at", "%s is not in the future: the key would be denied expired_key from the start; give a later time, or none for a key that never expires",
 			in.ExpiresAt.UTC().Format(time.RFC3339))
@@ -120,6 +123,7 @@ func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret stri
 		Description:     in.Description,
 		ResponseHeaders: append([]authz.HeaderSpec(nil), in.ResponseHeaders...),
 		RateLimit:       in.RateLimit,
+		Quota:           in.Quota,
 	}
 	compiled, err := authz.Compile(spec, s.compile)
 	if err != nil {
@@ -330,13 +334,16 @@ func checkKeyUpdate(id string, u *KeyUpdate) error {
 	if u.RateLimit != nil {
 		v.checkRateLimit("rate_limit", *u.RateLimit)
 	}
+	if u.Quota != nil {
+		v.checkQuota("quota", *u.Quota)
+	}
 	return v.err()
 }
 
 func emptyKeyUpdate(u *KeyUpdate) bool {
 	return u.Name == nil && u.Description == nil && u.Group == nil && u.Scope == nil && u.Active == nil &&
 		u.NotBefore == nil && u.ExpiresAt == nil && u.IPFilters == nil && u.ResponseHeaders == nil && u.RoleIDs == nil &&
-		u.RateLimit == nil
+		u.RateLimit == nil && u.Quota == nil
 }
 
 // UpdateKey changes the fields set in u; the resulting key is compiled as

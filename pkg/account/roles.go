@@ -476,6 +476,12 @@ func (s *Service) accountRoleScopes(ctx context.Context, c Caller) (map[string]*
 // checkRateLimit checks a key's or a role's rate limit (SPEC §12): none,
 // or a positive count (at most authz.MaxRequestsPerUnit) per second,
 // minute, hour or day.
+func (v *Violations) checkQuota(field string, q authz.Quota) {
+	if err := q.Check(); err != nil {
+		v.add(field, "%s", err.Error())
+	}
+}
+
 func (v *Violations) checkRateLimit(field string, r authz.RateLimit) {
 	if err := r.Check(); err != nil {
 		v.add(field, "%s", err.Error())

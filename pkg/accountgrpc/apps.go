@@ -58,7 +58,12 @@ func (s *Server) DeleteApp(ctx context.Context, r *accountv1.DeleteAppRequest) (
 
 // CreateTenant adds an active tenant.
 func (s *Server) CreateTenant(ctx context.Context, r *accountv1.CreateTenantRequest) (*accountv1.CreateTenantResponse, error) {
-	t, err := s.svc.CreateTenant(ctx, callerFrom(ctx), account.OwnerInput{ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription()})
+	var v account.Violations
+	quota := tenantQuotaOf(&v, r.GetQuota())
+	if err := v.Err(); err != nil {
+		return nil, grpcError(err)
+	}
+	t, err := s.svc.CreateTenant(ctx, callerFrom(ctx), account.OwnerInput{ID: r.GetId(), Name: r.GetName(), Description: r.GetDescription(), Quota: quota})
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -67,11 +72,20 @@ func (s *Server) CreateTenant(ctx context.Context, r *accountv1.CreateTenantRequ
 
 // GetTenant returns one tenant of the caller's account.
 func (s *Server) GetTenant(ctx context.Context, r *accountv1.GetTenantRequest) (*accountv1.GetTenantResponse, error) {
-	t, err := s.svc.GetTenant(ctx, callerFrom(ctx), r.GetId())
+	c := callerFrom(ctx)
+	t, err := s.svc.GetTenant(ctx, c, r.GetId())
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &accountv1.GetTenantResponse{Tenant: tenantProto(t)}, nil
+	out := &accountv1.GetTenantResponse{Tenant: tenantProto(t)}
+	q, err := s.svc.TenantQuota(ctx, c, t)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if q != nil {
+		out.QuotaStatus = quotaStatusProto(*q)
+	}
+	return out, nil
 }
 
 // ListTenants returns one page of the caller's tenants.
@@ -89,7 +103,12 @@ func (s *Server) ListTenants(ctx context.Context, r *accountv1.ListTenantsReques
 
 // UpdateTenant changes the fields present in the request.
 func (s *Server) UpdateTenant(ctx context.Context, r *accountv1.UpdateTenantRequest) (*accountv1.UpdateTenantResponse, error) {
-	t, err := s.svc.UpdateTenant(ctx, callerFrom(ctx), r.GetId(), account.OwnerUpdate{Name: r.Name, Description: r.Description, Active: r.Active})
+	var v account.Violations
+	quota := tenantQuotaUpdate(&v, r.GetQuota(), r.GetClearQuota())
+	if err := v.Err(); err != nil {
+		return nil, grpcError(err)
+	}
+	t, err := s.svc.UpdateTenant(ctx, callerFrom(ctx), r.GetId(), account.OwnerUpdate{Name: r.Name, Description: r.Description, Active: r.Active, Quota: quota})
 	if err != nil {
 		return nil, grpcError(err)
 	}

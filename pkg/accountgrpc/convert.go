@@ -40,6 +40,7 @@ func tenantProto(t store.Tenant) *accountv1.Tenant {
 		Active:      t.Active,
 		CreateTime:  ts(t.CreatedAt),
 		UpdateTime:  ts(t.UpdatedAt),
+		Quota:       tenantQuotaProto(t.Quota),
 	}
 }
 
@@ -128,6 +129,7 @@ func keyProto(k store.Key, now time.Time) *accountv1.Key {
 		TenantName:      sp.TenantName,
 		RoleIds:         append([]string(nil), k.RoleIDs...),
 		RateLimit:       rateLimitProto(sp.RateLimit),
+		Quota:           quotaProto(sp.Quota),
 	}
 	if sp.PreviousHash != "" && now.Before(sp.PreviousValidUntil) {
 		out.PreviousSecretExpireTime = ts(sp.PreviousValidUntil)

@@ -24,6 +24,7 @@ type keyRequest interface {
 	GetResponseHeaders() []*accountv1.ResponseHeader
 	GetRoleIds() []string
 	GetRateLimit() *accountv1.RateLimit
+	GetQuota() *accountv1.Quota
 }
 
 // keyInput converts a key-creating request; active is the request's
@@ -40,6 +41,7 @@ func keyInput(typ authz.KeyType, appID, tenantID string, active *bool, r keyRequ
 		RoleIDs:         r.GetRoleIds(),
 	}
 	in.RateLimit = rateLimitOf(&v, "rate_limit", r.GetRateLimit())
+	in.Quota = quotaOf(&v, "quota", r.GetQuota())
 	return in, v.Err()
 }
 
@@ -98,11 +100,20 @@ func (s *Server) ImportKey(ctx context.Context, r *accountv1.ImportKeyRequest) (
 
 // GetKey returns one key of the caller's account.
 func (s *Server) GetKey(ctx context.Context, r *accountv1.GetKeyRequest) (*accountv1.GetKeyResponse, error) {
-	k, err := s.svc.GetKey(ctx, callerFrom(ctx), r.GetId())
+	c := callerFrom(ctx)
+	k, err := s.svc.GetKey(ctx, c, r.GetId())
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &accountv1.GetKeyResponse{Key: keyProto(k, s.svc.Now())}, nil
+	out := &accountv1.GetKeyResponse{Key: keyProto(k, s.svc.Now())}
+	qs, err := s.svc.KeyQuotas(ctx, c, k)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	for _, q := range qs {
+		out.QuotaStatus = append(out.QuotaStatus, quotaStatusProto(q))
+	}
+	return out, nil
 }
 
 // ListKeys returns one page of the caller's keys that pass the filters.
@@ -165,6 +176,7 @@ func keyUpdate(r *accountv1.UpdateKeyRequest) (account.KeyUpdate, error) {
 		u.RoleIDs = &ids
 	}
 	u.RateLimit = rateLimitUpdate(&v, r.GetRateLimit(), r.GetClearRateLimit())
+	u.Quota = quotaUpdate(&v, r.GetQuota(), r.GetClearQuota())
 	return u, v.Err()
 }
 

@@ -133,6 +133,56 @@ func (KeyOrigin) EnumDescriptor() ([]byte, []int) {
 	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{1}
 }
 
+// QuotaPeriod is the calendar period of a Quota.
+type QuotaPeriod int32
+
+const (
+	QuotaPeriod_QUOTA_PERIOD_UNSPECIFIED QuotaPeriod = 0
+	QuotaPeriod_QUOTA_PERIOD_DAY         QuotaPeriod = 1
+	QuotaPeriod_QUOTA_PERIOD_MONTH       QuotaPeriod = 2
+)
+
+// Enum value maps for QuotaPeriod.
+var (
+	QuotaPeriod_name = map[int32]string{
+		0: "QUOTA_PERIOD_UNSPECIFIED",
+		1: "QUOTA_PERIOD_DAY",
+		2: "QUOTA_PERIOD_MONTH",
+	}
+	QuotaPeriod_value = map[string]int32{
+		"QUOTA_PERIOD_UNSPECIFIED": 0,
+		"QUOTA_PERIOD_DAY":         1,
+		"QUOTA_PERIOD_MONTH":       2,
+	}
+)
+
+func (x QuotaPeriod) Enum() *QuotaPeriod {
+	p := new(QuotaPeriod)
+	*p = x
+	return p
+}
+
+func (x QuotaPeriod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuotaPeriod) Descriptor() protoreflect.EnumDescriptor {
+	return file_keygate_account_v1_account_proto_enumTypes[2].Descriptor()
+}
+
+func (QuotaPeriod) Type() protoreflect.EnumType {
+	return &file_keygate_account_v1_account_proto_enumTypes[2]
+}
+
+func (x QuotaPeriod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuotaPeriod.Descriptor instead.
+func (QuotaPeriod) EnumDescriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{2}
+}
+
 // RateLimitUnit is the unit of a RateLimit.
 type RateLimitUnit int32
 
@@ -173,11 +223,11 @@ func (x RateLimitUnit) String() string {
 }
 
 func (RateLimitUnit) Descriptor() protoreflect.EnumDescriptor {
-	return file_keygate_account_v1_account_proto_enumTypes[2].Descriptor()
+	return file_keygate_account_v1_account_proto_enumTypes[3].Descriptor()
 }
 
 func (RateLimitUnit) Type() protoreflect.EnumType {
-	return &file_keygate_account_v1_account_proto_enumTypes[2]
+	return &file_keygate_account_v1_account_proto_enumTypes[3]
 }
 
 func (x RateLimitUnit) Number() protoreflect.EnumNumber {
@@ -186,7 +236,7 @@ func (x RateLimitUnit) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RateLimitUnit.Descriptor instead.
 func (RateLimitUnit) EnumDescriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{2}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{3}
 }
 
 // App is an application whose APIs keygate protects.
@@ -282,9 +332,13 @@ type Tenant struct {
 	Name        string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	// active false denies every key of the tenant.
-	Active        bool                   `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	Active     bool                   `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// quota is the tenant's monthly request quota (SPEC §12): its keys
+	// together are admitted that many requests per calendar month (UTC);
+	// unset for none. Its period is always QUOTA_PERIOD_MONTH.
+	Quota         *Quota `protobuf:"bytes,7,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +411,13 @@ func (x *Tenant) GetCreateTime() *timestamppb.Timestamp {
 func (x *Tenant) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Tenant) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
 	}
 	return nil
 }
@@ -464,7 +525,10 @@ type Key struct {
 	RoleIds []string `protobuf:"bytes,21,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
 	// in the dynamic metadata on allow; unset for none.
-	RateLimit     *RateLimit `protobuf:"bytes,22,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,22,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// quota is the key's own request quota (SPEC §12), daily or monthly;
+	// unset for none. Its tenant's monthly quota binds it too.
+	Quota         *Quota `protobuf:"bytes,23,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -649,6 +713,13 @@ func (x *Key) GetRoleIds() []string {
 func (x *Key) GetRateLimit() *RateLimit {
 	if x != nil {
 		return x.RateLimit
+	}
+	return nil
+}
+
+func (x *Key) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
 	}
 	return nil
 }
@@ -1345,9 +1416,12 @@ func (x *DeleteAppResponse) GetChangeNumber() int64 {
 type CreateTenantRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is caller-chosen; empty lets keygate generate one.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Id          string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// quota is the tenant's monthly request quota (period QUOTA_PERIOD_MONTH);
+	// unset for none.
+	Quota         *Quota `protobuf:"bytes,4,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1401,6 +1475,13 @@ func (x *CreateTenantRequest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *CreateTenantRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
 }
 
 // CreateTenantResponse is the tenant as created.
@@ -1503,10 +1584,11 @@ func (x *GetTenantRequest) GetId() string {
 	return ""
 }
 
-// GetTenantResponse is the tenant.
+// GetTenantResponse is the tenant, with its quota's state when it has one.
 type GetTenantResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tenant        *Tenant                `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	QuotaStatus   *QuotaStatus           `protobuf:"bytes,2,opt,name=quota_status,json=quotaStatus,proto3" json:"quota_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1544,6 +1626,13 @@ func (*GetTenantResponse) Descriptor() ([]byte, []int) {
 func (x *GetTenantResponse) GetTenant() *Tenant {
 	if x != nil {
 		return x.Tenant
+	}
+	return nil
+}
+
+func (x *GetTenantResponse) GetQuotaStatus() *QuotaStatus {
+	if x != nil {
+		return x.QuotaStatus
 	}
 	return nil
 }
@@ -1658,11 +1747,15 @@ func (x *ListTenantsResponse) GetNextPageToken() string {
 
 // UpdateTenantRequest changes the fields present.
 type UpdateTenantRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	Description   *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
-	Active        *bool                  `protobuf:"varint,4,opt,name=active,proto3,oneof" json:"active,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name        *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Description *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	Active      *bool                  `protobuf:"varint,4,opt,name=active,proto3,oneof" json:"active,omitempty"`
+	// quota, when set, replaces the tenant's monthly quota; clear_quota
+	// removes it. Setting both is refused.
+	Quota         *Quota `protobuf:"bytes,5,opt,name=quota,proto3" json:"quota,omitempty"`
+	ClearQuota    bool   `protobuf:"varint,6,opt,name=clear_quota,json=clearQuota,proto3" json:"clear_quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1721,6 +1814,20 @@ func (x *UpdateTenantRequest) GetDescription() string {
 func (x *UpdateTenantRequest) GetActive() bool {
 	if x != nil && x.Active != nil {
 		return *x.Active
+	}
+	return false
+}
+
+func (x *UpdateTenantRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *UpdateTenantRequest) GetClearQuota() bool {
+	if x != nil {
+		return x.ClearQuota
 	}
 	return false
 }
@@ -1914,7 +2021,10 @@ type GenerateServiceAccessKeyRequest struct {
 	RoleIds []string `protobuf:"bytes,13,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
 	// in the dynamic metadata on allow; unset for none.
-	RateLimit     *RateLimit `protobuf:"bytes,14,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,14,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// quota is the key's own request quota (SPEC §12), daily or monthly;
+	// unset for none.
+	Quota         *Quota `protobuf:"bytes,15,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2047,6 +2157,13 @@ func (x *GenerateServiceAccessKeyRequest) GetRateLimit() *RateLimit {
 	return nil
 }
 
+func (x *GenerateServiceAccessKeyRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 // GenerateServiceAccessKeyResponse carries the new secret, once.
 type GenerateServiceAccessKeyResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -2142,7 +2259,10 @@ type GenerateAppAccessKeyRequest struct {
 	RoleIds []string `protobuf:"bytes,12,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
 	// in the dynamic metadata on allow; unset for none.
-	RateLimit     *RateLimit `protobuf:"bytes,13,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,13,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// quota is the key's own request quota (SPEC §12), daily or monthly;
+	// unset for none.
+	Quota         *Quota `protobuf:"bytes,14,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2268,6 +2388,13 @@ func (x *GenerateAppAccessKeyRequest) GetRateLimit() *RateLimit {
 	return nil
 }
 
+func (x *GenerateAppAccessKeyRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 // GenerateAppAccessKeyResponse carries the new secret, once.
 type GenerateAppAccessKeyResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -2363,7 +2490,10 @@ type GenerateAccountAccessKeyRequest struct {
 	RoleIds []string `protobuf:"bytes,11,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
 	// in the dynamic metadata on allow; unset for none.
-	RateLimit     *RateLimit `protobuf:"bytes,12,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,12,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// quota is the key's own request quota (SPEC §12), daily or monthly;
+	// unset for none.
+	Quota         *Quota `protobuf:"bytes,13,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2482,6 +2612,13 @@ func (x *GenerateAccountAccessKeyRequest) GetRateLimit() *RateLimit {
 	return nil
 }
 
+func (x *GenerateAccountAccessKeyRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 // GenerateAccountAccessKeyResponse carries the new secret, once.
 type GenerateAccountAccessKeyResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -2583,7 +2720,10 @@ type ImportKeyRequest struct {
 	RoleIds []string `protobuf:"bytes,15,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
 	// rate_limit is the key's own rate limit (SPEC §12), returned to Envoy
 	// in the dynamic metadata on allow; unset for none.
-	RateLimit     *RateLimit `protobuf:"bytes,16,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,16,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// quota is the key's own request quota (SPEC §12), daily or monthly;
+	// unset for none.
+	Quota         *Quota `protobuf:"bytes,17,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2730,6 +2870,13 @@ func (x *ImportKeyRequest) GetRateLimit() *RateLimit {
 	return nil
 }
 
+func (x *ImportKeyRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 // ImportKeyResponse is the key as created (without its secret).
 type ImportKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2840,10 +2987,12 @@ func (x *GetKeyRequest) GetId() string {
 	return ""
 }
 
-// GetKeyResponse is the key.
+// GetKeyResponse is the key, with the state of the quotas that bind it
+// (its tenant's first, then its own).
 type GetKeyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           *Key                   `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	QuotaStatus   []*QuotaStatus         `protobuf:"bytes,2,rep,name=quota_status,json=quotaStatus,proto3" json:"quota_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2881,6 +3030,13 @@ func (*GetKeyResponse) Descriptor() ([]byte, []int) {
 func (x *GetKeyResponse) GetKey() *Key {
 	if x != nil {
 		return x.Key
+	}
+	return nil
+}
+
+func (x *GetKeyResponse) GetQuotaStatus() []*QuotaStatus {
+	if x != nil {
+		return x.QuotaStatus
 	}
 	return nil
 }
@@ -3191,8 +3347,12 @@ type UpdateKeyRequest struct {
 	// clear_rate_limit removes it.
 	RateLimit      *RateLimit `protobuf:"bytes,14,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	ClearRateLimit bool       `protobuf:"varint,15,opt,name=clear_rate_limit,json=clearRateLimit,proto3" json:"clear_rate_limit,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// quota, when set, replaces the key's own quota; clear_quota removes it.
+	// Setting both is refused.
+	Quota         *Quota `protobuf:"bytes,16,opt,name=quota,proto3" json:"quota,omitempty"`
+	ClearQuota    bool   `protobuf:"varint,17,opt,name=clear_quota,json=clearQuota,proto3" json:"clear_quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateKeyRequest) Reset() {
@@ -3326,6 +3486,20 @@ func (x *UpdateKeyRequest) GetRateLimit() *RateLimit {
 func (x *UpdateKeyRequest) GetClearRateLimit() bool {
 	if x != nil {
 		return x.ClearRateLimit
+	}
+	return false
+}
+
+func (x *UpdateKeyRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *UpdateKeyRequest) GetClearQuota() bool {
+	if x != nil {
+		return x.ClearQuota
 	}
 	return false
 }
@@ -4149,6 +4323,169 @@ func (x *RateLimit) GetUnit() RateLimitUnit {
 	return RateLimitUnit_RATE_LIMIT_UNIT_UNSPECIFIED
 }
 
+// Quota is a number of allowed requests per calendar period, UTC (SPEC
+// §12). A request over it is denied 429 quota_exceeded with retry-after
+// until the period resets.
+type Quota struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// requests is from 1 to 1000000000000000.
+	Requests      int64       `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	Period        QuotaPeriod `protobuf:"varint,2,opt,name=period,proto3,enum=keygate.account.v1.QuotaPeriod" json:"period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *Quota) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *Quota) GetPeriod() QuotaPeriod {
+	if x != nil {
+		return x.Period
+	}
+	return QuotaPeriod_QUOTA_PERIOD_UNSPECIFIED
+}
+
+// QuotaStatus is a quota's state as the usage table counts it: what the
+// fleet admitted in the current period (allowed requests written by the
+// replicas' usage flushes, so up to one flush interval behind).
+type QuotaStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subject is "tenant" or "key"; id is the tenant's or the key's.
+	Subject string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Id      string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Quota   *Quota `protobuf:"bytes,3,opt,name=quota,proto3" json:"quota,omitempty"`
+	Used    int64  `protobuf:"varint,4,opt,name=used,proto3" json:"used,omitempty"`
+	// remaining is quota.requests - used, at least 0.
+	Remaining       int64                  `protobuf:"varint,5,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	PeriodStartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=period_start_time,json=periodStartTime,proto3" json:"period_start_time,omitempty"`
+	ResetTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=reset_time,json=resetTime,proto3" json:"reset_time,omitempty"`
+	// exceeded: used has reached the quota; requests are denied until
+	// reset_time.
+	Exceeded      bool `protobuf:"varint,8,opt,name=exceeded,proto3" json:"exceeded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaStatus) Reset() {
+	*x = QuotaStatus{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaStatus) ProtoMessage() {}
+
+func (x *QuotaStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaStatus.ProtoReflect.Descriptor instead.
+func (*QuotaStatus) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *QuotaStatus) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *QuotaStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *QuotaStatus) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *QuotaStatus) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+func (x *QuotaStatus) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *QuotaStatus) GetPeriodStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStartTime
+	}
+	return nil
+}
+
+func (x *QuotaStatus) GetResetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResetTime
+	}
+	return nil
+}
+
+func (x *QuotaStatus) GetExceeded() bool {
+	if x != nil {
+		return x.Exceeded
+	}
+	return false
+}
+
 type RoleIDs struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
@@ -4158,7 +4495,7 @@ type RoleIDs struct {
 
 func (x *RoleIDs) Reset() {
 	*x = RoleIDs{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4170,7 +4507,7 @@ func (x *RoleIDs) String() string {
 func (*RoleIDs) ProtoMessage() {}
 
 func (x *RoleIDs) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[51]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4183,7 +4520,7 @@ func (x *RoleIDs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleIDs.ProtoReflect.Descriptor instead.
 func (*RoleIDs) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{51}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RoleIDs) GetIds() []string {
@@ -4213,7 +4550,7 @@ type ServiceAccessRole struct {
 
 func (x *ServiceAccessRole) Reset() {
 	*x = ServiceAccessRole{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4562,7 @@ func (x *ServiceAccessRole) String() string {
 func (*ServiceAccessRole) ProtoMessage() {}
 
 func (x *ServiceAccessRole) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[52]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4575,7 @@ func (x *ServiceAccessRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccessRole.ProtoReflect.Descriptor instead.
 func (*ServiceAccessRole) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{52}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ServiceAccessRole) GetId() string {
@@ -4307,7 +4644,7 @@ type CreateServiceAccessRoleRequest struct {
 
 func (x *CreateServiceAccessRoleRequest) Reset() {
 	*x = CreateServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4319,7 +4656,7 @@ func (x *CreateServiceAccessRoleRequest) String() string {
 func (*CreateServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[53]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4332,7 +4669,7 @@ func (x *CreateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{53}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateServiceAccessRoleRequest) GetId() string {
@@ -4383,7 +4720,7 @@ type CreateServiceAccessRoleResponse struct {
 
 func (x *CreateServiceAccessRoleResponse) Reset() {
 	*x = CreateServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4395,7 +4732,7 @@ func (x *CreateServiceAccessRoleResponse) String() string {
 func (*CreateServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[54]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4408,7 +4745,7 @@ func (x *CreateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{54}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -4435,7 +4772,7 @@ type GetServiceAccessRoleRequest struct {
 
 func (x *GetServiceAccessRoleRequest) Reset() {
 	*x = GetServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4447,7 +4784,7 @@ func (x *GetServiceAccessRoleRequest) String() string {
 func (*GetServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *GetServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[55]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4460,7 +4797,7 @@ func (x *GetServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{55}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetServiceAccessRoleRequest) GetId() string {
@@ -4480,7 +4817,7 @@ type GetServiceAccessRoleResponse struct {
 
 func (x *GetServiceAccessRoleResponse) Reset() {
 	*x = GetServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4492,7 +4829,7 @@ func (x *GetServiceAccessRoleResponse) String() string {
 func (*GetServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *GetServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[56]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4505,7 +4842,7 @@ func (x *GetServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{56}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -4527,7 +4864,7 @@ type ListServiceAccessRolesRequest struct {
 
 func (x *ListServiceAccessRolesRequest) Reset() {
 	*x = ListServiceAccessRolesRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4539,7 +4876,7 @@ func (x *ListServiceAccessRolesRequest) String() string {
 func (*ListServiceAccessRolesRequest) ProtoMessage() {}
 
 func (x *ListServiceAccessRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[57]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4552,7 +4889,7 @@ func (x *ListServiceAccessRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessRolesRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessRolesRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{57}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListServiceAccessRolesRequest) GetPageSize() int32 {
@@ -4581,7 +4918,7 @@ type ListServiceAccessRolesResponse struct {
 
 func (x *ListServiceAccessRolesResponse) Reset() {
 	*x = ListServiceAccessRolesResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4593,7 +4930,7 @@ func (x *ListServiceAccessRolesResponse) String() string {
 func (*ListServiceAccessRolesResponse) ProtoMessage() {}
 
 func (x *ListServiceAccessRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[58]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4606,7 +4943,7 @@ func (x *ListServiceAccessRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessRolesResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessRolesResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{58}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListServiceAccessRolesResponse) GetRoles() []*ServiceAccessRole {
@@ -4640,7 +4977,7 @@ type UpdateServiceAccessRoleRequest struct {
 
 func (x *UpdateServiceAccessRoleRequest) Reset() {
 	*x = UpdateServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4652,7 +4989,7 @@ func (x *UpdateServiceAccessRoleRequest) String() string {
 func (*UpdateServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *UpdateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[59]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4665,7 +5002,7 @@ func (x *UpdateServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{59}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UpdateServiceAccessRoleRequest) GetId() string {
@@ -4723,7 +5060,7 @@ type UpdateServiceAccessRoleResponse struct {
 
 func (x *UpdateServiceAccessRoleResponse) Reset() {
 	*x = UpdateServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4735,7 +5072,7 @@ func (x *UpdateServiceAccessRoleResponse) String() string {
 func (*UpdateServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *UpdateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[60]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4748,7 +5085,7 @@ func (x *UpdateServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{60}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UpdateServiceAccessRoleResponse) GetRole() *ServiceAccessRole {
@@ -4777,7 +5114,7 @@ type DeleteServiceAccessRoleRequest struct {
 
 func (x *DeleteServiceAccessRoleRequest) Reset() {
 	*x = DeleteServiceAccessRoleRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4789,7 +5126,7 @@ func (x *DeleteServiceAccessRoleRequest) String() string {
 func (*DeleteServiceAccessRoleRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[61]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4802,7 +5139,7 @@ func (x *DeleteServiceAccessRoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessRoleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessRoleRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{61}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DeleteServiceAccessRoleRequest) GetId() string {
@@ -4831,7 +5168,7 @@ type DeleteServiceAccessRoleResponse struct {
 
 func (x *DeleteServiceAccessRoleResponse) Reset() {
 	*x = DeleteServiceAccessRoleResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4843,7 +5180,7 @@ func (x *DeleteServiceAccessRoleResponse) String() string {
 func (*DeleteServiceAccessRoleResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[62]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4856,7 +5193,7 @@ func (x *DeleteServiceAccessRoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessRoleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessRoleResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{62}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeleteServiceAccessRoleResponse) GetChangeNumber() int64 {
@@ -4885,7 +5222,7 @@ type ServiceAccessDenial struct {
 
 func (x *ServiceAccessDenial) Reset() {
 	*x = ServiceAccessDenial{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4897,7 +5234,7 @@ func (x *ServiceAccessDenial) String() string {
 func (*ServiceAccessDenial) ProtoMessage() {}
 
 func (x *ServiceAccessDenial) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[63]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4910,7 +5247,7 @@ func (x *ServiceAccessDenial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccessDenial.ProtoReflect.Descriptor instead.
 func (*ServiceAccessDenial) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{63}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ServiceAccessDenial) GetId() string {
@@ -4978,7 +5315,7 @@ type CreateServiceAccessDenialRequest struct {
 
 func (x *CreateServiceAccessDenialRequest) Reset() {
 	*x = CreateServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4990,7 +5327,7 @@ func (x *CreateServiceAccessDenialRequest) String() string {
 func (*CreateServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[64]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5003,7 +5340,7 @@ func (x *CreateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{64}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateServiceAccessDenialRequest) GetId() string {
@@ -5054,7 +5391,7 @@ type CreateServiceAccessDenialResponse struct {
 
 func (x *CreateServiceAccessDenialResponse) Reset() {
 	*x = CreateServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5066,7 +5403,7 @@ func (x *CreateServiceAccessDenialResponse) String() string {
 func (*CreateServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[65]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5079,7 +5416,7 @@ func (x *CreateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use CreateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{65}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -5106,7 +5443,7 @@ type GetServiceAccessDenialRequest struct {
 
 func (x *GetServiceAccessDenialRequest) Reset() {
 	*x = GetServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5118,7 +5455,7 @@ func (x *GetServiceAccessDenialRequest) String() string {
 func (*GetServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *GetServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[66]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5131,7 +5468,7 @@ func (x *GetServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{66}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetServiceAccessDenialRequest) GetId() string {
@@ -5151,7 +5488,7 @@ type GetServiceAccessDenialResponse struct {
 
 func (x *GetServiceAccessDenialResponse) Reset() {
 	*x = GetServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5163,7 +5500,7 @@ func (x *GetServiceAccessDenialResponse) String() string {
 func (*GetServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *GetServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[67]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5176,7 +5513,7 @@ func (x *GetServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{67}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -5200,7 +5537,7 @@ type ListServiceAccessDenialsRequest struct {
 
 func (x *ListServiceAccessDenialsRequest) Reset() {
 	*x = ListServiceAccessDenialsRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5212,7 +5549,7 @@ func (x *ListServiceAccessDenialsRequest) String() string {
 func (*ListServiceAccessDenialsRequest) ProtoMessage() {}
 
 func (x *ListServiceAccessDenialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[68]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5225,7 +5562,7 @@ func (x *ListServiceAccessDenialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessDenialsRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessDenialsRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{68}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListServiceAccessDenialsRequest) GetTenantId() string {
@@ -5268,7 +5605,7 @@ type ListServiceAccessDenialsResponse struct {
 
 func (x *ListServiceAccessDenialsResponse) Reset() {
 	*x = ListServiceAccessDenialsResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5280,7 +5617,7 @@ func (x *ListServiceAccessDenialsResponse) String() string {
 func (*ListServiceAccessDenialsResponse) ProtoMessage() {}
 
 func (x *ListServiceAccessDenialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[69]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5293,7 +5630,7 @@ func (x *ListServiceAccessDenialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccessDenialsResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccessDenialsResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{69}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListServiceAccessDenialsResponse) GetDenials() []*ServiceAccessDenial {
@@ -5323,7 +5660,7 @@ type UpdateServiceAccessDenialRequest struct {
 
 func (x *UpdateServiceAccessDenialRequest) Reset() {
 	*x = UpdateServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5335,7 +5672,7 @@ func (x *UpdateServiceAccessDenialRequest) String() string {
 func (*UpdateServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *UpdateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[70]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5348,7 +5685,7 @@ func (x *UpdateServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{70}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *UpdateServiceAccessDenialRequest) GetId() string {
@@ -5385,7 +5722,7 @@ type UpdateServiceAccessDenialResponse struct {
 
 func (x *UpdateServiceAccessDenialResponse) Reset() {
 	*x = UpdateServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5397,7 +5734,7 @@ func (x *UpdateServiceAccessDenialResponse) String() string {
 func (*UpdateServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *UpdateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[71]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5410,7 +5747,7 @@ func (x *UpdateServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{71}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *UpdateServiceAccessDenialResponse) GetDenial() *ServiceAccessDenial {
@@ -5437,7 +5774,7 @@ type DeleteServiceAccessDenialRequest struct {
 
 func (x *DeleteServiceAccessDenialRequest) Reset() {
 	*x = DeleteServiceAccessDenialRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5449,7 +5786,7 @@ func (x *DeleteServiceAccessDenialRequest) String() string {
 func (*DeleteServiceAccessDenialRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[72]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5462,7 +5799,7 @@ func (x *DeleteServiceAccessDenialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccessDenialRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessDenialRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{72}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DeleteServiceAccessDenialRequest) GetId() string {
@@ -5484,7 +5821,7 @@ type DeleteServiceAccessDenialResponse struct {
 
 func (x *DeleteServiceAccessDenialResponse) Reset() {
 	*x = DeleteServiceAccessDenialResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5496,7 +5833,7 @@ func (x *DeleteServiceAccessDenialResponse) String() string {
 func (*DeleteServiceAccessDenialResponse) ProtoMessage() {}
 
 func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[73]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5509,7 +5846,7 @@ func (x *DeleteServiceAccessDenialResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use DeleteServiceAccessDenialResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccessDenialResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{73}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DeleteServiceAccessDenialResponse) GetChangeNumber() int64 {
@@ -5545,7 +5882,7 @@ type Replica struct {
 
 func (x *Replica) Reset() {
 	*x = Replica{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5557,7 +5894,7 @@ func (x *Replica) String() string {
 func (*Replica) ProtoMessage() {}
 
 func (x *Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[74]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5570,7 +5907,7 @@ func (x *Replica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Replica.ProtoReflect.Descriptor instead.
 func (*Replica) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{74}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *Replica) GetId() string {
@@ -5654,7 +5991,7 @@ type GetSyncStatusRequest struct {
 
 func (x *GetSyncStatusRequest) Reset() {
 	*x = GetSyncStatusRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5666,7 +6003,7 @@ func (x *GetSyncStatusRequest) String() string {
 func (*GetSyncStatusRequest) ProtoMessage() {}
 
 func (x *GetSyncStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[75]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5679,7 +6016,7 @@ func (x *GetSyncStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSyncStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetSyncStatusRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{75}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetSyncStatusRequest) GetChangeNumber() int64 {
@@ -5712,7 +6049,7 @@ type GetSyncStatusResponse struct {
 
 func (x *GetSyncStatusResponse) Reset() {
 	*x = GetSyncStatusResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5724,7 +6061,7 @@ func (x *GetSyncStatusResponse) String() string {
 func (*GetSyncStatusResponse) ProtoMessage() {}
 
 func (x *GetSyncStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[76]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5737,7 +6074,7 @@ func (x *GetSyncStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSyncStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetSyncStatusResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{76}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetSyncStatusResponse) GetChangeNumber() int64 {
@@ -5784,7 +6121,7 @@ type ListReplicasRequest struct {
 
 func (x *ListReplicasRequest) Reset() {
 	*x = ListReplicasRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5796,7 +6133,7 @@ func (x *ListReplicasRequest) String() string {
 func (*ListReplicasRequest) ProtoMessage() {}
 
 func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[77]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5809,7 +6146,7 @@ func (x *ListReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ListReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{77}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{79}
 }
 
 // ListReplicasResponse lists the replicas in id order.
@@ -5823,7 +6160,7 @@ type ListReplicasResponse struct {
 
 func (x *ListReplicasResponse) Reset() {
 	*x = ListReplicasResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[78]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5835,7 +6172,7 @@ func (x *ListReplicasResponse) String() string {
 func (*ListReplicasResponse) ProtoMessage() {}
 
 func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[78]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5848,7 +6185,7 @@ func (x *ListReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ListReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{78}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListReplicasResponse) GetReplicas() []*Replica {
@@ -5892,7 +6229,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[79]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5904,7 +6241,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[79]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5917,7 +6254,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{79}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *GetUsageRequest) GetSince() *timestamppb.Timestamp {
@@ -6001,7 +6338,7 @@ type UsagePoint struct {
 
 func (x *UsagePoint) Reset() {
 	*x = UsagePoint{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[80]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6013,7 +6350,7 @@ func (x *UsagePoint) String() string {
 func (*UsagePoint) ProtoMessage() {}
 
 func (x *UsagePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[80]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6026,7 +6363,7 @@ func (x *UsagePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsagePoint.ProtoReflect.Descriptor instead.
 func (*UsagePoint) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{80}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *UsagePoint) GetTime() *timestamppb.Timestamp {
@@ -6057,7 +6394,7 @@ type UsageSeries struct {
 
 func (x *UsageSeries) Reset() {
 	*x = UsageSeries{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[81]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6069,7 +6406,7 @@ func (x *UsageSeries) String() string {
 func (*UsageSeries) ProtoMessage() {}
 
 func (x *UsageSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[81]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6082,7 +6419,7 @@ func (x *UsageSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageSeries.ProtoReflect.Descriptor instead.
 func (*UsageSeries) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{81}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *UsageSeries) GetGroup() map[string]string {
@@ -6119,7 +6456,7 @@ type GetUsageResponse struct {
 
 func (x *GetUsageResponse) Reset() {
 	*x = GetUsageResponse{}
-	mi := &file_keygate_account_v1_account_proto_msgTypes[82]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6131,7 +6468,7 @@ func (x *GetUsageResponse) String() string {
 func (*GetUsageResponse) ProtoMessage() {}
 
 func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keygate_account_v1_account_proto_msgTypes[82]
+	mi := &file_keygate_account_v1_account_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6144,7 +6481,7 @@ func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageResponse) Descriptor() ([]byte, []int) {
-	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{82}
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *GetUsageResponse) GetSeries() []*UsageSeries {
@@ -6188,7 +6525,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xe0\x01\n" +
+	"updateTime\"\x91\x02\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -6197,11 +6534,12 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"V\n" +
+	"updateTime\x12/\n" +
+	"\x05quota\x18\a \x01(\v2\x19.keygate.account.v1.QuotaR\x05quota\"V\n" +
 	"\x0eResponseHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1a\n" +
-	"\bdisabled\x18\x03 \x01(\bR\bdisabled\"\xbb\a\n" +
+	"\bdisabled\x18\x03 \x01(\bR\bdisabled\"\xec\a\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
@@ -6232,7 +6570,8 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x1bprevious_secret_expire_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x18previousSecretExpireTime\x12\x19\n" +
 	"\brole_ids\x18\x15 \x03(\tR\aroleIds\x12<\n" +
 	"\n" +
-	"rate_limit\x18\x16 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\"\xfc\x02\n" +
+	"rate_limit\x18\x16 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12/\n" +
+	"\x05quota\x18\x17 \x01(\v2\x19.keygate.account.v1.QuotaR\x05quota\"\xfc\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12.\n" +
@@ -6283,30 +6622,35 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\acascade\x18\x02 \x01(\bR\acascade\"c\n" +
 	"\x11DeleteAppResponse\x12)\n" +
 	"\x03app\x18\x01 \x01(\v2\x17.keygate.account.v1.AppR\x03app\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"[\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x8c\x01\n" +
 	"\x13CreateTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x03 \x01(\tR\vdescription\"o\n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12/\n" +
+	"\x05quota\x18\x04 \x01(\v2\x19.keygate.account.v1.QuotaR\x05quota\"o\n" +
 	"\x14CreateTenantResponse\x122\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\x12#\n" +
 	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\"\n" +
 	"\x10GetTenantRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x8b\x01\n" +
 	"\x11GetTenantResponse\x122\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\"P\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\x12B\n" +
+	"\fquota_status\x18\x02 \x01(\v2\x1f.keygate.account.v1.QuotaStatusR\vquotaStatus\"P\n" +
 	"\x12ListTenantsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"s\n" +
 	"\x13ListTenantsResponse\x124\n" +
 	"\atenants\x18\x01 \x03(\v2\x1a.keygate.account.v1.TenantR\atenants\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa6\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf8\x01\n" +
 	"\x13UpdateTenantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
 	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12\x1b\n" +
-	"\x06active\x18\x04 \x01(\bH\x02R\x06active\x88\x01\x01B\a\n" +
+	"\x06active\x18\x04 \x01(\bH\x02R\x06active\x88\x01\x01\x12/\n" +
+	"\x05quota\x18\x05 \x01(\v2\x19.keygate.account.v1.QuotaR\x05quota\x12\x1f\n" +
+	"\vclear_quota\x18\x06 \x01(\bR\n" +
+	"clearQuotaB\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\t\n" +
 	"\a_active\"o\n" +
@@ -6318,7 +6662,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\acascade\x18\x02 \x01(\bR\acascade\"o\n" +
 	"\x14DeleteTenantResponse\x122\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x1a.keygate.account.v1.TenantR\x06tenant\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xac\x04\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xdd\x04\n" +
 	"\x1fGenerateServiceAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1b\n" +
@@ -6338,14 +6682,15 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\f \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\r \x03(\tR\aroleIds\x12<\n" +
 	"\n" +
-	"rate_limit\x18\x0e \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
+	"rate_limit\x18\x0e \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12/\n" +
+	"\x05quota\x18\x0f \x01(\v2\x19.keygate.account.v1.QuotaR\x05quotaB\t\n" +
 	"\a_active\"\xaf\x01\n" +
 	" GenerateServiceAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
 	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x8b\x04\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xbc\x04\n" +
 	"\x1bGenerateAppAccessKeyRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\x06active\x18\x02 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
@@ -6364,14 +6709,15 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\v \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\f \x03(\tR\aroleIds\x12<\n" +
 	"\n" +
-	"rate_limit\x18\r \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
+	"rate_limit\x18\r \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12/\n" +
+	"\x05quota\x18\x0e \x01(\v2\x19.keygate.account.v1.QuotaR\x05quotaB\t\n" +
 	"\a_active\"\xab\x01\n" +
 	"\x1cGenerateAppAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
 	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xf8\x03\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xa9\x04\n" +
 	"\x1fGenerateAccountAccessKeyRequest\x12\x1b\n" +
 	"\x06active\x18\x01 \x01(\bH\x00R\x06active\x88\x01\x01\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
@@ -6389,14 +6735,15 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	" \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\v \x03(\tR\aroleIds\x12<\n" +
 	"\n" +
-	"rate_limit\x18\f \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
+	"rate_limit\x18\f \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12/\n" +
+	"\x05quota\x18\r \x01(\v2\x19.keygate.account.v1.QuotaR\x05quotaB\t\n" +
 	"\a_active\"\xaf\x01\n" +
 	" GenerateAccountAccessKeyResponse\x12\x1f\n" +
 	"\vprivate_key\x18\x01 \x01(\tR\n" +
 	"privateKey\x12)\n" +
 	"\x03key\x18\x02 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
 	"\bwarnings\x18\x03 \x03(\tR\bwarnings\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xef\x04\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xa0\x05\n" +
 	"\x10ImportKeyRequest\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.keygate.account.v1.KeyTypeR\x04type\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x1b\n" +
@@ -6419,16 +6766,18 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\x0e \x01(\tR\x02id\x12\x19\n" +
 	"\brole_ids\x18\x0f \x03(\tR\aroleIds\x12<\n" +
 	"\n" +
-	"rate_limit\x18\x10 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimitB\t\n" +
+	"rate_limit\x18\x10 \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12/\n" +
+	"\x05quota\x18\x11 \x01(\v2\x19.keygate.account.v1.QuotaR\x05quotaB\t\n" +
 	"\a_active\"\x7f\n" +
 	"\x11ImportKeyResponse\x12)\n" +
 	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12\x1a\n" +
 	"\bwarnings\x18\x02 \x03(\tR\bwarnings\x12#\n" +
 	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x1f\n" +
 	"\rGetKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x7f\n" +
 	"\x0eGetKeyResponse\x12)\n" +
-	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\"\xa1\x03\n" +
+	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12B\n" +
+	"\fquota_status\x18\x02 \x03(\v2\x1f.keygate.account.v1.QuotaStatusR\vquotaStatus\"\xa1\x03\n" +
 	"\x0fListKeysRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
@@ -6450,7 +6799,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tIPFilters\x12\x18\n" +
 	"\afilters\x18\x01 \x03(\tR\afilters\"O\n" +
 	"\x0fResponseHeaders\x12<\n" +
-	"\aheaders\x18\x01 \x03(\v2\".keygate.account.v1.ResponseHeaderR\aheaders\"\xe5\x05\n" +
+	"\aheaders\x18\x01 \x03(\v2\".keygate.account.v1.ResponseHeaderR\aheaders\"\xb7\x06\n" +
 	"\x10UpdateKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
@@ -6471,7 +6820,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\brole_ids\x18\r \x01(\v2\x1b.keygate.account.v1.RoleIDsR\aroleIds\x12<\n" +
 	"\n" +
 	"rate_limit\x18\x0e \x01(\v2\x1d.keygate.account.v1.RateLimitR\trateLimit\x12(\n" +
-	"\x10clear_rate_limit\x18\x0f \x01(\bR\x0eclearRateLimitB\a\n" +
+	"\x10clear_rate_limit\x18\x0f \x01(\bR\x0eclearRateLimit\x12/\n" +
+	"\x05quota\x18\x10 \x01(\v2\x19.keygate.account.v1.QuotaR\x05quota\x12\x1f\n" +
+	"\vclear_quota\x18\x11 \x01(\bR\n" +
+	"clearQuotaB\a\n" +
 	"\x05_nameB\x0e\n" +
 	"\f_descriptionB\b\n" +
 	"\x06_groupB\b\n" +
@@ -6545,7 +6897,20 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"n\n" +
 	"\tRateLimit\x12*\n" +
 	"\x11requests_per_unit\x18\x01 \x01(\rR\x0frequestsPerUnit\x125\n" +
-	"\x04unit\x18\x02 \x01(\x0e2!.keygate.account.v1.RateLimitUnitR\x04unit\"\x1b\n" +
+	"\x04unit\x18\x02 \x01(\x0e2!.keygate.account.v1.RateLimitUnitR\x04unit\"\\\n" +
+	"\x05Quota\x12\x1a\n" +
+	"\brequests\x18\x01 \x01(\x03R\brequests\x127\n" +
+	"\x06period\x18\x02 \x01(\x0e2\x1f.keygate.account.v1.QuotaPeriodR\x06period\"\xb9\x02\n" +
+	"\vQuotaStatus\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12/\n" +
+	"\x05quota\x18\x03 \x01(\v2\x19.keygate.account.v1.QuotaR\x05quota\x12\x12\n" +
+	"\x04used\x18\x04 \x01(\x03R\x04used\x12\x1c\n" +
+	"\tremaining\x18\x05 \x01(\x03R\tremaining\x12F\n" +
+	"\x11period_start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fperiodStartTime\x129\n" +
+	"\n" +
+	"reset_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tresetTime\x12\x1a\n" +
+	"\bexceeded\x18\b \x01(\bR\bexceeded\"\x1b\n" +
 	"\aRoleIDs\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\"\xa7\x02\n" +
 	"\x11ServiceAccessRole\x12\x0e\n" +
@@ -6718,7 +7083,11 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\tKeyOrigin\x12\x1a\n" +
 	"\x16KEY_ORIGIN_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14KEY_ORIGIN_GENERATED\x10\x01\x12\x15\n" +
-	"\x11KEY_ORIGIN_CUSTOM\x10\x02*\x9b\x01\n" +
+	"\x11KEY_ORIGIN_CUSTOM\x10\x02*Y\n" +
+	"\vQuotaPeriod\x12\x1c\n" +
+	"\x18QUOTA_PERIOD_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10QUOTA_PERIOD_DAY\x10\x01\x12\x16\n" +
+	"\x12QUOTA_PERIOD_MONTH\x10\x02*\x9b\x01\n" +
 	"\rRateLimitUnit\x12\x1f\n" +
 	"\x1bRATE_LIMIT_UNIT_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16RATE_LIMIT_UNIT_SECOND\x10\x01\x12\x1a\n" +
@@ -6774,276 +7143,294 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 	return file_keygate_account_v1_account_proto_rawDescData
 }
 
-var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
-	(RateLimitUnit)(0),                        // 2: keygate.account.v1.RateLimitUnit
-	(*App)(nil),                               // 3: keygate.account.v1.App
-	(*Tenant)(nil),                            // 4: keygate.account.v1.Tenant
-	(*ResponseHeader)(nil),                    // 5: keygate.account.v1.ResponseHeader
-	(*Key)(nil),                               // 6: keygate.account.v1.Key
-	(*AuditEvent)(nil),                        // 7: keygate.account.v1.AuditEvent
-	(*CreateAppRequest)(nil),                  // 8: keygate.account.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),                 // 9: keygate.account.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                     // 10: keygate.account.v1.GetAppRequest
-	(*GetAppResponse)(nil),                    // 11: keygate.account.v1.GetAppResponse
-	(*ListAppsRequest)(nil),                   // 12: keygate.account.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),                  // 13: keygate.account.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),                  // 14: keygate.account.v1.UpdateAppRequest
-	(*UpdateAppResponse)(nil),                 // 15: keygate.account.v1.UpdateAppResponse
-	(*DeleteAppRequest)(nil),                  // 16: keygate.account.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),                 // 17: keygate.account.v1.DeleteAppResponse
-	(*CreateTenantRequest)(nil),               // 18: keygate.account.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),              // 19: keygate.account.v1.CreateTenantResponse
-	(*GetTenantRequest)(nil),                  // 20: keygate.account.v1.GetTenantRequest
-	(*GetTenantResponse)(nil),                 // 21: keygate.account.v1.GetTenantResponse
-	(*ListTenantsRequest)(nil),                // 22: keygate.account.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),               // 23: keygate.account.v1.ListTenantsResponse
-	(*UpdateTenantRequest)(nil),               // 24: keygate.account.v1.UpdateTenantRequest
-	(*UpdateTenantResponse)(nil),              // 25: keygate.account.v1.UpdateTenantResponse
-	(*DeleteTenantRequest)(nil),               // 26: keygate.account.v1.DeleteTenantRequest
-	(*DeleteTenantResponse)(nil),              // 27: keygate.account.v1.DeleteTenantResponse
-	(*GenerateServiceAccessKeyRequest)(nil),   // 28: keygate.account.v1.GenerateServiceAccessKeyRequest
-	(*GenerateServiceAccessKeyResponse)(nil),  // 29: keygate.account.v1.GenerateServiceAccessKeyResponse
-	(*GenerateAppAccessKeyRequest)(nil),       // 30: keygate.account.v1.GenerateAppAccessKeyRequest
-	(*GenerateAppAccessKeyResponse)(nil),      // 31: keygate.account.v1.GenerateAppAccessKeyResponse
-	(*GenerateAccountAccessKeyRequest)(nil),   // 32: keygate.account.v1.GenerateAccountAccessKeyRequest
-	(*GenerateAccountAccessKeyResponse)(nil),  // 33: keygate.account.v1.GenerateAccountAccessKeyResponse
-	(*ImportKeyRequest)(nil),                  // 34: keygate.account.v1.ImportKeyRequest
-	(*ImportKeyResponse)(nil),                 // 35: keygate.account.v1.ImportKeyResponse
-	(*GetKeyRequest)(nil),                     // 36: keygate.account.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),                    // 37: keygate.account.v1.GetKeyResponse
-	(*ListKeysRequest)(nil),                   // 38: keygate.account.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),                  // 39: keygate.account.v1.ListKeysResponse
-	(*IPFilters)(nil),                         // 40: keygate.account.v1.IPFilters
-	(*ResponseHeaders)(nil),                   // 41: keygate.account.v1.ResponseHeaders
-	(*UpdateKeyRequest)(nil),                  // 42: keygate.account.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),                 // 43: keygate.account.v1.UpdateKeyResponse
-	(*RegenerateKeyRequest)(nil),              // 44: keygate.account.v1.RegenerateKeyRequest
-	(*RegenerateKeyResponse)(nil),             // 45: keygate.account.v1.RegenerateKeyResponse
-	(*DeleteKeyRequest)(nil),                  // 46: keygate.account.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil),                 // 47: keygate.account.v1.DeleteKeyResponse
-	(*KeyFilter)(nil),                         // 48: keygate.account.v1.KeyFilter
-	(*UpdateKeysRequest)(nil),                 // 49: keygate.account.v1.UpdateKeysRequest
-	(*UpdateKeysResponse)(nil),                // 50: keygate.account.v1.UpdateKeysResponse
-	(*ListAuditEventsRequest)(nil),            // 51: keygate.account.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),           // 52: keygate.account.v1.ListAuditEventsResponse
-	(*RateLimit)(nil),                         // 53: keygate.account.v1.RateLimit
-	(*RoleIDs)(nil),                           // 54: keygate.account.v1.RoleIDs
-	(*ServiceAccessRole)(nil),                 // 55: keygate.account.v1.ServiceAccessRole
-	(*CreateServiceAccessRoleRequest)(nil),    // 56: keygate.account.v1.CreateServiceAccessRoleRequest
-	(*CreateServiceAccessRoleResponse)(nil),   // 57: keygate.account.v1.CreateServiceAccessRoleResponse
-	(*GetServiceAccessRoleRequest)(nil),       // 58: keygate.account.v1.GetServiceAccessRoleRequest
-	(*GetServiceAccessRoleResponse)(nil),      // 59: keygate.account.v1.GetServiceAccessRoleResponse
-	(*ListServiceAccessRolesRequest)(nil),     // 60: keygate.account.v1.ListServiceAccessRolesRequest
-	(*ListServiceAccessRolesResponse)(nil),    // 61: keygate.account.v1.ListServiceAccessRolesResponse
-	(*UpdateServiceAccessRoleRequest)(nil),    // 62: keygate.account.v1.UpdateServiceAccessRoleRequest
-	(*UpdateServiceAccessRoleResponse)(nil),   // 63: keygate.account.v1.UpdateServiceAccessRoleResponse
-	(*DeleteServiceAccessRoleRequest)(nil),    // 64: keygate.account.v1.DeleteServiceAccessRoleRequest
-	(*DeleteServiceAccessRoleResponse)(nil),   // 65: keygate.account.v1.DeleteServiceAccessRoleResponse
-	(*ServiceAccessDenial)(nil),               // 66: keygate.account.v1.ServiceAccessDenial
-	(*CreateServiceAccessDenialRequest)(nil),  // 67: keygate.account.v1.CreateServiceAccessDenialRequest
-	(*CreateServiceAccessDenialResponse)(nil), // 68: keygate.account.v1.CreateServiceAccessDenialResponse
-	(*GetServiceAccessDenialRequest)(nil),     // 69: keygate.account.v1.GetServiceAccessDenialRequest
-	(*GetServiceAccessDenialResponse)(nil),    // 70: keygate.account.v1.GetServiceAccessDenialResponse
-	(*ListServiceAccessDenialsRequest)(nil),   // 71: keygate.account.v1.ListServiceAccessDenialsRequest
-	(*ListServiceAccessDenialsResponse)(nil),  // 72: keygate.account.v1.ListServiceAccessDenialsResponse
-	(*UpdateServiceAccessDenialRequest)(nil),  // 73: keygate.account.v1.UpdateServiceAccessDenialRequest
-	(*UpdateServiceAccessDenialResponse)(nil), // 74: keygate.account.v1.UpdateServiceAccessDenialResponse
-	(*DeleteServiceAccessDenialRequest)(nil),  // 75: keygate.account.v1.DeleteServiceAccessDenialRequest
-	(*DeleteServiceAccessDenialResponse)(nil), // 76: keygate.account.v1.DeleteServiceAccessDenialResponse
-	(*Replica)(nil),                           // 77: keygate.account.v1.Replica
-	(*GetSyncStatusRequest)(nil),              // 78: keygate.account.v1.GetSyncStatusRequest
-	(*GetSyncStatusResponse)(nil),             // 79: keygate.account.v1.GetSyncStatusResponse
-	(*ListReplicasRequest)(nil),               // 80: keygate.account.v1.ListReplicasRequest
-	(*ListReplicasResponse)(nil),              // 81: keygate.account.v1.ListReplicasResponse
-	(*GetUsageRequest)(nil),                   // 82: keygate.account.v1.GetUsageRequest
-	(*UsagePoint)(nil),                        // 83: keygate.account.v1.UsagePoint
-	(*UsageSeries)(nil),                       // 84: keygate.account.v1.UsageSeries
-	(*GetUsageResponse)(nil),                  // 85: keygate.account.v1.GetUsageResponse
-	nil,                                       // 86: keygate.account.v1.UsageSeries.GroupEntry
-	(*timestamppb.Timestamp)(nil),             // 87: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 88: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 89: google.protobuf.Duration
+	(QuotaPeriod)(0),                          // 2: keygate.account.v1.QuotaPeriod
+	(RateLimitUnit)(0),                        // 3: keygate.account.v1.RateLimitUnit
+	(*App)(nil),                               // 4: keygate.account.v1.App
+	(*Tenant)(nil),                            // 5: keygate.account.v1.Tenant
+	(*ResponseHeader)(nil),                    // 6: keygate.account.v1.ResponseHeader
+	(*Key)(nil),                               // 7: keygate.account.v1.Key
+	(*AuditEvent)(nil),                        // 8: keygate.account.v1.AuditEvent
+	(*CreateAppRequest)(nil),                  // 9: keygate.account.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),                 // 10: keygate.account.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                     // 11: keygate.account.v1.GetAppRequest
+	(*GetAppResponse)(nil),                    // 12: keygate.account.v1.GetAppResponse
+	(*ListAppsRequest)(nil),                   // 13: keygate.account.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),                  // 14: keygate.account.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),                  // 15: keygate.account.v1.UpdateAppRequest
+	(*UpdateAppResponse)(nil),                 // 16: keygate.account.v1.UpdateAppResponse
+	(*DeleteAppRequest)(nil),                  // 17: keygate.account.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),                 // 18: keygate.account.v1.DeleteAppResponse
+	(*CreateTenantRequest)(nil),               // 19: keygate.account.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),              // 20: keygate.account.v1.CreateTenantResponse
+	(*GetTenantRequest)(nil),                  // 21: keygate.account.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),                 // 22: keygate.account.v1.GetTenantResponse
+	(*ListTenantsRequest)(nil),                // 23: keygate.account.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),               // 24: keygate.account.v1.ListTenantsResponse
+	(*UpdateTenantRequest)(nil),               // 25: keygate.account.v1.UpdateTenantRequest
+	(*UpdateTenantResponse)(nil),              // 26: keygate.account.v1.UpdateTenantResponse
+	(*DeleteTenantRequest)(nil),               // 27: keygate.account.v1.DeleteTenantRequest
+	(*DeleteTenantResponse)(nil),              // 28: keygate.account.v1.DeleteTenantResponse
+	(*GenerateServiceAccessKeyRequest)(nil),   // 29: keygate.account.v1.GenerateServiceAccessKeyRequest
+	(*GenerateServiceAccessKeyResponse)(nil),  // 30: keygate.account.v1.GenerateServiceAccessKeyResponse
+	(*GenerateAppAccessKeyRequest)(nil),       // 31: keygate.account.v1.GenerateAppAccessKeyRequest
+	(*GenerateAppAccessKeyResponse)(nil),      // 32: keygate.account.v1.GenerateAppAccessKeyResponse
+	(*GenerateAccountAccessKeyRequest)(nil),   // 33: keygate.account.v1.GenerateAccountAccessKeyRequest
+	(*GenerateAccountAccessKeyResponse)(nil),  // 34: keygate.account.v1.GenerateAccountAccessKeyResponse
+	(*ImportKeyRequest)(nil),                  // 35: keygate.account.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),                 // 36: keygate.account.v1.ImportKeyResponse
+	(*GetKeyRequest)(nil),                     // 37: keygate.account.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),                    // 38: keygate.account.v1.GetKeyResponse
+	(*ListKeysRequest)(nil),                   // 39: keygate.account.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),                  // 40: keygate.account.v1.ListKeysResponse
+	(*IPFilters)(nil),                         // 41: keygate.account.v1.IPFilters
+	(*ResponseHeaders)(nil),                   // 42: keygate.account.v1.ResponseHeaders
+	(*UpdateKeyRequest)(nil),                  // 43: keygate.account.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),                 // 44: keygate.account.v1.UpdateKeyResponse
+	(*RegenerateKeyRequest)(nil),              // 45: keygate.account.v1.RegenerateKeyRequest
+	(*RegenerateKeyResponse)(nil),             // 46: keygate.account.v1.RegenerateKeyResponse
+	(*DeleteKeyRequest)(nil),                  // 47: keygate.account.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),                 // 48: keygate.account.v1.DeleteKeyResponse
+	(*KeyFilter)(nil),                         // 49: keygate.account.v1.KeyFilter
+	(*UpdateKeysRequest)(nil),                 // 50: keygate.account.v1.UpdateKeysRequest
+	(*UpdateKeysResponse)(nil),                // 51: keygate.account.v1.UpdateKeysResponse
+	(*ListAuditEventsRequest)(nil),            // 52: keygate.account.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),           // 53: keygate.account.v1.ListAuditEventsResponse
+	(*RateLimit)(nil),                         // 54: keygate.account.v1.RateLimit
+	(*Quota)(nil),                             // 55: keygate.account.v1.Quota
+	(*QuotaStatus)(nil),                       // 56: keygate.account.v1.QuotaStatus
+	(*RoleIDs)(nil),                           // 57: keygate.account.v1.RoleIDs
+	(*ServiceAccessRole)(nil),                 // 58: keygate.account.v1.ServiceAccessRole
+	(*CreateServiceAccessRoleRequest)(nil),    // 59: keygate.account.v1.CreateServiceAccessRoleRequest
+	(*CreateServiceAccessRoleResponse)(nil),   // 60: keygate.account.v1.CreateServiceAccessRoleResponse
+	(*GetServiceAccessRoleRequest)(nil),       // 61: keygate.account.v1.GetServiceAccessRoleRequest
+	(*GetServiceAccessRoleResponse)(nil),      // 62: keygate.account.v1.GetServiceAccessRoleResponse
+	(*ListServiceAccessRolesRequest)(nil),     // 63: keygate.account.v1.ListServiceAccessRolesRequest
+	(*ListServiceAccessRolesResponse)(nil),    // 64: keygate.account.v1.ListServiceAccessRolesResponse
+	(*UpdateServiceAccessRoleRequest)(nil),    // 65: keygate.account.v1.UpdateServiceAccessRoleRequest
+	(*UpdateServiceAccessRoleResponse)(nil),   // 66: keygate.account.v1.UpdateServiceAccessRoleResponse
+	(*DeleteServiceAccessRoleRequest)(nil),    // 67: keygate.account.v1.DeleteServiceAccessRoleRequest
+	(*DeleteServiceAccessRoleResponse)(nil),   // 68: keygate.account.v1.DeleteServiceAccessRoleResponse
+	(*ServiceAccessDenial)(nil),               // 69: keygate.account.v1.ServiceAccessDenial
+	(*CreateServiceAccessDenialRequest)(nil),  // 70: keygate.account.v1.CreateServiceAccessDenialRequest
+	(*CreateServiceAccessDenialResponse)(nil), // 71: keygate.account.v1.CreateServiceAccessDenialResponse
+	(*GetServiceAccessDenialRequest)(nil),     // 72: keygate.account.v1.GetServiceAccessDenialRequest
+	(*GetServiceAccessDenialResponse)(nil),    // 73: keygate.account.v1.GetServiceAccessDenialResponse
+	(*ListServiceAccessDenialsRequest)(nil),   // 74: keygate.account.v1.ListServiceAccessDenialsRequest
+	(*ListServiceAccessDenialsResponse)(nil),  // 75: keygate.account.v1.ListServiceAccessDenialsResponse
+	(*UpdateServiceAccessDenialRequest)(nil),  // 76: keygate.account.v1.UpdateServiceAccessDenialRequest
+	(*UpdateServiceAccessDenialResponse)(nil), // 77: keygate.account.v1.UpdateServiceAccessDenialResponse
+	(*DeleteServiceAccessDenialRequest)(nil),  // 78: keygate.account.v1.DeleteServiceAccessDenialRequest
+	(*DeleteServiceAccessDenialResponse)(nil), // 79: keygate.account.v1.DeleteServiceAccessDenialResponse
+	(*Replica)(nil),                           // 80: keygate.account.v1.Replica
+	(*GetSyncStatusRequest)(nil),              // 81: keygate.account.v1.GetSyncStatusRequest
+	(*GetSyncStatusResponse)(nil),             // 82: keygate.account.v1.GetSyncStatusResponse
+	(*ListReplicasRequest)(nil),               // 83: keygate.account.v1.ListReplicasRequest
+	(*ListReplicasResponse)(nil),              // 84: keygate.account.v1.ListReplicasResponse
+	(*GetUsageRequest)(nil),                   // 85: keygate.account.v1.GetUsageRequest
+	(*UsagePoint)(nil),                        // 86: keygate.account.v1.UsagePoint
+	(*UsageSeries)(nil),                       // 87: keygate.account.v1.UsageSeries
+	(*GetUsageResponse)(nil),                  // 88: keygate.account.v1.GetUsageResponse
+	nil,                                       // 89: keygate.account.v1.UsageSeries.GroupEntry
+	(*timestamppb.Timestamp)(nil),             // 90: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 91: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 92: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	87,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	87,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
-	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	87,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	87,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	5,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	87,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	87,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	87,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	53,  // 13: keygate.account.v1.Key.rate_limit:type_name -> keygate.account.v1.RateLimit
-	87,  // 14: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	88,  // 15: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	88,  // 16: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
-	3,   // 17: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
-	3,   // 18: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
-	3,   // 19: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
-	3,   // 20: keygate.account.v1.UpdateAppResponse.app:type_name -> keygate.account.v1.App
-	3,   // 21: keygate.account.v1.DeleteAppResponse.app:type_name -> keygate.account.v1.App
-	4,   // 22: keygate.account.v1.CreateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	4,   // 23: keygate.account.v1.GetTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	4,   // 24: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
-	4,   // 25: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	4,   // 26: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	87,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	53,  // 30: keygate.account.v1.GenerateServiceAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
-	6,   // 31: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	87,  // 32: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 33: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	5,   // 34: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	53,  // 35: keygate.account.v1.GenerateAppAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
-	6,   // 36: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	87,  // 37: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 38: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	5,   // 39: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	53,  // 40: keygate.account.v1.GenerateAccountAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
-	6,   // 41: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,   // 42: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	87,  // 43: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 44: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	5,   // 45: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
-	53,  // 46: keygate.account.v1.ImportKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
-	6,   // 47: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
-	6,   // 48: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,   // 49: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	87,  // 50: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	87,  // 51: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
-	6,   // 52: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
-	5,   // 53: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	87,  // 54: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	87,  // 55: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	40,  // 56: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
-	41,  // 57: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
-	54,  // 58: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
-	53,  // 59: keygate.account.v1.UpdateKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
-	6,   // 60: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	89,  // 61: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
-	6,   // 62: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
-	6,   // 63: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
-	0,   // 64: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
-	87,  // 65: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
-	87,  // 66: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
-	48,  // 67: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
-	87,  // 68: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 69: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	87,  // 70: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
-	7,   // 71: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
-	2,   // 72: keygate.account.v1.RateLimit.unit:type_name -> keygate.account.v1.RateLimitUnit
-	87,  // 73: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 74: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
-	53,  // 75: keygate.account.v1.ServiceAccessRole.rate_limit:type_name -> keygate.account.v1.RateLimit
-	53,  // 76: keygate.account.v1.CreateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
-	55,  // 77: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	55,  // 78: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	55,  // 79: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
-	53,  // 80: keygate.account.v1.UpdateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
-	55,  // 81: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	87,  // 82: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 83: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
-	66,  // 84: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	66,  // 85: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	66,  // 86: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
-	66,  // 87: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	87,  // 88: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
-	87,  // 89: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
-	87,  // 90: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
-	89,  // 91: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
-	77,  // 92: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
-	77,  // 93: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
-	87,  // 94: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
-	87,  // 95: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
-	87,  // 96: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
-	86,  // 97: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
-	83,  // 98: keygate.account.v1.UsageSeries.points:type_name -> keygate.account.v1.UsagePoint
-	84,  // 99: keygate.account.v1.GetUsageResponse.series:type_name -> keygate.account.v1.UsageSeries
-	87,  // 100: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
-	87,  // 101: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
-	8,   // 102: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	10,  // 103: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	12,  // 104: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	14,  // 105: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	16,  // 106: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	18,  // 107: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	20,  // 108: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	22,  // 109: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	24,  // 110: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	26,  // 111: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	28,  // 112: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	30,  // 113: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	32,  // 114: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	34,  // 115: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	36,  // 116: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	38,  // 117: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	42,  // 118: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	44,  // 119: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	46,  // 120: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	49,  // 121: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
-	51,  // 122: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	56,  // 123: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	58,  // 124: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	60,  // 125: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	62,  // 126: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	64,  // 127: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	67,  // 128: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	69,  // 129: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	71,  // 130: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	73,  // 131: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	75,  // 132: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	78,  // 133: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
-	80,  // 134: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
-	82,  // 135: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
-	9,   // 136: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	11,  // 137: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	13,  // 138: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	15,  // 139: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	17,  // 140: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	19,  // 141: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	21,  // 142: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	23,  // 143: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	25,  // 144: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	27,  // 145: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	29,  // 146: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	31,  // 147: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	33,  // 148: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	35,  // 149: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	37,  // 150: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	39,  // 151: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	43,  // 152: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	45,  // 153: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	47,  // 154: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	50,  // 155: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
-	52,  // 156: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	57,  // 157: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	59,  // 158: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	61,  // 159: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	63,  // 160: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	65,  // 161: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	68,  // 162: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	70,  // 163: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	72,  // 164: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	74,  // 165: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	76,  // 166: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	79,  // 167: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
-	81,  // 168: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
-	85,  // 169: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
-	136, // [136:170] is the sub-list for method output_type
-	102, // [102:136] is the sub-list for method input_type
-	102, // [102:102] is the sub-list for extension type_name
-	102, // [102:102] is the sub-list for extension extendee
-	0,   // [0:102] is the sub-list for field type_name
+	90,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	90,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	90,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	90,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	55,  // 4: keygate.account.v1.Tenant.quota:type_name -> keygate.account.v1.Quota
+	0,   // 5: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
+	90,  // 6: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	90,  // 7: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	6,   // 8: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	1,   // 9: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
+	90,  // 10: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	90,  // 11: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	90,  // 12: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	90,  // 13: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	54,  // 14: keygate.account.v1.Key.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 15: keygate.account.v1.Key.quota:type_name -> keygate.account.v1.Quota
+	90,  // 16: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	91,  // 17: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	91,  // 18: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	4,   // 19: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
+	4,   // 20: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
+	4,   // 21: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
+	4,   // 22: keygate.account.v1.UpdateAppResponse.app:type_name -> keygate.account.v1.App
+	4,   // 23: keygate.account.v1.DeleteAppResponse.app:type_name -> keygate.account.v1.App
+	55,  // 24: keygate.account.v1.CreateTenantRequest.quota:type_name -> keygate.account.v1.Quota
+	5,   // 25: keygate.account.v1.CreateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	5,   // 26: keygate.account.v1.GetTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	56,  // 27: keygate.account.v1.GetTenantResponse.quota_status:type_name -> keygate.account.v1.QuotaStatus
+	5,   // 28: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
+	55,  // 29: keygate.account.v1.UpdateTenantRequest.quota:type_name -> keygate.account.v1.Quota
+	5,   // 30: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	5,   // 31: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
+	90,  // 32: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 33: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	6,   // 34: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	54,  // 35: keygate.account.v1.GenerateServiceAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 36: keygate.account.v1.GenerateServiceAccessKeyRequest.quota:type_name -> keygate.account.v1.Quota
+	7,   // 37: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	90,  // 38: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 39: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	6,   // 40: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	54,  // 41: keygate.account.v1.GenerateAppAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 42: keygate.account.v1.GenerateAppAccessKeyRequest.quota:type_name -> keygate.account.v1.Quota
+	7,   // 43: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	90,  // 44: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 45: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	6,   // 46: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	54,  // 47: keygate.account.v1.GenerateAccountAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 48: keygate.account.v1.GenerateAccountAccessKeyRequest.quota:type_name -> keygate.account.v1.Quota
+	7,   // 49: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
+	0,   // 50: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
+	90,  // 51: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 52: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	6,   // 53: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
+	54,  // 54: keygate.account.v1.ImportKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 55: keygate.account.v1.ImportKeyRequest.quota:type_name -> keygate.account.v1.Quota
+	7,   // 56: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
+	7,   // 57: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
+	56,  // 58: keygate.account.v1.GetKeyResponse.quota_status:type_name -> keygate.account.v1.QuotaStatus
+	0,   // 59: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
+	90,  // 60: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	90,  // 61: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	7,   // 62: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
+	6,   // 63: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
+	90,  // 64: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	90,  // 65: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	41,  // 66: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
+	42,  // 67: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
+	57,  // 68: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
+	54,  // 69: keygate.account.v1.UpdateKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	55,  // 70: keygate.account.v1.UpdateKeyRequest.quota:type_name -> keygate.account.v1.Quota
+	7,   // 71: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
+	92,  // 72: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	7,   // 73: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
+	7,   // 74: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
+	0,   // 75: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
+	90,  // 76: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	90,  // 77: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	49,  // 78: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
+	90,  // 79: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	90,  // 80: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	90,  // 81: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	8,   // 82: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
+	3,   // 83: keygate.account.v1.RateLimit.unit:type_name -> keygate.account.v1.RateLimitUnit
+	2,   // 84: keygate.account.v1.Quota.period:type_name -> keygate.account.v1.QuotaPeriod
+	55,  // 85: keygate.account.v1.QuotaStatus.quota:type_name -> keygate.account.v1.Quota
+	90,  // 86: keygate.account.v1.QuotaStatus.period_start_time:type_name -> google.protobuf.Timestamp
+	90,  // 87: keygate.account.v1.QuotaStatus.reset_time:type_name -> google.protobuf.Timestamp
+	90,  // 88: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	90,  // 89: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	54,  // 90: keygate.account.v1.ServiceAccessRole.rate_limit:type_name -> keygate.account.v1.RateLimit
+	54,  // 91: keygate.account.v1.CreateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	58,  // 92: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	58,  // 93: keygate.account.v1.GetServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	58,  // 94: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
+	54,  // 95: keygate.account.v1.UpdateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
+	58,  // 96: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
+	90,  // 97: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	90,  // 98: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	69,  // 99: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	69,  // 100: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	69,  // 101: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
+	69,  // 102: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
+	90,  // 103: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
+	90,  // 104: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
+	90,  // 105: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
+	92,  // 106: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
+	80,  // 107: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
+	80,  // 108: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
+	90,  // 109: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
+	90,  // 110: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
+	90,  // 111: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
+	89,  // 112: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
+	86,  // 113: keygate.account.v1.UsageSeries.points:type_name -> keygate.account.v1.UsagePoint
+	87,  // 114: keygate.account.v1.GetUsageResponse.series:type_name -> keygate.account.v1.UsageSeries
+	90,  // 115: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
+	90,  // 116: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
+	9,   // 117: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	11,  // 118: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	13,  // 119: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	15,  // 120: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	17,  // 121: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	19,  // 122: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	21,  // 123: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	23,  // 124: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	25,  // 125: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	27,  // 126: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	29,  // 127: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	31,  // 128: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	33,  // 129: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	35,  // 130: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	37,  // 131: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	39,  // 132: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	43,  // 133: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	45,  // 134: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	47,  // 135: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	50,  // 136: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	52,  // 137: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	59,  // 138: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	61,  // 139: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	63,  // 140: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	65,  // 141: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	67,  // 142: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	70,  // 143: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	72,  // 144: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	74,  // 145: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	76,  // 146: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	78,  // 147: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	81,  // 148: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
+	83,  // 149: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
+	85,  // 150: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
+	10,  // 151: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	12,  // 152: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	14,  // 153: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	16,  // 154: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	18,  // 155: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	20,  // 156: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	22,  // 157: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	24,  // 158: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	26,  // 159: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	28,  // 160: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	30,  // 161: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	32,  // 162: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	34,  // 163: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	36,  // 164: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	38,  // 165: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	40,  // 166: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	44,  // 167: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	46,  // 168: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	48,  // 169: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	51,  // 170: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	53,  // 171: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	60,  // 172: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	62,  // 173: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	64,  // 174: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	66,  // 175: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	68,  // 176: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	71,  // 177: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	73,  // 178: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	75,  // 179: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	77,  // 180: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	79,  // 181: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	82,  // 182: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
+	84,  // 183: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
+	88,  // 184: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
+	151, // [151:185] is the sub-list for method output_type
+	117, // [117:151] is the sub-list for method input_type
+	117, // [117:117] is the sub-list for extension type_name
+	117, // [117:117] is the sub-list for extension extendee
+	0,   // [0:117] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -7061,16 +7448,16 @@ func file_keygate_account_v1_account_proto_init() {
 	file_keygate_account_v1_account_proto_msgTypes[39].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[45].OneofWrappers = []any{}
 	file_keygate_account_v1_account_proto_msgTypes[46].OneofWrappers = []any{}
-	file_keygate_account_v1_account_proto_msgTypes[59].OneofWrappers = []any{}
-	file_keygate_account_v1_account_proto_msgTypes[70].OneofWrappers = []any{}
-	file_keygate_account_v1_account_proto_msgTypes[79].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[61].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[72].OneofWrappers = []any{}
+	file_keygate_account_v1_account_proto_msgTypes[81].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   84,
+			NumEnums:      4,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
