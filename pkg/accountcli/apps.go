@@ -1,6 +1,7 @@
 package accountcli
 
 import (
+	"errors"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -148,21 +149,39 @@ type TenantsCmd struct {
 	Create TenantsCreateCmd `cmd:"" help:"Create a tenant."`
 	List   TenantsListCmd   `cmd:"" help:"List tenants."`
 	Get    TenantsGetCmd    `cmd:"" help:"Show a tenant."`
-	Update TenantsUpdateCmd `cmd:"" help:"Change a tenant's name, description or active flag."`
+	Update TenantsUpdateCmd `cmd:"" help:"Change a tenant's name, description, active flag or monthly quota."`
 	Delete TenantsDeleteCmd `cmd:"" help:"Delete a tenant; one with keys only with --cascade, which deletes them too."`
 }
 
 // TenantsCreateCmd is `keygate tenants create`.
-type TenantsCreateCmd struct{ ownerCreate }
+type TenantsCreateCmd struct {
+	ownerCreate
+	Quota int64 `name:"quota" placeholder:"N" help:"Requests the tenant's keys together are admitted per calendar month (UTC); over it, 429 quota_exceeded until the month ends. Default: none."`
+}
 
 func (c *TenantsCreateCmd) Run(e *Env) error {
+	quota, err := tenantQuotaFlag(c.Quota)
+	if err != nil {
+		return err
+	}
 	return run(&c.ClientFlags, e, func(cl *client) error {
-		r, err := call(cl, cl.api.CreateTenant, &accountv1.CreateTenantRequest{Id: c.ID, Name: c.Name, Description: c.Description})
+		r, err := call(cl, cl.api.CreateTenant, &accountv1.CreateTenantRequest{Id: c.ID, Name: c.Name, Description: c.Description, Quota: quota})
 		if err != nil {
 			return err
 		}
-		return printOwner(cl.out, r.GetTenant())
+		return printTenant(cl.out, r.GetTenant(), nil)
 	})
+}
+
+// printTenant is printOwner with the tenant's quota and, when known, its
+// state.
+func printTenant(p printer, t *accountv1.Tenant, st *accountv1.QuotaStatus) error {
+	rows := ownerRows(t.GetId(), t.GetName(), t.GetDescription(), t.GetActive(), t.GetCreateTime(), t.GetUpdateTime())
+	rows = append(rows, [2]string{"QUOTA", quotaText(t.GetQuota())})
+	if st != nil {
+		rows = append(rows, [2]string{"QUOTA USED", quotaStatusText(st)})
+	}
+	return p.object(t, rows)
 }
 
 // TenantsListCmd is `keygate tenants list`.
@@ -192,23 +211,35 @@ func (c *TenantsGetCmd) Run(e *Env) error {
 		if err != nil {
 			return err
 		}
-		return printOwner(cl.out, r.GetTenant())
+		return printTenant(cl.out, r.GetTenant(), r.GetQuotaStatus())
 	})
 }
 
 // TenantsUpdateCmd is `keygate tenants update`.
-type TenantsUpdateCmd struct{ ownerUpdate }
+type TenantsUpdateCmd struct {
+	ownerUpdate
+	Quota      int64 `name:"quota" placeholder:"N" help:"New monthly quota: requests the tenant's keys together are admitted per calendar month (UTC)."`
+	ClearQuota bool  `name:"clear-quota" help:"Remove the tenant's quota."`
+}
 
 func (c *TenantsUpdateCmd) Run(e *Env) error {
-	if c.empty() {
+	if c.empty() && c.Quota == 0 && !c.ClearQuota {
 		return errNothingToUpdate
 	}
+	if c.Quota != 0 && c.ClearQuota {
+		return errors.New("--quota and --clear-quota exclude each other")
+	}
+	quota, err := tenantQuotaFlag(c.Quota)
+	if err != nil {
+		return err
+	}
 	return run(&c.ClientFlags, e, func(cl *client) error {
-		r, err := call(cl, cl.api.UpdateTenant, &accountv1.UpdateTenantRequest{Id: c.ID, Name: c.Name, Description: c.Description, Active: c.Active})
+		r, err := call(cl, cl.api.UpdateTenant, &accountv1.UpdateTenantRequest{Id: c.ID, Name: c.Name, Description: c.Description, Active: c.Active,
+			Quota: quota, ClearQuota: c.ClearQuota})
 		if err != nil {
 			return err
 		}
-		return printOwner(cl.out, r.GetTenant())
+		return printTenant(cl.out, r.GetTenant(), nil)
 	})
 }
 

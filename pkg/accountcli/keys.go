@@ -45,6 +45,7 @@ type keyFlags struct {
 	DisabledHeader []string `name:"disabled-header" sep:"none" placeholder:"NAME=VALUE" help:"Response header kept with the key but not sent (repeatable)."`
 	Role           []string `name:"role" sep:"none" placeholder:"ROLE-ID" help:"Role the key holds (repeatable): its scope is added to the key's."`
 	RateLimit      string   `name:"rate-limit" placeholder:"N/UNIT" help:"Rate limit Envoy enforces for the key: N/second, N/minute, N/hour or N/day (5/s, 100/m, 1000/h, 10/d); wins over its roles'; default: its roles' (the most restrictive), else none."`
+	Quota          string   `name:"quota" placeholder:"N/PERIOD" help:"Requests the key is admitted per calendar day or month (UTC): N/day or N/month (1000/day); over it, 429 quota_exceeded until the period resets. Its tenant's quota binds it too. Default: none."`
 }
 
 // keyFields is keyFlags parsed.
@@ -53,6 +54,7 @@ type keyFields struct {
 	expiresAt, notBefore *timestamppb.Timestamp
 	headers              []*accountv1.ResponseHeader
 	rateLimit            *accountv1.RateLimit
+	quota                *accountv1.Quota
 }
 
 func (f *keyFlags) parse() (keyFields, error) {
@@ -89,6 +91,9 @@ func (f *keyFlags) parse() (keyFields, error) {
 	if out.rateLimit, err = parseRateLimitFlag("rate-limit", f.RateLimit); err != nil {
 		return out, err
 	}
+	if out.quota, err = parseQuotaFlag("quota", f.Quota); err != nil {
+		return out, err
+	}
 	return out, nil
 }
 
@@ -118,7 +123,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateServiceAccessKey, &accountv1.GenerateServiceAccessKeyRequest{
 				AppId: c.App, TenantId: c.Tenant, Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit, Quota: f.quota,
 			})
 			if err != nil {
 				return err
@@ -128,7 +133,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateAppAccessKey, &accountv1.GenerateAppAccessKeyRequest{
 				AppId: c.App, Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit, Quota: f.quota,
 			})
 			if err != nil {
 				return err
@@ -138,7 +143,7 @@ func (c *KeysGenerateCmd) Run(e *Env) error {
 			r, err := call(cl, cl.api.GenerateAccountAccessKey, &accountv1.GenerateAccountAccessKeyRequest{
 				Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 				Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
+				IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit, Quota: f.quota,
 			})
 			if err != nil {
 				return err
@@ -191,7 +196,7 @@ func (c *KeysImportCmd) Run(e *Env) error {
 			Type: typeFromName(c.Type), AppId: c.App, TenantId: c.Tenant, PrivateKey: secret,
 			Id: c.ID, Name: c.Name, Description: c.Description, Group: c.Group,
 			Scope: c.Scope, Active: f.active, ExpiresAt: f.expiresAt, NotBefore: f.notBefore,
-			IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit,
+			IpFilters: c.IPFilter, ResponseHeaders: f.headers, RoleIds: c.Role, RateLimit: f.rateLimit, Quota: f.quota,
 		})
 		if err != nil {
 			return err
@@ -307,7 +312,7 @@ func (c *KeysGetCmd) Run(e *Env) error {
 		}
 		rows := keyRows(k)
 		if !cl.out.json {
-			rows = append(rows, keySyncRow(cl, k.GetId()))
+			rows = append(append(rows, keyQuotaRows(cl, k.GetId())...), keySyncRow(cl, k.GetId()))
 		}
 		return cl.out.object(k, rows)
 	})
@@ -335,6 +340,8 @@ type KeysUpdateCmd struct {
 	ClearRoles     bool     `name:"clear-roles" help:"Take every role from the key."`
 	RateLimit      string   `name:"rate-limit" placeholder:"N/UNIT" help:"New rate limit of the key: N/second, N/minute, N/hour or N/day (5/s, 100/m, 1000/h, 10/d)."`
 	ClearRateLimit bool     `name:"clear-rate-limit" help:"Remove the key's own rate limit (its roles' applies, if any)."`
+	Quota          string   `name:"quota" placeholder:"N/PERIOD" help:"New quota of the key: N/day or N/month (1000/day)."`
+	ClearQuota     bool     `name:"clear-quota" help:"Remove the key's own quota (its tenant's still binds it)."`
 	bulkFlags
 }
 
@@ -407,9 +414,17 @@ func (c *KeysUpdateCmd) request() (*accountv1.UpdateKeyRequest, error) {
 		return nil, err
 	}
 	r.RateLimit, r.ClearRateLimit = rl, c.ClearRateLimit
+	if c.Quota != "" && c.ClearQuota {
+		return nil, errors.New("--quota and --clear-quota exclude each other")
+	}
+	if r.Quota, err = parseQuotaFlag("quota", c.Quota); err != nil {
+		return nil, err
+	}
+	r.ClearQuota = c.ClearQuota
 	if r.Name == nil && r.Description == nil && r.Group == nil && r.Scope == nil && r.Active == nil &&
 		r.ExpiresAt == nil && !r.ClearExpiresAt && r.NotBefore == nil && !r.ClearNotBefore &&
-		r.IpFilters == nil && r.ResponseHeaders == nil && r.RoleIds == nil && r.RateLimit == nil && !r.ClearRateLimit {
+		r.IpFilters == nil && r.ResponseHeaders == nil && r.RoleIds == nil && r.RateLimit == nil && !r.ClearRateLimit &&
+		r.Quota == nil && !r.ClearQuota {
 		return nil, errNothingToUpdate
 	}
 	return r, nil

@@ -218,6 +218,7 @@ func keyRows(k *accountv1.Key) [][2]string {
 		{"HEADERS", strings.Join(headers, ", ")},
 		{"ROLES", strings.Join(k.GetRoleIds(), ", ")},
 		{"RATE LIMIT", rateLimitText(k.GetRateLimit())},
+		{"QUOTA", quotaText(k.GetQuota())},
 		{"ORIGIN", originName(k.GetOrigin())},
 		{"CREATED", fmtTime(k.GetCreateTime())},
 		{"UPDATED", fmtTime(k.GetUpdateTime())},
