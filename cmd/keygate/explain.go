@@ -47,6 +47,10 @@ type explainCmd struct {
 	// denials are the service access denials the engine checked (row 9),
 	// when the key source holds any.
 	denials *authz.DenialIndex
+	// quotas are the states of the key's quotas before the request (row
+	// 10); quotaNote says when they are not the fleet's.
+	quotas    []authz.QuotaState
+	quotaNote string
 }
 
 // observed captures the decision the adapter made, to explain it.
@@ -86,6 +90,7 @@ func (c *explainCmd) Run(e *env) error {
 			return err
 		}
 		store, denials = ks, ks.Denials()
+		c.quotaNote = " (with a keys file, serve counts quotas per replica: explain starts from 0)"
 	case c.DatabaseURL != "":
 		st, pool, err := postgres.Open(e.ctx, c.DatabaseURL, postgres.Options{Compile: l.keysOpts.Compile})
 		if err != nil {
@@ -93,7 +98,7 @@ func (c *explainCmd) Run(e *env) error {
 		}
 		defer pool.Close()
 		denials = authz.NewDenialIndex()
-		dbStore = &denialReadingStore{st: st, denials: denials}
+		dbStore = &denialReadingStore{st: st, denials: denials, quotas: authz.NewQuotas()}
 		store = dbStore
 	default:
 		return errors.New("where is the key? give --keys-file or --database-url (secret on stdin), or --key-id")
@@ -104,7 +109,10 @@ func (c *explainCmd) Run(e *env) error {
 	}
 	obs := &observed{}
 	c.denials = denials
-	engine := &authz.Engine{Keys: store, Routes: l.router, Hasher: l.hasher, Denials: denials}
+	engine := &authz.Engine{Keys: store, Routes: l.router, Hasher: l.hasher, Denials: denials, Quotas: authz.NewQuotas()}
+	if dbStore != nil {
+		engine.Quotas = dbStore.quotas
+	}
 	srv := extauthz.NewServer(engine, l.cfg, obs, nil)
 	resp, err := srv.Check(e.ctx, c.checkRequest(l.cfg.KeyHeader, secret, body))
 	if err != nil {
@@ -113,6 +121,15 @@ func (c *explainCmd) Run(e *env) error {
 	if dbStore != nil && dbStore.err != nil {
 		fmt.Fprintf(e.stderr, "warning: reading the key's denials: %v\n", dbStore.err)
 		c.denials = nil // row 9: not checked here
+	}
+	switch {
+	case dbStore != nil && dbStore.quotaErr != nil:
+		fmt.Fprintf(e.stderr, "warning: reading the key's quota counts: %v\n", dbStore.quotaErr)
+		c.quotaNote = " (the counts could not be read: " + dbStore.quotaErr.Error() + ")"
+	case dbStore != nil:
+		c.quotas = dbStore.quotaStates
+	case obs.d.Key != nil:
+		c.quotas = engine.Quotas.State(obs.d.Key, time.Now())
 	}
 	c.explain(e.stdout, l, &obs.d, resp, true)
 	return nil
@@ -168,7 +185,9 @@ func (c *explainCmd) explainByID(e *env, l *loaded, body []byte) error {
 	req := authz.Request{Key: "(by id)", KeyCount: 1, ClientIP: ip, Route: authz.RouteInput{
 		Host: c.Host, Method: c.Method, Path: c.Path, ContentType: c.ContentType, Extensions: authz.ExtensionsFrom(c.Ext), Body: body}}
 	engine := &authz.Engine{Routes: l.router, Hasher: l.hasher, Denials: denials}
-	d := engine.Evaluate(e.ctx, key, &req, time.Now())
+	now := time.Now()
+	d := engine.Evaluate(e.ctx, key, &req, now)
+	c.quotas = remoteQuotas(&d, resp.GetQuotaStatus(), now)
 	c.explain(e.stdout, l, &d, nil, false)
 	return nil
 }
@@ -184,6 +203,13 @@ func compileRemoteKey(k *accountv1.Key, l *loaded, roles authz.RoleMap) (*authz.
 		IPFilters: k.GetIpFilters(), Group: k.GetGroup(), Description: k.GetDescription(),
 		Hash:      apikey.FormatHash(apikey.SHA256, apikey.Digest{}),
 		RateLimit: rateLimitFromProto(k.GetRateLimit()),
+	}
+	if q := k.GetQuota(); q != nil {
+		period := authz.QuotaPeriodMonth
+		if q.GetPeriod() == accountv1.QuotaPeriod_QUOTA_PERIOD_DAY {
+			period = authz.QuotaPeriodDay
+		}
+		spec.Quota = authz.Quota{Requests: q.GetRequests(), Period: period}
 	}
 	if k.GetNotBefore() != nil {
 		spec.NotBefore = k.GetNotBefore().AsTime()
@@ -388,6 +414,14 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		}
 	case 9:
 		return c.denialDetail(d)
+	case 10:
+		if s := quotaStates(c.quotas); s != "" {
+			return s + c.quotaNote
+		}
+		if k != nil && !k.HasQuota() {
+			return ": no quota"
+		}
+		return c.quotaNote
 	}
 	return ""
 }

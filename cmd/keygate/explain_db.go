@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/accountcli"
@@ -21,10 +22,19 @@ type denialReadingStore struct {
 	st      *postgres.Store
 	denials *authz.DenialIndex
 	err     error // reading the denials failed: row 9 is not checked
+	// quotas are the fleet's counts of the key's quotas, read with the
+	// key, for row 10 (quotaStates before the request); quotaErr says why
+	// they could not be read.
+	quotas      *authz.Quotas
+	quotaStates []authz.QuotaState
+	quotaErr    error
 }
 
 func (s *denialReadingStore) LookupKey(ctx context.Context, d apikey.Digest) (*authz.Key, error) {
 	k, err := s.st.LookupKey(ctx, d)
+	if err == nil && k.HasQuota() {
+		s.quotaStates, s.quotaErr = loadQuotas(ctx, s.quotas, s.st.QuotaUsed, k, time.Now())
+	}
 	if err != nil || k.Spec.TenantID == "" || k.Spec.AppID == "" {
 		return k, err
 	}
