@@ -23,6 +23,18 @@ import (
 // the Prometheus observer. It returns the server, the key's secret and the
 // store.
 func fullStack(b testing.TB, extra, roles string) (*extauthz.Server, string, *keyfile.Store) {
+	return fullStackQuotas(b, extra, roles, false)
+}
+
+// fullStackQuotas is fullStack; with quotas, the key's tenant has a
+// monthly quota and the key a daily one (both far from used up), so that
+// row 10 counts every allow in both.
+func fullStackQuotas(b testing.TB, extra, roles string, quotas bool) (*extauthz.Server, string, *keyfile.Store) {
+	tenantQuota, keyQuota := "", ""
+	if quotas {
+		tenantQuota = ", quota: {requests: 1000000000000, period: month}"
+		keyQuota = "    quota: {requests: 1000000000000, period: day}\n"
+	}
 	routesYAML, err := os.ReadFile("../../examples/routes.yaml")
 	if err != nil {
 		b.Fatal(err)
@@ -36,7 +48,7 @@ func fullStack(b testing.TB, extra, roles string) (*extauthz.Server, string, *ke
 		b.Fatal(err)
 	}
 	keysYAML := fmt.Sprintf(`apps: [{id: billing, name: Billing}]
-tenants: [{id: acme, name: ACME Corp}]
+tenants: [{id: acme, name: ACME Corp%s}]
 %skeys:
   - id: k-1
     name: acme-billing
@@ -51,7 +63,7 @@ tenants: [{id: acme, name: ACME Corp}]
     response_headers:
       - {name: x-tier, value: gold}
       - {name: x-who, value: "${key.name}@${tenant.id}"}
-`, extra, hasher.HashString(secret), roles)
+%s`, tenantQuota, extra, hasher.HashString(secret), roles, keyQuota)
 	cfg := extauthz.Config{}.WithDefaults()
 	keysFile := filepath.Join(b.TempDir(), "keys.yaml")
 	if err := os.WriteFile(keysFile, []byte(keysYAML), 0o600); err != nil {
@@ -64,7 +76,7 @@ tenants: [{id: acme, name: ACME Corp}]
 	}
 	m := metrics.New("bench", nil)
 	engine := &authz.Engine{Keys: store, Routes: route.NewRouter(table), Hasher: hasher, Denials: store.Denials(),
-		Counts: authz.NewUsageCounter(0)} // usage counting on, as serve runs it
+		Counts: authz.NewUsageCounter(0), Quotas: authz.NewQuotas()} // usage counting and quotas on, as serve runs them
 	return extauthz.NewServer(engine, cfg, m, nil), secret, store
 }
 
@@ -99,6 +111,15 @@ func BenchmarkCheckFullStack(b *testing.B) {
 func BenchmarkCheckFullStackRolesDenials(b *testing.B) {
 	extra, roles := rolesAndDenials()
 	srv, secret, _ := fullStack(b, extra, roles)
+	benchAllow(b, srv, request("/email/inbox?page=2", secret, nil))
+}
+
+// BenchmarkCheckFullStackQuotas is BenchmarkCheckFullStackRolesDenials
+// for a key whose tenant has a monthly quota and which has a daily one of
+// its own: every allow is admitted against both (SPEC §12, row 10).
+func BenchmarkCheckFullStackQuotas(b *testing.B) {
+	extra, roles := rolesAndDenials()
+	srv, secret, _ := fullStackQuotas(b, extra, roles, true)
 	benchAllow(b, srv, request("/email/inbox?page=2", secret, nil))
 }
 
