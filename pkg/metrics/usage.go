@@ -18,6 +18,8 @@ const (
 	nameUsageCounted     = "keygate.usage.counted"      // keygate_usage_counted_total
 	nameUsageOverflowed  = "keygate.usage.overflowed"   // keygate_usage_overflowed_total
 	nameUsageWriteErrors = "keygate.usage.write_errors" // keygate_usage_write_errors_total
+	nameQuotaSyncs       = "keygate.usage.quota_syncs"  // keygate_usage_quota_syncs_total
+	nameQuotaSyncErrors  = "keygate.usage.quota_sync_errors"
 )
 
 // ObserveUsage exports the usage aggregator's counters, read at scrape
@@ -41,6 +43,8 @@ func (m *Metrics) observeUsage(stats func() usage.Stats) error {
 	counted := counter(nameUsageCounted, "Decisions about known keys written to the usage table.")
 	overflowed := counter(nameUsageOverflowed, "Decisions counted per account only (no key, service or operation) because --usage-max-pending or the in-memory cell bound was reached.")
 	writeErrs := counter(nameUsageWriteErrors, "Failed usage writes (the counts stay in memory and are retried).")
+	quotaSyncs := counter(nameQuotaSyncs, "Reads of the fleet's quota counts from the usage table (one after every flush).")
+	quotaErrs := counter(nameQuotaSyncErrors, "Failed reads of the quota counts (quotas count this replica's admissions only until the next).")
 	pending, err := m.meter.Int64ObservableGauge(nameUsagePending,
 		metric.WithDescription("Usage rows held in memory, waiting to be written."))
 	if err := errors.Join(append(errs, err)...); err != nil {
@@ -53,7 +57,9 @@ func (m *Metrics) observeUsage(stats func() usage.Stats) error {
 		o.ObserveInt64(overflowed, int64(s.Overflowed))
 		o.ObserveInt64(writeErrs, int64(s.WriteErrors))
 		o.ObserveInt64(pending, int64(s.Pending))
+		o.ObserveInt64(quotaSyncs, int64(s.QuotaSyncs))
+		o.ObserveInt64(quotaErrs, int64(s.QuotaErrors))
 		return nil
-	}, written, counted, overflowed, writeErrs, pending)
+	}, written, counted, overflowed, writeErrs, pending, quotaSyncs, quotaErrs)
 	return err
 }
