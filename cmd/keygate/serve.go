@@ -40,6 +40,7 @@ type serveCmd struct {
 	telemetryFlags
 	httpLimits
 	tlsFlags                      // TLS and mTLS on every listener (tls.go)
+	memoryFlags                   // GOMEMLIMIT from the container's limit (memlimit.go)
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
@@ -90,9 +91,10 @@ type grpcService struct {
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
-	if err := errors.Join(c.httpLimits.validate(), c.databaseFlags.validate(), c.limitFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
+	if err := errors.Join(c.httpLimits.validate(), c.databaseFlags.validate(), c.limitFlags.validate(), c.memoryFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
 		return err
 	}
+	c.memoryFlags.apply(e.ctx, log)
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }
 	l, err := load(c.RoutesFile, c.requestFlags, c.hashFlags, warn)
 	if err != nil {

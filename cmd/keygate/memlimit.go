@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"time"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+)
+
+// memoryFlags set the Go runtime's soft memory limit (GOMEMLIMIT) from the
+// container's: a replica under a cgroup memory limit then collects harder
+// as it nears the limit instead of being killed by the kernel, and runs
+// with the default GOGC well below it (docs/performance.md, "Memory").
+type memoryFlags struct {
+	MemoryLimitRatio float64 `name:"memory-limit-ratio" env:"KEYGATE_MEMORY_LIMIT_RATIO" default:"0.9" help:"Set GOMEMLIMIT to this share of the container's (cgroup) memory limit, re-read every minute; 0 turns it off. An explicit GOMEMLIMIT wins; without a cgroup limit nothing is set."`
+
+	// provider is where the limit comes from; nil is the cgroup's (tests
+	// give a fixed one).
+	provider memlimit.Provider
+}
+
+func (f *memoryFlags) validate() error {
+	if f.MemoryLimitRatio < 0 || f.MemoryLimitRatio > 1 || math.IsNaN(f.MemoryLimitRatio) {
+		return fmt.Errorf("memory-limit-ratio: %v must be from 0 (off) to 1", f.MemoryLimitRatio)
+	}
+	return nil
+}
+
+// apply sets the limit and logs what was decided. It never stops serve:
+// a limit it cannot read is only a warning.
+func (f *memoryFlags) apply(ctx context.Context, log *slog.Logger) {
+	switch {
+	case os.Getenv("GOMEMLIMIT") != "":
+		log.Info("memory limit from GOMEMLIMIT", "gomemlimit", os.Getenv("GOMEMLIMIT"))
+		return
+	case f.MemoryLimitRatio == 0:
+		log.Info("memory limit off (--memory-limit-ratio 0)")
+		return
+	}
+	provider := f.provider
+	if provider == nil {
+		provider = memlimit.FromCgroup
+	}
+	limit, err := memlimit.Set(memlimit.WithRatio(f.MemoryLimitRatio), memlimit.WithProvider(provider),
+		memlimit.WithRefreshInterval(ctx, time.Minute), memlimit.WithLogger(log))
+	switch {
+	case err != nil:
+		log.Info("no container memory limit found; GOMEMLIMIT not set", "reason", err.Error())
+	case limit == math.MaxInt64:
+		log.Info("no container memory limit; GOMEMLIMIT not set")
+	default:
+		log.Info("memory limit set from the container's", "gomemlimit_mib", limit>>20, "ratio", f.MemoryLimitRatio)
+	}
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+)
+
+// TestMemoryLimitFromContainer: with a container limit of 1 GiB and the
+// default ratio, GOMEMLIMIT becomes 90% of it; a ratio of 0 leaves it
+// alone; a ratio outside [0, 1] is refused.
+func TestMemoryLimitFromContainer(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	t.Setenv("AUTOMEMLIMIT", "") // restored after the test…
+	os.Unsetenv("AUTOMEMLIMIT")  // …and unset during it: empty is not a ratio
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := memoryFlags{MemoryLimitRatio: 0.9, provider: memlimit.Limit(1 << 30)}
+	f.apply(ctx, log)
+	if got, want := debug.SetMemoryLimit(-1), int64(966367641); got != want {
+		t.Errorf("GOMEMLIMIT %d, want %d", got, want)
+	}
+	if !strings.Contains(logs.String(), "gomemlimit_mib=921") {
+		t.Errorf("log does not say the limit:\n%s", logs.String())
+	}
+
+	debug.SetMemoryLimit(math.MaxInt64)
+	(&memoryFlags{MemoryLimitRatio: 0, provider: memlimit.Limit(1 << 30)}).apply(ctx, log)
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("ratio 0 set GOMEMLIMIT %d", got)
+	}
+	for _, r := range []float64{-0.1, 1.5, math.NaN()} {
+		if err := (&memoryFlags{MemoryLimitRatio: r}).validate(); err == nil {
+			t.Errorf("ratio %v accepted", r)
+		}
+	}
+}
