@@ -16,9 +16,12 @@ import (
 
 // KeySpec is a key as a store holds it: plain values, nothing compiled.
 type KeySpec struct {
-	ID         string
-	Name       string
-	Type       KeyType
+	ID   string
+	Name string
+	Type KeyType
+	// Active sits beside Type: two bytes in one word, not two (a million
+	// records are a million words).
+	Active     bool
 	AccountID  string
 	AppID      string
 	AppName    string
@@ -29,7 +32,6 @@ type KeySpec struct {
 	// Roles are the ids of the roles the key holds (SPEC §11), in the
 	// order given; Compile resolves them with CompileOptions.Roles.
 	Roles       []string
-	Active      bool
 	NotBefore   time.Time // zero: valid at once
 	ExpiresAt   time.Time // zero: never expires
 	IPFilters   []string
