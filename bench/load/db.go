@@ -67,8 +67,9 @@ func (p *pg) create(ctx context.Context, keygateBin string) (*database, error) {
 	return db, nil
 }
 
-// seed bulk-loads n keys into account with pgtest.SeedKeys.
-func (p *pg) seed(ctx context.Context, db *database, account string, n int) (time.Duration, error) {
+// seed bulk-loads n keys into account with pgtest.SeedKeys, and with
+// features the roles, denials and quotas of pgtest.SeedFeatures.
+func (p *pg) seed(ctx context.Context, db *database, account string, n int, features bool) (time.Duration, error) {
 	pool, err := pgxpool.New(ctx, db.url)
 	if err != nil {
 		return 0, err
@@ -77,6 +78,11 @@ func (p *pg) seed(ctx context.Context, db *database, account string, n int) (tim
 	start := time.Now()
 	if err := pgtest.SeedKeys(ctx, pool, account, n); err != nil {
 		return 0, err
+	}
+	if features {
+		if err := pgtest.SeedFeatures(ctx, pool, account); err != nil {
+			return 0, err
+		}
 	}
 	// Fresh statistics, as a database that has been running would have.
 	if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {

@@ -64,6 +64,7 @@ type config struct {
 	clientCPU    string
 	cacheMaxKeys int64
 	only         string
+	features     bool
 	ghzGOGC      string
 	respFloor    bool
 	answers      bool
@@ -102,6 +103,7 @@ func main() {
 	flag.BoolVar(&c.answers, "answers", true, "after the hit scenario of the -keys database, also run the floor answering variants of keygate's allow (no metadata, no identity headers, …): what each part of the answer costs ghz")
 	flag.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each round, wait up to this long for the machine to be quiet (other processes busy)")
 	flag.Float64Var(&c.quietBusy, "quiet-busy", 0.25, "quiet: at most this share of all CPUs busy over 300 ms")
+	flag.BoolVar(&c.features, "features", true, "seed every service key with three roles, its tenant with ten denials and a monthly quota, and the key with a daily quota (issue 22 point 3); -features=false measures the bare keys")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenarios to run (hit, rr, spray); default all")
 	flag.BoolVar(&c.tls, "tls", false, "serve the floor and keygate's authz listener over mTLS with the same throwaway certificates (pkg/tlsfiles settings), the clients presenting a client certificate as Envoy would")
 	flag.Parse()

@@ -220,7 +220,7 @@ func (h *harness) runPhase(ctx context.Context, ph phase) error {
 	}
 	defer h.pg.drop(db)
 	pr := &phaseResult{name: ph.name, keys: ph.keys}
-	if pr.seed, err = h.pg.seed(ctx, db, seedAccount, ph.keys); err != nil {
+	if pr.seed, err = h.pg.seed(ctx, db, seedAccount, ph.keys, h.cfg.features); err != nil {
 		return err
 	}
 	h.logf("seeded %d keys in %v", ph.keys, pr.seed.Round(time.Millisecond))

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
@@ -138,5 +139,47 @@ func writeHeapProfile(t *testing.T, path string) {
 	defer f.Close()
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSeedFeatures: the keys pgtest.SeedFeatures equips (what the load
+// harness measures with -features) load with three roles, their tenant's
+// monthly quota and a daily quota of their own; the tenant has ten
+// denials, none of which covers listing the inbox; QuotaUsage lists the
+// tenant and every service key.
+func TestSeedFeatures(t *testing.T) {
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pgtest.SeedKeys(ctx, pool, "acct", 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.SeedFeatures(ctx, pool, "acct"); err != nil {
+		t.Fatal(err)
+	}
+	s := postgres.New(ctx, pool, postgres.Options{Compile: reserved})
+	services := 0
+	if _, err := s.LoadAll(ctx, func(k *authz.Key) error {
+		if k.Spec.Type != authz.KeyTypeService {
+			return nil
+		}
+		services++
+		if len(k.Roles()) != 3 || k.Spec.TenantQuota != 1_000_000_000_000_000 || k.Spec.Quota.String() != "1000000000000/day" {
+			t.Errorf("key %s: %d roles, tenant quota %d, quota %q", k.Spec.ID, len(k.Roles()), k.Spec.TenantQuota, k.Spec.Quota)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ds, _, err := s.ListDenials(ctx, "acct", store.DenialFilter{TenantID: pgtest.SeedTenantID}, store.Page{})
+	if err != nil || len(ds) != 10 {
+		t.Fatalf("denials %d, %v; want 10", len(ds), err)
+	}
+	uses, err := s.QuotaUsage(ctx, time.Now())
+	if err != nil || len(uses) != services+1 {
+		t.Fatalf("QuotaUsage: %d subjects, %v; want %d (the tenant and every service key)", len(uses), err, services+1)
 	}
 }

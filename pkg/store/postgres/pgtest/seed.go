@@ -88,3 +88,35 @@ func SeedKeys(ctx context.Context, pool *pgxpool.Pool, accountID string, n int) 
 		return nil
 	})
 }
+
+// SeedFeatures gives the keys SeedKeys wrote what the decision has gained
+// since (issue 22, point 3): three roles held by every service key (two
+// with a rate limit), ten service access denials of SeedTenantID and
+// SeedAppID (none covering email-api:query:listEmails), a monthly quota
+// on the tenant and a daily one on every service key, both far from used
+// up, so that every allow is admitted against two quotas.
+func SeedFeatures(ctx context.Context, pool *pgxpool.Pool, accountID string) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		stmts := []string{
+			`INSERT INTO roles (account_id, id, name, scope, rate_limit) VALUES
+				($1, 'seed-r1', 'readers', 'email-api:query:*', '100000/second'),
+				($1, 'seed-r2', 'cleaners', 'email-api:mutation:deleteEmail !email-api:mutation:sendEmail', '100000000/hour'),
+				($1, 'seed-r3', 'users', 'users-api:query:listUsers', NULL)`,
+			`INSERT INTO key_roles (account_id, key_id, role_id)
+				SELECT k.account_id, k.id, r.id FROM keys k CROSS JOIN (VALUES ('seed-r1'), ('seed-r2'), ('seed-r3')) AS r(id)
+				WHERE k.account_id = $1 AND k.type = 'service'`,
+			`INSERT INTO denials (account_id, id, tenant_id, app_id, scope, reason)
+				SELECT $1, 'seed-d' || i, '` + SeedTenantID + `', '` + SeedAppID + `',
+					'email-api:mutation:op' || i || ' users-api:query:x' || i, 'blocked ' || i
+				FROM generate_series(0, 9) AS i`,
+			`UPDATE tenants SET quota = 1000000000000000 WHERE account_id = $1 AND id = '` + SeedTenantID + `'`,
+			`UPDATE keys SET quota = '1000000000000/day' WHERE account_id = $1 AND type = 'service'`,
+		}
+		for _, sql := range stmts {
+			if _, err := tx.Exec(ctx, sql, accountID); err != nil {
+				return fmt.Errorf("pgtest: seed features: %w", err)
+			}
+		}
+		return nil
+	})
+}
