@@ -157,7 +157,7 @@ func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, 
 		// A cancelled call is never answered with an allow.
 		d.Reason, d.Err = StoreUnavailable, ctx.Err()
 	}
-	if d.Reason == OK && admit && e.Quotas != nil {
+	if d.Reason == OK && admit && e.Quotas != nil && key.hasQuota {
 		// Row 10 last: an admission is counted, so it comes after every
 		// other row has allowed.
 		if ok, retry := e.Quotas.Admit(key, t); !ok {

@@ -70,6 +70,10 @@ type Key struct {
 	// window (HasPrevious); stores index the key under both digests.
 	PreviousDigest apikey.Digest
 	HasPrevious    bool
+	// hasQuota: a quota binds the key (its own or its tenant's), so that
+	// row 10 costs one load for the many keys without one. Beside
+	// HasPrevious, in its word's padding.
+	hasQuota bool
 	// ExpiresAtText is ExpiresAt in RFC 3339, or "" when the key never expires.
 	ExpiresAtText string
 
@@ -281,6 +285,8 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 	if spec.TenantQuota < 0 || spec.TenantQuota > MaxQuotaRequests {
 		bad("tenant_quota", fmt.Errorf("%d is not between 1 and %d (0 for none)", spec.TenantQuota, int64(MaxQuotaRequests)))
 	}
+	t, o := k.quotas()
+	k.hasQuota = !t.IsZero() || !o.IsZero()
 	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
 		bad("ip_filters", err)
 	}

@@ -130,10 +130,7 @@ func (k *Key) quotas() (tenant, own Quota) {
 }
 
 // HasQuota reports whether a quota binds k (its own or its tenant's).
-func (k *Key) HasQuota() bool {
-	t, o := k.quotas()
-	return !t.IsZero() || !o.IsZero()
-}
+func (k *Key) HasQuota() bool { return k.hasQuota }
 
 // QuotaSubject names what a quota counts: a tenant (monthly) or a key, in
 // one period.
