@@ -80,7 +80,11 @@ func TestQuotaPeriodBounds(t *testing.T) {
 
 func TestCompileRefusesBadQuota(t *testing.T) {
 	for _, spec := range []authz.KeySpec{
-		func() authz.KeySpec { s := serviceKey("x"); s.Quota = authz.Quota{Requests: 0, Period: authz.QuotaPeriodDay}; return s }(),
+		func() authz.KeySpec {
+			s := serviceKey("x")
+			s.Quota = authz.Quota{Requests: 0, Period: authz.QuotaPeriodDay}
+			return s
+		}(),
 		func() authz.KeySpec { s := serviceKey("x"); s.Quota = authz.Quota{Requests: 5}; return s }(),
 		func() authz.KeySpec { s := serviceKey("x"); s.TenantQuota = -1; return s }(),
 	} {

@@ -11,7 +11,7 @@ import (
 // quotaUsageQuery sums the allowed requests of every tenant and key with a
 // quota since its period began ($1 the month's start, $2 the day's), each
 // through its partial index of usage_hourly (migration 0010). Counts kept
-// per account past a replica's memory bound (key_id '') count toward no
+// per account past a replica's memory bound (an empty key_id) count toward no
 // quota: docs/usage.md says so.
 const quotaUsageQuery = `
 	SELECT true, t.id, 'month', coalesce((SELECT sum(u.count) FROM usage_hourly u
