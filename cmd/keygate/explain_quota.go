@@ -60,7 +60,7 @@ func remoteQuotas(d *authz.Decision, qs []*accountv1.QuotaStatus, now time.Time)
 		if q.GetQuota().GetPeriod() == accountv1.QuotaPeriod_QUOTA_PERIOD_DAY {
 			period = authz.QuotaPeriodDay
 		}
-		st := authz.QuotaState{Subject: authz.QuotaSubject{Tenant: q.GetSubject() == "tenant", ID: q.GetId(), Period: period},
+		st := authz.QuotaState{Subject: authz.QuotaSubject{AccountID: remoteAccount, Tenant: q.GetSubject() == "tenant", ID: q.GetId(), Period: period},
 			Limit: q.GetQuota().GetRequests(), Used: q.GetUsed(), ResetsAt: q.GetResetTime().AsTime()}
 		out = append(out, st)
 		if d.Reason == authz.OK && q.GetExceeded() {

@@ -32,7 +32,7 @@ func (s *Service) KeyQuotas(ctx context.Context, c Caller, k store.Key) ([]Quota
 	var out []QuotaStatus
 	sp := &k.Spec
 	if sp.TenantID != "" && sp.TenantQuota > 0 {
-		st, err := s.quotaStatus(ctx, c, authz.QuotaSubject{Tenant: true, ID: sp.TenantID, Period: authz.QuotaPeriodMonth},
+		st, err := s.quotaStatus(ctx, c, authz.QuotaSubject{AccountID: c.AccountID, Tenant: true, ID: sp.TenantID, Period: authz.QuotaPeriodMonth},
 			authz.Quota{Requests: sp.TenantQuota, Period: authz.QuotaPeriodMonth})
 		if err != nil || st == nil {
 			return nil, err
@@ -40,7 +40,7 @@ func (s *Service) KeyQuotas(ctx context.Context, c Caller, k store.Key) ([]Quota
 		out = append(out, *st)
 	}
 	if !sp.Quota.IsZero() {
-		st, err := s.quotaStatus(ctx, c, authz.QuotaSubject{ID: sp.ID, Period: sp.Quota.Period}, sp.Quota)
+		st, err := s.quotaStatus(ctx, c, authz.QuotaSubject{AccountID: c.AccountID, ID: sp.ID, Period: sp.Quota.Period}, sp.Quota)
 		if err != nil || st == nil {
 			return nil, err
 		}
@@ -55,7 +55,7 @@ func (s *Service) TenantQuota(ctx context.Context, c Caller, t store.Tenant) (*Q
 	if t.Quota <= 0 {
 		return nil, nil
 	}
-	return s.quotaStatus(ctx, c, authz.QuotaSubject{Tenant: true, ID: t.ID, Period: authz.QuotaPeriodMonth},
+	return s.quotaStatus(ctx, c, authz.QuotaSubject{AccountID: c.AccountID, Tenant: true, ID: t.ID, Period: authz.QuotaPeriodMonth},
 		authz.Quota{Requests: t.Quota, Period: authz.QuotaPeriodMonth})
 }
 

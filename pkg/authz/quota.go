@@ -132,12 +132,14 @@ func (k *Key) quotas() (tenant, own Quota) {
 // HasQuota reports whether a quota binds k (its own or its tenant's).
 func (k *Key) HasQuota() bool { return k.hasQuota }
 
-// QuotaSubject names what a quota counts: a tenant (monthly) or a key, in
-// one period.
+// QuotaSubject names what a quota counts: a tenant (monthly) or a key of
+// an account, in one period. Tenant and key ids are unique only within an
+// account: two accounts' "acme" are two subjects.
 type QuotaSubject struct {
-	Tenant bool // a tenant's quota; else a key's
-	ID     string
-	Period QuotaPeriod
+	AccountID string
+	Tenant    bool // a tenant's quota; else a key's
+	ID        string
+	Period    QuotaPeriod
 }
 
 func (s QuotaSubject) String() string {
@@ -267,13 +269,13 @@ func (q *Quotas) Admit(k *Key, at time.Time) (ok bool, retryAfter uint32) {
 	tq, oq := k.quotas()
 	var tc *QuotaCell
 	if !tq.IsZero() {
-		tc = q.keyCell(k, 0, QuotaSubject{Tenant: true, ID: k.Spec.TenantID, Period: QuotaPeriodMonth}, now)
+		tc = q.keyCell(k, 0, QuotaSubject{AccountID: k.Spec.AccountID, Tenant: true, ID: k.Spec.TenantID, Period: QuotaPeriodMonth}, now)
 		if !tc.admit(tq.Requests, now) {
 			return false, tc.retryAfter(now)
 		}
 	}
 	if !oq.IsZero() {
-		oc := q.keyCell(k, 1, QuotaSubject{ID: k.Spec.ID, Period: oq.Period}, now)
+		oc := q.keyCell(k, 1, QuotaSubject{AccountID: k.Spec.AccountID, ID: k.Spec.ID, Period: oq.Period}, now)
 		if !oc.admit(oq.Requests, now) {
 			if tc != nil {
 				tc.own.Add(-1) // not admitted after all
@@ -314,10 +316,10 @@ func (q *Quotas) State(k *Key, at time.Time) []QuotaState {
 		out = append(out, st)
 	}
 	if !tq.IsZero() {
-		add(QuotaSubject{Tenant: true, ID: k.Spec.TenantID, Period: QuotaPeriodMonth}, tq.Requests)
+		add(QuotaSubject{AccountID: k.Spec.AccountID, Tenant: true, ID: k.Spec.TenantID, Period: QuotaPeriodMonth}, tq.Requests)
 	}
 	if !oq.IsZero() {
-		add(QuotaSubject{ID: k.Spec.ID, Period: oq.Period}, oq.Requests)
+		add(QuotaSubject{AccountID: k.Spec.AccountID, ID: k.Spec.ID, Period: oq.Period}, oq.Requests)
 	}
 	return out
 }

@@ -181,7 +181,7 @@ func TestQuotaSharedThroughSync(t *testing.T) {
 	q.Mark()
 	q.Flushed() // the store holds our 4
 	start, _ := authz.QuotaPeriodMonth.Bounds(now)
-	subject := authz.QuotaSubject{Tenant: true, ID: "acme", Period: authz.QuotaPeriodMonth}
+	subject := authz.QuotaSubject{AccountID: "default", Tenant: true, ID: "acme", Period: authz.QuotaPeriodMonth}
 	q.Sync([]authz.QuotaUse{{Subject: subject, Start: start, Used: 4 + 3}}, now) // another replica admitted 3
 	check(3, authz.OK)
 	check(1, authz.QuotaExceeded)
@@ -212,5 +212,33 @@ func TestQuotaAdmitAllocatesNothing(t *testing.T) {
 	e.Check(context.Background(), req)
 	if n := testing.AllocsPerRun(100, func() { e.Check(context.Background(), req) }); n != 0 {
 		t.Errorf("%v allocations per check with quotas", n)
+	}
+}
+
+// TestQuotaSubjectsPerAccount: tenant and key ids are unique only within
+// an account; two accounts' tenant "acme" and key "k-1" never share a
+// count, so one account's traffic cannot use up another's quota.
+func TestQuotaSubjectsPerAccount(t *testing.T) {
+	now := time.Date(2026, 12, 15, 12, 0, 0, 0, time.UTC)
+	q := authz.NewQuotas()
+	keyOf := func(account string) *authz.Key {
+		spec := serviceKey(mustGenerate(t, apikey.KindService))
+		spec.AccountID, spec.TenantQuota = account, 2
+		spec.Quota = authz.Quota{Requests: 2, Period: authz.QuotaPeriodDay}
+		return mustCompile(t, spec)
+	}
+	a, b := keyOf("acct-a"), keyOf("acct-b")
+	for range 2 {
+		if ok, _ := q.Admit(a, now); !ok {
+			t.Fatal("account a's key refused within its quota")
+		}
+	}
+	if ok, _ := q.Admit(a, now); ok {
+		t.Fatal("account a's key admitted over its quota")
+	}
+	for i := range 2 {
+		if ok, _ := q.Admit(b, now); !ok {
+			t.Fatalf("account b's request %d refused: it shares account a's count", i+1)
+		}
 	}
 }

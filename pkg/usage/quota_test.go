@@ -32,7 +32,7 @@ func (w *quotaWriter) QuotaUsage(context.Context, time.Time) ([]authz.QuotaUse, 
 		}
 	}
 	start, _ := authz.QuotaPeriodMonth.Bounds(t0)
-	return []authz.QuotaUse{{Subject: authz.QuotaSubject{Tenant: true, ID: "acme", Period: authz.QuotaPeriodMonth}, Start: start, Used: n}}, nil
+	return []authz.QuotaUse{{Subject: authz.QuotaSubject{AccountID: "a", Tenant: true, ID: "acme", Period: authz.QuotaPeriodMonth}, Start: start, Used: n}}, nil
 }
 
 func (w *quotaWriter) QuotaUsed(context.Context, string, authz.QuotaSubject, time.Time) (int64, error) {

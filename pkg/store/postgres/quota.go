@@ -14,11 +14,11 @@ import (
 // per account past a replica's memory bound (an empty key_id) count toward no
 // quota: docs/usage.md says so.
 const quotaUsageQuery = `
-	SELECT true, t.id, 'month', coalesce((SELECT sum(u.count) FROM usage_hourly u
+	SELECT t.account_id, true, t.id, 'month', coalesce((SELECT sum(u.count) FROM usage_hourly u
 		WHERE u.tenant_id = t.id AND u.account_id = t.account_id AND u.outcome = 'allowed' AND u.hour >= $1), 0)
 	FROM tenants t WHERE t.quota IS NOT NULL
 	UNION ALL
-	SELECT false, k.id, split_part(k.quota, '/', 2), coalesce((SELECT sum(u.count) FROM usage_hourly u
+	SELECT k.account_id, false, k.id, split_part(k.quota, '/', 2), coalesce((SELECT sum(u.count) FROM usage_hourly u
 		WHERE u.key_id = k.id AND u.account_id = k.account_id AND u.outcome = 'allowed'
 			AND u.hour >= CASE split_part(k.quota, '/', 2) WHEN 'day' THEN $2 ELSE $1 END), 0)
 	FROM keys k WHERE k.quota IS NOT NULL`
@@ -39,7 +39,7 @@ func (s *Store) QuotaUsage(ctx context.Context, now time.Time) ([]authz.QuotaUse
 			u      authz.QuotaUse
 			period string
 		)
-		if err := rows.Scan(&u.Subject.Tenant, &u.Subject.ID, &period, &u.Used); err != nil {
+		if err := rows.Scan(&u.Subject.AccountID, &u.Subject.Tenant, &u.Subject.ID, &period, &u.Used); err != nil {
 			return nil, fmt.Errorf("postgres: read quota counts: %w", err)
 		}
 		if u.Subject.Period, err = authz.ParseQuotaPeriod(period); err != nil {
