@@ -123,7 +123,8 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		ReplicaTimeout: c.ReplicaTimeout,
 		RateLimits:     account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}}), log)
 	up := &startup{pool: pool, kc: kc, migrate: c.Migrate, log: log}
-	ready := up.readiness(kc.Ready)
+	warm := make(chan struct{})
+	ready := warmed(up.readiness(kc.Ready), warm)
 	if l.hasher.Algorithm() == apikey.SHA256 {
 		// Without a pepper, a stolen database lets anyone test guessed
 		// custom secrets offline: say so at start and on /readyz.
@@ -131,7 +132,6 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		log.Warn("database mode " + warning)
 		ready = withDetail(ready, warning)
 	}
-	warm := make(chan struct{})
 	counts := authz.NewUsageCounter(0)
 	quotas := authz.NewQuotas()
 	agg := usage.New(counts, st, usage.Options{Interval: c.UsageFlushInterval, Retention: c.UsageRetention,
@@ -288,6 +288,24 @@ func (s *startup) readiness(r admin.Readiness) admin.Readiness {
 			detail += ": " + *reason
 		}
 		return ok, detail
+	}
+}
+
+// warmed is r, not ready until warm is closed: the keys are loaded and
+// the fleet's quota counts read (a replica ready before would admit every
+// quota afresh).
+func warmed(r admin.Readiness, warm <-chan struct{}) admin.Readiness {
+	return func() (bool, string) {
+		ok, detail := r()
+		if !ok {
+			return ok, detail
+		}
+		select {
+		case <-warm:
+			return ok, detail
+		default:
+			return false, "reading the quota counts"
+		}
 	}
 }
 
