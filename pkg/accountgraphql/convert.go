@@ -182,7 +182,7 @@ func roleOf(r store.Role) *ServiceAccessRole {
 }
 
 func denialOf(d store.Denial) *ServiceAccessDenial {
-	return &ServiceAccessDenial{ID: d.ID, TenantID: d.TenantID, AppID: optional(d.AppID), Scope: d.Scope, Reason: d.Reason,
+	return &ServiceAccessDenial{ID: d.ID, TenantID: d.TenantID, AppID: d.AppID, Scope: d.Scope, Reason: d.Reason,
 		CreatedAt: timeOf(d.CreatedAt), UpdatedAt: timeOf(d.UpdatedAt)}
 }
 

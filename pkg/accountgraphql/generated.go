@@ -6976,11 +6976,11 @@ func (ec *executionContext) _ServiceAccessDenial_appId(ctx context.Context, fiel
 			return obj.AppID, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
-			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
 		},
 		true,
-		false,
+		true,
 	)
 }
 func (ec *executionContext) fieldContext_ServiceAccessDenial_appId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -9572,7 +9572,7 @@ func (ec *executionContext) unmarshalInputCreateServiceAccessDenialInput(ctx con
 			it.TenantID = data
 		case "appId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("appId"))
-			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			data, err := ec.unmarshalNID2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -12380,7 +12380,7 @@ func (ec *executionContext) _ServiceAccessDenial(ctx context.Context, sel ast.Se
 			}
 		case "appId":
 			out.Values[i] = ec._ServiceAccessDenial_appId(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		case "scope":

@@ -82,7 +82,7 @@ type CreateAppInput struct {
 type CreateServiceAccessDenialInput struct {
 	ID       *string `json:"id,omitempty"`
 	TenantID string  `json:"tenantId"`
-	AppID    *string `json:"appId,omitempty"`
+	AppID    string  `json:"appId"`
 	Scope    string  `json:"scope"`
 	Reason   *string `json:"reason,omitempty"`
 }
@@ -304,7 +304,7 @@ type Service struct {
 type ServiceAccessDenial struct {
 	ID        string     `json:"id"`
 	TenantID  string     `json:"tenantId"`
-	AppID     *string    `json:"appId,omitempty"`
+	AppID     string     `json:"appId"`
 	Scope     string     `json:"scope"`
 	Reason    string     `json:"reason"`
 	CreatedAt *time.Time `json:"createdAt,omitempty"`

@@ -281,7 +281,7 @@ func (m mutationResolver) DeleteServiceAccessRole(ctx context.Context, id string
 
 func (m mutationResolver) CreateServiceAccessDenial(ctx context.Context, in CreateServiceAccessDenialInput) (*ServiceAccessDenialPayload, error) {
 	d, err := m.svc.CreateServiceAccessDenial(ctx, callerFrom(ctx), account.DenialInput{
-		ID: orEmpty(in.ID), TenantID: in.TenantID, AppID: orEmpty(in.AppID), Scope: in.Scope, Reason: orEmpty(in.Reason)})
+		ID: orEmpty(in.ID), TenantID: in.TenantID, AppID: in.AppID, Scope: in.Scope, Reason: orEmpty(in.Reason)})
 	if err != nil {
 		return nil, err
 	}
