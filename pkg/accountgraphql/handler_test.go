@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
 	"github.com/keygate/keygate/pkg/accountgraphql"
 	"github.com/keygate/keygate/pkg/accountgraphql/gqltest"
@@ -164,4 +165,36 @@ func TestErrors(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestRateLimitPerField: each root field counts against the key's rate
+// limit as one gRPC call does; a field past it is RESOURCE_EXHAUSTED and
+// the answer carries Retry-After.
+func TestRateLimitPerField(t *testing.T) {
+	s := accounttest.Start(t)
+	svc := account.NewService(s.Store, s.Engine, s.Hasher, account.Options{Compile: accounttest.CompileOptions, Now: s.Clock.Now,
+		RateLimits: account.RateLimits{MutationsPerSecond: 1, ReadsPerSecond: 1}})
+	h := httptest.NewServer(accountgraphql.NewHandler(svc, accountgraphql.Options{}))
+	t.Cleanup(h.Close)
+	// Bursts of twice the rate: two reads pass, the third (whichever:
+	// query fields run concurrently) waits.
+	r := gqltest.Post(t, h.URL, s.RootKey, `{ a: apps { nodes { id } } b: apps { nodes { id } } c: apps { nodes { id } } }`, nil)
+	if r.Status != http.StatusOK || len(r.Errors) != 1 || r.Code(0) != "RESOURCE_EXHAUSTED" || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("%d %+v %v", r.Status, r.Errors, r.Header)
+	}
+	nulls := 0
+	for _, f := range []string{"a", "b", "c"} {
+		if string(r.Data[f]) == "null" {
+			nulls++
+			if r.Errors[0].Path[0] != f {
+				t.Errorf("field %s is null, the error names %v", f, r.Errors[0].Path)
+			}
+		}
+	}
+	if nulls != 1 {
+		t.Errorf("%d fields null, want the one refused: %s", nulls, mustJSON(r.Data))
+	}
+	if !strings.Contains(r.Errors[0].Message, "rate_limited") {
+		t.Errorf("message %q", r.Errors[0].Message)
+	}
 }
