@@ -346,3 +346,44 @@ func TestGraphQLDocsGoClient(t *testing.T) {
 	authz := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
 	waitOutcome(t, authz, checkReq("GET", "/email/inbox", secret, nil), 200, 10*time.Second)
 }
+
+// TestGraphQLDocsCurl runs the curl examples of
+// docs/graphql-account-api.md against the real server (its address in
+// place of the default one).
+func TestGraphQLDocsCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl on this machine")
+	}
+	doc, err := os.ReadFile("../docs/graphql-account-api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "With curl")
+	_, rest, ok2 := strings.Cut(rest, "```sh\n")
+	script, _, ok3 := strings.Cut(rest, "```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/graphql-account-api.md has no sh block after \"With curl\"")
+	}
+	env := newDBEnv(t)
+	srv := env.serveGraphQL(t)
+	gqlOK(t, srv, env.accountKey, `mutation { createApp(input: {id: "billing", name: "Billing"}) { app { id } }
+		createTenant(input: {id: "acme", name: "ACME Corp"}) { tenant { id } } }`, nil)
+	var lines []string
+	for _, l := range strings.Split(script, "\n") {
+		if !strings.HasPrefix(l, "export KEYGATE_ACCOUNT_KEY=") {
+			lines = append(lines, l)
+		}
+	}
+	script = strings.ReplaceAll(strings.Join(lines, "\n"), "127.0.0.1:9194", srv.consoleAddr)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(cleanEnv(), "KEYGATE_ACCOUNT_KEY="+env.accountKey)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the docs' curl examples: %v\n%s", err, out)
+	}
+	for _, want := range []string{`{"data":{"apps":{"nodes":[{"id":"billing","name":"Billing"}]}`, `"privateKey":"kg_sak_`, `"keyId":"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the curl examples' output lacks %s:\n%s", want, out)
+		}
+	}
+}
