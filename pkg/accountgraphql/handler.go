@@ -91,7 +91,7 @@ func NewHandler(svc *account.Service, opts Options) *Handler {
 	srv := handler.New(NewExecutableSchema(config(&Resolver{svc: svc, log: opts.Logger})))
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(smallDocs{lru.New[*ast.QueryDocument](queryCacheSize)})
 	// Introspection is served to every caller the handler lets through,
 	// and it lets through only valid account keys.
 	srv.Use(extension.Introspection{})
@@ -126,6 +126,26 @@ func config(r *Resolver) Config {
 	q.ServiceAccessDenials = func(c int, _, _ *string, first *int64, _ *string) int { return list(c, first) }
 	q.AuditEvents = func(c int, _ *AuditEventFilter, first *int64, _ *string) int { return list(c, first) }
 	return cfg
+}
+
+// The parsed documents kept: up to queryCacheSize, each of a query of at
+// most maxCachedQuery bytes, so that the cache holds a few MiB at most
+// whatever the body limit (scripts and consoles send small documents
+// again and again; a large one is parsed each time).
+const (
+	queryCacheSize = 1000
+	maxCachedQuery = 8 << 10
+)
+
+// smallDocs is gqlgen's query cache keeping only small documents.
+type smallDocs struct {
+	gql.Cache[*ast.QueryDocument]
+}
+
+func (c smallDocs) Add(ctx context.Context, query string, doc *ast.QueryDocument) {
+	if len(query) <= maxCachedQuery {
+		c.Cache.Add(ctx, query, doc)
+	}
 }
 
 type ctxKey int
