@@ -118,9 +118,14 @@ func TestGraphQLAccountAPI(t *testing.T) {
 	var ids []string
 	after := ""
 	for range 10 {
-		a = run(`query($after: String) { keys(filter: {appId: "billing", type: SERVICE}, first: 1, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } } }`,
+		a = run(`query($after: String) { keys(filter: {appId: "billing"}, first: 1, after: $after) {
+			edges { cursor node { id } } nodes { id } pageInfo { hasNextPage endCursor } } }`,
 			map[string]any{"after": after})
 		var page struct {
+			Edges []struct {
+				Cursor string
+				Node   struct{ ID string }
+			}
 			Nodes    []struct{ ID string }
 			PageInfo struct {
 				HasNextPage bool
@@ -131,13 +136,17 @@ func TestGraphQLAccountAPI(t *testing.T) {
 		for _, n := range page.Nodes {
 			ids = append(ids, n.ID)
 		}
+		// An edge's cursor is the store's page token of its key.
+		if page.PageInfo.HasNextPage && (len(page.Edges) != 1 || page.Edges[0].Cursor != *page.PageInfo.EndCursor) {
+			t.Fatalf("keys page: %+v", page)
+		}
 		if !page.PageInfo.HasNextPage {
 			break
 		}
 		after = *page.PageInfo.EndCursor
 	}
-	if len(ids) != 1 {
-		t.Errorf("service keys of billing: %v, want the seed's one", ids)
+	if len(ids) != 3 || !slices.Contains(ids, "alsak") || !slices.Contains(ids, "custom") {
+		t.Errorf("keys of billing, a page at a time: %v, want the seed's, alsak and custom", ids)
 	}
 	run(`{ key(id: "alsak") { id group } serviceAccessRoles { nodes { id } } serviceAccessRole(id: "reader-role") { scope } }`, nil)
 	run(`{ serviceAccessDenials(tenantId: "acme") { nodes { id } } serviceAccessDenial(id: "unpaid") { reason } }`, nil)

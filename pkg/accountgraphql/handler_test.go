@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
@@ -196,5 +197,46 @@ func TestRateLimitPerField(t *testing.T) {
 	}
 	if !strings.Contains(r.Errors[0].Message, "rate_limited") {
 		t.Errorf("message %q", r.Errors[0].Message)
+	}
+}
+
+// TestConnections: lists are cursor connections — each edge's cursor
+// starts the next page after it, and the last one is pageInfo.endCursor.
+func TestConnections(t *testing.T) {
+	s := startGraphQL(t, accountgraphql.Options{})
+	for _, id := range []string{"a1", "a2", "a3"} {
+		s.Clock.Add(time.Second)
+		if r := s.post(t, s.RootKey, `mutation($id: ID!, $name: String!) { createApp(input: {id: $id, name: $name}) { app { id } } }`, map[string]any{"id": id, "name": id}); len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+	}
+	type page struct {
+		Edges []struct {
+			Cursor string
+			Node   struct{ ID string }
+		}
+		Nodes    []struct{ ID string }
+		PageInfo struct {
+			HasNextPage bool
+			EndCursor   *string
+		}
+	}
+	list := func(vars map[string]any) page {
+		r := s.post(t, s.RootKey, `query($first: Int, $after: String) { apps(first: $first, after: $after) {
+			edges { cursor node { id } } nodes { id } pageInfo { hasNextPage endCursor } } }`, vars)
+		if len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		var p page
+		r.Field(t, "apps", &p)
+		return p
+	}
+	p := list(map[string]any{"first": 2})
+	if len(p.Edges) != 2 || p.Edges[0].Node.ID != "a1" || p.Nodes[1].ID != "a2" || !p.PageInfo.HasNextPage ||
+		p.PageInfo.EndCursor == nil || *p.PageInfo.EndCursor != p.Edges[1].Cursor {
+		t.Fatalf("first page: %+v", p)
+	}
+	if p = list(map[string]any{"after": p.Edges[0].Cursor}); len(p.Nodes) != 2 || p.Nodes[0].ID != "a2" || p.Nodes[1].ID != "a3" || p.PageInfo.HasNextPage {
+		t.Fatalf("after the first edge: %+v", p)
 	}
 }
