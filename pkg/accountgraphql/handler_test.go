@@ -158,6 +158,23 @@ func TestErrors(t *testing.T) {
 	if r.Code(0) != "INVALID_ARGUMENT" || strings.Contains(mustJSON(r), secret) {
 		t.Errorf("import of an account key: %s", mustJSON(r))
 	}
+	// Written where a value of another type belongs, the secret is not
+	// quoted back by GraphQL's validation either.
+	for _, q := range []string{
+		`mutation { importKey(input: {type: APP, appId: "x", privateKey: ` + "my_very_own_secret_value_1234567890" + `}) { key { id } } }`,
+		`mutation { importKey(input: {type: APP, appId: "x", privateKey: ["` + secret + `"]}) { key { id } } }`,
+		`mutation { importKey(input: {type: ` + "my_very_own_secret_value_1234567890" + `, appId: "x", privateKey: "a"}) { key { id } } }`,
+	} {
+		r = s.post(t, s.RootKey, q, nil)
+		if r.Code(0) != "INVALID_ARGUMENT" || strings.Contains(mustJSON(r), "my_very_own_secret") || strings.Contains(mustJSON(r), secret) {
+			t.Errorf("%s: %s", q, mustJSON(r))
+		}
+	}
+	r = s.post(t, s.RootKey, `mutation($t: KeyType!) { importKey(input: {type: $t, appId: "x", privateKey: "a"}) { key { id } } }`,
+		map[string]any{"t": secret})
+	if r.Code(0) != "INVALID_ARGUMENT" || strings.Contains(mustJSON(r), secret) {
+		t.Errorf("enum variable: %s", mustJSON(r))
+	}
 	if strings.Contains(s.Logs.String(), secret) {
 		t.Error("the secret reached the log")
 	}
