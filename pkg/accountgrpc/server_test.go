@@ -67,14 +67,14 @@ func setup(t *testing.T) (*accounttest.Server, context.Context) {
 
 func TestOperationNames(t *testing.T) {
 	methods := accountv1.File_keygate_account_v1_account_proto.Services().ByName("AccountService").Methods()
-	if methods.Len() != 34 {
-		t.Fatalf("%d methods, want 34", methods.Len())
+	if methods.Len() != 36 {
+		t.Fatalf("%d methods, want 36", methods.Len())
 	}
 	want := map[string][2]string{
 		"GenerateServiceAccessKey":  {"mutation", "generateServiceAccessKey"},
-		"GetApp":                    {"query", "getApp"},
-		"ListKeys":                  {"query", "listKeys"},
-		"ListAuditEvents":           {"query", "listAuditEvents"},
+		"GetApp":                    {"query", "app"},
+		"ListKeys":                  {"query", "keys"},
+		"ListAuditEvents":           {"query", "auditEvents"},
 		"UpdateKey":                 {"mutation", "updateKey"},
 		"RegenerateKey":             {"mutation", "regenerateKey"},
 		"ImportKey":                 {"mutation", "importKey"},
@@ -89,6 +89,8 @@ func TestOperationNames(t *testing.T) {
 		"GetSyncStatus":             {"query", "syncStatus"},
 		"ListReplicas":              {"query", "replicas"},
 		"GetUsage":                  {"query", "usage"},
+		"ListServices":              {"query", "services"},
+		"GetAccount":                {"query", "account"},
 	}
 	if len(account.Operations) != methods.Len() {
 		t.Errorf("the catalogue has %d operations, the gRPC service %d methods", len(account.Operations), methods.Len())
@@ -113,8 +115,8 @@ func TestOperationNames(t *testing.T) {
 
 func TestAccountRouter(t *testing.T) {
 	r := account.AccountRouter()
-	tg, reason := r.Resolve(&authz.RouteInput{Extensions: authz.Extensions{Service: "account-api", Kind: "query", Operation: "getApp"}})
-	if reason != authz.OK || tg.Service != authz.AccountAPIService || tg.Kind != "query" || tg.Operation != "getApp" {
+	tg, reason := r.Resolve(&authz.RouteInput{Extensions: authz.Extensions{Service: "account-api", Kind: "query", Operation: "app"}})
+	if reason != authz.OK || tg.Service != authz.AccountAPIService || tg.Kind != "query" || tg.Operation != "app" {
 		t.Fatalf("got %+v %s", tg, reason)
 	}
 	for _, ty := range []authz.KeyType{authz.KeyTypeService, authz.KeyTypeApp} {

@@ -6512,6 +6512,400 @@ func (x *GetUsageResponse) GetUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+// ListServicesRequest asks for the route catalogue.
+type ListServicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesRequest) Reset() {
+	*x = ListServicesRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesRequest) ProtoMessage() {}
+
+func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
+func (*ListServicesRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{85}
+}
+
+// ListServicesResponse lists the services in the routes file's order.
+type ListServicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Services      []*ServiceInfo         `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesResponse) Reset() {
+	*x = ListServicesResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesResponse) ProtoMessage() {}
+
+func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
+func (*ListServicesResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *ListServicesResponse) GetServices() []*ServiceInfo {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// ServiceInfo is one service a scope can name.
+type ServiceInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// key_types: service, app, account.
+	KeyTypes []string       `protobuf:"bytes,2,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
+	Kinds    []*ServiceKind `protobuf:"bytes,3,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	// any_kind: a route leaves the kind open, so kinds beyond these occur.
+	AnyKind       bool `protobuf:"varint,4,opt,name=any_kind,json=anyKind,proto3" json:"any_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceInfo) Reset() {
+	*x = ServiceInfo{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceInfo) ProtoMessage() {}
+
+func (x *ServiceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceInfo.ProtoReflect.Descriptor instead.
+func (*ServiceInfo) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ServiceInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceInfo) GetKeyTypes() []string {
+	if x != nil {
+		return x.KeyTypes
+	}
+	return nil
+}
+
+func (x *ServiceInfo) GetKinds() []*ServiceKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *ServiceInfo) GetAnyKind() bool {
+	if x != nil {
+		return x.AnyKind
+	}
+	return false
+}
+
+// ServiceKind is one kind of a service and its operations.
+type ServiceKind struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Operations []string               `protobuf:"bytes,2,rep,name=operations,proto3" json:"operations,omitempty"`
+	// any_operation: the routes leave operations open (GraphQL fields, gRPC
+	// methods, a route without an operation).
+	AnyOperation  bool `protobuf:"varint,3,opt,name=any_operation,json=anyOperation,proto3" json:"any_operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceKind) Reset() {
+	*x = ServiceKind{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceKind) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceKind) ProtoMessage() {}
+
+func (x *ServiceKind) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceKind.ProtoReflect.Descriptor instead.
+func (*ServiceKind) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *ServiceKind) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceKind) GetOperations() []string {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *ServiceKind) GetAnyOperation() bool {
+	if x != nil {
+		return x.AnyOperation
+	}
+	return false
+}
+
+// GetAccountRequest asks about the caller.
+type GetAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountRequest) Reset() {
+	*x = GetAccountRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountRequest) ProtoMessage() {}
+
+func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
+func (*GetAccountRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{89}
+}
+
+// GetAccountResponse is the caller's account and key.
+type GetAccountResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AccountId   string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	AccountName string                 `protobuf:"bytes,2,opt,name=account_name,json=accountName,proto3" json:"account_name,omitempty"`
+	KeyId       string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyName     string                 `protobuf:"bytes,4,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// scope is the key's effective scope (own and roles'); "" allows every
+	// Account API operation.
+	Scope string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	// operations are the Account API operations the scope allows.
+	Operations    []*AccountOperation `protobuf:"bytes,6,rep,name=operations,proto3" json:"operations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountResponse) Reset() {
+	*x = GetAccountResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountResponse) ProtoMessage() {}
+
+func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
+func (*GetAccountResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *GetAccountResponse) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetAccountName() string {
+	if x != nil {
+		return x.AccountName
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetOperations() []*AccountOperation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+// AccountOperation is an Account API operation: its name and kind.
+type AccountOperation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountOperation) Reset() {
+	*x = AccountOperation{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountOperation) ProtoMessage() {}
+
+func (x *AccountOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountOperation.ProtoReflect.Descriptor instead.
+func (*AccountOperation) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *AccountOperation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AccountOperation) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 var File_keygate_account_v1_account_proto protoreflect.FileDescriptor
 
 const file_keygate_account_v1_account_proto_rawDesc = "" +
@@ -7074,7 +7468,35 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x06series\x18\x01 \x03(\v2\x1f.keygate.account.v1.UsageSeriesR\x06series\x12 \n" +
 	"\vgranularity\x18\x02 \x01(\tR\vgranularity\x120\n" +
 	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until*a\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x15\n" +
+	"\x13ListServicesRequest\"S\n" +
+	"\x14ListServicesResponse\x12;\n" +
+	"\bservices\x18\x01 \x03(\v2\x1f.keygate.account.v1.ServiceInfoR\bservices\"\x90\x01\n" +
+	"\vServiceInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tkey_types\x18\x02 \x03(\tR\bkeyTypes\x125\n" +
+	"\x05kinds\x18\x03 \x03(\v2\x1f.keygate.account.v1.ServiceKindR\x05kinds\x12\x19\n" +
+	"\bany_kind\x18\x04 \x01(\bR\aanyKind\"f\n" +
+	"\vServiceKind\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"operations\x18\x02 \x03(\tR\n" +
+	"operations\x12#\n" +
+	"\rany_operation\x18\x03 \x01(\bR\fanyOperation\"\x13\n" +
+	"\x11GetAccountRequest\"\xe4\x01\n" +
+	"\x12GetAccountResponse\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12!\n" +
+	"\faccount_name\x18\x02 \x01(\tR\vaccountName\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12\x19\n" +
+	"\bkey_name\x18\x04 \x01(\tR\akeyName\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\x12D\n" +
+	"\n" +
+	"operations\x18\x06 \x03(\v2$.keygate.account.v1.AccountOperationR\n" +
+	"operations\":\n" +
+	"\x10AccountOperation\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind*a\n" +
 	"\aKeyType\x12\x18\n" +
 	"\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KEY_TYPE_SERVICE\x10\x01\x12\x10\n" +
@@ -7093,7 +7515,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x16RATE_LIMIT_UNIT_SECOND\x10\x01\x12\x1a\n" +
 	"\x16RATE_LIMIT_UNIT_MINUTE\x10\x02\x12\x18\n" +
 	"\x14RATE_LIMIT_UNIT_HOUR\x10\x03\x12\x17\n" +
-	"\x13RATE_LIMIT_UNIT_DAY\x10\x042\xee\x1c\n" +
+	"\x13RATE_LIMIT_UNIT_DAY\x10\x042\xae\x1e\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -7129,7 +7551,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponse\x12d\n" +
 	"\rGetSyncStatus\x12(.keygate.account.v1.GetSyncStatusRequest\x1a).keygate.account.v1.GetSyncStatusResponse\x12a\n" +
 	"\fListReplicas\x12'.keygate.account.v1.ListReplicasRequest\x1a(.keygate.account.v1.ListReplicasResponse\x12U\n" +
-	"\bGetUsage\x12#.keygate.account.v1.GetUsageRequest\x1a$.keygate.account.v1.GetUsageResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
+	"\bGetUsage\x12#.keygate.account.v1.GetUsageRequest\x1a$.keygate.account.v1.GetUsageResponse\x12a\n" +
+	"\fListServices\x12'.keygate.account.v1.ListServicesRequest\x1a(.keygate.account.v1.ListServicesResponse\x12[\n" +
+	"\n" +
+	"GetAccount\x12%.keygate.account.v1.GetAccountRequest\x1a&.keygate.account.v1.GetAccountResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
 
 var (
 	file_keygate_account_v1_account_proto_rawDescOnce sync.Once
@@ -7144,7 +7569,7 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
@@ -7235,31 +7660,38 @@ var file_keygate_account_v1_account_proto_goTypes = []any{
 	(*UsagePoint)(nil),                        // 86: keygate.account.v1.UsagePoint
 	(*UsageSeries)(nil),                       // 87: keygate.account.v1.UsageSeries
 	(*GetUsageResponse)(nil),                  // 88: keygate.account.v1.GetUsageResponse
-	nil,                                       // 89: keygate.account.v1.UsageSeries.GroupEntry
-	(*timestamppb.Timestamp)(nil),             // 90: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 91: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 92: google.protobuf.Duration
+	(*ListServicesRequest)(nil),               // 89: keygate.account.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),              // 90: keygate.account.v1.ListServicesResponse
+	(*ServiceInfo)(nil),                       // 91: keygate.account.v1.ServiceInfo
+	(*ServiceKind)(nil),                       // 92: keygate.account.v1.ServiceKind
+	(*GetAccountRequest)(nil),                 // 93: keygate.account.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),                // 94: keygate.account.v1.GetAccountResponse
+	(*AccountOperation)(nil),                  // 95: keygate.account.v1.AccountOperation
+	nil,                                       // 96: keygate.account.v1.UsageSeries.GroupEntry
+	(*timestamppb.Timestamp)(nil),             // 97: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 98: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 99: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	90,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	90,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	90,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	90,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	97,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	97,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	55,  // 4: keygate.account.v1.Tenant.quota:type_name -> keygate.account.v1.Quota
 	0,   // 5: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	90,  // 6: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	90,  // 7: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 6: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	97,  // 7: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	6,   // 8: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,   // 9: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	90,  // 10: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	90,  // 11: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	90,  // 12: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	90,  // 13: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	97,  // 10: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 11: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	97,  // 12: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	97,  // 13: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	54,  // 14: keygate.account.v1.Key.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 15: keygate.account.v1.Key.quota:type_name -> keygate.account.v1.Quota
-	90,  // 16: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	91,  // 17: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	91,  // 18: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	97,  // 16: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	98,  // 17: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	98,  // 18: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
 	4,   // 19: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
 	4,   // 20: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
 	4,   // 21: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
@@ -7273,27 +7705,27 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	55,  // 29: keygate.account.v1.UpdateTenantRequest.quota:type_name -> keygate.account.v1.Quota
 	5,   // 30: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
 	5,   // 31: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	90,  // 32: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 33: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	97,  // 32: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 33: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	6,   // 34: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	54,  // 35: keygate.account.v1.GenerateServiceAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 36: keygate.account.v1.GenerateServiceAccessKeyRequest.quota:type_name -> keygate.account.v1.Quota
 	7,   // 37: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	90,  // 38: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 39: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	97,  // 38: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 39: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	6,   // 40: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	54,  // 41: keygate.account.v1.GenerateAppAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 42: keygate.account.v1.GenerateAppAccessKeyRequest.quota:type_name -> keygate.account.v1.Quota
 	7,   // 43: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	90,  // 44: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 45: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	97,  // 44: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 45: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	6,   // 46: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	54,  // 47: keygate.account.v1.GenerateAccountAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 48: keygate.account.v1.GenerateAccountAccessKeyRequest.quota:type_name -> keygate.account.v1.Quota
 	7,   // 49: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 50: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	90,  // 51: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 52: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	97,  // 51: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 52: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	6,   // 53: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	54,  // 54: keygate.account.v1.ImportKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 55: keygate.account.v1.ImportKeyRequest.quota:type_name -> keygate.account.v1.Quota
@@ -7301,36 +7733,36 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	7,   // 57: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
 	56,  // 58: keygate.account.v1.GetKeyResponse.quota_status:type_name -> keygate.account.v1.QuotaStatus
 	0,   // 59: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	90,  // 60: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	90,  // 61: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	97,  // 60: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	97,  // 61: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
 	7,   // 62: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
 	6,   // 63: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	90,  // 64: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	90,  // 65: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 64: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	97,  // 65: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	41,  // 66: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
 	42,  // 67: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
 	57,  // 68: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
 	54,  // 69: keygate.account.v1.UpdateKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 70: keygate.account.v1.UpdateKeyRequest.quota:type_name -> keygate.account.v1.Quota
 	7,   // 71: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	92,  // 72: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	99,  // 72: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	7,   // 73: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
 	7,   // 74: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 75: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
-	90,  // 76: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
-	90,  // 77: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	97,  // 76: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	97,  // 77: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
 	49,  // 78: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
-	90,  // 79: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
-	90,  // 80: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	90,  // 81: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	97,  // 79: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 80: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	97,  // 81: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
 	8,   // 82: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
 	3,   // 83: keygate.account.v1.RateLimit.unit:type_name -> keygate.account.v1.RateLimitUnit
 	2,   // 84: keygate.account.v1.Quota.period:type_name -> keygate.account.v1.QuotaPeriod
 	55,  // 85: keygate.account.v1.QuotaStatus.quota:type_name -> keygate.account.v1.Quota
-	90,  // 86: keygate.account.v1.QuotaStatus.period_start_time:type_name -> google.protobuf.Timestamp
-	90,  // 87: keygate.account.v1.QuotaStatus.reset_time:type_name -> google.protobuf.Timestamp
-	90,  // 88: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	90,  // 89: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	97,  // 86: keygate.account.v1.QuotaStatus.period_start_time:type_name -> google.protobuf.Timestamp
+	97,  // 87: keygate.account.v1.QuotaStatus.reset_time:type_name -> google.protobuf.Timestamp
+	97,  // 88: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 89: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
 	54,  // 90: keygate.account.v1.ServiceAccessRole.rate_limit:type_name -> keygate.account.v1.RateLimit
 	54,  // 91: keygate.account.v1.CreateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	58,  // 92: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
@@ -7338,99 +7770,106 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	58,  // 94: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
 	54,  // 95: keygate.account.v1.UpdateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	58,  // 96: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	90,  // 97: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	90,  // 98: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	97,  // 97: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 98: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
 	69,  // 99: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	69,  // 100: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	69,  // 101: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
 	69,  // 102: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	90,  // 103: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
-	90,  // 104: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
-	90,  // 105: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
-	92,  // 106: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
+	97,  // 103: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
+	97,  // 104: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
+	97,  // 105: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
+	99,  // 106: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
 	80,  // 107: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
 	80,  // 108: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
-	90,  // 109: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
-	90,  // 110: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
-	90,  // 111: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
-	89,  // 112: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
+	97,  // 109: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
+	97,  // 110: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
+	97,  // 111: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
+	96,  // 112: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
 	86,  // 113: keygate.account.v1.UsageSeries.points:type_name -> keygate.account.v1.UsagePoint
 	87,  // 114: keygate.account.v1.GetUsageResponse.series:type_name -> keygate.account.v1.UsageSeries
-	90,  // 115: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
-	90,  // 116: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
-	9,   // 117: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	11,  // 118: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	13,  // 119: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	15,  // 120: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	17,  // 121: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	19,  // 122: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	21,  // 123: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	23,  // 124: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	25,  // 125: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	27,  // 126: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	29,  // 127: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	31,  // 128: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	33,  // 129: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	35,  // 130: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	37,  // 131: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	39,  // 132: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	43,  // 133: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	45,  // 134: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	47,  // 135: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	50,  // 136: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
-	52,  // 137: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	59,  // 138: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	61,  // 139: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	63,  // 140: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	65,  // 141: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	67,  // 142: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	70,  // 143: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	72,  // 144: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	74,  // 145: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	76,  // 146: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	78,  // 147: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	81,  // 148: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
-	83,  // 149: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
-	85,  // 150: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
-	10,  // 151: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	12,  // 152: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	14,  // 153: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	16,  // 154: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	18,  // 155: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	20,  // 156: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	22,  // 157: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	24,  // 158: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	26,  // 159: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	28,  // 160: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	30,  // 161: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	32,  // 162: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	34,  // 163: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	36,  // 164: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	38,  // 165: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	40,  // 166: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	44,  // 167: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	46,  // 168: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	48,  // 169: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	51,  // 170: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
-	53,  // 171: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	60,  // 172: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	62,  // 173: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	64,  // 174: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	66,  // 175: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	68,  // 176: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	71,  // 177: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	73,  // 178: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	75,  // 179: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	77,  // 180: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	79,  // 181: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	82,  // 182: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
-	84,  // 183: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
-	88,  // 184: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
-	151, // [151:185] is the sub-list for method output_type
-	117, // [117:151] is the sub-list for method input_type
-	117, // [117:117] is the sub-list for extension type_name
-	117, // [117:117] is the sub-list for extension extendee
-	0,   // [0:117] is the sub-list for field type_name
+	97,  // 115: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
+	97,  // 116: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
+	91,  // 117: keygate.account.v1.ListServicesResponse.services:type_name -> keygate.account.v1.ServiceInfo
+	92,  // 118: keygate.account.v1.ServiceInfo.kinds:type_name -> keygate.account.v1.ServiceKind
+	95,  // 119: keygate.account.v1.GetAccountResponse.operations:type_name -> keygate.account.v1.AccountOperation
+	9,   // 120: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	11,  // 121: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	13,  // 122: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	15,  // 123: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	17,  // 124: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	19,  // 125: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	21,  // 126: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	23,  // 127: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	25,  // 128: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	27,  // 129: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	29,  // 130: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	31,  // 131: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	33,  // 132: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	35,  // 133: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	37,  // 134: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	39,  // 135: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	43,  // 136: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	45,  // 137: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	47,  // 138: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	50,  // 139: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	52,  // 140: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	59,  // 141: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	61,  // 142: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	63,  // 143: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	65,  // 144: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	67,  // 145: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	70,  // 146: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	72,  // 147: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	74,  // 148: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	76,  // 149: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	78,  // 150: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	81,  // 151: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
+	83,  // 152: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
+	85,  // 153: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
+	89,  // 154: keygate.account.v1.AccountService.ListServices:input_type -> keygate.account.v1.ListServicesRequest
+	93,  // 155: keygate.account.v1.AccountService.GetAccount:input_type -> keygate.account.v1.GetAccountRequest
+	10,  // 156: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	12,  // 157: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	14,  // 158: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	16,  // 159: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	18,  // 160: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	20,  // 161: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	22,  // 162: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	24,  // 163: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	26,  // 164: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	28,  // 165: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	30,  // 166: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	32,  // 167: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	34,  // 168: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	36,  // 169: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	38,  // 170: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	40,  // 171: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	44,  // 172: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	46,  // 173: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	48,  // 174: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	51,  // 175: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	53,  // 176: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	60,  // 177: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	62,  // 178: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	64,  // 179: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	66,  // 180: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	68,  // 181: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	71,  // 182: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	73,  // 183: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	75,  // 184: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	77,  // 185: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	79,  // 186: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	82,  // 187: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
+	84,  // 188: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
+	88,  // 189: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
+	90,  // 190: keygate.account.v1.AccountService.ListServices:output_type -> keygate.account.v1.ListServicesResponse
+	94,  // 191: keygate.account.v1.AccountService.GetAccount:output_type -> keygate.account.v1.GetAccountResponse
+	156, // [156:192] is the sub-list for method output_type
+	120, // [120:156] is the sub-list for method input_type
+	120, // [120:120] is the sub-list for extension type_name
+	120, // [120:120] is the sub-list for extension extendee
+	0,   // [0:120] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -7457,7 +7896,7 @@ func file_keygate_account_v1_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   86,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
