@@ -168,6 +168,33 @@ func TestContract(t *testing.T) {
 				return `mutation { updateTenant(id: "` + p + `acme", input: {description: "customer"}) { tenant { id name description active } } }`
 			},
 			gqlView: ownerOf("updateTenant.tenant")},
+		{name: "updateTenant quota",
+			grpc: func(ctx context.Context, c accountv1.AccountServiceClient, p string) (view, error) {
+				r, err := c.UpdateTenant(ctx, &accountv1.UpdateTenantRequest{Id: p + "acme",
+					Quota: &accountv1.Quota{Requests: 500, Period: accountv1.QuotaPeriod_QUOTA_PERIOD_MONTH}})
+				q := r.GetTenant().GetQuota()
+				return view{"requests": float64(q.GetRequests()), "monthly": q.GetPeriod() == accountv1.QuotaPeriod_QUOTA_PERIOD_MONTH}, err
+			},
+			gql: func(p string) string {
+				return `mutation { updateTenant(id: "` + p + `acme", input: {quota: {requests: 500, period: MONTH}}) { tenant { quota { requests period } } } }`
+			},
+			gqlView: func(d json.RawMessage) view {
+				var q struct {
+					Requests float64
+					Period   string
+				}
+				decodePath(t, d, "updateTenant.tenant.quota", &q)
+				return view{"requests": q.Requests, "monthly": q.Period == "MONTH"}
+			}},
+		{name: "tenant quota of a day refused", wantCode: "INVALID_ARGUMENT",
+			grpc: func(ctx context.Context, c accountv1.AccountServiceClient, p string) (view, error) {
+				_, err := c.UpdateTenant(ctx, &accountv1.UpdateTenantRequest{Id: p + "acme",
+					Quota: &accountv1.Quota{Requests: 5, Period: accountv1.QuotaPeriod_QUOTA_PERIOD_DAY}})
+				return nil, err
+			},
+			gql: func(p string) string {
+				return `mutation { updateTenant(id: "` + p + `acme", input: {quota: {requests: 5, period: DAY}}) { tenant { id } } }`
+			}},
 		{name: "app",
 			grpc: func(ctx context.Context, c accountv1.AccountServiceClient, p string) (view, error) {
 				r, err := c.GetApp(ctx, &accountv1.GetAppRequest{Id: p + "billing"})

@@ -58,7 +58,7 @@ func appOf(a store.App) *App {
 
 func tenantOf(t store.Tenant) *Tenant {
 	return &Tenant{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active,
-		CreatedAt: timeOf(t.CreatedAt), UpdatedAt: timeOf(t.UpdatedAt)}
+		CreatedAt: timeOf(t.CreatedAt), UpdatedAt: timeOf(t.UpdatedAt), Quota: tenantQuotaOf(t.Quota)}
 }
 
 var keyTypes = map[authz.KeyType]KeyType{
@@ -169,6 +169,7 @@ func keyOf(k store.Key, now time.Time) *Key {
 		CreatedAt:       timeOf(k.CreatedAt), UpdatedAt: timeOf(k.UpdatedAt), LastUsedAt: timeOf(k.LastUsedAt),
 		RoleIds:   append([]string{}, k.RoleIDs...),
 		RateLimit: rateLimitOf(sp.RateLimit),
+		Quota:     quotaOf(sp.Quota),
 	}
 	if sp.PreviousHash != "" && now.Before(sp.PreviousValidUntil) {
 		out.PreviousSecretExpiresAt = timeOf(sp.PreviousValidUntil)

@@ -129,6 +129,8 @@ type ComplexityRoot struct {
 		NotBefore               func(childComplexity int) int
 		Origin                  func(childComplexity int) int
 		PreviousSecretExpiresAt func(childComplexity int) int
+		Quota                   func(childComplexity int) int
+		QuotaStatus             func(childComplexity int) int
 		RateLimit               func(childComplexity int) int
 		ResponseHeaders         func(childComplexity int) int
 		RoleIds                 func(childComplexity int) int
@@ -201,6 +203,22 @@ type ComplexityRoot struct {
 		Tenant               func(childComplexity int, id string) int
 		Tenants              func(childComplexity int, first *int64, after *string) int
 		Usage                func(childComplexity int, input UsageInput) int
+	}
+
+	Quota struct {
+		Period   func(childComplexity int) int
+		Requests func(childComplexity int) int
+	}
+
+	QuotaStatus struct {
+		Exceeded    func(childComplexity int) int
+		ID          func(childComplexity int) int
+		PeriodStart func(childComplexity int) int
+		Quota       func(childComplexity int) int
+		Remaining   func(childComplexity int) int
+		ResetsAt    func(childComplexity int) int
+		Subject     func(childComplexity int) int
+		Used        func(childComplexity int) int
 	}
 
 	RateLimit struct {
@@ -311,6 +329,8 @@ type ComplexityRoot struct {
 		Description func(childComplexity int) int
 		ID          func(childComplexity int) int
 		Name        func(childComplexity int) int
+		Quota       func(childComplexity int) int
+		QuotaStatus func(childComplexity int) int
 		UpdatedAt   func(childComplexity int) int
 	}
 
@@ -790,6 +810,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Key.PreviousSecretExpiresAt(childComplexity), true
+	case "Key.quota":
+		if e.ComplexityRoot.Key.Quota == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Key.Quota(childComplexity), true
+	case "Key.quotaStatus":
+		if e.ComplexityRoot.Key.QuotaStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Key.QuotaStatus(childComplexity), true
 	case "Key.rateLimit":
 		if e.ComplexityRoot.Key.RateLimit == nil {
 			break
@@ -1287,6 +1319,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Usage(childComplexity, args["input"].(UsageInput)), true
 
+	case "Quota.period":
+		if e.ComplexityRoot.Quota.Period == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quota.Period(childComplexity), true
+	case "Quota.requests":
+		if e.ComplexityRoot.Quota.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Quota.Requests(childComplexity), true
+
+	case "QuotaStatus.exceeded":
+		if e.ComplexityRoot.QuotaStatus.Exceeded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.Exceeded(childComplexity), true
+	case "QuotaStatus.id":
+		if e.ComplexityRoot.QuotaStatus.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.ID(childComplexity), true
+	case "QuotaStatus.periodStart":
+		if e.ComplexityRoot.QuotaStatus.PeriodStart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.PeriodStart(childComplexity), true
+	case "QuotaStatus.quota":
+		if e.ComplexityRoot.QuotaStatus.Quota == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.Quota(childComplexity), true
+	case "QuotaStatus.remaining":
+		if e.ComplexityRoot.QuotaStatus.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.Remaining(childComplexity), true
+	case "QuotaStatus.resetsAt":
+		if e.ComplexityRoot.QuotaStatus.ResetsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.ResetsAt(childComplexity), true
+	case "QuotaStatus.subject":
+		if e.ComplexityRoot.QuotaStatus.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.Subject(childComplexity), true
+	case "QuotaStatus.used":
+		if e.ComplexityRoot.QuotaStatus.Used == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuotaStatus.Used(childComplexity), true
+
 	case "RateLimit.requestsPerUnit":
 		if e.ComplexityRoot.RateLimit.RequestsPerUnit == nil {
 			break
@@ -1674,6 +1768,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.Name(childComplexity), true
+	case "Tenant.quota":
+		if e.ComplexityRoot.Tenant.Quota == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.Quota(childComplexity), true
+	case "Tenant.quotaStatus":
+		if e.ComplexityRoot.Tenant.QuotaStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.QuotaStatus(childComplexity), true
 	case "Tenant.updatedAt":
 		if e.ComplexityRoot.Tenant.UpdatedAt == nil {
 			break
@@ -1846,6 +1952,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("GenerateServiceAccessKeyInput", ec.unmarshalInputGenerateServiceAccessKeyInput),
 			graphql.NewInputUnmarshaler("ImportKeyInput", ec.unmarshalInputImportKeyInput),
 			graphql.NewInputUnmarshaler("KeyFilter", ec.unmarshalInputKeyFilter),
+			graphql.NewInputUnmarshaler("QuotaInput", ec.unmarshalInputQuotaInput),
 			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
 			graphql.NewInputUnmarshaler("RegenerateKeyInput", ec.unmarshalInputRegenerateKeyInput),
 			graphql.NewInputUnmarshaler("ResponseHeaderInput", ec.unmarshalInputResponseHeaderInput),
@@ -2153,6 +2260,10 @@ func (ec *executionContext) childFields_Key(ctx context.Context, field graphql.C
 		return ec.fieldContext_Key_roleIds(ctx, field)
 	case "rateLimit":
 		return ec.fieldContext_Key_rateLimit(ctx, field)
+	case "quota":
+		return ec.fieldContext_Key_quota(ctx, field)
+	case "quotaStatus":
+		return ec.fieldContext_Key_quotaStatus(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Key", field.Name)
 }
@@ -2199,6 +2310,38 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Quota(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requests":
+		return ec.fieldContext_Quota_requests(ctx, field)
+	case "period":
+		return ec.fieldContext_Quota_period(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Quota", field.Name)
+}
+
+func (ec *executionContext) childFields_QuotaStatus(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "subject":
+		return ec.fieldContext_QuotaStatus_subject(ctx, field)
+	case "id":
+		return ec.fieldContext_QuotaStatus_id(ctx, field)
+	case "quota":
+		return ec.fieldContext_QuotaStatus_quota(ctx, field)
+	case "used":
+		return ec.fieldContext_QuotaStatus_used(ctx, field)
+	case "remaining":
+		return ec.fieldContext_QuotaStatus_remaining(ctx, field)
+	case "periodStart":
+		return ec.fieldContext_QuotaStatus_periodStart(ctx, field)
+	case "resetsAt":
+		return ec.fieldContext_QuotaStatus_resetsAt(ctx, field)
+	case "exceeded":
+		return ec.fieldContext_QuotaStatus_exceeded(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type QuotaStatus", field.Name)
 }
 
 func (ec *executionContext) childFields_RateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2419,6 +2562,10 @@ func (ec *executionContext) childFields_Tenant(ctx context.Context, field graphq
 		return ec.fieldContext_Tenant_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Tenant_updatedAt(ctx, field)
+	case "quota":
+		return ec.fieldContext_Tenant_quota(ctx, field)
+	case "quotaStatus":
+		return ec.fieldContext_Tenant_quotaStatus(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Tenant", field.Name)
 }
@@ -5001,6 +5148,70 @@ func (ec *executionContext) fieldContext_Key_rateLimit(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Key_quota(ctx context.Context, field graphql.CollectedField, obj *Key) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Key_quota(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quota, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Quota) graphql.Marshaler {
+			return ec.marshalOQuota2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuota(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Key_quota(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Key",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Quota(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Key_quotaStatus(ctx context.Context, field graphql.CollectedField, obj *Key) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Key_quotaStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QuotaStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*QuotaStatus) graphql.Marshaler {
+			return ec.marshalOQuotaStatus2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaStatusᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Key_quotaStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Key",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_QuotaStatus(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _KeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *KeyConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6900,6 +7111,245 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Quota_requests(ctx context.Context, field graphql.CollectedField, obj *Quota) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Quota_requests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Quota_requests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Quota", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Quota_period(ctx context.Context, field graphql.CollectedField, obj *Quota) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Quota_period(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Period, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v QuotaPeriod) graphql.Marshaler {
+			return ec.marshalNQuotaPeriod2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaPeriod(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Quota_period(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Quota", field, false, false, "QuotaPeriod")
+}
+
+func (ec *executionContext) _QuotaStatus_subject(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subject, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QuotaStatus", field, false, false, "String")
+}
+
+func (ec *executionContext) _QuotaStatus_id(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QuotaStatus", field, false, false, "ID")
+}
+
+func (ec *executionContext) _QuotaStatus_quota(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_quota(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quota, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Quota) graphql.Marshaler {
+			return ec.marshalNQuota2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuota(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_quota(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QuotaStatus",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Quota(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QuotaStatus_used(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_used(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Used, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_used(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QuotaStatus", field, false, false, "Int")
+}
+
+func (ec *executionContext) _QuotaStatus_remaining(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QuotaStatus", field, false, false, "Int")
+}
+
+func (ec *executionContext) _QuotaStatus_periodStart(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_periodStart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PeriodStart, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_periodStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QuotaStatus", field, false, false, "Time")
+}
+
+func (ec *executionContext) _QuotaStatus_resetsAt(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_resetsAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResetsAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_resetsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QuotaStatus", field, false, false, "Time")
+}
+
+func (ec *executionContext) _QuotaStatus_exceeded(ctx context.Context, field graphql.CollectedField, obj *QuotaStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QuotaStatus_exceeded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Exceeded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QuotaStatus_exceeded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QuotaStatus", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _RateLimit_requestsPerUnit(ctx context.Context, field graphql.CollectedField, obj *RateLimit) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8473,6 +8923,70 @@ func (ec *executionContext) _Tenant_updatedAt(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Tenant_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Tenant", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Tenant_quota(ctx context.Context, field graphql.CollectedField, obj *Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_quota(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quota, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Quota) graphql.Marshaler {
+			return ec.marshalOQuota2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuota(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_quota(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Tenant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Quota(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Tenant_quotaStatus(ctx context.Context, field graphql.CollectedField, obj *Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_quotaStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QuotaStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *QuotaStatus) graphql.Marshaler {
+			return ec.marshalOQuotaStatus2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_quotaStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Tenant",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_QuotaStatus(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _TenantConnection_edges(ctx context.Context, field graphql.CollectedField, obj *TenantConnection) (ret graphql.Marshaler) {
@@ -10433,7 +10947,7 @@ func (ec *executionContext) unmarshalInputCreateTenantInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "name", "description"}
+	fieldsInOrder := [...]string{"id", "name", "description", "quota"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10461,6 +10975,13 @@ func (ec *executionContext) unmarshalInputCreateTenantInput(ctx context.Context,
 				return it, err
 			}
 			it.Description = data
+		case "quota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quota"))
+			data, err := ec.unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quota = data
 		}
 	}
 	return it, nil
@@ -10489,7 +11010,7 @@ func (ec *executionContext) unmarshalInputGenerateAccountAccessKeyInput(ctx cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit"}
+	fieldsInOrder := [...]string{"active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit", "quota"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10580,6 +11101,13 @@ func (ec *executionContext) unmarshalInputGenerateAccountAccessKeyInput(ctx cont
 				return it, err
 			}
 			it.RateLimit = data
+		case "quota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quota"))
+			data, err := ec.unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quota = data
 		}
 	}
 	return it, nil
@@ -10608,7 +11136,7 @@ func (ec *executionContext) unmarshalInputGenerateAppAccessKeyInput(ctx context.
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"appId", "active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit"}
+	fieldsInOrder := [...]string{"appId", "active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit", "quota"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10706,6 +11234,13 @@ func (ec *executionContext) unmarshalInputGenerateAppAccessKeyInput(ctx context.
 				return it, err
 			}
 			it.RateLimit = data
+		case "quota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quota"))
+			data, err := ec.unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quota = data
 		}
 	}
 	return it, nil
@@ -10734,7 +11269,7 @@ func (ec *executionContext) unmarshalInputGenerateServiceAccessKeyInput(ctx cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"appId", "tenantId", "active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit"}
+	fieldsInOrder := [...]string{"appId", "tenantId", "active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit", "quota"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10839,6 +11374,13 @@ func (ec *executionContext) unmarshalInputGenerateServiceAccessKeyInput(ctx cont
 				return it, err
 			}
 			it.RateLimit = data
+		case "quota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quota"))
+			data, err := ec.unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quota = data
 		}
 	}
 	return it, nil
@@ -10867,7 +11409,7 @@ func (ec *executionContext) unmarshalInputImportKeyInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"type", "appId", "tenantId", "privateKey", "active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit"}
+	fieldsInOrder := [...]string{"type", "appId", "tenantId", "privateKey", "active", "description", "scope", "id", "name", "group", "notBefore", "expiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit", "quota"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10986,6 +11528,13 @@ func (ec *executionContext) unmarshalInputImportKeyInput(ctx context.Context, ob
 				return it, err
 			}
 			it.RateLimit = data
+		case "quota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quota"))
+			data, err := ec.unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quota = data
 		}
 	}
 	return it, nil
@@ -11098,6 +11647,55 @@ func (ec *executionContext) unmarshalInputKeyFilter(ctx context.Context, obj any
 func UnmarshalKeyFilter(ctx context.Context, raw any) (KeyFilter, error) {
 	var out KeyFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "KeyFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputQuotaInput(ctx context.Context, obj any) (QuotaInput, error) {
+	var it QuotaInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"requests", "period"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "requests":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requests"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Requests = data
+		case "period":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("period"))
+			data, err := ec.unmarshalNQuotaPeriod2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaPeriod(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Period = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalQuotaInput unmarshals raw into the QuotaInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalQuotaInput(ctx context.Context, raw any) (QuotaInput, error) {
+	var out QuotaInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "QuotaInput", raw, &out)
 	return out, err
 }
 
@@ -11315,7 +11913,7 @@ func (ec *executionContext) unmarshalInputUpdateKeyInput(ctx context.Context, ob
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "group", "scope", "active", "notBefore", "clearNotBefore", "expiresAt", "clearExpiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit", "clearRateLimit"}
+	fieldsInOrder := [...]string{"name", "description", "group", "scope", "active", "notBefore", "clearNotBefore", "expiresAt", "clearExpiresAt", "ipFilters", "responseHeaders", "roleIds", "rateLimit", "clearRateLimit", "quota", "clearQuota"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11420,6 +12018,20 @@ func (ec *executionContext) unmarshalInputUpdateKeyInput(ctx context.Context, ob
 				return it, err
 			}
 			it.ClearRateLimit = data
+		case "quota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quota"))
+			data, err := ec.unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quota = data
+		case "clearQuota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clearQuota"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClearQuota = data
 		}
 	}
 	return it, nil
@@ -11672,7 +12284,7 @@ func (ec *executionContext) unmarshalInputUpdateTenantInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "description", "active"}
+	fieldsInOrder := [...]string{"name", "description", "active", "quota", "clearQuota"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11700,6 +12312,20 @@ func (ec *executionContext) unmarshalInputUpdateTenantInput(ctx context.Context,
 				return it, err
 			}
 			it.Active = data
+		case "quota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quota"))
+			data, err := ec.unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quota = data
+		case "clearQuota":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clearQuota"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClearQuota = data
 		}
 	}
 	return it, nil
@@ -12484,6 +13110,16 @@ func (ec *executionContext) _Key(ctx context.Context, sel ast.SelectionSet, obj 
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "quota":
+			out.Values[i] = ec._Key_quota(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "quotaStatus":
+			out.Values[i] = ec._Key_quotaStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -12967,6 +13603,112 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var quotaImplementors = []string{"Quota"}
+
+func (ec *executionContext) _Quota(ctx context.Context, sel ast.SelectionSet, obj *Quota) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, quotaImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Quota")
+		case "requests":
+			out.Values[i] = ec._Quota_requests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "period":
+			out.Values[i] = ec._Quota_period(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var quotaStatusImplementors = []string{"QuotaStatus"}
+
+func (ec *executionContext) _QuotaStatus(ctx context.Context, sel ast.SelectionSet, obj *QuotaStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, quotaStatusImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("QuotaStatus")
+		case "subject":
+			out.Values[i] = ec._QuotaStatus_subject(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "id":
+			out.Values[i] = ec._QuotaStatus_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "quota":
+			out.Values[i] = ec._QuotaStatus_quota(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "used":
+			out.Values[i] = ec._QuotaStatus_used(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "remaining":
+			out.Values[i] = ec._QuotaStatus_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "periodStart":
+			out.Values[i] = ec._QuotaStatus_periodStart(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "resetsAt":
+			out.Values[i] = ec._QuotaStatus_resetsAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "exceeded":
+			out.Values[i] = ec._QuotaStatus_exceeded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -13728,6 +14470,16 @@ func (ec *executionContext) _Tenant(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Tenant_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "quota":
+			out.Values[i] = ec._Tenant_quota(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "quotaStatus":
+			out.Values[i] = ec._Tenant_quotaStatus(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -14800,6 +15552,32 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋkeygateᚋkeygate
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNQuota2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuota(ctx context.Context, sel ast.SelectionSet, v *Quota) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Quota!")
+		return graphql.Null
+	}
+	return ec._Quota(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNQuotaPeriod2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaPeriod(ctx context.Context, v any) (QuotaPeriod, error) {
+	var res QuotaPeriod
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNQuotaPeriod2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaPeriod(ctx context.Context, sel ast.SelectionSet, v QuotaPeriod) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNQuotaStatus2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaStatus(ctx context.Context, sel ast.SelectionSet, v *QuotaStatus) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "QuotaStatus!")
+		return graphql.Null
+	}
+	return ec._QuotaStatus(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRateLimitUnit2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐRateLimitUnit(ctx context.Context, v any) (RateLimitUnit, error) {
 	var res RateLimitUnit
 	err := res.UnmarshalGQL(v)
@@ -15578,6 +16356,47 @@ func (ec *executionContext) marshalOKeyType2ᚖgithubᚗcomᚋkeygateᚋkeygate�
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOQuota2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuota(ctx context.Context, sel ast.SelectionSet, v *Quota) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Quota(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOQuotaInput2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaInput(ctx context.Context, v any) (*QuotaInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputQuotaInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOQuotaStatus2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []*QuotaStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNQuotaStatus2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalOQuotaStatus2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐQuotaStatus(ctx context.Context, sel ast.SelectionSet, v *QuotaStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._QuotaStatus(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalORateLimit2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐRateLimit(ctx context.Context, sel ast.SelectionSet, v *RateLimit) graphql.Marshaler {

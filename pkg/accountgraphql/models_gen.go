@@ -113,6 +113,8 @@ type CreateTenantInput struct {
 	ID          *string `json:"id,omitempty"`
 	Name        string  `json:"name"`
 	Description *string `json:"description,omitempty"`
+	// A tenant's quota is monthly: period MONTH.
+	Quota *QuotaInput `json:"quota,omitempty"`
 }
 
 type DeletePayload struct {
@@ -132,6 +134,7 @@ type GenerateAccountAccessKeyInput struct {
 	ResponseHeaders []*ResponseHeaderInput `json:"responseHeaders,omitempty"`
 	RoleIds         []string               `json:"roleIds,omitempty"`
 	RateLimit       *RateLimitInput        `json:"rateLimit,omitempty"`
+	Quota           *QuotaInput            `json:"quota,omitempty"`
 }
 
 type GenerateAppAccessKeyInput struct {
@@ -148,6 +151,7 @@ type GenerateAppAccessKeyInput struct {
 	ResponseHeaders []*ResponseHeaderInput `json:"responseHeaders,omitempty"`
 	RoleIds         []string               `json:"roleIds,omitempty"`
 	RateLimit       *RateLimitInput        `json:"rateLimit,omitempty"`
+	Quota           *QuotaInput            `json:"quota,omitempty"`
 }
 
 type GenerateServiceAccessKeyInput struct {
@@ -165,6 +169,7 @@ type GenerateServiceAccessKeyInput struct {
 	ResponseHeaders []*ResponseHeaderInput `json:"responseHeaders,omitempty"`
 	RoleIds         []string               `json:"roleIds,omitempty"`
 	RateLimit       *RateLimitInput        `json:"rateLimit,omitempty"`
+	Quota           *QuotaInput            `json:"quota,omitempty"`
 }
 
 // A generated or regenerated key: privateKey is the secret, shown this once.
@@ -197,6 +202,7 @@ type ImportKeyInput struct {
 	ResponseHeaders []*ResponseHeaderInput `json:"responseHeaders,omitempty"`
 	RoleIds         []string               `json:"roleIds,omitempty"`
 	RateLimit       *RateLimitInput        `json:"rateLimit,omitempty"`
+	Quota           *QuotaInput            `json:"quota,omitempty"`
 }
 
 // A key. Its secret is never shown again after generation; only its hash is stored.
@@ -224,6 +230,10 @@ type Key struct {
 	PreviousSecretExpiresAt *time.Time `json:"previousSecretExpiresAt,omitempty"`
 	RoleIds                 []string   `json:"roleIds"`
 	RateLimit               *RateLimit `json:"rateLimit,omitempty"`
+	// The key's own quota (daily or monthly); its tenant's binds it too.
+	Quota *Quota `json:"quota,omitempty"`
+	// The state of the quotas that bind the key, its tenant's first (key query only).
+	QuotaStatus []*QuotaStatus `json:"quotaStatus,omitempty"`
 }
 
 type KeyConnection struct {
@@ -266,6 +276,30 @@ type PageInfo struct {
 }
 
 type Query struct {
+}
+
+// A number of allowed requests per calendar period; over it, 429 quota_exceeded until the period resets.
+type Quota struct {
+	Requests int64       `json:"requests"`
+	Period   QuotaPeriod `json:"period"`
+}
+
+type QuotaInput struct {
+	Requests int64       `json:"requests"`
+	Period   QuotaPeriod `json:"period"`
+}
+
+// A quota's state as the usage table counts it (up to one usage flush behind).
+type QuotaStatus struct {
+	// tenant or key
+	Subject     string     `json:"subject"`
+	ID          string     `json:"id"`
+	Quota       *Quota     `json:"quota"`
+	Used        int64      `json:"used"`
+	Remaining   int64      `json:"remaining"`
+	PeriodStart *time.Time `json:"periodStart,omitempty"`
+	ResetsAt    *time.Time `json:"resetsAt,omitempty"`
+	Exceeded    bool       `json:"exceeded"`
 }
 
 type RateLimit struct {
@@ -398,6 +432,10 @@ type Tenant struct {
 	Active      bool       `json:"active"`
 	CreatedAt   *time.Time `json:"createdAt,omitempty"`
 	UpdatedAt   *time.Time `json:"updatedAt,omitempty"`
+	// The tenant's monthly request quota (period MONTH); null for none.
+	Quota *Quota `json:"quota,omitempty"`
+	// The quota's state (tenant query only): what the fleet admitted this month.
+	QuotaStatus *QuotaStatus `json:"quotaStatus,omitempty"`
 }
 
 type TenantConnection struct {
@@ -439,6 +477,8 @@ type UpdateKeyInput struct {
 	RoleIds         []string               `json:"roleIds,omitempty"`
 	RateLimit       *RateLimitInput        `json:"rateLimit,omitempty"`
 	ClearRateLimit  *bool                  `json:"clearRateLimit,omitempty"`
+	Quota           *QuotaInput            `json:"quota,omitempty"`
+	ClearQuota      *bool                  `json:"clearQuota,omitempty"`
 }
 
 type UpdateKeysInput struct {
@@ -478,9 +518,11 @@ type UpdateServiceAccessRoleInput struct {
 }
 
 type UpdateTenantInput struct {
-	Name        *string `json:"name,omitempty"`
-	Description *string `json:"description,omitempty"`
-	Active      *bool   `json:"active,omitempty"`
+	Name        *string     `json:"name,omitempty"`
+	Description *string     `json:"description,omitempty"`
+	Active      *bool       `json:"active,omitempty"`
+	Quota       *QuotaInput `json:"quota,omitempty"`
+	ClearQuota  *bool       `json:"clearQuota,omitempty"`
 }
 
 type Usage struct {
@@ -633,6 +675,62 @@ func (e *KeyType) UnmarshalJSON(b []byte) error {
 }
 
 func (e KeyType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The calendar period (UTC) of a quota.
+type QuotaPeriod string
+
+const (
+	QuotaPeriodDay   QuotaPeriod = "DAY"
+	QuotaPeriodMonth QuotaPeriod = "MONTH"
+)
+
+var AllQuotaPeriod = []QuotaPeriod{
+	QuotaPeriodDay,
+	QuotaPeriodMonth,
+}
+
+func (e QuotaPeriod) IsValid() bool {
+	switch e {
+	case QuotaPeriodDay, QuotaPeriodMonth:
+		return true
+	}
+	return false
+}
+
+func (e QuotaPeriod) String() string {
+	return string(e)
+}
+
+func (e *QuotaPeriod) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = QuotaPeriod(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid QuotaPeriod", str)
+	}
+	return nil
+}
+
+func (e QuotaPeriod) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *QuotaPeriod) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e QuotaPeriod) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

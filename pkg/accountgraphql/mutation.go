@@ -36,7 +36,12 @@ func (m mutationResolver) DeleteApp(ctx context.Context, id string, cascade *boo
 }
 
 func (m mutationResolver) CreateTenant(ctx context.Context, in CreateTenantInput) (*TenantPayload, error) {
-	t, err := m.svc.CreateTenant(ctx, callerFrom(ctx), account.OwnerInput{ID: orEmpty(in.ID), Name: in.Name, Description: orEmpty(in.Description)})
+	var v account.Violations
+	quota := tenantQuotaFrom(&v, in.Quota)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	t, err := m.svc.CreateTenant(ctx, callerFrom(ctx), account.OwnerInput{ID: orEmpty(in.ID), Name: in.Name, Description: orEmpty(in.Description), Quota: quota})
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +49,12 @@ func (m mutationResolver) CreateTenant(ctx context.Context, in CreateTenantInput
 }
 
 func (m mutationResolver) UpdateTenant(ctx context.Context, id string, in UpdateTenantInput) (*TenantPayload, error) {
-	t, err := m.svc.UpdateTenant(ctx, callerFrom(ctx), id, account.OwnerUpdate{Name: in.Name, Description: in.Description, Active: in.Active})
+	var v account.Violations
+	quota := tenantQuotaUpdate(&v, in.Quota, in.ClearQuota)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	t, err := m.svc.UpdateTenant(ctx, callerFrom(ctx), id, account.OwnerUpdate{Name: in.Name, Description: in.Description, Active: in.Active, Quota: quota})
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +78,7 @@ type keyFields struct {
 	ipFilters, roleIDs    []string
 	responseHeaders       []*ResponseHeaderInput
 	rateLimit             *RateLimitInput
+	quota                 *QuotaInput
 	typ                   authz.KeyType
 	appID, tenantID       string
 }
@@ -81,6 +92,7 @@ func (f keyFields) input() (account.KeyInput, error) {
 		IPFilters: f.ipFilters, ResponseHeaders: headersFrom(f.responseHeaders), RoleIDs: f.roleIDs,
 	}
 	in.RateLimit = rateLimitFrom(&v, "rateLimit", f.rateLimit)
+	in.Quota = quotaFrom(f.quota)
 	return in, v.Err()
 }
 
@@ -114,28 +126,28 @@ func (m mutationResolver) GenerateServiceAccessKey(ctx context.Context, in Gener
 	return m.generate(ctx, keyFields{typ: authz.KeyTypeService, appID: in.AppID, tenantID: in.TenantID,
 		active: in.Active, id: in.ID, name: in.Name, description: in.Description, group: in.Group, scope: in.Scope,
 		notBefore: in.NotBefore, expiresAt: in.ExpiresAt, ipFilters: in.IPFilters, responseHeaders: in.ResponseHeaders,
-		roleIDs: in.RoleIds, rateLimit: in.RateLimit})
+		roleIDs: in.RoleIds, rateLimit: in.RateLimit, quota: in.Quota})
 }
 
 func (m mutationResolver) GenerateAppAccessKey(ctx context.Context, in GenerateAppAccessKeyInput) (*GeneratedKeyPayload, error) {
 	return m.generate(ctx, keyFields{typ: authz.KeyTypeApp, appID: in.AppID,
 		active: in.Active, id: in.ID, name: in.Name, description: in.Description, group: in.Group, scope: in.Scope,
 		notBefore: in.NotBefore, expiresAt: in.ExpiresAt, ipFilters: in.IPFilters, responseHeaders: in.ResponseHeaders,
-		roleIDs: in.RoleIds, rateLimit: in.RateLimit})
+		roleIDs: in.RoleIds, rateLimit: in.RateLimit, quota: in.Quota})
 }
 
 func (m mutationResolver) GenerateAccountAccessKey(ctx context.Context, in GenerateAccountAccessKeyInput) (*GeneratedKeyPayload, error) {
 	return m.generate(ctx, keyFields{typ: authz.KeyTypeAccount,
 		active: in.Active, id: in.ID, name: in.Name, description: in.Description, group: in.Group, scope: in.Scope,
 		notBefore: in.NotBefore, expiresAt: in.ExpiresAt, ipFilters: in.IPFilters, responseHeaders: in.ResponseHeaders,
-		roleIDs: in.RoleIds, rateLimit: in.RateLimit})
+		roleIDs: in.RoleIds, rateLimit: in.RateLimit, quota: in.Quota})
 }
 
 func (m mutationResolver) ImportKey(ctx context.Context, in ImportKeyInput) (*KeyPayload, error) {
 	ki, err := keyFields{typ: keyTypeFrom(in.Type), appID: orEmpty(in.AppID), tenantID: orEmpty(in.TenantID),
 		active: in.Active, id: in.ID, name: in.Name, description: in.Description, group: in.Group, scope: in.Scope,
 		notBefore: in.NotBefore, expiresAt: in.ExpiresAt, ipFilters: in.IPFilters, responseHeaders: in.ResponseHeaders,
-		roleIDs: in.RoleIds, rateLimit: in.RateLimit}.input()
+		roleIDs: in.RoleIds, rateLimit: in.RateLimit, quota: in.Quota}.input()
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +178,7 @@ func keyUpdateFrom(in UpdateKeyInput) (account.KeyUpdate, error) {
 		u.RoleIDs = &ids
 	}
 	u.RateLimit = rateLimitUpdate(&v, in.RateLimit, in.ClearRateLimit)
+	u.Quota = quotaUpdate(&v, in.Quota, in.ClearQuota)
 	return u, v.Err()
 }
 

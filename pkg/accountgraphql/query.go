@@ -73,11 +73,20 @@ func (q queryResolver) Tenants(ctx context.Context, first *int64, after *string)
 }
 
 func (q queryResolver) Tenant(ctx context.Context, id string) (*Tenant, error) {
-	t, err := q.svc.GetTenant(ctx, callerFrom(ctx), id)
+	c := callerFrom(ctx)
+	t, err := q.svc.GetTenant(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
-	return tenantOf(t), nil
+	out := tenantOf(t)
+	st, err := q.svc.TenantQuota(ctx, c, t)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		out.QuotaStatus = quotaStatusOf(*st)
+	}
+	return out, nil
 }
 
 // keyFilterFrom converts ListKeys' filters (nil: every key).
@@ -111,11 +120,20 @@ func (q queryResolver) Keys(ctx context.Context, filter *KeyFilter, first *int64
 }
 
 func (q queryResolver) Key(ctx context.Context, id string) (*Key, error) {
-	k, err := q.svc.GetKey(ctx, callerFrom(ctx), id)
+	c := callerFrom(ctx)
+	k, err := q.svc.GetKey(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
-	return keyOf(k, q.svc.Now()), nil
+	out := keyOf(k, q.svc.Now())
+	qs, err := q.svc.KeyQuotas(ctx, c, k)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range qs {
+		out.QuotaStatus = append(out.QuotaStatus, quotaStatusOf(st))
+	}
+	return out, nil
 }
 
 func (q queryResolver) ServiceAccessRoles(ctx context.Context, first *int64, after *string) (*ServiceAccessRoleConnection, error) {
