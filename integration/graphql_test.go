@@ -194,6 +194,11 @@ func TestGraphQLOneScopeBothTransports(t *testing.T) {
 	}
 	key := gen.GetPrivateKey()
 
+	// A new key reaches the replica's cache through the change feed:
+	// unknown_key until then.
+	eventually(t, "the new account key to be known", func() bool {
+		return gqlPost(t, srv, key, `{ apps { nodes { id } } }`, nil).Status == 200
+	})
 	gqlOK(t, srv, key, `{ apps { nodes { id } } }`, nil)
 	for _, doc := range []string{
 		`{ app(id: "billing") { id } }`, `{ tenants { nodes { id } } }`, `{ keys { nodes { id } } }`, `{ services { name } }`,
