@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -47,15 +48,13 @@ type keysView struct {
 	Type, App, Tenant, Active   string
 	Name                        string
 	Apps, Tenants               []ownerOption
-	Next                        string
-	NextQuery                   string
 	Filtered                    bool
 	CanListApps, CanListTenants bool
 	CanCreate                   bool
-	CanUpdate                   bool
-	AppNames, TenantNames       map[string]string
-	FirstQuery                  string
-	Page                        int
+	// NextQuery is the next page's query (filters and cursor), FirstQuery
+	// the first page's, shown past it (NotFirst).
+	NextQuery, FirstQuery template.URL
+	NotFirst              bool
 }
 
 // generateOps are the operations that create a key of each type.
@@ -117,7 +116,7 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	v.Types = []string{"service", "app", "account"}
 	p.Title, p.Nav, p.Data = "Keys", "keys", v
 	v.CanListApps, v.CanListTenants = p.Can("listApps"), p.Can("listTenants")
-	v.CanCreate, v.CanUpdate = p.canCreateKey(), p.Can("updateKey")
+	v.CanCreate = p.canCreateKey()
 	ctx := r.Context()
 	v.Apps, v.Tenants = h.options(ctx, p, appKind), h.options(ctx, p, tenantKind)
 	if len(p.Errors) > 0 {
@@ -137,21 +136,19 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	for _, k := range keys {
 		v.Keys = append(v.Keys, newKeyRow(k, now))
 	}
-	if next != "" {
-		nq := url.Values{}
-		for _, name := range []string{"type", "app", "tenant", "active", "name"} {
-			if x := q.Get(name); x != "" {
-				nq.Set(name, x)
-			}
+	nq := url.Values{}
+	for _, name := range []string{"type", "app", "tenant", "active", "name"} {
+		if x := q.Get(name); x != "" {
+			nq.Set(name, x)
 		}
-		v.FirstQuery = nq.Encode()
+	}
+	// Encoded by url.Values: safe in an href as it is.
+	v.FirstQuery = template.URL(nq.Encode())
+	if next != "" {
 		nq.Set("after", next)
-		v.NextQuery = nq.Encode()
+		v.NextQuery = template.URL(nq.Encode())
 	}
-	v.Page = 1
-	if q.Get("after") != "" {
-		v.Page = 2 // "not the first": the cursor does not count pages
-	}
+	v.NotFirst = q.Get("after") != ""
 	h.render(w, r, http.StatusOK, "keys", p)
 }
 

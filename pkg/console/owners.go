@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,7 +78,7 @@ func (h *Handler) owners(kind ownerKind) ownerPages { return ownerPages{h, kind}
 type ownersView struct {
 	Kind      ownerKind
 	Items     []store.App
-	NextQuery string
+	NextQuery template.URL
 	CanCreate bool
 }
 
@@ -89,7 +90,7 @@ func (o ownerPages) list(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	v := &ownersView{Kind: o.kind, Items: items, CanCreate: p.Can(o.kind.CreateOp)}
 	if next != "" {
-		v.NextQuery = url.Values{"after": {next}}.Encode()
+		v.NextQuery = template.URL(url.Values{"after": {next}}.Encode())
 	}
 	p.Title, p.Nav, p.Data = strings.ToUpper(o.kind.Plural[:1])+o.kind.Plural[1:], o.kind.Plural, v
 	o.h.render(w, r, http.StatusOK, "owners", p)
@@ -134,7 +135,7 @@ type ownerView struct {
 	Item       store.App
 	Form       ownerForm
 	Keys       []keyRow
-	MoreKeys   string
+	MoreKeys   template.URL
 	Denials    []store.Denial
 	Apps       []ownerOption
 	DenialForm denialForm
@@ -158,7 +159,7 @@ func (o ownerPages) view(ctx context.Context, p *page, a store.App, f ownerForm,
 			v.Keys = append(v.Keys, newKeyRow(k, now))
 		}
 		if next != "" {
-			v.MoreKeys = url.Values{o.kind.Name: {a.ID}}.Encode()
+			v.MoreKeys = template.URL(url.Values{o.kind.Name: {a.ID}}.Encode())
 		}
 	}
 	if o.kind.Name == "tenant" && p.Can("serviceAccessDenials") {

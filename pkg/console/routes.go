@@ -109,6 +109,10 @@ func (h *Handler) guard(rt route) http.Handler {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				h.fail(w, r, http.StatusBadRequest, "The form could not be read: "+err.Error())
+				return
+			}
 			if !checkCSRF(r, s) {
 				h.fail(w, r, http.StatusForbidden, "This form is out of date or was not sent by the console (no valid CSRF token). Reload the page and try again.")
 				return
