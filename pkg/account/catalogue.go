@@ -36,6 +36,7 @@ var Operations = []Operation{
 	{"deleteServiceAccessDenial", kindMutation},
 	{"syncStatus", kindQuery}, {"replicas", kindQuery},
 	{"usage", kindQuery},
+	{"services", kindQuery}, {"account", kindQuery},
 }
 
 // OperationNamed returns the catalogue's operation of that name.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/route"
 )
 
 // Routes is what the account service knows of the routes file being
@@ -18,6 +19,9 @@ type Routes interface {
 	// Kinds reports whether service is declared and the kinds its routes
 	// name; anyKind is set when a route of it leaves the kind unknown.
 	Kinds(service string) (kinds []string, anyKind, declared bool)
+	// Services lists the declared services with their key types,
+	// accounts, kinds and operations (the services operation).
+	Services() []route.ServiceInfo
 }
 
 // Warnings are accepted but suspicious settings of a key, one sentence

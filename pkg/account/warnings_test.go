@@ -10,6 +10,7 @@ import (
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/route"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -23,6 +24,16 @@ func (r routes) Kinds(svc string) ([]string, bool, bool) {
 		return nil, true, true
 	}
 	return k, false, ok
+}
+
+// Services lists email-api and a service limited to another account.
+func (r routes) Services() []route.ServiceInfo {
+	return []route.ServiceInfo{
+		{Name: "email-api", Accepts: authz.KeyTypes(0).With(authz.KeyTypeService).With(authz.KeyTypeApp),
+			Kinds: []route.KindInfo{{Name: "query", Operations: []string{"listEmails"}}, {Name: "mutation", AnyOperation: true}}},
+		{Name: "theirs-api", Accepts: authz.KeyTypes(0).With(authz.KeyTypeService), Accounts: []string{"acct-2"}},
+		{Name: "open-api", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp), Accounts: []string{"acct-2", "acct-1"}, AnyKind: true},
+	}
 }
 
 var testRoutes = routes{"email-api": {"query", "mutation"}, "open-api": nil, "bare-api": nil}

@@ -113,6 +113,8 @@ var queryNames = map[string]string{
 	"GetSyncStatus":            "syncStatus",
 	"ListReplicas":             "replicas",
 	"GetUsage":                 "usage",
+	"ListServices":             "services",
+	"GetAccount":               "account",
 }
 
 type callerKey struct{}

@@ -67,8 +67,8 @@ func setup(t *testing.T) (*accounttest.Server, context.Context) {
 
 func TestOperationNames(t *testing.T) {
 	methods := accountv1.File_keygate_account_v1_account_proto.Services().ByName("AccountService").Methods()
-	if methods.Len() != 34 {
-		t.Fatalf("%d methods, want 34", methods.Len())
+	if methods.Len() != 36 {
+		t.Fatalf("%d methods, want 36", methods.Len())
 	}
 	want := map[string][2]string{
 		"GenerateServiceAccessKey":  {"mutation", "generateServiceAccessKey"},
@@ -89,6 +89,8 @@ func TestOperationNames(t *testing.T) {
 		"GetSyncStatus":             {"query", "syncStatus"},
 		"ListReplicas":              {"query", "replicas"},
 		"GetUsage":                  {"query", "usage"},
+		"ListServices":              {"query", "services"},
+		"GetAccount":                {"query", "account"},
 	}
 	if len(account.Operations) != methods.Len() {
 		t.Errorf("the catalogue has %d operations, the gRPC service %d methods", len(account.Operations), methods.Len())

@@ -53,3 +53,34 @@ func replicaProto(r account.ReplicaStatus) *accountv1.Replica {
 		Lag:           durationpb.New(r.Lag),
 	}
 }
+
+// ListServices lists the services a key of the caller's account can be
+// scoped to.
+func (s *Server) ListServices(ctx context.Context, _ *accountv1.ListServicesRequest) (*accountv1.ListServicesResponse, error) {
+	svcs, err := s.svc.Services(ctx, callerFrom(ctx))
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &accountv1.ListServicesResponse{Services: make([]*accountv1.ServiceInfo, len(svcs))}
+	for i, sv := range svcs {
+		p := &accountv1.ServiceInfo{Name: sv.Name, KeyTypes: sv.KeyTypes, AnyKind: sv.AnyKind}
+		for _, k := range sv.Kinds {
+			p.Kinds = append(p.Kinds, &accountv1.ServiceKind{Name: k.Name, Operations: k.Operations, AnyOperation: k.AnyOperation})
+		}
+		out.Services[i] = p
+	}
+	return out, nil
+}
+
+// GetAccount returns the caller's account and key.
+func (s *Server) GetAccount(ctx context.Context, _ *accountv1.GetAccountRequest) (*accountv1.GetAccountResponse, error) {
+	a, err := s.svc.Account(ctx, callerFrom(ctx))
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &accountv1.GetAccountResponse{AccountId: a.ID, AccountName: a.Name, KeyId: a.KeyID, KeyName: a.KeyName, Scope: a.Scope}
+	for _, op := range a.Operations {
+		out.Operations = append(out.Operations, &accountv1.AccountOperation{Name: op.Name, Kind: op.Kind})
+	}
+	return out, nil
+}

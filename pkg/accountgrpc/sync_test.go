@@ -93,3 +93,18 @@ func TestChangeNumbersAndSyncStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestListServicesAndGetAccount: the route catalogue and the caller's
+// account over gRPC (without routes the catalogue is the Account API).
+func TestListServicesAndGetAccount(t *testing.T) {
+	s, ctx := setup(t)
+	svcs := must(s.Client.ListServices(ctx, &accountv1.ListServicesRequest{})).GetServices()
+	if len(svcs) != 1 || svcs[0].GetName() != "account-api" || len(svcs[0].GetKinds()) != 2 ||
+		strings.Join(svcs[0].GetKeyTypes(), ",") != "account" {
+		t.Fatalf("ListServices = %v", svcs)
+	}
+	a := must(s.Client.GetAccount(ctx, &accountv1.GetAccountRequest{}))
+	if a.GetAccountId() != s.AccountID || a.GetKeyId() != s.RootKeyID || a.GetScope() != "" || len(a.GetOperations()) != 36 {
+		t.Fatalf("GetAccount = %v", a)
+	}
+}

@@ -1,6 +1,9 @@
 package route
 
 import (
+	"reflect"
+
+	"github.com/keygate/keygate/pkg/authz"
 	"slices"
 	"testing"
 )
@@ -53,5 +56,55 @@ func TestKinds(t *testing.T) {
 	}
 	if _, _, declared := NewRouter(nil).Kinds("email-api"); declared {
 		t.Error("a router without a table declares email-api")
+	}
+}
+
+// TestServiceCatalog: the route catalogue a scope editor's picker reads — each
+// service's key types, kinds and the operations its routes name, with the
+// kinds and operations the file leaves open marked.
+func TestServiceCatalog(t *testing.T) {
+	tb := mustParse(t, `services:
+  - name: email-api
+    key_types: [service, app]
+    accounts: [acc-1]
+    routes:
+      - {path: /email/inbox, methods: [GET], kind: query, operation: listEmails}
+      - {path: /email/send, methods: [POST], kind: mutation, operation: sendEmail}
+      - {path: /email/other, methods: [PUT], kind: query, operation: listEmails}
+      - {path: /email/any, methods: [PATCH], kind: mutation}
+  - name: gql-api
+    key_types: [service]
+    routes:
+      - {path: /graphql, protocol: graphql}
+  - name: users-api
+    key_types: [app]
+    grpc_services: [users.v1.UserService]
+  - name: open-api
+    key_types: [app]
+    routes:
+      - {path_prefix: /open}
+`)
+	got := NewRouter(tb).Services()
+	svcApp := authz.KeyTypes(0).With(authz.KeyTypeService).With(authz.KeyTypeApp)
+	want := []ServiceInfo{
+		{Name: "email-api", Accepts: svcApp, Accounts: []string{"acc-1"}, Kinds: []KindInfo{
+			{Name: "query", Operations: []string{"listEmails"}},
+			{Name: "mutation", Operations: []string{"sendEmail"}, AnyOperation: true}}},
+		{Name: "gql-api", Accepts: authz.KeyTypes(0).With(authz.KeyTypeService), Kinds: []KindInfo{
+			{Name: "query", AnyOperation: true}, {Name: "mutation", AnyOperation: true}, {Name: "subscription", AnyOperation: true}}},
+		{Name: "users-api", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp), Kinds: []KindInfo{{Name: "grpc", AnyOperation: true}}},
+		{Name: "open-api", Accepts: authz.KeyTypes(0).With(authz.KeyTypeApp), AnyKind: true},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Services() =\n%+v\nwant\n%+v", got, want)
+	}
+	// The caller's copy: changing it leaves the table as it was.
+	got[0].Kinds[0].Operations[0] = "changed"
+	got[0].Accounts[0] = "changed"
+	if again := tb.Services(); again[0].Kinds[0].Operations[0] != "listEmails" || again[0].Accounts[0] != "acc-1" {
+		t.Error("Services shares its slices with the table")
+	}
+	if NewRouter(nil).Services() != nil {
+		t.Error("a router without a table lists services")
 	}
 }

@@ -177,6 +177,7 @@ func (l *loader) load(data []byte) *Table {
 			grpcDecls = append(grpcDecls, d)
 			t.grpc[d.name] = g
 			s.addKind(g.kind)
+			s.catalog.add(g.kind, "") // its methods are not in the file
 		}
 	}
 

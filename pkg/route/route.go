@@ -76,6 +76,8 @@ type service struct {
 	// order; anyKind is set when a route leaves the kind unknown.
 	kinds   []string
 	anyKind bool
+	// catalog is the kinds with their operations, for Services.
+	catalog catalog
 }
 
 func (s *service) addKind(k string) {
@@ -557,11 +559,14 @@ func (t *Table) index(routes []*route) {
 	for _, r := range routes {
 		if svc := t.services[r.target.Service]; svc != nil {
 			if r.gql != nil {
+				// Its operations are the fields each request selects.
 				for _, k := range []string{"query", "mutation", "subscription"} {
 					svc.addKind(k)
+					svc.catalog.add(k, "")
 				}
 			} else {
 				svc.addKind(r.target.Kind)
+				svc.catalog.add(r.target.Kind, r.target.Operation)
 			}
 		}
 		var c *candidates

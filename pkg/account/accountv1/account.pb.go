@@ -6175,6 +6175,400 @@ func (x *GetUsageResponse) GetUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+// ListServicesRequest asks for the route catalogue.
+type ListServicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesRequest) Reset() {
+	*x = ListServicesRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesRequest) ProtoMessage() {}
+
+func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
+func (*ListServicesRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{83}
+}
+
+// ListServicesResponse lists the services in the routes file's order.
+type ListServicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Services      []*ServiceInfo         `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesResponse) Reset() {
+	*x = ListServicesResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesResponse) ProtoMessage() {}
+
+func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
+func (*ListServicesResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *ListServicesResponse) GetServices() []*ServiceInfo {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// ServiceInfo is one service a scope can name.
+type ServiceInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// key_types: service, app, account.
+	KeyTypes []string       `protobuf:"bytes,2,rep,name=key_types,json=keyTypes,proto3" json:"key_types,omitempty"`
+	Kinds    []*ServiceKind `protobuf:"bytes,3,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	// any_kind: a route leaves the kind open, so kinds beyond these occur.
+	AnyKind       bool `protobuf:"varint,4,opt,name=any_kind,json=anyKind,proto3" json:"any_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceInfo) Reset() {
+	*x = ServiceInfo{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceInfo) ProtoMessage() {}
+
+func (x *ServiceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceInfo.ProtoReflect.Descriptor instead.
+func (*ServiceInfo) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *ServiceInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceInfo) GetKeyTypes() []string {
+	if x != nil {
+		return x.KeyTypes
+	}
+	return nil
+}
+
+func (x *ServiceInfo) GetKinds() []*ServiceKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+func (x *ServiceInfo) GetAnyKind() bool {
+	if x != nil {
+		return x.AnyKind
+	}
+	return false
+}
+
+// ServiceKind is one kind of a service and its operations.
+type ServiceKind struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Operations []string               `protobuf:"bytes,2,rep,name=operations,proto3" json:"operations,omitempty"`
+	// any_operation: the routes leave operations open (GraphQL fields, gRPC
+	// methods, a route without an operation).
+	AnyOperation  bool `protobuf:"varint,3,opt,name=any_operation,json=anyOperation,proto3" json:"any_operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceKind) Reset() {
+	*x = ServiceKind{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceKind) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceKind) ProtoMessage() {}
+
+func (x *ServiceKind) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceKind.ProtoReflect.Descriptor instead.
+func (*ServiceKind) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *ServiceKind) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceKind) GetOperations() []string {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+func (x *ServiceKind) GetAnyOperation() bool {
+	if x != nil {
+		return x.AnyOperation
+	}
+	return false
+}
+
+// GetAccountRequest asks about the caller.
+type GetAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountRequest) Reset() {
+	*x = GetAccountRequest{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountRequest) ProtoMessage() {}
+
+func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
+func (*GetAccountRequest) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{87}
+}
+
+// GetAccountResponse is the caller's account and key.
+type GetAccountResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AccountId   string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	AccountName string                 `protobuf:"bytes,2,opt,name=account_name,json=accountName,proto3" json:"account_name,omitempty"`
+	KeyId       string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyName     string                 `protobuf:"bytes,4,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// scope is the key's effective scope (own and roles'); "" allows every
+	// Account API operation.
+	Scope string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	// operations are the Account API operations the scope allows.
+	Operations    []*AccountOperation `protobuf:"bytes,6,rep,name=operations,proto3" json:"operations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountResponse) Reset() {
+	*x = GetAccountResponse{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountResponse) ProtoMessage() {}
+
+func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
+func (*GetAccountResponse) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *GetAccountResponse) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetAccountName() string {
+	if x != nil {
+		return x.AccountName
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *GetAccountResponse) GetOperations() []*AccountOperation {
+	if x != nil {
+		return x.Operations
+	}
+	return nil
+}
+
+// AccountOperation is an Account API operation: its name and kind.
+type AccountOperation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountOperation) Reset() {
+	*x = AccountOperation{}
+	mi := &file_keygate_account_v1_account_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountOperation) ProtoMessage() {}
+
+func (x *AccountOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_keygate_account_v1_account_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountOperation.ProtoReflect.Descriptor instead.
+func (*AccountOperation) Descriptor() ([]byte, []int) {
+	return file_keygate_account_v1_account_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *AccountOperation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AccountOperation) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 var File_keygate_account_v1_account_proto protoreflect.FileDescriptor
 
 const file_keygate_account_v1_account_proto_rawDesc = "" +
@@ -6709,7 +7103,35 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x06series\x18\x01 \x03(\v2\x1f.keygate.account.v1.UsageSeriesR\x06series\x12 \n" +
 	"\vgranularity\x18\x02 \x01(\tR\vgranularity\x120\n" +
 	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until*a\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x15\n" +
+	"\x13ListServicesRequest\"S\n" +
+	"\x14ListServicesResponse\x12;\n" +
+	"\bservices\x18\x01 \x03(\v2\x1f.keygate.account.v1.ServiceInfoR\bservices\"\x90\x01\n" +
+	"\vServiceInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tkey_types\x18\x02 \x03(\tR\bkeyTypes\x125\n" +
+	"\x05kinds\x18\x03 \x03(\v2\x1f.keygate.account.v1.ServiceKindR\x05kinds\x12\x19\n" +
+	"\bany_kind\x18\x04 \x01(\bR\aanyKind\"f\n" +
+	"\vServiceKind\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"operations\x18\x02 \x03(\tR\n" +
+	"operations\x12#\n" +
+	"\rany_operation\x18\x03 \x01(\bR\fanyOperation\"\x13\n" +
+	"\x11GetAccountRequest\"\xe4\x01\n" +
+	"\x12GetAccountResponse\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12!\n" +
+	"\faccount_name\x18\x02 \x01(\tR\vaccountName\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12\x19\n" +
+	"\bkey_name\x18\x04 \x01(\tR\akeyName\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\tR\x05scope\x12D\n" +
+	"\n" +
+	"operations\x18\x06 \x03(\v2$.keygate.account.v1.AccountOperationR\n" +
+	"operations\":\n" +
+	"\x10AccountOperation\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind*a\n" +
 	"\aKeyType\x12\x18\n" +
 	"\x14KEY_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KEY_TYPE_SERVICE\x10\x01\x12\x10\n" +
@@ -6724,7 +7146,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x16RATE_LIMIT_UNIT_SECOND\x10\x01\x12\x1a\n" +
 	"\x16RATE_LIMIT_UNIT_MINUTE\x10\x02\x12\x18\n" +
 	"\x14RATE_LIMIT_UNIT_HOUR\x10\x03\x12\x17\n" +
-	"\x13RATE_LIMIT_UNIT_DAY\x10\x042\xee\x1c\n" +
+	"\x13RATE_LIMIT_UNIT_DAY\x10\x042\xae\x1e\n" +
 	"\x0eAccountService\x12X\n" +
 	"\tCreateApp\x12$.keygate.account.v1.CreateAppRequest\x1a%.keygate.account.v1.CreateAppResponse\x12O\n" +
 	"\x06GetApp\x12!.keygate.account.v1.GetAppRequest\x1a\".keygate.account.v1.GetAppResponse\x12U\n" +
@@ -6760,7 +7182,10 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x19DeleteServiceAccessDenial\x124.keygate.account.v1.DeleteServiceAccessDenialRequest\x1a5.keygate.account.v1.DeleteServiceAccessDenialResponse\x12d\n" +
 	"\rGetSyncStatus\x12(.keygate.account.v1.GetSyncStatusRequest\x1a).keygate.account.v1.GetSyncStatusResponse\x12a\n" +
 	"\fListReplicas\x12'.keygate.account.v1.ListReplicasRequest\x1a(.keygate.account.v1.ListReplicasResponse\x12U\n" +
-	"\bGetUsage\x12#.keygate.account.v1.GetUsageRequest\x1a$.keygate.account.v1.GetUsageResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
+	"\bGetUsage\x12#.keygate.account.v1.GetUsageRequest\x1a$.keygate.account.v1.GetUsageResponse\x12a\n" +
+	"\fListServices\x12'.keygate.account.v1.ListServicesRequest\x1a(.keygate.account.v1.ListServicesResponse\x12[\n" +
+	"\n" +
+	"GetAccount\x12%.keygate.account.v1.GetAccountRequest\x1a&.keygate.account.v1.GetAccountResponseB<Z:github.com/keygate/keygate/pkg/account/accountv1;accountv1b\x06proto3"
 
 var (
 	file_keygate_account_v1_account_proto_rawDescOnce sync.Once
@@ -6775,7 +7200,7 @@ func file_keygate_account_v1_account_proto_rawDescGZIP() []byte {
 }
 
 var file_keygate_account_v1_account_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_keygate_account_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_keygate_account_v1_account_proto_goTypes = []any{
 	(KeyType)(0),                              // 0: keygate.account.v1.KeyType
 	(KeyOrigin)(0),                            // 1: keygate.account.v1.KeyOrigin
@@ -6863,29 +7288,36 @@ var file_keygate_account_v1_account_proto_goTypes = []any{
 	(*UsagePoint)(nil),                        // 83: keygate.account.v1.UsagePoint
 	(*UsageSeries)(nil),                       // 84: keygate.account.v1.UsageSeries
 	(*GetUsageResponse)(nil),                  // 85: keygate.account.v1.GetUsageResponse
-	nil,                                       // 86: keygate.account.v1.UsageSeries.GroupEntry
-	(*timestamppb.Timestamp)(nil),             // 87: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                   // 88: google.protobuf.Struct
-	(*durationpb.Duration)(nil),               // 89: google.protobuf.Duration
+	(*ListServicesRequest)(nil),               // 86: keygate.account.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),              // 87: keygate.account.v1.ListServicesResponse
+	(*ServiceInfo)(nil),                       // 88: keygate.account.v1.ServiceInfo
+	(*ServiceKind)(nil),                       // 89: keygate.account.v1.ServiceKind
+	(*GetAccountRequest)(nil),                 // 90: keygate.account.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),                // 91: keygate.account.v1.GetAccountResponse
+	(*AccountOperation)(nil),                  // 92: keygate.account.v1.AccountOperation
+	nil,                                       // 93: keygate.account.v1.UsageSeries.GroupEntry
+	(*timestamppb.Timestamp)(nil),             // 94: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                   // 95: google.protobuf.Struct
+	(*durationpb.Duration)(nil),               // 96: google.protobuf.Duration
 }
 var file_keygate_account_v1_account_proto_depIdxs = []int32{
-	87,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	87,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 0: keygate.account.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 1: keygate.account.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 2: keygate.account.v1.Tenant.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 3: keygate.account.v1.Tenant.update_time:type_name -> google.protobuf.Timestamp
 	0,   // 4: keygate.account.v1.Key.type:type_name -> keygate.account.v1.KeyType
-	87,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
-	87,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 5: keygate.account.v1.Key.not_before:type_name -> google.protobuf.Timestamp
+	94,  // 6: keygate.account.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
 	5,   // 7: keygate.account.v1.Key.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	1,   // 8: keygate.account.v1.Key.origin:type_name -> keygate.account.v1.KeyOrigin
-	87,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	87,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
-	87,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	94,  // 9: keygate.account.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 10: keygate.account.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 11: keygate.account.v1.Key.last_used_time:type_name -> google.protobuf.Timestamp
+	94,  // 12: keygate.account.v1.Key.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
 	53,  // 13: keygate.account.v1.Key.rate_limit:type_name -> keygate.account.v1.RateLimit
-	87,  // 14: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	88,  // 15: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
-	88,  // 16: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
+	94,  // 14: keygate.account.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	95,  // 15: keygate.account.v1.AuditEvent.before:type_name -> google.protobuf.Struct
+	95,  // 16: keygate.account.v1.AuditEvent.after:type_name -> google.protobuf.Struct
 	3,   // 17: keygate.account.v1.CreateAppResponse.app:type_name -> keygate.account.v1.App
 	3,   // 18: keygate.account.v1.GetAppResponse.app:type_name -> keygate.account.v1.App
 	3,   // 19: keygate.account.v1.ListAppsResponse.apps:type_name -> keygate.account.v1.App
@@ -6896,54 +7328,54 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	4,   // 24: keygate.account.v1.ListTenantsResponse.tenants:type_name -> keygate.account.v1.Tenant
 	4,   // 25: keygate.account.v1.UpdateTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
 	4,   // 26: keygate.account.v1.DeleteTenantResponse.tenant:type_name -> keygate.account.v1.Tenant
-	87,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	94,  // 27: keygate.account.v1.GenerateServiceAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 28: keygate.account.v1.GenerateServiceAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 29: keygate.account.v1.GenerateServiceAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 30: keygate.account.v1.GenerateServiceAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 31: keygate.account.v1.GenerateServiceAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	87,  // 32: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 33: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	94,  // 32: keygate.account.v1.GenerateAppAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 33: keygate.account.v1.GenerateAppAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 34: keygate.account.v1.GenerateAppAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 35: keygate.account.v1.GenerateAppAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 36: keygate.account.v1.GenerateAppAccessKeyResponse.key:type_name -> keygate.account.v1.Key
-	87,  // 37: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 38: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	94,  // 37: keygate.account.v1.GenerateAccountAccessKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 38: keygate.account.v1.GenerateAccountAccessKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 39: keygate.account.v1.GenerateAccountAccessKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 40: keygate.account.v1.GenerateAccountAccessKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 41: keygate.account.v1.GenerateAccountAccessKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 42: keygate.account.v1.ImportKeyRequest.type:type_name -> keygate.account.v1.KeyType
-	87,  // 43: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 44: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	94,  // 43: keygate.account.v1.ImportKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 44: keygate.account.v1.ImportKeyRequest.not_before:type_name -> google.protobuf.Timestamp
 	5,   // 45: keygate.account.v1.ImportKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeader
 	53,  // 46: keygate.account.v1.ImportKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 47: keygate.account.v1.ImportKeyResponse.key:type_name -> keygate.account.v1.Key
 	6,   // 48: keygate.account.v1.GetKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 49: keygate.account.v1.ListKeysRequest.type:type_name -> keygate.account.v1.KeyType
-	87,  // 50: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
-	87,  // 51: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
+	94,  // 50: keygate.account.v1.ListKeysRequest.expiring_before:type_name -> google.protobuf.Timestamp
+	94,  // 51: keygate.account.v1.ListKeysRequest.unused_since:type_name -> google.protobuf.Timestamp
 	6,   // 52: keygate.account.v1.ListKeysResponse.keys:type_name -> keygate.account.v1.Key
 	5,   // 53: keygate.account.v1.ResponseHeaders.headers:type_name -> keygate.account.v1.ResponseHeader
-	87,  // 54: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
-	87,  // 55: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 54: keygate.account.v1.UpdateKeyRequest.not_before:type_name -> google.protobuf.Timestamp
+	94,  // 55: keygate.account.v1.UpdateKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	40,  // 56: keygate.account.v1.UpdateKeyRequest.ip_filters:type_name -> keygate.account.v1.IPFilters
 	41,  // 57: keygate.account.v1.UpdateKeyRequest.response_headers:type_name -> keygate.account.v1.ResponseHeaders
 	54,  // 58: keygate.account.v1.UpdateKeyRequest.role_ids:type_name -> keygate.account.v1.RoleIDs
 	53,  // 59: keygate.account.v1.UpdateKeyRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	6,   // 60: keygate.account.v1.UpdateKeyResponse.key:type_name -> keygate.account.v1.Key
-	89,  // 61: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
+	96,  // 61: keygate.account.v1.RegenerateKeyRequest.grace_period:type_name -> google.protobuf.Duration
 	6,   // 62: keygate.account.v1.RegenerateKeyResponse.key:type_name -> keygate.account.v1.Key
 	6,   // 63: keygate.account.v1.DeleteKeyResponse.key:type_name -> keygate.account.v1.Key
 	0,   // 64: keygate.account.v1.KeyFilter.type:type_name -> keygate.account.v1.KeyType
-	87,  // 65: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
-	87,  // 66: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
+	94,  // 65: keygate.account.v1.KeyFilter.expiring_before:type_name -> google.protobuf.Timestamp
+	94,  // 66: keygate.account.v1.KeyFilter.unused_since:type_name -> google.protobuf.Timestamp
 	48,  // 67: keygate.account.v1.UpdateKeysRequest.filter:type_name -> keygate.account.v1.KeyFilter
-	87,  // 68: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
-	87,  // 69: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	87,  // 70: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	94,  // 68: keygate.account.v1.UpdateKeysRequest.expires_at:type_name -> google.protobuf.Timestamp
+	94,  // 69: keygate.account.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	94,  // 70: keygate.account.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
 	7,   // 71: keygate.account.v1.ListAuditEventsResponse.events:type_name -> keygate.account.v1.AuditEvent
 	2,   // 72: keygate.account.v1.RateLimit.unit:type_name -> keygate.account.v1.RateLimitUnit
-	87,  // 73: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 74: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 73: keygate.account.v1.ServiceAccessRole.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 74: keygate.account.v1.ServiceAccessRole.update_time:type_name -> google.protobuf.Timestamp
 	53,  // 75: keygate.account.v1.ServiceAccessRole.rate_limit:type_name -> keygate.account.v1.RateLimit
 	53,  // 76: keygate.account.v1.CreateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 77: keygate.account.v1.CreateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
@@ -6951,99 +7383,106 @@ var file_keygate_account_v1_account_proto_depIdxs = []int32{
 	55,  // 79: keygate.account.v1.ListServiceAccessRolesResponse.roles:type_name -> keygate.account.v1.ServiceAccessRole
 	53,  // 80: keygate.account.v1.UpdateServiceAccessRoleRequest.rate_limit:type_name -> keygate.account.v1.RateLimit
 	55,  // 81: keygate.account.v1.UpdateServiceAccessRoleResponse.role:type_name -> keygate.account.v1.ServiceAccessRole
-	87,  // 82: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
-	87,  // 83: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
+	94,  // 82: keygate.account.v1.ServiceAccessDenial.create_time:type_name -> google.protobuf.Timestamp
+	94,  // 83: keygate.account.v1.ServiceAccessDenial.update_time:type_name -> google.protobuf.Timestamp
 	66,  // 84: keygate.account.v1.CreateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	66,  // 85: keygate.account.v1.GetServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
 	66,  // 86: keygate.account.v1.ListServiceAccessDenialsResponse.denials:type_name -> keygate.account.v1.ServiceAccessDenial
 	66,  // 87: keygate.account.v1.UpdateServiceAccessDenialResponse.denial:type_name -> keygate.account.v1.ServiceAccessDenial
-	87,  // 88: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
-	87,  // 89: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
-	87,  // 90: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
-	89,  // 91: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
+	94,  // 88: keygate.account.v1.Replica.started_at:type_name -> google.protobuf.Timestamp
+	94,  // 89: keygate.account.v1.Replica.applied_at:type_name -> google.protobuf.Timestamp
+	94,  // 90: keygate.account.v1.Replica.heartbeat_at:type_name -> google.protobuf.Timestamp
+	96,  // 91: keygate.account.v1.Replica.lag:type_name -> google.protobuf.Duration
 	77,  // 92: keygate.account.v1.GetSyncStatusResponse.behind:type_name -> keygate.account.v1.Replica
 	77,  // 93: keygate.account.v1.ListReplicasResponse.replicas:type_name -> keygate.account.v1.Replica
-	87,  // 94: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
-	87,  // 95: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
-	87,  // 96: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
-	86,  // 97: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
+	94,  // 94: keygate.account.v1.GetUsageRequest.since:type_name -> google.protobuf.Timestamp
+	94,  // 95: keygate.account.v1.GetUsageRequest.until:type_name -> google.protobuf.Timestamp
+	94,  // 96: keygate.account.v1.UsagePoint.time:type_name -> google.protobuf.Timestamp
+	93,  // 97: keygate.account.v1.UsageSeries.group:type_name -> keygate.account.v1.UsageSeries.GroupEntry
 	83,  // 98: keygate.account.v1.UsageSeries.points:type_name -> keygate.account.v1.UsagePoint
 	84,  // 99: keygate.account.v1.GetUsageResponse.series:type_name -> keygate.account.v1.UsageSeries
-	87,  // 100: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
-	87,  // 101: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
-	8,   // 102: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
-	10,  // 103: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
-	12,  // 104: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
-	14,  // 105: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
-	16,  // 106: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
-	18,  // 107: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
-	20,  // 108: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
-	22,  // 109: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
-	24,  // 110: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
-	26,  // 111: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
-	28,  // 112: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
-	30,  // 113: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
-	32,  // 114: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
-	34,  // 115: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
-	36,  // 116: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
-	38,  // 117: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
-	42,  // 118: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
-	44,  // 119: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
-	46,  // 120: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
-	49,  // 121: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
-	51,  // 122: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
-	56,  // 123: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
-	58,  // 124: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
-	60,  // 125: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
-	62,  // 126: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
-	64,  // 127: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
-	67,  // 128: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
-	69,  // 129: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
-	71,  // 130: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
-	73,  // 131: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
-	75,  // 132: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
-	78,  // 133: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
-	80,  // 134: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
-	82,  // 135: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
-	9,   // 136: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
-	11,  // 137: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
-	13,  // 138: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
-	15,  // 139: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
-	17,  // 140: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
-	19,  // 141: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
-	21,  // 142: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
-	23,  // 143: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
-	25,  // 144: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
-	27,  // 145: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
-	29,  // 146: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
-	31,  // 147: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
-	33,  // 148: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
-	35,  // 149: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
-	37,  // 150: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
-	39,  // 151: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
-	43,  // 152: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
-	45,  // 153: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
-	47,  // 154: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
-	50,  // 155: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
-	52,  // 156: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
-	57,  // 157: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
-	59,  // 158: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
-	61,  // 159: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
-	63,  // 160: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
-	65,  // 161: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
-	68,  // 162: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
-	70,  // 163: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
-	72,  // 164: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
-	74,  // 165: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
-	76,  // 166: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
-	79,  // 167: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
-	81,  // 168: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
-	85,  // 169: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
-	136, // [136:170] is the sub-list for method output_type
-	102, // [102:136] is the sub-list for method input_type
-	102, // [102:102] is the sub-list for extension type_name
-	102, // [102:102] is the sub-list for extension extendee
-	0,   // [0:102] is the sub-list for field type_name
+	94,  // 100: keygate.account.v1.GetUsageResponse.since:type_name -> google.protobuf.Timestamp
+	94,  // 101: keygate.account.v1.GetUsageResponse.until:type_name -> google.protobuf.Timestamp
+	88,  // 102: keygate.account.v1.ListServicesResponse.services:type_name -> keygate.account.v1.ServiceInfo
+	89,  // 103: keygate.account.v1.ServiceInfo.kinds:type_name -> keygate.account.v1.ServiceKind
+	92,  // 104: keygate.account.v1.GetAccountResponse.operations:type_name -> keygate.account.v1.AccountOperation
+	8,   // 105: keygate.account.v1.AccountService.CreateApp:input_type -> keygate.account.v1.CreateAppRequest
+	10,  // 106: keygate.account.v1.AccountService.GetApp:input_type -> keygate.account.v1.GetAppRequest
+	12,  // 107: keygate.account.v1.AccountService.ListApps:input_type -> keygate.account.v1.ListAppsRequest
+	14,  // 108: keygate.account.v1.AccountService.UpdateApp:input_type -> keygate.account.v1.UpdateAppRequest
+	16,  // 109: keygate.account.v1.AccountService.DeleteApp:input_type -> keygate.account.v1.DeleteAppRequest
+	18,  // 110: keygate.account.v1.AccountService.CreateTenant:input_type -> keygate.account.v1.CreateTenantRequest
+	20,  // 111: keygate.account.v1.AccountService.GetTenant:input_type -> keygate.account.v1.GetTenantRequest
+	22,  // 112: keygate.account.v1.AccountService.ListTenants:input_type -> keygate.account.v1.ListTenantsRequest
+	24,  // 113: keygate.account.v1.AccountService.UpdateTenant:input_type -> keygate.account.v1.UpdateTenantRequest
+	26,  // 114: keygate.account.v1.AccountService.DeleteTenant:input_type -> keygate.account.v1.DeleteTenantRequest
+	28,  // 115: keygate.account.v1.AccountService.GenerateServiceAccessKey:input_type -> keygate.account.v1.GenerateServiceAccessKeyRequest
+	30,  // 116: keygate.account.v1.AccountService.GenerateAppAccessKey:input_type -> keygate.account.v1.GenerateAppAccessKeyRequest
+	32,  // 117: keygate.account.v1.AccountService.GenerateAccountAccessKey:input_type -> keygate.account.v1.GenerateAccountAccessKeyRequest
+	34,  // 118: keygate.account.v1.AccountService.ImportKey:input_type -> keygate.account.v1.ImportKeyRequest
+	36,  // 119: keygate.account.v1.AccountService.GetKey:input_type -> keygate.account.v1.GetKeyRequest
+	38,  // 120: keygate.account.v1.AccountService.ListKeys:input_type -> keygate.account.v1.ListKeysRequest
+	42,  // 121: keygate.account.v1.AccountService.UpdateKey:input_type -> keygate.account.v1.UpdateKeyRequest
+	44,  // 122: keygate.account.v1.AccountService.RegenerateKey:input_type -> keygate.account.v1.RegenerateKeyRequest
+	46,  // 123: keygate.account.v1.AccountService.DeleteKey:input_type -> keygate.account.v1.DeleteKeyRequest
+	49,  // 124: keygate.account.v1.AccountService.UpdateKeys:input_type -> keygate.account.v1.UpdateKeysRequest
+	51,  // 125: keygate.account.v1.AccountService.ListAuditEvents:input_type -> keygate.account.v1.ListAuditEventsRequest
+	56,  // 126: keygate.account.v1.AccountService.CreateServiceAccessRole:input_type -> keygate.account.v1.CreateServiceAccessRoleRequest
+	58,  // 127: keygate.account.v1.AccountService.GetServiceAccessRole:input_type -> keygate.account.v1.GetServiceAccessRoleRequest
+	60,  // 128: keygate.account.v1.AccountService.ListServiceAccessRoles:input_type -> keygate.account.v1.ListServiceAccessRolesRequest
+	62,  // 129: keygate.account.v1.AccountService.UpdateServiceAccessRole:input_type -> keygate.account.v1.UpdateServiceAccessRoleRequest
+	64,  // 130: keygate.account.v1.AccountService.DeleteServiceAccessRole:input_type -> keygate.account.v1.DeleteServiceAccessRoleRequest
+	67,  // 131: keygate.account.v1.AccountService.CreateServiceAccessDenial:input_type -> keygate.account.v1.CreateServiceAccessDenialRequest
+	69,  // 132: keygate.account.v1.AccountService.GetServiceAccessDenial:input_type -> keygate.account.v1.GetServiceAccessDenialRequest
+	71,  // 133: keygate.account.v1.AccountService.ListServiceAccessDenials:input_type -> keygate.account.v1.ListServiceAccessDenialsRequest
+	73,  // 134: keygate.account.v1.AccountService.UpdateServiceAccessDenial:input_type -> keygate.account.v1.UpdateServiceAccessDenialRequest
+	75,  // 135: keygate.account.v1.AccountService.DeleteServiceAccessDenial:input_type -> keygate.account.v1.DeleteServiceAccessDenialRequest
+	78,  // 136: keygate.account.v1.AccountService.GetSyncStatus:input_type -> keygate.account.v1.GetSyncStatusRequest
+	80,  // 137: keygate.account.v1.AccountService.ListReplicas:input_type -> keygate.account.v1.ListReplicasRequest
+	82,  // 138: keygate.account.v1.AccountService.GetUsage:input_type -> keygate.account.v1.GetUsageRequest
+	86,  // 139: keygate.account.v1.AccountService.ListServices:input_type -> keygate.account.v1.ListServicesRequest
+	90,  // 140: keygate.account.v1.AccountService.GetAccount:input_type -> keygate.account.v1.GetAccountRequest
+	9,   // 141: keygate.account.v1.AccountService.CreateApp:output_type -> keygate.account.v1.CreateAppResponse
+	11,  // 142: keygate.account.v1.AccountService.GetApp:output_type -> keygate.account.v1.GetAppResponse
+	13,  // 143: keygate.account.v1.AccountService.ListApps:output_type -> keygate.account.v1.ListAppsResponse
+	15,  // 144: keygate.account.v1.AccountService.UpdateApp:output_type -> keygate.account.v1.UpdateAppResponse
+	17,  // 145: keygate.account.v1.AccountService.DeleteApp:output_type -> keygate.account.v1.DeleteAppResponse
+	19,  // 146: keygate.account.v1.AccountService.CreateTenant:output_type -> keygate.account.v1.CreateTenantResponse
+	21,  // 147: keygate.account.v1.AccountService.GetTenant:output_type -> keygate.account.v1.GetTenantResponse
+	23,  // 148: keygate.account.v1.AccountService.ListTenants:output_type -> keygate.account.v1.ListTenantsResponse
+	25,  // 149: keygate.account.v1.AccountService.UpdateTenant:output_type -> keygate.account.v1.UpdateTenantResponse
+	27,  // 150: keygate.account.v1.AccountService.DeleteTenant:output_type -> keygate.account.v1.DeleteTenantResponse
+	29,  // 151: keygate.account.v1.AccountService.GenerateServiceAccessKey:output_type -> keygate.account.v1.GenerateServiceAccessKeyResponse
+	31,  // 152: keygate.account.v1.AccountService.GenerateAppAccessKey:output_type -> keygate.account.v1.GenerateAppAccessKeyResponse
+	33,  // 153: keygate.account.v1.AccountService.GenerateAccountAccessKey:output_type -> keygate.account.v1.GenerateAccountAccessKeyResponse
+	35,  // 154: keygate.account.v1.AccountService.ImportKey:output_type -> keygate.account.v1.ImportKeyResponse
+	37,  // 155: keygate.account.v1.AccountService.GetKey:output_type -> keygate.account.v1.GetKeyResponse
+	39,  // 156: keygate.account.v1.AccountService.ListKeys:output_type -> keygate.account.v1.ListKeysResponse
+	43,  // 157: keygate.account.v1.AccountService.UpdateKey:output_type -> keygate.account.v1.UpdateKeyResponse
+	45,  // 158: keygate.account.v1.AccountService.RegenerateKey:output_type -> keygate.account.v1.RegenerateKeyResponse
+	47,  // 159: keygate.account.v1.AccountService.DeleteKey:output_type -> keygate.account.v1.DeleteKeyResponse
+	50,  // 160: keygate.account.v1.AccountService.UpdateKeys:output_type -> keygate.account.v1.UpdateKeysResponse
+	52,  // 161: keygate.account.v1.AccountService.ListAuditEvents:output_type -> keygate.account.v1.ListAuditEventsResponse
+	57,  // 162: keygate.account.v1.AccountService.CreateServiceAccessRole:output_type -> keygate.account.v1.CreateServiceAccessRoleResponse
+	59,  // 163: keygate.account.v1.AccountService.GetServiceAccessRole:output_type -> keygate.account.v1.GetServiceAccessRoleResponse
+	61,  // 164: keygate.account.v1.AccountService.ListServiceAccessRoles:output_type -> keygate.account.v1.ListServiceAccessRolesResponse
+	63,  // 165: keygate.account.v1.AccountService.UpdateServiceAccessRole:output_type -> keygate.account.v1.UpdateServiceAccessRoleResponse
+	65,  // 166: keygate.account.v1.AccountService.DeleteServiceAccessRole:output_type -> keygate.account.v1.DeleteServiceAccessRoleResponse
+	68,  // 167: keygate.account.v1.AccountService.CreateServiceAccessDenial:output_type -> keygate.account.v1.CreateServiceAccessDenialResponse
+	70,  // 168: keygate.account.v1.AccountService.GetServiceAccessDenial:output_type -> keygate.account.v1.GetServiceAccessDenialResponse
+	72,  // 169: keygate.account.v1.AccountService.ListServiceAccessDenials:output_type -> keygate.account.v1.ListServiceAccessDenialsResponse
+	74,  // 170: keygate.account.v1.AccountService.UpdateServiceAccessDenial:output_type -> keygate.account.v1.UpdateServiceAccessDenialResponse
+	76,  // 171: keygate.account.v1.AccountService.DeleteServiceAccessDenial:output_type -> keygate.account.v1.DeleteServiceAccessDenialResponse
+	79,  // 172: keygate.account.v1.AccountService.GetSyncStatus:output_type -> keygate.account.v1.GetSyncStatusResponse
+	81,  // 173: keygate.account.v1.AccountService.ListReplicas:output_type -> keygate.account.v1.ListReplicasResponse
+	85,  // 174: keygate.account.v1.AccountService.GetUsage:output_type -> keygate.account.v1.GetUsageResponse
+	87,  // 175: keygate.account.v1.AccountService.ListServices:output_type -> keygate.account.v1.ListServicesResponse
+	91,  // 176: keygate.account.v1.AccountService.GetAccount:output_type -> keygate.account.v1.GetAccountResponse
+	141, // [141:177] is the sub-list for method output_type
+	105, // [105:141] is the sub-list for method input_type
+	105, // [105:105] is the sub-list for extension type_name
+	105, // [105:105] is the sub-list for extension extendee
+	0,   // [0:105] is the sub-list for field type_name
 }
 
 func init() { file_keygate_account_v1_account_proto_init() }
@@ -7070,7 +7509,7 @@ func file_keygate_account_v1_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keygate_account_v1_account_proto_rawDesc), len(file_keygate_account_v1_account_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   84,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

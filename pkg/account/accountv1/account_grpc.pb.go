@@ -53,6 +53,8 @@ const (
 	AccountService_GetSyncStatus_FullMethodName             = "/keygate.account.v1.AccountService/GetSyncStatus"
 	AccountService_ListReplicas_FullMethodName              = "/keygate.account.v1.AccountService/ListReplicas"
 	AccountService_GetUsage_FullMethodName                  = "/keygate.account.v1.AccountService/GetUsage"
+	AccountService_ListServices_FullMethodName              = "/keygate.account.v1.AccountService/ListServices"
+	AccountService_GetAccount_FullMethodName                = "/keygate.account.v1.AccountService/GetAccount"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -171,6 +173,15 @@ type AccountServiceClient interface {
 	// keys counted per hour, summed per hour, day or month over a range of at
 	// most 400 days, one series per distinct value of the group_by fields.
 	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// ListServices lists the services a key of the caller's account can be
+	// scoped to — the Account API's own first, then the routes being served
+	// — with the key types each accepts, its kinds and their operations:
+	// what a scope editor offers. Operation name: services.
+	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
+	// GetAccount returns the caller's account, the calling key and its
+	// effective scope, with the Account API operations that scope allows.
+	// Operation name: account.
+	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
 }
 
 type accountServiceClient struct {
@@ -521,6 +532,26 @@ func (c *accountServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest
 	return out, nil
 }
 
+func (c *accountServiceClient) ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServicesResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListServices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAccountResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -637,6 +668,15 @@ type AccountServiceServer interface {
 	// keys counted per hour, summed per hour, day or month over a range of at
 	// most 400 days, one series per distinct value of the group_by fields.
 	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// ListServices lists the services a key of the caller's account can be
+	// scoped to — the Account API's own first, then the routes being served
+	// — with the key types each accepts, its kinds and their operations:
+	// what a scope editor offers. Operation name: services.
+	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
+	// GetAccount returns the caller's account, the calling key and its
+	// effective scope, with the Account API operations that scope allows.
+	// Operation name: account.
+	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -748,6 +788,12 @@ func (UnimplementedAccountServiceServer) ListReplicas(context.Context, *ListRepl
 }
 func (UnimplementedAccountServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedAccountServiceServer) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServices not implemented")
+}
+func (UnimplementedAccountServiceServer) GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccount not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -1382,6 +1428,42 @@ func _AccountService_GetUsage_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_ListServices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListServices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListServices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListServices(ctx, req.(*ListServicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_GetAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetAccount(ctx, req.(*GetAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1524,6 +1606,14 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUsage",
 			Handler:    _AccountService_GetUsage_Handler,
+		},
+		{
+			MethodName: "ListServices",
+			Handler:    _AccountService_ListServices_Handler,
+		},
+		{
+			MethodName: "GetAccount",
+			Handler:    _AccountService_GetAccount_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
