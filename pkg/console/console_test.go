@@ -20,9 +20,22 @@ import (
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/console"
+	"github.com/keygate/keygate/pkg/route"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
+
+// testRoutes are the routes the tests' service serves: the permission
+// picker's catalogue.
+const testRoutes = `
+services:
+  - name: billing-api
+    key_types: [service]
+    routes:
+      - {path: /invoices, methods: [GET], kind: query, operation: listInvoices}
+      - {path: "/invoices/{id}", methods: [GET], kind: query, operation: getInvoice}
+      - {path: /invoices, methods: [POST], kind: mutation, operation: createInvoice}
+`
 
 // clock is the injected time of a test's console and service.
 type clock struct {
@@ -62,7 +75,11 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, st: st, clock: &clock{t: time.Now().UTC()}, url: dbURL}
 	hasher := apikey.NewHasher(nil)
 	engine := &authz.Engine{Keys: st, Routes: account.AccountRouter(), Hasher: hasher, Now: e.clock.Now}
-	e.svc = account.NewService(st, engine, hasher, account.Options{Now: e.clock.Now})
+	table, _, err := route.Parse([]byte(testRoutes), "routes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = account.NewService(st, engine, hasher, account.Options{Now: e.clock.Now, Routes: route.NewRouter(table)})
 	e.admin, err = apikey.Generate(apikey.KindAccount)
 	if err != nil {
 		t.Fatal(err)

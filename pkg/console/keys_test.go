@@ -154,8 +154,8 @@ func TestKeyEditRegenerateDeactivate(t *testing.T) {
 
 	// The settings form: scope narrowed, a filter and the headers dropped.
 	page := b.get("/keys/" + id)
-	if len(find(t, page.body, func(n *html.Node) bool { return attr(n, "value") == "billing-api:query:*" && attr(n, "name") == "perm" })) != 0 {
-		t.Log("the picker has no billing-api (no routes served)")
+	if box := checkbox(t, page.body, "billing-api:mutation:createInvoice"); box == nil || !hasAttr(box, "checked") {
+		t.Error("the picker does not tick the key's createInvoice")
 	}
 	f := url.Values{"name": {"globex-billing"}, "description": {"narrowed"}, "scope": {"billing-api:query:getInvoice"},
 		"ip_address": {"10.0.0.0/8"}, "ip_netmask": {""}, "active": {"on"}}
@@ -318,5 +318,46 @@ func TestScopeCheck(t *testing.T) {
 		if !strings.Contains(r.body, tc.want) || !strings.Contains(r.body, `id="scope-msg"`) {
 			t.Errorf("scope %q: %s", tc.scope, r.body)
 		}
+	}
+}
+
+// checkbox is the picker's box of a pattern, nil when none.
+func checkbox(t *testing.T, body, pattern string) *html.Node {
+	boxes := find(t, body, func(n *html.Node) bool { return attr(n, "name") == "perm" && attr(n, "value") == pattern })
+	if len(boxes) != 1 {
+		return nil
+	}
+	return boxes[0]
+}
+
+func hasAttr(n *html.Node, name string) bool {
+	for _, a := range n.Attr {
+		if a.Key == name {
+			return true
+		}
+	}
+	return false
+}
+
+// The picker is the route catalogue: service, kinds and operations, each
+// a box whose value is its scope pattern.
+func TestPermissionPicker(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	body := b.get("/keys/new").body
+	for _, p := range []string{"billing-api", "billing-api:query", "billing-api:query:getInvoice", "billing-api:query:listInvoices",
+		"billing-api:mutation:createInvoice", "account-api", "account-api:query:listKeys"} {
+		if box := checkbox(t, body, p); box == nil || hasAttr(box, "checked") {
+			t.Errorf("new key form: no unticked box %s", p)
+		}
+	}
+	// Without the services operation there is no picker; the field stays.
+	reader, _ := e.accountKey("keys-only", "account-api:query:listKeys account-api:query:getKey account-api:mutation:generateServiceAccessKey")
+	b2 := e.browser(e.srv)
+	b2.signIn(reader)
+	body = b2.get("/keys/new").body
+	if len(find(t, body, byID("picker"))) != 0 || len(find(t, body, byID("scope"))) != 1 {
+		t.Error("a key without services: want the scope field and no picker")
 	}
 }

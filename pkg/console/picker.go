@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate/pkg/account"
-	"github.com/keygate/keygate/pkg/authz"
 )
 
 // picker is the scope editor's permission picker: the route catalogue as
@@ -33,39 +32,23 @@ type pickOp struct {
 	Checked     bool
 }
 
-// catalogue is one service of the route catalogue, as the picker needs it.
-type catalogue struct {
-	Name     string
-	KeyTypes []string
-	Kinds    []catalogueKind
-}
-
-type catalogueKind struct {
-	Name string
-	Ops  []string
-}
-
-// services is the route catalogue the session may see.
-func (h *Handler) services(ctx context.Context, p *page) ([]catalogue, error) {
-	api := catalogue{Name: authz.AccountAPIService, KeyTypes: []string{authz.KeyTypeAccount.String()}}
-	for _, kind := range []string{"query", "mutation"} {
-		k := catalogueKind{Name: kind}
-		for _, op := range account.Operations {
-			if op.Kind == kind {
-				k.Ops = append(k.Ops, op.Name)
-			}
-		}
-		api.Kinds = append(api.Kinds, k)
+// services is the route catalogue (the services operation): nil when
+// the session may not read it, and then the scope field alone is shown.
+func (h *Handler) services(ctx context.Context, p *page) ([]account.ServiceInfo, error) {
+	if !p.Can("services") {
+		return nil, nil
 	}
-	return []catalogue{api}, nil
+	return h.svc.Services(ctx, p.session.caller)
 }
 
 // picker builds the picker for scope text; nil when the catalogue cannot
 // be read (the text field alone still works).
 func (h *Handler) picker(ctx context.Context, p *page, scopeText string) *picker {
 	cat, err := h.services(ctx, p)
-	if err != nil {
-		h.log.Warn("console: reading the route catalogue", "err", err)
+	if err != nil || cat == nil {
+		if err != nil {
+			h.log.Warn("console: reading the route catalogue", "err", err)
+		}
 		return nil
 	}
 	has := map[string]bool{}
@@ -78,7 +61,7 @@ func (h *Handler) picker(ctx context.Context, p *page, scopeText string) *picker
 		for _, k := range s.Kinds {
 			v := s.Name + ":" + k.Name
 			pkd := pickKind{Name: k.Name, Value: v, Checked: has[v]}
-			for _, op := range k.Ops {
+			for _, op := range k.Operations {
 				ov := v + ":" + op
 				pkd.Ops = append(pkd.Ops, pickOp{Name: op, Value: ov, Checked: has[ov]})
 			}
