@@ -99,7 +99,9 @@ func TestTenantPageDenials(t *testing.T) {
 	}
 	r = b.form("/tenants/globex/denials", url.Values{"app_id": {"billing"}, "scope": {""}, "reason": {"x"}})
 	wantStatus(t, r, http.StatusUnprocessableEntity)
-	if len(find(t, r.body, func(n *html.Node) bool { return attr(n, "class") == "field-error" && strings.Contains(text(n), "scope") })) == 0 {
+	if len(find(t, r.body, func(n *html.Node) bool {
+		return attr(n, "class") == "field-error" && strings.Contains(text(n), "scope")
+	})) == 0 {
 		t.Errorf("an empty denial scope is not refused beside the field:\n%s", r.body)
 	}
 }
