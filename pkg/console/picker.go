@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/authz"
 )
 
 // picker is the scope editor's permission picker: the route catalogue as
@@ -18,7 +19,10 @@ type picker struct {
 type pickService struct {
 	Name, Value, KeyTypes string
 	Checked               bool
-	Kinds                 []pickKind
+	// Open: the service's boxes are shown unfolded (every served
+	// service; the Account API's long list only when it is picked from).
+	Open  bool
+	Kinds []pickKind
 }
 
 type pickKind struct {
@@ -67,6 +71,13 @@ func (h *Handler) picker(ctx context.Context, p *page, scopeText string) *picker
 			}
 			ps.Kinds = append(ps.Kinds, pkd)
 		}
+		ps.Open = ps.Name != authz.AccountAPIService
+		for _, k := range ps.Kinds {
+			for _, op := range k.Ops {
+				ps.Open = ps.Open || k.Checked || op.Checked
+			}
+		}
+		ps.Open = ps.Open || ps.Checked
 		pk.Services = append(pk.Services, ps)
 	}
 	return pk
