@@ -117,6 +117,7 @@ type server struct {
 	authzAddr   string
 	adminAddr   string
 	accountAddr string // database mode only
+	consoleAddr string // database mode only: /graphql and the console
 	mu          sync.Mutex
 	logs        strings.Builder
 	done        chan error
@@ -149,7 +150,7 @@ func startServeBinary(t testing.TB, bin string, listeners []string, args ...stri
 	// than a person would (TestAccountRateLimits sets them back; a later
 	// flag wins).
 	args = append([]string{"serve", "--authz-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--account-listen-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json",
+		"--account-listen-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "debug", "--log-format", "json",
 		"--account-mutations-per-second", "1e6", "--account-reads-per-second", "1e6"}, args...)
 	s := &server{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
 	s.cmd.Env = cleanEnv()
@@ -198,7 +199,7 @@ func startServeBinary(t testing.TB, bin string, listeners []string, args ...stri
 	})
 	select {
 	case a := <-addrs:
-		s.authzAddr, s.adminAddr, s.accountAddr = a["authz"], a["admin"], a["account"]
+		s.authzAddr, s.adminAddr, s.accountAddr, s.consoleAddr = a["authz"], a["admin"], a["account"], a["console"]
 	case err := <-s.done:
 		t.Fatalf("keygate exited before listening: %v\n%s", err, s.Logs())
 	case <-time.After(30 * time.Second):

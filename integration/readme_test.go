@@ -43,7 +43,7 @@ func TestReadmeDatabaseWalkthrough(t *testing.T) {
 	for _, b := range blocks {
 		script.Write(b[1])
 	}
-	for _, port := range []string{"9191", "9192", "9193"} {
+	for _, port := range []string{"9191", "9192", "9193", "9194"} {
 		l, err := net.Listen("tcp", "127.0.0.1:"+port)
 		if err != nil {
 			t.Fatalf("the walkthrough serves on keygate's default ports, and 127.0.0.1:%s is taken (is make run or another keygate running?): %v", port, err)

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/admin"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
@@ -39,6 +40,7 @@ type serveCmd struct {
 	logFlags
 	telemetryFlags
 	httpLimits
+	webFlags                      // the console listener: GraphQL Account API and console (web.go)
 	tlsFlags                      // TLS and mTLS on every listener (tls.go)
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
@@ -72,7 +74,10 @@ type keySource struct {
 	loops []func(ctx context.Context)
 	// account serves the Account API (database mode only).
 	account grpcService
-	close   func()
+	// accountSvc is the account service the console listener serves
+	// (database mode only; nil with a keys file).
+	accountSvc *account.Service
+	close      func()
 }
 
 // grpcService is a gRPC service on a listener of its own.
@@ -86,7 +91,7 @@ type grpcService struct {
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
-	if err := errors.Join(c.httpLimits.validate(), c.databaseFlags.validate(), c.limitFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
+	if err := errors.Join(c.httpLimits.validate(), c.webFlags.validate(), c.databaseFlags.validate(), c.limitFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
 		return err
 	}
 	warn := func(w string) { log.Warn("configuration warning", "warning", w) }
@@ -118,6 +123,8 @@ func (c *serveCmd) Run(e *env) error {
 			return c.HTTPAuthzAddr != ""
 		case "account":
 			return c.DatabaseURL != "" && (c.AccountListenAddr != "" || c.AccountAddr != "")
+		case "console":
+			return c.DatabaseURL != "" && c.ConsoleAddr != ""
 		}
 		return true
 	})
@@ -157,6 +164,7 @@ func (c *serveCmd) Run(e *env) error {
 		src.account.register(accountSrv)
 		group.add("account", src.account.addr, grpcServer{accountSrv}, nil)
 	}
+	c.addWeb(group, src, tlsOn, log)
 	if c.HTTPAuthzAddr != "" {
 		httpAuthz := c.httpLimits.server(tr.WrapHTTP(tr.WrapHTTPIdentity(extauthz.NewHTTPHandler(engine, l.cfg, obs, log))))
 		group.add("http", c.HTTPAuthzAddr, httpServer{httpAuthz}, tlsOn.listen("http-authz", limitedListen(c.HTTPAuthzMaxConnections)))

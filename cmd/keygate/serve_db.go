@@ -118,10 +118,13 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	}
 	m.ObserveCache(kc.Stats)
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
-	accountSrv := accountgrpc.NewServer(account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log,
+	// One account service behind both transports (gRPC here, GraphQL on
+	// the console listener): one rate limiter, one set of rules.
+	accountSvc := account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log,
 		Routes:         l.router, // the table serve reloads: scopes are checked against the current one
 		ReplicaTimeout: c.ReplicaTimeout,
-		RateLimits:     account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}}), log)
+		RateLimits:     account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}})
+	accountSrv := accountgrpc.NewServer(accountSvc, log)
 	up := &startup{pool: pool, kc: kc, migrate: c.Migrate, log: log}
 	ready := up.readiness(kc.Ready)
 	if l.hasher.Algorithm() == apikey.SHA256 {
@@ -137,13 +140,14 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		MaxPending: c.UsageMaxPending, Logger: log})
 	m.ObserveUsage(agg.Stats)
 	src := &keySource{
-		counts:  counts,
-		warm:    warm,
-		store:   kc,
-		usage:   kc,
-		denials: kc.Denials(), // row 9: the cache's index, kept by the change feed
-		count:   kc.Len,
-		ready:   ready,
+		counts:     counts,
+		warm:       warm,
+		store:      kc,
+		usage:      kc,
+		denials:    kc.Denials(), // row 9: the cache's index, kept by the change feed
+		count:      kc.Len,
+		ready:      ready,
+		accountSvc: accountSvc,
 		account: grpcService{
 			addr:     c.accountListenAddr(log),
 			register: func(s *grpc.Server) { accountgrpc.Register(s, accountSrv) },

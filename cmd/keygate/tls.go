@@ -21,7 +21,8 @@ import (
 // pair (and client CA bundle) for all, and per-listener overrides whose
 // prefix is the listener's address flag (--authz-addr → --authz-tls-…,
 // --http-authz-addr → --http-authz-tls-…, --account-listen-addr →
-// --account-tls-…, --admin-addr → --admin-tls-…).
+// --account-tls-…, --console-addr → --console-tls-…, --admin-addr →
+// --admin-tls-…).
 type tlsFlags struct {
 	TLSCertFile     string `name:"tls-cert-file" env:"KEYGATE_TLS_CERT_FILE" type:"path" group:"TLS" help:"PEM certificate (chain) every listener serves TLS with; reloaded when it changes. Needs --tls-key-file."`
 	TLSKeyFile      string `name:"tls-key-file" env:"KEYGATE_TLS_KEY_FILE" type:"path" group:"TLS" help:"PEM private key of --tls-cert-file."`
@@ -38,6 +39,10 @@ type tlsFlags struct {
 	AccountTLSCertFile     string `name:"account-tls-cert-file" env:"KEYGATE_ACCOUNT_TLS_CERT_FILE" type:"path" group:"TLS" help:"--tls-cert-file for the Account API listener only."`
 	AccountTLSKeyFile      string `name:"account-tls-key-file" env:"KEYGATE_ACCOUNT_TLS_KEY_FILE" type:"path" group:"TLS" help:"--tls-key-file for the Account API listener only."`
 	AccountTLSClientCAFile string `name:"account-tls-client-ca-file" env:"KEYGATE_ACCOUNT_TLS_CLIENT_CA_FILE" type:"path" group:"TLS" help:"--tls-client-ca-file for the Account API listener only."`
+
+	ConsoleTLSCertFile     string `name:"console-tls-cert-file" env:"KEYGATE_CONSOLE_TLS_CERT_FILE" type:"path" group:"TLS" help:"--tls-cert-file for the console listener (GraphQL Account API and console) only."`
+	ConsoleTLSKeyFile      string `name:"console-tls-key-file" env:"KEYGATE_CONSOLE_TLS_KEY_FILE" type:"path" group:"TLS" help:"--tls-key-file for the console listener only."`
+	ConsoleTLSClientCAFile string `name:"console-tls-client-ca-file" env:"KEYGATE_CONSOLE_TLS_CLIENT_CA_FILE" type:"path" group:"TLS" help:"--tls-client-ca-file for the console listener only."`
 
 	AdminTLSCertFile     string `name:"admin-tls-cert-file" env:"KEYGATE_ADMIN_TLS_CERT_FILE" type:"path" group:"TLS" help:"--tls-cert-file for the admin listener only."`
 	AdminTLSKeyFile      string `name:"admin-tls-key-file" env:"KEYGATE_ADMIN_TLS_KEY_FILE" type:"path" group:"TLS" help:"--tls-key-file for the admin listener only."`
@@ -59,6 +64,9 @@ var tlsListeners = []struct {
 	}},
 	{"account", []string{"h2"}, func(f *tlsFlags) (string, string, string) {
 		return f.AccountTLSCertFile, f.AccountTLSKeyFile, f.AccountTLSClientCAFile
+	}},
+	{"console", []string{"http/1.1"}, func(f *tlsFlags) (string, string, string) {
+		return f.ConsoleTLSCertFile, f.ConsoleTLSKeyFile, f.ConsoleTLSClientCAFile
 	}},
 	{"admin", []string{"http/1.1"}, func(f *tlsFlags) (string, string, string) {
 		return f.AdminTLSCertFile, f.AdminTLSKeyFile, f.AdminTLSClientCAFile

@@ -17,11 +17,14 @@ func TestTLSFlagsResolve(t *testing.T) {
 		{"off", tlsFlags{}, nil, nil},
 		{"one pair for all", tlsFlags{TLSCertFile: "c", TLSKeyFile: "k"}, map[string]tlsfiles.Files{
 			"authz": {Cert: "c", Key: "k"}, "http-authz": {Cert: "c", Key: "k"}, "account": {Cert: "c", Key: "k"}, "admin": {Cert: "c", Key: "k"},
+			"console": {Cert: "c", Key: "k"},
 		}, nil},
 		{"overrides", tlsFlags{TLSCertFile: "c", TLSKeyFile: "k", TLSClientCAFile: "ca",
-			AdminTLSCertFile: "ac", AdminTLSKeyFile: "ak", AccountTLSClientCAFile: "operators"}, map[string]tlsfiles.Files{
+			AdminTLSCertFile: "ac", AdminTLSKeyFile: "ak", AccountTLSClientCAFile: "operators",
+			ConsoleTLSCertFile: "wc", ConsoleTLSKeyFile: "wk"}, map[string]tlsfiles.Files{
 			"authz": {Cert: "c", Key: "k", ClientCA: "ca"}, "http-authz": {Cert: "c", Key: "k", ClientCA: "ca"},
 			"account": {Cert: "c", Key: "k", ClientCA: "operators"}, "admin": {Cert: "ac", Key: "ak", ClientCA: "ca"},
+			"console": {Cert: "wc", Key: "wk", ClientCA: "ca"},
 		}, nil},
 		{"only one listener", tlsFlags{AuthzTLSCertFile: "c", AuthzTLSKeyFile: "k", AuthzTLSClientCAFile: "ca"},
 			map[string]tlsfiles.Files{"authz": {Cert: "c", Key: "k", ClientCA: "ca"}}, nil},
@@ -31,6 +34,8 @@ func TestTLSFlagsResolve(t *testing.T) {
 			[]string{"--admin-tls-key-file is set without --admin-tls-cert-file"}},
 		{"client CA without a certificate", tlsFlags{AccountTLSClientCAFile: "ca"}, nil,
 			[]string{"--account-tls-client-ca-file needs the account listener to serve TLS"}},
+		{"console key without cert", tlsFlags{ConsoleTLSKeyFile: "k"}, nil,
+			[]string{"--console-tls-key-file is set without --console-tls-cert-file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
