@@ -372,8 +372,7 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
 			h.showSecret(w, r, p, secretView{Key: k, Secret: secret.Reveal(), Action: "created"})
 			return
 		}
-		if !p.formError(err) {
-			h.serviceError(w, r, p, err)
+		if h.answered(w, r, p, err) {
 			return
 		}
 	} else {
@@ -438,8 +437,7 @@ func (h *Handler) keyUpdate(w http.ResponseWriter, r *http.Request, p *page) {
 			http.Redirect(w, r, "/keys/"+url.PathEscape(id)+"?saved=1", http.StatusSeeOther)
 			return
 		}
-		if !p.formError(err) {
-			h.serviceError(w, r, p, err)
+		if h.answered(w, r, p, err) {
 			return
 		}
 	} else {

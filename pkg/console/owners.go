@@ -120,8 +120,7 @@ func (o ownerPages) create(w http.ResponseWriter, r *http.Request, p *page) {
 		http.Redirect(w, r, o.kind.Path+"/"+url.PathEscape(a.ID), http.StatusSeeOther)
 		return
 	}
-	if !p.formError(err) {
-		o.h.serviceError(w, r, p, err)
+	if o.h.answered(w, r, p, err) {
 		return
 	}
 	p.Title, p.Nav, p.Data = "New "+o.kind.Name, o.kind.Plural, &ownerFormView{Kind: o.kind, Form: f}
@@ -205,8 +204,7 @@ func (o ownerPages) update(w http.ResponseWriter, r *http.Request, p *page) {
 		http.Redirect(w, r, o.kind.Path+"/"+url.PathEscape(id)+"?saved=1", http.StatusSeeOther)
 		return
 	}
-	if !p.formError(err) {
-		o.h.serviceError(w, r, p, err)
+	if o.h.answered(w, r, p, err) {
 		return
 	}
 	a, gerr := o.kind.get(o.h.svc, r.Context(), p.session.caller, id)
@@ -303,8 +301,7 @@ func (h *Handler) denialCreate(w http.ResponseWriter, r *http.Request, p *page) 
 		http.Redirect(w, r, "/tenants/"+url.PathEscape(id)+"?saved=1", http.StatusSeeOther)
 		return
 	}
-	if !p.formError(err) {
-		h.serviceError(w, r, p, err)
+	if h.answered(w, r, p, err) {
 		return
 	}
 	a, gerr := tenantKind.get(h.svc, r.Context(), p.session.caller, id)

@@ -145,6 +145,17 @@ func (p *page) formError(err error) bool {
 	return true
 }
 
+// answered shows a service error that is not about the form (an error
+// page) and reports true; an error about the form's fields is left on p
+// for the handler to show with the form, and it reports false.
+func (h *Handler) answered(w http.ResponseWriter, r *http.Request, p *page, err error) bool {
+	if p.formError(err) {
+		return false
+	}
+	h.serviceError(w, r, p, err)
+	return true
+}
+
 // render writes a page. It is rendered into a buffer first, so that a
 // template error is a 500 and never half a page.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
