@@ -389,6 +389,7 @@ type keyView struct {
 	Form   keyForm
 	Picker *picker
 	Grace  []graceOption
+	Panels *keyPanels
 }
 
 type graceOption struct{ Value, Label string }
@@ -399,7 +400,8 @@ var graceOptions = []graceOption{{"0s", "none"}, {"15m", "15 minutes"}, {"1h", "
 
 func (h *Handler) keyView(ctx context.Context, p *page, k store.Key, f keyForm) *keyView {
 	f.padRows()
-	return &keyView{Row: newKeyRow(k, h.svc.Now()), Form: f, Picker: h.picker(ctx, p, f.Scope), Grace: graceOptions}
+	return &keyView{Row: newKeyRow(k, h.svc.Now()), Form: f, Picker: h.picker(ctx, p, f.Scope), Grace: graceOptions,
+		Panels: h.keyPanels(ctx, p, k)}
 }
 
 func (h *Handler) keyPage(w http.ResponseWriter, r *http.Request, p *page) {

@@ -361,3 +361,30 @@ func TestPermissionPicker(t *testing.T) {
 		t.Error("a key without services: want the scope field and no picker")
 	}
 }
+
+// The key page's panels: the endpoints its scope reaches, its usage, its
+// sync status and its audit events with what changed.
+func TestKeyPagePanels(t *testing.T) {
+	e := newEnv(t)
+	e.owners()
+	_, k, _, err := e.svc.GenerateKey(t.Context(), e.caller(), account.KeyInput{Type: authz.KeyTypeService, AppID: "billing", TenantID: "globex",
+		Name: "reader", Scope: "billing-api:query:*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := "now described"
+	if _, _, err := e.svc.UpdateKey(t.Context(), e.caller(), k.Spec.ID, account.KeyUpdate{Description: &desc}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	body := b.get("/keys/" + k.Spec.ID).body
+	for _, want := range []string{"query:listInvoices", "query:getInvoice", "No requests counted.", `id="sync-status"`, "key.update", `description: &#34;now described&#34;`, "key.create"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("key page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "mutation:createInvoice</code>") {
+		t.Error("the endpoints list an operation outside the scope")
+	}
+}
