@@ -46,7 +46,8 @@ type keysView struct {
 	Keys                        []keyRow
 	Types                       []string
 	Type, App, Tenant, Active   string
-	Name                        string
+	Name, Group                 string
+	ExpiringBefore, UnusedSince string
 	Apps, Tenants               []ownerOption
 	Filtered                    bool
 	CanListApps, CanListTenants bool
@@ -93,7 +94,9 @@ func (h *Handler) options(ctx context.Context, p *page, kind ownerKind) []ownerO
 
 func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	q := r.URL.Query()
-	v := &keysView{Type: q.Get("type"), App: q.Get("app"), Tenant: q.Get("tenant"), Active: q.Get("active"), Name: strings.TrimSpace(q.Get("name"))}
+	v := &keysView{Type: q.Get("type"), App: q.Get("app"), Tenant: q.Get("tenant"), Active: q.Get("active"),
+		Name: strings.TrimSpace(q.Get("name")), Group: strings.TrimSpace(q.Get("group")),
+		ExpiringBefore: q.Get("expiring_before"), UnusedSince: q.Get("unused_since")}
 	var f account.KeyFilter
 	p.Errors = map[string]string{}
 	if v.Type != "" {
@@ -111,7 +114,20 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	default:
 		p.Errors["active"] = "active: want true or false"
 	}
-	f.AppID, f.TenantID, f.Name = v.App, v.Tenant, v.Name
+	f.AppID, f.TenantID, f.Name, f.Group = v.App, v.Tenant, v.Name, v.Group
+	for _, d := range []struct {
+		field, text string
+		dst         *time.Time
+	}{{"expiring_before", v.ExpiringBefore, &f.ExpiringBefore}, {"unused_since", v.UnusedSince, &f.UnusedSince}} {
+		if d.text == "" {
+			continue
+		}
+		t, err := time.Parse("2006-01-02", d.text)
+		if err != nil {
+			p.Errors[d.field] = d.field + ": " + d.text + " is not a date (YYYY-MM-DD)"
+		}
+		*d.dst = t
+	}
 	v.Filtered = !f.IsZero()
 	v.Types = []string{"service", "app", "account"}
 	p.Title, p.Nav, p.Data = "Keys", "keys", v
@@ -137,7 +153,7 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 		v.Keys = append(v.Keys, newKeyRow(k, now))
 	}
 	nq := url.Values{}
-	for _, name := range []string{"type", "app", "tenant", "active", "name"} {
+	for _, name := range keyFilterParams {
 		if x := q.Get(name); x != "" {
 			nq.Set(name, x)
 		}
@@ -151,6 +167,10 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	v.NotFirst = q.Get("after") != ""
 	h.render(w, r, http.StatusOK, "keys", p)
 }
+
+// keyFilterParams are the keys list's filter parameters, kept across its
+// pages.
+var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "expiring_before", "unused_since"}
 
 // keyForm is the create and settings form of a key, as entered: kept
 // as text so that a refused form comes back as the user typed it.

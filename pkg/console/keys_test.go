@@ -294,12 +294,16 @@ func TestKeysListPagesAndFilters(t *testing.T) {
 		{"type=service&active=false", 4},
 		{"name=k07", 1},
 		{"app=billing&type=app&active=true", 18},
+		{"unused_since=2100-01-01", 50}, // a page of the 61
+		{"expiring_before=2100-01-01", 0},
+		{"group=none", 0},
 	} {
 		if n := rows(b.get("/keys?" + tc.query).body); n != tc.want {
 			t.Errorf("/keys?%s: %d rows, want %d", tc.query, n, tc.want)
 		}
 	}
 	wantStatus(t, b.get("/keys?type=bogus"), http.StatusUnprocessableEntity)
+	wantStatus(t, b.get("/keys?expiring_before=soon"), http.StatusUnprocessableEntity)
 }
 
 // The scope field is checked as typed (htmx posts it).

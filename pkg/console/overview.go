@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // overviewCap bounds what the overview counts: past it, "at least".
@@ -20,7 +21,21 @@ type count struct {
 
 type overviewView struct {
 	Apps, Tenants, Keys, Inactive, Expiring, NoIPFilters count
-	ExpiringSoon                                         []keyRow
+	// Everything: keys with an empty own scope and no roles (every
+	// operation of the services that accept their type); Unused: keys
+	// never used or not since UnusedSince (90 days). Hygiene, with
+	// NoIPFilters.
+	Everything, Unused count
+	UnusedSince        string
+	ExpiringSoon       []keyRow
+	// Usage is the last 7 days by outcome; Replicas their sync state.
+	Usage        []usageRow
+	UsageErr     string
+	ShowUsage    bool
+	Replicas     []account.ReplicaStatus
+	Head         int64
+	ReplicasErr  string
+	ShowReplicas bool
 }
 
 // countPages counts a list page by page up to overviewCap.
@@ -70,6 +85,25 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) {
 		h.serviceError(w, r, p, err)
 		return
 	}
+	if p.Can("usage") {
+		v.ShowUsage = true
+		series, err := h.svc.GetUsage(ctx, c, account.UsageInput{
+			Since: store.Daily.Truncate(h.svc.Now().AddDate(0, 0, -usageDays+1)), Granularity: store.Daily,
+			GroupBy: []store.UsageField{store.UsageOutcome},
+		})
+		if err != nil {
+			_, v.UsageErr = statusOf(err)
+		}
+		for _, s := range series {
+			v.Usage = append(v.Usage, usageRow{Outcome: s.Group[store.UsageOutcome], Total: s.Total})
+		}
+	}
+	if p.Can("replicas") {
+		v.ShowReplicas = true
+		if v.Replicas, v.Head, err = h.svc.ListReplicas(ctx, c); err != nil {
+			_, v.ReplicasErr = statusOf(err)
+		}
+	}
 	p.Title, p.Nav, p.Data = "Overview", "overview", v
 	h.render(w, r, http.StatusOK, "overview", p)
 }
@@ -84,6 +118,9 @@ func (h *Handler) keyCounts(ctx context.Context, c account.Caller, v *overviewVi
 			if len(k.Spec.IPFilters) == 0 {
 				v.NoIPFilters.N++
 			}
+			if k.Spec.Scope == "" && len(k.RoleIDs) == 0 {
+				v.Everything.N++
+			}
 		}
 		return len(keys), next, err
 	})
@@ -91,6 +128,16 @@ func (h *Handler) keyCounts(ctx context.Context, c account.Caller, v *overviewVi
 		return err
 	}
 	v.NoIPFilters.Known, v.NoIPFilters.More = true, v.Keys.More
+	v.Everything.Known, v.Everything.More = true, v.Keys.More
+	unusedSince := store.Daily.Truncate(now.AddDate(0, 0, -90)) // a date, as the keys list filters by
+	v.UnusedSince = unusedSince.Format("2006-01-02")
+	v.Unused, err = countPages(func(token string) (int, string, error) {
+		keys, next, err := h.svc.ListKeys(ctx, c, account.KeyFilter{UnusedSince: unusedSince}, account.PageInput{Size: 1000, Token: token})
+		return len(keys), next, err
+	})
+	if err != nil {
+		return err
+	}
 	inactive := false
 	v.Inactive, err = countPages(func(token string) (int, string, error) {
 		keys, next, err := h.svc.ListKeys(ctx, c, account.KeyFilter{Active: &inactive}, account.PageInput{Size: 1000, Token: token})
