@@ -53,7 +53,7 @@ func (c *clock) Add(d time.Duration) {
 // env is a console over a real PostgreSQL database with an account
 // "acme" whose bootstrap key (scope account-api) is admin.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	st      *postgres.Store
 	svc     *account.Service
 	clock   *clock
@@ -63,7 +63,7 @@ type env struct {
 	url     string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := t.Context()
 	dbURL := pgtest.NewDatabase(t)
@@ -103,7 +103,7 @@ func (e *env) serve() *httptest.Server {
 }
 
 // newHandler is a console over e's service; secure as with TLS.
-func newHandler(t *testing.T, e *env, secure bool) http.Handler {
+func newHandler(t testing.TB, e *env, secure bool) http.Handler {
 	h, err := console.New(console.Options{Service: e.svc, Sessions: e.st, Now: e.clock.Now, Secure: secure})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func (e *env) accountKey(name, sc string) (string, string) {
 
 // browser is a client with a cookie jar that does not follow redirects.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	c    *http.Client
 	base string
 }
@@ -223,7 +223,7 @@ func (b *browser) form(path string, form url.Values) response {
 }
 
 // find returns the elements of a page matching a predicate.
-func find(t *testing.T, body string, match func(*html.Node) bool) []*html.Node {
+func find(t testing.TB, body string, match func(*html.Node) bool) []*html.Node {
 	t.Helper()
 	doc, err := html.Parse(strings.NewReader(body))
 	if err != nil {
