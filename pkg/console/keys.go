@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -232,8 +233,10 @@ func readKeyForm(r *http.Request) keyForm {
 	}
 	patterns := strings.Fields(pf.Get("scope"))
 	for _, perm := range pf["perm"] {
-		if perm = strings.TrimSpace(perm); perm != "" && !contains(patterns, perm) {
-			patterns = append(patterns, perm)
+		for _, p := range strings.Fields(perm) {
+			if !slices.Contains(patterns, p) {
+				patterns = append(patterns, p)
+			}
 		}
 	}
 	f.Scope = strings.Join(patterns, " ")
@@ -262,15 +265,6 @@ func readKeyForm(r *http.Request) keyForm {
 		}
 	}
 	return f
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ipFilters are the rows as the service takes them: "address/netmask",
