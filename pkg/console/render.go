@@ -41,6 +41,7 @@ var funcs = template.FuncMap{
 		return s[:n] + "…"
 	},
 	"join": strings.Join,
+	"dur":  func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 }
 
 // when is a time as pages show it.
