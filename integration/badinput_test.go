@@ -224,7 +224,7 @@ func TestBadAccountRequests(t *testing.T) {
 		mustOK(t, "GenerateAccountAccessKey "+id, err)
 		return resp.GetPrivateKey()
 	}
-	narrow := acctKey("k-narrow", "account-api:query:getApp", nil)
+	narrow := acctKey("k-narrow", "account-api:query:app", nil)
 	denyOnly := acctKey("k-deny-only", "!account-api", nil)
 	inactive := acctKey("k-acct-inactive", "", func(r *accountv1.GenerateAccountAccessKeyRequest) { r.Active = proto.Bool(false) })
 	// A new key with a past expiry is refused; an update may expire one.
@@ -471,7 +471,7 @@ func TestBadAccountRequests(t *testing.T) {
 		{name: "app key on the Account API", key: secrets["app"], code: perm, contains: []string{"wrong_key_type"}, call: listApps},
 
 		// Missing or insufficient scope, unusable caller keys.
-		{name: "narrow key calling ListApps", key: narrow, code: perm, contains: []string{"scope_denied", "account-api:query:listApps"}, call: listApps},
+		{name: "narrow key calling ListApps", key: narrow, code: perm, contains: []string{"scope_denied", "account-api:query:apps"}, call: listApps},
 		{name: "narrow key calling DeleteApp", key: narrow, code: perm, contains: []string{"scope_denied", "deleteApp"},
 			call: func(ctx context.Context) error {
 				_, err := c.DeleteApp(ctx, &accountv1.DeleteAppRequest{Id: "billing"})

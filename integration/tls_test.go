@@ -86,7 +86,7 @@ func waitReadyTLS(t testing.TB, s *server, cfg *tls.Config) {
 func TestTLSEveryListener(t *testing.T) {
 	f := newTLSFixture(t)
 	env := newDBEnv(t)
-	srv := startServe(t, []string{"authz", "admin", "account", "http"}, append([]string{"--database-url", env.url,
+	srv := startServe(t, []string{"authz", "admin", "account", "http", "console"}, append([]string{"--database-url", env.url,
 		"--routes-file", env.routesFile, "--http-authz-addr", "127.0.0.1:0"}, f.mtlsArgs()...)...)
 	good := tlstest.ClientConfig(t, f.ca, f.client)
 	waitReadyTLS(t, srv, good)
@@ -121,6 +121,14 @@ func TestTLSEveryListener(t *testing.T) {
 			_, err := api.ListApps(metadata.AppendToOutgoingContext(ctx(), "x-api-key", env.accountKey), &accountv1.ListAppsRequest{})
 			return err
 		}},
+		{"console", func(cfg *tls.Config) error {
+			// /graphql without a key: answered 401 over TLS.
+			code, _, err := httpsGet("https://"+srv.consoleAddr+"/graphql?query=%7Bapps%7Bnodes%7Bid%7D%7D%7D", cfg)
+			if err == nil && code != http.StatusUnauthorized {
+				return fmt.Errorf("status %d, want 401", code)
+			}
+			return err
+		}},
 		{"admin", func(cfg *tls.Config) error {
 			code, _, err := httpsGet("https://"+srv.adminAddr+"/readyz", cfg)
 			if err == nil && code != 200 {
@@ -149,7 +157,7 @@ func TestTLSEveryListener(t *testing.T) {
 		}
 	}
 	t.Run("no cleartext", func(t *testing.T) {
-		for _, addr := range []string{srv.adminAddr, httpAddr} {
+		for _, addr := range []string{srv.adminAddr, httpAddr, srv.consoleAddr} {
 			if code, _, err := httpsGet("http://"+addr+"/readyz", nil); err == nil && code < 400 {
 				t.Errorf("%s answered cleartext HTTP with %d", addr, code)
 			}

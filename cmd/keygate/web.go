@@ -19,7 +19,7 @@ type webFlags struct {
 	ConsoleMaxConnections int    `name:"console-max-connections" env:"KEYGATE_CONSOLE_MAX_CONNECTIONS" default:"256" help:"Connections the console listener serves at once; further ones wait to be accepted."`
 	GraphQLMaxBodyBytes   int64  `name:"graphql-max-body-bytes" env:"KEYGATE_GRAPHQL_MAX_BODY_BYTES" default:"1048576" help:"Largest /graphql request body (413 beyond), and the largest query in a GET's URL."`
 	GraphQLMaxDepth       int    `name:"graphql-max-depth" env:"KEYGATE_GRAPHQL_MAX_DEPTH" default:"10" help:"Deepest selection a /graphql document may nest."`
-	GraphQLMaxComplexity  int    `name:"graphql-max-complexity" env:"KEYGATE_GRAPHQL_MAX_COMPLEXITY" default:"1000" help:"Largest complexity (fields, list fields counted by the page size asked) a /graphql operation may have."`
+	GraphQLMaxComplexity  int    `name:"graphql-max-complexity" env:"KEYGATE_GRAPHQL_MAX_COMPLEXITY" default:"20000" help:"Largest complexity a /graphql operation may have: one per field, a list's fields times the page size asked (first, default 100); 20000 is a page of 500 keys with every field."`
 }
 
 // webMux is the console listener's mux: the Account API over GraphQL at

@@ -80,7 +80,7 @@ func TestDeniedEventsBounded(t *testing.T) {
 func TestAuditFilterRefused(t *testing.T) {
 	s := accounttest.Start(t)
 	ctx := context.Background()
-	op, _ := account.OperationNamed("listAuditEvents")
+	op, _ := account.OperationNamed("auditEvents")
 	c, err := s.Service.Authenticate(ctx, account.Credentials{Keys: []string{s.RootKey}}, op)
 	if err != nil {
 		t.Fatal(err)

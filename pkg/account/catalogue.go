@@ -19,15 +19,15 @@ const (
 // Operations is the catalogue of the Account API: every operation any
 // transport serves, authorised by Authorize under these names and kinds.
 var Operations = []Operation{
-	{"createApp", kindMutation}, {"getApp", kindQuery}, {"listApps", kindQuery},
+	{"createApp", kindMutation}, {"app", kindQuery}, {"apps", kindQuery},
 	{"updateApp", kindMutation}, {"deleteApp", kindMutation},
-	{"createTenant", kindMutation}, {"getTenant", kindQuery}, {"listTenants", kindQuery},
+	{"createTenant", kindMutation}, {"tenant", kindQuery}, {"tenants", kindQuery},
 	{"updateTenant", kindMutation}, {"deleteTenant", kindMutation},
 	{"generateServiceAccessKey", kindMutation}, {"generateAppAccessKey", kindMutation},
 	{"generateAccountAccessKey", kindMutation}, {"importKey", kindMutation},
-	{"getKey", kindQuery}, {"listKeys", kindQuery}, {"updateKey", kindMutation},
+	{"key", kindQuery}, {"keys", kindQuery}, {"updateKey", kindMutation},
 	{"regenerateKey", kindMutation}, {"deleteKey", kindMutation}, {"updateKeys", kindMutation},
-	{"listAuditEvents", kindQuery},
+	{"auditEvents", kindQuery},
 	{"createServiceAccessRole", kindMutation}, {"serviceAccessRole", kindQuery},
 	{"serviceAccessRoles", kindQuery}, {"updateServiceAccessRole", kindMutation},
 	{"deleteServiceAccessRole", kindMutation},

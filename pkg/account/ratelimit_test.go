@@ -24,7 +24,7 @@ func TestRateLimits(t *testing.T) {
 	other := s.AddKey(t, authz.KeySpec{ID: "second", Name: "second", Type: authz.KeyTypeAccount, AccountID: s.AccountID, Active: true})
 	ctx := context.Background()
 	create, _ := account.OperationNamed("createApp")
-	list, _ := account.OperationNamed("listApps")
+	list, _ := account.OperationNamed("apps")
 	call := func(key string, op account.Operation) error {
 		_, err := svc.Authenticate(ctx, account.Credentials{Keys: []string{key}}, op)
 		return err

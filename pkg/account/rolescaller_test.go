@@ -53,9 +53,9 @@ func TestAccountKeyRolesCount(t *testing.T) {
 		return string(secret), err
 	}
 	// The key's own scope only reads keys; its role manages them.
-	admin, err := gen(root, account.KeyInput{ID: "admin", Scope: "account-api:query:listKeys", RoleIDs: []string{"key-admin"}})
+	admin, err := gen(root, account.KeyInput{ID: "admin", Scope: "account-api:query:keys", RoleIDs: []string{"key-admin"}})
 	must(err)
-	if _, err := gen(root, account.KeyInput{ID: "strong", Group: "g", Scope: "account-api:query:listKeys", RoleIDs: []string{"everything"}}); err != nil {
+	if _, err := gen(root, account.KeyInput{ID: "strong", Group: "g", Scope: "account-api:query:keys", RoleIDs: []string{"everything"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := gen(root, account.KeyInput{ID: "by-role", Group: "h", RoleIDs: []string{"apps"}}); err != nil {
@@ -83,7 +83,7 @@ func TestAccountKeyRolesCount(t *testing.T) {
 	}
 	_, err = gen(c, account.KeyInput{Scope: "account-api:mutation:deleteApp"})
 	refused("a key beyond the caller's effective scope", err)
-	_, err = gen(c, account.KeyInput{Scope: "account-api:query:listKeys", RoleIDs: []string{"everything"}})
+	_, err = gen(c, account.KeyInput{Scope: "account-api:query:keys", RoleIDs: []string{"everything"}})
 	refused("a key given a role beyond the caller", err)
 
 	// What it may manage: the other key's effective scope.

@@ -70,7 +70,7 @@ func TestServiceWithoutTransport(t *testing.T) {
 	// A read-only key: Authorize refuses a mutation by the catalogue's kind.
 	reader := s.AddKey(t, authz.KeySpec{ID: "reader", Name: "reader", Type: authz.KeyTypeAccount, AccountID: s.AccountID,
 		Active: true, Scope: "account-api:query:*"})
-	list, _ := account.OperationNamed("listApps")
+	list, _ := account.OperationNamed("apps")
 	rc, err := s.Service.Authenticate(ctx, account.Credentials{Keys: []string{reader}}, list)
 	if err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ func TestAccountInfo(t *testing.T) {
 		t.Errorf("root: %+v", info)
 	}
 	secret := s.AddKey(t, authz.KeySpec{ID: "reader", Name: "reader", Type: authz.KeyTypeAccount, AccountID: s.AccountID, Active: true,
-		Scope: "account-api:query:listApps account-api:query:account"})
+		Scope: "account-api:query:apps account-api:query:account"})
 	op, _ := account.OperationNamed("account")
 	rc, err := svc.Authenticate(ctx, account.Credentials{Keys: []string{secret}}, op)
 	if err != nil {
@@ -73,10 +73,10 @@ func TestAccountInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []account.Operation{{Name: "account", Kind: "query"}, {Name: "listApps", Kind: "query"}}
+	want := []account.Operation{{Name: "account", Kind: "query"}, {Name: "apps", Kind: "query"}}
 	got := slices.Clone(info.Operations)
 	slices.SortFunc(got, func(a, b account.Operation) int { return strings.Compare(a.Name, b.Name) })
-	if info.KeyID != "reader" || info.Scope != "account-api:query:listApps account-api:query:account" || !reflect.DeepEqual(got, want) {
+	if info.KeyID != "reader" || info.Scope != "account-api:query:apps account-api:query:account" || !reflect.DeepEqual(got, want) {
 		t.Errorf("reader: %+v", info)
 	}
 }

@@ -22,8 +22,8 @@ func resolveKey(cl *client, arg string) (*accountv1.Key, error) {
 	return k, err
 }
 
-// keyID resolves arg to a key id. A key whose scope allows neither getKey
-// nor listKeys may still change a key by id: the argument is then taken
+// keyID resolves arg to a key id. A key whose scope allows neither key
+// nor keys (the queries) may still change a key by id: the argument is then taken
 // as the id, and the server decides.
 func keyID(cl *client, arg string) (string, error) {
 	_, id, err := lookupKey(cl, arg)

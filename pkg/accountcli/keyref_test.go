@@ -158,7 +158,7 @@ func TestKeyRefWithNarrowScopes(t *testing.T) {
 	}
 	ok(t, as("account-api:mutation:updateKey", "keys", "update", "k1", "--description", "by id", "-o", "json"))
 	wantErr(t, as("account-api:mutation:deleteKey", "keys", "delete", "ci-deploy"), "NotFound") // taken as an id
-	ok(t, as("account-api:mutation:updateKey account-api:query:listKeys", "keys", "update", "ci-deploy", "--description", "by name", "-o", "json"))
+	ok(t, as("account-api:mutation:updateKey account-api:query:keys", "keys", "update", "ci-deploy", "--description", "by name", "-o", "json"))
 	wantErr(t, as("account-api:mutation:updateKey", "keys", "get", "k1"), "scope_denied")
 	if got := field(t, ok(t, cli(t, s, "", "keys", "get", "k1")).stdout, "DESCRIPTION"); got != "by name" {
 		t.Errorf("description %q", got)

@@ -74,7 +74,7 @@ func TestAuthentication(t *testing.T) {
 		{"app key", listApps, app, codes.PermissionDenied, []string{"wrong_key_type"}},
 		{"query-only key reads", listApps, readOnly, codes.OK, nil},
 		{"query-only key writes", createApp, readOnly, codes.PermissionDenied, []string{"scope_denied", "account-api:mutation:createApp"}},
-		{"generate-only key lists", listApps, genOnly, codes.PermissionDenied, []string{"scope_denied", "account-api:query:listApps"}},
+		{"generate-only key lists", listApps, genOnly, codes.PermissionDenied, []string{"scope_denied", "account-api:query:apps"}},
 		{"generate-only key generates", func(ctx context.Context) error {
 			_, err := c.GenerateServiceAccessKey(ctx, &accountv1.GenerateServiceAccessKeyRequest{AppId: "billing", TenantId: "acme"})
 			return err
@@ -244,7 +244,7 @@ func TestNoEscalation(t *testing.T) {
 	limited := accounttest.Ctx(t.Context(), s.AddKey(t, authz.KeySpec{ID: "limited", Name: "limited", AccountID: "acct-1",
 		Type: authz.KeyTypeAccount, Active: true,
 		Scope: "account-api:query:* account-api:mutation:generate* account-api:mutation:importKey account-api:mutation:updateKey account-api:mutation:regenerateKey account-api:mutation:deleteKey"}))
-	weak := must(c.GenerateAccountAccessKey(root, &accountv1.GenerateAccountAccessKeyRequest{Name: "weak", Scope: "account-api:query:listApps"})).GetKey()
+	weak := must(c.GenerateAccountAccessKey(root, &accountv1.GenerateAccountAccessKeyRequest{Name: "weak", Scope: "account-api:query:apps"})).GetKey()
 	strong := must(c.GenerateAccountAccessKey(root, &accountv1.GenerateAccountAccessKeyRequest{Name: "strong", Scope: "account-api"})).GetKey()
 	before := must(c.ListKeys(root, &accountv1.ListKeysRequest{}))
 
@@ -320,7 +320,7 @@ func TestNoEscalation(t *testing.T) {
 
 	// Within its own rights it works.
 	must(c.GenerateAccountAccessKey(limited, &accountv1.GenerateAccountAccessKeyRequest{Name: "reader", Scope: "account-api:query:*"}))
-	must(c.UpdateKey(limited, &accountv1.UpdateKeyRequest{Id: weak.GetId(), Scope: proto.String("account-api:query:getApp")}))
+	must(c.UpdateKey(limited, &accountv1.UpdateKeyRequest{Id: weak.GetId(), Scope: proto.String("account-api:query:app")}))
 	must(c.RegenerateKey(limited, &accountv1.RegenerateKeyRequest{Id: weak.GetId()}))
 	must(c.GenerateServiceAccessKey(limited, &accountv1.GenerateServiceAccessKeyRequest{AppId: "billing", TenantId: "acme", Scope: "email-api"}))
 	must(c.DeleteKey(limited, &accountv1.DeleteKeyRequest{Id: weak.GetId()}))

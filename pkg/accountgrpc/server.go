@@ -104,8 +104,17 @@ func OperationOf(method string) (account.Operation, bool) {
 }
 
 // queryNames are the methods whose operation is named as its GraphQL
-// query field (SPEC §14), not as the method in lowerCamelCase.
+// query field (SPEC §14), not as the method in lowerCamelCase: a gRPC
+// method is authorised under its GraphQL field's name, so that one scope
+// (account-api:query:apps) means the same on both transports.
 var queryNames = map[string]string{
+	"GetApp":                   "app",
+	"ListApps":                 "apps",
+	"GetTenant":                "tenant",
+	"ListTenants":              "tenants",
+	"GetKey":                   "key",
+	"ListKeys":                 "keys",
+	"ListAuditEvents":          "auditEvents",
 	"GetServiceAccessRole":     "serviceAccessRole",
 	"ListServiceAccessRoles":   "serviceAccessRoles",
 	"GetServiceAccessDenial":   "serviceAccessDenial",

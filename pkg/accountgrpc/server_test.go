@@ -72,9 +72,9 @@ func TestOperationNames(t *testing.T) {
 	}
 	want := map[string][2]string{
 		"GenerateServiceAccessKey":  {"mutation", "generateServiceAccessKey"},
-		"GetApp":                    {"query", "getApp"},
-		"ListKeys":                  {"query", "listKeys"},
-		"ListAuditEvents":           {"query", "listAuditEvents"},
+		"GetApp":                    {"query", "app"},
+		"ListKeys":                  {"query", "keys"},
+		"ListAuditEvents":           {"query", "auditEvents"},
 		"UpdateKey":                 {"mutation", "updateKey"},
 		"RegenerateKey":             {"mutation", "regenerateKey"},
 		"ImportKey":                 {"mutation", "importKey"},
@@ -115,8 +115,8 @@ func TestOperationNames(t *testing.T) {
 
 func TestAccountRouter(t *testing.T) {
 	r := account.AccountRouter()
-	tg, reason := r.Resolve(&authz.RouteInput{Extensions: authz.Extensions{Service: "account-api", Kind: "query", Operation: "getApp"}})
-	if reason != authz.OK || tg.Service != authz.AccountAPIService || tg.Kind != "query" || tg.Operation != "getApp" {
+	tg, reason := r.Resolve(&authz.RouteInput{Extensions: authz.Extensions{Service: "account-api", Kind: "query", Operation: "app"}})
+	if reason != authz.OK || tg.Service != authz.AccountAPIService || tg.Kind != "query" || tg.Operation != "app" {
 		t.Fatalf("got %+v %s", tg, reason)
 	}
 	for _, ty := range []authz.KeyType{authz.KeyTypeService, authz.KeyTypeApp} {

@@ -74,7 +74,7 @@ func TestGetUsage(t *testing.T) {
 
 	t.Run("needs the usage query scope", func(t *testing.T) {
 		key := s.AddKey(t, authz.KeySpec{ID: "reader", Name: "reader", Type: authz.KeyTypeAccount, AccountID: s.AccountID,
-			Active: true, Scope: "account-api:query:listKeys"})
+			Active: true, Scope: "account-api:query:keys"})
 		_, err := s.Client.GetUsage(accounttest.Ctx(t.Context(), key), &accountv1.GetUsageRequest{Since: since, Until: until})
 		wantCode(t, err, codes.PermissionDenied)
 	})

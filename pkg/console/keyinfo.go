@@ -87,7 +87,7 @@ func (h *Handler) keyPanels(ctx context.Context, p *page, k store.Key) *keyPanel
 			kp.Sync = &st
 		}
 	}
-	if p.Can("listAuditEvents") {
+	if p.Can("auditEvents") {
 		kp.ShowAudit = true
 		events, _, err := h.svc.ListAuditEvents(ctx, c, account.AuditFilter{KeyID: k.Spec.ID}, account.PageInput{Size: auditRows})
 		if err != nil {

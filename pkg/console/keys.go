@@ -132,7 +132,7 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	v.Filtered = !f.IsZero()
 	v.Types = []string{"service", "app", "account"}
 	p.Title, p.Nav, p.Data = "Keys", "keys", v
-	v.CanListApps, v.CanListTenants = p.Can("listApps"), p.Can("listTenants")
+	v.CanListApps, v.CanListTenants = p.Can("apps"), p.Can("tenants")
 	v.CanCreate = p.canCreateKey()
 	ctx := r.Context()
 	v.Apps, v.Tenants = h.options(ctx, p, appKind), h.options(ctx, p, tenantKind)

@@ -351,13 +351,13 @@ func TestPermissionPicker(t *testing.T) {
 	b.signIn(e.admin)
 	body := b.get("/keys/new").body
 	for _, p := range []string{"billing-api", "billing-api:query", "billing-api:query:getInvoice", "billing-api:query:listInvoices",
-		"billing-api:mutation:createInvoice", "account-api", "account-api:query:listKeys"} {
+		"billing-api:mutation:createInvoice", "account-api", "account-api:query:keys"} {
 		if box := checkbox(t, body, p); box == nil || hasAttr(box, "checked") {
 			t.Errorf("new key form: no unticked box %s", p)
 		}
 	}
 	// Without the services operation there is no picker; the field stays.
-	reader, _ := e.accountKey("keys-only", "account-api:query:listKeys account-api:query:getKey account-api:mutation:generateServiceAccessKey")
+	reader, _ := e.accountKey("keys-only", "account-api:query:keys account-api:query:key account-api:mutation:generateServiceAccessKey")
 	b2 := e.browser(e.srv)
 	b2.signIn(reader)
 	body = b2.get("/keys/new").body

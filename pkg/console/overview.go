@@ -82,7 +82,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) {
 			return len(items), next, err
 		})
 	}
-	if p.Can("listKeys") && err == nil {
+	if p.Can("keys") && err == nil {
 		err = h.keyCounts(ctx, c, v)
 	}
 	if err != nil {

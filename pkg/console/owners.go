@@ -27,7 +27,7 @@ type ownerKind struct {
 
 var appKind = ownerKind{
 	Name: "app", Plural: "apps", Path: "/apps",
-	ListOp: "listApps", CreateOp: "createApp", GetOp: "getApp", UpdateOp: "updateApp", DeleteOp: "deleteApp",
+	ListOp: "apps", CreateOp: "createApp", GetOp: "app", UpdateOp: "updateApp", DeleteOp: "deleteApp",
 	list:   (*account.Service).ListApps,
 	create: (*account.Service).CreateApp,
 	get:    (*account.Service).GetApp,
@@ -38,7 +38,7 @@ var appKind = ownerKind{
 
 var tenantKind = ownerKind{
 	Name: "tenant", Plural: "tenants", Path: "/tenants",
-	ListOp: "listTenants", CreateOp: "createTenant", GetOp: "getTenant", UpdateOp: "updateTenant", DeleteOp: "deleteTenant",
+	ListOp: "tenants", CreateOp: "createTenant", GetOp: "tenant", UpdateOp: "updateTenant", DeleteOp: "deleteTenant",
 	list: func(s *account.Service, ctx context.Context, c account.Caller, p account.PageInput) ([]store.App, string, error) {
 		ts, next, err := s.ListTenants(ctx, c, p)
 		out := make([]store.App, len(ts))
@@ -148,7 +148,7 @@ const ownerKeys = 50
 
 func (o ownerPages) view(ctx context.Context, p *page, a store.App, f ownerForm, df denialForm) (*ownerView, error) {
 	v := &ownerView{Kind: o.kind, Item: a, Form: f, DenialForm: df}
-	if p.Can("listKeys") {
+	if p.Can("keys") {
 		keys, next, err := o.h.svc.ListKeys(ctx, p.session.caller, o.kind.filter(a.ID), account.PageInput{Size: ownerKeys})
 		if err != nil {
 			return nil, err
@@ -255,7 +255,7 @@ func (o ownerPages) deleteView(w http.ResponseWriter, r *http.Request, p *page, 
 		return
 	}
 	v := &deleteView{Kind: o.kind, Item: a, Typed: typed}
-	if p.Can("listKeys") {
+	if p.Can("keys") {
 		if v.Keys, v.More, err = o.countKeys(ctx, p, a.ID); err != nil {
 			o.h.serviceError(w, r, p, err)
 			return

@@ -67,8 +67,14 @@ const (
 // metadata; the key's account confines what the call sees and changes, and
 // its scope decides which methods it may call, as
 // `account-api:<kind>:<operation>` with kind `query` for Get*/List* and
-// `mutation` for everything else, and operation the method name in
-// lowerCamelCase (e.g. `account-api:mutation:generateServiceAccessKey`).
+// `mutation` for everything else, and operation the name of the
+// operation's GraphQL field (SPEC §14), one name on both transports: the
+// method name in lowerCamelCase for mutations
+// (`account-api:mutation:generateServiceAccessKey`), the query field for
+// reads (GetApp `app`, ListApps `apps`, GetTenant `tenant`, ListTenants
+// `tenants`, GetKey `key`, ListKeys `keys`, ListAuditEvents `auditEvents`,
+// GetUsage `usage`, …). Scopes with the earlier names (`listApps`, …) are
+// accepted and stored with the new ones.
 //
 // Errors are gRPC status codes: INVALID_ARGUMENT with a message that starts
 // with the request field at fault, NOT_FOUND, ALREADY_EXISTS (a duplicate
@@ -562,8 +568,14 @@ func (c *accountServiceClient) GetAccount(ctx context.Context, in *GetAccountReq
 // metadata; the key's account confines what the call sees and changes, and
 // its scope decides which methods it may call, as
 // `account-api:<kind>:<operation>` with kind `query` for Get*/List* and
-// `mutation` for everything else, and operation the method name in
-// lowerCamelCase (e.g. `account-api:mutation:generateServiceAccessKey`).
+// `mutation` for everything else, and operation the name of the
+// operation's GraphQL field (SPEC §14), one name on both transports: the
+// method name in lowerCamelCase for mutations
+// (`account-api:mutation:generateServiceAccessKey`), the query field for
+// reads (GetApp `app`, ListApps `apps`, GetTenant `tenant`, ListTenants
+// `tenants`, GetKey `key`, ListKeys `keys`, ListAuditEvents `auditEvents`,
+// GetUsage `usage`, …). Scopes with the earlier names (`listApps`, …) are
+// accepted and stored with the new ones.
 //
 // Errors are gRPC status codes: INVALID_ARGUMENT with a message that starts
 // with the request field at fault, NOT_FOUND, ALREADY_EXISTS (a duplicate

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
@@ -199,4 +200,69 @@ func TestCheckSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("")
+}
+
+// TestMigrate0011RenamesScopes: migration 0011 rewrites the keys' and
+// roles' scopes that name Account API operations by their earlier names,
+// through the change feed (a replica reloads them), and its SQL rule
+// agrees with account.CanonicalScope on the same table.
+func TestMigrate0011RenamesScopes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.NewEmptyDatabase(t)
+	if err := postgres.MigrateURLUpTo(ctx, url, 9); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	for _, sql := range []string{
+		`INSERT INTO accounts (id, name) VALUES ('acct', 'Acct')`,
+		`INSERT INTO keys (account_id, id, name, type, hash, scope) VALUES
+			('acct', 'old', 'old', 'account', 'sha256:` + strings.Repeat("a", 64) + `', 'account-api:query:listApps !account-api:query:getKey'),
+			('acct', 'new', 'new', 'account', 'sha256:` + strings.Repeat("b", 64) + `', 'account-api:query:*')`,
+		`INSERT INTO roles (account_id, id, name, scope) VALUES ('acct', 'auditor', 'auditor', 'account-api:query:listAuditEvents')`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	st := postgres.New(ctx, pool, postgres.Options{})
+	before, err := st.ChangesSince(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.MigrateURL(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ query, want string }{
+		{`SELECT scope FROM keys WHERE id = 'old'`, "account-api:query:apps !account-api:query:key"},
+		{`SELECT scope FROM keys WHERE id = 'new'`, "account-api:query:*"},
+		{`SELECT scope FROM roles WHERE id = 'auditor'`, "account-api:query:auditEvents"},
+	} {
+		var got string
+		if err := pool.QueryRow(ctx, c.query).Scan(&got); err != nil || got != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.query, got, err, c.want)
+		}
+	}
+	after, err := st.ChangesSince(ctx, before[len(before)-1].Seq, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changed []string
+	for _, c := range after {
+		changed = append(changed, string(c.Kind)+":"+c.ID)
+	}
+	slices.Sort(changed)
+	if want := []string{"key:old", "role:auditor"}; !slices.Equal(changed, want) {
+		t.Errorf("feed rows of the migration: %v, want %v", changed, want)
+	}
+	for _, tc := range account.CanonicalScopeCases {
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT keygate_canonical_scope($1)`, tc.In).Scan(&got); err != nil || got != tc.Want {
+			t.Errorf("keygate_canonical_scope(%q) = %q, %v; want %q (account.CanonicalScope)", tc.In, got, err, tc.Want)
+		}
+	}
 }
