@@ -123,3 +123,13 @@ func (s *Service) Resume(ctx context.Context, accountID, keyID string, ip netip.
 	}
 	return s.sessionCaller(d)
 }
+
+// CountCall takes one call of kind ("query" or "mutation") by a session's
+// Caller from its account key's rate limits (SPEC §10), as Authenticate
+// does for each API call: a console request is a call.
+func (s *Service) CountCall(c Caller, kind string) error {
+	if err := s.check(c); err != nil {
+		return err
+	}
+	return s.limiter.allow(c.AccountID, c.Actor.KeyID, kind, s.now())
+}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/keygate/keygate/pkg/account"
 )
@@ -124,6 +126,19 @@ func (h *Handler) guard(rt route) http.Handler {
 				h.serviceError(w, r, p, err)
 				return
 			}
+		}
+		// A page is a read, a post a change, against the key's rate limits.
+		kind := "query"
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			kind = "mutation"
+		}
+		if err := h.svc.CountCall(s.caller, kind); err != nil {
+			var ae *account.Error
+			if errors.As(err, &ae) && ae.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
+			}
+			h.serviceError(w, r, p, err)
+			return
 		}
 		rt.handle(w, r, p)
 	})

@@ -162,3 +162,28 @@ func TestFormFieldsAreLabelled(t *testing.T) {
 		}
 	}
 }
+
+// Console requests count against the session key's rate limits like API
+// calls: past the burst (the test's clock stands still, so nothing
+// refills) a post is 429 with Retry-After, while pages, another bucket,
+// still load.
+func TestRateLimited(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	token := b.csrf()
+	for i := range 1000 {
+		r := b.post("/keys/scope-check", url.Values{"scope": {"x"}}, "X-CSRF-Token", token)
+		if r.StatusCode == http.StatusTooManyRequests {
+			if r.Header.Get("Retry-After") == "" || !strings.Contains(r.body, "rate_limited") {
+				t.Fatalf("429 without Retry-After or reason:\n%s", r.body)
+			}
+			wantStatus(t, b.get("/keys"), http.StatusOK)
+			return
+		}
+		wantStatus(t, r, http.StatusOK)
+		if i == 999 {
+			t.Fatal("1000 posts at one instant were all served")
+		}
+	}
+}
