@@ -178,10 +178,22 @@ var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group
 type keyForm struct {
 	Type, AppID, TenantID    string
 	Name, Description, Scope string
+	Group                    string
 	Active                   bool
 	ExpiresAt, NotBefore     string
 	IPs                      []ipRow
 	Headers                  []headerRow
+	// RoleIDs are the roles the key holds; Roles the account's, to pick
+	// from (nil when the session may not list them: then the key's roles
+	// are kept as they are).
+	RoleIDs []string
+	Roles   []roleOption
+}
+
+// roleOption is a role in the form's list.
+type roleOption struct {
+	ID, Name, Scope string
+	Held            bool
 }
 
 type ipRow struct{ Address, Netmask string }
@@ -207,6 +219,7 @@ func formOf(k store.Key) keyForm {
 	f := keyForm{
 		Type: k.Spec.Type.String(), AppID: k.Spec.AppID, TenantID: k.Spec.TenantID,
 		Name: k.Spec.Name, Description: k.Spec.Description, Scope: k.Spec.Scope, Active: k.Spec.Active,
+		Group: k.Spec.Group, RoleIDs: k.RoleIDs,
 		ExpiresAt: localTime(k.Spec.ExpiresAt),
 		NotBefore: localTime(k.Spec.NotBefore),
 	}
@@ -228,6 +241,7 @@ func readKeyForm(r *http.Request) keyForm {
 	f := keyForm{
 		Type: pf.Get("type"), AppID: pf.Get("app_id"), TenantID: pf.Get("tenant_id"),
 		Name: strings.TrimSpace(pf.Get("name")), Description: pf.Get("description"),
+		Group: strings.TrimSpace(pf.Get("group")), RoleIDs: pf["role"],
 		Active:    pf.Get("active") == "on",
 		ExpiresAt: strings.TrimSpace(pf.Get("expires_at")), NotBefore: strings.TrimSpace(pf.Get("not_before")),
 	}
@@ -308,6 +322,25 @@ func (f *keyForm) times(errs map[string]string) (notBefore, expiresAt *time.Time
 	return parse("not_before", f.NotBefore), parse("expires_at", f.ExpiresAt)
 }
 
+// roles fills the form's role list from the account's roles (the first
+// 1000), ticking those it holds; it reports whether the session may list
+// them.
+func (h *Handler) roles(ctx context.Context, p *page, f *keyForm) bool {
+	if !p.Can("serviceAccessRoles") {
+		return false
+	}
+	rs, _, err := h.svc.ListServiceAccessRoles(ctx, p.session.caller, account.PageInput{Size: 1000})
+	if err != nil {
+		h.log.Warn("console: listing roles", "err", err)
+		return false
+	}
+	f.Roles = nil
+	for _, r := range rs {
+		f.Roles = append(f.Roles, roleOption{ID: r.ID, Name: r.Name, Scope: r.Scope, Held: slices.Contains(f.RoleIDs, r.ID)})
+	}
+	return true
+}
+
 // keyNewView is the create dialog.
 type keyNewView struct {
 	Form          keyForm
@@ -325,6 +358,7 @@ func (h *Handler) keyNewView(ctx context.Context, p *page, f keyForm) *keyNewVie
 	}
 	v.Apps, v.Tenants = h.options(ctx, p, appKind), h.options(ctx, p, tenantKind)
 	v.Picker = h.picker(ctx, p, f.Scope)
+	h.roles(ctx, p, &v.Form)
 	return v
 }
 
@@ -371,7 +405,7 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	notBefore, expiresAt := f.times(p.Errors)
 	in := account.KeyInput{
-		Type: typ, Name: f.Name, Description: f.Description, Scope: f.Scope, Active: &f.Active,
+		Type: typ, Name: f.Name, Description: f.Description, Scope: f.Scope, Active: &f.Active, Group: f.Group, RoleIDs: f.RoleIDs,
 		NotBefore: notBefore, ExpiresAt: expiresAt, IPFilters: f.ipFilters(), ResponseHeaders: f.headers(),
 	}
 	if typ != authz.KeyTypeAccount {
@@ -414,6 +448,7 @@ var graceOptions = []graceOption{{"0s", "none"}, {"15m", "15 minutes"}, {"1h", "
 
 func (h *Handler) keyView(ctx context.Context, p *page, k store.Key, f keyForm) *keyView {
 	f.padRows()
+	h.roles(ctx, p, &f)
 	return &keyView{Row: newKeyRow(k, h.svc.Now()), Form: f, Picker: h.picker(ctx, p, f.Scope), Grace: graceOptions,
 		Panels: h.keyPanels(ctx, p, k)}
 }
@@ -446,7 +481,16 @@ func (h *Handler) keyUpdate(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	ips, hs := f.ipFilters(), f.headers()
 	u := account.KeyUpdate{Name: &f.Name, Description: &f.Description, Scope: &f.Scope, Active: &f.Active,
-		NotBefore: notBefore, ExpiresAt: expiresAt, IPFilters: &ips, ResponseHeaders: &hs}
+		Group: &f.Group, NotBefore: notBefore, ExpiresAt: expiresAt, IPFilters: &ips, ResponseHeaders: &hs}
+	if r.PostFormValue("roles_shown") != "" {
+		// The form listed the account's roles: what is ticked is what the
+		// key holds. Otherwise its roles stay as they are.
+		roles := f.RoleIDs
+		if roles == nil {
+			roles = []string{}
+		}
+		u.RoleIDs = &roles
+	}
 	if len(p.Errors) == 0 {
 		_, _, err := h.svc.UpdateKey(r.Context(), p.session.caller, id, u)
 		if err == nil {
@@ -485,9 +529,12 @@ func (h *Handler) keyActive(w http.ResponseWriter, r *http.Request, p *page) {
 func (h *Handler) keyRegenerate(w http.ResponseWriter, r *http.Request, p *page) {
 	id := r.PathValue("id")
 	g := r.PostFormValue("grace")
+	if custom := strings.TrimSpace(r.PostFormValue("grace_custom")); custom != "" {
+		g = custom // a chosen time wins over the list
+	}
 	grace, err := time.ParseDuration(g)
 	if err != nil {
-		h.fail(w, r, http.StatusUnprocessableEntity, "grace_period: "+g+" is not a duration (0s, 15m, 1h, 24h)")
+		h.fail(w, r, http.StatusUnprocessableEntity, "grace_period: "+g+" is not a duration (0s, 15m, 1h, 24h, 90m, 72h)")
 		return
 	}
 	secret, k, err := h.svc.RegenerateKey(r.Context(), p.session.caller, id, grace)

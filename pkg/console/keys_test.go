@@ -392,3 +392,39 @@ func TestKeyPagePanels(t *testing.T) {
 		t.Error("the endpoints list an operation outside the scope")
 	}
 }
+
+// The dialogs set a key's group and roles; regenerate takes a chosen
+// grace.
+func TestKeyGroupRolesAndChosenGrace(t *testing.T) {
+	e := newEnv(t)
+	e.owners()
+	if _, err := e.svc.CreateServiceAccessRole(t.Context(), e.caller(), account.RoleInput{ID: "r-read", Name: "invoice-reader", Scope: "billing-api:query:*"}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	f := keyForm()
+	f.Set("group", "erp")
+	f.Set("role", "r-read")
+	wantStatus(t, b.form("/keys", f), http.StatusOK)
+	keys, _, _ := e.svc.ListKeys(t.Context(), e.caller(), account.KeyFilter{Group: "erp"}, account.PageInput{})
+	if len(keys) != 1 || strings.Join(keys[0].RoleIDs, ",") != "r-read" {
+		t.Fatalf("keys of group erp: %+v", keys)
+	}
+	id := keys[0].Spec.ID
+	page := b.get("/keys/" + id)
+	if n := find(t, page.body, func(n *html.Node) bool { return attr(n, "name") == "role" && attr(n, "value") == "r-read" }); len(n) != 1 || !hasAttr(n[0], "checked") {
+		t.Error("the key page does not tick the key's role")
+	}
+	// Unticked: the key holds no role any more.
+	wantRedirect(t, b.form("/keys/"+id, url.Values{"name": {"globex-billing"}, "group": {"erp"}, "roles_shown": {"1"}, "active": {"on"}}), "/keys/"+id+"?saved=1")
+	if k, _ := e.svc.GetKey(t.Context(), e.caller(), id); len(k.RoleIDs) != 0 || k.Spec.Group != "erp" {
+		t.Errorf("after unticking the role: roles %v, group %q", k.RoleIDs, k.Spec.Group)
+	}
+	r := b.form("/keys/"+id+"/regenerate", url.Values{"grace": {"0s"}, "grace_custom": {"90m"}})
+	wantStatus(t, r, http.StatusOK)
+	if k, _ := e.svc.GetKey(t.Context(), e.caller(), id); (k.Spec.PreviousValidUntil.Sub(e.clock.Now()) - 90*time.Minute).Abs() > time.Millisecond {
+		t.Errorf("grace 90m: previous valid until %v (now %v)", k.Spec.PreviousValidUntil, e.clock.Now())
+	}
+	wantStatus(t, b.form("/keys/"+id+"/regenerate", url.Values{"grace_custom": {"soon"}}), http.StatusUnprocessableEntity)
+}
