@@ -47,7 +47,8 @@ type keysView struct {
 	Keys                        []keyRow
 	Types                       []string
 	Type, App, Tenant, Active   string
-	Name, Group                 string
+	Name, Group, Role           string
+	Roles                       []roleOption
 	ExpiringBefore, UnusedSince string
 	Apps, Tenants               []ownerOption
 	Filtered                    bool
@@ -96,7 +97,7 @@ func (h *Handler) options(ctx context.Context, p *page, kind ownerKind) []ownerO
 func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	q := r.URL.Query()
 	v := &keysView{Type: q.Get("type"), App: q.Get("app"), Tenant: q.Get("tenant"), Active: q.Get("active"),
-		Name: strings.TrimSpace(q.Get("name")), Group: strings.TrimSpace(q.Get("group")),
+		Name: strings.TrimSpace(q.Get("name")), Group: strings.TrimSpace(q.Get("group")), Role: q.Get("role"),
 		ExpiringBefore: q.Get("expiring_before"), UnusedSince: q.Get("unused_since")}
 	var f account.KeyFilter
 	p.Errors = map[string]string{}
@@ -115,7 +116,7 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	default:
 		p.Errors["active"] = "active: want true or false"
 	}
-	f.AppID, f.TenantID, f.Name, f.Group = v.App, v.Tenant, v.Name, v.Group
+	f.AppID, f.TenantID, f.Name, f.Group, f.RoleID = v.App, v.Tenant, v.Name, v.Group, v.Role
 	for _, d := range []struct {
 		field, text string
 		dst         *time.Time
@@ -136,6 +137,10 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	v.CanCreate = p.canCreateKey()
 	ctx := r.Context()
 	v.Apps, v.Tenants = h.options(ctx, p, appKind), h.options(ctx, p, tenantKind)
+	var rf keyForm
+	if h.roles(ctx, p, &rf) {
+		v.Roles = rf.Roles
+	}
 	if len(p.Errors) > 0 {
 		h.render(w, r, http.StatusUnprocessableEntity, "keys", p)
 		return
@@ -171,7 +176,7 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 
 // keyFilterParams are the keys list's filter parameters, kept across its
 // pages.
-var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "expiring_before", "unused_since"}
+var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "role", "expiring_before", "unused_since"}
 
 // keyForm is the create and settings form of a key, as entered: kept
 // as text so that a refused form comes back as the user typed it.

@@ -412,6 +412,10 @@ func TestKeyGroupRolesAndChosenGrace(t *testing.T) {
 		t.Fatalf("keys of group erp: %+v", keys)
 	}
 	id := keys[0].Spec.ID
+	names := find(t, b.get("/keys?role=r-read").body, func(n *html.Node) bool { return n.Data == "td" && attr(n, "data-label") == "Name" })
+	if len(names) != 1 || text(names[0]) != "globex-billing" {
+		t.Error("the role filter does not select the key holding the role alone")
+	}
 	page := b.get("/keys/" + id)
 	if n := find(t, page.body, func(n *html.Node) bool { return attr(n, "name") == "role" && attr(n, "value") == "r-read" }); len(n) != 1 || !hasAttr(n[0], "checked") {
 		t.Error("the key page does not tick the key's role")
