@@ -1,11 +1,12 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountgraphql/gqltest"
 )
 
 // serveGraphQL starts a replica on the database and waits for the console
@@ -30,86 +32,17 @@ func (e *dbEnv) serveGraphQL(t testing.TB, extra ...string) *server {
 	return srv
 }
 
-// gqlAnswer is a GraphQL response.
-type gqlAnswer struct {
-	status int
-	Data   map[string]json.RawMessage `json:"data"`
-	Errors []struct {
-		Message    string         `json:"message"`
-		Path       []any          `json:"path"`
-		Extensions map[string]any `json:"extensions"`
-	} `json:"errors"`
-}
+func gqlURL(srv *server) string { return "http://" + srv.consoleAddr + "/graphql" }
 
-func (a *gqlAnswer) code(i int) string {
-	if i >= len(a.Errors) {
-		return ""
-	}
-	c, _ := a.Errors[i].Extensions["code"].(string)
-	return c
-}
-
-// field decodes one root field of the answer's data.
-func (a *gqlAnswer) field(t testing.TB, name string, dst any) {
+func gqlPost(t testing.TB, srv *server, key, query string, vars map[string]any) *gqltest.Answer {
 	t.Helper()
-	if err := json.Unmarshal(a.Data[name], dst); err != nil {
-		t.Fatalf("%s: %v in %s", name, err, a.Data[name])
-	}
+	return gqltest.Post(t, gqlURL(srv), key, query, vars)
 }
 
-// gqlPost sends a GraphQL document as JSON with key in x-api-key.
-func gqlPost(t testing.TB, srv *server, key, query string, vars map[string]any) *gqlAnswer {
+func gqlOK(t testing.TB, srv *server, key, query string, vars map[string]any) *gqltest.Answer {
 	t.Helper()
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gqlDo(t, srv, key, body)
+	return gqltest.OK(t, gqlURL(srv), key, query, vars)
 }
-
-func gqlDo(t testing.TB, srv *server, key string, body []byte) *gqlAnswer {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+srv.consoleAddr+"/graphql", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("x-api-key", key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &gqlAnswer{status: resp.StatusCode}
-	if err := json.Unmarshal(raw, a); err != nil {
-		t.Fatalf("%d %s: %v", resp.StatusCode, raw, err)
-	}
-	return a
-}
-
-func gqlOK(t testing.TB, srv *server, key, query string, vars map[string]any) *gqlAnswer {
-	t.Helper()
-	a := gqlPost(t, srv, key, query, vars)
-	if a.status != http.StatusOK || len(a.Errors) > 0 {
-		t.Fatalf("%s: %d %+v", query, a.status, a.Errors)
-	}
-	return a
-}
-
-// seedGenerateSAK is seed 001's mutation, exactly as written there.
-const seedGenerateSAK = `mutation generate_sak($appId: ID!, $tenantId: ID!, $active: Boolean, $description: String, $scope: Scope) {
-  generateServiceAccessKey(
-    input: {appId: $appId, tenantId: $tenantId, active: $active, description: $description, scope: $scope}
-  ) {
-    privateKey
-  }
-}`
 
 // TestGraphQLAccountAPI runs, against the real server and PostgreSQL,
 // seed 001's generate_sak mutation with its variables (Check then accepts
@@ -120,7 +53,7 @@ func TestGraphQLAccountAPI(t *testing.T) {
 	srv := env.serveGraphQL(t)
 	key := env.accountKey
 	ran := map[string]bool{}
-	run := func(query string, vars map[string]any) *gqlAnswer {
+	run := func(query string, vars map[string]any) *gqltest.Answer {
 		t.Helper()
 		a := gqlOK(t, srv, key, query, vars)
 		for f := range a.Data {
@@ -131,9 +64,9 @@ func TestGraphQLAccountAPI(t *testing.T) {
 
 	run(`mutation { createApp(input: {id: "billing", name: "Billing"}) { app { id } changeNumber } }`, nil)
 	run(`mutation { createTenant(input: {id: "acme", name: "ACME Corp"}) { tenant { id } changeNumber } }`, nil)
-	a := run(seedGenerateSAK, map[string]any{"appId": "billing", "tenantId": "acme", "description": "", "scope": ""})
+	a := run(gqltest.SeedGenerateSAK, map[string]any{"appId": "billing", "tenantId": "acme", "description": "", "scope": ""})
 	var sak struct{ PrivateKey string }
-	a.field(t, "generateServiceAccessKey", &sak)
+	a.Field(t, "generateServiceAccessKey", &sak)
 	if !strings.HasPrefix(sak.PrivateKey, "kg_sak_") {
 		t.Fatalf("privateKey %q", sak.PrivateKey)
 	}
@@ -143,7 +76,7 @@ func TestGraphQLAccountAPI(t *testing.T) {
 	a = run(`mutation { generateAccountAccessKey(input: {id: "reader", name: "reader", scope: "account-api:query:*", description: "reads"}) {
 		publicKey privateKey scope description } }`, nil)
 	var aak struct{ PublicKey, PrivateKey, Scope, Description string }
-	a.field(t, "generateAccountAccessKey", &aak)
+	a.Field(t, "generateAccountAccessKey", &aak)
 	if aak.PublicKey != "reader" || !strings.HasPrefix(aak.PrivateKey, "kg_aak_") || aak.Scope != "account-api:query:*" || aak.Description != "reads" {
 		t.Fatalf("generateAccountAccessKey: %+v", aak)
 	}
@@ -155,7 +88,7 @@ func TestGraphQLAccountAPI(t *testing.T) {
 	run(`mutation { updateKey(id: "alsak", input: {description: "deploys", ipFilters: ["10.0.0.0/8"], expiresAt: "2031-01-01T00:00:00Z"}) { key { ipFilters expiresAt } warnings changeNumber } }`, nil)
 	a = run(`mutation { regenerateKey(id: "alsak", input: {gracePeriod: "1h"}) { privateKey key { previousSecretExpiresAt } } }`, nil)
 	var regen struct{ PrivateKey string }
-	a.field(t, "regenerateKey", &regen)
+	a.Field(t, "regenerateKey", &regen)
 	if !strings.HasPrefix(regen.PrivateKey, "kg_alsak_") {
 		t.Fatalf("regenerateKey: %+v", regen)
 	}
@@ -170,12 +103,12 @@ func TestGraphQLAccountAPI(t *testing.T) {
 		ID         string
 		Operations []struct{ Name string }
 	}
-	a.field(t, "account", &acct)
+	a.Field(t, "account", &acct)
 	if acct.ID != "acct-test" || len(acct.Operations) != len(account.Operations) {
 		t.Errorf("account: %+v", acct)
 	}
 	var services []struct{ Name string }
-	a.field(t, "services", &services)
+	a.Field(t, "services", &services)
 	if len(services) < 2 || services[0].Name != "account-api" || services[1].Name != "email-api" {
 		t.Errorf("services: %+v", services)
 	}
@@ -185,26 +118,35 @@ func TestGraphQLAccountAPI(t *testing.T) {
 	var ids []string
 	after := ""
 	for range 10 {
-		a = run(`query($after: String) { keys(filter: {appId: "billing", type: SERVICE}, first: 1, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } } }`,
+		a = run(`query($after: String) { keys(filter: {appId: "billing"}, first: 1, after: $after) {
+			edges { cursor node { id } } nodes { id } pageInfo { hasNextPage endCursor } } }`,
 			map[string]any{"after": after})
 		var page struct {
+			Edges []struct {
+				Cursor string
+				Node   struct{ ID string }
+			}
 			Nodes    []struct{ ID string }
 			PageInfo struct {
 				HasNextPage bool
 				EndCursor   *string
 			}
 		}
-		a.field(t, "keys", &page)
+		a.Field(t, "keys", &page)
 		for _, n := range page.Nodes {
 			ids = append(ids, n.ID)
+		}
+		// An edge's cursor is the store's page token of its key.
+		if page.PageInfo.HasNextPage && (len(page.Edges) != 1 || page.Edges[0].Cursor != *page.PageInfo.EndCursor) {
+			t.Fatalf("keys page: %+v", page)
 		}
 		if !page.PageInfo.HasNextPage {
 			break
 		}
 		after = *page.PageInfo.EndCursor
 	}
-	if len(ids) != 1 {
-		t.Errorf("service keys of billing: %v, want the seed's one", ids)
+	if len(ids) != 3 || !slices.Contains(ids, "alsak") || !slices.Contains(ids, "custom") {
+		t.Errorf("keys of billing, a page at a time: %v, want the seed's, alsak and custom", ids)
 	}
 	run(`{ key(id: "alsak") { id group } serviceAccessRoles { nodes { id } } serviceAccessRole(id: "reader-role") { scope } }`, nil)
 	run(`{ serviceAccessDenials(tenantId: "acme") { nodes { id } } serviceAccessDenial(id: "unpaid") { reason } }`, nil)
@@ -259,8 +201,8 @@ func TestGraphQLOneScopeBothTransports(t *testing.T) {
 		`mutation { createApp(input: {name: "x"}) { app { id } } }`,
 		`mutation { generateAccountAccessKey(input: {}) { privateKey } }`,
 	} {
-		if a := gqlPost(t, srv, key, doc, nil); a.code(0) != "PERMISSION_DENIED" || len(a.Errors) != 1 {
-			t.Errorf("%s: %d %+v, want PERMISSION_DENIED", doc, a.status, a.Errors)
+		if a := gqlPost(t, srv, key, doc, nil); a.Code(0) != "PERMISSION_DENIED" || len(a.Errors) != 1 {
+			t.Errorf("%s: %d %+v, want PERMISSION_DENIED", doc, a.Status, a.Errors)
 		}
 	}
 	c := &accountClient{api.AccountServiceClient, key}
@@ -277,9 +219,9 @@ func TestGraphQLOneScopeBothTransports(t *testing.T) {
 	wantCode(t, "ListServices", err, codes.PermissionDenied)
 
 	a := gqlPost(t, srv, key, `{ apps { nodes { id } } tenants { nodes { id } } }`, nil)
-	if a.status != http.StatusOK || len(a.Errors) != 1 || a.code(0) != "PERMISSION_DENIED" || a.Errors[0].Path[0] != "tenants" ||
+	if a.Status != http.StatusOK || len(a.Errors) != 1 || a.Code(0) != "PERMISSION_DENIED" || a.Errors[0].Path[0] != "tenants" ||
 		string(a.Data["tenants"]) != "null" || !strings.Contains(string(a.Data["apps"]), `"billing"`) {
-		t.Errorf("mixed document: %d %+v %s", a.status, a.Errors, a.Data)
+		t.Errorf("mixed document: %d %+v %s", a.Status, a.Errors, a.Data)
 	}
 }
 
@@ -327,7 +269,7 @@ func TestGraphQLEarlierNamedScope(t *testing.T) {
 		return err == nil
 	})
 	gqlOK(t, srv, key, `{ apps { nodes { id } } }`, nil)
-	if a := gqlPost(t, srv, key, `{ tenants { nodes { id } } }`, nil); a.code(0) != "PERMISSION_DENIED" {
+	if a := gqlPost(t, srv, key, `{ tenants { nodes { id } } }`, nil); a.Code(0) != "PERMISSION_DENIED" {
 		t.Errorf("tenants: %+v", a.Errors)
 	}
 }
@@ -339,16 +281,16 @@ func TestGraphQLLimits(t *testing.T) {
 	srv := env.serveGraphQL(t, "--graphql-max-body-bytes", "4096", "--graphql-max-depth", "3", "--graphql-max-complexity", "500")
 	key := env.accountKey
 	big, _ := json.Marshal(map[string]any{"query": "{ apps { nodes { id } } }", "variables": map[string]any{"pad": strings.Repeat("x", 5000)}})
-	if a := gqlDo(t, srv, key, big); a.status != http.StatusRequestEntityTooLarge || a.code(0) != "RESOURCE_EXHAUSTED" {
-		t.Errorf("5 KiB body: %d %+v", a.status, a.Errors)
+	if a := gqltest.Do(t, http.MethodPost, gqlURL(srv), key, "application/json", big); a.Status != http.StatusRequestEntityTooLarge || a.Code(0) != "RESOURCE_EXHAUSTED" {
+		t.Errorf("5 KiB body: %d %+v", a.Status, a.Errors)
 	}
-	if a := gqlPost(t, srv, key, `{ keys { nodes { rateLimit { unit } } } }`, nil); a.status != http.StatusBadRequest || a.code(0) != "INVALID_ARGUMENT" ||
+	if a := gqlPost(t, srv, key, `{ keys { nodes { rateLimit { unit } } } }`, nil); a.Status != http.StatusBadRequest || a.Code(0) != "INVALID_ARGUMENT" ||
 		!strings.Contains(a.Errors[0].Message, "deep") {
-		t.Errorf("depth 4: %d %+v", a.status, a.Errors)
+		t.Errorf("depth 4: %d %+v", a.Status, a.Errors)
 	}
 	gqlOK(t, srv, key, `{ keys { nodes { id } } }`, nil)
-	if a := gqlPost(t, srv, key, `{ keys(first: 1000) { nodes { id name scope } } }`, nil); a.code(0) != "RESOURCE_EXHAUSTED" {
-		t.Errorf("complexity: %d %+v", a.status, a.Errors)
+	if a := gqlPost(t, srv, key, `{ keys(first: 1000) { nodes { id name scope } } }`, nil); a.Code(0) != "RESOURCE_EXHAUSTED" {
+		t.Errorf("complexity: %d %+v", a.Status, a.Errors)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+srv.consoleAddr+"/graphql?query=mutation%7BdeleteKey(id%3A%22x%22)%7Bkey%7Bid%7D%7D%7D", nil)
 	req.Header.Set("x-api-key", key)
@@ -376,5 +318,81 @@ func TestConsoleListenerNeedsDatabase(t *testing.T) {
 	}
 	if !slices.Contains([]string{""}, srv.consoleAddr) {
 		t.Fatalf("console listening on %s", srv.consoleAddr)
+	}
+}
+
+// TestGraphQLDocsGoClient runs the Go client of
+// docs/graphql-account-api.md against the real server: it generates a
+// key with seed 001's mutation, which Check accepts.
+func TestGraphQLDocsGoClient(t *testing.T) {
+	doc, err := os.ReadFile("../docs/graphql-account-api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## A Go client")
+	_, rest, ok2 := strings.Cut(rest, "```go\n")
+	src, _, ok3 := strings.Cut(rest, "```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/graphql-account-api.md has no Go block under \"## A Go client\"")
+	}
+	env := newDBEnv(t)
+	srv := env.serveGraphQL(t)
+	gqlOK(t, srv, env.accountKey, `mutation { createApp(input: {id: "billing", name: "Billing"}) { app { id } }
+		createTenant(input: {id: "acme", name: "ACME Corp"}) { tenant { id } } }`, nil)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "main.go"), src)
+	cmd := exec.Command("go", "run", filepath.Join(dir, "main.go"))
+	cmd.Env = append(os.Environ(), "KEYGATE_GRAPHQL_URL="+gqlURL(srv), "KEYGATE_ACCOUNT_KEY="+env.accountKey, "GO111MODULE=on", "GOFLAGS=-buildvcs=false")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the docs' Go client: %v\n%s", err, out)
+	}
+	secret := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(secret, "kg_sak_") {
+		t.Fatalf("the docs' Go client printed %q", out)
+	}
+	authz := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
+	waitOutcome(t, authz, checkReq("GET", "/email/inbox", secret, nil), 200, 10*time.Second)
+}
+
+// TestGraphQLDocsCurl runs the curl examples of
+// docs/graphql-account-api.md against the real server (its address in
+// place of the default one).
+func TestGraphQLDocsCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl on this machine")
+	}
+	doc, err := os.ReadFile("../docs/graphql-account-api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "With curl")
+	_, rest, ok2 := strings.Cut(rest, "```sh\n")
+	script, _, ok3 := strings.Cut(rest, "```\n")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/graphql-account-api.md has no sh block after \"With curl\"")
+	}
+	env := newDBEnv(t)
+	srv := env.serveGraphQL(t)
+	gqlOK(t, srv, env.accountKey, `mutation { createApp(input: {id: "billing", name: "Billing"}) { app { id } }
+		createTenant(input: {id: "acme", name: "ACME Corp"}) { tenant { id } } }`, nil)
+	var lines []string
+	for _, l := range strings.Split(script, "\n") {
+		if !strings.HasPrefix(l, "export KEYGATE_ACCOUNT_KEY=") {
+			lines = append(lines, l)
+		}
+	}
+	script = strings.ReplaceAll(strings.Join(lines, "\n"), "127.0.0.1:9194", srv.consoleAddr)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(cleanEnv(), "KEYGATE_ACCOUNT_KEY="+env.accountKey)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the docs' curl examples: %v\n%s", err, out)
+	}
+	for _, want := range []string{`{"data":{"apps":{"nodes":[{"id":"billing","name":"Billing"}]}`, `"privateKey":"kg_sak_`, `"keyId":"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the curl examples' output lacks %s:\n%s", want, out)
+		}
 	}
 }

@@ -10,11 +10,11 @@ import (
 	"golang.org/x/net/netutil"
 )
 
-// httpLimits bound every HTTP listener serve runs (the HTTP authz mode and
-// the admin listener): a client, with or without a key, can hold neither a
+// httpLimits bound every HTTP listener serve runs (the HTTP authz mode, the
+// console listener and the admin listener): a client, with or without a key, can hold neither a
 // connection nor memory beyond them (SPEC §16).
 type httpLimits struct {
-	HTTPReadHeaderTimeout   time.Duration `name:"http-read-header-timeout" env:"KEYGATE_HTTP_READ_HEADER_TIMEOUT" default:"5s" help:"HTTP listeners (authz and admin): how long a client may take to send a request's headers; also how long a new connection may stay silent."`
+	HTTPReadHeaderTimeout   time.Duration `name:"http-read-header-timeout" env:"KEYGATE_HTTP_READ_HEADER_TIMEOUT" default:"5s" help:"HTTP listeners (authz, console and admin): how long a client may take to send a request's headers; also how long a new connection may stay silent."`
 	HTTPReadTimeout         time.Duration `name:"http-read-timeout" env:"KEYGATE_HTTP_READ_TIMEOUT" default:"10s" help:"HTTP listeners: how long a client may take to send a whole request, body included."`
 	HTTPWriteTimeout        time.Duration `name:"http-write-timeout" env:"KEYGATE_HTTP_WRITE_TIMEOUT" default:"10s" help:"HTTP listeners: how long answering a request may take (a pprof profile or trace gets its duration on top)."`
 	HTTPIdleTimeout         time.Duration `name:"http-idle-timeout" env:"KEYGATE_HTTP_IDLE_TIMEOUT" default:"60s" help:"HTTP listeners: how long a keep-alive connection may wait for its next request."`

@@ -130,9 +130,9 @@ func (s *Service) Authenticate(ctx context.Context, cr Credentials, op Operation
 // AuthenticateRequest checks the calling key of a request that runs
 // several operations of one kind (a GraphQL document's root fields) with
 // the data plane's decision, rows 1–7: the key, its type and IP filters.
-// Row 8, the scope, is left to Authorize for each operation, so that a
-// refused field does not cost the fields the scope allows. The request
-// counts once against the key's rate limit of kind.
+// Row 8, the scope, is left to AuthorizeCall for each operation, so that a
+// refused field does not cost the fields the scope allows; so is the rate
+// limit, which counts each operation as gRPC counts each call.
 func (s *Service) AuthenticateRequest(ctx context.Context, cr Credentials, kind string) (Caller, error) {
 	if kind != kindQuery && kind != kindMutation {
 		return Caller{}, errorf(InvalidArgument, "operation type %q: the Account API has queries and mutations only", kind)
@@ -165,8 +165,12 @@ func (s *Service) authenticate(ctx context.Context, cr Credentials, op Operation
 	}
 	switch reason {
 	case authz.OK:
-		if err := s.limiter.allow(d.Key.Spec.AccountID, d.Key.Spec.ID, op.Kind, s.now()); err != nil {
-			return Caller{}, err
+		// With anyScope the request's operations are admitted one by one
+		// (AuthorizeCall).
+		if !anyScope {
+			if err := s.limiter.allow(d.Key.Spec.AccountID, d.Key.Spec.ID, op.Kind, s.now()); err != nil {
+				return Caller{}, err
+			}
 		}
 		return Caller{
 			AccountID: d.Key.Spec.AccountID,
@@ -203,6 +207,16 @@ func (s *Service) Authorize(c Caller, op Operation) error {
 		return scopeDenied(op)
 	}
 	return nil
+}
+
+// AuthorizeCall is Authorize, then the caller's rate limit for op's kind:
+// one operation of a request AuthenticateRequest accepted, counted as
+// one gRPC call is.
+func (s *Service) AuthorizeCall(c Caller, op Operation) error {
+	if err := s.Authorize(c, op); err != nil {
+		return err
+	}
+	return s.limiter.allow(c.AccountID, c.Actor.KeyID, op.Kind, s.now())
 }
 
 func scopeDenied(op Operation) *Error {

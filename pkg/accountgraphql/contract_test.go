@@ -435,7 +435,7 @@ func TestContract(t *testing.T) {
 			r := s.post(t, s.RootKey, op.gql("q-"), nil)
 			if op.wantCode != "" {
 				st, _ := status.FromError(gerr)
-				if grpcName := strings.ToUpper(toSnake(st.Code().String())); grpcName != op.wantCode || r.code(0) != op.wantCode {
+				if grpcName := strings.ToUpper(toSnake(st.Code().String())); grpcName != op.wantCode || r.Code(0) != op.wantCode {
 					t.Fatalf("gRPC %v (%s), GraphQL %+v; want both %s", gerr, grpcName, r.Errors, op.wantCode)
 				}
 				return

@@ -217,6 +217,13 @@ func replicaOf(r account.ReplicaStatus) *Replica {
 		ChangesBehind: r.ChangesBehind, LagSeconds: r.Lag.Seconds()}
 }
 
+// cursor is where a page after an item starts: the store's page token
+// of the item (its sort key, created_at and id), which every store
+// encodes alike (store.PageToken) and every list takes as after.
+func cursor(createdAt time.Time, id string) string {
+	return store.PageToken{CreatedAt: createdAt.UnixMicro(), ID: id}.String()
+}
+
 func pageInfo(next string) *PageInfo {
 	return &PageInfo{HasNextPage: next != "", EndCursor: optional(next)}
 }

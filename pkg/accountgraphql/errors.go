@@ -3,6 +3,7 @@ package accountgraphql
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 
 	gql "github.com/99designs/gqlgen/graphql"
@@ -136,6 +137,7 @@ func (h *Handler) presentError(ctx context.Context, err error) *gqlerror.Error {
 		if code != "" {
 			gerr.Extensions["reason"] = code
 		}
+		gerr.Message = redactValues(gerr.Message)
 		if gerr.Err != nil && code == "" {
 			// An error of gqlgen's execution that is not the caller's
 			// input: logged, never shown.
@@ -146,6 +148,28 @@ func (h *Handler) presentError(ctx context.Context, err error) *gqlerror.Error {
 	}
 	h.log.Error("account API over GraphQL: error", "err", err)
 	return &gqlerror.Error{Message: "internal error", Path: gql.GetPath(ctx), Extensions: map[string]any{"code": "INTERNAL"}}
+}
+
+// literalValues match the parts of GraphQL's validation and coercion
+// messages that quote a value the request gave: the value may be a
+// secret (importKey's privateKey written as a bare word or a list), and
+// secrets never appear in an error.
+var literalValues = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`(?s)(cannot represent [^:]*value): .*$`), "$1 (the value is not shown)"},
+	{regexp.MustCompile(`(?s), found .*$`), ", found another value (not shown)."},
+	{regexp.MustCompile(`(?s)^Value ".*" does not exist in`), "The value given does not exist in"},
+	{regexp.MustCompile(`(?s)^.* is not a valid ([A-Za-z]+)$`), "the value given is not a valid $1"},
+	{regexp.MustCompile(`(?s)(Unexpected [A-Za-z]+) ".*"`), "$1"},
+}
+
+func redactValues(msg string) string {
+	for _, l := range literalValues {
+		msg = l.re.ReplaceAllString(msg, l.with)
+	}
+	return msg
 }
 
 var reverseCodes = func() map[string]account.Code {

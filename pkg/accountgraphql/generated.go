@@ -60,8 +60,14 @@ type ComplexityRoot struct {
 	}
 
 	AppConnection struct {
+		Edges    func(childComplexity int) int
 		Nodes    func(childComplexity int) int
 		PageInfo func(childComplexity int) int
+	}
+
+	AppEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	AppPayload struct {
@@ -84,8 +90,14 @@ type ComplexityRoot struct {
 	}
 
 	AuditEventConnection struct {
+		Edges    func(childComplexity int) int
 		Nodes    func(childComplexity int) int
 		PageInfo func(childComplexity int) int
+	}
+
+	AuditEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	DeletePayload struct {
@@ -128,8 +140,14 @@ type ComplexityRoot struct {
 	}
 
 	KeyConnection struct {
+		Edges    func(childComplexity int) int
 		Nodes    func(childComplexity int) int
 		PageInfo func(childComplexity int) int
+	}
+
+	KeyEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	KeyPayload struct {
@@ -232,8 +250,14 @@ type ComplexityRoot struct {
 	}
 
 	ServiceAccessDenialConnection struct {
+		Edges    func(childComplexity int) int
 		Nodes    func(childComplexity int) int
 		PageInfo func(childComplexity int) int
+	}
+
+	ServiceAccessDenialEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	ServiceAccessDenialPayload struct {
@@ -252,8 +276,14 @@ type ComplexityRoot struct {
 	}
 
 	ServiceAccessRoleConnection struct {
+		Edges    func(childComplexity int) int
 		Nodes    func(childComplexity int) int
 		PageInfo func(childComplexity int) int
+	}
+
+	ServiceAccessRoleEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	ServiceAccessRolePayload struct {
@@ -285,8 +315,14 @@ type ComplexityRoot struct {
 	}
 
 	TenantConnection struct {
+		Edges    func(childComplexity int) int
 		Nodes    func(childComplexity int) int
 		PageInfo func(childComplexity int) int
+	}
+
+	TenantEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	TenantPayload struct {
@@ -476,6 +512,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.App.UpdatedAt(childComplexity), true
 
+	case "AppConnection.edges":
+		if e.ComplexityRoot.AppConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppConnection.Edges(childComplexity), true
 	case "AppConnection.nodes":
 		if e.ComplexityRoot.AppConnection.Nodes == nil {
 			break
@@ -488,6 +530,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AppConnection.PageInfo(childComplexity), true
+
+	case "AppEdge.cursor":
+		if e.ComplexityRoot.AppEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppEdge.Cursor(childComplexity), true
+	case "AppEdge.node":
+		if e.ComplexityRoot.AppEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AppEdge.Node(childComplexity), true
 
 	case "AppPayload.app":
 		if e.ComplexityRoot.AppPayload.App == nil {
@@ -569,6 +624,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEvent.Time(childComplexity), true
 
+	case "AuditEventConnection.edges":
+		if e.ComplexityRoot.AuditEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventConnection.Edges(childComplexity), true
 	case "AuditEventConnection.nodes":
 		if e.ComplexityRoot.AuditEventConnection.Nodes == nil {
 			break
@@ -581,6 +642,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventConnection.PageInfo(childComplexity), true
+
+	case "AuditEventEdge.cursor":
+		if e.ComplexityRoot.AuditEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventEdge.Cursor(childComplexity), true
+	case "AuditEventEdge.node":
+		if e.ComplexityRoot.AuditEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventEdge.Node(childComplexity), true
 
 	case "DeletePayload.changeNumber":
 		if e.ComplexityRoot.DeletePayload.ChangeNumber == nil {
@@ -765,6 +839,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Key.UpdatedAt(childComplexity), true
 
+	case "KeyConnection.edges":
+		if e.ComplexityRoot.KeyConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyConnection.Edges(childComplexity), true
 	case "KeyConnection.nodes":
 		if e.ComplexityRoot.KeyConnection.Nodes == nil {
 			break
@@ -777,6 +857,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.KeyConnection.PageInfo(childComplexity), true
+
+	case "KeyEdge.cursor":
+		if e.ComplexityRoot.KeyEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyEdge.Cursor(childComplexity), true
+	case "KeyEdge.node":
+		if e.ComplexityRoot.KeyEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyEdge.Node(childComplexity), true
 
 	case "KeyPayload.changeNumber":
 		if e.ComplexityRoot.KeyPayload.ChangeNumber == nil {
@@ -1368,6 +1461,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ServiceAccessDenial.UpdatedAt(childComplexity), true
 
+	case "ServiceAccessDenialConnection.edges":
+		if e.ComplexityRoot.ServiceAccessDenialConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceAccessDenialConnection.Edges(childComplexity), true
 	case "ServiceAccessDenialConnection.nodes":
 		if e.ComplexityRoot.ServiceAccessDenialConnection.Nodes == nil {
 			break
@@ -1380,6 +1479,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ServiceAccessDenialConnection.PageInfo(childComplexity), true
+
+	case "ServiceAccessDenialEdge.cursor":
+		if e.ComplexityRoot.ServiceAccessDenialEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceAccessDenialEdge.Cursor(childComplexity), true
+	case "ServiceAccessDenialEdge.node":
+		if e.ComplexityRoot.ServiceAccessDenialEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceAccessDenialEdge.Node(childComplexity), true
 
 	case "ServiceAccessDenialPayload.changeNumber":
 		if e.ComplexityRoot.ServiceAccessDenialPayload.ChangeNumber == nil {
@@ -1437,6 +1549,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ServiceAccessRole.UpdatedAt(childComplexity), true
 
+	case "ServiceAccessRoleConnection.edges":
+		if e.ComplexityRoot.ServiceAccessRoleConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceAccessRoleConnection.Edges(childComplexity), true
 	case "ServiceAccessRoleConnection.nodes":
 		if e.ComplexityRoot.ServiceAccessRoleConnection.Nodes == nil {
 			break
@@ -1449,6 +1567,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ServiceAccessRoleConnection.PageInfo(childComplexity), true
+
+	case "ServiceAccessRoleEdge.cursor":
+		if e.ComplexityRoot.ServiceAccessRoleEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceAccessRoleEdge.Cursor(childComplexity), true
+	case "ServiceAccessRoleEdge.node":
+		if e.ComplexityRoot.ServiceAccessRoleEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceAccessRoleEdge.Node(childComplexity), true
 
 	case "ServiceAccessRolePayload.changeNumber":
 		if e.ComplexityRoot.ServiceAccessRolePayload.ChangeNumber == nil {
@@ -1550,6 +1681,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Tenant.UpdatedAt(childComplexity), true
 
+	case "TenantConnection.edges":
+		if e.ComplexityRoot.TenantConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantConnection.Edges(childComplexity), true
 	case "TenantConnection.nodes":
 		if e.ComplexityRoot.TenantConnection.Nodes == nil {
 			break
@@ -1562,6 +1699,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TenantConnection.PageInfo(childComplexity), true
+
+	case "TenantEdge.cursor":
+		if e.ComplexityRoot.TenantEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantEdge.Cursor(childComplexity), true
+	case "TenantEdge.node":
+		if e.ComplexityRoot.TenantEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantEdge.Node(childComplexity), true
 
 	case "TenantPayload.changeNumber":
 		if e.ComplexityRoot.TenantPayload.ChangeNumber == nil {
@@ -1849,12 +1999,24 @@ func (ec *executionContext) childFields_App(ctx context.Context, field graphql.C
 
 func (ec *executionContext) childFields_AppConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AppConnection_edges(ctx, field)
 	case "nodes":
 		return ec.fieldContext_AppConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_AppConnection_pageInfo(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AppConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AppEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AppEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AppEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AppEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_AppPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1897,12 +2059,24 @@ func (ec *executionContext) childFields_AuditEvent(ctx context.Context, field gr
 
 func (ec *executionContext) childFields_AuditEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "edges":
+		return ec.fieldContext_AuditEventConnection_edges(ctx, field)
 	case "nodes":
 		return ec.fieldContext_AuditEventConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_AuditEventConnection_pageInfo(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_AuditEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_AuditEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_DeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1985,12 +2159,24 @@ func (ec *executionContext) childFields_Key(ctx context.Context, field graphql.C
 
 func (ec *executionContext) childFields_KeyConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "edges":
+		return ec.fieldContext_KeyConnection_edges(ctx, field)
 	case "nodes":
 		return ec.fieldContext_KeyConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_KeyConnection_pageInfo(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type KeyConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_KeyEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_KeyEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_KeyEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KeyEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_KeyPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2109,12 +2295,24 @@ func (ec *executionContext) childFields_ServiceAccessDenial(ctx context.Context,
 
 func (ec *executionContext) childFields_ServiceAccessDenialConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ServiceAccessDenialConnection_edges(ctx, field)
 	case "nodes":
 		return ec.fieldContext_ServiceAccessDenialConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_ServiceAccessDenialConnection_pageInfo(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServiceAccessDenialConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ServiceAccessDenialEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ServiceAccessDenialEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ServiceAccessDenialEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServiceAccessDenialEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_ServiceAccessDenialPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2149,12 +2347,24 @@ func (ec *executionContext) childFields_ServiceAccessRole(ctx context.Context, f
 
 func (ec *executionContext) childFields_ServiceAccessRoleConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ServiceAccessRoleConnection_edges(ctx, field)
 	case "nodes":
 		return ec.fieldContext_ServiceAccessRoleConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_ServiceAccessRoleConnection_pageInfo(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServiceAccessRoleConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ServiceAccessRoleEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ServiceAccessRoleEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ServiceAccessRoleEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServiceAccessRoleEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_ServiceAccessRolePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2215,12 +2425,24 @@ func (ec *executionContext) childFields_Tenant(ctx context.Context, field graphq
 
 func (ec *executionContext) childFields_TenantConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "edges":
+		return ec.fieldContext_TenantConnection_edges(ctx, field)
 	case "nodes":
 		return ec.fieldContext_TenantConnection_nodes(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_TenantConnection_pageInfo(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TenantConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_TenantEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_TenantEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_TenantEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TenantEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_TenantPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3452,6 +3674,38 @@ func (ec *executionContext) fieldContext_App_updatedAt(_ context.Context, field 
 	return graphql.NewScalarFieldContext("App", field, false, false, "Time")
 }
 
+func (ec *executionContext) _AppConnection_edges(ctx context.Context, field graphql.CollectedField, obj *AppConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AppEdge) graphql.Marshaler {
+			return ec.marshalNAppEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAppEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AppConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AppEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AppConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *AppConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3511,6 +3765,61 @@ func (ec *executionContext) fieldContext_AppConnection_pageInfo(_ context.Contex
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AppEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *AppEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AppEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _AppEdge_node(ctx context.Context, field graphql.CollectedField, obj *AppEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AppEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *App) graphql.Marshaler {
+			return ec.marshalNApp2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐApp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AppEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AppEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_App(ctx, field)
 		},
 	}
 	return fc, nil
@@ -3824,6 +4133,38 @@ func (ec *executionContext) fieldContext_AuditEvent_reason(_ context.Context, fi
 	return graphql.NewScalarFieldContext("AuditEvent", field, false, false, "String")
 }
 
+func (ec *executionContext) _AuditEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *AuditEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*AuditEventEdge) graphql.Marshaler {
+			return ec.marshalNAuditEventEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAuditEventEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AuditEventConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *AuditEventConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3883,6 +4224,61 @@ func (ec *executionContext) fieldContext_AuditEventConnection_pageInfo(_ context
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *AuditEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *AuditEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AuditEvent) graphql.Marshaler {
+			return ec.marshalNAuditEvent2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAuditEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEvent(ctx, field)
 		},
 	}
 	return fc, nil
@@ -4605,6 +5001,38 @@ func (ec *executionContext) fieldContext_Key_rateLimit(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _KeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *KeyConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*KeyEdge) graphql.Marshaler {
+			return ec.marshalNKeyEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KeyConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KeyEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _KeyConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *KeyConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4664,6 +5092,61 @@ func (ec *executionContext) fieldContext_KeyConnection_pageInfo(_ context.Contex
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KeyEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *KeyEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _KeyEdge_node(ctx context.Context, field graphql.CollectedField, obj *KeyEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Key) graphql.Marshaler {
+			return ec.marshalNKey2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKey(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KeyEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Key(ctx, field)
 		},
 	}
 	return fc, nil
@@ -7079,6 +7562,38 @@ func (ec *executionContext) fieldContext_ServiceAccessDenial_updatedAt(_ context
 	return graphql.NewScalarFieldContext("ServiceAccessDenial", field, false, false, "Time")
 }
 
+func (ec *executionContext) _ServiceAccessDenialConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessDenialConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceAccessDenialConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ServiceAccessDenialEdge) graphql.Marshaler {
+			return ec.marshalNServiceAccessDenialEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessDenialEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceAccessDenialConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ServiceAccessDenialConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ServiceAccessDenialEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ServiceAccessDenialConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessDenialConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7138,6 +7653,61 @@ func (ec *executionContext) fieldContext_ServiceAccessDenialConnection_pageInfo(
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ServiceAccessDenialEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessDenialEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceAccessDenialEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceAccessDenialEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceAccessDenialEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ServiceAccessDenialEdge_node(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessDenialEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceAccessDenialEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ServiceAccessDenial) graphql.Marshaler {
+			return ec.marshalNServiceAccessDenial2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessDenial(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceAccessDenialEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ServiceAccessDenialEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ServiceAccessDenial(ctx, field)
 		},
 	}
 	return fc, nil
@@ -7368,6 +7938,38 @@ func (ec *executionContext) fieldContext_ServiceAccessRole_updatedAt(_ context.C
 	return graphql.NewScalarFieldContext("ServiceAccessRole", field, false, false, "Time")
 }
 
+func (ec *executionContext) _ServiceAccessRoleConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessRoleConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceAccessRoleConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ServiceAccessRoleEdge) graphql.Marshaler {
+			return ec.marshalNServiceAccessRoleEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessRoleEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceAccessRoleConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ServiceAccessRoleConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ServiceAccessRoleEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ServiceAccessRoleConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessRoleConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7427,6 +8029,61 @@ func (ec *executionContext) fieldContext_ServiceAccessRoleConnection_pageInfo(_ 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ServiceAccessRoleEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessRoleEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceAccessRoleEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceAccessRoleEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ServiceAccessRoleEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ServiceAccessRoleEdge_node(ctx context.Context, field graphql.CollectedField, obj *ServiceAccessRoleEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServiceAccessRoleEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ServiceAccessRole) graphql.Marshaler {
+			return ec.marshalNServiceAccessRole2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessRole(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServiceAccessRoleEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ServiceAccessRoleEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ServiceAccessRole(ctx, field)
 		},
 	}
 	return fc, nil
@@ -7818,6 +8475,38 @@ func (ec *executionContext) fieldContext_Tenant_updatedAt(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Tenant", field, false, false, "Time")
 }
 
+func (ec *executionContext) _TenantConnection_edges(ctx context.Context, field graphql.CollectedField, obj *TenantConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*TenantEdge) graphql.Marshaler {
+			return ec.marshalNTenantEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐTenantEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TenantConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TenantEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TenantConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *TenantConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7877,6 +8566,61 @@ func (ec *executionContext) fieldContext_TenantConnection_pageInfo(_ context.Con
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TenantEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *TenantEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _TenantEdge_node(ctx context.Context, field graphql.CollectedField, obj *TenantEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *Tenant) graphql.Marshaler {
+			return ec.marshalNTenant2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐTenant(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TenantEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Tenant(ctx, field)
 		},
 	}
 	return fc, nil
@@ -11251,6 +11995,11 @@ func (ec *executionContext) _AppConnection(ctx context.Context, sel ast.Selectio
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("AppConnection")
+		case "edges":
+			out.Values[i] = ec._AppConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "nodes":
 			out.Values[i] = ec._AppConnection_nodes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -11258,6 +12007,44 @@ func (ec *executionContext) _AppConnection(ctx context.Context, sel ast.Selectio
 			}
 		case "pageInfo":
 			out.Values[i] = ec._AppConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var appEdgeImplementors = []string{"AppEdge"}
+
+func (ec *executionContext) _AppEdge(ctx context.Context, sel ast.SelectionSet, obj *AppEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, appEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AppEdge")
+		case "cursor":
+			out.Values[i] = ec._AppEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._AppEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11410,6 +12197,11 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("AuditEventConnection")
+		case "edges":
+			out.Values[i] = ec._AuditEventConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "nodes":
 			out.Values[i] = ec._AuditEventConnection_nodes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -11417,6 +12209,44 @@ func (ec *executionContext) _AuditEventConnection(ctx context.Context, sel ast.S
 			}
 		case "pageInfo":
 			out.Values[i] = ec._AuditEventConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventEdgeImplementors = []string{"AuditEventEdge"}
+
+func (ec *executionContext) _AuditEventEdge(ctx context.Context, sel ast.SelectionSet, obj *AuditEventEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventEdge")
+		case "cursor":
+			out.Values[i] = ec._AuditEventEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._AuditEventEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11682,6 +12512,11 @@ func (ec *executionContext) _KeyConnection(ctx context.Context, sel ast.Selectio
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("KeyConnection")
+		case "edges":
+			out.Values[i] = ec._KeyConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "nodes":
 			out.Values[i] = ec._KeyConnection_nodes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -11689,6 +12524,44 @@ func (ec *executionContext) _KeyConnection(ctx context.Context, sel ast.Selectio
 			}
 		case "pageInfo":
 			out.Values[i] = ec._KeyConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var keyEdgeImplementors = []string{"KeyEdge"}
+
+func (ec *executionContext) _KeyEdge(ctx context.Context, sel ast.SelectionSet, obj *KeyEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, keyEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KeyEdge")
+		case "cursor":
+			out.Values[i] = ec._KeyEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._KeyEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12431,6 +13304,11 @@ func (ec *executionContext) _ServiceAccessDenialConnection(ctx context.Context, 
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ServiceAccessDenialConnection")
+		case "edges":
+			out.Values[i] = ec._ServiceAccessDenialConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "nodes":
 			out.Values[i] = ec._ServiceAccessDenialConnection_nodes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -12438,6 +13316,44 @@ func (ec *executionContext) _ServiceAccessDenialConnection(ctx context.Context, 
 			}
 		case "pageInfo":
 			out.Values[i] = ec._ServiceAccessDenialConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var serviceAccessDenialEdgeImplementors = []string{"ServiceAccessDenialEdge"}
+
+func (ec *executionContext) _ServiceAccessDenialEdge(ctx context.Context, sel ast.SelectionSet, obj *ServiceAccessDenialEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, serviceAccessDenialEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ServiceAccessDenialEdge")
+		case "cursor":
+			out.Values[i] = ec._ServiceAccessDenialEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ServiceAccessDenialEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12570,6 +13486,11 @@ func (ec *executionContext) _ServiceAccessRoleConnection(ctx context.Context, se
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("ServiceAccessRoleConnection")
+		case "edges":
+			out.Values[i] = ec._ServiceAccessRoleConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "nodes":
 			out.Values[i] = ec._ServiceAccessRoleConnection_nodes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -12577,6 +13498,44 @@ func (ec *executionContext) _ServiceAccessRoleConnection(ctx context.Context, se
 			}
 		case "pageInfo":
 			out.Values[i] = ec._ServiceAccessRoleConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var serviceAccessRoleEdgeImplementors = []string{"ServiceAccessRoleEdge"}
+
+func (ec *executionContext) _ServiceAccessRoleEdge(ctx context.Context, sel ast.SelectionSet, obj *ServiceAccessRoleEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, serviceAccessRoleEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ServiceAccessRoleEdge")
+		case "cursor":
+			out.Values[i] = ec._ServiceAccessRoleEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ServiceAccessRoleEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12800,6 +13759,11 @@ func (ec *executionContext) _TenantConnection(ctx context.Context, sel ast.Selec
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("TenantConnection")
+		case "edges":
+			out.Values[i] = ec._TenantConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "nodes":
 			out.Values[i] = ec._TenantConnection_nodes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -12807,6 +13771,44 @@ func (ec *executionContext) _TenantConnection(ctx context.Context, sel ast.Selec
 			}
 		case "pageInfo":
 			out.Values[i] = ec._TenantConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var tenantEdgeImplementors = []string{"TenantEdge"}
+
+func (ec *executionContext) _TenantEdge(ctx context.Context, sel ast.SelectionSet, obj *TenantEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, tenantEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TenantEdge")
+		case "cursor":
+			out.Values[i] = ec._TenantEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._TenantEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13495,6 +14497,30 @@ func (ec *executionContext) marshalNApp2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpk
 	return ec._App(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAppEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAppEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*AppEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAppEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAppEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAppEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAppEdge(ctx context.Context, sel ast.SelectionSet, v *AppEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AppEdge!")
+		return graphql.Null
+	}
+	return ec._AppEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAuditEvent2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAuditEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*AuditEvent) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -13517,6 +14543,30 @@ func (ec *executionContext) marshalNAuditEvent2ᚖgithubᚗcomᚋkeygateᚋkeyga
 		return graphql.Null
 	}
 	return ec._AuditEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAuditEventEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAuditEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*AuditEventEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuditEventEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAuditEventEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAuditEventEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐAuditEventEdge(ctx context.Context, sel ast.SelectionSet, v *AuditEventEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditEventEdge!")
+		return graphql.Null
+	}
+	return ec._AuditEventEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
@@ -13666,6 +14716,30 @@ func (ec *executionContext) marshalNKey2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpk
 		return graphql.Null
 	}
 	return ec._Key(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNKeyEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*KeyEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNKeyEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNKeyEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyEdge(ctx context.Context, sel ast.SelectionSet, v *KeyEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "KeyEdge!")
+		return graphql.Null
+	}
+	return ec._KeyEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNKeyOrigin2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyOrigin(ctx context.Context, v any) (KeyOrigin, error) {
@@ -13835,6 +14909,30 @@ func (ec *executionContext) marshalNServiceAccessDenial2ᚖgithubᚗcomᚋkeygat
 	return ec._ServiceAccessDenial(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNServiceAccessDenialEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessDenialEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ServiceAccessDenialEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNServiceAccessDenialEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessDenialEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNServiceAccessDenialEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessDenialEdge(ctx context.Context, sel ast.SelectionSet, v *ServiceAccessDenialEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ServiceAccessDenialEdge!")
+		return graphql.Null
+	}
+	return ec._ServiceAccessDenialEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNServiceAccessRole2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessRoleᚄ(ctx context.Context, sel ast.SelectionSet, v []*ServiceAccessRole) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -13857,6 +14955,30 @@ func (ec *executionContext) marshalNServiceAccessRole2ᚖgithubᚗcomᚋkeygate�
 		return graphql.Null
 	}
 	return ec._ServiceAccessRole(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNServiceAccessRoleEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessRoleEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*ServiceAccessRoleEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNServiceAccessRoleEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessRoleEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNServiceAccessRoleEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceAccessRoleEdge(ctx context.Context, sel ast.SelectionSet, v *ServiceAccessRoleEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ServiceAccessRoleEdge!")
+		return graphql.Null
+	}
+	return ec._ServiceAccessRoleEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNServiceKind2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐServiceKindᚄ(ctx context.Context, sel ast.SelectionSet, v []*ServiceKind) graphql.Marshaler {
@@ -13948,6 +15070,30 @@ func (ec *executionContext) marshalNTenant2ᚖgithubᚗcomᚋkeygateᚋkeygate�
 		return graphql.Null
 	}
 	return ec._Tenant(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTenantEdge2ᚕᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐTenantEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*TenantEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTenantEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐTenantEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTenantEdge2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐTenantEdge(ctx context.Context, sel ast.SelectionSet, v *TenantEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TenantEdge!")
+		return graphql.Null
+	}
+	return ec._TenantEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {

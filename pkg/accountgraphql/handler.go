@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	gql "github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -89,7 +91,7 @@ func NewHandler(svc *account.Service, opts Options) *Handler {
 	srv := handler.New(NewExecutableSchema(config(&Resolver{svc: svc, log: opts.Logger})))
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetQueryCache(smallDocs{lru.New[*ast.QueryDocument](queryCacheSize)})
 	// Introspection is served to every caller the handler lets through,
 	// and it lets through only valid account keys.
 	srv.Use(extension.Introspection{})
@@ -126,12 +128,76 @@ func config(r *Resolver) Config {
 	return cfg
 }
 
+// The parsed documents kept: up to queryCacheSize, each of a query of at
+// most maxCachedQuery bytes, so that the cache holds a few MiB at most
+// whatever the body limit (scripts and consoles send small documents
+// again and again; a large one is parsed each time).
+const (
+	queryCacheSize = 1000
+	maxCachedQuery = 8 << 10
+)
+
+// smallDocs is gqlgen's query cache keeping only small documents.
+type smallDocs struct {
+	gql.Cache[*ast.QueryDocument]
+}
+
+func (c smallDocs) Add(ctx context.Context, query string, doc *ast.QueryDocument) {
+	if len(query) <= maxCachedQuery {
+		c.Cache.Add(ctx, query, doc)
+	}
+}
+
 type ctxKey int
 
 const (
 	callerKey ctxKey = iota
 	changeNumbersKey
+	retryAfterKey
 )
+
+// retryAfter is the longest wait a rate-limited field of the request
+// asked for, sent as the Retry-After header of its answer (as the gRPC
+// API sends retry-after), for clients and proxies that back off by it.
+type retryAfter struct {
+	mu   sync.Mutex
+	wait time.Duration
+}
+
+func (r *retryAfter) set(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wait = max(r.wait, d)
+}
+
+func (r *retryAfter) get() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wait
+}
+
+// retryAfterWriter adds Retry-After to the answer's headers when a field
+// was rate limited: gqlgen writes the answer after running every field.
+type retryAfterWriter struct {
+	http.ResponseWriter
+	ra *retryAfter
+}
+
+func (w retryAfterWriter) WriteHeader(status int) {
+	setRetryAfter(w.Header(), w.ra.get())
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w retryAfterWriter) Write(b []byte) (int, error) {
+	setRetryAfter(w.Header(), w.ra.get())
+	return w.ResponseWriter.Write(b)
+}
+
+func setRetryAfter(h http.Header, d time.Duration) {
+	if d > 0 && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(d.Seconds())), 1), 10))
+	}
+}
 
 // callerFrom is the caller ServeHTTP authenticated; the zero Caller,
 // which the service refuses, without one.
@@ -194,10 +260,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, err)
 		return
 	}
-	r2 := r.WithContext(context.WithValue(r.Context(), callerKey, c))
+	ra := &retryAfter{}
+	ctx := context.WithValue(context.WithValue(r.Context(), callerKey, c), retryAfterKey, ra)
+	r2 := r.WithContext(ctx)
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
-	h.exec.ServeHTTP(w, r2)
+	h.exec.ServeHTTP(retryAfterWriter{w, ra}, r2)
 }
 
 // readBody reads a POST body (a JSON document) within MaxBodyBytes,
@@ -250,9 +318,7 @@ func (h *Handler) refuse(w http.ResponseWriter, err error) {
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(e.RetryAfter.Seconds())), 1), 10))
-	}
+	setRetryAfter(w.Header(), e.RetryAfter)
 	if e.Code == account.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `ApiKey header="x-api-key"`)
 	}
@@ -261,7 +327,8 @@ func (h *Handler) refuse(w http.ResponseWriter, err error) {
 
 // authorizeField authorises one root field as account-api:<kind>:<field>
 // with the caller's scope, by the service's Authorize: a refused field is
-// null with a PERMISSION_DENIED error, and the others are answered.
+// null with a PERMISSION_DENIED error, and the others are answered. Each
+// admitted field counts against the key's rate limit, as a gRPC call does.
 // Introspection fields need no scope: every caller here has a valid
 // account key.
 func (h *Handler) authorizeField(ctx context.Context, next gql.RootResolver) gql.Marshaler {
@@ -279,10 +346,14 @@ func (h *Handler) authorizeField(ctx context.Context, next gql.RootResolver) gql
 		h.log.Error("account API over GraphQL: root field not in the catalogue", "field", name, "kind", kind)
 		err = &account.Error{Code: account.Internal, Message: "internal error"}
 	default:
-		err = h.svc.Authorize(callerFrom(ctx), op)
+		err = h.svc.AuthorizeCall(callerFrom(ctx), op)
 	}
 	if err != nil {
-		gerr := presentAccount(asAccountError(err))
+		e := asAccountError(err)
+		if ra, ok := ctx.Value(retryAfterKey).(*retryAfter); ok && e.RetryAfter > 0 {
+			ra.set(e.RetryAfter)
+		}
+		gerr := presentAccount(e)
 		gerr.Path = ast.Path{ast.PathName(fc.Field.Alias)}
 		gerr.Locations = []gqlerror.Location{{Line: fc.Field.Position.Line, Column: fc.Field.Position.Column}}
 		gql.AddError(ctx, gerr)

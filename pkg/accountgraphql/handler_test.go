@@ -1,18 +1,19 @@
 package accountgraphql_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
 	"github.com/keygate/keygate/pkg/accountgraphql"
+	"github.com/keygate/keygate/pkg/accountgraphql/gqltest"
 	"github.com/keygate/keygate/pkg/authz"
 )
 
@@ -34,71 +35,15 @@ func startGraphQL(t *testing.T, opts accountgraphql.Options) *gqlServer {
 	return &gqlServer{Server: s, URL: h.URL + "/graphql"}
 }
 
-// gqlResponse is a GraphQL answer.
-type gqlResponse struct {
-	status int
-	header http.Header
-	Data   map[string]json.RawMessage `json:"data"`
-	Errors []struct {
-		Message    string         `json:"message"`
-		Path       []any          `json:"path"`
-		Extensions map[string]any `json:"extensions"`
-	} `json:"errors"`
-}
-
-func (r *gqlResponse) code(i int) string {
-	if i >= len(r.Errors) {
-		return ""
-	}
-	c, _ := r.Errors[i].Extensions["code"].(string)
-	return c
-}
-
-func (s *gqlServer) post(t *testing.T, key, query string, vars map[string]any) *gqlResponse {
+func (s *gqlServer) post(t *testing.T, key, query string, vars map[string]any) *gqltest.Answer {
 	t.Helper()
-	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.do(t, http.MethodPost, s.URL, key, "application/json", body)
+	return gqltest.Post(t, s.URL, key, query, vars)
 }
 
-func (s *gqlServer) do(t *testing.T, method, u, key, contentType string, body []byte) *gqlResponse {
+func (s *gqlServer) do(t *testing.T, method, u, key, contentType string, body []byte) *gqltest.Answer {
 	t.Helper()
-	req, err := http.NewRequest(method, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if key != "" {
-		req.Header.Set("x-api-key", key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &gqlResponse{status: resp.StatusCode, header: resp.Header}
-	if err := json.Unmarshal(raw, out); err != nil {
-		t.Fatalf("%s %s: %d %s: not JSON: %v", method, u, resp.StatusCode, raw, err)
-	}
-	return out
+	return gqltest.Do(t, method, u, key, contentType, body)
 }
-
-// seedMutation is seed 001's mutation, exactly as written there.
-const seedMutation = `mutation generate_sak($appId: ID!, $tenantId: ID!, $active: Boolean, $description: String, $scope: Scope) {
-  generateServiceAccessKey(
-    input: {appId: $appId, tenantId: $tenantId, active: $active, description: $description, scope: $scope}
-  ) {
-    privateKey
-  }
-}`
 
 // TestSeedMutation: seed 001's generate_sak mutation with its variables
 // returns the new key's secret; the answer is never cached.
@@ -109,15 +54,15 @@ func TestSeedMutation(t *testing.T) {
 	if len(r.Errors) > 0 {
 		t.Fatalf("setup: %+v\n%s", r.Errors, s.Logs.String())
 	}
-	r = s.post(t, s.RootKey, seedMutation, map[string]any{"appId": "billing", "tenantId": "acme", "description": "", "scope": ""})
-	if len(r.Errors) > 0 || r.status != http.StatusOK {
-		t.Fatalf("seed mutation: %d %+v", r.status, r.Errors)
+	r = s.post(t, s.RootKey, gqltest.SeedGenerateSAK, map[string]any{"appId": "billing", "tenantId": "acme", "description": "", "scope": ""})
+	if len(r.Errors) > 0 || r.Status != http.StatusOK {
+		t.Fatalf("seed mutation: %d %+v", r.Status, r.Errors)
 	}
 	var got struct{ PrivateKey string }
 	if err := json.Unmarshal(r.Data["generateServiceAccessKey"], &got); err != nil || !strings.HasPrefix(got.PrivateKey, "kg_sak_") {
 		t.Fatalf("privateKey %q, %v", got.PrivateKey, err)
 	}
-	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q, want no-store", cc)
 	}
 }
@@ -130,8 +75,8 @@ func TestFieldByField(t *testing.T) {
 	appsOnly := s.AddKey(t, authz.KeySpec{ID: "apps-only", Name: "apps-only", Type: authz.KeyTypeAccount, AccountID: s.AccountID,
 		Active: true, Scope: "account-api:query:apps"})
 	r := s.post(t, appsOnly, `{ apps { nodes { id } } tenants { nodes { id } } __typename }`, nil)
-	if r.status != http.StatusOK || len(r.Errors) != 1 || r.code(0) != "PERMISSION_DENIED" || len(r.Errors[0].Path) != 1 || r.Errors[0].Path[0] != "tenants" {
-		t.Fatalf("mixed document: %d %+v", r.status, r.Errors)
+	if r.Status != http.StatusOK || len(r.Errors) != 1 || r.Code(0) != "PERMISSION_DENIED" || len(r.Errors[0].Path) != 1 || r.Errors[0].Path[0] != "tenants" {
+		t.Fatalf("mixed document: %d %+v", r.Status, r.Errors)
 	}
 	if string(r.Data["tenants"]) != "null" || !strings.Contains(string(r.Data["apps"]), "nodes") || string(r.Data["__typename"]) != `"Query"` {
 		t.Errorf("data %s", mustJSON(r.Data))
@@ -140,7 +85,7 @@ func TestFieldByField(t *testing.T) {
 		t.Errorf("message %q does not name the operation", r.Errors[0].Message)
 	}
 	r = s.post(t, appsOnly, `mutation { createApp(input: {name: "x"}) { app { id } } }`, nil)
-	if r.code(0) != "PERMISSION_DENIED" || string(r.Data["createApp"]) != "null" {
+	if r.Code(0) != "PERMISSION_DENIED" || string(r.Data["createApp"]) != "null" {
 		t.Errorf("mutation with a query-only key: %+v %s", r.Errors, mustJSON(r.Data))
 	}
 	r = s.post(t, appsOnly, `{ __schema { queryType { name } } }`, nil)
@@ -149,8 +94,8 @@ func TestFieldByField(t *testing.T) {
 	}
 	for _, key := range []string{"", "kg_aak_nope"} {
 		r = s.post(t, key, `{ __schema { queryType { name } } }`, nil)
-		if r.status != http.StatusUnauthorized || r.code(0) != "UNAUTHENTICATED" || r.Data != nil {
-			t.Errorf("introspection with key %q: %d %+v", key, r.status, r.Errors)
+		if r.Status != http.StatusUnauthorized || r.Code(0) != "UNAUTHENTICATED" || r.Data != nil {
+			t.Errorf("introspection with key %q: %d %+v", key, r.Status, r.Errors)
 		}
 	}
 }
@@ -184,14 +129,14 @@ func TestRequestLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.do(t, tc.method, tc.url, s.RootKey, tc.contentType, []byte(tc.body))
-			if r.status != tc.status || r.code(0) != tc.code || !strings.Contains(r.Errors[0].Message, tc.contains) {
-				t.Errorf("%d %+v; want %d %s with %q", r.status, r.Errors, tc.status, tc.code, tc.contains)
+			if r.Status != tc.status || r.Code(0) != tc.code || !strings.Contains(r.Errors[0].Message, tc.contains) {
+				t.Errorf("%d %+v; want %d %s with %q", r.Status, r.Errors, tc.status, tc.code, tc.contains)
 			}
 		})
 	}
 	r := s.do(t, http.MethodGet, s.URL+"?query="+url.QueryEscape(`{ apps { nodes { id } } }`), s.RootKey, "", nil)
-	if r.status != http.StatusOK || len(r.Errors) > 0 {
-		t.Errorf("query over GET: %d %+v", r.status, r.Errors)
+	if r.Status != http.StatusOK || len(r.Errors) > 0 {
+		t.Errorf("query over GET: %d %+v", r.Status, r.Errors)
 	}
 }
 
@@ -201,17 +146,34 @@ func TestRequestLimits(t *testing.T) {
 func TestErrors(t *testing.T) {
 	s := startGraphQL(t, accountgraphql.Options{})
 	r := s.post(t, s.RootKey, `{ app(id: "nope") { id } }`, nil)
-	if r.code(0) != "NOT_FOUND" {
+	if r.Code(0) != "NOT_FOUND" {
 		t.Errorf("missing app: %+v", r.Errors)
 	}
 	r = s.post(t, s.RootKey, `mutation { generateServiceAccessKey(input: {appId: "", tenantId: "t"}) { privateKey } }`, nil)
-	if r.code(0) != "INVALID_ARGUMENT" || r.Errors[0].Extensions["field"] != "appId" || !strings.HasPrefix(r.Errors[0].Message, "appId: ") {
+	if r.Code(0) != "INVALID_ARGUMENT" || r.Errors[0].Extensions["field"] != "appId" || !strings.HasPrefix(r.Errors[0].Message, "appId: ") {
 		t.Errorf("empty appId: %+v", r.Errors)
 	}
 	const secret = "my-very-own-secret-value-1234567890"
 	r = s.post(t, s.RootKey, `mutation($k: String!) { importKey(input: {type: ACCOUNT, privateKey: $k}) { key { id } } }`, map[string]any{"k": secret})
-	if r.code(0) != "INVALID_ARGUMENT" || strings.Contains(mustJSON(r), secret) {
+	if r.Code(0) != "INVALID_ARGUMENT" || strings.Contains(mustJSON(r), secret) {
 		t.Errorf("import of an account key: %s", mustJSON(r))
+	}
+	// Written where a value of another type belongs, the secret is not
+	// quoted back by GraphQL's validation either.
+	for _, q := range []string{
+		`mutation { importKey(input: {type: APP, appId: "x", privateKey: ` + "my_very_own_secret_value_1234567890" + `}) { key { id } } }`,
+		`mutation { importKey(input: {type: APP, appId: "x", privateKey: ["` + secret + `"]}) { key { id } } }`,
+		`mutation { importKey(input: {type: ` + "my_very_own_secret_value_1234567890" + `, appId: "x", privateKey: "a"}) { key { id } } }`,
+	} {
+		r = s.post(t, s.RootKey, q, nil)
+		if r.Code(0) != "INVALID_ARGUMENT" || strings.Contains(mustJSON(r), "my_very_own_secret") || strings.Contains(mustJSON(r), secret) {
+			t.Errorf("%s: %s", q, mustJSON(r))
+		}
+	}
+	r = s.post(t, s.RootKey, `mutation($t: KeyType!) { importKey(input: {type: $t, appId: "x", privateKey: "a"}) { key { id } } }`,
+		map[string]any{"t": secret})
+	if r.Code(0) != "INVALID_ARGUMENT" || strings.Contains(mustJSON(r), secret) {
+		t.Errorf("enum variable: %s", mustJSON(r))
 	}
 	if strings.Contains(s.Logs.String(), secret) {
 		t.Error("the secret reached the log")
@@ -221,4 +183,77 @@ func TestErrors(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestRateLimitPerField: each root field counts against the key's rate
+// limit as one gRPC call does; a field past it is RESOURCE_EXHAUSTED and
+// the answer carries Retry-After.
+func TestRateLimitPerField(t *testing.T) {
+	s := accounttest.Start(t)
+	svc := account.NewService(s.Store, s.Engine, s.Hasher, account.Options{Compile: accounttest.CompileOptions, Now: s.Clock.Now,
+		RateLimits: account.RateLimits{MutationsPerSecond: 1, ReadsPerSecond: 1}})
+	h := httptest.NewServer(accountgraphql.NewHandler(svc, accountgraphql.Options{}))
+	t.Cleanup(h.Close)
+	// Bursts of twice the rate: two reads pass, the third (whichever:
+	// query fields run concurrently) waits.
+	r := gqltest.Post(t, h.URL, s.RootKey, `{ a: apps { nodes { id } } b: apps { nodes { id } } c: apps { nodes { id } } }`, nil)
+	if r.Status != http.StatusOK || len(r.Errors) != 1 || r.Code(0) != "RESOURCE_EXHAUSTED" || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("%d %+v %v", r.Status, r.Errors, r.Header)
+	}
+	nulls := 0
+	for _, f := range []string{"a", "b", "c"} {
+		if string(r.Data[f]) == "null" {
+			nulls++
+			if r.Errors[0].Path[0] != f {
+				t.Errorf("field %s is null, the error names %v", f, r.Errors[0].Path)
+			}
+		}
+	}
+	if nulls != 1 {
+		t.Errorf("%d fields null, want the one refused: %s", nulls, mustJSON(r.Data))
+	}
+	if !strings.Contains(r.Errors[0].Message, "rate_limited") {
+		t.Errorf("message %q", r.Errors[0].Message)
+	}
+}
+
+// TestConnections: lists are cursor connections — each edge's cursor
+// starts the next page after it, and the last one is pageInfo.endCursor.
+func TestConnections(t *testing.T) {
+	s := startGraphQL(t, accountgraphql.Options{})
+	for _, id := range []string{"a1", "a2", "a3"} {
+		s.Clock.Add(time.Second)
+		if r := s.post(t, s.RootKey, `mutation($id: ID!, $name: String!) { createApp(input: {id: $id, name: $name}) { app { id } } }`, map[string]any{"id": id, "name": id}); len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+	}
+	type page struct {
+		Edges []struct {
+			Cursor string
+			Node   struct{ ID string }
+		}
+		Nodes    []struct{ ID string }
+		PageInfo struct {
+			HasNextPage bool
+			EndCursor   *string
+		}
+	}
+	list := func(vars map[string]any) page {
+		r := s.post(t, s.RootKey, `query($first: Int, $after: String) { apps(first: $first, after: $after) {
+			edges { cursor node { id } } nodes { id } pageInfo { hasNextPage endCursor } } }`, vars)
+		if len(r.Errors) > 0 {
+			t.Fatal(r.Errors)
+		}
+		var p page
+		r.Field(t, "apps", &p)
+		return p
+	}
+	p := list(map[string]any{"first": 2})
+	if len(p.Edges) != 2 || p.Edges[0].Node.ID != "a1" || p.Nodes[1].ID != "a2" || !p.PageInfo.HasNextPage ||
+		p.PageInfo.EndCursor == nil || *p.PageInfo.EndCursor != p.Edges[1].Cursor {
+		t.Fatalf("first page: %+v", p)
+	}
+	if p = list(map[string]any{"after": p.Edges[0].Cursor}); len(p.Nodes) != 2 || p.Nodes[0].ID != "a2" || p.Nodes[1].ID != "a3" || p.PageInfo.HasNextPage {
+		t.Fatalf("after the first edge: %+v", p)
+	}
 }

@@ -36,8 +36,15 @@ type App struct {
 }
 
 type AppConnection struct {
-	Nodes    []*App    `json:"nodes"`
-	PageInfo *PageInfo `json:"pageInfo"`
+	Edges    []*AppEdge `json:"edges"`
+	Nodes    []*App     `json:"nodes"`
+	PageInfo *PageInfo  `json:"pageInfo"`
+}
+
+type AppEdge struct {
+	// Where a page after this item starts (after: cursor).
+	Cursor string `json:"cursor"`
+	Node   *App   `json:"node"`
 }
 
 type AppPayload struct {
@@ -60,8 +67,15 @@ type AuditEvent struct {
 }
 
 type AuditEventConnection struct {
-	Nodes    []*AuditEvent `json:"nodes"`
-	PageInfo *PageInfo     `json:"pageInfo"`
+	Edges    []*AuditEventEdge `json:"edges"`
+	Nodes    []*AuditEvent     `json:"nodes"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type AuditEventEdge struct {
+	// Where a page after this item starts (after: cursor).
+	Cursor string      `json:"cursor"`
+	Node   *AuditEvent `json:"node"`
 }
 
 type AuditEventFilter struct {
@@ -213,8 +227,15 @@ type Key struct {
 }
 
 type KeyConnection struct {
-	Nodes    []*Key    `json:"nodes"`
-	PageInfo *PageInfo `json:"pageInfo"`
+	Edges    []*KeyEdge `json:"edges"`
+	Nodes    []*Key     `json:"nodes"`
+	PageInfo *PageInfo  `json:"pageInfo"`
+}
+
+type KeyEdge struct {
+	// Where a page after this item starts (after: cursor).
+	Cursor string `json:"cursor"`
+	Node   *Key   `json:"node"`
 }
 
 type KeyFilter struct {
@@ -238,7 +259,7 @@ type KeyPayload struct {
 type Mutation struct {
 }
 
-// A page of a list: after takes the previous page's pageInfo.endCursor.
+// A page of a list (a cursor connection): after takes pageInfo.endCursor, or an edge's cursor, to start after it.
 type PageInfo struct {
 	HasNextPage bool    `json:"hasNextPage"`
 	EndCursor   *string `json:"endCursor,omitempty"`
@@ -312,8 +333,15 @@ type ServiceAccessDenial struct {
 }
 
 type ServiceAccessDenialConnection struct {
-	Nodes    []*ServiceAccessDenial `json:"nodes"`
-	PageInfo *PageInfo              `json:"pageInfo"`
+	Edges    []*ServiceAccessDenialEdge `json:"edges"`
+	Nodes    []*ServiceAccessDenial     `json:"nodes"`
+	PageInfo *PageInfo                  `json:"pageInfo"`
+}
+
+type ServiceAccessDenialEdge struct {
+	// Where a page after this item starts (after: cursor).
+	Cursor string               `json:"cursor"`
+	Node   *ServiceAccessDenial `json:"node"`
 }
 
 type ServiceAccessDenialPayload struct {
@@ -332,8 +360,15 @@ type ServiceAccessRole struct {
 }
 
 type ServiceAccessRoleConnection struct {
-	Nodes    []*ServiceAccessRole `json:"nodes"`
-	PageInfo *PageInfo            `json:"pageInfo"`
+	Edges    []*ServiceAccessRoleEdge `json:"edges"`
+	Nodes    []*ServiceAccessRole     `json:"nodes"`
+	PageInfo *PageInfo                `json:"pageInfo"`
+}
+
+type ServiceAccessRoleEdge struct {
+	// Where a page after this item starts (after: cursor).
+	Cursor string             `json:"cursor"`
+	Node   *ServiceAccessRole `json:"node"`
 }
 
 type ServiceAccessRolePayload struct {
@@ -366,8 +401,15 @@ type Tenant struct {
 }
 
 type TenantConnection struct {
-	Nodes    []*Tenant `json:"nodes"`
-	PageInfo *PageInfo `json:"pageInfo"`
+	Edges    []*TenantEdge `json:"edges"`
+	Nodes    []*Tenant     `json:"nodes"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type TenantEdge struct {
+	// Where a page after this item starts (after: cursor).
+	Cursor string  `json:"cursor"`
+	Node   *Tenant `json:"node"`
 }
 
 type TenantPayload struct {

@@ -43,9 +43,10 @@ func (q queryResolver) Apps(ctx context.Context, first *int64, after *string) (*
 	if err != nil {
 		return nil, err
 	}
-	out := &AppConnection{PageInfo: pageInfo(next), Nodes: make([]*App, len(apps))}
+	out := &AppConnection{PageInfo: pageInfo(next), Nodes: make([]*App, len(apps)), Edges: make([]*AppEdge, len(apps))}
 	for i, a := range apps {
 		out.Nodes[i] = appOf(a)
+		out.Edges[i] = &AppEdge{Cursor: cursor(a.CreatedAt, a.ID), Node: out.Nodes[i]}
 	}
 	return out, nil
 }
@@ -63,9 +64,10 @@ func (q queryResolver) Tenants(ctx context.Context, first *int64, after *string)
 	if err != nil {
 		return nil, err
 	}
-	out := &TenantConnection{PageInfo: pageInfo(next), Nodes: make([]*Tenant, len(ts))}
+	out := &TenantConnection{PageInfo: pageInfo(next), Nodes: make([]*Tenant, len(ts)), Edges: make([]*TenantEdge, len(ts))}
 	for i, t := range ts {
 		out.Nodes[i] = tenantOf(t)
+		out.Edges[i] = &TenantEdge{Cursor: cursor(t.CreatedAt, t.ID), Node: out.Nodes[i]}
 	}
 	return out, nil
 }
@@ -100,9 +102,10 @@ func (q queryResolver) Keys(ctx context.Context, filter *KeyFilter, first *int64
 		return nil, err
 	}
 	now := q.svc.Now()
-	out := &KeyConnection{PageInfo: pageInfo(next), Nodes: make([]*Key, len(keys))}
+	out := &KeyConnection{PageInfo: pageInfo(next), Nodes: make([]*Key, len(keys)), Edges: make([]*KeyEdge, len(keys))}
 	for i, k := range keys {
 		out.Nodes[i] = keyOf(k, now)
+		out.Edges[i] = &KeyEdge{Cursor: cursor(k.CreatedAt, k.Spec.ID), Node: out.Nodes[i]}
 	}
 	return out, nil
 }
@@ -120,9 +123,11 @@ func (q queryResolver) ServiceAccessRoles(ctx context.Context, first *int64, aft
 	if err != nil {
 		return nil, err
 	}
-	out := &ServiceAccessRoleConnection{PageInfo: pageInfo(next), Nodes: make([]*ServiceAccessRole, len(roles))}
+	out := &ServiceAccessRoleConnection{PageInfo: pageInfo(next), Nodes: make([]*ServiceAccessRole, len(roles)),
+		Edges: make([]*ServiceAccessRoleEdge, len(roles))}
 	for i, r := range roles {
 		out.Nodes[i] = roleOf(r)
+		out.Edges[i] = &ServiceAccessRoleEdge{Cursor: cursor(r.CreatedAt, r.ID), Node: out.Nodes[i]}
 	}
 	return out, nil
 }
@@ -141,9 +146,11 @@ func (q queryResolver) ServiceAccessDenials(ctx context.Context, tenantID, appID
 	if err != nil {
 		return nil, err
 	}
-	out := &ServiceAccessDenialConnection{PageInfo: pageInfo(next), Nodes: make([]*ServiceAccessDenial, len(ds))}
+	out := &ServiceAccessDenialConnection{PageInfo: pageInfo(next), Nodes: make([]*ServiceAccessDenial, len(ds)),
+		Edges: make([]*ServiceAccessDenialEdge, len(ds))}
 	for i, d := range ds {
 		out.Nodes[i] = denialOf(d)
+		out.Edges[i] = &ServiceAccessDenialEdge{Cursor: cursor(d.CreatedAt, d.ID), Node: out.Nodes[i]}
 	}
 	return out, nil
 }
@@ -231,12 +238,13 @@ func (q queryResolver) AuditEvents(ctx context.Context, filter *AuditEventFilter
 	if err != nil {
 		return nil, err
 	}
-	out := &AuditEventConnection{PageInfo: pageInfo(next), Nodes: make([]*AuditEvent, len(evs))}
+	out := &AuditEventConnection{PageInfo: pageInfo(next), Nodes: make([]*AuditEvent, len(evs)), Edges: make([]*AuditEventEdge, len(evs))}
 	for i, e := range evs {
 		var cerr error
 		if out.Nodes[i], cerr = auditEventOf(e); cerr != nil {
 			q.log.Warn("account API: audit event whose before or after is not a JSON object", "event_id", e.ID, "err", cerr)
 		}
+		out.Edges[i] = &AuditEventEdge{Cursor: store.AuditToken(e), Node: out.Nodes[i]}
 	}
 	return out, nil
 }
