@@ -216,7 +216,7 @@ func (s *Service) AuthorizeCall(c Caller, op Operation) error {
 	if err := s.Authorize(c, op); err != nil {
 		return err
 	}
-	return s.limiter.allow(c.AccountID, c.Actor.KeyID, op.Kind, s.now())
+	return s.CountCall(c, op.Kind)
 }
 
 func scopeDenied(op Operation) *Error {

@@ -121,18 +121,18 @@ func (h *Handler) guard(rt route) http.Handler {
 			}
 		}
 		p := h.newPage(r, s)
-		if rt.op != "" {
-			if err := h.svc.Authorize(s.caller, op); err != nil {
-				h.serviceError(w, r, p, err)
-				return
-			}
+		// The route's operation, counted against the key's rate limits as
+		// an API call is; a route without one counts as a read (a page) or
+		// a change (a post).
+		switch {
+		case rt.op != "":
+			err = h.svc.AuthorizeCall(s.caller, op)
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+			err = h.svc.CountCall(s.caller, "query")
+		default:
+			err = h.svc.CountCall(s.caller, "mutation")
 		}
-		// A page is a read, a post a change, against the key's rate limits.
-		kind := "query"
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			kind = "mutation"
-		}
-		if err := h.svc.CountCall(s.caller, kind); err != nil {
+		if err != nil {
 			var ae *account.Error
 			if errors.As(err, &ae) && ae.RetryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
