@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/console"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
@@ -125,6 +126,12 @@ func TestSessionEnds(t *testing.T) {
 				e.t.Fatal(err)
 			}
 		}, "key"},
+		{"client outside its new IP filters", func(e *env, id string) {
+			ips := []string{"10.0.0.0/8"}
+			if _, _, err := e.svc.UpdateKey(context.Background(), e.caller(), id, account.KeyUpdate{IPFilters: &ips}); err != nil {
+				e.t.Fatal(err)
+			}
+		}, "key"},
 		{"idle for 30 minutes", func(e *env, _ string) { e.clock.Add(30 * time.Minute) }, "expired"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,8 +195,13 @@ func TestSignInRefusesKeys(t *testing.T) {
 	if _, _, err := e.svc.UpdateKey(context.Background(), e.caller(), offID, account.KeyUpdate{Active: &f}); err != nil {
 		t.Fatal(err)
 	}
+	office, _, _, err := e.svc.GenerateKey(context.Background(), e.caller(), account.KeyInput{Type: authz.KeyTypeAccount, Name: "office", Scope: "account-api", IPFilters: []string{"10.0.0.0/8"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ name, key, want string }{
 		{"no key", "", "missing_key"},
+		{"from outside its IP filters", office.Reveal(), "ip_not_allowed"},
 		{"scope without the Account API", noAPI, "scope_denied"},
 		{"inactive key", off, "inactive_key"},
 	} {
