@@ -66,18 +66,7 @@ func (h *Handler) keyPanels(ctx context.Context, p *page, k store.Key) *keyPanel
 	}
 	if p.Can("usage") {
 		kp.ShowUsage = true
-		now := h.svc.Now()
-		series, err := h.svc.GetUsage(ctx, c, account.UsageInput{
-			Filters: map[store.UsageField]string{store.UsageKey: k.Spec.ID},
-			Since:   store.Daily.Truncate(now.AddDate(0, 0, -usageDays+1)), Granularity: store.Daily,
-			GroupBy: []store.UsageField{store.UsageOutcome},
-		})
-		if err != nil {
-			_, kp.UsageErr = statusOf(err)
-		}
-		for _, s := range series {
-			kp.Usage = append(kp.Usage, usageRow{Outcome: s.Group[store.UsageOutcome], Total: s.Total})
-		}
+		kp.Usage, kp.UsageErr = h.weekByOutcome(ctx, c, map[store.UsageField]string{store.UsageKey: k.Spec.ID})
 	}
 	if p.Can("syncStatus") {
 		st, err := h.svc.GetSyncStatus(ctx, c, account.SyncInput{KeyID: k.Spec.ID})
@@ -98,6 +87,24 @@ func (h *Handler) keyPanels(ctx context.Context, p *page, k store.Key) *keyPanel
 		}
 	}
 	return kp
+}
+
+// weekByOutcome is the usage of the last 7 days (today included) that
+// matches filters, one row per outcome; the message of an error.
+func (h *Handler) weekByOutcome(ctx context.Context, c account.Caller, filters map[store.UsageField]string) ([]usageRow, string) {
+	series, err := h.svc.GetUsage(ctx, c, account.UsageInput{
+		Filters: filters, Granularity: store.Daily, GroupBy: []store.UsageField{store.UsageOutcome},
+		Since: store.Daily.Truncate(h.svc.Now().AddDate(0, 0, -usageDays+1)),
+	})
+	if err != nil {
+		_, msg := statusOf(err)
+		return nil, msg
+	}
+	var rows []usageRow
+	for _, s := range series {
+		rows = append(rows, usageRow{Outcome: s.Group[store.UsageOutcome], Total: s.Total})
+	}
+	return rows, ""
 }
 
 func newAuditRow(e store.AuditEvent) auditRow {

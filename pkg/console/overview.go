@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/account"
-	"github.com/keygate/keygate/pkg/store"
 )
 
 // overviewCap bounds what the overview counts, in one page of each list:
@@ -91,16 +90,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	if p.Can("usage") {
 		v.ShowUsage = true
-		series, err := h.svc.GetUsage(ctx, c, account.UsageInput{
-			Since: store.Daily.Truncate(h.svc.Now().AddDate(0, 0, -usageDays+1)), Granularity: store.Daily,
-			GroupBy: []store.UsageField{store.UsageOutcome},
-		})
-		if err != nil {
-			_, v.UsageErr = statusOf(err)
-		}
-		for _, s := range series {
-			v.Usage = append(v.Usage, usageRow{Outcome: s.Group[store.UsageOutcome], Total: s.Total})
-		}
+		v.Usage, v.UsageErr = h.weekByOutcome(ctx, c, nil)
 	}
 	if p.Can("replicas") {
 		v.ShowReplicas = true
