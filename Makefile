@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 
-.PHONY: help build run test unit vet bench bench-go bench-load fuzz soak lint fmt-check
+.PHONY: help build run demo test unit vet bench bench-go bench-load fuzz soak lint fmt-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ build: ## build bin/keygate
 run: build ## serve the demo keys and routes (examples/) on loopback
 	$(BIN) serve --keys-file examples/keys.yaml --routes-file examples/routes.yaml \
 		--authz-addr 127.0.0.1:9191 --admin-addr 127.0.0.1:9193 --log-format text --log-level debug
+
+demo: build ## database mode on the local PostgreSQL (DEMO_DATABASE_URL, default database keygate_demo), seeded with the demo apps, tenants and keys; the console on 127.0.0.1:9194
+	KEYGATE=$(BIN) scripts/demo.sh
 
 test: vet fmt-check lint proto-check graphql-check ## the whole suite: vet, gofmt, staticcheck, generated code, unit + integration tests with -race, fuzz seed corpora
 	$(GO) test -race -shuffle=on -count=1 -timeout 15m $(PKGS)

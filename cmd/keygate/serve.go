@@ -25,6 +25,7 @@ import (
 	"github.com/keygate/keygate/pkg/keyfile"
 	"github.com/keygate/keygate/pkg/metrics"
 	"github.com/keygate/keygate/pkg/route"
+	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/telemetry"
 	"go.opentelemetry.io/otel"
 )
@@ -82,7 +83,9 @@ type keySource struct {
 	// accountSvc is the account service the console listener serves
 	// (database mode only; nil with a keys file).
 	accountSvc *account.Service
-	close      func()
+	// sessions keeps the console's sessions (database mode only).
+	sessions store.Sessions
+	close    func()
 }
 
 // grpcService is a gRPC service on a listener of its own.

@@ -150,6 +150,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		count:      kc.Len,
 		ready:      ready,
 		accountSvc: accountSvc,
+		sessions:   st,
 		account: grpcService{
 			addr:     c.accountListenAddr(log),
 			register: func(s *grpc.Server) { accountgrpc.Register(s, accountSrv) },

@@ -159,6 +159,12 @@ func (s *serveTLS) grpcOptions(listener string, tr *telemetry.Tracing) []grpc.Se
 // listen wraps an HTTP listener's listen function with TLS when it serves
 // TLS (the handshake then runs in the server's connection goroutine,
 // bounded by its read timeouts).
+// on reports whether the listener serves TLS.
+func (s *serveTLS) on(listener string) bool {
+	_, ok := s.sources[listener]
+	return ok
+}
+
 func (s *serveTLS) listen(listener string, inner func(string) (net.Listener, error)) func(string) (net.Listener, error) {
 	src, ok := s.sources[listener]
 	if !ok {

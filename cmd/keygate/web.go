@@ -8,6 +8,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/accountgraphql"
+	"github.com/keygate/keygate/pkg/console"
 )
 
 // webFlags configure the HTTP listener of the Account API over GraphQL
@@ -32,6 +33,13 @@ func webMux(svc *account.Service, f webFlags, log *slog.Logger) *http.ServeMux {
 	return mux
 }
 
+// consoleHandler is the console (pkg/console) over the account service,
+// its sessions in the database; cookies are Secure when the listener
+// serves TLS.
+func consoleHandler(src *keySource, secure bool, log *slog.Logger) (http.Handler, error) {
+	return console.New(console.Options{Service: src.accountSvc, Sessions: src.sessions, Secure: secure, Logger: log})
+}
+
 // addWeb adds the console listener to the group when it runs: in
 // database mode with a --console-addr. With a keys file there is no
 // account service to serve, which the log says.
@@ -42,7 +50,16 @@ func (c *serveCmd) addWeb(group *listenerGroup, src *keySource, tlsOn *serveTLS,
 	case src.accountSvc == nil:
 		log.Info("console and GraphQL Account API off: the Account API needs a database (--database-url); a keys file is read-only")
 	default:
-		srv := c.httpLimits.server(webMux(src.accountSvc, c.webFlags, log))
+		mux := webMux(src.accountSvc, c.webFlags, log)
+		ch, err := consoleHandler(src, tlsOn.on("console"), log)
+		if err != nil {
+			// The templates are embedded and parsed at start: a broken one
+			// is a build error that tests catch; never serve half a console.
+			log.Error("console off: its pages did not load", "error", err)
+		} else {
+			mux.Handle("/", ch)
+		}
+		srv := c.httpLimits.server(mux)
 		group.add("console", c.ConsoleAddr, httpServer{srv}, tlsOn.listen("console", limitedListen(c.ConsoleMaxConnections)))
 	}
 }

@@ -181,17 +181,10 @@ func (s *Service) authenticate(ctx context.Context, cr Credentials, op Operation
 		return Caller{}, scopeDenied(op)
 	case authz.MissingKey:
 		return Caller{}, errorf(Unauthenticated, "missing_key: %s: send an account key in x-api-key (the gRPC metadata or HTTP header)", d.Reason.Message())
-	case authz.StoreUnavailable:
-		s.log.Error("account API: key store unavailable", "op", op.Name, "err", d.Err)
 	}
 	// Every other refusal is the data plane's answer: its reason code,
 	// message and status class (SPEC §5), one table in authz.
-	code, ok := statusCodes[d.Reason.Status()]
-	if !ok {
-		s.log.Error("account API: unexpected decision", "op", op.Name, "reason", d.Reason.String())
-		code = PermissionDenied
-	}
-	return Caller{}, errorf(code, "%s: %s", d.Reason, d.Reason.Message())
+	return Caller{}, s.decisionError(op.Name, d)
 }
 
 // statusCodes are the codes of the HTTP statuses SPEC §5 answers with.
@@ -223,7 +216,7 @@ func (s *Service) AuthorizeCall(c Caller, op Operation) error {
 	if err := s.Authorize(c, op); err != nil {
 		return err
 	}
-	return s.limiter.allow(c.AccountID, c.Actor.KeyID, op.Kind, s.now())
+	return s.CountCall(c, op.Kind)
 }
 
 func scopeDenied(op Operation) *Error {

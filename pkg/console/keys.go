@@ -1,0 +1,581 @@
+package console
+
+import (
+	"context"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/scope"
+	"github.com/keygate/keygate/pkg/store"
+)
+
+// keysPageSize is the keys list's page: cursor pagination through the
+// service's ListKeys, so a page costs the same with 100,000 keys.
+const keysPageSize = 50
+
+// keyRow is one key as the list and the key page show it.
+type keyRow struct {
+	store.Key
+	Status string
+}
+
+func newKeyRow(k store.Key, now time.Time) keyRow {
+	st := "active"
+	switch {
+	case !k.Spec.Active:
+		st = "inactive"
+	case !k.Spec.NotBefore.IsZero() && now.Before(k.Spec.NotBefore):
+		st = "not yet valid"
+	case !k.Spec.ExpiresAt.IsZero() && !now.Before(k.Spec.ExpiresAt):
+		st = "expired"
+	}
+	return keyRow{Key: k, Status: st}
+}
+
+// ownerOption is an app or tenant in a select.
+type ownerOption struct{ ID, Name string }
+
+// keysView is the keys list with its filters.
+type keysView struct {
+	Keys                        []keyRow
+	Types                       []string
+	Type, App, Tenant, Active   string
+	Name, Group, Role           string
+	Roles                       []roleOption
+	ExpiringBefore, UnusedSince string
+	Apps, Tenants               []ownerOption
+	Filtered                    bool
+	CanListApps, CanListTenants bool
+	CanCreate                   bool
+	// NextQuery is the next page's query (filters and cursor), FirstQuery
+	// the first page's, shown past it (NotFirst).
+	NextQuery, FirstQuery template.URL
+	NotFirst              bool
+}
+
+// generateOps are the operations that create a key of each type.
+var generateOps = map[authz.KeyType]string{
+	authz.KeyTypeService: "generateServiceAccessKey",
+	authz.KeyTypeApp:     "generateAppAccessKey",
+	authz.KeyTypeAccount: "generateAccountAccessKey",
+}
+
+func (p *page) canCreateKey() bool {
+	for _, op := range generateOps {
+		if p.Can(op) {
+			return true
+		}
+	}
+	return false
+}
+
+// options lists the first page of the account's apps or tenants for a
+// select (up to 1000); nil when the session may not list them.
+func (h *Handler) options(ctx context.Context, p *page, kind ownerKind) []ownerOption {
+	if !p.Can(kind.ListOp) {
+		return nil
+	}
+	list, _, err := kind.list(h.svc, ctx, p.session.caller, account.PageInput{Size: 1000})
+	if err != nil {
+		h.log.Warn("console: listing for a select", "what", kind.Plural, "err", err)
+		return nil
+	}
+	out := make([]ownerOption, len(list))
+	for i, a := range list {
+		out[i] = ownerOption{a.ID, a.Name}
+	}
+	return out
+}
+
+func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
+	q := r.URL.Query()
+	v := &keysView{Type: q.Get("type"), App: q.Get("app"), Tenant: q.Get("tenant"), Active: q.Get("active"),
+		Name: strings.TrimSpace(q.Get("name")), Group: strings.TrimSpace(q.Get("group")), Role: q.Get("role"),
+		ExpiringBefore: q.Get("expiring_before"), UnusedSince: q.Get("unused_since")}
+	var f account.KeyFilter
+	p.Errors = map[string]string{}
+	if v.Type != "" {
+		t, err := authz.ParseKeyType(v.Type)
+		if err != nil {
+			p.Errors["type"] = err.Error()
+		}
+		f.Type = t
+	}
+	switch v.Active {
+	case "":
+	case "true", "false":
+		b := v.Active == "true"
+		f.Active = &b
+	default:
+		p.Errors["active"] = "active: want true or false"
+	}
+	f.AppID, f.TenantID, f.Name, f.Group, f.RoleID = v.App, v.Tenant, v.Name, v.Group, v.Role
+	for _, d := range []struct {
+		field, text string
+		dst         *time.Time
+	}{{"expiring_before", v.ExpiringBefore, &f.ExpiringBefore}, {"unused_since", v.UnusedSince, &f.UnusedSince}} {
+		if d.text == "" {
+			continue
+		}
+		t, err := time.Parse("2006-01-02", d.text)
+		if err != nil {
+			p.Errors[d.field] = d.field + ": " + d.text + " is not a date (YYYY-MM-DD)"
+		}
+		*d.dst = t
+	}
+	v.Filtered = !f.IsZero()
+	v.Types = []string{"service", "app", "account"}
+	p.Title, p.Nav, p.Data = "Keys", "keys", v
+	v.CanListApps, v.CanListTenants = p.Can("apps"), p.Can("tenants")
+	v.CanCreate = p.canCreateKey()
+	ctx := r.Context()
+	v.Apps, v.Tenants = h.options(ctx, p, appKind), h.options(ctx, p, tenantKind)
+	var rf keyForm
+	if h.roles(ctx, p, &rf) {
+		v.Roles = rf.Roles
+	}
+	if len(p.Errors) > 0 {
+		h.render(w, r, http.StatusUnprocessableEntity, "keys", p)
+		return
+	}
+	keys, next, err := h.svc.ListKeys(ctx, p.session.caller, f, account.PageInput{Size: keysPageSize, Token: q.Get("after")})
+	if err != nil {
+		if p.formError(err) {
+			h.render(w, r, http.StatusUnprocessableEntity, "keys", p)
+			return
+		}
+		h.serviceError(w, r, p, err)
+		return
+	}
+	now := h.svc.Now()
+	for _, k := range keys {
+		v.Keys = append(v.Keys, newKeyRow(k, now))
+	}
+	nq := url.Values{}
+	for _, name := range keyFilterParams {
+		if x := q.Get(name); x != "" {
+			nq.Set(name, x)
+		}
+	}
+	// Encoded by url.Values: safe in an href as it is.
+	v.FirstQuery = template.URL(nq.Encode())
+	if next != "" {
+		nq.Set("after", next)
+		v.NextQuery = template.URL(nq.Encode())
+	}
+	v.NotFirst = q.Get("after") != ""
+	h.render(w, r, http.StatusOK, "keys", p)
+}
+
+// keyFilterParams are the keys list's filter parameters, kept across its
+// pages.
+var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "role", "expiring_before", "unused_since"}
+
+// keyForm is the create and settings form of a key, as entered: kept
+// as text so that a refused form comes back as the user typed it.
+type keyForm struct {
+	Type, AppID, TenantID    string
+	Name, Description, Scope string
+	Group                    string
+	Active                   bool
+	ExpiresAt, NotBefore     string
+	IPs                      []ipRow
+	Headers                  []headerRow
+	// RoleIDs are the roles the key holds; Roles the account's, to pick
+	// from (nil when the session may not list them: then the key's roles
+	// are kept as they are).
+	RoleIDs []string
+	Roles   []roleOption
+}
+
+// roleOption is a role in the form's list.
+type roleOption struct {
+	ID, Name, Scope string
+	Held            bool
+}
+
+type ipRow struct{ Address, Netmask string }
+
+type headerRow struct {
+	Name, Value string
+	Off         bool
+}
+
+// blankRows are the empty rows a form offers for new IP filters and
+// headers (no script needed to add one).
+const blankRows = 2
+
+func (f *keyForm) padRows() {
+	for range blankRows {
+		f.IPs = append(f.IPs, ipRow{})
+		f.Headers = append(f.Headers, headerRow{})
+	}
+}
+
+// formOf is a stored key as its settings form.
+func formOf(k store.Key) keyForm {
+	f := keyForm{
+		Type: k.Spec.Type.String(), AppID: k.Spec.AppID, TenantID: k.Spec.TenantID,
+		Name: k.Spec.Name, Description: k.Spec.Description, Scope: k.Spec.Scope, Active: k.Spec.Active,
+		Group: k.Spec.Group, RoleIDs: k.RoleIDs,
+		ExpiresAt: localTime(k.Spec.ExpiresAt),
+		NotBefore: localTime(k.Spec.NotBefore),
+	}
+	for _, s := range k.Spec.IPFilters {
+		addr, mask, _ := strings.Cut(s, "/")
+		f.IPs = append(f.IPs, ipRow{addr, mask})
+	}
+	for _, h := range k.Spec.ResponseHeaders {
+		f.Headers = append(f.Headers, headerRow{h.Name, h.Value, h.Disabled})
+	}
+	return f
+}
+
+// readKeyForm reads the form. The scope is the text field's patterns
+// with the permission picker's ticked ones added (the script keeps the
+// two in step; without it, ticking a box adds its pattern).
+func readKeyForm(r *http.Request) keyForm {
+	pf := r.PostForm
+	f := keyForm{
+		Type: pf.Get("type"), AppID: pf.Get("app_id"), TenantID: pf.Get("tenant_id"),
+		Name: strings.TrimSpace(pf.Get("name")), Description: pf.Get("description"),
+		Group: strings.TrimSpace(pf.Get("group")), RoleIDs: pf["role"],
+		Active:    pf.Get("active") == "on",
+		ExpiresAt: strings.TrimSpace(pf.Get("expires_at")), NotBefore: strings.TrimSpace(pf.Get("not_before")),
+	}
+	patterns := strings.Fields(pf.Get("scope"))
+	for _, perm := range pf["perm"] {
+		for _, p := range strings.Fields(perm) {
+			if !slices.Contains(patterns, p) {
+				patterns = append(patterns, p)
+			}
+		}
+	}
+	f.Scope = strings.Join(patterns, " ")
+	addrs, masks := pf["ip_address"], pf["ip_netmask"]
+	for i, a := range addrs {
+		row := ipRow{Address: strings.TrimSpace(a)}
+		if i < len(masks) {
+			row.Netmask = strings.TrimSpace(masks[i])
+		}
+		if row.Address != "" || row.Netmask != "" {
+			f.IPs = append(f.IPs, row)
+		}
+	}
+	names, values := pf["header_name"], pf["header_value"]
+	off := map[string]bool{}
+	for _, i := range pf["header_off"] {
+		off[i] = true
+	}
+	for i, n := range names {
+		row := headerRow{Name: strings.TrimSpace(n), Off: off[strconv.Itoa(i)]}
+		if i < len(values) {
+			row.Value = values[i]
+		}
+		if row.Name != "" || row.Value != "" {
+			f.Headers = append(f.Headers, row)
+		}
+	}
+	return f
+}
+
+// ipFilters are the rows as the service takes them: "address/netmask",
+// a CIDR or a bare address.
+func (f *keyForm) ipFilters() []string {
+	out := []string{}
+	for _, row := range f.IPs {
+		s := row.Address
+		if row.Netmask != "" {
+			s += "/" + row.Netmask
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (f *keyForm) headers() []authz.HeaderSpec {
+	out := []authz.HeaderSpec{}
+	for _, row := range f.Headers {
+		out = append(out, authz.HeaderSpec{Name: row.Name, Value: row.Value, Disabled: row.Off})
+	}
+	return out
+}
+
+// times parses the date fields (datetime-local, UTC): nil for an empty
+// field. Field errors are the console's, in the service's field names.
+func (f *keyForm) times(errs map[string]string) (notBefore, expiresAt *time.Time) {
+	parse := func(field, s string) *time.Time {
+		if s == "" {
+			return nil
+		}
+		for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339} {
+			if t, err := time.Parse(layout, s); err == nil {
+				t = t.UTC()
+				return &t
+			}
+		}
+		errs[field] = field + ": " + s + " is not a date and time (YYYY-MM-DDTHH:MM, UTC)"
+		return nil
+	}
+	return parse("not_before", f.NotBefore), parse("expires_at", f.ExpiresAt)
+}
+
+// roles fills the form's role list from the account's roles (the first
+// 1000), ticking those it holds; it reports whether the session may list
+// them.
+func (h *Handler) roles(ctx context.Context, p *page, f *keyForm) bool {
+	if !p.Can("serviceAccessRoles") {
+		return false
+	}
+	rs, _, err := h.svc.ListServiceAccessRoles(ctx, p.session.caller, account.PageInput{Size: 1000})
+	if err != nil {
+		h.log.Warn("console: listing roles", "err", err)
+		return false
+	}
+	f.Roles = nil
+	for _, r := range rs {
+		f.Roles = append(f.Roles, roleOption{ID: r.ID, Name: r.Name, Scope: r.Scope, Held: slices.Contains(f.RoleIDs, r.ID)})
+	}
+	return true
+}
+
+// keyNewView is the create dialog.
+type keyNewView struct {
+	Form          keyForm
+	Types         []string
+	Apps, Tenants []ownerOption
+	Picker        *picker
+}
+
+func (h *Handler) keyNewView(ctx context.Context, p *page, f keyForm) *keyNewView {
+	v := &keyNewView{Form: f}
+	for _, t := range []authz.KeyType{authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount} {
+		if p.Can(generateOps[t]) {
+			v.Types = append(v.Types, t.String())
+		}
+	}
+	v.Apps, v.Tenants = h.options(ctx, p, appKind), h.options(ctx, p, tenantKind)
+	v.Picker = h.picker(ctx, p, f.Scope)
+	h.roles(ctx, p, &v.Form)
+	return v
+}
+
+func (h *Handler) keyNewForm(w http.ResponseWriter, r *http.Request, p *page) {
+	if !p.canCreateKey() {
+		h.fail(w, r, http.StatusForbidden, "scope_denied: the key's scope allows no generate…AccessKey operation")
+		return
+	}
+	f := keyForm{Type: r.URL.Query().Get("type"), AppID: r.URL.Query().Get("app"), TenantID: r.URL.Query().Get("tenant"), Active: true}
+	if f.Type == "" {
+		f.Type = "service"
+	}
+	f.padRows()
+	p.Title, p.Nav, p.Data = "New key", "keys", h.keyNewView(r.Context(), p, f)
+	h.render(w, r, http.StatusOK, "key_new", p)
+}
+
+// secretView is the one page that shows a secret.
+type secretView struct {
+	Key    store.Key
+	Secret string
+	Action string
+	Grace  string
+}
+
+func (h *Handler) showSecret(w http.ResponseWriter, r *http.Request, p *page, v secretView) {
+	p.Title, p.Nav, p.Data, p.noStore = "Copy the secret", "keys", v, true
+	h.render(w, r, http.StatusOK, "secret", p)
+}
+
+func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
+	f := readKeyForm(r)
+	p.Errors = map[string]string{}
+	typ, err := authz.ParseKeyType(f.Type)
+	if err != nil {
+		p.Errors["type"] = "type: " + err.Error()
+	}
+	op, _ := account.OperationNamed(generateOps[typ])
+	if err == nil {
+		if err := h.svc.Authorize(p.session.caller, op); err != nil {
+			h.serviceError(w, r, p, err)
+			return
+		}
+	}
+	notBefore, expiresAt := f.times(p.Errors)
+	in := account.KeyInput{
+		Type: typ, Name: f.Name, Description: f.Description, Scope: f.Scope, Active: &f.Active, Group: f.Group, RoleIDs: f.RoleIDs,
+		NotBefore: notBefore, ExpiresAt: expiresAt, IPFilters: f.ipFilters(), ResponseHeaders: f.headers(),
+	}
+	if typ != authz.KeyTypeAccount {
+		in.AppID = f.AppID
+	}
+	if typ == authz.KeyTypeService {
+		in.TenantID = f.TenantID
+	}
+	if len(p.Errors) == 0 {
+		secret, k, _, err := h.svc.GenerateKey(r.Context(), p.session.caller, in)
+		if err == nil {
+			h.showSecret(w, r, p, secretView{Key: k, Secret: secret.Reveal(), Action: "created"})
+			return
+		}
+		if h.answered(w, r, p, err) {
+			return
+		}
+	} else {
+		p.Error = "Some fields need fixing: see below."
+	}
+	f.padRows()
+	p.Title, p.Nav, p.Data = "New key", "keys", h.keyNewView(r.Context(), p, f)
+	h.render(w, r, http.StatusUnprocessableEntity, "key_new", p)
+}
+
+// keyView is the key page.
+type keyView struct {
+	Row    keyRow
+	Form   keyForm
+	Picker *picker
+	Grace  []graceOption
+	Panels *keyPanels
+}
+
+type graceOption struct{ Value, Label string }
+
+// graceOptions are the regenerate dialog's grace periods (SPEC §2:
+// default none).
+var graceOptions = []graceOption{{"0s", "none"}, {"15m", "15 minutes"}, {"1h", "1 hour"}, {"24h", "24 hours"}}
+
+func (h *Handler) keyView(ctx context.Context, p *page, k store.Key, f keyForm) *keyView {
+	f.padRows()
+	h.roles(ctx, p, &f)
+	return &keyView{Row: newKeyRow(k, h.svc.Now()), Form: f, Picker: h.picker(ctx, p, f.Scope), Grace: graceOptions,
+		Panels: h.keyPanels(ctx, p, k)}
+}
+
+func (h *Handler) keyPage(w http.ResponseWriter, r *http.Request, p *page) {
+	k, err := h.svc.GetKey(r.Context(), p.session.caller, r.PathValue("id"))
+	if err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
+	if r.URL.Query().Get("saved") != "" {
+		p.Notice = "Saved."
+	}
+	p.Title, p.Nav, p.Data = "Key "+k.Spec.Name, "keys", h.keyView(r.Context(), p, k, formOf(k))
+	h.render(w, r, http.StatusOK, "key", p)
+}
+
+// keyUpdate saves the settings form: every field it shows is set.
+func (h *Handler) keyUpdate(w http.ResponseWriter, r *http.Request, p *page) {
+	id := r.PathValue("id")
+	f := readKeyForm(r)
+	p.Errors = map[string]string{}
+	notBefore, expiresAt := f.times(p.Errors)
+	zero := time.Time{}
+	if notBefore == nil {
+		notBefore = &zero // cleared
+	}
+	if expiresAt == nil {
+		expiresAt = &zero
+	}
+	ips, hs := f.ipFilters(), f.headers()
+	u := account.KeyUpdate{Name: &f.Name, Description: &f.Description, Scope: &f.Scope, Active: &f.Active,
+		Group: &f.Group, NotBefore: notBefore, ExpiresAt: expiresAt, IPFilters: &ips, ResponseHeaders: &hs}
+	if r.PostFormValue("roles_shown") != "" {
+		// The form listed the account's roles: what is ticked is what the
+		// key holds. Otherwise its roles stay as they are.
+		roles := f.RoleIDs
+		if roles == nil {
+			roles = []string{}
+		}
+		u.RoleIDs = &roles
+	}
+	if len(p.Errors) == 0 {
+		_, _, err := h.svc.UpdateKey(r.Context(), p.session.caller, id, u)
+		if err == nil {
+			http.Redirect(w, r, "/keys/"+url.PathEscape(id)+"?saved=1", http.StatusSeeOther)
+			return
+		}
+		if h.answered(w, r, p, err) {
+			return
+		}
+	} else {
+		p.Error = "Some fields need fixing: see below."
+	}
+	k, err := h.svc.GetKey(r.Context(), p.session.caller, id)
+	if err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
+	f.Type, f.AppID, f.TenantID = k.Spec.Type.String(), k.Spec.AppID, k.Spec.TenantID
+	p.Title, p.Nav, p.Data = "Key "+k.Spec.Name, "keys", h.keyView(r.Context(), p, k, f)
+	h.render(w, r, http.StatusUnprocessableEntity, "key", p)
+}
+
+// keyActive activates or deactivates a key.
+func (h *Handler) keyActive(w http.ResponseWriter, r *http.Request, p *page) {
+	id := r.PathValue("id")
+	active := r.PostFormValue("active") == "true"
+	if _, _, err := h.svc.UpdateKey(r.Context(), p.session.caller, id, account.KeyUpdate{Active: &active}); err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/keys/"+url.PathEscape(id)+"?saved=1", http.StatusSeeOther)
+}
+
+// keyRegenerate gives the key a new secret, the old one valid for the
+// chosen grace period, and shows the new one once.
+func (h *Handler) keyRegenerate(w http.ResponseWriter, r *http.Request, p *page) {
+	id := r.PathValue("id")
+	g := r.PostFormValue("grace")
+	if custom := strings.TrimSpace(r.PostFormValue("grace_custom")); custom != "" {
+		g = custom // a chosen time wins over the list
+	}
+	grace, err := time.ParseDuration(g)
+	if err != nil {
+		h.fail(w, r, http.StatusUnprocessableEntity, "grace_period: "+g+" is not a duration (0s, 15m, 1h, 24h, 90m, 72h)")
+		return
+	}
+	secret, k, err := h.svc.RegenerateKey(r.Context(), p.session.caller, id, grace)
+	if err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
+	v := secretView{Key: k, Secret: secret.Reveal(), Action: "regenerated"}
+	if !k.Spec.PreviousValidUntil.IsZero() {
+		v.Grace = when(k.Spec.PreviousValidUntil)
+	}
+	h.showSecret(w, r, p, v)
+}
+
+func (h *Handler) keyDelete(w http.ResponseWriter, r *http.Request, p *page) {
+	if _, err := h.svc.DeleteKey(r.Context(), p.session.caller, r.PathValue("id")); err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/keys", http.StatusSeeOther)
+}
+
+// scopeCheck answers the scope field's live validation (htmx): the
+// grammar's verdict on the text as typed, as a fragment.
+func (h *Handler) scopeCheck(w http.ResponseWriter, r *http.Request, p *page) {
+	f := readKeyForm(r)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	msg, class := "An empty scope allows every operation of the services that accept the key's type.", "hint"
+	if f.Scope != "" {
+		if _, err := scope.Parse(f.Scope); err != nil {
+			msg, class = "scope: "+err.Error(), "field-error"
+			w.WriteHeader(http.StatusOK) // htmx swaps 2xx only
+		} else {
+			msg = "Valid scope."
+		}
+	}
+	_ = h.pages.fragment(w, "scope-msg", struct{ Msg, Class string }{msg, class})
+}
