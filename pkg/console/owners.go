@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/keygate/keygate/pkg/account"
@@ -96,10 +97,39 @@ func (o ownerPages) list(w http.ResponseWriter, r *http.Request, p *page) {
 	o.h.render(w, r, http.StatusOK, "owners", p)
 }
 
-// ownerForm is the create and edit form.
+// ownerForm is the create and edit form. Quota is a tenant's monthly
+// request quota as typed ("" for none).
 type ownerForm struct {
 	ID, Name, Description string
 	Active                bool
+	Quota                 string
+}
+
+// quota reads a tenant's monthly quota field: "" is none (0). A value
+// that is not a whole number is an error beside the field, and nothing is
+// sent to the service.
+func (f ownerForm) quota(p *page) int64 {
+	s := strings.ReplaceAll(strings.TrimSpace(f.Quota), ",", "")
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		if p.Errors == nil {
+			p.Errors = map[string]string{}
+		}
+		p.Errors["quota"] = "quota: " + strconv.Quote(f.Quota) + " is not a positive whole number of requests a month (leave it empty for none)"
+		return 0
+	}
+	return n
+}
+
+// quotaText is a tenant's stored quota as the form shows it.
+func quotaText(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 type ownerFormView struct {
@@ -114,8 +144,17 @@ func (o ownerPages) newForm(w http.ResponseWriter, r *http.Request, p *page) {
 
 func (o ownerPages) create(w http.ResponseWriter, r *http.Request, p *page) {
 	f := ownerForm{ID: strings.TrimSpace(r.PostFormValue("id")), Name: strings.TrimSpace(r.PostFormValue("name")),
-		Description: r.PostFormValue("description")}
-	a, err := o.kind.create(o.h.svc, r.Context(), p.session.caller, account.OwnerInput{ID: f.ID, Name: f.Name, Description: f.Description})
+		Description: r.PostFormValue("description"), Quota: r.PostFormValue("quota")}
+	in := account.OwnerInput{ID: f.ID, Name: f.Name, Description: f.Description}
+	if o.kind.Name == "tenant" {
+		in.Quota = f.quota(p)
+	}
+	if len(p.Errors) > 0 {
+		p.Title, p.Nav, p.Data = "New "+o.kind.Name, o.kind.Plural, &ownerFormView{Kind: o.kind, Form: f}
+		o.h.render(w, r, http.StatusUnprocessableEntity, "owner_new", p)
+		return
+	}
+	a, err := o.kind.create(o.h.svc, r.Context(), p.session.caller, in)
 	if err == nil {
 		http.Redirect(w, r, o.kind.Path+"/"+url.PathEscape(a.ID), http.StatusSeeOther)
 		return
@@ -139,6 +178,9 @@ type ownerView struct {
 	Apps       []ownerOption
 	DenialForm denialForm
 	CanDenials bool
+	// Quota is a tenant's quota state (SBS's tenant page): nil without
+	// one.
+	Quota *account.QuotaStatus
 }
 
 type denialForm struct{ AppID, Scope, Reason string }
@@ -148,6 +190,13 @@ const ownerKeys = 50
 
 func (o ownerPages) view(ctx context.Context, p *page, a store.App, f ownerForm, df denialForm) (*ownerView, error) {
 	v := &ownerView{Kind: o.kind, Item: a, Form: f, DenialForm: df}
+	if o.kind.Name == "tenant" {
+		q, err := o.h.svc.TenantQuota(ctx, p.session.caller, store.Tenant(a))
+		if err != nil {
+			return nil, err
+		}
+		v.Quota = q
+	}
 	if p.Can("keys") {
 		keys, next, err := o.h.svc.ListKeys(ctx, p.session.caller, o.kind.filter(a.ID), account.PageInput{Size: ownerKeys})
 		if err != nil {
@@ -182,7 +231,7 @@ func (o ownerPages) show(w http.ResponseWriter, r *http.Request, p *page) {
 	if r.URL.Query().Get("saved") != "" {
 		p.Notice = "Saved."
 	}
-	o.render(w, r, p, http.StatusOK, a, ownerForm{ID: a.ID, Name: a.Name, Description: a.Description, Active: a.Active}, denialForm{})
+	o.render(w, r, p, http.StatusOK, a, ownerForm{ID: a.ID, Name: a.Name, Description: a.Description, Active: a.Active, Quota: quotaText(a.Quota)}, denialForm{})
 }
 
 func (o ownerPages) render(w http.ResponseWriter, r *http.Request, p *page, status int, a store.App, f ownerForm, df denialForm) {
@@ -198,13 +247,21 @@ func (o ownerPages) render(w http.ResponseWriter, r *http.Request, p *page, stat
 func (o ownerPages) update(w http.ResponseWriter, r *http.Request, p *page) {
 	id := r.PathValue("id")
 	f := ownerForm{ID: id, Name: strings.TrimSpace(r.PostFormValue("name")), Description: r.PostFormValue("description"),
-		Active: r.PostFormValue("active") == "on"}
-	_, err := o.kind.update(o.h.svc, r.Context(), p.session.caller, id, account.OwnerUpdate{Name: &f.Name, Description: &f.Description, Active: &f.Active})
-	if err == nil {
+		Active: r.PostFormValue("active") == "on", Quota: r.PostFormValue("quota")}
+	u := account.OwnerUpdate{Name: &f.Name, Description: &f.Description, Active: &f.Active}
+	if o.kind.Name == "tenant" {
+		q := f.quota(p)
+		u.Quota = &q
+	}
+	var err error
+	if len(p.Errors) == 0 {
+		_, err = o.kind.update(o.h.svc, r.Context(), p.session.caller, id, u)
+	}
+	if err == nil && len(p.Errors) == 0 {
 		http.Redirect(w, r, o.kind.Path+"/"+url.PathEscape(id)+"?saved=1", http.StatusSeeOther)
 		return
 	}
-	if o.h.answered(w, r, p, err) {
+	if err != nil && o.h.answered(w, r, p, err) {
 		return
 	}
 	a, gerr := o.kind.get(o.h.svc, r.Context(), p.session.caller, id)

@@ -126,3 +126,37 @@ func TestOverviewCounts(t *testing.T) {
 		t.Error("the expiring key is not listed")
 	}
 }
+
+// TestTenantQuota: a tenant's page sets its monthly quota (a value that is
+// not a whole number is refused beside the field and nothing is changed),
+// shows it with what the fleet used this month, and clears it; an app's
+// page has no quota field.
+func TestTenantQuota(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	wantRedirect(t, b.form("/tenants", url.Values{"id": {"acme"}, "name": {"Acme"}, "quota": {"1,000"}}), "/tenants/acme")
+	if tn, err := e.svc.GetTenant(t.Context(), e.caller(), "acme"); err != nil || tn.Quota != 1000 {
+		t.Fatalf("tenant after create: quota %d, %v; want 1000", tn.Quota, err)
+	}
+	page := b.get("/tenants/acme")
+	if n := find(t, page.body, byID("quota-state")); len(n) != 1 || !strings.Contains(text(n[0]), "0 of 1000 requests used this month") {
+		t.Errorf("the tenant page does not show its quota's state:\n%s", page.body)
+	}
+	r := b.form("/tenants/acme", url.Values{"name": {"Acme"}, "active": {"on"}, "quota": {"lots"}})
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	if len(find(t, r.body, func(n *html.Node) bool { return attr(n, "class") == "field-error" && strings.Contains(text(n), "quota") })) == 0 {
+		t.Errorf("a quota that is not a number is not refused beside the field:\n%s", r.body)
+	}
+	if tn, _ := e.svc.GetTenant(t.Context(), e.caller(), "acme"); tn.Quota != 1000 {
+		t.Errorf("a refused form changed the quota to %d", tn.Quota)
+	}
+	wantRedirect(t, b.form("/tenants/acme", url.Values{"name": {"Acme"}, "active": {"on"}, "quota": {""}}), "/tenants/acme?saved=1")
+	if tn, _ := e.svc.GetTenant(t.Context(), e.caller(), "acme"); tn.Quota != 0 {
+		t.Errorf("an empty quota field left the quota at %d, want none", tn.Quota)
+	}
+	wantRedirect(t, b.form("/apps", url.Values{"id": {"billing"}, "name": {"Billing"}}), "/apps/billing")
+	if n := find(t, b.get("/apps/billing").body, func(n *html.Node) bool { return attr(n, "id") == "quota" || attr(n, "id") == "quota-state" }); len(n) != 0 {
+		t.Error("an app's page has a quota field")
+	}
+}
