@@ -145,7 +145,9 @@ func TestTenantQuota(t *testing.T) {
 	}
 	r := b.form("/tenants/acme", url.Values{"name": {"Acme"}, "active": {"on"}, "quota": {"lots"}})
 	wantStatus(t, r, http.StatusUnprocessableEntity)
-	if len(find(t, r.body, func(n *html.Node) bool { return attr(n, "class") == "field-error" && strings.Contains(text(n), "quota") })) == 0 {
+	if len(find(t, r.body, func(n *html.Node) bool {
+		return attr(n, "class") == "field-error" && strings.Contains(text(n), "quota")
+	})) == 0 {
 		t.Errorf("a quota that is not a number is not refused beside the field:\n%s", r.body)
 	}
 	if tn, _ := e.svc.GetTenant(t.Context(), e.caller(), "acme"); tn.Quota != 1000 {
