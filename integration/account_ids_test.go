@@ -19,6 +19,12 @@ func TestKeyIDsPerAccount(t *testing.T) {
 	waitReady(t, srv)
 	a := env.client(t, srv)
 	b := &accountClient{a.AccountServiceClient, bootstrapAccount(t, env.url, "acct-b")}
+	// Written to the database after serve started: it reaches the
+	// replica's cache through the change feed (unknown_key until then).
+	eventually(t, "account b's key to reach the replica", func() bool {
+		_, err := b.ListApps(b.ctx(t), &accountv1.ListAppsRequest{})
+		return err == nil
+	})
 	for _, c := range []*accountClient{a, b} {
 		if _, err := c.CreateApp(c.ctx(t), &accountv1.CreateAppRequest{Id: "billing", Name: "Billing"}); err != nil {
 			t.Fatal(err)
