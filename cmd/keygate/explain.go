@@ -206,13 +206,7 @@ func compileRemoteKey(k *accountv1.Key, l *loaded, roles authz.RoleMap) (*authz.
 		Hash:      apikey.FormatHash(apikey.SHA256, apikey.Digest{}),
 		RateLimit: rateLimitFromProto(k.GetRateLimit()),
 	}
-	if q := k.GetQuota(); q != nil {
-		period := authz.QuotaPeriodMonth
-		if q.GetPeriod() == accountv1.QuotaPeriod_QUOTA_PERIOD_DAY {
-			period = authz.QuotaPeriodDay
-		}
-		spec.Quota = authz.Quota{Requests: q.GetRequests(), Period: period}
-	}
+	spec.Quota = accountgrpc.QuotaFromProto(k.GetQuota())
 	if k.GetNotBefore() != nil {
 		spec.NotBefore = k.GetNotBefore().AsTime()
 	}

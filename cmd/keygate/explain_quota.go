@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
+	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/authz"
 )
 
@@ -56,11 +57,8 @@ func loadQuotas(ctx context.Context, q *authz.Quotas, used func(context.Context,
 func remoteQuotas(d *authz.Decision, qs []*accountv1.QuotaStatus, now time.Time) []authz.QuotaState {
 	var out []authz.QuotaState
 	for _, q := range qs {
-		period := authz.QuotaPeriodMonth
-		if q.GetQuota().GetPeriod() == accountv1.QuotaPeriod_QUOTA_PERIOD_DAY {
-			period = authz.QuotaPeriodDay
-		}
-		st := authz.QuotaState{Subject: authz.QuotaSubject{AccountID: remoteAccount, Tenant: q.GetSubject() == "tenant", ID: q.GetId(), Period: period},
+		quota := accountgrpc.QuotaFromProto(q.GetQuota())
+		st := authz.QuotaState{Subject: authz.QuotaSubject{AccountID: remoteAccount, Tenant: q.GetSubject() == "tenant", ID: q.GetId(), Period: quota.Period},
 			Limit: q.GetQuota().GetRequests(), Used: q.GetUsed(), ResetsAt: q.GetResetTime().AsTime()}
 		out = append(out, st)
 		if d.Reason == authz.OK && q.GetExceeded() {

@@ -12,17 +12,17 @@ import (
 // one).
 type OwnerInput struct {
 	ID, Name, Description string
-	// Quota is a tenant's monthly request quota (SPEC §12), 0 for none;
-	// apps have none.
-	Quota int64
+	// Quota is a tenant's monthly request quota (SPEC §12), zero for
+	// none; apps have none.
+	Quota authz.Quota
 }
 
 // OwnerUpdate changes the fields of an app or tenant that are set.
 type OwnerUpdate struct {
 	Name, Description *string
 	Active            *bool
-	// Quota replaces a tenant's monthly quota (0: none).
-	Quota *int64
+	// Quota replaces a tenant's monthly quota (the zero value: none).
+	Quota *authz.Quota
 }
 
 // DeleteInput deletes an app or tenant: while keys belong to it, only
@@ -48,14 +48,17 @@ func checkOwnerCreate(kind string, in OwnerInput) error {
 	return v.err()
 }
 
-// checkOwnerQuota checks a tenant's monthly quota: apps have none.
-func (v *Violations) checkOwnerQuota(kind string, n int64) {
+// checkOwnerQuota checks a tenant's quota, which is monthly (SPEC §12):
+// apps have none. Every transport's tenant quota is checked here.
+func (v *Violations) checkOwnerQuota(kind string, q authz.Quota) {
 	switch {
-	case n == 0:
+	case q.IsZero():
 	case kind != "tenant":
 		v.add("quota", "an %s has no quota: set it on its tenants, or on its keys", kind)
-	case n < 0 || n > authz.MaxQuotaRequests:
-		v.add("quota", "%d requests a month is not between 1 and %d (leave the quota out for none)", n, int64(authz.MaxQuotaRequests))
+	case q.Period != authz.QuotaPeriodMonth:
+		v.add("quota.period", "a tenant's quota is monthly: give the period month")
+	default:
+		v.checkQuota("quota", q)
 	}
 }
 
@@ -72,7 +75,11 @@ func checkOwnerUpdate(kind, id string, u OwnerUpdate) (store.AppUpdate, error) {
 	if u.Quota != nil {
 		v.checkOwnerQuota(kind, *u.Quota)
 	}
-	return store.AppUpdate{Name: u.Name, Description: u.Description, Active: u.Active, Quota: u.Quota}, v.err()
+	out := store.AppUpdate{Name: u.Name, Description: u.Description, Active: u.Active}
+	if u.Quota != nil {
+		out.Quota = &u.Quota.Requests
+	}
+	return out, v.err()
 }
 
 func emptyUpdate(u store.AppUpdate) bool {
@@ -142,7 +149,7 @@ func createOwner[T any](ctx context.Context, s *Service, o owner[T], c Caller, i
 	now := s.now()
 	v, err := o.create(ctx, c.Actor, o.from(store.App{
 		AccountID: c.AccountID, ID: in.ID, Name: in.Name, Description: in.Description,
-		Active: true, Quota: in.Quota, CreatedAt: now, UpdatedAt: now,
+		Active: true, Quota: in.Quota.Requests, CreatedAt: now, UpdatedAt: now,
 	}))
 	if err != nil {
 		return zero, s.storeError(ctx, "Create"+o.op, label(o.kind, in.ID, in.Name), err)

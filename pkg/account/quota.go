@@ -29,18 +29,12 @@ func (q QuotaStatus) Exceeded() bool { return q.Used >= q.Quota.Requests }
 // has read (GetKey): its tenant's first, then its own. A store that keeps
 // no counts answers none.
 func (s *Service) KeyQuotas(ctx context.Context, c Caller, k store.Key) ([]QuotaStatus, error) {
+	spec := k.Spec
+	spec.AccountID = c.AccountID // the caller's: GetKey confined it there
+	b, n := spec.BoundQuotas()
 	var out []QuotaStatus
-	sp := &k.Spec
-	if sp.TenantID != "" && sp.TenantQuota > 0 {
-		st, err := s.quotaStatus(ctx, c, authz.QuotaSubject{AccountID: c.AccountID, Tenant: true, ID: sp.TenantID, Period: authz.QuotaPeriodMonth},
-			authz.Quota{Requests: sp.TenantQuota, Period: authz.QuotaPeriodMonth})
-		if err != nil || st == nil {
-			return nil, err
-		}
-		out = append(out, *st)
-	}
-	if !sp.Quota.IsZero() {
-		st, err := s.quotaStatus(ctx, c, authz.QuotaSubject{AccountID: c.AccountID, ID: sp.ID, Period: sp.Quota.Period}, sp.Quota)
+	for _, bq := range b[:n] {
+		st, err := s.quotaStatus(ctx, c, bq.Subject, bq.Quota)
 		if err != nil || st == nil {
 			return nil, err
 		}
@@ -56,7 +50,7 @@ func (s *Service) TenantQuota(ctx context.Context, c Caller, t store.Tenant) (*Q
 		return nil, nil
 	}
 	return s.quotaStatus(ctx, c, authz.QuotaSubject{AccountID: c.AccountID, Tenant: true, ID: t.ID, Period: authz.QuotaPeriodMonth},
-		authz.Quota{Requests: t.Quota, Period: authz.QuotaPeriodMonth})
+		authz.Monthly(t.Quota))
 }
 
 func (s *Service) quotaStatus(ctx context.Context, c Caller, subj authz.QuotaSubject, q authz.Quota) (*QuotaStatus, error) {

@@ -58,7 +58,7 @@ func appOf(a store.App) *App {
 
 func tenantOf(t store.Tenant) *Tenant {
 	return &Tenant{ID: t.ID, Name: t.Name, Description: t.Description, Active: t.Active,
-		CreatedAt: timeOf(t.CreatedAt), UpdatedAt: timeOf(t.UpdatedAt), Quota: tenantQuotaOf(t.Quota)}
+		CreatedAt: timeOf(t.CreatedAt), UpdatedAt: timeOf(t.UpdatedAt), Quota: quotaOf(authz.Monthly(t.Quota))}
 }
 
 var keyTypes = map[authz.KeyType]KeyType{

@@ -37,7 +37,7 @@ func (m mutationResolver) DeleteApp(ctx context.Context, id string, cascade *boo
 
 func (m mutationResolver) CreateTenant(ctx context.Context, in CreateTenantInput) (*TenantPayload, error) {
 	var v account.Violations
-	quota := tenantQuotaFrom(&v, in.Quota)
+	quota := quotaFrom(in.Quota)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (m mutationResolver) CreateTenant(ctx context.Context, in CreateTenantInput
 
 func (m mutationResolver) UpdateTenant(ctx context.Context, id string, in UpdateTenantInput) (*TenantPayload, error) {
 	var v account.Violations
-	quota := tenantQuotaUpdate(&v, in.Quota, in.ClearQuota)
+	quota := quotaUpdate(&v, in.Quota, in.ClearQuota)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}

@@ -18,14 +18,6 @@ func quotaOf(q authz.Quota) *Quota {
 	return &Quota{Requests: q.Requests, Period: quotaPeriods[q.Period]}
 }
 
-// tenantQuotaOf is a tenant's monthly quota of n requests; nil for none.
-func tenantQuotaOf(n int64) *Quota {
-	if n == 0 {
-		return nil
-	}
-	return quotaOf(authz.Quota{Requests: n, Period: authz.QuotaPeriodMonth})
-}
-
 // quotaFrom converts a quota input (nil: none); the numbers are checked by
 // the account service.
 func quotaFrom(in *QuotaInput) authz.Quota {
@@ -52,36 +44,6 @@ func quotaUpdate(v *account.Violations, in *QuotaInput, clear *bool) *authz.Quot
 		return &q
 	case isTrue(clear):
 		return &authz.Quota{}
-	}
-	return nil
-}
-
-// tenantQuotaFrom converts a tenant's quota input, which is monthly, to
-// its count (0: none).
-func tenantQuotaFrom(v *account.Violations, in *QuotaInput) int64 {
-	if in == nil {
-		return 0
-	}
-	if in.Period != QuotaPeriodMonth {
-		v.Add("quota.period", "a tenant's quota is monthly: MONTH")
-	}
-	if in.Requests <= 0 {
-		v.Add("quota.requests", "%d is not a positive number of requests (leave the quota out for none)", in.Requests)
-	}
-	return in.Requests
-}
-
-// tenantQuotaUpdate is a tenant update's quota: nil unchanged, 0 cleared.
-func tenantQuotaUpdate(v *account.Violations, in *QuotaInput, clear *bool) *int64 {
-	switch {
-	case in != nil && isTrue(clear):
-		v.Add("quota", "set together with clearQuota")
-		return nil
-	case in != nil:
-		n := tenantQuotaFrom(v, in)
-		return &n
-	case isTrue(clear):
-		return new(int64)
 	}
 	return nil
 }

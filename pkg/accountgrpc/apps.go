@@ -59,7 +59,7 @@ func (s *Server) DeleteApp(ctx context.Context, r *accountv1.DeleteAppRequest) (
 // CreateTenant adds an active tenant.
 func (s *Server) CreateTenant(ctx context.Context, r *accountv1.CreateTenantRequest) (*accountv1.CreateTenantResponse, error) {
 	var v account.Violations
-	quota := tenantQuotaOf(&v, r.GetQuota())
+	quota := quotaOf(&v, "quota", r.GetQuota())
 	if err := v.Err(); err != nil {
 		return nil, grpcError(err)
 	}
@@ -104,7 +104,7 @@ func (s *Server) ListTenants(ctx context.Context, r *accountv1.ListTenantsReques
 // UpdateTenant changes the fields present in the request.
 func (s *Server) UpdateTenant(ctx context.Context, r *accountv1.UpdateTenantRequest) (*accountv1.UpdateTenantResponse, error) {
 	var v account.Violations
-	quota := tenantQuotaUpdate(&v, r.GetQuota(), r.GetClearQuota())
+	quota := quotaUpdate(&v, r.GetQuota(), r.GetClearQuota())
 	if err := v.Err(); err != nil {
 		return nil, grpcError(err)
 	}

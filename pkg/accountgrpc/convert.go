@@ -40,7 +40,7 @@ func tenantProto(t store.Tenant) *accountv1.Tenant {
 		Active:      t.Active,
 		CreateTime:  ts(t.CreatedAt),
 		UpdateTime:  ts(t.UpdatedAt),
-		Quota:       tenantQuotaProto(t.Quota),
+		Quota:       quotaProto(authz.Monthly(t.Quota)),
 	}
 }
 

@@ -19,14 +19,6 @@ func quotaProto(q authz.Quota) *accountv1.Quota {
 	return &accountv1.Quota{Requests: q.Requests, Period: quotaPeriodsProto[q.Period]}
 }
 
-// tenantQuotaProto is a tenant's monthly quota of n requests; nil for none.
-func tenantQuotaProto(n int64) *accountv1.Quota {
-	if n == 0 {
-		return nil
-	}
-	return quotaProto(authz.Quota{Requests: n, Period: authz.QuotaPeriodMonth})
-}
-
 // quotaOf converts a request's quota (nil: none); an unknown period is a
 // violation of field, never taken for none. The numbers are checked by
 // the account service.
@@ -59,37 +51,6 @@ func quotaUpdate(v *account.Violations, p *accountv1.Quota, clear bool) *authz.Q
 	return nil
 }
 
-// tenantQuotaOf converts a tenant's quota, which is monthly, to its count.
-func tenantQuotaOf(v *account.Violations, p *accountv1.Quota) int64 {
-	if p == nil {
-		return 0
-	}
-	q := quotaOf(v, "quota", p)
-	if !q.IsZero() && q.Period != authz.QuotaPeriodMonth {
-		v.Add("quota.period", "a tenant's quota is monthly: QUOTA_PERIOD_MONTH")
-	}
-	if p.GetRequests() <= 0 {
-		v.Add("quota.requests", "%d is not a positive number of requests (leave the quota out for none)", p.GetRequests())
-	}
-	return q.Requests
-}
-
-// tenantQuotaUpdate is an update's tenant quota: nil to keep it, 0 to
-// clear it.
-func tenantQuotaUpdate(v *account.Violations, p *accountv1.Quota, clear bool) *int64 {
-	switch {
-	case p != nil && clear:
-		v.Add("quota", "set together with clear_quota")
-		return nil
-	case p != nil:
-		n := tenantQuotaOf(v, p)
-		return &n
-	case clear:
-		return new(int64)
-	}
-	return nil
-}
-
 func quotaStatusProto(q account.QuotaStatus) *accountv1.QuotaStatus {
 	subject := "key"
 	if q.Subject.Tenant {
@@ -98,4 +59,11 @@ func quotaStatusProto(q account.QuotaStatus) *accountv1.QuotaStatus {
 	return &accountv1.QuotaStatus{Subject: subject, Id: q.Subject.ID, Quota: quotaProto(q.Quota),
 		Used: q.Used, Remaining: q.Remaining(), PeriodStartTime: ts(q.PeriodStart), ResetTime: ts(q.ResetsAt),
 		Exceeded: q.Exceeded()}
+}
+
+// QuotaFromProto is an API quota as authz holds it (nil or an unknown
+// period: none), for clients that read keys back (explain --key-id).
+func QuotaFromProto(p *accountv1.Quota) authz.Quota {
+	var v account.Violations
+	return quotaOf(&v, "quota", p)
 }

@@ -285,8 +285,8 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 	if spec.TenantQuota < 0 || spec.TenantQuota > MaxQuotaRequests {
 		bad("tenant_quota", fmt.Errorf("%d is not between 1 and %d (0 for none)", spec.TenantQuota, int64(MaxQuotaRequests)))
 	}
-	t, o := k.quotas()
-	k.hasQuota = !t.IsZero() || !o.IsZero()
+	_, n := spec.BoundQuotas()
+	k.hasQuota = n > 0
 	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
 		bad("ip_filters", err)
 	}

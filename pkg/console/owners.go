@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -147,7 +148,7 @@ func (o ownerPages) create(w http.ResponseWriter, r *http.Request, p *page) {
 		Description: r.PostFormValue("description"), Quota: r.PostFormValue("quota")}
 	in := account.OwnerInput{ID: f.ID, Name: f.Name, Description: f.Description}
 	if o.kind.Name == "tenant" {
-		in.Quota = f.quota(p)
+		in.Quota = authz.Monthly(f.quota(p))
 	}
 	if len(p.Errors) > 0 {
 		p.Title, p.Nav, p.Data = "New "+o.kind.Name, o.kind.Plural, &ownerFormView{Kind: o.kind, Form: f}
@@ -250,7 +251,7 @@ func (o ownerPages) update(w http.ResponseWriter, r *http.Request, p *page) {
 		Active: r.PostFormValue("active") == "on", Quota: r.PostFormValue("quota")}
 	u := account.OwnerUpdate{Name: &f.Name, Description: &f.Description, Active: &f.Active}
 	if o.kind.Name == "tenant" {
-		q := f.quota(p)
+		q := authz.Monthly(f.quota(p))
 		u.Quota = &q
 	}
 	var err error

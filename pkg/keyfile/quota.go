@@ -53,11 +53,3 @@ func quotaYAML(q authz.Quota) *quotaOut {
 	}
 	return &quotaOut{Requests: q.Requests, Period: q.Period.String()}
 }
-
-// monthly is a tenant's quota of n requests a month (0: none).
-func monthly(n int64) authz.Quota {
-	if n == 0 {
-		return authz.Quota{}
-	}
-	return authz.Quota{Requests: n, Period: authz.QuotaPeriodMonth}
-}

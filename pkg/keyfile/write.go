@@ -95,7 +95,7 @@ func Marshal(f File, header string) ([]byte, error) {
 		out.Apps = append(out.Apps, ownerOut{ID: o.ID, Name: o.Name})
 	}
 	for _, o := range f.Tenants {
-		out.Tenants = append(out.Tenants, ownerOut{ID: o.ID, Name: o.Name, Quota: quotaYAML(monthly(o.Quota))})
+		out.Tenants = append(out.Tenants, ownerOut{ID: o.ID, Name: o.Name, Quota: quotaYAML(authz.Monthly(o.Quota))})
 	}
 	for _, r := range f.Roles {
 		out.Roles = append(out.Roles, roleOut{ID: r.ID, Name: r.Name, Scope: r.Scope, Description: r.Description, RateLimit: rateLimitYAML(r.RateLimit)})
