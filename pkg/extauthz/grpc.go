@@ -127,5 +127,5 @@ func (s *Server) checkWire(ctx context.Context, w *wireRequest) (any, error) {
 	if a.wire != nil {
 		return a.wire, nil
 	}
-	return a.resp, nil
+	return a.message(), nil
 }

@@ -76,6 +76,7 @@ type httpHandler struct {
 	obs       Observer
 	log       *slog.Logger
 	keyHeader string // cfg.KeyHeader in canonical form
+	names     *headerNames
 	protected protectedNames
 	denied    map[authz.Reason]*httpDenial
 	states    sync.Pool
@@ -171,6 +172,7 @@ func NewHTTPHandler(engine *authz.Engine, cfg Config, obs Observer, log *slog.Lo
 		obs:       obs,
 		log:       log,
 		keyHeader: textproto.CanonicalMIMEHeaderKey(cfg.KeyHeader),
+		names:     namesFor(&cfg),
 		protected: newProtectedNames(cfg.protectedHeaders()),
 		denied:    make(map[authz.Reason]*httpDenial),
 	}
@@ -379,26 +381,26 @@ func (h *httpHandler) writeAllow(w http.ResponseWriter, d *authz.Decision, st *h
 	w.WriteHeader(http.StatusOK)
 }
 
-// httpPartsFor returns the key's HTTP parts, built once from the parts the
-// gRPC adapter uses too.
+// httpPartsFor returns the key's HTTP parts, built once with the names the
+// gRPC adapter's parts use too.
 func (h *httpHandler) httpPartsFor(k *authz.Key) *httpKeyParts {
-	p := partsFor(k, &h.cfg)
+	p := partsFor(k, h.names)
 	if hp := p.http.Load(); hp != nil {
 		return hp
 	}
-	hp := &httpKeyParts{remove: []string{strings.Join(p.remove, ", ")}}
-	for _, o := range p.identity {
-		hp.identity = append(hp.identity, httpHeader{
-			name: textproto.CanonicalMIMEHeaderKey(o.GetHeader().GetKey()), value: []string{o.GetHeader().GetValue()}})
+	hp := &httpKeyParts{remove: []string{strings.Join(h.names.removes(k), ", ")}}
+	for _, ih := range h.names.identityOf(k) {
+		if ih.value != "" {
+			hp.identity = append(hp.identity, httpHeader{name: textproto.CanonicalMIMEHeaderKey(ih.name), value: []string{ih.value}})
+		}
 	}
-	if p.dynamicHeaders {
+	if k.ResponseHeadersVary() {
 		for _, rh := range k.AppendResponseHeaders(nil, nil) {
 			hp.dynamicNames = append(hp.dynamicNames, textproto.CanonicalMIMEHeaderKey(rh.Name))
 		}
 	} else {
-		for _, o := range p.responseHeaders {
-			hp.response = append(hp.response, httpHeader{
-				name: textproto.CanonicalMIMEHeaderKey(o.GetHeader().GetKey()), value: []string{o.GetHeader().GetValue()}})
+		for _, rh := range k.AppendResponseHeaders(nil, nil) {
+			hp.response = append(hp.response, httpHeader{name: textproto.CanonicalMIMEHeaderKey(rh.Name), value: []string{rh.Value}})
 		}
 	}
 	p.http.Store(hp)

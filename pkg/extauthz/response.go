@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -11,6 +12,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	protobuf "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -113,6 +116,17 @@ func headerOption(name, value string) *corev3.HeaderValueOption {
 type answer struct {
 	resp *authv3.CheckResponse
 	wire *encoded
+	// allow is set, instead of resp, for a key's shared allow: its message
+	// is decoded from wire only when a protobuf-API caller asks (message).
+	allow *cachedAllow
+}
+
+// message is the answer as a CheckResponse.
+func (a answer) message() *authv3.CheckResponse {
+	if a.allow != nil {
+		return a.allow.response()
+	}
+	return a.resp
 }
 
 // sharedAnswer encodes resp once for every request that gets it.
@@ -178,91 +192,118 @@ func (s *Server) denyResponse(d *authz.Decision) answer {
 	return answer{resp: denyCheckResponse(d.Reason, DenyBody(d.Reason, s.cfg.GenericKeyErrors))}
 }
 
-// keyParts is the part of an allow that depends only on the key, built the
-// first time the key allows a request and kept with the key record.
+// keyParts is what the adapters keep with a key record (its AdapterData)
+// once it has allowed a request: the encoded allow it got last, and the
+// HTTP mode's header form. It is small on purpose — a round robin over
+// many keys keeps one for each of them, and a record's cache cost counts
+// it (authz's adapterBase) — so it holds no protobuf messages: the allow
+// is kept in its wire form alone, encoded directly (allowwire.go), and the
+// response message a caller of Check (the protobuf API, not the wire
+// path) needs is decoded from it once, on first use.
 type keyParts struct {
-	identity []*corev3.HeaderValueOption
-	remove   []string
-	// responseHeaders is set when every response header is fixed for the
-	// key; otherwise they are rendered per request.
-	responseHeaders []*corev3.HeaderValueOption
-	dynamicHeaders  bool
-	metaKey         map[string]*structpb.Value
-	// names and keyHeader are the header names the parts were built for,
-	// so that an adapter configured with other names never reuses them.
-	names     IdentityHeaders
-	keyHeader string
-	// http is the HTTP mode's form of the same parts (http.go), built the
-	// first time the key is allowed through the HTTP mode.
+	// names are the header names the parts were built for, so that an
+	// adapter configured with other names never reuses them.
+	names *headerNames
+	// http is the HTTP mode's form of the key's headers (http.go), built
+	// the first time the key is allowed through the HTTP mode.
 	http atomic.Pointer[httpKeyParts]
-	// last is the allow response this key got most recently. A response is
-	// a function of the key and the (service, kind, operation) called, and
-	// a key mostly calls the same operation again, so reusing it saves
-	// building a dozen messages per request. Responses are never mutated
-	// once built, so concurrent sends may share them.
+	// last is the allow this key got most recently. An allow is a function
+	// of the key and the (service, kind, operation) called, and a key
+	// mostly calls the same operation again, so reusing it saves encoding
+	// it per request. It is never changed once built, so concurrent sends
+	// share it.
 	last atomic.Pointer[cachedAllow]
 }
 
+// cachedAllow is a key's allow for one target: its wire form, and the
+// message decoded from it when a protobuf-API caller first asks.
 type cachedAllow struct {
 	service, kind, operation string
-	answer
+	wire                     encoded
+	resp                     atomic.Pointer[authv3.CheckResponse]
 }
 
-// partsFor returns the key's parts for cfg, building and keeping them with
+// response is the allow as a message, decoded from its wire form the first
+// time it is asked for (by Check, never on the gRPC wire path).
+func (c *cachedAllow) response() *authv3.CheckResponse {
+	if r := c.resp.Load(); r != nil {
+		return r
+	}
+	r := new(authv3.CheckResponse)
+	if err := protobuf.Unmarshal(c.wire.bufs.Materialize(), r); err != nil {
+		// Encoded by appendAllow, which TestAllowWireMatchesMessage holds
+		// to the message form: not reachable.
+		panic("extauthz: a cached allow does not decode: " + err.Error())
+	}
+	if !c.resp.CompareAndSwap(nil, r) {
+		return c.resp.Load()
+	}
+	return r
+}
+
+// headerNames are the header names an adapter's configuration gives the
+// key header and the identity headers, interned (namesFor) so that a key's
+// parts remember what they were built for with one pointer.
+type headerNames struct {
+	identity  IdentityHeaders
+	keyHeader string
+}
+
+var internedNames sync.Map // headerNames → *headerNames
+
+// namesFor interns cfg's header names; adapters call it once, when built.
+func namesFor(cfg *Config) *headerNames {
+	n := headerNames{identity: cfg.Identity, keyHeader: cfg.KeyHeader}
+	v, _ := internedNames.LoadOrStore(n, &n)
+	return v.(*headerNames)
+}
+
+// identityHeader is one identity header of a key: its value, or "" when
+// it does not apply to the key (the tenant of an app key) — then the
+// header is removed, so a client's forged value never reaches upstream.
+type identityHeader struct{ name, value string }
+
+// identityOf is the key's identity headers, in SPEC §5's order.
+func (n *headerNames) identityOf(k *authz.Key) [5]identityHeader {
+	s, id := &k.Spec, &n.identity
+	return [5]identityHeader{{id.KeyID, s.ID}, {id.KeyName, s.Name}, {id.AppID, s.AppID},
+		{id.TenantID, s.TenantID}, {id.AccountID, s.AccountID}}
+}
+
+// removes is headers_to_remove of the key's allows: the key header and the
+// identity headers that do not apply to the key.
+func (n *headerNames) removes(k *authz.Key) []string {
+	out := []string{n.keyHeader}
+	for _, h := range n.identityOf(k) {
+		if h.value == "" {
+			out = append(out, h.name)
+		}
+	}
+	return out
+}
+
+// partsFor returns the key's parts for the names, keeping new ones with
 // the key the first time. Both adapters (gRPC and HTTP) share them; parts
 // built for other header names are never reused, only rebuilt.
-func partsFor(k *authz.Key, cfg *Config) *keyParts {
+func partsFor(k *authz.Key, names *headerNames) *keyParts {
 	p, ok := k.AdapterData().(*keyParts)
-	if ok && p.names == cfg.Identity && p.keyHeader == cfg.KeyHeader {
+	if ok && p.names == names {
 		return p
 	}
-	np := buildParts(k, cfg)
+	np := &keyParts{names: names}
 	if !ok {
 		k.SetAdapterData(np)
 	}
 	return np
 }
 
-func buildParts(k *authz.Key, cfg *Config) *keyParts {
-	id := cfg.Identity
-	spec := &k.Spec
-	p := &keyParts{remove: []string{cfg.KeyHeader}, names: id, keyHeader: cfg.KeyHeader}
-	add := func(name, value string) {
-		if value == "" {
-			// Not applicable to this key (the tenant of an app key): removed,
-			// so a client's forged value never reaches upstream.
-			p.remove = append(p.remove, name)
-			return
-		}
-		p.identity = append(p.identity, headerOption(name, value))
-	}
-	add(id.KeyID, spec.ID)
-	add(id.KeyName, spec.Name)
-	add(id.AppID, spec.AppID)
-	add(id.TenantID, spec.TenantID)
-	add(id.AccountID, spec.AccountID)
-
-	p.dynamicHeaders = k.ResponseHeadersVary()
-	if !p.dynamicHeaders {
-		for _, h := range k.AppendResponseHeaders(nil, nil) {
-			p.responseHeaders = append(p.responseHeaders, headerOption(h.Name, h.Value))
-		}
-	}
-	// Metadata names only what applies to the key: an app key has no
-	// tenant, and an empty tenant_id would group app keys in rate limits.
-	p.metaKey = map[string]*structpb.Value{}
-	for name, v := range map[string]string{
-		"key_id": spec.ID, "key_name": spec.Name, "key_type": spec.Type.String(),
-		"app_id": spec.AppID, "tenant_id": spec.TenantID, "account_id": spec.AccountID,
-	} {
-		if v != "" {
-			p.metaKey[name] = structpb.NewStringValue(v)
-		}
-	}
-	if rl, ok := k.RateLimit(); ok {
-		p.metaKey[RateLimitMetadataKey] = rateLimitValue(rl)
-	}
-	return p
+// metaFields is the dynamic metadata of the key's allows that depends only
+// on the key. It names only what applies to the key: an app key has no
+// tenant, and an empty tenant_id would group app keys in rate limits.
+func metaFields(k *authz.Key) [6][2]string {
+	s := &k.Spec
+	return [6][2]string{{"key_id", s.ID}, {"key_name", s.Name}, {"key_type", s.Type.String()},
+		{"app_id", s.AppID}, {"tenant_id", s.TenantID}, {"account_id", s.AccountID}}
 }
 
 // RateLimitMetadataKey is the dynamic metadata field that carries a key's
@@ -280,53 +321,66 @@ func rateLimitValue(rl authz.RateLimit) *structpb.Value {
 	}})
 }
 
-// allowResponse builds the OkHttpResponse for an allowed request, with its
-// wire form: the key's last response when the target is the same. forged
-// are request headers spelled like a protected one (forgedNames): a
-// request that sends any gets a response of its own that removes them
-// too, never shared.
+// allowResponse is the answer to an allowed request: the key's last allow
+// when the target is the same, else a new one, encoded and kept with the
+// key. forged are request headers spelled like a protected one
+// (forgedNames): a request that sends any gets a response of its own that
+// removes them too, never shared.
 func (s *Server) allowResponse(d *authz.Decision, forged []string) answer {
-	p := partsFor(d.Key, &s.cfg)
 	if forged != nil {
-		resp := s.buildAllow(d, p)
-		remove := make([]string, 0, len(p.remove)+len(forged))
-		resp.GetOkResponse().HeadersToRemove = append(append(remove, p.remove...), forged...)
+		resp := s.buildAllow(d)
+		ok := resp.GetOkResponse()
+		ok.HeadersToRemove = append(ok.HeadersToRemove, forged...)
 		return answer{resp: resp}
 	}
+	p := partsFor(d.Key, s.names)
 	t := &d.Target
-	if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
-		return c.answer
+	c := p.last.Load()
+	if c == nil || c.service != t.Service || c.kind != t.Kind || c.operation != t.Operation {
+		if !allowEncodable(d.Key, t) {
+			// The message form fails to marshal and the call fails
+			// (Envoy denies), as a protobuf encoder would have it.
+			return answer{resp: s.buildAllow(d)}
+		}
+		c = &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation}
+		c.wire.bufs = mem.BufferSlice{mem.SliceBuffer(appendAllow(nil, d.Key, t, s.names, s.queryRemove))}
+		p.last.Store(c)
 	}
-	c := &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation, answer: sharedAnswer(s.buildAllow(d, p))}
-	p.last.Store(c)
-	return c.answer
+	return answer{wire: &c.wire, allow: c}
 }
 
-func (s *Server) buildAllow(d *authz.Decision, p *keyParts) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{
-		Headers:         p.identity,
-		HeadersToRemove: p.remove,
+// buildAllow is the allow as a message, built field by field: what
+// appendAllow encodes (TestAllowWireMatchesMessage holds them together),
+// for the rare answers that are not shared (forged headers).
+func (s *Server) buildAllow(d *authz.Decision) *authv3.CheckResponse {
+	k := d.Key
+	ok := &authv3.OkHttpResponse{HeadersToRemove: s.names.removes(k)}
+	for _, h := range s.names.identityOf(k) {
+		if h.value != "" {
+			ok.Headers = append(ok.Headers, headerOption(h.name, h.value))
+		}
 	}
 	if s.cfg.KeyQueryParam != "" {
 		ok.QueryParametersToRemove = s.queryRemove
 	}
-	if p.dynamicHeaders {
-		var hs [8]authz.Header
-		for _, h := range d.Key.AppendResponseHeaders(hs[:0], &d.Target) {
-			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, headerOption(h.Name, h.Value))
-		}
-	} else {
-		ok.ResponseHeadersToAdd = p.responseHeaders
+	var hs [8]authz.Header
+	for _, h := range k.AppendResponseHeaders(hs[:0], &d.Target) {
+		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, headerOption(h.Name, h.Value))
 	}
-	fields := make(map[string]*structpb.Value, len(p.metaKey)+3)
-	for k, v := range p.metaKey {
-		fields[k] = v
+	fields := make(map[string]*structpb.Value, 10)
+	for _, f := range metaFields(k) {
+		if f[1] != "" {
+			fields[f[0]] = structpb.NewStringValue(f[1])
+		}
+	}
+	if rl, ok := k.RateLimit(); ok {
+		fields[RateLimitMetadataKey] = rateLimitValue(rl)
 	}
 	fields["service"] = structpb.NewStringValue(d.Target.Service)
 	fields["kind"] = structpb.NewStringValue(d.Target.Kind)
 	fields["operation"] = structpb.NewStringValue(d.Target.Operation)
 	return &authv3.CheckResponse{
-		Status:          s.okStatus,
+		Status:          &rpcstatus.Status{},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		DynamicMetadata: &structpb.Struct{Fields: fields},
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/status"
 
 	"github.com/keygate/keygate/pkg/authz"
@@ -33,7 +32,7 @@ type Server struct {
 	log         *slog.Logger
 	denied      map[authz.Reason]answer
 	tracer      CheckTracer
-	okStatus    *rpcstatus.Status
+	names       *headerNames
 	queryRemove []string
 	// protected are the key header and the identity headers: request
 	// headers spelled like them go into headers_to_remove (forged.go).
@@ -67,7 +66,7 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 		obs:       obs,
 		log:       log,
 		denied:    buildDenials(cfg),
-		okStatus:  &rpcstatus.Status{},
+		names:     namesFor(&cfg),
 		protected: newProtectedNames(cfg.protectedHeaders()),
 	}
 	if cfg.KeyQueryParam != "" {
@@ -96,7 +95,7 @@ func (s *Server) SetTracer(t CheckTracer) { s.tracer = t }
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	v := protoView(req)
 	a, err := s.check(ctx, &v)
-	return a.resp, err
+	return a.message(), err
 }
 
 // check decides one request and answers it, inside the tracer's span when

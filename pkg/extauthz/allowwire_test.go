@@ -1,0 +1,97 @@
+package extauthz
+
+import (
+	"strings"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// TestAllowWireMatchesMessage holds the directly encoded allow (what a key
+// keeps and the wire path sends) to the message buildAllow builds field by
+// field, for every shape of key, header configuration and target.
+func TestAllowWireMatchesMessage(t *testing.T) {
+	long := strings.Repeat("v", 300) // lengths past one varint byte
+	service := authz.KeySpec{ID: "k-1", Name: "acme-billing", Type: authz.KeyTypeService, AccountID: "acct",
+		AppID: "billing", AppName: "Billing", TenantID: "acme", TenantName: "ACME Corp", Active: true,
+		ResponseHeaders: []authz.HeaderSpec{{Name: "x-tier", Value: "gold"}, {Name: "x-who", Value: "${key.name}@${tenant.id}"},
+			{Name: "x-op", Value: "${service}/${operation}"}, {Name: "x-off", Value: "no", Disabled: true}}}
+	limited := service
+	limited.ResponseHeaders = []authz.HeaderSpec{{Name: "x-long", Value: long}}
+	limited.RateLimit = authz.RateLimit{RequestsPerUnit: 600, Unit: authz.RateUnitMinute}
+	app := authz.KeySpec{ID: "k-app", Name: long, Type: authz.KeyTypeApp, AccountID: "acct", AppID: "billing", AppName: "Billing", Active: true}
+	account := authz.KeySpec{ID: "k-acct", Name: "admin", Type: authz.KeyTypeAccount, AccountID: "acct", Active: true}
+	configs := map[string]Config{
+		"defaults":     {},
+		"query key":    {KeyQueryParam: "api_key"},
+		"custom names": {KeyHeader: "authorization-key", Identity: IdentityHeaders{KeyID: "x-id", KeyName: "x-name", AppID: "x-app", TenantID: "x-tenant", AccountID: "x-account"}},
+	}
+	targets := []authz.Target{
+		{Service: "email-api", Kind: "query", Operation: "listEmails"},
+		{Service: "graph-api", Kind: "mutation", Operation: long},
+		{Service: "users-api"},
+	}
+	for cname, cfg := range configs {
+		s := NewServer(nil, cfg, nil, nil)
+		for _, spec := range []authz.KeySpec{service, limited, app, account} {
+			spec.Hash = "sha256:" + strings.Repeat("ab", 32)
+			k, err := authz.Compile(spec, authz.CompileOptions{ReservedHeaders: s.cfg.ReservedHeaders()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, target := range targets {
+				d := &authz.Decision{Key: k, Target: target}
+				want := s.buildAllow(d)
+				var got authv3.CheckResponse
+				if err := proto.Unmarshal(appendAllow(nil, k, &d.Target, s.names, s.queryRemove), &got); err != nil {
+					t.Fatalf("%s, %s, %s: the encoded allow does not decode: %v", cname, spec.ID, target.Operation, err)
+				}
+				if diff := cmp.Diff(want, &got, protocmp.Transform()); diff != "" {
+					t.Errorf("%s, key %s, %s/%s: encoded allow differs from the message (-message +encoded):\n%s",
+						cname, spec.ID, target.Service, target.Operation, diff)
+				}
+			}
+		}
+	}
+}
+
+// FuzzAllowWire: whatever the key's names and header values and the
+// target, the encoded allow decodes to the message.
+func FuzzAllowWire(f *testing.F) {
+	f.Add("k-1", "a name", "x-h", "value ${key.name}", "svc", "op")
+	f.Add(strings.Repeat("i", 200), "", "x-h", strings.Repeat("é", 100), "", "")
+	s := NewServer(nil, Config{KeyQueryParam: "k"}, nil, nil)
+	f.Fuzz(func(t *testing.T, id, name, header, value, service, op string) {
+		spec := authz.KeySpec{ID: id, Name: name, Type: authz.KeyTypeApp, AccountID: "a", AppID: "app", Active: true,
+			Hash: "sha256:" + strings.Repeat("cd", 32), ResponseHeaders: []authz.HeaderSpec{{Name: header, Value: value}}}
+		k, err := authz.Compile(spec, authz.CompileOptions{ReservedHeaders: s.cfg.ReservedHeaders()})
+		if err != nil {
+			return // not a key keygate would load
+		}
+		d := &authz.Decision{Key: k, Target: authz.Target{Service: service, Kind: "query", Operation: op}}
+		if !allowEncodable(k, &d.Target) {
+			// Not encoded: allowResponse answers with the message, whose
+			// marshalling fails the call.
+			if a := s.allowResponse(d, nil); a.wire != nil {
+				t.Fatal("an allow with invalid UTF-8 was encoded")
+			}
+			if _, err := proto.Marshal(s.buildAllow(d)); err == nil {
+				t.Fatal("the message with invalid UTF-8 marshals")
+			}
+			return
+		}
+		var got authv3.CheckResponse
+		if err := proto.Unmarshal(appendAllow(nil, k, &d.Target, s.names, s.queryRemove), &got); err != nil {
+			t.Fatalf("does not decode: %v", err)
+		}
+		if !proto.Equal(s.buildAllow(d), &got) {
+			t.Fatal("encoded allow differs from the message")
+		}
+	})
+}
