@@ -187,14 +187,6 @@ const (
 	stateClosed
 )
 
-// entry is what ristretto holds under a digest prefix: a record, or (key
-// nil) a negative entry that is valid until expires.
-type entry struct {
-	digest  apikey.Digest
-	key     *authz.Key
-	expires int64 // Unix nanoseconds; negative entries only
-}
-
 // Cache is an authz.KeyStore that answers from memory. See the package
 // documentation.
 type Cache struct {
@@ -203,9 +195,13 @@ type Cache struct {
 	log  *slog.Logger
 
 	state atomic.Int32
-	rc    *ristretto.Cache[uint64, *entry]
-	set   *digestSet
-	sf    singleflight.Group
+	// rc holds the records by digest prefix, each under its current and
+	// (in a rotation's grace period) previous digest; the record's own
+	// digests rule out a prefix collision, so no wrapper is kept per entry.
+	rc  *ristretto.Cache[uint64, *authz.Key]
+	neg negatives
+	set *digestSet
+	sf  singleflight.Group
 
 	// wmu orders every write that a change must be able to overrule: the
 	// digest set, gen, and each ristretto Set/Del. A change bumps gen under
@@ -256,7 +252,7 @@ func New(src store.Source, opts Options) (*Cache, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *authz.Key]{
 		NumCounters: 10 * opts.MaxKeys,
 		MaxCost:     opts.MaxBytes,
 		BufferItems: 64,
@@ -307,15 +303,13 @@ func (c *Cache) LookupKeyHit(ctx context.Context, d apikey.Digest) (*authz.Key, 
 		c.notInSet.add(p)
 		return nil, true, authz.ErrKeyNotFound
 	}
-	if e, ok := c.rc.Get(p); ok && e.digest == d {
-		if e.key != nil {
-			c.hits.add(p)
-			return e.key, true, nil
-		}
-		if c.opts.Now().UnixNano() < e.expires {
-			c.negHits.add(p)
-			return nil, true, authz.ErrKeyNotFound
-		}
+	if k, ok := c.rc.Get(p); ok && (k.Digest == d || (k.HasPrevious && k.PreviousDigest == d)) {
+		c.hits.add(p)
+		return k, true, nil
+	}
+	if c.neg.has(p, d, c.opts.Now().UnixNano()) {
+		c.negHits.add(p)
+		return nil, true, authz.ErrKeyNotFound
 	}
 	k, err := c.load(ctx, d, p)
 	return k, false, err
@@ -365,7 +359,8 @@ func (c *Cache) fetch(ctx context.Context, d apikey.Digest, gen uint64) (*authz.
 	case found:
 		c.setRecordLocked(k)
 	case c.opts.NegativeTTL > 0:
-		c.rc.Set(prefixOf(d), &entry{digest: d, expires: c.opts.Now().Add(c.opts.NegativeTTL).UnixNano()}, c.costOf(nil))
+		now := c.opts.Now()
+		c.neg.put(prefixOf(d), d, now.Add(c.opts.NegativeTTL).UnixNano(), now.UnixNano())
 	}
 	c.wmu.Unlock()
 
@@ -380,9 +375,11 @@ func (c *Cache) fetch(ctx context.Context, d apikey.Digest, gen uint64) (*authz.
 func (c *Cache) setRecordLocked(k *authz.Key) bool {
 	c.unloadable.note(k, c.log)
 	cost := c.costOf(k)
-	ok := c.rc.Set(prefixOf(k.Digest), &entry{digest: k.Digest, key: k}, cost)
+	c.neg.del(prefixOf(k.Digest))
+	ok := c.rc.Set(prefixOf(k.Digest), k, cost)
 	if k.HasPrevious {
-		ok = c.rc.Set(prefixOf(k.PreviousDigest), &entry{digest: k.PreviousDigest, key: k}, cost) && ok
+		c.neg.del(prefixOf(k.PreviousDigest))
+		ok = c.rc.Set(prefixOf(k.PreviousDigest), k, cost) && ok
 	}
 	return ok
 }

@@ -319,7 +319,7 @@ func TestCallerStopsWaitingWhenItsContextEnds(t *testing.T) {
 		c.Wait()
 		return c.Stats().StoreLookups == 1 && func() bool {
 			e, ok := c.rc.Get(prefixOf(k1.Digest))
-			return ok && e.key == k1
+			return ok && e == k1
 		}()
 	})
 }

@@ -48,7 +48,7 @@ func (c *Cache) Warm(ctx context.Context) error {
 func (c *Cache) resync(ctx context.Context) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.rc.Clear()
+	c.clearLocked()
 	return c.loadAllLocked(ctx)
 }
 
@@ -91,14 +91,14 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 	if err != nil {
 		// Nothing reads ristretto before the cache is warm; after a resync
 		// lookups fall back to the store.
-		c.rc.Clear()
+		c.clearLocked()
 		return fmt.Errorf("cache: load all keys: %w", err)
 	}
 	// Denials after the keys' snapshot, whose seq becomes the watermark:
 	// any denial change this read misses is on the feed after it.
 	denials, err := c.loadDenials(ctx)
 	if err != nil {
-		c.rc.Clear()
+		c.clearLocked()
 		return err
 	}
 	c.denials.Replace(denials)
@@ -491,7 +491,7 @@ func (c *Cache) applyKeys(ctx context.Context, pass []*store.Change) error {
 		for _, d := range kc.old {
 			p := prefixOf(d)
 			c.set.remove(p)
-			c.rc.Del(p)
+			c.delLocked(p)
 		}
 		c.delRecordLocked(kc.now)
 	}
@@ -622,9 +622,9 @@ func (c *Cache) delRecordLocked(k *authz.Key) {
 	if k == nil {
 		return
 	}
-	c.rc.Del(prefixOf(k.Digest))
+	c.delLocked(prefixOf(k.Digest))
 	if k.HasPrevious {
-		c.rc.Del(prefixOf(k.PreviousDigest))
+		c.delLocked(prefixOf(k.PreviousDigest))
 	}
 }
 
@@ -705,12 +705,12 @@ func (c *Cache) invalidate(pass []*store.Change, all bool) {
 	}
 	c.gen.Add(1)
 	if all {
-		c.rc.Clear()
+		c.clearLocked()
 		return
 	}
 	for _, ch := range pass {
 		for _, d := range ch.OldDigest {
-			c.rc.Del(prefixOf(d))
+			c.delLocked(prefixOf(d))
 		}
 	}
 	c.rc.Wait()

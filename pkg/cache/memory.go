@@ -6,28 +6,23 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
 
 // entryOverhead is what one ristretto entry costs beyond the record it
-// points to: the entry struct, ristretto's store item and map slot, and its
-// admission policy's key and cost (measured on ristretto v2, rounded up).
-const entryOverhead = int64(unsafe.Sizeof(entry{})) + 96
+// points to: ristretto's store item and map slot, and its admission
+// policy's key and cost (measured on ristretto v2, rounded up).
+const entryOverhead = 96
 
-// costOf is what an entry for k (nil: a negative entry) costs against
+// costOf is what an entry for k costs against
 // MaxBytes: its size, but at least minCost, MaxBytes/MaxKeys, so that the
 // one ristretto bound keeps both: no more bytes than MaxBytes, and no
 // more entries than MaxKeys. A record is charged in full under each of its
 // digests (a rotation's grace period), which overstates it, never under.
 func (c *Cache) costOf(k *authz.Key) int64 {
-	n := entryOverhead
-	if k != nil {
-		n += k.Size()
-	}
-	return max(n, c.minCost)
+	return max(entryOverhead+k.Size(), c.minCost)
 }
 
 // fits reports whether one more record of cost n under digests digests
