@@ -349,7 +349,7 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 			if !k.Spec.NotBefore.IsZero() {
 				parts = append(parts, "not before "+k.Spec.NotBefore.Format(time.RFC3339))
 			}
-			parts = append(parts, "expires "+orNever(k.ExpiresAtText))
+			parts = append(parts, "expires "+orNever(k.ExpiresAtText()))
 			return ": " + strings.Join(parts, ", ")
 		}
 	case 4:

@@ -110,8 +110,7 @@ func importSetOf(set *keyfile.Set) store.ImportSet {
 	for _, d := range set.Denials() {
 		out.Denials = append(out.Denials, store.Denial{ID: d.ID, TenantID: d.TenantID, AppID: d.AppID, Scope: d.Scope, Reason: d.Reason})
 	}
-	for _, k := range set.Keys() {
-		spec := k.Spec
+	for _, spec := range set.Specs() {
 		spec.IPFilters = slices.Clone(spec.IPFilters)
 		spec.ResponseHeaders = slices.Clone(spec.ResponseHeaders)
 		spec.AppName, spec.TenantName = "", ""

@@ -306,7 +306,7 @@ func TestRotationGrace(t *testing.T) {
 	spec.PreviousHash = hasher.HashString(oldSecret)
 	spec.PreviousValidUntil = t0.Add(time.Minute)
 	k := mustCompile(t, spec)
-	store := &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k, k.PreviousDigest: k}}
+	store := &fakeStore{keys: map[apikey.Digest]*authz.Key{k.Digest: k, k.PreviousDigest(): k}}
 	cases := []struct {
 		name   string
 		secret string

@@ -196,9 +196,8 @@ func validHeaderValue(s string) bool {
 // dropped instead and its name returned in dropped (disabled ones, never
 // sent, are dropped without a word); headers past the limit are dropped
 // too, the first MaxResponseHeaders kept.
-func compileHeaders(k *Key, opts *CompileOptions, lenient bool) (out []headerTemplate, dropped []string, err error) {
+func compileHeaders(k *Key, specs []HeaderSpec, opts *CompileOptions, lenient bool) (out []headerTemplate, dropped []string, err error) {
 	var errs []error
-	specs := k.Spec.ResponseHeaders
 	if len(specs) > MaxResponseHeaders {
 		if !lenient {
 			return nil, nil, fmt.Errorf("%d headers, more than the %d a key may have", len(specs), MaxResponseHeaders)
@@ -323,7 +322,7 @@ func value(p templatePart, k *Key, t *Target) string {
 	case varAccountID:
 		return k.Spec.AccountID
 	case varKeyExpiresAt:
-		return k.ExpiresAtText
+		return k.ExpiresAtText()
 	case varService:
 		if t != nil {
 			return t.Service

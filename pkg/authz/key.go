@@ -53,6 +53,51 @@ type KeySpec struct {
 	TenantQuota int64
 }
 
+// KeyInfo is what a compiled record keeps of its KeySpec: what decisions,
+// answers and logs read. The rest — the hash texts, the IP filter texts,
+// the response header specs, the description — is compiled into the
+// record's own forms or not needed by the data plane, and is not kept: a
+// replica holding a million records would carry 96 bytes of it, empty or
+// not, in each (stores of record keep the whole KeySpec).
+type KeyInfo struct {
+	ID   string
+	Name string
+	Type KeyType
+	// Active sits beside Type: two bytes in one word, not two.
+	Active             bool
+	AccountID          string
+	AppID              string
+	AppName            string
+	TenantID           string
+	TenantName         string
+	Scope              string
+	Roles              []string
+	NotBefore          time.Time
+	ExpiresAt          time.Time
+	Group              string
+	PreviousValidUntil time.Time
+	RateLimit          RateLimit
+	Quota              Quota
+	TenantQuota        int64
+}
+
+// info is what a record keeps of s.
+func (s *KeySpec) info() KeyInfo {
+	return KeyInfo{ID: s.ID, Name: s.Name, Type: s.Type, Active: s.Active, AccountID: s.AccountID,
+		AppID: s.AppID, AppName: s.AppName, TenantID: s.TenantID, TenantName: s.TenantName, Scope: s.Scope,
+		Roles: s.Roles, NotBefore: s.NotBefore, ExpiresAt: s.ExpiresAt, Group: s.Group,
+		PreviousValidUntil: s.PreviousValidUntil, RateLimit: s.RateLimit, Quota: s.Quota, TenantQuota: s.TenantQuota}
+}
+
+// KeySpec is a KeySpec with the fields i keeps; the hash texts, IP
+// filters, response headers and description are empty.
+func (i *KeyInfo) KeySpec() KeySpec {
+	return KeySpec{ID: i.ID, Name: i.Name, Type: i.Type, Active: i.Active, AccountID: i.AccountID,
+		AppID: i.AppID, AppName: i.AppName, TenantID: i.TenantID, TenantName: i.TenantName, Scope: i.Scope,
+		Roles: i.Roles, NotBefore: i.NotBefore, ExpiresAt: i.ExpiresAt, Group: i.Group,
+		PreviousValidUntil: i.PreviousValidUntil, RateLimit: i.RateLimit, Quota: i.Quota, TenantQuota: i.TenantQuota}
+}
+
 // HeaderSpec is one response header of a key: a fixed value or a template.
 type HeaderSpec struct {
 	Name     string
@@ -63,19 +108,19 @@ type HeaderSpec struct {
 // Key is a compiled key record: everything a decision needs, built once when
 // the key is loaded so that a check allocates nothing.
 type Key struct {
-	Spec      KeySpec
-	Algorithm apikey.Algorithm
-	Digest    apikey.Digest
-	// PreviousDigest is set while a rotated-out secret is in its grace
-	// window (HasPrevious); stores index the key under both digests.
-	PreviousDigest apikey.Digest
-	HasPrevious    bool
+	Spec   KeyInfo
+	Digest apikey.Digest
+	// previous is the digest of a rotated-out secret in its grace window
+	// (HasPrevious; PreviousDigest), apart from the record: few keys are
+	// in a grace window at a time. Stores index the key under both.
+	previous    *apikey.Digest
+	HasPrevious bool
 	// hasQuota: a quota binds the key (its own or its tenant's), so that
 	// row 10 costs one load for the many keys without one. Beside
 	// HasPrevious, in its word's padding.
 	hasQuota bool
-	// ExpiresAtText is ExpiresAt in RFC 3339, or "" when the key never expires.
-	ExpiresAtText string
+	// alg is the hash algorithm, an index into algorithms (Algorithm).
+	alg uint8
 
 	// scope is the effective scope (own scope and roles, SPEC §11); own
 	// is the key's own scope; roles are the roles it was compiled with.
@@ -92,11 +137,11 @@ type Key struct {
 	// immutable and replaced on change, so the memo never goes stale.
 	adapterData atomic.Value
 
-	// size is Size, computed by Compile and Trim.
+	// size is Size, computed by Compile.
 	size int64
 	// unloadable says why a record stands for a key that cannot be loaded
-	// (Unloadable); "" for every compiled key.
-	unloadable string
+	// (Unloadable); nil for every compiled key.
+	unloadable *string
 
 	// usedMinute is the Unix minute of the key's last recorded use
 	// (MarkUsed), kept on the record so that recording a use costs one
@@ -105,13 +150,48 @@ type Key struct {
 	// usageOps are the services and operations this key was last counted
 	// for, with their interned indexes (UsageCounter), so that counting
 	// one of them again compares strings instead of hashing them.
-	usageOps [4]atomic.Pointer[usageOp]
+	usageOps [2]atomic.Pointer[usageOp]
 	// usageCells are the usage cells this key was last counted in, so
 	// that counting in one again is one atomic add (UsageCounter.Count).
-	usageCells [4]atomic.Pointer[usageCount]
+	usageCells [2]atomic.Pointer[usageCount]
 	// quotaCells are the quota cells the key was last counted in (its
 	// tenant's, its own), so that admission finds them without a lookup.
 	quotaCells [2]atomic.Pointer[QuotaCell]
+}
+
+// algorithms are the hash algorithms a record can name (Key.alg).
+var algorithms = [...]apikey.Algorithm{apikey.SHA256, apikey.HMACSHA256}
+
+// setAlgorithm records a in k; an algorithm ParseHash does not return is
+// recorded as the first (ParseHash only returns these).
+func (k *Key) setAlgorithm(a apikey.Algorithm) {
+	for i, x := range algorithms {
+		if x == a {
+			k.alg = uint8(i)
+		}
+	}
+}
+
+// PreviousDigest is the digest of the secret a rotation replaced, while it
+// is in its grace window (HasPrevious); the zero digest otherwise.
+func (k *Key) PreviousDigest() apikey.Digest {
+	if k.previous == nil {
+		return apikey.Digest{}
+	}
+	return *k.previous
+}
+
+// Algorithm is the algorithm of the key's stored hashes.
+func (k *Key) Algorithm() apikey.Algorithm { return algorithms[k.alg] }
+
+// ExpiresAtText is ExpiresAt in RFC 3339 (UTC), or "" when the key never
+// expires. It is formatted on each call: headers that show it are rendered
+// at load, and explain is not a hot path.
+func (k *Key) ExpiresAtText() string {
+	if k.Spec.ExpiresAt.IsZero() {
+		return ""
+	}
+	return k.Spec.ExpiresAt.UTC().Format(time.RFC3339)
 }
 
 // MarkUsed advances the key's last recorded minute to minute and reports
@@ -121,19 +201,6 @@ type Key struct {
 func (k *Key) MarkUsed(minute int64) bool {
 	prev := k.usedMinute.Load()
 	return prev < minute && k.usedMinute.CompareAndSwap(prev, minute)
-}
-
-// Trim drops what Compile has turned into compiled forms — the stored hash
-// texts, the IP filter texts, the response header specs — and the
-// description, none of which a decision or an answer reads: a data plane
-// holding a million keys keeps about 130 bytes and two or three objects
-// less per key (less to mark in every GC cycle). A trimmed key can no
-// longer be written back or shown in full; stores of record keep their own
-// copy. Call it before the key is shared.
-func (k *Key) Trim() {
-	k.Spec.Hash, k.Spec.PreviousHash, k.Spec.Description = "", "", ""
-	k.Spec.IPFilters, k.Spec.ResponseHeaders = nil, nil
-	k.size = k.computeSize()
 }
 
 // AdapterData returns what an adapter stored with SetAdapterData, or nil.
@@ -218,7 +285,7 @@ func CompileStored(spec KeySpec, opts CompileOptions) (k *Key, dropped []string,
 func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, error) {
 	var errs []error
 	bad := func(field string, err error) { errs = append(errs, &FieldError{Field: field, Err: err}) }
-	k := &Key{Spec: spec}
+	k := &Key{Spec: spec.info()}
 
 	if spec.ID == "" {
 		bad("id", errors.New("required"))
@@ -252,20 +319,23 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 		bad("type", errors.New("required: service, app or account"))
 	}
 	var err error
-	if k.Algorithm, k.Digest, err = apikey.ParseHash(spec.Hash); err != nil {
+	var alg apikey.Algorithm
+	if alg, k.Digest, err = apikey.ParseHash(spec.Hash); err != nil {
 		bad("hash", err)
 	}
+	k.setAlgorithm(alg)
 	if spec.PreviousHash != "" {
-		var alg apikey.Algorithm
-		if alg, k.PreviousDigest, err = apikey.ParseHash(spec.PreviousHash); err != nil {
+		var prevAlg apikey.Algorithm
+		var prev apikey.Digest
+		if prevAlg, prev, err = apikey.ParseHash(spec.PreviousHash); err != nil {
 			bad("previous_hash", err)
-		} else if alg != k.Algorithm {
-			bad("previous_hash", fmt.Errorf("algorithm %s differs from the hash's %s", alg, k.Algorithm))
+		} else if prevAlg != alg {
+			bad("previous_hash", fmt.Errorf("algorithm %s differs from the hash's %s", prevAlg, alg))
 		}
 		if spec.PreviousValidUntil.IsZero() {
 			bad("previous_valid_until", errors.New("required with previous_hash"))
 		}
-		k.HasPrevious = true
+		k.previous, k.HasPrevious = &prev, true
 	}
 	if k.own, err = opts.Scopes.parse(spec.Scope); err != nil {
 		bad("scope", err)
@@ -294,11 +364,8 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 		bad("not_before", fmt.Errorf("%s is after expires_at %s",
 			spec.NotBefore.Format(time.RFC3339), spec.ExpiresAt.Format(time.RFC3339)))
 	}
-	if !spec.ExpiresAt.IsZero() {
-		k.ExpiresAtText = spec.ExpiresAt.UTC().Format(time.RFC3339)
-	}
 	var dropped []string
-	k.headers, dropped, err = compileHeaders(k, opts, lenient)
+	k.headers, dropped, err = compileHeaders(k, spec.ResponseHeaders, opts, lenient)
 	if err != nil {
 		bad("response_headers", err)
 	}
@@ -358,7 +425,7 @@ func (k *Key) Matches(d apikey.Digest, now time.Time) bool {
 	if d == k.Digest {
 		return true
 	}
-	return k.HasPrevious && d == k.PreviousDigest && now.Before(k.Spec.PreviousValidUntil)
+	return k.HasPrevious && d == *k.previous && now.Before(k.Spec.PreviousValidUntil)
 }
 
 // Status is row 4 of the decision: active, then not-before, then expiry.

@@ -140,6 +140,12 @@ type BoundQuota struct {
 // explain, the Account API's quota state); an array, so that row 10
 // allocates nothing.
 func (s *KeySpec) BoundQuotas() (b [2]BoundQuota, n int) {
+	i := s.info()
+	return i.BoundQuotas()
+}
+
+// BoundQuotas is KeySpec.BoundQuotas for a compiled record's KeyInfo.
+func (s *KeyInfo) BoundQuotas() (b [2]BoundQuota, n int) {
 	if s.TenantID != "" && s.TenantQuota > 0 {
 		b[n] = BoundQuota{QuotaSubject{AccountID: s.AccountID, Tenant: true, ID: s.TenantID, Period: QuotaPeriodMonth}, Monthly(s.TenantQuota)}
 		n++

@@ -33,7 +33,10 @@ func (k *Key) Size() int64 {
 }
 
 func (k *Key) computeSize() int64 {
-	n := int64(unsafe.Sizeof(*k)) + specStringsSize(&k.Spec) + int64(len(k.ExpiresAtText))
+	n := int64(unsafe.Sizeof(*k)) + infoStringsSize(&k.Spec)
+	if k.previous != nil {
+		n += int64(unsafe.Sizeof(*k.previous))
+	}
 	n += k.scope.Size()
 	if len(k.roles) > 0 {
 		// The union (k.scope, above), the own scope and the role
@@ -56,24 +59,16 @@ func AdapterCost(k *Key) int64 {
 	return n
 }
 
-// specStringsSize is what a KeySpec holds outside its struct.
-func specStringsSize(s *KeySpec) int64 {
+// infoStringsSize is what a KeyInfo holds outside its struct.
+func infoStringsSize(s *KeyInfo) int64 {
 	n := int64(0)
 	for _, v := range [...]string{s.ID, s.Name, s.AccountID, s.AppID, s.AppName, s.TenantID, s.TenantName,
-		s.Hash, s.Scope, s.Group, s.Description, s.PreviousHash} {
+		s.Scope, s.Group} {
 		n += int64(len(v))
 	}
 	n += int64(cap(s.Roles)) * int64(unsafe.Sizeof(""))
 	for _, r := range s.Roles {
 		n += int64(len(r))
-	}
-	n += int64(cap(s.IPFilters)) * int64(unsafe.Sizeof(""))
-	for _, f := range s.IPFilters {
-		n += int64(len(f))
-	}
-	n += int64(cap(s.ResponseHeaders)) * int64(unsafe.Sizeof(HeaderSpec{}))
-	for _, h := range s.ResponseHeaders {
-		n += int64(len(h.Name) + len(h.Value))
 	}
 	return n
 }

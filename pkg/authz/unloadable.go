@@ -29,23 +29,29 @@ func Unloadable(spec KeySpec, cause error) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key %q of account %q: hash: %w", spec.ID, spec.AccountID, err)
 	}
+	why := "does not compile: " + BlamedFields(cause)
 	k := &Key{
-		Spec:       KeySpec{ID: spec.ID, AccountID: spec.AccountID, Type: spec.Type, Name: spec.Name},
-		Algorithm:  alg,
+		Spec:       KeyInfo{ID: spec.ID, AccountID: spec.AccountID, Type: spec.Type, Name: spec.Name},
 		Digest:     d,
-		unloadable: "does not compile: " + BlamedFields(cause),
+		unloadable: &why,
 	}
 	if prevAlg, prev, err := apikey.ParseHash(spec.PreviousHash); err == nil && prevAlg == alg {
-		k.PreviousDigest, k.HasPrevious = prev, true
+		k.previous, k.HasPrevious = &prev, true
 		k.Spec.PreviousValidUntil = spec.PreviousValidUntil
 	}
+	k.setAlgorithm(alg)
 	k.size = k.computeSize()
 	return k, nil
 }
 
 // Unloadable reports why the record stands for a key that cannot be
 // loaded (see Unloadable), or "" for a record that can decide.
-func (k *Key) Unloadable() string { return k.unloadable }
+func (k *Key) Unloadable() string {
+	if k.unloadable == nil {
+		return ""
+	}
+	return *k.unloadable
+}
 
 // BlamedFields names the fields a compile error blames, sorted and
 // comma-separated ("ip_filters, scope"), or "unknown fields" when it

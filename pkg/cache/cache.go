@@ -303,7 +303,7 @@ func (c *Cache) LookupKeyHit(ctx context.Context, d apikey.Digest) (*authz.Key, 
 		c.notInSet.add(p)
 		return nil, true, authz.ErrKeyNotFound
 	}
-	if k, ok := c.rc.Get(p); ok && (k.Digest == d || (k.HasPrevious && k.PreviousDigest == d)) {
+	if k, ok := c.rc.Get(p); ok && (k.Digest == d || (k.HasPrevious && k.PreviousDigest() == d)) {
 		c.hits.add(p)
 		return k, true, nil
 	}
@@ -378,8 +378,8 @@ func (c *Cache) setRecordLocked(k *authz.Key) bool {
 	c.neg.del(prefixOf(k.Digest))
 	ok := c.rc.Set(prefixOf(k.Digest), k, cost)
 	if k.HasPrevious {
-		c.neg.del(prefixOf(k.PreviousDigest))
-		ok = c.rc.Set(prefixOf(k.PreviousDigest), k, cost) && ok
+		c.neg.del(prefixOf(k.PreviousDigest()))
+		ok = c.rc.Set(prefixOf(k.PreviousDigest()), k, cost) && ok
 	}
 	return ok
 }

@@ -216,7 +216,7 @@ func TestRotatedKeyLoadIsCachedUnderBothDigests(t *testing.T) {
 	src := newFakeSource(k1)
 	c := warmCache(t, src, Options{Now: clock.Now})
 	evict(c, k1.Digest)
-	evict(c, k1.PreviousDigest)
+	evict(c, k1.PreviousDigest())
 	mustFind(t, c, "old", k1) // loads, and caches under both digests
 	c.Wait()
 	mustFind(t, c, "new", k1)
@@ -450,7 +450,7 @@ func TestConcurrentLookupsWhileChangesApply(t *testing.T) {
 				final[i] = rotated(t, final[i], fmt.Sprintf("s%d-v%d", i, v), time.Time{})
 				last = src.put(final[i])
 			default:
-				final[i] = edited(t, final[i], func(s *authz.KeySpec) { s.Description = fmt.Sprint(v) })
+				final[i] = edited(t, final[i], func(s *authz.KeySpec) { s.Group = fmt.Sprint(v) })
 				last = src.put(final[i])
 			}
 			if i%8 == 0 {
@@ -468,7 +468,7 @@ func TestConcurrentLookupsWhileChangesApply(t *testing.T) {
 			secret := fmt.Sprintf("s%d-v%d", i, v)
 			if k != nil && k.Digest == digestOf(secret) {
 				got, err := lookup(c, secret)
-				if err != nil || got.Spec.ID != k.Spec.ID || got.Spec.Description != k.Spec.Description {
+				if err != nil || got.Spec.ID != k.Spec.ID || got.Spec.Group != k.Spec.Group {
 					t.Errorf("%s: %v, %v; want the final record", secret, got, err)
 				}
 				continue

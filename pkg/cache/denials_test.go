@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 )
@@ -159,7 +160,7 @@ func TestUnloadableDenialBlocksEverything(t *testing.T) {
 func TestRoleChangeRecompilesItsKeys(t *testing.T) {
 	roleKey := func(roleScope string) *authz.Key {
 		spec := authz.KeySpec{ID: "k1", Name: "k1", Type: authz.KeyTypeApp, AccountID: "acct", AppID: "app-1",
-			Hash: newKey(t, "x", "s1").Spec.Hash, Scope: "billing:query:list", Active: true, Roles: []string{"r1"}}
+			Hash: apikey.FormatHash(apikey.SHA256, digestOf("s1")), Scope: "billing:query:list", Active: true, Roles: []string{"r1"}}
 		k, err := authz.Compile(spec, authz.CompileOptions{Roles: authz.RoleMap{
 			"r1": {ID: "r1", AccountID: "acct", Name: "R1", Scope: roleScope}}})
 		if err != nil {
@@ -205,7 +206,7 @@ func TestDenialCheckOnAHitDoesNotAllocate(t *testing.T) {
 		roles[id] = &authz.Role{ID: id, AccountID: "acct", Name: id, Scope: "svc-" + id}
 	}
 	spec := authz.KeySpec{ID: "k1", Name: "k1", Type: authz.KeyTypeService, AccountID: "acct", AppID: "app-1", TenantID: "t1",
-		Hash: newKey(t, "x", "s1").Spec.Hash, Scope: "email-api", Active: true, Roles: []string{"r1", "r2", "r3"}}
+		Hash: apikey.FormatHash(apikey.SHA256, digestOf("s1")), Scope: "email-api", Active: true, Roles: []string{"r1", "r2", "r3"}}
 	k, err := authz.Compile(spec, authz.CompileOptions{Roles: roles})
 	if err != nil {
 		t.Fatal(err)

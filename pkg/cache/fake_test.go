@@ -50,11 +50,11 @@ func newKey(t testing.TB, id, secret string, edit ...func(*authz.KeySpec)) *auth
 func rotated(t testing.TB, k *authz.Key, secret string, grace time.Time) *authz.Key {
 	t.Helper()
 	return newKey(t, k.Spec.ID, secret, func(s *authz.KeySpec) {
-		*s = k.Spec
+		*s = k.Spec.KeySpec()
 		s.Hash = apikey.FormatHash(apikey.SHA256, digestOf(secret))
 		s.PreviousHash, s.PreviousValidUntil = "", time.Time{}
 		if !grace.IsZero() {
-			s.PreviousHash = k.Spec.Hash
+			s.PreviousHash = apikey.FormatHash(k.Algorithm(), k.Digest)
 			s.PreviousValidUntil = grace
 		}
 	})
@@ -64,14 +64,18 @@ func rotated(t testing.TB, k *authz.Key, secret string, grace time.Time) *authz.
 func edited(t testing.TB, k *authz.Key, edit func(*authz.KeySpec)) *authz.Key {
 	t.Helper()
 	return newKey(t, k.Spec.ID, "", func(s *authz.KeySpec) {
-		*s = k.Spec
+		*s = k.Spec.KeySpec()
+		s.Hash = apikey.FormatHash(k.Algorithm(), k.Digest)
+		if k.HasPrevious {
+			s.PreviousHash = apikey.FormatHash(k.Algorithm(), k.PreviousDigest())
+		}
 		edit(s)
 	})
 }
 
 func digestsOf(k *authz.Key) []apikey.Digest {
 	if k.HasPrevious {
-		return []apikey.Digest{k.Digest, k.PreviousDigest}
+		return []apikey.Digest{k.Digest, k.PreviousDigest()}
 	}
 	return []apikey.Digest{k.Digest}
 }

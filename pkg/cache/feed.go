@@ -69,7 +69,7 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 		prefixes = append(prefixes, prefixOf(k.Digest))
 		n := int64(1)
 		if k.HasPrevious {
-			prefixes = append(prefixes, prefixOf(k.PreviousDigest))
+			prefixes = append(prefixes, prefixOf(k.PreviousDigest()))
 			n = 2
 		}
 		cost := c.costOf(k)
@@ -483,7 +483,7 @@ func (c *Cache) applyKeys(ctx context.Context, pass []*store.Change) error {
 		} else {
 			c.set.add(prefixOf(kc.now.Digest))
 			if kc.now.HasPrevious {
-				c.set.add(prefixOf(kc.now.PreviousDigest))
+				c.set.add(prefixOf(kc.now.PreviousDigest()))
 			}
 		}
 	}
@@ -624,7 +624,7 @@ func (c *Cache) delRecordLocked(k *authz.Key) {
 	}
 	c.delLocked(prefixOf(k.Digest))
 	if k.HasPrevious {
-		c.delLocked(prefixOf(k.PreviousDigest))
+		c.delLocked(prefixOf(k.PreviousDigest()))
 	}
 }
 

@@ -78,6 +78,9 @@ type Set struct {
 	account string
 	byHash  map[apikey.Digest]*authz.Key
 	order   []*authz.Key
+	// specs are the keys as the file states them, in order's order: the
+	// compiled records keep only what decisions read (authz.KeyInfo).
+	specs   []authz.KeySpec
 	apps    []Owner
 	tenants []Owner
 	roles   []*authz.Role
@@ -112,6 +115,12 @@ func (s *Set) Len() int { return len(s.order) }
 // Keys returns the keys in file order. The caller owns the slice, not the
 // keys, which are shared and must not be modified.
 func (s *Set) Keys() []*authz.Key { return slices.Clone(s.order) }
+
+// Specs returns the keys as the file states them (with their
+// descriptions, IP filters and response headers), in file order, each
+// with its account, app and tenant names. The caller owns the slice, not
+// the specs' own slices, which must not be modified.
+func (s *Set) Specs() []authz.KeySpec { return slices.Clone(s.specs) }
 
 // Account is the account every key of the file belongs to.
 func (s *Set) Account() string { return s.account }
@@ -386,6 +395,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 	}
 	kp.set.byHash[key.Digest] = key
 	kp.set.order = append(kp.set.order, key)
+	kp.set.specs = append(kp.set.specs, spec)
 }
 
 func (kp *keyParser) headers(n *yaml.Node, label string) []authz.HeaderSpec {

@@ -160,8 +160,7 @@ func (s *Set) File() File {
 		c.AccountID = ""
 		f.Denials = append(f.Denials, c)
 	}
-	for _, k := range s.order {
-		sp := k.Spec
+	for _, sp := range s.specs {
 		sp.AccountID, sp.AppName, sp.TenantName = "", "", ""
 		sp.Roles = slices.Clone(sp.Roles)
 		sp.IPFilters = slices.Clone(sp.IPFilters)

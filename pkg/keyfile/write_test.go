@@ -45,8 +45,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		t.Fatalf("Parse: %v %v\n%s", err, warnings, data)
 	}
 	got := keyfile.File{Account: set.Account(), Apps: set.Apps(), Tenants: set.Tenants()}
-	for _, k := range set.Keys() {
-		sp := k.Spec
+	for _, sp := range set.Specs() {
 		sp.AccountID, sp.AppName, sp.TenantName = "", "", ""
 		got.Keys = append(got.Keys, sp)
 	}

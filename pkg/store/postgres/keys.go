@@ -239,9 +239,6 @@ func (s *Store) compileWith(r keyRow, opts authz.CompileOptions, roles *roleReco
 	if len(dropped) > 0 {
 		s.droppedHeaders(spec.ID, dropped)
 	}
-	// These records are the data plane's (the cache's); the Account API
-	// reads keys as stored, not compiled.
-	k.Trim()
 	return k, nil
 }
 
