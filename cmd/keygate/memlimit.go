@@ -56,3 +56,28 @@ func (f *memoryFlags) apply(ctx context.Context, log *slog.Logger) {
 		log.Info("memory limit set from the container's", "gomemlimit_mib", limit>>20, "ratio", f.MemoryLimitRatio)
 	}
 }
+
+// Bounds of the cache's byte bound by default (--cache-max-bytes 0): a
+// share of the memory limit, never less than the fixed bound it replaced.
+const (
+	minCacheBytes   = 256 << 20
+	cacheLimitShare = 0.4
+)
+
+// cacheMaxBytes is the cache's byte bound: the flag's value when given,
+// else 40% of the Go memory limit (limit; math.MaxInt64 when there is
+// none), at least 256 MiB. The rest of the limit is the digest set, the
+// Account API's answers, gRPC's buffers and the collector's headroom: a
+// replica of the shipped 1 GiB container (GOMEMLIMIT 0.9 GiB) gets 368 MiB,
+// about 140,000 keys of the usual shape (160,000 of the smallest).
+func cacheMaxBytes(flag, limit int64, log *slog.Logger) int64 {
+	if flag != 0 {
+		return flag // a negative one is refused by the cache, naming it
+	}
+	n := int64(minCacheBytes)
+	if limit > 0 && limit < math.MaxInt64 {
+		n = max(n, int64(float64(limit)*cacheLimitShare))
+	}
+	log.Info("cache byte bound", "cache_max_bytes_mib", n>>20, "from_memory_limit", limit > 0 && limit < math.MaxInt64)
+	return n
+}

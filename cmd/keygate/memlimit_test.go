@@ -47,3 +47,22 @@ func TestMemoryLimitFromContainer(t *testing.T) {
 		}
 	}
 }
+
+func TestCacheMaxBytes(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tt := range []struct {
+		name        string
+		flag, limit int64
+		want        int64
+	}{
+		{"given", 100 << 20, 8 << 30, 100 << 20},
+		{"no limit", 0, math.MaxInt64, 256 << 20},
+		{"the shipped container (1 GiB, ratio 0.9)", 0, 966367641, 368 << 20},
+		{"a small limit keeps the floor", 0, 300 << 20, 256 << 20},
+		{"8 GiB", 0, 8 << 30, 3276 << 20},
+	} {
+		if got := cacheMaxBytes(tt.flag, tt.limit, log); got>>20 != tt.want>>20 {
+			t.Errorf("%s: %d MiB, want %d MiB", tt.name, got>>20, tt.want>>20)
+		}
+	}
+}

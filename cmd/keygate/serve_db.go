@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,7 @@ type databaseFlags struct {
 	// (accountListenAddr), and bound to no environment variable here.
 	AccountAddr               string        `name:"account-addr" hidden:"" help:"Deprecated: --account-listen-addr."`
 	CacheMaxKeys              int64         `name:"cache-max-keys" env:"KEYGATE_CACHE_MAX_KEYS" default:"1000000" help:"Compiled key records kept in memory; the set of all key hashes is kept regardless."`
-	CacheMaxBytes             int64         `name:"cache-max-bytes" env:"KEYGATE_CACHE_MAX_BYTES" default:"268435456" help:"Bytes the compiled key records may take in memory (each costs its approximate size); a record is cached while this and --cache-max-keys both hold. Default 256 MiB."`
+	CacheMaxBytes             int64         `name:"cache-max-bytes" env:"KEYGATE_CACHE_MAX_BYTES" default:"0" help:"Bytes the compiled key records may take in memory (each costs its approximate size); a record is cached while this and --cache-max-keys both hold. 0 (the default): 40% of the Go memory limit (GOMEMLIMIT, or the container's through --memory-limit-ratio), at least 256 MiB; 256 MiB when there is no limit."`
 	DegradedAfter             time.Duration `name:"degraded-after" env:"KEYGATE_DEGRADED_AFTER" default:"5s" help:"How long the change feed may be disconnected before /readyz reports degraded."`
 	UnreadyAfter              time.Duration `name:"unready-after" env:"KEYGATE_UNREADY_AFTER" default:"0s" help:"Report /readyz 503 once the database has been unreachable this long (0: never; cached keys keep deciding while it is down)."`
 	MaxFeedLag                time.Duration `name:"max-feed-lag" env:"KEYGATE_MAX_FEED_LAG" default:"5s" help:"Report /readyz degraded once the oldest change this replica has not applied is older than this (negative: never)."`
@@ -110,7 +111,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		feed = heldFeed{Source: st, path: c.HoldFeedFile}
 	}
 	kc, err := cache.New(telemetry.ObserveChangeFeed(feed, m, nil),
-		cache.Options{MaxKeys: c.CacheMaxKeys, MaxBytes: c.CacheMaxBytes, DegradedAfter: c.DegradedAfter,
+		cache.Options{MaxKeys: c.CacheMaxKeys, MaxBytes: cacheMaxBytes(c.CacheMaxBytes, debug.SetMemoryLimit(-1), log), DegradedAfter: c.DegradedAfter,
 			UnreadyAfter: c.UnreadyAfter, MaxFeedLag: c.MaxFeedLag, Logger: log, Access: st})
 	if err != nil {
 		pool.Close()
