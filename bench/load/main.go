@@ -70,6 +70,7 @@ type config struct {
 	answers      bool
 	keygateBin   string
 	keygateArgs  string
+	memoryLimit  int64
 	quietWait    time.Duration
 	quietBusy    float64
 	tls          bool
@@ -98,6 +99,7 @@ func main() {
 	flag.Int64Var(&c.cacheMaxKeys, "cache-max-keys", 0, "keygate --cache-max-keys (0: keygate's default)")
 	flag.StringVar(&c.ghzGOGC, "ghz-gogc", "400", "GOGC of ghz, so that its GC takes less of the client CPU")
 	flag.StringVar(&c.keygateBin, "keygate-bin", "", "keygate binary to measure (default: go build ./cmd/keygate, without -race), e.g. to compare a change")
+	flag.Int64Var(&c.memoryLimit, "keygate-memory-limit", 1<<30, "run keygate as in a container of this many bytes of memory (GOMEMLIMIT at 90% of it, as --memory-limit-ratio sets it; the cache is sized from it); the shipped deploy/kubernetes limit is 1 GiB; 0: no limit")
 	flag.StringVar(&c.keygateArgs, "keygate-args", "", "extra flags for keygate serve, space-separated (e.g. tracing settings)")
 	flag.BoolVar(&c.respFloor, "resp-floor", true, "in the hit and spray scenarios of the -keys database also run the floor answering with keygate's own response (floor+resp), to tell decision cost from response size")
 	flag.BoolVar(&c.answers, "answers", true, "after the hit scenario of the -keys database, also run the floor answering variants of keygate's allow (no metadata, no identity headers, …): what each part of the answer costs ghz")

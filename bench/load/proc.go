@@ -33,14 +33,14 @@ type process struct {
 }
 
 // startPinned runs bin with args on cpu, its stdout and stderr appended to
-// logPath, in an environment without keygate's own settings.
-func startPinned(name, cpu, logPath, bin string, args ...string) (*process, error) {
+// logPath, in an environment without keygate's own settings (plus env).
+func startPinned(name, cpu, logPath, bin string, env []string, args ...string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command("taskset", append([]string{"-c", cpu, bin}, args...)...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Killed with the harness, so that an interrupted run leaves no server.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -89,7 +89,7 @@ func (h *harness) startFloor(ctx context.Context, name string, extra ...string) 
 		return nil, err
 	}
 	args := append(append([]string{"--addr", addr, "--stats-addr", stats}, h.tls.serverArgs("")...), extra...)
-	p, err := startPinned(name, h.cfg.serverCPU, filepath.Join(h.out, strings.ReplaceAll(name, "+", "-")+".log"), h.floorBin, args...)
+	p, err := startPinned(name, h.cfg.serverCPU, filepath.Join(h.out, strings.ReplaceAll(name, "+", "-")+".log"), h.floorBin, nil, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,13 @@ func (h *harness) startKeygate(ctx context.Context, db *database, tag string) (*
 	if h.cfg.cacheMaxKeys > 0 {
 		args = append(args, "--cache-max-keys", strconv.FormatInt(h.cfg.cacheMaxKeys, 10))
 	}
-	p, err := startPinned("keygate", h.cfg.serverCPU, filepath.Join(h.out, "keygate-"+tag+".log"), h.keygateBin, args...)
+	var env []string
+	if h.cfg.memoryLimit > 0 {
+		// As a replica in a container of that limit runs: GOMEMLIMIT at
+		// --memory-limit-ratio's 90% of it, which also sizes the cache.
+		env = append(env, fmt.Sprintf("GOMEMLIMIT=%dMiB", h.cfg.memoryLimit*9/10>>20))
+	}
+	p, err := startPinned("keygate", h.cfg.serverCPU, filepath.Join(h.out, "keygate-"+tag+".log"), h.keygateBin, env, args...)
 	if err != nil {
 		return nil, 0, err
 	}
