@@ -346,8 +346,8 @@ func (c *explainCmd) detail(step int, d *authz.Decision, l *loaded) string {
 		if k != nil {
 			var parts []string
 			parts = append(parts, fmt.Sprintf("active %v", k.Spec.Active))
-			if !k.Spec.NotBefore.IsZero() {
-				parts = append(parts, "not before "+k.Spec.NotBefore.Format(time.RFC3339))
+			if !k.Spec.NotBefore().IsZero() {
+				parts = append(parts, "not before "+k.Spec.NotBefore().Format(time.RFC3339))
 			}
 			parts = append(parts, "expires "+orNever(k.ExpiresAtText()))
 			return ": " + strings.Join(parts, ", ")

@@ -114,7 +114,12 @@ func TestDecisionTable(t *testing.T) {
 		{name: "row4 valid from exactly not_before", spec: func(s authz.KeySpec) authz.KeySpec { s.NotBefore = t0; return s }, want: authz.OK},
 		{name: "row4 expired_key", spec: func(s authz.KeySpec) authz.KeySpec { s.ExpiresAt = t0.Add(-time.Second); return s }, want: authz.ExpiredKey},
 		{name: "row4 expired at exactly expires_at", spec: func(s authz.KeySpec) authz.KeySpec { s.ExpiresAt = t0; return s }, want: authz.ExpiredKey},
-		{name: "row4 not yet expired", spec: func(s authz.KeySpec) authz.KeySpec { s.ExpiresAt = t0.Add(time.Nanosecond); return s }, want: authz.OK},
+		{name: "row4 not yet expired", spec: func(s authz.KeySpec) authz.KeySpec { s.ExpiresAt = t0.Add(time.Microsecond); return s }, want: authz.OK},
+		// Records keep times in microseconds (PostgreSQL's precision),
+		// rounded so that a finer time never widens what a key may do: an
+		// expiry rounds down, a not-before up.
+		{name: "row4 expiry finer than a microsecond rounds down", spec: func(s authz.KeySpec) authz.KeySpec { s.ExpiresAt = t0.Add(time.Nanosecond); return s }, want: authz.ExpiredKey},
+		{name: "row4 not-before finer than a microsecond rounds up", spec: func(s authz.KeySpec) authz.KeySpec { s.NotBefore = t0.Add(time.Nanosecond); return s }, want: authz.NotYetValid},
 		{name: "row4 before row5: expired key on unknown route", spec: func(s authz.KeySpec) authz.KeySpec { s.ExpiresAt = t0; return s },
 			router: &fakeRouter{reason: authz.UnknownRoute}, want: authz.ExpiredKey},
 		{name: "row5 unknown_route", router: &fakeRouter{reason: authz.UnknownRoute}, want: authz.UnknownRoute},

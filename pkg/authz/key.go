@@ -72,10 +72,10 @@ type KeyInfo struct {
 	TenantName         string
 	Scope              string
 	Roles              []string
-	NotBefore          time.Time
-	ExpiresAt          time.Time
+	notBefore          unixTime
+	expiresAt          unixTime
 	Group              string
-	PreviousValidUntil time.Time
+	previousValidUntil unixTime
 	RateLimit          RateLimit
 	Quota              Quota
 	TenantQuota        int64
@@ -85,8 +85,8 @@ type KeyInfo struct {
 func (s *KeySpec) info() KeyInfo {
 	return KeyInfo{ID: s.ID, Name: s.Name, Type: s.Type, Active: s.Active, AccountID: s.AccountID,
 		AppID: s.AppID, AppName: s.AppName, TenantID: s.TenantID, TenantName: s.TenantName, Scope: s.Scope,
-		Roles: s.Roles, NotBefore: s.NotBefore, ExpiresAt: s.ExpiresAt, Group: s.Group,
-		PreviousValidUntil: s.PreviousValidUntil, RateLimit: s.RateLimit, Quota: s.Quota, TenantQuota: s.TenantQuota}
+		Roles: s.Roles, notBefore: unixTimeOf(s.NotBefore, true), expiresAt: unixTimeOf(s.ExpiresAt, false), Group: s.Group,
+		previousValidUntil: unixTimeOf(s.PreviousValidUntil, false), RateLimit: s.RateLimit, Quota: s.Quota, TenantQuota: s.TenantQuota}
 }
 
 // KeySpec is a KeySpec with the fields i keeps; the hash texts, IP
@@ -94,9 +94,51 @@ func (s *KeySpec) info() KeyInfo {
 func (i *KeyInfo) KeySpec() KeySpec {
 	return KeySpec{ID: i.ID, Name: i.Name, Type: i.Type, Active: i.Active, AccountID: i.AccountID,
 		AppID: i.AppID, AppName: i.AppName, TenantID: i.TenantID, TenantName: i.TenantName, Scope: i.Scope,
-		Roles: i.Roles, NotBefore: i.NotBefore, ExpiresAt: i.ExpiresAt, Group: i.Group,
-		PreviousValidUntil: i.PreviousValidUntil, RateLimit: i.RateLimit, Quota: i.Quota, TenantQuota: i.TenantQuota}
+		Roles: i.Roles, NotBefore: i.NotBefore(), ExpiresAt: i.ExpiresAt(), Group: i.Group,
+		PreviousValidUntil: i.PreviousValidUntil(), RateLimit: i.RateLimit, Quota: i.Quota, TenantQuota: i.TenantQuota}
 }
+
+// NotBefore is when the key becomes valid; zero: at once.
+func (i *KeyInfo) NotBefore() time.Time { return i.notBefore.time() }
+
+// ExpiresAt is when the key expires; zero: never.
+func (i *KeyInfo) ExpiresAt() time.Time { return i.expiresAt.time() }
+
+// PreviousValidUntil ends a rotated-out secret's grace period.
+func (i *KeyInfo) PreviousValidUntil() time.Time { return i.previousValidUntil.time() }
+
+// unixTime is a point in time as Unix microseconds (PostgreSQL's
+// precision), 8 bytes where a time.Time takes 24: a record holds three.
+// 0 stands for the zero time.Time (no bound).
+type unixTime int64
+
+// unixTimeOf is t in microseconds: rounded up when up is set (a not-before
+// time), else down (an expiry, a grace period's end), so that a time finer
+// than a microsecond never widens what a key may do.
+func unixTimeOf(t time.Time, up bool) unixTime {
+	if t.IsZero() {
+		return 0
+	}
+	n := t.UnixMicro()
+	if up && t.Nanosecond()%1000 != 0 {
+		n++
+	}
+	if n == 0 {
+		n = -1 // the epoch itself, one microsecond before: never the zero time
+	}
+	return unixTime(n)
+}
+
+func (u unixTime) time() time.Time {
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(int64(u)).UTC()
+}
+
+// after reports whether u is after now (Unix microseconds); false when
+// u is the zero time.
+func (u unixTime) after(now int64) bool { return u != 0 && now < int64(u) }
 
 // HeaderSpec is one response header of a key: a fixed value or a template.
 type HeaderSpec struct {
@@ -188,10 +230,10 @@ func (k *Key) Algorithm() apikey.Algorithm { return algorithms[k.alg] }
 // expires. It is formatted on each call: headers that show it are rendered
 // at load, and explain is not a hot path.
 func (k *Key) ExpiresAtText() string {
-	if k.Spec.ExpiresAt.IsZero() {
+	if k.Spec.expiresAt == 0 {
 		return ""
 	}
-	return k.Spec.ExpiresAt.UTC().Format(time.RFC3339)
+	return k.Spec.ExpiresAt().Format(time.RFC3339)
 }
 
 // MarkUsed advances the key's last recorded minute to minute and reports
@@ -425,17 +467,18 @@ func (k *Key) Matches(d apikey.Digest, now time.Time) bool {
 	if d == k.Digest {
 		return true
 	}
-	return k.HasPrevious && d == *k.previous && now.Before(k.Spec.PreviousValidUntil)
+	return k.HasPrevious && d == *k.previous && k.Spec.previousValidUntil.after(now.UnixMicro())
 }
 
 // Status is row 4 of the decision: active, then not-before, then expiry.
 func (k *Key) Status(now time.Time) Reason {
+	t := now.UnixMicro()
 	switch {
 	case !k.Spec.Active:
 		return InactiveKey
-	case !k.Spec.NotBefore.IsZero() && now.Before(k.Spec.NotBefore):
+	case k.Spec.notBefore.after(t):
 		return NotYetValid
-	case !k.Spec.ExpiresAt.IsZero() && !now.Before(k.Spec.ExpiresAt):
+	case k.Spec.expiresAt != 0 && !k.Spec.expiresAt.after(t):
 		return ExpiredKey
 	}
 	return OK

@@ -37,7 +37,7 @@ func Unloadable(spec KeySpec, cause error) (*Key, error) {
 	}
 	if prevAlg, prev, err := apikey.ParseHash(spec.PreviousHash); err == nil && prevAlg == alg {
 		k.previous, k.HasPrevious = &prev, true
-		k.Spec.PreviousValidUntil = spec.PreviousValidUntil
+		k.Spec.previousValidUntil = unixTimeOf(spec.PreviousValidUntil, false)
 	}
 	k.setAlgorithm(alg)
 	k.size = k.computeSize()
