@@ -89,8 +89,8 @@ func (s *Store) current() *snapshot {
 	return sn
 }
 
-// build turns a Set into records. Records are copies: a caller may change
-// what it is given without touching the Set the data plane serves.
+// build turns a Set into records, copies of the Set's: the data plane
+// serves the Set.
 func build(set *keyfile.Set) *snapshot {
 	at := set.Modified()
 	if at.IsZero() {
@@ -244,9 +244,18 @@ func (s *Store) ListTenants(_ context.Context, accountID string, p store.Page) (
 func (s *Store) GetKey(_ context.Context, accountID, id string) (store.Key, error) {
 	sn := s.current()
 	if k, ok := find(of(sn, accountID, sn.keys), keyID, id); ok {
-		return k, nil
+		return own(k), nil
 	}
 	return store.Key{}, notFound("key", id)
+}
+
+// own is k with lists of its own: the snapshot's are shared by every
+// read, and a caller may change what it is given.
+func own(k store.Key) store.Key {
+	k.Spec.IPFilters = slices.Clone(k.Spec.IPFilters)
+	k.Spec.ResponseHeaders = slices.Clone(k.Spec.ResponseHeaders)
+	k.RoleIDs = slices.Clone(k.RoleIDs)
+	return k
 }
 
 // ListKeys lists the file's keys that pass f. The file records no
@@ -258,7 +267,11 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 		return nil, "", fmt.Errorf("%w: type: unknown key type %d", store.ErrInvalid, f.Type)
 	}
 	sn := s.current()
-	return page(of(sn, accountID, sn.keys), p, keyID, keyAt, func(k store.Key) bool { return matches(&f, &k) })
+	ks, next, err := page(of(sn, accountID, sn.keys), p, keyID, keyAt, func(k store.Key) bool { return matches(&f, &k) })
+	for i := range ks {
+		ks[i] = own(ks[i])
+	}
+	return ks, next, err
 }
 
 // matches is KeyFilter as PostgreSQL applies it.

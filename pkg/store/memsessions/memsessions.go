@@ -30,9 +30,18 @@ const DefaultMax = 10_000
 type Sessions struct {
 	max int
 	mu  sync.Mutex
-	// byID indexes lru, whose front is the session seen least recently.
-	byID map[string]*list.Element
-	lru  *list.List // of *store.Session
+	// byID indexes both lists, each of *entry: seen runs from the session
+	// seen least recently, created from the oldest. The console's clock
+	// moves forward, so they are in LastSeenAt and CreatedAt order, and a
+	// sweep stops at the first session it keeps.
+	byID    map[string]*entry
+	seen    *list.List
+	created *list.List
+}
+
+type entry struct {
+	s             store.Session
+	seen, created *list.Element
 }
 
 var _ store.Sessions = (*Sessions)(nil)
@@ -42,7 +51,7 @@ func New(max int) *Sessions {
 	if max <= 0 {
 		max = DefaultMax
 	}
-	return &Sessions{max: max, byID: map[string]*list.Element{}, lru: list.New()}
+	return &Sessions{max: max, byID: map[string]*entry{}, seen: list.New(), created: list.New()}
 }
 
 // CreateSession stores s after deleting the sessions created before
@@ -51,27 +60,29 @@ func New(max int) *Sessions {
 func (m *Sessions) CreateSession(_ context.Context, s store.Session, staleBefore, idleBefore time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for e := m.lru.Front(); e != nil; {
-		next := e.Next()
-		if old := e.Value.(*store.Session); old.CreatedAt.Before(staleBefore) || old.LastSeenAt.Before(idleBefore) {
-			m.remove(e)
-		}
-		e = next
+	for e := m.created.Front(); e != nil && e.Value.(*entry).s.CreatedAt.Before(staleBefore); e = m.created.Front() {
+		m.remove(e.Value.(*entry))
+	}
+	for e := m.seen.Front(); e != nil && e.Value.(*entry).s.LastSeenAt.Before(idleBefore); e = m.seen.Front() {
+		m.remove(e.Value.(*entry))
 	}
 	if _, ok := m.byID[s.ID]; ok {
 		return fmt.Errorf("session: %w", store.ErrAlreadyExists)
 	}
-	for m.lru.Len() >= m.max {
-		m.remove(m.lru.Front())
+	for len(m.byID) >= m.max {
+		m.remove(m.seen.Front().Value.(*entry))
 	}
 	s.SecretHash = slices.Clone(s.SecretHash)
-	m.byID[s.ID] = m.lru.PushBack(&s)
+	e := &entry{s: s}
+	e.seen, e.created = m.seen.PushBack(e), m.created.PushBack(e)
+	m.byID[s.ID] = e
 	return nil
 }
 
-func (m *Sessions) remove(e *list.Element) {
-	delete(m.byID, e.Value.(*store.Session).ID)
-	m.lru.Remove(e)
+func (m *Sessions) remove(e *entry) {
+	delete(m.byID, e.s.ID)
+	m.seen.Remove(e.seen)
+	m.created.Remove(e.created)
 }
 
 // GetSession returns a copy of a session; store.ErrNotFound when there is
@@ -83,21 +94,20 @@ func (m *Sessions) GetSession(_ context.Context, id string) (store.Session, erro
 	if !ok {
 		return store.Session{}, fmt.Errorf("session: %w", store.ErrNotFound)
 	}
-	s := *e.Value.(*store.Session)
+	s := e.s
 	s.SecretHash = slices.Clone(s.SecretHash)
 	return s, nil
 }
 
-// TouchSession records a request of the session at at: it becomes the
-// one seen most recently. A session that is gone is no error.
+// TouchSession records a request of the session at at (never moving it
+// back): it becomes the one seen most recently. A session that is gone is
+// no error.
 func (m *Sessions) TouchSession(_ context.Context, id string, at time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.byID[id]; ok {
-		if s := e.Value.(*store.Session); at.After(s.LastSeenAt) {
-			s.LastSeenAt = at
-		}
-		m.lru.MoveToBack(e)
+	if e, ok := m.byID[id]; ok && at.After(e.s.LastSeenAt) {
+		e.s.LastSeenAt = at
+		m.seen.MoveToBack(e.seen)
 	}
 	return nil
 }
@@ -116,5 +126,5 @@ func (m *Sessions) DeleteSession(_ context.Context, id string) error {
 func (m *Sessions) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lru.Len()
+	return len(m.byID)
 }
