@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -154,7 +155,9 @@ func TestConsoleKeysFile(t *testing.T) {
 
 	// GraphQL: a query answers, a mutation is refused as read-only.
 	a := gqlOK(t, srv, adminSecret, `{ keys(first: 10) { edges { node { id } } } }`, nil)
-	var list struct{ Edges []struct{ Node struct{ ID string } } }
+	var list struct {
+		Edges []struct{ Node struct{ ID string } }
+	}
 	a.Field(t, "keys", &list)
 	if len(list.Edges) != 2 || list.Edges[0].Node.ID != "k-admin" || list.Edges[1].Node.ID != "k-svc" {
 		t.Errorf("keys over GraphQL: %+v", list)
@@ -177,5 +180,33 @@ func TestConsoleKeysFile(t *testing.T) {
 	}
 	if a := gqlPost(t, srv, adminSecret, `{ keys(first: 1) { edges { node { id } } } }`, nil); a.Code(0) != "UNAUTHENTICATED" {
 		t.Errorf("GraphQL with the deactivated key: %d %+v", a.Status, a.Errors)
+	}
+}
+
+// demoAccountKey is the demo's account key the README's "Try it" says to
+// sign in to `make run`'s console with (examples/keys.yaml's demo-admin).
+const demoAccountKey = "kg_aak_nUiYTIUqr5Aj7kIUAGkO8XBSCjI5Lh45WctQ"
+
+// TestConsoleMakeRun: `make run`'s files (examples/) serve the console,
+// and the account key the README and the Makefile name signs in to it
+// and lists the demo's keys.
+func TestConsoleMakeRun(t *testing.T) {
+	for _, doc := range []string{"../README.md", "../Makefile", "../docs/console.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), demoAccountKey) || !strings.Contains(string(b), "127.0.0.1:9194") {
+			t.Errorf("%s does not say to open 127.0.0.1:9194 with %s", doc, demoAccountKey)
+		}
+	}
+	srv := startServe(t, []string{"authz", "admin", "console"}, "--keys-file", "../examples/keys.yaml", "--routes-file", "../examples/routes.yaml")
+	fc := newFileConsole(t, srv.consoleAddr)
+	if status, to, body := fc.do("POST", "/signin", url.Values{"key": {demoAccountKey}}); status != http.StatusSeeOther || to != "/" {
+		t.Fatalf("sign in with the README's key: %d to %q\n%s", status, to, body)
+	}
+	status, _, body := fc.do("GET", "/keys", nil)
+	if status != http.StatusOK || !strings.Contains(body, "acme-full") || !strings.Contains(body, "demo-admin") || !strings.Contains(body, `id="read-only"`) {
+		t.Errorf("the demo's keys list: %d\n%s", status, body)
 	}
 }
