@@ -83,8 +83,11 @@ func postActions(t testing.TB, body string) []string {
 func TestReadOnlyConsole(t *testing.T) {
 	e := newFileEnv(t)
 	b := e.browser(e.srv)
-	b.signIn(e.admin)
 	msg := "This keygate serves a keys file: the console is read-only. Edit " + e.path + " and keygate reloads it."
+	if r := b.get("/signin"); !strings.Contains(r.body, html.EscapeString(msg)) {
+		t.Errorf("the sign-in page does not say the console is read-only:\n%s", r.body)
+	}
+	b.signIn(e.admin)
 	for _, path := range []string{"/", "/keys", "/keys/k-svc", "/keys/k-admin", "/apps", "/apps/billing", "/tenants", "/tenants/acme"} {
 		r := b.get(path)
 		wantStatus(t, r, http.StatusOK)
