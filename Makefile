@@ -14,9 +14,10 @@ help: ## list targets
 build: ## build bin/keygate
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/keygate
 
-run: build ## serve the demo keys and routes (examples/) on loopback
+run: build ## serve the demo keys and routes (examples/) on loopback; the read-only console on 127.0.0.1:9194
+	@echo 'keygate run: the console (read-only) is at http://127.0.0.1:9194/ — sign in with the demo account key kg_aak_nUiYTIUqr5Aj7kIUAGkO8XBSCjI5Lh45WctQ (README "Try it")'
 	$(BIN) serve --keys-file examples/keys.yaml --routes-file examples/routes.yaml \
-		--authz-addr 127.0.0.1:9191 --admin-addr 127.0.0.1:9193 --log-format text --log-level debug
+		--authz-addr 127.0.0.1:9191 --admin-addr 127.0.0.1:9193 --console-addr 127.0.0.1:9194 --log-format text --log-level debug
 
 demo: build ## database mode on the local PostgreSQL (DEMO_DATABASE_URL, default database keygate_demo), seeded with the demo apps, tenants and keys; the console on 127.0.0.1:9194
 	KEYGATE=$(BIN) scripts/demo.sh

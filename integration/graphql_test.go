@@ -309,23 +309,6 @@ func TestGraphQLLimits(t *testing.T) {
 	}
 }
 
-// TestConsoleListenerNeedsDatabase: with a keys file there is no Account
-// API, so the console listener stays off and the log says why.
-func TestConsoleListenerNeedsDatabase(t *testing.T) {
-	dir := t.TempDir()
-	keys, routes := dir+"/keys.yaml", dir+"/routes.yaml"
-	writeFile(t, keys, keysYAML())
-	writeFile(t, routes, routesYAML)
-	srv := startServer(t, keys, routes)
-	logs := srv.Logs()
-	if !strings.Contains(logs, "the Account API needs a database") || strings.Contains(logs, `"listener":"console"`) {
-		t.Fatalf("console listener with a keys file:\n%s", logs)
-	}
-	if !slices.Contains([]string{""}, srv.consoleAddr) {
-		t.Fatalf("console listening on %s", srv.consoleAddr)
-	}
-}
-
 // TestGraphQLDocsGoClient runs the Go client of
 // docs/graphql-account-api.md against the real server: it generates a
 // key with seed 001's mutation, which Check accepts.

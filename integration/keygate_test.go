@@ -117,7 +117,7 @@ type server struct {
 	authzAddr   string
 	adminAddr   string
 	accountAddr string // database mode only
-	consoleAddr string // database mode only: /graphql and the console
+	consoleAddr string // /graphql and the console (read-only with a keys file)
 	mu          sync.Mutex
 	logs        strings.Builder
 	done        chan error

@@ -80,10 +80,11 @@ type keySource struct {
 	loops []func(ctx context.Context)
 	// account serves the Account API (database mode only).
 	account grpcService
-	// accountSvc is the account service the console listener serves
-	// (database mode only; nil with a keys file).
+	// accountSvc is the account service the console listener serves:
+	// over PostgreSQL, or read-only over the keys file (fileAccount).
 	accountSvc *account.Service
-	// sessions keeps the console's sessions (database mode only).
+	// sessions keeps the console's sessions: in PostgreSQL, or in memory
+	// with a keys file.
 	sessions store.Sessions
 	close    func()
 }
@@ -133,7 +134,7 @@ func (c *serveCmd) Run(e *env) error {
 		case "account":
 			return c.DatabaseURL != "" && (c.AccountListenAddr != "" || c.AccountAddr != "")
 		case "console":
-			return c.DatabaseURL != "" && c.ConsoleAddr != ""
+			return c.ConsoleAddr != ""
 		}
 		return true
 	})
@@ -274,9 +275,12 @@ func (c *serveCmd) openKeys(ctx context.Context, l *loaded, m *metrics.Metrics, 
 	if err != nil {
 		return nil, err
 	}
+	accountSvc, sessions := c.fileAccount(keys, l, log)
 	return &keySource{
-		store:   keys,
-		denials: keys.Denials(),
+		accountSvc: accountSvc,
+		sessions:   sessions,
+		store:      keys,
+		denials:    keys.Denials(),
 		// Quotas of the file are counted per replica: there is no usage
 		// table to share counts through, and a restart counts afresh
 		// (docs/usage.md).

@@ -121,10 +121,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	engine := &authz.Engine{Keys: kc, Routes: account.AccountRouter(), Hasher: l.hasher, Usage: kc}
 	// One account service behind both transports (gRPC here, GraphQL on
 	// the console listener): one rate limiter, one set of rules.
-	accountSvc := account.NewService(st, engine, l.hasher, account.Options{Compile: l.keysOpts.Compile, Logger: log,
-		Routes:         l.router, // the table serve reloads: scopes are checked against the current one
-		ReplicaTimeout: c.ReplicaTimeout,
-		RateLimits:     account.RateLimits{MutationsPerSecond: c.AccountMutationsPerSecond, ReadsPerSecond: c.AccountReadsPerSecond}})
+	accountSvc := account.NewService(st, engine, l.hasher, c.accountOptions(l, log))
 	accountSrv := accountgrpc.NewServer(accountSvc, log)
 	up := &startup{pool: pool, kc: kc, migrate: c.Migrate, log: log}
 	warm := make(chan struct{})

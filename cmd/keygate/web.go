@@ -12,10 +12,10 @@ import (
 )
 
 // webFlags configure the HTTP listener of the Account API over GraphQL
-// (SPEC §14) and the console (§15). It serves the account service, so it
-// runs in database mode only, like the gRPC Account API.
+// (SPEC §14) and the console (§15). It serves the account service: over
+// PostgreSQL, or read-only over a keys file (serve_file.go).
 type webFlags struct {
-	ConsoleAddr           string `name:"console-addr" env:"KEYGATE_CONSOLE_ADDR" default:"127.0.0.1:9194" help:"HTTP listener for the Account API over GraphQL (/graphql) and the console (database mode; with --keys-file there is no Account API and it stays off); empty turns it off."`
+	ConsoleAddr           string `name:"console-addr" env:"KEYGATE_CONSOLE_ADDR" default:"127.0.0.1:9194" help:"HTTP listener for the Account API over GraphQL (/graphql) and the console; with --keys-file both are read-only (sign in with an account key of the file; edit the file to change keys); empty turns it off."`
 	ConsoleMaxConnections int    `name:"console-max-connections" env:"KEYGATE_CONSOLE_MAX_CONNECTIONS" default:"256" help:"Connections the console listener serves at once; further ones wait to be accepted."`
 	GraphQLMaxBodyBytes   int64  `name:"graphql-max-body-bytes" env:"KEYGATE_GRAPHQL_MAX_BODY_BYTES" default:"1048576" help:"Largest /graphql request body (413 beyond), and the largest query in a GET's URL."`
 	GraphQLMaxDepth       int    `name:"graphql-max-depth" env:"KEYGATE_GRAPHQL_MAX_DEPTH" default:"10" help:"Deepest selection a /graphql document may nest."`
@@ -34,22 +34,22 @@ func webMux(svc *account.Service, f webFlags, log *slog.Logger) *http.ServeMux {
 }
 
 // consoleHandler is the console (pkg/console) over the account service,
-// its sessions in the database; cookies are Secure when the listener
-// serves TLS.
+// its sessions in the database (in memory with a keys file); cookies are
+// Secure when the listener serves TLS.
 func consoleHandler(src *keySource, secure bool, log *slog.Logger) (http.Handler, error) {
 	return console.New(console.Options{Service: src.accountSvc, Sessions: src.sessions, Secure: secure, Logger: log})
 }
 
-// addWeb adds the console listener to the group when it runs: in
-// database mode with a --console-addr. With a keys file there is no
-// account service to serve, which the log says.
+// addWeb adds the console listener to the group when it runs: with a
+// --console-addr. With a keys file it is read-only, which the log says.
 func (c *serveCmd) addWeb(group *listenerGroup, src *keySource, tlsOn *serveTLS, log *slog.Logger) {
 	switch {
 	case c.ConsoleAddr == "":
 		log.Info("console and GraphQL Account API off (--console-addr is empty)")
-	case src.accountSvc == nil:
-		log.Info("console and GraphQL Account API off: the Account API needs a database (--database-url); a keys file is read-only")
 	default:
+		if src.accountSvc.ReadOnly() != nil {
+			log.Info("console and GraphQL Account API read-only: keygate serves a keys file; sign in with an account key of the file, and edit the file to change anything", "file", c.KeysFile)
+		}
 		mux := webMux(src.accountSvc, c.webFlags, log)
 		ch, err := consoleHandler(src, tlsOn.on("console"), log)
 		if err != nil {

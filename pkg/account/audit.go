@@ -90,6 +90,9 @@ func (s *Service) ListAuditEvents(ctx context.Context, c Caller, f AuditFilter, 
 	if err := v.err(); err != nil {
 		return nil, "", err
 	}
+	if s.readOnly != nil {
+		return nil, "", noAuditLog()
+	}
 	evs, next, err := pageOf(p, func(pg store.Page) ([]store.AuditEvent, string, error) {
 		return s.store.ListAuditEvents(ctx, c.AccountID, sf, pg)
 	}, eventBytes, eventToken)

@@ -62,6 +62,8 @@ type Service struct {
 	maxGrace time.Duration
 	limiter  *callLimiter
 	routes   Routes
+	// readOnly is set when the store changes nothing (store.ReadOnly).
+	readOnly *store.ReadOnlyError
 
 	replicaTimeout time.Duration
 }
@@ -83,6 +85,9 @@ func NewService(st store.Accounts, engine *authz.Engine, hasher *apikey.Hasher, 
 		routes:   opts.Routes,
 
 		replicaTimeout: opts.ReplicaTimeout,
+	}
+	if ro, ok := st.(store.ReadOnly); ok {
+		s.readOnly = ro.ReadOnly()
 	}
 	if s.replicaTimeout <= 0 {
 		s.replicaTimeout = DefaultReplicaTimeout
@@ -198,13 +203,17 @@ var statusCodes = map[int]Code{
 
 // Authorize checks that an authenticated caller's scope allows op: for a
 // transport that authenticates once and runs several operations (a
-// GraphQL document's root fields).
+// GraphQL document's root fields). Over a read-only store every mutation
+// the scope allows is refused with ReadOnly's error.
 func (s *Service) Authorize(c Caller, op Operation) error {
 	if !c.valid() {
 		return errorf(Unauthenticated, "unauthenticated: no account key was accepted for this call")
 	}
 	if !c.Scope.Allows(authz.AccountAPIService, op.Kind, op.Name) {
 		return scopeDenied(op)
+	}
+	if op.Kind == kindMutation && s.readOnly != nil {
+		return readOnlyError(s.readOnly)
 	}
 	return nil
 }
@@ -280,7 +289,10 @@ func contextError(err error) *Error {
 func (s *Service) storeError(ctx context.Context, op, what string, err error) error {
 	var quota *store.QuotaError
 	var keys *store.HasKeysError
+	var ro *store.ReadOnlyError
 	switch {
+	case errors.As(err, &ro):
+		return readOnlyError(ro)
 	case errors.As(err, &quota):
 		return quotaError(quota)
 	case errors.As(err, &keys):

@@ -159,6 +159,9 @@ func statusOf(err error) (int, string) {
 	if !errors.As(err, &ae) {
 		return http.StatusInternalServerError, "internal error"
 	}
+	if ae.Reason == account.ReasonReadOnly {
+		return http.StatusConflict, readOnlyMessage(ae)
+	}
 	switch ae.Code {
 	case account.InvalidArgument, account.FailedPrecondition, account.AlreadyExists:
 		return http.StatusUnprocessableEntity, ae.Message

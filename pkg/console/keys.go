@@ -368,6 +368,10 @@ func (h *Handler) keyNewView(ctx context.Context, p *page, f keyForm) *keyNewVie
 }
 
 func (h *Handler) keyNewForm(w http.ResponseWriter, r *http.Request, p *page) {
+	if err := h.svc.ReadOnly(); err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
 	if !p.canCreateKey() {
 		h.fail(w, r, http.StatusForbidden, "scope_denied: the key's scope allows no generate…AccessKey operation")
 		return

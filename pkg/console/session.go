@@ -144,7 +144,7 @@ func checkCSRF(r *http.Request, s *session) bool {
 
 // signInForm shows the sign-in page; ended says why a session ended.
 func (h *Handler) signInForm(w http.ResponseWriter, r *http.Request) {
-	p := &page{Title: "Sign in", Notice: endedMessages[r.URL.Query().Get("ended")]}
+	p := &page{Title: "Sign in", Notice: endedMessages[r.URL.Query().Get("ended")], h: h}
 	if _, _, ok := readCookie(r); ok {
 		if s, _, err := h.resume(w, r); err == nil && s != nil {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -167,7 +167,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	c, err := h.svc.OpenSession(r.Context(), account.Credentials{Keys: keys, ClientIP: clientIP(r)})
 	if err != nil {
 		status, msg := statusOf(err)
-		h.render(w, r, status, "signin", &page{Title: "Sign in", Errors: map[string]string{"key": msg}})
+		h.render(w, r, status, "signin", &page{Title: "Sign in", Errors: map[string]string{"key": msg}, h: h})
 		return
 	}
 	if old, _, ok := readCookie(r); ok {

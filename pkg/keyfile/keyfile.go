@@ -44,6 +44,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -85,6 +86,9 @@ type Set struct {
 	tenants []Owner
 	roles   []*authz.Role
 	denials []*authz.CompiledDenial
+	// modified is when the file was last changed, as Store read it
+	// (zero for a Set that Parse returned by itself).
+	modified time.Time
 }
 
 // Owner is an app or a tenant as a keys file lists it.
@@ -124,6 +128,11 @@ func (s *Set) Specs() []authz.KeySpec { return slices.Clone(s.specs) }
 
 // Account is the account every key of the file belongs to.
 func (s *Set) Account() string { return s.account }
+
+// Modified is the file's modification time when Store loaded this Set:
+// the time of the last change to what it holds. Zero for a Set that Parse
+// returned by itself.
+func (s *Set) Modified() time.Time { return s.modified }
 
 var (
 	topFields    = []string{"account", "apps", "tenants", "roles", "denials", "keys"}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
@@ -52,6 +53,16 @@ func Open(path string, opts Options, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// modTime is when the file was last changed: read right after its
+// content, so that a Set carries the time of the content it holds; now
+// when the file cannot be stated (it was just read).
+func (s *Store) modTime() time.Time {
+	if fi, err := os.Stat(s.path); err == nil {
+		return fi.ModTime().UTC()
+	}
+	return time.Now().UTC()
+}
+
 // parse compiles what read returned and logs its warnings.
 func (s *Store) parse(data []byte, readErr error) (*Set, error) {
 	if readErr != nil {
@@ -65,6 +76,7 @@ func (s *Store) parse(data []byte, readErr error) (*Set, error) {
 }
 
 func (s *Store) swap(data []byte, set *Set) {
+	set.modified = s.modTime()
 	s.loaded = sha256.Sum256(data)
 	s.set.Store(set)
 	s.denials.Replace(set.denials)
