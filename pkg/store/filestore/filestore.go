@@ -118,8 +118,7 @@ func build(set *keyfile.Set) *snapshot {
 			Scope: d.Scope, Reason: d.Reason, CreatedAt: at, UpdatedAt: at})
 	}
 	sortByID(sn.denials, func(d store.Denial) string { return d.ID })
-	for _, k := range set.Keys() {
-		spec := k.Spec
+	for _, spec := range set.Specs() {
 		spec.IPFilters = slices.Clone(spec.IPFilters)
 		spec.ResponseHeaders = slices.Clone(spec.ResponseHeaders)
 		// A stored key holds its roles by id (RoleIDs), as PostgreSQL
