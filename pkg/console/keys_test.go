@@ -382,14 +382,21 @@ func TestKeyPagePanels(t *testing.T) {
 	}
 	b := e.browser(e.srv)
 	b.signIn(e.admin)
-	body := b.get("/keys/" + k.Spec.ID).body
-	for _, want := range []string{"query:listInvoices", "query:getInvoice", "No requests counted.", `id="sync-status"`, "key.update", `description: &#34;now described&#34;`, "key.create"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("key page lacks %q", want)
+	for tab, wants := range map[string][]string{
+		"endpoints": {"<code>query:listInvoices</code>", "<code>query:getInvoice</code>"},
+		"usage":     {"No requests counted."},
+		"sync":      {`id="sync-status"`},
+		"audit":     {"key.update", `<code>description</code>: <ins><span class="sr">now </span>&#34;now described&#34;</ins>`, "key.create"},
+	} {
+		body := b.get("/keys/" + k.Spec.ID + "?tab=" + tab).body
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				t.Errorf("key page, tab %s, lacks %q", tab, want)
+			}
 		}
-	}
-	if strings.Contains(body, "mutation:createInvoice</code>") {
-		t.Error("the endpoints list an operation outside the scope")
+		if strings.Contains(body, "mutation:createInvoice</code>") {
+			t.Errorf("tab %s: the endpoints list an operation outside the scope", tab)
+		}
 	}
 }
 
