@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -44,18 +45,13 @@ func diffOf(before, after json.RawMessage) []fieldDiff {
 	if b == nil && a == nil {
 		return nil
 	}
-	var fields []string
-	for f := range a {
-		fields = append(fields, f)
+	both := maps.Clone(b)
+	if both == nil {
+		both = map[string]json.RawMessage{}
 	}
-	for f := range b {
-		if _, ok := a[f]; !ok {
-			fields = append(fields, f)
-		}
-	}
-	slices.Sort(fields)
+	maps.Copy(both, a)
 	var out []fieldDiff
-	for _, f := range fields {
+	for _, f := range slices.Sorted(maps.Keys(both)) {
 		if secretField(f) || (b != nil && a != nil && bytes.Equal(b[f], a[f])) {
 			continue
 		}

@@ -111,7 +111,9 @@ func TestPagesRenderForAdmin(t *testing.T) {
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	r = b.get("/audit?action=KEY")
 	wantStatus(t, r, http.StatusUnprocessableEntity)
-	if len(find(t, r.body, func(n *html.Node) bool { return attr(n, "class") == "field-error" && strings.Contains(text(n), "action") })) == 0 {
+	if len(find(t, r.body, func(n *html.Node) bool {
+		return attr(n, "class") == "field-error" && strings.Contains(text(n), "action")
+	})) == 0 {
 		t.Errorf("a bad action is not refused beside the field:\n%s", r.body)
 	}
 }
@@ -124,40 +126,19 @@ func TestPagesReadOnly(t *testing.T) {
 	reader, _ := e.accountKey("reader", "account-api:query:*")
 	b := e.browser(e.srv)
 	b.signIn(reader)
-	for _, path := range []string{"/roles", "/roles/r-read", "/denials", "/denials/" + fx.denialID, "/account-keys", "/audit", "/replicas",
-		"/keys/" + fx.keyID + "?tab=settings", "/keys/" + fx.keyID + "?tab=usage", "/keys/" + fx.keyID + "?tab=audit"} {
-		r := b.get(path)
-		wantStatus(t, r, http.StatusOK)
-		for _, f := range find(t, r.body, func(n *html.Node) bool { return n.Data == "form" && attr(n, "method") == "post" }) {
-			if attr(f, "action") != "/signout" {
-				t.Errorf("GET %s: a form posting to %s", path, attr(f, "action"))
-			}
-		}
-		for _, id := range []string{"new-role", "new-key", "new-denial", "delete", "save", "role-form", "denial-form"} {
-			if len(find(t, r.body, byID(id))) > 0 {
-				t.Errorf("GET %s: shows #%s", path, id)
-			}
-		}
-	}
+	wantNoChanges(t, b, []string{"/roles", "/roles/r-read", "/denials", "/denials/" + fx.denialID, "/account-keys", "/audit", "/replicas",
+		"/keys/" + fx.keyID + "?tab=settings", "/keys/" + fx.keyID + "?tab=usage", "/keys/" + fx.keyID + "?tab=audit"},
+		"new-role", "new-key", "new-denial", "delete", "save", "role-form", "denial-form")
 	for _, path := range []string{"/roles/new", "/roles/r-read/delete", "/denials/new?tenant=globex"} {
 		wantStatus(t, b.get(path), http.StatusForbidden)
 	}
-	for _, tc := range []struct {
-		path string
-		form url.Values
-	}{
+	wantRefused(t, b, []post{
 		{"/roles", url.Values{"name": {"evil"}, "scope": {"account-api"}}},
 		{"/roles/r-read", url.Values{"name": {"evil"}, "scope": {"account-api"}}},
 		{"/roles/r-read/delete", url.Values{"force": {"on"}}},
 		{"/denials/" + fx.denialID, url.Values{"scope": {"billing-api"}, "reason": {"evil"}}},
 		{"/denials/" + fx.denialID + "/delete", url.Values{}},
-	} {
-		r := b.form(tc.path, tc.form)
-		wantStatus(t, r, http.StatusForbidden)
-		if !strings.Contains(r.body, "scope_denied") {
-			t.Errorf("POST %s: refusal does not say scope_denied:\n%s", tc.path, r.body)
-		}
-	}
+	})
 	if ro, err := e.svc.GetServiceAccessRole(t.Context(), e.caller(), "r-read"); err != nil || ro.Name != "invoice-reader" {
 		t.Errorf("the reader changed the role: %+v, %v", ro, err)
 	}
@@ -181,6 +162,45 @@ func TestPagesReadOnly(t *testing.T) {
 	tabs := find(t, page.body, func(n *html.Node) bool { return attr(n, "role") == "tab" })
 	if len(tabs) != 1 || attr(tabs[0], "aria-selected") != "true" {
 		t.Errorf("a key that may read none of the panels: %d tabs", len(tabs))
+	}
+}
+
+// wantNoChanges checks that each page renders for the session and has no
+// form that posts (sign-out aside) nor any element of the ids given.
+func wantNoChanges(t *testing.T, b *browser, paths []string, ids ...string) {
+	t.Helper()
+	for _, path := range paths {
+		r := b.get(path)
+		wantStatus(t, r, http.StatusOK)
+		for _, f := range find(t, r.body, func(n *html.Node) bool { return n.Data == "form" && attr(n, "method") == "post" }) {
+			if attr(f, "action") != "/signout" {
+				t.Errorf("GET %s: a form posting to %s", path, attr(f, "action"))
+			}
+		}
+		for _, id := range ids {
+			if len(find(t, r.body, byID(id))) > 0 {
+				t.Errorf("GET %s: shows #%s", path, id)
+			}
+		}
+	}
+}
+
+// post is a form posted to a path.
+type post struct {
+	path string
+	form url.Values
+}
+
+// wantRefused checks that each post, with the session's CSRF token, is
+// refused 403 scope_denied.
+func wantRefused(t *testing.T, b *browser, posts []post) {
+	t.Helper()
+	for _, tc := range posts {
+		r := b.form(tc.path, tc.form)
+		wantStatus(t, r, http.StatusForbidden)
+		if !strings.Contains(r.body, "scope_denied") {
+			t.Errorf("POST %s: refusal does not say scope_denied:\n%s", tc.path, r.body)
+		}
 	}
 }
 
