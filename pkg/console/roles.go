@@ -199,7 +199,7 @@ type roleDeleteView struct {
 // roleCountCap bounds the keys the delete confirmation counts: one page
 // (a role of every service key is held by tens of thousands, and
 // counting them all takes seconds).
-const roleCountCap = 1000
+const roleCountCap = 100
 
 func (h *Handler) roleDeleteView(w http.ResponseWriter, r *http.Request, p *page, status int, force bool) {
 	ctx := r.Context()
