@@ -37,7 +37,7 @@ func secretField(name string) bool {
 
 // diffOf is an event's diff: for a change, the top-level fields whose
 // values differ; for a creation every field after, for a deletion every
-// field before. Fields in name order.
+// field before; in name order, without noise.
 func diffOf(before, after json.RawMessage) []fieldDiff {
 	var b, a map[string]json.RawMessage
 	_ = json.Unmarshal(before, &b)
@@ -52,12 +52,25 @@ func diffOf(before, after json.RawMessage) []fieldDiff {
 	maps.Copy(both, a)
 	var out []fieldDiff
 	for _, f := range slices.Sorted(maps.Keys(both)) {
-		if secretField(f) || (b != nil && a != nil && bytes.Equal(b[f], a[f])) {
+		if secretField(f) || noise(f, b == nil) || (b != nil && a != nil && bytes.Equal(b[f], a[f])) {
 			continue
 		}
 		out = append(out, fieldDiff{Field: f, Before: jsonText(b[f]), After: jsonText(a[f])})
 	}
 	return out
+}
+
+// noise reports whether a field says nothing the event's row does not:
+// the account and the object's id (the row names them), the time of the
+// last change (the event's), and a created object's creation time.
+func noise(field string, created bool) bool {
+	switch field {
+	case "account_id", "id", "updated_at":
+		return true
+	case "created_at":
+		return created
+	}
+	return false
 }
 
 // jsonText is a value as the diff shows it: compact JSON, "" for none.
