@@ -307,6 +307,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	for _, pg := range []struct{ name, path, wait string }{
 		{"key-usage", strings.TrimPrefix(keyURL, base) + "?tab=usage", "usage-chart"},
 		{"key-audit", strings.TrimPrefix(keyURL, base) + "?tab=audit", "audit-table"},
+		{"role-new", "/roles/new", "role-form"}, {"account-keys", "/account-keys", "keys-table"},
 		{"denials", "/denials", "denials"}, {"audit", "/audit", "audit-table"}, {"replicas", "/replicas", "replicas-table"},
 	} {
 		b.run(ctx, pg.name, chromedp.Navigate(base+pg.path), chromedp.WaitVisible(chromedp.ID(pg.wait)))
