@@ -303,6 +303,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.shot(ctx, "keys")
 	b.run(ctx, "overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("main h1")))
 	b.shot(ctx, "overview")
+	// The key page's Usage tab and the account-wide pages.
+	for _, pg := range []struct{ name, path, wait string }{
+		{"key-usage", strings.TrimPrefix(keyURL, base) + "?tab=usage", "usage-chart"},
+		{"key-audit", strings.TrimPrefix(keyURL, base) + "?tab=audit", "audit-table"},
+		{"role-new", "/roles/new", "role-form"}, {"account-keys", "/account-keys", "keys-table"},
+		{"denials", "/denials", "denials"}, {"audit", "/audit", "audit-table"}, {"replicas", "/replicas", "replicas-table"},
+	} {
+		b.run(ctx, pg.name, chromedp.Navigate(base+pg.path), chromedp.WaitVisible(chromedp.ID(pg.wait)))
+		b.shot(ctx, pg.name)
+	}
 
 	// A CSRF-less post and a cross-origin post are refused.
 	if st := b.post(ctx, "/apps", map[string]string{"name": "No Token"}, "-"); st != http.StatusForbidden {

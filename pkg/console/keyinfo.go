@@ -1,9 +1,7 @@
 package console
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"slices"
 	"time"
 
@@ -12,21 +10,57 @@ import (
 	"github.com/keygate/keygate/pkg/store"
 )
 
-// keyPanels are the key page's panels beyond its settings (Contentserv's
+// keyPanels are the key page's tabs beyond its settings (Contentserv's
 // Endpoint tab, Unkey's usage and logs, SBS's sync status), each read
-// with its own operation and shown only when the session may read it. A
-// panel that cannot be read says so; the rest of the page stands.
+// with its own operation and offered only when the session may read it.
+// Only the open tab is read. A panel that cannot be read says so; the
+// rest of the page stands.
 type keyPanels struct {
 	Endpoints    []endpoint
 	EndpointsErr string
-	Usage        []usageRow
+	Chart        *usageChart
 	UsageErr     string
-	ShowUsage    bool
 	Sync         *account.SyncStatus
 	SyncErr      string
 	Audit        []auditRow
 	AuditErr     string
-	ShowAudit    bool
+	// MoreAudit is the audit log page of the key's events, when it has
+	// more than the tab lists.
+	MoreAudit bool
+}
+
+// keyTab is one of the key page's tabs: its ?tab= value, label and the
+// operation that reads it ("" for Settings, which the page itself has).
+type keyTab struct {
+	Value, Label, Op string
+	Selected         bool
+}
+
+var keyTabs = []keyTab{
+	{"settings", "Settings", "", false},
+	{"endpoints", "Endpoints", "services", false},
+	{"usage", "Usage", "usage", false},
+	{"audit", "Audit", "auditEvents", false},
+	{"sync", "Sync", "syncStatus", false},
+}
+
+// tabsFor are the tabs the session may read, the one named selected
+// (Settings when it names none of them).
+func tabsFor(p *page, name string) ([]keyTab, string) {
+	var out []keyTab
+	for _, t := range keyTabs {
+		if t.Op == "" || p.Can(t.Op) {
+			out = append(out, t)
+		}
+	}
+	sel := 0
+	for i, t := range out {
+		if t.Value == name {
+			sel = i
+		}
+	}
+	out[sel].Selected = true
+	return out, out[sel].Value
 }
 
 // endpoint is a service and the operations of the route catalogue the
@@ -42,52 +76,52 @@ type usageRow struct {
 	Total   int64
 }
 
-// auditRow is one audit event about the key, with its before and after
-// as indented JSON (never a secret: the audit log holds none).
+// auditRow is one audit event, with its diff: the fields it changed,
+// before and after (never a secret: the audit log holds none, and a
+// field named like one is left out all the same).
 type auditRow struct {
-	At                          time.Time
-	Actor, Action               string
-	Outcome, Reason             string
-	Before, After               string
-	ChangedBefore, ChangedAfter []string
+	At                     time.Time
+	Actor, ActorID, Action string
+	ObjectType, ObjectID   string
+	ObjectPath             string
+	Outcome, Reason        string
+	Diff                   []fieldDiff
 }
 
-// usageDays is the key page's usage window.
-const usageDays = 7
-
-// auditRows is how many of the key's latest events its page lists.
+// auditRows is how many of the key's latest events its Audit tab lists.
 const auditRows = 20
 
-func (h *Handler) keyPanels(ctx context.Context, p *page, k store.Key) *keyPanels {
+// keyPanels reads the open tab's panel.
+func (h *Handler) keyPanels(ctx context.Context, p *page, k store.Key, tab string, rng usageRange) *keyPanels {
 	c := p.session.caller
 	kp := &keyPanels{}
-	if p.Can("services") {
+	switch tab {
+	case "endpoints":
 		kp.Endpoints, kp.EndpointsErr = h.endpoints(ctx, p, k)
-	}
-	if p.Can("usage") {
-		kp.ShowUsage = true
-		kp.Usage, kp.UsageErr = h.weekByOutcome(ctx, c, map[store.UsageField]string{store.UsageKey: k.Spec.ID})
-	}
-	if p.Can("syncStatus") {
+	case "usage":
+		kp.Chart, kp.UsageErr = h.usageChart(ctx, c, k.Spec.ID, rng)
+	case "sync":
 		st, err := h.svc.GetSyncStatus(ctx, c, account.SyncInput{KeyID: k.Spec.ID})
 		if err != nil {
 			_, kp.SyncErr = statusOf(err)
 		} else {
 			kp.Sync = &st
 		}
-	}
-	if p.Can("auditEvents") {
-		kp.ShowAudit = true
-		events, _, err := h.svc.ListAuditEvents(ctx, c, account.AuditFilter{KeyID: k.Spec.ID}, account.PageInput{Size: auditRows})
+	case "audit":
+		events, next, err := h.svc.ListAuditEvents(ctx, c, account.AuditFilter{KeyID: k.Spec.ID}, account.PageInput{Size: auditRows})
 		if err != nil {
 			_, kp.AuditErr = statusOf(err)
 		}
 		for _, e := range events {
 			kp.Audit = append(kp.Audit, newAuditRow(e))
 		}
+		kp.MoreAudit = next != ""
 	}
 	return kp
 }
+
+// usageDays is the overview's usage window.
+const usageDays = 7
 
 // weekByOutcome is the usage of the last 7 days (today included) that
 // matches filters, one row per outcome; the message of an error.
@@ -108,59 +142,16 @@ func (h *Handler) weekByOutcome(ctx context.Context, c account.Caller, filters m
 }
 
 func newAuditRow(e store.AuditEvent) auditRow {
-	row := auditRow{At: e.At, Actor: e.Actor.KeyName, Action: e.Action, Outcome: e.Outcome, Reason: e.Reason,
-		Before: indent(e.Before), After: indent(e.After)}
+	row := auditRow{At: e.At, Actor: e.Actor.KeyName, ActorID: e.Actor.KeyID, Action: e.Action,
+		ObjectType: e.ObjectType, ObjectID: e.ObjectID, ObjectPath: auditObjectPath(e.ObjectType, e.ObjectID), Outcome: e.Outcome, Reason: e.Reason}
 	if row.Actor == "" {
 		row.Actor = e.Actor.KeyID
 	}
-	row.ChangedBefore, row.ChangedAfter = changed(e.Before, e.After)
+	if row.Actor == "" {
+		row.Actor = "bootstrap"
+	}
+	row.Diff = diffOf(e.Before, e.After)
 	return row
-}
-
-func indent(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	var b bytes.Buffer
-	if json.Indent(&b, raw, "", "  ") != nil {
-		return string(raw)
-	}
-	return b.String()
-}
-
-// changed lists the top-level fields whose values differ, as
-// "field: value" lines of before and after: the event's diff.
-func changed(before, after json.RawMessage) (was, now []string) {
-	var b, a map[string]json.RawMessage
-	_ = json.Unmarshal(before, &b)
-	_ = json.Unmarshal(after, &a)
-	if b == nil || a == nil {
-		return nil, nil
-	}
-	var fields []string
-	for f := range a {
-		fields = append(fields, f)
-	}
-	for f := range b {
-		if _, ok := a[f]; !ok {
-			fields = append(fields, f)
-		}
-	}
-	slices.Sort(fields)
-	for _, f := range fields {
-		if !bytes.Equal(b[f], a[f]) {
-			was = append(was, f+": "+string(orNone(b[f])))
-			now = append(now, f+": "+string(orNone(a[f])))
-		}
-	}
-	return was, now
-}
-
-func orNone(v json.RawMessage) json.RawMessage {
-	if len(v) == 0 {
-		return json.RawMessage("(none)")
-	}
-	return v
 }
 
 // endpoints are the catalogue's operations the key's effective scope

@@ -250,15 +250,7 @@ func readKeyForm(r *http.Request) keyForm {
 		Active:    pf.Get("active") == "on",
 		ExpiresAt: strings.TrimSpace(pf.Get("expires_at")), NotBefore: strings.TrimSpace(pf.Get("not_before")),
 	}
-	patterns := strings.Fields(pf.Get("scope"))
-	for _, perm := range pf["perm"] {
-		for _, p := range strings.Fields(perm) {
-			if !slices.Contains(patterns, p) {
-				patterns = append(patterns, p)
-			}
-		}
-	}
-	f.Scope = strings.Join(patterns, " ")
+	f.Scope = scopeField(pf)
 	addrs, masks := pf["ip_address"], pf["ip_netmask"]
 	for i, a := range addrs {
 		row := ipRow{Address: strings.TrimSpace(a)}
@@ -284,6 +276,20 @@ func readKeyForm(r *http.Request) keyForm {
 		}
 	}
 	return f
+}
+
+// scopeField is a form's scope: the text field's patterns with the
+// permission picker's ticked ones added.
+func scopeField(pf url.Values) string {
+	patterns := strings.Fields(pf.Get("scope"))
+	for _, perm := range pf["perm"] {
+		for _, p := range strings.Fields(perm) {
+			if !slices.Contains(patterns, p) {
+				patterns = append(patterns, p)
+			}
+		}
+	}
+	return strings.Join(patterns, " ")
 }
 
 // ipFilters are the rows as the service takes them: "address/netmask",
@@ -440,13 +446,19 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
 	h.render(w, r, http.StatusUnprocessableEntity, "key_new", p)
 }
 
-// keyView is the key page.
+// keyView is the key page: its facts and actions, and its tabs
+// (Settings, Endpoints, Usage, Audit, Sync), Tab the open one.
 type keyView struct {
 	Row    keyRow
 	Form   keyForm
 	Picker *picker
 	Grace  []graceOption
+	Tabs   []keyTab
+	Tab    string
 	Panels *keyPanels
+	// Range is the Usage tab's window, one of Ranges.
+	Range  usageRange
+	Ranges []usageRange
 }
 
 type graceOption struct{ Value, Label string }
@@ -455,11 +467,19 @@ type graceOption struct{ Value, Label string }
 // default none).
 var graceOptions = []graceOption{{"0s", "none"}, {"15m", "15 minutes"}, {"1h", "1 hour"}, {"24h", "24 hours"}}
 
-func (h *Handler) keyView(ctx context.Context, p *page, k store.Key, f keyForm) *keyView {
-	f.padRows()
-	h.roles(ctx, p, &f)
-	return &keyView{Row: newKeyRow(k, h.svc.Now()), Form: f, Picker: h.picker(ctx, p, f.Scope), Grace: graceOptions,
-		Panels: h.keyPanels(ctx, p, k)}
+// keyView builds the key page with the tab named open (Settings for
+// one the session may not read) and the usage range rng.
+func (h *Handler) keyView(ctx context.Context, p *page, k store.Key, f keyForm, tab string, rng usageRange) *keyView {
+	v := &keyView{Row: newKeyRow(k, h.svc.Now()), Grace: graceOptions, Range: rng, Ranges: usageRanges}
+	v.Tabs, v.Tab = tabsFor(p, tab)
+	if v.Tab == "settings" {
+		f.padRows()
+		h.roles(ctx, p, &f)
+		v.Picker = h.picker(ctx, p, f.Scope)
+	}
+	v.Form = f
+	v.Panels = h.keyPanels(ctx, p, k, v.Tab, rng)
+	return v
 }
 
 func (h *Handler) keyPage(w http.ResponseWriter, r *http.Request, p *page) {
@@ -471,7 +491,8 @@ func (h *Handler) keyPage(w http.ResponseWriter, r *http.Request, p *page) {
 	if r.URL.Query().Get("saved") != "" {
 		p.Notice = "Saved."
 	}
-	p.Title, p.Nav, p.Data = "Key "+k.Spec.Name, "keys", h.keyView(r.Context(), p, k, formOf(k))
+	q := r.URL.Query()
+	p.Title, p.Nav, p.Data = "Key "+k.Spec.Name, "keys", h.keyView(r.Context(), p, k, formOf(k), q.Get("tab"), rangeNamed(q.Get("range")))
 	h.render(w, r, http.StatusOK, "key", p)
 }
 
@@ -518,7 +539,7 @@ func (h *Handler) keyUpdate(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	f.Type, f.AppID, f.TenantID = k.Spec.Type.String(), k.Spec.AppID, k.Spec.TenantID
-	p.Title, p.Nav, p.Data = "Key "+k.Spec.Name, "keys", h.keyView(r.Context(), p, k, f)
+	p.Title, p.Nav, p.Data = "Key "+k.Spec.Name, "keys", h.keyView(r.Context(), p, k, f, "settings", usageRanges[0])
 	h.render(w, r, http.StatusUnprocessableEntity, "key", p)
 }
 

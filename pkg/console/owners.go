@@ -288,9 +288,15 @@ type deleteView struct {
 const maxCounted = 100_000
 
 func (o ownerPages) countKeys(ctx context.Context, p *page, id string) (int, bool, error) {
-	n, token := 0, ""
+	return o.h.countKeys(ctx, p, o.kind.filter(id))
+}
+
+// countKeys counts the keys f selects, page by page up to maxCounted
+// (then more is true).
+func (h *Handler) countKeys(ctx context.Context, p *page, f account.KeyFilter) (n int, more bool, err error) {
+	token := ""
 	for {
-		keys, next, err := o.h.svc.ListKeys(ctx, p.session.caller, o.kind.filter(id), account.PageInput{Size: 1000, Token: token})
+		keys, next, err := h.svc.ListKeys(ctx, p.session.caller, f, account.PageInput{Size: 1000, Token: token})
 		if err != nil {
 			return 0, false, err
 		}

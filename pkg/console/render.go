@@ -19,6 +19,8 @@ var pageNames = []string{
 	"signin", "error", "overview",
 	"keys", "key_new", "key", "secret",
 	"owners", "owner_new", "owner", "owner_delete",
+	"roles", "role_new", "role", "role_delete", "denials", "denial",
+	"account_keys", "audit", "replicas",
 }
 
 type pages struct {
@@ -64,7 +66,7 @@ func parsePages() (*pages, error) {
 	ps := &pages{byName: map[string]*template.Template{}}
 	for _, name := range pageNames {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles,
-			"templates/layout.html", "templates/partials.html", "templates/"+name+".html")
+			"templates/layout.html", "templates/partials.html", "templates/panels.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
 		}

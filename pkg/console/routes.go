@@ -54,6 +54,24 @@ func (h *Handler) table() []route {
 		{"GET /tenants/{id}/delete", "deleteTenant", h.owners(tenantKind).deleteForm},
 		{"POST /tenants/{id}/delete", "deleteTenant", h.owners(tenantKind).delete},
 		{"POST /tenants/{id}/denials", "createServiceAccessDenial", h.denialCreate},
+
+		{"GET /roles", "serviceAccessRoles", h.rolesList},
+		{"GET /roles/new", "createServiceAccessRole", h.roleNewForm},
+		{"POST /roles", "createServiceAccessRole", h.roleCreate},
+		{"GET /roles/{id}", "serviceAccessRole", h.rolePage},
+		{"POST /roles/{id}", "updateServiceAccessRole", h.roleUpdate},
+		{"GET /roles/{id}/delete", "deleteServiceAccessRole", h.roleDeleteForm},
+		{"POST /roles/{id}/delete", "deleteServiceAccessRole", h.roleDelete},
+
+		{"GET /denials", "serviceAccessDenials", h.denialsList},
+		{"GET /denials/new", "createServiceAccessDenial", h.denialNew},
+		{"GET /denials/{id}", "serviceAccessDenial", h.denialPage},
+		{"POST /denials/{id}", "updateServiceAccessDenial", h.denialUpdate},
+		{"POST /denials/{id}/delete", "deleteServiceAccessDenial", h.denialDelete},
+
+		{"GET /account-keys", "keys", h.accountKeys},
+		{"GET /audit", "auditEvents", h.audit},
+		{"GET /replicas", "replicas", h.replicasPage},
 	}
 }
 

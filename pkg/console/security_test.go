@@ -96,7 +96,8 @@ func TestEveryPageHasTheCSP(t *testing.T) {
 		}
 	}
 	b.signIn(e.admin)
-	for _, path := range []string{"/", "/keys", "/keys/new", "/apps", "/apps/new", "/tenants", "/tenants/new", "/keys/nope", "/apps/nope"} {
+	for _, path := range []string{"/", "/keys", "/keys/new", "/apps", "/apps/new", "/tenants", "/tenants/new", "/keys/nope", "/apps/nope",
+		"/roles", "/roles/new", "/denials", "/account-keys", "/audit", "/replicas"} {
 		r := b.get(path)
 		if got := r.Header.Get("Content-Security-Policy"); got != wantCSP {
 			t.Errorf("GET %s: CSP %q", path, got)
@@ -138,7 +139,7 @@ func TestFormFieldsAreLabelled(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser(e.srv)
 	b.signIn(e.admin)
-	for _, path := range []string{"/signin", "/keys", "/keys/new", "/apps/new"} {
+	for _, path := range []string{"/signin", "/keys", "/keys/new", "/apps/new", "/roles/new", "/denials", "/audit", "/replicas"} {
 		body := b.get(path).body
 		labelled := map[string]bool{}
 		for _, l := range find(t, body, func(n *html.Node) bool { return n.Data == "label" }) {

@@ -54,8 +54,26 @@
     });
   }
 
+  // A tab list's links: arrow keys, Home and End move between the tabs
+  // (the ARIA tabs pattern); Enter follows the link as without a script.
+  function wireTabs(list) {
+    var tabs = Array.prototype.slice.call(list.querySelectorAll('[role=tab]'));
+    tabs.forEach(function (tab, i) {
+      if (tab.getAttribute("aria-selected") !== "true") { tab.setAttribute("tabindex", "-1"); }
+      tab.addEventListener("keydown", function (ev) {
+        var to = -1;
+        if (ev.key === "ArrowRight") { to = (i + 1) % tabs.length; }
+        if (ev.key === "ArrowLeft") { to = (i - 1 + tabs.length) % tabs.length; }
+        if (ev.key === "Home") { to = 0; }
+        if (ev.key === "End") { to = tabs.length - 1; }
+        if (to >= 0) { ev.preventDefault(); tabs[to].focus(); }
+      });
+    });
+  }
+
   function init() {
-    document.querySelectorAll("form#key-form").forEach(wirePicker);
+    document.querySelectorAll("form#key-form, form#role-form").forEach(wirePicker);
+    document.querySelectorAll("[role=tablist]").forEach(wireTabs);
     document.querySelectorAll("button.copy[data-copy]").forEach(wireCopy);
   }
   if (document.readyState === "loading") {
