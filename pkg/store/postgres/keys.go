@@ -540,12 +540,49 @@ func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, err
 	if f.Name != "" {
 		add("k.name = $%d", f.Name)
 	}
+	if f.NameContains != "" {
+		add(`lower(k.name) LIKE '%%' || lower($%d) || '%%'`, likeEscape(f.NameContains))
+	}
+	if f.IDs != nil {
+		add("k.id = ANY($%d)", f.IDs)
+	}
 	return &where, args, nil
 }
 
-// ListKeys lists an account's keys in creation order, filtered by f.
+// likeEscape quotes LIKE's wildcards (and its escape character) in s.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// keySortColumn is the SQL expression a keys list in order o is sorted
+// by (after it, the id), each served by an index of migrations 0001 and
+// 0013; and the token's value for it.
+func keySortColumn(o store.KeyOrder, t *store.PageToken) (string, any) {
+	switch o.By {
+	case store.SortName:
+		return `lower(k.name) COLLATE "C"`, nameArg{t}
+	case store.SortExpires:
+		v := pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}
+		if t != nil && !t.Null {
+			v = pgtype.Timestamptz{Time: t.AtTime(), Valid: true}
+		}
+		return `coalesce(k.expires_at, 'infinity'::timestamptz)`, v
+	}
+	if t == nil {
+		return "k.created_at", nil
+	}
+	return "k.created_at", t.CreatedAtTime()
+}
+
+// nameArg is a name token's value.
+type nameArg struct{ t *store.PageToken }
+
+// ListKeys lists an account's keys that pass f, in f.Order.
 func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
-	size, after, err := store.ReadPage(p)
+	if !f.Order.Valid() {
+		return nil, "", invalid("order_by: unknown sort %q", f.Order.By)
+	}
+	size, after, err := store.ReadKeyPage(p, f.Order)
 	if err != nil {
 		return nil, "", err
 	}
@@ -553,12 +590,26 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	if err != nil {
 		return nil, "", err
 	}
-	if after != nil {
-		args = append(args, after.CreatedAtTime(), after.ID)
-		fmt.Fprintf(where, " AND (k.created_at, k.id) > ($%d, $%d)", len(args)-1, len(args))
+	var sql string
+	if f.Order.By == store.SortLastUsed {
+		sql, args = byLastUse(where.String(), args, f.Order.Desc, after, size)
+	} else {
+		col, v := keySortColumn(f.Order, after)
+		cmpOp, dir := ">", ""
+		if f.Order.Desc {
+			cmpOp, dir = "<", " DESC"
+		}
+		if after != nil {
+			arg := "$%d"
+			if n, ok := v.(nameArg); ok {
+				v, arg = n.t.Name, `lower($%d::text) COLLATE "C"`
+			}
+			args = append(args, v, after.ID)
+			fmt.Fprintf(where, " AND (%s, k.id) %s ("+arg+", $%d)", col, cmpOp, len(args)-1, len(args))
+		}
+		args = append(args, size+1)
+		sql = keyQuery + where.String() + fmt.Sprintf(" ORDER BY %s%s, k.id%s LIMIT $%d", col, dir, dir, len(args))
 	}
-	args = append(args, size+1)
-	sql := keyQuery + where.String() + fmt.Sprintf(" ORDER BY k.created_at, k.id LIMIT $%d", len(args))
 	rows, err := s.reads().Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list keys: %w", err)
@@ -578,10 +629,53 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	var next string
 	if len(keys) > size {
 		keys = keys[:size]
-		last := keys[size-1]
-		next = store.PageToken{CreatedAt: last.CreatedAt.UnixMicro(), ID: last.Spec.ID}.String()
+		next = store.KeyToken(keys[size-1], f.Order)
 	}
 	return keys, next, nil
+}
+
+// byLastUse is the statement of a keys list sorted by last use: the keys
+// never used (in creation order, through keys_list_idx) and the used ones
+// (through key_usage_last_used_idx), each group's page read on its own
+// and the two put together, so that neither sorts the account's keys.
+// Ascending, the never used come first; descending, last.
+func byLastUse(where string, args []any, desc bool, after *store.PageToken, size int) (string, []any) {
+	cmpOp, dir := ">", ""
+	if desc {
+		cmpOp, dir = "<", " DESC"
+	}
+	never := where + " AND u.key_id IS NULL"
+	used := where
+	skipNever, skipUsed := false, false
+	if after != nil {
+		if after.Null {
+			args = append(args, after.CreatedAtTime(), after.ID)
+			never += fmt.Sprintf(" AND (k.created_at, k.id) %s ($%d, $%d)", cmpOp, len(args)-1, len(args))
+			// Ascending, every used key follows; descending, they came before.
+			skipUsed = desc
+		} else {
+			args = append(args, after.AtTime(), after.ID)
+			used += fmt.Sprintf(" AND (u.last_used_at, k.id) %s ($%d, $%d)", cmpOp, len(args)-1, len(args))
+			// Ascending, the never used came before; descending, all follow.
+			skipNever = !desc
+		}
+	}
+	args = append(args, size+1)
+	limit := fmt.Sprintf(" LIMIT $%d", len(args))
+	var parts []string
+	if !skipNever {
+		parts = append(parts, `(SELECT k.id, 0 AS g FROM keys k LEFT JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`+
+			never+` ORDER BY k.created_at`+dir+`, k.id`+dir+limit+`)`)
+	}
+	if !skipUsed {
+		parts = append(parts, `(SELECT k.id, 1 AS g FROM keys k JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`+
+			used+` ORDER BY u.last_used_at`+dir+`, k.id`+dir+limit+`)`)
+	}
+	sql := `SELECT ` + keyColumns + `u.last_used_at FROM (` + strings.Join(parts, " UNION ALL ") + `) sel
+	JOIN keys k ON k.id = sel.id` + keyJoins + `
+	LEFT JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id
+	ORDER BY sel.g` + dir + `, u.last_used_at` + dir + `, k.created_at` + dir + `, k.id` + dir + limit
+	return sql, args
 }
 
 // lockRoles checks that the account has every role of ids and locks
