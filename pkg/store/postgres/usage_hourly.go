@@ -206,6 +206,10 @@ func (s *Store) QueryUsage(ctx context.Context, q store.UsageQuery) ([]store.Usa
 		args = append(args, v)
 		fmt.Fprintf(&where, " AND %s = $%d", usageColumns[f], len(args))
 	}
+	if q.KeyIDs != nil {
+		args = append(args, q.KeyIDs)
+		fmt.Fprintf(&where, " AND key_id = ANY($%d)", len(args))
+	}
 	var group []string
 	for _, f := range store.UsageFields {
 		if slices.Contains(q.GroupBy, f) {
