@@ -21,8 +21,8 @@ const (
 	// SortExpires is the expiry, keys that never expire after every
 	// other (an expiry of infinity).
 	SortExpires KeySort = "expires"
-	// SortLastUsed is the last use; keys never used come before every
-	// used key (the oldest use), in creation order, so after them in
+	// SortLastUsed is the last use, then creation; keys never used come
+	// before every used key (the oldest use), so after them in
 	// descending order.
 	SortLastUsed KeySort = "last_used"
 )
@@ -97,9 +97,7 @@ func KeyToken(k Key, o KeyOrder) string {
 		t.At, t.Null = microsOrNull(k.Spec.ExpiresAt)
 	case SortLastUsed:
 		t.At, t.Null = microsOrNull(k.LastUsedAt)
-		if t.Null {
-			t.CreatedAt = k.CreatedAt.UnixMicro() // never used: in creation order
-		}
+		t.CreatedAt = k.CreatedAt.UnixMicro() // then creation order
 	default:
 		t.CreatedAt = k.CreatedAt.UnixMicro()
 	}
@@ -148,11 +146,8 @@ func CompareKeys(a, b Key, o KeyOrder) int {
 	case SortExpires:
 		c = compareNullLast(a.Spec.ExpiresAt, b.Spec.ExpiresAt)
 	case SortLastUsed:
-		// Never used (zero) first, in creation order among themselves.
-		c = a.LastUsedAt.Compare(b.LastUsedAt)
-		if c == 0 && a.LastUsedAt.IsZero() {
-			c = a.CreatedAt.Compare(b.CreatedAt)
-		}
+		// Never used (zero) first; then creation order.
+		c = cmp.Or(a.LastUsedAt.Compare(b.LastUsedAt), a.CreatedAt.Compare(b.CreatedAt))
 	default:
 		c = a.CreatedAt.Compare(b.CreatedAt)
 	}
@@ -178,9 +173,8 @@ func CompareKeyToken(k Key, t *PageToken, o KeyOrder) int {
 	case SortLastUsed:
 		if !t.Null {
 			at.LastUsedAt = t.AtTime()
-		} else {
-			at.CreatedAt = t.CreatedAtTime()
 		}
+		at.CreatedAt = t.CreatedAtTime()
 	default:
 		at.CreatedAt = t.CreatedAtTime()
 	}

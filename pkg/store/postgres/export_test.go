@@ -50,3 +50,9 @@ func AuditQuery(accountID string, f store.AuditFilter, at time.Time, id int64, l
 	}
 	return auditQuery(accountID, f, pos, limit)
 }
+
+// ListKeysSQL is ListKeys' statement for a page of size after the token
+// (nil: the first page), for plan tests.
+func ListKeysSQL(accountID string, f store.KeyFilter, after *store.PageToken, size int) (string, []any, error) {
+	return listKeysSQL(accountID, f, after, size)
+}

@@ -586,29 +586,9 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	if err != nil {
 		return nil, "", err
 	}
-	where, args, err := keyWhere(accountID, f)
+	sql, args, err := listKeysSQL(accountID, f, after, size)
 	if err != nil {
 		return nil, "", err
-	}
-	var sql string
-	if f.Order.By == store.SortLastUsed {
-		sql, args = byLastUse(where.String(), args, f.Order.Desc, after, size)
-	} else {
-		col, v := keySortColumn(f.Order, after)
-		cmpOp, dir := ">", ""
-		if f.Order.Desc {
-			cmpOp, dir = "<", " DESC"
-		}
-		if after != nil {
-			arg := "$%d"
-			if n, ok := v.(nameArg); ok {
-				v, arg = n.t.Name, `lower($%d::text) COLLATE "C"`
-			}
-			args = append(args, v, after.ID)
-			fmt.Fprintf(where, " AND (%s, k.id) %s ("+arg+", $%d)", col, cmpOp, len(args)-1, len(args))
-		}
-		args = append(args, size+1)
-		sql = keyQuery + where.String() + fmt.Sprintf(" ORDER BY %s%s, k.id%s LIMIT $%d", col, dir, dir, len(args))
 	}
 	rows, err := s.reads().Query(ctx, sql, args...)
 	if err != nil {
@@ -634,15 +614,45 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	return keys, next, nil
 }
 
-// byLastUse is the statement of a keys list sorted by last use: the keys
-// never used (in creation order, through keys_list_idx) and the used ones
+// listKeysSQL is ListKeys' statement and arguments: the page of size+1
+// keys after the token after (nil: the first page) in f.Order.
+func listKeysSQL(accountID string, f store.KeyFilter, after *store.PageToken, size int) (string, []any, error) {
+	where, args, err := keyWhere(accountID, f)
+	if err != nil {
+		return "", nil, err
+	}
+	var sql string
+	if f.Order.By == store.SortLastUsed {
+		sql, args = byLastUse(where.String(), args, f.Order.Desc, after, size)
+	} else {
+		col, v := keySortColumn(f.Order, after)
+		cmpOp, dir := ">", ""
+		if f.Order.Desc {
+			cmpOp, dir = "<", " DESC"
+		}
+		if after != nil {
+			arg := "$%d"
+			if n, ok := v.(nameArg); ok {
+				v, arg = n.t.Name, `lower($%d::text) COLLATE "C"`
+			}
+			args = append(args, v, after.ID)
+			fmt.Fprintf(where, " AND (%s, k.id) %s ("+arg+", $%d)", col, cmpOp, len(args)-1, len(args))
+		}
+		args = append(args, size+1)
+		sql = keyQuery + where.String() + fmt.Sprintf(" ORDER BY %s%s, k.id%s LIMIT $%d", col, dir, dir, len(args))
+	}
+	return sql, args, nil
+}
+
+// byLastUse is the statement of a keys list sorted by last use, then
+// creation: the keys never used (through keys_list_idx) and the used ones
 // (through key_usage_last_used_idx), each group's page read on its own
 // and the two put together, so that neither sorts the account's keys.
 // Ascending, the never used come first; descending, last.
 func byLastUse(where string, args []any, desc bool, after *store.PageToken, size int) (string, []any) {
-	cmpOp, dir := ">", ""
+	cmpOp, dir, nulls := ">", "", " NULLS FIRST"
 	if desc {
-		cmpOp, dir = "<", " DESC"
+		cmpOp, dir, nulls = "<", " DESC", " NULLS LAST"
 	}
 	never := where + " AND u.key_id IS NULL"
 	used := where
@@ -654,28 +664,25 @@ func byLastUse(where string, args []any, desc bool, after *store.PageToken, size
 			// Ascending, every used key follows; descending, they came before.
 			skipUsed = desc
 		} else {
-			args = append(args, after.AtTime(), after.ID)
-			used += fmt.Sprintf(" AND (u.last_used_at, k.id) %s ($%d, $%d)", cmpOp, len(args)-1, len(args))
+			args = append(args, after.AtTime(), after.CreatedAtTime(), after.ID)
+			used += fmt.Sprintf(" AND (u.last_used_at, k.created_at, k.id) %s ($%d, $%d, $%d)", cmpOp, len(args)-2, len(args)-1, len(args))
 			// Ascending, the never used came before; descending, all follow.
 			skipNever = !desc
 		}
 	}
-	args = append(args, size+1)
-	limit := fmt.Sprintf(" LIMIT $%d", len(args))
+	// The limit is written in, not a parameter: each branch is a page.
+	limit := fmt.Sprintf(" LIMIT %d", size+1)
 	var parts []string
 	if !skipNever {
-		parts = append(parts, `(SELECT k.id, 0 AS g FROM keys k LEFT JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`+
-			never+` ORDER BY k.created_at`+dir+`, k.id`+dir+limit+`)`)
+		parts = append(parts, `(`+keyQuery+never+` ORDER BY k.created_at`+dir+`, k.id`+dir+limit+`)`)
 	}
 	if !skipUsed {
-		parts = append(parts, `(SELECT k.id, 1 AS g FROM keys k JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`+
-			used+` ORDER BY u.last_used_at`+dir+`, k.id`+dir+limit+`)`)
+		parts = append(parts, `(SELECT `+keyColumns+`u.last_used_at FROM keys k`+keyJoins+`
+	JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`+
+			used+` ORDER BY u.last_used_at`+dir+`, k.created_at`+dir+`, k.id`+dir+limit+`)`)
 	}
-	sql := `SELECT ` + keyColumns + `u.last_used_at FROM (` + strings.Join(parts, " UNION ALL ") + `) sel
-	JOIN keys k ON k.id = sel.id` + keyJoins + `
-	LEFT JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id
-	ORDER BY sel.g` + dir + `, u.last_used_at` + dir + `, k.created_at` + dir + `, k.id` + dir + limit
-	return sql, args
+	// A union's order names its output columns.
+	return strings.Join(parts, " UNION ALL ") + ` ORDER BY last_used_at` + dir + nulls + `, created_at` + dir + `, id` + dir + limit, args
 }
 
 // lockRoles checks that the account has every role of ids and locks
