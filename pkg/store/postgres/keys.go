@@ -681,6 +681,9 @@ func byLastUse(where string, args []any, desc bool, after *store.PageToken, size
 	JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`+
 			used+` ORDER BY u.last_used_at`+dir+`, k.created_at`+dir+`, k.id`+dir+limit+`)`)
 	}
+	if len(parts) == 1 {
+		return strings.TrimSuffix(strings.TrimPrefix(parts[0], "("), ")"), args
+	}
 	// A union's order names its output columns.
 	return strings.Join(parts, " UNION ALL ") + ` ORDER BY last_used_at` + dir + nulls + `, created_at` + dir + `, id` + dir + limit, args
 }
