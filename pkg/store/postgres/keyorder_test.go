@@ -52,6 +52,7 @@ func TestListKeysPlans(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'keys_name_trgm_idx')`).Scan(&trgm); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("trigram index: %v", trgm)
 	for _, tc := range []struct {
 		name string
 		f    store.KeyFilter
