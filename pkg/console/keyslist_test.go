@@ -236,7 +236,9 @@ func TestKeysBulk(t *testing.T) {
 	}
 	r = b.get("/keys/bulk?action=deactivate&id=" + ids[0] + "&id=" + ids[2] + "&id=gone")
 	wantStatus(t, r, http.StatusOK)
-	lis := find(t, r.body, func(n *html.Node) bool { return n.Data == "li" && n.Parent != nil && attr(n.Parent, "id") == "bulk-keys" })
+	lis := find(t, r.body, func(n *html.Node) bool {
+		return n.Data == "li" && n.Parent != nil && attr(n.Parent, "id") == "bulk-keys"
+	})
 	if len(lis) != 2 || !strings.Contains(r.body, "Deactivate 2 keys") || !strings.Contains(r.body, "1 of the selected keys no longer exists") {
 		t.Errorf("confirmation page:\n%s", r.body)
 	}
@@ -315,7 +317,9 @@ func TestKeyImportOwnSecret(t *testing.T) {
 	if strings.Contains(r.body, "weakweakweak") {
 		t.Error("the refused secret is shown back")
 	}
-	errs := find(t, r.body, func(n *html.Node) bool { return attr(n, "class") == "field-error" && n.Parent != nil && attr(n.Parent, "id") == "own-secret-set" })
+	errs := find(t, r.body, func(n *html.Node) bool {
+		return attr(n, "class") == "field-error" && n.Parent != nil && attr(n.Parent, "id") == "own-secret-set"
+	})
 	if len(errs) != 1 || !strings.Contains(errs[0].FirstChild.Data, "private_key") {
 		t.Errorf("no error beside the secret field:\n%s", r.body)
 	}

@@ -74,7 +74,7 @@ func testListKeysOrder(t *testing.T, open func(t *testing.T) store.Accounts) {
 	}{
 		{store.SortCreated, []string{"k1", "k2", "k3", "k4", "k5"}},
 		{store.SortName, []string{"k2", "k4", "k1", "k5", "k3"}},
-		{store.SortExpires, []string{"k1", "k4", "k3", "k2", "k5"}}, // never expiring last
+		{store.SortExpires, []string{"k1", "k4", "k3", "k2", "k5"}},  // never expiring last
 		{store.SortLastUsed, []string{"k2", "k4", "k5", "k1", "k3"}}, // never used first
 	} {
 		for _, desc := range []bool{false, true} {
