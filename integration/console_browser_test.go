@@ -299,6 +299,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	for _, k := range []string{second, secret} {
 		waitFor(t, check, send(k), outcome{401, "inactive_key"})
 	}
+	// The list's name search and bulk deactivate, through its
+	// confirmation page (the key is inactive already: it stays so).
+	var notice string
+	b.run(ctx, "bulk deactivate",
+		chromedp.Navigate(base+"/keys?q=GLOBEX-MAIL"), chromedp.WaitVisible(chromedp.CSS(`#keys-table input[name=id]`)),
+		chromedp.Click(chromedp.CSS(`#keys-table input[name=id]`)), chromedp.Click(chromedp.ID("bulk-deactivate")),
+		chromedp.WaitVisible(chromedp.ID("bulk-confirm-button")), chromedp.Click(chromedp.ID("bulk-confirm-button")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")), into(chromedp.Text(chromedp.CSS(".notice")), &notice))
+	if notice != "Deactivated 1 key." {
+		t.Errorf("after the bulk deactivate: %q", notice)
+	}
 	b.run(ctx, "keys list", chromedp.Navigate(base+"/keys"), chromedp.WaitVisible(chromedp.ID("keys-table")))
 	b.shot(ctx, "keys")
 	b.run(ctx, "overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("main h1")))
@@ -342,7 +353,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.signIn(rctx, ro.GetPrivateKey())
 	for _, page := range []string{"/keys", "/apps", "/tenants", "/tenants/globex", strings.TrimPrefix(keyURL, base)} {
 		b.run(rctx, "read-only "+page, chromedp.Navigate(base+page), chromedp.WaitVisible(chromedp.CSS("main h1")))
-		for _, sel := range []string{"#new-key", "#new-app", "#new-tenant", "#save", "#save-key", "#deactivate", "#activate", "#regenerate", "#delete", "#create-denial"} {
+		for _, sel := range []string{"#new-key", "#new-app", "#new-tenant", "#save", "#save-key", "#deactivate", "#activate", "#regenerate", "#delete", "#create-denial", "#bulk-deactivate", "#bulk-delete"} {
 			if b.exists(rctx, sel) {
 				t.Errorf("read-only key sees %s on %s", sel, page)
 			}
