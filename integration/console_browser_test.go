@@ -292,8 +292,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Deactivate: both secrets are refused.
 	var keyURL string
 	b.run(ctx, "deactivate",
-		chromedp.Navigate(base+"/keys?name=globex-mail"), chromedp.WaitVisible(chromedp.CSS(`#keys-table a`)),
-		chromedp.Click(chromedp.CSS(`#keys-table a`)), chromedp.WaitVisible(chromedp.ID("deactivate")),
+		chromedp.Navigate(base+"/keys?name=globex-mail"), chromedp.WaitVisible(chromedp.CSS(`#keys-table td a`)),
+		chromedp.Click(chromedp.CSS(`#keys-table td a`)), chromedp.WaitVisible(chromedp.ID("deactivate")),
 		into(chromedp.Location(), &keyURL),
 		chromedp.Click(chromedp.ID("deactivate")), chromedp.WaitVisible(chromedp.ID("activate")))
 	for _, k := range []string{second, secret} {
