@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -200,7 +201,7 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 		h.serviceError(w, r, p, err)
 		return
 	}
-	v.Keys = h.listRows(ctx, p, keys, v.CanUsage)
+	v.Keys, v.CanUsage = h.listRows(ctx, p, keys, v.CanUsage)
 	nq := url.Values{}
 	for _, name := range keyFilterParams {
 		if x := q.Get(name); x != "" {
@@ -267,9 +268,10 @@ func sortCols(q url.Values, o store.KeyOrder) map[string]sortCol {
 // listRows are a page of keys as the list shows them: the status with
 // "quota used up" (the page's quota states read at once) and, when
 // withUsage, each key's allowed requests of the last days as a sparkline
-// (the page's usage read in one query). Either read failing leaves its
-// part out of the page, logged.
-func (h *Handler) listRows(ctx context.Context, p *page, keys []store.Key, withUsage bool) []keyRow {
+// (the page's usage read in one query), reporting whether it drew them.
+// Either read failing leaves its part out of the page, logged (unless
+// the store keeps no usage: a keys file).
+func (h *Handler) listRows(ctx context.Context, p *page, keys []store.Key, withUsage bool) ([]keyRow, bool) {
 	now := h.svc.Now()
 	quotas, err := h.svc.KeysQuotas(ctx, p.session.caller, keys)
 	if err != nil {
@@ -282,7 +284,10 @@ func (h *Handler) listRows(ctx context.Context, p *page, keys []store.Key, withU
 			ids[i] = k.Spec.ID
 		}
 		if usage, err = h.svc.KeysDailyUsage(ctx, p.session.caller, ids, sparkDays); err != nil {
-			h.log.Warn("console: reading the keys' usage", "err", err)
+			var ae *account.Error
+			if !errors.As(err, &ae) || ae.Code != account.FailedPrecondition {
+				h.log.Warn("console: reading the keys' usage", "err", err)
+			}
 			withUsage = false
 		}
 	}
@@ -302,7 +307,7 @@ func (h *Handler) listRows(ctx context.Context, p *page, keys []store.Key, withU
 			rows[i].Spark = sparkline(counts)
 		}
 	}
-	return rows
+	return rows, withUsage
 }
 
 // sparkline draws counts (oldest first) as an inline SVG, labelled with
