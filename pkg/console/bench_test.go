@@ -30,7 +30,9 @@ func BenchmarkPagesWith100kKeys(b *testing.B) {
 		{"keys-page-2", "/keys?after="},
 		{"keys-inactive", "/keys?active=false"},
 		{"keys-unused", "/keys?unused_since=2100-01-01"},
-		{"keys-search", "/keys?q=00042"},
+		{"keys-search", "/keys?q=initech-prod"},         // about 830 matches
+		{"keys-search-few", "/keys?q=initech-prod-0000"}, // a handful
+		{"keys-search-none", "/keys?q=nothing"},
 		{"keys-search-short", "/keys?q=7"},
 		{"keys-sort-created", "/keys?sort=created"},
 		{"keys-sort-name", "/keys?sort=name"},
@@ -39,7 +41,7 @@ func BenchmarkPagesWith100kKeys(b *testing.B) {
 		{"keys-sort--expires", "/keys?sort=-expires"},
 		{"keys-sort-last_used", "/keys?sort=last_used"},
 		{"keys-sort--last_used", "/keys?sort=-last_used"},
-		{"keys-sort-name-search", "/keys?sort=name&q=0004"},
+		{"keys-sort-name-search", "/keys?sort=name&q=globex"},
 		{"key", "/keys/" + pgtest.SeedKeyID("acme", 42)},
 		{"tenant", "/tenants/" + pgtest.SeedTenantID},
 		{"apps", "/apps"},
@@ -72,12 +74,18 @@ func nextPage(b *testing.B, br *browser) string {
 	return ""
 }
 
-// seedListColumns gives the seeded keys what the keys list sorts and
-// draws: two in three an expiry, half a last use, and a thousand of them
-// allowed requests on each of the last 7 days.
+// seedListColumns gives the seeded keys what the keys list sorts,
+// searches and draws: names of twenty customers and six environments
+// (initech-prod-000000042), two in three an expiry, half a last use, and a
+// thousand of them allowed requests on each of the last 7 days.
 func seedListColumns(b *testing.B, e *env) {
 	pool := pgtest.Pool(b, e.url)
 	for _, sql := range []string{
+		`UPDATE keys SET name = (ARRAY['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark', 'wayne', 'wonka',
+				'tyrell', 'cyberdyne', 'soylent', 'oscorp', 'aperture', 'vandelay', 'dunder', 'pied-piper', 'massive',
+				'gringotts', 'monarch', 'nakatomi'])[1 + abs(hashtext(id)) % 20] || '-' ||
+				(ARRAY['prod', 'staging', 'dev', 'ci', 'eu', 'us'])[1 + abs(hashtext(id || 'env')) % 6] || '-' || substr(id, 10)
+			WHERE account_id = 'acme'`,
 		`UPDATE keys SET expires_at = now() + (abs(hashtext(id)) % 5000 + 100) * interval '1 hour'
 			WHERE account_id = 'acme' AND abs(hashtext(id)) % 3 <> 0`,
 		`INSERT INTO key_usage (account_id, key_id, last_used_at)

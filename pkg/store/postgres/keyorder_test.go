@@ -1,13 +1,18 @@
 package postgres_test
 
 import (
+	"crypto/sha256"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keygate/keygate/pkg/apikey"
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
@@ -97,5 +102,71 @@ func TestListKeysPlans(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A search that matches few keys is sorted in Go, one that matches many
+// by PostgreSQL: both give the same pages in every order. Not parallel:
+// it sets the bound between the two.
+func TestListKeysSearchSortedAlike(t *testing.T) {
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	c := newClock()
+	s := postgres.New(ctx, pool, postgres.Options{Compile: reserved, Now: c.Now})
+	actor := store.Actor{KeyID: "admin-key", KeyName: "admin"}
+	if _, err := s.CreateAccount(ctx, actor, store.Account{ID: "acct", Name: "Account"}); err != nil {
+		t.Fatal(err)
+	}
+	used := map[store.KeyRef]time.Time{}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		name := []string{"Alpha", "beta", "GAMMA", "delta", "Epsilon"}[i%5] + "-" + strconv.Itoa(i*7%30)
+		k := store.Key{Spec: authz.KeySpec{AccountID: "acct", ID: "k" + strconv.Itoa(i), Name: name, Type: authz.KeyTypeAccount,
+			Hash: apikey.FormatHash(apikey.SHA256, sha256.Sum256([]byte(name))), Active: true}, Origin: store.OriginGenerated}
+		if i%3 != 0 {
+			k.Spec.ExpiresAt = t0.Add(time.Duration(i%4) * time.Hour) // ties: the id decides
+		}
+		if _, err := s.CreateKey(ctx, actor, k); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			used[store.KeyRef{AccountID: "acct", ID: k.Spec.ID}] = t0.Add(-time.Duration(i%5) * time.Hour)
+		}
+	}
+	if err := s.TouchKeys(ctx, used); err != nil {
+		t.Fatal(err)
+	}
+	pages := func(f store.KeyFilter) []string {
+		var ids []string
+		token := ""
+		for range 20 {
+			keys, next, err := s.ListKeys(ctx, "acct", f, store.Page{Size: 4, Token: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				ids = append(ids, k.Spec.ID)
+			}
+			if token = next; next == "" {
+				break
+			}
+		}
+		return ids
+	}
+	for _, by := range store.KeySorts {
+		for _, desc := range []bool{false, true} {
+			f := store.KeyFilter{NameContains: "A", Order: store.KeyOrder{By: by, Desc: desc}}
+			inGo := pages(f)
+			postgres.SetFewMatches(t, 0)
+			inSQL := pages(f)
+			postgres.SetFewMatches(t, 500)
+			if len(inGo) != 30-6 || !slices.Equal(inGo, inSQL) { // every name but Epsilon-… has an a
+				t.Errorf("%s: sorted here %v, by PostgreSQL %v", f.Order, inGo, inSQL)
+			}
+		}
 	}
 }

@@ -586,25 +586,26 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 	if err != nil {
 		return nil, "", err
 	}
+	var keys []store.Key
+	if f.NameContains != "" && f.IDs == nil {
+		// A search: when few keys match, read them all and sort them
+		// here. Walking a sort's index for the first page's matches
+		// costs as much as the rows before them, all of the account's
+		// keys when the matches are the last in that order.
+		ids, few, err := s.fewMatches(ctx, accountID, f)
+		if err != nil {
+			return nil, "", err
+		}
+		if few {
+			return s.listFew(ctx, accountID, f, ids, after, size)
+		}
+	}
 	sql, args, err := listKeysSQL(accountID, f, after, size)
 	if err != nil {
 		return nil, "", err
 	}
-	rows, err := s.reads().Query(ctx, sql, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("postgres: list keys: %w", err)
-	}
-	defer rows.Close()
-	var keys []store.Key
-	for rows.Next() {
-		r, err := scanKey(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres: list keys: %w", err)
-		}
-		keys = append(keys, r.Key)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("postgres: list keys: %w", err)
+	if keys, err = s.queryKeys(ctx, sql, args); err != nil {
+		return nil, "", err
 	}
 	var next string
 	if len(keys) > size {
@@ -612,6 +613,79 @@ func (s *Store) ListKeys(ctx context.Context, accountID string, f store.KeyFilte
 		next = store.KeyToken(keys[size-1], f.Order)
 	}
 	return keys, next, nil
+}
+
+// fewMatchesMax is how many keys a search may match to be read whole
+// and sorted here (a variable for tests).
+var fewMatchesMax = 500
+
+// fewMatches returns the ids of the keys that pass f (a search) when
+// there are at most fewMatchesMax, and whether there are: one read that
+// stops at the bound, through the trigram index where it is selective.
+func (s *Store) fewMatches(ctx context.Context, accountID string, f store.KeyFilter) ([]string, bool, error) {
+	where, args, err := keyWhere(accountID, f)
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := s.reads().Query(ctx, `SELECT k.id FROM keys k
+		LEFT JOIN key_usage u ON u.account_id = k.account_id AND u.key_id = k.id`+where.String()+
+		fmt.Sprintf(" LIMIT %d", fewMatchesMax+1), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: list keys: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: list keys: %w", err)
+	}
+	return ids, len(ids) <= fewMatchesMax, nil
+}
+
+// listFew is ListKeys of the keys of ids (all that pass f), sorted here
+// in f.Order as PostgreSQL sorts them (store.CompareKeys).
+func (s *Store) listFew(ctx context.Context, accountID string, f store.KeyFilter, ids []string, after *store.PageToken, size int) ([]store.Key, string, error) {
+	f.IDs = ids
+	where, args, err := keyWhere(accountID, f)
+	if err != nil {
+		return nil, "", err
+	}
+	all, err := s.queryKeys(ctx, keyQuery+where.String(), args)
+	if err != nil {
+		return nil, "", err
+	}
+	slices.SortFunc(all, func(a, b store.Key) int { return store.CompareKeys(a, b, f.Order) })
+	var keys []store.Key
+	for _, k := range all {
+		if after == nil || store.CompareKeyToken(k, after, f.Order) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	next := ""
+	if len(keys) > size {
+		keys = keys[:size]
+		next = store.KeyToken(keys[size-1], f.Order)
+	}
+	return keys, next, nil
+}
+
+// queryKeys runs a keys statement of the Account API (keyQuery's columns).
+func (s *Store) queryKeys(ctx context.Context, sql string, args []any) ([]store.Key, error) {
+	rows, err := s.reads().Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []store.Key
+	for rows.Next() {
+		r, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: list keys: %w", err)
+		}
+		keys = append(keys, r.Key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list keys: %w", err)
+	}
+	return keys, nil
 }
 
 // listKeysSQL is ListKeys' statement and arguments: the page of size+1
