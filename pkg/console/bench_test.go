@@ -30,7 +30,7 @@ func BenchmarkPagesWith100kKeys(b *testing.B) {
 		{"keys-page-2", "/keys?after="},
 		{"keys-inactive", "/keys?active=false"},
 		{"keys-unused", "/keys?unused_since=2100-01-01"},
-		{"keys-search", "/keys?q=initech-prod"},         // about 830 matches
+		{"keys-search", "/keys?q=initech-prod"},          // about 830 matches
 		{"keys-search-few", "/keys?q=initech-prod-0000"}, // a handful
 		{"keys-search-none", "/keys?q=nothing"},
 		{"keys-search-short", "/keys?q=7"},
