@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -192,4 +193,23 @@ func compareNullLast(a, b time.Time) int {
 		return -1
 	}
 	return a.Compare(b)
+}
+
+// SortKeyPage is the page of size keys of all after token after (nil: the
+// first page) in order o, sorted here as ListKeys sorts, and the next
+// page's token: for stores (or lists) that hold every matching key.
+// all is sorted in place.
+func SortKeyPage(all []Key, o KeyOrder, after *PageToken, size int) ([]Key, string) {
+	slices.SortFunc(all, func(a, b Key) int { return CompareKeys(a, b, o) })
+	var out []Key
+	for _, k := range all {
+		if after == nil || CompareKeyToken(k, after, o) > 0 {
+			out = append(out, k)
+		}
+	}
+	if len(out) > size {
+		out = out[:size]
+		return out, KeyToken(out[size-1], o)
+	}
+	return out, ""
 }

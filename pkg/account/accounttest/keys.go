@@ -202,19 +202,7 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	default:
 		return nil, "", invalid("type: unknown key type %d", f.Type)
 	}
-	all := s.matchLocked(accountID, f)
-	slices.SortFunc(all, func(a, b store.Key) int { return store.CompareKeys(a, b, f.Order) })
-	var out []store.Key
-	for _, k := range all {
-		if after == nil || store.CompareKeyToken(k, after, f.Order) > 0 {
-			out = append(out, k)
-		}
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = store.KeyToken(out[size-1], f.Order)
-	}
+	out, next := store.SortKeyPage(s.matchLocked(accountID, f), f.Order, after, size)
 	return out, next, nil
 }
 

@@ -652,18 +652,7 @@ func (s *Store) listFew(ctx context.Context, accountID string, f store.KeyFilter
 	if err != nil {
 		return nil, "", err
 	}
-	slices.SortFunc(all, func(a, b store.Key) int { return store.CompareKeys(a, b, f.Order) })
-	var keys []store.Key
-	for _, k := range all {
-		if after == nil || store.CompareKeyToken(k, after, f.Order) > 0 {
-			keys = append(keys, k)
-		}
-	}
-	next := ""
-	if len(keys) > size {
-		keys = keys[:size]
-		next = store.KeyToken(keys[size-1], f.Order)
-	}
+	keys, next := store.SortKeyPage(all, f.Order, after, size)
 	return keys, next, nil
 }
 
