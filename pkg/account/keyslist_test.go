@@ -22,7 +22,9 @@ type countingQuotas struct {
 	calls int
 }
 
-func (c *countingQuotas) QuotaUsage(context.Context, time.Time) ([]authz.QuotaUse, error) { return nil, nil }
+func (c *countingQuotas) QuotaUsage(context.Context, time.Time) ([]authz.QuotaUse, error) {
+	return nil, nil
+}
 
 func (c *countingQuotas) QuotaUsed(_ context.Context, _ string, s authz.QuotaSubject, _ time.Time) (int64, error) {
 	c.calls++
