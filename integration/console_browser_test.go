@@ -292,12 +292,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Deactivate: both secrets are refused.
 	var keyURL string
 	b.run(ctx, "deactivate",
-		chromedp.Navigate(base+"/keys?name=globex-mail"), chromedp.WaitVisible(chromedp.CSS(`#keys-table a`)),
-		chromedp.Click(chromedp.CSS(`#keys-table a`)), chromedp.WaitVisible(chromedp.ID("deactivate")),
+		chromedp.Navigate(base+"/keys?name=globex-mail"), chromedp.WaitVisible(chromedp.CSS(`#keys-table td a`)),
+		chromedp.Click(chromedp.CSS(`#keys-table td a`)), chromedp.WaitVisible(chromedp.ID("deactivate")),
 		into(chromedp.Location(), &keyURL),
 		chromedp.Click(chromedp.ID("deactivate")), chromedp.WaitVisible(chromedp.ID("activate")))
 	for _, k := range []string{second, secret} {
 		waitFor(t, check, send(k), outcome{401, "inactive_key"})
+	}
+	// The list's name search and bulk deactivate, through its
+	// confirmation page (the key is inactive already: it stays so).
+	var notice string
+	b.run(ctx, "bulk deactivate",
+		chromedp.Navigate(base+"/keys?q=GLOBEX-MAIL"), chromedp.WaitVisible(chromedp.CSS(`#keys-table input[name=id]`)),
+		chromedp.Click(chromedp.CSS(`#keys-table input[name=id]`)), chromedp.Click(chromedp.ID("bulk-deactivate")),
+		chromedp.WaitVisible(chromedp.ID("bulk-confirm-button")), chromedp.Click(chromedp.ID("bulk-confirm-button")),
+		chromedp.WaitVisible(chromedp.CSS(".notice")), into(chromedp.Text(chromedp.CSS(".notice")), &notice))
+	if notice != "Deactivated 1 key." {
+		t.Errorf("after the bulk deactivate: %q", notice)
 	}
 	b.run(ctx, "keys list", chromedp.Navigate(base+"/keys"), chromedp.WaitVisible(chromedp.ID("keys-table")))
 	b.shot(ctx, "keys")
@@ -352,7 +363,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.signIn(rctx, ro.GetPrivateKey())
 	for _, page := range []string{"/keys", "/apps", "/tenants", "/tenants/globex", strings.TrimPrefix(keyURL, base)} {
 		b.run(rctx, "read-only "+page, chromedp.Navigate(base+page), chromedp.WaitVisible(chromedp.CSS("main h1")))
-		for _, sel := range []string{"#new-key", "#new-app", "#new-tenant", "#save", "#save-key", "#deactivate", "#activate", "#regenerate", "#delete", "#create-denial"} {
+		for _, sel := range []string{"#new-key", "#new-app", "#new-tenant", "#save", "#save-key", "#deactivate", "#activate", "#regenerate", "#delete", "#create-denial", "#bulk-deactivate", "#bulk-delete"} {
 			if b.exists(rctx, sel) {
 				t.Errorf("read-only key sees %s on %s", sel, page)
 			}

@@ -51,7 +51,7 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 	f := in.Filter
 	switch {
 	case f.IsZero() && !in.All:
-		v.add("filter", "selects every key of the account: give a filter (app, tenant, group, type, name, active, expiring before, unused since), or set all to change every key")
+		v.add("filter", "selects every key of the account: give a filter (app, tenant, group, type, name, name contains, active, expiring before, unused since), or set all to change every key")
 	case !f.IsZero() && in.All:
 		v.add("all", "set together with a filter: give one or the other")
 	}
@@ -66,6 +66,12 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 	}
 	if len(f.Name) > MaxNameLen {
 		v.add("filter.name", "longer than %d bytes", MaxNameLen)
+	}
+	if len(f.NameContains) > MaxNameLen {
+		v.add("filter.name_contains", "longer than %d bytes", MaxNameLen)
+	}
+	if len(f.IDs) > MaxBulkIDs {
+		v.add("filter.ids", "more than %d ids", MaxBulkIDs)
 	}
 	if u.Name != nil || u.NotBefore != nil || u.IPFilters != nil || u.ResponseHeaders != nil {
 		v.add("update", "only description, group, scope, active and expiry change many keys at once")

@@ -295,12 +295,21 @@ func (s *Service) ListKeys(ctx context.Context, c Caller, f KeyFilter, p PageInp
 	if len(f.RoleID) > MaxIDLen {
 		v.add("role_id", "longer than %d bytes", MaxIDLen)
 	}
+	if len(f.NameContains) > MaxNameLen {
+		v.add("name_contains", "longer than %d bytes", MaxNameLen)
+	}
+	if len(f.IDs) > MaxBulkIDs {
+		v.add("ids", "more than %d ids", MaxBulkIDs)
+	}
+	if !f.Order.Valid() {
+		v.add("order_by", "unknown sort %q: give created, name, expires or last_used", f.Order.By)
+	}
 	if err := v.err(); err != nil {
 		return nil, "", err
 	}
 	keys, next, err := pageOf(p, func(pg store.Page) ([]store.Key, string, error) {
 		return s.store.ListKeys(ctx, c.AccountID, f, pg)
-	}, keyBytes, keyToken)
+	}, keyBytes, func(k store.Key) string { return store.KeyToken(k, f.Order) })
 	if err != nil {
 		return nil, "", s.storeError(ctx, "ListKeys", "page", err)
 	}

@@ -100,6 +100,4 @@ func keysetToken(createdAtMicro int64, id string) string {
 	return store.PageToken{CreatedAt: createdAtMicro, ID: id}.String()
 }
 
-func keyToken(k store.Key) string { return keysetToken(k.CreatedAt.UnixMicro(), k.Spec.ID) }
-
 func eventToken(e store.AuditEvent) string { return store.AuditToken(e) }

@@ -247,6 +247,8 @@ type KeysListCmd struct {
 	Group          string `name:"group" help:"Only keys of this group."`
 	Type           string `name:"type" help:"Only keys of this type: service, app or account."`
 	Name           string `name:"name" help:"Only the key of this name."`
+	NameContains   string `name:"name-contains" placeholder:"TEXT" help:"Only keys whose name contains this text (letters compared without case)."`
+	OrderBy        string `name:"order-by" placeholder:"SORT" help:"Sort by created (the default: oldest first), name, expires or last_used; -name etc. for descending."`
 	Active         *bool  `name:"active" negatable:"" help:"Only active (--active) or inactive (--no-active) keys."`
 	ExpiringBefore string `name:"expiring-before" placeholder:"TIME|DURATION" help:"Only keys expiring before this time (RFC 3339, or a date such as 2027-01-01: midnight UTC) or within this duration from now (Go units or days: 720h, 30d, 1d12h)."`
 	UnusedSince    string `name:"unused-since" placeholder:"TIME|DURATION" help:"Only keys not used since this time (RFC 3339, or a date such as 2027-01-01: midnight UTC) or for this duration (Go units or days: 2160h, 90d)."`
@@ -255,7 +257,8 @@ type KeysListCmd struct {
 }
 
 func (c *KeysListCmd) Run(e *Env) error {
-	req := &accountv1.ListKeysRequest{AppId: c.App, TenantId: c.Tenant, Group: c.Group, Name: c.Name, Active: c.Active, PageSize: c.PageSize, RoleId: c.Role}
+	req := &accountv1.ListKeysRequest{AppId: c.App, TenantId: c.Tenant, Group: c.Group, Name: c.Name, Active: c.Active, PageSize: c.PageSize, RoleId: c.Role,
+		NameContains: c.NameContains, OrderBy: c.OrderBy}
 	if c.Type != "" {
 		if req.Type = typeFromName(c.Type); req.Type == accountv1.KeyType_KEY_TYPE_UNSPECIFIED {
 			return fmt.Errorf("--type: want service, app or account, got %q", c.Type)

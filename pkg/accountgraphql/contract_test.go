@@ -292,6 +292,24 @@ func TestContract(t *testing.T) {
 				return `{ keys(filter: {appId: "` + p + `billing"}) { nodes { ` + keyFields + ` } pageInfo { hasNextPage } } }`
 			},
 			gqlView: keysAt("keys.nodes")},
+		{name: "keys searched by name, sorted by name descending",
+			grpc: func(ctx context.Context, c accountv1.AccountServiceClient, p string) (view, error) {
+				r, err := c.ListKeys(ctx, &accountv1.ListKeysRequest{AppId: p + "billing", NameContains: strings.ToUpper(p + "SAK"), OrderBy: "-name"})
+				return keysOfProto(r.GetKeys()), err
+			},
+			gql: func(p string) string {
+				return `{ keys(filter: {appId: "` + p + `billing", nameContains: "` + strings.ToUpper(p+"SAK") + `"}, orderBy: {field: NAME, descending: true}) { nodes { ` + keyFields + ` } pageInfo { hasNextPage } } }`
+			},
+			gqlView: keysAt("keys.nodes")},
+		{name: "keys by last use",
+			grpc: func(ctx context.Context, c accountv1.AccountServiceClient, p string) (view, error) {
+				r, err := c.ListKeys(ctx, &accountv1.ListKeysRequest{AppId: p + "billing", OrderBy: "last_used"})
+				return keysOfProto(r.GetKeys()), err
+			},
+			gql: func(p string) string {
+				return `{ keys(filter: {appId: "` + p + `billing"}, orderBy: {field: LAST_USED}) { nodes { ` + keyFields + ` } pageInfo { hasNextPage } } }`
+			},
+			gqlView: keysAt("keys.nodes")},
 		{name: "keys with a bad page size", wantCode: "INVALID_ARGUMENT",
 			grpc: func(ctx context.Context, c accountv1.AccountServiceClient, p string) (view, error) {
 				_, err := c.ListKeys(ctx, &accountv1.ListKeysRequest{PageSize: -1})

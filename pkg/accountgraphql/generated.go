@@ -192,7 +192,7 @@ type ComplexityRoot struct {
 		Apps                 func(childComplexity int, first *int64, after *string) int
 		AuditEvents          func(childComplexity int, filter *AuditEventFilter, first *int64, after *string) int
 		Key                  func(childComplexity int, id string) int
-		Keys                 func(childComplexity int, filter *KeyFilter, first *int64, after *string) int
+		Keys                 func(childComplexity int, filter *KeyFilter, orderBy *KeyOrder, first *int64, after *string) int
 		Replicas             func(childComplexity int) int
 		ServiceAccessDenial  func(childComplexity int, id string) int
 		ServiceAccessDenials func(childComplexity int, tenantID *string, appID *string, first *int64, after *string) int
@@ -414,7 +414,7 @@ type QueryResolver interface {
 	App(ctx context.Context, id string) (*App, error)
 	Tenants(ctx context.Context, first *int64, after *string) (*TenantConnection, error)
 	Tenant(ctx context.Context, id string) (*Tenant, error)
-	Keys(ctx context.Context, filter *KeyFilter, first *int64, after *string) (*KeyConnection, error)
+	Keys(ctx context.Context, filter *KeyFilter, orderBy *KeyOrder, first *int64, after *string) (*KeyConnection, error)
 	Key(ctx context.Context, id string) (*Key, error)
 	ServiceAccessRoles(ctx context.Context, first *int64, after *string) (*ServiceAccessRoleConnection, error)
 	ServiceAccessRole(ctx context.Context, id string) (*ServiceAccessRole, error)
@@ -1217,7 +1217,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Keys(childComplexity, args["filter"].(*KeyFilter), args["first"].(*int64), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.Keys(childComplexity, args["filter"].(*KeyFilter), args["orderBy"].(*KeyOrder), args["first"].(*int64), args["after"].(*string)), true
 	case "Query.replicas":
 		if e.ComplexityRoot.Query.Replicas == nil {
 			break
@@ -1952,6 +1952,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("GenerateServiceAccessKeyInput", ec.unmarshalInputGenerateServiceAccessKeyInput),
 			graphql.NewInputUnmarshaler("ImportKeyInput", ec.unmarshalInputImportKeyInput),
 			graphql.NewInputUnmarshaler("KeyFilter", ec.unmarshalInputKeyFilter),
+			graphql.NewInputUnmarshaler("KeyOrder", ec.unmarshalInputKeyOrder),
 			graphql.NewInputUnmarshaler("QuotaInput", ec.unmarshalInputQuotaInput),
 			graphql.NewInputUnmarshaler("RateLimitInput", ec.unmarshalInputRateLimitInput),
 			graphql.NewInputUnmarshaler("RegenerateKeyInput", ec.unmarshalInputRegenerateKeyInput),
@@ -3237,22 +3238,30 @@ func (ec *executionContext) field_Query_keys_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["filter"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*KeyOrder, error) {
+			return ec.unmarshalOKeyOrder2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int64, error) {
 			return ec.unmarshalOInt2ᚖint64(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["first"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["after"] = arg2
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -6585,7 +6594,7 @@ func (ec *executionContext) _Query_keys(ctx context.Context, field graphql.Colle
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Keys(ctx, fc.Args["filter"].(*KeyFilter), fc.Args["first"].(*int64), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().Keys(ctx, fc.Args["filter"].(*KeyFilter), fc.Args["orderBy"].(*KeyOrder), fc.Args["first"].(*int64), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *KeyConnection) graphql.Marshaler {
@@ -11563,7 +11572,7 @@ func (ec *executionContext) unmarshalInputKeyFilter(ctx context.Context, obj any
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"appId", "tenantId", "group", "type", "active", "expiringBefore", "unusedSince", "name", "roleId"}
+	fieldsInOrder := [...]string{"appId", "tenantId", "group", "type", "active", "expiringBefore", "unusedSince", "name", "nameContains", "roleId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11626,6 +11635,13 @@ func (ec *executionContext) unmarshalInputKeyFilter(ctx context.Context, obj any
 				return it, err
 			}
 			it.Name = data
+		case "nameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameContains = data
 		case "roleId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("roleId"))
 			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
@@ -11647,6 +11663,55 @@ func (ec *executionContext) unmarshalInputKeyFilter(ctx context.Context, obj any
 func UnmarshalKeyFilter(ctx context.Context, raw any) (KeyFilter, error) {
 	var out KeyFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "KeyFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputKeyOrder(ctx context.Context, obj any) (KeyOrder, error) {
+	var it KeyOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"field", "descending"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNKeySortField2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeySortField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "descending":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("descending"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Descending = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalKeyOrder unmarshals raw into the KeyOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalKeyOrder(ctx context.Context, raw any) (KeyOrder, error) {
+	var out KeyOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "KeyOrder", raw, &out)
 	return out, err
 }
 
@@ -15504,6 +15569,16 @@ func (ec *executionContext) marshalNKeyOrigin2githubᚗcomᚋkeygateᚋkeygate�
 	return v
 }
 
+func (ec *executionContext) unmarshalNKeySortField2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeySortField(ctx context.Context, v any) (KeySortField, error) {
+	var res KeySortField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKeySortField2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeySortField(ctx context.Context, sel ast.SelectionSet, v KeySortField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNKeyType2githubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyType(ctx context.Context, v any) (KeyType, error) {
 	var res KeyType
 	err := res.UnmarshalGQL(v)
@@ -16332,6 +16407,14 @@ func (ec *executionContext) unmarshalOKeyFilter2ᚖgithubᚗcomᚋkeygateᚋkeyg
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputKeyFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOKeyOrder2ᚖgithubᚗcomᚋkeygateᚋkeygateᚋpkgᚋaccountgraphqlᚐKeyOrder(ctx context.Context, v any) (*KeyOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputKeyOrder(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

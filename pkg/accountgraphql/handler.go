@@ -121,7 +121,7 @@ func config(r *Resolver) Config {
 	q := &cfg.Complexity.Query
 	q.Apps = func(c int, first *int64, _ *string) int { return list(c, first) }
 	q.Tenants = func(c int, first *int64, _ *string) int { return list(c, first) }
-	q.Keys = func(c int, _ *KeyFilter, first *int64, _ *string) int { return list(c, first) }
+	q.Keys = func(c int, _ *KeyFilter, _ *KeyOrder, first *int64, _ *string) int { return list(c, first) }
 	q.ServiceAccessRoles = func(c int, first *int64, _ *string) int { return list(c, first) }
 	q.ServiceAccessDenials = func(c int, _, _ *string, first *int64, _ *string) int { return list(c, first) }
 	q.AuditEvents = func(c int, _ *AuditEventFilter, first *int64, _ *string) int { return list(c, first) }

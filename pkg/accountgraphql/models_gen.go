@@ -257,7 +257,14 @@ type KeyFilter struct {
 	ExpiringBefore *time.Time `json:"expiringBefore,omitempty"`
 	UnusedSince    *time.Time `json:"unusedSince,omitempty"`
 	Name           *string    `json:"name,omitempty"`
-	RoleID         *string    `json:"roleId,omitempty"`
+	// Keys whose name contains this text, letters compared without case.
+	NameContains *string `json:"nameContains,omitempty"`
+	RoleID       *string `json:"roleId,omitempty"`
+}
+
+type KeyOrder struct {
+	Field      KeySortField `json:"field"`
+	Descending *bool        `json:"descending,omitempty"`
 }
 
 type KeyPayload struct {
@@ -615,6 +622,69 @@ func (e *KeyOrigin) UnmarshalJSON(b []byte) error {
 }
 
 func (e KeyOrigin) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What the keys list is sorted by; the key's id breaks ties.
+type KeySortField string
+
+const (
+	KeySortFieldCreated KeySortField = "CREATED"
+	// The name, letters compared without case.
+	KeySortFieldName KeySortField = "NAME"
+	// The expiry; keys that never expire after the others.
+	KeySortFieldExpires KeySortField = "EXPIRES"
+	// The last use; keys never used before the others (in creation order).
+	KeySortFieldLastUsed KeySortField = "LAST_USED"
+)
+
+var AllKeySortField = []KeySortField{
+	KeySortFieldCreated,
+	KeySortFieldName,
+	KeySortFieldExpires,
+	KeySortFieldLastUsed,
+}
+
+func (e KeySortField) IsValid() bool {
+	switch e {
+	case KeySortFieldCreated, KeySortFieldName, KeySortFieldExpires, KeySortFieldLastUsed:
+		return true
+	}
+	return false
+}
+
+func (e KeySortField) String() string {
+	return string(e)
+}
+
+func (e *KeySortField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KeySortField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KeySortField", str)
+	}
+	return nil
+}
+
+func (e KeySortField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KeySortField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KeySortField) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

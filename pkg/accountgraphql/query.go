@@ -96,7 +96,7 @@ func keyFilterFrom(f *KeyFilter) account.KeyFilter {
 	}
 	out := account.KeyFilter{
 		AppID: orEmpty(f.AppID), TenantID: orEmpty(f.TenantID), Group: orEmpty(f.Group),
-		Name: orEmpty(f.Name), RoleID: orEmpty(f.RoleID), Active: f.Active,
+		Name: orEmpty(f.Name), NameContains: orEmpty(f.NameContains), RoleID: orEmpty(f.RoleID), Active: f.Active,
 		ExpiringBefore: zeroIfNil(f.ExpiringBefore), UnusedSince: zeroIfNil(f.UnusedSince),
 	}
 	if f.Type != nil {
@@ -105,8 +105,20 @@ func keyFilterFrom(f *KeyFilter) account.KeyFilter {
 	return out
 }
 
-func (q queryResolver) Keys(ctx context.Context, filter *KeyFilter, first *int64, after *string) (*KeyConnection, error) {
-	keys, next, err := q.svc.ListKeys(ctx, callerFrom(ctx), keyFilterFrom(filter), page(first, after))
+// keyOrderFrom is the keys list's order of orderBy (nil: the default).
+func keyOrderFrom(o *KeyOrder) store.KeyOrder {
+	if o == nil {
+		return store.KeyOrder{}
+	}
+	by := map[KeySortField]store.KeySort{KeySortFieldCreated: "", KeySortFieldName: store.SortName,
+		KeySortFieldExpires: store.SortExpires, KeySortFieldLastUsed: store.SortLastUsed}[o.Field]
+	return store.KeyOrder{By: by, Desc: o.Descending != nil && *o.Descending}
+}
+
+func (q queryResolver) Keys(ctx context.Context, filter *KeyFilter, orderBy *KeyOrder, first *int64, after *string) (*KeyConnection, error) {
+	f := keyFilterFrom(filter)
+	f.Order = keyOrderFrom(orderBy)
+	keys, next, err := q.svc.ListKeys(ctx, callerFrom(ctx), f, page(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +126,7 @@ func (q queryResolver) Keys(ctx context.Context, filter *KeyFilter, first *int64
 	out := &KeyConnection{PageInfo: pageInfo(next), Nodes: make([]*Key, len(keys)), Edges: make([]*KeyEdge, len(keys))}
 	for i, k := range keys {
 		out.Nodes[i] = keyOf(k, now)
-		out.Edges[i] = &KeyEdge{Cursor: cursor(k.CreatedAt, k.Spec.ID), Node: out.Nodes[i]}
+		out.Edges[i] = &KeyEdge{Cursor: store.KeyToken(k, f.Order), Node: out.Nodes[i]}
 	}
 	return out, nil
 }

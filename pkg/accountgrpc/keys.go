@@ -9,6 +9,7 @@ import (
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
 )
 
 // keyRequest is what every key-creating request carries.
@@ -120,6 +121,11 @@ func (s *Server) GetKey(ctx context.Context, r *accountv1.GetKeyRequest) (*accou
 func (s *Server) ListKeys(ctx context.Context, r *accountv1.ListKeysRequest) (*accountv1.ListKeysResponse, error) {
 	var v account.Violations
 	f := keyFilter(&v, "", r, r.Active)
+	if o, err := store.ParseKeyOrder(r.GetOrderBy()); err != nil {
+		v.Add("order_by", "%q is not an order: give created, name, expires or last_used, with \"-\" first for descending", r.GetOrderBy())
+	} else {
+		f.Order = o
+	}
 	if err := v.Err(); err != nil {
 		return nil, grpcError(err)
 	}
@@ -203,8 +209,10 @@ func keyFilter(v *account.Violations, prefix string, r interface {
 	GetUnusedSince() *timestamppb.Timestamp
 	GetName() string
 	GetRoleId() string
+	GetNameContains() string
 }, active *bool) account.KeyFilter {
 	f := account.KeyFilter{
+		NameContains:   r.GetNameContains(),
 		AppID:          r.GetAppId(),
 		TenantID:       r.GetTenantId(),
 		Group:          r.GetGroup(),

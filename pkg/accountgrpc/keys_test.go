@@ -305,6 +305,10 @@ func TestListKeysFilters(t *testing.T) {
 		{"expiring", &accountv1.ListKeysRequest{ExpiringBefore: timestamppb.New(accounttest.T0.Add(48 * time.Hour))}, []string{"k1"}},
 		{"unused since", &accountv1.ListKeysRequest{UnusedSince: timestamppb.New(accounttest.T0.Add(-24 * time.Hour))}, []string{"k1", "k2", "k4", "root"}},
 		{"combined", &accountv1.ListKeysRequest{AppId: "billing", Active: proto.Bool(true)}, []string{"k1"}},
+		{"name contains", &accountv1.ListKeysRequest{NameContains: "K"}, []string{"k1", "k2", "k3", "k4"}},
+		{"sorted by name, descending", &accountv1.ListKeysRequest{OrderBy: "-name"}, []string{"root", "k4", "k3", "k2", "k1"}},
+		{"sorted by expiry", &accountv1.ListKeysRequest{OrderBy: "expires", AppId: "billing"}, []string{"k1", "k2"}},
+		{"sorted by last use, most recent first", &accountv1.ListKeysRequest{OrderBy: "-last_used"}, []string{"k3", "k1", "root", "k4", "k2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, ids(tc.req)); diff != "" {
@@ -318,7 +322,16 @@ func TestListKeysFilters(t *testing.T) {
 	if len(first.GetKeys()) != 3 || len(second.GetKeys()) != 2 || second.GetNextPageToken() != "" {
 		t.Fatalf("pages of %d and %d, next %q", len(first.GetKeys()), len(second.GetKeys()), second.GetNextPageToken())
 	}
-	_, err := c.ListKeys(ctx, &accountv1.ListKeysRequest{PageToken: "garbage"})
+	byName := must(c.ListKeys(ctx, &accountv1.ListKeysRequest{PageSize: 2, OrderBy: "name"}))
+	rest := must(c.ListKeys(ctx, &accountv1.ListKeysRequest{PageSize: 10, OrderBy: "name", PageToken: byName.GetNextPageToken()}))
+	if len(rest.GetKeys()) != 3 || rest.GetKeys()[0].GetId() != "k3" {
+		t.Fatalf("second page by name: %v", rest.GetKeys())
+	}
+	_, err := c.ListKeys(ctx, &accountv1.ListKeysRequest{OrderBy: "-name", PageToken: byName.GetNextPageToken()})
+	wantCode(t, err, codes.InvalidArgument, "page_token: the token is of the list sorted by name, not by -name")
+	_, err = c.ListKeys(ctx, &accountv1.ListKeysRequest{OrderBy: "colour"})
+	wantCode(t, err, codes.InvalidArgument, "order_by")
+	_, err = c.ListKeys(ctx, &accountv1.ListKeysRequest{PageToken: "garbage"})
 	wantCode(t, err, codes.InvalidArgument, "page_token")
 	_, err = c.ListKeys(ctx, &accountv1.ListKeysRequest{Type: accountv1.KeyType(42)})
 	wantCode(t, err, codes.InvalidArgument, "type: unknown key type 42")

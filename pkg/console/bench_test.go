@@ -3,9 +3,11 @@ package console_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 
+	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
 
@@ -18,6 +20,7 @@ func BenchmarkPagesWith100kKeys(b *testing.B) {
 	if err := pgtest.SeedKeys(b.Context(), pgtest.Pool(b, e.url), "acme", 100_000); err != nil {
 		b.Fatal(err)
 	}
+	seedListColumns(b, e)
 	br := e.browser(e.srv)
 	br.signIn(e.admin)
 	for _, bc := range []struct{ name, path string }{
@@ -27,11 +30,26 @@ func BenchmarkPagesWith100kKeys(b *testing.B) {
 		{"keys-page-2", "/keys?after="},
 		{"keys-inactive", "/keys?active=false"},
 		{"keys-unused", "/keys?unused_since=2100-01-01"},
+		{"keys-search", "/keys?q=initech-prod"},          // about 830 matches
+		{"keys-search-few", "/keys?q=initech-prod-0000"}, // a handful
+		{"keys-search-none", "/keys?q=nothing"},
+		{"keys-search-short", "/keys?q=7"},
+		{"keys-sort-created", "/keys?sort=created"},
+		{"keys-sort-name", "/keys?sort=name"},
+		{"keys-sort--name", "/keys?sort=-name"},
+		{"keys-sort-expires", "/keys?sort=expires"},
+		{"keys-sort--expires", "/keys?sort=-expires"},
+		{"keys-sort-last_used", "/keys?sort=last_used"},
+		{"keys-sort--last_used", "/keys?sort=-last_used"},
+		{"keys-sort-name-search", "/keys?sort=name&q=globex"},
 		{"key", "/keys/" + pgtest.SeedKeyID("acme", 42)},
 		{"tenant", "/tenants/" + pgtest.SeedTenantID},
 		{"apps", "/apps"},
 		{"new-key", "/keys/new"},
 	} {
+		// The test clock stands still: move it on, so that the key's rate
+		// limit (100 reads a second) refills between pages.
+		e.clock.Add(2 * time.Second)
 		b.Run(bc.name, func(b *testing.B) {
 			path := bc.path
 			if bc.name == "keys-page-2" {
@@ -54,4 +72,40 @@ func nextPage(b *testing.B, br *browser) string {
 	}
 	b.Fatal("no next page")
 	return ""
+}
+
+// seedListColumns gives the seeded keys what the keys list sorts,
+// searches and draws: names of twenty customers and six environments
+// (initech-prod-000000042), two in three an expiry, half a last use, and a
+// thousand of them allowed requests on each of the last 7 days.
+func seedListColumns(b *testing.B, e *env) {
+	pool := pgtest.Pool(b, e.url)
+	for _, sql := range []string{
+		`UPDATE keys SET name = (ARRAY['acme', 'globex', 'initech', 'umbrella', 'hooli', 'stark', 'wayne', 'wonka',
+				'tyrell', 'cyberdyne', 'soylent', 'oscorp', 'aperture', 'vandelay', 'dunder', 'pied-piper', 'massive',
+				'gringotts', 'monarch', 'nakatomi'])[1 + abs(hashtext(id)) % 20] || '-' ||
+				(ARRAY['prod', 'staging', 'dev', 'ci', 'eu', 'us'])[1 + abs(hashtext(id || 'env')) % 6] || '-' || substr(id, 10)
+			WHERE account_id = 'acme'`,
+		`UPDATE keys SET expires_at = now() + (abs(hashtext(id)) % 5000 + 100) * interval '1 hour'
+			WHERE account_id = 'acme' AND abs(hashtext(id)) % 3 <> 0`,
+		`INSERT INTO key_usage (account_id, key_id, last_used_at)
+			SELECT account_id, id, now() - (abs(hashtext(id)) % 100000) * interval '1 minute'
+			FROM keys WHERE account_id = 'acme' AND abs(hashtext(id)) % 2 = 0`,
+		`ANALYZE keys`, `ANALYZE key_usage`,
+	} {
+		if _, err := pool.Exec(b.Context(), sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rows := map[store.UsageRow]int64{}
+	now := time.Now().UTC().Truncate(time.Hour)
+	for i := range 1000 {
+		for d := range 7 {
+			rows[store.UsageRow{AccountID: "acme", AppID: pgtest.SeedAppID, KeyID: pgtest.SeedKeyID("acme", 99_999-i),
+				Service: "email-api", Operation: "listEmails", Outcome: store.UsageOutcomeAllowed, Hour: now.AddDate(0, 0, -d)}] = int64(i%50 + d)
+		}
+	}
+	if err := e.st.AddUsage(b.Context(), rows); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -2,6 +2,8 @@ package console
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -24,6 +26,11 @@ const keysPageSize = 50
 type keyRow struct {
 	store.Key
 	Status string
+	// The keys list's: whether a quota that binds the key is used up,
+	// and its allowed requests of the last 7 days as a sparkline (nil
+	// when the session may not read usage).
+	QuotaUsedUp bool
+	Spark       template.HTML
 }
 
 func newKeyRow(k store.Key, now time.Time) keyRow {
@@ -58,7 +65,28 @@ type keysView struct {
 	// the first page's, shown past it (NotFirst).
 	NextQuery, FirstQuery template.URL
 	NotFirst              bool
+	// Q is the name search; Sort the order as the URL gives it ("": the
+	// newest first); Cols the sortable column headers.
+	Q, Sort string
+	Cols    map[string]sortCol
+	// CanUsage: the rows have a sparkline; CanDeactivate, CanDelete: the
+	// bulk buttons.
+	CanUsage, CanDeactivate, CanDelete bool
 }
+
+// sortCol is a sortable column's header: the link that sorts by it (or
+// reverses it) and its aria-sort ("" when the list is not sorted by it).
+type sortCol struct {
+	Href template.URL
+	ARIA string
+}
+
+// keysDefaultOrder is the keys list's order without a sort parameter:
+// the newest first.
+var keysDefaultOrder = store.KeyOrder{Desc: true}
+
+// sparkDays is how many days a row's sparkline covers.
+const sparkDays = 7
 
 // generateOps are the operations that create a key of each type.
 var generateOps = map[authz.KeyType]string{
@@ -98,9 +126,19 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	q := r.URL.Query()
 	v := &keysView{Type: q.Get("type"), App: q.Get("app"), Tenant: q.Get("tenant"), Active: q.Get("active"),
 		Name: strings.TrimSpace(q.Get("name")), Group: strings.TrimSpace(q.Get("group")), Role: q.Get("role"),
-		ExpiringBefore: q.Get("expiring_before"), UnusedSince: q.Get("unused_since")}
+		ExpiringBefore: q.Get("expiring_before"), UnusedSince: q.Get("unused_since"),
+		Q: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort")}
 	var f account.KeyFilter
 	p.Errors = map[string]string{}
+	f.NameContains = v.Q
+	f.Order = keysDefaultOrder
+	if v.Sort != "" {
+		o, err := store.ParseKeyOrder(v.Sort)
+		if err != nil {
+			p.Errors["sort"] = err.Error()
+		}
+		f.Order = o
+	}
 	if v.Type != "" {
 		t, err := authz.ParseKeyType(v.Type)
 		if err != nil {
@@ -132,6 +170,15 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	v.Filtered = !f.IsZero()
 	v.Types = []string{"service", "app", "account"}
+	v.Cols = sortCols(q, f.Order)
+	v.CanUsage = p.Can("usage")
+	v.CanDeactivate, v.CanDelete = p.Can("updateKey"), p.Can("deleteKey")
+	switch n, _ := strconv.Atoi(q.Get("n")); q.Get("done") {
+	case "deactivated":
+		p.Notice = fmt.Sprintf("Deactivated %d key%s.", n, plural(n))
+	case "deleted":
+		p.Notice = fmt.Sprintf("Deleted %d key%s.", n, plural(n))
+	}
 	p.Title, p.Nav, p.Data = "Keys", "keys", v
 	v.CanListApps, v.CanListTenants = p.Can("apps"), p.Can("tenants")
 	v.CanCreate = p.canCreateKey()
@@ -154,10 +201,7 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 		h.serviceError(w, r, p, err)
 		return
 	}
-	now := h.svc.Now()
-	for _, k := range keys {
-		v.Keys = append(v.Keys, newKeyRow(k, now))
-	}
+	v.Keys, v.CanUsage = h.listRows(ctx, p, keys, v.CanUsage)
 	nq := url.Values{}
 	for _, name := range keyFilterParams {
 		if x := q.Get(name); x != "" {
@@ -176,7 +220,120 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 
 // keyFilterParams are the keys list's filter parameters, kept across its
 // pages.
-var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "role", "expiring_before", "unused_since"}
+var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "role", "expiring_before", "unused_since", "q", "sort"}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// sortCols are the sortable headers of the keys list in order o: each
+// links to the list sorted by its column (the filters kept, from the
+// first page), or reversed when already sorted by it.
+func sortCols(q url.Values, o store.KeyOrder) map[string]sortCol {
+	cols := map[string]sortCol{}
+	for _, by := range store.KeySorts {
+		cur := store.KeyOrder{By: by}
+		if cur.IsDefault() {
+			cur.By = ""
+		}
+		c := sortCol{}
+		// First the newest, or the most recently used; names and expiry
+		// from the first.
+		next := store.KeyOrder{By: cur.By, Desc: by == store.SortCreated || by == store.SortLastUsed}
+		if cur.By == o.By {
+			c.ARIA = "ascending"
+			if o.Desc {
+				c.ARIA = "descending"
+			}
+			next.Desc = !o.Desc
+		}
+		nq := url.Values{}
+		for _, name := range keyFilterParams {
+			if x := q.Get(name); x != "" && name != "sort" {
+				nq.Set(name, x)
+			}
+		}
+		if next != keysDefaultOrder {
+			nq.Set("sort", next.String())
+		}
+		c.Href = template.URL("/keys?" + nq.Encode())
+		cols[string(by)] = c
+	}
+	return cols
+}
+
+// listRows are a page of keys as the list shows them: the status with
+// "quota used up" (the page's quota states read at once) and, when
+// withUsage, each key's allowed requests of the last days as a sparkline
+// (the page's usage read in one query), reporting whether it drew them.
+// Either read failing leaves its part out of the page, logged (unless
+// the store keeps no usage: a keys file).
+func (h *Handler) listRows(ctx context.Context, p *page, keys []store.Key, withUsage bool) ([]keyRow, bool) {
+	now := h.svc.Now()
+	quotas, err := h.svc.KeysQuotas(ctx, p.session.caller, keys)
+	if err != nil {
+		h.log.Warn("console: reading the keys' quota states", "err", err)
+	}
+	var usage map[string][]int64
+	if withUsage && len(keys) > 0 {
+		ids := make([]string, len(keys))
+		for i, k := range keys {
+			ids[i] = k.Spec.ID
+		}
+		if usage, err = h.svc.KeysDailyUsage(ctx, p.session.caller, ids, sparkDays); err != nil {
+			var ae *account.Error
+			if !errors.As(err, &ae) || ae.Code != account.FailedPrecondition {
+				h.log.Warn("console: reading the keys' usage", "err", err)
+			}
+			withUsage = false
+		}
+	}
+	rows := make([]keyRow, len(keys))
+	for i, k := range keys {
+		rows[i] = newKeyRow(k, now)
+		for _, st := range quotas[k.Spec.ID] {
+			if st.Exceeded() {
+				rows[i].QuotaUsedUp = true
+			}
+		}
+		if withUsage {
+			counts := usage[k.Spec.ID]
+			if counts == nil {
+				counts = make([]int64, sparkDays)
+			}
+			rows[i].Spark = sparkline(counts)
+		}
+	}
+	return rows, withUsage
+}
+
+// sparkline draws counts (oldest first) as an inline SVG, labelled with
+// the numbers for screen readers. Only numbers go into it.
+func sparkline(counts []int64) template.HTML {
+	const w, h = 70.0, 18.0
+	var top int64 = 1
+	var total int64
+	for _, n := range counts {
+		top = max(top, n)
+		total += n
+	}
+	var pts, label strings.Builder
+	step := w / float64(max(1, len(counts)-1))
+	for i, n := range counts {
+		y := h - 1 - (h-2)*float64(n)/float64(top)
+		fmt.Fprintf(&pts, "%.1f,%.1f ", float64(i)*step, y)
+		if i > 0 {
+			label.WriteString(", ")
+		}
+		label.WriteString(strconv.FormatInt(n, 10))
+	}
+	return template.HTML(fmt.Sprintf(`<svg class="spark" width="70" height="18" viewBox="0 0 70 18" role="img" aria-label="allowed requests per day, last %d days: %s (total %d)">`+
+		`<title>%d allowed requests in %d days</title><polyline fill="none" stroke="currentColor" stroke-width="1.5" points="%s"/></svg>`,
+		len(counts), label.String(), total, total, len(counts), strings.TrimSpace(pts.String())))
+}
 
 // keyForm is the create and settings form of a key, as entered: kept
 // as text so that a refused form comes back as the user typed it.
@@ -193,6 +350,9 @@ type keyForm struct {
 	// are kept as they are).
 	RoleIDs []string
 	Roles   []roleOption
+	// OwnSecret: the create form's "use my own secret" (importKey); the
+	// secret itself is never kept in the form, so never shown again.
+	OwnSecret bool
 }
 
 // roleOption is a role in the form's list.
@@ -249,6 +409,7 @@ func readKeyForm(r *http.Request) keyForm {
 		Group: strings.TrimSpace(pf.Get("group")), RoleIDs: pf["role"],
 		Active:    pf.Get("active") == "on",
 		ExpiresAt: strings.TrimSpace(pf.Get("expires_at")), NotBefore: strings.TrimSpace(pf.Get("not_before")),
+		OwnSecret: pf.Get("own_secret") == "on",
 	}
 	f.Scope = scopeField(pf)
 	addrs, masks := pf["ip_address"], pf["ip_netmask"]
@@ -358,6 +519,8 @@ type keyNewView struct {
 	Types         []string
 	Apps, Tenants []ownerOption
 	Picker        *picker
+	// CanImport: the form offers "use my own secret".
+	CanImport bool
 }
 
 func (h *Handler) keyNewView(ctx context.Context, p *page, f keyForm) *keyNewView {
@@ -370,6 +533,7 @@ func (h *Handler) keyNewView(ctx context.Context, p *page, f keyForm) *keyNewVie
 	v.Apps, v.Tenants = h.options(ctx, p, appKind), h.options(ctx, p, tenantKind)
 	v.Picker = h.picker(ctx, p, f.Scope)
 	h.roles(ctx, p, &v.Form)
+	v.CanImport = p.Can("importKey")
 	return v
 }
 
@@ -411,8 +575,12 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
 	if err != nil {
 		p.Errors["type"] = "type: " + err.Error()
 	}
-	op, _ := account.OperationNamed(generateOps[typ])
-	if err == nil {
+	opName := generateOps[typ]
+	if f.OwnSecret {
+		opName = "importKey"
+	}
+	op, _ := account.OperationNamed(opName)
+	if err == nil || f.OwnSecret {
 		if err := h.svc.Authorize(p.session.caller, op); err != nil {
 			h.serviceError(w, r, p, err)
 			return
@@ -429,7 +597,22 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
 	if typ == authz.KeyTypeService {
 		in.TenantID = f.TenantID
 	}
-	if len(p.Errors) == 0 {
+	// The secret to import is read here and goes nowhere but the service:
+	// never back into the form, a URL or a log.
+	own := r.PostFormValue("secret")
+	if f.OwnSecret && own == "" {
+		p.Errors["private_key"] = "private_key: required: type the secret to use, or untick \"Use my own secret\""
+	}
+	if len(p.Errors) == 0 && f.OwnSecret {
+		k, _, err := h.svc.ImportKey(r.Context(), p.session.caller, in, own)
+		if err == nil {
+			http.Redirect(w, r, "/keys/"+url.PathEscape(k.Spec.ID)+"?imported=1", http.StatusSeeOther)
+			return
+		}
+		if h.answered(w, r, p, err) {
+			return
+		}
+	} else if len(p.Errors) == 0 {
 		secret, k, _, err := h.svc.GenerateKey(r.Context(), p.session.caller, in)
 		if err == nil {
 			h.showSecret(w, r, p, secretView{Key: k, Secret: secret.Reveal(), Action: "created"})
@@ -490,6 +673,9 @@ func (h *Handler) keyPage(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	if r.URL.Query().Get("saved") != "" {
 		p.Notice = "Saved."
+	}
+	if r.URL.Query().Get("imported") != "" {
+		p.Notice = "Key created with your own secret (not shown: keygate keeps only its hash)."
 	}
 	q := r.URL.Query()
 	p.Title, p.Nav, p.Data = "Key "+k.Spec.Name, "keys", h.keyView(r.Context(), p, k, formOf(k), q.Get("tab"), rangeNamed(q.Get("range")))
@@ -603,4 +789,123 @@ func (h *Handler) scopeCheck(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 	}
 	_ = h.pages.fragment(w, "scope-msg", struct{ Msg, Class string }{msg, class})
+}
+
+// bulkActions are the keys list's bulk actions: the operation each needs
+// and its verb.
+var bulkActions = map[string]struct{ op, verb string }{
+	"deactivate": {"updateKey", "Deactivate"},
+	"delete":     {"deleteKey", "Delete"},
+}
+
+// keyBulkView is the confirmation of a bulk action.
+type keyBulkView struct {
+	Action, Verb string
+	Keys         []store.Key
+	Missing      int
+}
+
+// bulkIDs are the selected key ids of a form or query, at most one
+// list page's worth of the service's bulk bound.
+func bulkIDs(vals []string) ([]string, string) {
+	var ids []string
+	for _, id := range vals {
+		if id = strings.TrimSpace(id); id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	switch {
+	case len(ids) == 0:
+		return nil, "Select at least one key (tick its box in the list)."
+	case len(ids) > account.MaxBulkIDs:
+		return nil, fmt.Sprintf("At most %d keys at once.", account.MaxBulkIDs)
+	}
+	return ids, ""
+}
+
+// keyBulkConfirm is the page between the list's bulk buttons and the
+// change: the selected keys by name, their number, and the button that
+// posts the change.
+func (h *Handler) keyBulkConfirm(w http.ResponseWriter, r *http.Request, p *page) {
+	q := r.URL.Query()
+	a, ok := bulkActions[q.Get("action")]
+	if !ok {
+		h.fail(w, r, http.StatusUnprocessableEntity, "action: give deactivate or delete")
+		return
+	}
+	if !p.Can(a.op) {
+		h.fail(w, r, http.StatusForbidden, "scope_denied: the key's scope does not allow "+a.op)
+		return
+	}
+	ids, msg := bulkIDs(q["id"])
+	if msg != "" {
+		h.fail(w, r, http.StatusUnprocessableEntity, msg)
+		return
+	}
+	keys, _, err := h.svc.ListKeys(r.Context(), p.session.caller, account.KeyFilter{IDs: ids, Order: store.KeyOrder{By: store.SortName}},
+		account.PageInput{Size: account.MaxBulkIDs})
+	if err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
+	p.Title, p.Nav = a.verb+" keys", "keys"
+	p.Data = &keyBulkView{Action: q.Get("action"), Verb: a.verb, Keys: keys, Missing: len(ids) - len(keys)}
+	h.render(w, r, http.StatusOK, "key_bulk", p)
+}
+
+// keyBulk makes the confirmed change: deactivation in one transaction
+// that refuses unless exactly the confirmed keys are there (UpdateKeys'
+// expected count), deletion key by key, stopping at the first refusal.
+func (h *Handler) keyBulk(w http.ResponseWriter, r *http.Request, p *page) {
+	action := r.PostFormValue("action")
+	a, ok := bulkActions[action]
+	if !ok {
+		h.fail(w, r, http.StatusUnprocessableEntity, "action: give deactivate or delete")
+		return
+	}
+	op, _ := account.OperationNamed(a.op)
+	if err := h.svc.Authorize(p.session.caller, op); err != nil {
+		h.serviceError(w, r, p, err)
+		return
+	}
+	ids, msg := bulkIDs(r.PostForm["id"])
+	if msg != "" {
+		h.fail(w, r, http.StatusUnprocessableEntity, msg)
+		return
+	}
+	count, err := strconv.Atoi(r.PostFormValue("count"))
+	if err != nil || count != len(ids) {
+		h.fail(w, r, http.StatusUnprocessableEntity, "count: the confirmed number of keys is missing or wrong: go back to the list and select again")
+		return
+	}
+	ctx := r.Context()
+	switch action {
+	case "deactivate":
+		inactive := false
+		res, err := h.svc.UpdateKeys(ctx, p.session.caller, account.BulkKeyUpdate{Filter: account.KeyFilter{IDs: ids},
+			Update: account.KeyUpdate{Active: &inactive}, ExpectedCount: &count})
+		if err != nil {
+			h.serviceError(w, r, p, err)
+			return
+		}
+		count = res.Count
+	case "delete":
+		keys, _, err := h.svc.ListKeys(ctx, p.session.caller, account.KeyFilter{IDs: ids}, account.PageInput{Size: account.MaxBulkIDs})
+		if err != nil {
+			h.serviceError(w, r, p, err)
+			return
+		}
+		if len(keys) != count {
+			h.fail(w, r, http.StatusConflict, fmt.Sprintf("%d of the %d confirmed keys are there now; nothing was deleted: go back to the list and select again", len(keys), count))
+			return
+		}
+		for i, k := range keys {
+			if _, err := h.svc.DeleteKey(ctx, p.session.caller, k.Spec.ID); err != nil {
+				status, msg := statusOf(err)
+				h.fail(w, r, status, fmt.Sprintf("Deleted %d of %d keys; key %s was refused: %s", i, count, k.Spec.Name, msg))
+				return
+			}
+		}
+	}
+	http.Redirect(w, r, fmt.Sprintf("/keys?done=%sd&n=%d", action, count), http.StatusSeeOther)
 }

@@ -17,7 +17,7 @@ import (
 // and is rendered inside layout.html with partials.html.
 var pageNames = []string{
 	"signin", "error", "overview",
-	"keys", "key_new", "key", "secret",
+	"keys", "key_new", "key", "secret", "key_bulk",
 	"owners", "owner_new", "owner", "owner_delete",
 	"roles", "role_new", "role", "role_delete", "denials", "denial",
 	"account_keys", "audit", "replicas",
@@ -44,6 +44,13 @@ var funcs = template.FuncMap{
 	},
 	"join": strings.Join,
 	"dur":  func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
+	"dict": func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	},
 }
 
 // when is a time as pages show it.

@@ -32,6 +32,8 @@ func (h *Handler) table() []route {
 		{"GET /keys/new", "", h.keyNewForm},
 		{"POST /keys", "", h.keyCreate}, // generate…AccessKey by the form's type
 		{"POST /keys/scope-check", "", h.scopeCheck},
+		{"GET /keys/bulk", "keys", h.keyBulkConfirm},
+		{"POST /keys/bulk", "", h.keyBulk}, // updateKey or deleteKey by the form's action
 		{"GET /keys/{id}", "key", h.keyPage},
 		{"POST /keys/{id}", "updateKey", h.keyUpdate},
 		{"POST /keys/{id}/active", "updateKey", h.keyActive},

@@ -19,7 +19,7 @@ import (
 // a path that reaches its handler.
 var postRoutes = []string{
 	"/signout", "/keys", "/keys/scope-check", "/keys/k1", "/keys/k1/active", "/keys/k1/regenerate",
-	"/keys/k1/delete", "/apps", "/apps/a1", "/apps/a1/delete", "/tenants", "/tenants/t1",
+	"/keys/k1/delete", "/keys/bulk", "/apps", "/apps/a1", "/apps/a1/delete", "/tenants", "/tenants/t1",
 	"/tenants/t1/delete", "/tenants/t1/denials",
 }
 

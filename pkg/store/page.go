@@ -21,6 +21,13 @@ type PageToken struct {
 	CreatedAt int64  `json:"t,omitempty"` // unix microseconds
 	ID        string `json:"i,omitempty"`
 	Seq       int64  `json:"n,omitempty"` // audit events
+	// Keys listed in another order than creation (KeyToken): the order,
+	// and the sort value of the last key: its name, or its expiry or last
+	// use (At, unix microseconds; Null: none).
+	Order string `json:"o,omitempty"`
+	Name  string `json:"s,omitempty"`
+	At    int64  `json:"a,omitempty"`
+	Null  bool   `json:"z,omitempty"`
 }
 
 // CreatedAtTime is the token's created_at.

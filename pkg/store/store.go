@@ -223,12 +223,24 @@ type KeyFilter struct {
 	UnusedSince    time.Time // keys with last_used_at < this or never used
 	RoleID         string    // keys holding this role
 	Name           string    // the key of this name (names are unique in an account)
+	// NameContains keeps keys whose name contains it, letters compared
+	// without case (lower(name) LIKE '%text%': a trigram index serves it
+	// where pg_trgm is installed).
+	NameContains string
+	// IDs keeps the keys of these ids (nil: any; empty: none): a
+	// selection of keys, as the console's bulk actions make.
+	IDs []string
+	// Order is the order ListKeys returns keys in (the zero value:
+	// creation order); the other filters are what it selects, and
+	// UpdateKeys ignores it.
+	Order KeyOrder
 }
 
-// IsZero reports whether f selects every key.
+// IsZero reports whether f selects every key (its Order aside).
 func (f *KeyFilter) IsZero() bool {
 	return f.AppID == "" && f.TenantID == "" && f.Group == "" && f.Type == authz.KeyTypeUnknown &&
-		f.Active == nil && f.ExpiringBefore.IsZero() && f.UnusedSince.IsZero() && f.Name == "" && f.RoleID == ""
+		f.Active == nil && f.ExpiringBefore.IsZero() && f.UnusedSince.IsZero() && f.Name == "" && f.RoleID == "" &&
+		f.NameContains == "" && f.IDs == nil
 }
 
 // AuditEvent is one change, as the audit log keeps it. Before and After are

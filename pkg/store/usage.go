@@ -82,6 +82,9 @@ type UsageQuery struct {
 	From, Until time.Time
 	Granularity Granularity
 	GroupBy     []UsageField
+	// KeyIDs, when not nil, keeps the buckets of these keys only (one
+	// query for a page of keys' usage).
+	KeyIDs []string
 	// MaxPoints bounds the answer (0: no bound): more is ErrUsageTooLarge.
 	MaxPoints int
 }
@@ -118,4 +121,10 @@ var ErrUsageTooLarge = errors.New("the usage answer is too large")
 type QuotaCounts interface {
 	QuotaUsage(ctx context.Context, now time.Time) ([]authz.QuotaUse, error)
 	QuotaUsed(ctx context.Context, accountID string, s authz.QuotaSubject, now time.Time) (int64, error)
+}
+
+// QuotaBatchCounts is QuotaUsed for many subjects of an account in one
+// read (a page of keys' quota states), the counts in subjects' order.
+type QuotaBatchCounts interface {
+	QuotasUsed(ctx context.Context, accountID string, subjects []authz.QuotaSubject, now time.Time) ([]int64, error)
 }

@@ -190,7 +190,11 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	if s.fail != nil {
 		return nil, "", s.fail
 	}
-	if _, _, err := store.ReadPage(p); err != nil {
+	if !f.Order.Valid() {
+		return nil, "", invalid("order_by: unknown sort %q", f.Order.By)
+	}
+	size, after, err := store.ReadKeyPage(p, f.Order)
+	if err != nil {
 		return nil, "", err
 	}
 	switch f.Type {
@@ -198,8 +202,8 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	default:
 		return nil, "", invalid("type: unknown key type %d", f.Type)
 	}
-	all := s.matchLocked(accountID, f)
-	return keysetPage(all, p, func(k store.Key) (time.Time, string) { return k.CreatedAt, k.Spec.ID })
+	out, next := store.SortKeyPage(s.matchLocked(accountID, f), f.Order, after, size)
+	return out, next, nil
 }
 
 // matchLocked are the keys of an account that pass f, as reads return
@@ -218,7 +222,9 @@ func (s *Store) matchLocked(accountID string, f store.KeyFilter) []store.Key {
 			f.Active != nil && sp.Active != *f.Active,
 			!f.ExpiringBefore.IsZero() && (sp.ExpiresAt.IsZero() || !sp.ExpiresAt.Before(f.ExpiringBefore)),
 			!f.UnusedSince.IsZero() && !k.LastUsedAt.IsZero() && !k.LastUsedAt.Before(f.UnusedSince),
-			f.RoleID != "" && !slices.Contains(k.RoleIDs, f.RoleID):
+			f.RoleID != "" && !slices.Contains(k.RoleIDs, f.RoleID),
+			f.NameContains != "" && !strings.Contains(strings.ToLower(sp.Name), strings.ToLower(f.NameContains)),
+			f.IDs != nil && !slices.Contains(f.IDs, sp.ID):
 			continue
 		}
 		all = append(all, s.readLocked(k))

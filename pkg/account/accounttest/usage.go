@@ -73,7 +73,7 @@ func (s *Store) QueryUsage(_ context.Context, q store.UsageQuery) ([]store.Usage
 				match = false
 			}
 		}
-		if !match {
+		if !match || q.KeyIDs != nil && !slices.Contains(q.KeyIDs, r.KeyID) {
 			continue
 		}
 		g := map[store.UsageField]string{}

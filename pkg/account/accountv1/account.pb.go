@@ -3060,7 +3060,15 @@ type ListKeysRequest struct {
 	// role_id keeps keys holding this role.
 	RoleId string `protobuf:"bytes,10,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
 	// name keeps the key of this name (names are unique in an account).
-	Name          string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,11,opt,name=name,proto3" json:"name,omitempty"`
+	// name_contains keeps keys whose name contains it, letters compared
+	// without case ("bill" finds "Billing-EU").
+	NameContains string `protobuf:"bytes,12,opt,name=name_contains,json=nameContains,proto3" json:"name_contains,omitempty"`
+	// order_by sorts the list: created (the default, oldest first), name
+	// (without case), expires (keys that never expire last) or last_used
+	// (keys never used first), with "-" first for descending ("-created":
+	// newest first). A page token continues the order it came from only.
+	OrderBy       string `protobuf:"bytes,13,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3168,6 +3176,20 @@ func (x *ListKeysRequest) GetRoleId() string {
 func (x *ListKeysRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetNameContains() string {
+	if x != nil {
+		return x.NameContains
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
 	}
 	return ""
 }
@@ -3800,7 +3822,9 @@ type KeyFilter struct {
 	UnusedSince    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=unused_since,json=unusedSince,proto3" json:"unused_since,omitempty"`
 	Name           string                 `protobuf:"bytes,8,opt,name=name,proto3" json:"name,omitempty"`
 	// role_id keeps keys holding this role.
-	RoleId        string `protobuf:"bytes,9,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	RoleId string `protobuf:"bytes,9,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// name_contains keeps keys whose name contains it, without case.
+	NameContains  string `protobuf:"bytes,10,opt,name=name_contains,json=nameContains,proto3" json:"name_contains,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3894,6 +3918,13 @@ func (x *KeyFilter) GetName() string {
 func (x *KeyFilter) GetRoleId() string {
 	if x != nil {
 		return x.RoleId
+	}
+	return ""
+}
+
+func (x *KeyFilter) GetNameContains() string {
+	if x != nil {
+		return x.NameContains
 	}
 	return ""
 }
@@ -7171,7 +7202,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x7f\n" +
 	"\x0eGetKeyResponse\x12)\n" +
 	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12B\n" +
-	"\fquota_status\x18\x02 \x03(\v2\x1f.keygate.account.v1.QuotaStatusR\vquotaStatus\"\xa1\x03\n" +
+	"\fquota_status\x18\x02 \x03(\v2\x1f.keygate.account.v1.QuotaStatusR\vquotaStatus\"\xe1\x03\n" +
 	"\x0fListKeysRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
@@ -7185,7 +7216,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"page_token\x18\t \x01(\tR\tpageToken\x12\x17\n" +
 	"\arole_id\x18\n" +
 	" \x01(\tR\x06roleId\x12\x12\n" +
-	"\x04name\x18\v \x01(\tR\x04nameB\t\n" +
+	"\x04name\x18\v \x01(\tR\x04name\x12#\n" +
+	"\rname_contains\x18\f \x01(\tR\fnameContains\x12\x19\n" +
+	"\border_by\x18\r \x01(\tR\aorderByB\t\n" +
 	"\a_active\"g\n" +
 	"\x10ListKeysResponse\x12+\n" +
 	"\x04keys\x18\x01 \x03(\v2\x17.keygate.account.v1.KeyR\x04keys\x12&\n" +
@@ -7239,7 +7272,7 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"c\n" +
 	"\x11DeleteKeyResponse\x12)\n" +
 	"\x03key\x18\x01 \x01(\v2\x17.keygate.account.v1.KeyR\x03key\x12#\n" +
-	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\xdf\x02\n" +
+	"\rchange_number\x18d \x01(\x03R\fchangeNumber\"\x84\x03\n" +
 	"\tKeyFilter\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x14\n" +
@@ -7249,7 +7282,9 @@ const file_keygate_account_v1_account_proto_rawDesc = "" +
 	"\x0fexpiring_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0eexpiringBefore\x12=\n" +
 	"\funused_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vunusedSince\x12\x12\n" +
 	"\x04name\x18\b \x01(\tR\x04name\x12\x17\n" +
-	"\arole_id\x18\t \x01(\tR\x06roleIdB\t\n" +
+	"\arole_id\x18\t \x01(\tR\x06roleId\x12#\n" +
+	"\rname_contains\x18\n" +
+	" \x01(\tR\fnameContainsB\t\n" +
 	"\a_active\"\xc2\x03\n" +
 	"\x11UpdateKeysRequest\x125\n" +
 	"\x06filter\x18\x01 \x01(\v2\x1d.keygate.account.v1.KeyFilterR\x06filter\x12\x10\n" +

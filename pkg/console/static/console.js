@@ -76,6 +76,19 @@
     document.querySelectorAll("[role=tablist]").forEach(wireTabs);
     document.querySelectorAll("button.copy[data-copy]").forEach(wireCopy);
   }
+  // The keys list's select-all box ticks (or unticks) every box of its
+  // form named by data-select-all; delegated, so that it works on lists
+  // htmx swaps in.
+  document.addEventListener("change", function (e) {
+    var all = e.target;
+    if (!all.matches || !all.matches("input[data-select-all]")) { return; }
+    var form = all.closest("form");
+    if (!form) { return; }
+    form.querySelectorAll('input[type=checkbox][name="' + all.getAttribute("data-select-all") + '"]').forEach(function (b) {
+      b.checked = all.checked;
+    });
+  });
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", init);
   } else {

@@ -265,8 +265,29 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	default:
 		return nil, "", fmt.Errorf("%w: type: unknown key type %d", store.ErrInvalid, f.Type)
 	}
+	if !f.Order.Valid() {
+		return nil, "", fmt.Errorf("%w: order: unknown sort %q", store.ErrInvalid, f.Order.By)
+	}
+	size, after, err := store.ReadKeyPage(p, f.Order)
+	if err != nil {
+		return nil, "", err
+	}
 	sn := s.current()
-	ks, next, err := page(of(sn, accountID, sn.keys), p, keyID, keyAt, func(k store.Key) bool { return matches(&f, &k) })
+	var ks []store.Key
+	var next string
+	if f.Order.IsDefault() {
+		// Creation order is id order here (every key has the file's
+		// time): paged by id, which stays in order across a reload.
+		ks, next, err = page(of(sn, accountID, sn.keys), p, keyID, keyAt, func(k store.Key) bool { return matches(&f, &k) })
+	} else {
+		var all []store.Key
+		for _, k := range of(sn, accountID, sn.keys) {
+			if matches(&f, &k) {
+				all = append(all, k)
+			}
+		}
+		ks, next = store.SortKeyPage(all, f.Order, after, size)
+	}
 	for i := range ks {
 		ks[i] = own(ks[i])
 	}
@@ -277,6 +298,8 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 func matches(f *store.KeyFilter, k *store.Key) bool {
 	sp := &k.Spec
 	return (f.Name == "" || sp.Name == f.Name) &&
+		(f.NameContains == "" || strings.Contains(strings.ToLower(sp.Name), strings.ToLower(f.NameContains))) &&
+		(f.IDs == nil || slices.Contains(f.IDs, sp.ID)) &&
 		(f.AppID == "" || sp.AppID == f.AppID) &&
 		(f.TenantID == "" || sp.TenantID == f.TenantID) &&
 		(f.Group == "" || sp.Group == f.Group) &&

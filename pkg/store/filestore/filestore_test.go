@@ -259,6 +259,13 @@ func TestListKeysFilters(t *testing.T) {
 		{"role", store.KeyFilter{RoleID: "r-read"}, []string{"k-02"}},
 		{"name", store.KeyFilter{Name: "key-03"}, []string{"k-03"}},
 		{"no such name", store.KeyFilter{Name: "key-9"}, nil},
+		{"name contains, any case", store.KeyFilter{NameContains: "EY-0"}, []string{"k-01", "k-02", "k-03", "k-04", "k-05"}},
+		{"name contains", store.KeyFilter{NameContains: "-03"}, []string{"k-03"}},
+		{"ids", store.KeyFilter{IDs: []string{"k-05", "k-02"}}, []string{"k-02", "k-05"}},
+		{"no ids", store.KeyFilter{IDs: []string{}}, nil},
+		{"by name, descending", store.KeyFilter{Order: store.KeyOrder{By: store.SortName, Desc: true}}, []string{"k-05", "k-04", "k-03", "k-02", "k-01"}},
+		{"by expiry (never last)", store.KeyFilter{Order: store.KeyOrder{By: store.SortExpires}}, []string{"k-01", "k-02", "k-03", "k-04", "k-05"}},
+		{"by expiry, descending", store.KeyFilter{Order: store.KeyOrder{By: store.SortExpires, Desc: true}}, []string{"k-05", "k-04", "k-03", "k-02", "k-01"}},
 	} {
 		ks, next, err := f.s.ListKeys(f.ctx, "acct", c.f, store.Page{})
 		if err != nil || next != "" || !slices.Equal(keyIDs(ks), c.want) {
@@ -267,6 +274,18 @@ func TestListKeysFilters(t *testing.T) {
 	}
 	if _, _, err := f.s.ListKeys(f.ctx, "acct", store.KeyFilter{Type: authz.KeyType(99)}, store.Page{}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("unknown type: %v, want ErrInvalid", err)
+	}
+	// Pages of a sorted list, and a token of one order refused for another.
+	byName := store.KeyFilter{Order: store.KeyOrder{By: store.SortName, Desc: true}}
+	ks, next, err := f.s.ListKeys(f.ctx, "acct", byName, store.Page{Size: 3})
+	if err != nil || !slices.Equal(keyIDs(ks), []string{"k-05", "k-04", "k-03"}) || next == "" {
+		t.Fatalf("page 1 by name: %v, %q, %v", keyIDs(ks), next, err)
+	}
+	if ks, _, err = f.s.ListKeys(f.ctx, "acct", byName, store.Page{Size: 3, Token: next}); err != nil || !slices.Equal(keyIDs(ks), []string{"k-02", "k-01"}) {
+		t.Errorf("page 2 by name: %v, %v", keyIDs(ks), err)
+	}
+	if _, _, err := f.s.ListKeys(f.ctx, "acct", store.KeyFilter{}, store.Page{Token: next}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a by-name token for creation order: %v, want ErrInvalid", err)
 	}
 }
 

@@ -50,3 +50,17 @@ func AuditQuery(accountID string, f store.AuditFilter, at time.Time, id int64, l
 	}
 	return auditQuery(accountID, f, pos, limit)
 }
+
+// ListKeysSQL is ListKeys' statement for a page of size after the token
+// (nil: the first page), for plan tests.
+func ListKeysSQL(accountID string, f store.KeyFilter, after *store.PageToken, size int) (string, []any, error) {
+	return listKeysSQL(accountID, f, after, size)
+}
+
+// SetFewMatches sets how many keys a search may match to be sorted in Go
+// (0: never), until the test ends.
+func SetFewMatches(t *testing.T, n int) {
+	old := fewMatchesMax
+	fewMatchesMax = n
+	t.Cleanup(func() { fewMatchesMax = old })
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keygate/keygate/pkg/authz"
 )
 
@@ -72,4 +74,34 @@ func (s *Store) QuotaUsed(ctx context.Context, accountID string, subj authz.Quot
 		return 0, fmt.Errorf("postgres: read the count of %s: %w", subj, err)
 	}
 	return n, nil
+}
+
+// QuotasUsed is QuotaUsed for many subjects of an account in one
+// statement, each count through its partial index of usage_hourly.
+func (s *Store) QuotasUsed(ctx context.Context, accountID string, subjects []authz.QuotaSubject, now time.Time) ([]int64, error) {
+	if len(subjects) == 0 {
+		return nil, nil
+	}
+	tenant := make([]bool, len(subjects))
+	ids := make([]string, len(subjects))
+	starts := make([]time.Time, len(subjects))
+	for i, subj := range subjects {
+		tenant[i], ids[i] = subj.Tenant, subj.ID
+		starts[i], _ = subj.Period.Bounds(now)
+	}
+	rows, err := s.reads().Query(ctx, `SELECT CASE WHEN s.tenant
+			THEN (SELECT coalesce(sum(u.count), 0) FROM usage_hourly u WHERE u.tenant_id = s.id AND u.account_id = $1
+				AND u.outcome = 'allowed' AND u.hour >= s.start)
+			ELSE (SELECT coalesce(sum(u.count), 0) FROM usage_hourly u WHERE u.key_id = s.id AND u.account_id = $1
+				AND u.outcome = 'allowed' AND u.hour >= s.start) END::bigint
+		FROM unnest($2::bool[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS s(tenant, id, start, n)
+		ORDER BY s.n`, accountID, tenant, ids, starts)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read quota counts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read quota counts: %w", err)
+	}
+	return out, nil
 }

@@ -70,6 +70,11 @@ func testUsage(t *testing.T, open func(t *testing.T) store.Accounts) {
 		{"range excludes the last bucket", store.UsageQuery{Granularity: store.Hourly, Until: h0.Add(3 * time.Hour)}, []store.UsageSeries{
 			{Group: map[store.UsageField]string{}, Points: pts(h0, 8, h0.Add(time.Hour), 2), Total: 10}}},
 		{"no match", store.UsageQuery{Granularity: store.Daily, Filters: map[store.UsageField]string{store.UsageOutcome: "expired_key"}}, nil},
+		{"a page of keys, allowed, by day", store.UsageQuery{Granularity: store.Daily, KeyIDs: []string{"k-2", "k-1", "k-9", "k-8"},
+			Filters: map[store.UsageField]string{store.UsageOutcome: "allowed"}, GroupBy: []store.UsageField{store.UsageKey}}, []store.UsageSeries{
+			{Group: map[store.UsageField]string{store.UsageKey: "k-1"}, Points: pts(day0, 9), Total: 9},
+			{Group: map[store.UsageField]string{store.UsageKey: "k-2"}, Points: pts(day1, 5), Total: 5}}},
+		{"no keys", store.UsageQuery{Granularity: store.Daily, KeyIDs: []string{}}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
