@@ -17,8 +17,9 @@ import (
 
 // TestWarmLoadScale loads KEYGATE_SCALE_KEYS keys (default 1,000,000) into
 // PostgreSQL and reports how long keygate takes to become ready and how
-// much memory each key costs it. Long: runs only with KEYGATE_LONG=1
-// (make soak).
+// much memory each key costs it; KEYGATE_SCALE_ARGS adds serve flags (e.g.
+// a --cache-max-bytes that holds every record). Long: runs only with
+// KEYGATE_LONG=1 (make soak).
 func TestWarmLoadScale(t *testing.T) {
 	if os.Getenv("KEYGATE_LONG") != "1" {
 		t.Skip("long test: set KEYGATE_LONG=1 (make soak)")
@@ -46,7 +47,9 @@ func TestWarmLoadScale(t *testing.T) {
 	t.Logf("seeded %d keys in %v", n, time.Since(seedStart).Round(time.Millisecond))
 
 	start := time.Now()
-	srv := startServeBinary(t, plain, []string{"authz", "admin"}, "--database-url", url, "--routes-file", routes, "--log-level", "info")
+	args := append([]string{"--database-url", url, "--routes-file", routes, "--log-level", "info"},
+		strings.Fields(os.Getenv("KEYGATE_SCALE_ARGS"))...)
+	srv := startServeBinary(t, plain, []string{"authz", "admin"}, args...)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		code, _ := httpGet(t, "http://"+srv.adminAddr+"/readyz")

@@ -346,8 +346,27 @@ func (h *harness) runScenario(ctx context.Context, ph phase, sc *scenario, kg *s
 		}
 	}
 	for _, s := range servers {
-		if _, err := h.client.run(ctx, s.addr, sc.file(0), h.cfg.warmup, filepath.Join(h.out, "ghz-warmup.json")); err != nil {
-			return nil, fmt.Errorf("warm-up of %s: %w", s.name, err)
+		// Round robin measures the steady state, each key of the set
+		// asked for at least once before: the warm-up goes on until it
+		// has sent as many requests as there are keys in turn (at most a
+		// minute), so that a replica's cache holds what the fleet would
+		// have it hold after its first pass.
+		want, sent := uint64(0), uint64(0)
+		if sc.kind == rr {
+			want = uint64(h.cfg.rrKeys)
+		}
+		for start := time.Now(); ; {
+			r, err := h.client.run(ctx, s.addr, sc.file(0), h.cfg.warmup, filepath.Join(h.out, "ghz-warmup.json"))
+			if err != nil {
+				return nil, fmt.Errorf("warm-up of %s: %w", s.name, err)
+			}
+			sent += r.Count
+			if sent >= want || time.Since(start) > time.Minute {
+				break
+			}
+		}
+		if want > 0 {
+			h.logf("   warm-up of %s: %d requests over the %d keys in turn", s.name, sent, want)
 		}
 	}
 	res := &scenarioResult{phase: ph.name, keys: ph.keys, kind: sc.kind, title: sc.title}
