@@ -102,6 +102,10 @@ func TestReadmeDatabaseWalkthrough(t *testing.T) {
 	// background serve running.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A script that stops early leaves its background serve holding
+	// stdout: Run returns once bash has exited and the output has stopped
+	// for 10 s, rather than waiting for the serve (killed below).
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()

@@ -248,7 +248,7 @@ type KeysListCmd struct {
 	Type           string `name:"type" help:"Only keys of this type: service, app or account."`
 	Name           string `name:"name" help:"Only the key of this name."`
 	NameContains   string `name:"name-contains" placeholder:"TEXT" help:"Only keys whose name contains this text (letters compared without case)."`
-	OrderBy        string `name:"order-by" placeholder:"SORT" help:"Sort by created (the default: oldest first), name, expires or last_used; -name etc. for descending."`
+	OrderBy        string `name:"order-by" placeholder:"SORT" help:"Sort by created (the default: oldest first), name, expires or last_used; --order-by=-name etc. for descending (with =: a value starting with - is not a flag)."`
 	Active         *bool  `name:"active" negatable:"" help:"Only active (--active) or inactive (--no-active) keys."`
 	ExpiringBefore string `name:"expiring-before" placeholder:"TIME|DURATION" help:"Only keys expiring before this time (RFC 3339, or a date such as 2027-01-01: midnight UTC) or within this duration from now (Go units or days: 720h, 30d, 1d12h)."`
 	UnusedSince    string `name:"unused-since" placeholder:"TIME|DURATION" help:"Only keys not used since this time (RFC 3339, or a date such as 2027-01-01: midnight UTC) or for this duration (Go units or days: 2160h, 90d)."`
