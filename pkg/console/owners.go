@@ -82,9 +82,28 @@ type ownersView struct {
 	Items     []store.App
 	NextQuery template.URL
 	CanCreate bool
+	// Search is the text searched for; More says that more than
+	// maxOwnerMatches apps or tenants matched (the first are shown).
+	Search string
+	More   bool
 }
 
+// Searching apps and tenants: the account service lists them in pages
+// (an account holds at most --max-apps-per-account, 10,000 by default),
+// so a search reads pages of ownerSearchPage until it has
+// maxOwnerMatches matches or has read ownerSearchPages pages.
+const (
+	maxOwnerMatches  = 100
+	ownerSearchPage  = 1000
+	ownerSearchPages = 20
+)
+
 func (o ownerPages) list(w http.ResponseWriter, r *http.Request, p *page) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if q != "" {
+		o.search(w, r, p, q)
+		return
+	}
 	items, next, err := o.kind.list(o.h.svc, r.Context(), p.session.caller, account.PageInput{Size: 100, Token: r.URL.Query().Get("after")})
 	if err != nil {
 		o.h.serviceError(w, r, p, err)
@@ -93,6 +112,36 @@ func (o ownerPages) list(w http.ResponseWriter, r *http.Request, p *page) {
 	v := &ownersView{Kind: o.kind, Items: items, CanCreate: p.Can(o.kind.CreateOp)}
 	if next != "" {
 		v.NextQuery = template.URL(url.Values{"after": {next}}.Encode())
+	}
+	p.Title, p.Nav, p.Data = strings.ToUpper(o.kind.Plural[:1])+o.kind.Plural[1:], o.kind.Plural, v
+	o.h.render(w, r, http.StatusOK, "owners", p)
+}
+
+// search lists the apps or tenants whose name or id contains q, letters
+// compared without case.
+func (o ownerPages) search(w http.ResponseWriter, r *http.Request, p *page, q string) {
+	v := &ownersView{Kind: o.kind, CanCreate: p.Can(o.kind.CreateOp), Search: q}
+	want := strings.ToLower(q)
+	token := ""
+	for range ownerSearchPages {
+		items, next, err := o.kind.list(o.h.svc, r.Context(), p.session.caller, account.PageInput{Size: ownerSearchPage, Token: token})
+		if err != nil {
+			o.h.serviceError(w, r, p, err)
+			return
+		}
+		for _, it := range items {
+			if strings.Contains(strings.ToLower(it.Name), want) || strings.Contains(strings.ToLower(it.ID), want) {
+				if len(v.Items) == maxOwnerMatches {
+					v.More = true
+					break
+				}
+				v.Items = append(v.Items, it)
+			}
+		}
+		if next == "" || v.More {
+			break
+		}
+		token = next
 	}
 	p.Title, p.Nav, p.Data = strings.ToUpper(o.kind.Plural[:1])+o.kind.Plural[1:], o.kind.Plural, v
 	o.h.render(w, r, http.StatusOK, "owners", p)

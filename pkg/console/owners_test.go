@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -160,5 +161,45 @@ func TestTenantQuota(t *testing.T) {
 	wantRedirect(t, b.form("/apps", url.Values{"id": {"billing"}, "name": {"Billing"}}), "/apps/billing")
 	if n := find(t, b.get("/apps/billing").body, func(n *html.Node) bool { return attr(n, "id") == "quota" || attr(n, "id") == "quota-state" }); len(n) != 0 {
 		t.Error("an app's page has a quota field")
+	}
+}
+
+// TestOwnersSearch: the apps and tenants lists find by a part of the name
+// or id, in any case; past maxOwnerMatches the first are shown and the page
+// says so.
+func TestOwnersSearch(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	for i := range 105 { // past the 100 matches a search shows
+		if _, err := e.svc.CreateTenant(t.Context(), e.caller(), account.OwnerInput{ID: fmt.Sprintf("t-%03d", i), Name: fmt.Sprintf("Customer %03d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.svc.CreateTenant(t.Context(), e.caller(), account.OwnerInput{ID: "globex", Name: "Globex Corporation"}); err != nil {
+		t.Fatal(err)
+	}
+	links := func(body string) int {
+		return len(find(t, body, func(n *html.Node) bool { return n.Data == "a" && strings.HasPrefix(attr(n, "href"), "/tenants/") && attr(n, "href") != "/tenants/new" }))
+	}
+	for _, c := range []struct {
+		q    string
+		want int
+		says string
+	}{
+		{"GLOBEX", 1, "1 tenants whose name or id contains"},
+		{"corp", 1, "1 tenants"},
+		{"t-01", 10, "10 tenants"},
+		{"customer", 100, "The first 100 tenants"},
+		{"nothing-like-it", 0, "None matches."},
+	} {
+		r := b.get("/tenants?" + url.Values{"q": {c.q}}.Encode())
+		wantStatus(t, r, http.StatusOK)
+		if got := links(r.body); got != c.want || !strings.Contains(r.body, c.says) {
+			t.Errorf("search %q: %d tenants linked, want %d, and %q on the page", c.q, got, c.want, c.says)
+		}
+	}
+	if r := b.get("/tenants?q=" + url.QueryEscape("<script>")); strings.Contains(r.body, "<script>\"") || strings.Contains(r.body, "contains “<script>") {
+		t.Errorf("the search text is not escaped:\n%s", r.body)
 	}
 }
