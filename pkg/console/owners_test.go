@@ -180,7 +180,9 @@ func TestOwnersSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	links := func(body string) int {
-		return len(find(t, body, func(n *html.Node) bool { return n.Data == "a" && strings.HasPrefix(attr(n, "href"), "/tenants/") && attr(n, "href") != "/tenants/new" }))
+		return len(find(t, body, func(n *html.Node) bool {
+			return n.Data == "a" && strings.HasPrefix(attr(n, "href"), "/tenants/") && attr(n, "href") != "/tenants/new"
+		}))
 	}
 	for _, c := range []struct {
 		q    string
