@@ -900,6 +900,17 @@ func (h *Handler) keyBulk(w http.ResponseWriter, r *http.Request, p *page) {
 			return
 		}
 		for i, k := range keys {
+			// Each deletion is a change the fleet applies, so each counts
+			// against the key's mutation rate as a DeleteKey call would
+			// (the route counted the first): a bulk post is not a way past
+			// SPEC §10's limit.
+			if i > 0 {
+				if err := h.svc.AuthorizeCall(p.session.caller, op); err != nil {
+					status, msg := statusOf(err)
+					h.fail(w, r, status, fmt.Sprintf("Deleted %d of %d keys; the rest were not: %s", i, count, msg))
+					return
+				}
+			}
 			if _, err := h.svc.DeleteKey(ctx, p.session.caller, k.Spec.ID); err != nil {
 				status, msg := statusOf(err)
 				h.fail(w, r, status, fmt.Sprintf("Deleted %d of %d keys; key %s was refused: %s", i, count, k.Spec.Name, msg))

@@ -352,3 +352,25 @@ func TestKeyImportOwnSecret(t *testing.T) {
 		t.Error("a secret in use: no error, or the secret shown back")
 	}
 }
+
+// TestKeysBulkDeleteCountsEachKey: a bulk delete counts each key against
+// the session key's mutation rate, as DeleteKey calls would: past the
+// burst (twice the default 20 a second, the clock standing still) the
+// rest are refused with 429 and stay, rather than a post of 1,000 ids
+// deleting them all for one call's price.
+func TestKeysBulkDeleteCountsEachKey(t *testing.T) {
+	e := newEnv(t)
+	e.owners()
+	ids := e.serviceKeys(60, func(i int) string { return fmt.Sprintf("many-%02d", i) })
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	r := b.form("/keys/bulk", url.Values{"action": {"delete"}, "id": ids, "count": {"60"}})
+	wantStatus(t, r, http.StatusTooManyRequests)
+	if !strings.Contains(r.body, "of 60 keys; the rest were not") || !strings.Contains(r.body, "rate_limited") {
+		t.Errorf("the refusal does not say how far it got and why:\n%s", r.body)
+	}
+	left, _, err := e.svc.ListKeys(context.Background(), e.caller(), account.KeyFilter{IDs: ids}, account.PageInput{Size: 100})
+	if err != nil || len(left) < 60-2*int(account.DefaultRateLimits.MutationsPerSecond) || len(left) == 0 {
+		t.Errorf("%d of 60 keys left (%v): want the ones past the burst kept", len(left), err)
+	}
+}
