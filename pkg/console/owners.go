@@ -91,7 +91,8 @@ type ownersView struct {
 // Searching apps and tenants: the account service lists them in pages
 // (an account holds at most --max-apps-per-account, 10,000 by default),
 // so a search reads pages of ownerSearchPage until it has
-// maxOwnerMatches matches or has read ownerSearchPages pages.
+// maxOwnerMatches matches or has read ownerSearchPages pages, each counted
+// as a list call against the key's read rate.
 const (
 	maxOwnerMatches  = 100
 	ownerSearchPage  = 1000
@@ -123,7 +124,16 @@ func (o ownerPages) search(w http.ResponseWriter, r *http.Request, p *page, q st
 	v := &ownersView{Kind: o.kind, CanCreate: p.Can(o.kind.CreateOp), Search: q}
 	want := strings.ToLower(q)
 	token := ""
-	for range ownerSearchPages {
+	listOp, _ := account.OperationNamed(o.kind.ListOp)
+	for i := range ownerSearchPages {
+		if i > 0 {
+			// Each page is a list call: counted against the key's read
+			// rate as the API's would be (the route counted the first).
+			if err := o.h.svc.AuthorizeCall(p.session.caller, listOp); err != nil {
+				o.h.serviceError(w, r, p, err)
+				return
+			}
+		}
 		items, next, err := o.kind.list(o.h.svc, r.Context(), p.session.caller, account.PageInput{Size: ownerSearchPage, Token: token})
 		if err != nil {
 			o.h.serviceError(w, r, p, err)
