@@ -34,9 +34,12 @@ const (
 	valueStruct   = 5
 )
 
-// appendAllow appends the wire form of the allow buildAllow builds for the
-// key and target: status OK, the identity headers, headers_to_remove, the
-// response headers, query_parameters_to_remove, and the dynamic metadata.
+// appendAllow appends the wire form of the key's allow for the target:
+// status OK, the identity headers, headers_to_remove, the response
+// headers, query_parameters_to_remove, and the dynamic metadata. It is the
+// one builder of an allow (a forged-header answer decodes it and adds its
+// removals); TestAllowWireMatchesMessage and FuzzAllowWire hold it to the
+// same allow built from Envoy's Go types.
 // It is what a key's allow is kept as (keyParts): a few hundred bytes
 // instead of the messages' few kilobytes. Encoding it directly costs about
 // what marshalling the messages would, once per key and target.

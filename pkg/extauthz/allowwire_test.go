@@ -5,8 +5,12 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -76,9 +80,9 @@ func FuzzAllowWire(f *testing.F) {
 		}
 		d := &authz.Decision{Key: k, Target: authz.Target{Service: service, Kind: "query", Operation: op}}
 		if !allowEncodable(k, &d.Target) {
-			// Not encoded: allowResponse answers with the message, whose
-			// marshalling fails the call.
-			if a := s.allowResponse(d, nil); a.wire != nil {
+			// Not encoded: the call fails, as the message's marshalling
+			// would fail it.
+			if a, err := s.allowResponse(d, nil); a.wire != nil || a.resp != nil || status.Code(err) != codes.Internal {
 				t.Fatal("an allow with invalid UTF-8 was encoded")
 			}
 			if _, err := proto.Marshal(s.buildAllow(d)); err == nil {
@@ -94,4 +98,51 @@ func FuzzAllowWire(f *testing.F) {
 			t.Fatal("encoded allow differs from the message")
 		}
 	})
+}
+
+// buildAllow is the allow as a message, built field by field from
+// Envoy's and protobuf's Go types: the reference appendAllow's encoding is
+// held to.
+func (s *Server) buildAllow(d *authz.Decision) *authv3.CheckResponse {
+	k := d.Key
+	ok := &authv3.OkHttpResponse{HeadersToRemove: s.names.removes(k)}
+	for _, h := range s.names.identityOf(k) {
+		if h.value != "" {
+			ok.Headers = append(ok.Headers, headerOption(h.name, h.value))
+		}
+	}
+	if s.cfg.KeyQueryParam != "" {
+		ok.QueryParametersToRemove = s.queryRemove
+	}
+	var hs [8]authz.Header
+	for _, h := range k.AppendResponseHeaders(hs[:0], &d.Target) {
+		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, headerOption(h.Name, h.Value))
+	}
+	fields := make(map[string]*structpb.Value, 10)
+	for _, f := range metaFields(k) {
+		if f[1] != "" {
+			fields[f[0]] = structpb.NewStringValue(f[1])
+		}
+	}
+	if rl, ok := k.RateLimit(); ok {
+		fields[RateLimitMetadataKey] = rateLimitValue(rl)
+	}
+	fields["service"] = structpb.NewStringValue(d.Target.Service)
+	fields["kind"] = structpb.NewStringValue(d.Target.Kind)
+	fields["operation"] = structpb.NewStringValue(d.Target.Operation)
+	return &authv3.CheckResponse{
+		Status:          &rpcstatus.Status{},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: &structpb.Struct{Fields: fields},
+	}
+}
+
+// rateLimitValue is the struct Envoy's RateLimit.Override.DynamicMetadata
+// reads: requests_per_unit (a number) and unit (RateLimitUnit's name,
+// "SECOND"): the reference for what appendAllow encodes.
+func rateLimitValue(rl authz.RateLimit) *structpb.Value {
+	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"requests_per_unit": structpb.NewNumberValue(float64(rl.RequestsPerUnit)),
+		"unit":              structpb.NewStringValue(rl.Unit.EnvoyName()),
+	}})
 }

@@ -13,6 +13,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	protobuf "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -311,79 +312,42 @@ func metaFields(k *authz.Key) [6][2]string {
 // rate_limits[].limit.dynamic_metadata override reads.
 const RateLimitMetadataKey = "rate_limit"
 
-// rateLimitValue is the struct Envoy's RateLimit.Override.DynamicMetadata
-// reads: requests_per_unit (a number) and unit (RateLimitUnit's name,
-// "SECOND"). Built once per key with the rest of its parts.
-func rateLimitValue(rl authz.RateLimit) *structpb.Value {
-	return structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-		"requests_per_unit": structpb.NewNumberValue(float64(rl.RequestsPerUnit)),
-		"unit":              structpb.NewStringValue(rl.Unit.EnvoyName()),
-	}})
-}
+// errAllowNotUTF8 fails a call whose allow cannot be encoded. It is checked only
+// where an allow is encoded, never on a key's cached one.
+var errAllowNotUTF8 = status.Error(codes.Internal, "the allow holds a string that is not UTF-8")
 
 // allowResponse is the answer to an allowed request: the key's last allow
 // when the target is the same, else a new one, encoded and kept with the
 // key. forged are request headers spelled like a protected one
 // (forgedNames): a request that sends any gets a response of its own that
-// removes them too, never shared.
-func (s *Server) allowResponse(d *authz.Decision, forged []string) answer {
+// removes them too, never shared. An allow holding a string that is not
+// UTF-8 (which keys and routes are validated against long before) cannot
+// be sent as protobuf: the call fails, and Envoy denies.
+func (s *Server) allowResponse(d *authz.Decision, forged []string) (answer, error) {
+	t := &d.Target
 	if forged != nil {
-		resp := s.buildAllow(d)
+		if !allowEncodable(d.Key, t) {
+			return answer{}, errAllowNotUTF8
+		}
+		resp := new(authv3.CheckResponse)
+		if err := protobuf.Unmarshal(appendAllow(nil, d.Key, t, s.names, s.queryRemove), resp); err != nil {
+			return answer{}, status.Errorf(codes.Internal, "the allow does not decode: %v", err)
+		}
 		ok := resp.GetOkResponse()
 		ok.HeadersToRemove = append(ok.HeadersToRemove, forged...)
-		return answer{resp: resp}
+		return answer{resp: resp}, nil
 	}
 	p := partsFor(d.Key, s.names)
-	t := &d.Target
 	c := p.last.Load()
 	if c == nil || c.service != t.Service || c.kind != t.Kind || c.operation != t.Operation {
 		if !allowEncodable(d.Key, t) {
-			// The message form fails to marshal and the call fails
-			// (Envoy denies), as a protobuf encoder would have it.
-			return answer{resp: s.buildAllow(d)}
+			return answer{}, errAllowNotUTF8
 		}
 		c = &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation}
 		c.wire.bufs = mem.BufferSlice{mem.SliceBuffer(appendAllow(nil, d.Key, t, s.names, s.queryRemove))}
 		p.last.Store(c)
 	}
-	return answer{wire: &c.wire, allow: c}
-}
-
-// buildAllow is the allow as a message, built field by field: what
-// appendAllow encodes (TestAllowWireMatchesMessage holds them together),
-// for the rare answers that are not shared (forged headers).
-func (s *Server) buildAllow(d *authz.Decision) *authv3.CheckResponse {
-	k := d.Key
-	ok := &authv3.OkHttpResponse{HeadersToRemove: s.names.removes(k)}
-	for _, h := range s.names.identityOf(k) {
-		if h.value != "" {
-			ok.Headers = append(ok.Headers, headerOption(h.name, h.value))
-		}
-	}
-	if s.cfg.KeyQueryParam != "" {
-		ok.QueryParametersToRemove = s.queryRemove
-	}
-	var hs [8]authz.Header
-	for _, h := range k.AppendResponseHeaders(hs[:0], &d.Target) {
-		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, headerOption(h.Name, h.Value))
-	}
-	fields := make(map[string]*structpb.Value, 10)
-	for _, f := range metaFields(k) {
-		if f[1] != "" {
-			fields[f[0]] = structpb.NewStringValue(f[1])
-		}
-	}
-	if rl, ok := k.RateLimit(); ok {
-		fields[RateLimitMetadataKey] = rateLimitValue(rl)
-	}
-	fields["service"] = structpb.NewStringValue(d.Target.Service)
-	fields["kind"] = structpb.NewStringValue(d.Target.Kind)
-	fields["operation"] = structpb.NewStringValue(d.Target.Operation)
-	return &authv3.CheckResponse{
-		Status:          &rpcstatus.Status{},
-		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: &structpb.Struct{Fields: fields},
-	}
+	return answer{wire: &c.wire, allow: c}, nil
 }
 
 // denialParts is the answer to requests a service access denial blocks,

@@ -127,14 +127,15 @@ func (s *Server) decide(ctx context.Context, v *requestView) (answer, error) {
 	}
 	d := &st.dec
 	var a answer
+	var err error
 	if d.Allowed() {
-		a = s.allowResponse(d, v.hs.forgedNames(&s.protected))
+		a, err = s.allowResponse(d, v.hs.forgedNames(&s.protected))
 	} else {
 		a = s.denyResponse(d)
 		logDeny(ctx, s.log, d)
 	}
 	s.obs.ObserveCheck(ctx, d, time.Since(start))
-	return a, nil
+	return a, err
 }
 
 // logDeny writes one debug line per deny and a warning for internal
