@@ -74,6 +74,7 @@ type config struct {
 	quietWait    time.Duration
 	quietBusy    float64
 	tls          bool
+	keepData     bool
 }
 
 func main() {
@@ -108,6 +109,7 @@ func main() {
 	flag.BoolVar(&c.features, "features", true, "seed every service key with three roles, its tenant with ten denials and a monthly quota, and the key with a daily quota (issue 22 point 3); -features=false measures the bare keys")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenarios to run (hit, rr, spray); default all")
 	flag.BoolVar(&c.tls, "tls", false, "serve the floor and keygate's authz listener over mTLS with the same throwaway certificates (pkg/tlsfiles settings), the clients presenting a client certificate as Envoy would")
+	flag.BoolVar(&c.keepData, "keep-data", false, "keep the call data files (OUT/data) after the run, e.g. to drive bench/client by hand")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -184,7 +186,9 @@ func run(ctx context.Context, c config) error {
 		kgResp: map[scenarioKind]*authv3.CheckResponse{}}
 	h.logf("output in %s", h.out)
 	// The call data files are large (up to hundreds of MB): not kept.
-	defer os.RemoveAll(filepath.Join(h.out, "data"))
+	if !c.keepData {
+		defer os.RemoveAll(filepath.Join(h.out, "data"))
+	}
 	h.machine = describeMachine(c)
 
 	// Both servers without -race, from this module.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,10 +47,22 @@ type serveCmd struct {
 	memoryFlags                   // GOMEMLIMIT from the container's limit (memlimit.go)
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
+	StreamWorkers   int           `name:"authz-stream-workers" env:"KEYGATE_AUTHZ_STREAM_WORKERS" default:"64" help:"Goroutines kept to run Check calls on the gRPC listener (0: a new goroutine per call). A kept goroutine keeps its grown stack, so a call does not pay for growing one (about a tenth of a hit's CPU); calls beyond them still get a goroutine of their own."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KEYGATE_SHUTDOWN_TIMEOUT" default:"10s" help:"How long in-flight checks may take to finish on shutdown."`
 	DrainPeriod     time.Duration `name:"drain-period" env:"KEYGATE_DRAIN_PERIOD" default:"0s" help:"On SIGTERM, report NOT_SERVING and keep answering this long before stopping, so that Envoy's health checks move traffic away first (e.g. 5s behind Envoy)."`
 	Pprof           bool          `name:"pprof" env:"KEYGATE_PPROF" help:"Serve Go profiles under /debug/pprof/ on the admin listener (never /debug/pprof/cmdline)."`
+}
+
+// maxStreamWorkers bounds --authz-stream-workers: each is a goroutine
+// kept for the process's life, with the stack its deepest call grew.
+const maxStreamWorkers = 4096
+
+func (c *serveCmd) validateStreamWorkers() error {
+	if c.StreamWorkers < 0 || c.StreamWorkers > maxStreamWorkers {
+		return fmt.Errorf("authz-stream-workers: %d must be from 0 (a goroutine per call) to %d", c.StreamWorkers, maxStreamWorkers)
+	}
+	return nil
 }
 
 func authzCompileOptions(cfg extauthz.Config) authz.CompileOptions {
@@ -100,7 +113,7 @@ type grpcService struct {
 // taking new checks, finishes the ones in flight and returns.
 func (c *serveCmd) Run(e *env) error {
 	log := c.logger(e.stderr)
-	if err := errors.Join(c.httpLimits.validate(), c.webFlags.validate(), c.databaseFlags.validate(), c.limitFlags.validate(), c.memoryFlags.validate(), c.databaseURLFlags.resolve()); err != nil {
+	if err := errors.Join(c.httpLimits.validate(), c.webFlags.validate(), c.databaseFlags.validate(), c.limitFlags.validate(), c.memoryFlags.validate(), c.validateStreamWorkers(), c.databaseURLFlags.resolve()); err != nil {
 		return err
 	}
 	c.memoryFlags.apply(e.ctx, log)
@@ -155,8 +168,8 @@ func (c *serveCmd) Run(e *env) error {
 
 	// keygate decodes CheckRequests itself and sends answers encoded once
 	// (pkg/extauthz/grpc.go); health goes through the same codec unchanged.
-	grpcSrv := grpc.NewServer(append(append(tr.GRPCServerOptions(), extauthz.ServerCodec()),
-		tlsOn.grpcOptions("authz", tr)...)...)
+	grpcSrv := grpc.NewServer(append(append(tr.GRPCServerOptions(), extauthz.ServerCodec(),
+		grpc.NumStreamWorkers(uint32(c.StreamWorkers))), tlsOn.grpcOptions("authz", tr)...)...)
 	authzSrv.Register(grpcSrv)
 	healthSrv := health.NewServer()
 	healthWatch := &stoppableHealth{Server: healthSrv, stop: make(chan struct{})}
