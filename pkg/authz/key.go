@@ -189,6 +189,10 @@ type Key struct {
 	// (MarkUsed), kept on the record so that recording a use costs one
 	// atomic load on the hot path, not a lookup by id.
 	usedMinute atomic.Int64
+	// found is set once a lookup has found the record in a cache
+	// (MarkFound): a record the cache's warm load guessed at and nobody
+	// has asked for gives way first to one a miss loads.
+	found atomic.Bool
 	// usageOps are the services and operations this key was last counted
 	// for, with their interned indexes (UsageCounter), so that counting
 	// one of them again compares strings instead of hashing them.
@@ -244,6 +248,18 @@ func (k *Key) MarkUsed(minute int64) bool {
 	prev := k.usedMinute.Load()
 	return prev < minute && k.usedMinute.CompareAndSwap(prev, minute)
 }
+
+// MarkFound notes that a lookup found the record in a cache; Found
+// reports it. Read before written, so that after the first lookup the
+// record's cache line stays shared between cores.
+func (k *Key) MarkFound() {
+	if !k.found.Load() {
+		k.found.Store(true)
+	}
+}
+
+// Found reports whether MarkFound was called on this record.
+func (k *Key) Found() bool { return k.found.Load() }
 
 // AdapterData returns what an adapter stored with SetAdapterData, or nil.
 func (k *Key) AdapterData() any { return k.adapterData.Load() }

@@ -209,6 +209,15 @@ type Cache struct {
 	// store what it read (it may be the record the change replaced).
 	wmu sync.Mutex
 	gen atomic.Uint64
+	// cold are the digest prefixes of the records the warm load cached
+	// when it stopped at a bound, in load order (guarded by wmu). Those
+	// records are guesses: until a lookup finds one (Key.Found), a record
+	// a miss loads replaces it first (makeRoomLocked), so that the keys in
+	// use displace the guesses at once. Left to ristretto's admission, a
+	// working set that fits went on missing for several passes: every
+	// record looks alike to its sampled, lossy frequency counts
+	// (TestMissesReplaceWarmGuesses).
+	cold []uint64
 
 	// Change feed, written by Run's goroutines.
 	watermark    atomic.Int64
@@ -305,6 +314,7 @@ func (c *Cache) LookupKeyHit(ctx context.Context, d apikey.Digest) (*authz.Key, 
 	}
 	if k, ok := c.rc.Get(p); ok && (k.Digest == d || (k.HasPrevious && k.PreviousDigest() == d)) {
 		c.hits.add(p)
+		k.MarkFound()
 		return k, true, nil
 	}
 	if c.neg.has(p, d, c.opts.Now().UnixNano()) {
@@ -357,6 +367,8 @@ func (c *Cache) fetch(ctx context.Context, d apikey.Digest, gen uint64) (*authz.
 	case c.gen.Load() != gen || c.state.Load() != stateWarm:
 		c.loadsDiscarded.Add(1)
 	case found:
+		k.MarkFound()
+		c.makeRoomLocked(k)
 		c.setRecordLocked(k)
 	case c.opts.NegativeTTL > 0:
 		now := c.opts.Now()
@@ -368,6 +380,35 @@ func (c *Cache) fetch(ctx context.Context, d apikey.Digest, gen uint64) (*authz.
 		return nil, authz.ErrKeyNotFound
 	}
 	return k, nil
+}
+
+// makeRoomLocked drops, for a record a miss loaded, warm-load guesses
+// that no lookup has found (c.cold) worth at least the record's cost, so
+// that ristretto admits it into the room without weighing it against
+// other records. wmu is held.
+func (c *Cache) makeRoomLocked(k *authz.Key) {
+	need := c.costOf(k) * digestCount(k)
+	for need > 0 && len(c.cold) > 0 {
+		p := c.cold[0]
+		c.cold = c.cold[1:]
+		r, ok := c.rc.Get(p)
+		if !ok || r.Found() || prefixOf(r.Digest) != p {
+			continue // gone, in use, or the slot of another record now
+		}
+		c.delRecordLocked(r)
+		need -= c.costOf(r) * digestCount(r)
+	}
+	if len(c.cold) == 0 {
+		c.cold = nil
+	}
+}
+
+// digestCount is how many ristretto slots k takes: one per digest.
+func digestCount(k *authz.Key) int64 {
+	if k.HasPrevious {
+		return 2
+	}
+	return 1
 }
 
 // setRecordLocked caches k under each of its digests; wmu is held (or the

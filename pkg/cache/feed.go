@@ -62,7 +62,9 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 		cached      int64
 		cachedBytes int64
 		full        bool // a bound was reached: cache no more records
+		warmed      []uint64
 	)
+	c.cold = nil
 	c.unloadable.reset()
 	seq, err := c.src.LoadAll(ctx, func(k *authz.Key) error {
 		keys++
@@ -78,6 +80,7 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 			c.unloadable.note(k, c.log) // reported even when not cached
 			return nil
 		}
+		warmed = append(warmed, prefixOf(k.Digest))
 		if !c.setRecordLocked(k) {
 			// The Set buffer is full: let ristretto drain it so that
 			// the warm load is not mostly dropped, then try once more.
@@ -106,6 +109,12 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 	c.set.replace(prefixes)
 	c.watermark.Store(seq)
 	c.gen.Add(1)
+	if full {
+		// Not every key fits: the records cached are guesses that the
+		// keys asked for replace first (makeRoomLocked).
+		c.cold = warmed
+	}
+	warmed = nil
 	// A bulk load leaves about as much garbage as it keeps (rows, parse
 	// buffers); return it now rather than carrying a doubled heap until
 	// the next GC cycle, so resident memory reflects the keys.

@@ -77,5 +77,6 @@ func (c *Cache) delLocked(p uint64) {
 // clearLocked forgets every record and negative answer. wmu is held.
 func (c *Cache) clearLocked() {
 	c.rc.Clear()
+	c.cold = nil
 	c.neg.clear()
 }
