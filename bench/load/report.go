@@ -152,17 +152,22 @@ func (h *harness) report() string {
 	p("\n## Warm load and memory\n\n")
 	p("Memory is keygate's resident set (VmRSS) and live heap (heap in use after a forced GC), over keygate serving an empty database (RSS %s, heap %s).\n\n",
 		mib(h.baseline.rss), mib(h.baseline.heap))
-	p("| keys in DB | seed (COPY) | start to /readyz | RSS | RSS per key | live heap | heap per key | RSS after the load |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| keys in DB | seed (COPY) | start to /readyz | RSS | RSS per key | live heap | heap per key | RSS after the load | live heap after the load | RSS / live heap after |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, ph := range h.phases {
 		n := float64(ph.keys)
-		p("| %s | %v | %v | %s | %.0f B | %s | %.0f B | %s |\n", count(ph.keys),
+		p("| %s | %v | %v | %s | %.0f B | %s | %.0f B | %s | %s | %.2fx |\n", count(ph.keys),
 			ph.seed.Round(100*time.Millisecond), ph.ready.Round(10*time.Millisecond),
 			mib(ph.mem.rss), float64(ph.mem.rss-h.baseline.rss)/n,
-			mib(ph.mem.heap), float64(ph.mem.heap-h.baseline.heap)/n, mib(ph.memAfter.rss))
+			mib(ph.mem.heap), float64(ph.mem.heap-h.baseline.heap)/n, mib(ph.memAfter.rss),
+			mib(ph.memAfter.heap), float64(ph.memAfter.rss)/float64(max(1, ph.memAfter.heap)))
 	}
 
 	p("\n## Acceptance (issue 6)\n\n")
 	for _, v := range h.verdicts() {
+		p("- **%s** %s: %s\n", v.outcome, v.criterion, v.measured)
+	}
+	p("\n## Acceptance (issue 22: stated for the compiled client, -client go; every feature on with -features)\n\n")
+	for _, v := range h.verdicts22() {
 		p("- **%s** %s: %s\n", v.outcome, v.criterion, v.measured)
 	}
 	for _, kind := range []scenarioKind{hit, spray} {
@@ -283,6 +288,43 @@ func (h *harness) verdicts() []verdict {
 				large.ready.Round(10*time.Millisecond), float64(large.mem.rss-h.baseline.rss)/n, float64(large.mem.heap-h.baseline.heap)/n)})
 	} else {
 		notRun("warm load of " + count(c.largeKeys) + " keys and resident memory per key (run with -large)")
+	}
+	return vs
+}
+
+// verdicts22 are issue 22's criteria: round robin over the -rr-keys
+// working set and the cache hit against the floor, and resident memory
+// after the round-robin load against the live heap then.
+func (h *harness) verdicts22() []verdict {
+	c := h.cfg
+	var vs []verdict
+	add := func(ok bool, crit, measured string) { vs = append(vs, verdict{pass(ok), crit, measured}) }
+	notRun := func(crit string) { vs = append(vs, verdict{"NOT RUN", crit, "scenario not run"}) }
+	rrCrit := "round robin over " + count(c.rrKeys) + " keys"
+	rrKeys := c.rrKeys * 3 // the round-robin database (see buildScenario)
+	if r := h.find(rrKeys, rr); r != nil {
+		f, k := summarize(r.floor), summarize(r.kg)
+		add(k.cpu <= 0.8*f.cpu, rrCrit+": CPU per request <= 0.8x the floor's", fmt.Sprintf("%.2fx (%.1f vs %.1f µs)", k.cpu/f.cpu, k.cpu, f.cpu))
+		add(k.p99 <= 1.3*f.p99, rrCrit+": p99 <= 1.3x the floor's", fmt.Sprintf("%.2fx (%s vs %s)", k.p99/f.p99, dur(k.p99), dur(f.p99)))
+		add(k.rps >= 0.9*f.rps, rrCrit+": requests/s >= 90% of the floor's", fmt.Sprintf("%.1f%% (%.0f vs %.0f req/s)", 100*k.rps/f.rps, k.rps, f.rps))
+		for _, ph := range h.phases {
+			if ph.keys == rrKeys {
+				add(ph.memAfter.rss <= 2*ph.memAfter.heap, "resident memory after the round-robin load <= 2x the live heap",
+					fmt.Sprintf("%.2fx (%s RSS, %s live heap)", float64(ph.memAfter.rss)/float64(max(1, ph.memAfter.heap)), mib(ph.memAfter.rss), mib(ph.memAfter.heap)))
+			}
+		}
+	} else {
+		notRun(rrCrit)
+	}
+	if r := h.find(c.keys, hit); r != nil {
+		f, k := summarize(r.floor), summarize(r.kg)
+		add(k.cpu <= 0.7*f.cpu, "cache hit: CPU per request <= 0.7x the floor's", fmt.Sprintf("%.2fx (%.1f vs %.1f µs)", k.cpu/f.cpu, k.cpu, f.cpu))
+		add(k.p99 <= 1.25*f.p99, "cache hit: p99 <= 1.25x the floor's", fmt.Sprintf("%.2fx (%s vs %s)", k.p99/f.p99, dur(k.p99), dur(f.p99)))
+	} else {
+		notRun("cache hit")
+	}
+	if h.clientName != "bench/client" {
+		vs = append(vs, verdict{"NOTE", "client", "measured with " + h.clientName + ", not the compiled client the criteria name"})
 	}
 	return vs
 }

@@ -63,6 +63,11 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 		cachedBytes int64
 		full        bool // a bound was reached: cache no more records
 		warmed      []uint64
+		// half is where in warmed the records past half the bounds
+		// start (-1: not reached), over those records: dropped again if
+		// the load ends full (see below).
+		half = -1
+		over []*authz.Key
 	)
 	c.cold = nil
 	c.unloadable.reset()
@@ -79,6 +84,12 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 		if full {
 			c.unloadable.note(k, c.log) // reported even when not cached
 			return nil
+		}
+		if half < 0 && !c.fitsShare(cached, cachedBytes, n, cost, warmShare) {
+			half = len(warmed)
+		}
+		if half >= 0 {
+			over = append(over, k)
 		}
 		warmed = append(warmed, prefixOf(k.Digest))
 		if !c.setRecordLocked(k) {
@@ -105,15 +116,27 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 		return err
 	}
 	c.denials.Replace(denials)
+	if full {
+		// Not every key fits. The records cached are guesses (the first
+		// ones read), and a cache filled with guesses makes each key a
+		// lookup asks for evict one, which may be the next key asked
+		// for: round robin over a working set that fits kept missing for
+		// pass after pass. So only the share below half the bounds is
+		// kept, and the room above it takes the keys asked for without
+		// evicting anything; those kept give way first (c.cold).
+		for _, k := range over {
+			c.delRecordLocked(k)
+			n := digestCount(k)
+			cached -= n
+			cachedBytes -= n * c.costOf(k)
+		}
+		c.cold = warmed[:half]
+	}
+	over = nil
 	c.rc.Wait()
 	c.set.replace(prefixes)
 	c.watermark.Store(seq)
 	c.gen.Add(1)
-	if full {
-		// Not every key fits: the records cached are guesses that the
-		// keys asked for replace first (makeRoomLocked).
-		c.cold = warmed
-	}
 	warmed = nil
 	// A bulk load leaves about as much garbage as it keeps (rows, parse
 	// buffers); return it now rather than carrying a doubled heap until

@@ -31,6 +31,15 @@ func (c *Cache) fits(cachedKeys, cachedBytes, digests, cost int64) bool {
 	return cachedKeys+digests <= c.opts.MaxKeys && cachedBytes+digests*cost <= c.opts.MaxBytes
 }
 
+// warmShare: when not every key fits, the warm load keeps records up to
+// 1/warmShare of the bounds (see loadAllLocked).
+const warmShare = 2
+
+// fitsShare is fits against 1/share of each bound.
+func (c *Cache) fitsShare(cachedKeys, cachedBytes, digests, cost, share int64) bool {
+	return cachedKeys+digests <= c.opts.MaxKeys/share && cachedBytes+digests*cost <= c.opts.MaxBytes/share
+}
+
 // maxListedUnloadable is how many unloadable keys /readyz names; the
 // count is always whole.
 const maxListedUnloadable = 10
