@@ -382,12 +382,18 @@ func (c *Cache) fetch(ctx context.Context, d apikey.Digest, gen uint64) (*authz.
 	return k, nil
 }
 
-// makeRoomLocked drops, for a record a miss loaded, warm-load guesses
-// that no lookup has found (c.cold) worth at least the record's cost, so
-// that ristretto admits it into the room without weighing it against
-// other records. wmu is held.
+// makeRoomLocked drops, for a record a miss loaded into a cache without
+// room for it, warm-load guesses that no lookup has found (c.cold) worth
+// the room missing, so that ristretto admits it without weighing it
+// against other records. The room is ristretto's once it has applied
+// every Set queued (only while warm-load guesses are left: a miss already
+// waits for the store). wmu is held.
 func (c *Cache) makeRoomLocked(k *authz.Key) {
-	need := c.costOf(k) * digestCount(k)
+	if len(c.cold) == 0 {
+		return
+	}
+	c.rc.Wait()
+	need := c.costOf(k)*digestCount(k) - c.rc.RemainingCost()
 	for need > 0 && len(c.cold) > 0 {
 		p := c.cold[0]
 		c.cold = c.cold[1:]
