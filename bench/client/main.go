@@ -60,6 +60,7 @@ func main() {
 	duration := flag.Duration("duration", 6*time.Second, "how long to send calls")
 	timeout := flag.Duration("timeout", 10*time.Second, "deadline of each call")
 	out := flag.String("out", "", "where to write the JSON report (default stdout)")
+	offset := flag.Uint64("offset", 0, "start at this request of -data (modulo their number), to continue a round robin a previous run stopped")
 	cpuProfile := flag.String("cpuprofile", "", "write the client's own CPU profile here (to see what a scenario costs the client)")
 	flag.StringVar(&tlsFiles.ca, "ca", "", "TLS: PEM CAs to check the server with (TLS on when set)")
 	flag.StringVar(&tlsFiles.cert, "cert", "", "TLS: PEM client certificate (mTLS)")
@@ -76,14 +77,14 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*addr, *data, *concurrency, *connections, *duration, *timeout, *out); err != nil {
+	if err := run(*addr, *data, *offset, *concurrency, *connections, *duration, *timeout, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/client:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(addr, dataFile string, concurrency, connections int, d, timeout time.Duration, out string) error {
+func run(addr, dataFile string, offset uint64, concurrency, connections int, d, timeout time.Duration, out string) error {
 	if concurrency < 1 || connections < 1 || connections > concurrency {
 		return errors.New("need 1 <= -connections <= -concurrency")
 	}
@@ -111,6 +112,7 @@ func run(addr, dataFile string, concurrency, connections int, d, timeout time.Du
 	}
 
 	var next atomic.Uint64 // round robin over reqs, as ghz
+	next.Store(offset)
 	start := time.Now()
 	deadline := start.Add(d)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)

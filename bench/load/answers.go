@@ -98,7 +98,7 @@ func (h *harness) measureAnswers(ctx context.Context, kg *server, sc *scenario) 
 		if servers[i], err = h.startFloor(ctx, fmt.Sprintf("floor+answer%d", i), "--response-file", path); err != nil {
 			return err
 		}
-		if _, err := h.client.run(ctx, servers[i].addr, sc.file(0), h.cfg.warmup, filepath.Join(h.out, "ghz-warmup.json")); err != nil {
+		if _, err := h.runClient(ctx, servers[i], sc.file(0), h.cfg.warmup, filepath.Join(h.out, "ghz-warmup.json")); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", servers[i].name, err)
 		}
 	}

@@ -13,7 +13,9 @@ import (
 // (bench/client, -client go) is a diagnostic that decodes answers with
 // compiled types, as Envoy does.
 type loadClient interface {
-	run(ctx context.Context, target, dataFile string, d time.Duration, reportPath string) (*ghzResult, error)
+	// run sends the requests of dataFile in turn from the offset-th
+	// (modulo their number).
+	run(ctx context.Context, target, dataFile string, offset uint64, d time.Duration, reportPath string) (*ghzResult, error)
 }
 
 // goClient runs bench/client with ghz's settings.
@@ -26,10 +28,11 @@ type goClient struct {
 	tls         *tlsSetup
 }
 
-func (o goClient) run(ctx context.Context, target, dataFile string, d time.Duration, reportPath string) (*ghzResult, error) {
+func (o goClient) run(ctx context.Context, target, dataFile string, offset uint64, d time.Duration, reportPath string) (*ghzResult, error) {
 	args := []string{"-c", o.cpu, o.bin,
 		"-addr", target,
 		"-data", dataFile,
+		"-offset", strconv.FormatUint(offset, 10),
 		"-concurrency", strconv.Itoa(o.concurrency),
 		"-connections", strconv.Itoa(o.connections),
 		"-duration", d.String(),

@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -128,6 +129,10 @@ type harness struct {
 	floorBin   string
 	routes     string
 	client     loadClient // ghz, or bench/client with -client go
+	// offsets are where each server's next run over a call data file
+	// starts (runClient).
+	offsetsMu  sync.Mutex
+	offsets    map[string]uint64
 	clientName string
 	pg         *pg
 	floor      *server
@@ -181,7 +186,7 @@ func run(ctx context.Context, c config) error {
 	if c.out, err = filepath.Abs(c.out); err != nil {
 		return err
 	}
-	h := &harness{cfg: c, out: c.out, profiled: map[scenarioKind]bool{},
+	h := &harness{cfg: c, out: c.out, profiled: map[scenarioKind]bool{}, offsets: map[string]uint64{},
 		floorResp: map[scenarioKind]*server{}, respBytes: map[scenarioKind]int{},
 		kgResp: map[scenarioKind]*authv3.CheckResponse{}}
 	h.logf("output in %s", h.out)
