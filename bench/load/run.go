@@ -165,17 +165,33 @@ func (h *harness) startKeygate(ctx context.Context, db *database, tag string) (*
 	return s, ready, nil
 }
 
+// heapProfilePath is where keygate's live heap profile of a phase goes
+// with -profile ("": not kept).
+func (h *harness) heapProfilePath(phase, when string) string {
+	if !h.cfg.profile {
+		return ""
+	}
+	return filepath.Join(h.out, "keygate-"+strings.ReplaceAll(phase, " ", "-")+"-"+when+".heap.pprof")
+}
+
 // memSample is keygate's memory: resident set and live heap (heap in use
 // right after a forced collection).
 type memSample struct {
 	rss, heap int64
 }
 
-func (h *harness) memory(ctx context.Context, kg *server) (memSample, error) {
+func (h *harness) memory(ctx context.Context, kg *server, heapProfile string) (memSample, error) {
 	// /debug/pprof/heap?gc=1 runs a collection first, so that heap in use
 	// is what is live rather than what the last cycle left.
-	if code, _, err := httpGet(ctx, "http://"+kg.admin+"/debug/pprof/heap?gc=1"); err != nil || code != 200 {
+	code, body, err := httpGet(ctx, "http://"+kg.admin+"/debug/pprof/heap?gc=1")
+	if err != nil || code != 200 {
 		return memSample{}, fmt.Errorf("keygate /debug/pprof/heap: %d %v", code, err)
+	}
+	if heapProfile != "" {
+		// What the live heap holds (go tool pprof -sample_index=inuse_space).
+		if err := os.WriteFile(heapProfile, body, 0o644); err != nil {
+			return memSample{}, err
+		}
 	}
 	rss, err := rssBytes(kg.proc.pid())
 	if err != nil {
@@ -204,7 +220,7 @@ func (h *harness) measureBaseline(ctx context.Context) error {
 		return err
 	}
 	defer kg.stop()
-	h.baseline, err = h.memory(ctx, kg)
+	h.baseline, err = h.memory(ctx, kg, "")
 	return err
 }
 
@@ -236,7 +252,7 @@ func (h *harness) runPhase(ctx context.Context, ph phase) error {
 	}
 	defer kg.stop()
 	pr.ready = ready
-	if pr.mem, err = h.memory(ctx, kg); err != nil {
+	if pr.mem, err = h.memory(ctx, kg, h.heapProfilePath(ph.name, "at-rest")); err != nil {
 		return err
 	}
 	h.phases = append(h.phases, pr)
@@ -262,7 +278,7 @@ func (h *harness) runPhase(ctx context.Context, ph phase) error {
 			}
 		}
 	}
-	if pr.memAfter, err = h.memory(ctx, kg); err != nil {
+	if pr.memAfter, err = h.memory(ctx, kg, h.heapProfilePath(ph.name, "after-load")); err != nil {
 		return err
 	}
 	return nil
