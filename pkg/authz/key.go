@@ -6,12 +6,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/scope"
+	"github.com/keygate/keygate/pkg/weakmap"
 )
 
 // KeySpec is a key as a store holds it: plain values, nothing compiled.
@@ -287,32 +287,23 @@ type CompileOptions struct {
 
 // ScopeCache shares compiled scopes by their text. Scopes are immutable
 // once parsed, so sharing is safe; the cache itself is safe for
-// concurrent use. Give it the lifetime of one bulk load so that it does
-// not keep scopes alive that no key uses any more.
+// concurrent use. It holds scopes weakly (pkg/weakmap): one that no key
+// holds any more leaves it, so a store keeps one for its whole life and
+// every key with the same scope (or the same scope and roles) shares one,
+// whether a bulk load or a single lookup compiled it.
 type ScopeCache struct {
-	mu sync.Mutex
-	m  map[string]*scope.Scope
+	m weakmap.Map[string, scope.Scope]
 }
 
 func (c *ScopeCache) parse(text string) (*scope.Scope, error) {
 	if c == nil {
 		return scope.Parse(text)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if sc, ok := c.m[text]; ok {
-		return sc, nil
-	}
-	sc, err := scope.Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	if c.m == nil {
-		c.m = make(map[string]*scope.Scope)
-	}
-	c.m[text] = sc
-	return sc, nil
+	return c.m.LoadOrMake(text, func() (*scope.Scope, error) { return scope.Parse(text) })
 }
+
+// Len is the number of scopes the cache names (for tests).
+func (c *ScopeCache) Len() int { return c.m.Len() }
 
 // FieldError names the field of a key that is wrong.
 type FieldError struct {
@@ -448,16 +439,7 @@ func (c *ScopeCache) union(own *scope.Scope, roles []*scope.Scope) *scope.Scope 
 	// NUL never appears in a valid scope, so the key cannot collide with
 	// a scope's own text or another combination.
 	key := strings.Join(texts, "\x00")
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if sc, ok := c.m[key]; ok {
-		return sc
-	}
-	sc := effectiveScope(own, roles)
-	if c.m == nil {
-		c.m = make(map[string]*scope.Scope)
-	}
-	c.m[key] = sc
+	sc, _ := c.m.LoadOrMake(key, func() (*scope.Scope, error) { return effectiveScope(own, roles), nil })
 	return sc
 }
 

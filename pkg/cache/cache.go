@@ -262,7 +262,11 @@ func New(src store.Source, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *authz.Key]{
-		NumCounters: 10 * opts.MaxKeys,
+		// Ten counters per entry the bounds allow, as ristretto advises:
+		// no record costs less than minRecordCost, so the byte bound
+		// usually allows far fewer entries than MaxKeys (the counters of
+		// a million keys took 48 MB of every replica's heap).
+		NumCounters: 10 * min(opts.MaxKeys, max(1, opts.MaxBytes/minRecordCost)),
 		MaxCost:     opts.MaxBytes,
 		BufferItems: 64,
 		// Prefixes are uniformly random already; the cost of an entry is

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/weakmap"
 )
 
 // keyColumns are the columns scanKey reads, with the app's and tenant's
@@ -156,12 +157,13 @@ func scanKey(row pgx.Row) (keyRow, error) {
 	return r, nil
 }
 
-// roleRecords shares the authz.Role records of one bulk read between the
-// keys holding the same role (a million keys of one role need one record,
-// not a million). A nil *roleRecords shares nothing. Not safe for
-// concurrent use: one per query.
+// roleRecords shares the authz.Role records of the keys a store compiles
+// between the keys holding the same role (a million keys of one role need
+// one record, not a million), whether a bulk read or a lookup on a miss
+// compiled them. It holds them weakly (pkg/weakmap): a record no key holds
+// leaves. A nil *roleRecords shares nothing. Safe for concurrent use.
 type roleRecords struct {
-	m map[roleRecordKey]*authz.Role
+	m weakmap.Map[roleRecordKey, authz.Role]
 }
 
 type roleRecordKey struct {
@@ -173,19 +175,12 @@ type roleRecordKey struct {
 func (rr *roleRecords) of(accountID string, roles []store.KeyRole) authz.RoleMap {
 	m := make(authz.RoleMap, len(roles))
 	for _, kr := range roles {
-		key := roleRecordKey{accountID, kr}
-		var r *authz.Role
-		if rr != nil {
-			r = rr.m[key]
+		record := func() (*authz.Role, error) {
+			return &authz.Role{ID: kr.ID, AccountID: accountID, Name: kr.Name, Scope: kr.Scope, RateLimit: kr.RateLimit}, nil
 		}
-		if r == nil {
-			r = &authz.Role{ID: kr.ID, AccountID: accountID, Name: kr.Name, Scope: kr.Scope, RateLimit: kr.RateLimit}
-			if rr != nil {
-				if rr.m == nil {
-					rr.m = map[roleRecordKey]*authz.Role{}
-				}
-				rr.m[key] = r
-			}
+		r, _ := record()
+		if rr != nil {
+			r, _ = rr.m.LoadOrMake(roleRecordKey{accountID, kr}, record)
 		}
 		m[kr.ID] = r
 	}

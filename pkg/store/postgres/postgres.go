@@ -64,6 +64,12 @@ type Store struct {
 
 	listenHealthEvery time.Duration // 0: listenHealthEvery; tests shorten it
 
+	// scopes and roles share compiled scopes and role records between
+	// every key this store compiles for the data plane, for the store's
+	// life (held weakly: what no key holds leaves them).
+	scopes authz.ScopeCache
+	roles  roleRecords
+
 	// usageParts are the usage_hourly partitions (by month start, Unix
 	// seconds) known to exist, so that AddUsage creates each once.
 	usageParts sync.Map

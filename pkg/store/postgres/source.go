@@ -63,6 +63,15 @@ func (s *Store) LookupKeysOfParent(ctx context.Context, accountID string, kind s
 	return nil, fmt.Errorf("postgres: keys of a %q: not an app or a tenant", kind)
 }
 
+// dataPlaneCompile is how keys are compiled for the data plane: sharing
+// compiled scopes with every other key of the store (s.scopes), so that
+// the keys a miss loads one at a time share them as a bulk load's do.
+func (s *Store) dataPlaneCompile() authz.CompileOptions {
+	opts := s.opts.Compile
+	opts.Scopes = &s.scopes
+	return opts
+}
+
 // lookupMany compiles every key a data-plane query returns. Keys of one
 // parent share compiled scopes, as in LoadAll.
 func (s *Store) lookupMany(ctx context.Context, sql string, args ...any) ([]*authz.Key, error) {
@@ -71,12 +80,9 @@ func (s *Store) lookupMany(ctx context.Context, sql string, args ...any) ([]*aut
 		return nil, fmt.Errorf("postgres: look up keys: %w", err)
 	}
 	defer rows.Close()
-	opts := s.opts.Compile
-	opts.Scopes = new(authz.ScopeCache)
-	roles := new(roleRecords)
 	var out []*authz.Key
 	for rows.Next() {
-		k, err := s.scanCompiled(rows, opts, roles)
+		k, err := s.scanCompiled(rows, s.dataPlaneCompile(), &s.roles)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: look up keys: %w", err)
 		}
@@ -98,7 +104,7 @@ func (s *Store) FeedHead(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) lookup(ctx context.Context, sql string, args ...any) (*authz.Key, error) {
-	k, err := s.scanCompiled(s.pool.QueryRow(ctx, sql, args...), s.opts.Compile, nil)
+	k, err := s.scanCompiled(s.pool.QueryRow(ctx, sql, args...), s.dataPlaneCompile(), &s.roles)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, authz.ErrKeyNotFound
 	}
@@ -127,11 +133,9 @@ func (s *Store) LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int
 			defer rows.Close()
 			// Keys of a bulk load share compiled scopes: most keys have one
 			// of a few scopes, and a million copies would dominate memory.
-			opts := s.opts.Compile
-			opts.Scopes = new(authz.ScopeCache)
-			roles := new(roleRecords)
+			opts := s.dataPlaneCompile()
 			for rows.Next() {
-				k, err := s.scanCompiled(rows, opts, roles)
+				k, err := s.scanCompiled(rows, opts, &s.roles)
 				if err != nil {
 					return fmt.Errorf("postgres: load keys: %w", err)
 				}
