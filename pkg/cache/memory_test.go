@@ -68,6 +68,20 @@ func TestCostKeepsBothBounds(t *testing.T) {
 	}
 }
 
+// warmTestKeys warms a cache over n small keys (ids k00000…, secrets
+// secret-0…) whose byte bound holds share/30 of them.
+func warmTestKeys(t *testing.T, n int, share int64) (*Cache, []string) {
+	t.Helper()
+	secrets := make([]string, n)
+	src := newFakeSource()
+	for i := range n {
+		secrets[i] = fmt.Sprintf("secret-%d", i)
+		src.index(newKey(t, fmt.Sprintf("k%05d", i), secrets[i]))
+	}
+	perKey := (&Cache{minCost: 1}).costOf(src.keys["k00000"])
+	return warmCache(t, src, Options{MaxKeys: 1_000_000, MaxBytes: perKey * int64(n) * share / 30}), secrets
+}
+
 // TestMissesReplaceWarmGuesses: with more keys than fit, the warm load
 // caches the first ones it reads up to half the bounds; a working set
 // that fits (every third key, asked for in a shuffled order, in a cache
@@ -81,14 +95,7 @@ func TestCostKeepsBothBounds(t *testing.T) {
 // for (15% of round robin's requests missed after its first pass).
 func TestMissesReplaceWarmGuesses(t *testing.T) {
 	const total, every = 30_000, 3
-	secrets := make([]string, total)
-	src := newFakeSource()
-	for i := range total {
-		secrets[i] = fmt.Sprintf("secret-%d", i)
-		src.index(newKey(t, fmt.Sprintf("k%05d", i), secrets[i]))
-	}
-	perKey := (&Cache{minCost: 1}).costOf(src.keys["k00000"])
-	c := warmCache(t, src, Options{MaxKeys: 1_000_000, MaxBytes: perKey * total * 16 / 30})
+	c, secrets := warmTestKeys(t, total, 16)
 	if c.cold == nil {
 		t.Fatal("the warm load did not fill the cache: the test needs more keys than fit")
 	}
@@ -141,14 +148,7 @@ func TestMissesReplaceWarmGuesses(t *testing.T) {
 // misses only on its first pass.
 func TestMissesReplaceUnusedWarmRecords(t *testing.T) {
 	const total, every = 30_000, 3
-	secrets := make([]string, total)
-	src := newFakeSource()
-	for i := range total {
-		secrets[i] = fmt.Sprintf("secret-%d", i)
-		src.index(newKey(t, fmt.Sprintf("k%05d", i), secrets[i]))
-	}
-	perKey := (&Cache{minCost: 1}).costOf(src.keys["k00000"])
-	c := warmCache(t, src, Options{MaxKeys: 1_000_000, MaxBytes: perKey * total * 14 / 30})
+	c, secrets := warmTestKeys(t, total, 14)
 	cold := len(c.cold)
 	ctx := context.Background()
 	pass := func() (lookups uint64) {
