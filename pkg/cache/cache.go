@@ -209,8 +209,8 @@ type Cache struct {
 	// store what it read (it may be the record the change replaced).
 	wmu sync.Mutex
 	gen atomic.Uint64
-	// cold are the digest prefixes of the records the warm load cached
-	// when it stopped at a bound, in load order (guarded by wmu). Those
+	// cold are the digest prefixes of the records the warm load kept
+	// when not every key fit, in load order (guarded by wmu). Those
 	// records are guesses: until a lookup finds one (Key.Found), a record
 	// a miss loads replaces it first (makeRoomLocked), so that the keys in
 	// use displace the guesses at once. Left to ristretto's admission, a

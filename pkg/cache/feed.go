@@ -130,7 +130,7 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 			cached -= n
 			cachedBytes -= n * c.costOf(k)
 		}
-		c.cold = warmed[:half]
+		c.cold = slices.Clone(warmed[:half])
 	}
 	over = nil
 	c.rc.Wait()
