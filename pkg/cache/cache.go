@@ -262,11 +262,14 @@ func New(src store.Source, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *authz.Key]{
-		// Ten counters per entry the bounds allow, as ristretto advises:
-		// no record costs less than minRecordCost, so the byte bound
-		// usually allows far fewer entries than MaxKeys (the counters of
-		// a million keys took 48 MB of every replica's heap).
-		NumCounters: 10 * min(opts.MaxKeys, max(1, opts.MaxBytes/minRecordCost)),
+		// Ten counters per entry MaxKeys allows, as ristretto advises. The
+		// byte bound usually allows far fewer entries, and sizing them
+		// from it saved 48 MB of a replica's heap, but those counters hold
+		// no pointers and pace the collector: without them a hit's heap
+		// was a quarter smaller, the collector ran a third more often and
+		// keygate's CPU per request on a hit rose from 0.67-0.72x the
+		// floor's to 0.78-0.82x (docs/performance.md, evening run).
+		NumCounters: 10 * opts.MaxKeys,
 		MaxCost:     opts.MaxBytes,
 		BufferItems: 64,
 		// Prefixes are uniformly random already; the cost of an entry is

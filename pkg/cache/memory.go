@@ -31,11 +31,6 @@ func (c *Cache) fits(cachedKeys, cachedBytes, digests, cost int64) bool {
 	return cachedKeys+digests <= c.opts.MaxKeys && cachedBytes+digests*cost <= c.opts.MaxBytes
 }
 
-// minRecordCost is less than any record costs (entryOverhead and a
-// record's Size, which counts the 472-byte struct and its adapter's 704
-// bytes at least): it sizes ristretto's frequency counters.
-const minRecordCost = 1024
-
 // warmShare: when not every key fits, the warm load keeps records up to
 // 1/warmShare of the bounds (see loadAllLocked).
 const warmShare = 2
