@@ -236,3 +236,14 @@ func TestDurationFlagsTakeDays(t *testing.T) {
 		t.Errorf("a bad duration: %v", err)
 	}
 }
+
+// TestStreamWorkersBounded: --authz-stream-workers past its bound is
+// refused before anything listens, naming the flag and the range.
+func TestStreamWorkersBounded(t *testing.T) {
+	var out, errb strings.Builder
+	err := run(t.Context(), []string{"serve", "--routes-file", "../../examples/routes.yaml", "--keys-file", "../../examples/keys.yaml",
+		"--authz-stream-workers", "5000"}, strings.NewReader(""), &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "authz-stream-workers: 5000 must be from 0 (a goroutine per call) to 4096") {
+		t.Fatalf("5000 stream workers: %v", err)
+	}
+}
