@@ -374,6 +374,9 @@ func (c *Cache) fetch(ctx context.Context, d apikey.Digest, gen uint64) (*authz.
 	case c.gen.Load() != gen || c.state.Load() != stateWarm:
 		c.loadsDiscarded.Add(1)
 	case found:
+		// Asked for: should its prefix still be listed in c.cold (its
+		// warm-loaded record was dropped since), it must not count as
+		// a guess there.
 		k.MarkFound()
 		c.makeRoomLocked(k)
 		c.setRecordLocked(k)

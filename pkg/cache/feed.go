@@ -74,18 +74,16 @@ func (c *Cache) loadAllLocked(ctx context.Context) error {
 	seq, err := c.src.LoadAll(ctx, func(k *authz.Key) error {
 		keys++
 		prefixes = append(prefixes, prefixOf(k.Digest))
-		n := int64(1)
 		if k.HasPrevious {
 			prefixes = append(prefixes, prefixOf(k.PreviousDigest()))
-			n = 2
 		}
-		cost := c.costOf(k)
-		full = full || !c.fits(cached, cachedBytes, n, cost)
+		n, cost := digestCount(k), c.costOf(k)
+		full = full || !c.fits(cached, cachedBytes, n, cost, 1)
 		if full {
 			c.unloadable.note(k, c.log) // reported even when not cached
 			return nil
 		}
-		if half < 0 && !c.fitsShare(cached, cachedBytes, n, cost, warmShare) {
+		if half < 0 && !c.fits(cached, cachedBytes, n, cost, warmShare) {
 			half = len(warmed)
 		}
 		if half >= 0 {

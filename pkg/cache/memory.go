@@ -25,18 +25,14 @@ func (c *Cache) costOf(k *authz.Key) int64 {
 	return max(entryOverhead+k.Size(), c.minCost)
 }
 
-// fits reports whether one more record of cost n under digests digests
-// keeps the warm load inside both bounds, given what it has cached.
-func (c *Cache) fits(cachedKeys, cachedBytes, digests, cost int64) bool {
-	return cachedKeys+digests <= c.opts.MaxKeys && cachedBytes+digests*cost <= c.opts.MaxBytes
-}
-
 // warmShare: when not every key fits, the warm load keeps records up to
 // 1/warmShare of the bounds (see loadAllLocked).
 const warmShare = 2
 
-// fitsShare is fits against 1/share of each bound.
-func (c *Cache) fitsShare(cachedKeys, cachedBytes, digests, cost, share int64) bool {
+// fits reports whether one more record of cost cost under digests digests
+// keeps the warm load inside 1/share of both bounds, given what it has
+// cached (share 1: the bounds themselves).
+func (c *Cache) fits(cachedKeys, cachedBytes, digests, cost, share int64) bool {
 	return cachedKeys+digests <= c.opts.MaxKeys/share && cachedBytes+digests*cost <= c.opts.MaxBytes/share
 }
 

@@ -27,17 +27,22 @@ func (m *Map[K, V]) Load(k K) *V {
 }
 
 // LoadOrMake returns the value held under k; without one it stores and
-// returns what make returns (make runs under the map's lock, so that
-// concurrent callers share one value; an error stores nothing).
-func (m *Map[K, V]) LoadOrMake(k K, make func() (*V, error)) (*V, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if v := m.m[k].Value(); v != nil {
+// returns what build returns (an error stores nothing). build runs
+// outside the map's lock, so that one slow build (a scope of an
+// account's making) holds up no other key; when two callers build the
+// same key at once, the first stored wins and both return it.
+func (m *Map[K, V]) LoadOrMake(k K, build func() (*V, error)) (*V, error) {
+	if v := m.Load(k); v != nil {
 		return v, nil
 	}
-	v, err := make()
+	v, err := build()
 	if err != nil || v == nil {
 		return v, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.m[k].Value(); cur != nil {
+		return cur, nil
 	}
 	if m.m == nil {
 		m.m = map[K]weak.Pointer[V]{}

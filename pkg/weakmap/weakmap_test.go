@@ -55,3 +55,23 @@ func TestErrorStoresNothing(t *testing.T) {
 		t.Error("a failed make left an entry")
 	}
 }
+
+// TestConcurrentMakersShareOne: callers building the same key at once
+// all get the one value stored first.
+func TestConcurrentMakersShareOne(t *testing.T) {
+	var m Map[string, value]
+	got := make(chan *value, 8)
+	for range 8 {
+		go func() {
+			v, _ := m.LoadOrMake("k", func() (*value, error) { return &value{"k"}, nil })
+			got <- v
+		}()
+	}
+	first := <-got
+	for range 7 {
+		if v := <-got; v != first {
+			t.Fatalf("two values for one key: %p and %p", first, v)
+		}
+	}
+	runtime.KeepAlive(first)
+}
