@@ -64,29 +64,54 @@ type KeyInfo struct {
 	Name string
 	Type KeyType
 	// Active sits beside Type: two bytes in one word, not two.
-	Active             bool
-	AccountID          string
-	AppID              string
-	AppName            string
-	TenantID           string
-	TenantName         string
-	Scope              string
-	Roles              []string
+	Active bool
+	// The key's owner (account, app, tenant) and access (scope, roles)
+	// are shared by every key that has the same ones (their fields read
+	// as the KeyInfo's own): the collector follows each pointer a record
+	// holds on every cycle, and a round robin over many keys is paced by
+	// it. Never nil in a compiled record; never modified once shared.
+	*KeyOwner
+	*KeyAccess
 	notBefore          unixTime
 	expiresAt          unixTime
 	Group              string
 	previousValidUntil unixTime
 	RateLimit          RateLimit
 	Quota              Quota
-	TenantQuota        int64
 }
 
-// info is what a record keeps of s.
-func (s *KeySpec) info() KeyInfo {
-	return KeyInfo{ID: s.ID, Name: s.Name, Type: s.Type, Active: s.Active, AccountID: s.AccountID,
-		AppID: s.AppID, AppName: s.AppName, TenantID: s.TenantID, TenantName: s.TenantName, Scope: s.Scope,
-		Roles: s.Roles, notBefore: unixTimeOf(s.NotBefore, true), expiresAt: unixTimeOf(s.ExpiresAt, false), Group: s.Group,
-		previousValidUntil: unixTimeOf(s.PreviousValidUntil, false), RateLimit: s.RateLimit, Quota: s.Quota, TenantQuota: s.TenantQuota}
+// KeyOwner is whom a key belongs to: its account, app and tenant, with
+// their names and the tenant's quota (KeySpec's fields of the same
+// names).
+type KeyOwner struct {
+	AccountID   string
+	AppID       string
+	AppName     string
+	TenantID    string
+	TenantName  string
+	TenantQuota int64
+}
+
+// KeyAccess is what a key may call: its own scope and the roles it holds
+// (KeySpec's Scope and Roles), with their compiled forms.
+type KeyAccess struct {
+	Scope string
+	Roles []string
+	// own is the key's own scope, compiled; effective is its union with
+	// the roles' (SPEC §11), what requests are checked against; roles are
+	// the roles it was compiled with, in the order of Roles.
+	own, effective *scope.Scope
+	roles          []*Role
+}
+
+// info is what a record keeps of s, its owner and access shared through
+// c (new ones without c).
+func (s *KeySpec) info(c *ScopeCache, access *KeyAccess) KeyInfo {
+	return KeyInfo{ID: s.ID, Name: s.Name, Type: s.Type, Active: s.Active,
+		KeyOwner: c.owner(KeyOwner{AccountID: s.AccountID, AppID: s.AppID, AppName: s.AppName, TenantID: s.TenantID,
+			TenantName: s.TenantName, TenantQuota: s.TenantQuota}),
+		KeyAccess: access, notBefore: unixTimeOf(s.NotBefore, true), expiresAt: unixTimeOf(s.ExpiresAt, false),
+		Group: s.Group, previousValidUntil: unixTimeOf(s.PreviousValidUntil, false), RateLimit: s.RateLimit, Quota: s.Quota}
 }
 
 // KeySpec is a KeySpec with the fields i keeps; the hash texts, IP
@@ -94,7 +119,7 @@ func (s *KeySpec) info() KeyInfo {
 func (i *KeyInfo) KeySpec() KeySpec {
 	return KeySpec{ID: i.ID, Name: i.Name, Type: i.Type, Active: i.Active, AccountID: i.AccountID,
 		AppID: i.AppID, AppName: i.AppName, TenantID: i.TenantID, TenantName: i.TenantName, Scope: i.Scope,
-		Roles: i.Roles, NotBefore: i.NotBefore(), ExpiresAt: i.ExpiresAt(), Group: i.Group,
+		Roles: slices.Clone(i.Roles), NotBefore: i.NotBefore(), ExpiresAt: i.ExpiresAt(), Group: i.Group,
 		PreviousValidUntil: i.PreviousValidUntil(), RateLimit: i.RateLimit, Quota: i.Quota, TenantQuota: i.TenantQuota}
 }
 
@@ -164,11 +189,6 @@ type Key struct {
 	// alg is the hash algorithm, an index into algorithms (Algorithm).
 	alg uint8
 
-	// scope is the effective scope (own scope and roles, SPEC §11); own
-	// is the key's own scope; roles are the roles it was compiled with.
-	scope   *scope.Scope
-	own     *scope.Scope
-	roles   []*Role
 	ips     IPFilter
 	headers []headerTemplate
 	// rateLimit is the effective rate limit (own, else the roles').
@@ -293,6 +313,61 @@ type CompileOptions struct {
 // whether a bulk load or a single lookup compiled it.
 type ScopeCache struct {
 	m weakmap.Map[string, scope.Scope]
+	// owners and access share what keys of one tenant, or with one scope
+	// and roles, have in common (KeyInfo).
+	owners weakmap.Map[KeyOwner, KeyOwner]
+	access weakmap.Map[string, KeyAccess]
+}
+
+// owner returns o, shared with the keys that have the same.
+func (c *ScopeCache) owner(o KeyOwner) *KeyOwner {
+	if c == nil {
+		return &o
+	}
+	v, _ := c.owners.LoadOrMake(o, func() (*KeyOwner, error) { return &o, nil })
+	return v
+}
+
+// keyAccess compiles a key's own scope and roles, shared with the keys
+// that have the same scope text and the same role records (a role edit
+// makes new records, so keys compiled against it get an access of their
+// own).
+// The errors are FieldErrors of the scope and the roles.
+func (c *ScopeCache) keyAccess(text string, ids []string, opts *CompileOptions) (*KeyAccess, []error) {
+	roles, roleScopes, rolesErr := compileRoles(ids, opts)
+	if rolesErr != nil {
+		errs := []error{&FieldError{Field: "roles", Err: rolesErr}}
+		if _, err := c.parse(text); err != nil {
+			errs = slices.Insert(errs, 0, error(&FieldError{Field: "scope", Err: err}))
+		}
+		return nil, errs
+	}
+	build := func() (*KeyAccess, error) {
+		own, err := c.parse(text)
+		if err != nil {
+			return nil, &FieldError{Field: "scope", Err: err}
+		}
+		return &KeyAccess{Scope: text, Roles: ids, own: own, effective: c.union(own, roleScopes), roles: roles}, nil
+	}
+	if c == nil {
+		a, err := build()
+		if err != nil {
+			return nil, []error{err}
+		}
+		return a, nil
+	}
+	var key strings.Builder
+	key.WriteString(text)
+	for _, r := range roles {
+		// The record's address: while the access holds a role, no other
+		// role record can have it. NUL never appears in a scope or an id.
+		fmt.Fprintf(&key, "\x00%s\x00%p", r.ID, r)
+	}
+	a, err := c.access.LoadOrMake(key.String(), build)
+	if err != nil {
+		return nil, []error{err}
+	}
+	return a, nil
 }
 
 func (c *ScopeCache) parse(text string) (*scope.Scope, error) {
@@ -334,7 +409,12 @@ func CompileStored(spec KeySpec, opts CompileOptions) (k *Key, dropped []string,
 func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, error) {
 	var errs []error
 	bad := func(field string, err error) { errs = append(errs, &FieldError{Field: field, Err: err}) }
-	k := &Key{Spec: spec.info()}
+	access, accessErrs := opts.Scopes.keyAccess(spec.Scope, spec.Roles, opts)
+	if accessErrs != nil {
+		errs = append(errs, accessErrs...)
+		access = &KeyAccess{Scope: spec.Scope, Roles: spec.Roles}
+	}
+	k := &Key{Spec: spec.info(opts.Scopes, access)}
 
 	if spec.ID == "" {
 		bad("id", errors.New("required"))
@@ -386,18 +466,10 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 		}
 		k.previous, k.HasPrevious = &prev, true
 	}
-	if k.own, err = opts.Scopes.parse(spec.Scope); err != nil {
-		bad("scope", err)
-	}
-	var roleScopes []*scope.Scope
-	if k.roles, roleScopes, err = compileRoles(spec.Roles, opts); err != nil {
-		bad("roles", err)
-	}
-	k.scope = opts.Scopes.union(k.own, roleScopes)
 	if err := spec.RateLimit.Check(); err != nil {
 		bad("rate_limit", err)
 	}
-	k.rateLimit = effectiveRateLimit(spec.RateLimit, k.roles)
+	k.rateLimit = effectiveRateLimit(spec.RateLimit, access.roles)
 	if err := spec.Quota.Check(); err != nil {
 		bad("quota", err)
 	}
@@ -457,7 +529,7 @@ func effectiveScope(own *scope.Scope, roles []*scope.Scope) *scope.Scope {
 
 // Scope returns the compiled effective scope (own scope and roles'): what
 // the key is checked against, and what it can give (the escalation rule).
-func (k *Key) Scope() *scope.Scope { return k.scope }
+func (k *Key) Scope() *scope.Scope { return k.Spec.effective }
 
 // Matches reports whether d is one of the key's valid digests at now: the
 // current one, or the previous one inside its grace window.
@@ -495,11 +567,11 @@ func (k *Key) Authorize(t *Target, r *Request) (Reason, string) {
 	if !k.ips.Allows(r.ClientIP) {
 		return IPNotAllowed, ""
 	}
-	if !k.scope.Allows(t.Service, t.Kind, t.Operation) {
+	if !k.Spec.effective.Allows(t.Service, t.Kind, t.Operation) {
 		return ScopeDenied, t.Operation
 	}
 	for i := range t.More {
-		if op := &t.More[i]; !k.scope.Allows(t.Service, op.Kind, op.Name) {
+		if op := &t.More[i]; !k.Spec.effective.Allows(t.Service, op.Kind, op.Name) {
 			return ScopeDenied, op.Name
 		}
 	}

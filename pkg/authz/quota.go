@@ -140,18 +140,21 @@ type BoundQuota struct {
 // explain, the Account API's quota state); an array, so that row 10
 // allocates nothing.
 func (s *KeySpec) BoundQuotas() (b [2]BoundQuota, n int) {
-	i := s.info()
-	return i.BoundQuotas()
+	return boundQuotas(s.AccountID, s.TenantID, s.TenantQuota, s.ID, s.Quota)
 }
 
 // BoundQuotas is KeySpec.BoundQuotas for a compiled record's KeyInfo.
 func (s *KeyInfo) BoundQuotas() (b [2]BoundQuota, n int) {
-	if s.TenantID != "" && s.TenantQuota > 0 {
-		b[n] = BoundQuota{QuotaSubject{AccountID: s.AccountID, Tenant: true, ID: s.TenantID, Period: QuotaPeriodMonth}, Monthly(s.TenantQuota)}
+	return boundQuotas(s.AccountID, s.TenantID, s.TenantQuota, s.ID, s.Quota)
+}
+
+func boundQuotas(accountID, tenantID string, tenantQuota int64, keyID string, quota Quota) (b [2]BoundQuota, n int) {
+	if tenantID != "" && tenantQuota > 0 {
+		b[n] = BoundQuota{QuotaSubject{AccountID: accountID, Tenant: true, ID: tenantID, Period: QuotaPeriodMonth}, Monthly(tenantQuota)}
 		n++
 	}
-	if !s.Quota.IsZero() {
-		b[n] = BoundQuota{QuotaSubject{AccountID: s.AccountID, ID: s.ID, Period: s.Quota.Period}, s.Quota}
+	if !quota.IsZero() {
+		b[n] = BoundQuota{QuotaSubject{AccountID: accountID, ID: keyID, Period: quota.Period}, quota}
 		n++
 	}
 	return b, n

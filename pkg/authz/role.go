@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/keygate/keygate/pkg/scope"
 )
@@ -122,11 +123,11 @@ func compileRoles(ids []string, opts *CompileOptions) ([]*Role, []*scope.Scope, 
 
 // Roles returns the roles the key was compiled with, in the order of
 // Spec.Roles. The caller owns the slice, not the roles.
-func (k *Key) Roles() []*Role { return append([]*Role(nil), k.roles...) }
+func (k *Key) Roles() []*Role { return slices.Clone(k.Spec.roles) }
 
 // OwnScope is the key's own scope, compiled, without its roles'
 // (Scope is the effective one).
-func (k *Key) OwnScope() *scope.Scope { return k.own }
+func (k *Key) OwnScope() *scope.Scope { return k.Spec.own }
 
 // HoldsRole reports whether the key holds the role with id (for a cache
 // that recompiles the keys holding a changed role).

@@ -548,3 +548,54 @@ func TestScopeCacheSharesUnions(t *testing.T) {
 		t.Error("a key without roles does not use its own scope")
 	}
 }
+
+// TestScopeCacheSharesOwnersAndAccess: keys of one tenant share one owner,
+// keys with one scope and the same role records one access (KeyInfo); a
+// role replaced by an edit is a new record, so a key compiled against it
+// gets an access of its own, with the edited scope, while the keys
+// compiled before keep theirs.
+func TestScopeCacheSharesOwnersAndAccess(t *testing.T) {
+	cache := &authz.ScopeCache{}
+	compile := func(id, tenant string, roles authz.RoleMap, ids ...string) *authz.Key {
+		spec := serviceKey("")
+		spec.ID, spec.Hash = id, hasher.HashString("a-custom-secret-"+id+"-0001")
+		spec.TenantID, spec.Scope, spec.Roles = tenant, "sms-api", ids
+		k, err := authz.Compile(spec, authz.CompileOptions{Roles: roles, Scopes: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	a, b := compile("a", "acme", testRoles, "r-read"), compile("b", "acme", testRoles, "r-read")
+	other := compile("c", "globex", testRoles, "r-read")
+	if a.Spec.KeyOwner != b.Spec.KeyOwner || a.Spec.KeyAccess != b.Spec.KeyAccess {
+		t.Error("same tenant, scope and roles: owner or access not shared")
+	}
+	if a.Spec.KeyOwner == other.Spec.KeyOwner || other.Spec.TenantID != "globex" {
+		t.Errorf("another tenant shares an owner (tenant %q)", other.Spec.TenantID)
+	}
+	if a.Spec.KeyAccess != other.Spec.KeyAccess {
+		t.Error("same scope and roles in another tenant: access not shared")
+	}
+
+	edited := authz.RoleMap{}
+	for id, r := range testRoles {
+		edited[id] = r
+	}
+	read := *testRoles["r-read"]
+	read.Scope = "users-api:query:*"
+	edited["r-read"] = &read
+	after := compile("d", "acme", edited, "r-read")
+	if after.Spec.KeyAccess == a.Spec.KeyAccess {
+		t.Fatal("a key compiled against an edited role shares the access of one compiled before")
+	}
+	if !after.Scope().Allows("users-api", "query", "listUsers") || after.Scope().Allows("email-api", "query", "listEmails") {
+		t.Errorf("compiled against the edited role: effective scope %q", after.Scope())
+	}
+	if !a.Scope().Allows("email-api", "query", "listEmails") {
+		t.Errorf("compiled before the edit: effective scope %q changed", a.Scope())
+	}
+	if got := a.Spec.KeySpec().Roles; len(got) != 1 || got[0] != "r-read" {
+		t.Errorf("KeySpec().Roles %q", got)
+	}
+}

@@ -37,11 +37,14 @@ func (k *Key) computeSize() int64 {
 	if k.previous != nil {
 		n += int64(unsafe.Sizeof(*k.previous))
 	}
-	n += k.scope.Size()
-	if len(k.roles) > 0 {
-		// The union (k.scope, above), the own scope and the role
-		// pointers: counted for every key, shared or not, as scopes are.
-		n += k.own.Size() + int64(cap(k.roles))*int64(unsafe.Sizeof((*Role)(nil)))
+	if a := k.Spec.KeyAccess; a != nil {
+		// Counted for every key, shared or not, as scopes are: the
+		// access, its effective scope, and with roles the own scope and
+		// the role pointers.
+		n += int64(unsafe.Sizeof(*a)) + a.effective.Size()
+		if len(a.roles) > 0 {
+			n += a.own.Size() + int64(cap(a.roles))*int64(unsafe.Sizeof((*Role)(nil)))
+		}
 	}
 	n += int64(cap(k.ips.prefixes)) * int64(unsafe.Sizeof(netip.Prefix{}))
 	n += headersSize(k.headers)
@@ -61,14 +64,15 @@ func AdapterCost(k *Key) int64 {
 
 // infoStringsSize is what a KeyInfo holds outside its struct.
 func infoStringsSize(s *KeyInfo) int64 {
-	n := int64(0)
-	for _, v := range [...]string{s.ID, s.Name, s.AccountID, s.AppID, s.AppName, s.TenantID, s.TenantName,
-		s.Scope, s.Group} {
-		n += int64(len(v))
+	n := int64(len(s.ID) + len(s.Name) + len(s.Group))
+	if o := s.KeyOwner; o != nil {
+		n += int64(unsafe.Sizeof(*o)) + int64(len(o.AccountID)+len(o.AppID)+len(o.AppName)+len(o.TenantID)+len(o.TenantName))
 	}
-	n += int64(cap(s.Roles)) * int64(unsafe.Sizeof(""))
-	for _, r := range s.Roles {
-		n += int64(len(r))
+	if a := s.KeyAccess; a != nil {
+		n += int64(len(a.Scope)) + int64(cap(a.Roles))*int64(unsafe.Sizeof(""))
+		for _, r := range a.Roles {
+			n += int64(len(r))
+		}
 	}
 	return n
 }

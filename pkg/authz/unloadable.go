@@ -31,7 +31,8 @@ func Unloadable(spec KeySpec, cause error) (*Key, error) {
 	}
 	why := "does not compile: " + BlamedFields(cause)
 	k := &Key{
-		Spec:       KeyInfo{ID: spec.ID, AccountID: spec.AccountID, Type: spec.Type, Name: spec.Name},
+		Spec: KeyInfo{ID: spec.ID, Type: spec.Type, Name: spec.Name,
+			KeyOwner: &KeyOwner{AccountID: spec.AccountID}, KeyAccess: &KeyAccess{}},
 		Digest:     d,
 		unloadable: &why,
 	}

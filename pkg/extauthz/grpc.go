@@ -29,6 +29,20 @@ import (
 // shared by every request that gets the same answer and never changes.
 type encoded struct {
 	bufs mem.BufferSlice
+	// one and bytes are bufs' only buffer, held inside the value (set) so
+	// that an answer kept with a key is one object besides its bytes,
+	// not three: a round robin over many keys keeps one for each, and
+	// the collector visits every object on every cycle.
+	one   [1]mem.Buffer
+	bytes mem.SliceBuffer
+}
+
+// set makes b the wire form. e must not move afterwards (bufs points
+// into it): encoded values live in heap objects and are used by pointer.
+func (e *encoded) set(b []byte) {
+	e.bytes = b
+	e.one[0] = &e.bytes
+	e.bufs = e.one[:]
 }
 
 // encode returns resp's wire form, nil if it cannot be encoded (it then
@@ -38,7 +52,9 @@ func encode(resp *authv3.CheckResponse) *encoded {
 	if err != nil {
 		return nil
 	}
-	return &encoded{bufs: mem.BufferSlice{mem.SliceBuffer(b)}}
+	e := new(encoded)
+	e.set(b)
+	return e
 }
 
 // ServerCodec is the grpc.ServerOption the server Register is used with

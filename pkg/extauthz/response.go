@@ -12,7 +12,6 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	protobuf "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -231,7 +230,7 @@ func (c *cachedAllow) response() *authv3.CheckResponse {
 		return r
 	}
 	r := new(authv3.CheckResponse)
-	if err := protobuf.Unmarshal(c.wire.bufs.Materialize(), r); err != nil {
+	if err := protobuf.Unmarshal(c.wire.bytes, r); err != nil {
 		// Encoded by appendAllow, which TestAllowWireMatchesMessage holds
 		// to the message form: not reachable.
 		panic("extauthz: a cached allow does not decode: " + err.Error())
@@ -344,7 +343,7 @@ func (s *Server) allowResponse(d *authz.Decision, forged []string) (answer, erro
 			return answer{}, errAllowNotUTF8
 		}
 		c = &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation}
-		c.wire.bufs = mem.BufferSlice{mem.SliceBuffer(appendAllow(nil, d.Key, t, s.names, s.queryRemove))}
+		c.wire.set(appendAllow(nil, d.Key, t, s.names, s.queryRemove))
 		p.last.Store(c)
 	}
 	return answer{wire: &c.wire, allow: c}, nil
