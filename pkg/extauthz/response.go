@@ -213,6 +213,11 @@ type keyParts struct {
 	// it per request. It is never changed once built, so concurrent sends
 	// share it.
 	last atomic.Pointer[cachedAllow]
+	// first is the allow the parts were made with (allowResponse), held
+	// inside them: the parts and the allow a key has are then one object
+	// (besides the allow's bytes), not two, and most keys call one
+	// operation only.
+	first cachedAllow
 }
 
 // cachedAllow is a key's allow for one target: its wire form, and the
@@ -336,15 +341,30 @@ func (s *Server) allowResponse(d *authz.Decision, forged []string) (answer, erro
 		ok.HeadersToRemove = append(ok.HeadersToRemove, forged...)
 		return answer{resp: resp}, nil
 	}
-	p := partsFor(d.Key, s.names)
-	c := p.last.Load()
-	if c == nil || c.service != t.Service || c.kind != t.Kind || c.operation != t.Operation {
-		if !allowEncodable(d.Key, t) {
-			return answer{}, errAllowNotUTF8
+	p, ok := d.Key.AdapterData().(*keyParts)
+	if ok && p.names == s.names {
+		if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
+			return answer{wire: &c.wire, allow: c}, nil
 		}
-		c = &cachedAllow{service: t.Service, kind: t.Kind, operation: t.Operation}
-		c.wire.set(appendAllow(nil, d.Key, t, s.names, s.queryRemove))
-		p.last.Store(c)
+	}
+	if !allowEncodable(d.Key, t) {
+		return answer{}, errAllowNotUTF8
+	}
+	kept := ok && p.names == s.names
+	var c *cachedAllow
+	if kept {
+		c = new(cachedAllow)
+	} else {
+		// The key's first allow (or parts for other names): new parts
+		// holding it, kept with the key once it is built.
+		p = &keyParts{names: s.names}
+		c = &p.first
+	}
+	c.service, c.kind, c.operation = t.Service, t.Kind, t.Operation
+	c.wire.set(appendAllow(nil, d.Key, t, s.names, s.queryRemove))
+	p.last.Store(c)
+	if !ok {
+		d.Key.SetAdapterData(p)
 	}
 	return answer{wire: &c.wire, allow: c}, nil
 }
