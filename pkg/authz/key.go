@@ -317,15 +317,40 @@ type ScopeCache struct {
 	// and roles, have in common (KeyInfo).
 	owners weakmap.Map[KeyOwner, KeyOwner]
 	access weakmap.Map[string, KeyAccess]
+	// lastOwner and lastAccess are the ones returned last: a bulk load
+	// meets the keys of one tenant, and of one scope and roles, in runs,
+	// and ten million lookups in the maps (a lock and a hash each) would
+	// cost seconds of the warm load.
+	lastOwner  atomic.Pointer[KeyOwner]
+	lastAccess atomic.Pointer[KeyAccess]
 }
 
 // owner returns o, shared with the keys that have the same.
 func (c *ScopeCache) owner(o KeyOwner) *KeyOwner {
 	if c == nil {
-		return &o
+		p := o
+		return &p
 	}
-	v, _ := c.owners.LoadOrMake(o, func() (*KeyOwner, error) { return &o, nil })
+	if last := c.lastOwner.Load(); last != nil && *last == o {
+		return last
+	}
+	return c.newOwner(o)
+}
+
+// newOwner is owner past its memo, apart so that the memo's hit copies
+// nothing to the heap.
+func (c *ScopeCache) newOwner(o KeyOwner) *KeyOwner {
+	v, _ := c.owners.LoadOrMake(o, func() (*KeyOwner, error) {
+		p := o
+		return &p, nil
+	})
+	c.lastOwner.Store(v)
 	return v
+}
+
+// is reports whether a was compiled from text and roles.
+func (a *KeyAccess) is(text string, roles []*Role) bool {
+	return a.Scope == text && slices.Equal(a.roles, roles)
 }
 
 // keyAccess compiles a key's own scope and roles, shared with the keys
@@ -356,17 +381,26 @@ func (c *ScopeCache) keyAccess(text string, ids []string, opts *CompileOptions) 
 		}
 		return a, nil
 	}
-	var key strings.Builder
-	key.WriteString(text)
-	for _, r := range roles {
-		// The record's address: while the access holds a role, no other
-		// role record can have it. NUL never appears in a scope or an id.
-		fmt.Fprintf(&key, "\x00%s\x00%p", r.ID, r)
+	if last := c.lastAccess.Load(); last != nil && last.is(text, roles) {
+		return last, nil
 	}
-	a, err := c.access.LoadOrMake(key.String(), build)
+	key := text
+	if len(roles) > 0 {
+		var b strings.Builder
+		b.WriteString(text)
+		for _, r := range roles {
+			// The record's address: while the access holds a role, no
+			// other role record can have it. NUL never appears in a
+			// scope or an id, so no key without roles is the same.
+			fmt.Fprintf(&b, "\x00%s\x00%p", r.ID, r)
+		}
+		key = b.String()
+	}
+	a, err := c.access.LoadOrMake(key, build)
 	if err != nil {
 		return nil, []error{err}
 	}
+	c.lastAccess.Store(a)
 	return a, nil
 }
 
