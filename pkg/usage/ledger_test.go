@@ -415,3 +415,36 @@ func TestQuotaConcurrentFlushes(t *testing.T) {
 		break
 	}
 }
+
+// TestQuotaSyncSeesTransactionInProgress: a change another replica's
+// transaction had not committed at a sync is read by a later one, however
+// many transactions committed after it began.
+func TestQuotaSyncSeesTransactionInProgress(t *testing.T) {
+	l := newLedger(t, 6)
+	l.quotas(100, "10/day")
+	k, k2 := one(l.services())
+	a, b := l.replica("a"), l.replica("b")
+	ctx := t.Context()
+	tx, err := l.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	day, _ := authz.QuotaPeriodDay.Bounds(t0)
+	if _, err := tx.Exec(ctx, `INSERT INTO quota_counts (account_id, tenant, subject_id, period, period_start, used, writer)
+		VALUES ('acct', false, $1, 'day', $2, 4, 'x')`, k2.Spec.ID, day); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO quota_writers (writer) VALUES ('x')`); err != nil {
+		t.Fatal(err)
+	}
+	b.admit(k, 2)
+	b.flush() // begins and commits after x began
+	a.sync()
+	a.want(k2, 2, 0, "before x commits")
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.sync()
+	a.want(k2, 2, 4, "after x committed")
+}

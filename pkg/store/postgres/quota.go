@@ -140,7 +140,7 @@ WITH d AS MATERIALIZED (
 w AS (
 	INSERT INTO quota_counts AS q (account_id, tenant, subject_id, period, period_start, used, writer)
 	SELECT account_id, tenant, subject_id, period, period_start, delta, $8 FROM d ORDER BY n
-	ON CONFLICT (account_id, tenant, subject_id, period, period_start) DO UPDATE
+	ON CONFLICT (period_start, period, account_id, tenant, subject_id) DO UPDATE
 		SET used = q.used + excluded.used, writer = excluded.writer, xid = pg_current_xact_id()
 	RETURNING account_id, tenant, subject_id, period, period_start, used, xmax = 0 AS begun)
 SELECT d.n, w.used, w.begun FROM w JOIN d USING (account_id, tenant, subject_id, period, period_start)
@@ -172,9 +172,11 @@ func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time) {
 	c.periods, c.starts, c.ends = append(c.periods, s.Period.String()), append(c.starts, start.UTC()), append(c.ends, end)
 }
 
-func compareQuotaDeltas(a, b *store.QuotaDelta) int {
-	return cmp.Or(strings.Compare(a.Subject.AccountID, b.Subject.AccountID), compareBool(a.Subject.Tenant, b.Subject.Tenant),
-		strings.Compare(a.Subject.ID, b.Subject.ID), cmp.Compare(a.Subject.Period, b.Subject.Period), a.Start.Compare(b.Start))
+// compareQuotaSubjects orders subjects as quota_counts' key does after
+// the period's start (deltas are sorted by start first).
+func compareQuotaSubjects(a, b *authz.QuotaSubject) int {
+	return cmp.Or(cmp.Compare(a.Period, b.Period), strings.Compare(a.AccountID, b.AccountID),
+		compareBool(a.Tenant, b.Tenant), strings.Compare(a.ID, b.ID))
 }
 
 func compareBool(a, b bool) int {
@@ -197,7 +199,14 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int { return compareQuotaDeltas(&quotas[a], &quotas[b]) })
+	starts := make([]int64, len(quotas))
+	for i := range quotas {
+		starts[i] = quotas[i].Start.Unix()
+	}
+	same := func(a, b int32) int {
+		return cmp.Or(cmp.Compare(starts[a], starts[b]), compareQuotaSubjects(&quotas[a].Subject, &quotas[b].Subject))
+	}
+	slices.SortFunc(order, same)
 	// Deltas of one subject and period are summed into one row (an
 	// INSERT may not change a row twice): the first answers for them, and
 	// is answered whenever they expected differently.
@@ -205,7 +214,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	reps := order[:0]
 	for i, j := range order {
 		q := &quotas[j]
-		if i > 0 && compareQuotaDeltas(&quotas[reps[len(reps)-1]], q) == 0 {
+		if i > 0 && same(reps[len(reps)-1], j) == 0 {
 			last := len(reps) - 1
 			deltas[last] += q.Delta
 			if expected[last] != q.Expected {
@@ -249,6 +258,11 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 		if err != nil {
 			return nil, err
 		}
+	}
+	// The writer wrote: other writers' syncs look (quotaChangesSQL).
+	if _, err := tx.Exec(ctx, `INSERT INTO quota_writers (writer) VALUES ($1)
+		ON CONFLICT (writer) DO UPDATE SET xid = pg_current_xact_id(), written_at = now()`, writer); err != nil {
+		return nil, err
 	}
 	if len(beg) == 0 {
 		return out, nil
@@ -302,13 +316,17 @@ func snapshotXmin(ctx context.Context, q querier) (uint64, error) {
 
 // quotaChangesSQL reads the totals of the current periods ($3 the day's
 // start, $4 the month's) that writers other than $2 changed in or after
-// transaction $1, through quota_counts_xid, and the watermark of its own
-// snapshot (one row with it alone when nothing changed).
+// transaction $1, and the watermark of its own snapshot (one row with it
+// alone when nothing changed). The current periods' rows are read (a
+// range of the key) only when another writer wrote since $1 at all: the
+// EXISTS is a one-time filter.
 const quotaChangesSQL = `
-WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS next)
-SELECT w.next, q.account_id, q.tenant, q.subject_id, q.period, q.period_start, q.used
-FROM w LEFT JOIN quota_counts q ON q.xid >= $1::text::xid8 AND q.writer <> $2
-	AND ((q.period = 'day' AND q.period_start = $3) OR (q.period = 'month' AND q.period_start = $4))`
+WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS next),
+c AS (SELECT q.account_id, q.tenant, q.subject_id, q.period, q.period_start, q.used FROM quota_counts q
+	WHERE EXISTS (SELECT 1 FROM quota_writers x WHERE x.writer <> $2 AND x.xid >= $1::text::xid8)
+		AND ((q.period = 'day' AND q.period_start = $3) OR (q.period = 'month' AND q.period_start = $4))
+		AND q.xid >= $1::text::xid8 AND q.writer <> $2)
+SELECT w.next, c.account_id, c.tenant, c.subject_id, c.period, c.period_start, c.used FROM w LEFT JOIN c ON true`
 
 // QuotaChanges returns the totals, in the periods holding now, that
 // writers other than writer changed since the watermark since, and the
@@ -316,7 +334,9 @@ FROM w LEFT JOIN quota_counts q ON q.xid >= $1::text::xid8 AND q.writer <> $2
 func (s *Store) QuotaChanges(ctx context.Context, since uint64, writer string, now time.Time) ([]authz.QuotaUse, uint64, error) {
 	day, _ := authz.QuotaPeriodDay.Bounds(now)
 	month, _ := authz.QuotaPeriodMonth.Bounds(now)
-	rows, err := s.reads().Query(ctx, quotaChangesSQL, strconv.FormatUint(since, 10), writer, day, month)
+	// Planned for this watermark each time: a generic plan cannot tell
+	// that few rows are past it, and reads the whole table.
+	rows, err := s.reads().Query(ctx, quotaChangesSQL, pgx.QueryExecModeExec, strconv.FormatUint(since, 10), writer, day, month)
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: read quota changes: %w", err)
 	}
@@ -385,11 +405,16 @@ func (s *Store) QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error {
 }
 
 // DropQuotaTotalsBefore deletes the totals of periods that began before
-// before, and returns how many (store.QuotaLedger).
+// before, and returns how many (store.QuotaLedger); and the writers silent
+// for a day (replicas gone: a live one's watermark is far past their
+// last write).
 func (s *Store) DropQuotaTotalsBefore(ctx context.Context, before time.Time) (int64, error) {
 	tag, err := s.reads().Exec(ctx, `DELETE FROM quota_counts WHERE period_start < $1`, before)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: drop old quota totals: %w", err)
+	}
+	if _, err := s.reads().Exec(ctx, `DELETE FROM quota_writers WHERE written_at < now() - interval '1 day'`); err != nil {
+		return 0, fmt.Errorf("postgres: drop old quota writers: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }
