@@ -293,8 +293,15 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	}
 	a.written.Add(uint64(len(a.pending)))
 	a.counted.Add(uint64(total))
-	a.pending = map[store.UsageRow]int64{} // a new map: an outage's growth is given back
-	a.pendingQuotas = map[quotaPeriod]int64{}
+	// New maps: an outage's growth is given back. Sized as this flush's
+	// (the next one is likely alike): grown from empty, 100,000 rows cost
+	// a rehash at every doubling.
+	rows, quotas := len(a.pending), len(a.pendingQuotas)
+	if rows > a.opts.MaxPending/4 {
+		rows, quotas = 0, 0 // an outage's backlog, not a steady flush
+	}
+	a.pending = make(map[store.UsageRow]int64, rows)
+	a.pendingQuotas = make(map[quotaPeriod]int64, quotas)
 	a.pendingLen.Store(0)
 	return nil
 }

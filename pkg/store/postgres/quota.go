@@ -166,10 +166,19 @@ type quotaColumns struct {
 	starts, ends      []time.Time
 }
 
-func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time) {
-	_, end := s.Period.Bounds(start)
+func newQuotaColumns(n int) quotaColumns {
+	return quotaColumns{acc: make([]string, 0, n), ids: make([]string, 0, n), periods: make([]string, 0, n),
+		tenant: make([]bool, 0, n), starts: make([]time.Time, 0, n)}
+}
+
+// add appends a subject and period; with ends, the period's end too.
+func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time, ends bool) {
 	c.acc, c.tenant, c.ids = append(c.acc, s.AccountID), append(c.tenant, s.Tenant), append(c.ids, s.ID)
-	c.periods, c.starts, c.ends = append(c.periods, s.Period.String()), append(c.starts, start.UTC()), append(c.ends, end)
+	c.periods, c.starts = append(c.periods, s.Period.String()), append(c.starts, start.UTC())
+	if ends {
+		_, end := s.Period.Bounds(start)
+		c.ends = append(c.ends, end)
+	}
 }
 
 // compareQuotaSubjects orders subjects as quota_counts' key does after
@@ -231,9 +240,9 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	)
 	for from := 0; from < len(reps); from += usageBatch {
 		chunk := reps[from:min(from+usageBatch, len(reps))]
-		var c quotaColumns
+		c := newQuotaColumns(len(chunk))
 		for _, j := range chunk {
-			c.add(quotas[j].Subject, quotas[j].Start)
+			c.add(quotas[j].Subject, quotas[j].Start, false)
 		}
 		rows, err := tx.Query(ctx, quotaAddSQL, c.acc, c.tenant, c.ids, c.periods, c.starts,
 			deltas[from:from+len(chunk)], expected[from:from+len(chunk)], writer)
@@ -248,7 +257,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 		_, err = pgx.ForEachRow(rows, []any{&n, &used, &isBegun}, func() error {
 			j := int(chunk[n-1])
 			if isBegun {
-				begun.add(quotas[j].Subject, quotas[j].Start)
+				begun.add(quotas[j].Subject, quotas[j].Start, true)
 				beg = append(beg, int64(j))
 				return nil
 			}
@@ -381,9 +390,9 @@ func (s *Store) QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error {
 	if len(uses) == 0 {
 		return nil
 	}
-	var c quotaColumns
+	c := newQuotaColumns(len(uses))
 	for _, u := range uses {
-		c.add(u.Subject, u.Start)
+		c.add(u.Subject, u.Start, true)
 	}
 	rows, err := s.reads().Query(ctx, `SELECT coalesce((SELECT q.used FROM quota_counts q WHERE q.account_id = s.account_id
 			AND q.tenant = s.tenant AND q.subject_id = s.subject_id AND q.period = s.period AND q.period_start = s.period_start),
