@@ -129,6 +129,13 @@ type QuotaBatchCounts interface {
 	QuotasUsed(ctx context.Context, accountID string, subjects []authz.QuotaSubject, now time.Time) ([]int64, error)
 }
 
+// UsageDelta is a count to add to a usage row. A batch may name a row
+// more than once: the counts are summed.
+type UsageDelta struct {
+	Row   UsageRow
+	Count int64
+}
+
 // QuotaDelta is what a flush adds to a quota subject's total in the
 // period that began at Start: the allowed requests of its usage rows.
 // Expected is the total the writer believes the store will hold once
@@ -152,8 +159,9 @@ type QuotaTotal struct {
 // per period beside the usage rows (SPEC §12), so that a replica's
 // periodic sync reads only the totals other replicas changed.
 //
-// AddUsageQuotas is AddUsage that also adds quotas to their subjects'
-// totals, in the same transaction, as writer; a total the flush begins is
+// AddUsageQuotas is AddUsage (of rows, which may name a row more than
+// once) that also adds quotas to their subjects' totals, in the same
+// transaction, as writer; a total the flush begins is
 // the subject's allowed usage rows of the period, this flush's included.
 // It answers the totals that differ from what the writer expected (there
 // another writer counted too), and those it began, unless unwanted.
@@ -168,7 +176,7 @@ type QuotaTotal struct {
 // periods that began before before.
 type QuotaLedger interface {
 	QuotaCounts
-	AddUsageQuotas(ctx context.Context, deltas map[UsageRow]int64, quotas []QuotaDelta, writer string) ([]QuotaTotal, error)
+	AddUsageQuotas(ctx context.Context, rows []UsageDelta, quotas []QuotaDelta, writer string) ([]QuotaTotal, error)
 	QuotaSnapshot(ctx context.Context, now time.Time) ([]authz.QuotaUse, uint64, error)
 	QuotaChanges(ctx context.Context, since uint64, writer string, now time.Time) ([]authz.QuotaUse, uint64, error)
 	QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error

@@ -448,3 +448,26 @@ func TestQuotaSyncSeesTransactionInProgress(t *testing.T) {
 	a.sync()
 	a.want(k2, 2, 4, "after x committed")
 }
+
+// TestQuotaFlushRecordReplaced: a key counted through two records (its
+// record replaced between two drains, as a change does) is one usage row
+// and one total, summed.
+func TestQuotaFlushRecordReplaced(t *testing.T) {
+	l := newLedger(t, 3)
+	l.quotas(100, "10/day")
+	k, _ := one(l.services())
+	k2, _ := one(l.services()) // a new record of the same key
+	if k == k2 || k.Spec.ID != k2.Spec.ID {
+		t.Fatal("want two records of one key")
+	}
+	a := l.replica("a")
+	a.admit(k, 2)
+	a.admit(k2, 3)
+	a.flush()
+	var n int64
+	if err := l.pool.QueryRow(t.Context(), `SELECT count FROM usage_hourly WHERE key_id = $1 AND outcome = 'allowed'`, k.Spec.ID).Scan(&n); err != nil || n != 5 {
+		t.Fatalf("usage row %d, %v; want one row of 5", n, err)
+	}
+	a.want(k2, 5, 5, "after the flush")
+	l.consistent()
+}

@@ -88,7 +88,7 @@ type Aggregator struct {
 	log     *slog.Logger
 
 	mu      sync.Mutex // one flush at a time; guards pending, pendingQuotas and the quota sync's state
-	pending map[store.UsageRow]int64
+	pending map[pendingRow]int64
 	// pendingQuotas are the allowed counts of the pending rows per quota
 	// cell and period (start, Unix seconds), written with them.
 	pendingQuotas map[quotaPeriod]int64
@@ -102,6 +102,26 @@ type Aggregator struct {
 	written, counted, overflowed, writeErrs atomic.Uint64
 	quotaSyncs, quotaSyncErrs               atomic.Uint64
 	quotaRows, quotaFlushTotals             atomic.Uint64
+}
+
+// pendingRow is a usage row as the counter's cell names it: hashing a
+// key record's pointer, not the 7 strings and hour of its store.UsageRow.
+// A row kept per account has no key and names the account. Two records
+// of one key (replaced between two drains) are two pendingRows of one
+// usage row: the store sums them. While the store cannot be written, the
+// pending rows keep the records they name alive (at most MaxPending).
+type pendingRow struct {
+	cell    authz.UsageCell
+	account string // a row kept per account: cell.Key is nil
+}
+
+func (p *pendingRow) row() store.UsageRow {
+	if p.cell.Key == nil {
+		return store.UsageRow{AccountID: p.account, Outcome: outcome(p.cell.Outcome), Hour: hour(p.cell.Hour)}
+	}
+	s := p.cell.Key.Spec
+	return store.UsageRow{AccountID: s.AccountID, TenantID: s.TenantID, AppID: s.AppID, KeyID: s.ID,
+		Service: p.cell.Service, Operation: p.cell.Operation, Outcome: outcome(p.cell.Outcome), Hour: hour(p.cell.Hour)}
 }
 
 // quotaPeriod is a quota cell and the start of a period of it.
@@ -153,7 +173,7 @@ func New(counter *authz.UsageCounter, w store.UsageCounts, opts Options) *Aggreg
 	if _, isLedger := w.(store.QuotaLedger); isLedger && opts.Quotas != nil {
 		opts.Quotas.TrackUnknown()
 	}
-	return &Aggregator{counter: counter, w: w, opts: opts, log: log, pending: map[store.UsageRow]int64{},
+	return &Aggregator{counter: counter, w: w, opts: opts, log: log, pending: map[pendingRow]int64{},
 		pendingQuotas: map[quotaPeriod]int64{}}
 }
 
@@ -248,12 +268,10 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	now := a.opts.Now()
 	over := map[string]uint64{} // overflowed decisions by account, for the log
 	a.counter.Drain(func(c authz.UsageCell, n uint64) {
-		s := c.Key.Spec
-		r := store.UsageRow{AccountID: s.AccountID, TenantID: s.TenantID, AppID: s.AppID, KeyID: s.ID,
-			Service: c.Service, Operation: c.Operation, Outcome: outcome(c.Outcome), Hour: hour(c.Hour)}
+		r := pendingRow{cell: c}
 		if _, ok := a.pending[r]; !ok && len(a.pending) >= a.opts.MaxPending {
-			r = store.UsageRow{AccountID: s.AccountID, Outcome: r.Outcome, Hour: r.Hour}
-			over[s.AccountID] += n
+			r = pendingRow{cell: authz.UsageCell{Outcome: c.Outcome, Hour: c.Hour}, account: c.Key.Spec.AccountID}
+			over[r.account] += n
 		} else if q != nil && c.Outcome == authz.OK && c.Key.HasQuota() {
 			// The quotas count what the key's rows hold (a row kept per
 			// account counts toward none): the same in the totals.
@@ -264,7 +282,7 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 		}
 		a.pending[r] += int64(n)
 	}, func(c authz.UsageOverflowCell, n uint64) {
-		a.pending[store.UsageRow{AccountID: c.AccountID, Outcome: outcome(c.Outcome), Hour: hour(c.Hour)}] += int64(n)
+		a.pending[pendingRow{cell: authz.UsageCell{Outcome: c.Outcome, Hour: c.Hour}, account: c.AccountID}] += int64(n)
 		over[c.AccountID] += n
 	})
 	for acc, n := range over {
@@ -300,7 +318,7 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	if rows > a.opts.MaxPending/4 {
 		rows, quotas = 0, 0 // an outage's backlog, not a steady flush
 	}
-	a.pending = make(map[store.UsageRow]int64, rows)
+	a.pending = make(map[pendingRow]int64, rows)
 	a.pendingQuotas = make(map[quotaPeriod]int64, quotas)
 	a.pendingLen.Store(0)
 	return nil
@@ -313,11 +331,19 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 func (a *Aggregator) write(ctx context.Context, now time.Time) error {
 	l, isLedger := a.w.(store.QuotaLedger)
 	if a.opts.Quotas == nil || !isLedger {
-		if err := a.w.AddUsage(ctx, a.pending); err != nil {
+		rows := make(map[store.UsageRow]int64, len(a.pending))
+		for p, n := range a.pending {
+			rows[p.row()] += n
+		}
+		if err := a.w.AddUsage(ctx, rows); err != nil {
 			return err
 		}
 		a.flushed(now)
 		return nil
+	}
+	rows := make([]store.UsageDelta, 0, len(a.pending))
+	for p, n := range a.pending {
+		rows = append(rows, store.UsageDelta{Row: p.row(), Count: n})
 	}
 	keys := make([]quotaPeriod, 0, len(a.pendingQuotas))
 	deltas := make([]store.QuotaDelta, 0, len(a.pendingQuotas))
@@ -326,7 +352,7 @@ func (a *Aggregator) write(ctx context.Context, now time.Time) error {
 		keys = append(keys, k)
 		deltas = append(deltas, store.QuotaDelta{Subject: k.cell.Subject(), Start: start, Delta: n, Expected: k.cell.Expect(start, n)})
 	}
-	totals, err := l.AddUsageQuotas(ctx, a.pending, deltas, a.opts.Replica)
+	totals, err := l.AddUsageQuotas(ctx, rows, deltas, a.opts.Replica)
 	if err != nil {
 		return err
 	}
