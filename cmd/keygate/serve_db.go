@@ -135,8 +135,11 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	}
 	counts := authz.NewUsageCounter(0)
 	quotas := authz.NewQuotas()
+	// One id for the heartbeats and the quota totals this replica writes
+	// (its quota sync reads what the others wrote).
+	replicaID := c.replicaID()
 	agg := usage.New(counts, st, usage.Options{Interval: c.UsageFlushInterval, Retention: c.UsageRetention,
-		MaxPending: c.UsageMaxPending, Logger: log, Quotas: quotas})
+		MaxPending: c.UsageMaxPending, Logger: log, Quotas: quotas, Replica: replicaID})
 	m.ObserveUsage(agg.Stats)
 	src := &keySource{
 		counts:     counts,
@@ -191,7 +194,7 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 		},
 		func(ctx context.Context) {
 			h := &heartbeater{rs: st, applied: kc.Applied, every: c.HeartbeatInterval, log: log,
-				r: store.Replica{ID: c.replicaID(), Version: buildVersion(), StartedAt: time.Now()}}
+				r: store.Replica{ID: replicaID, Version: buildVersion(), StartedAt: time.Now()}}
 			h.run(ctx, warm)
 		},
 		func(ctx context.Context) {

@@ -182,19 +182,30 @@ func (s QuotaSubject) String() string {
 }
 
 // Quotas holds each quota subject's count in the current period (SPEC
-// §12). The fleet shares counts through the usage table: a cell holds what
-// the other replicas (and this one's writes) had counted at the last sync
-// (Others), plus what this replica admitted since the period began (Own)
-// minus what of that the store already held then. Admission is one
-// atomic add per quota, and exact for this replica; the fleet may admit
-// more than a quota by what the other replicas admitted since the last
-// sync (docs/usage.md, "Quotas").
+// §12). The fleet shares counts through the store: a cell holds what the
+// other replicas had counted when this one last learned the subject's
+// total (Others), plus what this replica admitted since the period began
+// (Own). Admission is one atomic add per quota, and exact for this
+// replica; the fleet may admit more than a quota by what the other
+// replicas admitted since this one last learned the total (docs/usage.md,
+// "Quotas").
 //
 // The zero value is not usable: use NewQuotas.
 type Quotas struct {
 	mu    sync.RWMutex
 	cells map[QuotaSubject]*QuotaCell
+	// unknown are the cells made or rolled into a new period since their
+	// total was last learned (Unknown): a subject first admitted here, or
+	// a period begun, whose total the store may hold more of.
+	tracking  atomic.Bool
+	unknownMu sync.Mutex
+	unknown   []*QuotaCell
 }
+
+// TrackUnknown starts listing the cells whose total is unknown, for
+// Unknown: a table that learns totals only in full (or never) keeps no
+// such list.
+func (q *Quotas) TrackUnknown() { q.tracking.Store(true) }
 
 // NewQuotas returns an empty table.
 func NewQuotas() *Quotas { return &Quotas{cells: map[QuotaSubject]*QuotaCell{}} }
@@ -203,21 +214,24 @@ func NewQuotas() *Quotas { return &Quotas{cells: map[QuotaSubject]*QuotaCell{}} 
 type QuotaCell struct {
 	table   *Quotas
 	subject QuotaSubject
-	// dead is set when Sync dropped the cell: memos that still point here
-	// look the subject up again.
+	// dead is set when the cell was dropped (DropEnded): memos that still
+	// point here look the subject up again.
 	dead atomic.Bool
 	// end is the Unix second the period ends (and the next begins); the
 	// first admission at or past it starts the new period's counts.
 	end atomic.Int64
-	// others: admitted by the fleet this period, as the store counted them
-	// at the last sync, minus this replica's admissions the store held
-	// then (flushed).
+	// others: admitted by the fleet this period as the store held it when
+	// this replica last learned the total, minus this replica's
+	// admissions the store held then (flushed).
 	others atomic.Int64
 	// own: admitted by this replica this period.
 	own atomic.Int64
-	// Sync's own state (Quotas.Mark, Flushed, Sync: one goroutine).
-	mark, flushed int64
-	markEnd       int64
+	// The sync side's state (Flushed, SetTotal, Expect, Unknown: one
+	// goroutine). flushed is what of own the store holds, in the period
+	// ending at flushedEnd (written counts, exactly); knownEnd is the end
+	// of the period whose total others reflects (0: none learned yet).
+	flushed              int64
+	flushedEnd, knownEnd int64
 }
 
 // Subject is what the cell counts.
@@ -238,8 +252,19 @@ func (q *Quotas) cell(s QuotaSubject, now int64) *QuotaCell {
 		_, end := s.Period.Bounds(time.Unix(now, 0))
 		c.end.Store(end.Unix())
 		q.cells[s] = c
+		q.queueUnknown(c)
 	}
 	return c
+}
+
+// queueUnknown lists c among the cells whose total is to be learned.
+func (q *Quotas) queueUnknown(c *QuotaCell) {
+	if !q.tracking.Load() {
+		return
+	}
+	q.unknownMu.Lock()
+	q.unknown = append(q.unknown, c)
+	q.unknownMu.Unlock()
 }
 
 // keyCell returns k's cell for slot (the index in k's BoundQuotas), from
@@ -265,6 +290,9 @@ func (c *QuotaCell) roll(now int64) {
 	if c.end.CompareAndSwap(end, next.Unix()) {
 		c.own.Store(0)
 		c.others.Store(0)
+		// Other replicas may have begun the period before this one: its
+		// total is read at the next sync (once a period per cell).
+		c.table.queueUnknown(c)
 	}
 }
 
@@ -343,35 +371,12 @@ func (q *Quotas) State(k *Key, at time.Time) []QuotaState {
 	return out
 }
 
-// The sync side: the usage aggregator calls Mark just before it drains the
-// usage counter, Flushed once what it drained is written, and Sync with
-// the store's counts after that. One goroutine calls the three.
-
-// Mark records each cell's own count, what the coming flush writes (an
-// admission is counted here just before the usage counter counts it).
-func (q *Quotas) Mark() {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	for _, c := range q.cells {
-		c.mark, c.markEnd = c.own.Load(), c.end.Load()
-	}
-}
-
-// Flushed says the flush after the last Mark was written: the store now
-// holds each cell's own count as of the Mark.
-func (q *Quotas) Flushed() {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	for _, c := range q.cells {
-		if c.markEnd == c.end.Load() {
-			c.flushed = c.mark
-		} else {
-			// The period rolled over since the Mark: what was flushed
-			// belongs to the period that ended.
-			c.flushed = 0
-		}
-	}
-}
+// The sync side. The usage aggregator, one goroutine, tells each cell what
+// a flush wrote of it (Flushed), and the totals it learns: from a flush
+// whose total differs from what it expected (Expect), from the changes
+// other replicas wrote since the last sync, and for the cells whose total
+// is unknown (Unknown). Totals are absolute: learning one twice is
+// harmless.
 
 // QuotaUse is the store's count of a subject's allowed requests in the
 // period that began at Start.
@@ -381,30 +386,145 @@ type QuotaUse struct {
 	Used    int64
 }
 
-// Sync takes the store's counts (every subject with a quota, for the
-// periods holding now): each cell's others becomes the store's count minus
-// what the store holds of this replica's own. Cells of subjects the store
-// no longer lists, idle in their period, are dropped.
-func (q *Quotas) Sync(uses []QuotaUse, now time.Time) {
-	seen := make(map[QuotaSubject]bool, len(uses))
-	for _, u := range uses {
-		seen[u.Subject] = true
-		c := q.cell(u.Subject, now.Unix())
-		c.roll(now.Unix())
-		_, end := u.Subject.Period.Bounds(u.Start)
-		if end.Unix() != c.end.Load() {
-			continue // counts of another period than the cell's
-		}
-		c.others.Store(max(0, u.Used-c.flushed))
+// Expected totals that are not a count (Expect).
+const (
+	// QuotaTotalUnknown: this replica does not know the subject's total
+	// in the period; the writer is to answer it whatever it is.
+	QuotaTotalUnknown int64 = -1
+	// QuotaTotalUnwanted: the period is not the cell's; its total binds
+	// nothing here.
+	QuotaTotalUnwanted int64 = -2
+)
+
+// KeyCells returns the cells of k's quotas, tenant's first, as Admit
+// finds them (made for the period holding now if missing).
+func (q *Quotas) KeyCells(k *Key, now time.Time) (cells [2]*QuotaCell, n int) {
+	if !k.HasQuota() {
+		return cells, 0
 	}
+	b, n := k.Spec.BoundQuotas()
+	for i := range n {
+		cells[i] = q.keyCell(k, i, b[i].Subject, now.Unix())
+	}
+	return cells, n
+}
+
+// periodEnd is the end of the subject's period that began at start.
+func (c *QuotaCell) periodEnd(start time.Time) int64 {
+	_, end := c.subject.Period.Bounds(start)
+	return end.Unix()
+}
+
+// ownFlushed is what the store holds of own in the period ending at end.
+func (c *QuotaCell) ownFlushed(end int64) int64 {
+	if c.flushedEnd != end {
+		return 0
+	}
+	return c.flushed
+}
+
+// Expect returns the total the store should hold for the cell's subject in
+// the period that began at start once delta more is written, as far as
+// this replica knows: QuotaTotalUnknown when it does not know the total,
+// QuotaTotalUnwanted for a period other than the cell's. A writer answers
+// the totals that differ: there another replica counted too.
+func (c *QuotaCell) Expect(start time.Time, delta int64) int64 {
+	end := c.periodEnd(start)
+	switch {
+	case c.dead.Load() || end != c.end.Load():
+		return QuotaTotalUnwanted
+	case c.knownEnd != end:
+		return QuotaTotalUnknown
+	}
+	return c.others.Load() + c.ownFlushed(end) + delta
+}
+
+// Flushed says the store now holds delta more of this replica's
+// admissions in the period that began at start.
+func (c *QuotaCell) Flushed(start time.Time, delta int64, now time.Time) {
+	c.roll(now.Unix())
+	end := c.periodEnd(start)
+	if c.dead.Load() || end != c.end.Load() {
+		return // the period ended: its counts no longer bind
+	}
+	c.flushed = c.ownFlushed(end) + delta
+	c.flushedEnd = end
+}
+
+// SetTotal takes the store's total of the cell's subject in the period
+// that began at start: others becomes the total minus what the store holds
+// of this replica's own.
+func (c *QuotaCell) SetTotal(start time.Time, used int64, now time.Time) {
+	c.roll(now.Unix())
+	end := c.periodEnd(start)
+	if end != c.end.Load() {
+		return // counts of another period than the cell's
+	}
+	v := max(0, used-c.ownFlushed(end))
+	c.others.Store(v)
+	if c.end.Load() != end {
+		// Rolled meanwhile (an admission at the period's end): the new
+		// period's others starts from 0, whichever store came last.
+		c.others.CompareAndSwap(v, 0)
+		return
+	}
+	c.knownEnd = end
+}
+
+// Sync takes the store's totals: each subject's cell (made if missing)
+// learns its total in the period holding now; totals of other periods are
+// ignored.
+func (q *Quotas) Sync(uses []QuotaUse, now time.Time) {
+	for _, u := range uses {
+		q.cell(u.Subject, now.Unix()).SetTotal(u.Start, u.Used, now)
+	}
+}
+
+// Unknown returns the live cells whose total in the current period (the
+// one holding now) this replica has not learned: made since (a subject
+// first admitted here) or rolled into a new period. They stay listed
+// until a total is learned (SetTotal, or a flush that answers it).
+func (q *Quotas) Unknown(now time.Time) []*QuotaCell {
+	q.unknownMu.Lock()
+	defer q.unknownMu.Unlock()
+	var out []*QuotaCell
+	seen := make(map[*QuotaCell]bool, len(q.unknown))
+	keep := q.unknown[:0]
+	for _, c := range q.unknown {
+		end := c.end.Load()
+		if seen[c] || c.dead.Load() || c.knownEnd == end || now.Unix() >= end {
+			continue
+		}
+		seen[c] = true
+		keep = append(keep, c)
+		out = append(out, c)
+	}
+	clear(q.unknown[len(keep):])
+	q.unknown = keep
+	return out
+}
+
+// Start is the first instant of the cell's current period.
+func (c *QuotaCell) Start() time.Time {
+	start, _ := c.subject.Period.Bounds(time.Unix(c.end.Load()-1, 0))
+	return start
+}
+
+// DropEnded drops the cells whose period ended before now and that
+// nothing has admitted since: a later admission makes a new cell, whose
+// total is then learned. It returns how many it dropped.
+func (q *Quotas) DropEnded(now time.Time) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	n := 0
 	for s, c := range q.cells {
-		if !seen[s] && c.own.Load() == c.flushed {
+		if now.Unix() >= c.end.Load() {
 			delete(q.cells, s)
 			c.dead.Store(true)
+			n++
 		}
 	}
+	return n
 }
 
 // Len is the number of subjects the table holds.

@@ -161,13 +161,20 @@ func TestQuotaRow10(t *testing.T) {
 
 // TestQuotaSharedThroughSync: what the store counted of other replicas
 // binds here; this replica's own admissions the store already holds
-// (flushed) are not counted twice.
+// (flushed) are not counted twice; a flush expects what it knows; a new
+// period's total is unknown until learned; cells of ended periods are
+// dropped.
 func TestQuotaSharedThroughSync(t *testing.T) {
 	now := time.Date(2026, 12, 15, 12, 0, 0, 0, time.UTC)
 	secret := mustGenerate(t, apikey.KindService)
 	spec := serviceKey(secret)
 	spec.TenantQuota = 10
 	e, q := quotaEngine(t, spec, &now)
+	q.TrackUnknown()
+	var k *authz.Key
+	for _, v := range e.Keys.(*fakeStore).keys {
+		k = v
+	}
 	req := &authz.Request{Key: secret, KeyCount: 1}
 	check := func(n int, want authz.Reason) {
 		t.Helper()
@@ -178,24 +185,51 @@ func TestQuotaSharedThroughSync(t *testing.T) {
 		}
 	}
 	check(4, authz.OK) // own 4
-	q.Mark()
-	q.Flushed() // the store holds our 4
+	cells, n := q.KeyCells(k, now)
+	if n != 1 {
+		t.Fatalf("%d cells, want the tenant's", n)
+	}
+	c := cells[0]
 	start, _ := authz.QuotaPeriodMonth.Bounds(now)
+	if got := q.Unknown(now); len(got) != 1 || got[0] != c {
+		t.Fatalf("unknown %v, want the new cell", got)
+	}
+	if got := c.Expect(start, 4); got != authz.QuotaTotalUnknown {
+		t.Errorf("expected %d of a cell never synced, want unknown", got)
+	}
+	c.Flushed(start, 4, now) // the store holds our 4
 	subject := authz.QuotaSubject{AccountID: "default", Tenant: true, ID: "acme", Period: authz.QuotaPeriodMonth}
 	q.Sync([]authz.QuotaUse{{Subject: subject, Start: start, Used: 4 + 3}}, now) // another replica admitted 3
+	if got := q.Unknown(now); len(got) != 0 {
+		t.Errorf("unknown %v after the total was learned", got)
+	}
+	if got := c.Expect(start, 2); got != 9 {
+		t.Errorf("expected %d after writing 2 more, want 9", got)
+	}
+	if got := c.Expect(start.AddDate(0, -1, 0), 2); got != authz.QuotaTotalUnwanted {
+		t.Errorf("expected %d for last month, want unwanted", got)
+	}
 	check(3, authz.OK)
 	check(1, authz.QuotaExceeded)
-	// A sync with nothing new changes nothing; a count of another period
-	// (a month ago) is not taken.
+	// A count of another period (a month ago) is not taken.
 	q.Sync([]authz.QuotaUse{{Subject: subject, Start: start.AddDate(0, -1, 0), Used: 1000}}, now)
 	check(1, authz.QuotaExceeded)
-	// A subject the store no longer lists (its quota removed) is dropped
-	// once nothing of it is waiting to be written.
-	q.Mark()
-	q.Flushed()
-	q.Sync(nil, now)
-	if q.Len() != 0 {
-		t.Errorf("%d cells after the quota went away, want 0", q.Len())
+	// A new period: admitted again, its total unknown until learned.
+	now = start.AddDate(0, 1, 0)
+	check(1, authz.OK)
+	if got := q.Unknown(now); len(got) != 1 || got[0] != c {
+		t.Fatalf("unknown %v in the new period, want the cell", got)
+	}
+	// Dropped once its period ended.
+	if n := q.DropEnded(now); n != 0 || q.Len() != 1 {
+		t.Errorf("dropped %d of a live cell", n)
+	}
+	if n := q.DropEnded(now.AddDate(0, 1, 0)); n != 1 || q.Len() != 0 {
+		t.Errorf("dropped %d, %d left, want the ended cell dropped", n, q.Len())
+	}
+	check(1, authz.OK) // a new cell
+	if q.Len() != 1 {
+		t.Errorf("%d cells, want a new one", q.Len())
 	}
 }
 

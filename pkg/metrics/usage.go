@@ -20,6 +20,8 @@ const (
 	nameUsageWriteErrors = "keygate.usage.write_errors" // keygate_usage_write_errors_total
 	nameQuotaSyncs       = "keygate.usage.quota_syncs"  // keygate_usage_quota_syncs_total
 	nameQuotaSyncErrors  = "keygate.usage.quota_sync_errors"
+	nameQuotaRows        = "keygate.usage.quota_rows_read"    // keygate_usage_quota_rows_read_total
+	nameQuotaFlushTotals = "keygate.usage.quota_flush_totals" // keygate_usage_quota_flush_totals_total
 )
 
 // ObserveUsage exports the usage aggregator's counters, read at scrape
@@ -43,8 +45,10 @@ func (m *Metrics) observeUsage(stats func() usage.Stats) error {
 	counted := counter(nameUsageCounted, "Decisions about known keys written to the usage table.")
 	overflowed := counter(nameUsageOverflowed, "Decisions counted per account only (no key, service or operation) because --usage-max-pending or the in-memory cell bound was reached.")
 	writeErrs := counter(nameUsageWriteErrors, "Failed usage writes (the counts stay in memory and are retried).")
-	quotaSyncs := counter(nameQuotaSyncs, "Reads of the fleet's quota counts from the usage table (one after every flush).")
+	quotaSyncs := counter(nameQuotaSyncs, "Reads of the fleet's quota counts (one after every flush).")
 	quotaErrs := counter(nameQuotaSyncErrors, "Failed reads of the quota counts (quotas count this replica's admissions only until the next).")
+	quotaRows := counter(nameQuotaRows, "Quota totals the quota syncs read: every subject's at start, then those other replicas changed and those this replica did not know.")
+	quotaFlushTotals := counter(nameQuotaFlushTotals, "Quota totals usage flushes answered: another replica had counted the subject too, or the flush began its total.")
 	pending, err := m.meter.Int64ObservableGauge(nameUsagePending,
 		metric.WithDescription("Usage rows held in memory, waiting to be written."))
 	if err := errors.Join(append(errs, err)...); err != nil {
@@ -59,7 +63,9 @@ func (m *Metrics) observeUsage(stats func() usage.Stats) error {
 		o.ObserveInt64(pending, int64(s.Pending))
 		o.ObserveInt64(quotaSyncs, int64(s.QuotaSyncs))
 		o.ObserveInt64(quotaErrs, int64(s.QuotaErrors))
+		o.ObserveInt64(quotaRows, int64(s.QuotaRows))
+		o.ObserveInt64(quotaFlushTotals, int64(s.QuotaFlushTotals))
 		return nil
-	}, written, counted, overflowed, writeErrs, pending, quotaSyncs, quotaErrs)
+	}, written, counted, overflowed, writeErrs, pending, quotaSyncs, quotaErrs, quotaRows, quotaFlushTotals)
 	return err
 }

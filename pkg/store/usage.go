@@ -128,3 +128,57 @@ type QuotaCounts interface {
 type QuotaBatchCounts interface {
 	QuotasUsed(ctx context.Context, accountID string, subjects []authz.QuotaSubject, now time.Time) ([]int64, error)
 }
+
+// UsageDelta is a count to add to a usage row. A batch may name a row
+// more than once: the counts are summed.
+type UsageDelta struct {
+	Row   UsageRow
+	Count int64
+}
+
+// QuotaDelta is what a flush adds to a quota subject's total in the
+// period that began at Start: the allowed requests of its usage rows.
+// Expected is the total the writer believes the store will hold once
+// Delta is added, or authz.QuotaTotalUnknown (answer it whatever it is),
+// or authz.QuotaTotalUnwanted (never answer it).
+type QuotaDelta struct {
+	Subject  authz.QuotaSubject
+	Start    time.Time
+	Delta    int64
+	Expected int64
+}
+
+// QuotaTotal is a subject's total after a flush: the quota delta at Index
+// of the flush's, and the total it made.
+type QuotaTotal struct {
+	Index int
+	Used  int64
+}
+
+// QuotaLedger is a QuotaCounts store that keeps each quota subject's total
+// per period beside the usage rows (SPEC §12), so that a replica's
+// periodic sync reads only the totals other replicas changed.
+//
+// AddUsageQuotas is AddUsage (of rows, which may name a row more than
+// once) that also adds quotas to their subjects' totals, in the same
+// transaction, as writer; a total the flush begins is
+// the subject's allowed usage rows of the period, this flush's included.
+// It answers the totals that differ from what the writer expected (there
+// another writer counted too), and those it began, unless unwanted.
+//
+// QuotaSnapshot is QuotaUsage (every subject with a quota, at start) with
+// the watermark of its read; QuotaChanges returns the totals, in the
+// periods holding now, that writers other than writer changed since the
+// watermark since, and the next watermark: a change in progress at a read
+// is returned by the next one (again, maybe: totals are absolute).
+// QuotaTotals fills in each use's Used: its subject's total in the period
+// that began at Start. DropQuotaTotalsBefore deletes the totals of
+// periods that began before before.
+type QuotaLedger interface {
+	QuotaCounts
+	AddUsageQuotas(ctx context.Context, rows []UsageDelta, quotas []QuotaDelta, writer string) ([]QuotaTotal, error)
+	QuotaSnapshot(ctx context.Context, now time.Time) ([]authz.QuotaUse, uint64, error)
+	QuotaChanges(ctx context.Context, since uint64, writer string, now time.Time) ([]authz.QuotaUse, uint64, error)
+	QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error
+	DropQuotaTotalsBefore(ctx context.Context, before time.Time) (int64, error)
+}

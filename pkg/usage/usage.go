@@ -8,6 +8,8 @@ package usage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,9 @@ const (
 	// maintainEvery is how often partitions are created ahead and old
 	// ones dropped.
 	maintainEvery = time.Hour
+	// quotaRetentionMonths: quota totals of periods that began this many
+	// months before the current month's start are deleted.
+	quotaRetentionMonths = 2
 )
 
 // Partitioner is an optional Writer extension: stores with partitions
@@ -51,6 +56,11 @@ type Options struct {
 	// flush tells them what it wrote, and after it they take the fleet's
 	// counts from the store (when it is a store.QuotaCounts).
 	Quotas *authz.Quotas
+	// Replica is this replica's id as a writer of quota totals (a
+	// store.QuotaLedger): its periodic sync reads what writers other than
+	// it changed. Unique in the fleet (serve uses --replica-id); a random
+	// one if empty.
+	Replica string
 }
 
 // Stats are an aggregator's counters, for metrics.
@@ -62,6 +72,12 @@ type Stats struct {
 	WriteErrors uint64 // failed writes (each retried)
 	QuotaSyncs  uint64 // quota counts read from the store
 	QuotaErrors uint64 // failed reads of the quota counts (retried at the next flush)
+	// QuotaRows: subjects' totals the syncs read (the startup read's,
+	// then other replicas' changes and subjects whose total was unknown);
+	// QuotaFlushTotals: totals flushes answered (another replica counted
+	// the subject too, or the flush began its total).
+	QuotaRows        uint64
+	QuotaFlushTotals uint64
 }
 
 // Aggregator drains a counter and writes its deltas.
@@ -71,12 +87,67 @@ type Aggregator struct {
 	opts    Options
 	log     *slog.Logger
 
-	mu      sync.Mutex // one flush at a time; guards pending
-	pending map[store.UsageRow]int64
+	mu      sync.Mutex // one flush at a time; guards pending, pendingQuotas and the quota sync's state
+	pending map[pendingRow]int64
+	// pendingQuotas are the allowed counts of the pending rows per quota
+	// cell and period (start, Unix seconds), written with them.
+	pendingQuotas map[quotaPeriod]int64
+	// synced: the first full read of the quota counts was taken; mark is
+	// the watermark of the last read (store.QuotaLedger).
+	synced bool
+	mark   uint64
+	starts periodStarts
 
 	pendingLen                              atomic.Int64
 	written, counted, overflowed, writeErrs atomic.Uint64
 	quotaSyncs, quotaSyncErrs               atomic.Uint64
+	quotaRows, quotaFlushTotals             atomic.Uint64
+}
+
+// pendingRow is a usage row as the counter's cell names it: hashing a
+// key record's pointer, not the 7 strings and hour of its store.UsageRow.
+// A row kept per account has no key and names the account. Two records
+// of one key (replaced between two drains) are two pendingRows of one
+// usage row: the store sums them. While the store cannot be written, the
+// pending rows keep the records they name alive (at most MaxPending).
+type pendingRow struct {
+	cell    authz.UsageCell
+	account string // a row kept per account: cell.Key is nil
+}
+
+func (p *pendingRow) row() store.UsageRow {
+	if p.cell.Key == nil {
+		return store.UsageRow{AccountID: p.account, Outcome: outcome(p.cell.Outcome), Hour: hour(p.cell.Hour)}
+	}
+	s := p.cell.Key.Spec
+	return store.UsageRow{AccountID: s.AccountID, TenantID: s.TenantID, AppID: s.AppID, KeyID: s.ID,
+		Service: p.cell.Service, Operation: p.cell.Operation, Outcome: outcome(p.cell.Outcome), Hour: hour(p.cell.Hour)}
+}
+
+// quotaPeriod is a quota cell and the start of a period of it.
+type quotaPeriod struct {
+	cell  *authz.QuotaCell
+	start int64
+}
+
+// periodStarts remembers the period starts of the last hour asked: a
+// flush's rows are mostly of one or two hours.
+type periodStarts struct {
+	hour       int64
+	day, month int64
+}
+
+func (p *periodStarts) of(period authz.QuotaPeriod, hour int64) int64 {
+	if p.hour != hour || p.day == 0 {
+		t := time.Unix(hour*3600, 0)
+		d, _ := authz.QuotaPeriodDay.Bounds(t)
+		m, _ := authz.QuotaPeriodMonth.Bounds(t)
+		p.hour, p.day, p.month = hour, d.Unix(), m.Unix()
+	}
+	if period == authz.QuotaPeriodDay {
+		return p.day
+	}
+	return p.month
 }
 
 // New returns an aggregator of counter writing to w.
@@ -94,14 +165,24 @@ func New(counter *authz.UsageCounter, w store.UsageCounts, opts Options) *Aggreg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Aggregator{counter: counter, w: w, opts: opts, log: log, pending: map[store.UsageRow]int64{}}
+	if opts.Replica == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		opts.Replica = "usage-" + hex.EncodeToString(b[:])
+	}
+	if _, isLedger := w.(store.QuotaLedger); isLedger && opts.Quotas != nil {
+		opts.Quotas.TrackUnknown()
+	}
+	return &Aggregator{counter: counter, w: w, opts: opts, log: log, pending: map[pendingRow]int64{},
+		pendingQuotas: map[quotaPeriod]int64{}}
 }
 
 // Stats returns the aggregator's counters.
 func (a *Aggregator) Stats() Stats {
 	return Stats{Pending: int(a.pendingLen.Load()), Written: a.written.Load(), Counted: a.counted.Load(),
 		Overflowed: a.overflowed.Load(), WriteErrors: a.writeErrs.Load(),
-		QuotaSyncs: a.quotaSyncs.Load(), QuotaErrors: a.quotaSyncErrs.Load()}
+		QuotaSyncs: a.quotaSyncs.Load(), QuotaErrors: a.quotaSyncErrs.Load(),
+		QuotaRows: a.quotaRows.Load(), QuotaFlushTotals: a.quotaFlushTotals.Load()}
 }
 
 // Run flushes every interval, keeps partitions and retention every hour
@@ -158,6 +239,22 @@ func (a *Aggregator) maintain(ctx context.Context) bool {
 			a.log.Info("old usage counts dropped", "partitions", n, "retention", a.opts.Retention)
 		}
 	}
+	if q := a.opts.Quotas; q != nil {
+		// Cells of ended periods that nothing admitted since: a later
+		// admission makes a new one, whose total it then learns.
+		a.mu.Lock()
+		q.DropEnded(now)
+		a.mu.Unlock()
+	}
+	if l, isL := a.w.(store.QuotaLedger); isL && a.opts.Quotas != nil {
+		month, _ := authz.QuotaPeriodMonth.Bounds(now)
+		if _, err := l.DropQuotaTotalsBefore(ctx, month.AddDate(0, -quotaRetentionMonths, 0)); err != nil {
+			ok = false
+			if ctx.Err() == nil {
+				a.log.Warn("dropping old quota totals failed; retrying at the next flush", "error", err)
+			}
+		}
+	}
 	return ok
 }
 
@@ -167,25 +264,25 @@ func (a *Aggregator) maintain(ctx context.Context) bool {
 func (a *Aggregator) Flush(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if q := a.opts.Quotas; q != nil {
-		// Before the drain: an admission is counted in its quota just
-		// before the usage counter counts it, so what the drain writes
-		// holds at least what the mark says (a few in flight may be
-		// counted twice until the next flush, never missed).
-		q.Mark()
-	}
+	q := a.opts.Quotas
+	now := a.opts.Now()
 	over := map[string]uint64{} // overflowed decisions by account, for the log
 	a.counter.Drain(func(c authz.UsageCell, n uint64) {
-		s := c.Key.Spec
-		r := store.UsageRow{AccountID: s.AccountID, TenantID: s.TenantID, AppID: s.AppID, KeyID: s.ID,
-			Service: c.Service, Operation: c.Operation, Outcome: outcome(c.Outcome), Hour: hour(c.Hour)}
+		r := pendingRow{cell: c}
 		if _, ok := a.pending[r]; !ok && len(a.pending) >= a.opts.MaxPending {
-			r = store.UsageRow{AccountID: s.AccountID, Outcome: r.Outcome, Hour: r.Hour}
-			over[s.AccountID] += n
+			r = pendingRow{cell: authz.UsageCell{Outcome: c.Outcome, Hour: c.Hour}, account: c.Key.Spec.AccountID}
+			over[r.account] += n
+		} else if q != nil && c.Outcome == authz.OK && c.Key.HasQuota() {
+			// The quotas count what the key's rows hold (a row kept per
+			// account counts toward none): the same in the totals.
+			cells, nc := q.KeyCells(c.Key, now)
+			for _, cell := range cells[:nc] {
+				a.pendingQuotas[quotaPeriod{cell, a.starts.of(cell.Subject().Period, c.Hour)}] += int64(n)
+			}
 		}
 		a.pending[r] += int64(n)
 	}, func(c authz.UsageOverflowCell, n uint64) {
-		a.pending[store.UsageRow{AccountID: c.AccountID, Outcome: outcome(c.Outcome), Hour: hour(c.Hour)}] += int64(n)
+		a.pending[pendingRow{cell: authz.UsageCell{Outcome: c.Outcome, Hour: c.Hour}, account: c.AccountID}] += int64(n)
 		over[c.AccountID] += n
 	})
 	for acc, n := range over {
@@ -195,12 +292,9 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	}
 	a.pendingLen.Store(int64(len(a.pending)))
 	if len(a.pending) == 0 {
-		if a.opts.Quotas != nil {
-			a.opts.Quotas.Flushed()
-		}
 		return nil
 	}
-	if err := a.w.AddUsage(ctx, a.pending); err != nil {
+	if err := a.write(ctx, now); err != nil {
 		if ctx.Err() != nil {
 			// Cut short by shutdown: the rows stay pending and the
 			// shutdown flush (a context of its own) writes them.
@@ -217,28 +311,111 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	}
 	a.written.Add(uint64(len(a.pending)))
 	a.counted.Add(uint64(total))
-	a.pending = map[store.UsageRow]int64{} // a new map: an outage's growth is given back
-	a.pendingLen.Store(0)
-	if a.opts.Quotas != nil {
-		a.opts.Quotas.Flushed()
+	// New maps: an outage's growth is given back. Sized as this flush's
+	// (the next one is likely alike): grown from empty, 100,000 rows cost
+	// a rehash at every doubling.
+	rows, quotas := len(a.pending), len(a.pendingQuotas)
+	if rows > a.opts.MaxPending/4 {
+		rows, quotas = 0, 0 // an outage's backlog, not a steady flush
 	}
+	a.pending = make(map[pendingRow]int64, rows)
+	a.pendingQuotas = make(map[quotaPeriod]int64, quotas)
+	a.pendingLen.Store(0)
 	return nil
 }
 
-// SyncQuotas reads what the fleet admitted against every quota from the
-// store into the quota counts (SPEC §12). Serve calls it once before it is
-// ready (a restarted replica must not start every quota from zero), then
-// Run after every flush. Without quotas, or a store that keeps no counts,
-// it does nothing.
-func (a *Aggregator) SyncQuotas(ctx context.Context) error {
-	qc, ok := a.w.(store.QuotaCounts)
-	if a.opts.Quotas == nil || !ok {
+// write writes the pending rows; with quotas, it then tells each cell
+// what the store now holds of its admissions, and the totals the store
+// answered (a ledger's: those another replica counted too, and those the
+// flush began).
+func (a *Aggregator) write(ctx context.Context, now time.Time) error {
+	l, isLedger := a.w.(store.QuotaLedger)
+	if a.opts.Quotas == nil || !isLedger {
+		rows := make(map[store.UsageRow]int64, len(a.pending))
+		for p, n := range a.pending {
+			rows[p.row()] += n
+		}
+		if err := a.w.AddUsage(ctx, rows); err != nil {
+			return err
+		}
+		a.flushed(now)
 		return nil
 	}
-	a.mu.Lock() // not between a flush's Mark and Flushed
+	rows := make([]store.UsageDelta, 0, len(a.pending))
+	for p, n := range a.pending {
+		rows = append(rows, store.UsageDelta{Row: p.row(), Count: n})
+	}
+	keys := make([]quotaPeriod, 0, len(a.pendingQuotas))
+	deltas := make([]store.QuotaDelta, 0, len(a.pendingQuotas))
+	for k, n := range a.pendingQuotas {
+		start := time.Unix(k.start, 0).UTC()
+		keys = append(keys, k)
+		deltas = append(deltas, store.QuotaDelta{Subject: k.cell.Subject(), Start: start, Delta: n, Expected: k.cell.Expect(start, n)})
+	}
+	totals, err := l.AddUsageQuotas(ctx, rows, deltas, a.opts.Replica)
+	if err != nil {
+		return err
+	}
+	a.flushed(now)
+	for _, t := range totals {
+		keys[t.Index].cell.SetTotal(deltas[t.Index].Start, t.Used, now)
+	}
+	a.quotaFlushTotals.Add(uint64(len(totals)))
+	return nil
+}
+
+// flushed tells each cell what the last write added of its admissions.
+func (a *Aggregator) flushed(now time.Time) {
+	for k, n := range a.pendingQuotas {
+		k.cell.Flushed(time.Unix(k.start, 0), n, now)
+	}
+}
+
+// SyncQuotas reads what the fleet admitted against the quotas from the
+// store into the quota counts (SPEC §12). Serve calls it once before it is
+// ready (a restarted replica must not start every quota from zero): that
+// first read takes every subject's count. Run calls it after every flush:
+// from a store.QuotaLedger it then reads only the totals other replicas
+// changed since the last read, and those of subjects whose total this
+// replica does not know (first admitted here since, or in a new period);
+// from another store, every subject's count again. Without quotas, or a
+// store that keeps no counts, it does nothing.
+func (a *Aggregator) SyncQuotas(ctx context.Context) error {
+	qc, ok := a.w.(store.QuotaCounts)
+	q := a.opts.Quotas
+	if q == nil || !ok {
+		return nil
+	}
+	a.mu.Lock() // not during a flush
 	defer a.mu.Unlock()
 	now := a.opts.Now()
-	uses, err := qc.QuotaUsage(ctx, now)
+	l, isLedger := a.w.(store.QuotaLedger)
+	var err error
+	switch {
+	case !isLedger:
+		var uses []authz.QuotaUse
+		if uses, err = qc.QuotaUsage(ctx, now); err == nil {
+			q.Sync(uses, now)
+			a.quotaRows.Add(uint64(len(uses)))
+		}
+	case !a.synced:
+		var uses []authz.QuotaUse
+		if uses, a.mark, err = l.QuotaSnapshot(ctx, now); err == nil {
+			// A subject none admitted yet needs no cell: one made by its
+			// first admission starts from 0, as the store did.
+			used := uses[:0]
+			for _, u := range uses {
+				if u.Used > 0 {
+					used = append(used, u)
+				}
+			}
+			q.Sync(used, now)
+			a.synced = true
+			a.quotaRows.Add(uint64(len(uses)))
+		}
+	default:
+		err = a.syncChanges(ctx, l, now)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			a.quotaSyncErrs.Add(1)
@@ -246,8 +423,36 @@ func (a *Aggregator) SyncQuotas(ctx context.Context) error {
 		}
 		return err
 	}
-	a.opts.Quotas.Sync(uses, now)
 	a.quotaSyncs.Add(1)
+	return nil
+}
+
+// syncChanges reads the totals other replicas changed since the last read,
+// and those this replica does not know.
+func (a *Aggregator) syncChanges(ctx context.Context, l store.QuotaLedger, now time.Time) error {
+	q := a.opts.Quotas
+	uses, mark, err := l.QuotaChanges(ctx, a.mark, a.opts.Replica, now)
+	if err != nil {
+		return err
+	}
+	q.Sync(uses, now)
+	a.mark = mark
+	a.quotaRows.Add(uint64(len(uses)))
+	unknown := q.Unknown(now)
+	if len(unknown) == 0 {
+		return nil
+	}
+	uses = make([]authz.QuotaUse, len(unknown))
+	for i, c := range unknown {
+		uses[i] = authz.QuotaUse{Subject: c.Subject(), Start: c.Start()}
+	}
+	if err := l.QuotaTotals(ctx, uses); err != nil {
+		return err
+	}
+	for i, c := range unknown {
+		c.SetTotal(uses[i].Start, uses[i].Used, now)
+	}
+	a.quotaRows.Add(uint64(len(uses)))
 	return nil
 }
 

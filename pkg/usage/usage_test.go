@@ -62,7 +62,7 @@ var (
 	send   = authz.Target{Service: "email-api", Operation: "sendEmail"}
 )
 
-func key(t *testing.T, account, id string) *authz.Key {
+func key(t testing.TB, account, id string) *authz.Key {
 	t.Helper()
 	secret, err := apikey.Generate(apikey.KindService)
 	if err != nil {

@@ -1,14 +1,21 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/store"
 )
+
+var _ store.QuotaLedger = (*Store)(nil)
 
 // quotaUsageQuery sums the allowed requests of every tenant and key with a
 // quota since its period began ($1 the month's start, $2 the day's), each
@@ -28,9 +35,13 @@ const quotaUsageQuery = `
 // QuotaUsage returns what the fleet admitted against every quota in the
 // periods holding now.
 func (s *Store) QuotaUsage(ctx context.Context, now time.Time) ([]authz.QuotaUse, error) {
+	return quotaUsage(ctx, s.reads(), now)
+}
+
+func quotaUsage(ctx context.Context, q querier, now time.Time) ([]authz.QuotaUse, error) {
 	month, _ := authz.QuotaPeriodMonth.Bounds(now)
 	day, _ := authz.QuotaPeriodDay.Bounds(now)
-	rows, err := s.reads().Query(ctx, quotaUsageQuery, month, day)
+	rows, err := q.Query(ctx, quotaUsageQuery, month, day)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read quota counts: %w", err)
 	}
@@ -104,4 +115,315 @@ func (s *Store) QuotasUsed(ctx context.Context, accountID string, subjects []aut
 		return nil, fmt.Errorf("postgres: read quota counts: %w", err)
 	}
 	return out, nil
+}
+
+// usageSum is a scalar subquery: the allowed requests of usage_hourly of
+// the subject in the row of alias (columns account_id, tenant, subject_id,
+// period_start, period_end), each side through its partial index.
+func usageSum(alias string) string {
+	sum := func(col string) string {
+		return `(SELECT coalesce(sum(u.count), 0) FROM usage_hourly u WHERE u.` + col + ` = ` + alias + `.subject_id
+			AND u.account_id = ` + alias + `.account_id AND u.outcome = 'allowed'
+			AND u.hour >= ` + alias + `.period_start AND u.hour < ` + alias + `.period_end)`
+	}
+	return `CASE WHEN ` + alias + `.tenant THEN ` + sum("tenant_id") + ` ELSE ` + sum("key_id") + ` END::bigint`
+}
+
+// quotaAddSQL adds a flush's deltas to their totals in the order given (a
+// fixed order: no deadlock between replicas), a total not there yet
+// beginning with the delta, and answers the totals begun and those that
+// differ from what the writer expected (-2: never).
+const quotaAddSQL = `
+WITH d AS MATERIALIZED (
+	SELECT * FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::bigint[])
+		WITH ORDINALITY AS d(account_id, tenant, subject_id, period, period_start, delta, expected, n)),
+w AS (
+	INSERT INTO quota_counts AS q (account_id, tenant, subject_id, period, period_start, used, writer)
+	SELECT account_id, tenant, subject_id, period, period_start, delta, $8 FROM d ORDER BY n
+	ON CONFLICT (period_start, period, account_id, tenant, subject_id) DO UPDATE
+		SET used = q.used + excluded.used, writer = excluded.writer, xid = pg_current_xact_id()
+	RETURNING account_id, tenant, subject_id, period, period_start, used, xmax = 0 AS begun)
+SELECT d.n, w.used, w.begun FROM w JOIN d USING (account_id, tenant, subject_id, period, period_start)
+WHERE w.begun OR (d.expected <> -2 AND w.used <> d.expected)`
+
+// quotaBeginSQL makes the totals a flush began the subjects' allowed
+// usage rows of the period: this transaction's rows, and those committed
+// before it. A writer that committed the subject's rows without a total
+// (its record had no quota yet) is counted here; one whose transaction
+// also adds to the total cannot have committed (it waits on this row).
+var quotaBeginSQL = `
+UPDATE quota_counts q SET used = ` + usageSum("i") + `
+FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
+	AS i(account_id, tenant, subject_id, period, period_start, period_end, n)
+WHERE q.account_id = i.account_id AND q.tenant = i.tenant AND q.subject_id = i.subject_id
+	AND q.period = i.period AND q.period_start = i.period_start
+RETURNING i.n, q.used`
+
+// quotaColumns are the subject columns of quota rows, for unnest.
+type quotaColumns struct {
+	acc, ids, periods []string
+	tenant            []bool
+	starts, ends      []time.Time
+}
+
+func newQuotaColumns(n int) quotaColumns {
+	return quotaColumns{acc: make([]string, 0, n), ids: make([]string, 0, n), periods: make([]string, 0, n),
+		tenant: make([]bool, 0, n), starts: make([]time.Time, 0, n)}
+}
+
+// add appends a subject and period; with ends, the period's end too.
+func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time, ends bool) {
+	c.acc, c.tenant, c.ids = append(c.acc, s.AccountID), append(c.tenant, s.Tenant), append(c.ids, s.ID)
+	c.periods, c.starts = append(c.periods, s.Period.String()), append(c.starts, start.UTC())
+	if ends {
+		_, end := s.Period.Bounds(start)
+		c.ends = append(c.ends, end)
+	}
+}
+
+// compareQuotaSubjects orders subjects as quota_counts' key does after
+// the period's start (deltas are sorted by start first).
+func compareQuotaSubjects(a, b *authz.QuotaSubject) int {
+	return cmp.Or(cmp.Compare(a.Period, b.Period), strings.Compare(a.AccountID, b.AccountID),
+		compareBool(a.Tenant, b.Tenant), strings.Compare(a.ID, b.ID))
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// addQuotaTotals adds quotas to quota_counts in tx, as writer, and
+// answers the totals begun or unexpected (store.QuotaLedger).
+func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, writer string) ([]store.QuotaTotal, error) {
+	if len(quotas) == 0 {
+		return nil, nil
+	}
+	order := make([]int32, len(quotas))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	starts := make([]int64, len(quotas))
+	for i := range quotas {
+		starts[i] = quotas[i].Start.Unix()
+	}
+	same := func(a, b int32) int {
+		return cmp.Or(cmp.Compare(starts[a], starts[b]), compareQuotaSubjects(&quotas[a].Subject, &quotas[b].Subject))
+	}
+	slices.SortFunc(order, same)
+	// Deltas of one subject and period are summed into one row (an
+	// INSERT may not change a row twice): the first answers for them, and
+	// is answered whenever they expected differently.
+	deltas, expected := make([]int64, 0, len(order)), make([]int64, 0, len(order))
+	reps := order[:0]
+	for i, j := range order {
+		q := &quotas[j]
+		if i > 0 && same(reps[len(reps)-1], j) == 0 {
+			last := len(reps) - 1
+			deltas[last] += q.Delta
+			if expected[last] != q.Expected {
+				expected[last] = authz.QuotaTotalUnknown
+			}
+			continue
+		}
+		reps, deltas, expected = append(reps, j), append(deltas, q.Delta), append(expected, q.Expected)
+	}
+	var (
+		out   []store.QuotaTotal
+		begun quotaColumns
+		beg   []int64
+	)
+	for from := 0; from < len(reps); from += usageBatch {
+		chunk := reps[from:min(from+usageBatch, len(reps))]
+		c := newQuotaColumns(len(chunk))
+		for _, j := range chunk {
+			c.add(quotas[j].Subject, quotas[j].Start, false)
+		}
+		rows, err := tx.Query(ctx, quotaAddSQL, c.acc, c.tenant, c.ids, c.periods, c.starts,
+			deltas[from:from+len(chunk)], expected[from:from+len(chunk)], writer)
+		if err != nil {
+			return nil, err
+		}
+		var (
+			n       int64
+			used    int64
+			isBegun bool
+		)
+		_, err = pgx.ForEachRow(rows, []any{&n, &used, &isBegun}, func() error {
+			j := int(chunk[n-1])
+			if isBegun {
+				begun.add(quotas[j].Subject, quotas[j].Start, true)
+				beg = append(beg, int64(j))
+				return nil
+			}
+			out = append(out, store.QuotaTotal{Index: j, Used: used})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// The writer wrote: other writers' syncs look (quotaChangesSQL).
+	if _, err := tx.Exec(ctx, `INSERT INTO quota_writers (writer) VALUES ($1)
+		ON CONFLICT (writer) DO UPDATE SET xid = pg_current_xact_id(), written_at = now()`, writer); err != nil {
+		return nil, err
+	}
+	if len(beg) == 0 {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, quotaBeginSQL, begun.acc, begun.tenant, begun.ids, begun.periods, begun.starts, begun.ends, beg)
+	if err != nil {
+		return nil, err
+	}
+	var j, used int64
+	_, err = pgx.ForEachRow(rows, []any{&j, &used}, func() error {
+		if quotas[j].Expected != authz.QuotaTotalUnwanted {
+			out = append(out, store.QuotaTotal{Index: int(j), Used: used})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// QuotaSnapshot is QuotaUsage with the watermark of its snapshot: the
+// oldest transaction it could not see (store.QuotaLedger).
+func (s *Store) QuotaSnapshot(ctx context.Context, now time.Time) ([]authz.QuotaUse, uint64, error) {
+	var (
+		uses []authz.QuotaUse
+		mark uint64
+	)
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// The first statement takes the snapshot both read.
+		var err error
+		if mark, err = snapshotXmin(ctx, tx); err != nil {
+			return err
+		}
+		uses, err = quotaUsage(ctx, tx, now)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: read quota counts: %w", unavailable(err))
+	}
+	return uses, mark, nil
+}
+
+func snapshotXmin(ctx context.Context, q querier) (uint64, error) {
+	var x string
+	if err := q.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&x); err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(x, 10, 64)
+}
+
+// quotaChangesSQL reads the totals of the current periods ($3 the day's
+// start, $4 the month's) that writers other than $2 changed in or after
+// transaction $1, and the watermark of its own snapshot (one row with it
+// alone when nothing changed). The current periods' rows are read (a
+// range of the key) only when another writer wrote since $1 at all: the
+// EXISTS is a one-time filter.
+const quotaChangesSQL = `
+WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS next),
+c AS (SELECT q.account_id, q.tenant, q.subject_id, q.period, q.period_start, q.used FROM quota_counts q
+	WHERE EXISTS (SELECT 1 FROM quota_writers x WHERE x.writer <> $2 AND x.xid >= $1::text::xid8)
+		AND ((q.period = 'day' AND q.period_start = $3) OR (q.period = 'month' AND q.period_start = $4))
+		AND q.xid >= $1::text::xid8 AND q.writer <> $2)
+SELECT w.next, c.account_id, c.tenant, c.subject_id, c.period, c.period_start, c.used FROM w LEFT JOIN c ON true`
+
+// QuotaChanges returns the totals, in the periods holding now, that
+// writers other than writer changed since the watermark since, and the
+// next watermark (store.QuotaLedger).
+func (s *Store) QuotaChanges(ctx context.Context, since uint64, writer string, now time.Time) ([]authz.QuotaUse, uint64, error) {
+	day, _ := authz.QuotaPeriodDay.Bounds(now)
+	month, _ := authz.QuotaPeriodMonth.Bounds(now)
+	// Planned for this watermark each time: a generic plan cannot tell
+	// that few rows are past it, and reads the whole table.
+	rows, err := s.reads().Query(ctx, quotaChangesSQL, pgx.QueryExecModeExec, strconv.FormatUint(since, 10), writer, day, month)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: read quota changes: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out  []authz.QuotaUse
+		next string
+	)
+	for rows.Next() {
+		var (
+			acc, id, period *string
+			tenant          *bool
+			start           *time.Time
+			used            *int64
+		)
+		if err := rows.Scan(&next, &acc, &tenant, &id, &period, &start, &used); err != nil {
+			return nil, 0, fmt.Errorf("postgres: read quota changes: %w", err)
+		}
+		if acc == nil {
+			continue // nothing changed
+		}
+		u := authz.QuotaUse{Subject: authz.QuotaSubject{AccountID: *acc, Tenant: *tenant, ID: *id}, Start: start.UTC(), Used: *used}
+		if u.Subject.Period, err = authz.ParseQuotaPeriod(*period); err != nil {
+			return nil, 0, fmt.Errorf("postgres: read quota changes: %s: %w", u.Subject, err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("postgres: read quota changes: %w", err)
+	}
+	mark, err := strconv.ParseUint(next, 10, 64)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: read quota changes: watermark %q: %w", next, err)
+	}
+	return out, mark, nil
+}
+
+// QuotaTotals fills in each use's total in the period that began at its
+// Start: quota_counts' row, or where no flush began one yet, the allowed
+// usage rows (store.QuotaLedger).
+func (s *Store) QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	c := newQuotaColumns(len(uses))
+	for _, u := range uses {
+		c.add(u.Subject, u.Start, true)
+	}
+	rows, err := s.reads().Query(ctx, `SELECT coalesce((SELECT q.used FROM quota_counts q WHERE q.account_id = s.account_id
+			AND q.tenant = s.tenant AND q.subject_id = s.subject_id AND q.period = s.period AND q.period_start = s.period_start),
+			`+usageSum("s")+`)
+		FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+			WITH ORDINALITY AS s(account_id, tenant, subject_id, period, period_start, period_end, n)
+		ORDER BY s.n`, c.acc, c.tenant, c.ids, c.periods, c.starts, c.ends)
+	if err != nil {
+		return fmt.Errorf("postgres: read quota totals: %w", err)
+	}
+	totals, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("postgres: read quota totals: %w", err)
+	}
+	for i := range uses {
+		uses[i].Used = totals[i]
+	}
+	return nil
+}
+
+// DropQuotaTotalsBefore deletes the totals of periods that began before
+// before, and returns how many (store.QuotaLedger); and the writers silent
+// for a day (replicas gone: a live one's watermark is far past their
+// last write).
+func (s *Store) DropQuotaTotalsBefore(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.reads().Exec(ctx, `DELETE FROM quota_counts WHERE period_start < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: drop old quota totals: %w", err)
+	}
+	if _, err := s.reads().Exec(ctx, `DELETE FROM quota_writers WHERE written_at < now() - interval '1 day'`); err != nil {
+		return 0, fmt.Errorf("postgres: drop old quota writers: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
