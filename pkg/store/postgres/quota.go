@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,6 +182,17 @@ func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time, ends bool) {
 
 // compareQuotaSubjects orders subjects as quota_counts' key does after
 // the period's start (deltas are sorted by start first).
+// quotaRowHash is the hash rowOrder sorts quota totals by.
+func quotaRowHash(start int64, s *authz.QuotaSubject) uint64 {
+	h := fnvUint64(fnvOffset, uint64(start))
+	h = fnvUint64(h, uint64(s.Period))
+	h = fnvString(h, s.AccountID)
+	if s.Tenant {
+		h = fnvUint64(h, 1)
+	}
+	return fnvString(h, s.ID)
+}
+
 func compareQuotaSubjects(a, b *authz.QuotaSubject) int {
 	return cmp.Or(cmp.Compare(a.Period, b.Period), strings.Compare(a.AccountID, b.AccountID),
 		compareBool(a.Tenant, b.Tenant), strings.Compare(a.ID, b.ID))
@@ -204,18 +214,19 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	if len(quotas) == 0 {
 		return nil, nil
 	}
-	order := make([]int32, len(quotas))
-	for i := range order {
-		order[i] = int32(i)
-	}
 	starts := make([]int64, len(quotas))
 	for i := range quotas {
 		starts[i] = quotas[i].Start.Unix()
 	}
 	same := func(a, b int32) int {
-		return cmp.Or(cmp.Compare(starts[a], starts[b]), compareQuotaSubjects(&quotas[a].Subject, &quotas[b].Subject))
+		if c := cmp.Compare(starts[a], starts[b]); c != 0 {
+			return c
+		}
+		return compareQuotaSubjects(&quotas[a].Subject, &quotas[b].Subject)
 	}
-	slices.SortFunc(order, same)
+	// One order every replica shares (rowOrder), equal subjects together.
+	order := rowOrder(len(quotas), func(i int) uint64 { return quotaRowHash(starts[i], &quotas[i].Subject) },
+		func(a, b int) int { return same(int32(a), int32(b)) })
 	// Deltas of one subject and period are summed into one row (an
 	// INSERT may not change a row twice): the first answers for them, and
 	// is answered whenever they expected differently.

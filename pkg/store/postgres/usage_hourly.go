@@ -52,15 +52,11 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 	if err := s.ensureUsagePartitions(ctx, months); err != nil {
 		return nil, err
 	}
-	// A fixed order: replicas adding to the same rows lock them in the
-	// same order and cannot deadlock. Sorted through an index: swapping
-	// 4 bytes, not a 144-byte row. A row named twice is one row (an INSERT
-	// may not change a row twice): its counts are summed into the first.
-	order := make([]int32, len(rows))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return compareUsageRows(&rows[a].Row, &rows[b].Row) })
+	// One order every replica shares (rowOrder). A row named twice is one
+	// row (an INSERT may not change a row twice): its counts are summed
+	// into the first.
+	order := rowOrder(len(rows), func(i int) uint64 { return usageRowHash(&rows[i].Row) },
+		func(a, b int) int { return compareUsageRows(&rows[a].Row, &rows[b].Row) })
 	counts := make([]int64, len(rows))
 	merged := order[:0]
 	for i, j := range order {
@@ -104,6 +100,16 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 		return nil, fmt.Errorf("postgres: add usage counts: %w", err)
 	}
 	return totals, nil
+}
+
+// usageRowHash is the hash rowOrder sorts usage rows by.
+func usageRowHash(r *store.UsageRow) uint64 {
+	h := fnvString(fnvOffset, r.AccountID)
+	h = fnvUint64(h, uint64(r.Hour.Unix()))
+	for _, s := range [...]string{r.KeyID, r.Service, r.Operation, r.Outcome, r.TenantID, r.AppID} {
+		h = fnvString(h, s)
+	}
+	return h
 }
 
 func compareUsageRows(a, b *store.UsageRow) int {
