@@ -70,41 +70,34 @@ func BenchmarkQuotaFlushSync100k(b *testing.B) {
 	if err := agg.SyncQuotas(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.Run("flush", func(b *testing.B) {
-		var cpu cpuMeter
-		for b.Loop() {
-			b.StopTimer()
-			count()
-			cpu.start()
-			b.StartTimer()
-			if err := agg.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			cpu.stop()
-			b.StartTimer()
-		}
-		cpu.report(b)
-	})
+	b.Run("flush", func(b *testing.B) { measureStep(b, count, func() error { return agg.Flush(ctx) }) })
 	b.Run("sync", func(b *testing.B) {
-		var cpu cpuMeter
-		for b.Loop() {
-			b.StopTimer()
+		measureStep(b, func() {
 			count()
 			if err := agg.Flush(ctx); err != nil {
 				b.Fatal(err)
 			}
-			cpu.start()
-			b.StartTimer()
-			if err := agg.SyncQuotas(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			cpu.stop()
-			b.StartTimer()
-		}
-		cpu.report(b)
+		}, func() error { return agg.SyncQuotas(ctx) })
 	})
+}
+
+// measureStep times step alone, with its CPU (cpuMeter), after prepare
+// each time, outside the timer.
+func measureStep(b *testing.B, prepare func(), step func() error) {
+	var cpu cpuMeter
+	for b.Loop() {
+		b.StopTimer()
+		prepare()
+		cpu.start()
+		b.StartTimer()
+		if err := step(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu.stop()
+		b.StartTimer()
+	}
+	cpu.report(b)
 }
 
 // cpuMeter sums the CPU time of this process and, with KEYGATE_BENCH_PG_PID
