@@ -384,19 +384,17 @@ func (c *ScopeCache) keyAccess(text string, ids []string, opts *CompileOptions) 
 	if last := c.lastAccess.Load(); last != nil && last.is(text, roles) {
 		return last, nil
 	}
-	key := text
-	if len(roles) > 0 {
-		var b strings.Builder
-		b.WriteString(text)
-		for _, r := range roles {
-			// The record's address: while the access holds a role, no
-			// other role record can have it. NUL never appears in a
-			// scope or an id, so no key without roles is the same.
-			fmt.Fprintf(&b, "\x00%s\x00%p", r.ID, r)
-		}
-		key = b.String()
+	// The text's length first: a scope stored under other rules (or
+	// written past the Account API) that holds NUL could otherwise spell
+	// another key's roles and get their access instead of failing to
+	// parse. Then each role's record address: while the access holds a
+	// role, no other role record can have it.
+	var key strings.Builder
+	fmt.Fprintf(&key, "%d\x00%s", len(text), text)
+	for _, r := range roles {
+		fmt.Fprintf(&key, "\x00%s\x00%p", r.ID, r)
 	}
-	a, err := c.access.LoadOrMake(key, build)
+	a, err := c.access.LoadOrMake(key.String(), build)
 	if err != nil {
 		return nil, []error{err}
 	}

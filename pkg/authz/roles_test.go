@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -597,5 +598,30 @@ func TestScopeCacheSharesOwnersAndAccess(t *testing.T) {
 	}
 	if got := a.Spec.KeySpec().Roles; len(got) != 1 || got[0] != "r-read" {
 		t.Errorf("KeySpec().Roles %q", got)
+	}
+}
+
+// TestScopeCacheAccessNotSpelledByScope: a stored scope that is not valid
+// (here holding NUL, which no valid scope does) fails to compile through
+// the data plane's cache even when its text spells the cache's name for
+// another key's scope and roles; it never gets their access.
+func TestScopeCacheAccessNotSpelledByScope(t *testing.T) {
+	cache := &authz.ScopeCache{}
+	spec := serviceKey("")
+	spec.Hash, spec.Scope, spec.Roles = hasher.HashString("a-custom-secret-with-roles-0001"), "sms-api", []string{"r-read"}
+	withRoles, err := authz.Compile(spec, authz.CompileOptions{Roles: testRoles, Scopes: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, forged := range []string{
+		"sms-api\x00r-read\x00" + fmt.Sprintf("%p", testRoles["r-read"]),
+		"7\x00sms-api\x00r-read\x00" + fmt.Sprintf("%p", testRoles["r-read"]),
+	} {
+		spec := serviceKey("")
+		spec.ID, spec.Hash, spec.Scope = "forged", hasher.HashString("a-custom-secret-forged-0001"), forged
+		k, _, err := authz.CompileStored(spec, authz.CompileOptions{Roles: testRoles, Scopes: cache})
+		if err == nil {
+			t.Errorf("scope %q compiled (effective %q, shared: %v)", forged, k.Scope(), k.Spec.KeyAccess == withRoles.Spec.KeyAccess)
+		}
 	}
 }
