@@ -2,8 +2,11 @@
 //
 // The server is the one DATABASE_URL names (default DefaultURL). Once per
 // schema version a template database is migrated (named after
-// postgres.MigrationsDigest, built under an advisory lock so that test
-// binaries running in parallel build it once); each test then gets
+// postgres.MigrationsDigest and the time it was built, under an advisory
+// lock so that test binaries running in parallel build it once; a template
+// of another schema version is dropped only when a day old, so that runs
+// of two checkouts on one server do not pull each other's template away);
+// each test then gets
 // `CREATE DATABASE … TEMPLATE …`, dropped in t.Cleanup. Without a reachable
 // server the test fails, saying how to get one: nothing here skips.
 package pgtest
@@ -12,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -22,6 +26,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/store/postgres"
@@ -60,8 +65,19 @@ var tmpl struct {
 // disabled, so that CREATE DATABASE … TEMPLATE never finds it busy.
 func Template(t testing.TB) string {
 	t.Helper()
+	return template(t, "")
+}
+
+// template is Template, building the template again when the caller found
+// the one named gone (dropped by a run of another checkout under older
+// rules, or by hand).
+func template(t testing.TB, gone string) string {
+	t.Helper()
 	tmpl.Lock()
 	defer tmpl.Unlock()
+	if gone != "" && tmpl.done && tmpl.name == gone {
+		tmpl.done = false
+	}
 	if !tmpl.done {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		tmpl.name, tmpl.err = buildTemplate(ctx)
@@ -78,14 +94,27 @@ func Template(t testing.TB) string {
 // URL; the database is dropped (its connections ended) when the test ends.
 func NewDatabase(t testing.TB) (url string) {
 	t.Helper()
-	return newDatabase(t, Template(t))
+	name := Template(t)
+	url, err := createDatabase(t, name)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name: the template is gone
+		url, err = createDatabase(t, template(t, name))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
 }
 
 // NewEmptyDatabase creates a database without keygate's schema (for
 // migration tests) and returns its URL; dropped when the test ends.
 func NewEmptyDatabase(t testing.TB) (url string) {
 	t.Helper()
-	return newDatabase(t, "template0")
+	url, err := createDatabase(t, "template0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
 }
 
 // NewPool is NewDatabase plus a pool on it, closed when the test ends.
@@ -105,18 +134,20 @@ func Pool(t testing.TB, url string) *pgxpool.Pool {
 	return pool
 }
 
-func newDatabase(t testing.TB, template string) string {
+// createDatabase creates a database from template, dropped when the test
+// ends, and returns its URL.
+func createDatabase(t testing.TB, template string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := fmt.Sprintf("%s%d_%s", testPrefix, time.Now().Unix(), randomHex(6))
 	admin, err := connectAdmin(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer admin.Close(context.Background())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE "+ident(template)); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
+		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -131,11 +162,11 @@ func newDatabase(t testing.TB, template string) string {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
-	return WithDatabase(URL(), name)
+	return WithDatabase(URL(), name), nil
 }
 
 func buildTemplate(ctx context.Context) (string, error) {
-	name := templatePrefix + postgres.MigrationsDigest()[:16]
+	version := templatePrefix + postgres.MigrationsDigest()[:16] + "_"
 	admin, err := connectAdmin(ctx)
 	if err != nil {
 		return "", err
@@ -145,17 +176,16 @@ func buildTemplate(ctx context.Context) (string, error) {
 	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", templateLock); err != nil {
 		return "", fmt.Errorf("pgtest: template lock: %w", err)
 	}
-	dropStale(ctx, admin, name)
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return "", fmt.Errorf("pgtest: find template: %w", err)
+	dropStale(ctx, admin, version)
+	for _, n := range databasesLike(ctx, admin, version) {
+		if !strings.HasSuffix(n, "_build") {
+			return n, nil
+		}
 	}
-	if exists {
-		return name, nil
-	}
+	name := fmt.Sprintf("%s%d", version, time.Now().Unix())
 	// Built under another name and renamed when complete, so that a run
 	// killed half-way never leaves a half-migrated template behind.
-	build := name + "_build"
+	build := version + "build"
 	for _, sql := range []string{
 		"DROP DATABASE IF EXISTS " + ident(build) + " WITH (FORCE)",
 		"CREATE DATABASE " + ident(build) + " TEMPLATE template0",
@@ -178,15 +208,30 @@ func buildTemplate(ctx context.Context) (string, error) {
 	return name, nil
 }
 
-// dropStale drops, best effort, templates of other schema versions and
-// test databases left behind by killed runs.
-func dropStale(ctx context.Context, admin *pgx.Conn, keep string) {
+// dropStale drops, best effort, templates of other schema versions built
+// more than staleAfter ago (a younger one may be in use by a run of another
+// checkout) and test databases left behind by killed runs.
+func dropStale(ctx context.Context, admin *pgx.Conn, version string) {
 	for _, n := range databasesLike(ctx, admin, templatePrefix) {
-		if n != keep {
-			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(n)+" WITH (FORCE)")
+		if strings.HasPrefix(n, version) {
+			continue
 		}
+		if !templateStale(strings.TrimPrefix(n, templatePrefix), time.Now()) {
+			continue
+		}
+		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(n)+" WITH (FORCE)")
 	}
 	DropStale(ctx, admin, testPrefix, staleAfter)
+}
+
+// templateStale tells whether a template named <digest>_<Unix seconds>
+// (without the prefix) was built more than staleAfter before now. A name
+// without a readable time (a template of the earlier naming, or a build
+// left half-way) is stale.
+func templateStale(rest string, now time.Time) bool {
+	_, sec, ok := strings.Cut(rest, "_")
+	built, err := strconv.ParseInt(sec, 10, 64)
+	return !ok || err != nil || now.Sub(time.Unix(built, 0)) > staleAfter
 }
 
 // DropStale drops, best effort, the databases named prefix<Unix seconds>_…
