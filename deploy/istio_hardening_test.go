@@ -49,13 +49,9 @@ func istioHardeningErrors(docs []doc) []error {
 	}
 
 	rejecting := 0
-	for _, d := range docs {
-		if d.kind() != "EnvoyFilter" {
-			continue
-		}
-		if v := str(d.obj, "apiVersion"); !strings.HasPrefix(v, "networking.istio.io/") {
-			errs = append(errs, fmt.Errorf("%s: apiVersion %q", d, v))
-		}
+	filters, ferrs := istioKind(docs, "EnvoyFilter", "networking.istio.io/")
+	errs = append(errs, ferrs...)
+	for _, d := range filters {
 		meshWide := str(d.obj, "metadata", "namespace") == "istio-system" &&
 			get(d.obj, "spec", "workloadSelector") == nil && get(d.obj, "spec", "targetRefs") == nil
 		for i, p := range list(d.obj, "spec", "configPatches") {

@@ -25,8 +25,9 @@ const readmeMarker = "<!-- readme-test: database walkthrough -->"
 var readmeBlock = regexp.MustCompile("(?s)" + regexp.QuoteMeta(readmeMarker) + "\n```sh\n(.*?)```")
 
 // TestReadmeDatabaseWalkthrough runs the README's database walkthrough
-// (the blocks marked readme-test) with bash, as a newcomer would paste
-// them: the real binary, PostgreSQL, serve on its default ports. Only the
+// (the blocks marked readme-test: the setup, the CLI, and every section
+// after it up to the clean-up, which go on with the same app and key)
+// with bash, as a newcomer would paste them in order: the real binary, PostgreSQL, serve on its default ports. Only the
 // database is the test's own: its name, and the server's address and user
 // from DATABASE_URL, replace the README's keygate_demo on 127.0.0.1:5432.
 func TestReadmeDatabaseWalkthrough(t *testing.T) {
@@ -37,8 +38,8 @@ func TestReadmeDatabaseWalkthrough(t *testing.T) {
 	var script strings.Builder
 	script.WriteString("set -euo pipefail\n")
 	blocks := readmeBlock.FindAllSubmatch(readme, -1)
-	if len(blocks) < 2 {
-		t.Fatalf("README has %d blocks marked %s, want the setup and the CLI walkthrough", len(blocks), readmeMarker)
+	if len(blocks) < 12 {
+		t.Fatalf("README has %d blocks marked %s, want the setup, the CLI walkthrough, the sections after it (roles, bulk changes, audit, usage, quotas, rate limits, sync status, moving, limits) and the clean-up", len(blocks), readmeMarker)
 	}
 	for _, b := range blocks {
 		script.Write(b[1])
@@ -122,23 +123,29 @@ func TestReadmeDatabaseWalkthrough(t *testing.T) {
 		"deleted app billing", // apps delete --cascade
 		"key.update",          // the audit of the key
 		"2 keys match",        // the bulk dry run (stderr below)
+		"(bootstrap)",         // the audit names the actor
+		"exported account acme-prod",
 	} {
 		if !strings.Contains(out+stderr.String(), want) {
 			t.Errorf("the walkthrough's output lacks %q:\nstdout:\n%s\nstderr:\n%s", want, out, stderr.String())
 		}
 	}
 	for _, want := range []string{
-		`warning: `,                // the scope typo
-		`app "billing" has 2 keys`, // the refused delete
+		`warning: `,                     // the scope typo
+		`role "reader": 2 keys hold it`, // the refused role delete
+		"1 key match",                   // bulk --where-name
+		`app "billing" has 4 keys`,      // the refused delete
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "acme-keys.yaml")); err != nil || !strings.Contains(string(b), "keys:") {
-		t.Errorf("export-file wrote %q, %v", b, err)
+	for _, f := range []string{"acme-keys.yaml", "acme-prod-keys.yaml"} {
+		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || !strings.Contains(string(b), "keys:") {
+			t.Errorf("export-file wrote %s: %q, %v", f, b, err)
+		}
 	}
-	for _, f := range []string{"account.key", "acme-billing.key"} {
+	for _, f := range []string{"account.key", "acme-billing.key", "acme-prod.key"} {
 		if b, err := os.ReadFile(filepath.Join(dir, f)); err != nil || !strings.HasPrefix(string(b), "kg_") {
 			t.Errorf("%s holds %q (%v), want a secret", f, b, err)
 		}
