@@ -242,7 +242,9 @@ func TestRouteFileRules(t *testing.T) {
 // trusted hop, Envoy's header_map may carry x-forwarded-for as several
 // entries, the client's own first. keygate read only the first, so a key
 // filtered to 10.0.0.0/8 was allowed from anywhere by a client sending
-// "x-forwarded-for: 10.1.1.1". The lines are one list, in order.
+// "x-forwarded-for: 10.1.1.1". The lines are one list, in order, over gRPC
+// and in HTTP mode (several X-Forwarded-For lines sent to the real HTTP
+// authz listener).
 func TestBypassXFFInSeveralHeaderLines(t *testing.T) {
 	dir := t.TempDir()
 	secret, hash := newKey(t, "service")
@@ -250,8 +252,10 @@ func TestBypassXFFInSeveralHeaderLines(t *testing.T) {
 	routesFile := filepath.Join(dir, "routes.yaml")
 	writeFile(t, keysFile, keysYAML(keyEntry{"k-office", "service", hash, "    ip_filters: [\"10.0.0.0/8\"]\n"}))
 	writeFile(t, routesFile, routesYAML)
-	srv := startServer(t, keysFile, routesFile, "--xff-trusted-hops", "1")
+	srv := startServe(t, []string{"authz", "admin", "http"}, "--keys-file", keysFile, "--routes-file", routesFile,
+		"--xff-trusted-hops", "1", "--http-authz-addr", "127.0.0.1:0")
 	c := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
+	httpAddr := listenerAddr(t, srv, "http")
 	withXFF := func(lines ...string) *authv3.CheckRequest {
 		r := checkReq("GET", "/email/inbox", "", nil)
 		r.Attributes.Request.Http.Headers = nil
@@ -280,5 +284,45 @@ func TestBypassXFFInSeveralHeaderLines(t *testing.T) {
 				t.Fatalf("got %+v, want %+v (%v)", got, tc.want, resp)
 			}
 		})
+		t.Run("http/"+tc.name, func(t *testing.T) {
+			h := http.Header{"X-Api-Key": {secret}, "X-Forwarded-For": tc.lines}
+			if got, _ := httpModeCheck(t, httpAddr, "GET", "/email/inbox", h); got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
+}
+
+// httpModeCheck sends a request to keygate's HTTP-mode authz listener at
+// addr, each header line as given (a "Host" entry sets the Host), and
+// returns the outcome (the deny reason read from the JSON body) and the
+// response headers.
+func httpModeCheck(t *testing.T, addr, method, target string, header http.Header) (outcome, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v[0]
+			continue
+		}
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := outcome{status: resp.StatusCode}
+	if resp.StatusCode != 200 {
+		var deny struct{ Reason string }
+		if err := json.Unmarshal(body, &deny); err != nil {
+			t.Fatalf("%d with a body that is not a deny: %q", resp.StatusCode, body)
+		}
+		got.reason = deny.Reason
+	}
+	return got, resp.Header
 }

@@ -11,13 +11,14 @@ import (
 	"github.com/keygate/keygate/pkg/account/accountv1"
 )
 
-// TestNamesRefuseBidiAndInvisible: names of apps, tenants and keys, and
-// groups, may not hold bidirectional controls, zero-width or invisible
+// TestNamesRefuseBidiAndInvisible: names of apps, tenants, keys and
+// roles, and groups, may not hold bidirectional controls, zero-width or invisible
 // characters nor control characters; the message names the field and the
 // code point and never echoes the character.
 func TestNamesRefuseBidiAndInvisible(t *testing.T) {
 	s, ctx := setup(t)
 	c := s.Client
+	must(c.CreateServiceAccessRole(ctx, &accountv1.CreateServiceAccessRoleRequest{Id: "r-read", Name: "readers", Scope: "email-api:query:*"}))
 	cases := []struct {
 		name, text, point string
 	}{
@@ -63,6 +64,10 @@ func TestNamesRefuseBidiAndInvisible(t *testing.T) {
 			check("GenerateServiceAccessKey", "group", err)
 			_, err = c.UpdateKey(ctx, &accountv1.UpdateKeyRequest{Id: "root", Name: &text})
 			check("UpdateKey", "name", err)
+			_, err = c.CreateServiceAccessRole(ctx, &accountv1.CreateServiceAccessRoleRequest{Id: fmt.Sprintf("r-%d", i), Name: text, Scope: "email-api"})
+			check("CreateServiceAccessRole", "name", err)
+			_, err = c.UpdateServiceAccessRole(ctx, &accountv1.UpdateServiceAccessRoleRequest{Id: "r-read", Name: &text})
+			check("UpdateServiceAccessRole", "name", err)
 		})
 	}
 	// Letters of every script, emoji and joiners inside emoji sequences

@@ -7,11 +7,11 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 )
 
-// TestRefusesBadNamesAndResponseHeaders: names (of keys, apps and tenants)
-// and groups with bidirectional, invisible or control characters, and
-// response headers that break SPEC §9's rules, are refused naming file,
-// line, entry and field — and a character by its code point, never as
-// itself.
+// TestRefusesBadNamesAndResponseHeaders: names (of keys, apps, tenants and
+// roles) and groups with bidirectional, invisible or control characters,
+// and response headers that break SPEC §9's rules, are refused naming
+// file, line, entry and field — and a character by its code point, never
+// as itself.
 func TestRefusesBadNamesAndResponseHeaders(t *testing.T) {
 	opts := testOpts
 	opts.Compile = authz.CompileOptions{
@@ -38,6 +38,8 @@ func TestRefusesBadNamesAndResponseHeaders(t *testing.T) {
 			`keys.yaml:1: tenants[0] (id "acme"): name: contains an invisible character (U+FEFF), which is not allowed`},
 		{"tenant name with C1 control", "tenants: [{id: acme, name: \"A\\x85CME\"}]\nkeys: []\n",
 			`keys.yaml:1: tenants[0] (id "acme"): name: contains a C1 control character (U+0085), which is not allowed`},
+		{"role name with RLO", "roles: [{id: r-read, name: \"read\\u202Eers\", scope: \"email-api\"}]\nkeys: []\n",
+			`keys.yaml:1: roles[0] (id "r-read"): name: contains a bidirectional control character (U+202E), which is not allowed`},
 		{"set-cookie", key(`, response_headers: [{name: set-cookie, value: "s=1"}]`),
 			`keys.yaml:4: keys[0] (id "k-1"): response_headers: [0] "set-cookie": name must start with x-`},
 		{"x-envoy", key(`, response_headers: [{name: x-envoy-auth-headers-to-remove, value: "${operation}"}]`),
