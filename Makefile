@@ -106,9 +106,10 @@ proto-check: tools ## buf lint, regenerate into a temp dir, fail if the committe
 		echo "generated code is out of date with proto/: run make proto"; exit 1; \
 	fi
 
-# --- GraphQL: the Account API's schema (pkg/accountgraphql/schema.graphqls)
-# drives gqlgen, from the Go module proxy at a pinned version; its output
-# (generated.go, models_gen.go) is committed. The resolvers are written by
+# --- GraphQL: the Account API's schema (pkg/accountgraphql/*.graphqls, one
+# file per area, listed in its gqlgen.yml) drives gqlgen, from the Go module
+# proxy at a pinned version; its output (generated.go, models_gen.go) is
+# committed. The resolvers are written by
 # hand beside it, so gqlgen's own resolver generation is off.
 GQLGEN_VERSION := v0.17.98
 GQLGEN         := $(GO) run github.com/99designs/gqlgen@$(GQLGEN_VERSION)
@@ -130,4 +131,4 @@ graphql-check: ## regenerate the GraphQL code and fail if the committed code dif
 		cp "$$tmp/$$f" "$(GRAPHQL_DIR)/$$f"; \
 	done; \
 	rm -rf "$$tmp"; \
-	if [ $$status -ne 0 ]; then echo "generated GraphQL code is out of date with $(GRAPHQL_DIR)/schema.graphqls: run make graphql"; exit 1; fi
+	if [ $$status -ne 0 ]; then echo "generated GraphQL code is out of date with $(GRAPHQL_DIR)/*.graphqls: run make graphql"; exit 1; fi

@@ -2039,7 +2039,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema.graphqls"
+//go:embed "schema.graphqls" "apps.graphqls" "keys.graphqls" "limits.graphqls" "roles.graphqls" "usage.graphqls" "audit.graphqls" "catalogue.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2052,6 +2052,13 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
+	{Name: "apps.graphqls", Input: sourceData("apps.graphqls"), BuiltIn: false},
+	{Name: "keys.graphqls", Input: sourceData("keys.graphqls"), BuiltIn: false},
+	{Name: "limits.graphqls", Input: sourceData("limits.graphqls"), BuiltIn: false},
+	{Name: "roles.graphqls", Input: sourceData("roles.graphqls"), BuiltIn: false},
+	{Name: "usage.graphqls", Input: sourceData("usage.graphqls"), BuiltIn: false},
+	{Name: "audit.graphqls", Input: sourceData("audit.graphqls"), BuiltIn: false},
+	{Name: "catalogue.graphqls", Input: sourceData("catalogue.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
