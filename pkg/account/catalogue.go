@@ -70,3 +70,18 @@ func (accountRouter) Resolve(in *authz.RouteInput) (authz.Target, authz.Reason) 
 		Accepts:   accountKeysOnly,
 	}, authz.OK
 }
+
+// generateOperations are the operations that create a key of each type.
+var generateOperations = map[authz.KeyType]string{
+	authz.KeyTypeService: "generateServiceAccessKey",
+	authz.KeyTypeApp:     "generateAppAccessKey",
+	authz.KeyTypeAccount: "generateAccountAccessKey",
+}
+
+// GenerateOperation is the catalogue's operation that creates a key of
+// type t (false for a type no operation creates): the one name the
+// service, its logs and every adapter use for it.
+func GenerateOperation(t authz.KeyType) (string, bool) {
+	op, ok := generateOperations[t]
+	return op, ok
+}

@@ -176,14 +176,6 @@ func deref(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-// generateOps name the key-generating operations by type, in logs and
-// store error labels.
-var generateOps = map[authz.KeyType]string{
-	authz.KeyTypeService: "GenerateServiceAccessKey",
-	authz.KeyTypeApp:     "GenerateAppAccessKey",
-	authz.KeyTypeAccount: "GenerateAccountAccessKey",
-}
-
 // GenerateKey creates a key of in.Type with a new generated secret and
 // returns the secret (to be shown once) and the stored key.
 // The warnings name accepted but suspicious settings (scopeWarnings).
@@ -191,7 +183,7 @@ func (s *Service) GenerateKey(ctx context.Context, c Caller, in KeyInput) (Secre
 	if err := s.check(c); err != nil {
 		return "", store.Key{}, nil, err
 	}
-	op, ok := generateOps[in.Type]
+	op, ok := GenerateOperation(in.Type)
 	if !ok {
 		return "", store.Key{}, nil, fieldError(InvalidArgument, "type", "required: service, app or account")
 	}
@@ -222,7 +214,7 @@ func (s *Service) importKey(ctx context.Context, c Caller, in KeyInput, secret s
 		return store.Key{}, err
 	}
 	var v Violations
-	switch _, ok := generateOps[in.Type]; {
+	switch _, ok := GenerateOperation(in.Type); {
 	case !ok:
 		v.add("type", "required: service or app")
 	case in.Type == authz.KeyTypeAccount:

@@ -26,7 +26,7 @@ func (h *Handler) accountKeys(w http.ResponseWriter, r *http.Request, p *page) {
 		h.serviceError(w, r, p, err)
 		return
 	}
-	v := &accountKeysView{CanCreate: p.Can(generateOps[authz.KeyTypeAccount]), NotFirst: after != ""}
+	v := &accountKeysView{CanCreate: p.Can(generateOp(authz.KeyTypeAccount)), NotFirst: after != ""}
 	now := h.svc.Now()
 	for _, k := range keys {
 		v.Keys = append(v.Keys, newKeyRow(k, now))

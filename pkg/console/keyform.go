@@ -209,7 +209,7 @@ type keyNewView struct {
 func (h *Handler) keyNewView(ctx context.Context, p *page, f keyForm) *keyNewView {
 	v := &keyNewView{Form: f}
 	for _, t := range []authz.KeyType{authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount} {
-		if p.Can(generateOps[t]) {
+		if p.Can(generateOp(t)) {
 			v.Types = append(v.Types, t.String())
 		}
 	}
@@ -258,7 +258,7 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
 	if err != nil {
 		p.Errors["type"] = "type: " + err.Error()
 	}
-	opName := generateOps[typ]
+	opName := generateOp(typ)
 	if f.OwnSecret {
 		opName = "importKey"
 	}

@@ -46,16 +46,15 @@ func newKeyRow(k store.Key, now time.Time) keyRow {
 // ownerOption is an app or tenant in a select.
 type ownerOption struct{ ID, Name string }
 
-// generateOps are the operations that create a key of each type.
-var generateOps = map[authz.KeyType]string{
-	authz.KeyTypeService: "generateServiceAccessKey",
-	authz.KeyTypeApp:     "generateAppAccessKey",
-	authz.KeyTypeAccount: "generateAccountAccessKey",
+// generateOp is the operation that creates a key of type t ("" for none).
+func generateOp(t authz.KeyType) string {
+	op, _ := account.GenerateOperation(t)
+	return op
 }
 
 func (p *page) canCreateKey() bool {
-	for _, op := range generateOps {
-		if p.Can(op) {
+	for _, t := range []authz.KeyType{authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount} {
+		if p.Can(generateOp(t)) {
 			return true
 		}
 	}
