@@ -3,68 +3,14 @@ package accountgraphql_test
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accounttest"
 	"github.com/keygate/keygate/pkg/account/accountv1"
-	"github.com/keygate/keygate/pkg/store"
 )
-
-// contractGaps checks TestContract's table against the catalogue: a row's
-// name starts with the operation it runs, unknown are the rows whose first
-// word is no operation of account.Operations, and missing the operations
-// no row compares a success of (a refusal alone does not cover one). A new
-// operation cannot go in without a contract row.
-func contractGaps(ops []contractOp) (missing, unknown []string) {
-	covered := map[string]bool{}
-	for _, op := range ops {
-		name, _, _ := strings.Cut(op.name, " ")
-		if _, ok := account.OperationNamed(name); !ok {
-			unknown = append(unknown, op.name)
-		}
-		if op.wantCode == "" {
-			covered[name] = true
-		}
-	}
-	for _, o := range account.Operations {
-		if !covered[o.Name] {
-			missing = append(missing, o.Name)
-		}
-	}
-	return missing, unknown
-}
-
-// TestContractGaps: the coverage check names the operations left out and
-// the rows that name no operation.
-func TestContractGaps(t *testing.T) {
-	var all []contractOp
-	for _, o := range account.Operations {
-		all = append(all, contractOp{name: o.Name + " once"})
-	}
-	for _, tc := range []struct {
-		name             string
-		ops              []contractOp
-		missing, unknown []string
-	}{
-		{"every operation", all, nil, nil},
-		{"one left out", all[1:], []string{account.Operations[0].Name}, nil},
-		{"a refusal only", append(slices.Clone(all[1:]), contractOp{name: all[0].name, wantCode: "NOT_FOUND"}),
-			[]string{account.Operations[0].Name}, nil},
-		{"a row naming no operation", append(slices.Clone(all), contractOp{name: "listApps"}), nil, []string{"listApps"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			missing, unknown := contractGaps(tc.ops)
-			if !slices.Equal(missing, tc.missing) || !slices.Equal(unknown, tc.unknown) {
-				t.Errorf("missing %q, unknown %q; want %q, %q", missing, unknown, tc.missing, tc.unknown)
-			}
-		})
-	}
-}
 
 // moreContractOps are TestContract's rows for the operations its first
 // rows leave out; they run after those, on what they made (for each
@@ -412,7 +358,7 @@ func moreContractOps(t *testing.T, s *gqlServer) []contractOp {
 				for _, rp := range r.GetReplicas() {
 					out[rp.GetId()] = view{"version": rp.GetVersion(), "started": rfc(rp.GetStartedAt()), "applied": rp.GetAppliedChange(),
 						"appliedAt": rfc(rp.GetAppliedAt()), "heartbeat": rfc(rp.GetHeartbeatAt()), "live": rp.GetLive(),
-						"stopped": rp.GetStopped(), "behind": rp.GetChangesBehind(), "lag": rp.GetLag().AsDuration().Seconds()}
+						"stopped": rp.GetStopped(), "behind": rp.GetChangesBehind(), "lag": lagMinutes(rp.GetLag().AsDuration().Seconds())}
 				}
 				return out, err
 			},
@@ -435,7 +381,7 @@ func moreContractOps(t *testing.T, s *gqlServer) []contractOp {
 				for _, rp := range rs.Replicas {
 					out[rp.ID] = view{"version": rp.Version, "started": gqlTime(rp.StartedAt), "applied": rp.AppliedChange,
 						"appliedAt": gqlTime(rp.AppliedAt), "heartbeat": gqlTime(rp.HeartbeatAt), "live": rp.Live,
-						"stopped": rp.Stopped, "behind": rp.ChangesBehind, "lag": rp.LagSeconds}
+						"stopped": rp.Stopped, "behind": rp.ChangesBehind, "lag": lagMinutes(rp.LagSeconds)}
 				}
 				return out
 			}},
@@ -530,51 +476,4 @@ func moreContractOps(t *testing.T, s *gqlServer) []contractOp {
 			},
 			gql: func(p string) string { return `mutation { deleteTenant(id: "` + p + `acme") { tenant { id } } }` }},
 	}
-}
-
-// seedReplicasAndUsage records what the replicas and usage rows read, as
-// serving replicas would: three replicas' heartbeats (one behind and
-// stopped, one with no start time) and hourly usage counts of the
-// account's keys.
-func seedReplicasAndUsage(t *testing.T, s *gqlServer) {
-	ctx := context.Background()
-	started := accounttest.T0.Add(-time.Hour)
-	for _, r := range []store.Replica{
-		{ID: "replica-a", Version: "v1.2.0", StartedAt: started, Applied: 1 << 40},
-		{ID: "replica-b", Version: "v1.1.0", StartedAt: started, Applied: 0, Stopped: true},
-		{ID: "replica-c", Version: "v1.0.0"}, // reported no start time
-	} {
-		if err := s.Store.Heartbeat(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	row := store.UsageRow{AccountID: s.AccountID, TenantID: "g-acme", AppID: "g-billing", KeyID: "g-sak", Service: "email-api",
-		Operation: "send", Outcome: store.UsageOutcomeAllowed}
-	denied := row
-	denied.Outcome = "scope_denied"
-	other := row
-	other.AccountID = "acct-2" // not the caller's: neither transport shows it
-	counts := map[store.UsageRow]int64{}
-	for i, h := range []time.Duration{-2 * time.Hour, -3 * time.Hour, -30 * time.Hour} {
-		for _, r := range []store.UsageRow{row, denied, other} {
-			r.Hour = accounttest.T0.Add(h)
-			counts[r] = int64(10*i + len(r.Outcome))
-		}
-	}
-	if err := s.Store.AddUsage(ctx, counts); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// gqlTime is a GraphQL Time (RFC 3339, any offset) in the form rfc gives
-// a proto Timestamp: the same instant, written alike; "" for null.
-func gqlTime(s *string) string {
-	if s == nil {
-		return ""
-	}
-	tm, err := time.Parse(time.RFC3339Nano, *s)
-	if err != nil {
-		return "unparsable " + *s
-	}
-	return tm.UTC().Format(time.RFC3339Nano)
 }

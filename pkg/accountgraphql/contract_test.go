@@ -93,9 +93,15 @@ type contractOp struct {
 
 // TestContract runs one table of operations through the gRPC and the
 // GraphQL adapter over the same account service and compares what they
-// answer: the two transports cannot drift apart.
+// answer: the two transports cannot drift apart. It runs on the fake
+// store and on PostgreSQL (contractBackends).
 func TestContract(t *testing.T) {
-	s := startGraphQL(t, accountgraphql.Options{})
+	for _, b := range contractBackends {
+		t.Run(b.name, func(t *testing.T) { testContract(t, b.start(t)) })
+	}
+}
+
+func testContract(t *testing.T, s *gqlServer) {
 	ctx := s.Root(context.Background())
 	appView := func(a *accountv1.App) view {
 		return ownerView(a.GetId(), a.GetName(), a.GetDescription(), a.GetActive())
