@@ -93,9 +93,15 @@ type contractOp struct {
 
 // TestContract runs one table of operations through the gRPC and the
 // GraphQL adapter over the same account service and compares what they
-// answer: the two transports cannot drift apart.
+// answer: the two transports cannot drift apart. It runs on the fake
+// store and on PostgreSQL (contractBackends).
 func TestContract(t *testing.T) {
-	s := startGraphQL(t, accountgraphql.Options{})
+	for _, b := range contractBackends {
+		t.Run(b.name, func(t *testing.T) { testContract(t, b.start(t)) })
+	}
+}
+
+func testContract(t *testing.T, s *gqlServer) {
 	ctx := s.Root(context.Background())
 	appView := func(a *accountv1.App) view {
 		return ownerView(a.GetId(), a.GetName(), a.GetDescription(), a.GetActive())
@@ -186,7 +192,7 @@ func TestContract(t *testing.T) {
 				decodePath(t, d, "updateTenant.tenant.quota", &q)
 				return view{"requests": q.Requests, "monthly": q.Period == "MONTH"}
 			}},
-		{name: "tenant quota of a day refused", wantCode: "INVALID_ARGUMENT",
+		{name: "updateTenant with a quota of a day refused", wantCode: "INVALID_ARGUMENT",
 			grpc: func(ctx context.Context, c accountv1.AccountServiceClient, p string) (view, error) {
 				_, err := c.UpdateTenant(ctx, &accountv1.UpdateTenantRequest{Id: p + "acme",
 					Quota: &accountv1.Quota{Requests: 5, Period: accountv1.QuotaPeriod_QUOTA_PERIOD_DAY}})
@@ -473,6 +479,11 @@ func TestContract(t *testing.T) {
 				return nil, err
 			},
 			gql: func(p string) string { return `mutation { deleteApp(id: "` + p + `billing") { app { id } } }` }},
+	}
+	ops = append(ops, moreContractOps(t, s)...)
+	if missing, unknown := contractGaps(ops); len(missing)+len(unknown) > 0 {
+		t.Errorf("contract rows missing for %s (a row compares a success of each operation of account.Operations); rows naming no operation: %q",
+			strings.Join(missing, ", "), unknown)
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {

@@ -26,7 +26,12 @@ type gqlServer struct {
 
 func startGraphQL(t *testing.T, opts accountgraphql.Options) *gqlServer {
 	t.Helper()
-	s := accounttest.Start(t)
+	return serveGraphQL(t, accounttest.Start(t), opts)
+}
+
+// serveGraphQL serves the GraphQL Account API over s's account service.
+func serveGraphQL(t *testing.T, s *accounttest.Server, opts accountgraphql.Options) *gqlServer {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(s.Logs, nil))
 	}

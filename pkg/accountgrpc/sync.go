@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
@@ -40,13 +39,15 @@ func (s *Server) ListReplicas(ctx context.Context, _ *accountv1.ListReplicasRequ
 	return out, nil
 }
 
+// replicaProto converts a replica's status; a time it did not report is
+// unset, as GraphQL answers null (not 0001-01-01).
 func replicaProto(r account.ReplicaStatus) *accountv1.Replica {
 	return &accountv1.Replica{
 		Id: r.ID, Version: r.Version,
-		StartedAt:     timestamppb.New(r.StartedAt),
+		StartedAt:     ts(r.StartedAt),
 		AppliedChange: r.Applied,
-		AppliedAt:     timestamppb.New(r.AppliedAt),
-		HeartbeatAt:   timestamppb.New(r.HeartbeatAt),
+		AppliedAt:     ts(r.AppliedAt),
+		HeartbeatAt:   ts(r.HeartbeatAt),
 		Live:          r.Live,
 		Stopped:       r.Stopped,
 		ChangesBehind: r.ChangesBehind,

@@ -67,9 +67,12 @@ var CompileOptions = authz.CompileOptions{ReservedHeaders: []string{
 // ("acct-1") and its bootstrap account key ("root", full scope), and a
 // second account ("acct-2", key "other-root") to check isolation.
 type Server struct {
-	Addr  string
+	Addr string
+	// Store is the fake the server runs on (Start); nil under StartOn.
 	Store *Store
-	API   *accountgrpc.Server
+	// Accounts is the store the service runs on: Store, or StartOn's.
+	Accounts Backend
+	API      *accountgrpc.Server
 	// Service is the account service the API adapts.
 	Service *account.Service
 	Engine  *authz.Engine
@@ -86,13 +89,29 @@ type Server struct {
 	OtherKey  string // acct-2's account key secret
 }
 
-// Start runs a server until the test ends.
+// Backend is a store a Server can run on: the fake, or PostgreSQL's
+// (pkg/store/postgres) for suites that hold both to the same answers.
+type Backend interface {
+	store.Accounts
+	authz.KeyStore
+}
+
+// Start runs a server on the fake store until the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	clock := NewClock(T0)
 	st := NewStore(tb, CompileOptions, clock.Now)
+	s := StartOn(tb, st, clock)
+	s.Store = st
+	return s
+}
+
+// StartOn is Start on st, an empty store whose clock is clock's and which
+// compiles keys with CompileOptions.
+func StartOn(tb testing.TB, st Backend, clock *Clock) *Server {
+	tb.Helper()
 	s := &Server{
-		Store:     st,
+		Accounts:  st,
 		Hasher:    apikey.NewHasher(nil),
 		Clock:     clock,
 		Logs:      &Buffer{},
@@ -150,7 +169,7 @@ func (s *Server) AddKey(tb testing.TB, spec authz.KeySpec) string {
 		tb.Fatal(err)
 	}
 	spec.Hash = s.Hasher.HashString(secret)
-	if _, err := s.Store.CreateKey(context.Background(), store.Actor{}, store.Key{Spec: spec, Origin: store.OriginGenerated}); err != nil {
+	if _, err := s.Accounts.CreateKey(context.Background(), store.Actor{}, store.Key{Spec: spec, Origin: store.OriginGenerated}); err != nil {
 		tb.Fatal(err)
 	}
 	return secret
