@@ -27,7 +27,6 @@ const whyMarker = "one file because"
 // longer over the bound fails the test, so that it does not linger.
 var splitPending = map[string]bool{
 	"store/postgres/keys.go":       true, // split pending
-	"account/accounttest/store.go": true, // split pending
 }
 
 // generated matches the "Code generated … DO NOT EDIT" line of a generated
