@@ -26,7 +26,7 @@ const whyMarker = "one file because"
 // lands (split pending); the lead empties this list. An entry that is no
 // longer over the bound fails the test, so that it does not linger.
 var splitPending = map[string]bool{
-	"store/postgres/keys.go":       true, // split pending
+	"store/postgres/keys.go": true, // split pending
 }
 
 // generated matches the "Code generated … DO NOT EDIT" line of a generated
