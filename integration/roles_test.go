@@ -81,11 +81,11 @@ func TestCLIRolesAndDenials(t *testing.T) {
 	}
 
 	// Denials.
-	if _, err := cli("denials", "create", "--tenant", "acme", "--app", "billing", "--scope", "!email-api"); err == nil ||
+	if _, err := cli("denials", "create", "--tenant", "acme", "--app", "billing", "--scope", "!email-api", "--reason", "r"); err == nil ||
 		!strings.Contains(err.Error(), "deny patterns (!) are not allowed") {
 		t.Fatalf("denials create with a deny pattern: %v", err)
 	}
-	if _, err := cli("denials", "create", "--tenant", "nope", "--app", "billing", "--scope", "email-api"); err == nil ||
+	if _, err := cli("denials", "create", "--tenant", "nope", "--app", "billing", "--scope", "email-api", "--reason", "r"); err == nil ||
 		!strings.Contains(err.Error(), `tenant "nope" not found`) {
 		t.Fatalf("denials create for an unknown tenant: %v", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keygate/keygate/pkg/account/accountv1"
@@ -59,21 +58,13 @@ func (s *denialReadingStore) LookupKey(ctx context.Context, d apikey.Digest) (*a
 	return k, nil
 }
 
-// compileExplainDenial compiles a stored denial as serve's cache does: one
-// that does not compile blocks everything of its tenant and app.
+// compileExplainDenial compiles a stored denial as serve's cache does
+// (authz.CompileStoredDenial), so that explain answers what serve would:
+// one whose reason the rules refuse blocks its scope with a generic
+// reason, one that does not compile otherwise blocks everything of its
+// tenant and app.
 func compileExplainDenial(account, id, tenant, app, scope, reason string) *authz.CompiledDenial {
-	d := authz.Denial{ID: id, AccountID: account, TenantID: tenant, AppID: app, Scope: scope, Reason: reason}
-	if cd, err := authz.CompileDenial(d); err == nil {
-		return cd
-	}
-	d.Scope, d.Reason = "*", "(this stored denial does not compile: serve blocks every operation of its tenant and app) "+strings.ToValidUTF8(reason, "?")
-	if len(d.Reason) > authz.MaxDenialReasonBytes {
-		d.Reason = d.Reason[:authz.MaxDenialReasonBytes]
-	}
-	cd, err := authz.CompileDenial(d)
-	if err != nil {
-		return nil
-	}
+	cd, _, _ := authz.CompileStoredDenial(authz.Denial{ID: id, AccountID: account, TenantID: tenant, AppID: app, Scope: scope, Reason: reason})
 	return cd
 }
 

@@ -36,9 +36,12 @@ func (c *importFileCmd) Run(e *env) error {
 	if err := errors.Join(c.validate(), c.require()); err != nil {
 		return err
 	}
-	want, fileAccount, err := c.read()
+	want, fileAccount, warnings, err := c.read()
 	if err != nil {
 		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(e.stderr, "warning:", w)
 	}
 	if fileAccount != c.Account {
 		fmt.Fprintf(e.stderr, "note: %s names account %q; its apps, tenants, roles, denials and keys go into account %q (--account)\n",
@@ -72,25 +75,27 @@ func (c *importFileCmd) Run(e *env) error {
 }
 
 // read parses the keys file with the server's hash algorithm and rules
-// (every problem at once, each with its line) and converts it.
-func (c *importFileCmd) read() (store.ImportSet, string, error) {
+// (every problem at once, each with its line) and converts it. The
+// parse's warnings (earlier Account API operation names read as today's,
+// SPEC §14) are returned for the caller to print.
+func (c *importFileCmd) read() (store.ImportSet, string, []string, error) {
 	h, err := c.hasher()
 	if err != nil {
-		return store.ImportSet{}, "", err
+		return store.ImportSet{}, "", nil, err
 	}
 	cfg := c.config()
 	if err := cfg.Validate(); err != nil {
-		return store.ImportSet{}, "", err
+		return store.ImportSet{}, "", nil, err
 	}
 	data, err := os.ReadFile(c.File)
 	if err != nil {
-		return store.ImportSet{}, "", fmt.Errorf("keys file: %w", err)
+		return store.ImportSet{}, "", nil, fmt.Errorf("keys file: %w", err)
 	}
-	set, _, err := keyfile.Parse(data, c.File, keyfile.Options{Algorithm: h.Algorithm(), Compile: authzCompileOptions(cfg)})
+	set, warnings, err := keyfile.Parse(data, c.File, keyfile.Options{Algorithm: h.Algorithm(), Compile: authzCompileOptions(cfg)})
 	if err != nil {
-		return store.ImportSet{}, "", fmt.Errorf("%w\nkeys file %s is invalid: nothing imported; correct it (keygate check-config --keys-file checks it too)", err, c.File)
+		return store.ImportSet{}, "", warnings, fmt.Errorf("%w\nkeys file %s is invalid: nothing imported; correct it (keygate check-config --keys-file checks it too)", err, c.File)
 	}
-	return importSetOf(set), set.Account(), nil
+	return importSetOf(set), set.Account(), warnings, nil
 }
 
 // importSetOf is a parsed keys file as an import wants it: apps and

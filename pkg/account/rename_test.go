@@ -6,37 +6,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/authz"
-	"github.com/keygate/keygate/pkg/scope"
 )
-
-// canonicalCases is shared with the migration's test
-// (pkg/store/postgres), which checks keygate_canonical_scope against it.
-var canonicalCases = account.CanonicalScopeCases
-
-// TestCanonicalScope: scopes with the Account API's earlier operation
-// names allow and deny after the rewrite exactly what they did before.
-func TestCanonicalScope(t *testing.T) {
-	for _, tc := range canonicalCases {
-		if got := account.CanonicalScope(tc.In); got != tc.Want {
-			t.Errorf("CanonicalScope(%q) = %q, want %q", tc.In, got, tc.Want)
-		}
-		if _, err := scope.Parse(account.CanonicalScope(tc.In)); err != nil {
-			t.Errorf("CanonicalScope(%q) does not parse: %v", tc.In, err)
-		}
-	}
-	// Every old name allowed before is the new name allowed after.
-	for _, r := range account.RenamedOperations {
-		for _, in := range []string{"account-api:query:" + r.Old, "*:*:" + r.Old, "account-api:*:" + r.Old[:2] + "*"} {
-			sc, err := scope.Parse(account.CanonicalScope(in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !sc.Allows("account-api", "query", r.New) {
-				t.Errorf("%q rewritten as %q does not allow %s", in, sc.String(), r.New)
-			}
-		}
-	}
-}
 
 // TestEarlierNamesOnInput: a key or role scope given with the earlier
 // names is stored with the new ones.

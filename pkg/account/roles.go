@@ -24,7 +24,8 @@ type RoleInput struct {
 type RoleUpdate = store.RoleUpdate
 
 // DenialInput creates a service access denial: TenantID and AppID both
-// required, Scope of allow-form patterns, Reason at most 500 bytes.
+// required, Scope of allow-form patterns, Reason required
+// (authz.CheckDenialReason).
 type DenialInput struct {
 	ID, TenantID, AppID, Scope, Reason string
 }
@@ -80,12 +81,18 @@ func (v *Violations) checkDenialScope(field, s string) {
 	}
 }
 
+// checkReason checks a denial's reason with the data plane's rule
+// (authz.CheckDenialReason: required, newlines and tabs allowed, no
+// control, bidirectional or invisible characters), so that every reason
+// stored through the Account API is one serve shows as written.
 func (v *Violations) checkReason(field, r string) {
+	err := authz.CheckDenialReason(r)
 	switch {
-	case len(r) > store.MaxDenialReasonLen:
-		v.tooLarge(field, "longer than %d bytes", store.MaxDenialReasonLen)
-	case hasControl(r, ""):
-		v.add(field, "contains a control character")
+	case err == nil:
+	case errors.Is(err, authz.ErrDenialReasonTooLong):
+		v.tooLarge(field, "longer than %d bytes", authz.MaxDenialReasonBytes)
+	default:
+		v.add(field, "%s", oneLine(err.Error()))
 	}
 }
 

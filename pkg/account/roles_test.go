@@ -55,11 +55,11 @@ func TestRoleAndDenialRules(t *testing.T) {
 		{"held role", s.Service.DeleteServiceAccessRole(ctx, c, "admin", false), account.FailedPrecondition, "force", `role "admin": 1 key holds it`},
 		{"unknown role on a key", third(s.Service.UpdateKey(ctx, c, "k", account.KeyUpdate{RoleIDs: &[]string{"nope"}})), account.NotFound, "role_ids", `role "nope" not found`},
 		{"too many roles", third(s.Service.UpdateKey(ctx, c, "k", account.KeyUpdate{RoleIDs: ptrTo(make([]string, account.MaxRoleIDs+1))})), account.ResourceExhausted, "role_ids", "more than 50"},
-		{"denial without tenant", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{AppID: "billing", Scope: "x"})), account.InvalidArgument, "tenant_id", "required"},
-		{"denial with a deny pattern", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "billing", Scope: "!x"})), account.InvalidArgument, "scope", "deny patterns"},
+		{"denial without tenant", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{AppID: "billing", Scope: "x", Reason: "r"})), account.InvalidArgument, "tenant_id", "required"},
+		{"denial with a deny pattern", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "billing", Scope: "!x", Reason: "r"})), account.InvalidArgument, "scope", "deny patterns"},
 		{"denial reason too long", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "billing", Scope: "x", Reason: strings.Repeat("r", 501)})), account.ResourceExhausted, "reason", "longer than 500 bytes"},
 		{"denial reason control", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "billing", Scope: "x", Reason: "a\x00b"})), account.InvalidArgument, "reason", "control character"},
-		{"denial of an unknown app", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "nope", Scope: "x"})), account.NotFound, "app_id", `app "nope" not found`},
+		{"denial of an unknown app", second(s.Service.CreateServiceAccessDenial(ctx, c, account.DenialInput{TenantID: "acme", AppID: "nope", Scope: "x", Reason: "r"})), account.NotFound, "app_id", `app "nope" not found`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var e *account.Error

@@ -222,7 +222,7 @@ type DenialsCreateCmd struct {
 	Tenant string `name:"tenant" required:"" help:"Tenant id (required)."`
 	App    string `name:"app" required:"" help:"App id (required)."`
 	Scope  string `name:"scope" required:"" help:"What is blocked: space-separated service[:kind[:operation]] patterns, no ! (required)."`
-	Reason string `name:"reason" help:"Text the blocked caller sees (at most 500 bytes)."`
+	Reason string `name:"reason" required:"" help:"Text the blocked caller sees (required, at most 500 bytes; newlines and tabs allowed)."`
 	ID     string `name:"id" help:"Id to use (letters, digits, . _ ~ -); default: one is generated."`
 }
 
@@ -288,7 +288,7 @@ type DenialsUpdateCmd struct {
 	ClientFlags
 	ID     string  `arg:"" name:"id" help:"Denial id."`
 	Scope  *string `name:"scope" help:"New scope (not empty, no !)."`
-	Reason *string `name:"reason" help:"New reason text (\"\" clears it)."`
+	Reason *string `name:"reason" help:"New reason text the blocked caller sees (not empty, at most 500 bytes)."`
 }
 
 func (c *DenialsUpdateCmd) Run(e *Env) error {

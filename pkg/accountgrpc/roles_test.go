@@ -198,20 +198,20 @@ func TestDenials(t *testing.T) {
 	if d.GetReason() != "invoice overdue" || d.GetTenantId() != "acme" || d.GetAppId() != "billing" {
 		t.Fatalf("created %v", d)
 	}
-	must(c.CreateServiceAccessDenial(root, &accountv1.CreateServiceAccessDenialRequest{Id: "shop-block", TenantId: "acme", AppId: "shop", Scope: "email-api"}))
+	must(c.CreateServiceAccessDenial(root, &accountv1.CreateServiceAccessDenialRequest{Id: "shop-block", TenantId: "acme", AppId: "shop", Scope: "email-api", Reason: "shop closed"}))
 	for _, tc := range []struct {
 		name string
 		req  *accountv1.CreateServiceAccessDenialRequest
 		code codes.Code
 		want string
 	}{
-		{"no tenant", &accountv1.CreateServiceAccessDenialRequest{AppId: "billing", Scope: "x"}, codes.InvalidArgument, "tenant_id: required"},
-		{"no app", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", Scope: "x"}, codes.InvalidArgument, "app_id: required"},
-		{"no scope", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing"}, codes.InvalidArgument, "scope: required"},
-		{"deny pattern", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Scope: "email-api !email-api:query"}, codes.InvalidArgument, `pattern 2 "!email-api:query"`},
+		{"no tenant", &accountv1.CreateServiceAccessDenialRequest{AppId: "billing", Scope: "x", Reason: "r"}, codes.InvalidArgument, "tenant_id: required"},
+		{"no app", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", Scope: "x", Reason: "r"}, codes.InvalidArgument, "app_id: required"},
+		{"no scope", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Reason: "r"}, codes.InvalidArgument, "scope: required"},
+		{"deny pattern", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Scope: "email-api !email-api:query", Reason: "r"}, codes.InvalidArgument, `pattern 2 "!email-api:query"`},
 		{"long reason", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Scope: "x", Reason: strings.Repeat("a", 501)}, codes.ResourceExhausted, "reason: longer than 500 bytes"},
-		{"unknown tenant", &accountv1.CreateServiceAccessDenialRequest{TenantId: "nope", AppId: "billing", Scope: "x"}, codes.NotFound, `tenant "nope" not found`},
-		{"unknown app", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "nope", Scope: "x"}, codes.NotFound, `app "nope" not found`},
+		{"unknown tenant", &accountv1.CreateServiceAccessDenialRequest{TenantId: "nope", AppId: "billing", Scope: "x", Reason: "r"}, codes.NotFound, `tenant "nope" not found`},
+		{"unknown app", &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "nope", Scope: "x", Reason: "r"}, codes.NotFound, `app "nope" not found`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.CreateServiceAccessDenial(root, tc.req)
@@ -258,7 +258,7 @@ func TestRoleAndDenialQuotas(t *testing.T) {
 	must(c.CreateServiceAccessRole(root, &accountv1.CreateServiceAccessRoleRequest{Name: "a", Scope: "x"}))
 	_, err := c.CreateServiceAccessRole(root, &accountv1.CreateServiceAccessRoleRequest{Name: "b", Scope: "x"})
 	wantCode(t, err, codes.ResourceExhausted, "max_roles = 1")
-	must(c.CreateServiceAccessDenial(root, &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Scope: "x"}))
-	_, err = c.CreateServiceAccessDenial(root, &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Scope: "y"})
+	must(c.CreateServiceAccessDenial(root, &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Scope: "x", Reason: "r"}))
+	_, err = c.CreateServiceAccessDenial(root, &accountv1.CreateServiceAccessDenialRequest{TenantId: "acme", AppId: "billing", Scope: "y", Reason: "r"})
 	wantCode(t, err, codes.ResourceExhausted, "max_denials = 1")
 }

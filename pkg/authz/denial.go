@@ -80,20 +80,93 @@ func CompileDenial(d Denial) (*CompiledDenial, error) {
 	case sc.HasDeny():
 		bad("scope", errors.New("deny (!) patterns are not allowed: a denial's scope lists what it blocks"))
 	}
-	switch {
-	case d.Reason == "":
-		bad("reason", errors.New("required: the text the blocked caller reads"))
-	case len(d.Reason) > MaxDenialReasonBytes:
-		bad("reason", fmt.Errorf("%d bytes, at most %d", len(d.Reason), MaxDenialReasonBytes))
-	default:
-		if err := checkReasonText(d.Reason); err != nil {
-			bad("reason", err)
-		}
+	if err := CheckDenialReason(d.Reason); err != nil {
+		bad("reason", err)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return &CompiledDenial{Denial: d, scope: sc}, nil
+}
+
+// ErrDenialReasonTooLong is CheckDenialReason's error for a reason past
+// MaxDenialReasonBytes (a size limit: the Account API answers it
+// ResourceExhausted).
+var ErrDenialReasonTooLong = fmt.Errorf("at most %d", MaxDenialReasonBytes)
+
+// CheckDenialReason is the one rule for a denial's reason text (SPEC §11),
+// which every caller the denial blocks reads as the deny body's error: the
+// Account API (every transport), the keys file and the data plane
+// (CompileDenial) all apply it, so that what one accepts the others do.
+// A reason is required, at most MaxDenialReasonBytes bytes of UTF-8, and
+// holds no character that would make it read differently from what it
+// says (control characters other than newline and tab, bidirectional or
+// invisible ones; named by code point, never echoed). A reason too long
+// wraps ErrDenialReasonTooLong.
+func CheckDenialReason(reason string) error {
+	switch {
+	case reason == "":
+		return errors.New(`required: the text the blocked caller reads, e.g. "Payment overdue: contact billing@example.com"`)
+	case len(reason) > MaxDenialReasonBytes:
+		return fmt.Errorf("%d bytes, %w", len(reason), ErrDenialReasonTooLong)
+	}
+	return checkReasonText(reason)
+}
+
+// StoredDenialReason is the reason text given in place of a stored
+// denial's own when CheckDenialReason refuses that (a row written before
+// the rule, or past the Account API): the denial still blocks what its
+// scope names, no more, and the caller reads this instead.
+const StoredDenialReason = "Access is denied by a service access denial of this tenant and app; ask the account's administrator for the reason"
+
+// UnloadableDenialReason is the reason text of a stored denial that does
+// not compile for another cause than its reason (no usable scope): it then
+// blocks every operation of its tenant and app, fail closed, rather than
+// none.
+const UnloadableDenialReason = "Access is denied: a service access denial of this tenant and app could not be loaded; ask the account's administrator"
+
+// StoredDenialFallback says how CompileStoredDenial had to read a stored
+// denial.
+type StoredDenialFallback uint8
+
+const (
+	// StoredDenialAsWritten: the denial compiled as stored.
+	StoredDenialAsWritten StoredDenialFallback = iota
+	// StoredDenialGenericReason: only the reason was refused; the denial
+	// blocks its own scope with StoredDenialReason as its text.
+	StoredDenialGenericReason
+	// StoredDenialBlocksAll: the denial does not compile otherwise; it
+	// blocks every operation of its tenant and app with
+	// UnloadableDenialReason.
+	StoredDenialBlocksAll
+)
+
+// CompileStoredDenial compiles a denial read from a store as the data
+// plane must, failing closed without widening: a denial whose only fault
+// is its reason (see CheckDenialReason) blocks what its scope names, with
+// StoredDenialReason; one that does not compile otherwise blocks
+// everything of its tenant and app (UnloadableDenialReason), since
+// skipping it would let through what it was written to block. err is the
+// compile error to log when the fallback is not StoredDenialAsWritten;
+// the record is nil only for a denial without a tenant or an app, which
+// could block nothing.
+func CompileStoredDenial(d Denial) (*CompiledDenial, StoredDenialFallback, error) {
+	cd, err := CompileDenial(d)
+	if err == nil {
+		return cd, StoredDenialAsWritten, nil
+	}
+	reasonErr := CheckDenialReason(d.Reason)
+	if reasonErr != nil {
+		d.Reason = StoredDenialReason
+		if cd, err2 := CompileDenial(d); err2 == nil {
+			return cd, StoredDenialGenericReason, err
+		}
+	}
+	d.Scope, d.Reason = "*", UnloadableDenialReason
+	if cd, err2 := CompileDenial(d); err2 == nil {
+		return cd, StoredDenialBlocksAll, err
+	}
+	return nil, StoredDenialBlocksAll, err
 }
 
 // checkReasonText refuses text that would read differently from what it

@@ -16,29 +16,27 @@ import (
 // (authz.Engine.Denials); it is never nil.
 func (c *Cache) Denials() *authz.DenialIndex { return c.denials }
 
-// unloadableDenialReason is the reason text of a stored denial that does
-// not compile (a row written past the Account API's checks): it then
-// blocks every operation of its tenant and app, fail closed, rather than
-// none, and is logged by id.
-const unloadableDenialReason = "Access is denied: a service access denial of this tenant and app could not be loaded; ask the account's administrator"
-
-// compileDenial compiles a stored denial. One that does not compile
-// blocks everything of its tenant and app (see unloadableDenialReason):
-// skipping it would let through what it was written to block.
+// compileDenial compiles a stored denial (authz.CompileStoredDenial):
+// one whose reason the rule refuses (written before it, or past the
+// Account API) still blocks what its scope names, with a generic reason;
+// one that does not compile otherwise blocks everything of its tenant and
+// app, since skipping it would let through what it was written to block.
+// Either is logged by id.
 func (c *Cache) compileDenial(d store.Denial) *authz.CompiledDenial {
-	ad := authz.Denial{ID: d.ID, AccountID: d.AccountID, TenantID: d.TenantID, AppID: d.AppID, Scope: d.Scope, Reason: d.Reason}
-	cd, err := authz.CompileDenial(ad)
-	if err == nil {
+	cd, fallback, err := authz.CompileStoredDenial(authz.Denial{ID: d.ID, AccountID: d.AccountID, TenantID: d.TenantID,
+		AppID: d.AppID, Scope: d.Scope, Reason: d.Reason})
+	var msg string
+	switch fallback {
+	case authz.StoredDenialAsWritten:
 		return cd
+	case authz.StoredDenialGenericReason:
+		msg = "stored service access denial has a reason the rules refuse; it blocks what its scope names with a generic reason until its reason is fixed (keygate denials update --reason)"
+	default:
+		msg = "stored service access denial does not compile; it blocks every operation of its tenant and app until fixed"
 	}
-	c.log.Error("stored service access denial does not compile; it blocks every operation of its tenant and app until fixed",
-		"account_id", d.AccountID, "denial_id", d.ID, "tenant_id", d.TenantID, "app_id", d.AppID,
+	c.log.Error(msg, "account_id", d.AccountID, "denial_id", d.ID, "tenant_id", d.TenantID, "app_id", d.AppID,
 		"error", strings.ReplaceAll(err.Error(), "\n", "; "))
-	ad.Scope, ad.Reason = "*", unloadableDenialReason
-	if cd, err := authz.CompileDenial(ad); err == nil {
-		return cd
-	}
-	return nil // no tenant or app: it could block nothing anyway
+	return cd // nil without a tenant or app: it could block nothing anyway
 }
 
 // loadDenials reads every denial. It runs right after LoadAll: a denial

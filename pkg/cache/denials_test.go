@@ -154,6 +154,43 @@ func TestUnloadableDenialBlocksEverything(t *testing.T) {
 	}
 }
 
+// TestReasonlessDenialBlocksOnlyItsScope (issue 18, audit 18 §1): a
+// stored denial whose reason the rule refuses (empty, as the Account API
+// once accepted, or with a bidirectional character), loaded at warm-up or
+// from the feed, still blocks what its scope names, with the generic
+// reason text, and nothing else of its tenant and app. Before, it blocked
+// every operation.
+func TestReasonlessDenialBlocksOnlyItsScope(t *testing.T) {
+	src := newFakeSource(newKey(t, "k1", "s1"))
+	src.denials["old"] = denial("old", "email-api:mutation:send", "")
+	c := warmCache(t, src, Options{PollInterval: -1})
+	run(t, c, src)
+	seq := src.putDenial(denial("bidi", "billing:mutation:pay", "pay\u202elater"))
+	src.notify()
+	waitApplied(t, c, seq)
+	wantDenials(t, c, "bidi="+authz.StoredDenialReason, "old="+authz.StoredDenialReason)
+	for _, tt := range []struct {
+		service, kind, op string
+		blocked           bool
+	}{
+		{"email-api", "mutation", "send", true},
+		{"billing", "mutation", "pay", true},
+		{"email-api", "query", "list", false},
+		{"email-api", "mutation", "delete", false},
+		{"billing", "query", "invoices", false},
+	} {
+		var by []string
+		for _, d := range c.Denials().For("acct", "t1", "app-1") {
+			if d.Covers(tt.service, tt.kind, tt.op) {
+				by = append(by, d.ID)
+			}
+		}
+		if blocked := len(by) > 0; blocked != tt.blocked {
+			t.Errorf("%s:%s:%s blocked by %v, want blocked %v", tt.service, tt.kind, tt.op, by, tt.blocked)
+		}
+	}
+}
+
 // TestRoleChangeRecompilesItsKeys: a role edit is one change; the keys
 // holding the role are read again (LookupKeysOfParent with the role) and
 // answer with the new effective scope.

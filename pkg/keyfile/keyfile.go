@@ -335,7 +335,7 @@ func (kp *keyParser) key(i int, n *yaml.Node) {
 		AppID:       str("app"),
 		TenantID:    str("tenant"),
 		Hash:        str("hash"),
-		Scope:       str("scope"),
+		Scope:       kp.canonicalScope(f["scope"].Value, label, str("scope")),
 		Active:      true,
 		Group:       str("group"),
 		Description: str("description"),

@@ -59,7 +59,8 @@ func (p *parser) roles(n *yaml.Node, account string, hasService func(string) boo
 			}
 			return s
 		}
-		r := &authz.Role{ID: str("id"), AccountID: account, Name: str("name"), Scope: str("scope"), Description: str("description")}
+		r := &authz.Role{ID: str("id"), AccountID: account, Name: str("name"),
+			Scope: p.canonicalScope(f["scope"].Value, label, str("scope")), Description: str("description")}
 		r.RateLimit, reported["rate_limit"] = p.rateLimit(f["rate_limit"].Value, label)
 		for _, e := range flatten(authz.CheckRole(r)) {
 			var fe *authz.FieldError
@@ -169,6 +170,20 @@ func (kp *keyParser) keyRoles(n *yaml.Node, label string) ([]string, bool) {
 		}
 	}
 	return out, kp.NumErrors() > n0
+}
+
+// canonicalScope reads a key's or a role's scope with the Account API's
+// earlier operation names rewritten to the current ones (SPEC §14:
+// accepted on input, as the Account API and migration 0011 do), so that
+// serve --keys-file and import-file give such a key the access it was
+// written for; a warning says what it was read as. A denial's scope is
+// taken as written, as the Account API takes it.
+func (p *parser) canonicalScope(n *yaml.Node, label, text string) string {
+	canon := authz.CanonicalScope(text)
+	if canon != text {
+		p.Warnf(n, label, "scope", "earlier Account API operation names are read as today's (SPEC §14): %q; write that to silence this warning", canon)
+	}
+	return canon
 }
 
 // warnServices warns about a scope naming a service the routes do not

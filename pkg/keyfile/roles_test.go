@@ -138,7 +138,7 @@ func TestParseRolesAndDenialsErrors(t *testing.T) {
 			file: top + "denials:\n  - {id: d-1, tenant: acme, app: billing}\n" + key,
 			want: []string{
 				`keys.yaml:4: denials[0] (id "d-1"): scope: required: …`,
-				`keys.yaml:4: denials[0] (id "d-1"): reason: required: the text the blocked caller reads`,
+				`keys.yaml:4: denials[0] (id "d-1"): reason: required: the text the blocked caller reads, e.g. "Payment overdue: contact billing@example.com"`,
 			},
 		},
 	}
