@@ -57,8 +57,8 @@ func TestParseEarlierOperationNames(t *testing.T) {
 	}
 	got := warnings
 	want := []string{
-		`keys.yaml:4: roles[0] (id "r-audit"): scope: earlier Account API operation names are read as today's (SPEC §14): "account-api:query:auditEvents"; write that to silence this warning`,
-		`keys.yaml:8: keys[0] (id "k-old"): scope: earlier Account API operation names are read as today's (SPEC §14): "account-api:query:apps !account-api:query:key"; write that to silence this warning`,
+		`keys.yaml:4: roles[0] (id "r-audit"): scope: earlier Account API operation names are read as today's: "account-api:query:auditEvents"; write that to silence this warning`,
+		`keys.yaml:8: keys[0] (id "k-old"): scope: earlier Account API operation names are read as today's: "account-api:query:apps !account-api:query:key"; write that to silence this warning`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

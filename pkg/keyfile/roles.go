@@ -181,7 +181,7 @@ func (kp *keyParser) keyRoles(n *yaml.Node, label string) ([]string, bool) {
 func (p *parser) canonicalScope(n *yaml.Node, label, text string) string {
 	canon := authz.CanonicalScope(text)
 	if canon != text {
-		p.Warnf(n, label, "scope", "earlier Account API operation names are read as today's (SPEC §14): %q; write that to silence this warning", canon)
+		p.Warnf(n, label, "scope", "earlier Account API operation names are read as today's: %q; write that to silence this warning", canon)
 	}
 	return canon
 }
