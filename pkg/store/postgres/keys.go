@@ -241,7 +241,7 @@ func (s *Store) compileWith(r keyRow, opts authz.CompileOptions, roles *roleReco
 // lost at load, and counts them.
 func (s *Store) droppedHeaders(keyID string, names []string) {
 	for _, name := range names {
-		s.log.Warn("stored key: response header dropped at load: it breaks the response header rules (SPEC §9); the key works without it",
+		s.log.Warn("stored key: response header dropped at load: it breaks the response header rules; the key works without it",
 			"key_id", keyID, "header", name)
 	}
 	if s.opts.Headers != nil {
