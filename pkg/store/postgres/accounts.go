@@ -113,6 +113,31 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, actor store.Actor, account
 	return nil
 }
 
+// auditMany writes one audit event per object of ids, with the befores and
+// afters of the same index, in one statement and in that order.
+func (s *Store) auditMany(ctx context.Context, tx pgx.Tx, actor store.Actor, accountID, action, objectType string, ids []string, before, after []any) error {
+	bs, as := make([]*string, len(ids)), make([]*string, len(ids))
+	for i := range ids {
+		var err error
+		if bs[i], err = auditJSON(before[i]); err != nil {
+			return err
+		}
+		if as[i], err = auditJSON(after[i]); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_events (account_id, at, actor_key_id, actor_key_name,
+			action, object_type, object_id, before, after)
+		SELECT $1, $2, $3, $4, $5, $6, e.id, e.before::jsonb, e.after::jsonb
+		FROM unnest($7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS e(id, before, after, n)
+		ORDER BY e.n`,
+		accountID, s.now(), actor.KeyID, actor.KeyName, action, objectType, ids, bs, as)
+	if err != nil {
+		return fmt.Errorf("postgres: write audit events: %w", err)
+	}
+	return nil
+}
+
 // auditJSON marshals v, or returns nil (SQL NULL) for a nil value.
 func auditJSON(v any) (*string, error) {
 	switch x := v.(type) {

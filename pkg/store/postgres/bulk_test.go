@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
@@ -89,5 +90,54 @@ func TestUpdateKeysLockOrder(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestKeyUpdateRevokes: a key update that changes only what no decision
+// reads (name, description, group) is not a revocation, so that a bulk
+// change of descriptions never sits ahead of another account's
+// deactivation on a replica (SPEC §10, issue 15); any other change is.
+// Single and bulk updates write the same rows.
+func TestKeyUpdateRevokes(t *testing.T) {
+	t2031 := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		u       store.KeyUpdate
+		revokes bool
+	}{
+		{"description", store.KeyUpdate{Description: new("new text")}, false},
+		{"group", store.KeyUpdate{Group: new("staging")}, false},
+		{"name", store.KeyUpdate{Name: new("renamed")}, false},
+		{"description and group", store.KeyUpdate{Description: new("d"), Group: new("g")}, false},
+		{"deactivate", store.KeyUpdate{Active: new(false)}, true},
+		{"scope", store.KeyUpdate{Scope: new("sms-api")}, true},
+		{"expiry", store.KeyUpdate{ExpiresAt: &t2031}, true},
+		{"description and scope", store.KeyUpdate{Description: new("d"), Scope: new("sms-api")}, true},
+		{"ip filters", store.KeyUpdate{IPFilters: &[]string{"10.0.0.0/8"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			for _, bulk := range []bool{false, true} {
+				k := e.mustCreateKey(serviceKey(fmt.Sprintf("k-%v", bulk)))
+				seq := e.lastSeq()
+				var err error
+				if bulk {
+					u := tc.u
+					if u.Name != nil {
+						u.Name = new("renamed in bulk") // names are unique in an account
+					}
+					_, err = e.store.UpdateKeys(e.ctx, e.actor, "acct", store.KeyFilter{IDs: []string{k.Spec.ID}}, u, nil)
+				} else {
+					_, err = e.store.UpdateKey(e.ctx, e.actor, "acct", k.Spec.ID, tc.u)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				cs := e.changes(seq)
+				if len(cs) != 1 || cs[0].ID != k.Spec.ID || cs[0].Revokes != tc.revokes {
+					t.Errorf("bulk %v: feed rows %+v, want one of key %s with revokes %v", bulk, cs, k.Spec.ID, tc.revokes)
+				}
+			}
+		})
 	}
 }

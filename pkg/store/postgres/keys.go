@@ -788,9 +788,15 @@ func writeKeyRoles(ctx context.Context, tx pgx.Tx, accountID, keyID string, ids 
 
 // UpdateKeys applies u to every key that passes f in one transaction, in
 // the lock order of every key writer: the account's limits row first, then
-// the key rows (creation order), then the change feed's lock (taken by the
-// keys trigger of each UPDATE). Each key is audited "key.update" and
-// reaches the change feed as UpdateKey's would.
+// the key rows (creation order), then the change feed's lock. Each key is
+// audited "key.update" and reaches the change feed as UpdateKey's would.
+//
+// The write is set-based (SPEC §10, issue 15): every key is read, checked
+// and validated first, then one UPDATE writes them all (its statement
+// trigger takes the fleet-wide feed lock and writes the feed rows in one
+// INSERT), one SELECT reads them back and one INSERT audits them. Every
+// other account's key write waits on the feed lock only for those three
+// statements, not for a round trip per key.
 func (s *Store) UpdateKeys(ctx context.Context, actor store.Actor, accountID string, f store.KeyFilter, u store.KeyUpdate, check func([]store.Key) error) ([]store.Key, error) {
 	where, args, err := keyWhere(accountID, f)
 	if err != nil {
@@ -819,11 +825,18 @@ func (s *Store) UpdateKeys(ctx context.Context, actor store.Actor, accountID str
 				return err
 			}
 		}
-		if u == (store.KeyUpdate{}) {
+		if u == (store.KeyUpdate{}) || len(matched) == 0 {
 			out = matched
 			return nil
 		}
-		now := s.now()
+		n := len(matched)
+		var (
+			ids, names, descs, groups, scopes, headers []string
+			ipf                                        []string // JSON arrays
+			active                                     []bool
+			notBefore, expiresAt                       []pgtype.Timestamptz
+			rateLimits, quotas                         []*string
+		)
 		for _, k := range matched {
 			next := k
 			next.Spec.IPFilters = append([]string(nil), k.Spec.IPFilters...)
@@ -833,29 +846,65 @@ func (s *Store) UpdateKeys(ctx context.Context, actor store.Actor, accountID str
 				return fmt.Errorf("key %q: %w", k.Spec.ID, err)
 			}
 			sp := &next.Spec
-			_, err := tx.Exec(ctx, `UPDATE keys SET name = $3, description = $4, grp = $5, scope = $6,
-					active = $7, not_before = $8, expires_at = $9, ip_filters = $10,
-					response_headers = $11, updated_at = $12, rate_limit = $13, quota = $14
-				WHERE account_id = $1 AND id = $2`,
-				accountID, k.Spec.ID, sp.Name, sp.Description, sp.Group, sp.Scope, sp.Active,
-				nullTime(sp.NotBefore), nullTime(sp.ExpiresAt), ipFilters(sp.IPFilters),
-				headersJSON(sp.ResponseHeaders), now, rateLimitText(sp.RateLimit), quotaText(sp.Quota))
+			h, err := json.Marshal(headersJSON(sp.ResponseHeaders))
 			if err != nil {
-				return mapError(err, keySubject(next.Spec))
+				return fmt.Errorf("key %q: response headers: %w", k.Spec.ID, err)
 			}
-			got, err := getKey(ctx, tx, accountID, k.Spec.ID, false)
+			ips, err := json.Marshal(ipFilters(sp.IPFilters))
 			if err != nil {
-				return err
+				return fmt.Errorf("key %q: ip filters: %w", k.Spec.ID, err)
 			}
-			if err := s.audit(ctx, tx, actor, accountID, "key.update", "key", k.Spec.ID, store.KeyAuditOf(k), store.KeyAuditOf(got)); err != nil {
-				return err
-			}
-			out = append(out, got)
+			ids, names, descs, groups = append(ids, k.Spec.ID), append(names, sp.Name), append(descs, sp.Description), append(groups, sp.Group)
+			scopes, active, headers, ipf = append(scopes, sp.Scope), append(active, sp.Active), append(headers, string(h)), append(ipf, string(ips))
+			notBefore, expiresAt = append(notBefore, tstz(sp.NotBefore)), append(expiresAt, tstz(sp.ExpiresAt))
+			rateLimits, quotas = append(rateLimits, rateLimitText(sp.RateLimit)), append(quotas, quotaText(sp.Quota))
 		}
-		return nil
+		tag, err := tx.Exec(ctx, `UPDATE keys k SET name = v.name, description = v.description, grp = v.grp,
+				scope = v.scope, active = v.active, not_before = v.not_before, expires_at = v.expires_at,
+				ip_filters = ARRAY(SELECT e FROM jsonb_array_elements_text(v.ip_filters::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n),
+				response_headers = v.response_headers::jsonb,
+				updated_at = $14, rate_limit = v.rate_limit, quota = v.quota
+			FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[],
+				$8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[])
+				AS v(id, name, description, grp, scope, active, not_before, expires_at, ip_filters,
+					response_headers, rate_limit, quota)
+			WHERE k.account_id = $1 AND k.id = v.id`,
+			accountID, ids, names, descs, groups, scopes, active, notBefore, expiresAt, ipf, headers,
+			rateLimits, quotas, s.now())
+		if err != nil {
+			return mapError(err, subject{AccountID: accountID})
+		}
+		if int(tag.RowsAffected()) != n {
+			return fmt.Errorf("postgres: update keys: %d of %d locked keys written", tag.RowsAffected(), n)
+		}
+		rows, err = tx.Query(ctx, keyQuery+` WHERE k.account_id = $1 AND k.id = ANY($2) ORDER BY k.created_at, k.id`, accountID, ids)
+		if err != nil {
+			return fmt.Errorf("postgres: update keys: %w", err)
+		}
+		got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyRow, error) { return scanKey(row) })
+		if err != nil {
+			return fmt.Errorf("postgres: update keys: %w", err)
+		}
+		if len(got) != n {
+			return fmt.Errorf("postgres: update keys: read back %d of %d keys", len(got), n)
+		}
+		before, after := make([]any, n), make([]any, n)
+		for i, k := range matched {
+			if got[i].Spec.ID != k.Spec.ID {
+				return fmt.Errorf("postgres: update keys: key %q read back in another order", k.Spec.ID)
+			}
+			before[i], after[i] = store.KeyAuditOf(k), store.KeyAuditOf(got[i].Key)
+			out = append(out, got[i].Key)
+		}
+		return s.auditMany(ctx, tx, actor, accountID, "key.update", "key", ids, before, after)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// tstz is t as a timestamptz, NULL for the zero time ("unset").
+func tstz(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
 }
