@@ -14,6 +14,15 @@ import (
 // is always the whole number.
 const MaxBulkIDs = 1000
 
+// MaxBulkKeys is how many keys one UpdateKeys may change (SPEC §10, issue
+// 15): a call that matches more is refused, nothing changed, and the
+// caller narrows the filter (app, tenant, group, name contains, ...) and
+// changes the rest in further calls. A dry run may count any number.
+// Each key changed also counts as one mutation against the caller's rate
+// limit (see UpdateKeys), so that one account's bulk changes reach the
+// change feed no faster than its single updates could.
+const MaxBulkKeys = 1000
+
 // BulkKeyUpdate is UpdateKeys' input: the keys that pass Filter (every key
 // of the account only when All is set), the change (description, group,
 // scope, active, expiry), DryRun to change nothing and learn what would,
@@ -42,6 +51,13 @@ var errDryRun = errors.New("dry run")
 // The escalation rule holds for every account key it would touch: one
 // stronger than the caller, or one the new scope would make stronger,
 // refuses the whole change.
+//
+// One call changes at most MaxBulkKeys keys, and costs one mutation of
+// the caller's rate limit per key changed (the call itself took the
+// first): the bucket may go into debt, so a change of 1,000 keys is
+// allowed at once and the key's next mutations wait until it has
+// refilled (SPEC §10: one account cannot hold back another's
+// revocations with a flood of per-key feed rows).
 func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (BulkResult, error) {
 	if err := s.check(c); err != nil {
 		return BulkResult{}, err
@@ -100,6 +116,11 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 				"%d keys match the filter now, not the %d expected; nothing was changed: look again (a dry run lists them) and confirm the new count",
 				len(keys), *in.ExpectedCount)
 		}
+		if !in.DryRun && len(keys) > MaxBulkKeys {
+			return fieldError(ResourceExhausted, "filter",
+				"%d keys match the filter; one call changes at most %d (max_keys_per_update); nothing was changed: narrow the filter (app, tenant, group, type, name contains, active, expiring before) so that each call matches at most %d keys, and change the rest in further calls",
+				len(keys), MaxBulkKeys, MaxBulkKeys)
+		}
 		for _, k := range keys {
 			if err := s.bulkAllowed(c, k, u, roles); err != nil {
 				return err
@@ -108,6 +129,7 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 		if in.DryRun {
 			return errDryRun
 		}
+		s.limiter.charge(c.AccountID, c.Actor.KeyID, len(keys)-1, s.now())
 		return nil
 	}
 	write := u

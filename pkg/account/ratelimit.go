@@ -90,6 +90,24 @@ func (l *callLimiter) allow(accountID, keyID, kind string, now time.Time) error 
 	}
 }
 
+// charge takes n more mutations from the key's bucket at now, as n
+// calls would: a bulk change is a change per key for the replicas that
+// apply it (SPEC §10), whatever the number of calls it took. The bucket
+// may go into debt; the key's next calls wait (retry-after) until it has
+// refilled.
+func (l *callLimiter) charge(accountID, keyID string, n int, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim := l.bucketsLocked(accountID, keyID, now).mutation
+	for n > 0 {
+		// ReserveN takes at most a burst at a time; a reservation
+		// (never cancelled) is a debt that later calls wait out.
+		step := min(n, lim.Burst())
+		lim.ReserveN(now, step)
+		n -= step
+	}
+}
+
 // bucketsLocked returns the key's buckets, created full when missing.
 func (l *callLimiter) bucketsLocked(accountID, keyID string, now time.Time) *keyBuckets {
 	l.sweep(now)
