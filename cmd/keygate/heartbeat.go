@@ -133,4 +133,11 @@ func (h heldFeed) ChangesSince(ctx context.Context, seq int64, limit int) ([]sto
 	return h.Source.ChangesSince(ctx, seq, limit)
 }
 
+func (h heldFeed) RevocationsSince(ctx context.Context, seq int64, limit int) ([]store.Change, error) {
+	if h.held() {
+		return nil, nil
+	}
+	return h.Source.RevocationsSince(ctx, seq, limit)
+}
+
 var _ store.Source = heldFeed{}

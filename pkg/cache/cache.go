@@ -231,7 +231,10 @@ type Cache struct {
 	hits, negHits, notInSet, misses             stripedCounter
 	storeLookups, storeErrors, loadsDiscarded   atomic.Uint64
 	changesApplied, feedConnects, catchUpErrors atomic.Uint64
-	feed                                        feedProgress
+	// revokedAhead counts revocations applied ahead of a backlog (see
+	// preRevoke).
+	revokedAhead atomic.Uint64
+	feed         feedProgress
 
 	usage usageState
 
@@ -535,12 +538,15 @@ type Stats struct {
 	KeysUnloadable int
 
 	ChangesApplied uint64
-	Watermark      int64 // last change-feed sequence applied
-	FeedConnected  bool
-	FeedConnects   uint64        // times Listen reported a (re)connection
-	CatchUpErrors  uint64        // failed catch-up attempts (each retried)
-	FeedLag        time.Duration // see FeedLag
-	FeedBacklog    int64         // see FeedBacklog
+	// RevokedAhead counts revocations applied ahead of a backlog of
+	// other changes (each is applied again in order later).
+	RevokedAhead  uint64
+	Watermark     int64 // last change-feed sequence applied
+	FeedConnected bool
+	FeedConnects  uint64        // times Listen reported a (re)connection
+	CatchUpErrors uint64        // failed catch-up attempts (each retried)
+	FeedLag       time.Duration // see FeedLag
+	FeedBacklog   int64         // see FeedBacklog
 
 	UsagePending     int    // key ids waiting for the flusher
 	UsageFlushed     uint64 // key ids written
@@ -563,6 +569,7 @@ func (c *Cache) Stats() Stats {
 		MaxBytes:         c.rc.MaxCost(),
 		KeysUnloadable:   c.unloadable.len(),
 		ChangesApplied:   c.changesApplied.Load(),
+		RevokedAhead:     c.revokedAhead.Load(),
 		Watermark:        c.watermark.Load(),
 		FeedConnected:    c.connected.Load(),
 		FeedConnects:     c.feedConnects.Load(),

@@ -101,6 +101,8 @@ type fakeSource struct {
 	parentFails  int
 	parentGate   chan struct{} // when set, LookupKeysOfParent waits for it after reading
 	parentIn     chan string   // told the parent id of each held call
+	byIDGate     chan struct{} // when set, LookupKeysByID waits for it before reading
+	byIDIn       chan int      // told the number of keys of each held call
 	at           time.Time     // commit time of the changes logged next
 
 	// gate, when set, holds every LookupKey call after it has read the
@@ -176,6 +178,16 @@ func (f *fakeSource) put(k *authz.Key) int64 {
 	old := f.unindex(k.Spec.ID)
 	f.index(k)
 	return f.logChange(k.Spec.ID, old)
+}
+
+// touch replaces a key and logs a change that does not revoke, as the
+// store logs a change of a key's name, description or group only.
+func (f *fakeSource) touch(k *authz.Key) int64 {
+	seq := f.put(k)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changes[len(f.changes)-1].Revokes = false
+	return seq
 }
 
 // remove deletes a key and logs the change.

@@ -95,6 +95,18 @@ func (f *fakeSource) denialLog() []string {
 	return slices.Clone(f.denialCalls)
 }
 
+// holdByID makes LookupKeysByID calls wait, before reading, until
+// release is called: a slow read of a page of changed keys. entered
+// receives the number of keys of each.
+func (f *fakeSource) holdByID() (entered <-chan int, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	gate, in := make(chan struct{}), make(chan int, 100)
+	f.byIDGate, f.byIDIn = gate, in
+	var once sync.Once
+	return in, func() { once.Do(func() { close(gate) }) }
+}
+
 // holdParents makes LookupKeysOfParent calls wait, after reading, until
 // release is called; entered receives the parent id of each.
 func (f *fakeSource) holdParents() (entered <-chan string, release func()) {

@@ -54,7 +54,18 @@ func (f *fakeSource) LookupKeyByID(ctx context.Context, accountID, id string) (*
 }
 
 // LookupKeysByID fails as a whole when any of its keys is set to fail.
-func (f *fakeSource) LookupKeysByID(_ context.Context, refs []store.KeyRef) ([]*authz.Key, error) {
+func (f *fakeSource) LookupKeysByID(ctx context.Context, refs []store.KeyRef) ([]*authz.Key, error) {
+	f.mu.Lock()
+	gate, in := f.byIDGate, f.byIDIn
+	f.mu.Unlock()
+	if gate != nil {
+		in <- len(refs)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.byIDBatches++
@@ -214,6 +225,18 @@ func (f *fakeSource) ChangesSince(_ context.Context, seq int64, limit int) ([]st
 	var out []store.Change
 	for _, ch := range f.changes {
 		if ch.Seq > seq && len(out) < limit {
+			out = append(out, ch)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSource) RevocationsSince(_ context.Context, seq int64, limit int) ([]store.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Change
+	for _, ch := range f.changes {
+		if ch.Seq > seq && ch.Revokes && (ch.Kind == store.ChangeKey || ch.Kind == store.ChangeDenial) && len(out) < limit {
 			out = append(out, ch)
 		}
 	}

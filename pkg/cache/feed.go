@@ -214,6 +214,9 @@ func (c *Cache) catchUp(ctx context.Context, kick <-chan struct{}) error {
 			return nil
 		}
 		c.noteHead(changes[len(changes)-1].Seq)
+		if err := c.preRevoke(ctx, changes); err != nil {
+			return err
+		}
 		if err := c.applyPage(ctx, changes, kick); err != nil {
 			return err
 		}
@@ -238,6 +241,9 @@ type feedProgress struct {
 	// applied holds the seqs above the watermark already applied (a pass
 	// that succeeded before a later one failed); catchUp's goroutine only.
 	applied map[int64]struct{}
+	// ahead is the highest seq preRevoke has applied ahead of the
+	// backlog; catchUp's goroutine only.
+	ahead int64
 	// head is the highest seq known committed; oldestPending the commit
 	// time (Unix ns) of the oldest change known not applied, 0 when none.
 	head, oldestPending atomic.Int64

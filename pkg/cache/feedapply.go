@@ -260,6 +260,9 @@ func (c *Cache) applyUrgent(ctx context.Context, touched map[store.KeyRef]bool) 
 			denials = append(denials, ch)
 		}
 	}
+	if err := c.preRevoke(ctx, page); err != nil {
+		return err
+	}
 	if len(keys)+len(denials) == 0 {
 		return nil
 	}
@@ -279,6 +282,59 @@ func (c *Cache) applyUrgent(ctx context.Context, touched map[store.KeyRef]bool) 
 		}
 		c.markApplied(denials, page)
 	}
+	return nil
+}
+
+// revocationLookahead bounds the revocations preRevoke reads at a time.
+const revocationLookahead = 10 * catchUpPage
+
+// preRevoke applies ahead of the backlog the revocations committed after
+// the watermark (SPEC §10) when page, the feed's next page, is full. A
+// full page means more changes wait behind it — a bulk change of
+// thousands of another account's keys, say — and a revocation among them
+// must not wait for every page before it: each page is a read and
+// compile of up to catchUpPage keys.
+//
+// A revoking key change only drops the records of the digests the key
+// had before it (see invalidate), so that the next request for one reads
+// the key as it is now from the store; a denial change is applied as
+// applyDenials does, reading the denial as it is now. Neither is marked
+// applied: both are applied again, in order and with the digest set's
+// bookkeeping, when the catch-up reaches them. That is safe in any order:
+// what they leave behind is the store's current state, and a record read
+// before the drop is never cached after it (the generation moved on).
+// Revocations handled once are not read again (feed.ahead).
+func (c *Cache) preRevoke(ctx context.Context, page []store.Change) error {
+	if len(page) < catchUpPage {
+		return nil
+	}
+	after := max(c.watermark.Load(), c.feed.ahead)
+	ahead, err := c.src.RevocationsSince(ctx, after, revocationLookahead)
+	if err != nil {
+		return fmt.Errorf("revocations since %d: %w", after, err)
+	}
+	if len(ahead) == 0 {
+		return nil
+	}
+	var keys, denials []*store.Change
+	for i := range ahead {
+		switch ch := &ahead[i]; ch.Kind {
+		case store.ChangeKey, "":
+			keys = append(keys, ch)
+		case store.ChangeDenial:
+			denials = append(denials, ch)
+		}
+	}
+	if len(keys) > 0 {
+		c.invalidate(keys, false)
+	}
+	if len(denials) > 0 {
+		if err := c.applyDenials(ctx, denials); err != nil {
+			return fmt.Errorf("revocations %d..%d: %w", denials[0].Seq, denials[len(denials)-1].Seq, err)
+		}
+	}
+	c.feed.ahead = ahead[len(ahead)-1].Seq
+	c.revokedAhead.Add(uint64(len(keys) + len(denials)))
 	return nil
 }
 

@@ -240,3 +240,50 @@ func TestRevocationOvertakesABulkRead(t *testing.T) {
 		t.Fatalf("big-k1 after the read: %+v, %v; want renamed", k, err)
 	}
 }
+
+// TestRevocationOvertakesABulkOfKeys: another account's bulk change of
+// 2,500 keys' groups (non-revoking key changes, three pages) is
+// ahead of a deactivation on the feed; while the first page's read of
+// 1,000 keys is held, the deactivated key is already denied: the
+// revocations after the watermark are applied ahead of the backlog
+// (preRevoke), not after every page before them (SPEC §10, issue 15).
+// The backlog is then applied in order as before.
+func TestRevocationOvertakesABulkOfKeys(t *testing.T) {
+	keys := appKeys(t, "big", 2500)
+	victim := newKey(t, "victim", "sv")
+	src := newFakeSource(append(keys, victim)...)
+	c := warmCache(t, src, Options{PollInterval: -1})
+	run(t, c, src)
+	if k, err := lookup(c, "sv"); err != nil || !k.Spec.Active {
+		t.Fatalf("victim before: %+v, %v", k, err)
+	}
+	entered, release := src.holdByID()
+	defer release()
+
+	for _, k := range keys {
+		src.touch(edited(t, k, func(s *authz.KeySpec) { s.Group = "bulk" }))
+	}
+	revoked := src.put(edited(t, victim, func(s *authz.KeySpec) { s.Active = false }))
+	src.notify()
+	if n := <-entered; n != catchUpPage {
+		t.Fatalf("first held read of %d keys, want a page of %d", n, catchUpPage)
+	}
+	eventually(t, "the deactivation applied ahead of the bulk", func() bool {
+		k, err := lookup(c, "sv")
+		return err == nil && !k.Spec.Active
+	})
+	if st := c.Stats(); st.Watermark >= revoked-int64(len(keys)) || st.RevokedAhead != 1 {
+		t.Fatalf("watermark %d, revoked ahead %d; want the first page still held and 1 ahead", st.Watermark, st.RevokedAhead)
+	}
+	release()
+	waitApplied(t, c, revoked)
+	if k, err := lookup(c, "sv"); err != nil || k.Spec.Active {
+		t.Fatalf("victim after the backlog: %+v, %v; want inactive", k, err)
+	}
+	if k, err := lookup(c, "big-s2499"); err != nil || k.Spec.Group != "bulk" || !k.Spec.Active {
+		t.Fatalf("last bulk key: %+v, %v; want its new group", k, err)
+	}
+	if st := c.Stats(); st.KeysInSet != len(keys)+1 {
+		t.Fatalf("%d digests in the set, want %d", st.KeysInSet, len(keys)+1)
+	}
+}

@@ -437,6 +437,12 @@ type Source interface {
 	LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int64, err error)
 	// ChangesSince returns the changes after seq, in order, at most limit.
 	ChangesSince(ctx context.Context, seq int64, limit int) ([]Change, error)
+	// RevocationsSince returns only the key and denial changes after seq
+	// that may revoke (Revokes set), in order, at most limit: what a
+	// reader working through a long backlog applies ahead of it (SPEC
+	// §10). A pruned feed is ChangesSince's to report; this may return
+	// what is left.
+	RevocationsSince(ctx context.Context, seq int64, limit int) ([]Change, error)
 	// FeedHead is the highest committed change-feed sequence (0 when the
 	// feed is empty), for the backlog and lag a reader reports.
 	FeedHead(ctx context.Context) (int64, error)

@@ -110,6 +110,11 @@ func (s *source) LoadAll(_ context.Context, fn func(*authz.Key) error) (int64, e
 	return seq, nil
 }
 
+// RevocationsSince: the fixture's feed is short; nothing is read ahead.
+func (s *source) RevocationsSince(context.Context, int64, int) ([]store.Change, error) {
+	return nil, nil
+}
+
 func (s *source) ChangesSince(_ context.Context, seq int64, limit int) ([]store.Change, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

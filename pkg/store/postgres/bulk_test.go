@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,43 @@ func TestKeyUpdateRevokes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRevocationsSince: what a replica reads ahead of a backlog is only
+// the revoking key and denial rows, in seq order, past a bulk change of
+// descriptions.
+func TestRevocationsSince(t *testing.T) {
+	e := newEnv(t)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, e.mustCreateKey(serviceKey(fmt.Sprintf("k%d", i))).Spec.ID)
+	}
+	seq := e.lastSeq()
+	if _, err := e.store.UpdateKeys(e.ctx, e.actor, "acct", store.KeyFilter{TenantID: "ten1"}, store.KeyUpdate{Description: new("bulk")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.UpdateKey(e.ctx, e.actor, "acct", ids[1], store.KeyUpdate{Active: new(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.DeleteKey(e.ctx, e.actor, "acct", ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.store.RevocationsSince(e.ctx, seq, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotIDs []string
+	for _, c := range got {
+		gotIDs = append(gotIDs, c.ID)
+		if !c.Revokes || c.Kind != store.ChangeKey || c.Seq <= seq+3 || len(c.OldDigest) != 1 {
+			t.Errorf("revocation %+v: want a revoking key row after the bulk's 3, with its old digest", c)
+		}
+	}
+	if want := []string{ids[1], ids[2]}; !slices.Equal(gotIDs, want) {
+		t.Errorf("revocations since %d: %v, want %v", seq, gotIDs, want)
+	}
+	if got, err := e.store.RevocationsSince(e.ctx, seq, 1); err != nil || len(got) != 1 || got[0].ID != ids[1] {
+		t.Errorf("limit 1: %+v, %v", got, err)
 	}
 }

@@ -154,6 +154,61 @@ func (s *Store) LoadAll(ctx context.Context, fn func(*authz.Key) error) (seq int
 	return seq, nil
 }
 
+// RevocationsSince returns up to limit key and denial changes with seq >
+// after that may revoke, in seq order: what a replica applies ahead of a
+// backlog (see cache.Cache's catch-up). The primary key's range from
+// after serves it; the rows a bulk leaves behind are skipped in the scan.
+func (s *Store) RevocationsSince(ctx context.Context, after int64, limit int) ([]store.Change, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.pool.Query(ctx, `SELECT seq, account_id, kind, object_id, old_hashes, revokes, at
+		FROM key_changes WHERE seq > $1 AND revokes AND kind IN ('key', 'denial')
+		ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Change
+	for rows.Next() {
+		var (
+			seq                   int64
+			account, kind, object string
+			hashes                []string
+			revokes               bool
+			at                    *time.Time
+		)
+		if err := rows.Scan(&seq, &account, &kind, &object, &hashes, &revokes, &at); err != nil {
+			return nil, fmt.Errorf("postgres: read revocations: %w", err)
+		}
+		c, err := changeOf(seq, account, kind, object, hashes, revokes, at)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read revocations: %w", err)
+	}
+	return out, nil
+}
+
+// changeOf is a key_changes row as a store.Change.
+func changeOf(seq int64, account, kind, object string, hashes []string, revokes bool, at *time.Time) (store.Change, error) {
+	c := store.Change{Seq: seq, AccountID: account, Kind: store.ChangeKind(kind), ID: object, Revokes: revokes}
+	if at != nil {
+		c.At = *at
+	}
+	for _, h := range hashes {
+		_, d, err := apikey.ParseHash(h)
+		if err != nil {
+			return store.Change{}, fmt.Errorf("postgres: change %d: old hash: %w", seq, err)
+		}
+		c.OldDigest = append(c.OldDigest, d)
+	}
+	return c, nil
+}
+
 // ChangesSince returns up to limit changes with seq > after, in seq order.
 // When pruning has removed changes after `after`, it returns
 // ErrChangesPruned: the caller must LoadAll again.
@@ -192,16 +247,9 @@ func (s *Store) ChangesSince(ctx context.Context, after int64, limit int) ([]sto
 		if seq == nil {
 			continue // no changes: the LEFT JOIN's empty row
 		}
-		c := store.Change{Seq: *seq, AccountID: *account, Kind: store.ChangeKind(*kind), ID: *object, Revokes: *revokes}
-		if at != nil {
-			c.At = *at
-		}
-		for _, h := range hashes {
-			_, d, err := apikey.ParseHash(h)
-			if err != nil {
-				return nil, fmt.Errorf("postgres: change %d: old hash: %w", *seq, err)
-			}
-			c.OldDigest = append(c.OldDigest, d)
+		c, err := changeOf(*seq, *account, *kind, *object, hashes, *revokes, at)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, c)
 	}
