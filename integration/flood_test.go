@@ -55,24 +55,9 @@ func TestRevocationUnderFeedFlood(t *testing.T) {
 	flooder := bootstrapAccount(t, env.url, "acct-flood")
 	insertAppKeys(t, env.url, "acct-flood", "big", floodKeys)
 
-	bin := buildKeygate(t, false)
-	serve := func() *server {
-		// Later flags win: the defaults of SPEC §10, not the test's lifted ones.
-		return startServeBinary(t, bin, []string{"authz", "admin", "account"},
-			"--database-url", env.url, "--routes-file", env.routesFile, "--log-level", "info",
-			"--account-mutations-per-second", "20", "--account-reads-per-second", "100")
-	}
-	replicas := []*server{serve(), serve()}
-	for _, r := range replicas {
-		waitReady(t, r)
-	}
-	victim := env.client(t, replicas[0])
-	victimKey := seedVictimKey(t, victim)
-	req := checkReq("GET", "/email/inbox", victimKey.secret, nil)
-	checks := make([]authv3.AuthorizationClient, len(replicas))
+	replicas, victim, victimKey, req, checks := startFloodFleet(t, env)
 	floods := make([]*accountClient, len(replicas))
 	for i, r := range replicas {
-		checks[i] = authv3.NewAuthorizationClient(dial(t, r.authzAddr))
 		floods[i] = &accountClient{accountv1.NewAccountServiceClient(dial(t, r.accountAddr)), flooder}
 	}
 
@@ -88,6 +73,32 @@ func TestRevocationUnderFeedFlood(t *testing.T) {
 			break
 		}
 	}
+}
+
+// startFloodFleet starts two replicas (race-free binaries) with SPEC §10's
+// default rate limits, and gives the victim account one service key: its
+// client, the key, a request it is allowed, and a Check client per
+// replica.
+func startFloodFleet(t *testing.T, env *dbEnv) ([]*server, *accountClient, victimKey, *authv3.CheckRequest, []authv3.AuthorizationClient) {
+	t.Helper()
+	bin := buildKeygate(t, false)
+	serve := func() *server {
+		// Later flags win: the defaults of SPEC §10, not the test's lifted ones.
+		return startServeBinary(t, bin, []string{"authz", "admin", "account"},
+			"--database-url", env.url, "--routes-file", env.routesFile, "--log-level", "info",
+			"--account-mutations-per-second", "20", "--account-reads-per-second", "100")
+	}
+	replicas := []*server{serve(), serve()}
+	for _, r := range replicas {
+		waitReady(t, r)
+	}
+	victim := env.client(t, replicas[0])
+	key := seedVictimKey(t, victim)
+	checks := make([]authv3.AuthorizationClient, len(replicas))
+	for i, r := range replicas {
+		checks[i] = authv3.NewAuthorizationClient(dial(t, r.authzAddr))
+	}
+	return replicas, victim, key, checkReq("GET", "/email/inbox", key.secret, nil), checks
 }
 
 // bootstrapAccount creates another account with the real CLI and returns
@@ -162,18 +173,38 @@ func seedVictimKey(t testing.TB, c *accountClient) victimKey {
 func timeRevocations(t *testing.T, api *accountClient, keyID string, req *authv3.CheckRequest,
 	checks []authv3.AuthorizationClient, n int, floods []*accountClient) []time.Duration {
 	t.Helper()
+	var before func(try int) (after func())
+	if floods != nil {
+		before = func(try int) func() {
+			var flood sync.WaitGroup
+			var renamed atomic.Int64
+			startFlood(t, &flood, floods, try, &renamed)
+			for renamed.Load() < floodRenames/3 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			return flood.Wait
+		}
+	}
+	return timeRevocationsWith(t, api, keyID, req, checks, n, before)
+}
+
+// timeRevocationsWith is timeRevocations with what happens around each
+// try's revocation: before (if not nil) runs once the key is allowed
+// everywhere, just before it is revoked, and returns what to run once the
+// revocation is timed (nil: nothing).
+func timeRevocationsWith(t *testing.T, api *accountClient, keyID string, req *authv3.CheckRequest,
+	checks []authv3.AuthorizationClient, n int, before func(try int) (after func())) []time.Duration {
+	t.Helper()
 	lags := make([]time.Duration, 0, n)
 	for try := 0; try < n; try++ {
 		setActive(t, api, keyID, true)
 		for _, c := range checks {
 			waitOutcome(t, c, req, 200, revocationGiveUp)
 		}
-		var flood sync.WaitGroup
-		if floods != nil {
-			var renamed atomic.Int64
-			startFlood(t, &flood, floods, try, &renamed)
-			for renamed.Load() < floodRenames/3 {
-				time.Sleep(5 * time.Millisecond)
+		after := func() {}
+		if before != nil {
+			if a := before(try); a != nil {
+				after = a
 			}
 		}
 		start := time.Now()
@@ -185,7 +216,7 @@ func timeRevocations(t *testing.T, api *accountClient, keyID string, req *authv3
 		}
 		wg.Wait()
 		lag := time.Since(start)
-		flood.Wait()
+		after()
 		if err := errors.Join(errs...); err != nil {
 			t.Fatalf("try %d: the revoked key is still allowed: %v", try, err)
 		}
