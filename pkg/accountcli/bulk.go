@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/account/accountv1"
 )
 
@@ -132,6 +133,10 @@ func (c *KeysUpdateCmd) runBulk(e *Env) error {
 		fmt.Fprintf(cl.env.Stderr, "%s match%s\n", keysPhrase(n), firstIDs(dry.GetKeyIds(), n))
 		if c.DryRun || n == 0 {
 			return printBulk(cl, dry)
+		}
+		if n > account.MaxBulkKeys {
+			return fmt.Errorf("%s match, more than the %d one call may change (max_keys_per_update); no key changed: narrow the filters (--app, --tenant, --where-group, --where-name, --type, …) and run it once for each part",
+				keysPhrase(n), account.MaxBulkKeys)
 		}
 		if !c.Yes {
 			if !isTerminal(cl.env) {

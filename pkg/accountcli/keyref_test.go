@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keygate/keygate/pkg/account"
 	"github.com/keygate/keygate/pkg/authz"
 )
 
@@ -137,6 +138,26 @@ func TestBulkUpdate(t *testing.T) {
 	r = ok(t, cli(t, s, "", "keys", "update", "--where-group", "nope", "--no-active", "--yes"))
 	if r.stdout != "would update 0 keys\n" && r.stdout != "updated 0 keys\n" {
 		t.Errorf("no match: %q", r.stdout)
+	}
+}
+
+// TestBulkUpdateOverTheLimit: more keys match than one UpdateKeys may
+// change: the CLI says so after the count, before asking or sending the
+// change, and says how to go on; nothing changes. A dry run still counts.
+func TestBulkUpdateOverTheLimit(t *testing.T) {
+	s := setup(t)
+	for i := range account.MaxBulkKeys + 1 {
+		s.AddKey(t, authz.KeySpec{ID: fmt.Sprintf("k%04d", i), Name: fmt.Sprintf("k%04d", i), Type: authz.KeyTypeService,
+			AccountID: s.AccountID, AppID: "billing", TenantID: "acme", Group: "many", Active: true})
+	}
+	r := cli(t, s, "", "keys", "update", "--where-group", "many", "--description", "x", "--yes")
+	wantErr(t, r, "1001 keys match, more than the 1000 one call may change (max_keys_per_update); no key changed: narrow the filters")
+	if got := field(t, ok(t, cli(t, s, "", "keys", "get", "k0000")).stdout, "DESCRIPTION"); got == "x" {
+		t.Error("k0000 changed")
+	}
+	r = ok(t, cli(t, s, "", "keys", "update", "--where-group", "many", "--description", "x", "--dry-run"))
+	if !strings.HasPrefix(r.stdout, "would update 1001 keys\n") {
+		t.Errorf("dry run: %q", r.stdout)
 	}
 }
 
