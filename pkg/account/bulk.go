@@ -117,8 +117,9 @@ func (s *Service) UpdateKeys(ctx context.Context, c Caller, in BulkKeyUpdate) (B
 				len(keys), *in.ExpectedCount)
 		}
 		if !in.DryRun && len(keys) > MaxBulkKeys {
-			return fieldError(ResourceExhausted, "filter",
-				"%d keys match the filter; one call changes at most %d (max_keys_per_update); nothing was changed: narrow the filter (app, tenant, group, type, name contains, active, expiring before) so that each call matches at most %d keys, and change the rest in further calls",
+			// Named by the limit, as a quota is (QuotaFailure's subject).
+			return fieldError(ResourceExhausted, "max_keys_per_update",
+				"%d keys match the filter; one call changes at most %d; nothing was changed: narrow the filter (app, tenant, group, type, name contains, active, expiring before) so that each call matches at most %d keys, and change the rest in further calls",
 				len(keys), MaxBulkKeys, MaxBulkKeys)
 		}
 		for _, k := range keys {

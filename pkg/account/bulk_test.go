@@ -26,14 +26,14 @@ func TestUpdateKeysBound(t *testing.T) {
 		name   string
 		keys   int
 		dryRun bool
-		field  string        // the refusal's field, "" for none
+		field  string        // the refused limit's name (the error's field), "" for none
 		wait   time.Duration // the next mutation's retry-after, 0: allowed
 	}{
 		{name: "no key matches", keys: 0},
 		{name: "one key", keys: 1},
 		{name: "10 keys", keys: 10, wait: 3500 * time.Millisecond},        // 3 - 9 = -6 tokens: 7 to wait for
 		{name: "1,000 keys", keys: 1000, wait: 498500 * time.Millisecond}, // 3 - 999 = -996
-		{name: "1,001 keys", keys: 1001, field: "filter"},
+		{name: "1,001 keys", keys: 1001, field: "max_keys_per_update"},
 		{name: "1,001 keys, dry run", keys: 1001, dryRun: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,7 +76,7 @@ func TestUpdateKeysBound(t *testing.T) {
 				if !errors.As(err, &e) || e.Code != account.ResourceExhausted || e.Field != tc.field || e.RetryAfter != 0 {
 					t.Fatalf("UpdateKeys: %v (%#v), want ResourceExhausted on %s without a retry-after", err, e, tc.field)
 				}
-				for _, part := range []string{"1001 keys match", "at most 1000 (max_keys_per_update)", "nothing was changed", "narrow the filter"} {
+				for _, part := range []string{"max_keys_per_update: 1001 keys match the filter", "at most 1000", "nothing was changed", "narrow the filter"} {
 					if !strings.Contains(e.Message, part) {
 						t.Errorf("message %q does not say %q", e.Message, part)
 					}
