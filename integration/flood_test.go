@@ -53,7 +53,7 @@ const revocationGiveUp = time.Minute
 func TestRevocationUnderFeedFlood(t *testing.T) {
 	env := newDBEnv(t)
 	flooder := bootstrapAccount(t, env.url, "acct-flood")
-	insertAppKeys(t, env.url, "acct-flood", "big", floodKeys)
+	insertAppKeys(t, env.url, "acct-flood", "big", floodKeys, 0)
 
 	replicas, victim, victimKey, req, checks := startFloodFleet(t, env)
 	floods := make([]*accountClient, len(replicas))
@@ -119,8 +119,9 @@ func bootstrapAccount(t testing.TB, url, id string) string {
 
 // insertAppKeys creates app appID in account and n app keys of it with one
 // COPY, as an operator's bulk import would: the Account API's rate limits
-// would make 10,000 creates take minutes.
-func insertAppKeys(t testing.TB, url, account, appID string, n int) {
+// would make 10,000 creates take minutes. With groupSize > 0 the keys are
+// in groups g0, g1, ... of groupSize keys each (else in none).
+func insertAppKeys(t testing.TB, url, account, appID string, n, groupSize int) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -135,10 +136,14 @@ func insertAppKeys(t testing.TB, url, account, appID string, n int) {
 	rows := make([][]any, n)
 	for i := range rows {
 		_, hash := quickKey(t, "app")
+		group := ""
+		if groupSize > 0 {
+			group = fmt.Sprintf("g%d", i/groupSize)
+		}
 		rows[i] = []any{account, fmt.Sprintf("%s-%05d", appID, i), fmt.Sprintf("%s key %d", appID, i),
-			"app", appID, hash, "users-api", `[{"name": "x-app-name", "value": "${app.name}"}]`}
+			"app", appID, hash, "users-api", `[{"name": "x-app-name", "value": "${app.name}"}]`, group}
 	}
-	cols := []string{"account_id", "id", "name", "type", "app_id", "hash", "scope", "response_headers"}
+	cols := []string{"account_id", "id", "name", "type", "app_id", "hash", "scope", "response_headers", "grp"}
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"keys"}, cols, pgx.CopyFromRows(rows)); err != nil {
 		t.Fatal(err)
 	}
