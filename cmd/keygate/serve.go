@@ -161,7 +161,8 @@ func (c *serveCmd) Run(e *env) error {
 	defer src.close()
 	m.KeysLoaded(func() float64 { return float64(src.count()) })
 
-	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials, Counts: src.counts, Quotas: src.quotas}
+	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials, Counts: src.counts, Quotas: src.quotas,
+		WeakSecrets: weakSecretWarning{log: log, m: m}}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
 	authzSrv.SetTracer(tr.CheckTracer())

@@ -216,21 +216,43 @@ func ValidateImport(secret string) error {
 	if err := ValidateCustom(secret); err != nil {
 		return err
 	}
+	return importStrength(secret)
+}
+
+// importStrength is the import rules' length and variety, apart from
+// ValidateCustom's.
+func importStrength(secret string) error {
 	if len(secret) < MinImportLen {
 		return fmt.Errorf("%d bytes: an imported secret needs at least %d", len(secret), MinImportLen)
 	}
-	var seen [128]bool
-	distinct := 0
-	for i := 0; i < len(secret); i++ {
-		if !seen[secret[i]] {
-			seen[secret[i]] = true
-			distinct++
-		}
-	}
-	if distinct < MinImportDistinct {
+	if distinct := distinctBytes(secret); distinct < MinImportDistinct {
 		return fmt.Errorf("%d distinct characters: an imported secret needs at least %d", distinct, MinImportDistinct)
 	}
 	return nil
+}
+
+// WeakCustomSecret reports whether secret, which a key answered to, is a
+// custom secret the import rules would now refuse (too short or too
+// uniform): one imported before the rules, which keeps working with a
+// warning. A generated secret is never weak.
+func WeakCustomSecret(secret string) bool {
+	if _, generated := KindOf(secret); generated {
+		return false
+	}
+	return len(secret) < MinImportLen || distinctBytes(secret) < MinImportDistinct
+}
+
+// distinctBytes counts the different bytes of s.
+func distinctBytes(s string) int {
+	var seen [256]bool
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !seen[s[i]] {
+			seen[s[i]] = true
+			n++
+		}
+	}
+	return n
 }
 
 // KindOf returns the kind of a well-formed generated secret.

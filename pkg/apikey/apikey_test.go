@@ -244,3 +244,31 @@ func TestValidateImport(t *testing.T) {
 		}
 	}
 }
+
+// TestWeakCustomSecret: what the data plane warns about — custom secrets
+// the import rules would now refuse — and never a generated secret.
+func TestWeakCustomSecret(t *testing.T) {
+	generated, err := Generate(KindService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, secret string
+		weak         bool
+	}{
+		{"16 bytes", "abcdefghijklmnop", true},
+		{"23 bytes", "abcdefghijklmnopqrstuvw", true},
+		{"24 bytes of 9 characters", "abcdefghiabcdefghiabcdef", true},
+		{"24 bytes of 10 characters", "abcdefghijabcdefghijabcd", false},
+		{"a passphrase", "correct-horse-battery-staple-42", false},
+		{"generated", generated, false},
+	} {
+		if got := WeakCustomSecret(tc.secret); got != tc.weak {
+			t.Errorf("%s: WeakCustomSecret = %v, want %v", tc.name, got, tc.weak)
+		}
+		// The import rule and the warning agree on custom secrets.
+		if tc.name != "generated" && (ValidateImport(tc.secret) != nil) != tc.weak {
+			t.Errorf("%s: ValidateImport and WeakCustomSecret disagree", tc.name)
+		}
+	}
+}

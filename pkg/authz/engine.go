@@ -66,6 +66,20 @@ type Engine struct {
 	// §12); nil admits everything. Evaluate (explain) neither checks nor
 	// counts them.
 	Quotas *Quotas
+	// WeakSecrets, when set, is told once per key record that the record
+	// answered to a custom secret the import rules would now refuse
+	// (shorter than 24 bytes or fewer than 10 distinct characters): one
+	// imported before the rules, which keeps working with a warning. Only
+	// a hash is stored, so the secret's strength is known only when a
+	// caller presents it.
+	WeakSecrets WeakSecretReporter
+}
+
+// WeakSecretReporter hears of keys answering to weak custom secrets
+// (Engine.WeakSecrets). It is called on the request path, once per key
+// record: it must not block, and must never see the secret.
+type WeakSecretReporter interface {
+	WeakSecret(key *Key)
 }
 
 // Check decides one request. It never panics on bad input and never
@@ -112,11 +126,26 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		d.Reason = UnknownKey
 		return d
 	}
+	if e.WeakSecrets != nil && !key.secretVetted.Load() {
+		e.vetSecret(key, r.Key)
+	}
 	e.decide(ctx, &d, key, r, t, true)
 	if e.Counts != nil {
 		e.Counts.Count(key, &d.Target, d.Reason, t)
 	}
 	return d
+}
+
+// vetSecret tells WeakSecrets, the first time a record answers to a
+// secret, whether that secret is a weak custom one. Out of Check's body:
+// it runs once per record.
+func (e *Engine) vetSecret(key *Key, secret string) {
+	if key.secretVetted.Swap(true) {
+		return
+	}
+	if apikey.WeakCustomSecret(secret) {
+		e.WeakSecrets.WeakSecret(key)
+	}
 }
 
 // Evaluate decides rows 4 on (SPEC §5) for a key already found, at now:

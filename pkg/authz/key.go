@@ -188,6 +188,10 @@ type Key struct {
 	hasQuota bool
 	// alg is the hash algorithm, an index into algorithms (Algorithm).
 	alg uint8
+	// secretVetted: Engine.Check has looked at a secret this record
+	// answered to (Engine.WeakSecrets), so that it looks once per record.
+	// In the same word's padding.
+	secretVetted atomic.Bool
 
 	ips     IPFilter
 	headers []headerTemplate

@@ -68,6 +68,7 @@ const (
 	nameStoreErrors    = "keygate.store.errors"             // keygate_store_errors_total{operation}
 	namePropagationLag = "keygate.propagation.lag"          // keygate_propagation_lag_seconds
 	nameHeadersDropped = "keygate.response_headers.dropped" // keygate_response_headers_dropped_total
+	nameWeakSecrets    = "keygate.keys.weak_secrets"        // keygate_keys_weak_secrets_total
 )
 
 // Instrument names of the cache's memory (SPEC §10).
@@ -160,6 +161,7 @@ type Metrics struct {
 	lag metric.Float64Histogram
 
 	headersDropped metric.Int64Counter
+	weakSecrets    metric.Int64Counter
 
 	keysLoaded atomic.Pointer[func() float64]
 	cacheOnce  sync.Once
@@ -308,6 +310,11 @@ func build(version string) (*Metrics, error) {
 		metric.WithDescription("Response headers of stored keys dropped at load because they break the response header rules; each key record counts once per load, never per request."))
 	check(err)
 
+	m.weakSecrets, err = m.meter.Int64Counter(nameWeakSecrets,
+		metric.WithDescription("Key records that answered to a custom secret the import rules now refuse (under 24 bytes or 10 distinct characters; imported before the rules): they keep working, and should be regenerated. Counted once per record, when first used."))
+	check(err)
+	m.weakSecrets.Add(context.Background(), 0)
+
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -418,6 +425,12 @@ func (m *Metrics) ObserveDroppedResponseHeaders(n int) {
 	if n > 0 {
 		m.headersDropped.Add(context.Background(), int64(n))
 	}
+}
+
+// ObserveWeakSecret counts a key record that answered to a weak custom
+// secret (authz.Engine.WeakSecrets).
+func (m *Metrics) ObserveWeakSecret() {
+	m.weakSecrets.Add(context.Background(), 1)
 }
 
 // ObserveCache exports the cache's counters, read at scrape time: hits,

@@ -98,6 +98,7 @@ func TestExposition(t *testing.T) {
 		"keygate_cache_cost_bytes":             dto.MetricType_GAUGE,
 		"keygate_cache_max_bytes":              dto.MetricType_GAUGE,
 		"keygate_keys_unloadable":              dto.MetricType_GAUGE,
+		"keygate_keys_weak_secrets_total":      dto.MetricType_COUNTER,
 		"keygate_change_feed_applied_total":    dto.MetricType_COUNTER,
 		"keygate_change_feed_errors_total":     dto.MetricType_COUNTER,
 		"keygate_feed_lag_seconds":             dto.MetricType_GAUGE,
