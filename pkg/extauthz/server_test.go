@@ -120,7 +120,7 @@ func newFixture(t testing.TB, cfg extauthz.Config) *fixture {
 	s.Scope = "email-api !email-api:mutation:sendEmail"
 	f.scoped = add(apikey.KindService, s)
 	engine := &authz.Engine{Keys: f.store, Routes: routes, Hasher: hasher, Now: func() time.Time { return now },
-		Counts: authz.NewUsageCounter(0)} // usage counting on, as serve runs it
+		Counts: authz.NewUsageCounter(0), WeakSecrets: ignoreWeakSecrets{}} // usage counting and the weak-secret check on, as serve runs them
 	f.srv = extauthz.NewServer(engine, cfg, nil, nil)
 	return f
 }
@@ -582,3 +582,9 @@ func TestSharedResponsesUnderConcurrency(t *testing.T) {
 		t.Fatalf("operation = %q after switching routes, want sendEmail", op)
 	}
 }
+
+// ignoreWeakSecrets is an authz.WeakSecretReporter that does nothing: the
+// fixtures run the check serve runs, without its log.
+type ignoreWeakSecrets struct{}
+
+func (ignoreWeakSecrets) WeakSecret(*authz.Key) {}

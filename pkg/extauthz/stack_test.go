@@ -76,7 +76,7 @@ tenants: [{id: acme, name: ACME Corp%s}]
 	}
 	m := metrics.New("bench", nil)
 	engine := &authz.Engine{Keys: store, Routes: route.NewRouter(table), Hasher: hasher, Denials: store.Denials(),
-		Counts: authz.NewUsageCounter(0), Quotas: authz.NewQuotas()} // usage counting and quotas on, as serve runs them
+		Counts: authz.NewUsageCounter(0), Quotas: authz.NewQuotas(), WeakSecrets: ignoreWeakSecrets{}} // usage counting, quotas and the weak-secret check on, as serve runs them
 	return extauthz.NewServer(engine, cfg, m, nil), secret, store
 }
 
