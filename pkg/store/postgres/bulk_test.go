@@ -180,3 +180,37 @@ func TestRevocationsSince(t *testing.T) {
 		t.Errorf("limit 1: %+v, %v", got, err)
 	}
 }
+
+// TestRoleChangeWithCosmeticEditRevokes: a key update that takes a role
+// away while it re-describes the key narrows what the key may call, so the
+// key has a revoking row on the feed, although only a cosmetic column of
+// its own row changed (the roles live in key_roles, whose rows say so).
+func TestRoleChangeWithCosmeticEditRevokes(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.store.CreateRole(e.ctx, e.actor, store.Role{AccountID: "acct", ID: "r", Name: "R", Scope: "email-api:query:*"}); err != nil {
+		t.Fatal(err)
+	}
+	k := e.mustCreateKey(serviceKey("k-role"))
+	for _, tc := range []struct {
+		name string
+		u    store.KeyUpdate
+	}{
+		{"role taken away with a new description", store.KeyUpdate{Description: new("d"), RoleIDs: &[]string{}}},
+		{"role taken away with a new group", store.KeyUpdate{Group: new("g"), RoleIDs: &[]string{}}},
+	} {
+		if _, err := e.store.UpdateKey(e.ctx, e.actor, "acct", k.Spec.ID, store.KeyUpdate{RoleIDs: &[]string{"r"}}); err != nil {
+			t.Fatal(err)
+		}
+		seq := e.lastSeq()
+		if _, err := e.store.UpdateKey(e.ctx, e.actor, "acct", k.Spec.ID, tc.u); err != nil {
+			t.Fatal(err)
+		}
+		revoked := false
+		for _, c := range e.changes(seq) {
+			revoked = revoked || (c.ID == k.Spec.ID && c.Revokes)
+		}
+		if !revoked {
+			t.Errorf("%s: feed rows %+v, want a revoking row of %s", tc.name, e.changes(seq), k.Spec.ID)
+		}
+	}
+}

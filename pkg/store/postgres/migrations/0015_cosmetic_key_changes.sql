@@ -9,7 +9,10 @@
 --
 -- Fail closed: a row is non-revoking only when every other column is
 -- equal, compared as the whole row minus those four, so a column added
--- later counts as one that decides until it is named here.
+-- later counts as one that decides until it is named here; when at least
+-- one of name, description and group changed (a row only touched stands
+-- for a change of the roles it holds). A change of the roles a key holds
+-- writes its own rows (key_roles' trigger), revoking when a role goes.
 
 CREATE OR REPLACE FUNCTION keygate_key_decides(r jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$ SELECT r - ARRAY['name', 'description', 'grp', 'updated_at'] $$;
@@ -45,6 +48,11 @@ BEGIN
             SELECT coalesce(n.account_id, o.account_id), 'key', coalesce(n.id, o.id),
                 array_remove(ARRAY[o.hash, o.previous_hash], NULL),
                 n IS NULL OR o IS NULL OR keygate_key_decides(to_jsonb(n)) IS DISTINCT FROM keygate_key_decides(to_jsonb(o))
+                -- A row touched with none of the cosmetic columns changed
+                -- marks a change made elsewhere that may narrow access (a
+                -- forced role delete touches the keys that held the role).
+                OR (n.name IS NOT DISTINCT FROM o.name AND n.description IS NOT DISTINCT FROM o.description
+                    AND n.grp IS NOT DISTINCT FROM o.grp)
             FROM old_rows o FULL JOIN new_rows n ON n.account_id = o.account_id AND n.id = o.id
             WHERE n IS DISTINCT FROM o
             ORDER BY 1, 3
