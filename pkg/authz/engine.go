@@ -126,12 +126,12 @@ func (e *Engine) Check(ctx context.Context, r *Request) Decision {
 		d.Reason = UnknownKey
 		return d
 	}
-	if e.WeakSecrets != nil && !key.secretVetted.Load() {
-		e.vetSecret(key, r.Key)
-	}
 	e.decide(ctx, &d, key, r, t, true)
 	if e.Counts != nil {
 		e.Counts.Count(key, &d.Target, d.Reason, t)
+	}
+	if !key.secretVetted.Load() && e.WeakSecrets != nil {
+		e.vetSecret(key, r.Key)
 	}
 	return d
 }
