@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: keygate in database mode against the local PostgreSQL, seeded
-# with the demo apps, tenants, roles, denials and keys of examples/keys.yaml,
+# with the demo apps, tenants and keys of examples/keys.yaml (it has no roles
+# or denials: create them in the console),
 # with the console on 127.0.0.1:9194 (and ext_authz on :9191, the Account
 # API on :9192, admin on :9193: serve's defaults; KEYGATE_*_ADDR move them).
 #
