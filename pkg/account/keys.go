@@ -63,7 +63,7 @@ func (s *Service) Now() time.Time { return s.now() }
 // compiles it as the data plane will, then checks that its app and tenant
 // exist in the caller's account. Nothing is written.
 func (s *Service) newKey(ctx context.Context, c Caller, in KeyInput, secret string) (authz.KeySpec, error) {
-	in.Scope = CanonicalScope(in.Scope) // earlier operation names accepted (SPEC §14)
+	in.Scope = authz.CanonicalScope(in.Scope) // earlier operation names accepted (SPEC §14)
 	var v Violations
 	v.checkID("id", in.ID, false)
 	v.checkName("name", in.Name, false)
@@ -322,7 +322,7 @@ func checkKeyUpdate(id string, u *KeyUpdate) error {
 		v.checkGroup("group", *u.Group)
 	}
 	if u.Scope != nil {
-		sc := CanonicalScope(*u.Scope) // earlier operation names accepted (SPEC §14)
+		sc := authz.CanonicalScope(*u.Scope) // earlier operation names accepted (SPEC §14)
 		u.Scope = &sc
 		v.checkScope("scope", *u.Scope)
 	}

@@ -146,7 +146,7 @@ func (s *Service) CreateServiceAccessRole(ctx context.Context, c Caller, in Role
 	if err := s.check(c); err != nil {
 		return store.Role{}, err
 	}
-	in.Scope = CanonicalScope(in.Scope) // earlier operation names accepted (SPEC §14)
+	in.Scope = authz.CanonicalScope(in.Scope) // earlier operation names accepted (SPEC §14)
 	var v Violations
 	v.checkID("id", in.ID, false)
 	v.checkName("name", in.Name, true)
@@ -218,7 +218,7 @@ func (s *Service) UpdateServiceAccessRole(ctx context.Context, c Caller, id stri
 	}
 	var sc *scope.Scope
 	if u.Scope != nil {
-		canon := CanonicalScope(*u.Scope) // earlier operation names accepted (SPEC §14)
+		canon := authz.CanonicalScope(*u.Scope) // earlier operation names accepted (SPEC §14)
 		u.Scope = &canon
 		sc = v.checkRoleScope("scope", *u.Scope)
 	}

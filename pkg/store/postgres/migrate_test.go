@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
@@ -205,7 +205,7 @@ func TestCheckSchema(t *testing.T) {
 // TestMigrate0011RenamesScopes: migration 0011 rewrites the keys' and
 // roles' scopes that name Account API operations by their earlier names,
 // through the change feed (a replica reloads them), and its SQL rule
-// agrees with account.CanonicalScope on the same table.
+// agrees with authz.CanonicalScope on the same table.
 func TestMigrate0011RenamesScopes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -259,10 +259,10 @@ func TestMigrate0011RenamesScopes(t *testing.T) {
 	if want := []string{"key:old", "role:auditor"}; !slices.Equal(changed, want) {
 		t.Errorf("feed rows of the migration: %v, want %v", changed, want)
 	}
-	for _, tc := range account.CanonicalScopeCases {
+	for _, tc := range authz.CanonicalScopeCases {
 		var got string
 		if err := pool.QueryRow(ctx, `SELECT keygate_canonical_scope($1)`, tc.In).Scan(&got); err != nil || got != tc.Want {
-			t.Errorf("keygate_canonical_scope(%q) = %q, %v; want %q (account.CanonicalScope)", tc.In, got, err, tc.Want)
+			t.Errorf("keygate_canonical_scope(%q) = %q, %v; want %q (authz.CanonicalScope)", tc.In, got, err, tc.Want)
 		}
 	}
 }
