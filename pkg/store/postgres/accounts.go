@@ -95,22 +95,7 @@ func (s *Store) Bootstrap(ctx context.Context, accountID, accountName, keyName, 
 // audit writes one audit event in tx. before and after are marshalled to
 // JSON; nil stays SQL NULL.
 func (s *Store) audit(ctx context.Context, tx pgx.Tx, actor store.Actor, accountID, action, objectType, objectID string, before, after any) error {
-	b, err := auditJSON(before)
-	if err != nil {
-		return err
-	}
-	a, err := auditJSON(after)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO audit_events (account_id, at, actor_key_id, actor_key_name,
-			action, object_type, object_id, before, after)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)`,
-		accountID, s.now(), actor.KeyID, actor.KeyName, action, objectType, objectID, b, a)
-	if err != nil {
-		return fmt.Errorf("postgres: write audit event: %w", err)
-	}
-	return nil
+	return s.auditMany(ctx, tx, actor, accountID, action, objectType, []string{objectID}, []any{before}, []any{after})
 }
 
 // auditMany writes one audit event per object of ids, with the befores and
