@@ -1,5 +1,6 @@
 // The key form: reading and checking the fields of a new or changed key
-// (scope, IP filters, headers, times, roles), the new-key page, and the
+// (scope, IP filters, headers, times, roles, rate limit and quota), the
+// new-key page, and the
 // create step that shows the secret once.
 
 package console
@@ -33,6 +34,8 @@ type keyForm struct {
 	// are kept as they are).
 	RoleIDs []string
 	Roles   []roleOption
+	// The key's own rate limit and quota (keylimits.go).
+	limitsForm
 	// OwnSecret: the create form's "use my own secret" (importKey); the
 	// secret itself is never kept in the form, so never shown again.
 	OwnSecret bool
@@ -68,8 +71,9 @@ func formOf(k store.Key) keyForm {
 		Type: k.Spec.Type.String(), AppID: k.Spec.AppID, TenantID: k.Spec.TenantID,
 		Name: k.Spec.Name, Description: k.Spec.Description, Scope: k.Spec.Scope, Active: k.Spec.Active,
 		Group: k.Spec.Group, RoleIDs: k.RoleIDs,
-		ExpiresAt: localTime(k.Spec.ExpiresAt),
-		NotBefore: localTime(k.Spec.NotBefore),
+		ExpiresAt:  localTime(k.Spec.ExpiresAt),
+		NotBefore:  localTime(k.Spec.NotBefore),
+		limitsForm: limitsOf(k.Spec.RateLimit, k.Spec.Quota),
 	}
 	for _, s := range k.Spec.IPFilters {
 		addr, mask, _ := strings.Cut(s, "/")
@@ -92,7 +96,8 @@ func readKeyForm(r *http.Request) keyForm {
 		Group: strings.TrimSpace(pf.Get("group")), RoleIDs: pf["role"],
 		Active:    pf.Get("active") == "on",
 		ExpiresAt: strings.TrimSpace(pf.Get("expires_at")), NotBefore: strings.TrimSpace(pf.Get("not_before")),
-		OwnSecret: pf.Get("own_secret") == "on",
+		OwnSecret:  pf.Get("own_secret") == "on",
+		limitsForm: readLimits(pf),
 	}
 	f.Scope = scopeField(pf)
 	addrs, masks := pf["ip_address"], pf["ip_netmask"]
@@ -120,20 +125,6 @@ func readKeyForm(r *http.Request) keyForm {
 		}
 	}
 	return f
-}
-
-// scopeField is a form's scope: the text field's patterns with the
-// permission picker's ticked ones added.
-func scopeField(pf url.Values) string {
-	patterns := strings.Fields(pf.Get("scope"))
-	for _, perm := range pf["perm"] {
-		for _, p := range strings.Fields(perm) {
-			if !slices.Contains(patterns, p) {
-				patterns = append(patterns, p)
-			}
-		}
-	}
-	return strings.Join(patterns, " ")
 }
 
 // ipFilters are the rows as the service takes them: "address/netmask",
@@ -229,7 +220,8 @@ func (h *Handler) keyNewForm(w http.ResponseWriter, r *http.Request, p *page) {
 		h.fail(w, r, http.StatusForbidden, "scope_denied: the key's scope allows no generate…AccessKey operation")
 		return
 	}
-	f := keyForm{Type: r.URL.Query().Get("type"), AppID: r.URL.Query().Get("app"), TenantID: r.URL.Query().Get("tenant"), Active: true}
+	f := keyForm{Type: r.URL.Query().Get("type"), AppID: r.URL.Query().Get("app"), TenantID: r.URL.Query().Get("tenant"), Active: true,
+		limitsForm: limitsOf(authz.RateLimit{}, authz.Quota{})}
 	if f.Type == "" {
 		f.Type = "service"
 	}
@@ -270,9 +262,11 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 	}
 	notBefore, expiresAt := f.times(p.Errors)
+	rl, quota := f.limits(p.Errors)
 	in := account.KeyInput{
 		Type: typ, Name: f.Name, Description: f.Description, Scope: f.Scope, Active: &f.Active, Group: f.Group, RoleIDs: f.RoleIDs,
 		NotBefore: notBefore, ExpiresAt: expiresAt, IPFilters: f.ipFilters(), ResponseHeaders: f.headers(),
+		RateLimit: rl, Quota: quota,
 	}
 	if typ != authz.KeyTypeAccount {
 		in.AppID = f.AppID

@@ -148,6 +148,15 @@ func (h *Handler) keyUpdate(w http.ResponseWriter, r *http.Request, p *page) {
 	ips, hs := f.ipFilters(), f.headers()
 	u := account.KeyUpdate{Name: &f.Name, Description: &f.Description, Scope: &f.Scope, Active: &f.Active,
 		Group: &f.Group, NotBefore: notBefore, ExpiresAt: expiresAt, IPFilters: &ips, ResponseHeaders: &hs}
+	// The rate limit and quota the form posts are set ("none" clears
+	// them); a post without their fields leaves them as they are.
+	rl, quota := f.limits(p.Errors)
+	if _, ok := r.PostForm["rate_limit_unit"]; ok {
+		u.RateLimit = &rl
+	}
+	if _, ok := r.PostForm["quota_period"]; ok {
+		u.Quota = &quota
+	}
 	if r.PostFormValue("roles_shown") != "" {
 		// The form listed the account's roles: what is ticked is what the
 		// key holds. Otherwise its roles stay as they are.

@@ -43,7 +43,10 @@ var funcs = template.FuncMap{
 		return s[:n] + "…"
 	},
 	"join": strings.Join,
-	"dur":  func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
+	// A key's own rate limit and quota (keylimits.go).
+	"rateLimit": rateText,
+	"keyQuota":  keyQuotaText,
+	"dur":       func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {

@@ -10,22 +10,32 @@
   }
 
   // The picker's boxes and the scope field say the same thing: ticking a
-  // box adds its pattern to the field, unticking removes it, and typing a
-  // pattern in the field ticks its box.
+  // box adds its pattern to the field (a deny toggle's with "!"),
+  // unticking removes it, and typing a pattern in the field ticks its
+  // box. A pattern's allow box and deny toggle exclude each other:
+  // ticking one unticks the other.
   function wirePicker(form) {
     var field = form.querySelector("#scope");
-    var boxes = form.querySelectorAll('input[type=checkbox][name=perm]');
+    var boxes = form.querySelectorAll('input[type=checkbox][name=perm], input[type=checkbox][name=deny]');
     if (!field || boxes.length === 0) { return; }
-    var values = {};
-    boxes.forEach(function (b) { values[b.value] = b; });
+    // A box's pattern is its data-pattern: "svc:kind:op", or
+    // "!svc:kind:op" for a deny toggle.
+    var byToken = {};
+    function tokenOf(b) { return b.getAttribute("data-pattern") || b.value; }
+    boxes.forEach(function (b) { byToken[tokenOf(b)] = b; });
     function fromField() {
       var has = {};
       tokens(field.value).forEach(function (t) { has[t] = true; });
-      boxes.forEach(function (b) { b.checked = !!has[b.value]; });
+      boxes.forEach(function (b) { b.checked = !!has[tokenOf(b)]; });
     }
     function fromBoxes(changed) {
-      var list = tokens(field.value).filter(function (t) { return !(t in values) || values[t].checked; });
-      if (changed.checked && list.indexOf(changed.value) < 0) { list.push(changed.value); }
+      var t = tokenOf(changed);
+      if (changed.checked) {
+        var other = byToken[t.charAt(0) === "!" ? t.slice(1) : "!" + t];
+        if (other) { other.checked = false; }
+      }
+      var list = tokens(field.value).filter(function (x) { return !(x in byToken) || byToken[x].checked; });
+      if (changed.checked && list.indexOf(t) < 0) { list.push(t); }
       field.value = list.join(" ");
       field.dispatchEvent(new Event("input", { bubbles: true }));
     }
@@ -39,18 +49,34 @@
     fromField();
   }
 
+  // The copy button says "Copied" only once the clipboard took the
+  // secret; when it did not (no clipboard API, a page not served over
+  // HTTPS, a refused permission) it says so and leaves the secret
+  // selected, to copy by hand.
   function wireCopy(button) {
+    var msg = document.querySelector(button.getAttribute("data-copy-msg") || "#copy-msg");
     button.addEventListener("click", function () {
       var src = document.querySelector(button.getAttribute("data-copy"));
       if (!src) { return; }
-      src.select();
-      var done = function () { button.textContent = "Copied"; };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(src.value).then(done, function () { document.execCommand("copy"); done(); });
-      } else {
-        document.execCommand("copy");
-        done();
-      }
+      var say = function (text, cls) {
+        if (msg) { msg.textContent = text; msg.className = "copy-msg " + cls; }
+      };
+      var failed = function () {
+        button.textContent = "Copy";
+        say("Copying failed: select the secret above and copy it by hand (Ctrl+C, or \u2318C on a Mac).", "field-error");
+        src.focus();
+        src.select();
+      };
+      button.textContent = "Copying\u2026";
+      say("", "hint");
+      var clip = navigator.clipboard;
+      if (!clip || typeof clip.writeText !== "function") { failed(); return; }
+      var copying;
+      try { copying = clip.writeText(src.value); } catch (e) { failed(); return; }
+      Promise.resolve(copying).then(function () {
+        button.textContent = "Copied";
+        say("Copied to the clipboard.", "hint");
+      }, failed);
     });
   }
 

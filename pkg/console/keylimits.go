@@ -1,0 +1,120 @@
+// A key's own rate limit and quota in the key form: a number and a unit
+// (or period) each, "none" to have none.
+
+package console
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/keygate/keygate/pkg/authz"
+)
+
+// limitsForm is the form's rate limit and quota as entered: the number
+// of requests as typed, the unit ("second" … "day") or period ("day",
+// "month"), "none" (or "") for none.
+type limitsForm struct {
+	RateRequests, RateUnit     string
+	QuotaRequests, QuotaPeriod string
+}
+
+// rateUnits and quotaPeriods are the selects' options.
+var (
+	rateUnits    = []string{"second", "minute", "hour", "day"}
+	quotaPeriods = []string{"day", "month"}
+)
+
+// RateUnits and QuotaPeriods are the selects' options, for the template.
+func (limitsForm) RateUnits() []string    { return rateUnits }
+func (limitsForm) QuotaPeriods() []string { return quotaPeriods }
+
+func limitsOf(rl authz.RateLimit, q authz.Quota) limitsForm {
+	f := limitsForm{RateUnit: "none", QuotaPeriod: "none"}
+	if !rl.IsZero() {
+		f.RateRequests, f.RateUnit = strconv.FormatUint(uint64(rl.RequestsPerUnit), 10), rl.Unit.String()
+	}
+	if !q.IsZero() {
+		f.QuotaRequests, f.QuotaPeriod = strconv.FormatInt(q.Requests, 10), q.Period.String()
+	}
+	return f
+}
+
+func readLimits(pf url.Values) limitsForm {
+	return limitsForm{
+		RateRequests: strings.TrimSpace(pf.Get("rate_limit_requests")), RateUnit: strings.TrimSpace(pf.Get("rate_limit_unit")),
+		QuotaRequests: strings.TrimSpace(pf.Get("quota_requests")), QuotaPeriod: strings.TrimSpace(pf.Get("quota_period")),
+	}
+}
+
+// requestCount reads a number of requests as typed ("1,000" and "1 000" too):
+// ok false when it is not a positive whole number that fits bits.
+func requestCount(s string, bits int) (uint64, bool) {
+	s = strings.NewReplacer(",", "", "_", "", " ", "").Replace(s)
+	n, err := strconv.ParseUint(s, 10, bits)
+	return n, err == nil && n > 0
+}
+
+func isNone(s string) bool { return s == "" || strings.EqualFold(s, "none") }
+
+// limits reads the rate limit and the quota. A field that does not read
+// is an error beside it, in the service's field names (rate_limit,
+// quota); the bounds are the service's to check, and its errors land
+// beside the same fields.
+func (f limitsForm) limits(errs map[string]string) (authz.RateLimit, authz.Quota) {
+	var rl authz.RateLimit
+	switch {
+	case isNone(f.RateUnit) && f.RateRequests != "":
+		errs["rate_limit"] = "rate_limit: " + strconv.Quote(f.RateRequests) + " requests per what? Choose second, minute, hour or day, or empty the number for no rate limit"
+	case isNone(f.RateUnit):
+	case f.RateRequests == "":
+		errs["rate_limit"] = "rate_limit: type how many requests per " + f.RateUnit + ", or choose none for no rate limit"
+	default:
+		unit, err := authz.ParseRateUnit(f.RateUnit)
+		n, ok := requestCount(f.RateRequests, 32)
+		switch {
+		case err != nil:
+			errs["rate_limit"] = "rate_limit: " + err.Error()
+		case !ok:
+			errs["rate_limit"] = "rate_limit: " + strconv.Quote(f.RateRequests) + " is not a positive whole number of requests (choose none for no rate limit)"
+		default:
+			rl = authz.RateLimit{RequestsPerUnit: uint32(n), Unit: unit}
+		}
+	}
+	var q authz.Quota
+	switch {
+	case isNone(f.QuotaPeriod) && f.QuotaRequests != "":
+		errs["quota"] = "quota: " + strconv.Quote(f.QuotaRequests) + " requests per what? Choose day or month, or empty the number for no quota"
+	case isNone(f.QuotaPeriod):
+	case f.QuotaRequests == "":
+		errs["quota"] = "quota: type how many requests per " + f.QuotaPeriod + ", or choose none for no quota"
+	default:
+		period, err := authz.ParseQuotaPeriod(f.QuotaPeriod)
+		n, ok := requestCount(f.QuotaRequests, 63)
+		switch {
+		case err != nil:
+			errs["quota"] = "quota: " + err.Error()
+		case !ok:
+			errs["quota"] = "quota: " + strconv.Quote(f.QuotaRequests) + " is not a positive whole number of requests (choose none for no quota)"
+		default:
+			q = authz.Quota{Requests: int64(n), Period: period}
+		}
+	}
+	return rl, q
+}
+
+// rateText and keyQuotaText are a key's own limits as its page shows
+// them.
+func rateText(rl authz.RateLimit) string {
+	if rl.IsZero() {
+		return "none of its own (its roles' strictest applies, if any)"
+	}
+	return strconv.FormatUint(uint64(rl.RequestsPerUnit), 10) + " requests per " + rl.Unit.String()
+}
+
+func keyQuotaText(q authz.Quota) string {
+	if q.IsZero() {
+		return "none of its own (its tenant's binds it, if any)"
+	}
+	return strconv.FormatInt(q.Requests, 10) + " requests per calendar " + q.Period.String() + " (UTC)"
+}
