@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -145,6 +146,35 @@ func (b *browserTest) shot(ctx context.Context, name string) {
 	}
 }
 
+// grantClipboard lets the console's pages of ctx's browser context read
+// and write the clipboard without a prompt: clipboardReadWrite and
+// clipboardSanitizedWrite, for the console's origin only. (The pinned
+// cdproto has no Browser.grantPermissions, which the protocol deprecated;
+// Browser.setPermission with the permissions' descriptors grants the
+// same two.)
+func (b *browserTest) grantClipboard(ctx context.Context) {
+	b.t.Helper()
+	id := chromedp.FromContext(ctx).BrowserContextID
+	for _, d := range []*browser.PermissionDescriptor{
+		{Name: "clipboard-read"},                                  // clipboardReadWrite
+		{Name: "clipboard-write", AllowWithoutSanitization: true}, // clipboardReadWrite
+		{Name: "clipboard-write"},                                 // clipboardSanitizedWrite
+	} {
+		if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: d, Setting: browser.PermissionSettingGranted, Origin: b.base, BrowserContextID: id}); err != nil {
+			b.t.Fatalf("granting %s to %s: %v", d.Name, b.base, err)
+		}
+	}
+}
+
+// readClipboard is what the page reads back from the clipboard.
+func (b *browserTest) readClipboard(ctx context.Context) string {
+	b.t.Helper()
+	var clip string
+	b.run(ctx, "read the clipboard", into(chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise), &clip))
+	return clip
+}
+
 func (b *browserTest) signIn(ctx context.Context, key string) {
 	b.t.Helper()
 	b.run(ctx, "sign in",
@@ -192,6 +222,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	check := authv3.NewAuthorizationClient(dial(t, s.authzAddr))
 	b := newBrowser(t, base)
 	ctx := b.ctx
+	b.grantClipboard(ctx)
 
 	// Sign in.
 	b.run(ctx, "sign-in page", chromedp.Navigate(base+"/signin"), chromedp.WaitVisible(chromedp.ID("key")))
@@ -217,8 +248,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("app_id"), "billing"),
 		chromedp.SetValue(chromedp.ID("tenant_id"), "globex"),
 		chromedp.SendKeys(chromedp.ID("name"), "globex-mail"),
-		chromedp.Click(chromedp.CSS(`input[value="email-api:query:listEmails"]`)),
-		chromedp.Click(chromedp.CSS(`input[value="email-api:mutation:sendEmail"]`)),
+		chromedp.Click(chromedp.CSS(`input[data-pattern="email-api:query:listEmails"]`)),
+		chromedp.Click(chromedp.CSS(`input[data-pattern="email-api:mutation:sendEmail"]`)),
 		into(chromedp.Value(chromedp.ID("scope")), &scope),
 		chromedp.SendKeys(chromedp.CSS(`input[name=ip_address]`), "127.0.0.0"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=ip_netmask]`), "255.0.0.0"),
@@ -230,17 +261,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("the picker put %q in the scope field", scope)
 	}
 	b.shot(ctx, "key-new")
-	var secret string
+	// The copy button puts the secret on the clipboard, and says so once
+	// it has: the secret Check gets is the clipboard's, read back.
+	var panel string
 	var copied bool
 	b.run(ctx, "generate the key",
 		chromedp.Click(chromedp.ID("create-key")),
 		chromedp.WaitVisible(chromedp.ID("secret")),
-		into(chromedp.Value(chromedp.ID("secret")), &secret),
+		into(chromedp.Value(chromedp.ID("secret")), &panel),
 		chromedp.Click(chromedp.ID("copy-secret")),
 		into(chromedp.Poll[bool](`document.querySelector("#copy-secret").textContent === "Copied"`), &copied))
+	secret := b.readClipboard(ctx)
 	b.shot(ctx, "secret")
-	if !strings.HasPrefix(secret, "kg_") || !copied {
-		t.Fatalf("one-time panel: secret %d chars, copied %v", len(secret), copied)
+	if !strings.HasPrefix(secret, "kg_") || !copied || secret != panel {
+		t.Fatalf("one-time panel: clipboard %d chars, panel %d chars, equal %v, copied %v", len(secret), len(panel), secret == panel, copied)
 	}
 	inbox := checkReq("GET", "/email/inbox", secret, nil)
 	waitFor(t, check, inbox, outcome{status: 200})
@@ -248,27 +282,66 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the allow lacks the key's header x-tenant: Globex: %v", resp.GetOkResponse())
 	}
 
-	// Narrow the scope in the picker: the inbox is denied.
-	b.run(ctx, "edit the scope",
+	// In the picker: the whole service allowed, its listEmails denied
+	// with the deny toggle, and a rate limit and a quota of the key's
+	// own: the inbox is denied, sending allowed.
+	b.run(ctx, "edit the scope and the limits",
 		chromedp.Click(chromedp.ID("done")), chromedp.WaitVisible(chromedp.ID("save-key")),
-		chromedp.Click(chromedp.CSS(`input[value="email-api:query:listEmails"]`)),
-		into(chromedp.Value(chromedp.ID("scope")), &scope))
-	if scope != "email-api:mutation:sendEmail" {
-		t.Fatalf("after unticking listEmails the scope field is %q", scope)
+		chromedp.Click(chromedp.CSS(`input[data-pattern="email-api:mutation:sendEmail"]`)),
+		chromedp.Click(chromedp.CSS(`input[data-pattern="email-api"]`)),
+		chromedp.Click(chromedp.CSS(`input[data-pattern="!email-api:query:listEmails"]`)),
+		into(chromedp.Value(chromedp.ID("scope")), &scope),
+		chromedp.SendKeys(chromedp.ID("rate_limit_requests"), "50"),
+		chromedp.SetValue(chromedp.ID("rate_limit_unit"), "minute"),
+		chromedp.SendKeys(chromedp.ID("quota_requests"), "100000"),
+		chromedp.SetValue(chromedp.ID("quota_period"), "day"))
+	if scope != "email-api !email-api:query:listEmails" {
+		t.Fatalf("after the picker's clicks the scope field is %q", scope)
 	}
 	b.shot(ctx, "key")
-	b.run(ctx, "save the key", chromedp.Click(chromedp.ID("save-key")), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	var denyTicked bool
+	var rate, quota [2]string
+	b.run(ctx, "save the key", chromedp.Click(chromedp.ID("save-key")), chromedp.WaitVisible(chromedp.CSS(".notice")),
+		// The page as the server renders the saved key (the HTML's
+		// checked, not the script's).
+		into(chromedp.Evaluate[bool](`document.querySelector('input[data-pattern="!email-api:query:listEmails"]').defaultChecked &&
+  !document.querySelector('input[data-pattern="email-api:query:listEmails"]').defaultChecked`), &denyTicked),
+		into(chromedp.Value(chromedp.ID("rate_limit_requests")), &rate[0]), into(chromedp.Value(chromedp.ID("rate_limit_unit")), &rate[1]),
+		into(chromedp.Value(chromedp.ID("quota_requests")), &quota[0]), into(chromedp.Value(chromedp.ID("quota_period")), &quota[1]))
+	if !denyTicked {
+		t.Error("the saved key's page does not tick the deny toggle of listEmails")
+	}
+	if rate != [2]string{"50", "minute"} || quota != [2]string{"100000", "day"} {
+		t.Errorf("the saved key's page shows rate limit %v, quota %v", rate, quota)
+	}
 	waitFor(t, check, inbox, outcome{403, "scope_denied"})
+	waitFor(t, check, checkReq("POST", "/email/send", secret, nil), outcome{status: 200})
 
 	// Regenerate with an hour of grace: both secrets work.
-	var second string
+	// Here the clipboard refuses: the button does not say "Copied", the
+	// page says to copy by hand, and the secret is selected for it.
+	var second, button, msg string
+	var selected bool
 	b.run(ctx, "regenerate",
 		chromedp.SetValue(chromedp.ID("grace"), "1h"),
 		chromedp.Click(chromedp.ID("regenerate")),
 		chromedp.WaitVisible(chromedp.ID("secret")),
-		into(chromedp.Value(chromedp.ID("secret")), &second))
+		into(chromedp.Value(chromedp.ID("secret")), &second),
+		into(chromedp.Evaluate[bool](`navigator.clipboard.writeText = () => Promise.reject(new DOMException("refused", "NotAllowedError")); true`), &selected),
+		chromedp.Click(chromedp.ID("copy-secret")),
+		into(chromedp.Poll[bool](`document.querySelector("#copy-msg").textContent !== ""`), &selected),
+		into(chromedp.Text(chromedp.ID("copy-secret")), &button),
+		into(chromedp.Text(chromedp.ID("copy-msg")), &msg),
+		into(chromedp.Evaluate[bool](`(() => { const s = document.querySelector("#secret");
+  return document.activeElement === s && s.selectionStart === 0 && s.selectionEnd === s.value.length; })()`), &selected))
 	if second == secret || second == "" {
 		t.Fatal("regenerate showed no new secret")
+	}
+	if button == "Copied" || !strings.Contains(msg, "Copying failed") || !strings.Contains(msg, "by hand") || !selected {
+		t.Errorf("a refused copy: button %q, message %q, secret selected %v", button, msg, selected)
+	}
+	if got := b.readClipboard(ctx); got != secret {
+		t.Error("the refused copy changed the clipboard")
 	}
 	send := func(key string) *authv3.CheckRequest { return checkReq("POST", "/email/send", key, nil) }
 	waitFor(t, check, send(second), outcome{status: 200})
@@ -363,7 +436,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.signIn(rctx, ro.GetPrivateKey())
 	for _, page := range []string{"/keys", "/apps", "/tenants", "/tenants/globex", strings.TrimPrefix(keyURL, base)} {
 		b.run(rctx, "read-only "+page, chromedp.Navigate(base+page), chromedp.WaitVisible(chromedp.CSS("main h1")))
-		for _, sel := range []string{"#new-key", "#new-app", "#new-tenant", "#save", "#save-key", "#deactivate", "#activate", "#regenerate", "#delete", "#create-denial", "#bulk-deactivate", "#bulk-delete"} {
+		for _, sel := range []string{"#new-key", "#new-app", "#new-tenant", "#save", "#save-key", "#deactivate", "#activate", "#regenerate", "#delete", "#create-denial", "#bulk-deactivate", "#bulk-delete",
+			"#picker", "input[name=deny]", "#rate_limit_requests", "#rate_limit_unit", "#quota_requests", "#quota_period"} {
 			if b.exists(rctx, sel) {
 				t.Errorf("read-only key sees %s on %s", sel, page)
 			}
