@@ -77,7 +77,9 @@ func nextPage(b *testing.B, br *browser) string {
 // seedListColumns gives the seeded keys what the keys list sorts,
 // searches and draws: names of twenty customers and six environments
 // (initech-prod-000000042), two in three an expiry, half a last use, and a
-// thousand of them allowed requests on each of the last 7 days.
+// thousand of them allowed requests on each of the last 7 days (counted,
+// as the data plane does, with the key's tenant: the tenant page's usage
+// and monthly quota, which it is given, read them).
 func seedListColumns(b *testing.B, e *env) {
 	pool := pgtest.Pool(b, e.url)
 	for _, sql := range []string{
@@ -91,6 +93,7 @@ func seedListColumns(b *testing.B, e *env) {
 		`INSERT INTO key_usage (account_id, key_id, last_used_at)
 			SELECT account_id, id, now() - (abs(hashtext(id)) % 100000) * interval '1 minute'
 			FROM keys WHERE account_id = 'acme' AND abs(hashtext(id)) % 2 = 0`,
+		`UPDATE tenants SET quota = 1000000000 WHERE account_id = 'acme' AND id = '` + pgtest.SeedTenantID + `'`,
 		`ANALYZE keys`, `ANALYZE key_usage`,
 	} {
 		if _, err := pool.Exec(b.Context(), sql); err != nil {
@@ -100,8 +103,12 @@ func seedListColumns(b *testing.B, e *env) {
 	rows := map[store.UsageRow]int64{}
 	now := time.Now().UTC().Truncate(time.Hour)
 	for i := range 1000 {
+		tenant := ""
+		if (99_999-i)%3 == 0 { // a service key (pgtest.SeedKeys)
+			tenant = pgtest.SeedTenantID
+		}
 		for d := range 7 {
-			rows[store.UsageRow{AccountID: "acme", AppID: pgtest.SeedAppID, KeyID: pgtest.SeedKeyID("acme", 99_999-i),
+			rows[store.UsageRow{AccountID: "acme", TenantID: tenant, AppID: pgtest.SeedAppID, KeyID: pgtest.SeedKeyID("acme", 99_999-i),
 				Service: "email-api", Operation: "listEmails", Outcome: store.UsageOutcomeAllowed, Hour: now.AddDate(0, 0, -d)}] = int64(i%50 + d)
 		}
 	}

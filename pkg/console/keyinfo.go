@@ -99,7 +99,7 @@ func (h *Handler) keyPanels(ctx context.Context, p *page, k store.Key, tab strin
 	case "endpoints":
 		kp.Endpoints, kp.EndpointsErr = h.endpoints(ctx, p, k)
 	case "usage":
-		kp.Chart, kp.UsageErr = h.usageChart(ctx, c, k.Spec.ID, rng)
+		kp.Chart, kp.UsageErr = h.usageChart(ctx, c, map[store.UsageField]string{store.UsageKey: k.Spec.ID}, rng)
 	case "sync":
 		st, err := h.svc.GetSyncStatus(ctx, c, account.SyncInput{KeyID: k.Spec.ID})
 		if err != nil {

@@ -239,8 +239,16 @@ type ownerView struct {
 	DenialForm denialForm
 	CanDenials bool
 	// Quota is a tenant's quota state (SBS's tenant page): nil without
-	// one.
-	Quota *account.QuotaStatus
+	// one; QuotaErr the message when it could not be read.
+	Quota    *account.QuotaStatus
+	QuotaErr string
+	// Usage is the app's or tenant's requests of the last 7 days by
+	// outcome and day, shown when the session may run usage (ShowUsage);
+	// UsageErr the message when it could not be read. Either error is
+	// shown in its place and the rest of the page stands.
+	ShowUsage bool
+	Usage     *usageChart
+	UsageErr  string
 }
 
 type denialForm struct{ AppID, Scope, Reason string }
@@ -253,9 +261,17 @@ func (o ownerPages) view(ctx context.Context, p *page, a store.App, f ownerForm,
 	if o.kind.Name == "tenant" {
 		q, err := o.h.svc.TenantQuota(ctx, p.session.caller, store.Tenant(a))
 		if err != nil {
-			return nil, err
+			_, v.QuotaErr = statusOf(err)
 		}
 		v.Quota = q
+	}
+	if p.Can("usage") {
+		field := store.UsageApp
+		if o.kind.Name == "tenant" {
+			field = store.UsageTenant
+		}
+		v.ShowUsage = true
+		v.Usage, v.UsageErr = o.h.usageChart(ctx, p.session.caller, map[store.UsageField]string{field: a.ID}, weekRange)
 	}
 	if p.Can("keys") {
 		keys, next, err := o.h.svc.ListKeys(ctx, p.session.caller, o.kind.filter(a.ID), account.PageInput{Size: ownerKeys})

@@ -23,6 +23,10 @@ var usageRanges = []usageRange{
 	{"30d", "Last 30 days, by day", store.Daily, 30},
 }
 
+// weekRange is the app and tenant pages' chart: the overview's 7 days
+// (today included), by day. It is not one of the key page's ranges.
+var weekRange = usageRange{"7d", "Last 7 days, by day", store.Daily, usageDays}
+
 // rangeNamed is the range a ?range= value names; the first for anything
 // else.
 func rangeNamed(v string) usageRange {
@@ -88,10 +92,10 @@ type chartRow struct {
 	Total  int64
 }
 
-// usageChart reads the usage of the key id over rng from the service,
-// one series per outcome, and lays the chart out; the message of an
-// error.
-func (h *Handler) usageChart(ctx context.Context, c account.Caller, keyID string, rng usageRange) (*usageChart, string) {
+// usageChart reads the usage filters select (a key's, an app's or a
+// tenant's) over rng from the service, one series per outcome, and lays
+// the chart out; the message of an error.
+func (h *Handler) usageChart(ctx context.Context, c account.Caller, filters map[store.UsageField]string, rng usageRange) (*usageChart, string) {
 	now := h.svc.Now()
 	since := rng.gran.Truncate(now)
 	if rng.gran == store.Hourly {
@@ -100,7 +104,7 @@ func (h *Handler) usageChart(ctx context.Context, c account.Caller, keyID string
 		since = since.AddDate(0, 0, -(rng.periods - 1))
 	}
 	series, err := h.svc.GetUsage(ctx, c, account.UsageInput{
-		Filters: map[store.UsageField]string{store.UsageKey: keyID}, Granularity: rng.gran,
+		Filters: filters, Granularity: rng.gran,
 		GroupBy: []store.UsageField{store.UsageOutcome}, Since: since,
 	})
 	if err != nil {
@@ -176,9 +180,12 @@ func layoutChart(series []store.UsageSeries, rng usageRange, since time.Time) *u
 		y := float64(ch.PlotBottom) - plotH*float64(v)/float64(top)
 		ch.Ticks = append(ch.Ticks, chartTick{Pos: num(y), Label: strconv.FormatInt(v, 10)})
 	}
-	every := 6 // an x label every 6 hours, or every 5 days
+	every := 6 // an x label every 6 hours, or every 5 days (each day of a week)
 	if rng.gran == store.Daily {
 		every = 5
+	}
+	if rng.periods <= usageDays {
+		every = 1
 	}
 	for i, p := range periods {
 		x := float64(ch.PlotLeft) + slot*float64(i)

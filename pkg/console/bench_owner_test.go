@@ -1,0 +1,65 @@
+package console_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
+)
+
+// BenchmarkTenantPageBusyWeek measures a tenant's page (its quota, its
+// 7 days of usage, keys and denials) over an account of 100,000 keys
+// whose tenant had a busy week: 1,000 of its keys counted every hour of
+// the last 8 days, allowed and rate limited (384,000 rows of usage_hourly,
+// every one of the tenant), vacuumed and analysed. "no-usage" is the same
+// page to a session that may not run usage (the page without its usage
+// read); "overview" the overview, whose 7 days of usage read the same rows.
+func BenchmarkTenantPageBusyWeek(b *testing.B) {
+	e := newEnv(b)
+	ctx := b.Context()
+	pool := pgtest.Pool(b, e.url)
+	// Made first: the account holds at most 100,000 keys.
+	reader, _ := e.accountKey("tenant-reader", "account-api:query:tenant account-api:query:keys account-api:query:serviceAccessDenials account-api:query:apps")
+	if err := pgtest.SeedKeys(ctx, pool, "acme", 100_000); err != nil {
+		b.Fatal(err)
+	}
+	if err := pgtest.SeedFeatures(ctx, pool, "acme"); err != nil { // the tenant's quota and denials
+		b.Fatal(err)
+	}
+	now := e.clock.Now().UTC().Truncate(time.Hour)
+	// One row through the store makes the months' partitions; the rest
+	// are written in one statement.
+	if err := e.st.AddUsage(ctx, map[store.UsageRow]int64{
+		{AccountID: "acme", Outcome: store.UsageOutcomeAllowed, Hour: now}:                   1,
+		{AccountID: "acme", Outcome: store.UsageOutcomeAllowed, Hour: now.AddDate(0, 0, -8)}: 1,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO usage_hourly (account_id, hour, tenant_id, app_id, key_id, service, operation, outcome, count)
+		SELECT 'acme', $1::timestamptz - h * interval '1 hour', $2, $3, 'seed-key-' || k, 'email-api', 'query:listEmails', o, 1 + (k + h) % 17
+		FROM generate_series(0, 8*24 - 1) h, generate_series(0, 999) k, unnest(ARRAY['allowed', 'rate_limited']) o`,
+		now, pgtest.SeedTenantID, pgtest.SeedAppID); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE"); err != nil { // what autovacuum leaves after the load
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, secret, path string }{
+		{"usage", e.admin, "/tenants/" + pgtest.SeedTenantID},
+		{"no-usage", reader, "/tenants/" + pgtest.SeedTenantID},
+		{"overview", e.admin, "/"},
+	} {
+		br := e.browser(e.srv)
+		br.signIn(bc.secret)
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				e.clock.Add(time.Second) // the session key's rate limit refills
+				if r := br.get(bc.path); r.StatusCode != http.StatusOK {
+					b.Fatalf("GET %s: %d", bc.path, r.StatusCode)
+				}
+			}
+		})
+	}
+}
