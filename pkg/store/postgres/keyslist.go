@@ -14,7 +14,7 @@ import (
 )
 
 // keyWhere is the WHERE clause of the keys of account that pass f, and its
-// arguments.
+// arguments: of keys k left-joined to their last use u (key_usage).
 func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, error) {
 	var where strings.Builder
 	args := []any{accountID}
@@ -45,6 +45,9 @@ func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, err
 	if !f.ExpiringBefore.IsZero() {
 		add("k.expires_at < $%d", f.ExpiringBefore)
 	}
+	if !f.ExpiresAfter.IsZero() {
+		add("k.expires_at > $%d", f.ExpiresAfter)
+	}
 	if !f.UnusedSince.IsZero() {
 		add("(u.last_used_at IS NULL OR u.last_used_at < $%d)", f.UnusedSince)
 	}
@@ -59,6 +62,12 @@ func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, err
 	}
 	if f.IDs != nil {
 		add("k.id = ANY($%d)", f.IDs)
+	}
+	if f.NoIPFilters {
+		where.WriteString(" AND cardinality(k.ip_filters) = 0")
+	}
+	if f.ScopeEverything {
+		where.WriteString(" AND k.scope = '' AND NOT EXISTS (SELECT 1 FROM key_roles nr WHERE nr.account_id = k.account_id AND nr.key_id = k.id)")
 	}
 	return &where, args, nil
 }
