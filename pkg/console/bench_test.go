@@ -44,6 +44,8 @@ func BenchmarkPagesWith100kKeys(b *testing.B) {
 		{"keys-sort-name-search", "/keys?sort=name&q=globex"},
 		{"key", "/keys/" + pgtest.SeedKeyID("acme", 42)},
 		{"tenant", "/tenants/" + pgtest.SeedTenantID},
+		{"app-delete", "/apps/" + pgtest.SeedAppID + "/delete"},
+		{"tenant-delete", "/tenants/" + pgtest.SeedTenantID + "/delete"},
 		{"apps", "/apps"},
 		{"new-key", "/keys/new"},
 	} {
