@@ -12,9 +12,8 @@ import (
 )
 
 // CountKeys counts an account's keys that pass f, reading no app, tenant
-// or role of a key but those f names: unfiltered, an index-only count of
-// keys_list_idx; the hygiene filters through the partial indexes of
-// migration 0016.
+// or role of a key but those f names: unfiltered, an index-only count;
+// the hygiene filters through the partial indexes of migration 0016.
 func (s *Store) CountKeys(ctx context.Context, accountID string, f store.KeyFilter) (int, error) {
 	sql, args, err := countKeysSQL(accountID, f)
 	if err != nil {
@@ -34,6 +33,7 @@ func (s *Store) CountKeys(ctx context.Context, accountID string, f store.KeyFilt
 // key (its foreign key), so without other filters neither count joins
 // the other table. Joining every key to its last use to find the unused
 // ones costs a pass over both (tens of milliseconds with 100,000 keys).
+// One statement: both counts read the same snapshot.
 func countKeysSQL(accountID string, f store.KeyFilter) (string, []any, error) {
 	since := f.UnusedSince
 	f.UnusedSince, f.Order = time.Time{}, store.KeyOrder{}
@@ -42,6 +42,14 @@ func countKeysSQL(accountID string, f store.KeyFilter) (string, []any, error) {
 		return "", nil, err
 	}
 	all := `SELECT count(*) FROM keys k` + where.String()
+	// The holders of a role, and nothing else (a role's delete
+	// confirmation): its rows of key_roles, each of a key (its foreign
+	// key), without reading the keys.
+	roleOnly := f
+	roleOnly.RoleID = ""
+	if since.IsZero() && f.RoleID != "" && roleOnly.IsZero() {
+		return `SELECT count(*) FROM key_roles WHERE account_id = $1 AND role_id = $2`, []any{accountID, f.RoleID}, nil
+	}
 	if since.IsZero() {
 		return all, args, nil
 	}

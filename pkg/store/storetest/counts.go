@@ -28,6 +28,7 @@ func (f *fixture) wantCount(t *testing.T, fl store.KeyFilter, want int) {
 func testKeyHygiene(t *testing.T, open func(t *testing.T) store.Accounts) {
 	f := setup(t, open)
 	f.createRole(store.Role{ID: "r1", Name: "Role one", Scope: "email-api:query:*"})
+	f.createRole(store.Role{AccountID: "other", ID: "r1", Name: "Role one", Scope: "email-api:query:*"})
 	key := func(k store.Key, change func(k *store.Key)) {
 		change(&k)
 		f.createKey(k)
@@ -40,6 +41,7 @@ func testKeyHygiene(t *testing.T, open func(t *testing.T) store.Accounts) {
 	key(accountKey("h5"), func(k *store.Key) {})
 	key(serviceKey("h6"), func(k *store.Key) {
 		k.Spec.AccountID, k.Spec.Hash, k.Spec.Scope, k.Spec.ExpiresAt = "other", Hash("other-h6"), "", t2031
+		k.RoleIDs = []string{"r1"} // another account's role of the same id
 	})
 	f.touch(map[string]time.Time{"h1": t2030, "h3": t2000})
 
@@ -62,6 +64,9 @@ func testKeyHygiene(t *testing.T, open func(t *testing.T) store.Accounts) {
 		{"name contains, scope of everything", store.KeyFilter{NameContains: "H", ScopeEverything: true}, []string{"h1", "h4"}},
 		{"ids, no IP filters", store.KeyFilter{IDs: []string{"h2", "h3", "h6"}, NoIPFilters: true}, []string{"h3"}},
 		{"role and scope of everything", store.KeyFilter{RoleID: "r1", ScopeEverything: true}, nil},
+		{"role", store.KeyFilter{RoleID: "r1"}, []string{"h2"}},
+		{"role and type", store.KeyFilter{RoleID: "r1", Type: authz.KeyTypeService}, []string{"h2"}},
+		{"unknown role", store.KeyFilter{RoleID: "nope"}, nil},
 	}
 	check := func(t *testing.T, fl store.KeyFilter, want []string) {
 		t.Helper()
