@@ -275,6 +275,21 @@ func (s *Service) ListKeys(ctx context.Context, c Caller, f KeyFilter, p PageInp
 	}
 	var v Violations
 	v.checkPage(p.Size, p.Token)
+	v.checkKeyFilter(&f)
+	if err := v.err(); err != nil {
+		return nil, "", err
+	}
+	keys, next, err := pageOf(p, func(pg store.Page) ([]store.Key, string, error) {
+		return s.store.ListKeys(ctx, c.AccountID, f, pg)
+	}, keyBytes, func(k store.Key) string { return store.KeyToken(k, f.Order) })
+	if err != nil {
+		return nil, "", s.storeError(ctx, "ListKeys", "page", err)
+	}
+	return keys, next, nil
+}
+
+// checkKeyFilter checks a keys filter (ListKeys', CountKeys').
+func (v *Violations) checkKeyFilter(f *KeyFilter) {
 	if len(f.AppID) > MaxIDLen {
 		v.add("app_id", "longer than %d bytes", MaxIDLen)
 	}
@@ -296,16 +311,6 @@ func (s *Service) ListKeys(ctx context.Context, c Caller, f KeyFilter, p PageInp
 	if !f.Order.Valid() {
 		v.add("order_by", "unknown sort %q: give created, name, expires or last_used", f.Order.By)
 	}
-	if err := v.err(); err != nil {
-		return nil, "", err
-	}
-	keys, next, err := pageOf(p, func(pg store.Page) ([]store.Key, string, error) {
-		return s.store.ListKeys(ctx, c.AccountID, f, pg)
-	}, keyBytes, func(k store.Key) string { return store.KeyToken(k, f.Order) })
-	if err != nil {
-		return nil, "", s.storeError(ctx, "ListKeys", "page", err)
-	}
-	return keys, next, nil
 }
 
 // checkKeyUpdate checks the fields an update sets.

@@ -275,6 +275,14 @@ func TestKeysListPagesAndFilters(t *testing.T) {
 		{"unused_since=2100-01-01", 50}, // a page of the 61
 		{"expiring_before=2100-01-01", 0},
 		{"group=none", 0},
+		// The hygiene filters the overview links to (its keys have no IP
+		// filters and no scope; the admin key has a scope).
+		{"ip_filters=none&type=account", 1},
+		{"scope=everything&type=account", 0},
+		{"scope=everything&tenant=globex", 40},
+		{"scope=everything&ip_filters=none&type=app&active=false", 2},
+		{"expires_after=2000-01-01", 0},
+		{"expires_after=2000-01-01T00:00:00&expiring_before=2100-01-01T00:00:00", 0},
 	} {
 		if n := rows(b.get("/keys?" + tc.query).body); n != tc.want {
 			t.Errorf("/keys?%s: %d rows, want %d", tc.query, n, tc.want)
@@ -282,6 +290,32 @@ func TestKeysListPagesAndFilters(t *testing.T) {
 	}
 	wantStatus(t, b.get("/keys?type=bogus"), http.StatusUnprocessableEntity)
 	wantStatus(t, b.get("/keys?expiring_before=soon"), http.StatusUnprocessableEntity)
+	for _, q := range []string{"expires_after=soon", "ip_filters=some", "scope=all"} {
+		r := b.get("/keys?" + q)
+		wantStatus(t, r, http.StatusUnprocessableEntity)
+		field, _, _ := strings.Cut(q, "=")
+		if len(find(t, r.body, func(n *html.Node) bool {
+			return attr(n, "class") == "field-error" && strings.HasPrefix(text(n), field+":")
+		})) == 0 {
+			t.Errorf("/keys?%s: no error beside %s", q, field)
+		}
+	}
+	// A time (the overview's links) is kept in the form: a date field
+	// would drop it.
+	r = b.get("/keys?expires_after=2030-01-02T03:04:05&ip_filters=none&scope=everything")
+	for name, want := range map[string]string{"expires_after": "2030-01-02T03:04:05", "expiring_before": ""} {
+		in := find(t, r.body, func(n *html.Node) bool { return n.Data == "input" && attr(n, "name") == name })
+		if len(in) != 1 || attr(in[0], "value") != want || (want != "" && attr(in[0], "type") != "text") || (want == "" && attr(in[0], "type") != "date") {
+			t.Errorf("the %s field does not keep %q", name, want)
+		}
+	}
+	for name, want := range map[string]string{"ip_filters": "none", "scope": "everything"} {
+		if len(find(t, r.body, func(n *html.Node) bool {
+			return n.Data == "option" && attr(n, "value") == want && n.Parent != nil && attr(n.Parent, "name") == name && hasAttr(n, "selected")
+		})) != 1 {
+			t.Errorf("the %s filter does not show %q selected", name, want)
+		}
+	}
 }
 
 // The scope field is checked as typed (htmx posts it).

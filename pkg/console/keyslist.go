@@ -31,10 +31,14 @@ type keysView struct {
 	Name, Group, Role           string
 	Roles                       []roleOption
 	ExpiringBefore, UnusedSince string
-	Apps, Tenants               []ownerOption
-	Filtered                    bool
-	CanListApps, CanListTenants bool
-	CanCreate                   bool
+	// ExpiresAfter: keys expiring after it (with ExpiringBefore, a
+	// window); IPFilters "none": keys without any; Scope "everything":
+	// keys with an empty own scope and no roles.
+	ExpiresAfter, IPFilters, Scope string
+	Apps, Tenants                  []ownerOption
+	Filtered                       bool
+	CanListApps, CanListTenants    bool
+	CanCreate                      bool
 	// NextQuery is the next page's query (filters and cursor), FirstQuery
 	// the first page's, shown past it (NotFirst).
 	NextQuery, FirstQuery template.URL
@@ -66,7 +70,8 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	q := r.URL.Query()
 	v := &keysView{Type: q.Get("type"), App: q.Get("app"), Tenant: q.Get("tenant"), Active: q.Get("active"),
 		Name: strings.TrimSpace(q.Get("name")), Group: strings.TrimSpace(q.Get("group")), Role: q.Get("role"),
-		ExpiringBefore: q.Get("expiring_before"), UnusedSince: q.Get("unused_since"),
+		ExpiringBefore: q.Get("expiring_before"), UnusedSince: q.Get("unused_since"), ExpiresAfter: q.Get("expires_after"),
+		IPFilters: q.Get("ip_filters"), Scope: q.Get("scope"),
 		Q: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort")}
 	var f account.KeyFilter
 	p.Errors = map[string]string{}
@@ -94,17 +99,32 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 	default:
 		p.Errors["active"] = "active: want true or false"
 	}
+	switch v.IPFilters {
+	case "":
+	case "none":
+		f.NoIPFilters = true
+	default:
+		p.Errors["ip_filters"] = "ip_filters: want none (keys without IP filters), or leave it out"
+	}
+	switch v.Scope {
+	case "":
+	case "everything":
+		f.ScopeEverything = true
+	default:
+		p.Errors["scope"] = "scope: want everything (keys with an empty scope and no roles), or leave it out"
+	}
 	f.AppID, f.TenantID, f.Name, f.Group, f.RoleID = v.App, v.Tenant, v.Name, v.Group, v.Role
 	for _, d := range []struct {
 		field, text string
 		dst         *time.Time
-	}{{"expiring_before", v.ExpiringBefore, &f.ExpiringBefore}, {"unused_since", v.UnusedSince, &f.UnusedSince}} {
+	}{{"expiring_before", v.ExpiringBefore, &f.ExpiringBefore}, {"expires_after", v.ExpiresAfter, &f.ExpiresAfter},
+		{"unused_since", v.UnusedSince, &f.UnusedSince}} {
 		if d.text == "" {
 			continue
 		}
-		t, err := time.Parse("2006-01-02", d.text)
-		if err != nil {
-			p.Errors[d.field] = d.field + ": " + d.text + " is not a date (YYYY-MM-DD)"
+		t, ok := parseWhen(d.text)
+		if !ok {
+			p.Errors[d.field] = d.field + ": " + d.text + " is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SS, UTC)"
 		}
 		*d.dst = t
 	}
@@ -160,7 +180,20 @@ func (h *Handler) keysList(w http.ResponseWriter, r *http.Request, p *page) {
 
 // keyFilterParams are the keys list's filter parameters, kept across its
 // pages.
-var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "role", "expiring_before", "unused_since", "q", "sort"}
+var keyFilterParams = []string{"type", "app", "tenant", "active", "name", "group", "role", "expires_after", "expiring_before",
+	"unused_since", "ip_filters", "scope", "q", "sort"}
+
+// DateInput is the type of the form's field for a time filter's value
+// (parseWhen's: a date, or a date and time in UTC, as the overview's
+// links give the bounds its figures were counted with): a date field for
+// a date or none, else a text field, which keeps what a date field would
+// show empty and drop.
+func (v *keysView) DateInput(value string) string {
+	if _, err := time.Parse(time.DateOnly, value); value == "" || err == nil {
+		return "date"
+	}
+	return "text"
+}
 
 func plural(n int) string {
 	if n == 1 {

@@ -2,34 +2,38 @@ package console
 
 import (
 	"context"
+	"html/template"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/keygate/keygate/pkg/account"
+	"github.com/keygate/keygate/pkg/store"
 )
-
-// overviewCap bounds what the overview counts, in one page of each list:
-// past it, the figure is "at least" (N+). The account service has no count
-// operation, and a page of 1,000 keys costs hundreds of milliseconds with
-// 100,000 keys; one of 100 a few (BenchmarkPagesWith100kKeys).
-const overviewCap = 100
 
 // count is a figure of the overview; Known false when the session may
 // not read it.
 type count struct {
-	N           int
-	More, Known bool
+	N     int
+	Known bool
 }
 
+// overviewExpiring is how many of the keys expiring soonest the overview
+// lists.
+const overviewExpiring = 20
+
 type overviewView struct {
-	Apps, Tenants, Keys, Inactive, Expiring, NoIPFilters count
-	// Everything: keys with an empty own scope and no roles (every
-	// operation of the services that accept their type). Hygiene, with
-	// NoIPFilters and the link to the keys unused since UnusedSince (90
-	// days ago), which is not counted here: that list joins the last-used
-	// times of every key (half a second with 100,000 keys).
-	Everything   count
-	UnusedSince  string
+	Apps, Tenants, Keys, Inactive, Expiring count
+	// Hygiene, each figure a link to the keys it counts: NoIPFilters,
+	// Everything (an empty own scope and no roles: every operation of
+	// the services that accept their type) and Unused (never used, or
+	// not since UnusedSince, 90 days ago).
+	NoIPFilters, Everything, Unused count
+	// ExpiringQuery and UnusedQuery are the keys list's filters of the
+	// expiring and the unused keys, with the times they were counted at.
+	ExpiringQuery, UnusedQuery template.URL
+	// ExpiringSoon are the first keys to expire within 30 days, soonest
+	// first (not those already expired).
 	ExpiringSoon []keyRow
 	// Usage is the last 7 days by outcome; Replicas their sync state.
 	Usage        []usageRow
@@ -41,45 +45,21 @@ type overviewView struct {
 	ShowReplicas bool
 }
 
-// countPages counts a list page by page up to overviewCap.
-func countPages(list func(token string) (int, string, error)) (count, error) {
-	c := count{Known: true}
-	token := ""
-	for {
-		n, next, err := list(token)
-		if err != nil {
-			return c, err
-		}
-		c.N += n
-		if next == "" {
-			return c, nil
-		}
-		if c.N >= overviewCap {
-			c.More = true
-			return c, nil
-		}
-		token = next
-	}
-}
-
-// overview shows counts and the keys expiring within 30 days, from the
-// lists the session may read.
+// overview shows counts and the keys expiring within 30 days, from what
+// the session may list: each figure one count of the account service,
+// authorised as the list it counts.
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) {
 	ctx := r.Context()
 	c := p.session.caller
 	v := &overviewView{}
 	var err error
-	for _, kind := range []struct {
-		k   ownerKind
-		dst *count
-	}{{appKind, &v.Apps}, {tenantKind, &v.Tenants}} {
-		if !p.Can(kind.k.ListOp) || err != nil {
-			continue
-		}
-		*kind.dst, err = countPages(func(token string) (int, string, error) {
-			items, next, err := kind.k.list(h.svc, ctx, c, account.PageInput{Size: overviewCap, Token: token})
-			return len(items), next, err
-		})
+	if p.Can(appKind.ListOp) {
+		v.Apps.N, err = h.svc.CountApps(ctx, c)
+		v.Apps.Known = err == nil
+	}
+	if p.Can(tenantKind.ListOp) && err == nil {
+		v.Tenants.N, err = h.svc.CountTenants(ctx, c)
+		v.Tenants.Known = err == nil
 	}
 	if p.Can("keys") && err == nil {
 		err = h.keyCounts(ctx, c, v)
@@ -102,45 +82,48 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, p *page) {
 	h.render(w, r, http.StatusOK, "overview", p)
 }
 
+// whenParam is a time as the keys list's filters read it (parseWhen):
+// to the second, UTC.
+const whenParam = "2006-01-02T15:04:05"
+
+// keyCounts counts the keys of each figure and lists the first to
+// expire. The times are to the second, as the links give them, so that a
+// link lists what its figure counted.
 func (h *Handler) keyCounts(ctx context.Context, c account.Caller, v *overviewView) error {
-	now := h.svc.Now()
+	now := h.svc.Now().UTC().Truncate(time.Second)
 	soon := now.Add(30 * 24 * time.Hour)
-	var err error
-	v.Keys, err = countPages(func(token string) (int, string, error) {
-		keys, next, err := h.svc.ListKeys(ctx, c, account.KeyFilter{}, account.PageInput{Size: overviewCap, Token: token})
-		for _, k := range keys {
-			if len(k.Spec.IPFilters) == 0 {
-				v.NoIPFilters.N++
-			}
-			if k.Spec.Scope == "" && len(k.RoleIDs) == 0 {
-				v.Everything.N++
-			}
+	unusedSince := now.AddDate(0, 0, -90)
+	expiring := account.KeyFilter{ExpiresAfter: now, ExpiringBefore: soon}
+	for _, fc := range []struct {
+		dst *count
+		f   account.KeyFilter
+	}{
+		{&v.Keys, account.KeyFilter{}},
+		{&v.Inactive, account.KeyFilter{Active: new(false)}},
+		{&v.Expiring, expiring},
+		{&v.NoIPFilters, account.KeyFilter{NoIPFilters: true}},
+		{&v.Everything, account.KeyFilter{ScopeEverything: true}},
+		{&v.Unused, account.KeyFilter{UnusedSince: unusedSince}},
+	} {
+		n, err := h.svc.CountKeys(ctx, c, fc.f)
+		if err != nil {
+			return err
 		}
-		return len(keys), next, err
-	})
-	if err != nil {
-		return err
+		*fc.dst = count{N: n, Known: true}
 	}
-	v.NoIPFilters.Known, v.NoIPFilters.More = true, v.Keys.More
-	v.Everything.Known, v.Everything.More = true, v.Keys.More
-	v.UnusedSince = now.AddDate(0, 0, -90).UTC().Format("2006-01-02") // a date, as the keys list filters by
-	inactive := false
-	v.Inactive, err = countPages(func(token string) (int, string, error) {
-		keys, next, err := h.svc.ListKeys(ctx, c, account.KeyFilter{Active: &inactive}, account.PageInput{Size: overviewCap, Token: token})
-		return len(keys), next, err
-	})
-	if err != nil {
-		return err
+	v.ExpiringQuery = template.URL(url.Values{"expires_after": {now.Format(whenParam)},
+		"expiring_before": {soon.Format(whenParam)}, "sort": {store.SortExpires.String()}}.Encode())
+	v.UnusedQuery = template.URL(url.Values{"unused_since": {unusedSince.Format(whenParam)}}.Encode())
+	if v.Expiring.N == 0 {
+		return nil
 	}
-	keys, next, err := h.svc.ListKeys(ctx, c, account.KeyFilter{ExpiringBefore: soon}, account.PageInput{Size: 20})
+	expiring.Order = store.KeyOrder{By: store.SortExpires}
+	keys, _, err := h.svc.ListKeys(ctx, c, expiring, account.PageInput{Size: overviewExpiring})
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		if k.Spec.ExpiresAt.After(now) {
-			v.ExpiringSoon = append(v.ExpiringSoon, newKeyRow(k, now))
-		}
+		v.ExpiringSoon = append(v.ExpiringSoon, newKeyRow(k, now))
 	}
-	v.Expiring = count{N: len(v.ExpiringSoon), More: next != "", Known: true}
 	return nil
 }

@@ -348,42 +348,14 @@ func (o ownerPages) update(w http.ResponseWriter, r *http.Request, p *page) {
 	o.render(w, r, p, http.StatusUnprocessableEntity, a, f, denialForm{})
 }
 
-// deleteView is the delete confirmation: how many keys go with it, and
-// the name to type.
+// deleteView is the delete confirmation: how many keys go with it
+// (Known false when the session may not list keys), and the name to type.
 type deleteView struct {
 	Kind  ownerKind
 	Item  store.App
 	Keys  int
-	More  bool
+	Known bool
 	Typed string
-}
-
-// maxCounted bounds the keys a delete confirmation counts (pages of the
-// service's ListKeys): past it, the page says "at least".
-const maxCounted = 100_000
-
-func (o ownerPages) countKeys(ctx context.Context, p *page, id string) (int, bool, error) {
-	return o.h.countKeys(ctx, p, o.kind.filter(id))
-}
-
-// countKeys counts the keys f selects, page by page up to maxCounted
-// (then more is true).
-func (h *Handler) countKeys(ctx context.Context, p *page, f account.KeyFilter) (n int, more bool, err error) {
-	token := ""
-	for {
-		keys, next, err := h.svc.ListKeys(ctx, p.session.caller, f, account.PageInput{Size: 1000, Token: token})
-		if err != nil {
-			return 0, false, err
-		}
-		n += len(keys)
-		if next == "" {
-			return n, false, nil
-		}
-		if n >= maxCounted {
-			return n, true, nil
-		}
-		token = next
-	}
 }
 
 func (o ownerPages) deleteView(w http.ResponseWriter, r *http.Request, p *page, status int, typed string) {
@@ -395,10 +367,12 @@ func (o ownerPages) deleteView(w http.ResponseWriter, r *http.Request, p *page, 
 	}
 	v := &deleteView{Kind: o.kind, Item: a, Typed: typed}
 	if p.Can("keys") {
-		if v.Keys, v.More, err = o.countKeys(ctx, p, a.ID); err != nil {
+		// One count, authorised as listing the keys.
+		if v.Keys, err = o.h.svc.CountKeys(ctx, p.session.caller, o.kind.filter(a.ID)); err != nil {
 			o.h.serviceError(w, r, p, err)
 			return
 		}
+		v.Known = true
 	}
 	p.Title, p.Nav, p.Data = "Delete "+o.kind.Name+" "+a.Name, o.kind.Plural, v
 	o.h.render(w, r, status, "owner_delete", p)

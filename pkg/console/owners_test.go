@@ -118,7 +118,7 @@ func TestOverviewCounts(t *testing.T) {
 	b.signIn(e.admin)
 	body := b.get("/").body
 	for _, want := range []string{"1</span> apps", "1</span> tenants", "2</span> keys", "0</span> inactive", "1</span> without IP filters", "1</span> expiring within 30 days",
-		"1</span> with a scope of everything", "keys unused for 90 days", "No requests counted.", "No replica has reported."} {
+		"1</span> with a scope of everything", "2</span> never used or unused for 90 days", "No requests counted.", "No replica has reported."} {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %q", want)
 		}

@@ -186,20 +186,14 @@ func (h *Handler) roleUpdate(w http.ResponseWriter, r *http.Request, p *page) {
 }
 
 // roleDeleteView is the delete confirmation: how many keys hold the
-// role (Keys, More past roleCountCap; Known false when the session may
-// not list keys). A delete refused for want of force says the exact
-// number: the service's message.
+// role (Known false when the session may not list keys). A delete
+// refused for want of force says the number too: the service's message.
 type roleDeleteView struct {
-	Role        store.Role
-	Keys        int
-	More, Known bool
-	Force       bool
+	Role  store.Role
+	Keys  int
+	Known bool
+	Force bool
 }
-
-// roleCountCap bounds the keys the delete confirmation counts: one page
-// (a role of every service key is held by tens of thousands, and
-// counting them all takes seconds).
-const roleCountCap = 100
 
 func (h *Handler) roleDeleteView(w http.ResponseWriter, r *http.Request, p *page, status int, force bool) {
 	ctx := r.Context()
@@ -211,12 +205,10 @@ func (h *Handler) roleDeleteView(w http.ResponseWriter, r *http.Request, p *page
 	v := &roleDeleteView{Role: ro, Force: force}
 	if p.Can("keys") {
 		v.Known = true
-		keys, next, err := h.svc.ListKeys(ctx, p.session.caller, account.KeyFilter{RoleID: ro.ID}, account.PageInput{Size: roleCountCap})
-		if err != nil {
+		if v.Keys, err = h.svc.CountKeys(ctx, p.session.caller, account.KeyFilter{RoleID: ro.ID}); err != nil {
 			h.serviceError(w, r, p, err)
 			return
 		}
-		v.Keys, v.More = len(keys), next != ""
 	}
 	p.Title, p.Nav, p.Data = "Delete role "+ro.Name, "roles", v
 	h.render(w, r, status, "role_delete", p)

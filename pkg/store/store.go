@@ -212,37 +212,6 @@ type Page struct {
 	Token string
 }
 
-// KeyFilter narrows ListKeys; zero fields do not filter.
-type KeyFilter struct {
-	AppID          string
-	TenantID       string
-	Group          string
-	Type           authz.KeyType
-	Active         *bool
-	ExpiringBefore time.Time // keys with expires_at < this
-	UnusedSince    time.Time // keys with last_used_at < this or never used
-	RoleID         string    // keys holding this role
-	Name           string    // the key of this name (names are unique in an account)
-	// NameContains keeps keys whose name contains it, letters compared
-	// without case (lower(name) LIKE '%text%': a trigram index serves it
-	// where pg_trgm is installed).
-	NameContains string
-	// IDs keeps the keys of these ids (nil: any; empty: none): a
-	// selection of keys, as the console's bulk actions make.
-	IDs []string
-	// Order is the order ListKeys returns keys in (the zero value:
-	// creation order); the other filters are what it selects, and
-	// UpdateKeys ignores it.
-	Order KeyOrder
-}
-
-// IsZero reports whether f selects every key (its Order aside).
-func (f *KeyFilter) IsZero() bool {
-	return f.AppID == "" && f.TenantID == "" && f.Group == "" && f.Type == authz.KeyTypeUnknown &&
-		f.Active == nil && f.ExpiringBefore.IsZero() && f.UnusedSince.IsZero() && f.Name == "" && f.RoleID == "" &&
-		f.NameContains == "" && f.IDs == nil
-}
-
 // AuditEvent is one change, as the audit log keeps it. Before and After are
 // JSON objects of the record without any secret or hash; nil when absent.
 type AuditEvent struct {
@@ -326,6 +295,9 @@ type Accounts interface {
 	CreateApp(ctx context.Context, actor Actor, a App) (App, error)
 	GetApp(ctx context.Context, accountID, id string) (App, error)
 	ListApps(ctx context.Context, accountID string, p Page) ([]App, string, error)
+	// CountApps is how many apps the account has (0 for an unknown
+	// account), CountTenants how many tenants.
+	CountApps(ctx context.Context, accountID string) (int, error)
 	UpdateApp(ctx context.Context, actor Actor, accountID, id string, u AppUpdate) (App, error)
 	// DeleteApp deletes an app. While keys belong to it, it refuses with
 	// a *HasKeysError unless cascade is set: then the keys go with it in
@@ -335,6 +307,7 @@ type Accounts interface {
 	CreateTenant(ctx context.Context, actor Actor, t Tenant) (Tenant, error)
 	GetTenant(ctx context.Context, accountID, id string) (Tenant, error)
 	ListTenants(ctx context.Context, accountID string, p Page) ([]Tenant, string, error)
+	CountTenants(ctx context.Context, accountID string) (int, error)
 	UpdateTenant(ctx context.Context, actor Actor, accountID, id string, u AppUpdate) (Tenant, error)
 	// DeleteTenant deletes a tenant, as DeleteApp an app.
 	DeleteTenant(ctx context.Context, actor Actor, accountID, id string, cascade bool) error
@@ -344,6 +317,9 @@ type Accounts interface {
 	CreateKey(ctx context.Context, actor Actor, k Key) (Key, error)
 	GetKey(ctx context.Context, accountID, id string) (Key, error)
 	ListKeys(ctx context.Context, accountID string, f KeyFilter, p Page) ([]Key, string, error)
+	// CountKeys is how many keys of the account pass f (its Order
+	// ignored): what listing them all would return, in one read.
+	CountKeys(ctx context.Context, accountID string, f KeyFilter) (int, error)
 	UpdateKey(ctx context.Context, actor Actor, accountID, id string, u KeyUpdate) (Key, error)
 	// RotateKey replaces the key's hash; the old one stays valid until
 	// graceUntil (zero: not at all).

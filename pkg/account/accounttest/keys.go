@@ -211,25 +211,29 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 func (s *Store) matchLocked(accountID string, f store.KeyFilter) []store.Key {
 	var all []store.Key
 	for _, k := range s.keys {
-		sp := &k.Spec
-		switch {
-		case sp.AccountID != accountID,
-			f.Name != "" && sp.Name != f.Name,
-			f.AppID != "" && sp.AppID != f.AppID,
-			f.TenantID != "" && sp.TenantID != f.TenantID,
-			f.Group != "" && sp.Group != f.Group,
-			f.Type != authz.KeyTypeUnknown && sp.Type != f.Type,
-			f.Active != nil && sp.Active != *f.Active,
-			!f.ExpiringBefore.IsZero() && (sp.ExpiresAt.IsZero() || !sp.ExpiresAt.Before(f.ExpiringBefore)),
-			!f.UnusedSince.IsZero() && !k.LastUsedAt.IsZero() && !k.LastUsedAt.Before(f.UnusedSince),
-			f.RoleID != "" && !slices.Contains(k.RoleIDs, f.RoleID),
-			f.NameContains != "" && !strings.Contains(strings.ToLower(sp.Name), strings.ToLower(f.NameContains)),
-			f.IDs != nil && !slices.Contains(f.IDs, sp.ID):
+		if k.Spec.AccountID != accountID {
 			continue
 		}
-		all = append(all, s.readLocked(k))
+		if k = s.readLocked(k); f.Matches(&k) {
+			all = append(all, k)
+		}
 	}
 	return all
+}
+
+// CountKeys counts an account's keys that pass f.
+func (s *Store) CountKeys(_ context.Context, accountID string, f store.KeyFilter) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return 0, s.fail
+	}
+	switch f.Type {
+	case authz.KeyTypeUnknown, authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount:
+	default:
+		return 0, invalid("type: unknown key type %d", f.Type)
+	}
+	return len(s.matchLocked(accountID, f)), nil
 }
 
 // UpdateKeys applies u to every key of the account that passes f, all or

@@ -95,6 +95,22 @@ func (s *Store) listOwners(o *owners, accountID string, p store.Page) ([]store.A
 	return keysetPage(all, p, func(a store.App) (time.Time, string) { return a.CreatedAt, a.ID })
 }
 
+// countOwners counts an account's apps or tenants.
+func (s *Store) countOwners(o *owners, accountID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return 0, s.fail
+	}
+	n := 0
+	for r := range o.m {
+		if r.account == accountID {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // updateOwner changes an app or tenant; an update that sets nothing
 // writes nothing.
 func (s *Store) updateOwner(o *owners, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
@@ -175,6 +191,11 @@ func (s *Store) ListApps(_ context.Context, accountID string, p store.Page) ([]s
 	return s.listOwners(s.apps, accountID, p)
 }
 
+// CountApps counts an account's apps.
+func (s *Store) CountApps(_ context.Context, accountID string) (int, error) {
+	return s.countOwners(s.apps, accountID)
+}
+
 // UpdateApp changes an app.
 func (s *Store) UpdateApp(ctx context.Context, actor store.Actor, accountID, id string, u store.AppUpdate) (store.App, error) {
 	defer s.noteChange(ctx)
@@ -208,6 +229,11 @@ func (s *Store) ListTenants(_ context.Context, accountID string, p store.Page) (
 		return nil, "", err
 	}
 	return store.TenantsOf(as), next, nil
+}
+
+// CountTenants counts an account's tenants.
+func (s *Store) CountTenants(_ context.Context, accountID string) (int, error) {
+	return s.countOwners(s.tenants, accountID)
 }
 
 // UpdateTenant changes a tenant.

@@ -222,6 +222,18 @@ func (s *Store) ListApps(_ context.Context, accountID string, p store.Page) ([]s
 	return page(of(sn, accountID, sn.apps), p, appID, appAt, nil)
 }
 
+// CountApps counts the file's apps.
+func (s *Store) CountApps(_ context.Context, accountID string) (int, error) {
+	sn := s.current()
+	return len(of(sn, accountID, sn.apps)), nil
+}
+
+// CountTenants counts the file's tenants.
+func (s *Store) CountTenants(_ context.Context, accountID string) (int, error) {
+	sn := s.current()
+	return len(of(sn, accountID, sn.tenants)), nil
+}
+
 // GetTenant returns a tenant of the file.
 func (s *Store) GetTenant(_ context.Context, accountID, id string) (store.Tenant, error) {
 	sn := s.current()
@@ -258,12 +270,11 @@ func own(k store.Key) store.Key {
 }
 
 // ListKeys lists the file's keys that pass f. The file records no
-// last-used times: every key is unused, so UnusedSince selects them all.
+// last-used times: every key is unused, so UnusedSince selects them all
+// (here and in CountKeys).
 func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter, p store.Page) ([]store.Key, string, error) {
-	switch f.Type {
-	case authz.KeyTypeUnknown, authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount:
-	default:
-		return nil, "", fmt.Errorf("%w: type: unknown key type %d", store.ErrInvalid, f.Type)
+	if err := checkType(f.Type); err != nil {
+		return nil, "", err
 	}
 	if !f.Order.Valid() {
 		return nil, "", fmt.Errorf("%w: order: unknown sort %q", store.ErrInvalid, f.Order.By)
@@ -278,11 +289,11 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	if f.Order.IsDefault() {
 		// Creation order is id order here (every key has the file's
 		// time): paged by id, which stays in order across a reload.
-		ks, next, err = page(of(sn, accountID, sn.keys), p, keyID, keyAt, func(k store.Key) bool { return matches(&f, &k) })
+		ks, next, err = page(of(sn, accountID, sn.keys), p, keyID, keyAt, func(k store.Key) bool { return f.Matches(&k) })
 	} else {
 		var all []store.Key
 		for _, k := range of(sn, accountID, sn.keys) {
-			if matches(&f, &k) {
+			if f.Matches(&k) {
 				all = append(all, k)
 			}
 		}
@@ -294,20 +305,28 @@ func (s *Store) ListKeys(_ context.Context, accountID string, f store.KeyFilter,
 	return ks, next, err
 }
 
-// matches is KeyFilter as PostgreSQL applies it.
-func matches(f *store.KeyFilter, k *store.Key) bool {
-	sp := &k.Spec
-	return (f.Name == "" || sp.Name == f.Name) &&
-		(f.NameContains == "" || strings.Contains(strings.ToLower(sp.Name), strings.ToLower(f.NameContains))) &&
-		(f.IDs == nil || slices.Contains(f.IDs, sp.ID)) &&
-		(f.AppID == "" || sp.AppID == f.AppID) &&
-		(f.TenantID == "" || sp.TenantID == f.TenantID) &&
-		(f.Group == "" || sp.Group == f.Group) &&
-		(f.Type == authz.KeyTypeUnknown || sp.Type == f.Type) &&
-		(f.Active == nil || sp.Active == *f.Active) &&
-		(f.ExpiringBefore.IsZero() || !sp.ExpiresAt.IsZero() && sp.ExpiresAt.Before(f.ExpiringBefore)) &&
-		(f.UnusedSince.IsZero() || k.LastUsedAt.IsZero() || k.LastUsedAt.Before(f.UnusedSince)) &&
-		(f.RoleID == "" || slices.Contains(k.RoleIDs, f.RoleID))
+// CountKeys counts the file's keys that pass f.
+func (s *Store) CountKeys(_ context.Context, accountID string, f store.KeyFilter) (int, error) {
+	if err := checkType(f.Type); err != nil {
+		return 0, err
+	}
+	n := 0
+	sn := s.current()
+	for _, k := range of(sn, accountID, sn.keys) {
+		if f.Matches(&k) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// checkType refuses a filter's unknown key type, as PostgreSQL does.
+func checkType(t authz.KeyType) error {
+	switch t {
+	case authz.KeyTypeUnknown, authz.KeyTypeService, authz.KeyTypeApp, authz.KeyTypeAccount:
+		return nil
+	}
+	return fmt.Errorf("%w: type: unknown key type %d", store.ErrInvalid, t)
 }
 
 // ListAuditEvents lists no events: a keys file records no changes (the

@@ -234,9 +234,9 @@ func TestListKeysFilters(t *testing.T) {
 	f := open(t, fileWith(
 		serviceKey(t, 1, "shop", "acme", ", group: partners, expires_at: "+soon),
 		serviceKey(t, 2, "billing", "acme", ", active: false, roles: [r-read], expires_at: "+later),
-		serviceKey(t, 3, "billing", "globex", ", group: partners"),
+		serviceKey(t, 3, "billing", "globex", ", group: partners, ip_filters: [10.0.0.0/8]"),
 		accountKey(t, 4, ""),
-		"{id: k-05, name: key-05, type: app, app: shop, hash: "+fmt.Sprintf("%q", hasher.HashString(secret(t, 5)))+"}",
+		"{id: k-05, name: key-05, type: app, app: shop, scope: email-api, hash: "+fmt.Sprintf("%q", hasher.HashString(secret(t, 5)))+"}",
 	))
 	inactive, active := false, true
 	for _, c := range []struct {
@@ -263,6 +263,12 @@ func TestListKeysFilters(t *testing.T) {
 		{"name contains", store.KeyFilter{NameContains: "-03"}, []string{"k-03"}},
 		{"ids", store.KeyFilter{IDs: []string{"k-05", "k-02"}}, []string{"k-02", "k-05"}},
 		{"no ids", store.KeyFilter{IDs: []string{}}, nil},
+		{"not expired", store.KeyFilter{ExpiresAfter: time.Now()}, []string{"k-01", "k-02"}},
+		{"expiring after a week", store.KeyFilter{ExpiresAfter: time.Now().Add(7 * 24 * time.Hour)}, []string{"k-02"}},
+		{"expiring within a window", store.KeyFilter{ExpiresAfter: time.Now(), ExpiringBefore: time.Now().Add(7 * 24 * time.Hour)}, []string{"k-01"}},
+		{"no IP filters", store.KeyFilter{NoIPFilters: true}, []string{"k-01", "k-02", "k-04", "k-05"}},
+		{"a scope of everything (no scope, no role)", store.KeyFilter{ScopeEverything: true}, []string{"k-01", "k-03", "k-04"}},
+		{"both", store.KeyFilter{ScopeEverything: true, NoIPFilters: true}, []string{"k-01", "k-04"}},
 		{"by name, descending", store.KeyFilter{Order: store.KeyOrder{By: store.SortName, Desc: true}}, []string{"k-05", "k-04", "k-03", "k-02", "k-01"}},
 		{"by expiry (never last)", store.KeyFilter{Order: store.KeyOrder{By: store.SortExpires}}, []string{"k-01", "k-02", "k-03", "k-04", "k-05"}},
 		{"by expiry, descending", store.KeyFilter{Order: store.KeyOrder{By: store.SortExpires, Desc: true}}, []string{"k-05", "k-04", "k-03", "k-02", "k-01"}},
@@ -270,6 +276,26 @@ func TestListKeysFilters(t *testing.T) {
 		ks, next, err := f.s.ListKeys(f.ctx, "acct", c.f, store.Page{})
 		if err != nil || next != "" || !slices.Equal(keyIDs(ks), c.want) {
 			t.Errorf("%s: %v, %q, %v; want %v", c.name, keyIDs(ks), next, err, c.want)
+		}
+		if n, err := f.s.CountKeys(f.ctx, "acct", c.f); n != len(c.want) || err != nil {
+			t.Errorf("%s: CountKeys = %d, %v; want %d", c.name, n, err, len(c.want))
+		}
+	}
+	if n, err := f.s.CountKeys(f.ctx, "other", store.KeyFilter{}); n != 0 || err != nil {
+		t.Errorf("CountKeys(other) = %d, %v", n, err)
+	}
+	if _, err := f.s.CountKeys(f.ctx, "acct", store.KeyFilter{Type: authz.KeyType(99)}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("CountKeys, unknown type: %v, want ErrInvalid", err)
+	}
+	for name, c := range map[string]struct {
+		count func(context.Context, string) (int, error)
+		want  int
+	}{"apps": {f.s.CountApps, 2}, "tenants": {f.s.CountTenants, 2}} {
+		if n, err := c.count(f.ctx, "acct"); n != c.want || err != nil {
+			t.Errorf("count %s = %d, %v; want %d", name, n, err, c.want)
+		}
+		if n, err := c.count(f.ctx, "other"); n != 0 || err != nil {
+			t.Errorf("count %s of another account = %d, %v", name, n, err)
 		}
 	}
 	if _, _, err := f.s.ListKeys(f.ctx, "acct", store.KeyFilter{Type: authz.KeyType(99)}, store.Page{}); !errors.Is(err, store.ErrInvalid) {

@@ -64,3 +64,8 @@ func SetFewMatches(t *testing.T, n int) {
 	fewMatchesMax = n
 	t.Cleanup(func() { fewMatchesMax = old })
 }
+
+// CountKeysSQL is CountKeys' statement.
+func CountKeysSQL(accountID string, f store.KeyFilter) (string, []any, error) {
+	return countKeysSQL(accountID, f)
+}

@@ -72,6 +72,10 @@ func TestListKeysPlans(t *testing.T) {
 		{"-last_used", store.KeyFilter{Order: store.KeyOrder{By: store.SortLastUsed, Desc: true}}},
 		{"search", store.KeyFilter{NameContains: "00042"}},
 		{"search, by name", store.KeyFilter{NameContains: "00042", Order: store.KeyOrder{By: store.SortName}}},
+		// The overview's expiring keys: a window past most expiries
+		// (as past the keys already expired), sorted by expiry.
+		{"expiring window, by expiry", store.KeyFilter{ExpiresAfter: time.Now().Add(150 * 24 * time.Hour),
+			ExpiringBefore: time.Now().Add(180 * 24 * time.Hour), Order: store.KeyOrder{By: store.SortExpires}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sql, args, err := postgres.ListKeysSQL("acct", tc.f, nil, 51)
@@ -96,6 +100,9 @@ func TestListKeysPlans(t *testing.T) {
 			}
 			text := strings.Join(plan, "\n")
 			t.Logf("%v:\n%s", time.Since(start).Round(time.Microsecond), text)
+			if !tc.f.ExpiresAfter.IsZero() && !strings.Contains(text, "Index Cond: ((account_id = 'acct'::text) AND (COALESCE(expires_at") {
+				t.Errorf("the first page of %s does not start at the lower bound of the expiry", tc.name)
+			}
 			if strings.Contains(text, "Seq Scan on keys") || strings.Contains(text, "Seq Scan on key_usage") {
 				if tc.f.NameContains == "" || trgm {
 					t.Errorf("the first page of %s reads the keys one by one", tc.name)

@@ -14,7 +14,7 @@ import (
 )
 
 // keyWhere is the WHERE clause of the keys of account that pass f, and its
-// arguments.
+// arguments: of keys k left-joined to their last use u (key_usage).
 func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, error) {
 	var where strings.Builder
 	args := []any{accountID}
@@ -43,7 +43,10 @@ func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, err
 		add("k.active = $%d", *f.Active)
 	}
 	if !f.ExpiringBefore.IsZero() {
-		add("k.expires_at < $%d", f.ExpiringBefore)
+		add(expiryBound("<", f.Order), f.ExpiringBefore)
+	}
+	if !f.ExpiresAfter.IsZero() {
+		add(expiryBound(">", f.Order), f.ExpiresAfter)
 	}
 	if !f.UnusedSince.IsZero() {
 		add("(u.last_used_at IS NULL OR u.last_used_at < $%d)", f.UnusedSince)
@@ -60,7 +63,28 @@ func keyWhere(accountID string, f store.KeyFilter) (*strings.Builder, []any, err
 	if f.IDs != nil {
 		add("k.id = ANY($%d)", f.IDs)
 	}
+	if f.NoIPFilters {
+		where.WriteString(" AND cardinality(k.ip_filters) = 0")
+	}
+	if f.ScopeEverything {
+		where.WriteString(" AND k.scope = '' AND NOT EXISTS (SELECT 1 FROM key_roles nr WHERE nr.account_id = k.account_id AND nr.key_id = k.id)")
+	}
 	return &where, args, nil
+}
+
+// expiryBound is the condition of a bound on the expiry (op < or >). A
+// list sorted by expiry has it twice: also on the order's column
+// (keys_expires_order_idx, where no expiry is infinity), so that its
+// index scan starts at the bound rather than walk past every key on the
+// other side of it (the keys already expired, before the first not yet
+// expired: 140 ms past 47,000 of them, 0.1 ms from the bound). Elsewhere
+// the copy would only cost its evaluation.
+func expiryBound(op string, o store.KeyOrder) string {
+	cond := "k.expires_at " + op + " $%[1]d"
+	if o.By == store.SortExpires {
+		cond += " AND coalesce(k.expires_at, 'infinity'::timestamptz) " + op + " $%[1]d"
+	}
+	return cond
 }
 
 // likeEscape quotes LIKE's wildcards (and its escape character) in s.

@@ -440,6 +440,8 @@ func testListKeys(t *testing.T, open func(t *testing.T) store.Accounts) {
 			if diff := cmp.Diff(tc.want, ids); diff != "" || next != "" {
 				t.Errorf("next %q, ids (-want +got):\n%s", next, diff)
 			}
+			// Counted as listed.
+			f.wantCount(t, tc.f, len(tc.want))
 			// Listed keys are read like GetKey reads them.
 			for _, k := range keys {
 				if diff := cmp.Diff(f.getKey(k.Spec.ID), k); diff != "" {

@@ -49,6 +49,8 @@ func RunAccounts(t *testing.T, open func(t *testing.T) store.Accounts) {
 	t.Run("Parents", func(t *testing.T) { testParents(t, open) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, open) })
 	t.Run("ListKeys", func(t *testing.T) { testListKeys(t, open) })
+	t.Run("KeyHygiene", func(t *testing.T) { testKeyHygiene(t, open) })
+	t.Run("Counts", func(t *testing.T) { testCounts(t, open) })
 	t.Run("ListKeysOrder", func(t *testing.T) { testListKeysOrder(t, open) })
 	t.Run("UpdateKeys", func(t *testing.T) { testUpdateKeys(t, open) })
 	t.Run("Paging", func(t *testing.T) { testPaging(t, open) })
