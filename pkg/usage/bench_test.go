@@ -71,6 +71,9 @@ func BenchmarkQuotaFlushSync100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("flush", func(b *testing.B) { measureStep(b, count, func() error { return agg.Flush(ctx) }) })
+	// flush-stall: what the flush makes requests beside it wait on a
+	// replica with one CPU.
+	b.Run("flush-stall", func(b *testing.B) { measureStall(b, count, func() error { return agg.Flush(ctx) }) })
 	b.Run("sync", func(b *testing.B) {
 		measureStep(b, func() {
 			count()

@@ -233,6 +233,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	deltas, expected := make([]int64, 0, len(order)), make([]int64, 0, len(order))
 	reps := order[:0]
 	for i, j := range order {
+		yieldEvery(i)
 		q := &quotas[j]
 		if i > 0 && same(reps[len(reps)-1], j) == 0 {
 			last := len(reps) - 1

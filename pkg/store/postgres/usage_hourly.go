@@ -60,6 +60,7 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 	counts := make([]int64, len(rows))
 	merged := order[:0]
 	for i, j := range order {
+		yieldEvery(i)
 		if i > 0 && compareUsageRows(&rows[merged[len(merged)-1]].Row, &rows[j].Row) == 0 {
 			counts[merged[len(merged)-1]] += rows[j].Count
 			continue
