@@ -186,6 +186,22 @@ func (b *browserTest) signIn(ctx context.Context, key string) {
 	)
 }
 
+// waitUsage loads url until its usage chart's legend counts requests
+// (the server writes its counts every 200 ms).
+func (b *browserTest) waitUsage(ctx context.Context, url string) {
+	b.t.Helper()
+	var legend string
+	for range 50 {
+		b.run(ctx, "usage of "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("usage-legend")),
+			into(chromedp.Text(chromedp.ID("usage-legend")), &legend))
+		if !strings.Contains(legend, "No requests counted") {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.t.Fatalf("%s: no requests counted in its usage chart after 10 s: %q", url, legend)
+}
+
 // exists reports whether the current page has an element.
 func (b *browserTest) exists(ctx context.Context, sel string) bool {
 	b.t.Helper()
@@ -215,7 +231,9 @@ func (b *browserTest) post(ctx context.Context, path string, fields map[string]s
 
 func TestConsoleInBrowser(t *testing.T) {
 	env := newDBEnv(t)
-	s := env.serve(t, "--console-addr", "127.0.0.1:0")
+	// Usage written often, so that the pages' usage charts have the
+	// test's requests when their screenshots are taken.
+	s := env.serve(t, "--console-addr", "127.0.0.1:0", "--usage-flush-interval", "200ms")
 	waitReady(t, s)
 	base := "http://" + consoleAddr(t, s)
 	api := env.client(t, s)
@@ -359,7 +377,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(denials, "Globex may not send mail today.") {
 		t.Fatalf("the tenant page does not list the denial: %q", denials)
 	}
-	b.shot(ctx, "tenant")
 	waitFor(t, check, send(second), outcome{403, "access_denied"})
 
 	// Deactivate: both secrets are refused.
@@ -387,6 +404,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.shot(ctx, "keys")
 	b.run(ctx, "overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("main h1")))
 	b.shot(ctx, "overview")
+	// The tenant's page with its denial, quota and the requests of the
+	// test counted in its usage chart.
+	b.waitUsage(ctx, base+"/tenants/globex")
+	b.shot(ctx, "tenant")
 	// The key page's Usage tab and the account-wide pages.
 	for _, pg := range []struct{ name, path, wait string }{
 		{"key-usage", strings.TrimPrefix(keyURL, base) + "?tab=usage", "usage-chart"},
