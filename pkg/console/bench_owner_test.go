@@ -15,7 +15,8 @@ import (
 // the last 8 days, allowed and rate limited (384,000 rows of usage_hourly,
 // every one of the tenant), vacuumed and analysed. "no-usage" is the same
 // page to a session that may not run usage (the page without its usage
-// read); "overview" the overview, whose 7 days of usage read the same rows.
+// read); "overview" the overview, whose 7 days of usage read the same rows;
+// the keys list, a busy key's Usage tab and the app's page read them too.
 func BenchmarkTenantPageBusyWeek(b *testing.B) {
 	e := newEnv(b)
 	ctx := b.Context()
@@ -38,7 +39,7 @@ func BenchmarkTenantPageBusyWeek(b *testing.B) {
 		b.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `INSERT INTO usage_hourly (account_id, hour, tenant_id, app_id, key_id, service, operation, outcome, count)
-		SELECT 'acme', $1::timestamptz - h * interval '1 hour', $2, $3, 'seed-key-' || k, 'email-api', 'query:listEmails', o, 1 + (k + h) % 17
+		SELECT 'acme', $1::timestamptz - h * interval '1 hour', $2, $3, 'acme-key-' || lpad(k::text, 9, '0'), 'email-api', 'query:listEmails', o, 1 + (k + h) % 17
 		FROM generate_series(0, 8*24 - 1) h, generate_series(0, 999) k, unnest(ARRAY['allowed', 'rate_limited']) o`,
 		now, pgtest.SeedTenantID, pgtest.SeedAppID); err != nil {
 		b.Fatal(err)
@@ -50,6 +51,11 @@ func BenchmarkTenantPageBusyWeek(b *testing.B) {
 		{"usage", e.admin, "/tenants/" + pgtest.SeedTenantID},
 		{"no-usage", reader, "/tenants/" + pgtest.SeedTenantID},
 		{"overview", e.admin, "/"},
+		// The keys list's first page draws the busy keys' sparklines; a
+		// busy key's Usage tab and the app's page read its rows too.
+		{"keys", e.admin, "/keys"},
+		{"key-usage", e.admin, "/keys/" + pgtest.SeedKeyID("acme", 1) + "?tab=usage"},
+		{"app", e.admin, "/apps/" + pgtest.SeedAppID},
 	} {
 		br := e.browser(e.srv)
 		br.signIn(bc.secret)
