@@ -64,3 +64,9 @@ func SetFewMatches(t *testing.T, n int) {
 	fewMatchesMax = n
 	t.Cleanup(func() { fewMatchesMax = old })
 }
+
+// QueryUsageHourly is QueryUsage from the hourly rows alone, whatever the
+// query, for comparing with the rollup's answers.
+func QueryUsageHourly(ctx context.Context, s *Store, q store.UsageQuery) ([]store.UsageSeries, error) {
+	return s.queryUsage(ctx, q, false)
+}
