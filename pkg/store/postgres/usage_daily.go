@@ -44,23 +44,7 @@ func compareDailyRows(a, b *dailyRow) int {
 // are few: sorted by their values), after the hourly rows in every flush,
 // so that replicas lock rows of both tables in the same order.
 func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) error {
-	sums := map[dailyRow]int64{}
-	var (
-		lastHour time.Time
-		lastDay  int64
-	)
-	for i := range rows {
-		r := &rows[i].Row
-		if i == 0 || !r.Hour.Equal(lastHour) {
-			lastHour, lastDay = r.Hour, dayOf(r.Hour)
-		}
-		sums[dailyRow{account: r.AccountID, tenant: r.TenantID, app: r.AppID, outcome: r.Outcome, day: lastDay}] += rows[i].Count
-	}
-	keys := make([]dailyRow, 0, len(sums))
-	for k := range sums {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b dailyRow) int { return compareDailyRows(&a, &b) })
+	keys, sums := dailySums(rows)
 	const sql = `INSERT INTO usage_daily_owner (account_id, day, tenant_id, app_id, outcome, count)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[])
 		ON CONFLICT (account_id, day, tenant_id, app_id, outcome)
@@ -79,6 +63,28 @@ func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) erro
 		}
 	}
 	return nil
+}
+
+// dailySums sums rows by rollup row, and returns the rollup rows sorted.
+func dailySums(rows []store.UsageDelta) ([]dailyRow, map[dailyRow]int64) {
+	sums := map[dailyRow]int64{}
+	var (
+		lastHour time.Time
+		lastDay  int64
+	)
+	for i := range rows {
+		r := &rows[i].Row
+		if i == 0 || !r.Hour.Equal(lastHour) {
+			lastHour, lastDay = r.Hour, dayOf(r.Hour)
+		}
+		sums[dailyRow{account: r.AccountID, tenant: r.TenantID, app: r.AppID, outcome: r.Outcome, day: lastDay}] += rows[i].Count
+	}
+	keys := make([]dailyRow, 0, len(sums))
+	for k := range sums {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b dailyRow) int { return compareDailyRows(&a, &b) })
+	return keys, sums
 }
 
 // dropUsageDailyBefore deletes the rollup's rows of the months whose
