@@ -41,8 +41,9 @@ func compareDailyRows(a, b *dailyRow) int {
 
 // addUsageDaily adds rows to usage_daily_owner in tx: one row per account,
 // day, tenant, app and outcome, in one order every replica shares (they
-// are few: sorted by their values), after the hourly rows in every flush,
-// so that replicas lock rows of both tables in the same order.
+// are few: sorted by their values), last in every flush (after the hourly
+// rows and the quota totals), so that replicas lock rows of the three
+// tables in the same order.
 func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) error {
 	keys, sums := dailySums(rows)
 	const sql = `INSERT INTO usage_daily_owner (account_id, day, tenant_id, app_id, outcome, count)
