@@ -69,3 +69,9 @@ func SetFewMatches(t *testing.T, n int) {
 func CountKeysSQL(accountID string, f store.KeyFilter) (string, []any, error) {
 	return countKeysSQL(accountID, f)
 }
+
+// QueryUsageHourly is QueryUsage from the hourly rows alone, whatever the
+// query, for comparing with the rollup's answers.
+func QueryUsageHourly(ctx context.Context, s *Store, q store.UsageQuery) ([]store.UsageSeries, error) {
+	return s.queryUsage(ctx, q, false)
+}

@@ -70,48 +70,35 @@ func quotaUsage(ctx context.Context, q querier, now time.Time) ([]authz.QuotaUse
 }
 
 // QuotaUsed returns what the fleet admitted against one quota of an
-// account in the period holding now.
+// account in the period holding now: its total in quota_counts, which the
+// flushes keep (one row), or where no flush began one, the sum of its
+// allowed usage rows (QuotaTotals).
 func (s *Store) QuotaUsed(ctx context.Context, accountID string, subj authz.QuotaSubject, now time.Time) (int64, error) {
-	start, _ := subj.Period.Bounds(now)
-	col := "key_id"
-	if subj.Tenant {
-		col = "tenant_id"
-	}
-	var n int64
-	err := s.reads().QueryRow(ctx, `SELECT coalesce(sum(count), 0) FROM usage_hourly
-		WHERE `+col+` = $1 AND account_id = $2 AND outcome = 'allowed' AND hour >= $3`, subj.ID, accountID, start).Scan(&n)
+	n, err := s.QuotasUsed(ctx, accountID, []authz.QuotaSubject{subj}, now)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: read the count of %s: %w", subj, err)
+		return 0, err
 	}
-	return n, nil
+	return n[0], nil
 }
 
 // QuotasUsed is QuotaUsed for many subjects of an account in one
-// statement, each count through its partial index of usage_hourly.
+// statement.
 func (s *Store) QuotasUsed(ctx context.Context, accountID string, subjects []authz.QuotaSubject, now time.Time) ([]int64, error) {
 	if len(subjects) == 0 {
 		return nil, nil
 	}
-	tenant := make([]bool, len(subjects))
-	ids := make([]string, len(subjects))
-	starts := make([]time.Time, len(subjects))
+	uses := make([]authz.QuotaUse, len(subjects))
 	for i, subj := range subjects {
-		tenant[i], ids[i] = subj.Tenant, subj.ID
-		starts[i], _ = subj.Period.Bounds(now)
+		subj.AccountID = accountID
+		uses[i].Subject = subj
+		uses[i].Start, _ = subj.Period.Bounds(now)
 	}
-	rows, err := s.reads().Query(ctx, `SELECT CASE WHEN s.tenant
-			THEN (SELECT coalesce(sum(u.count), 0) FROM usage_hourly u WHERE u.tenant_id = s.id AND u.account_id = $1
-				AND u.outcome = 'allowed' AND u.hour >= s.start)
-			ELSE (SELECT coalesce(sum(u.count), 0) FROM usage_hourly u WHERE u.key_id = s.id AND u.account_id = $1
-				AND u.outcome = 'allowed' AND u.hour >= s.start) END::bigint
-		FROM unnest($2::bool[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS s(tenant, id, start, n)
-		ORDER BY s.n`, accountID, tenant, ids, starts)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read quota counts: %w", err)
+	if err := s.QuotaTotals(ctx, uses); err != nil {
+		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read quota counts: %w", err)
+	out := make([]int64, len(uses))
+	for i := range uses {
+		out[i] = uses[i].Used
 	}
 	return out, nil
 }

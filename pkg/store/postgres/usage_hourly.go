@@ -90,8 +90,12 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 			}
 		}
 		var err error
-		totals, err = addQuotaTotals(ctx, tx, quotas, writer)
-		return err
+		if totals, err = addQuotaTotals(ctx, tx, quotas, writer); err != nil {
+			return err
+		}
+		// Last: the rollup's rows are the ones every replica's flush
+		// shares, so they are held for the shortest time.
+		return addUsageDaily(ctx, tx, rows)
 	})
 	if err != nil {
 		// A partition this replica believed in may have been dropped by
@@ -214,7 +218,7 @@ func (s *Store) DropUsageBefore(ctx context.Context, before time.Time) (int, err
 			s.usageParts.Delete(start.Unix())
 			dropped++
 		}
-		return nil
+		return dropUsageDailyBefore(ctx, tx, before)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: drop old usage partitions: %w", err)
@@ -229,14 +233,22 @@ var usageColumns = map[store.UsageField]string{
 	store.UsageService: "service", store.UsageOperation: "operation", store.UsageOutcome: "outcome",
 }
 
-// QueryUsage sums an account's buckets by period and group.
+// QueryUsage sums an account's buckets by period and group: from the
+// daily rollup when it holds what q asks (usageDailyAnswers), else from
+// the hourly rows.
 func (s *Store) QueryUsage(ctx context.Context, q store.UsageQuery) ([]store.UsageSeries, error) {
+	return s.queryUsage(ctx, q, usageDailyAnswers(q))
+}
+
+func (s *Store) queryUsage(ctx context.Context, q store.UsageQuery, daily bool) ([]store.UsageSeries, error) {
 	gran := string(q.Granularity)
 	switch q.Granularity {
 	case store.Hourly, store.Daily, store.Monthly:
 	default:
 		return nil, fmt.Errorf("postgres: usage granularity %q", gran)
 	}
+	// As PostgreSQL holds them, so that the rollup's day bounds agree.
+	q.From, q.Until = q.From.Truncate(time.Microsecond), q.Until.Truncate(time.Microsecond)
 	args := []any{q.AccountID, q.From, q.Until, gran}
 	var where strings.Builder
 	for _, f := range store.UsageFields {
@@ -265,6 +277,14 @@ func (s *Store) QueryUsage(ctx context.Context, q store.UsageQuery) ([]store.Usa
 	}
 	sql := `SELECT ` + sel + ` FROM usage_hourly WHERE account_id = $1 AND hour >= $2 AND hour < $3` + where.String() +
 		` GROUP BY ` + by + ` ORDER BY ` + strings.Join(append(order, "t"), ", ")
+	if daily {
+		lo, hi := dayBounds(q.From, q.Until)
+		args = append(args, lo, hi)
+		// Points whose hours in the range counted nothing (the rows of
+		// their days are all outside it) are none, as on the hourly path.
+		sql = `SELECT ` + sel + ` FROM ` + usageDailyFrom(strings.Join(group, ", "), where.String(), len(args)-1, len(args)) +
+			` GROUP BY ` + by + ` HAVING sum(count) <> 0 ORDER BY ` + strings.Join(append(order, "t"), ", ")
+	}
 	if q.MaxPoints > 0 {
 		sql += ` LIMIT ` + strconv.Itoa(q.MaxPoints+1)
 	}

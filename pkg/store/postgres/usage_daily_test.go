@@ -1,0 +1,297 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/store/postgres"
+	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
+)
+
+// rollupDay0 is the first day of the usage rollupRows make: 2026-03-29,
+// so that the rows span a month's end.
+var rollupDay0 = time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)
+
+// rollupRows are n random usage rows of two accounts in the 5 days from
+// rollupDay0, over a few tenants, apps, keys, operations and outcomes.
+func rollupRows(r *rand.Rand, n int) []store.UsageDelta {
+	pick := func(vals ...string) string { return vals[r.IntN(len(vals))] }
+	out := make([]store.UsageDelta, n)
+	for i := range out {
+		out[i] = store.UsageDelta{Count: int64(1 + r.IntN(9)), Row: store.UsageRow{
+			AccountID: pick("acc-1", "acc-1", "acc-2"), TenantID: pick("", "acme", "globex"),
+			AppID: pick("", "billing", "mail"), KeyID: pick("", "k-1", "k-2", "k-3"),
+			Service: pick("email-api", "sms-api"), Operation: pick("read", "send"),
+			Outcome: pick("allowed", "allowed", "rate_limited", "scope_denied"),
+			Hour:    rollupDay0.Add(time.Duration(r.IntN(5*24)) * time.Hour),
+		}}
+	}
+	return out
+}
+
+// wantRollupAgrees runs queries that the rollup answers both through
+// QueryUsage and through the hourly rows alone, and wants the same.
+func wantRollupAgrees(t *testing.T, s *postgres.Store) {
+	t.Helper()
+	day := func(d int) time.Time { return rollupDay0.AddDate(0, 0, d) }
+	f := func(kv ...string) map[store.UsageField]string {
+		m := map[store.UsageField]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[store.UsageField(kv[i])] = kv[i+1]
+		}
+		return m
+	}
+	by := func(fs ...store.UsageField) []store.UsageField { return fs }
+	ranges := []struct {
+		name     string
+		from, to time.Time
+	}{
+		{"whole days", day(0), day(5)},
+		{"within a day", day(1).Add(3 * time.Hour), day(1).Add(17 * time.Hour)},
+		{"from mid-day", day(1).Add(5 * time.Hour), day(4)},
+		{"up to mid-day (now)", day(1), day(3).Add(10*time.Hour + 17*time.Minute + 3*time.Second + 500)},
+		{"both ends mid-day", day(-1).Add(23 * time.Hour), day(4).Add(time.Hour + time.Nanosecond)},
+		{"a week up to now", day(-2), day(4).Add(12*time.Hour + 30*time.Minute)},
+		{"after the rows", day(6), day(8)},
+	}
+	queries := []struct {
+		name string
+		q    store.UsageQuery
+	}{
+		{"total by day", store.UsageQuery{Granularity: store.Daily}},
+		{"by outcome", store.UsageQuery{Granularity: store.Daily, GroupBy: by(store.UsageOutcome)}},
+		{"tenant by outcome", store.UsageQuery{Granularity: store.Daily, Filters: f("tenant", "acme"), GroupBy: by(store.UsageOutcome)}},
+		{"app by outcome", store.UsageQuery{Granularity: store.Daily, Filters: f("app", "billing"), GroupBy: by(store.UsageOutcome)}},
+		{"no tenant's", store.UsageQuery{Granularity: store.Daily, Filters: f("tenant", "")}},
+		{"allowed by tenant and app", store.UsageQuery{Granularity: store.Daily, Filters: f("outcome", "allowed"),
+			GroupBy: by(store.UsageApp, store.UsageTenant)}},
+		{"tenant, app and outcome", store.UsageQuery{Granularity: store.Daily, Filters: f("tenant", "globex", "app", "mail", "outcome", "rate_limited")}},
+		{"monthly by tenant and outcome", store.UsageQuery{Granularity: store.Monthly, GroupBy: by(store.UsageTenant, store.UsageOutcome)}},
+		{"unknown tenant", store.UsageQuery{Granularity: store.Daily, Filters: f("tenant", "initech")}},
+	}
+	for _, acc := range []string{"acc-1", "acc-2", "acc-3"} {
+		for _, rg := range ranges {
+			for _, qc := range queries {
+				q := qc.q
+				q.AccountID, q.From, q.Until = acc, rg.from, rg.to
+				got, err := s.QueryUsage(t.Context(), q)
+				if err != nil {
+					t.Fatalf("%s, %s, %s: %v", acc, rg.name, qc.name, err)
+				}
+				want, err := postgres.QueryUsageHourly(t.Context(), s, q)
+				if err != nil {
+					t.Fatalf("%s, %s, %s, hourly: %v", acc, rg.name, qc.name, err)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s, %s, %s: rollup (+) and hourly rows (-) differ:\n%s", acc, rg.name, qc.name, diff)
+				}
+			}
+		}
+	}
+}
+
+func newRollupStore(t *testing.T) (*postgres.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return postgres.New(t.Context(), pool, postgres.Options{}), pool
+}
+
+// TestUsageRollupAgrees: usage written by flushes, some of them late
+// (rows of hours and days past, after later ones), and by replicas at
+// once, reads the same from the daily rollup as from the hourly rows, for
+// ranges of whole days and ranges that begin or end mid-day (rows after
+// the range's end included: a replica's clock ahead), and after the
+// retention drops a month.
+func TestUsageRollupAgrees(t *testing.T) {
+	t.Parallel()
+	s, pool := newRollupStore(t)
+	ctx := t.Context()
+	r := rand.New(rand.NewPCG(1, 2))
+	// Flushes in time order, then late ones over every day again.
+	for _, batch := range [][]store.UsageDelta{rollupRows(r, 3000), rollupRows(r, 3000), rollupRows(r, 500)} {
+		if _, err := s.AddUsageQuotas(ctx, batch, nil, "replica-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two replicas flushing the same rows at once.
+	other := postgres.New(ctx, pool, postgres.Options{})
+	shared := rollupRows(r, 2000)
+	errs := make(chan error, 2)
+	for _, st := range []*postgres.Store{s, other} {
+		go func() {
+			_, err := st.AddUsageQuotas(ctx, shared, nil, fmt.Sprintf("%p", st))
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rolled, hourly int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM usage_daily_owner), (SELECT count(*) FROM usage_hourly)`).Scan(&rolled, &hourly); err != nil {
+		t.Fatal(err)
+	}
+	// 2 accounts × 5 days × 3 tenants × 3 apps × 3 outcomes at most.
+	if rolled > 270 || rolled >= hourly {
+		t.Fatalf("%d rollup rows for %d hourly ones, want at most 270", rolled, hourly)
+	}
+	wantRollupAgrees(t, s)
+
+	// The retention drops March: its days go from the rollup too.
+	if _, err := s.DropUsageBefore(ctx, time.Date(2026, 4, 20, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	var march int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM usage_daily_owner WHERE day < '2026-04-01Z'`).Scan(&march); err != nil {
+		t.Fatal(err)
+	}
+	if march != 0 {
+		t.Fatalf("%d rollup rows of March after its partition was dropped", march)
+	}
+	wantRollupAgrees(t, s)
+}
+
+// TestUsageRollupMigration: migration 0017 fills the rollup from the
+// hourly rows already there, and keygate_usage_daily_rebuild repairs the
+// days of rows written around the flush.
+func TestUsageRollupMigration(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.NewEmptyDatabase(t)
+	if err := postgres.MigrateURLUpTo(ctx, url, 15); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	r := rand.New(rand.NewPCG(3, 4))
+	// Written by a replica of the version before the rollup.
+	old := postgres.New(ctx, pool, postgres.Options{})
+	if err := old.EnsureUsagePartitions(ctx, rollupDay0, 1); err != nil {
+		t.Fatal(err)
+	}
+	insertHourly := func(rows []store.UsageDelta) {
+		t.Helper()
+		for _, d := range rows {
+			row := d.Row
+			if _, err := pool.Exec(ctx, `INSERT INTO usage_hourly (account_id, hour, tenant_id, app_id, key_id, service, operation, outcome, count)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id, hour, key_id, service, operation, outcome, tenant_id, app_id)
+				DO UPDATE SET count = usage_hourly.count + excluded.count`,
+				row.AccountID, row.Hour, row.TenantID, row.AppID, row.KeyID, row.Service, row.Operation, row.Outcome, d.Count); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	insertHourly(rollupRows(r, 1500))
+	if err := postgres.MigrateURL(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	s := postgres.New(ctx, pool, postgres.Options{})
+	if _, err := s.AddUsageQuotas(ctx, rollupRows(r, 1000), nil, "new"); err != nil {
+		t.Fatal(err)
+	}
+	wantRollupAgrees(t, s)
+
+	// Rows an older replica wrote after the migration: the rollup lacks
+	// them until the days are rebuilt.
+	insertHourly(rollupRows(r, 300))
+	q := store.UsageQuery{AccountID: "acc-1", Granularity: store.Daily, From: rollupDay0, Until: rollupDay0.AddDate(0, 0, 5)}
+	got, err := s.QueryUsage(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := postgres.QueryUsageHourly(ctx, s, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.Equal(got, want) {
+		t.Fatal("rows written around the flush: the rollup agrees before it is rebuilt")
+	}
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT keygate_usage_daily_rebuild($1, $2)`, rollupDay0.Add(5*time.Hour), rollupDay0.AddDate(0, 0, 5)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("the rebuild wrote no rows")
+	}
+	wantRollupAgrees(t, s)
+}
+
+// TestUsageRollupRead: a query the rollup answers reads it (a row put
+// there alone shows), one it does not reads the hourly rows.
+func TestUsageRollupRead(t *testing.T) {
+	t.Parallel()
+	s, pool := newRollupStore(t)
+	ctx := t.Context()
+	h := rollupDay0.Add(30 * time.Hour)
+	if err := s.AddUsage(ctx, map[store.UsageRow]int64{
+		{AccountID: "acc-1", TenantID: "acme", KeyID: "k-1", Operation: "read", Outcome: "allowed", Hour: h}: 5,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE usage_daily_owner SET count = 7`); err != nil {
+		t.Fatal(err)
+	}
+	day := rollupDay0.AddDate(0, 0, 1)
+	for _, tc := range []struct {
+		name string
+		q    store.UsageQuery
+		want int64
+	}{
+		{"daily by tenant", store.UsageQuery{Granularity: store.Daily, GroupBy: []store.UsageField{store.UsageTenant}}, 7},
+		{"monthly, allowed", store.UsageQuery{Granularity: store.Monthly, Filters: map[store.UsageField]string{store.UsageOutcome: "allowed"}}, 7},
+		{"hourly", store.UsageQuery{Granularity: store.Hourly}, 5},
+		{"by key", store.UsageQuery{Granularity: store.Daily, GroupBy: []store.UsageField{store.UsageKey}}, 5},
+		{"an operation", store.UsageQuery{Granularity: store.Daily, Filters: map[store.UsageField]string{store.UsageOperation: "read"}}, 5},
+		{"a page of keys", store.UsageQuery{Granularity: store.Daily, KeyIDs: []string{"k-1"}}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.q
+			q.AccountID, q.From, q.Until = "acc-1", day, day.AddDate(0, 0, 1)
+			got, err := s.QueryUsage(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Total != tc.want {
+				t.Fatalf("QueryUsage = %+v, want a total of %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestUsageRollupBatches: a flush of more rollup rows than one statement
+// carries writes them all.
+func TestUsageRollupBatches(t *testing.T) {
+	t.Parallel()
+	s, _ := newRollupStore(t)
+	ctx := context.Background()
+	rows := make([]store.UsageDelta, 12_000)
+	for i := range rows {
+		rows[i] = store.UsageDelta{Count: 1, Row: store.UsageRow{AccountID: "acc-1", TenantID: fmt.Sprintf("t-%05d", i),
+			KeyID: "k", Outcome: "allowed", Hour: rollupDay0.Add(time.Duration(i%48) * time.Hour)}}
+	}
+	if _, err := s.AddUsageQuotas(ctx, rows, nil, "r"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.QueryUsage(ctx, store.UsageQuery{AccountID: "acc-1", Granularity: store.Daily, From: rollupDay0, Until: rollupDay0.AddDate(0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Total != 12_000 || len(got[0].Points) != 2 {
+		t.Fatalf("QueryUsage = %+v, want 12,000 over 2 days", got)
+	}
+}
