@@ -1,12 +1,9 @@
 package postgres_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
@@ -23,22 +20,8 @@ import (
 // logged (go test -v): docs/console.md cites them.
 func TestCountKeysPlans(t *testing.T) {
 	t.Parallel()
-	n := 20_000
-	if os.Getenv("KEYGATE_LONG") == "1" {
-		n = 100_000
-	}
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgtest.SeedKeys(ctx, pool, "acct", n); err != nil {
-		t.Fatal(err)
-	}
-	if err := pgtest.SeedKeys(ctx, pool, "other", n/4); err != nil {
-		t.Fatal(err)
-	}
+	pool := seedPlanKeys(t)
 	if err := pgtest.SeedFeatures(ctx, pool, "acct"); err != nil {
 		t.Fatal(err)
 	}

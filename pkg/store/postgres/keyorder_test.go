@@ -18,12 +18,11 @@ import (
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
 
-// The first page of every sort of the keys list, and of a name search,
-// reads through an index (migration 0013), never the account's keys one
-// by one: checked on the plans PostgreSQL makes for 20,000 keys
-// (KEYGATE_LONG=1: 100,000), each plan logged with its time.
-func TestListKeysPlans(t *testing.T) {
-	t.Parallel()
+// seedPlanKeys is a database for the tests of query plans: 20,000 keys
+// of account "acct" (KEYGATE_LONG=1: 100,000) and a quarter as many of
+// "other", as pgtest seeds them.
+func seedPlanKeys(t *testing.T) *pgxpool.Pool {
+	t.Helper()
 	n := 20_000
 	if os.Getenv("KEYGATE_LONG") == "1" {
 		n = 100_000
@@ -40,6 +39,17 @@ func TestListKeysPlans(t *testing.T) {
 	if err := pgtest.SeedKeys(ctx, pool, "other", n/4); err != nil {
 		t.Fatal(err)
 	}
+	return pool
+}
+
+// The first page of every sort of the keys list, and of a name search,
+// reads through an index (migration 0013), never the account's keys one
+// by one: checked on the plans PostgreSQL makes for 20,000 keys
+// (KEYGATE_LONG=1: 100,000), each plan logged with its time.
+func TestListKeysPlans(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := seedPlanKeys(t)
 	for _, sql := range []string{
 		`UPDATE keys SET expires_at = now() + (abs(hashtext(id)) % 5000 + 100) * interval '1 hour',
 			created_at = now() - (abs(hashtext(id)) % 100000) * interval '1 second'
