@@ -65,24 +65,7 @@ func TestCountKeysPlans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
-			rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF) "+sql, args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plan []string
-			for rows.Next() {
-				var line string
-				if err := rows.Scan(&line); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, line)
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
-			text := strings.Join(plan, "\n")
-			t.Logf("%v:\n%s", time.Since(start).Round(time.Microsecond), text)
+			text := explainAnalyze(t, pool, sql, args)
 			for _, table := range []string{"apps", "tenants", "roles "} {
 				if strings.Contains(text, " on "+table) {
 					t.Errorf("the count reads %s", table)

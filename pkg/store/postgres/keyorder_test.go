@@ -42,6 +42,31 @@ func seedPlanKeys(t *testing.T) *pgxpool.Pool {
 	return pool
 }
 
+// explainAnalyze runs sql with EXPLAIN ANALYZE and returns its plan,
+// logged with the time it took.
+func explainAnalyze(t *testing.T, pool *pgxpool.Pool, sql string, args []any) string {
+	t.Helper()
+	start := time.Now()
+	rows, err := pool.Query(t.Context(), "EXPLAIN (ANALYZE, COSTS OFF) "+sql, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	t.Logf("%v:\n%s", time.Since(start).Round(time.Microsecond), text)
+	return text
+}
+
 // The first page of every sort of the keys list, and of a name search,
 // reads through an index (migration 0013), never the account's keys one
 // by one: checked on the plans PostgreSQL makes for 20,000 keys
@@ -92,24 +117,7 @@ func TestListKeysPlans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
-			rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF) "+sql, args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var plan []string
-			for rows.Next() {
-				var line string
-				if err := rows.Scan(&line); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, line)
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
-			text := strings.Join(plan, "\n")
-			t.Logf("%v:\n%s", time.Since(start).Round(time.Microsecond), text)
+			text := explainAnalyze(t, pool, sql, args)
 			if !tc.f.ExpiresAfter.IsZero() && !strings.Contains(text, "Index Cond: ((account_id = 'acct'::text) AND (COALESCE(expires_at") {
 				t.Errorf("the first page of %s does not start at the lower bound of the expiry", tc.name)
 			}
