@@ -138,6 +138,9 @@ func (c *serveCmd) openDatabase(ctx context.Context, l *loaded, m *metrics.Metri
 	// One id for the heartbeats and the quota totals this replica writes
 	// (its quota sync reads what the others wrote).
 	replicaID := c.replicaID()
+	// The database's daily rollup repairs itself in the aggregator's
+	// hourly maintenance (usage.RollupReconciler).
+	var _ usage.RollupReconciler = st
 	agg := usage.New(counts, st, usage.Options{Interval: c.UsageFlushInterval, Retention: c.UsageRetention,
 		MaxPending: c.UsageMaxPending, Logger: log, Quotas: quotas, Replica: replicaID})
 	m.ObserveUsage(agg.Stats)

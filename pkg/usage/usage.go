@@ -41,6 +41,14 @@ type Partitioner interface {
 	EnsureUsagePartitions(ctx context.Context, now time.Time, ahead int) error
 }
 
+// RollupReconciler is a writer that keeps a rollup of the counts beside
+// them and can repair it from them (PostgreSQL's daily rollup: counts
+// written by replicas of an earlier version are not in it). maintain
+// runs it; it reports how many of its parts it rebuilt.
+type RollupReconciler interface {
+	ReconcileUsageRollup(ctx context.Context, now time.Time) (int, error)
+}
+
 // Options configure an Aggregator.
 type Options struct {
 	// Interval between flushes (DefaultInterval if <= 0).
@@ -215,8 +223,8 @@ func (a *Aggregator) Run(ctx context.Context) {
 	}
 }
 
-// maintain creates the next partitions and drops those past retention,
-// and reports whether both succeeded.
+// maintain creates the next partitions, drops those past retention and
+// reconciles a rollup with the counts, and reports whether all succeeded.
 func (a *Aggregator) maintain(ctx context.Context) bool {
 	now := a.opts.Now()
 	ok := true
@@ -238,6 +246,18 @@ func (a *Aggregator) maintain(ctx context.Context) bool {
 			}
 		case n > 0:
 			a.log.Info("old usage counts dropped", "partitions", n, "retention", a.opts.Retention)
+		}
+	}
+	if r, isR := a.w.(RollupReconciler); isR {
+		n, err := r.ReconcileUsageRollup(ctx, now)
+		switch {
+		case err != nil:
+			ok = false
+			if ctx.Err() == nil {
+				a.log.Warn("checking the daily usage rollup against the hourly counts failed; retrying at the next flush", "error", err)
+			}
+		case n > 0:
+			a.log.Info("daily usage rollup rebuilt from the hourly counts where they differed (counts written by an earlier version)", "account_days", n)
 		}
 	}
 	if q := a.opts.Quotas; q != nil {

@@ -22,6 +22,21 @@ type fakeWriter struct {
 	ensured int
 	// ensureFails fails that many EnsureUsagePartitions calls first.
 	ensureFails int
+	// reconciled are the times ReconcileUsageRollup was called with and
+	// succeeded; reconcileFails fails that many calls first.
+	reconciled     []time.Time
+	reconcileFails int
+}
+
+func (w *fakeWriter) ReconcileUsageRollup(_ context.Context, now time.Time) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reconcileFails > 0 {
+		w.reconcileFails--
+		return 0, errors.New("database down")
+	}
+	w.reconciled = append(w.reconciled, now)
+	return 1, nil
 }
 
 func (w *fakeWriter) AddUsage(_ context.Context, d map[store.UsageRow]int64) error {
@@ -214,5 +229,32 @@ func TestMaintenanceRetried(t *testing.T) {
 	defer w.mu.Unlock()
 	if w.ensured != 1 {
 		t.Errorf("partitions ensured %d times after two failures, want once (then not again within the hour)", w.ensured)
+	}
+}
+
+// TestMaintenanceReconcilesRollup: the hourly maintenance reconciles a
+// writer's rollup with its counts (the daily rollup repairs itself after
+// a rolling upgrade), and a failed reconcile is retried at the next flush.
+func TestMaintenanceReconcilesRollup(t *testing.T) {
+	w := &fakeWriter{rows: map[store.UsageRow]int64{}, reconcileFails: 1}
+	a := usage.New(authz.NewUsageCounter(0), w, usage.Options{Interval: time.Millisecond, Now: func() time.Time { return t0 }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	for {
+		w.mu.Lock()
+		n := len(w.reconciled)
+		w.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.reconciled) != 1 || !w.reconciled[0].Equal(t0) {
+		t.Errorf("rollup reconciled at %v after one failure, want once at %v (then not again within the hour)", w.reconciled, t0)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,5 +294,104 @@ func TestUsageRollupBatches(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Total != 12_000 || len(got[0].Points) != 2 {
 		t.Fatalf("QueryUsage = %+v, want 12,000 over 2 days", got)
+	}
+}
+
+// TestUsageRollupReconcile: hourly rows written around the flush (by a
+// replica of the version before the rollup, during a rolling upgrade)
+// make the rollup short; ReconcileUsageRollup finds the account days
+// that differ among the last two and rebuilds them, and then finds none.
+// Days before those two are left to keygate_usage_daily_rebuild.
+func TestUsageRollupReconcile(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, pool := newRollupStore(t)
+	now := time.Date(2026, 4, 1, 10, 30, 0, 0, time.UTC) // rollupRows span 03-29 to 04-02
+	if _, err := s.AddUsageQuotas(ctx, rollupRows(rand.New(rand.NewPCG(7, 8)), 800), nil, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ReconcileUsageRollup(ctx, now); err != nil || n != 0 {
+		t.Fatalf("with every row through the flush: %d rebuilt, %v; want none", n, err)
+	}
+	// An older replica's flush: hourly rows only, today, yesterday and a
+	// day before those two, of one account.
+	for _, h := range []time.Time{now.Add(-time.Hour), now.Add(-20 * time.Hour), now.Add(-50 * time.Hour)} {
+		if _, err := pool.Exec(ctx, `INSERT INTO usage_hourly (account_id, hour, tenant_id, app_id, key_id, service, operation, outcome, count)
+			VALUES ('acc-2', $1, 'acme', 'mail', 'k-9', 'email-api', 'send', 'allowed', 7)
+			ON CONFLICT (account_id, hour, key_id, service, operation, outcome, tenant_id, app_id) DO UPDATE SET count = usage_hourly.count + 7`,
+			h.Truncate(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.ReconcileUsageRollup(ctx, now)
+	if err != nil || n != 2 {
+		t.Fatalf("after an older replica's rows: %d account days rebuilt, %v; want 2 (today and yesterday of acc-2)", n, err)
+	}
+	if n, err := s.ReconcileUsageRollup(ctx, now); err != nil || n != 0 {
+		t.Fatalf("reconciled twice: %d rebuilt the second time, %v; want none", n, err)
+	}
+	// The two days read the same from the rollup and the hourly rows;
+	// the day before them is still short.
+	day := time.Unix(now.Unix()-now.Unix()%86400, 0).UTC()
+	for _, tc := range []struct {
+		from  time.Time
+		agree bool
+	}{{day.AddDate(0, 0, -1), true}, {day, true}, {day.AddDate(0, 0, -2), false}} {
+		q := store.UsageQuery{AccountID: "acc-2", Granularity: store.Daily, From: tc.from, Until: tc.from.AddDate(0, 0, 1),
+			GroupBy: []store.UsageField{store.UsageTenant, store.UsageOutcome}}
+		got, err := s.QueryUsage(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := postgres.QueryUsageHourly(ctx, s, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); (diff == "") != tc.agree {
+			t.Errorf("%s: rollup against hourly rows (-hourly +rollup), want agreeing %v:\n%s", tc.from.Format("2006-01-02"), tc.agree, diff)
+		}
+	}
+}
+
+// BenchmarkUsageRollupReconcile is the hourly check when nothing differs:
+// an account whose 1,000 keys were counted every hour of the last two
+// days, allowed and rate limited (96,000 hourly rows), and its rollup.
+func BenchmarkUsageRollupReconcile(b *testing.B) {
+	ctx := b.Context()
+	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	s := postgres.New(ctx, pool, postgres.Options{})
+	now := time.Now().UTC()
+	// One row through the store makes the months' partitions.
+	if err := s.AddUsage(ctx, map[store.UsageRow]int64{
+		{AccountID: "acme", Outcome: "allowed", Hour: now.Truncate(time.Hour)}:                   1,
+		{AccountID: "acme", Outcome: "allowed", Hour: now.Truncate(time.Hour).AddDate(0, 0, -2)}: 1,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for _, sql := range []string{
+		`INSERT INTO accounts (id, name) VALUES ('acme', 'acme')`,
+		`INSERT INTO usage_hourly (account_id, hour, tenant_id, app_id, key_id, service, operation, outcome, count)
+			SELECT 'acme', date_trunc('hour', $1::timestamptz) - h * interval '1 hour', 'globex', 'billing', 'key-' || k,
+				'email-api', 'query:listEmails', o, 1 + (k + h) % 17
+			FROM generate_series(1, 47) h, generate_series(0, 999) k, unnest(ARRAY['allowed', 'rate_limited']) o`,
+		`SELECT keygate_usage_daily_rebuild(NULL, NULL)`,
+		`VACUUM ANALYZE`,
+	} {
+		args := []any{}
+		if strings.Contains(sql, "$1") {
+			args = append(args, now)
+		}
+		if _, err := pool.Exec(ctx, sql, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if n, err := s.ReconcileUsageRollup(ctx, now); err != nil || n != 0 {
+			b.Fatalf("%d rebuilt, %v; want none", n, err)
+		}
 	}
 }
