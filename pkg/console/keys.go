@@ -92,6 +92,11 @@ type keyView struct {
 	// Range is the Usage tab's window, one of Ranges.
 	Range  usageRange
 	Ranges []usageRange
+	// Quotas are the states of the quotas that bind the key (its
+	// tenant's, then its own); QuotaErr the message when they could not
+	// be read.
+	Quotas   []account.QuotaStatus
+	QuotaErr string
 }
 
 type graceOption struct{ Value, Label string }
@@ -105,6 +110,10 @@ var graceOptions = []graceOption{{"0s", "none"}, {"15m", "15 minutes"}, {"1h", "
 func (h *Handler) keyView(ctx context.Context, p *page, k store.Key, f keyForm, tab string, rng usageRange) *keyView {
 	v := &keyView{Row: newKeyRow(k, h.svc.Now()), Grace: graceOptions, Range: rng, Ranges: usageRanges}
 	v.Tabs, v.Tab = tabsFor(p, tab)
+	var err error
+	if v.Quotas, err = h.svc.KeyQuotas(ctx, p.session.caller, k); err != nil {
+		_, v.QuotaErr = statusOf(err)
+	}
 	if v.Tab == "settings" {
 		f.padRows()
 		h.roles(ctx, p, &f)

@@ -149,3 +149,37 @@ func TestOwnerPageUsageError(t *testing.T) {
 		t.Error("the rest of the tenant page is missing")
 	}
 }
+
+// A key's page shows the state of the quotas that bind it: its tenant's
+// this month and its own this day, used of the limit and what is left,
+// from the same counts as the tenant's page.
+func TestKeyPageQuotaState(t *testing.T) {
+	e := newEnv(t)
+	tenantUsed := seedOwnerUsage(t, e)
+	q := authz.Quota{Requests: 500, Period: authz.QuotaPeriodDay}
+	// k-globex is the key the seeded usage rows count: 30 allowed today.
+	if _, _, _, err := e.svc.GenerateKey(t.Context(), e.caller(), account.KeyInput{ID: "k-globex", Type: authz.KeyTypeService,
+		AppID: "billing", TenantID: "globex", Name: "quota-key", Quota: q}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	r := b.get("/keys/k-globex")
+	wantStatus(t, r, http.StatusOK)
+	var states []string
+	for _, n := range find(t, r.body, func(n *html.Node) bool { return attr(n, "class") == "key-quota-state" }) {
+		states = append(states, strings.TrimSpace(text(n)))
+	}
+	want := []string{
+		fmt.Sprintf("%d of 1000 requests used this month, %d left", tenantUsed, 1000-tenantUsed),
+		"30 of 500 requests used this day, 470 left",
+	}
+	if len(states) != len(want) {
+		t.Fatalf("quota states %q, want two beginning %q", states, want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(states[i], want[i]) {
+			t.Errorf("quota state %d: %q, want it to begin %q", i, states[i], want[i])
+		}
+	}
+}
