@@ -206,25 +206,31 @@ func TestRunFlushesAtShutdown(t *testing.T) {
 	}
 }
 
-// TestMaintenanceRetried: partitions that could not be created at start
-// are created at a later flush, not an hour later.
-func TestMaintenanceRetried(t *testing.T) {
-	w := &fakeWriter{rows: map[store.UsageRow]int64{}, ensureFails: 2}
+// runUntil runs an aggregator over w, flushing every millisecond at t0,
+// until done (called with w locked) holds, then stops it.
+func runUntil(w *fakeWriter, done func() bool) {
 	a := usage.New(authz.NewUsageCounter(0), w, usage.Options{Interval: time.Millisecond, Now: func() time.Time { return t0 }})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.Run(ctx); close(done) }()
+	stopped := make(chan struct{})
+	go func() { a.Run(ctx); close(stopped) }()
 	for {
 		w.mu.Lock()
-		ensured := w.ensured
+		ok := done()
 		w.mu.Unlock()
-		if ensured > 0 {
+		if ok {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
-	<-done
+	<-stopped
+}
+
+// TestMaintenanceRetried: partitions that could not be created at start
+// are created at a later flush, not an hour later.
+func TestMaintenanceRetried(t *testing.T) {
+	w := &fakeWriter{rows: map[store.UsageRow]int64{}, ensureFails: 2}
+	runUntil(w, func() bool { return w.ensured > 0 })
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ensured != 1 {
@@ -237,21 +243,7 @@ func TestMaintenanceRetried(t *testing.T) {
 // a rolling upgrade), and a failed reconcile is retried at the next flush.
 func TestMaintenanceReconcilesRollup(t *testing.T) {
 	w := &fakeWriter{rows: map[store.UsageRow]int64{}, reconcileFails: 1}
-	a := usage.New(authz.NewUsageCounter(0), w, usage.Options{Interval: time.Millisecond, Now: func() time.Time { return t0 }})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.Run(ctx); close(done) }()
-	for {
-		w.mu.Lock()
-		n := len(w.reconciled)
-		w.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	<-done
+	runUntil(w, func() bool { return len(w.reconciled) > 0 })
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.reconciled) != 1 || !w.reconciled[0].Equal(t0) {
