@@ -63,44 +63,43 @@ func isNone(s string) bool { return s == "" || strings.EqualFold(s, "none") }
 // beside the same fields.
 func (f limitsForm) limits(errs map[string]string) (authz.RateLimit, authz.Quota) {
 	var rl authz.RateLimit
-	switch {
-	case isNone(f.RateUnit) && f.RateRequests != "":
-		errs["rate_limit"] = "rate_limit: " + strconv.Quote(f.RateRequests) + " requests per what? Choose second, minute, hour or day, or empty the number for no rate limit"
-	case isNone(f.RateUnit):
-	case f.RateRequests == "":
-		errs["rate_limit"] = "rate_limit: type how many requests per " + f.RateUnit + ", or choose none for no rate limit"
-	default:
-		unit, err := authz.ParseRateUnit(f.RateUnit)
-		n, ok := requestCount(f.RateRequests, 32)
-		switch {
-		case err != nil:
-			errs["rate_limit"] = "rate_limit: " + err.Error()
-		case !ok:
-			errs["rate_limit"] = "rate_limit: " + strconv.Quote(f.RateRequests) + " is not a positive whole number of requests (choose none for no rate limit)"
-		default:
-			rl = authz.RateLimit{RequestsPerUnit: uint32(n), Unit: unit}
-		}
+	var unit authz.RateUnit
+	if n, ok := readLimit(errs, "rate_limit", "rate limit", f.RateRequests, f.RateUnit, "second, minute, hour or day", 32,
+		func(s string) (err error) { unit, err = authz.ParseRateUnit(s); return err }); ok {
+		rl = authz.RateLimit{RequestsPerUnit: uint32(n), Unit: unit}
 	}
 	var q authz.Quota
-	switch {
-	case isNone(f.QuotaPeriod) && f.QuotaRequests != "":
-		errs["quota"] = "quota: " + strconv.Quote(f.QuotaRequests) + " requests per what? Choose day or month, or empty the number for no quota"
-	case isNone(f.QuotaPeriod):
-	case f.QuotaRequests == "":
-		errs["quota"] = "quota: type how many requests per " + f.QuotaPeriod + ", or choose none for no quota"
-	default:
-		period, err := authz.ParseQuotaPeriod(f.QuotaPeriod)
-		n, ok := requestCount(f.QuotaRequests, 63)
-		switch {
-		case err != nil:
-			errs["quota"] = "quota: " + err.Error()
-		case !ok:
-			errs["quota"] = "quota: " + strconv.Quote(f.QuotaRequests) + " is not a positive whole number of requests (choose none for no quota)"
-		default:
-			q = authz.Quota{Requests: int64(n), Period: period}
-		}
+	var period authz.QuotaPeriod
+	if n, ok := readLimit(errs, "quota", "quota", f.QuotaRequests, f.QuotaPeriod, "day or month", 63,
+		func(s string) (err error) { period, err = authz.ParseQuotaPeriod(s); return err }); ok {
+		q = authz.Quota{Requests: int64(n), Period: period}
 	}
 	return rl, q
+}
+
+// readLimit reads one limit as typed, a number of requests (fitting bits)
+// and a unit that parseUnit reads: ok false for none, or when it does
+// not read, which is then an error in errs[field] naming what to do
+// (choices: the units offered; noun: the limit's name).
+func readLimit(errs map[string]string, field, noun, requests, unit, choices string, bits int, parseUnit func(string) error) (n uint64, ok bool) {
+	switch {
+	case isNone(unit) && requests != "":
+		errs[field] = field + ": " + strconv.Quote(requests) + " requests per what? Choose " + choices + ", or empty the number for no " + noun
+	case isNone(unit):
+	case requests == "":
+		errs[field] = field + ": type how many requests per " + unit + ", or choose none for no " + noun
+	default:
+		n, counted := requestCount(requests, bits)
+		switch err := parseUnit(unit); {
+		case err != nil:
+			errs[field] = field + ": " + err.Error()
+		case !counted:
+			errs[field] = field + ": " + strconv.Quote(requests) + " is not a positive whole number of requests (choose none for no " + noun + ")"
+		default:
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // rateText and keyQuotaText are a key's own limits as its page shows
