@@ -85,27 +85,9 @@ func (s *Store) ReconcileUsageRollup(ctx context.Context, now time.Time) (int, e
 }
 
 // rebuildUsageDay recomputes one account's day of the rollup from its
-// hourly rows, holding off the flushes meanwhile as
-// keygate_usage_daily_rebuild does (SHARE on usage_hourly waits for the
-// flushes running and holds off the next; they lock usage_hourly before
-// the rollup, as this does, so neither waits for the other in a circle).
+// hourly rows with keygate_usage_daily_rebuild (migration 0017), which
+// holds off the flushes meanwhile.
 func (s *Store) rebuildUsageDay(ctx context.Context, account string, day time.Time) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, sql := range []string{
-			`LOCK TABLE usage_hourly IN SHARE MODE`,
-			`LOCK TABLE usage_daily_owner IN EXCLUSIVE MODE`,
-		} {
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM usage_daily_owner WHERE account_id = $1 AND day = $2`, account, day); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO usage_daily_owner (account_id, day, tenant_id, app_id, outcome, count)
-			SELECT account_id, $2, tenant_id, app_id, outcome, sum(count) FROM usage_hourly
-			WHERE account_id = $1 AND hour >= $2 AND hour < $3
-			GROUP BY account_id, tenant_id, app_id, outcome`, account, day, day.Add(24*time.Hour))
-		return err
-	})
+	_, err := s.pool.Exec(ctx, `SELECT keygate_usage_daily_rebuild($1, $2, $3)`, day, day.Add(24*time.Hour), account)
+	return err
 }

@@ -12,7 +12,8 @@
 -- hours outside its range on its first and last day from usage_hourly.
 --
 -- keygate_usage_daily_rebuild recomputes the rollup of the days that
--- overlap [since, until) (NULL: unbounded) from usage_hourly, holding
+-- overlap [since, until) (NULL: unbounded), of one account or (NULL)
+-- every account, from usage_hourly, holding
 -- off flushes meanwhile: this migration fills it from the rows already
 -- there, and it repairs days whose hourly rows were written around the
 -- flush (replicas of an older version during a rolling upgrade, rows
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS usage_daily_owner (
 CREATE INDEX IF NOT EXISTS usage_daily_owner_tenant ON usage_daily_owner (account_id, tenant_id, day);
 CREATE INDEX IF NOT EXISTS usage_daily_owner_app ON usage_daily_owner (account_id, app_id, day);
 
-CREATE OR REPLACE FUNCTION keygate_usage_daily_rebuild(since timestamptz, until timestamptz) RETURNS bigint
+DROP FUNCTION IF EXISTS keygate_usage_daily_rebuild(timestamptz, timestamptz);
+CREATE OR REPLACE FUNCTION keygate_usage_daily_rebuild(since timestamptz, until timestamptz, account text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     lo timestamptz := date_trunc('day', since, 'UTC');
@@ -47,11 +49,13 @@ BEGIN
     -- rollup: SHARE waits for those running and holds off the next.
     LOCK TABLE usage_hourly IN SHARE MODE;
     LOCK TABLE usage_daily_owner IN EXCLUSIVE MODE;
-    DELETE FROM usage_daily_owner WHERE (lo IS NULL OR day >= lo) AND (hi IS NULL OR day < hi);
+    DELETE FROM usage_daily_owner WHERE (lo IS NULL OR day >= lo) AND (hi IS NULL OR day < hi)
+        AND (account IS NULL OR account_id = account);
     INSERT INTO usage_daily_owner (account_id, day, tenant_id, app_id, outcome, count)
     SELECT account_id, date_trunc('day', hour, 'UTC'), tenant_id, app_id, outcome, sum(count)
     FROM usage_hourly
     WHERE (lo IS NULL OR hour >= lo) AND (hi IS NULL OR hour < hi)
+        AND (account IS NULL OR account_id = account)
     GROUP BY 1, 2, 3, 4, 5;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
