@@ -6,7 +6,6 @@ package console
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -32,8 +31,10 @@ type keyBulkView struct {
 // list page's worth of the service's bulk bound.
 func bulkIDs(vals []string) ([]string, string) {
 	var ids []string
+	seen := map[string]bool{} // a set: a post may carry a hundred thousand values
 	for _, id := range vals {
-		if id = strings.TrimSpace(id); id != "" && !slices.Contains(ids, id) {
+		if id = strings.TrimSpace(id); id != "" && !seen[id] {
+			seen[id] = true
 			ids = append(ids, id)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -180,9 +179,13 @@ func (h *Handler) roles(ctx context.Context, p *page, f *keyForm) bool {
 		h.log.Warn("console: listing roles", "err", err)
 		return false
 	}
+	held := make(map[string]bool, len(f.RoleIDs)) // the form's, as posted: any number
+	for _, id := range f.RoleIDs {
+		held[id] = true
+	}
 	f.Roles = nil
 	for _, r := range rs {
-		f.Roles = append(f.Roles, roleOption{ID: r.ID, Name: r.Name, Scope: r.Scope, Held: slices.Contains(f.RoleIDs, r.ID)})
+		f.Roles = append(f.Roles, roleOption{ID: r.ID, Name: r.Name, Scope: r.Scope, Held: held[r.ID]})
 	}
 	return true
 }

@@ -3,7 +3,6 @@ package console
 import (
 	"context"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/keygate/keygate/pkg/account"
@@ -100,10 +99,19 @@ func newPicker(cat []account.ServiceInfo, scopeText string) *picker {
 // toggles' ("!" and deny=pattern), each pattern once. Without the script
 // this is how the picker sets the scope; with it the boxes post nothing
 // and the field says it all.
+//
+// The patterns seen are a set: a form of up to maxFormBytes may post a
+// hundred thousand values, which a search of the list for each would
+// compare with each other (minutes of a replica's CPU for one post).
 func scopeField(pf url.Values) string {
 	patterns := strings.Fields(pf.Get("scope"))
+	seen := make(map[string]bool, len(patterns))
+	for _, p := range patterns {
+		seen[p] = true
+	}
 	add := func(p string) {
-		if !slices.Contains(patterns, p) {
+		if !seen[p] {
+			seen[p] = true
 			patterns = append(patterns, p)
 		}
 	}

@@ -3,6 +3,7 @@ package console
 import (
 	"net/url"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/keygate/keygate/pkg/account"
@@ -158,6 +159,27 @@ func TestPickerDenyRoundTrip(t *testing.T) {
 	for sc, open := range map[string]bool{"": false, "account-api:query:keys": true, "email-api !account-api:query:keys": true, "!account-api": true} {
 		if got := newPicker(cat, sc).Services[0].Open; got != open {
 			t.Errorf("scope %q: the Account API open %v, want %v", sc, got, open)
+		}
+	}
+}
+
+// BenchmarkScopeFieldLargeForm is scopeField over the largest form a
+// post may send (maxFormBytes): 1 MiB of distinct perm values, as an
+// account holder with a create-key permission can post. Each pattern is
+// looked up once (a set): with a search of the list per value it was
+// quadratic, minutes of CPU for one post.
+func BenchmarkScopeFieldLargeForm(b *testing.B) {
+	pf := url.Values{}
+	size := 0
+	for i := 0; size < maxFormBytes; i++ {
+		v := "s" + strconv.Itoa(i)
+		pf.Add("perm", v)
+		size += len("perm=&") + len(v)
+	}
+	b.ReportMetric(float64(len(pf["perm"])), "values")
+	for b.Loop() {
+		if scopeField(pf) == "" {
+			b.Fatal("no scope")
 		}
 	}
 }
