@@ -31,7 +31,7 @@ type keyBulkView struct {
 // list page's worth of the service's bulk bound.
 func bulkIDs(vals []string) ([]string, string) {
 	var ids []string
-	seen := map[string]bool{} // a set: a post may carry a hundred thousand values
+	seen := map[string]bool{} // a set: a post may carry 10,000 values
 	for _, id := range vals {
 		if id = strings.TrimSpace(id); id != "" && !seen[id] {
 			seen[id] = true

@@ -179,7 +179,7 @@ func (h *Handler) roles(ctx context.Context, p *page, f *keyForm) bool {
 		h.log.Warn("console: listing roles", "err", err)
 		return false
 	}
-	held := make(map[string]bool, len(f.RoleIDs)) // the form's, as posted: any number
+	held := make(map[string]bool, len(f.RoleIDs)) // the form's, as posted: up to 10,000
 	for _, id := range f.RoleIDs {
 		held[id] = true
 	}

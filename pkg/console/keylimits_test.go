@@ -3,6 +3,7 @@ package console_test
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -232,5 +233,35 @@ func TestKeyLimitsReadOnlySession(t *testing.T) {
 	wantStatus(t, b.form("/keys/"+k.Spec.ID, url.Values{"name": {"limited"}, "rate_limit_unit": {"none"}, "quota_period": {"none"}}), http.StatusForbidden)
 	if got, _ := e.svc.GetKey(t.Context(), e.caller(), k.Spec.ID); got.Spec.RateLimit.IsZero() || got.Spec.Quota.IsZero() {
 		t.Error("the read-only session's post cleared the limits")
+	}
+}
+
+// A create-key post with as many distinct picker values as Go's form
+// parser reads (10,000), as an account holder may post by hand, is
+// refused with the scope's error, and stores nothing.
+func TestKeyFormFloodOfPickerValues(t *testing.T) {
+	e := newEnv(t)
+	e.owners()
+	b := e.browser(e.srv)
+	b.signIn(e.admin)
+	before, err := e.svc.CountKeys(t.Context(), e.caller(), account.KeyFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := keyForm()
+	for i := 0; len(f["perm"])+len(f) < 10_000-20; i++ { // the other fields' values and the CSRF token
+		f.Add("perm", "billing-api:query:op"+strconv.Itoa(i))
+	}
+	r := b.form("/keys", f)
+	wantStatus(t, r, http.StatusUnprocessableEntity)
+	var errs []string
+	for _, n := range find(t, r.body, func(n *html.Node) bool { return attr(n, "class") == "field-error" }) {
+		errs = append(errs, text(n))
+	}
+	if got := strings.Join(errs, "; "); !strings.Contains(got, "scope") {
+		t.Errorf("field errors %q, want the scope's", got)
+	}
+	if after, err := e.svc.CountKeys(t.Context(), e.caller(), account.KeyFilter{}); err != nil || after != before {
+		t.Errorf("keys after the refused post: %d (%v), want %d", after, err, before)
 	}
 }
