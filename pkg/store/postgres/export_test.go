@@ -75,3 +75,25 @@ func CountKeysSQL(accountID string, f store.KeyFilter) (string, []any, error) {
 func QueryUsageHourly(ctx context.Context, s *Store, q store.UsageQuery) ([]store.UsageSeries, error) {
 	return s.queryUsage(ctx, q, false)
 }
+
+// ArrayTextStrings are the texts FuzzArrayText starts from.
+var ArrayTextStrings = arrayTextStrings
+
+// ArrayText builds an array's text form as the flushes send it: kind
+// "text", "int", "bool" or "time" per element of vals.
+func ArrayText(vals []any) string {
+	a := newArrayText(len(vals), 8)
+	for _, v := range vals {
+		switch v := v.(type) {
+		case string:
+			a.Text(v)
+		case int64:
+			a.Int(v)
+		case bool:
+			a.Bool(v)
+		case time.Time:
+			a.Time(v)
+		}
+	}
+	return a.String()
+}

@@ -145,26 +145,38 @@ WHERE q.account_id = i.account_id AND q.tenant = i.tenant AND q.subject_id = i.s
 	AND q.period = i.period AND q.period_start = i.period_start
 RETURNING i.n, q.used`
 
-// quotaColumns are the subject columns of quota rows, for unnest.
+// quotaColumns are the subject columns of quota rows, for unnest, in
+// their text form (arrayText).
 type quotaColumns struct {
-	acc, ids, periods []string
-	tenant            []bool
-	starts, ends      []time.Time
+	acc, ids, periods, tenant, starts, ends *arrayText
 }
 
 func newQuotaColumns(n int) quotaColumns {
-	return quotaColumns{acc: make([]string, 0, n), ids: make([]string, 0, n), periods: make([]string, 0, n),
-		tenant: make([]bool, 0, n), starts: make([]time.Time, 0, n)}
+	return quotaColumns{acc: newArrayText(n, 12), ids: newArrayText(n, 24), periods: newArrayText(n, 7),
+		tenant: newArrayText(n, 1), starts: newArrayText(n, 22), ends: newArrayText(n, 22)}
 }
 
 // add appends a subject and period; with ends, the period's end too.
 func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time, ends bool) {
-	c.acc, c.tenant, c.ids = append(c.acc, s.AccountID), append(c.tenant, s.Tenant), append(c.ids, s.ID)
-	c.periods, c.starts = append(c.periods, s.Period.String()), append(c.starts, start.UTC())
+	c.acc.Text(s.AccountID)
+	c.tenant.Bool(s.Tenant)
+	c.ids.Text(s.ID)
+	c.periods.Text(s.Period.String())
+	c.starts.Time(start)
 	if ends {
 		_, end := s.Period.Bounds(start)
-		c.ends = append(c.ends, end)
+		c.ends.Time(end)
 	}
+}
+
+// args are the columns as statement arguments: account, tenant, subject,
+// period, start, and with ends, the end.
+func (c *quotaColumns) args(ends bool) []any {
+	a := []any{c.acc.String(), c.tenant.String(), c.ids.String(), c.periods.String(), c.starts.String()}
+	if ends {
+		a = append(a, c.ends.String())
+	}
+	return a
 }
 
 // compareQuotaSubjects orders subjects as quota_counts' key does after
@@ -234,7 +246,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	}
 	var (
 		out   []store.QuotaTotal
-		begun quotaColumns
+		begun = newQuotaColumns(0)
 		beg   []int64
 	)
 	for from := 0; from < len(reps); from += usageBatch {
@@ -243,8 +255,12 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 		for _, j := range chunk {
 			c.add(quotas[j].Subject, quotas[j].Start, false)
 		}
-		rows, err := tx.Query(ctx, quotaAddSQL, c.acc, c.tenant, c.ids, c.periods, c.starts,
-			deltas[from:from+len(chunk)], expected[from:from+len(chunk)], writer)
+		ds, es := newArrayText(len(chunk), 2), newArrayText(len(chunk), 2)
+		for i := from; i < from+len(chunk); i++ {
+			ds.Int(deltas[i])
+			es.Int(expected[i])
+		}
+		rows, err := tx.Query(ctx, quotaAddSQL, append(c.args(false), ds.String(), es.String(), writer)...)
 		if err != nil {
 			return nil, err
 		}
@@ -275,7 +291,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	if len(beg) == 0 {
 		return out, nil
 	}
-	rows, err := tx.Query(ctx, quotaBeginSQL, begun.acc, begun.tenant, begun.ids, begun.periods, begun.starts, begun.ends, beg)
+	rows, err := tx.Query(ctx, quotaBeginSQL, append(begun.args(true), beg)...)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +414,7 @@ func (s *Store) QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error {
 			`+usageSum("s")+`)
 		FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
 			WITH ORDINALITY AS s(account_id, tenant, subject_id, period, period_start, period_end, n)
-		ORDER BY s.n`, c.acc, c.tenant, c.ids, c.periods, c.starts, c.ends)
+		ORDER BY s.n`, c.args(true)...)
 	if err != nil {
 		return fmt.Errorf("postgres: read quota totals: %w", err)
 	}

@@ -66,11 +66,11 @@ const orderBuckets = 256
 
 func bucketOf(h uint64) int { return int(h >> 56) }
 
-// yieldEvery lets the requests waiting for the CPU run once every 4,096
-// rows of a loop over a flush's rows (see rowOrder): a few hundred
-// microseconds of work at most between two yields.
+// yieldEvery lets the requests waiting for the CPU run once every 1,024
+// rows of a loop over a flush's rows (see rowOrder): a millisecond of work
+// at most between two yields on a slow CPU.
 func yieldEvery(i int) {
-	if i&4095 == 4095 {
+	if i&1023 == 1023 {
 		runtime.Gosched()
 	}
 }

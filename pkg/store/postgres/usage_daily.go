@@ -52,14 +52,18 @@ func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) erro
 		DO UPDATE SET count = usage_daily_owner.count + excluded.count`
 	for chunk := range slices.Chunk(keys, usageBatch) {
 		n := len(chunk)
-		acc, tenant, app, out := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		days, counts := make([]time.Time, n), make([]int64, n)
+		acc, tenant, app, out := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 10)
+		days, counts := newArrayText(n, 22), newArrayText(n, 4)
 		for i := range chunk {
 			k := &chunk[i]
-			acc[i], tenant[i], app[i], out[i] = k.account, k.tenant, k.app, k.outcome
-			days[i], counts[i] = time.Unix(k.day, 0).UTC(), sums[*k]
+			acc.Text(k.account)
+			tenant.Text(k.tenant)
+			app.Text(k.app)
+			out.Text(k.outcome)
+			days.Time(time.Unix(k.day, 0))
+			counts.Int(sums[*k])
 		}
-		if _, err := tx.Exec(ctx, sql, acc, days, tenant, app, out, counts); err != nil {
+		if _, err := tx.Exec(ctx, sql, acc.String(), days.String(), tenant.String(), app.String(), out.String(), counts.String()); err != nil {
 			return err
 		}
 	}

@@ -77,15 +77,24 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for chunk := range slices.Chunk(order, usageBatch) {
 			n := len(chunk)
-			acc, tenant, app, key, svc, op, out := make([]string, n), make([]string, n), make([]string, n),
-				make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-			hours, cs := make([]time.Time, n), make([]int64, n)
+			acc, tenant, app, key := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 24)
+			svc, op, out := newArrayText(n, 12), newArrayText(n, 16), newArrayText(n, 10)
+			hours, cs := newArrayText(n, 22), newArrayText(n, 2)
 			for i, j := range chunk {
+				yieldEvery(i)
 				r := &rows[j].Row
-				acc[i], tenant[i], app[i], key[i], svc[i], op[i], out[i] = r.AccountID, r.TenantID, r.AppID, r.KeyID, r.Service, r.Operation, r.Outcome
-				hours[i], cs[i] = r.Hour.UTC().Truncate(time.Hour), counts[j]
+				acc.Text(r.AccountID)
+				tenant.Text(r.TenantID)
+				app.Text(r.AppID)
+				key.Text(r.KeyID)
+				svc.Text(r.Service)
+				op.Text(r.Operation)
+				out.Text(r.Outcome)
+				hours.Time(r.Hour.Truncate(time.Hour))
+				cs.Int(counts[j])
 			}
-			if _, err := tx.Exec(ctx, sql, acc, hours, tenant, app, key, svc, op, out, cs); err != nil {
+			if _, err := tx.Exec(ctx, sql, acc.String(), hours.String(), tenant.String(), app.String(), key.String(),
+				svc.String(), op.String(), out.String(), cs.String()); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,72 @@
+package postgres
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// arrayTextStrings are texts array_in would misread if they were not
+// quoted and escaped (TestArrayTextRoundTrip sends the same).
+var arrayTextStrings = []string{"", "plain", "NULL", "null", `"`, `\`, `\"`, `a"b\c`, "{}", "{a,b}", "a,b", " lead", "trail ",
+	"tab\there", "new\nline", "ünïcödé ✓", "'single'", `{"x":1}`, "()", "[1:2]"}
+
+// FuzzArrayText: any valid UTF-8 texts (PostgreSQL's text holds no NUL)
+// survive the array's text form. Parsed here as array_in does for quoted
+// elements, so that it runs without a database; TestArrayTextRoundTrip
+// holds the parser to PostgreSQL's.
+func FuzzArrayText(f *testing.F) {
+	for _, s := range arrayTextStrings {
+		f.Add(s, "second")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !utf8.ValidString(a) || !utf8.ValidString(b) || strings.ContainsRune(a+b, 0) {
+			return
+		}
+		at := newArrayText(2, 4)
+		at.Text(a)
+		at.Text(b)
+		got, ok := parseQuotedArray(at.String())
+		if !ok || !slices.Equal(got, []string{a, b}) {
+			t.Fatalf("%q, %q → %q → %q (%v)", a, b, at.String(), got, ok)
+		}
+	})
+}
+
+// parseQuotedArray reads {"…","…"} as array_in reads quoted elements.
+func parseQuotedArray(s string) ([]string, bool) {
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return nil, false
+	}
+	s = s[1 : len(s)-1]
+	var out []string
+	for len(s) > 0 {
+		if s[0] != '"' {
+			return nil, false
+		}
+		var b strings.Builder
+		i := 1
+		for ; i < len(s) && s[i] != '"'; i++ {
+			if s[i] == '\\' {
+				i++
+				if i == len(s) {
+					return nil, false
+				}
+			}
+			b.WriteByte(s[i])
+		}
+		if i == len(s) {
+			return nil, false
+		}
+		out = append(out, b.String())
+		s = s[i+1:]
+		if len(s) > 0 {
+			if s[0] != ',' {
+				return nil, false
+			}
+			s = s[1:]
+		}
+	}
+	return out, true
+}
