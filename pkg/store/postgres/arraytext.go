@@ -3,6 +3,7 @@ package postgres
 import (
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // arrayText builds the text form of a one-dimensional PostgreSQL array
@@ -21,6 +22,10 @@ import (
 type arrayText struct {
 	b []byte
 	n int
+	// last is the last time appended, at b[lastAt:lastEnd]: a flush's
+	// rows are mostly of one hour, and formatting is most of Time's cost.
+	last            time.Time
+	lastAt, lastEnd int
 }
 
 // newArrayText returns an empty array with room for n elements of about
@@ -77,13 +82,22 @@ const timeLayout = "2006-01-02T15:04:05.999999Z"
 // Time appends t (in UTC, to the microsecond).
 func (a *arrayText) Time(t time.Time) {
 	a.sep()
+	if a.lastEnd > 0 && t.Equal(a.last) {
+		a.b = append(a.b, a.b[a.lastAt:a.lastEnd]...)
+		return
+	}
+	a.lastAt = len(a.b)
 	a.b = t.UTC().AppendFormat(a.b, timeLayout)
+	a.last, a.lastEnd = t, len(a.b)
 }
 
 // Len is the number of elements appended.
 func (a *arrayText) Len() int { return a.n }
 
-// String is the array's text form.
+// String is the array's text form. It ends a: the string shares its
+// bytes (a flush's columns are megabytes, and pgx copies them anyway).
 func (a *arrayText) String() string {
-	return string(append(a.b, '}'))
+	b := append(a.b, '}')
+	a.b = nil
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }

@@ -45,6 +45,9 @@ func TestArrayTextRoundTrip(t *testing.T) {
 	}
 	times := []time.Time{time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC), time.Date(1969, 7, 20, 20, 17, 40, 123456000, time.UTC),
 		time.Date(2026, 3, 29, 2, 30, 0, 0, time.FixedZone("CEST", 2*3600)), time.Unix(0, 0)}
+	// Repeats, the second in another zone: the builder reuses the text of
+	// the time before when it is the same instant.
+	times = append(times, times[3], times[3].In(time.FixedZone("EST", -5*3600)), times[0])
 	var ta []any
 	for _, v := range times {
 		ta = append(ta, v)
