@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // UsageCounter counts the decisions about known keys (SPEC §12: rows 4
@@ -17,6 +18,10 @@ import (
 type UsageCounter struct {
 	shards  [usageShards]usageShard
 	perShrd int // cells a shard holds before counting per account
+	// id tells this counter's cells from another's in a key's memo
+	// (usageCount.counter), without a pointer for the collector to follow
+	// in every cell.
+	id uint64
 
 	// ops interns (service, operation) pairs into small indexes, so that
 	// cells are hashed without their strings; index 0 is ("", "").
@@ -49,7 +54,7 @@ type usageShard struct {
 	mu sync.RWMutex
 	// cells are the counts of one shard; a cell idle for a whole drain is
 	// removed, so memory follows the combinations in use.
-	cells map[usageCell]*usageCount
+	cells map[cellKey]*usageCount
 	// overflow are counts of combinations that did not fit (the shard was
 	// full), kept per account, outcome and hour (guarded by mu).
 	overflow map[UsageOverflowCell]uint64
@@ -67,10 +72,33 @@ type usageCell struct {
 // usageCount is one cell's count, and what the key's memo (Key.usageCells)
 // compares to use it without the map.
 type usageCount struct {
-	n       atomic.Uint64 // deadCount once Drain removed the cell
-	counter *UsageCounter
+	// cell first: its record is the object's only pointer, and the
+	// collector scans an object up to its last pointer.
 	cell    usageCell
+	n       atomic.Uint64 // deadCount once Drain removed the cell
+	counter uint64        // the UsageCounter's id
 }
+
+// cellKey is a usageCell as a shard's map key: the key record by its
+// address, so that the map's entries hold no pointer the collector
+// follows on every cycle (a round robin over 100,000 keys keeps a cell
+// for each). The address stands for one record while the entry exists:
+// the entry's usageCount holds the record, and Go's collector never
+// moves an object, so the address is not reused before Drain deletes the
+// entry.
+type cellKey struct {
+	key     uintptr
+	op      uint32
+	outcome Reason
+	hour    int64
+}
+
+func (c *usageCell) mapKey() cellKey {
+	return cellKey{key: uintptr(unsafe.Pointer(c.key)), op: c.op, outcome: c.outcome, hour: c.hour}
+}
+
+// counterIDs numbers the UsageCounters of the process (UsageCounter.id).
+var counterIDs atomic.Uint64
 
 // deadCount marks a cell Drain has removed: an add that returns it with
 // the bit set went to a dead cell and is counted again through the map.
@@ -113,9 +141,10 @@ func NewUsageCounter(maxCells int) *UsageCounter {
 	if maxCells <= 0 {
 		maxCells = DefaultUsageCells
 	}
-	u := &UsageCounter{perShrd: max(1, maxCells/usageShards), maxOps: MaxUsageOperations, maxOpsPerAccount: MaxUsageOperationsPerAccount}
+	u := &UsageCounter{perShrd: max(1, maxCells/usageShards), maxOps: MaxUsageOperations, maxOpsPerAccount: MaxUsageOperationsPerAccount,
+		id: counterIDs.Add(1)}
 	for i := range u.shards {
-		u.shards[i].cells = make(map[usageCell]*usageCount)
+		u.shards[i].cells = make(map[cellKey]*usageCount)
 		u.shards[i].overflow = make(map[UsageOverflowCell]uint64)
 	}
 	none := &usageOp{counter: u}
@@ -169,15 +198,16 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 	}
 	c := usageCell{key: k, op: u.opIndex(k, t), outcome: outcome, hour: at.Unix() / 3600}
 	slot := &k.usageCells[(c.op*uint32(numReasons)+uint32(outcome))%uint32(len(k.usageCells))]
-	if n := slot.Load(); n != nil && n.counter == u && n.cell == c {
+	if n := slot.Load(); n != nil && n.counter == u.id && n.cell == c {
 		if n.n.Add(1)&deadCount == 0 {
 			return
 		}
 		// The cell was removed by Drain: that add is nobody's; count again.
 	}
 	s := &u.shards[k.Digest[0]%usageShards]
+	mk := c.mapKey()
 	s.mu.RLock()
-	if n := s.cells[c]; n != nil {
+	if n := s.cells[mk]; n != nil {
 		// Cells in the map are alive: Drain removes a cell, under the
 		// write lock, in the same step that marks it dead.
 		n.n.Add(1)
@@ -188,7 +218,7 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 	s.mu.RUnlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := s.cells[c]; n != nil {
+	if n := s.cells[mk]; n != nil {
 		n.n.Add(1)
 		slot.Store(n)
 		return
@@ -197,9 +227,9 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 		s.overflow[UsageOverflowCell{AccountID: k.Spec.AccountID, Outcome: outcome, Hour: c.hour}]++
 		return
 	}
-	n := &usageCount{counter: u, cell: c}
+	n := &usageCount{counter: u.id, cell: c}
 	n.n.Add(1)
-	s.cells[c] = n
+	s.cells[mk] = n
 	slot.Store(n)
 }
 
@@ -216,14 +246,15 @@ func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOv
 		u.ops.mu.RLock()
 		names := u.ops.names
 		u.ops.mu.RUnlock()
-		for c, n := range s.cells {
+		for k, n := range s.cells {
+			c := &n.cell
 			v := n.n.Swap(0)
 			if v == 0 && n.n.CompareAndSwap(0, deadCount) {
 				// Idle for a whole interval: removed. An add through a
 				// key's memo from now on sees deadCount and goes through
 				// the map; one that came between the swap and here made
 				// the CAS fail, and the cell lives on.
-				delete(s.cells, c)
+				delete(s.cells, k)
 				continue
 			}
 			if v > 0 {

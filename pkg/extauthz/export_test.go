@@ -25,7 +25,7 @@ func CheckWire(s *Server, ctx context.Context, req *authv3.CheckRequest) (*authv
 		return r, nil
 	case *encoded:
 		var resp authv3.CheckResponse
-		if err := proto.Unmarshal(r.bufs.Materialize(), &resp); err != nil {
+		if err := proto.Unmarshal(r.bufs().Materialize(), &resp); err != nil {
 			return nil, err
 		}
 		return &resp, nil

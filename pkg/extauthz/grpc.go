@@ -28,22 +28,26 @@ import (
 // encoded is a response's wire form, sent as it is by codec.Marshal. It is
 // shared by every request that gets the same answer and never changes.
 type encoded struct {
-	bufs mem.BufferSlice
-	// one and bytes are bufs' only buffer, held inside the value (set) so
-	// that an answer kept with a key is one object besides its bytes,
-	// not three: a round robin over many keys keeps one for each, and
-	// the collector visits every object on every cycle.
+	// one and bytes are the wire form's only buffer, held inside the
+	// value (set) so that an answer kept with a key is one object besides
+	// its bytes, not three: a round robin over many keys keeps one for
+	// each, and the collector visits every object on every cycle. The
+	// buffer slice gRPC takes is made over one when sent (bufs), not kept:
+	// a pointer of the value into itself is one more for the collector to
+	// follow.
 	one   [1]mem.Buffer
 	bytes mem.SliceBuffer
 }
 
-// set makes b the wire form. e must not move afterwards (bufs points
-// into it): encoded values live in heap objects and are used by pointer.
+// set makes b the wire form. e must not move afterwards (one points into
+// it): encoded values live in heap objects and are used by pointer.
 func (e *encoded) set(b []byte) {
 	e.bytes = b
 	e.one[0] = &e.bytes
-	e.bufs = e.one[:]
 }
+
+// bufs is the wire form as gRPC sends it; it allocates nothing.
+func (e *encoded) bufs() mem.BufferSlice { return e.one[:] }
 
 // encode returns resp's wire form, nil if it cannot be encoded (it then
 // goes through the proto codec per request, which reports the error).
@@ -72,7 +76,7 @@ func (codec) Name() string { return proto.Name }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*encoded); ok {
-		return e.bufs, nil
+		return e.bufs(), nil
 	}
 	return c.inner.Marshal(v)
 }

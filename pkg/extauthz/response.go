@@ -207,11 +207,13 @@ type keyParts struct {
 	// http is the HTTP mode's form of the key's headers (http.go), built
 	// the first time the key is allowed through the HTTP mode.
 	http atomic.Pointer[httpKeyParts]
-	// last is the allow this key got most recently. An allow is a function
-	// of the key and the (service, kind, operation) called, and a key
-	// mostly calls the same operation again, so reusing it saves encoding
-	// it per request. It is never changed once built, so concurrent sends
-	// share it.
+	// last is the allow this key got most recently, nil while that is
+	// first (a pointer of the parts into themselves would be one more for
+	// the collector to follow, for every key a round robin keeps). An
+	// allow is a function of the key and the (service, kind, operation)
+	// called, and a key mostly calls the same operation again, so reusing
+	// it saves encoding it per request. It is never changed once built, so
+	// concurrent sends share it.
 	last atomic.Pointer[cachedAllow]
 	// first is the allow the parts were made with (allowResponse), held
 	// inside them: the parts and the allow a key has are then one object
@@ -343,7 +345,11 @@ func (s *Server) allowResponse(d *authz.Decision, forged []string) (answer, erro
 	}
 	p, ok := d.Key.AdapterData().(*keyParts)
 	if ok && p.names == s.names {
-		if c := p.last.Load(); c != nil && c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
+		c := p.last.Load()
+		if c == nil {
+			c = &p.first
+		}
+		if c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
 			return answer{wire: &c.wire, allow: c}, nil
 		}
 	}
@@ -362,8 +368,9 @@ func (s *Server) allowResponse(d *authz.Decision, forged []string) (answer, erro
 	}
 	c.service, c.kind, c.operation = t.Service, t.Kind, t.Operation
 	c.wire.set(appendAllow(nil, d.Key, t, s.names, s.queryRemove))
-	p.last.Store(c)
-	if !ok {
+	if kept {
+		p.last.Store(c)
+	} else if !ok {
 		d.Key.SetAdapterData(p)
 	}
 	return answer{wire: &c.wire, allow: c}, nil
