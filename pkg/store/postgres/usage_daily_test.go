@@ -39,6 +39,18 @@ func rollupRows(r *rand.Rand, n int) []store.UsageDelta {
 
 // wantRollupAgrees runs queries that the rollup answers both through
 // QueryUsage and through the hourly rows alone, and wants the same.
+// usageBothWays answers q as QueryUsage does (from the rollup where it
+// can) and from the hourly rows alone.
+func usageBothWays(ctx context.Context, s *postgres.Store, q store.UsageQuery) (got, hourly []store.UsageSeries, err error) {
+	if got, err = s.QueryUsage(ctx, q); err != nil {
+		return nil, nil, err
+	}
+	if hourly, err = postgres.QueryUsageHourly(ctx, s, q); err != nil {
+		return nil, nil, fmt.Errorf("hourly: %w", err)
+	}
+	return got, hourly, nil
+}
+
 func wantRollupAgrees(t *testing.T, s *postgres.Store) {
 	t.Helper()
 	day := func(d int) time.Time { return rollupDay0.AddDate(0, 0, d) }
@@ -82,13 +94,9 @@ func wantRollupAgrees(t *testing.T, s *postgres.Store) {
 			for _, qc := range queries {
 				q := qc.q
 				q.AccountID, q.From, q.Until = acc, rg.from, rg.to
-				got, err := s.QueryUsage(t.Context(), q)
+				got, want, err := usageBothWays(t.Context(), s, q)
 				if err != nil {
 					t.Fatalf("%s, %s, %s: %v", acc, rg.name, qc.name, err)
-				}
-				want, err := postgres.QueryUsageHourly(t.Context(), s, q)
-				if err != nil {
-					t.Fatalf("%s, %s, %s, hourly: %v", acc, rg.name, qc.name, err)
 				}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("%s, %s, %s: rollup (+) and hourly rows (-) differ:\n%s", acc, rg.name, qc.name, diff)
@@ -211,11 +219,7 @@ func TestUsageRollupMigration(t *testing.T) {
 	// them until the days are rebuilt.
 	insertHourly(rollupRows(r, 300))
 	q := store.UsageQuery{AccountID: "acc-1", Granularity: store.Daily, From: rollupDay0, Until: rollupDay0.AddDate(0, 0, 5)}
-	got, err := s.QueryUsage(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := postgres.QueryUsageHourly(ctx, s, q)
+	got, want, err := usageBothWays(ctx, s, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,11 +343,7 @@ func TestUsageRollupReconcile(t *testing.T) {
 	}{{day.AddDate(0, 0, -1), true}, {day, true}, {day.AddDate(0, 0, -2), false}} {
 		q := store.UsageQuery{AccountID: "acc-2", Granularity: store.Daily, From: tc.from, Until: tc.from.AddDate(0, 0, 1),
 			GroupBy: []store.UsageField{store.UsageTenant, store.UsageOutcome}}
-		got, err := s.QueryUsage(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := postgres.QueryUsageHourly(ctx, s, q)
+		got, want, err := usageBothWays(ctx, s, q)
 		if err != nil {
 			t.Fatal(err)
 		}
