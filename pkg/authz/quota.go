@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,8 +193,17 @@ func (s QuotaSubject) String() string {
 //
 // The zero value is not usable: use NewQuotas.
 type Quotas struct {
-	mu    sync.RWMutex
-	cells map[QuotaSubject]*QuotaCell
+	mu sync.RWMutex
+	// cells index the subjects' cells by a hash of the subject under the
+	// table's own random seed (subjectHash), so that the index holds no
+	// strings: a round robin over 100,000 keys with quotas keeps a cell
+	// for each, and the collector would follow the id in every entry on
+	// every cycle. A cell holds its subject, which every lookup compares;
+	// a subject whose hash another subject's cell has already is indexed
+	// in collided (with 64 bits, about never), so lookups stay exact.
+	cells    map[uint64]*QuotaCell
+	collided map[QuotaSubject]*QuotaCell
+	seed     maphash.Seed
 	// unknown are the cells made or rolled into a new period since their
 	// total was last learned (Unknown): a subject first admitted here, or
 	// a period begun, whose total the store may hold more of.
@@ -208,7 +218,42 @@ type Quotas struct {
 func (q *Quotas) TrackUnknown() { q.tracking.Store(true) }
 
 // NewQuotas returns an empty table.
-func NewQuotas() *Quotas { return &Quotas{cells: map[QuotaSubject]*QuotaCell{}} }
+func NewQuotas() *Quotas {
+	return &Quotas{cells: map[uint64]*QuotaCell{}, collided: map[QuotaSubject]*QuotaCell{}, seed: maphash.MakeSeed()}
+}
+
+// subjectHash is s's key in the table's index (cells).
+func (q *Quotas) subjectHash(s QuotaSubject) uint64 {
+	var h maphash.Hash
+	h.SetSeed(q.seed)
+	h.WriteString(s.AccountID)
+	h.WriteByte(0)
+	h.WriteString(s.ID)
+	flags := byte(s.Period) << 1
+	if s.Tenant {
+		flags |= 1
+	}
+	h.WriteByte(flags)
+	return h.Sum64()
+}
+
+// find returns s's cell, nil if it has none; q.mu must be held.
+func (q *Quotas) find(s QuotaSubject, h uint64) *QuotaCell {
+	if c := q.cells[h]; c != nil && c.subject == s {
+		return c
+	}
+	return q.collided[s]
+}
+
+// index adds c, which find did not find, under its subject's hash h;
+// q.mu must be held for writing.
+func (q *Quotas) index(c *QuotaCell, h uint64) {
+	if q.cells[h] == nil {
+		q.cells[h] = c
+		return
+	}
+	q.collided[c.subject] = c
+}
 
 // QuotaCell is one subject's state in its current period.
 type QuotaCell struct {
@@ -239,19 +284,24 @@ func (c *QuotaCell) Subject() QuotaSubject { return c.subject }
 
 // cell returns the cell of s, made for the period holding now if new.
 func (q *Quotas) cell(s QuotaSubject, now int64) *QuotaCell {
+	return q.cellHashed(s, q.subjectHash(s), now)
+}
+
+// cellHashed is cell for a subject whose hash is h.
+func (q *Quotas) cellHashed(s QuotaSubject, h uint64, now int64) *QuotaCell {
 	q.mu.RLock()
-	c := q.cells[s]
+	c := q.find(s, h)
 	q.mu.RUnlock()
 	if c != nil {
 		return c
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if c = q.cells[s]; c == nil {
+	if c = q.find(s, h); c == nil {
 		c = &QuotaCell{table: q, subject: s}
 		_, end := s.Period.Bounds(time.Unix(now, 0))
 		c.end.Store(end.Unix())
-		q.cells[s] = c
+		q.index(c, h)
 		q.queueUnknown(c)
 	}
 	return c
@@ -360,8 +410,9 @@ func (q *Quotas) State(k *Key, at time.Time) []QuotaState {
 		_, end := bq.Subject.Period.Bounds(at)
 		out[i] = QuotaState{Subject: bq.Subject, Limit: bq.Quota.Requests, ResetsAt: end}
 		if q != nil {
+			h := q.subjectHash(bq.Subject)
 			q.mu.RLock()
-			c := q.cells[bq.Subject]
+			c := q.find(bq.Subject, h)
 			q.mu.RUnlock()
 			if c != nil && at.Unix() < c.end.Load() {
 				out[i].Used = c.used()
@@ -517,9 +568,16 @@ func (q *Quotas) DropEnded(now time.Time) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
-	for s, c := range q.cells {
+	for h, c := range q.cells {
 		if now.Unix() >= c.end.Load() {
-			delete(q.cells, s)
+			delete(q.cells, h)
+			c.dead.Store(true)
+			n++
+		}
+	}
+	for s, c := range q.collided {
+		if now.Unix() >= c.end.Load() {
+			delete(q.collided, s)
 			c.dead.Store(true)
 			n++
 		}
@@ -531,5 +589,5 @@ func (q *Quotas) DropEnded(now time.Time) int {
 func (q *Quotas) Len() int {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
-	return len(q.cells)
+	return len(q.cells) + len(q.collided)
 }
