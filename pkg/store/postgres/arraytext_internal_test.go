@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -69,4 +70,31 @@ func parseQuotedArray(s string) ([]string, bool) {
 		}
 	}
 	return out, true
+}
+
+// FuzzTextColumns holds the readers of result columns in the text format
+// to PostgreSQL's forms: a bigint as strconv formats it, a boolean as t
+// or f; anything else is an error, never a number or a truth.
+func FuzzTextColumns(f *testing.F) {
+	for _, s := range []string{"0", "-1", "9223372036854775807", "-9223372036854775808", "t", "f", "", " 1", "1.0", "true", "9223372036854775808"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, isInt := new(big.Int).SetString(string(b), 10)
+		isInt = isInt && want.IsInt64() && strings.Trim(string(b), "+-0123456789") == ""
+		if n, err := textInt(b); (err == nil) != isInt || (isInt && n != want.Int64()) {
+			t.Fatalf("textInt(%q) = %d, %v", b, n, err)
+		}
+		v, err := textBool(b)
+		switch string(b) {
+		case "t", "f":
+			if err != nil || v != (string(b) == "t") {
+				t.Fatalf("textBool(%q) = %v, %v", b, v, err)
+			}
+		default:
+			if err == nil {
+				t.Fatalf("textBool(%q) = %v, want an error", b, v)
+			}
+		}
+	})
 }

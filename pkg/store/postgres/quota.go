@@ -179,6 +179,23 @@ func (c *quotaColumns) args(ends bool) []any {
 	return a
 }
 
+// reset empties the columns for the next chunk, keeping their buffers.
+func (c *quotaColumns) reset() {
+	for _, a := range []*arrayText{c.acc, c.ids, c.periods, c.tenant, c.starts, c.ends} {
+		a.Reset()
+	}
+}
+
+// params are args as statement parameters for execArrays: each column's
+// text form as it is, valid until the columns change.
+func (c *quotaColumns) params(ends bool) [][]byte {
+	p := [][]byte{c.acc.Bytes(), c.tenant.Bytes(), c.ids.Bytes(), c.periods.Bytes(), c.starts.Bytes()}
+	if ends {
+		p = append(p, c.ends.Bytes())
+	}
+	return p
+}
+
 // compareQuotaSubjects orders subjects as quota_counts' key does after
 // the period's start (deltas are sorted by start first).
 // quotaRowHash is the hash rowOrder sorts quota totals by.
@@ -247,38 +264,52 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	var (
 		out   []store.QuotaTotal
 		begun = newQuotaColumns(0)
-		beg   []int64
+		beg   = newArrayText(0, 6) // the begun rows' indexes in quotas
 	)
+	// One set of columns for every chunk: each is sent before the next is
+	// built.
+	size := min(len(reps), usageBatch)
+	c, ds, es := newQuotaColumns(size), newArrayText(size, 2), newArrayText(size, 2)
 	for from := 0; from < len(reps); from += usageBatch {
 		chunk := reps[from:min(from+usageBatch, len(reps))]
-		c := newQuotaColumns(len(chunk))
+		c.reset()
+		ds.Reset()
+		es.Reset()
 		for _, j := range chunk {
 			c.add(quotas[j].Subject, quotas[j].Start, false)
 		}
-		ds, es := newArrayText(len(chunk), 2), newArrayText(len(chunk), 2)
 		for i := from; i < from+len(chunk); i++ {
 			ds.Int(deltas[i])
 			es.Int(expected[i])
 		}
-		rows, err := tx.Query(ctx, quotaAddSQL, append(c.args(false), ds.String(), es.String(), writer)...)
-		if err != nil {
-			return nil, err
-		}
-		var (
-			n       int64
-			used    int64
-			isBegun bool
-		)
-		_, err = pgx.ForEachRow(rows, []any{&n, &used, &isBegun}, func() error {
+		err := queryArrays(ctx, tx.Conn().PgConn(), quotaAddSQL, func(row [][]byte) error {
+			if len(row) != 3 {
+				return fmt.Errorf("quota totals: %d columns, want 3", len(row))
+			}
+			n, err := textInt(row[0])
+			if err != nil {
+				return err
+			}
+			used, err := textInt(row[1])
+			if err != nil {
+				return err
+			}
+			isBegun, err := textBool(row[2])
+			if err != nil {
+				return err
+			}
+			if n < 1 || n > int64(len(chunk)) {
+				return fmt.Errorf("quota totals: row %d of %d", n, len(chunk))
+			}
 			j := int(chunk[n-1])
 			if isBegun {
 				begun.add(quotas[j].Subject, quotas[j].Start, true)
-				beg = append(beg, int64(j))
+				beg.Int(int64(j))
 				return nil
 			}
 			out = append(out, store.QuotaTotal{Index: j, Used: used})
 			return nil
-		})
+		}, append(c.params(false), ds.Bytes(), es.Bytes(), []byte(writer))...)
 		if err != nil {
 			return nil, err
 		}
@@ -288,20 +319,29 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 		ON CONFLICT (writer) DO UPDATE SET xid = pg_current_xact_id(), written_at = now()`, writer); err != nil {
 		return nil, err
 	}
-	if len(beg) == 0 {
+	if beg.Len() == 0 {
 		return out, nil
 	}
-	rows, err := tx.Query(ctx, quotaBeginSQL, append(begun.args(true), beg)...)
-	if err != nil {
-		return nil, err
-	}
-	var j, used int64
-	_, err = pgx.ForEachRow(rows, []any{&j, &used}, func() error {
+	err := queryArrays(ctx, tx.Conn().PgConn(), quotaBeginSQL, func(row [][]byte) error {
+		if len(row) != 2 {
+			return fmt.Errorf("begun quota totals: %d columns, want 2", len(row))
+		}
+		j, err := textInt(row[0])
+		if err != nil {
+			return err
+		}
+		used, err := textInt(row[1])
+		if err != nil {
+			return err
+		}
+		if j < 0 || j >= int64(len(quotas)) {
+			return fmt.Errorf("begun quota totals: row %d of %d", j, len(quotas))
+		}
 		if quotas[j].Expected != authz.QuotaTotalUnwanted {
 			out = append(out, store.QuotaTotal{Index: int(j), Used: used})
 		}
 		return nil
-	})
+	}, append(begun.params(true), beg.Bytes())...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,4 +74,72 @@ func TestQuotaUsedFromTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	check([]int64{want[0] + 1000, want[1], want[2] + 1000, want[3]})
+}
+
+// TestQuotaTotalsBatches: a flush of more quota totals than one statement
+// carries adds them all, begins the new ones from the flush's own usage
+// rows, and answers each total it began or that differs from what the
+// writer expected — each under its own index, from every chunk.
+func TestQuotaTotalsBatches(t *testing.T) {
+	t.Parallel()
+	s, _ := newRollupStore(t)
+	ctx := t.Context()
+	today := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	const n = 12_000
+	rows := make([]store.UsageDelta, n)
+	deltas := make([]store.QuotaDelta, n)
+	for i := range n {
+		id := fmt.Sprintf("k-%05d", i)
+		count := int64(1 + i%5)
+		rows[i] = store.UsageDelta{Row: store.UsageRow{AccountID: "acc-1", KeyID: id, Operation: "read", Outcome: "allowed",
+			Hour: today.Add(time.Duration(i%24) * time.Hour)}, Count: count}
+		deltas[i] = store.QuotaDelta{Subject: authz.QuotaSubject{AccountID: "acc-1", ID: id, Period: authz.QuotaPeriodDay},
+			Start: today, Delta: count, Expected: authz.QuotaTotalUnknown}
+	}
+	answered := func(totals []store.QuotaTotal) map[int]int64 {
+		t.Helper()
+		got := make(map[int]int64, len(totals))
+		for _, tt := range totals {
+			if _, dup := got[tt.Index]; dup || tt.Index < 0 || tt.Index >= n {
+				t.Fatalf("total answered for index %d twice or out of range", tt.Index)
+			}
+			got[tt.Index] = tt.Used
+		}
+		return got
+	}
+	totals, err := s.AddUsageQuotas(ctx, rows, deltas, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := answered(totals)
+	if len(got) != n {
+		t.Fatalf("the first flush answered %d totals, want every one of %d (all begun)", len(got), n)
+	}
+	for i := range n {
+		if got[i] != int64(1+i%5) {
+			t.Fatalf("total %d begun at %d, want %d", i, got[i], 1+i%5)
+		}
+	}
+	// A second flush of one more each: the writer expects the right total
+	// for even indexes and a wrong one for odd ones, which are answered.
+	for i := range deltas {
+		deltas[i].Delta = 1
+		deltas[i].Expected = int64(1+i%5) + 1
+		if i%2 == 1 {
+			deltas[i].Expected += 7
+		}
+		rows[i].Count = 1
+	}
+	if totals, err = s.AddUsageQuotas(ctx, rows, deltas, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	got = answered(totals)
+	if len(got) != n/2 {
+		t.Fatalf("the second flush answered %d totals, want the %d that differ", len(got), n/2)
+	}
+	for i, used := range got {
+		if i%2 == 0 || used != int64(1+i%5)+1 {
+			t.Fatalf("total %d answered as %d (expected %d by the writer)", i, used, deltas[i].Expected)
+		}
+	}
 }

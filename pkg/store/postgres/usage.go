@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/store"
 )
@@ -43,14 +44,18 @@ func (s *Store) TouchKeys(ctx context.Context, used map[store.KeyRef]time.Time) 
 		ORDER BY u.account_id, u.id
 		ON CONFLICT (account_id, key_id) DO UPDATE SET last_used_at = excluded.last_used_at
 		WHERE key_usage.last_used_at < excluded.last_used_at`
-	var err error
-	// A key deleted between the EXISTS and the foreign-key check fails the
-	// statement; the next attempt no longer sees it.
-	for range 3 {
-		if _, err = s.pool.Exec(ctx, sql, accounts.String(), ids.String(), ats.String()); !isForeignKeyViolation(err) {
-			break
+	params := [][]byte{accounts.Bytes(), ids.Bytes(), ats.Bytes()}
+	err := s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+		var err error
+		// A key deleted between the EXISTS and the foreign-key check fails
+		// the statement; the next attempt no longer sees it.
+		for range 3 {
+			if err = execArrays(ctx, c.Conn().PgConn(), sql, params...); !isForeignKeyViolation(err) {
+				break
+			}
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: record last-used times: %w", err)
 	}

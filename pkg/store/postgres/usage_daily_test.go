@@ -278,26 +278,64 @@ func TestUsageRollupRead(t *testing.T) {
 	}
 }
 
-// TestUsageRollupBatches: a flush of more rollup rows than one statement
-// carries writes them all.
+// TestUsageRollupBatches: a flush of more hourly and rollup rows than one
+// statement carries writes them all, each chunk's columns in their place
+// (the hourly columns are built again in one buffer for every chunk).
 func TestUsageRollupBatches(t *testing.T) {
 	t.Parallel()
-	s, _ := newRollupStore(t)
+	s, pool := newRollupStore(t)
 	ctx := context.Background()
 	rows := make([]store.UsageDelta, 12_000)
 	for i := range rows {
-		rows[i] = store.UsageDelta{Count: 1, Row: store.UsageRow{AccountID: "acc-1", TenantID: fmt.Sprintf("t-%05d", i),
-			KeyID: "k", Outcome: "allowed", Hour: rollupDay0.Add(time.Duration(i%48) * time.Hour)}}
+		rows[i] = store.UsageDelta{Count: int64(1 + i%3), Row: store.UsageRow{AccountID: "acc-1", TenantID: fmt.Sprintf("t-%05d", i),
+			KeyID: fmt.Sprintf("k-%05d", i), Service: "svc", Operation: fmt.Sprintf("op-%d", i%7), Outcome: "allowed",
+			Hour: rollupDay0.Add(time.Duration(i%48) * time.Hour)}}
 	}
 	if _, err := s.AddUsageQuotas(ctx, rows, nil, "r"); err != nil {
 		t.Fatal(err)
+	}
+	want := int64(0)
+	for _, r := range rows {
+		want += r.Count
 	}
 	got, err := s.QueryUsage(ctx, store.UsageQuery{AccountID: "acc-1", Granularity: store.Daily, From: rollupDay0, Until: rollupDay0.AddDate(0, 0, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Total != 12_000 || len(got[0].Points) != 2 {
-		t.Fatalf("QueryUsage = %+v, want 12,000 over 2 days", got)
+	if len(got) != 1 || got[0].Total != want || len(got[0].Points) != 2 {
+		t.Fatalf("QueryUsage = %+v, want %d over 2 days", got, want)
+	}
+	// Every hourly row as it was given: a row whose columns came from two
+	// chunks would name another tenant, operation, hour or count.
+	stored, err := pool.Query(ctx, `SELECT tenant_id, key_id, operation, hour, count FROM usage_hourly WHERE account_id = 'acc-1'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for stored.Next() {
+		var (
+			tenant, key, op string
+			hour            time.Time
+			n               int64
+		)
+		if err := stored.Scan(&tenant, &key, &op, &hour, &n); err != nil {
+			t.Fatal(err)
+		}
+		var i int
+		if _, err := fmt.Sscanf(key, "k-%05d", &i); err != nil || i >= len(rows) {
+			t.Fatalf("stored key %q", key)
+		}
+		r := rows[i]
+		if tenant != r.Row.TenantID || op != r.Row.Operation || !hour.Equal(r.Row.Hour) || n != r.Count {
+			t.Fatalf("row %d stored as %s %s %s %v %d, want %+v", i, tenant, key, op, hour, n, r)
+		}
+		seen++
+	}
+	if err := stored.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != len(rows) {
+		t.Fatalf("%d hourly rows stored, want %d", seen, len(rows))
 	}
 }
 

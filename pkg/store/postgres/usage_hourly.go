@@ -75,11 +75,18 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 		DO UPDATE SET count = usage_hourly.count + excluded.count`
 	var totals []store.QuotaTotal
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// One set of columns for every chunk: each is sent before the
+		// next is built.
+		n := min(len(order), usageBatch)
+		acc, tenant, app, key := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 24)
+		svc, op, out := newArrayText(n, 12), newArrayText(n, 16), newArrayText(n, 10)
+		hours, cs := newArrayText(n, 22), newArrayText(n, 2)
+		cols := []*arrayText{acc, hours, tenant, app, key, svc, op, out, cs} // in the statement's order
+		params := make([][]byte, len(cols))
 		for chunk := range slices.Chunk(order, usageBatch) {
-			n := len(chunk)
-			acc, tenant, app, key := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 24)
-			svc, op, out := newArrayText(n, 12), newArrayText(n, 16), newArrayText(n, 10)
-			hours, cs := newArrayText(n, 22), newArrayText(n, 2)
+			for _, c := range cols {
+				c.Reset()
+			}
 			for i, j := range chunk {
 				yieldEvery(i)
 				r := &rows[j].Row
@@ -93,8 +100,10 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 				hours.Time(r.Hour.Truncate(time.Hour))
 				cs.Int(counts[j])
 			}
-			if _, err := tx.Exec(ctx, sql, acc.String(), hours.String(), tenant.String(), app.String(), key.String(),
-				svc.String(), op.String(), out.String(), cs.String()); err != nil {
+			for i, c := range cols {
+				params[i] = c.Bytes()
+			}
+			if err := execArrays(ctx, tx.Conn().PgConn(), sql, params...); err != nil {
 				return err
 			}
 		}
