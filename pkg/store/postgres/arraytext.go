@@ -154,6 +154,22 @@ func textInt(b []byte) (int64, error) {
 	return n, nil
 }
 
+// textInts reads a row of bigint columns in the text format into dst,
+// one each, in order.
+func textInts(row [][]byte, dst ...*int64) error {
+	if len(row) != len(dst) {
+		return fmt.Errorf("%d columns, want %d", len(row), len(dst))
+	}
+	for i, d := range dst {
+		v, err := textInt(row[i])
+		if err != nil {
+			return err
+		}
+		*d = v
+	}
+	return nil
+}
+
 // textBool reads a boolean column in the text format (t or f).
 func textBool(b []byte) (bool, error) {
 	switch string(b) {

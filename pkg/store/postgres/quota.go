@@ -286,13 +286,9 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 			if len(row) != 3 {
 				return fmt.Errorf("quota totals: %d columns, want 3", len(row))
 			}
-			n, err := textInt(row[0])
-			if err != nil {
-				return err
-			}
-			used, err := textInt(row[1])
-			if err != nil {
-				return err
+			var n, used int64
+			if err := textInts(row[:2], &n, &used); err != nil {
+				return fmt.Errorf("quota totals: %w", err)
 			}
 			isBegun, err := textBool(row[2])
 			if err != nil {
@@ -323,16 +319,9 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 		return out, nil
 	}
 	err := queryArrays(ctx, tx.Conn().PgConn(), quotaBeginSQL, func(row [][]byte) error {
-		if len(row) != 2 {
-			return fmt.Errorf("begun quota totals: %d columns, want 2", len(row))
-		}
-		j, err := textInt(row[0])
-		if err != nil {
-			return err
-		}
-		used, err := textInt(row[1])
-		if err != nil {
-			return err
+		var j, used int64
+		if err := textInts(row, &j, &used); err != nil {
+			return fmt.Errorf("begun quota totals: %w", err)
 		}
 		if j < 0 || j >= int64(len(quotas)) {
 			return fmt.Errorf("begun quota totals: row %d of %d", j, len(quotas))
