@@ -7,7 +7,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5"
 )
 
 // arrayText builds the text form of a one-dimensional PostgreSQL array
@@ -123,25 +123,30 @@ func (a *arrayText) Reset() {
 // format and as they are. pgx's Exec would first copy each into a buffer
 // of its own (its encoder's), then into the message: a flush's columns are
 // megabytes, and those copies were a third of what a flush allocated. The
-// statement is unnamed (parsed each time, as a chunk of thousands of rows
-// costs far more), so it shares nothing with pgx's statement cache; its
-// parameters' types come from the statement's casts ($1::text[], …).
-func execArrays(ctx context.Context, conn *pgconn.PgConn, sql string, params ...[]byte) error {
+// statement is prepared once a connection, as pgx's own Exec prepares it
+// (named by its text: pgx's Exec of the same text would use it), so that
+// PostgreSQL plans it once, not once a chunk; its parameters' types are
+// the statement's casts ($1::text[], …).
+func execArrays(ctx context.Context, conn *pgx.Conn, sql string, params ...[]byte) error {
 	return queryArrays(ctx, conn, sql, nil, params...)
 }
 
 // queryArrays is execArrays for a statement that returns rows: row, when
 // not nil, is called with each row's columns in the text format (valid
 // during the call only).
-func queryArrays(ctx context.Context, conn *pgconn.PgConn, sql string, row func([][]byte) error, params ...[]byte) error {
-	rr := conn.ExecParams(ctx, sql, params, nil, nil, nil)
+func queryArrays(ctx context.Context, conn *pgx.Conn, sql string, row func([][]byte) error, params ...[]byte) error {
+	sd, err := conn.Prepare(ctx, sql, sql)
+	if err != nil {
+		return err
+	}
+	rr := conn.PgConn().ExecPrepared(ctx, sd.Name, params, nil, nil)
 	for row != nil && rr.NextRow() {
 		if err := row(rr.Values()); err != nil {
 			_, _ = rr.Close()
 			return err
 		}
 	}
-	_, err := rr.Close()
+	_, err = rr.Close()
 	return err
 }
 

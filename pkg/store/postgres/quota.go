@@ -282,7 +282,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 			ds.Int(deltas[i])
 			es.Int(expected[i])
 		}
-		err := queryArrays(ctx, tx.Conn().PgConn(), quotaAddSQL, func(row [][]byte) error {
+		err := queryArrays(ctx, tx.Conn(), quotaAddSQL, func(row [][]byte) error {
 			if len(row) != 3 {
 				return fmt.Errorf("quota totals: %d columns, want 3", len(row))
 			}
@@ -318,7 +318,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	if beg.Len() == 0 {
 		return out, nil
 	}
-	err := queryArrays(ctx, tx.Conn().PgConn(), quotaBeginSQL, func(row [][]byte) error {
+	err := queryArrays(ctx, tx.Conn(), quotaBeginSQL, func(row [][]byte) error {
 		var j, used int64
 		if err := textInts(row, &j, &used); err != nil {
 			return fmt.Errorf("begun quota totals: %w", err)

@@ -50,7 +50,7 @@ func (s *Store) TouchKeys(ctx context.Context, used map[store.KeyRef]time.Time) 
 		// A key deleted between the EXISTS and the foreign-key check fails
 		// the statement; the next attempt no longer sees it.
 		for range 3 {
-			if err = execArrays(ctx, c.Conn().PgConn(), sql, params...); !isForeignKeyViolation(err) {
+			if err = execArrays(ctx, c.Conn(), sql, params...); !isForeignKeyViolation(err) {
 				break
 			}
 		}

@@ -103,7 +103,7 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 			for i, c := range cols {
 				params[i] = c.Bytes()
 			}
-			if err := execArrays(ctx, tx.Conn().PgConn(), sql, params...); err != nil {
+			if err := execArrays(ctx, tx.Conn(), sql, params...); err != nil {
 				return err
 			}
 		}
