@@ -192,6 +192,9 @@ type Key struct {
 	// answered to (Engine.WeakSecrets), so that it looks once per record.
 	// In the same word's padding.
 	secretVetted atomic.Bool
+	// usageListed: the key is on its UsageCounter's list of keys with
+	// counts in usage, to be drained. In the same word's padding.
+	usageListed atomic.Bool
 
 	ips     IPFilter
 	headers []headerTemplate
@@ -221,9 +224,14 @@ type Key struct {
 	// for, with their interned indexes (UsageCounter), so that counting
 	// one of them again compares strings instead of hashing them.
 	usageOps [2]atomic.Pointer[usageOp]
-	// usageCells are the usage cells this key was last counted in, so
-	// that counting in one again is one atomic add (UsageCounter.Count).
-	usageCells [2]atomic.Pointer[usageCount]
+	// usage holds the key's counts of its two latest combinations
+	// (operation, outcome, hour) since the last drain, in the record
+	// itself (UsageCounter.Count, usageSlot): counting one is one
+	// compare-and-swap, and a used key gathers no cell object for the
+	// collector to find. usageOwner is the UsageCounter whose counts they
+	// are (its id; 0: none yet).
+	usage      [2]atomic.Uint64
+	usageOwner atomic.Uint64
 	// quotaCells are the quota cells the key was last counted in (its
 	// tenant's, its own), so that admission finds them without a lookup.
 	quotaCells [2]atomic.Pointer[QuotaCell]

@@ -9,18 +9,19 @@ import (
 )
 
 // UsageCounter counts the decisions about known keys (SPEC §12: rows 4
-// on) by key, service, operation, outcome and hour, in memory. The hot
-// path takes one shard's read lock, one map lookup and one atomic add:
-// no I/O, and no allocation once a combination has been seen. Drain hands
-// the counts to the aggregator that writes them (pkg/usage).
+// on) by key, service, operation, outcome and hour, in memory. A key's
+// two latest combinations are counted in the key's record itself (one
+// compare-and-swap: usageSlot); others take one shard's read lock, one
+// map lookup and one atomic add. No I/O, and no allocation once a
+// combination has been seen. Drain hands the counts to the aggregator
+// that writes them (pkg/usage).
 //
 // The zero value is not usable: use NewUsageCounter.
 type UsageCounter struct {
 	shards  [usageShards]usageShard
 	perShrd int // cells a shard holds before counting per account
-	// id tells this counter's cells from another's in a key's memo
-	// (usageCount.counter), without a pointer for the collector to follow
-	// in every cell.
+	// id tells whose counts a key's record holds (Key.usageOwner), without
+	// a pointer for the collector to follow in every record.
 	id uint64
 
 	// ops interns (service, operation) pairs into small indexes, so that
@@ -58,7 +59,12 @@ type usageShard struct {
 	// overflow are counts of combinations that did not fit (the shard was
 	// full), kept per account, outcome and hour (guarded by mu).
 	overflow map[UsageOverflowCell]uint64
-	_        [40]byte // keeps neighbouring shards' locks apart
+	// listed are the keys of this shard with counts in their records
+	// (Key.usage) since the last drain (guarded by mu): a key is added
+	// when its first count after a drain sets Key.usageListed. spare is
+	// the previous drain's list, emptied, for the next (Drain only).
+	listed, spare []*Key
+	_             [16]byte // keeps neighbouring shards' locks apart
 }
 
 // usageCell is a cell as the hot path hashes it: pointers and integers.
@@ -69,14 +75,11 @@ type usageCell struct {
 	hour    int64
 }
 
-// usageCount is one cell's count, and what the key's memo (Key.usageCells)
-// compares to use it without the map.
+// usageCount is one cell's count in a shard's map. Adds take the shard's
+// read lock, and Drain its write lock.
 type usageCount struct {
-	// cell first: its record is the object's only pointer, and the
-	// collector scans an object up to its last pointer.
-	cell    usageCell
-	n       atomic.Uint64 // deadCount once Drain removed the cell
-	counter uint64        // the UsageCounter's id
+	cell usageCell
+	n    atomic.Uint64
 }
 
 // cellKey is a usageCell as a shard's map key: the key record by its
@@ -100,9 +103,39 @@ func (c *usageCell) mapKey() cellKey {
 // counterIDs numbers the UsageCounters of the process (UsageCounter.id).
 var counterIDs atomic.Uint64
 
-// deadCount marks a cell Drain has removed: an add that returns it with
-// the bit set went to a dead cell and is counted again through the map.
-const deadCount = 1 << 63
+// A usage slot (Key.usage) is one word: the combination it counts (its
+// tag: hour, operation index, outcome) above a count. One word, so that
+// an add can never land on a combination the slot no longer counts: the
+// hot path's compare-and-swap fails if Drain emptied or another request
+// re-tagged the slot since it read it. A slot whose count is 0 counts
+// nothing and may be re-tagged; a combination the slot cannot hold (the
+// slot counts another, the count is at its limit, an hour or index out
+// of range) is counted in the shard's map.
+const (
+	slotCountBits   = 23 // 8,388,607 decisions of one key and combination between drains
+	slotOutcomeBits = 5
+	slotOpBits      = 16 // MaxUsageOperations
+	slotHourBits    = 64 - slotCountBits - slotOutcomeBits - slotOpBits
+	slotCountMask   = 1<<slotCountBits - 1
+)
+
+// Every reason and interned operation index fits its field.
+var _ = [1]struct{}{}[numReasons>>slotOutcomeBits]
+var _ = [1]struct{}{}[(MaxUsageOperations-1)>>slotOpBits]
+
+// usageSlotTag is the tag of a combination in a slot, and whether the
+// combination fits one.
+func usageSlotTag(op uint32, outcome Reason, hour int64) (uint64, bool) {
+	if hour < 0 || hour >= 1<<slotHourBits {
+		return 0, false
+	}
+	return (uint64(hour)<<slotOpBits|uint64(op))<<slotOutcomeBits | uint64(outcome), true
+}
+
+// untag is the combination a slot's tag names.
+func untag(tag uint64) (op uint32, outcome Reason, hour int64) {
+	return uint32(tag >> slotOutcomeBits & (1<<slotOpBits - 1)), Reason(tag & (1<<slotOutcomeBits - 1)), int64(tag >> (slotOutcomeBits + slotOpBits))
+}
 
 // usageOp is a key's last counted operation (Key.usageOps).
 type usageOp struct {
@@ -190,29 +223,22 @@ func (u *UsageCounter) opIndex(k *Key, t *Target) uint32 {
 
 // Count records one decision about k. It never blocks on I/O; it
 // allocates only the first time a combination is seen since the last
-// drain that found it idle. A combination k was counted for lately is
-// found through k's memo, without lock or hash: one atomic add.
+// drain that found it idle. A combination k's record counts (Key.usage)
+// takes one compare-and-swap, without lock or hash.
 func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 	if u == nil || k == nil {
 		return
 	}
 	c := usageCell{key: k, op: u.opIndex(k, t), outcome: outcome, hour: at.Unix() / 3600}
-	slot := &k.usageCells[(c.op*uint32(numReasons)+uint32(outcome))%uint32(len(k.usageCells))]
-	if n := slot.Load(); n != nil && n.counter == u.id && n.cell == c {
-		if n.n.Add(1)&deadCount == 0 {
-			return
-		}
-		// The cell was removed by Drain: that add is nobody's; count again.
-	}
 	s := &u.shards[k.Digest[0]%usageShards]
+	if u.countInRecord(s, k, &c) {
+		return
+	}
 	mk := c.mapKey()
 	s.mu.RLock()
 	if n := s.cells[mk]; n != nil {
-		// Cells in the map are alive: Drain removes a cell, under the
-		// write lock, in the same step that marks it dead.
 		n.n.Add(1)
 		s.mu.RUnlock()
-		slot.Store(n)
 		return
 	}
 	s.mu.RUnlock()
@@ -220,17 +246,57 @@ func (u *UsageCounter) Count(k *Key, t *Target, outcome Reason, at time.Time) {
 	defer s.mu.Unlock()
 	if n := s.cells[mk]; n != nil {
 		n.n.Add(1)
-		slot.Store(n)
 		return
 	}
 	if len(s.cells) >= u.perShrd {
 		s.overflow[UsageOverflowCell{AccountID: k.Spec.AccountID, Outcome: outcome, Hour: c.hour}]++
 		return
 	}
-	n := &usageCount{counter: u.id, cell: c}
+	n := &usageCount{cell: c}
 	n.n.Add(1)
 	s.cells[mk] = n
-	slot.Store(n)
+}
+
+// countInRecord counts c in one of k's slots (Key.usage) and reports
+// whether it could: the slot the combination maps to counts it, or
+// counts nothing and is re-tagged for it. The first count after a drain
+// lists k in its shard for the next one.
+func (u *UsageCounter) countInRecord(s *usageShard, k *Key, c *usageCell) bool {
+	if o := k.usageOwner.Load(); o != u.id && (o != 0 || !k.usageOwner.CompareAndSwap(0, u.id)) {
+		return false // another counter's (tests run several)
+	}
+	tag, ok := usageSlotTag(c.op, c.outcome, c.hour)
+	if !ok {
+		return false
+	}
+	slot := &k.usage[(c.op*uint32(numReasons)+uint32(c.outcome))%uint32(len(k.usage))]
+	for {
+		w := slot.Load()
+		n := w & slotCountMask
+		switch {
+		case w>>slotCountBits == tag && n != 0 && n < slotCountMask:
+			if slot.CompareAndSwap(w, w+1) {
+				// Listed already: by the add that made the count 1,
+				// and Drain unlists a key only before it takes the
+				// counts of its slots.
+				return true
+			}
+		case n == 0:
+			if slot.CompareAndSwap(w, tag<<slotCountBits|1) {
+				// The first count since the slot was emptied: listed
+				// after the add, so that a Drain that does not take it
+				// has unlisted the key before, and it is listed again.
+				if !k.usageListed.Load() && k.usageListed.CompareAndSwap(false, true) {
+					s.mu.Lock()
+					s.listed = append(s.listed, k)
+					s.mu.Unlock()
+				}
+				return true
+			}
+		default:
+			return false
+		}
+	}
 }
 
 // Drain calls cell for every combination counted since the last drain,
@@ -247,25 +313,48 @@ func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOv
 		names := u.ops.names
 		u.ops.mu.RUnlock()
 		for k, n := range s.cells {
-			c := &n.cell
+			// Adds take the read lock: none runs beside this.
 			v := n.n.Swap(0)
-			if v == 0 && n.n.CompareAndSwap(0, deadCount) {
-				// Idle for a whole interval: removed. An add through a
-				// key's memo from now on sees deadCount and goes through
-				// the map; one that came between the swap and here made
-				// the CAS fail, and the cell lives on.
-				delete(s.cells, k)
+			if v == 0 {
+				delete(s.cells, k) // idle for a whole interval: removed
 				continue
 			}
-			if v > 0 {
-				op := names[c.op]
-				cell(UsageCell{Key: c.key, Service: op.service, Operation: op.operation, Outcome: c.outcome, Hour: c.hour}, v)
-			}
+			c := &n.cell
+			op := names[c.op]
+			cell(UsageCell{Key: c.key, Service: op.service, Operation: op.operation, Outcome: c.outcome, Hour: c.hour}, v)
 		}
 		for c, v := range s.overflow {
 			overflow(c, v)
 		}
 		clear(s.overflow)
+		listed := s.listed
+		s.listed = s.spare
+		s.mu.Unlock()
+		for _, k := range listed {
+			k.usageListed.Store(false)
+			for i := range k.usage {
+				slot := &k.usage[i]
+				w := slot.Load()
+				for w&slotCountMask != 0 && !slot.CompareAndSwap(w, w&^slotCountMask) {
+					w = slot.Load()
+				}
+				if v := w & slotCountMask; v != 0 {
+					opIdx, outcome, hour := untag(w >> slotCountBits)
+					if int(opIdx) >= len(names) {
+						// Interned after names was read (and before the
+						// add that tagged the slot).
+						u.ops.mu.RLock()
+						names = u.ops.names
+						u.ops.mu.RUnlock()
+					}
+					op := names[opIdx]
+					cell(UsageCell{Key: k, Service: op.service, Operation: op.operation, Outcome: outcome, Hour: hour}, v)
+				}
+			}
+		}
+		clear(listed) // the records go with their counts
+		s.mu.Lock()
+		s.spare = listed[:0]
 		s.mu.Unlock()
 		// A drain runs beside the requests, often on one CPU: yielding
 		// between shards (a few hundred microseconds of cells each with

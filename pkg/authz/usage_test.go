@@ -92,26 +92,28 @@ func TestUsageOverflowPerAccount(t *testing.T) {
 	for range 200 {
 		keys = append(keys, mustCompile(t, serviceKey(mustGenerate(t, apikey.KindService))))
 	}
-	for i, k := range keys {
-		for range i%3 + 1 {
-			u.Count(k, &emailRd, authz.OK, t0)
-		}
-	}
+	// Three hours of one combination a key: the first is counted in the
+	// key's record, the two others in the shards' maps, which hold 64.
 	total := uint64(0)
-	for i := range keys {
-		total += uint64(i%3 + 1)
+	for i, k := range keys {
+		for h := range 3 {
+			for range i%3 + 1 {
+				u.Count(k, &emailRd, authz.OK, t0.Add(time.Duration(h)*time.Hour))
+				total++
+			}
+		}
 	}
 	cells, overflow := drain(u)
 	var sum uint64
 	for _, n := range cells {
 		sum += n
 	}
-	if len(cells) > 64 {
-		t.Errorf("%d cells, want at most 64", len(cells))
+	if len(cells) > 64+len(keys) {
+		t.Errorf("%d cells, want at most 64 in the maps and one in each of %d records", len(cells), len(keys))
 	}
 	var over uint64
 	for c, n := range overflow {
-		if c.AccountID != "default" || c.Outcome != authz.OK || c.Hour != t0.Unix()/3600 {
+		if h := c.Hour - t0.Unix()/3600; c.AccountID != "default" || c.Outcome != authz.OK || h < 1 || h > 2 {
 			t.Errorf("overflow cell %+v", c)
 		}
 		over += n
@@ -161,8 +163,15 @@ func BenchmarkUsageCount(b *testing.B) {
 	u := authz.NewUsageCounter(0)
 	u.Count(k, &emailRd, authz.OK, t0)
 	b.ReportAllocs()
+	// Drained as the aggregator drains (every 10 s), more often: a
+	// record's slot holds 8,388,607 counts between drains, and past them
+	// the shard's map counts.
+	i := 0
 	for b.Loop() {
 		u.Count(k, &emailRd, authz.OK, t0)
+		if i++; i%(1<<20) == 0 {
+			u.Drain(func(authz.UsageCell, uint64) {}, func(authz.UsageOverflowCell, uint64) {})
+		}
 	}
 }
 
@@ -261,23 +270,49 @@ func TestUsageConcurrentDrain(t *testing.T) {
 		k, _ := benchKey(t)
 		keys = append(keys, k)
 	}
+	// Two operations, three outcomes and two hours a key: more
+	// combinations than a record's two slots, so that slots are re-tagged
+	// after drains and the shards' maps count the rest, while drains run.
 	targets := []authz.Target{emailRd, {Service: "email-api", Operation: "sendEmail"}}
-	const perG = 2000
+	const perG = 3000
+	type combo struct {
+		key     *authz.Key
+		target  *authz.Target
+		outcome authz.Reason
+		at      time.Time
+	}
+	comboOf := func(g, i int) combo {
+		return combo{keys[(g+i)%len(keys)], &targets[i%2], authz.Reason(i % 3), t0.Add(time.Duration(i/7%2) * time.Hour)}
+	}
+	want := map[usageRow]uint64{}
+	for g := range 4 {
+		for i := range perG {
+			c := comboOf(g, i)
+			want[usageRow{c.key.Spec.ID, c.target.Service, c.target.Operation, c.outcome, c.at.Unix() / 3600}]++
+		}
+	}
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range perG {
-				u.Count(keys[(g+i)%len(keys)], &targets[i%2], authz.Reason(i%3), t0.Add(time.Duration(i%2)*time.Hour))
+				c := comboOf(g, i)
+				u.Count(c.key, c.target, c.outcome, c.at)
 			}
 		}()
 	}
-	var total uint64
+	got := map[usageRow]uint64{}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	sum := func() {
-		u.Drain(func(_ authz.UsageCell, n uint64) { total += n }, func(_ authz.UsageOverflowCell, n uint64) { total += n })
+		cells, overflow := drain(u)
+		for r, n := range cells {
+			got[r] += n
+		}
+		if len(overflow) != 0 {
+			t.Errorf("overflow %v with the default bound", overflow)
+		}
 	}
 	for running := true; running; {
 		select {
@@ -288,8 +323,13 @@ func TestUsageConcurrentDrain(t *testing.T) {
 		}
 	}
 	sum()
-	if total != 4*perG {
-		t.Fatalf("drained %d counts, want %d", total, 4*perG)
+	if len(got) != len(want) {
+		t.Errorf("%d combinations drained, want %d", len(got), len(want))
+	}
+	for r, n := range want {
+		if got[r] != n {
+			t.Errorf("%+v: drained %d, want %d", r, got[r], n)
+		}
 	}
 }
 
