@@ -11,7 +11,7 @@ import (
 // UsageCounter counts the decisions about known keys (SPEC §12: rows 4
 // on) by key, service, operation, outcome and hour, in memory. A key's
 // two latest combinations are counted in the key's record itself (one
-// compare-and-swap: usageSlot); others take one shard's read lock, one
+// compare-and-swap: countInRecord); others take one shard's read lock, one
 // map lookup and one atomic add. No I/O, and no allocation once a
 // combination has been seen. Drain hands the counts to the aggregator
 // that writes them (pkg/usage).
