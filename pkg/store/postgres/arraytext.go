@@ -11,9 +11,9 @@ import (
 )
 
 // arrayText builds the text form of a one-dimensional PostgreSQL array
-// ({"a","b"}, {1,2}), which pgx sends as it is: a Go string argument goes
-// out in the text format, and the statement's cast ($1::text[],
-// $2::bigint[], …) parses it. The flushes of usage counts, quota totals
+// ({"a","b"}, {1,2}), which execArrays and queryArrays send as it is, in
+// the text format, and the statement's cast ($1::text[], $2::bigint[], …)
+// parses it. The flushes of usage counts, quota totals
 // and last-used times send columns of 100,000 rows; pgx's binary encoding
 // of a []string, []time.Time or []int64 boxes every element into an
 // interface and looks up its encoder (one allocation and about 130 ns an
@@ -97,14 +97,6 @@ func (a *arrayText) Time(t time.Time) {
 
 // Len is the number of elements appended.
 func (a *arrayText) Len() int { return a.n }
-
-// String is the array's text form. It ends a: the string shares its
-// bytes (a flush's columns are megabytes, and pgx copies them anyway).
-func (a *arrayText) String() string {
-	b := append(a.b, '}')
-	a.b = nil
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
 
 // Bytes is the array's text form, valid until the next change to a
 // (execArrays sends it before a is reset for the next chunk).

@@ -95,5 +95,5 @@ func ArrayText(vals []any) string {
 			a.Time(v)
 		}
 	}
-	return a.String()
+	return string(a.Bytes())
 }

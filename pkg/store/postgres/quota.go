@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
@@ -169,16 +170,6 @@ func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time, ends bool) {
 	}
 }
 
-// args are the columns as statement arguments: account, tenant, subject,
-// period, start, and with ends, the end.
-func (c *quotaColumns) args(ends bool) []any {
-	a := []any{c.acc.String(), c.tenant.String(), c.ids.String(), c.periods.String(), c.starts.String()}
-	if ends {
-		a = append(a, c.ends.String())
-	}
-	return a
-}
-
 // reset empties the columns for the next chunk, keeping their buffers.
 func (c *quotaColumns) reset() {
 	for _, a := range []*arrayText{c.acc, c.ids, c.periods, c.tenant, c.starts, c.ends} {
@@ -186,8 +177,9 @@ func (c *quotaColumns) reset() {
 	}
 }
 
-// params are args as statement parameters for execArrays: each column's
-// text form as it is, valid until the columns change.
+// params are the columns as statement parameters for execArrays and
+// queryArrays: account, tenant, subject, period, start, and with ends, the
+// end; each column's text form as it is, valid until the columns change.
 func (c *quotaColumns) params(ends bool) [][]byte {
 	p := [][]byte{c.acc.Bytes(), c.tenant.Bytes(), c.ids.Bytes(), c.periods.Bytes(), c.starts.Bytes()}
 	if ends {
@@ -438,18 +430,28 @@ func (s *Store) QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error {
 	for _, u := range uses {
 		c.add(u.Subject, u.Start, true)
 	}
-	rows, err := s.reads().Query(ctx, `SELECT coalesce((SELECT q.used FROM quota_counts q WHERE q.account_id = s.account_id
+	sql := `SELECT coalesce((SELECT q.used FROM quota_counts q WHERE q.account_id = s.account_id
 			AND q.tenant = s.tenant AND q.subject_id = s.subject_id AND q.period = s.period AND q.period_start = s.period_start),
-			`+usageSum("s")+`)
+			` + usageSum("s") + `)
 		FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[])
 			WITH ORDINALITY AS s(account_id, tenant, subject_id, period, period_start, period_end, n)
-		ORDER BY s.n`, c.args(true)...)
-	if err != nil {
-		return fmt.Errorf("postgres: read quota totals: %w", err)
+		ORDER BY s.n`
+	totals := make([]int64, 0, len(uses))
+	err := s.pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
+		return queryArrays(ctx, conn.Conn(), sql, func(row [][]byte) error {
+			var used int64
+			if err := textInts(row, &used); err != nil {
+				return err
+			}
+			totals = append(totals, used)
+			return nil
+		}, c.params(true)...)
+	})
+	if err == nil && len(totals) != len(uses) {
+		err = fmt.Errorf("%d totals for %d subjects", len(totals), len(uses))
 	}
-	totals, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return fmt.Errorf("postgres: read quota totals: %w", err)
+		return fmt.Errorf("postgres: read quota totals: %w", unavailable(err))
 	}
 	for i := range uses {
 		uses[i].Used = totals[i]

@@ -50,10 +50,15 @@ func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) erro
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[])
 		ON CONFLICT (account_id, day, tenant_id, app_id, outcome)
 		DO UPDATE SET count = usage_daily_owner.count + excluded.count`
+	n := min(len(keys), usageBatch)
+	acc, tenant, app, out := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 10)
+	days, counts := newArrayText(n, 22), newArrayText(n, 4)
+	cols := []*arrayText{acc, days, tenant, app, out, counts}
+	params := make([][]byte, len(cols))
 	for chunk := range slices.Chunk(keys, usageBatch) {
-		n := len(chunk)
-		acc, tenant, app, out := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 10)
-		days, counts := newArrayText(n, 22), newArrayText(n, 4)
+		for _, c := range cols {
+			c.Reset()
+		}
 		for i := range chunk {
 			k := &chunk[i]
 			acc.Text(k.account)
@@ -63,7 +68,10 @@ func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) erro
 			days.Time(time.Unix(k.day, 0))
 			counts.Int(sums[*k])
 		}
-		if _, err := tx.Exec(ctx, sql, acc.String(), days.String(), tenant.String(), app.String(), out.String(), counts.String()); err != nil {
+		for i, c := range cols {
+			params[i] = c.Bytes()
+		}
+		if err := execArrays(ctx, tx.Conn(), sql, params...); err != nil {
 			return err
 		}
 	}
