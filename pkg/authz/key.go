@@ -226,7 +226,7 @@ type Key struct {
 	usageOps [2]atomic.Pointer[usageOp]
 	// usage holds the key's counts of its two latest combinations
 	// (operation, outcome, hour) since the last drain, in the record
-	// itself (UsageCounter.Count, usageSlot): counting one is one
+	// itself (UsageCounter.countInRecord): counting one is one
 	// compare-and-swap, and a used key gathers no cell object for the
 	// collector to find. usageOwner is the UsageCounter whose counts they
 	// are (its id; 0: none yet).

@@ -301,8 +301,10 @@ func (u *UsageCounter) countInRecord(s *usageShard, k *Key, c *usageCell) bool {
 
 // Drain calls cell for every combination counted since the last drain,
 // with its count, then overflow for the counts kept per account, and
-// resets them. Cells that counted nothing since the last drain are
-// removed. It must not be called concurrently with itself.
+// resets them. A combination can be handed over twice in one drain (from
+// a key's record and from its shard's map: counts to be summed). Map
+// cells that counted nothing since the last drain are removed. It must
+// not be called concurrently with itself.
 func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOverflowCell, uint64)) {
 	for i := range u.shards {
 		s := &u.shards[i]
