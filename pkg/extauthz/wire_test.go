@@ -3,7 +3,6 @@ package extauthz_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -218,20 +216,8 @@ func (rawCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(dat
 func TestRegisteredOverGRPC(t *testing.T) {
 	f := newFixture(t, extauthz.Config{})
 	g := grpc.NewServer(extauthz.ServerCodec())
-	f.srv.Register(g)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	healthpb.RegisterHealthServer(g, health.NewServer())
+	conn := serveGRPC(t, f.srv, g)
 	client := authv3.NewAuthorizationClient(conn)
 	ctx := context.Background()
 
@@ -274,7 +260,7 @@ func TestRegisteredOverGRPC(t *testing.T) {
 
 	bad := httpField(3, entry("x-api-key", "\xff"))
 	var out authv3.CheckResponse
-	err = conn.Invoke(ctx, authv3.Authorization_Check_FullMethodName, &bad, &out, grpc.ForceCodec(rawCodec{}))
+	err := conn.Invoke(ctx, authv3.Authorization_Check_FullMethodName, &bad, &out, grpc.ForceCodec(rawCodec{}))
 	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "invalid UTF-8") {
 		t.Errorf("malformed CheckRequest: got %v, want an Internal error that says why", err)
 	}
