@@ -111,6 +111,28 @@ func (a *arrayText) Reset() {
 	a.n, a.lastAt, a.lastEnd = 0, 0, 0
 }
 
+// arrayColumns are a statement's array parameters in its order: one set
+// serves every chunk of a flush, each chunk sent before the next is built.
+type arrayColumns []*arrayText
+
+// reset empties every column for the next chunk, keeping their buffers.
+func (cs arrayColumns) reset() {
+	for _, c := range cs {
+		c.Reset()
+	}
+}
+
+// params are the columns' text forms as statement parameters for
+// execArrays and queryArrays, appended to dst[:0]; valid until the
+// columns change.
+func (cs arrayColumns) params(dst [][]byte) [][]byte {
+	dst = dst[:0]
+	for _, c := range cs {
+		dst = append(dst, c.Bytes())
+	}
+	return dst
+}
+
 // execArrays runs sql on conn with params as its parameters, in the text
 // format and as they are. pgx's Exec would first copy each into a buffer
 // of its own (its encoder's), then into the message: a flush's columns are

@@ -172,20 +172,17 @@ func (c *quotaColumns) add(s authz.QuotaSubject, start time.Time, ends bool) {
 
 // reset empties the columns for the next chunk, keeping their buffers.
 func (c *quotaColumns) reset() {
-	for _, a := range []*arrayText{c.acc, c.ids, c.periods, c.tenant, c.starts, c.ends} {
-		a.Reset()
-	}
+	arrayColumns{c.acc, c.ids, c.periods, c.tenant, c.starts, c.ends}.reset()
 }
 
-// params are the columns as statement parameters for execArrays and
-// queryArrays: account, tenant, subject, period, start, and with ends, the
-// end; each column's text form as it is, valid until the columns change.
+// params are the columns as statement parameters (arrayColumns.params):
+// account, tenant, subject, period, start, and with ends, the end.
 func (c *quotaColumns) params(ends bool) [][]byte {
-	p := [][]byte{c.acc.Bytes(), c.tenant.Bytes(), c.ids.Bytes(), c.periods.Bytes(), c.starts.Bytes()}
+	cols := arrayColumns{c.acc, c.tenant, c.ids, c.periods, c.starts}
 	if ends {
-		p = append(p, c.ends.Bytes())
+		cols = append(cols, c.ends)
 	}
-	return p
+	return cols.params(nil)
 }
 
 // compareQuotaSubjects orders subjects as quota_counts' key does after

@@ -53,12 +53,10 @@ func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) erro
 	n := min(len(keys), usageBatch)
 	acc, tenant, app, out := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 10)
 	days, counts := newArrayText(n, 22), newArrayText(n, 4)
-	cols := []*arrayText{acc, days, tenant, app, out, counts}
-	params := make([][]byte, len(cols))
+	cols := arrayColumns{acc, days, tenant, app, out, counts} // in the statement's order
+	var params [][]byte
 	for chunk := range slices.Chunk(keys, usageBatch) {
-		for _, c := range cols {
-			c.Reset()
-		}
+		cols.reset()
 		for i := range chunk {
 			k := &chunk[i]
 			acc.Text(k.account)
@@ -68,9 +66,7 @@ func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) erro
 			days.Time(time.Unix(k.day, 0))
 			counts.Int(sums[*k])
 		}
-		for i, c := range cols {
-			params[i] = c.Bytes()
-		}
+		params = cols.params(params)
 		if err := execArrays(ctx, tx.Conn(), sql, params...); err != nil {
 			return err
 		}

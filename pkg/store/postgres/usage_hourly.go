@@ -81,12 +81,10 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 		acc, tenant, app, key := newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 12), newArrayText(n, 24)
 		svc, op, out := newArrayText(n, 12), newArrayText(n, 16), newArrayText(n, 10)
 		hours, cs := newArrayText(n, 22), newArrayText(n, 2)
-		cols := []*arrayText{acc, hours, tenant, app, key, svc, op, out, cs} // in the statement's order
-		params := make([][]byte, len(cols))
+		cols := arrayColumns{acc, hours, tenant, app, key, svc, op, out, cs} // in the statement's order
+		var params [][]byte
 		for chunk := range slices.Chunk(order, usageBatch) {
-			for _, c := range cols {
-				c.Reset()
-			}
+			cols.reset()
 			for i, j := range chunk {
 				yieldEvery(i)
 				r := &rows[j].Row
@@ -100,9 +98,7 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 				hours.Time(r.Hour.Truncate(time.Hour))
 				cs.Int(counts[j])
 			}
-			for i, c := range cols {
-				params[i] = c.Bytes()
-			}
+			params = cols.params(params)
 			if err := execArrays(ctx, tx.Conn(), sql, params...); err != nil {
 				return err
 			}
