@@ -333,26 +333,7 @@ func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOv
 		s.listed = s.spare
 		s.mu.Unlock()
 		for _, k := range listed {
-			k.usageListed.Store(false)
-			for i := range k.usage {
-				slot := &k.usage[i]
-				w := slot.Load()
-				for w&slotCountMask != 0 && !slot.CompareAndSwap(w, w&^slotCountMask) {
-					w = slot.Load()
-				}
-				if v := w & slotCountMask; v != 0 {
-					opIdx, outcome, hour := untag(w >> slotCountBits)
-					if int(opIdx) >= len(names) {
-						// Interned after names was read (and before the
-						// add that tagged the slot).
-						u.ops.mu.RLock()
-						names = u.ops.names
-						u.ops.mu.RUnlock()
-					}
-					op := names[opIdx]
-					cell(UsageCell{Key: k, Service: op.service, Operation: op.operation, Outcome: outcome, Hour: hour}, v)
-				}
-			}
+			names = u.drainRecord(k, names, cell)
 		}
 		clear(listed) // the records go with their counts
 		s.mu.Lock()
@@ -362,5 +343,42 @@ func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOv
 		// between shards (a few hundred microseconds of cells each with
 		// 100,000 keys) keeps them from waiting for the whole drain.
 		runtime.Gosched()
+	}
+}
+
+// drainRecord hands cell k's counts and empties its slots, unlisting k
+// first: an add the drain does not take then lists k again. names are the
+// interned operations as last read; they are read again (and returned)
+// when a slot names a newer one.
+func (u *UsageCounter) drainRecord(k *Key, names []*usageOp, cell func(UsageCell, uint64)) []*usageOp {
+	k.usageListed.Store(false)
+	for i := range k.usage {
+		w := takeSlot(&k.usage[i])
+		v := w & slotCountMask
+		if v == 0 {
+			continue
+		}
+		opIdx, outcome, hour := untag(w >> slotCountBits)
+		if int(opIdx) >= len(names) {
+			// Interned after names was read (and before the add that
+			// tagged the slot).
+			u.ops.mu.RLock()
+			names = u.ops.names
+			u.ops.mu.RUnlock()
+		}
+		op := names[opIdx]
+		cell(UsageCell{Key: k, Service: op.service, Operation: op.operation, Outcome: outcome, Hour: hour}, v)
+	}
+	return names
+}
+
+// takeSlot empties slot's count, keeping its tag, and returns the word it
+// held.
+func takeSlot(slot *atomic.Uint64) uint64 {
+	for {
+		w := slot.Load()
+		if w&slotCountMask == 0 || slot.CompareAndSwap(w, w&^slotCountMask) {
+			return w
+		}
 	}
 }
