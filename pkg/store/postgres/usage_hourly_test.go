@@ -12,17 +12,21 @@ import (
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
 
+// newUsageStore is a store on a database of its own, and its pool.
+func newUsageStore(tb testing.TB) (*postgres.Store, *pgxpool.Pool) {
+	pool, err := pgxpool.New(tb.Context(), pgtest.NewDatabase(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return postgres.New(tb.Context(), pool, postgres.Options{}), pool
+}
+
 // TestUsagePartitions: AddUsage creates the month partitions it needs,
 // EnsureUsagePartitions those ahead, and DropUsageBefore drops whole
 // months past retention only.
 func TestUsagePartitions(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	pool, err := pgxpool.New(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	s := postgres.New(t.Context(), pool, postgres.Options{})
+	s, pool := newUsageStore(t)
 	ctx := t.Context()
 	parts := func() []string {
 		rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -86,13 +90,7 @@ func TestUsagePartitions(t *testing.T) {
 // active keys, each with two operations and one deny reason: 300,000 rows.
 // It reports the flush time per op and the table's bytes per row.
 func BenchmarkAddUsage100kKeys(b *testing.B) {
-	url := pgtest.NewDatabase(b)
-	pool, err := pgxpool.New(b.Context(), url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	s := postgres.New(b.Context(), pool, postgres.Options{})
+	s, pool := newUsageStore(b)
 	h := time.Now().UTC().Truncate(time.Hour)
 	deltas := make(map[store.UsageRow]int64, 300_000)
 	for i := range 100_000 {
@@ -117,4 +115,52 @@ func BenchmarkAddUsage100kKeys(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(deltas)), "rows/flush")
 	b.ReportMetric(float64(bytes)/float64(len(deltas)), "table-bytes/row")
+}
+
+// TestUsageFlushUpdatesInPlace: flushing the same rows again updates
+// their counts without a new entry in any of usage_hourly's indexes (heap-
+// only updates, migration 0018): the indexes of a partition the flushes
+// created keep their size however often a flush adds to its rows. With an
+// index holding count, every flush would add an entry a row to each of
+// them.
+func TestUsageFlushUpdatesInPlace(t *testing.T) {
+	s, pool := newUsageStore(t)
+	ctx := t.Context()
+	h := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	deltas := make(map[store.UsageRow]int64, 2000)
+	for i := range 2000 {
+		deltas[store.UsageRow{AccountID: "acct", TenantID: "tenant", AppID: "app", KeyID: fmt.Sprintf("key-%06d", i),
+			Service: "email-api", Operation: "listEmails", Outcome: "allowed", Hour: h}] = 1
+	}
+	var fillfactor string
+	indexes := func() (n int64) {
+		t.Helper()
+		err := pool.QueryRow(ctx, `SELECT pg_indexes_size('usage_hourly_p202612'),
+			coalesce(array_to_string(reloptions, ','), '') FROM pg_class WHERE relname = 'usage_hourly_p202612'`).Scan(&n, &fillfactor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := s.AddUsage(ctx, deltas); err != nil {
+		t.Fatal(err)
+	}
+	first := indexes()
+	if fillfactor != "fillfactor=45" {
+		t.Errorf("partition created with options %q, want fillfactor=45", fillfactor)
+	}
+	const flushes = 8
+	for range flushes {
+		if err := s.AddUsage(ctx, deltas); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := indexes(); after > first+first/4 {
+		t.Errorf("indexes grew from %d to %d bytes over %d flushes of the same %d rows: updates are not heap-only",
+			first, after, flushes, len(deltas))
+	}
+	var sum int64
+	if err := pool.QueryRow(ctx, `SELECT sum(count) FROM usage_hourly WHERE key_id = 'key-000042' AND outcome = 'allowed'`).Scan(&sum); err != nil || sum != flushes+1 {
+		t.Fatalf("count %d, %v; want %d", sum, err, flushes+1)
+	}
 }
