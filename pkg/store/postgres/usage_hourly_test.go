@@ -149,6 +149,11 @@ func TestUsageFlushUpdatesInPlace(t *testing.T) {
 	if fillfactor != "fillfactor=45" {
 		t.Errorf("partition created with options %q, want fillfactor=45", fillfactor)
 	}
+	// The quota totals, updated once a flush each likewise.
+	var quotaOptions string
+	if err := pool.QueryRow(ctx, `SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'quota_counts'`).Scan(&quotaOptions); err != nil || quotaOptions != "fillfactor=45" {
+		t.Errorf("quota_counts options %q, %v; want fillfactor=45", quotaOptions, err)
+	}
 	const flushes = 8
 	for range flushes {
 		if err := s.AddUsage(ctx, deltas); err != nil {

@@ -32,7 +32,14 @@
 -- replica's usage counts stay pending in memory and are written at its
 -- next flush). The fillfactor applies to partitions created from now on
 -- (ensureUsagePartitions) and to the pages existing partitions fill from
--- now on. Idempotent like the others.
+-- now on.
+--
+-- quota_counts (0014) gets the same room, for the same reason: each flush
+-- updates every total it counted once. At its fillfactor of 70, 100,000
+-- totals updated twelve times: 0.55-1.10 s a flush, 88% heap-only, 12 MB
+-- of index and 34 MB of table afterwards; at 45: 0.51-0.59 s, 100%,
+-- 6 MB and 23 MB. A period's totals are new rows, so they take the new
+-- fillfactor from the next period on. Idempotent like the others.
 
 DROP INDEX IF EXISTS usage_hourly_tenant_allowed;
 DROP INDEX IF EXISTS usage_hourly_key_allowed;
@@ -50,3 +57,5 @@ BEGIN
     END LOOP;
 END
 $$;
+
+ALTER TABLE quota_counts SET (fillfactor = 45);
