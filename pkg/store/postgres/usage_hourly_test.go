@@ -117,12 +117,17 @@ func BenchmarkAddUsage100kKeys(b *testing.B) {
 	b.ReportMetric(float64(bytes)/float64(len(deltas)), "table-bytes/row")
 }
 
-// TestUsageFlushUpdatesInPlace: flushing the same rows again updates
-// their counts without a new entry in any of usage_hourly's indexes (heap-
-// only updates, migration 0018): the indexes of a partition the flushes
-// created keep their size however often a flush adds to its rows. With an
-// index holding count, every flush would add an entry a row to each of
-// them.
+// TestUsageFlushUpdatesInPlace: a flush that adds to rows an earlier one
+// wrote updates their counts without a new entry in any of usage_hourly's
+// indexes (heap-only updates, migration 0018): the indexes of a partition
+// the flushes created keep their size. With an index holding count, or
+// pages too full for a second version of each row, the flush would add an
+// entry a row to each of them. One flush after the first: every new version
+// then fits beside the old one without PostgreSQL pruning anything, so the
+// outcome does not depend on what else the server runs (later flushes
+// depend on pruning the versions the last one left, which a snapshot held
+// anywhere in the database delays: docs/performance.md has the steady
+// state).
 func TestUsageFlushUpdatesInPlace(t *testing.T) {
 	s, pool := newUsageStore(t)
 	ctx := t.Context()
@@ -154,18 +159,15 @@ func TestUsageFlushUpdatesInPlace(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'quota_counts'`).Scan(&quotaOptions); err != nil || quotaOptions != "fillfactor=45" {
 		t.Errorf("quota_counts options %q, %v; want fillfactor=45", quotaOptions, err)
 	}
-	const flushes = 8
-	for range flushes {
-		if err := s.AddUsage(ctx, deltas); err != nil {
-			t.Fatal(err)
-		}
+	if err := s.AddUsage(ctx, deltas); err != nil {
+		t.Fatal(err)
 	}
-	if after := indexes(); after > first+first/4 {
-		t.Errorf("indexes grew from %d to %d bytes over %d flushes of the same %d rows: updates are not heap-only",
-			first, after, flushes, len(deltas))
+	if after := indexes(); after != first {
+		t.Errorf("indexes grew from %d to %d bytes in a flush that only added to the same %d rows: updates are not heap-only",
+			first, after, len(deltas))
 	}
 	var sum int64
-	if err := pool.QueryRow(ctx, `SELECT sum(count) FROM usage_hourly WHERE key_id = 'key-000042' AND outcome = 'allowed'`).Scan(&sum); err != nil || sum != flushes+1 {
-		t.Fatalf("count %d, %v; want %d", sum, err, flushes+1)
+	if err := pool.QueryRow(ctx, `SELECT sum(count) FROM usage_hourly WHERE key_id = 'key-000042' AND outcome = 'allowed'`).Scan(&sum); err != nil || sum != 2 {
+		t.Fatalf("count %d, %v; want 2", sum, err)
 	}
 }
