@@ -416,7 +416,10 @@ func TestDownPollCatchesUpWhileListenerIsDown(t *testing.T) {
 	run(t, c, src)
 
 	// Connected: a change without its notification is not polled for.
-	calls := src.changeCalls.Load()
+	// The catch-ups of the connection itself (and of a down-poll that
+	// began just before it) may still be under way when run returns:
+	// counted from a quiet moment, not from then.
+	calls := quietChangeCalls(t, src, 50*time.Millisecond)
 	src.remove("k1")
 	time.Sleep(50 * time.Millisecond)
 	if n := src.changeCalls.Load(); n != calls {
@@ -432,5 +435,23 @@ func TestDownPollCatchesUpWhileListenerIsDown(t *testing.T) {
 	mustNotFind(t, c, "s2")
 	if c.Stats().FeedConnected {
 		t.Error("stats say connected")
+	}
+}
+
+// quietChangeCalls waits until src has seen no catch-up for quiet, and
+// returns how many it has seen.
+func quietChangeCalls(t *testing.T, src *fakeSource, quiet time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for n := src.changeCalls.Load(); ; {
+		time.Sleep(quiet)
+		m := src.changeCalls.Load()
+		if m == n {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("catch-ups still coming after 5 s (%d)", m)
+		}
+		n = m
 	}
 }
