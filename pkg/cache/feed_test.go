@@ -438,20 +438,15 @@ func TestDownPollCatchesUpWhileListenerIsDown(t *testing.T) {
 	}
 }
 
-// quietChangeCalls waits until src has seen no catch-up for quiet, and
-// returns how many it has seen.
+// quietChangeCalls waits (eventually) until src has seen no catch-up for
+// quiet, and returns how many it has seen.
 func quietChangeCalls(t *testing.T, src *fakeSource, quiet time.Duration) int64 {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for n := src.changeCalls.Load(); ; {
+	var n int64
+	eventually(t, "no catch-up for "+quiet.String(), func() bool {
+		n = src.changeCalls.Load()
 		time.Sleep(quiet)
-		m := src.changeCalls.Load()
-		if m == n {
-			return n
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("catch-ups still coming after 5 s (%d)", m)
-		}
-		n = m
-	}
+		return src.changeCalls.Load() == n
+	})
+	return n
 }
