@@ -61,6 +61,8 @@ type config struct {
 	largeKeys    int
 	profile      bool
 	profileTime  time.Duration
+	trace        bool
+	traceTime    time.Duration
 	serverCPU    string
 	clientCPU    string
 	cacheMaxKeys int64
@@ -96,6 +98,8 @@ func main() {
 	flag.IntVar(&c.largeKeys, "large-keys", 1_000_000, "keys in PostgreSQL with -large")
 	flag.BoolVar(&c.profile, "profile", false, "profile keygate (CPU and allocations) during an extra run of the first hit and round-robin scenarios and print the top entries")
 	flag.DurationVar(&c.profileTime, "profile-time", 10*time.Second, "length of the profile")
+	flag.BoolVar(&c.trace, "trace", false, "take an execution trace of keygate during an extra run of the first hit and round-robin scenarios and report how long the collector's mark worker held its CPU at a stretch (the round robin's tail on one CPU)")
+	flag.DurationVar(&c.traceTime, "trace-time", 3*time.Second, "length of the execution trace")
 	flag.StringVar(&c.serverCPU, "server-cpu", "1", "CPU list (taskset -c) for the servers")
 	flag.StringVar(&c.clientCPU, "client-cpu", "0", "CPU list (taskset -c) for ghz")
 	flag.Int64Var(&c.cacheMaxKeys, "cache-max-keys", 0, "keygate --cache-max-keys (0: keygate's default)")
@@ -142,6 +146,8 @@ type harness struct {
 	baseline   memSample
 	profiles   []profileSummary
 	profiled   map[scenarioKind]bool
+	traced     map[scenarioKind]bool
+	traces     []traceResult
 	floorResp  map[scenarioKind]*server // the floor answering with keygate's response
 	respBytes  map[scenarioKind]int     // size of keygate's response on the wire
 	kgResp     map[scenarioKind]*authv3.CheckResponse
@@ -186,7 +192,7 @@ func run(ctx context.Context, c config) error {
 	if c.out, err = filepath.Abs(c.out); err != nil {
 		return err
 	}
-	h := &harness{cfg: c, out: c.out, profiled: map[scenarioKind]bool{}, offsets: map[string]uint64{},
+	h := &harness{cfg: c, out: c.out, profiled: map[scenarioKind]bool{}, traced: map[scenarioKind]bool{}, offsets: map[string]uint64{},
 		floorResp: map[scenarioKind]*server{}, respBytes: map[scenarioKind]int{},
 		kgResp: map[scenarioKind]*authv3.CheckResponse{}}
 	h.logf("output in %s", h.out)

@@ -209,6 +209,9 @@ func (h *harness) report() string {
 		}
 	}
 
+	for _, t := range h.traces {
+		p("\n## Execution trace of keygate, %s\n\n(%s; `go tool trace` shows it)\n\n```\n%s```\n", t.title, t.file, t.summary)
+	}
 	for _, pr := range h.profiles {
 		p("\n## Profile of keygate, %s\n\n(%s)\n\n```\n%s```\n", pr.title, pr.file, trimPprof(pr.top))
 	}

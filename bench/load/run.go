@@ -277,6 +277,12 @@ func (h *harness) runPhase(ctx context.Context, ph phase) error {
 				return err
 			}
 		}
+		if h.cfg.trace && (kind == hit || kind == rr) && !h.traced[kind] {
+			h.traced[kind] = true
+			if err := h.traceKeygate(ctx, ph, sc, kg); err != nil {
+				return err
+			}
+		}
 	}
 	if pr.memAfter, err = h.memory(ctx, kg, h.heapProfilePath(ph.name, "after-load")); err != nil {
 		return err

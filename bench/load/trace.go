@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/exp/trace"
+)
+
+// With -trace the harness takes an execution trace of keygate during an
+// extra, unmeasured run of the first hit and round-robin scenarios, and
+// reports what it says about the one CPU keygate runs on: how long the
+// collector's background mark worker held it at a stretch. While it runs,
+// no request on that CPU is served, so a stretch of 10 ms is 10 ms added
+// to every request in flight: with one P, the round robin's p99 is made of
+// these (docs/performance.md, "what the tail waits for"). The counts are
+// steadier than the p99 itself and tell a change that shortens marking
+// from the machine's noise.
+
+// traceSummary is what one trace says about the collector.
+type traceSummary struct {
+	span time.Duration // the trace's length
+	// markPhases and markWall are the concurrent mark phases that began
+	// in the trace and the wall time they took (to the trace's end for
+	// one still running).
+	markPhases int
+	markWall   time.Duration
+	// workerRuns are the background mark workers' uninterrupted runs on a
+	// CPU (from running to not running), longest last.
+	workerRuns []time.Duration
+	// assists are the mark assists requests' goroutines paid, and
+	// stopTheWorld the pauses.
+	assists, stopTheWorld []time.Duration
+}
+
+// summarizeTrace reads an execution trace (runtime/trace's format, as
+// /debug/pprof/trace serves it).
+func summarizeTrace(r io.Reader) (*traceSummary, error) {
+	tr, err := trace.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		s          traceSummary
+		first      trace.Time
+		last       trace.Time
+		worker     = map[trace.GoID]bool{}       // goroutines seen running gcBgMarkWorker
+		running    = map[trace.GoID]trace.Time{} // since when each goroutine runs
+		rangeStart = map[string]trace.Time{}     // open ranges by name and scope
+	)
+	for {
+		ev, err := tr.ReadEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if first == 0 {
+			first = ev.Time()
+		}
+		last = ev.Time()
+		switch ev.Kind() {
+		case trace.EventStateTransition:
+			st := ev.StateTransition()
+			if st.Resource.Kind != trace.ResourceGoroutine {
+				continue
+			}
+			id := st.Resource.Goroutine()
+			if !worker[id] && isMarkWorker(st.Stack) {
+				worker[id] = true
+			}
+			from, to := st.Goroutine()
+			switch {
+			case to == trace.GoRunning:
+				running[id] = ev.Time()
+			case from == trace.GoRunning:
+				if start, ok := running[id]; ok && worker[id] {
+					s.workerRuns = append(s.workerRuns, time.Duration(ev.Time()-start))
+				}
+				delete(running, id)
+			}
+		case trace.EventRangeBegin, trace.EventRangeActive:
+			rg := ev.Range()
+			rangeStart[rg.Name+"\x00"+rg.Scope.String()] = ev.Time()
+			if ev.Kind() == trace.EventRangeBegin && rg.Name == "GC concurrent mark phase" {
+				s.markPhases++
+			}
+		case trace.EventRangeEnd:
+			rg := ev.Range()
+			key := rg.Name + "\x00" + rg.Scope.String()
+			start, ok := rangeStart[key]
+			if !ok {
+				continue
+			}
+			delete(rangeStart, key)
+			d := time.Duration(ev.Time() - start)
+			switch {
+			case rg.Name == "GC concurrent mark phase":
+				s.markWall += d
+			case rg.Name == "GC mark assist":
+				s.assists = append(s.assists, d)
+			case strings.HasPrefix(rg.Name, "stop-the-world"):
+				s.stopTheWorld = append(s.stopTheWorld, d)
+			}
+		}
+	}
+	for key, start := range rangeStart {
+		if strings.HasPrefix(key, "GC concurrent mark phase\x00") {
+			s.markWall += time.Duration(last - start)
+		}
+	}
+	s.span = time.Duration(last - first)
+	slices.Sort(s.workerRuns)
+	slices.Sort(s.assists)
+	slices.Sort(s.stopTheWorld)
+	return &s, nil
+}
+
+// isMarkWorker reports whether a stack is a background mark worker's.
+func isMarkWorker(st trace.Stack) bool {
+	for f := range st.Frames() {
+		if f.Func == "runtime.gcBgMarkWorker" {
+			return true
+		}
+	}
+	return false
+}
+
+// atLeast counts the durations of sorted ds that are d or longer.
+func atLeast(ds []time.Duration, d time.Duration) int {
+	i, _ := slices.BinarySearch(ds, d)
+	return len(ds) - i
+}
+
+// quantile is the nearest-rank quantile q of sorted ds (0 for none).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+func sum(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// String is the summary as the report shows it.
+func (s *traceSummary) String() string {
+	secs := s.span.Seconds()
+	if secs <= 0 {
+		return "empty trace"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "trace of %.1f s: %d mark phases, %.0f%% of the wall time in marking (%v)\n",
+		secs, s.markPhases, 100*s.markWall.Seconds()/secs, s.markWall.Round(time.Millisecond))
+	fmt.Fprintf(&b, "mark worker runs: %d, %.1f%% of the time; >= 1 ms: %d (%.1f/s), >= 5 ms: %d (%.1f/s), p99 %v, longest %v\n",
+		len(s.workerRuns), 100*sum(s.workerRuns).Seconds()/secs,
+		atLeast(s.workerRuns, time.Millisecond), float64(atLeast(s.workerRuns, time.Millisecond))/secs,
+		atLeast(s.workerRuns, 5*time.Millisecond), float64(atLeast(s.workerRuns, 5*time.Millisecond))/secs,
+		quantile(s.workerRuns, 0.99).Round(10*time.Microsecond), quantile(s.workerRuns, 1).Round(10*time.Microsecond))
+	fmt.Fprintf(&b, "mark assists: %d, %v in all, longest %v; stop-the-world pauses: %d, longest %v\n",
+		len(s.assists), sum(s.assists).Round(10*time.Microsecond), quantile(s.assists, 1).Round(10*time.Microsecond),
+		len(s.stopTheWorld), quantile(s.stopTheWorld, 1).Round(10*time.Microsecond))
+	return b.String()
+}
+
+// traceKeygate runs keygate alone on the scenario once more (not
+// measured) and takes an execution trace of -trace-time from
+// /debug/pprof/trace.
+func (h *harness) traceKeygate(ctx context.Context, ph phase, sc *scenario, kg *server) error {
+	secs := max(1, int(h.cfg.traceTime.Seconds()))
+	h.logf("   tracing keygate for %ds (%s, %s)", secs, ph.name, sc.kind)
+	path := filepath.Join(h.out, "keygate-"+strings.ReplaceAll(ph.name, " ", "-")+"-"+string(sc.kind)+".trace")
+	clientDone := make(chan error, 1)
+	go func() {
+		_, err := h.runClient(ctx, kg, sc.file(0), time.Duration(secs+4)*time.Second, filepath.Join(h.out, "ghz-trace.json"))
+		clientDone <- err
+	}()
+	// The client needs a moment to start; the trace then covers steady load.
+	time.Sleep(2 * time.Second)
+	code, body, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", kg.admin, secs))
+	if err == nil && code != 200 {
+		err = fmt.Errorf("/debug/pprof/trace: %d %s", code, body)
+	}
+	if cerr := <-clientDone; err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		return err
+	}
+	summary, err := summarizeTrace(bytes.NewReader(body))
+	if err == nil && summary.span <= 0 {
+		err = errors.New("no events")
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	h.traces = append(h.traces, traceResult{title: ph.name + ", " + string(sc.kind), file: path, summary: summary})
+	return nil
+}
+
+// traceResult is one trace as the report shows it.
+type traceResult struct {
+	title, file string
+	summary     *traceSummary
+}
