@@ -166,6 +166,11 @@ func run(ctx context.Context, c config) error {
 	if err := os.Chdir(root); err != nil {
 		return err
 	}
+	for _, l := range []string{c.serverCPU, c.clientCPU} {
+		if _, err := cpuLines(l); err != nil {
+			return fmt.Errorf("-server-cpu, -client-cpu: %w", err)
+		}
+	}
 	if _, err := exec.LookPath("taskset"); err != nil {
 		return errors.New("taskset not found (util-linux): the servers and ghz are pinned to CPUs with it")
 	}

@@ -90,9 +90,10 @@ func (h *harness) report() string {
 		p("**Load client: %s** (-client %s), not ghz: the same calls, answers decoded with compiled types as Envoy decodes them. "+
 			"A diagnostic: the issue's criteria are stated for ghz; below, \"ghz\" in a column name means this client.\n", h.clientName, c.client)
 	}
-	p("Servers pinned with `taskset -c %s` (GOMAXPROCS 1), %s with `taskset -c %s`; --concurrency %d --connections %d, %v per round, "+
+	procs, _ := cpuLines(c.serverCPU)
+	p("Servers pinned with `taskset -c %s` (GOMAXPROCS %d), %s with `taskset -c %s`; --concurrency %d --connections %d, %v per round, "+
 		"%d rounds per scenario alternating floor and keygate (A B A B …) after a %v warm-up of each (round robin: until every key in turn was asked for once); figures are medians over the rounds.\n",
-		c.serverCPU, h.clientName, c.clientCPU, c.concurrency, c.connections, c.duration, c.rounds, c.warmup)
+		c.serverCPU, len(procs), h.clientName, c.clientCPU, c.concurrency, c.connections, c.duration, c.rounds, c.warmup)
 	kgDesc := "built from ./cmd/keygate of this tree (go build, no -race)"
 	if c.keygateBin != "" {
 		kgDesc = "the binary " + c.keygateBin

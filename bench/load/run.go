@@ -598,7 +598,22 @@ type busyShare struct{ client, server, steal float64 }
 
 type cpuCounters struct{ busy, total, steal int64 }
 
-func readCPUs(names ...string) (map[string]cpuCounters, error) {
+// readCPUs reads /proc/stat's counters for each of sets: "cpu" (the
+// machine) or a taskset CPU list ("1", "0,1", "0-3"), summed over its CPUs.
+func readCPUs(sets ...string) (map[string]cpuCounters, error) {
+	members := map[string][]string{} // /proc/stat line → the sets it counts in
+	for _, set := range sets {
+		lines := []string{"cpu"}
+		if set != "cpu" {
+			var err error
+			if lines, err = cpuLines(set); err != nil {
+				return nil, err
+			}
+		}
+		for _, l := range lines {
+			members[l] = append(members[l], set)
+		}
+	}
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return nil, err
@@ -608,28 +623,49 @@ func readCPUs(names ...string) (map[string]cpuCounters, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 9 {
+		if len(fields) < 9 || len(members[fields[0]]) == 0 {
 			continue
 		}
-		for _, n := range names {
-			if fields[0] != n {
-				continue
-			}
-			var v [8]int64
-			for i := range v {
-				v[i], _ = strconv.ParseInt(fields[1+i], 10, 64)
-			}
-			// user nice system idle iowait irq softirq steal
-			busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-			out[n] = cpuCounters{busy: busy, total: busy + v[3] + v[4], steal: v[7]}
+		var v [8]int64
+		for i := range v {
+			v[i], _ = strconv.ParseInt(fields[1+i], 10, 64)
+		}
+		// user nice system idle iowait irq softirq steal
+		busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+		for _, set := range members[fields[0]] {
+			c := out[set]
+			c.busy += busy
+			c.total += busy + v[3] + v[4]
+			c.steal += v[7]
+			out[set] = c
 		}
 	}
 	return out, sc.Err()
 }
 
+// cpuLines are the /proc/stat lines of a taskset CPU list.
+func cpuLines(list string) ([]string, error) {
+	var out []string
+	for part := range strings.SplitSeq(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("CPU list %q: %q is not a CPU or a range of CPUs", list, part)
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, "cpu"+strconv.Itoa(c))
+		}
+	}
+	return out, nil
+}
+
 func (h *harness) startSampler(pid int) *sampler {
 	s := &sampler{stopc: make(chan struct{}), done: make(chan busyShare, 1)}
-	client, srv := "cpu"+h.cfg.clientCPU, "cpu"+h.cfg.serverCPU
+	client, srv := h.cfg.clientCPU, h.cfg.serverCPU
 	go func() {
 		var sum struct{ cb, ct, sb, st, steal int64 }
 		prev, _ := readCPUs(client, srv)
