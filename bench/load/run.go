@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -602,7 +603,7 @@ type cpuCounters struct{ busy, total, steal int64 }
 // machine) or a taskset CPU list ("1", "0,1", "0-3"), summed over its CPUs.
 func readCPUs(sets ...string) (map[string]cpuCounters, error) {
 	members := map[string][]string{} // /proc/stat line → the sets it counts in
-	for _, set := range sets {
+	for _, set := range slices.Compact(slices.Sorted(slices.Values(sets))) {
 		lines := []string{"cpu"}
 		if set != "cpu" {
 			var err error
@@ -660,7 +661,9 @@ func cpuLines(list string) ([]string, error) {
 			out = append(out, "cpu"+strconv.Itoa(c))
 		}
 	}
-	return out, nil
+	// A CPU named twice is one CPU.
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 func (h *harness) startSampler(pid int) *sampler {
