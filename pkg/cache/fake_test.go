@@ -103,7 +103,10 @@ type fakeSource struct {
 	parentIn     chan string   // told the parent id of each held call
 	byIDGate     chan struct{} // when set, LookupKeysByID waits for it before reading
 	byIDIn       chan int      // told the number of keys of each held call
-	at           time.Time     // commit time of the changes logged next
+	// afterByID, when set, runs once after the next LookupKeysByID has
+	// read (outside the lock): a change committed right after the read.
+	afterByID func()
+	at        time.Time // commit time of the changes logged next
 
 	// gate, when set, holds every LookupKey call after it has read the
 	// store, until the channel is closed; entered is told about each.

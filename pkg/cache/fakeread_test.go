@@ -67,6 +67,10 @@ func (f *fakeSource) LookupKeysByID(ctx context.Context, refs []store.KeyRef) ([
 		}
 	}
 	f.mu.Lock()
+	if after := f.afterByID; after != nil {
+		f.afterByID = nil
+		defer after() // after the unlock below
+	}
 	defer f.mu.Unlock()
 	f.byIDBatches++
 	f.order = append(f.order, "keys")

@@ -450,3 +450,61 @@ func quietChangeCalls(t *testing.T, src *fakeSource, quiet time.Duration) int64 
 	})
 	return n
 }
+
+// TestSecretReadAheadIsRevokedByALaterPass: a pass that applies a key's
+// change reads the key as it is by then, which may already be after a
+// later change (here c2, a rotation to s-v3). That later change is then
+// applied in the next pass, behind another change of the key — and the
+// secret the read-ahead cached must go when a change replaces it, even
+// when that change is not the first of its pass. It stayed valid from
+// memory: a rotated-out secret, or a deleted key's, kept answering until
+// ristretto evicted it (TestConcurrentLookupsWhileChangesApply found it,
+// 1 run in 100 under -race).
+func TestSecretReadAheadIsRevokedByALaterPass(t *testing.T) {
+	for _, last := range []string{"rotation", "deletion"} {
+		t.Run(last, func(t *testing.T) {
+			k := newKey(t, "k", "s-v1")
+			src := newFakeSource(k)
+			c := warmCache(t, src, Options{PollInterval: -1})
+			run(t, c, src)
+
+			entered, release := src.holdByID()
+			r2 := rotated(t, k, "s-v2", time.Time{})
+			src.put(r2) // c1, applied by the first pass
+			src.notify()
+			<-entered // the first pass listed c1 and waits to read the key
+			r3 := rotated(t, r2, "s-v3", time.Time{})
+			src.put(r3) // c2: committed before the read, so the first pass reads s-v3
+			var seq int64
+			r4 := rotated(t, r3, "s-v4", time.Time{})
+			src.mu.Lock()
+			src.byIDGate, src.afterByID = nil, func() {
+				// c3, committed right after the first pass's read: the
+				// next pass lists c2 and c3 together.
+				if last == "rotation" {
+					seq = src.put(r4)
+				} else {
+					seq = src.remove("k")
+				}
+			}
+			src.mu.Unlock()
+			release()
+			eventually(t, "c3 committed", func() bool {
+				src.mu.Lock()
+				defer src.mu.Unlock()
+				return src.afterByID == nil && seq != 0
+			})
+			src.notify()
+			waitApplied(t, c, seq)
+
+			for _, s := range []string{"s-v1", "s-v2", "s-v3"} {
+				mustNotFind(t, c, s)
+			}
+			if last == "rotation" {
+				mustFind(t, c, "s-v4", r4)
+			} else {
+				mustNotFind(t, c, "s-v4")
+			}
+		})
+	}
+}

@@ -121,11 +121,13 @@ func (c *Cache) markApplied(pass []*store.Change, page []store.Change) {
 }
 
 // keyChange is what one pass does for one key: its first change in the
-// pass names the digests the key had before the pass.
+// pass names the digests the key had before the pass (old); replaced are
+// the digests any of its changes in the pass replaced.
 type keyChange struct {
-	ref store.KeyRef
-	old []apikey.Digest
-	now *authz.Key // nil: gone
+	ref      store.KeyRef
+	old      []apikey.Digest
+	replaced []apikey.Digest
+	now      *authz.Key // nil: gone
 }
 
 // applyKeys makes a set of key changes visible at once. Every key is read
@@ -142,7 +144,16 @@ type keyChange struct {
 //
 // The set counts each key's digests once (a multiset), so a key's old
 // digests are those of its first change in the pass: the later changes'
-// old digests were never added.
+// old digests were never added by the changes before them. They may have
+// been read, though: an earlier pass reads a key as it is when it reads,
+// which can be after a change it does not apply (the next pass applies
+// it, behind another change of the key), and caches that read's record
+// under its digests. So ristretto's slots are dropped for the digests
+// every change of the pass replaced, not the first one's alone: a record
+// read ahead is never left answering for a secret a later change replaced
+// or for a key deleted since (TestSecretReadAheadIsRevokedByALaterPass).
+// Such a digest may stay in the set one count too many; a lookup of it then
+// finds no record and asks the store, which no longer has it.
 //
 // If the keys cannot be read, their old records are dropped all the same
 // (see invalidate) and the pass is retried as a whole.
@@ -170,9 +181,10 @@ func (c *Cache) applyKeys(ctx context.Context, pass []*store.Change) error {
 	}
 	for _, kc := range keys {
 		for _, d := range kc.old {
-			p := prefixOf(d)
-			c.set.remove(p)
-			c.delLocked(p)
+			c.set.remove(prefixOf(d))
+		}
+		for _, d := range kc.replaced {
+			c.delLocked(prefixOf(d))
 		}
 		c.delRecordLocked(kc.now)
 	}
@@ -371,10 +383,16 @@ func collapseKeys(pass []*store.Change) []*keyChange {
 	var keys []*keyChange
 	byRef := map[store.KeyRef]*keyChange{}
 	for _, ch := range pass {
-		if _, ok := byRef[ch.Ref()]; !ok {
-			kc := &keyChange{ref: ch.Ref(), old: ch.OldDigest}
+		kc, ok := byRef[ch.Ref()]
+		if !ok {
+			kc = &keyChange{ref: ch.Ref(), old: ch.OldDigest}
 			byRef[ch.Ref()] = kc
 			keys = append(keys, kc)
+		}
+		for _, d := range ch.OldDigest {
+			if !slices.Contains(kc.replaced, d) {
+				kc.replaced = append(kc.replaced, d)
+			}
 		}
 	}
 	return keys
