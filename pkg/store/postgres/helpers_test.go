@@ -50,10 +50,25 @@ type env struct {
 }
 
 // newEnv gives a test its own database, a store on it, and an account
-// "acct" with app "app1" and tenant "ten1".
+// "acct" with app "app1" and tenant "ten1". The test runs in parallel
+// with the package's others.
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	t.Parallel()
+	return setUpEnv(t)
+}
+
+// newSerialEnv is newEnv for a test that must not run beside the others:
+// one that counts the process's goroutines, which a parallel test's cache
+// or listener would change under it. Go runs such a test before any
+// parallel one resumes.
+func newSerialEnv(t *testing.T) *env {
+	t.Helper()
+	return setUpEnv(t)
+}
+
+func setUpEnv(t *testing.T) *env {
+	t.Helper()
 	ctx := t.Context()
 	url := pgtest.NewDatabase(t)
 	pool, err := pgxpool.New(ctx, url)
