@@ -141,14 +141,6 @@ func atLeast(ds []time.Duration, d time.Duration) int {
 	return len(ds) - i
 }
 
-// quantile is the nearest-rank quantile q of sorted ds (0 for none).
-func quantile(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
-}
-
 func sum(ds []time.Duration) time.Duration {
 	var t time.Duration
 	for _, d := range ds {
@@ -170,10 +162,10 @@ func (s *traceSummary) String() string {
 		len(s.workerRuns), 100*sum(s.workerRuns).Seconds()/secs,
 		atLeast(s.workerRuns, time.Millisecond), float64(atLeast(s.workerRuns, time.Millisecond))/secs,
 		atLeast(s.workerRuns, 5*time.Millisecond), float64(atLeast(s.workerRuns, 5*time.Millisecond))/secs,
-		quantile(s.workerRuns, 0.99).Round(10*time.Microsecond), quantile(s.workerRuns, 1).Round(10*time.Microsecond))
+		percentile(s.workerRuns, 0.99).Round(10*time.Microsecond), percentile(s.workerRuns, 1).Round(10*time.Microsecond))
 	fmt.Fprintf(&b, "mark assists: %d, %v in all, longest %v; stop-the-world pauses: %d, longest %v\n",
-		len(s.assists), sum(s.assists).Round(10*time.Microsecond), quantile(s.assists, 1).Round(10*time.Microsecond),
-		len(s.stopTheWorld), quantile(s.stopTheWorld, 1).Round(10*time.Microsecond))
+		len(s.assists), sum(s.assists).Round(10*time.Microsecond), percentile(s.assists, 1).Round(10*time.Microsecond),
+		len(s.stopTheWorld), percentile(s.stopTheWorld, 1).Round(10*time.Microsecond))
 	return b.String()
 }
 

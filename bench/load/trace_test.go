@@ -86,14 +86,14 @@ func TestRunStatistics(t *testing.T) {
 			t.Errorf("atLeast(%v) = %d, want %d", c.d, got, c.want)
 		}
 	}
-	if got := quantile(ds, 1); got != 12*ms {
+	if got := percentile(ds, 1); got != 12*ms {
 		t.Errorf("longest: %v", got)
 	}
-	if got := quantile(ds, 0.5); got != 2*ms {
+	if got := percentile(ds, 0.5); got != 2*ms {
 		t.Errorf("median: %v", got)
 	}
-	if got := quantile(nil, 0.99); got != 0 {
-		t.Errorf("quantile of nothing: %v", got)
+	if got := percentile(nil, 0.99); got != 0 {
+		t.Errorf("percentile of nothing: %v", got)
 	}
 	if got := (&traceSummary{}).String(); got != "empty trace" {
 		t.Errorf("empty summary: %q", got)
