@@ -2,13 +2,20 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
+	"github.com/keygate/keygate/pkg/extauthz"
 	"github.com/keygate/keygate/pkg/route"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
@@ -50,7 +57,8 @@ func (h *hookedSource) LookupKeysByID(ctx context.Context, refs []store.KeyRef) 
 // the replica's catch-up, having listed c1 only, has yet to read it, and
 // then rotated a third time or deleted (c3) right after that read. The
 // replica read the key at s-v3 and cached it; the next pass applies c2
-// and c3 together. Presenting s-v3 afterwards — the secret c3 revoked —
+// and c3 together. The secrets go to keygate's Check over gRPC as Envoy
+// sends them (keygate's codec and handler, on loopback). Presenting s-v3 afterwards — the secret c3 revoked —
 // must be refused as unknown_key, as must every earlier secret; s-v4, the
 // key's only secret after a rotation, is allowed (and after a deletion
 // refused too). Before the fix s-v3 kept
@@ -125,21 +133,62 @@ func TestReadAheadSecretIsRevokedOnPostgreSQL(t *testing.T) {
 				t.Fatal(err)
 			}
 			engine := &authz.Engine{Keys: kc, Routes: route.NewRouter(table), Hasher: apikey.NewHasher(nil)}
-			check := func(v string) authz.Reason {
-				return engine.Check(e.ctx, &authz.Request{Key: secrets[v], KeyCount: 1, Route: authz.RouteInput{Method: "GET", Path: "/email/inbox"}}).Reason
+			client := serveCheck(t, extauthz.NewServer(engine, extauthz.Config{}.WithDefaults(), nil, nil))
+			// check sends the secret as Envoy sends a request carrying it,
+			// over gRPC to keygate's Check, and reads the decision's
+			// reason from the answer: "ok" for an allow.
+			check := func(v string) string {
+				t.Helper()
+				resp, err := client.Check(e.ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+					Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+						Method: "GET", Path: "/email/inbox", Host: "api.example.com",
+						Headers: map[string]string{"x-api-key": secrets[v]},
+					}},
+				}})
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				if resp.GetOkResponse() != nil {
+					return "ok"
+				}
+				var body struct{ Reason string }
+				if err := json.Unmarshal([]byte(resp.GetDeniedResponse().GetBody()), &body); err != nil {
+					t.Fatalf("deny body %q: %v", resp.GetDeniedResponse().GetBody(), err)
+				}
+				return body.Reason
 			}
 			for _, v := range []string{"v1", "v2", "v3"} {
-				if r := check(v); r != authz.UnknownKey {
+				if r := check(v); r != "unknown_key" {
 					t.Errorf("secret %s after the %s: decided %s, want unknown_key", v, last, r)
 				}
 			}
-			want := authz.OK
+			want := "ok"
 			if last == "deletion" {
-				want = authz.UnknownKey
+				want = "unknown_key"
 			}
 			if r := check("v4"); r != want {
 				t.Errorf("secret v4 after the %s: decided %s, want %s", last, r, want)
 			}
 		})
 	}
+}
+
+// serveCheck serves srv's Check on loopback as keygate serve does
+// (keygate's codec and handler) and returns a client of it.
+func serveCheck(t *testing.T, srv *extauthz.Server) authv3.AuthorizationClient {
+	t.Helper()
+	gs := grpc.NewServer(extauthz.ServerCodec())
+	srv.Register(gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
 }
