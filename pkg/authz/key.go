@@ -205,6 +205,12 @@ type Key struct {
 	// the key (e.g. header messages) with the record, built once. Records are
 	// immutable and replaced on change, so the memo never goes stale.
 	adapterData atomic.Value
+	// adapterRef is a number an adapter keeps with the record: where its
+	// ready-made form of the key is in a store of its own (extauthz: the
+	// key's last allow in its kept-allow slabs). A number, not a pointer,
+	// so that the collector has nothing to follow for it: a round robin
+	// over many keys keeps one for each.
+	adapterRef atomic.Uint64
 
 	// size is Size, computed by Compile.
 	size int64
@@ -299,6 +305,12 @@ func (k *Key) AdapterData() any { return k.adapterData.Load() }
 // SetAdapterData stores an adapter's ready-made form of the key. Every
 // caller must store the same concrete type.
 func (k *Key) SetAdapterData(v any) { k.adapterData.Store(v) }
+
+// AdapterRef returns the number an adapter stored with SetAdapterRef, or 0.
+func (k *Key) AdapterRef() uint64 { return k.adapterRef.Load() }
+
+// SetAdapterRef stores an adapter's number for the key (see adapterRef).
+func (k *Key) SetAdapterRef(v uint64) { k.adapterRef.Store(v) }
 
 // Scope returns the compiled effective scope (own scope and roles'): what
 // the key is checked against, and what it can give (the escalation rule).

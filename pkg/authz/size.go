@@ -5,9 +5,12 @@ import (
 	"unsafe"
 )
 
-// What a transport adapter keeps with a key once it has allowed a request
-// (AdapterData: extauthz's keyParts with the key's last allow in its wire
-// form — the allow is encoded directly, no protobuf messages are kept):
+// What a transport adapter keeps for a key once it has allowed a request
+// (extauthz: the key's last allow in its wire form, in the server's slabs
+// and named by the key's AdapterRef since 2026-12-07; before, in an object
+// of the key's own, AdapterData). The slabs have a bound of their own;
+// records are still charged for an allow, so that the cache's bound stays
+// an over-estimate of records and allows together, wherever allows live:
 // adapterBase for a key without response headers, and adapterPerHeader
 // plus the rendered value for each response header. Measured with
 // extauthz's BenchmarkAllowMemo (heap after one allow per key, 2,000 keys:

@@ -40,9 +40,10 @@ const (
 // one builder of an allow (a forged-header answer decodes it and adds its
 // removals); TestAllowWireMatchesMessage and FuzzAllowWire hold it to the
 // same allow built from Envoy's Go types.
-// It is what a key's allow is kept as (keyParts): a few hundred bytes
-// instead of the messages' few kilobytes. Encoding it directly costs about
-// what marshalling the messages would, once per key and target.
+// It is what a key's allow is kept as (in the server's slabs,
+// allowslabs.go): a few hundred bytes instead of the messages' few
+// kilobytes. Encoding it directly costs about what marshalling the
+// messages would, once per key and target.
 func appendAllow(b []byte, k *authz.Key, t *authz.Target, names *headerNames, queryRemove []string) []byte {
 	var ok, meta []byte
 	for _, h := range names.identityOf(k) {

@@ -82,7 +82,7 @@ func FuzzAllowWire(f *testing.F) {
 		if !allowEncodable(k, &d.Target) {
 			// Not encoded: the call fails, as the message's marshalling
 			// would fail it.
-			if a, err := s.allowResponse(d, nil); a.wire != nil || a.resp != nil || status.Code(err) != codes.Internal {
+			if a, err := s.allowResponse(d, nil, false); a.wire != nil || a.kept != nil || a.resp != nil || status.Code(err) != codes.Internal {
 				t.Fatal("an allow with invalid UTF-8 was encoded")
 			}
 			if _, err := proto.Marshal(s.buildAllow(d)); err == nil {

@@ -51,6 +51,10 @@ type Config struct {
 	// (missing, malformed, unknown, inactive, not yet valid, expired) in
 	// deny bodies with one generic message, so a caller cannot probe keys.
 	GenericKeyErrors bool
+	// KeptAllowBytes bounds the bytes the gRPC path keeps of keys' allows
+	// in their wire form (allowslabs.go), in slabs of 1 MiB: past it the
+	// oldest slab's keys encode theirs again. 0: 64 MiB.
+	KeptAllowBytes int64
 }
 
 // WithDefaults fills unset fields with their defaults and lower-cases
@@ -58,6 +62,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.KeyHeader == "" {
 		c.KeyHeader = "x-api-key"
+	}
+	if c.KeptAllowBytes <= 0 {
+		c.KeptAllowBytes = defaultKeptAllowBytes
 	}
 	c.KeyHeader = strings.ToLower(c.KeyHeader)
 	d := DefaultIdentityHeaders

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/encoding"
+	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -29,8 +31,41 @@ func CheckWire(s *Server, ctx context.Context, req *authv3.CheckRequest) (*authv
 			return nil, err
 		}
 		return &resp, nil
+	case *outgoing:
+		var resp authv3.CheckResponse
+		err := proto.Unmarshal(Sent(r), &resp)
+		if err != nil {
+			return nil, err
+		}
+		return &resp, nil
 	}
 	return nil, fmt.Errorf("checkWire answered a %T", out)
+}
+
+// Sent is what gRPC does with a value checkWire answered: the codec's
+// buffers, read and freed as its transport does (a kept allow's outgoing
+// goes back to its pool). It returns the bytes sent.
+func Sent(v any) []byte {
+	bufs, err := (codec{inner: encoding.GetCodecV2(protocodec.Name)}).Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	b := bufs.Materialize()
+	bufs.Free()
+	return b
+}
+
+// UseSlabs gives s new kept-allow slabs: budget bytes in slabs of
+// slabSize, so that a test can make slabs leave the ring with few keys.
+func UseSlabs(s *Server, budget int64, slabSize int) { s.allows = newAllowSlabs(budget, slabSize) }
+
+// Release is what gRPC does with a value checkWire answered once it has
+// sent it: the codec's buffers, freed (a kept allow's outgoing goes back
+// to its pool).
+func Release(v any) {
+	if bufs, err := (codec{inner: encoding.GetCodecV2(protocodec.Name)}).Marshal(v); err == nil {
+		bufs.Free()
+	}
 }
 
 // WireView is what keygate's own decoder reads of a CheckRequest's wire

@@ -26,15 +26,12 @@ import (
 // standard interface (AuthorizationServer) still works for in-process use.
 
 // encoded is a response's wire form, sent as it is by codec.Marshal. It is
-// shared by every request that gets the same answer and never changes.
+// shared by every request that gets the same answer (a reason's deny, a
+// denial's) and never changes. A key's kept allow is not one: it lives in
+// the server's slabs and goes out as an outgoing (allowslabs.go).
 type encoded struct {
 	// one and bytes are the wire form's only buffer, held inside the
-	// value (set) so that an answer kept with a key is one object besides
-	// its bytes, not three: a round robin over many keys keeps one for
-	// each, and the collector visits every object on every cycle. The
-	// buffer slice gRPC takes is made over one when sent (bufs), not kept:
-	// a pointer of the value into itself is one more for the collector to
-	// follow.
+	// value (set): one object besides its bytes, not three.
 	one   [1]mem.Buffer
 	bytes mem.SliceBuffer
 }
@@ -75,7 +72,10 @@ type codec struct {
 func (codec) Name() string { return proto.Name }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if e, ok := v.(*encoded); ok {
+	switch e := v.(type) {
+	case *outgoing:
+		return e.bufs(), nil
+	case *encoded:
 		return e.bufs(), nil
 	}
 	return c.inner.Marshal(v)
@@ -161,8 +161,11 @@ func (s *Server) checkWire(ctx context.Context, w *wireRequest) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.wire != nil {
+	switch {
+	case a.kept != nil:
+		return sendable(a.kept), nil
+	case a.wire != nil:
 		return a.wire, nil
 	}
-	return a.message(), nil
+	return a.resp, nil
 }

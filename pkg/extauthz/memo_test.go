@@ -57,6 +57,7 @@ func benchAllowMemo(b *testing.B, headers int) {
 		if err != nil || out == nil {
 			b.Fatalf("no answer: %v", err)
 		}
+		extauthz.Release(out)
 	}
 	var per float64
 	for b.Loop() {
@@ -146,9 +147,11 @@ func BenchmarkMarkRecords(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if out, err := extauthz.CheckWireBytes(srv, ctx, dec, req); err != nil || out == nil {
+		out, err := extauthz.CheckWireBytes(srv, ctx, dec, req)
+		if err != nil || out == nil {
 			b.Fatalf("no answer: %v", err)
 		}
+		extauthz.Release(out)
 	}
 	secrets = nil
 	after := memStats()

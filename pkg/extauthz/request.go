@@ -164,6 +164,9 @@ type requestView struct {
 	body               []byte
 	ext                authz.Extensions
 	source             string
+	// message: the caller wants the answer as a message (Check on the
+	// protobuf API), not in its wire form.
+	message bool
 }
 
 func protoView(req *authv3.CheckRequest) requestView {

@@ -116,17 +116,10 @@ func headerOption(name, value string) *corev3.HeaderValueOption {
 type answer struct {
 	resp *authv3.CheckResponse
 	wire *encoded
-	// allow is set, instead of resp, for a key's shared allow: its message
-	// is decoded from wire only when a protobuf-API caller asks (message).
-	allow *cachedAllow
-}
-
-// message is the answer as a CheckResponse.
-func (a answer) message() *authv3.CheckResponse {
-	if a.allow != nil {
-		return a.allow.response()
-	}
-	return a.resp
+	// kept is set, instead of both, for a key's kept allow on the gRPC
+	// path: its wire form in a slab (allowslabs.go). Check asks for a
+	// message and never gets one.
+	kept []byte
 }
 
 // sharedAnswer encodes resp once for every request that gets it.
@@ -193,13 +186,11 @@ func (s *Server) denyResponse(d *authz.Decision) answer {
 }
 
 // keyParts is what the adapters keep with a key record (its AdapterData)
-// once it has allowed a request: the encoded allow it got last, and the
-// HTTP mode's header form. It is small on purpose — a round robin over
-// many keys keeps one for each of them, and a record's cache cost counts
-// it (authz's adapterBase) — so it holds no protobuf messages: the allow
-// is kept in its wire form alone, encoded directly (allowwire.go), and the
-// response message a caller of Check (the protobuf API, not the wire
-// path) needs is decoded from it once, on first use.
+// besides its kept allow, which the gRPC path keeps in its slabs
+// (allowslabs.go), not here: the HTTP mode's header form of the key, and
+// for callers of Check on the protobuf API (in-process: `keygate
+// explain`, tests) the allow as a message. A key checked over gRPC alone,
+// as Envoy checks it, has none.
 type keyParts struct {
 	// names are the header names the parts were built for, so that an
 	// adapter configured with other names never reuses them.
@@ -207,45 +198,16 @@ type keyParts struct {
 	// http is the HTTP mode's form of the key's headers (http.go), built
 	// the first time the key is allowed through the HTTP mode.
 	http atomic.Pointer[httpKeyParts]
-	// last is the allow this key got most recently, nil while that is
-	// first (a pointer of the parts into themselves would be one more for
-	// the collector to follow, for every key a round robin keeps). An
-	// allow is a function of the key and the (service, kind, operation)
-	// called, and a key mostly calls the same operation again, so reusing
-	// it saves encoding it per request. It is never changed once built, so
-	// concurrent sends share it.
-	last atomic.Pointer[cachedAllow]
-	// first is the allow the parts were made with (allowResponse), held
-	// inside them: the parts and the allow a key has are then one object
-	// (besides the allow's bytes), not two, and most keys call one
-	// operation only.
-	first cachedAllow
+	// message is the key's last allow as a message, for Check.
+	message atomic.Pointer[allowMessage]
 }
 
-// cachedAllow is a key's allow for one target: its wire form, and the
-// message decoded from it when a protobuf-API caller first asks.
-type cachedAllow struct {
+// allowMessage is a key's allow for one target as a message, decoded from
+// its wire form. It is never changed once built, so concurrent callers
+// share it.
+type allowMessage struct {
 	service, kind, operation string
-	wire                     encoded
-	resp                     atomic.Pointer[authv3.CheckResponse]
-}
-
-// response is the allow as a message, decoded from its wire form the first
-// time it is asked for (by Check, never on the gRPC wire path).
-func (c *cachedAllow) response() *authv3.CheckResponse {
-	if r := c.resp.Load(); r != nil {
-		return r
-	}
-	r := new(authv3.CheckResponse)
-	if err := protobuf.Unmarshal(c.wire.bytes, r); err != nil {
-		// Encoded by appendAllow, which TestAllowWireMatchesMessage holds
-		// to the message form: not reachable.
-		panic("extauthz: a cached allow does not decode: " + err.Error())
-	}
-	if !c.resp.CompareAndSwap(nil, r) {
-		return c.resp.Load()
-	}
-	return r
+	resp                     *authv3.CheckResponse
 }
 
 // headerNames are the header names an adapter's configuration gives the
@@ -254,13 +216,16 @@ func (c *cachedAllow) response() *authv3.CheckResponse {
 type headerNames struct {
 	identity  IdentityHeaders
 	keyHeader string
+	// queryParam is the key's query parameter, which an allow removes:
+	// parts built for another are not reused either.
+	queryParam string
 }
 
 var internedNames sync.Map // headerNames → *headerNames
 
 // namesFor interns cfg's header names; adapters call it once, when built.
 func namesFor(cfg *Config) *headerNames {
-	n := headerNames{identity: cfg.Identity, keyHeader: cfg.KeyHeader}
+	n := headerNames{identity: cfg.Identity, keyHeader: cfg.KeyHeader, queryParam: cfg.KeyQueryParam}
 	v, _ := internedNames.LoadOrStore(n, &n)
 	return v.(*headerNames)
 }
@@ -322,14 +287,15 @@ const RateLimitMetadataKey = "rate_limit"
 // where an allow is encoded, never on a key's cached one.
 var errAllowNotUTF8 = status.Error(codes.Internal, "the allow holds a string that is not UTF-8")
 
-// allowResponse is the answer to an allowed request: the key's last allow
-// when the target is the same, else a new one, encoded and kept with the
-// key. forged are request headers spelled like a protected one
-// (forgedNames): a request that sends any gets a response of its own that
-// removes them too, never shared. An allow holding a string that is not
-// UTF-8 (which keys and routes are validated against long before) cannot
-// be sent as protobuf: the call fails, and Envoy denies.
-func (s *Server) allowResponse(d *authz.Decision, forged []string) (answer, error) {
+// allowResponse is the answer to an allowed request: the key's kept allow
+// when it was encoded for the same target, else a new one, encoded and
+// kept. message asks for it as a message (Check's protobuf API), kept too.
+// forged are request headers spelled like a protected one (forgedNames): a
+// request that sends any gets a response of its own that removes them
+// too, never shared. An allow holding a string that is not UTF-8 (which
+// keys and routes are validated against long before) cannot be sent as
+// protobuf: the call fails, and Envoy denies.
+func (s *Server) allowResponse(d *authz.Decision, forged []string, message bool) (answer, error) {
 	t := &d.Target
 	if forged != nil {
 		if !allowEncodable(d.Key, t) {
@@ -343,37 +309,41 @@ func (s *Server) allowResponse(d *authz.Decision, forged []string) (answer, erro
 		ok.HeadersToRemove = append(ok.HeadersToRemove, forged...)
 		return answer{resp: resp}, nil
 	}
-	p, ok := d.Key.AdapterData().(*keyParts)
-	if ok && p.names == s.names {
-		c := p.last.Load()
-		if c == nil {
-			c = &p.first
-		}
-		if c.service == t.Service && c.kind == t.Kind && c.operation == t.Operation {
-			return answer{wire: &c.wire, allow: c}, nil
+	var p *keyParts
+	if message {
+		p = partsFor(d.Key, s.names)
+		if m := p.message.Load(); m != nil && m.service == t.Service && m.kind == t.Kind && m.operation == t.Operation {
+			return answer{resp: m.resp}, nil
 		}
 	}
-	if !allowEncodable(d.Key, t) {
-		return answer{}, errAllowNotUTF8
+	wire, ok := s.allows.lookup(d.Key.AdapterRef(), t)
+	if !ok {
+		if !allowEncodable(d.Key, t) {
+			return answer{}, errAllowNotUTF8
+		}
+		var ref uint64
+		wire, ref, ok = s.allows.keep(t, func(b []byte) []byte { return appendAllow(b, d.Key, t, s.names, s.queryRemove) })
+		if ok {
+			d.Key.SetAdapterRef(ref)
+		}
 	}
-	kept := ok && p.names == s.names
-	var c *cachedAllow
-	if kept {
-		c = new(cachedAllow)
-	} else {
-		// The key's first allow (or parts for other names): new parts
-		// holding it, kept with the key once it is built.
-		p = &keyParts{names: s.names}
-		c = &p.first
+	if message {
+		resp := new(authv3.CheckResponse)
+		if err := protobuf.Unmarshal(wire, resp); err != nil {
+			// Encoded by appendAllow, which TestAllowWireMatchesMessage
+			// holds to the message form: not reachable.
+			return answer{}, status.Errorf(codes.Internal, "the allow does not decode: %v", err)
+		}
+		p.message.Store(&allowMessage{service: t.Service, kind: t.Kind, operation: t.Operation, resp: resp})
+		return answer{resp: resp}, nil
 	}
-	c.service, c.kind, c.operation = t.Service, t.Kind, t.Operation
-	c.wire.set(appendAllow(nil, d.Key, t, s.names, s.queryRemove))
-	if kept {
-		p.last.Store(c)
-	} else if !ok {
-		d.Key.SetAdapterData(p)
+	if !ok {
+		// Not kept (see keep): this request's alone.
+		e := new(encoded)
+		e.set(wire)
+		return answer{wire: e}, nil
 	}
-	return answer{wire: &c.wire, allow: c}, nil
+	return answer{kept: wire}, nil
 }
 
 // denialParts is the answer to requests a service access denial blocks,

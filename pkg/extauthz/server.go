@@ -34,6 +34,8 @@ type Server struct {
 	tracer      CheckTracer
 	names       *headerNames
 	queryRemove []string
+	// allows are the keys' kept allows on the gRPC path.
+	allows *allowSlabs
 	// protected are the key header and the identity headers: request
 	// headers spelled like them go into headers_to_remove (forged.go).
 	protected protectedNames
@@ -67,6 +69,7 @@ func NewServer(engine *authz.Engine, cfg Config, obs Observer, log *slog.Logger)
 		log:       log,
 		denied:    buildDenials(cfg),
 		names:     namesFor(&cfg),
+		allows:    newAllowSlabs(cfg.KeptAllowBytes, slabBytes),
 		protected: newProtectedNames(cfg.protectedHeaders()),
 	}
 	if cfg.KeyQueryParam != "" {
@@ -94,8 +97,9 @@ func (s *Server) SetTracer(t CheckTracer) { s.tracer = t }
 // a call cancelled by the caller.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	v := protoView(req)
+	v.message = true
 	a, err := s.check(ctx, &v)
-	return a.message(), err
+	return a.resp, err
 }
 
 // check decides one request and answers it, inside the tracer's span when
@@ -129,7 +133,7 @@ func (s *Server) decide(ctx context.Context, v *requestView) (answer, error) {
 	var a answer
 	var err error
 	if d.Allowed() {
-		a, err = s.allowResponse(d, v.hs.forgedNames(&s.protected))
+		a, err = s.allowResponse(d, v.hs.forgedNames(&s.protected), v.message)
 	} else {
 		a = s.denyResponse(d)
 		logDeny(ctx, s.log, d)

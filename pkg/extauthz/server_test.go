@@ -433,9 +433,11 @@ func TestClientIPFromXFFAllocs(t *testing.T) {
 			}
 			var d extauthz.WireDecoder
 			if n := testing.AllocsPerRun(100, func() {
-				if out, err := extauthz.CheckWireBytes(f.srv, ctx, &d, wire); err != nil || out == nil {
+				out, err := extauthz.CheckWireBytes(f.srv, ctx, &d, wire)
+				if err != nil || out == nil {
 					t.Fatal("no answer")
 				}
+				extauthz.Release(out)
 			}); n != 0 {
 				t.Errorf("wire decoding: %v allocations per Check", n)
 			}
