@@ -166,6 +166,7 @@ func (c *serveCmd) Run(e *env) error {
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
 	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
 	authzSrv.SetTracer(tr.CheckTracer())
+	m.ObserveKeptAllows(authzSrv.KeptAllowStats)
 
 	// keygate decodes CheckRequests itself and sends answers encoded once
 	// (pkg/extauthz/grpc.go); health goes through the same codec unchanged.

@@ -82,6 +82,36 @@ type allowSlabs struct {
 	// scratch are buffers to encode an allow into before it is copied
 	// into a slab, so that encoding holds no lock and leaves no garbage.
 	scratch sync.Pool
+
+	// kept counts the allows appended; a ring too small for the keys in
+	// use shows as kept growing with the requests.
+	kept atomic.Uint64
+}
+
+// KeptAllowStats are what the gRPC path's kept allows hold (metrics).
+type KeptAllowStats struct {
+	// Bytes are the slabs in the ring, Budget their bound
+	// (Config.KeptAllowBytes, rounded down to whole slabs).
+	Bytes, Budget int64
+	// Kept counts allows encoded and kept (a key's first allow, a new
+	// operation, a key whose slab left the ring); Retired counts slabs
+	// that left the ring.
+	Kept, Retired uint64
+}
+
+// KeptAllowStats returns the server's kept allows' figures.
+func (s *Server) KeptAllowStats() KeptAllowStats {
+	a := s.allows
+	a.mu.Lock()
+	seq := a.seq
+	a.mu.Unlock()
+	n := uint64(len(a.ring))
+	return KeptAllowStats{
+		Bytes:   int64(min(seq, n)) * int64(a.slabSize+slabSlack),
+		Budget:  int64(n) * int64(a.slabSize),
+		Kept:    a.kept.Load(),
+		Retired: seq - min(seq, n),
+	}
 }
 
 type slab struct {
@@ -176,6 +206,7 @@ func (a *allowSlabs) keep(t *authz.Target, encode func([]byte) []byte) (wire []b
 	copy(e[p:], b)
 	a.used += n
 	a.cur.used.Store(int64(a.used))
+	a.kept.Add(1)
 	return e[p:n], a.id<<(refOffsetBits+refSeqBits) | a.seq<<refOffsetBits | uint64(off), true
 }
 

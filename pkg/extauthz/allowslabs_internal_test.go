@@ -77,6 +77,12 @@ func TestAllowSlabsResolveOnlyWhatWasKept(t *testing.T) {
 		}
 	}
 
+	// Three slabs begun, two in the ring: one retired.
+	st := (&Server{allows: a}).KeptAllowStats()
+	if want := (KeptAllowStats{Bytes: 2 * (4096 + slabSlack), Budget: 2 * 4096, Kept: uint64(len(kept)), Retired: 1}); st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+
 	// Larger than a slab: not kept, the encoding returned for the request.
 	big := strings.Repeat("y", 5000)
 	if w, r, ok := a.keep(&read, wireOf(big)); ok || r != 0 || string(w) != big {

@@ -41,6 +41,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
+	"github.com/keygate/keygate/pkg/extauthz"
 )
 
 // ScopeName is the instrumentation scope of keygate's instruments.
@@ -73,9 +74,14 @@ const (
 
 // Instrument names of the cache's memory (SPEC §10).
 const (
-	nameCacheCost      = "keygate.cache.cost"      // keygate_cache_cost_bytes
-	nameCacheMaxBytes  = "keygate.cache.max"       // keygate_cache_max_bytes
-	nameKeysUnloadable = "keygate.keys.unloadable" // keygate_keys_unloadable
+	nameCacheCost = "keygate.cache.cost" // keygate_cache_cost_bytes
+	// The gRPC path's kept allows (pkg/extauthz/allowslabs.go).
+	nameKeptAllowBytes    = "keygate.kept_allow.size"     // keygate_kept_allow_size_bytes
+	nameKeptAllowMaxBytes = "keygate.kept_allow.max_size" // keygate_kept_allow_max_size_bytes
+	nameKeptAllows        = "keygate.kept_allow.encoded"  // keygate_kept_allow_encoded_total
+	nameKeptAllowRetired  = "keygate.kept_allow.retired"  // keygate_kept_allow_retired_total
+	nameCacheMaxBytes     = "keygate.cache.max"           // keygate_cache_max_bytes
+	nameKeysUnloadable    = "keygate.keys.unloadable"     // keygate_keys_unloadable
 )
 
 const checkDurationHelp = "Time to decide one Check, from request in to response out."
@@ -165,6 +171,7 @@ type Metrics struct {
 
 	keysLoaded atomic.Pointer[func() float64]
 	cacheOnce  sync.Once
+	allowsOnce sync.Once
 	usageOnce  sync.Once
 }
 
@@ -484,6 +491,39 @@ func (m *Metrics) observeCache(stats func() cache.Stats) error {
 		o.ObserveInt64(backlog, s.FeedBacklog)
 		return nil
 	}, hits, misses, neg, rejects, applied, feedErrs, connected, lag, backlog)
+	return err
+}
+
+// ObserveKeptAllows exports what the authz server's kept allows hold,
+// read at scrape time from stats. Only the first call registers.
+func (m *Metrics) ObserveKeptAllows(stats func() extauthz.KeptAllowStats) {
+	m.allowsOnce.Do(func() {
+		if err := m.observeKeptAllows(stats); err != nil {
+			panic(fmt.Sprintf("metrics: %v", err)) // a programming error, as in New
+		}
+	})
+}
+
+func (m *Metrics) observeKeptAllows(stats func() extauthz.KeptAllowStats) error {
+	size, err1 := m.meter.Int64ObservableGauge(nameKeptAllowBytes, metric.WithUnit("By"),
+		metric.WithDescription("Memory of the slabs holding keys' allows in their wire form, ready to send."))
+	maxSize, err2 := m.meter.Int64ObservableGauge(nameKeptAllowMaxBytes, metric.WithUnit("By"),
+		metric.WithDescription("The bound on the kept allows' slabs; past it the oldest slab's keys encode their allow again."))
+	kept, err3 := m.meter.Int64ObservableCounter(nameKeptAllows,
+		metric.WithDescription("Allows encoded and kept: a key's first, a new operation's, and again for a key whose slab left the bound; growing with the requests when the bound is too small for the keys in use."))
+	retired, err4 := m.meter.Int64ObservableCounter(nameKeptAllowRetired,
+		metric.WithDescription("Kept-allow slabs that left the bound (their keys encode their allow again)."))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return err
+	}
+	_, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := stats()
+		o.ObserveInt64(size, s.Bytes)
+		o.ObserveInt64(maxSize, s.Budget)
+		o.ObserveInt64(kept, int64(s.Kept))
+		o.ObserveInt64(retired, int64(s.Retired))
+		return nil
+	}, size, maxSize, kept, retired)
 	return err
 }
 

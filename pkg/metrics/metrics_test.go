@@ -16,6 +16,7 @@ import (
 	"github.com/keygate/keygate/pkg/admin"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
+	"github.com/keygate/keygate/pkg/extauthz"
 	"github.com/keygate/keygate/pkg/metrics"
 )
 
@@ -83,8 +84,16 @@ func TestExposition(t *testing.T) {
 			FeedLag: 1500 * time.Millisecond, FeedBacklog: 12, CostBytes: 4096, MaxBytes: 1 << 20, KeysUnloadable: 1}
 	})
 
+	m.ObserveKeptAllows(func() extauthz.KeptAllowStats {
+		return extauthz.KeptAllowStats{Bytes: 3 << 20, Budget: 64 << 20, Kept: 9, Retired: 2}
+	})
+
 	fams := families(t, m)
 	want := map[string]dto.MetricType{
+		"keygate_kept_allow_size_bytes":        dto.MetricType_GAUGE,
+		"keygate_kept_allow_max_size_bytes":    dto.MetricType_GAUGE,
+		"keygate_kept_allow_encoded_total":     dto.MetricType_COUNTER,
+		"keygate_kept_allow_retired_total":     dto.MetricType_COUNTER,
 		"keygate_decisions_total":              dto.MetricType_COUNTER,
 		"keygate_check_duration_seconds":       dto.MetricType_HISTOGRAM,
 		"keygate_keys_loaded":                  dto.MetricType_GAUGE,
@@ -188,6 +197,10 @@ func TestExposition(t *testing.T) {
 		`keygate_cache_rejects_total 5`,
 		`keygate_change_feed_connected 1`,
 		`keygate_cache_cost_bytes 4096`,
+		`keygate_kept_allow_size_bytes 3.145728e+06`,
+		`keygate_kept_allow_max_size_bytes 6.7108864e+07`,
+		`keygate_kept_allow_encoded_total 9`,
+		`keygate_kept_allow_retired_total 2`,
 		`keygate_cache_max_bytes 1.048576e+06`,
 		`keygate_keys_unloadable 1`,
 		`keygate_change_feed_applied_total 4`,
