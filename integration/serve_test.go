@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -183,10 +184,15 @@ func TestServe(t *testing.T) {
 			`keygate_check_duration_seconds_bucket`,
 			`keygate_config_reloads_total{file="keys",result="error"}`,
 			`keygate_keys_loaded`,
+			`keygate_kept_allow_max_size_bytes 6.7108864e+07`,
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
+		}
+		// The allows above were encoded and kept, once per key and operation.
+		if m := regexp.MustCompile(`(?m)^keygate_kept_allow_encoded_total ([0-9.e+]+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+			t.Errorf("keygate_kept_allow_encoded_total: %q, want allows kept", m)
 		}
 		for _, s := range secrets {
 			if strings.Contains(body, s) {
