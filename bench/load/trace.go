@@ -18,12 +18,16 @@ import (
 // With -trace the harness takes an execution trace of keygate during an
 // extra, unmeasured run of the first hit and round-robin scenarios, and
 // reports what it says about the one CPU keygate runs on: how long the
-// collector's background mark worker held it at a stretch. While it runs,
-// no request on that CPU is served, so a stretch of 10 ms is 10 ms added
-// to every request in flight: with one P, the round robin's p99 is made of
-// these (docs/performance.md, "what the tail waits for"). The counts are
-// steadier than the p99 itself and tell a change that shortens marking
-// from the machine's noise.
+// collector's background mark worker held it at a stretch. A worker in
+// fractional or dedicated mode does not yield to requests: while it runs
+// on the one P no request is served, so a stretch of 10 ms is 10 ms added
+// to every request in flight, and with one P the round robin's p99 is
+// made of these (docs/performance.md, "what the tail waits for"). A worker
+// in idle mode runs only when nothing else can and yields as soon as
+// something can, so its runs are counted apart: a long one means keygate
+// had nothing to do (the client was the slow side), not that requests
+// waited. The counts are steadier than the p99 itself and tell a change
+// that shortens marking from the machine's noise.
 
 // traceSummary is what one trace says about the collector.
 type traceSummary struct {
@@ -34,8 +38,11 @@ type traceSummary struct {
 	markPhases int
 	markWall   time.Duration
 	// workerRuns are the background mark workers' uninterrupted runs on a
-	// CPU (from running to not running), longest last.
-	workerRuns []time.Duration
+	// CPU (from running to not running), longest last; holdingRuns those
+	// in fractional or dedicated mode (requests wait), idleRuns those in
+	// idle mode (nothing else was runnable), by the runtime's label of
+	// the run.
+	workerRuns, holdingRuns, idleRuns []time.Duration
 	// assists are the mark assists requests' goroutines paid, and
 	// stopTheWorld the pauses.
 	assists, stopTheWorld []time.Duration
@@ -55,6 +62,7 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 		worker     = map[trace.GoID]bool{}       // goroutines seen running gcBgMarkWorker
 		running    = map[trace.GoID]trace.Time{} // since when each goroutine runs
 		rangeStart = map[string]trace.Time{}     // open ranges by name and scope
+		label      = map[trace.GoID]string{}     // each goroutine's latest label
 	)
 	for {
 		ev, err := tr.ReadEvent()
@@ -69,6 +77,12 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 		}
 		last = ev.Time()
 		switch ev.Kind() {
+		case trace.EventLabel:
+			// The runtime labels a mark worker's every run with its
+			// mode: "GC (dedicated)", "GC (fractional)", "GC (idle)".
+			if l := ev.Label(); l.Resource.Kind == trace.ResourceGoroutine {
+				label[l.Resource.Goroutine()] = l.Label
+			}
 		case trace.EventStateTransition:
 			st := ev.StateTransition()
 			if st.Resource.Kind != trace.ResourceGoroutine {
@@ -84,7 +98,14 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 				running[id] = ev.Time()
 			case from == trace.GoRunning:
 				if start, ok := running[id]; ok && worker[id] {
-					s.workerRuns = append(s.workerRuns, time.Duration(ev.Time()-start))
+					d := time.Duration(ev.Time() - start)
+					s.workerRuns = append(s.workerRuns, d)
+					switch label[id] {
+					case "GC (fractional)", "GC (dedicated)":
+						s.holdingRuns = append(s.holdingRuns, d)
+					case "GC (idle)":
+						s.idleRuns = append(s.idleRuns, d)
+					}
 				}
 				delete(running, id)
 			}
@@ -120,6 +141,8 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 	}
 	s.span = time.Duration(last - first)
 	slices.Sort(s.workerRuns)
+	slices.Sort(s.holdingRuns)
+	slices.Sort(s.idleRuns)
 	slices.Sort(s.assists)
 	slices.Sort(s.stopTheWorld)
 	return &s, nil
@@ -163,6 +186,12 @@ func (s *traceSummary) String() string {
 		atLeast(s.workerRuns, time.Millisecond), float64(atLeast(s.workerRuns, time.Millisecond))/secs,
 		atLeast(s.workerRuns, 5*time.Millisecond), float64(atLeast(s.workerRuns, 5*time.Millisecond))/secs,
 		percentile(s.workerRuns, 0.99).Round(10*time.Microsecond), percentile(s.workerRuns, 1).Round(10*time.Microsecond))
+	fmt.Fprintf(&b, "  of which fractional or dedicated (requests wait): %d; >= 1 ms: %d (%.1f/s), >= 5 ms: %d (%.1f/s), longest %v\n",
+		len(s.holdingRuns), atLeast(s.holdingRuns, time.Millisecond), float64(atLeast(s.holdingRuns, time.Millisecond))/secs,
+		atLeast(s.holdingRuns, 5*time.Millisecond), float64(atLeast(s.holdingRuns, 5*time.Millisecond))/secs,
+		percentile(s.holdingRuns, 1).Round(10*time.Microsecond))
+	fmt.Fprintf(&b, "  idle (nothing else to run; yields to requests): %d; >= 5 ms: %d, longest %v\n",
+		len(s.idleRuns), atLeast(s.idleRuns, 5*time.Millisecond), percentile(s.idleRuns, 1).Round(10*time.Microsecond))
 	fmt.Fprintf(&b, "mark assists: %d, %v in all, longest %v; stop-the-world pauses: %d, longest %v\n",
 		len(s.assists), sum(s.assists).Round(10*time.Microsecond), percentile(s.assists, 1).Round(10*time.Microsecond),
 		len(s.stopTheWorld), percentile(s.stopTheWorld, 1).Round(10*time.Microsecond))

@@ -50,11 +50,16 @@ func TestSummarizeTraceSeesTheCollector(t *testing.T) {
 	if len(s.workerRuns) == 0 || s.workerRuns[len(s.workerRuns)-1] <= 0 {
 		t.Errorf("no mark worker runs: %v", s.workerRuns)
 	}
+	// Every run is labelled with its mode, and each mode is one of the two
+	// kinds.
+	if len(s.holdingRuns)+len(s.idleRuns) != len(s.workerRuns) {
+		t.Errorf("%d worker runs, %d holding and %d idle", len(s.workerRuns), len(s.holdingRuns), len(s.idleRuns))
+	}
 	if len(s.stopTheWorld) < 3 {
 		t.Errorf("stop-the-world pauses: %d, want at least one per collection", len(s.stopTheWorld))
 	}
 	out := s.String()
-	for _, want := range []string{"mark phases", "mark worker runs", "longest"} {
+	for _, want := range []string{"mark phases", "mark worker runs", "longest", "fractional or dedicated", "idle"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
