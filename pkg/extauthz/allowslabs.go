@@ -125,6 +125,9 @@ type slab struct {
 // newAllowSlabs returns the slabs of a server that may keep up to budget
 // bytes of allows (at least one slab), in slabs of slabSize bytes.
 func newAllowSlabs(budget int64, slabSize int) *allowSlabs {
+	if slabSize <= 0 || slabSize > 1<<refOffsetBits {
+		panic("extauthz: a slab's offsets must fit a reference")
+	}
 	n := max(1, budget/int64(slabSize))
 	a := &allowSlabs{slabSize: slabSize, ring: make([]atomic.Pointer[slab], n)}
 	if id := slabIDs.Add(1); id < 1<<refServerBits {
@@ -234,7 +237,13 @@ func sendable(wire []byte) *outgoing {
 }
 
 // bufs is the buffer slice gRPC sends. It is o's until gRPC frees it.
+// gRPC marshals a reply once; were it asked again, a second buffer over
+// o would bring o back to its pool twice (and two requests could then
+// share it), so a second call gets a copy of its own instead.
 func (o *outgoing) bufs() mem.BufferSlice {
+	if o.one[0] != nil {
+		return mem.BufferSlice{mem.SliceBuffer(append([]byte(nil), o.b...))}
+	}
 	o.one[0] = mem.NewBuffer(&o.b, outgoingPool{})
 	return o.one[:]
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc/mem"
+
 	"github.com/keygate/keygate/pkg/authz"
 )
 
@@ -161,4 +163,32 @@ func FuzzAllowSlabs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOutgoingMarshalledTwice: a reply marshalled a second time gets a
+// copy, so that the outgoing goes back to its pool once, after the first
+// buffer's last Free.
+func TestOutgoingMarshalledTwice(t *testing.T) {
+	a := newAllowSlabs(4096, 4096)
+	tg := authz.Target{Service: "s", Kind: "query", Operation: "o"}
+	wire, _, ok := a.keep(&tg, wireOf("the allow"))
+	if !ok {
+		t.Fatal("not kept")
+	}
+	o := sendable(wire)
+	first, second := o.bufs(), o.bufs()
+	if string(first.Materialize()) != "the allow" || string(second.Materialize()) != "the allow" {
+		t.Fatalf("sent %q and %q", first.Materialize(), second.Materialize())
+	}
+	if _, isCopy := second[0].(mem.SliceBuffer); !isCopy {
+		t.Fatal("the second marshalling shares the outgoing's buffer")
+	}
+	second.Free()
+	if o.b == nil {
+		t.Fatal("the copy's Free brought the outgoing back")
+	}
+	first.Free()
+	if o.b != nil || o.one[0] != nil {
+		t.Fatal("the last Free did not bring the outgoing back")
+	}
 }
