@@ -40,7 +40,7 @@ func TestServe(t *testing.T) {
 	writeFile(t, keysFile, keysYAML(keys...))
 	writeFile(t, routesFile, routesYAML)
 
-	srv := startServer(t, keysFile, routesFile)
+	srv := startServer(t, keysFile, routesFile, "--authz-kept-allow-bytes", "2097152") // two slabs
 	client := authv3.NewAuthorizationClient(dial(t, srv.authzAddr))
 
 	t.Run("health", func(t *testing.T) {
@@ -184,7 +184,7 @@ func TestServe(t *testing.T) {
 			`keygate_check_duration_seconds_bucket`,
 			`keygate_config_reloads_total{file="keys",result="error"}`,
 			`keygate_keys_loaded`,
-			`keygate_kept_allow_max_size_bytes 6.7108864e+07`,
+			`keygate_kept_allow_max_size_bytes 2.097152e+06`, // --authz-kept-allow-bytes
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)

@@ -237,6 +237,17 @@ func TestDurationFlagsTakeDays(t *testing.T) {
 	}
 }
 
+// TestKeptAllowBytesAtLeastASlab: --authz-kept-allow-bytes below one slab
+// is refused before anything listens, naming the flag.
+func TestKeptAllowBytesAtLeastASlab(t *testing.T) {
+	var out, errb strings.Builder
+	err := run(t.Context(), []string{"serve", "--routes-file", "../../examples/routes.yaml", "--keys-file", "../../examples/keys.yaml",
+		"--authz-kept-allow-bytes", "1000"}, strings.NewReader(""), &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "authz-kept-allow-bytes: 1000 is less than one slab") {
+		t.Fatalf("1000 bytes: %v", err)
+	}
+}
+
 // TestStreamWorkersBounded: --authz-stream-workers past its bound is
 // refused before anything listens, naming the flag and the range.
 func TestStreamWorkersBounded(t *testing.T) {

@@ -48,6 +48,7 @@ type serveCmd struct {
 	AuthzAddr       string        `name:"authz-addr" env:"KEYGATE_AUTHZ_ADDR" default:"127.0.0.1:9191" help:"gRPC listener for ext_authz Check and grpc.health.v1."`
 	HTTPAuthzAddr   string        `name:"http-authz-addr" env:"KEYGATE_HTTP_AUTHZ_ADDR" help:"HTTP ext_authz listener (Envoy http_service, nginx auth_request, Traefik ForwardAuth, Caddy forward_auth); off unless set."`
 	StreamWorkers   int           `name:"authz-stream-workers" env:"KEYGATE_AUTHZ_STREAM_WORKERS" default:"64" help:"Goroutines kept to run Check calls on the gRPC listener (0: a new goroutine per call). A kept goroutine keeps its grown stack, so a call does not pay for growing one (about a tenth of a hit's CPU); calls beyond them still get a goroutine of their own."`
+	KeptAllowBytes  int64         `name:"authz-kept-allow-bytes" env:"KEYGATE_AUTHZ_KEPT_ALLOW_BYTES" default:"67108864" help:"Bytes of keys' allows kept ready to send on the gRPC listener, in slabs of 1 MiB (64 MiB: about 140,000 keys' allows). Past it the oldest slab's keys encode their allow again on their next request; keygate_kept_allow_encoded_total growing with the requests says it is too small for the keys in use."`
 	AdminAddr       string        `name:"admin-addr" env:"KEYGATE_ADMIN_ADDR" default:"127.0.0.1:9193" help:"HTTP listener for /healthz, /readyz and /metrics."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"KEYGATE_SHUTDOWN_TIMEOUT" default:"10s" help:"How long in-flight checks may take to finish on shutdown."`
 	DrainPeriod     time.Duration `name:"drain-period" env:"KEYGATE_DRAIN_PERIOD" default:"0s" help:"On SIGTERM, report NOT_SERVING and keep answering this long before stopping, so that Envoy's health checks move traffic away first (e.g. 5s behind Envoy)."`
@@ -61,6 +62,9 @@ const maxStreamWorkers = 4096
 func (c *serveCmd) validateStreamWorkers() error {
 	if c.StreamWorkers < 0 || c.StreamWorkers > maxStreamWorkers {
 		return fmt.Errorf("authz-stream-workers: %d must be from 0 (a goroutine per call) to %d", c.StreamWorkers, maxStreamWorkers)
+	}
+	if c.KeptAllowBytes < 1<<20 {
+		return fmt.Errorf("authz-kept-allow-bytes: %d is less than one slab (1 MiB = 1048576)", c.KeptAllowBytes)
 	}
 	return nil
 }
@@ -164,7 +168,9 @@ func (c *serveCmd) Run(e *env) error {
 	engine := &authz.Engine{Keys: src.store, Routes: l.router, Hasher: l.hasher, Usage: src.usage, Denials: src.denials, Counts: src.counts, Quotas: src.quotas,
 		WeakSecrets: weakSecretWarning{log: log, m: m}}
 	obs := tr.Observer(m, src.store) // metrics, plus the decision on the Check span
-	authzSrv := extauthz.NewServer(engine, l.cfg, obs, log)
+	authzCfg := l.cfg
+	authzCfg.KeptAllowBytes = c.KeptAllowBytes
+	authzSrv := extauthz.NewServer(engine, authzCfg, obs, log)
 	authzSrv.SetTracer(tr.CheckTracer())
 	m.ObserveKeptAllows(authzSrv.KeptAllowStats)
 
