@@ -28,8 +28,8 @@ import (
 //
 // Slabs are appended to and never written again where they hold an
 // entry, so a slice over an entry stays valid for as long as gRPC sends
-// it. They form a ring of at most maxSlabs: when the newest is full the
-// next one takes the oldest's place, and the keys whose allows were there
+// it. They form a ring bounded by Config.KeptAllowBytes: when the newest
+// is full the next one takes the oldest's place, and the keys whose allows were there
 // encode theirs again on their next request (a reference names its
 // slab's sequence number, which the slab in its place no longer has). The
 // retired slab is the collector's once the last send over it is done.
@@ -66,7 +66,7 @@ const (
 // server's, so that a key checked by two servers never resolves one's
 // reference in the other's slabs. 0 is never given; past the last number a
 // server keeps no allows (it encodes each, correctly and slower).
-var slabIDs atomic.Uint32
+var slabIDs atomic.Uint64 // never wraps: a number is never given twice
 
 // allowSlabs are one server's kept allows.
 type allowSlabs struct {
@@ -131,7 +131,7 @@ func newAllowSlabs(budget int64, slabSize int) *allowSlabs {
 	n := max(1, budget/int64(slabSize))
 	a := &allowSlabs{slabSize: slabSize, ring: make([]atomic.Pointer[slab], n)}
 	if id := slabIDs.Add(1); id < 1<<refServerBits {
-		a.id = uint64(id)
+		a.id = id
 	}
 	return a
 }
