@@ -237,24 +237,19 @@ func TestDurationFlagsTakeDays(t *testing.T) {
 	}
 }
 
-// TestKeptAllowBytesAtLeastASlab: --authz-kept-allow-bytes below one slab
-// is refused before anything listens, naming the flag.
-func TestKeptAllowBytesAtLeastASlab(t *testing.T) {
-	var out, errb strings.Builder
-	err := run(t.Context(), []string{"serve", "--routes-file", "../../examples/routes.yaml", "--keys-file", "../../examples/keys.yaml",
-		"--authz-kept-allow-bytes", "1000"}, strings.NewReader(""), &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "authz-kept-allow-bytes: 1000 is less than one slab") {
-		t.Fatalf("1000 bytes: %v", err)
-	}
-}
-
-// TestStreamWorkersBounded: --authz-stream-workers past its bound is
-// refused before anything listens, naming the flag and the range.
-func TestStreamWorkersBounded(t *testing.T) {
-	var out, errb strings.Builder
-	err := run(t.Context(), []string{"serve", "--routes-file", "../../examples/routes.yaml", "--keys-file", "../../examples/keys.yaml",
-		"--authz-stream-workers", "5000"}, strings.NewReader(""), &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "authz-stream-workers: 5000 must be from 0 (a goroutine per call) to 4096") {
-		t.Fatalf("5000 stream workers: %v", err)
+// TestServeFlagsOutOfBounds: --authz-stream-workers past its bound and
+// --authz-kept-allow-bytes below one slab are refused before anything
+// listens, naming the flag and what it must be.
+func TestServeFlagsOutOfBounds(t *testing.T) {
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--authz-stream-workers", "5000", "authz-stream-workers: 5000 must be from 0 (a goroutine per call) to 4096"},
+		{"--authz-kept-allow-bytes", "1000", "authz-kept-allow-bytes: 1000 is less than one slab"},
+	} {
+		var out, errb strings.Builder
+		err := run(t.Context(), []string{"serve", "--routes-file", "../../examples/routes.yaml", "--keys-file", "../../examples/keys.yaml",
+			tc.flag, tc.value}, strings.NewReader(""), &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: %v", tc.flag, tc.value, err)
+		}
 	}
 }

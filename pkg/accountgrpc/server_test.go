@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -25,6 +23,7 @@ import (
 	"github.com/keygate/keygate/pkg/account/accountv1"
 	"github.com/keygate/keygate/pkg/accountgrpc"
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/grpctest"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -450,16 +449,5 @@ func newMessage(d protoreflect.MessageDescriptor) proto.Message {
 func serve(t *testing.T, g *grpc.Server, srv *accountgrpc.Server) accountv1.AccountServiceClient {
 	t.Helper()
 	accountgrpc.Register(g, srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return accountv1.NewAccountServiceClient(conn)
+	return accountv1.NewAccountServiceClient(grpctest.Serve(t, g))
 }

@@ -3,18 +3,17 @@ package extauthz_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
+	"github.com/keygate/keygate/pkg/grpctest"
 )
 
 // echoRouter names the operation after the request's path, as routes that
@@ -96,16 +95,5 @@ func TestRequestStringsOutliveTheirFrame(t *testing.T) {
 func serveGRPC(t *testing.T, srv *extauthz.Server, g *grpc.Server) *grpc.ClientConn {
 	t.Helper()
 	srv.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return grpctest.Serve(t, g)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -27,6 +25,7 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
 	"github.com/keygate/keygate/pkg/extauthz"
+	"github.com/keygate/keygate/pkg/grpctest"
 	"github.com/keygate/keygate/pkg/metrics"
 	"github.com/keygate/keygate/pkg/telemetry"
 )
@@ -309,17 +308,7 @@ func TestGRPCStatsHandler(t *testing.T) {
 	x.srv.Register(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := grpctest.Serve(t, gs)
 	client := authv3.NewAuthorizationClient(conn)
 
 	const (

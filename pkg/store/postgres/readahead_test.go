@@ -3,19 +3,18 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/cache"
 	"github.com/keygate/keygate/pkg/extauthz"
+	"github.com/keygate/keygate/pkg/grpctest"
 	"github.com/keygate/keygate/pkg/route"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
@@ -179,16 +178,5 @@ func serveCheck(t *testing.T, srv *extauthz.Server) authv3.AuthorizationClient {
 	t.Helper()
 	gs := grpc.NewServer(extauthz.ServerCodec())
 	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
+	return authv3.NewAuthorizationClient(grpctest.Serve(t, gs))
 }
