@@ -239,8 +239,10 @@ type Key struct {
 	usage      [2]atomic.Uint64
 	usageOwner atomic.Uint64
 	// quotaCells are the quota cells the key was last counted in (its
-	// tenant's, its own), so that admission finds them without a lookup.
-	quotaCells [2]atomic.Pointer[QuotaCell]
+	// tenant's, its own), so that admission finds them without a lookup:
+	// numbers in its table (Quotas.keyCell), not pointers, so that the
+	// collector has nothing to follow for them.
+	quotaCells [2]atomic.Uint64
 }
 
 // algorithms are the hash algorithms a record can name (Key.alg).

@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,7 +21,7 @@ func TestQuotaIndexCollisions(t *testing.T) {
 		{AccountID: "other", ID: "k1", Period: QuotaPeriodDay},
 	}
 	const h = 42 // every subject under one hash: three collide with the first
-	cells := map[QuotaSubject]*QuotaCell{}
+	cells := map[QuotaSubject]QuotaCell{}
 	for _, s := range subjects {
 		c := q.cellHashed(s, h, now.Unix())
 		if c.Subject() != s {
@@ -91,5 +93,145 @@ func TestQuotaSubjectHash(t *testing.T) {
 	}
 	if NewQuotas().subjectHash(base) == q.subjectHash(base) {
 		t.Error("two tables hash alike: the seed is not the table's")
+	}
+}
+
+// TestQuotaSlotReuse holds the table's numbered slots to their subjects: a
+// dropped cell's slot is handed out again only after the next DropEnded,
+// and then a record's memo and a handle of the old cell no longer reach
+// it — the old subject gets a cell of its own, the new one's counts stay
+// its own.
+func TestQuotaSlotReuse(t *testing.T) {
+	q := NewQuotas()
+	day := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	key := func(id string) *Key {
+		return &Key{Spec: KeyInfo{ID: id, KeyOwner: &KeyOwner{AccountID: "acme"},
+			Quota: Quota{Requests: 100, Period: QuotaPeriodDay}}, hasQuota: true}
+	}
+	a, b := key("a"), key("b")
+	admit := func(k *Key, at time.Time) {
+		t.Helper()
+		if ok, _ := q.Admit(k, at); !ok {
+			t.Fatalf("%s refused under its quota", k.Spec.ID)
+		}
+	}
+	admit(a, day)
+	cells, _ := q.KeyCells(a, day)
+	old := cells[0]
+	next := day.AddDate(0, 0, 1)
+	if n := q.DropEnded(next); n != 1 {
+		t.Fatalf("dropped %d, want a's ended cell", n)
+	}
+	if old.Subject() != (QuotaSubject{}) {
+		t.Errorf("a dropped cell still names %v", old.Subject())
+	}
+	// Not handed out before the next DropEnded: b gets a new slot.
+	admit(b, next)
+	if got, _ := q.KeyCells(b, next); got[0].i == old.i {
+		t.Fatal("a slot was handed out again within the interval it was dropped in")
+	}
+	// The next call frees a's old slot (b's cell lives on): c gets it, and
+	// a, whose memo names that slot, gets a cell of its own.
+	if n := q.DropEnded(next); n != 0 {
+		t.Fatalf("dropped %d live cells", n)
+	}
+	c := key("c")
+	admit(c, next)
+	cc, _ := q.KeyCells(c, next)
+	if cc[0].i != old.i {
+		t.Fatalf("c got slot %d, want a's old slot %d", cc[0].i, old.i)
+	}
+	admit(a, next)
+	ac, _ := q.KeyCells(a, next)
+	if ac[0] == cc[0] {
+		t.Fatal("a and c count in one cell")
+	}
+	if got := cc[0].used(); got != 1 {
+		t.Errorf("c used %d, want 1: another record's stale memo counted in its slot", got)
+	}
+	if got := ac[0].used(); got != 1 {
+		t.Errorf("a used %d, want 1 in its new cell", got)
+	}
+	if s := ac[0].Subject(); s.ID != "a" {
+		t.Errorf("a's cell names %v", s)
+	}
+	if s := cc[0].Subject(); s.ID != "c" {
+		t.Errorf("c's cell names %v", s)
+	}
+	later := next
+	// A handle of the dropped cell changes nothing of the slot's new subject.
+	start, _ := QuotaPeriodDay.Bounds(later)
+	for _, h := range []QuotaCell{old, cells[0]} {
+		h.SetTotal(start, 1000, later)
+		h.Flushed(start, 5, later)
+		if got := h.Expect(start, 1); got != QuotaTotalUnwanted {
+			t.Errorf("a dropped cell expects %d, want unwanted", got)
+		}
+	}
+	for _, h := range []QuotaCell{ac[0], cc[0]} {
+		if got := h.used(); got != 1 {
+			t.Errorf("%v used %d after a dropped handle's writes, want 1", h.Subject(), got)
+		}
+	}
+}
+
+// TestQuotaSlotsConcurrent: admissions of keys whose cells are being made
+// (chunks added as they go) beside the sync side's drops and lookups count
+// exactly, each key in its own cell (run with -race: the slots are read
+// without the table's lock).
+func TestQuotaSlotsConcurrent(t *testing.T) {
+	q := NewQuotas()
+	q.TrackUnknown()
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	const workers, perWorker, rounds = 4, 1500, 3
+	keys := make([][]*Key, workers)
+	for w := range keys {
+		for i := range perWorker {
+			id := strconv.Itoa(w) + "-" + strconv.Itoa(i)
+			keys[w] = append(keys[w], &Key{Spec: KeyInfo{ID: id, KeyOwner: &KeyOwner{AccountID: "acme", TenantID: "t", TenantQuota: 1e9},
+				Quota: Quota{Requests: 100, Period: QuotaPeriodDay}}, hasQuota: true})
+		}
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	go func() { // the sync side: nothing has ended, so nothing is dropped
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			q.DropEnded(now)
+			q.Unknown(now)
+		}
+	}()
+	for w := range workers {
+		wg.Go(func() {
+			for range rounds {
+				for _, k := range keys[w] {
+					if ok, _ := q.Admit(k, now); !ok {
+						t.Errorf("%s refused", k.Spec.ID)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	if got, want := q.Len(), workers*perWorker+1; got != want {
+		t.Fatalf("%d cells, want %d", got, want)
+	}
+	for _, ks := range keys {
+		for _, k := range ks {
+			cells, n := q.KeyCells(k, now)
+			if n != 2 || cells[1].used() != rounds || cells[1].Subject().ID != k.Spec.ID {
+				t.Fatalf("%s: %d cells, own used %d naming %v, want 2, %d, itself", k.Spec.ID, n, cells[1].used(), cells[1].Subject(), rounds)
+			}
+		}
+	}
+	tenant, _ := q.KeyCells(keys[0][0], now)
+	if got := tenant[0].used(); got != workers*perWorker*rounds {
+		t.Errorf("tenant used %d, want %d", got, workers*perWorker*rounds)
 	}
 }

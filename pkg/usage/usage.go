@@ -138,7 +138,7 @@ func (p *pendingRow) row() store.UsageRow {
 
 // quotaPeriod is a quota cell and the start of a period of it.
 type quotaPeriod struct {
-	cell  *authz.QuotaCell
+	cell  authz.QuotaCell
 	start int64
 }
 
