@@ -226,6 +226,9 @@ type Key struct {
 	// (MarkFound): a record the cache's warm load guessed at and nobody
 	// has asked for gives way first to one a miss loads.
 	found atomic.Bool
+	// pendingUse is where a cache lists the key's last recorded use until
+	// it writes it (Key.PendingUse), in found's word's padding.
+	pendingUse atomic.Uint32
 	// usageOps are the services and operations this key was last counted
 	// for, with their interned indexes (UsageCounter), so that counting
 	// one of them again compares strings instead of hashing them.
@@ -288,6 +291,15 @@ func (k *Key) MarkUsed(minute int64) bool {
 	prev := k.usedMinute.Load()
 	return prev < minute && k.usedMinute.CompareAndSwap(prev, minute)
 }
+
+// PendingUse is the number a cache gave the key's last recorded use in
+// its list of uses to write (SetPendingUse), 0 if none: the list's entry
+// for the key is found without a map. The cache checks that the entry it
+// names is the key's.
+func (k *Key) PendingUse() uint32 { return k.pendingUse.Load() }
+
+// SetPendingUse records n as PendingUse.
+func (k *Key) SetPendingUse(n uint32) { k.pendingUse.Store(n) }
 
 // MarkFound notes that a lookup found the record in a cache; Found
 // reports it. Read before written, so that after the first lookup the

@@ -289,7 +289,6 @@ func New(src store.Source, opts Options) (*Cache, error) {
 	if c.access == nil {
 		c.access, _ = src.(store.AccessSource)
 	}
-	c.usage.init()
 	c.feed.applied = map[int64]struct{}{}
 	return c, nil
 }

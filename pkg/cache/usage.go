@@ -14,19 +14,39 @@ import (
 // allow, so the common case — a key already recorded this minute — is one
 // atomic load on the key's record (authz.Key.MarkUsed): no lock, no
 // lookup, no allocation.
+//
+// A use the record has not seen this minute goes to a list, not a map: a
+// map keyed by the key's account and id (three pointers a slot, and the
+// slots kept between flushes) was, in a round robin over 100,000 keys,
+// that many entries more for the collector to scan on every cycle. An
+// entry holds the record, which the cache holds anyway, and the record
+// holds its entry's place (authz.Key.PendingUse), so that a key used again
+// in a later minute updates its entry. The flush makes the map the store
+// takes, for the flush alone.
 type usageState struct {
 	mu      sync.Mutex
-	pending map[store.KeyRef]time.Time // guarded by mu
+	pending []keyUse // guarded by mu
+	// failed is a batch whose write failed, written again with the next
+	// (newer uses of a key win); nil when the last write succeeded.
+	failed map[store.KeyRef]time.Time // guarded by mu
+	// batchHint is the last batch's size, to size the next list.
+	batchHint int // guarded by mu
 
 	flushed, dropped, writeErrors atomic.Uint64
 }
 
-func (u *usageState) init() { u.pending = make(map[store.KeyRef]time.Time) }
+// keyUse is a use of a key at a time (Unix nanoseconds).
+type keyUse struct {
+	k  *authz.Key
+	at int64
+}
 
+// pendingLen is how many uses wait for a write: the list's (a key whose
+// record was replaced meanwhile counts twice) and a failed batch's.
 func (u *usageState) pendingLen() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return len(u.pending)
+	return len(u.pending) + len(u.failed)
 }
 
 // KeyUsed records that k allowed a request at at, at most once per key per
@@ -40,21 +60,54 @@ func (c *Cache) KeyUsed(k *authz.Key, at time.Time) {
 	}
 	u := &c.usage
 	u.mu.Lock()
-	u.addLocked(store.KeyRef{AccountID: k.Spec.AccountID, ID: k.Spec.ID}, at, c.opts.MaxPendingUsage)
+	u.addLocked(k, at.UnixNano(), c.opts.MaxPendingUsage)
 	u.mu.Unlock()
 }
 
-// addLocked queues a use, keeping the later time of a key already queued;
-// past max keys queued it is dropped and counted. u.mu must be held.
-func (u *usageState) addLocked(id store.KeyRef, at time.Time, max int) {
-	if cur, ok := u.pending[id]; ok {
-		if at.After(cur) {
-			u.pending[id] = at
-		}
-	} else if len(u.pending) < max {
-		u.pending[id] = at
-	} else {
+// addLocked lists a use of k at at (Unix nanoseconds): in k's entry when
+// the list has one for it, keeping the later time, else in a new one;
+// past limit entries it is dropped and counted. u.mu must be held.
+func (u *usageState) addLocked(k *authz.Key, at int64, limit int) {
+	if i := int(k.PendingUse()) - 1; i >= 0 && i < len(u.pending) && u.pending[i].k == k {
+		u.pending[i].at = max(u.pending[i].at, at)
+		return
+	}
+	switch {
+	case len(u.pending)+len(u.failed) >= limit:
 		u.dropped.Add(1)
+		return
+	case u.pending == nil:
+		u.pending = make([]keyUse, 0, min(limit, u.batchHint+u.batchHint/4+64))
+	}
+	u.pending = append(u.pending, keyUse{k, at})
+	k.SetPendingUse(uint32(len(u.pending)))
+}
+
+// batchLocked takes the pending uses and a failed batch as one map for the
+// store, keeping each key's latest time; u.mu must be held.
+func (u *usageState) batchLocked() map[store.KeyRef]time.Time {
+	if len(u.pending) == 0 && u.failed == nil {
+		return nil
+	}
+	batch := u.failed
+	u.failed = nil
+	if batch == nil {
+		batch = make(map[store.KeyRef]time.Time, len(u.pending))
+	}
+	for _, use := range u.pending {
+		addLater(batch, store.KeyRef{AccountID: use.k.Spec.AccountID, ID: use.k.Spec.ID}, time.Unix(0, use.at))
+	}
+	u.batchHint = len(u.pending)
+	// Made again by the next use, sized as this one: an empty list of
+	// 100,000 entries would be scanned on every cycle until then.
+	u.pending = nil
+	return batch
+}
+
+// addLater records at for id in m, keeping the later of two times.
+func addLater(m map[store.KeyRef]time.Time, id store.KeyRef, at time.Time) {
+	if cur, ok := m[id]; !ok || at.After(cur) {
+		m[id] = at
 	}
 }
 
@@ -82,41 +135,42 @@ func (c *Cache) RunUsageFlusher(ctx context.Context, w store.UsageWriter, every 
 }
 
 // FlushUsage writes the pending batch now (RunUsageFlusher calls it). On
-// error the batch goes back into the queue, merged with newer uses.
+// error the batch is kept and written again with the next, merged with
+// newer uses.
 func (c *Cache) FlushUsage(ctx context.Context, w store.UsageWriter) error {
 	u := &c.usage
 	u.mu.Lock()
-	var batch map[store.KeyRef]time.Time
-	if len(u.pending) > 0 {
-		// Swap the map out under the lock: afterwards the batch is this
-		// flusher's alone (an empty pending map stays, and is never read
-		// outside the lock).
-		batch = u.pending
-		u.pending = make(map[store.KeyRef]time.Time, len(batch))
-	}
+	batch := u.batchLocked()
 	u.mu.Unlock()
-
-	var err error
-	if batch != nil {
-		if err = w.TouchKeys(ctx, batch); err != nil {
-			u.writeErrors.Add(1)
-			c.requeue(batch)
-			c.log.Warn("writing key last-used times failed; retrying at the next flush",
-				"keys", len(batch), "error", err)
-		} else {
-			u.flushed.Add(uint64(len(batch)))
-		}
+	if batch == nil {
+		return nil
 	}
-	return err
+	if err := w.TouchKeys(ctx, batch); err != nil {
+		u.writeErrors.Add(1)
+		c.requeue(batch)
+		c.log.Warn("writing key last-used times failed; retrying at the next flush",
+			"keys", len(batch), "error", err)
+		return err
+	}
+	u.flushed.Add(uint64(len(batch)))
+	return nil
 }
 
-// requeue puts a failed batch back, keeping the later time of a key used
-// again meanwhile.
+// requeue keeps a failed batch for the next flush, merged with a batch
+// that failed meanwhile (a flush at shutdown beside the ticker's).
 func (c *Cache) requeue(batch map[store.KeyRef]time.Time) {
 	u := &c.usage
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.failed == nil {
+		u.failed = batch
+		return
+	}
 	for id, at := range batch {
-		u.addLocked(id, at, c.opts.MaxPendingUsage)
+		if _, ok := u.failed[id]; !ok && len(u.failed)+len(u.pending) >= c.opts.MaxPendingUsage {
+			u.dropped.Add(1)
+			continue
+		}
+		addLater(u.failed, id, at)
 	}
 }

@@ -149,3 +149,35 @@ func TestUsageOncePerMinutePerRecord(t *testing.T) {
 		t.Fatalf("batches %v, want another for the next minute", got)
 	}
 }
+
+// TestKeyUsedOneEntryPerKey: a key used in two minutes between flushes
+// holds one entry, with the later time, and the place a record remembers
+// from an earlier list never lands its use in another key's entry.
+func TestKeyUsedOneEntryPerKey(t *testing.T) {
+	clock := newFakeClock()
+	k1, k2 := newKey(t, "k1", "s1"), newKey(t, "k2", "s2")
+	c := newCache(t, newFakeSource(), Options{Now: clock.Now, MaxPendingUsage: 2})
+	t0 := clock.Now()
+	c.KeyUsed(k1, t0)
+	c.KeyUsed(k2, t0)
+	c.KeyUsed(k1, t0.Add(61*time.Second))
+	if st := c.Stats(); st.UsagePending != 2 || st.UsageDropped != 0 {
+		t.Fatalf("stats %+v, want 2 pending, none dropped (k1 twice is one entry)", st)
+	}
+	w := &fakeWriter{}
+	if err := c.FlushUsage(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.written()[0]; len(got) != 2 || !got["k1"].Equal(t0.Add(61*time.Second)) || !got["k2"].Equal(t0) {
+		t.Fatalf("batch %v, want k1 at 12:01:01 and k2 at 12:00:00", got)
+	}
+	// k2 first now: it takes the first entry, which k1 held last time.
+	c.KeyUsed(k2, t0.Add(130*time.Second))
+	c.KeyUsed(k1, t0.Add(125*time.Second))
+	if err := c.FlushUsage(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.written()[1]; len(got) != 2 || !got["k1"].Equal(t0.Add(125*time.Second)) || !got["k2"].Equal(t0.Add(130*time.Second)) {
+		t.Fatalf("batch %v, want k1 at 12:02:05 and k2 at 12:02:10", got)
+	}
+}
