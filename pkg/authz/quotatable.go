@@ -222,6 +222,10 @@ func (c QuotaCell) Subject() QuotaSubject {
 	return *c.q.subject(c.i)
 }
 
+// Period is the period the cell counts in, read without the table's lock
+// (Subject takes it): the usage aggregator asks for it once a row.
+func (c QuotaCell) Period() QuotaPeriod { return c.s.period }
+
 // cell returns the cell of s, made for the period holding now if new.
 func (q *Quotas) cell(s QuotaSubject, now int64) QuotaCell {
 	return q.cellHashed(s, q.subjectHash(s), now)

@@ -311,7 +311,7 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 			// account counts toward none): the same in the totals.
 			cells, nc := q.KeyCells(c.Key, now)
 			for _, cell := range cells[:nc] {
-				a.pendingQuotas[quotaPeriod{cell, a.starts.of(cell.Subject().Period, c.Hour)}] += int64(n)
+				a.pendingQuotas[quotaPeriod{cell, a.starts.of(cell.Period(), c.Hour)}] += int64(n)
 			}
 		}
 		a.pending[r] += int64(n)
