@@ -47,17 +47,18 @@ type Quotas struct {
 	// before the last DropEnded, to be handed out again, and freeing those
 	// dropped by the last one: a slot is reused only after a whole
 	// interval between two DropEnded calls (the usage aggregator's
-	// maintenance, minutes), so that an admission that found the slot
-	// before it was dropped has long finished counting in it.
+	// maintenance: hourly, or at the next flush after a failure), so
+	// that an admission that found the slot before it was dropped has
+	// long finished counting in it.
 	next          uint32
 	free, freeing []uint32
 	// tag names the table in records' memos (0: too many tables were
 	// made to name this one; its records look their cells up each time).
 	tag uint16
-	// unknown are the cells (quotaRef) made or rolled into a new period
-	// since their total was last learned (Unknown): a subject first
-	// admitted here, or a period begun, whose total the store may hold
-	// more of.
+	// unknown are the cells (QuotaCell.ref) made or rolled into a new
+	// period since their total was last learned (Unknown): a subject
+	// first admitted here, or a period begun, whose total the store may
+	// hold more of.
 	tracking  atomic.Bool
 	unknownMu sync.Mutex
 	unknown   []uint64
