@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+
 	"github.com/keygate/keygate/pkg/apikey"
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/extauthz"
@@ -64,3 +67,61 @@ func TestQuotaExceededBothModes(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestQuotaSlotHandedOnOverGRPC: the attack on numbered quota cells, sent
+// as requests over a real gRPC connection. Key a uses its one request of a
+// day; the day ends, its cell is dropped and its slot handed to key b,
+// which uses b's one request. a's record still names the old slot: a's
+// next request must be counted in a cell of a's own (allowed, a new day),
+// and b's next one refused by b's quota alone — never a's traffic using
+// up b's quota, nor b's count read as a's.
+func TestQuotaSlotHandedOnOverGRPC(t *testing.T) {
+	day := now
+	quotas := authz.NewQuotas()
+	store := &mapStore{keys: map[apikey.Digest]*authz.Key{}}
+	secrets := map[string]string{}
+	for _, id := range []string{"a", "b"} {
+		secret, err := apikey.Generate(apikey.KindService)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := authz.Compile(authz.KeySpec{ID: id, Name: id, Type: authz.KeyTypeService, AccountID: "default",
+			AppID: "billing", TenantID: "acme", Active: true, Hash: hasher.HashString(secret),
+			Quota: authz.Quota{Requests: 1, Period: authz.QuotaPeriodDay}}, authz.CompileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.keys[k.Digest] = k
+		secrets[id] = secret
+	}
+	engine := &authz.Engine{Keys: store, Routes: routes, Hasher: hasher, Now: func() time.Time { return day }, Quotas: quotas}
+	srv := extauthz.NewServer(engine, extauthz.Config{}.WithDefaults(), nil, nil)
+	client := authv3.NewAuthorizationClient(serveGRPC(t, srv, grpc.NewServer(extauthz.ServerCodec())))
+	check := func(id string, wantStatus int32) {
+		t.Helper()
+		resp, err := client.Check(context.Background(), request("/email/read", secrets[id], nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := int32(200)
+		if d := resp.GetDeniedResponse(); d != nil {
+			got = int32(d.GetStatus().GetCode())
+		}
+		if got != wantStatus {
+			t.Fatalf("key %s on %s: %d, want %d", id, day.Format(time.DateOnly), got, wantStatus)
+		}
+	}
+	check("a", 200)
+	check("a", 429)
+	// The next day: a's cell is dropped, and after the next drop its slot
+	// is free for the next subject, b.
+	day = day.AddDate(0, 0, 1)
+	if n := quotas.DropEnded(day); n != 1 {
+		t.Fatalf("dropped %d cells, want a's", n)
+	}
+	quotas.DropEnded(day)
+	check("b", 200)
+	check("a", 200) // a new day for a, in a cell of its own
+	check("b", 429)
+	check("a", 429)
+}
