@@ -37,9 +37,7 @@ func TestKeptAllowsThroughTheServer(t *testing.T) {
 	ops := []struct{ method, path, op string }{{"GET", "/email/inbox", "listEmails"}, {"POST", "/email/send", "sendEmail"}}
 	var wg sync.WaitGroup
 	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := range 1500 {
 				i := (g*311 + j*7) % n
 				o := ops[(g+j)%2]
@@ -61,7 +59,7 @@ func TestKeptAllowsThroughTheServer(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 

@@ -29,10 +29,11 @@ import (
 // Slabs are appended to and never written again where they hold an
 // entry, so a slice over an entry stays valid for as long as gRPC sends
 // it. They form a ring bounded by Config.KeptAllowBytes: when the newest
-// is full the next one takes the oldest's place, and the keys whose allows were there
-// encode theirs again on their next request (a reference names its
-// slab's sequence number, which the slab in its place no longer has). The
-// retired slab is the collector's once the last send over it is done.
+// is full the next one takes the oldest's place, and the keys whose
+// allows were there encode theirs again on their next request (a
+// reference names its slab's sequence number, which the slab in its place
+// no longer has). The retired slab is the collector's once the last send
+// over it is done.
 //
 // A reference read from a key can only resolve to an entry that key
 // wrote: the server's id, the slab's sequence number and the offset are
