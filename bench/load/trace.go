@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,9 +45,55 @@ type traceSummary struct {
 	// idle mode (nothing else was runnable), by the runtime's label of
 	// the run.
 	workerRuns, holdingRuns, idleRuns []time.Duration
+	// unlabeledRuns are worker runs without a label: those already going
+	// when the trace began (the runtime labels a run as it starts).
+	unlabeledRuns int
 	// assists are the mark assists requests' goroutines paid, and
 	// stopTheWorld the pauses.
 	assists, stopTheWorld []time.Duration
+	// otherRuns are the runs of other goroutines of otherRunMin or more,
+	// by runKind of where each stopped: what else held the one CPU that
+	// long. A run's wall time includes any time the kernel gave the CPU
+	// to another process (PostgreSQL shares the machine).
+	otherRuns map[string][]time.Duration
+}
+
+// otherRunMin is the shortest run of a goroutine other than the mark
+// workers that the summary lists.
+const otherRunMin = time.Millisecond
+
+// runKind names what a goroutine was doing when its run ended, from its
+// stack (innermost frame first): the database driver (a flush's writes),
+// gRPC (serving requests: its workers run requests back to back), keygate
+// (a background task, named by its outermost keygate frame), the runtime
+// (its sweeper, scavenger, tracer: named by the outermost frame), or else
+// the outermost frame. A run the runtime preempted may carry a stack cut
+// short, named by an inner frame.
+func runKind(st trace.Stack) string {
+	var outer, outerKeygate string
+	pgx, grpc := false, false
+	for f := range st.Frames() {
+		switch {
+		case strings.HasPrefix(f.Func, "github.com/jackc/pgx/"):
+			pgx = true
+		case strings.HasPrefix(f.Func, "google.golang.org/grpc"):
+			grpc = true
+		case strings.HasPrefix(f.Func, "github.com/keygate/keygate/"):
+			outerKeygate = strings.TrimPrefix(f.Func, "github.com/keygate/keygate/")
+		}
+		outer = f.Func
+	}
+	switch {
+	case pgx:
+		return "database driver (pgx)"
+	case grpc:
+		return "gRPC (requests)"
+	case outerKeygate != "":
+		return "keygate: " + outerKeygate
+	case outer == "":
+		return "no stack"
+	}
+	return outer
 }
 
 // summarizeTrace reads an execution trace (runtime/trace's format, as
@@ -56,7 +104,7 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 		return nil, err
 	}
 	var (
-		s          traceSummary
+		s          = traceSummary{otherRuns: map[string][]time.Duration{}}
 		first      trace.Time
 		last       trace.Time
 		worker     = map[trace.GoID]bool{}       // goroutines seen running gcBgMarkWorker
@@ -96,6 +144,8 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 			switch {
 			case to == trace.GoRunning:
 				running[id] = ev.Time()
+				delete(label, id) // the run's own label follows
+
 			case from == trace.GoRunning:
 				if start, ok := running[id]; ok && worker[id] {
 					d := time.Duration(ev.Time() - start)
@@ -105,7 +155,12 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 						s.holdingRuns = append(s.holdingRuns, d)
 					case "GC (idle)":
 						s.idleRuns = append(s.idleRuns, d)
+					default:
+						s.unlabeledRuns++
 					}
+				} else if ok && time.Duration(ev.Time()-start) >= otherRunMin {
+					k := runKind(st.Stack)
+					s.otherRuns[k] = append(s.otherRuns[k], time.Duration(ev.Time()-start))
 				}
 				delete(running, id)
 			}
@@ -145,6 +200,9 @@ func summarizeTrace(r io.Reader) (*traceSummary, error) {
 	slices.Sort(s.idleRuns)
 	slices.Sort(s.assists)
 	slices.Sort(s.stopTheWorld)
+	for _, ds := range s.otherRuns {
+		slices.Sort(ds)
+	}
 	return &s, nil
 }
 
@@ -195,6 +253,16 @@ func (s *traceSummary) String() string {
 	fmt.Fprintf(&b, "mark assists: %d, %v in all, longest %v; stop-the-world pauses: %d, longest %v\n",
 		len(s.assists), sum(s.assists).Round(10*time.Microsecond), percentile(s.assists, 1).Round(10*time.Microsecond),
 		len(s.stopTheWorld), percentile(s.stopTheWorld, 1).Round(10*time.Microsecond))
+	kinds := slices.Collect(maps.Keys(s.otherRuns))
+	slices.SortFunc(kinds, func(a, b string) int {
+		return cmp.Or(cmp.Compare(sum(s.otherRuns[b]), sum(s.otherRuns[a])), cmp.Compare(a, b))
+	})
+	fmt.Fprintf(&b, "other goroutines' runs >= %v (gRPC's are requests; the others hold the requests up):\n", otherRunMin)
+	for _, k := range kinds {
+		ds := s.otherRuns[k]
+		fmt.Fprintf(&b, "  %s: %d (%.1f/s), %v in all, longest %v\n", k, len(ds), float64(len(ds))/secs,
+			sum(ds).Round(10*time.Microsecond), percentile(ds, 1).Round(10*time.Microsecond))
+	}
 	return b.String()
 }
 

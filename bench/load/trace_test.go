@@ -24,16 +24,35 @@ func goTrace(t testing.TB) []byte {
 	for i := range 200_000 {
 		head = &node{next: head, name: strconv.Itoa(i)}
 	}
+	runtime.GC() // none in progress when the trace starts
 	var buf bytes.Buffer
 	if err := trace.Start(&buf); err != nil {
 		t.Skipf("an execution trace is already running: %v", err)
 	}
+	// First a goroutine that holds its CPU for 5 ms (before the
+	// collections, whose pauses would cut its run short; sysmon preempts
+	// at 10 ms), then the collections.
+	spun, done := make(chan struct{}), make(chan struct{})
+	go spin(5*time.Millisecond, spun, done)
+	<-spun
 	for range 3 {
 		runtime.GC()
 	}
 	trace.Stop()
+	close(done)
 	runtime.KeepAlive(head)
 	return buf.Bytes()
+}
+
+// spin holds a CPU for d in one run, as a background task that does not
+// yield would, then says so and waits for done.
+//
+//go:noinline
+func spin(d time.Duration, spun, done chan struct{}) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+	spun <- struct{}{}
+	<-done
 }
 
 func TestSummarizeTraceSeesTheCollector(t *testing.T) {
@@ -50,16 +69,31 @@ func TestSummarizeTraceSeesTheCollector(t *testing.T) {
 	if len(s.workerRuns) == 0 || s.workerRuns[len(s.workerRuns)-1] <= 0 {
 		t.Errorf("no mark worker runs: %v", s.workerRuns)
 	}
-	// Every run is labelled with its mode, and each mode is one of the two
-	// kinds.
-	if len(s.holdingRuns)+len(s.idleRuns) != len(s.workerRuns) {
-		t.Errorf("%d worker runs, %d holding and %d idle", len(s.workerRuns), len(s.holdingRuns), len(s.idleRuns))
+	// Every run the trace saw begin is labelled with its mode, each mode
+	// one of the two kinds; a run already going when the trace began has
+	// no label (one a P at most).
+	if n := len(s.holdingRuns) + len(s.idleRuns) + s.unlabeledRuns; n != len(s.workerRuns) || s.unlabeledRuns > runtime.GOMAXPROCS(0) {
+		t.Errorf("%d worker runs, %d holding, %d idle and %d unlabeled", len(s.workerRuns), len(s.holdingRuns), len(s.idleRuns), s.unlabeledRuns)
 	}
 	if len(s.stopTheWorld) < 3 {
 		t.Errorf("stop-the-world pauses: %d, want at least one per collection", len(s.stopTheWorld))
 	}
+	// The goroutine that spun for 5 ms is listed, by its outermost frame
+	// when its run ended where it blocked (a run the runtime cut short
+	// has the stack it was cut at), and no mark worker's run is counted
+	// with the others.
+	var others time.Duration
+	for _, runs := range s.otherRuns {
+		others += sum(runs)
+	}
+	if others < 3*time.Millisecond {
+		t.Errorf("the 5 ms spin: %v", s.otherRuns)
+	}
+	if _, ok := s.otherRuns["runtime.gcBgMarkWorker"]; ok {
+		t.Errorf("mark worker runs counted as others: %v", s.otherRuns)
+	}
 	out := s.String()
-	for _, want := range []string{"mark phases", "mark worker runs", "longest", "fractional or dedicated", "idle"} {
+	for _, want := range []string{"mark phases", "mark worker runs", "longest", "fractional or dedicated", "idle", "other goroutines' runs"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
