@@ -332,19 +332,31 @@ func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOv
 		listed := s.listed
 		s.listed = s.spare
 		s.mu.Unlock()
-		for _, k := range listed {
+		for j, k := range listed {
 			names = u.drainRecord(k, names, cell)
+			if j&drainYieldEvery == drainYieldEvery {
+				runtime.Gosched()
+			}
 		}
 		clear(listed) // the records go with their counts
 		s.mu.Lock()
 		s.spare = listed[:0]
 		s.mu.Unlock()
 		// A drain runs beside the requests, often on one CPU: yielding
-		// between shards (a few hundred microseconds of cells each with
-		// 100,000 keys) keeps them from waiting for the whole drain.
+		// between shards, and every drainYieldEvery+1 records within one
+		// (outside the shard's lock), keeps them from waiting for the
+		// whole drain.
 		runtime.Gosched()
 	}
 }
+
+// drainYieldEvery+1 is how many listed records Drain hands over between
+// two yields. In a server's round robin over 100,000 keys a shard's
+// 1,600 records took 2 to 5 ms, the cell callback's map insert and quota
+// lookup included, on cold caches and with the collector marking
+// (execution trace, docs/performance.md "Run of 2026-12-07, night"): 256
+// keep each stretch well under a millisecond.
+const drainYieldEvery = 255
 
 // drainRecord hands cell k's counts and empties its slots, unlisting k
 // first: an add the drain does not take then lists k again. names are the

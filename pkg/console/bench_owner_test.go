@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
 )
@@ -55,10 +56,10 @@ func BenchmarkTenantPageBusyWeek(b *testing.B) {
 	// quota_counts (the sum of its allowed rows so far), as every replica's
 	// does once the tenant has requests.
 	month, _ := authz.QuotaPeriodMonth.Bounds(now)
-	if _, err := e.st.AddUsageQuotas(ctx, []store.UsageDelta{{Count: 1, Row: store.UsageRow{AccountID: "acme",
-		TenantID: pgtest.SeedTenantID, Outcome: store.UsageOutcomeAllowed, Hour: now}}},
-		[]store.QuotaDelta{{Subject: authz.QuotaSubject{AccountID: "acme", Tenant: true, ID: pgtest.SeedTenantID, Period: authz.QuotaPeriodMonth},
-			Start: month, Delta: 1, Expected: authz.QuotaTotalUnknown}}, "bench"); err != nil {
+	if _, err := e.st.AddUsageQuotas(ctx, chunked.Of(store.UsageDelta{Count: 1, Row: store.UsageRow{AccountID: "acme",
+		TenantID: pgtest.SeedTenantID, Outcome: store.UsageOutcomeAllowed, Hour: now}}),
+		chunked.Of(store.QuotaDelta{Subject: authz.QuotaSubject{AccountID: "acme", Tenant: true, ID: pgtest.SeedTenantID, Period: authz.QuotaPeriodMonth},
+			Start: month, Delta: 1, Expected: authz.QuotaTotalUnknown}), "bench"); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, "VACUUM ANALYZE"); err != nil { // what autovacuum leaves after the load

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/chunked"
 )
 
 // UsageRow is one hourly bucket of decisions (SPEC §12): who, what, which
@@ -176,7 +177,7 @@ type QuotaTotal struct {
 // periods that began before before.
 type QuotaLedger interface {
 	QuotaCounts
-	AddUsageQuotas(ctx context.Context, rows []UsageDelta, quotas []QuotaDelta, writer string) ([]QuotaTotal, error)
+	AddUsageQuotas(ctx context.Context, rows *chunked.List[UsageDelta], quotas *chunked.List[QuotaDelta], writer string) ([]QuotaTotal, error)
 	QuotaSnapshot(ctx context.Context, now time.Time) ([]authz.QuotaUse, uint64, error)
 	QuotaChanges(ctx context.Context, since uint64, writer string, now time.Time) ([]authz.QuotaUse, uint64, error)
 	QuotaTotals(ctx context.Context, uses []authz.QuotaUse) error

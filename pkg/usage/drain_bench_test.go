@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/usage"
 )
@@ -25,7 +26,7 @@ func (nopLedger) QuotaUsage(context.Context, time.Time) ([]authz.QuotaUse, error
 func (nopLedger) QuotaUsed(context.Context, string, authz.QuotaSubject, time.Time) (int64, error) {
 	return 0, nil
 }
-func (nopLedger) AddUsageQuotas(context.Context, []store.UsageDelta, []store.QuotaDelta, string) ([]store.QuotaTotal, error) {
+func (nopLedger) AddUsageQuotas(context.Context, *chunked.List[store.UsageDelta], *chunked.List[store.QuotaDelta], string) ([]store.QuotaTotal, error) {
 	return nil, nil
 }
 func (nopLedger) QuotaSnapshot(context.Context, time.Time) ([]authz.QuotaUse, uint64, error) {

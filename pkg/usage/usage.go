@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -291,13 +292,17 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 	q := a.opts.Quotas
 	now := a.opts.Now()
 	if len(a.pending) == 0 && a.rowsHint > 0 {
-		// Made here, sized as the last flush's, rather than kept empty
-		// between flushes: an empty map of 100,000 rows is 20 MB the
-		// collector scans on every cycle, while this one lives for the
-		// flush alone (and grown from empty, 100,000 rows cost a rehash
-		// at every doubling).
-		a.pending = make(map[pendingRow]int64, a.rowsHint)
-		a.pendingQuotas = make(map[quotaPeriod]int64, a.quotasHint)
+		// Made here, sized as the last flush's up to maxMapHint, rather
+		// than kept empty between flushes: an empty map of 100,000 rows
+		// is 20 MB the collector scans on every cycle, while this one
+		// lives for the flush alone. Beyond maxMapHint it grows with the
+		// drain, which yields, rather than being allocated in one piece:
+		// made for 100,000 rows while the collector marked, the map's 10 MB
+		// cost the flush a mark assist of 12 ms, and its run 18 ms, with
+		// every request waiting (docs/performance.md, "Run of 2026-12-07,
+		// night"). Growing costs a few milliseconds of rehashing a flush.
+		a.pending = make(map[pendingRow]int64, min(a.rowsHint, maxMapHint))
+		a.pendingQuotas = make(map[quotaPeriod]int64, min(a.quotasHint, maxMapHint))
 	}
 	over := map[string]uint64{} // overflowed decisions by account, for the log
 	a.counter.Drain(func(c authz.UsageCell, n uint64) {
@@ -377,19 +382,23 @@ func (a *Aggregator) write(ctx context.Context, now time.Time) error {
 		a.flushed(now)
 		return nil
 	}
-	rows := make([]store.UsageDelta, 0, len(a.pending))
+	// In chunks, not arrays of the flush's length: the collector makes
+	// whoever allocates while it marks pay for the allocation's share of
+	// the marking at once, and the flush runs beside the requests
+	// (package chunked).
+	rows := new(chunked.List[store.UsageDelta])
 	i := 0
 	for p, n := range a.pending {
-		rows = append(rows, store.UsageDelta{Row: p.row(), Count: n})
+		rows.Append(store.UsageDelta{Row: p.row(), Count: n})
 		yieldEvery(&i)
 	}
-	keys := make([]quotaPeriod, 0, len(a.pendingQuotas))
-	deltas := make([]store.QuotaDelta, 0, len(a.pendingQuotas))
+	keys := new(chunked.List[quotaPeriod])
+	deltas := new(chunked.List[store.QuotaDelta])
 	for k, n := range a.pendingQuotas {
 		yieldEvery(&i)
 		start := time.Unix(k.start, 0).UTC()
-		keys = append(keys, k)
-		deltas = append(deltas, store.QuotaDelta{Subject: k.cell.Subject(), Start: start, Delta: n, Expected: k.cell.Expect(start, n)})
+		keys.Append(k)
+		deltas.Append(store.QuotaDelta{Subject: k.cell.Subject(), Start: start, Delta: n, Expected: k.cell.Expect(start, n)})
 	}
 	totals, err := l.AddUsageQuotas(ctx, rows, deltas, a.opts.Replica)
 	if err != nil {
@@ -397,7 +406,7 @@ func (a *Aggregator) write(ctx context.Context, now time.Time) error {
 	}
 	a.flushed(now)
 	for _, t := range totals {
-		keys[t.Index].cell.SetTotal(deltas[t.Index].Start, t.Used, now)
+		keys.At(t.Index).cell.SetTotal(deltas.At(t.Index).Start, t.Used, now)
 		yieldEvery(&i)
 	}
 	a.quotaFlushTotals.Add(uint64(len(totals)))
@@ -412,6 +421,10 @@ func (a *Aggregator) flushed(now time.Time) {
 		yieldEvery(&i)
 	}
 }
+
+// maxMapHint bounds the size a flush's maps are made with: 4,096 rows are
+// about 400 KB, paid for at once.
+const maxMapHint = 4096
 
 func hasRow(m map[pendingRow]int64, r pendingRow) bool {
 	_, ok := m[r]

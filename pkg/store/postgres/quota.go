@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -215,22 +216,22 @@ func compareBool(a, b bool) int {
 
 // addQuotaTotals adds quotas to quota_counts in tx, as writer, and
 // answers the totals begun or unexpected (store.QuotaLedger).
-func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, writer string) ([]store.QuotaTotal, error) {
-	if len(quotas) == 0 {
+func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas *chunked.List[store.QuotaDelta], writer string) ([]store.QuotaTotal, error) {
+	if quotas.Len() == 0 {
 		return nil, nil
 	}
-	starts := make([]int64, len(quotas))
-	for i := range quotas {
-		starts[i] = quotas[i].Start.Unix()
+	starts := make([]int64, quotas.Len())
+	for i, q := range quotas.All() {
+		starts[i] = q.Start.Unix()
 	}
 	same := func(a, b int32) int {
 		if c := cmp.Compare(starts[a], starts[b]); c != 0 {
 			return c
 		}
-		return compareQuotaSubjects(&quotas[a].Subject, &quotas[b].Subject)
+		return compareQuotaSubjects(&quotas.At(int(a)).Subject, &quotas.At(int(b)).Subject)
 	}
 	// One order every replica shares (rowOrder), equal subjects together.
-	order := rowOrder(len(quotas), func(i int) uint64 { return quotaRowHash(starts[i], &quotas[i].Subject) },
+	order := rowOrder(quotas.Len(), func(i int) uint64 { return quotaRowHash(starts[i], &quotas.At(i).Subject) },
 		func(a, b int) int { return same(int32(a), int32(b)) })
 	// Deltas of one subject and period are summed into one row (an
 	// INSERT may not change a row twice): the first answers for them, and
@@ -239,7 +240,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 	reps := order[:0]
 	for i, j := range order {
 		yieldEvery(i)
-		q := &quotas[j]
+		q := quotas.At(int(j))
 		if i > 0 && same(reps[len(reps)-1], j) == 0 {
 			last := len(reps) - 1
 			deltas[last] += q.Delta
@@ -265,7 +266,8 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 		ds.Reset()
 		es.Reset()
 		for _, j := range chunk {
-			c.add(quotas[j].Subject, quotas[j].Start, false)
+			q := quotas.At(int(j))
+			c.add(q.Subject, q.Start, false)
 		}
 		for i := from; i < from+len(chunk); i++ {
 			ds.Int(deltas[i])
@@ -288,7 +290,8 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 			}
 			j := int(chunk[n-1])
 			if isBegun {
-				begun.add(quotas[j].Subject, quotas[j].Start, true)
+				q := quotas.At(j)
+				begun.add(q.Subject, q.Start, true)
 				beg.Int(int64(j))
 				return nil
 			}
@@ -312,10 +315,10 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas []store.QuotaDelta, w
 		if err := textInts(row, &j, &used); err != nil {
 			return fmt.Errorf("begun quota totals: %w", err)
 		}
-		if j < 0 || j >= int64(len(quotas)) {
-			return fmt.Errorf("begun quota totals: row %d of %d", j, len(quotas))
+		if j < 0 || j >= int64(quotas.Len()) {
+			return fmt.Errorf("begun quota totals: row %d of %d", j, quotas.Len())
 		}
-		if quotas[j].Expected != authz.QuotaTotalUnwanted {
+		if quotas.At(int(j)).Expected != authz.QuotaTotalUnwanted {
 			out = append(out, store.QuotaTotal{Index: int(j), Used: used})
 		}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -43,9 +44,9 @@ func TestQuotaUsedFromTotals(t *testing.T) {
 	// Flushes that add to acme's and k-1's totals (begun by the first).
 	for _, n := range []int64{5, 6} {
 		h := today.Add(time.Duration(n) * time.Hour)
-		if _, err := s.AddUsageQuotas(ctx, []store.UsageDelta{{Row: row("acme", "k-1", "allowed", h), Count: n}},
-			[]store.QuotaDelta{{Subject: acme, Start: month, Delta: n, Expected: authz.QuotaTotalUnknown},
-				{Subject: k1, Start: today, Delta: n, Expected: authz.QuotaTotalUnknown}}, "r1"); err != nil {
+		if _, err := s.AddUsageQuotas(ctx, chunked.Of(store.UsageDelta{Row: row("acme", "k-1", "allowed", h), Count: n}),
+			chunked.Of(store.QuotaDelta{Subject: acme, Start: month, Delta: n, Expected: authz.QuotaTotalUnknown},
+				store.QuotaDelta{Subject: k1, Start: today, Delta: n, Expected: authz.QuotaTotalUnknown}), "r1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,7 +108,7 @@ func TestQuotaTotalsBatches(t *testing.T) {
 		}
 		return got
 	}
-	totals, err := s.AddUsageQuotas(ctx, rows, deltas, "r1")
+	totals, err := s.AddUsageQuotas(ctx, chunked.Of(rows...), chunked.Of(deltas...), "r1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestQuotaTotalsBatches(t *testing.T) {
 		}
 		rows[i].Count = 1
 	}
-	if totals, err = s.AddUsageQuotas(ctx, rows, deltas, "r1"); err != nil {
+	if totals, err = s.AddUsageQuotas(ctx, chunked.Of(rows...), chunked.Of(deltas...), "r1"); err != nil {
 		t.Fatal(err)
 	}
 	got = answered(totals)

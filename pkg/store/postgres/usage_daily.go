@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -44,7 +45,7 @@ func compareDailyRows(a, b *dailyRow) int {
 // are few: sorted by their values), last in every flush (after the hourly
 // rows and the quota totals), so that replicas lock rows of the three
 // tables in the same order.
-func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) error {
+func addUsageDaily(ctx context.Context, tx pgx.Tx, rows *chunked.List[store.UsageDelta]) error {
 	keys, sums := dailySums(rows)
 	const sql = `INSERT INTO usage_daily_owner (account_id, day, tenant_id, app_id, outcome, count)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bigint[])
@@ -75,18 +76,18 @@ func addUsageDaily(ctx context.Context, tx pgx.Tx, rows []store.UsageDelta) erro
 }
 
 // dailySums sums rows by rollup row, and returns the rollup rows sorted.
-func dailySums(rows []store.UsageDelta) ([]dailyRow, map[dailyRow]int64) {
+func dailySums(rows *chunked.List[store.UsageDelta]) ([]dailyRow, map[dailyRow]int64) {
 	sums := map[dailyRow]int64{}
 	var (
 		lastHour time.Time
 		lastDay  int64
 	)
-	for i := range rows {
-		r := &rows[i].Row
+	for i, d := range rows.All() {
+		r := &d.Row
 		if i == 0 || !r.Hour.Equal(lastHour) {
 			lastHour, lastDay = r.Hour, dayOf(r.Hour)
 		}
-		sums[dailyRow{account: r.AccountID, tenant: r.TenantID, app: r.AppID, outcome: r.Outcome, day: lastDay}] += rows[i].Count
+		sums[dailyRow{account: r.AccountID, tenant: r.TenantID, app: r.AppID, outcome: r.Outcome, day: lastDay}] += d.Count
 	}
 	keys := make([]dailyRow, 0, len(sums))
 	for k := range sums {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -32,7 +33,7 @@ func BenchmarkDailySums(b *testing.B) {
 			KeyID: fmt.Sprintf("key-%06d", i), Service: "email-api", Operation: "read", Outcome: [2]string{"allowed", "rate_limited"}[i%2], Hour: h}}
 	}
 	for b.Loop() {
-		if keys, _ := dailySums(rows); len(keys) != 2 {
+		if keys, _ := dailySums(chunked.Of(rows...)); len(keys) != 2 {
 			b.Fatalf("%d rollup rows, want 2", len(keys))
 		}
 	}

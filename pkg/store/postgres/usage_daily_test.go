@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 	"github.com/keygate/keygate/pkg/store/postgres"
 	"github.com/keygate/keygate/pkg/store/postgres/pgtest"
@@ -129,7 +130,7 @@ func TestUsageRollupAgrees(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	// Flushes in time order, then late ones over every day again.
 	for _, batch := range [][]store.UsageDelta{rollupRows(r, 3000), rollupRows(r, 3000), rollupRows(r, 500)} {
-		if _, err := s.AddUsageQuotas(ctx, batch, nil, "replica-1"); err != nil {
+		if _, err := s.AddUsageQuotas(ctx, chunked.Of(batch...), nil, "replica-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +140,7 @@ func TestUsageRollupAgrees(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, st := range []*postgres.Store{s, other} {
 		go func() {
-			_, err := st.AddUsageQuotas(ctx, shared, nil, fmt.Sprintf("%p", st))
+			_, err := st.AddUsageQuotas(ctx, chunked.Of(shared...), nil, fmt.Sprintf("%p", st))
 			errs <- err
 		}()
 	}
@@ -210,7 +211,7 @@ func TestUsageRollupMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := postgres.New(ctx, pool, postgres.Options{})
-	if _, err := s.AddUsageQuotas(ctx, rollupRows(r, 1000), nil, "new"); err != nil {
+	if _, err := s.AddUsageQuotas(ctx, chunked.Of(rollupRows(r, 1000)...), nil, "new"); err != nil {
 		t.Fatal(err)
 	}
 	wantRollupAgrees(t, s)
@@ -291,7 +292,7 @@ func TestUsageRollupBatches(t *testing.T) {
 			KeyID: fmt.Sprintf("k-%05d", i), Service: "svc", Operation: fmt.Sprintf("op-%d", i%7), Outcome: "allowed",
 			Hour: rollupDay0.Add(time.Duration(i%48) * time.Hour)}}
 	}
-	if _, err := s.AddUsageQuotas(ctx, rows, nil, "r"); err != nil {
+	if _, err := s.AddUsageQuotas(ctx, chunked.Of(rows...), nil, "r"); err != nil {
 		t.Fatal(err)
 	}
 	want := int64(0)
@@ -349,7 +350,7 @@ func TestUsageRollupReconcile(t *testing.T) {
 	ctx := t.Context()
 	s, pool := newRollupStore(t)
 	now := time.Date(2026, 4, 1, 10, 30, 0, 0, time.UTC) // rollupRows span 03-29 to 04-02
-	if _, err := s.AddUsageQuotas(ctx, rollupRows(rand.New(rand.NewPCG(7, 8)), 800), nil, "r1"); err != nil {
+	if _, err := s.AddUsageQuotas(ctx, chunked.Of(rollupRows(rand.New(rand.NewPCG(7, 8)), 800)...), nil, "r1"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.ReconcileUsageRollup(ctx, now); err != nil || n != 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
 )
 
@@ -26,9 +27,9 @@ const usageBatch = 5000
 // none), creating the month partitions they need (and the next month's,
 // ahead of time).
 func (s *Store) AddUsage(ctx context.Context, deltas map[store.UsageRow]int64) error {
-	rows := make([]store.UsageDelta, 0, len(deltas))
+	rows := new(chunked.List[store.UsageDelta])
 	for r, n := range deltas {
-		rows = append(rows, store.UsageDelta{Row: r, Count: n})
+		rows.Append(store.UsageDelta{Row: r, Count: n})
 	}
 	_, err := s.AddUsageQuotas(ctx, rows, nil, "")
 	return err
@@ -36,14 +37,14 @@ func (s *Store) AddUsage(ctx context.Context, deltas map[store.UsageRow]int64) e
 
 // AddUsageQuotas is AddUsage that also adds quotas to quota_counts in the
 // same transaction (store.QuotaLedger).
-func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quotas []store.QuotaDelta, writer string) ([]store.QuotaTotal, error) {
-	if len(rows) == 0 && len(quotas) == 0 {
+func (s *Store) AddUsageQuotas(ctx context.Context, rows *chunked.List[store.UsageDelta], quotas *chunked.List[store.QuotaDelta], writer string) ([]store.QuotaTotal, error) {
+	if rows.Len() == 0 && quotas.Len() == 0 {
 		return nil, nil
 	}
 	months := map[time.Time]bool{}
 	var last time.Time
-	for i := range rows {
-		if h := rows[i].Row.Hour; i == 0 || !h.Equal(last) {
+	for i, r := range rows.All() {
+		if h := r.Row.Hour; i == 0 || !h.Equal(last) {
 			m := monthOf(h)
 			months[m], months[m.AddDate(0, 1, 0)] = true, true
 			last = h
@@ -55,18 +56,18 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 	// One order every replica shares (rowOrder). A row named twice is one
 	// row (an INSERT may not change a row twice): its counts are summed
 	// into the first.
-	order := rowOrder(len(rows), func(i int) uint64 { return usageRowHash(&rows[i].Row) },
-		func(a, b int) int { return compareUsageRows(&rows[a].Row, &rows[b].Row) })
-	counts := make([]int64, len(rows))
+	order := rowOrder(rows.Len(), func(i int) uint64 { return usageRowHash(&rows.At(i).Row) },
+		func(a, b int) int { return compareUsageRows(&rows.At(a).Row, &rows.At(b).Row) })
+	counts := make([]int64, rows.Len())
 	merged := order[:0]
 	for i, j := range order {
 		yieldEvery(i)
-		if i > 0 && compareUsageRows(&rows[merged[len(merged)-1]].Row, &rows[j].Row) == 0 {
-			counts[merged[len(merged)-1]] += rows[j].Count
+		if i > 0 && compareUsageRows(&rows.At(int(merged[len(merged)-1])).Row, &rows.At(int(j)).Row) == 0 {
+			counts[merged[len(merged)-1]] += rows.At(int(j)).Count
 			continue
 		}
 		merged = append(merged, j)
-		counts[j] = rows[j].Count
+		counts[j] = rows.At(int(j)).Count
 	}
 	order = merged
 	const sql = `INSERT INTO usage_hourly (account_id, hour, tenant_id, app_id, key_id, service, operation, outcome, count)
@@ -87,7 +88,7 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows []store.UsageDelta, quo
 			cols.reset()
 			for i, j := range chunk {
 				yieldEvery(i)
-				r := &rows[j].Row
+				r := &rows.At(int(j)).Row
 				acc.Text(r.AccountID)
 				tenant.Text(r.TenantID)
 				app.Text(r.AppID)
