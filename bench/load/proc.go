@@ -153,11 +153,23 @@ var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 // httpGet returns the status and body of a GET.
 func httpGet(ctx context.Context, url string) (int, []byte, error) {
+	return httpGetWith(ctx, httpClient, url)
+}
+
+// httpGetFor is httpGet of a request the server takes d to answer (a
+// profile or trace of d): it may take d and httpClient's timeout more.
+func httpGetFor(ctx context.Context, url string, d time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+httpClient.Timeout)
+	defer cancel()
+	return httpGetWith(ctx, http.DefaultClient, url)
+}
+
+func httpGetWith(ctx context.Context, c *http.Client, url string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -750,7 +750,7 @@ func (h *harness) profileKeygate(ctx context.Context, ph phase, sc *scenario, kg
 			if name == "allocs" {
 				endpoint = "allocs"
 			}
-			code, body, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", kg.admin, endpoint, secs))
+			code, body, err := httpGetFor(ctx, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", kg.admin, endpoint, secs), time.Duration(secs)*time.Second)
 			if err == nil && code != 200 {
 				err = fmt.Errorf("/debug/pprof/%s: %d %s", endpoint, code, body)
 			}

@@ -280,7 +280,7 @@ func (h *harness) traceKeygate(ctx context.Context, ph phase, sc *scenario, kg *
 	}()
 	// The client needs a moment to start; the trace then covers steady load.
 	time.Sleep(2 * time.Second)
-	code, body, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", kg.admin, secs))
+	code, body, err := httpGetFor(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", kg.admin, secs), time.Duration(secs)*time.Second)
 	if err == nil && code != 200 {
 		err = fmt.Errorf("/debug/pprof/trace: %d %s", code, body)
 	}

@@ -353,10 +353,11 @@ func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOv
 // drainYieldEvery+1 is how many listed records Drain hands over between
 // two yields. In a server's round robin over 100,000 keys a shard's
 // 1,600 records took 2 to 5 ms, the cell callback's map insert and quota
-// lookup included, on cold caches and with the collector marking
-// (execution trace, docs/performance.md "Run of 2026-12-07, night"): 256
-// keep each stretch well under a millisecond.
-const drainYieldEvery = 255
+// lookup included, on cold caches and with the collector marking, and
+// stretches of 256 still up to 9 ms while the callback's map grew
+// (execution traces, docs/performance.md "Run of 2026-12-07, night"). A
+// yield with nothing else to run costs about 100 ns.
+const drainYieldEvery = 63
 
 // drainRecord hands cell k's counts and empties its slots, unlisting k
 // first: an add the drain does not take then lists k again. names are the
