@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/keygate/keygate/pkg/yield"
 )
 
 // UsageCounter counts the decisions about known keys (SPEC §12: rows 4
@@ -334,30 +336,28 @@ func (u *UsageCounter) Drain(cell func(UsageCell, uint64), overflow func(UsageOv
 		s.mu.Unlock()
 		for j, k := range listed {
 			names = u.drainRecord(k, names, cell)
-			if j&drainYieldEvery == drainYieldEvery {
-				runtime.Gosched()
-			}
+			yield.Every(j, drainYield)
 		}
 		clear(listed) // the records go with their counts
 		s.mu.Lock()
 		s.spare = listed[:0]
 		s.mu.Unlock()
 		// A drain runs beside the requests, often on one CPU: yielding
-		// between shards, and every drainYieldEvery+1 records within one
+		// between shards, and every drainYield records within one
 		// (outside the shard's lock), keeps them from waiting for the
 		// whole drain.
 		runtime.Gosched()
 	}
 }
 
-// drainYieldEvery+1 is how many listed records Drain hands over between
+// drainYield is how many listed records Drain hands over between
 // two yields. In a server's round robin over 100,000 keys a shard's
 // 1,600 records took 2 to 5 ms, the cell callback's map insert and quota
 // lookup included, on cold caches and with the collector marking, and
 // stretches of 256 still up to 9 ms while the callback's map grew
 // (execution traces, docs/performance.md "Run of 2026-12-07, night"). A
 // yield with nothing else to run costs about 100 ns.
-const drainYieldEvery = 63
+const drainYield = 64
 
 // drainRecord hands cell k's counts and empties its slots, unlisting k
 // first: an add the drain does not take then lists k again. names are the

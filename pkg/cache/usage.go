@@ -2,13 +2,13 @@ package cache
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/yield"
 )
 
 // usageState batches last-used times. The engine calls KeyUsed on every
@@ -115,9 +115,7 @@ func usesBatch(batch map[store.KeyRef]time.Time, uses []keyUse) map[store.KeyRef
 	}
 	for i, use := range uses {
 		addLater(batch, store.KeyRef{AccountID: use.k.Spec.AccountID, ID: use.k.Spec.ID}, time.Unix(0, use.at))
-		if i&255 == 255 {
-			runtime.Gosched()
-		}
+		yield.Every(i, 256)
 	}
 	return batch
 }

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/yield"
 )
 
 // Defaults of Options.
@@ -374,7 +374,8 @@ func (a *Aggregator) write(ctx context.Context, now time.Time) error {
 		i := 0
 		for p, n := range a.pending {
 			rows[p.row()] += n
-			yieldEvery(&i)
+			yield.Every(i, 1024)
+			i++
 		}
 		if err := a.w.AddUsage(ctx, rows); err != nil {
 			return err
@@ -390,12 +391,14 @@ func (a *Aggregator) write(ctx context.Context, now time.Time) error {
 	i := 0
 	for p, n := range a.pending {
 		rows.Append(store.UsageDelta{Row: p.row(), Count: n})
-		yieldEvery(&i)
+		yield.Every(i, 1024)
+		i++
 	}
 	keys := new(chunked.List[quotaPeriod])
 	deltas := new(chunked.List[store.QuotaDelta])
 	for k, n := range a.pendingQuotas {
-		yieldEvery(&i)
+		yield.Every(i, 1024)
+		i++
 		start := time.Unix(k.start, 0).UTC()
 		keys.Append(k)
 		deltas.Append(store.QuotaDelta{Subject: k.cell.Subject(), Start: start, Delta: n, Expected: k.cell.Expect(start, n)})
@@ -407,7 +410,8 @@ func (a *Aggregator) write(ctx context.Context, now time.Time) error {
 	a.flushed(now)
 	for _, t := range totals {
 		keys.At(t.Index).cell.SetTotal(deltas.At(t.Index).Start, t.Used, now)
-		yieldEvery(&i)
+		yield.Every(i, 1024)
+		i++
 	}
 	a.quotaFlushTotals.Add(uint64(len(totals)))
 	return nil
@@ -418,7 +422,8 @@ func (a *Aggregator) flushed(now time.Time) {
 	i := 0
 	for k, n := range a.pendingQuotas {
 		k.cell.Flushed(time.Unix(k.start, 0), n, now)
-		yieldEvery(&i)
+		yield.Every(i, 1024)
+		i++
 	}
 }
 
@@ -429,18 +434,6 @@ const maxMapHint = 4096
 func hasRow(m map[pendingRow]int64, r pendingRow) bool {
 	_, ok := m[r]
 	return ok
-}
-
-// yieldEvery lets the requests waiting for the CPU run once every 1,024
-// rows of a loop over a flush's rows, counting in *i: the flush runs
-// beside them, often on one CPU, where Go preempts a goroutine that runs
-// on only after 10 ms (BenchmarkQuotaFlushSync100k/flush-stall). At about
-// a microsecond a row on a slow CPU, that is a millisecond between yields;
-// a yield with nothing else to run costs about 100 ns.
-func yieldEvery(i *int) {
-	if *i++; *i&1023 == 0 {
-		runtime.Gosched()
-	}
 }
 
 // SyncQuotas reads what the fleet admitted against the quotas from the

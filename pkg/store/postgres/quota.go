@@ -14,6 +14,7 @@ import (
 	"github.com/keygate/keygate/pkg/authz"
 	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/yield"
 )
 
 var _ store.QuotaLedger = (*Store)(nil)
@@ -239,7 +240,7 @@ func addQuotaTotals(ctx context.Context, tx pgx.Tx, quotas *chunked.List[store.Q
 	deltas, expected := make([]int64, 0, len(order)), make([]int64, 0, len(order))
 	reps := order[:0]
 	for i, j := range order {
-		yieldEvery(i)
+		yield.Every(i, 1024)
 		q := quotas.At(int(j))
 		if i > 0 && same(reps[len(reps)-1], j) == 0 {
 			last := len(reps) - 1

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"runtime"
 	"slices"
+
+	"github.com/keygate/keygate/pkg/yield"
 )
 
 // Rows a flush upserts are sent in one order that every replica shares,
@@ -31,7 +33,7 @@ func rowOrder(n int, hash func(i int) uint64, compare func(a, b int) int) []int3
 	for i := range n {
 		hashes[i] = hash(i)
 		starts[bucketOf(hashes[i])+1]++
-		yieldEvery(i)
+		yield.Every(i, 1024)
 	}
 	for b := 1; b <= orderBuckets; b++ {
 		starts[b] += starts[b-1]
@@ -65,15 +67,6 @@ func rowOrder(n int, hash func(i int) uint64, compare func(a, b int) int) []int3
 const orderBuckets = 256
 
 func bucketOf(h uint64) int { return int(h >> 56) }
-
-// yieldEvery lets the requests waiting for the CPU run once every 1,024
-// rows of a loop over a flush's rows (see rowOrder): a millisecond of work
-// at most between two yields on a slow CPU.
-func yieldEvery(i int) {
-	if i&1023 == 1023 {
-		runtime.Gosched()
-	}
-}
 
 const (
 	fnvOffset uint64 = 14695981039346656037

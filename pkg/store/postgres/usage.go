@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/yield"
 )
 
 // TouchKeys records last-used times, keeping the later of the stored and
@@ -59,7 +60,7 @@ func (s *Store) TouchKeys(ctx context.Context, used map[store.KeyRef]time.Time) 
 			accounts.Text(r.AccountID)
 			ids.Text(r.ID)
 			ats.Time(at)
-			yieldEvery(i)
+			yield.Every(i, 1024)
 			if i++; i%usageBatch == 0 {
 				if err := send(); err != nil {
 					return err

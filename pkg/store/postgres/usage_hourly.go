@@ -14,6 +14,7 @@ import (
 
 	"github.com/keygate/keygate/pkg/chunked"
 	"github.com/keygate/keygate/pkg/store"
+	"github.com/keygate/keygate/pkg/yield"
 )
 
 // usagePartitionLock serialises replicas creating or dropping usage_hourly
@@ -61,7 +62,7 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows *chunked.List[store.Usa
 	counts := make([]int64, rows.Len())
 	merged := order[:0]
 	for i, j := range order {
-		yieldEvery(i)
+		yield.Every(i, 1024)
 		if i > 0 && compareUsageRows(&rows.At(int(merged[len(merged)-1])).Row, &rows.At(int(j)).Row) == 0 {
 			counts[merged[len(merged)-1]] += rows.At(int(j)).Count
 			continue
@@ -87,7 +88,7 @@ func (s *Store) AddUsageQuotas(ctx context.Context, rows *chunked.List[store.Usa
 		for chunk := range slices.Chunk(order, usageBatch) {
 			cols.reset()
 			for i, j := range chunk {
-				yieldEvery(i)
+				yield.Every(i, 1024)
 				r := &rows.At(int(j)).Row
 				acc.Text(r.AccountID)
 				tenant.Text(r.TenantID)
