@@ -45,8 +45,11 @@ type traceSummary struct {
 	// idle mode (nothing else was runnable), by the runtime's label of
 	// the run.
 	workerRuns, holdingRuns, idleRuns []time.Duration
-	// unlabeledRuns are worker runs without a label: those already going
-	// when the trace began (the runtime labels a run as it starts).
+	// unlabeledRuns are worker runs without a label (the runtime labels
+	// a run as it starts in a mode): those already going when the trace
+	// began, and a worker's wake-ups outside any mode, a few microseconds
+	// each (parking again at once, or in gcMarkDone) — under -race, five
+	// or more in a test's three collections.
 	unlabeledRuns int
 	// assists are the mark assists requests' goroutines paid, and
 	// stopTheWorld the pauses.

@@ -69,10 +69,11 @@ func TestSummarizeTraceSeesTheCollector(t *testing.T) {
 	if len(s.workerRuns) == 0 || s.workerRuns[len(s.workerRuns)-1] <= 0 {
 		t.Errorf("no mark worker runs: %v", s.workerRuns)
 	}
-	// Every run the trace saw begin is labelled with its mode, each mode
-	// one of the two kinds; a run already going when the trace began has
-	// no label (one a P at most).
-	if n := len(s.holdingRuns) + len(s.idleRuns) + s.unlabeledRuns; n != len(s.workerRuns) || s.unlabeledRuns > runtime.GOMAXPROCS(0) {
+	// Every run is counted once: in its mode's kind, or unlabeled (one
+	// already going when the trace began, or a wake-up of a few
+	// microseconds outside any mode: their number varies, 5 of 20 runs
+	// in some -race runs); the collections' marking is labelled.
+	if n := len(s.holdingRuns) + len(s.idleRuns) + s.unlabeledRuns; n != len(s.workerRuns) || len(s.holdingRuns) == 0 {
 		t.Errorf("%d worker runs, %d holding, %d idle and %d unlabeled", len(s.workerRuns), len(s.holdingRuns), len(s.idleRuns), s.unlabeledRuns)
 	}
 	if len(s.stopTheWorld) < 3 {
