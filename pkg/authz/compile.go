@@ -115,7 +115,7 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 		if spec.PreviousValidUntil.IsZero() {
 			bad("previous_valid_until", errors.New("required with previous_hash"))
 		}
-		k.previous, k.HasPrevious = &prev, true
+		k.more().previous, k.HasPrevious = prev, true
 	}
 	if err := spec.RateLimit.Check(); err != nil {
 		bad("rate_limit", err)
@@ -129,17 +129,21 @@ func compile(spec KeySpec, opts *CompileOptions, lenient bool) (*Key, []string, 
 	}
 	_, n := spec.BoundQuotas()
 	k.hasQuota = n > 0
-	if k.ips, err = ParseIPFilters(spec.IPFilters); err != nil {
+	if ips, err := ParseIPFilters(spec.IPFilters); err != nil {
 		bad("ip_filters", err)
+	} else if ips.Len() > 0 {
+		k.more().ips = ips
 	}
 	if !spec.NotBefore.IsZero() && !spec.ExpiresAt.IsZero() && spec.NotBefore.After(spec.ExpiresAt) {
 		bad("not_before", fmt.Errorf("%s is after expires_at %s",
 			spec.NotBefore.Format(time.RFC3339), spec.ExpiresAt.Format(time.RFC3339)))
 	}
 	var dropped []string
-	k.headers, dropped, err = compileHeaders(k, spec.ResponseHeaders, opts, lenient)
+	headers, dropped, err := compileHeaders(k, spec.ResponseHeaders, opts, lenient)
 	if err != nil {
 		bad("response_headers", err)
+	} else if len(headers) > 0 {
+		k.more().headers = headers
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)

@@ -164,7 +164,7 @@ func (e *Engine) Evaluate(ctx context.Context, key *Key, r *Request, now time.Ti
 // quota state instead).
 func (e *Engine) decide(ctx context.Context, d *Decision, key *Key, r *Request, t time.Time, admit bool) {
 	d.Key = key
-	if key.unloadable != nil {
+	if key.Unloadable() != "" {
 		// A stored key that did not compile: it exists, but nothing about
 		// it can be decided until it is fixed (SPEC §10).
 		d.Reason, d.Err = StoreUnavailable, ErrKeyUnloadable

@@ -341,8 +341,9 @@ func value(p templatePart, k *Key, t *Target) string {
 // request to target t. Headers that depend only on the key were rendered at
 // load; only ${service} and ${operation} are filled here.
 func (k *Key) AppendResponseHeaders(dst []Header, t *Target) []Header {
-	for i := range k.headers {
-		h := &k.headers[i]
+	headers := k.templates()
+	for i := range headers {
+		h := &headers[i]
 		v := h.static
 		if h.parts != nil {
 			v = render(h.parts, k, t)
@@ -353,14 +354,14 @@ func (k *Key) AppendResponseHeaders(dst []Header, t *Target) []Header {
 }
 
 // ResponseHeaderCount is the number of headers AppendResponseHeaders adds.
-func (k *Key) ResponseHeaderCount() int { return len(k.headers) }
+func (k *Key) ResponseHeaderCount() int { return len(k.templates()) }
 
 // ResponseHeadersVary reports whether some response header depends on the
 // request (${service} or ${operation}), so that an adapter can build the
 // others once per key.
 func (k *Key) ResponseHeadersVary() bool {
-	for i := range k.headers {
-		if k.headers[i].parts != nil {
+	for _, h := range k.templates() {
+		if h.parts != nil {
 			return true
 		}
 	}

@@ -114,12 +114,18 @@ func (f *IPFilter) Allows(ip netip.Addr) bool {
 }
 
 // Prefixes lists the compiled filters (host bits masked, netmasks as
-// lengths), in the order written: what the key is checked against, also
-// once Trim has dropped the filters' text.
+// lengths), in the order written: what the key is checked against (the
+// record does not keep the filters' text).
 func (f *IPFilter) Prefixes() []netip.Prefix { return slices.Clone(f.prefixes) }
 
-// IPFilter returns the key's compiled IP filters.
-func (k *Key) IPFilter() *IPFilter { return &k.ips }
+// IPFilter returns the key's compiled IP filters (an empty filter, which
+// allows every address, for a key without any).
+func (k *Key) IPFilter() *IPFilter {
+	if k.extra == nil {
+		return new(IPFilter)
+	}
+	return &k.extra.ips
+}
 
 // Len is the number of filters.
 func (f *IPFilter) Len() int { return len(f.prefixes) }

@@ -27,7 +27,7 @@ const (
 // allow (AdapterData). Strings shared between keys (interned ids and names,
 // shared scopes) are counted for every key that holds them, so that a bound
 // on the sum holds whatever the sharing. It is computed once, when the
-// record is compiled (and again by Trim), never on a lookup.
+// record is compiled, never on a lookup.
 func (k *Key) Size() int64 {
 	if k.size > 0 {
 		return k.size
@@ -37,8 +37,9 @@ func (k *Key) Size() int64 {
 
 func (k *Key) computeSize() int64 {
 	n := int64(unsafe.Sizeof(*k)) + infoStringsSize(&k.Spec)
-	if k.previous != nil {
-		n += int64(unsafe.Sizeof(*k.previous))
+	if e := k.extra; e != nil {
+		n += int64(unsafe.Sizeof(*e)) + int64(len(e.unloadable)) +
+			int64(cap(e.ips.prefixes))*int64(unsafe.Sizeof(netip.Prefix{})) + headersSize(e.headers)
 	}
 	if a := k.Spec.KeyAccess; a != nil {
 		// Counted for every key, shared or not, as scopes are: the
@@ -49,8 +50,6 @@ func (k *Key) computeSize() int64 {
 			n += a.own.Size() + int64(cap(a.roles))*int64(unsafe.Sizeof((*Role)(nil)))
 		}
 	}
-	n += int64(cap(k.ips.prefixes)) * int64(unsafe.Sizeof(netip.Prefix{}))
-	n += headersSize(k.headers)
 	return n + AdapterCost(k)
 }
 
@@ -58,9 +57,10 @@ func (k *Key) computeSize() int64 {
 // the key once it has allowed a request (AdapterData): every header it
 // sends, with the rendered values.
 func AdapterCost(k *Key) int64 {
-	n := int64(adapterBase) + int64(len(k.headers))*adapterPerHeader
-	for i := range k.headers {
-		n += int64(len(k.headers[i].static))
+	headers := k.templates()
+	n := int64(adapterBase) + int64(len(headers))*adapterPerHeader
+	for i := range headers {
+		n += int64(len(headers[i].static))
 	}
 	return n
 }

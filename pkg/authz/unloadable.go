@@ -33,11 +33,11 @@ func Unloadable(spec KeySpec, cause error) (*Key, error) {
 	k := &Key{
 		Spec: KeyInfo{ID: spec.ID, Type: spec.Type, Name: spec.Name,
 			KeyOwner: &KeyOwner{AccountID: spec.AccountID}, KeyAccess: &KeyAccess{}},
-		Digest:     d,
-		unloadable: &why,
+		Digest: d,
+		extra:  &keyExtra{unloadable: why},
 	}
 	if prevAlg, prev, err := apikey.ParseHash(spec.PreviousHash); err == nil && prevAlg == alg {
-		k.previous, k.HasPrevious = &prev, true
+		k.extra.previous, k.HasPrevious = prev, true
 		k.Spec.previousValidUntil = unixTimeOf(spec.PreviousValidUntil, false)
 	}
 	k.setAlgorithm(alg)
@@ -48,10 +48,10 @@ func Unloadable(spec KeySpec, cause error) (*Key, error) {
 // Unloadable reports why the record stands for a key that cannot be
 // loaded (see Unloadable), or "" for a record that can decide.
 func (k *Key) Unloadable() string {
-	if k.unloadable == nil {
+	if k.extra == nil {
 		return ""
 	}
-	return *k.unloadable
+	return k.extra.unloadable
 }
 
 // BlamedFields names the fields a compile error blames, sorted and
