@@ -200,7 +200,8 @@ type Key struct {
 	Spec   KeyInfo
 	Digest apikey.Digest
 	// HasPrevious: the key has a rotated-out secret in its grace window
-	// (PreviousDigest, in extra). Stores index the key under both.
+	// (PreviousDigest, in extra; a record built with it set and no extra
+	// has no previous digest). Stores index the key under both.
 	HasPrevious bool
 	// hasQuota: a quota binds the key (its own or its tenant's), so that
 	// row 10 costs one load for the many keys without one. Beside
@@ -302,10 +303,10 @@ func (k *Key) setAlgorithm(a apikey.Algorithm) {
 // PreviousDigest is the digest of the secret a rotation replaced, while it
 // is in its grace window (HasPrevious); the zero digest otherwise.
 func (k *Key) PreviousDigest() apikey.Digest {
-	if !k.HasPrevious {
-		return apikey.Digest{}
+	if e := k.extra; e != nil && k.HasPrevious {
+		return e.previous
 	}
-	return k.extra.previous
+	return apikey.Digest{}
 }
 
 // Algorithm is the algorithm of the key's stored hashes.
@@ -374,7 +375,8 @@ func (k *Key) Matches(d apikey.Digest, now time.Time) bool {
 	if d == k.Digest {
 		return true
 	}
-	return k.HasPrevious && d == k.extra.previous && k.Spec.previousValidUntil.after(now.UnixMicro())
+	e := k.extra
+	return k.HasPrevious && e != nil && d == e.previous && k.Spec.previousValidUntil.after(now.UnixMicro())
 }
 
 // Status is row 4 of the decision: active, then not-before, then expiry.

@@ -3,7 +3,10 @@ package authz
 import (
 	"reflect"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/keygate/keygate/pkg/apikey"
 )
 
 // lastPointerEnd is the end of the last word of t (at offset base) that
@@ -43,5 +46,23 @@ func TestKeyLayout(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(Key{}); n > 288 {
 		t.Errorf("a Key is %d bytes, want at most 288", n)
+	}
+}
+
+// TestPreviousOnlyWithExtra: HasPrevious is exported, so a record can be
+// built with it set and no extra part (the previous digest's home): such
+// a record matches its current digest only, and reports no previous
+// digest, instead of failing on the missing part.
+func TestPreviousOnlyWithExtra(t *testing.T) {
+	k := &Key{Digest: apikey.Digest{1}, HasPrevious: true}
+	k.Spec.previousValidUntil = unixTimeOf(time.Now().Add(time.Hour), false)
+	if !k.Matches(apikey.Digest{1}, time.Now()) {
+		t.Error("the current digest does not match")
+	}
+	if k.Matches(apikey.Digest{}, time.Now()) {
+		t.Error("the zero digest matches a record without a previous one")
+	}
+	if d := k.PreviousDigest(); d != (apikey.Digest{}) {
+		t.Errorf("PreviousDigest = %x, want zero", d)
 	}
 }
