@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"testing"
+	"time"
 )
 
 // records is how many each benchmark holds: the round robin's database.
@@ -141,4 +142,40 @@ func BenchmarkRecordsInFlatBlocks(b *testing.B) {
 	measure(b)
 	runtime.KeepAlive(index)
 	runtime.KeepAlive(blocks)
+}
+
+// item stands for ristretto's store item: its value is a slot number, and
+// its expiry a time.Time (whose location pointer is nil).
+type item struct {
+	key, conflict, slot uint64
+	expiration          time.Time
+}
+
+// Records held in a slice in allocation order, reached from the index by
+// slot number: ristretto's map still scanned, but holding no pointer to a
+// record.
+func BenchmarkRecordsBySlotNumber(b *testing.B) {
+	s := newRecords()
+	index := make(map[uint64]item, records)
+	for i := range s {
+		index[rand.Uint64()] = item{slot: uint64(i)}
+	}
+	measure(b)
+	runtime.KeepAlive(index)
+	runtime.KeepAlive(s)
+}
+
+// Records reached through a map of ristretto-like items holding pointers.
+func BenchmarkRecordsByMapOfItems(b *testing.B) {
+	type pitem struct {
+		key, conflict uint64
+		value         *record
+		expiration    time.Time
+	}
+	index := make(map[uint64]pitem, records)
+	for _, r := range newRecords() {
+		index[rand.Uint64()] = pitem{value: r}
+	}
+	measure(b)
+	runtime.KeepAlive(index)
 }

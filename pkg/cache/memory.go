@@ -12,9 +12,10 @@ import (
 )
 
 // entryOverhead is what one ristretto entry costs beyond the record it
-// points to: ristretto's store item and map slot, and its admission
-// policy's key and cost (measured on ristretto v2, rounded up).
-const entryOverhead = 96
+// names: ristretto's store item and map slot, and its admission policy's
+// key and cost (measured on ristretto v2, rounded up: 96), and the
+// record's slot (records, 8).
+const entryOverhead = 104
 
 // costOf is what an entry for k costs against
 // MaxBytes: its size, but at least minCost, MaxBytes/MaxKeys, so that the
