@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keygate/keygate/pkg/slotnum"
 )
 
 // Quotas holds each quota subject's count in the current period (SPEC
@@ -43,15 +45,15 @@ type Quotas struct {
 	// changed) when a chunk is added, under mu, so that the hot path reads
 	// a slot of a memo without the lock.
 	chunks atomic.Pointer[[]quotaChunk]
-	// next is the number of slots ever handed out; free are slots dropped
-	// before the last DropEnded, to be handed out again, and freeing those
+	// nums are the slots' numbers, those dropped before the last
+	// DropEnded given back to be handed out again, and freeing those
 	// dropped by the last one: a slot is reused only after a whole
 	// interval between two DropEnded calls (the usage aggregator's
 	// maintenance: hourly, or at the next flush after a failure), so
 	// that an admission that found the slot before it was dropped has
 	// long finished counting in it.
-	next          uint32
-	free, freeing []uint32
+	nums    slotnum.Numbers
+	freeing []uint32
 	// tag names the table in records' memos (0: too many tables were
 	// made to name this one; its records look their cells up each time).
 	tag uint16
@@ -148,13 +150,8 @@ func (q *Quotas) index(i uint32, h uint64) {
 // take hands out a slot for s, its period ending at end; q.mu must be held
 // for writing.
 func (q *Quotas) take(s QuotaSubject, end int64) uint32 {
-	var i uint32
-	if n := len(q.free); n > 0 {
-		i = q.free[n-1]
-		q.free = q.free[:n-1]
-	} else {
-		i = q.next
-		q.next++
+	i, fresh := q.nums.Take()
+	if fresh {
 		if chunks := *q.chunks.Load(); int(i/quotaChunkLen) == len(chunks) {
 			grown := append(chunks[:len(chunks):len(chunks)],
 				quotaChunk{slots: new([quotaChunkLen]quotaSlot), subjects: new([quotaChunkLen]QuotaSubject)})
@@ -534,7 +531,7 @@ func (c QuotaCell) Start() time.Time {
 func (q *Quotas) DropEnded(now time.Time) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.free = append(q.free, q.freeing...)
+	q.nums.Give(q.freeing...)
 	q.freeing = q.freeing[:0]
 	drop := func(i uint32) bool {
 		c := q.slot(i)

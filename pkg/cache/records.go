@@ -7,6 +7,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/keygate/keygate/pkg/authz"
+	"github.com/keygate/keygate/pkg/slotnum"
 )
 
 // records are the cached key records by digest prefix: ristretto decides
@@ -34,9 +35,8 @@ type records struct {
 	// place) when it grows, so that readers load it without a lock.
 	blocks atomic.Pointer[[]*slotBlock]
 
-	mu   sync.Mutex // guards free and next
-	free []uint32   // slots given back, reused last in, first out
-	next uint32     // the lowest slot never taken; slot 0 is never taken
+	mu   sync.Mutex      // guards nums
+	nums slotnum.Numbers // from 1: slot 0 is never taken
 }
 
 const (
@@ -50,7 +50,7 @@ type slotBlock [slotBlockLen]atomic.Pointer[authz.Key]
 // records' own.
 func newRecords(cfg ristretto.Config[uint64, uint32]) (*records, error) {
 	// Block 0 from the start: slot 0, never taken, answers a miss.
-	r := &records{next: 1}
+	r := &records{nums: slotnum.From(1)}
 	r.blocks.Store(&[]*slotBlock{new(slotBlock)})
 	cfg.OnExit = r.release
 	rc, err := ristretto.NewCache(&cfg)
@@ -101,17 +101,10 @@ func (r *records) Set(p uint64, k *authz.Key, cost int64) bool {
 func (r *records) take(k *authz.Key) uint32 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var s uint32
-	if n := len(r.free); n > 0 {
-		s = r.free[n-1]
-		r.free = r.free[:n-1]
-	} else {
-		s = r.next
-		r.next++
-		if blocks := *r.blocks.Load(); int(s>>slotBlockBits) >= len(blocks) {
-			grown := append(blocks[:len(blocks):len(blocks)], new(slotBlock))
-			r.blocks.Store(&grown)
-		}
+	s, fresh := r.nums.Take()
+	if blocks := *r.blocks.Load(); fresh && int(s>>slotBlockBits) >= len(blocks) {
+		grown := append(blocks[:len(blocks):len(blocks)], new(slotBlock))
+		r.blocks.Store(&grown)
 	}
 	r.slot(s).Store(k)
 	return s
@@ -124,7 +117,7 @@ func (r *records) release(s uint32) {
 	}
 	r.slot(s).Store(nil)
 	r.mu.Lock()
-	r.free = append(r.free, s)
+	r.nums.Give(s)
 	r.mu.Unlock()
 }
 
@@ -132,7 +125,7 @@ func (r *records) release(s uint32) {
 func (r *records) inUse() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return int(r.next) - 1 - len(r.free)
+	return r.nums.InUse()
 }
 
 // Del drops whatever is stored under prefix p.
