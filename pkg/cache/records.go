@@ -80,8 +80,8 @@ func (r *records) Get(p uint64) (*authz.Key, bool) {
 
 // at is what slot s holds: nil when empty or when no block holds it yet.
 func (r *records) at(s uint32) *authz.Key {
-	if blocks := *r.blocks.Load(); int(s>>slotBlockBits) < len(blocks) {
-		return blocks[s>>slotBlockBits][s&(slotBlockLen-1)].Load()
+	if sl := r.slot(s); sl != nil {
+		return sl.Load()
 	}
 	return nil
 }

@@ -134,3 +134,27 @@ func TestRecordSlotsConcurrentReaders(t *testing.T) {
 	wg.Wait()
 	r.Wait()
 }
+
+// A lookup whose slot number ristretto has let go of, the slot since given
+// to another key's record, is a miss answered by the store: never the
+// other key. (The race this stands for: a reader loads key A's number, A
+// is evicted and B's record takes the slot, then the reader loads it.)
+func TestReusedSlotIsAMiss(t *testing.T) {
+	a, b := newKey(t, "key-a", "secret-a"), newKey(t, "key-b", "secret-b")
+	src := newFakeSource(a, b)
+	c := warmCache(t, src, Options{})
+	s, ok := c.rc.rc.Get(prefixOf(a.Digest))
+	if !ok || c.rc.at(s) != a {
+		t.Fatal("key A is not cached in its slot")
+	}
+	c.rc.slot(s).Store(b) // A's number, B's record
+	before := c.Stats().StoreLookups
+	got, err := lookup(c, "secret-a")
+	if err != nil || got == nil || got.Spec.ID != "key-a" {
+		t.Fatalf("lookup of A's secret with B's record in A's slot: %v, %v; want key A", got, err)
+	}
+	if n := c.Stats().StoreLookups - before; n != 1 {
+		t.Fatalf("%d store lookups, want 1 (the slot's record is not A's: a miss)", n)
+	}
+	mustFind(t, c, "secret-b", b)
+}
